@@ -1,0 +1,273 @@
+//! The demo tenant: a small, realistic world so the UI and API are not empty.
+
+use rand::Rng as _;
+use rand::distr::Alphanumeric;
+
+use crate::case_types::FieldDef;
+use crate::cases::NewCase;
+use crate::customers::{Consent, NewCustomer, RawIdentity};
+use crate::directory::{NewUser, User};
+use crate::sla::{CaseStatus, Priority, SlaPolicy};
+use crate::timeline::NewInteraction;
+use crate::types::{Actor, Role, Timestamp};
+use crate::{Result, Store};
+
+/// Name of the demo tenant.
+pub const DEMO_TENANT: &str = "demo";
+
+/// A login created for the demo, with its generated password (shown once).
+#[derive(Debug, Clone)]
+pub struct DemoLogin {
+    /// The user.
+    pub user: User,
+    /// The generated password.
+    pub password: String,
+}
+
+/// Generates a password strong enough for the demo (20 alphanumerics, ~119 bits).
+pub fn generate_password() -> String {
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(20)
+        .map(char::from)
+        .collect()
+}
+
+/// Default SLA targets (minutes): P0 15 / 4 h, P1 1 h / 8 h, P2 4 h / 24 h, P3 8 h / 72 h.
+pub const DEFAULT_SLA: [(Priority, i64, i64); 4] = [
+    (Priority::P0, 15, 240),
+    (Priority::P1, 60, 480),
+    (Priority::P2, 240, 1440),
+    (Priority::P3, 480, 4320),
+];
+
+/// Creates the demo tenant with users, SLA policies, a case type, customers, cases and
+/// timeline entries. Returns `None` if it already exists (seeding is idempotent).
+pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
+    if store.tenant_by_name(DEMO_TENANT).await?.is_some() {
+        return Ok(None);
+    }
+    let tenant = store.create_tenant(DEMO_TENANT).await?;
+    let system = Actor::system(&tenant.id);
+    let mut logins = Vec::new();
+    for (email, name, role) in [
+        ("admin@demo.parley.test", "Ada Admin", Role::Admin),
+        (
+            "supervisor@demo.parley.test",
+            "Sam Supervisor",
+            Role::Supervisor,
+        ),
+        ("agent1@demo.parley.test", "Alice Agent", Role::Agent),
+        ("agent2@demo.parley.test", "Bob Agent", Role::Agent),
+    ] {
+        let password = generate_password();
+        let user = store
+            .create_user(
+                &system,
+                NewUser {
+                    email: email.into(),
+                    name: name.into(),
+                    role,
+                    password: password.clone(),
+                },
+            )
+            .await?;
+        logins.push(DemoLogin { user, password });
+    }
+    for (priority, first_response_minutes, resolution_minutes) in DEFAULT_SLA {
+        store
+            .set_sla_policy(
+                &system,
+                SlaPolicy {
+                    priority,
+                    first_response_minutes,
+                    resolution_minutes,
+                },
+            )
+            .await?;
+    }
+    let support = store.create_team(&system, "Support").await?;
+    let sales = store.create_team(&system, "Sales").await?;
+    for (i, l) in logins.iter().enumerate().skip(2) {
+        let team = if i == 2 { &support.id } else { &sales.id };
+        store
+            .set_team_member(&system, team, &l.user.id, true)
+            .await?;
+    }
+    let english = store.create_skill(&system, "english").await?;
+    let billing = store.create_skill(&system, "billing").await?;
+    let spanish = store.create_skill(&system, "spanish").await?;
+    for (l, skill, p) in [
+        (&logins[2], &english, 5),
+        (&logins[2], &billing, 4),
+        (&logins[3], &english, 4),
+        (&logins[3], &spanish, 5),
+    ] {
+        store
+            .set_user_skill(&system, &l.user.id, &skill.id, Some(p))
+            .await?;
+    }
+    let fields: Vec<FieldDef> = serde_json::from_value(serde_json::json!([
+        {"key": "invoice_number", "label": "Invoice number", "type": "text", "required": true},
+        {"key": "amount", "label": "Disputed amount", "type": "number"},
+        {"key": "reason", "label": "Reason", "type": "enum", "values": ["double_charge", "wrong_amount", "not_received"]}
+    ]))
+    .map_err(|source| crate::Error::Corrupt { what: "demo case type", source })?;
+    let billing_type = store
+        .create_case_type(&system, "Billing dispute", fields)
+        .await?;
+    let agent = Actor {
+        tenant_id: tenant.id.clone(),
+        user_id: Some(logins[2].user.id.clone()),
+        role: Role::Agent,
+    };
+
+    let people = [
+        (
+            "Maria Garcia",
+            "+34911234567",
+            "maria.garcia@example.com",
+            true,
+        ),
+        (
+            "John Smith",
+            "+14155550123",
+            "john.smith@example.com",
+            false,
+        ),
+        ("Aiko Tanaka", "+81312345678", "aiko@example.jp", true),
+    ];
+    let base = store.now().0 - 3 * 86_400_000;
+    for (n, (name, phone, email, consent)) in people.into_iter().enumerate() {
+        let c = store
+            .create_customer(
+                &system,
+                NewCustomer {
+                    name: name.into(),
+                    identities: vec![
+                        RawIdentity {
+                            kind: "phone".into(),
+                            value: phone.into(),
+                        },
+                        RawIdentity {
+                            kind: "email".into(),
+                            value: email.into(),
+                        },
+                    ],
+                    consent: Consent {
+                        recording: consent,
+                        marketing: false,
+                    },
+                },
+            )
+            .await?;
+        let at = |h: i64| Some(Timestamp(base + (n as i64) * 3_600_000 + h * 3_600_000));
+        let msg = |kind: &str, channel: &str, direction: &str, body: &str, when| NewInteraction {
+            kind: kind.into(),
+            channel: channel.into(),
+            direction: direction.into(),
+            body: body.into(),
+            attachments: vec![],
+            case_id: None,
+            occurred_at: when,
+            sentiment: None,
+            intent: None,
+            tags: vec![],
+        };
+        let case = match n {
+            0 => Some(
+                store
+                    .create_case(&agent, NewCase {
+                        title: "Charged twice for November".into(),
+                        customer_id: Some(c.id.clone()),
+                        case_type_id: Some(billing_type.id.clone()),
+                        priority: Some(Priority::P1),
+                        assignee_id: Some(logins[2].user.id.clone()),
+                        team_id: Some(support.id.clone()),
+                        custom_fields: serde_json::json!({"invoice_number": "INV-2026-1107", "amount": 49.0, "reason": "double_charge"})
+                            .as_object()
+                            .cloned()
+                            .unwrap_or_default(),
+                        tags: vec!["billing".into()],
+                    })
+                    .await?,
+            ),
+            1 => Some(
+                store
+                    .create_case(&agent, NewCase {
+                        title: "Router keeps dropping connection".into(),
+                        customer_id: Some(c.id.clone()),
+                        case_type_id: None,
+                        priority: Some(Priority::P2),
+                        assignee_id: Some(logins[3].user.id.clone()),
+                        team_id: None,
+                        custom_fields: Default::default(),
+                        tags: vec!["hardware".into()],
+                    })
+                    .await?,
+            ),
+            _ => None,
+        };
+        let case_id = case.as_ref().map(|c| c.id.clone());
+        let mut first = msg(
+            "email",
+            "email",
+            "inbound",
+            "Hello, I was charged twice on my last invoice. Can you help?",
+            at(0),
+        );
+        first.case_id = case_id.clone();
+        store.add_interaction(&system, &c.id, first).await?;
+        let mut reply = msg(
+            "email",
+            "email",
+            "outbound",
+            "Sorry about that! We are looking into the duplicate charge now.",
+            at(1),
+        );
+        reply.case_id = case_id.clone();
+        store.add_interaction(&agent, &c.id, reply).await?;
+        store
+            .add_interaction(
+                &system,
+                &c.id,
+                msg(
+                    "message",
+                    "whatsapp",
+                    "inbound",
+                    "Any update on my refund?",
+                    at(20),
+                ),
+            )
+            .await?;
+        store
+            .add_interaction(
+                &agent,
+                &c.id,
+                msg(
+                    "note",
+                    "internal",
+                    "internal",
+                    "Refund approved, @supervisor please sign off.",
+                    at(21),
+                ),
+            )
+            .await?;
+        if let Some(case) = case {
+            store
+                .transition_case(&agent, &case.id, CaseStatus::Open, None)
+                .await?;
+            if n == 1 {
+                store
+                    .transition_case(
+                        &agent,
+                        &case.id,
+                        CaseStatus::PendingCustomer,
+                        Some("asked for router model"),
+                    )
+                    .await?;
+            }
+        }
+    }
+    Ok(Some(logins))
+}

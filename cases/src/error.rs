@@ -1,0 +1,100 @@
+//! The one error type of this crate.
+
+use std::borrow::Cow;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the case and omnichannel core.
+///
+/// Variants carry structure (which field, which entity) so that the HTTP layer can map
+/// them to precise status codes and messages without parsing strings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value supplied by a caller is not acceptable.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field (JSON path, e.g. `identities[0].value`) that is wrong.
+        field: Cow<'static, str>,
+        /// Why it is wrong, in words a user can act on.
+        reason: Cow<'static, str>,
+    },
+    /// The entity does not exist in this tenant (or was never there).
+    #[error("{entity} not found")]
+    NotFound {
+        /// The kind of entity, e.g. `customer`.
+        entity: &'static str,
+    },
+    /// A uniqueness rule would be broken (e.g. an identity already owned by another customer).
+    #[error("{entity} conflict on {field}")]
+    Conflict {
+        /// The kind of entity.
+        entity: &'static str,
+        /// The field whose value is taken.
+        field: Cow<'static, str>,
+        /// Extra detail safe to show the caller (e.g. the id owning the value).
+        detail: Option<String>,
+    },
+    /// The requested state change is not allowed from the current state.
+    #[error("cannot move {entity} from {from} to {to}")]
+    InvalidTransition {
+        /// The kind of entity, e.g. `case`.
+        entity: &'static str,
+        /// The current state.
+        from: String,
+        /// The requested state.
+        to: String,
+    },
+    /// Credentials are wrong, expired or revoked. Deliberately unspecific.
+    #[error("authentication failed")]
+    Unauthenticated,
+    /// The storage backend failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A schema migration failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Stored JSON could not be read back (a bug or a manual edit of the database).
+    #[error("corrupt stored data in {what}: {source}")]
+    Corrupt {
+        /// Which stored value.
+        what: &'static str,
+        /// The decoding error.
+        source: serde_json::Error,
+    },
+    /// Password hashing failed (not a wrong password: an internal failure).
+    #[error("password hashing failed: {0}")]
+    PasswordHash(String),
+}
+
+impl Error {
+    pub(crate) fn invalid(
+        field: impl Into<Cow<'static, str>>,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_found(entity: &'static str) -> Self {
+        Error::NotFound { entity }
+    }
+
+    /// Maps a unique-constraint violation to [`Error::Conflict`], anything else to
+    /// [`Error::Database`].
+    pub(crate) fn from_unique(err: sqlx::Error, entity: &'static str, field: &'static str) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                return Error::Conflict {
+                    entity,
+                    field: field.into(),
+                    detail: None,
+                };
+            }
+        }
+        Error::Database(err)
+    }
+}

@@ -1,0 +1,57 @@
+//! Domain events: what changed, for live subscribers (the events WebSocket today, NATS
+//! across nodes later). Durable history lives in `case_events` and `audit_log`; these are
+//! notifications published after commit.
+
+use serde::Serialize;
+
+use crate::types::Role;
+
+/// A committed change, addressed to one tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainEvent {
+    /// The tenant whose users may see it.
+    #[serde(skip)]
+    pub tenant_id: String,
+    /// The lowest role allowed to receive it.
+    #[serde(skip)]
+    pub min_role: Role,
+    /// Dotted kind, e.g. `timeline.appended`, `case.status_changed`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The customer concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    /// The case concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// The new state of the entity, as the API would return it.
+    pub data: serde_json::Value,
+}
+
+impl DomainEvent {
+    pub(crate) fn new(tenant_id: &str, kind: &'static str, data: &impl Serialize) -> DomainEvent {
+        DomainEvent {
+            tenant_id: tenant_id.to_owned(),
+            min_role: Role::Agent,
+            kind,
+            customer_id: None,
+            case_id: None,
+            data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+        }
+    }
+
+    pub(crate) fn customer(mut self, id: &str) -> Self {
+        self.customer_id = Some(id.to_owned());
+        self
+    }
+
+    pub(crate) fn case(mut self, id: &str) -> Self {
+        self.case_id = Some(id.to_owned());
+        self
+    }
+
+    /// Whether a user of `tenant_id` with `role` may receive this event.
+    pub fn visible_to(&self, tenant_id: &str, role: Role) -> bool {
+        self.tenant_id == tenant_id && role >= self.min_role
+    }
+}

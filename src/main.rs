@@ -1,1 +1,303 @@
-fn main() {}
+//! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
+//! migrations; `user add` creates a login. See README.md.
+
+mod config;
+
+use std::io::{BufRead as _, IsTerminal as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use parley_cases::directory::NewUser;
+use parley_cases::{Actor, Role, Store};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "parley",
+    version,
+    about = "Parley: a self-hosted, voice-first contact center"
+)]
+struct Cli {
+    /// Configuration file (default: ./parley.toml when present). Env: PARLEY_CONFIG.
+    #[arg(long, global = true, env = "PARLEY_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run Parley: migrate, seed the demo tenant if the database is empty, serve HTTP.
+    Serve {
+        /// Create the demo tenant (if missing) even on a non-empty database.
+        #[arg(long)]
+        demo: bool,
+        /// HTTP listen address (overrides PARLEY_HTTP_ADDR).
+        #[arg(long)]
+        http_addr: Option<SocketAddr>,
+        /// Data directory (overrides PARLEY_DATA_DIR).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the effective configuration.
+    Config,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from standard input (one line), never argv.
+    Add {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the email).
+        #[arg(long)]
+        name: Option<String>,
+        /// admin, supervisor or agent.
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Create the tenant if it does not exist.
+        #[arg(long)]
+        create_tenant: bool,
+    },
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+    }
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// Hides a password in a database URL for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    init_tracing(&cfg.log_format);
+    match cli.command {
+        Command::Serve {
+            demo,
+            http_addr,
+            data_dir,
+        } => {
+            if let Some(a) = http_addr {
+                cfg.http_addr = a;
+            }
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            serve(cfg, demo).await
+        }
+        Command::Migrate => {
+            let store = open_store(&cfg).await?;
+            store.close().await;
+            println!("migrations applied to {}", redact_url(&cfg.database_url()));
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    tenant,
+                    email,
+                    name,
+                    role,
+                    create_tenant,
+                },
+        } => {
+            let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let password = read_password()?;
+            let store = open_store(&cfg).await?;
+            let t = match store.tenant_by_name(&tenant).await? {
+                Some(t) => t,
+                None if create_tenant => store.create_tenant(&tenant).await?,
+                None => {
+                    bail!("tenant {tenant:?} does not exist (pass --create-tenant to create it)")
+                }
+            };
+            let user = store
+                .create_user(
+                    &Actor::system(&t.id),
+                    NewUser {
+                        name: name.unwrap_or_else(|| email.clone()),
+                        email,
+                        role,
+                        password,
+                    },
+                )
+                .await?;
+            store.close().await;
+            println!(
+                "created {} {} ({}) in tenant {}",
+                user.role, user.email, user.id, t.name
+            );
+            Ok(())
+        }
+        Command::Config => {
+            println!("{}", toml_like(&cfg));
+            Ok(())
+        }
+    }
+}
+
+fn toml_like(cfg: &Config) -> String {
+    let mut c = cfg.clone();
+    c.database_url = Some(redact_url(&c.database_url()));
+    serde_json::to_string_pretty(&c).unwrap_or_default()
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password (input is visible; pipe it in to avoid that): ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        bail!("no password on standard input");
+    }
+    Ok(pw)
+}
+
+async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
+    let store = open_store(&cfg).await?;
+    if demo || store.tenant_count().await? == 0 {
+        if let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
+            // Shown once: only hashes are stored.
+            println!(
+                "Demo tenant \"{}\" created. Logins (shown once, save them):",
+                parley_cases::demo::DEMO_TENANT
+            );
+            for l in &logins {
+                println!(
+                    "  {:<10} {:<30} password: {}",
+                    l.user.role.as_str(),
+                    l.user.email,
+                    l.password
+                );
+            }
+        }
+    }
+    let web_cfg = parley_web::WebConfig {
+        token_ttl: Duration::from_secs(cfg.token_ttl_secs),
+        login_attempts_per_minute: cfg.login_attempts_per_minute,
+        max_body_bytes: cfg.max_body_bytes,
+    };
+    let app = parley_web::app(parley_web::AppState::new(store.clone(), web_cfg));
+    let listener = tokio::net::TcpListener::bind(cfg.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
+    let addr = listener.local_addr()?;
+    println!("Parley listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
+    tracing::info!(%addr, database = %redact_url(&cfg.database_url()), "serving HTTP");
+    tracing::warn!(sip_addr = %cfg.sip_addr, "SIP signaling is not part of this build yet; no SIP listener started");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(());
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        r = server => r.context("HTTP server failed")?,
+        // In-flight requests get 10 s after the signal; then we stop regardless.
+        _ = async move {
+            let _ = stop_rx2.changed().await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        } => tracing::warn!("in-flight requests did not finish within 10 s"),
+    }
+    drop(stop_rx);
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn database_passwords_are_hidden() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("sqlite://./data/parley.db"),
+            "sqlite://./data/parley.db"
+        );
+    }
+}

@@ -38,6 +38,7 @@ pub fn redact(mut v: Value) -> Value {
 
 /// One audit record.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Id.
     pub id: String,

@@ -10,6 +10,7 @@ use crate::{Error, Result, Store};
 
 /// The type of a custom field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
     /// Free text (at most 10,000 characters).
@@ -26,6 +27,7 @@ pub enum FieldType {
 
 /// One custom field of a case type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct FieldDef {
     /// Key in `custom_fields` (`[a-z][a-z0-9_]*`).
     pub key: String,
@@ -45,6 +47,7 @@ pub struct FieldDef {
 
 /// A case type (e.g. "Billing dispute") with its form.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CaseType {
     /// Id.
     pub id: String,

@@ -17,6 +17,7 @@ use crate::{Error, Result, Store};
 
 /// SLA figures of a case, with breach flags computed at read time.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CaseSla {
     /// First response due.
     pub first_response_due_at: Option<Timestamp>,
@@ -34,6 +35,7 @@ pub struct CaseSla {
 
 /// A relation between two cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// Related.
@@ -88,6 +90,7 @@ impl LinkKind {
 
 /// A link from this case to another.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CaseLink {
     /// The other case.
     pub case_id: String,
@@ -97,6 +100,7 @@ pub struct CaseLink {
 
 /// A case.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Case {
     /// Id.
     pub id: String,
@@ -138,6 +142,7 @@ pub struct Case {
 
 /// Input for [`Store::create_case`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NewCase {
     /// Title.
     pub title: String,
@@ -166,6 +171,7 @@ pub struct NewCase {
 
 /// Changes for [`Store::update_case`]. For the nullable ids, `Some(None)` clears.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CasePatch {
     /// New title.
     #[serde(default)]
@@ -192,6 +198,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 
 /// Filters for [`Store::list_cases`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CaseFilter {
     /// Only this status.
     pub status: Option<CaseStatus>,
@@ -213,6 +220,7 @@ pub struct CaseFilter {
 
 /// One recorded change of a case.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CaseEvent {
     /// Id.
     pub id: String,

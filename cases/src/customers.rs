@@ -12,6 +12,7 @@ use crate::{Error, Result, Store};
 
 /// One way to recognise a customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Identity {
     /// Kind.
     pub kind: IdentityKind,
@@ -21,6 +22,7 @@ pub struct Identity {
 
 /// Consent flags.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Consent {
     /// The customer agreed to calls being recorded.
     #[serde(default)]
@@ -32,6 +34,7 @@ pub struct Consent {
 
 /// A customer.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Customer {
     /// Id.
     pub id: String,
@@ -53,6 +56,7 @@ pub struct Customer {
 
 /// Input for [`Store::create_customer`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NewCustomer {
     /// Display name.
     pub name: String,
@@ -66,6 +70,7 @@ pub struct NewCustomer {
 
 /// An identity as supplied by a client, before validation.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct RawIdentity {
     /// Kind name (`phone`, `email`, …).
     pub kind: String,
@@ -75,6 +80,7 @@ pub struct RawIdentity {
 
 /// Changes for [`Store::update_customer`].
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CustomerPatch {
     /// New display name.
     pub name: Option<String>,

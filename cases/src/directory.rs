@@ -13,6 +13,7 @@ use crate::{Error, Result, Store};
 
 /// A tenant: one contact center's isolated world.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Tenant {
     /// Id.
     pub id: String,
@@ -24,6 +25,7 @@ pub struct Tenant {
 
 /// A person who logs in.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct User {
     /// Id.
     pub id: String,
@@ -43,6 +45,7 @@ pub struct User {
 
 /// Input for [`Store::create_user`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NewUser {
     /// Login.
     pub email: String,
@@ -56,6 +59,7 @@ pub struct NewUser {
 
 /// Changes for [`Store::update_user`]; absent fields stay as they are.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct UserPatch {
     /// New display name.
     pub name: Option<String>,
@@ -69,6 +73,7 @@ pub struct UserPatch {
 
 /// A team of users.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Team {
     /// Id.
     pub id: String,
@@ -80,6 +85,7 @@ pub struct Team {
 
 /// A skill and, in a user's list, its proficiency.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Skill {
     /// Id.
     pub id: String,
@@ -89,6 +95,7 @@ pub struct Skill {
 
 /// A user's proficiency in a skill, 1 (novice) to 5 (expert).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct UserSkill {
     /// Skill id.
     pub skill_id: String,
@@ -100,6 +107,7 @@ pub struct UserSkill {
 
 /// A freshly issued bearer token. The secret is shown once; only its hash is stored.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct IssuedToken {
     /// The bearer secret.
     pub token: String,

@@ -12,6 +12,7 @@ use crate::{Error, Result, Store};
 
 /// Everything Parley holds about one customer (Art. 15 / Art. 20).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct CustomerExport {
     /// Format version of this document.
     pub format: &'static str,
@@ -29,6 +30,7 @@ pub struct CustomerExport {
 
 /// What an erasure removed (counts only: the receipt itself holds no personal data).
 #[derive(Debug, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct ErasureReceipt {
     /// The customer id (kept: it identifies nobody without the erased data).
     pub customer_id: String,

@@ -7,6 +7,7 @@ use crate::{Error, Result};
 
 /// How a customer can be reached or recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IdentityKind {
     /// A phone number, E.164 (`+15550100`).

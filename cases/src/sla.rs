@@ -11,6 +11,7 @@ use crate::{Error, Result};
 /// Where a case is in its life. Cases are never deleted: they end `closed` and can be
 /// reopened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CaseStatus {
     /// Just created, nobody has looked.
@@ -101,6 +102,7 @@ pub fn check_transition(from: CaseStatus, to: CaseStatus) -> Result<()> {
 
 /// Case priority, P0 (most urgent) to P3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub enum Priority {
     /// Critical.
     P0,
@@ -137,6 +139,7 @@ impl Priority {
 
 /// Targets for one priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SlaPolicy {
     /// The priority these targets apply to.
     pub priority: Priority,
@@ -171,6 +174,7 @@ impl Calendar for AlwaysOpen {
 
 /// The SLA clock of one case.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct SlaClock {
     /// When the first response is due (none without a policy).
     pub first_response_due_at: Option<Timestamp>,

@@ -12,6 +12,7 @@ use crate::{Error, Result, Store};
 
 /// What sort of interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InteractionKind {
     /// A voice call.
@@ -28,6 +29,7 @@ pub enum InteractionKind {
 
 /// Which channel it came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Telephone.
@@ -52,6 +54,7 @@ pub enum Channel {
 
 /// Which way it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// From the customer.
@@ -84,6 +87,7 @@ str_enum!(Direction, "direction", { Inbound => "inbound", Outbound => "outbound"
 
 /// Metadata of an attached file (the bytes live in the storage root, not the database).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// File name.
     pub name: String,
@@ -98,6 +102,7 @@ pub struct Attachment {
 
 /// One entry on a customer's timeline.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Interaction {
     /// Id.
     pub id: String,
@@ -133,6 +138,7 @@ pub struct Interaction {
 
 /// Input for [`Store::add_interaction`].
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct NewInteraction {
     /// Kind name.
     pub kind: String,

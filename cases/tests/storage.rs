@@ -12,15 +12,26 @@ use parley_cases::{Actor, Error, Role, Store};
 use serde_json::json;
 
 fn ident(kind: &str, value: &str) -> RawIdentity {
-    RawIdentity { kind: kind.into(), value: value.into() }
+    RawIdentity {
+        kind: kind.into(),
+        value: value.into(),
+    }
 }
 
-async fn customer(s: &Store, a: &Actor, name: &str, ids: &[(&str, &str)]) -> parley_cases::customers::Customer {
-    s.create_customer(a, NewCustomer {
-        name: name.into(),
-        identities: ids.iter().map(|(k, v)| ident(k, v)).collect(),
-        consent: Consent::default(),
-    })
+async fn customer(
+    s: &Store,
+    a: &Actor,
+    name: &str,
+    ids: &[(&str, &str)],
+) -> parley_cases::customers::Customer {
+    s.create_customer(
+        a,
+        NewCustomer {
+            name: name.into(),
+            identities: ids.iter().map(|(k, v)| ident(k, v)).collect(),
+            consent: Consent::default(),
+        },
+    )
     .await
     .unwrap()
 }
@@ -42,10 +53,22 @@ fn msg(kind: &str, channel: &str, direction: &str, body: &str) -> NewInteraction
 
 async fn user(s: &Store, a: &Actor, email: &str, role: Role) -> Actor {
     let u = s
-        .create_user(a, NewUser { email: email.into(), name: email.into(), role, password: "long enough pw".into() })
+        .create_user(
+            a,
+            NewUser {
+                email: email.into(),
+                name: email.into(),
+                role,
+                password: "long enough pw".into(),
+            },
+        )
         .await
         .unwrap();
-    Actor { tenant_id: a.tenant_id.clone(), user_id: Some(u.id), role }
+    Actor {
+        tenant_id: a.tenant_id.clone(),
+        user_id: Some(u.id),
+        role,
+    }
 }
 
 on_both!(migrations_are_idempotent_and_ready, |h| {
@@ -56,14 +79,35 @@ on_both!(migrations_are_idempotent_and_ready, |h| {
 
 on_both!(any_identity_resolves_to_one_customer, |h| {
     let a = h.tenant("acme").await;
-    let c = customer(&h.store, &a, "Ann", &[("phone", "+1 (555) 010-0100"), ("email", "Ann@Example.com")]).await;
-    for (k, v) in [("phone", "+15550100100"), ("phone", "0015550100100"), ("email", "ann@example.COM ")] {
-        assert_eq!(h.store.lookup_customer(&a, k, v).await.unwrap().id, c.id, "{k} {v}");
+    let c = customer(
+        &h.store,
+        &a,
+        "Ann",
+        &[("phone", "+1 (555) 010-0100"), ("email", "Ann@Example.com")],
+    )
+    .await;
+    for (k, v) in [
+        ("phone", "+15550100100"),
+        ("phone", "0015550100100"),
+        ("email", "ann@example.COM "),
+    ] {
+        assert_eq!(
+            h.store.lookup_customer(&a, k, v).await.unwrap().id,
+            c.id,
+            "{k} {v}"
+        );
     }
     // The same identity cannot belong to two customers.
     let err = h
         .store
-        .create_customer(&a, NewCustomer { name: "Other".into(), identities: vec![ident("email", "ann@example.com")], consent: Consent::default() })
+        .create_customer(
+            &a,
+            NewCustomer {
+                name: "Other".into(),
+                identities: vec![ident("email", "ann@example.com")],
+                consent: Consent::default(),
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
@@ -73,10 +117,20 @@ on_both!(any_identity_resolves_to_one_customer, |h| {
     // Bad identities name the field.
     let err = h
         .store
-        .create_customer(&a, NewCustomer { name: "X".into(), identities: vec![ident("phone", "5550100")], consent: Consent::default() })
+        .create_customer(
+            &a,
+            NewCustomer {
+                name: "X".into(),
+                identities: vec![ident("phone", "5550100")],
+                consent: Consent::default(),
+            },
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Invalid { ref field, .. } if field == "identities[0].value"), "{err:?}");
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "identities[0].value"),
+        "{err:?}"
+    );
 });
 
 on_both!(timeline_is_one_ordered_thread_with_cursor_pages, |h| {
@@ -85,13 +139,31 @@ on_both!(timeline_is_one_ordered_thread_with_cursor_pages, |h| {
     let mut ids = vec![];
     for i in 0..7 {
         h.clock.advance_minutes(1);
-        let (kind, channel) = if i % 2 == 0 { ("call", "voice") } else { ("message", "whatsapp") };
-        ids.push(h.store.add_interaction(&a, &c.id, msg(kind, channel, "inbound", &format!("entry {i}"))).await.unwrap().id);
+        let (kind, channel) = if i % 2 == 0 {
+            ("call", "voice")
+        } else {
+            ("message", "whatsapp")
+        };
+        ids.push(
+            h.store
+                .add_interaction(
+                    &a,
+                    &c.id,
+                    msg(kind, channel, "inbound", &format!("entry {i}")),
+                )
+                .await
+                .unwrap()
+                .id,
+        );
     }
     let mut seen = vec![];
     let mut cursor = None;
     loop {
-        let page = h.store.timeline(&a, &c.id, Some(3), cursor.as_deref()).await.unwrap();
+        let page = h
+            .store
+            .timeline(&a, &c.id, Some(3), cursor.as_deref())
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|i| i.id.clone()));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
@@ -102,90 +174,240 @@ on_both!(timeline_is_one_ordered_thread_with_cursor_pages, |h| {
     assert_eq!(seen, ids, "newest first, every entry exactly once");
 });
 
-on_both!(case_moves_through_its_statuses_and_every_step_is_recorded, |h| {
-    let a = h.tenant("acme").await;
-    let agent = user(&h.store, &a, "agent@acme.test", Role::Agent).await;
-    h.store.set_sla_policy(&a, SlaPolicy { priority: Priority::P1, first_response_minutes: 60, resolution_minutes: 480 }).await.unwrap();
-    let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
-    let case = h
-        .store
-        .create_case(&agent, NewCase {
-            title: "Refund".into(),
-            customer_id: Some(c.id.clone()),
-            case_type_id: None,
-            priority: Some(Priority::P1),
-            assignee_id: agent.user_id.clone(),
-            team_id: None,
-            custom_fields: Default::default(),
-            tags: vec!["Billing".into()],
-        })
-        .await
-        .unwrap();
-    assert_eq!(case.number, 1);
-    assert_eq!(case.status, CaseStatus::New);
-    assert_eq!(case.tags, vec!["billing"]);
-    assert_eq!(case.sla.first_response_due_at, Some(common::T0.plus_minutes(60)));
-    use CaseStatus::*;
-    let path = [Open, PendingCustomer, OnHold, Resolved, Closed, Open];
-    for to in path {
-        h.clock.advance_minutes(5);
-        let c = h.store.transition_case(&agent, &case.id, to, None).await.unwrap();
-        assert_eq!(c.status, to);
+on_both!(
+    case_moves_through_its_statuses_and_every_step_is_recorded,
+    |h| {
+        let a = h.tenant("acme").await;
+        let agent = user(&h.store, &a, "agent@acme.test", Role::Agent).await;
+        h.store
+            .set_sla_policy(
+                &a,
+                SlaPolicy {
+                    priority: Priority::P1,
+                    first_response_minutes: 60,
+                    resolution_minutes: 480,
+                },
+            )
+            .await
+            .unwrap();
+        let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
+        let case = h
+            .store
+            .create_case(
+                &agent,
+                NewCase {
+                    title: "Refund".into(),
+                    customer_id: Some(c.id.clone()),
+                    case_type_id: None,
+                    priority: Some(Priority::P1),
+                    assignee_id: agent.user_id.clone(),
+                    team_id: None,
+                    custom_fields: Default::default(),
+                    tags: vec!["Billing".into()],
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(case.number, 1);
+        assert_eq!(case.status, CaseStatus::New);
+        assert_eq!(case.tags, vec!["billing"]);
+        assert_eq!(
+            case.sla.first_response_due_at,
+            Some(common::T0.plus_minutes(60))
+        );
+        use CaseStatus::*;
+        let path = [Open, PendingCustomer, OnHold, Resolved, Closed, Open];
+        for to in path {
+            h.clock.advance_minutes(5);
+            let c = h
+                .store
+                .transition_case(&agent, &case.id, to, None)
+                .await
+                .unwrap();
+            assert_eq!(c.status, to);
+        }
+        // Not allowed: open -> new; and nothing changes when refused.
+        let err = h
+            .store
+            .transition_case(&agent, &case.id, New, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidTransition { .. }));
+        assert_eq!(h.store.case(&agent, &case.id).await.unwrap().status, Open);
+        let events = h.store.case_events(&agent, &case.id).await.unwrap();
+        let statuses: Vec<_> = events.iter().filter_map(|e| e.to_status.clone()).collect();
+        assert_eq!(
+            statuses,
+            [
+                "open",
+                "pending_customer",
+                "on_hold",
+                "resolved",
+                "closed",
+                "open"
+            ]
+        );
+        assert_eq!(events[0].kind, "created");
+        let audit = h
+            .store
+            .audit_log(
+                &a,
+                &parley_cases::audit::AuditFilter {
+                    entity_id: Some(case.id.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            audit
+                .items
+                .iter()
+                .filter(|e| e.action == "case.transition")
+                .count(),
+            6
+        );
+        assert!(audit.items.iter().all(|e| e.actor_id == agent.user_id));
+        // Pending customer (5 minutes) paused the resolution clock; reopen restarted it.
+        let after = h.store.case(&agent, &case.id).await.unwrap();
+        assert_eq!(
+            after.sla.resolution_due_at,
+            Some(common::T0.plus_minutes(30 + 480))
+        );
+        assert!(after.resolved_at.is_none() && after.closed_at.is_none());
     }
-    // Not allowed: open -> new; and nothing changes when refused.
-    let err = h.store.transition_case(&agent, &case.id, New, None).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidTransition { .. }));
-    assert_eq!(h.store.case(&agent, &case.id).await.unwrap().status, Open);
-    let events = h.store.case_events(&agent, &case.id).await.unwrap();
-    let statuses: Vec<_> = events.iter().filter_map(|e| e.to_status.clone()).collect();
-    assert_eq!(statuses, ["open", "pending_customer", "on_hold", "resolved", "closed", "open"]);
-    assert_eq!(events[0].kind, "created");
-    let audit = h.store.audit_log(&a, &parley_cases::audit::AuditFilter { entity_id: Some(case.id.clone()), ..Default::default() }).await.unwrap();
-    assert_eq!(audit.items.iter().filter(|e| e.action == "case.transition").count(), 6);
-    assert!(audit.items.iter().all(|e| e.actor_id == agent.user_id));
-    // Pending customer (5 minutes) paused the resolution clock; reopen restarted it.
-    let after = h.store.case(&agent, &case.id).await.unwrap();
-    assert_eq!(after.sla.resolution_due_at, Some(common::T0.plus_minutes(30 + 480)));
-    assert!(after.resolved_at.is_none() && after.closed_at.is_none());
-});
+);
 
 on_both!(tenants_are_isolated, |h| {
     let a = h.tenant("acme").await;
     let b = h.tenant("globex").await;
     let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
-    assert!(matches!(h.store.customer(&b, &c.id).await, Err(Error::NotFound { .. })));
-    assert!(matches!(h.store.lookup_customer(&b, "phone", "+15550100").await, Err(Error::NotFound { .. })));
-    assert!(matches!(h.store.timeline(&b, &c.id, None, None).await, Err(Error::NotFound { .. })));
-    assert!(h.store.add_interaction(&b, &c.id, msg("call", "voice", "inbound", "x")).await.is_err());
-    assert!(h.store.list_customers(&b, None, None, None).await.unwrap().items.is_empty());
+    assert!(matches!(
+        h.store.customer(&b, &c.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        h.store.lookup_customer(&b, "phone", "+15550100").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        h.store.timeline(&b, &c.id, None, None).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        h.store
+            .add_interaction(&b, &c.id, msg("call", "voice", "inbound", "x"))
+            .await
+            .is_err()
+    );
+    assert!(
+        h.store
+            .list_customers(&b, None, None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     // The same phone may exist in both tenants as different customers.
     let other = customer(&h.store, &b, "Ann at Globex", &[("phone", "+15550100")]).await;
     assert_ne!(other.id, c.id);
-    let case = h.store.create_case(&a, NewCase { title: "t".into(), customer_id: Some(c.id.clone()), case_type_id: None, priority: None, assignee_id: None, team_id: None, custom_fields: Default::default(), tags: vec![] }).await.unwrap();
-    assert!(matches!(h.store.case(&b, &case.id).await, Err(Error::NotFound { .. })));
-    assert!(h.store.transition_case(&b, &case.id, CaseStatus::Open, None).await.is_err());
-    assert!(h.store.list_cases(&b, &CaseFilter::default()).await.unwrap().items.is_empty());
-    assert!(h.store.search_interactions(&b, "anything", None).await.unwrap().is_empty());
+    let case = h
+        .store
+        .create_case(
+            &a,
+            NewCase {
+                title: "t".into(),
+                customer_id: Some(c.id.clone()),
+                case_type_id: None,
+                priority: None,
+                assignee_id: None,
+                team_id: None,
+                custom_fields: Default::default(),
+                tags: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.store.case(&b, &case.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        h.store
+            .transition_case(&b, &case.id, CaseStatus::Open, None)
+            .await
+            .is_err()
+    );
+    assert!(
+        h.store
+            .list_cases(&b, &CaseFilter::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(
+        h.store
+            .search_interactions(&b, "anything", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 });
 
 on_both!(merging_customers_moves_identities_and_timeline, |h| {
     let a = h.tenant("acme").await;
     let phone = customer(&h.store, &a, "Ann (phone)", &[("phone", "+15550100")]).await;
     let mail = customer(&h.store, &a, "Ann (mail)", &[("email", "ann@example.com")]).await;
-    h.store.add_interaction(&a, &phone.id, msg("call", "voice", "inbound", "call one")).await.unwrap();
-    h.store.add_interaction(&a, &mail.id, msg("email", "email", "inbound", "mail one")).await.unwrap();
-    let merged = h.store.merge_customers(&a, &phone.id, &mail.id).await.unwrap();
+    h.store
+        .add_interaction(&a, &phone.id, msg("call", "voice", "inbound", "call one"))
+        .await
+        .unwrap();
+    h.store
+        .add_interaction(&a, &mail.id, msg("email", "email", "inbound", "mail one"))
+        .await
+        .unwrap();
+    let merged = h
+        .store
+        .merge_customers(&a, &phone.id, &mail.id)
+        .await
+        .unwrap();
     assert_eq!(merged.identities.len(), 2);
-    assert_eq!(h.store.lookup_customer(&a, "phone", "+15550100").await.unwrap().id, mail.id);
+    assert_eq!(
+        h.store
+            .lookup_customer(&a, "phone", "+15550100")
+            .await
+            .unwrap()
+            .id,
+        mail.id
+    );
     let src = h.store.customer(&a, &phone.id).await.unwrap();
     assert_eq!(src.merged_into.as_deref(), Some(mail.id.as_str()));
     // Late traffic for the old id lands on the survivor; reads follow the merge.
-    h.store.add_interaction(&a, &phone.id, msg("message", "sms", "inbound", "late sms")).await.unwrap();
+    h.store
+        .add_interaction(&a, &phone.id, msg("message", "sms", "inbound", "late sms"))
+        .await
+        .unwrap();
     let tl = h.store.timeline(&a, &phone.id, None, None).await.unwrap();
     let bodies: Vec<_> = tl.items.iter().map(|i| i.body.as_str()).collect();
-    assert!(bodies.contains(&"call one") && bodies.contains(&"mail one") && bodies.contains(&"late sms"));
-    assert!(tl.items.iter().any(|i| i.body.contains("merged into this customer")), "merge recorded on the timeline");
-    assert!(h.store.merge_customers(&a, &phone.id, &mail.id).await.is_err(), "cannot merge twice");
+    assert!(
+        bodies.contains(&"call one")
+            && bodies.contains(&"mail one")
+            && bodies.contains(&"late sms")
+    );
+    assert!(
+        tl.items
+            .iter()
+            .any(|i| i.body.contains("merged into this customer")),
+        "merge recorded on the timeline"
+    );
+    assert!(
+        h.store
+            .merge_customers(&a, &phone.id, &mail.id)
+            .await
+            .is_err(),
+        "cannot merge twice"
+    );
 });
 
 on_both!(custom_fields_follow_the_case_type, |h| {
@@ -195,7 +417,11 @@ on_both!(custom_fields_follow_the_case_type, |h| {
         {"key": "reason", "type": "enum", "values": ["double", "wrong"]}
     ]))
     .unwrap();
-    let ct = h.store.create_case_type(&a, "Billing", fields).await.unwrap();
+    let ct = h
+        .store
+        .create_case_type(&a, "Billing", fields)
+        .await
+        .unwrap();
     let mk = |cf: serde_json::Value| NewCase {
         title: "t".into(),
         customer_id: None,
@@ -206,21 +432,52 @@ on_both!(custom_fields_follow_the_case_type, |h| {
         custom_fields: cf.as_object().cloned().unwrap(),
         tags: vec![],
     };
-    let err = h.store.create_case(&a, mk(json!({"reason": "double"}))).await.unwrap_err();
-    assert!(matches!(err, Error::Invalid { ref field, .. } if field == "custom_fields.invoice"), "{err:?}");
-    let case = h.store.create_case(&a, mk(json!({"invoice": "I-1", "reason": "double"}))).await.unwrap();
     let err = h
         .store
-        .update_case(&a, &case.id, CasePatch { custom_fields: json!({"reason": "other"}).as_object().cloned(), ..Default::default() })
+        .create_case(&a, mk(json!({"reason": "double"})))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "custom_fields.invoice"),
+        "{err:?}"
+    );
+    let case = h
+        .store
+        .create_case(&a, mk(json!({"invoice": "I-1", "reason": "double"})))
+        .await
+        .unwrap();
+    let err = h
+        .store
+        .update_case(
+            &a,
+            &case.id,
+            CasePatch {
+                custom_fields: json!({"reason": "other"}).as_object().cloned(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Invalid { ref field, .. } if field == "custom_fields.reason"));
     let upd = h
         .store
-        .update_case(&a, &case.id, CasePatch { custom_fields: json!({"reason": "wrong"}).as_object().cloned(), ..Default::default() })
+        .update_case(
+            &a,
+            &case.id,
+            CasePatch {
+                custom_fields: json!({"reason": "wrong"}).as_object().cloned(),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
-    assert_eq!(upd.custom_fields, json!({"invoice": "I-1", "reason": "wrong"}).as_object().cloned().unwrap());
+    assert_eq!(
+        upd.custom_fields,
+        json!({"invoice": "I-1", "reason": "wrong"})
+            .as_object()
+            .cloned()
+            .unwrap()
+    );
 });
 
 on_both!(case_list_filters_and_pages, |h| {
@@ -231,58 +488,219 @@ on_both!(case_list_filters_and_pages, |h| {
         h.clock.advance_minutes(1);
         let c = h
             .store
-            .create_case(&a, NewCase {
-                title: format!("case {i}"),
-                customer_id: None,
-                case_type_id: None,
-                priority: Some(if i % 3 == 0 { Priority::P0 } else { Priority::P3 }),
-                assignee_id: (i % 2 == 0).then(|| agent.user_id.clone().unwrap()),
-                team_id: (i == 4).then(|| team.id.clone()),
-                custom_fields: Default::default(),
-                tags: if i < 2 { vec!["vip".into()] } else { vec![] },
-            })
+            .create_case(
+                &a,
+                NewCase {
+                    title: format!("case {i}"),
+                    customer_id: None,
+                    case_type_id: None,
+                    priority: Some(if i % 3 == 0 {
+                        Priority::P0
+                    } else {
+                        Priority::P3
+                    }),
+                    assignee_id: (i % 2 == 0).then(|| agent.user_id.clone().unwrap()),
+                    team_id: (i == 4).then(|| team.id.clone()),
+                    custom_fields: Default::default(),
+                    tags: if i < 2 { vec!["vip".into()] } else { vec![] },
+                },
+            )
             .await
             .unwrap();
         if i >= 6 {
-            h.store.transition_case(&a, &c.id, CaseStatus::Open, None).await.unwrap();
+            h.store
+                .transition_case(&a, &c.id, CaseStatus::Open, None)
+                .await
+                .unwrap();
         }
     }
-    let count = |f: CaseFilter| { let (s, a) = (h.store.clone(), a.clone()); async move { s.list_cases(&a, &f).await.unwrap().items.len() } };
+    let count = |f: CaseFilter| {
+        let (s, a) = (h.store.clone(), a.clone());
+        async move { s.list_cases(&a, &f).await.unwrap().items.len() }
+    };
     assert_eq!(count(CaseFilter::default()).await, 9);
-    assert_eq!(count(CaseFilter { status: Some(CaseStatus::Open), ..Default::default() }).await, 3);
-    assert_eq!(count(CaseFilter { priority: Some(Priority::P0), ..Default::default() }).await, 3);
-    assert_eq!(count(CaseFilter { assignee_id: agent.user_id.clone(), ..Default::default() }).await, 5);
-    assert_eq!(count(CaseFilter { team_id: Some(team.id.clone()), ..Default::default() }).await, 1);
-    assert_eq!(count(CaseFilter { tag: Some("VIP".into()), ..Default::default() }).await, 2);
-    let p1 = h.store.list_cases(&a, &CaseFilter { limit: Some(4), ..Default::default() }).await.unwrap();
+    assert_eq!(
+        count(CaseFilter {
+            status: Some(CaseStatus::Open),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(CaseFilter {
+            priority: Some(Priority::P0),
+            ..Default::default()
+        })
+        .await,
+        3
+    );
+    assert_eq!(
+        count(CaseFilter {
+            assignee_id: agent.user_id.clone(),
+            ..Default::default()
+        })
+        .await,
+        5
+    );
+    assert_eq!(
+        count(CaseFilter {
+            team_id: Some(team.id.clone()),
+            ..Default::default()
+        })
+        .await,
+        1
+    );
+    assert_eq!(
+        count(CaseFilter {
+            tag: Some("VIP".into()),
+            ..Default::default()
+        })
+        .await,
+        2
+    );
+    let p1 = h
+        .store
+        .list_cases(
+            &a,
+            &CaseFilter {
+                limit: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(p1.items[0].title, "case 8");
-    let p2 = h.store.list_cases(&a, &CaseFilter { limit: Some(4), cursor: p1.next_cursor.clone(), ..Default::default() }).await.unwrap();
+    let p2 = h
+        .store
+        .list_cases(
+            &a,
+            &CaseFilter {
+                limit: Some(4),
+                cursor: p1.next_cursor.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(p2.items[0].title, "case 4");
-    assert!(h.store.list_cases(&a, &CaseFilter { cursor: Some("garbage".into()), ..Default::default() }).await.is_err());
+    assert!(
+        h.store
+            .list_cases(
+                &a,
+                &CaseFilter {
+                    cursor: Some("garbage".into()),
+                    ..Default::default()
+                }
+            )
+            .await
+            .is_err()
+    );
 });
 
 on_both!(full_text_search_finds_words_within_the_tenant, |h| {
     let a = h.tenant("acme").await;
     let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
-    h.store.add_interaction(&a, &c.id, msg("email", "email", "inbound", "My router keeps dropping the connection")).await.unwrap();
-    h.store.add_interaction(&a, &c.id, msg("message", "web_chat", "inbound", "Billing question about invoice")).await.unwrap();
-    let hits = h.store.search_interactions(&a, "router connection", None).await.unwrap();
+    h.store
+        .add_interaction(
+            &a,
+            &c.id,
+            msg(
+                "email",
+                "email",
+                "inbound",
+                "My router keeps dropping the connection",
+            ),
+        )
+        .await
+        .unwrap();
+    h.store
+        .add_interaction(
+            &a,
+            &c.id,
+            msg(
+                "message",
+                "web_chat",
+                "inbound",
+                "Billing question about invoice",
+            ),
+        )
+        .await
+        .unwrap();
+    let hits = h
+        .store
+        .search_interactions(&a, "router connection", None)
+        .await
+        .unwrap();
     assert_eq!(hits.len(), 1);
     assert!(hits[0].body.contains("router"));
     // Query syntax in user input is just words.
-    assert_eq!(h.store.search_interactions(&a, "invoice\" OR NEAR(*", None).await.unwrap().len(), 0);
-    assert_eq!(h.store.search_interactions(&a, "INVOICE", None).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store
+            .search_interactions(&a, "invoice\" OR NEAR(*", None)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        h.store
+            .search_interactions(&a, "INVOICE", None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     assert!(h.store.search_interactions(&a, "  ", None).await.is_err());
 });
 
 on_both!(gdpr_export_then_erase, |h| {
     let a = h.tenant("acme").await;
-    let c = customer(&h.store, &a, "Erin Private", &[("phone", "+15550199"), ("email", "erin@private.test")]).await;
-    h.store.add_interaction(&a, &c.id, msg("email", "email", "inbound", "my secret address is 1 Main St")).await.unwrap();
-    let case = h.store.create_case(&a, NewCase { title: "Erin's refund".into(), customer_id: Some(c.id.clone()), case_type_id: None, priority: None, assignee_id: None, team_id: None, custom_fields: Default::default(), tags: vec![] }).await.unwrap();
+    let c = customer(
+        &h.store,
+        &a,
+        "Erin Private",
+        &[("phone", "+15550199"), ("email", "erin@private.test")],
+    )
+    .await;
+    h.store
+        .add_interaction(
+            &a,
+            &c.id,
+            msg(
+                "email",
+                "email",
+                "inbound",
+                "my secret address is 1 Main St",
+            ),
+        )
+        .await
+        .unwrap();
+    let case = h
+        .store
+        .create_case(
+            &a,
+            NewCase {
+                title: "Erin's refund".into(),
+                customer_id: Some(c.id.clone()),
+                case_type_id: None,
+                priority: None,
+                assignee_id: None,
+                team_id: None,
+                custom_fields: Default::default(),
+                tags: vec![],
+            },
+        )
+        .await
+        .unwrap();
     let export = h.store.export_customer(&a, &c.id).await.unwrap();
     let doc = serde_json::to_string(&export).unwrap();
-    assert!(doc.contains("Erin Private") && doc.contains("1 Main St") && doc.contains("erin@private.test") && doc.contains(&case.id));
+    assert!(
+        doc.contains("Erin Private")
+            && doc.contains("1 Main St")
+            && doc.contains("erin@private.test")
+            && doc.contains(&case.id)
+    );
     assert!(!export.audit.is_empty());
 
     let receipt = h.store.erase_customer(&a, &c.id).await.unwrap();
@@ -290,64 +708,215 @@ on_both!(gdpr_export_then_erase, |h| {
     let after = h.store.customer(&a, &c.id).await.unwrap();
     assert_eq!(after.name, parley_cases::gdpr::ERASED_NAME);
     assert!(after.identities.is_empty() && after.erased_at.is_some());
-    assert!(h.store.lookup_customer(&a, "phone", "+15550199").await.is_err());
-    assert!(h.store.search_interactions(&a, "secret", None).await.unwrap().is_empty());
+    assert!(
+        h.store
+            .lookup_customer(&a, "phone", "+15550199")
+            .await
+            .is_err()
+    );
+    assert!(
+        h.store
+            .search_interactions(&a, "secret", None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Nothing personal anywhere a user can read, audit log included; the erasure record remains.
     let export = serde_json::to_string(&h.store.export_customer(&a, &c.id).await.unwrap()).unwrap();
-    let audit = serde_json::to_string(&h.store.audit_log(&a, &Default::default()).await.unwrap().items).unwrap();
+    let audit = serde_json::to_string(
+        &h.store
+            .audit_log(&a, &Default::default())
+            .await
+            .unwrap()
+            .items,
+    )
+    .unwrap();
     for pii in ["Erin", "erin@private.test", "+15550199", "Main St"] {
         assert!(!export.contains(pii), "export still has {pii}");
         assert!(!audit.contains(pii), "audit still has {pii}");
     }
     assert!(audit.contains("customer.erase"));
     // The timeline keeps its shape: conversations change, they do not vanish.
-    assert_eq!(h.store.timeline(&a, &c.id, None, None).await.unwrap().items.len(), 1);
+    assert_eq!(
+        h.store
+            .timeline(&a, &c.id, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 });
 
 on_both!(login_tokens_expire_and_revoke, |h| {
     let a = h.tenant("acme").await;
-    let u = h.store.create_user(&a, NewUser { email: "Sup@Acme.test".into(), name: "Sup".into(), role: Role::Supervisor, password: "correct horse battery".into() }).await.unwrap();
-    assert!(matches!(h.store.authenticate("acme", "sup@acme.test", "wrong password").await, Err(Error::Unauthenticated)));
-    assert!(matches!(h.store.authenticate("nope", "sup@acme.test", "correct horse battery").await, Err(Error::Unauthenticated)));
-    let user = h.store.authenticate("acme", "SUP@acme.test", "correct horse battery").await.unwrap();
+    let u = h
+        .store
+        .create_user(
+            &a,
+            NewUser {
+                email: "Sup@Acme.test".into(),
+                name: "Sup".into(),
+                role: Role::Supervisor,
+                password: "correct horse battery".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.store
+            .authenticate("acme", "sup@acme.test", "wrong password")
+            .await,
+        Err(Error::Unauthenticated)
+    ));
+    assert!(matches!(
+        h.store
+            .authenticate("nope", "sup@acme.test", "correct horse battery")
+            .await,
+        Err(Error::Unauthenticated)
+    ));
+    let user = h
+        .store
+        .authenticate("acme", "SUP@acme.test", "correct horse battery")
+        .await
+        .unwrap();
     assert_eq!(user.id, u.id);
     let t = h.store.issue_token(&user, 3600).await.unwrap();
     let (actor, _) = h.store.actor_for_token(&t.token).await.unwrap();
-    assert_eq!((actor.role, actor.tenant_id.as_str()), (Role::Supervisor, a.tenant_id.as_str()));
+    assert_eq!(
+        (actor.role, actor.tenant_id.as_str()),
+        (Role::Supervisor, a.tenant_id.as_str())
+    );
     h.clock.advance_minutes(61);
     assert!(h.store.actor_for_token(&t.token).await.is_err(), "expired");
     let t2 = h.store.issue_token(&user, 3600).await.unwrap();
     h.store.revoke_token(&t2.token).await.unwrap();
     assert!(h.store.actor_for_token(&t2.token).await.is_err(), "revoked");
     let t3 = h.store.issue_token(&user, 3600).await.unwrap();
-    h.store.update_user(&a, &u.id, UserPatch { active: Some(false), ..Default::default() }).await.unwrap();
-    assert!(h.store.actor_for_token(&t3.token).await.is_err(), "deactivated");
-    assert!(h.store.authenticate("acme", "sup@acme.test", "correct horse battery").await.is_err());
+    h.store
+        .update_user(
+            &a,
+            &u.id,
+            UserPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        h.store.actor_for_token(&t3.token).await.is_err(),
+        "deactivated"
+    );
+    assert!(
+        h.store
+            .authenticate("acme", "sup@acme.test", "correct horse battery")
+            .await
+            .is_err()
+    );
     // Duplicate email in a tenant is a conflict.
-    let dup = h.store.create_user(&a, NewUser { email: "sup@acme.test".into(), name: "x".into(), role: Role::Agent, password: "0123456789".into() }).await;
+    let dup = h
+        .store
+        .create_user(
+            &a,
+            NewUser {
+                email: "sup@acme.test".into(),
+                name: "x".into(),
+                role: Role::Agent,
+                password: "0123456789".into(),
+            },
+        )
+        .await;
     assert!(matches!(dup, Err(Error::Conflict { .. })));
 });
 
 on_both!(sla_breaches_show_in_virtual_time, |h| {
     let a = h.tenant("acme").await;
     let agent = user(&h.store, &a, "agent@acme.test", Role::Agent).await;
-    h.store.set_sla_policy(&a, SlaPolicy { priority: Priority::P0, first_response_minutes: 15, resolution_minutes: 240 }).await.unwrap();
+    h.store
+        .set_sla_policy(
+            &a,
+            SlaPolicy {
+                priority: Priority::P0,
+                first_response_minutes: 15,
+                resolution_minutes: 240,
+            },
+        )
+        .await
+        .unwrap();
     let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
-    let case = h.store.create_case(&a, NewCase { title: "down".into(), customer_id: Some(c.id.clone()), case_type_id: None, priority: Some(Priority::P0), assignee_id: None, team_id: None, custom_fields: Default::default(), tags: vec![] }).await.unwrap();
+    let case = h
+        .store
+        .create_case(
+            &a,
+            NewCase {
+                title: "down".into(),
+                customer_id: Some(c.id.clone()),
+                case_type_id: None,
+                priority: Some(Priority::P0),
+                assignee_id: None,
+                team_id: None,
+                custom_fields: Default::default(),
+                tags: vec![],
+            },
+        )
+        .await
+        .unwrap();
     h.clock.advance_minutes(10);
-    assert!(!h.store.case(&a, &case.id).await.unwrap().sla.first_response_breached);
+    assert!(
+        !h.store
+            .case(&a, &case.id)
+            .await
+            .unwrap()
+            .sla
+            .first_response_breached
+    );
     h.clock.advance_minutes(10);
-    assert!(h.store.case(&a, &case.id).await.unwrap().sla.first_response_breached);
+    assert!(
+        h.store
+            .case(&a, &case.id)
+            .await
+            .unwrap()
+            .sla
+            .first_response_breached
+    );
     // A reply answers the first response (late, so it stays breached; the time is kept).
     let mut reply = msg("email", "email", "outbound", "On it");
     reply.case_id = Some(case.id.clone());
     h.store.add_interaction(&agent, &c.id, reply).await.unwrap();
     let now = h.store.case(&a, &case.id).await.unwrap();
-    assert_eq!(now.sla.first_responded_at, Some(common::T0.plus_minutes(20)));
+    assert_eq!(
+        now.sla.first_responded_at,
+        Some(common::T0.plus_minutes(20))
+    );
     // Raising priority on a case without breach moves due times.
-    h.store.set_sla_policy(&a, SlaPolicy { priority: Priority::P3, first_response_minutes: 480, resolution_minutes: 4320 }).await.unwrap();
-    let p3 = h.store.update_case(&a, &case.id, CasePatch { priority: Some(Priority::P3), ..Default::default() }).await.unwrap();
-    assert_eq!(p3.sla.resolution_due_at, Some(common::T0.plus_minutes(4320)));
+    h.store
+        .set_sla_policy(
+            &a,
+            SlaPolicy {
+                priority: Priority::P3,
+                first_response_minutes: 480,
+                resolution_minutes: 4320,
+            },
+        )
+        .await
+        .unwrap();
+    let p3 = h
+        .store
+        .update_case(
+            &a,
+            &case.id,
+            CasePatch {
+                priority: Some(Priority::P3),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        p3.sla.resolution_due_at,
+        Some(common::T0.plus_minutes(4320))
+    );
     assert!(!p3.sla.first_response_breached);
 });
 
@@ -356,7 +925,20 @@ on_both!(notes_mention_users, |h| {
     let sup = user(&h.store, &a, "sam@acme.test", Role::Supervisor).await;
     let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
     let mut rx = h.store.subscribe();
-    let note = h.store.add_interaction(&a, &c.id, msg("note", "internal", "internal", "@sam please approve; cc @nobody")).await.unwrap();
+    let note = h
+        .store
+        .add_interaction(
+            &a,
+            &c.id,
+            msg(
+                "note",
+                "internal",
+                "internal",
+                "@sam please approve; cc @nobody",
+            ),
+        )
+        .await
+        .unwrap();
     assert_eq!(note.mentions, vec![sup.user_id.clone().unwrap()]);
     let tl = h.store.timeline(&a, &c.id, None, None).await.unwrap();
     assert_eq!(tl.items[0].mentions, note.mentions);
@@ -368,43 +950,123 @@ on_both!(notes_mention_users, |h| {
 on_both!(case_merge_and_links, |h| {
     let a = h.tenant("acme").await;
     let c = customer(&h.store, &a, "Ann", &[("phone", "+15550100")]).await;
-    let mk = |t: &str| NewCase { title: t.into(), customer_id: Some(c.id.clone()), case_type_id: None, priority: None, assignee_id: None, team_id: None, custom_fields: Default::default(), tags: vec![t.into()] };
+    let mk = |t: &str| NewCase {
+        title: t.into(),
+        customer_id: Some(c.id.clone()),
+        case_type_id: None,
+        priority: None,
+        assignee_id: None,
+        team_id: None,
+        custom_fields: Default::default(),
+        tags: vec![t.into()],
+    };
     let one = h.store.create_case(&a, mk("one")).await.unwrap();
     let two = h.store.create_case(&a, mk("two")).await.unwrap();
     let three = h.store.create_case(&a, mk("three")).await.unwrap();
     let mut m = msg("message", "sms", "inbound", "about one");
     m.case_id = Some(one.id.clone());
     h.store.add_interaction(&a, &c.id, m).await.unwrap();
-    let linked = h.store.link_cases(&a, &two.id, &three.id, "blocks").await.unwrap();
+    let linked = h
+        .store
+        .link_cases(&a, &two.id, &three.id, "blocks")
+        .await
+        .unwrap();
     assert_eq!(linked.links.len(), 1);
     let three_now = h.store.case(&a, &three.id).await.unwrap();
-    assert_eq!(serde_json::to_value(&three_now.links[0].kind).unwrap(), json!("blocked_by"));
+    assert_eq!(
+        serde_json::to_value(&three_now.links[0].kind).unwrap(),
+        json!("blocked_by")
+    );
     let target = h.store.merge_cases(&a, &one.id, &two.id).await.unwrap();
     assert!(target.tags.contains(&"one".to_owned()) && target.tags.contains(&"two".to_owned()));
-    assert_eq!(h.store.case_interactions(&a, &two.id).await.unwrap().len(), 1);
+    assert_eq!(
+        h.store.case_interactions(&a, &two.id).await.unwrap().len(),
+        1
+    );
     let src = h.store.case(&a, &one.id).await.unwrap();
-    assert_eq!((src.status, src.merged_into.as_deref()), (CaseStatus::Closed, Some(two.id.as_str())));
-    assert!(h.store.transition_case(&a, &one.id, CaseStatus::Open, None).await.is_err(), "a merged case stays closed");
+    assert_eq!(
+        (src.status, src.merged_into.as_deref()),
+        (CaseStatus::Closed, Some(two.id.as_str()))
+    );
+    assert!(
+        h.store
+            .transition_case(&a, &one.id, CaseStatus::Open, None)
+            .await
+            .is_err(),
+        "a merged case stays closed"
+    );
 });
 
 on_both!(demo_seed_is_idempotent, |h| {
-    let logins = parley_cases::demo::seed_demo(&h.store).await.unwrap().unwrap();
+    let logins = parley_cases::demo::seed_demo(&h.store)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(logins.len(), 4);
-    assert!(parley_cases::demo::seed_demo(&h.store).await.unwrap().is_none());
-    let admin = h.store.authenticate("demo", &logins[0].user.email, &logins[0].password).await.unwrap();
-    let actor = Actor { tenant_id: admin.tenant_id.clone(), user_id: Some(admin.id.clone()), role: admin.role };
-    assert_eq!(h.store.list_customers(&actor, None, None, None).await.unwrap().items.len(), 3);
-    assert_eq!(h.store.list_cases(&actor, &CaseFilter::default()).await.unwrap().items.len(), 2);
+    assert!(
+        parley_cases::demo::seed_demo(&h.store)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let admin = h
+        .store
+        .authenticate("demo", &logins[0].user.email, &logins[0].password)
+        .await
+        .unwrap();
+    let actor = Actor {
+        tenant_id: admin.tenant_id.clone(),
+        user_id: Some(admin.id.clone()),
+        role: admin.role,
+    };
+    assert_eq!(
+        h.store
+            .list_customers(&actor, None, None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        3
+    );
+    assert_eq!(
+        h.store
+            .list_cases(&actor, &CaseFilter::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
 });
 
 on_both!(concurrent_transitions_never_lose_a_change, |h| {
     let a = h.tenant("acme").await;
-    let case = h.store.create_case(&a, NewCase { title: "race".into(), customer_id: None, case_type_id: None, priority: None, assignee_id: None, team_id: None, custom_fields: Default::default(), tags: vec![] }).await.unwrap();
+    let case = h
+        .store
+        .create_case(
+            &a,
+            NewCase {
+                title: "race".into(),
+                customer_id: None,
+                case_type_id: None,
+                priority: None,
+                assignee_id: None,
+                team_id: None,
+                custom_fields: Default::default(),
+                tags: vec![],
+            },
+        )
+        .await
+        .unwrap();
     let (s1, s2) = (h.store.clone(), h.store.clone());
     let (a1, a2) = (a.clone(), a.clone());
     let (id1, id2) = (case.id.clone(), case.id.clone());
-    let t1 = tokio::spawn(async move { s1.transition_case(&a1, &id1, CaseStatus::Open, None).await });
-    let t2 = tokio::spawn(async move { s2.transition_case(&a2, &id2, CaseStatus::Resolved, None).await });
+    let t1 =
+        tokio::spawn(async move { s1.transition_case(&a1, &id1, CaseStatus::Open, None).await });
+    let t2 = tokio::spawn(async move {
+        s2.transition_case(&a2, &id2, CaseStatus::Resolved, None)
+            .await
+    });
     let (r1, r2) = (t1.await.unwrap(), t2.await.unwrap());
     let final_status = h.store.case(&a, &case.id).await.unwrap().status;
     let events = h.store.case_events(&a, &case.id).await.unwrap();
@@ -412,5 +1074,8 @@ on_both!(concurrent_transitions_never_lose_a_change, |h| {
     // Each successful transition is recorded exactly once and the last one wins.
     assert_eq!(changes, usize::from(r1.is_ok()) + usize::from(r2.is_ok()));
     assert!(changes >= 1);
-    assert_eq!(events.last().unwrap().to_status.as_deref(), Some(final_status.as_str()));
+    assert_eq!(
+        events.last().unwrap().to_status.as_deref(),
+        Some(final_status.as_str())
+    );
 });

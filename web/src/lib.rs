@@ -1,1 +1,181 @@
-//! x
+//! # parley-web
+//!
+//! Parley's HTTP face, and the only crate that speaks HTTP/JSON: the `/api/v1` REST API
+//! (documented by an OpenAPI document at `/api/v1/openapi.json` and a browsable page at
+//! `/api/v1/docs`, both served offline), the events WebSocket, health and readiness.
+//!
+//! [`app`] builds the whole [`axum::Router`] from an [`AppState`]; tests drive it with
+//! `tower::ServiceExt::oneshot`, the binary serves it:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = parley_cases::Store::connect("sqlite://./data/parley.db").await?;
+//! store.migrate().await?;
+//! let app = parley_web::app(parley_web::AppState::new(store, parley_web::WebConfig::default()));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! Every route under `/api/v1` except `auth/login` needs a bearer token; role checks are
+//! extractor types in handler signatures ([`extract::Authed`], [`extract::Supervisor`],
+//! [`extract::Admin`]), and every store call is scoped to the token's tenant.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parley_cases::Store;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+
+mod api;
+pub mod error;
+pub mod extract;
+
+pub use error::{ApiError, ApiResult};
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// Lifetime of a login token.
+    pub token_ttl: Duration,
+    /// Login attempts allowed per minute per account and per client address.
+    pub login_attempts_per_minute: u32,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            token_ttl: Duration::from_secs(12 * 3600),
+            login_attempts_per_minute: 10,
+            max_body_bytes: 2 << 20,
+        }
+    }
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Settings.
+    pub config: Arc<WebConfig>,
+    login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+impl AppState {
+    /// State over `store`.
+    pub fn new(store: Store, config: WebConfig) -> AppState {
+        let per_minute =
+            NonZeroU32::new(config.login_attempts_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+        AppState {
+            store,
+            config: Arc::new(config),
+            login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        }
+    }
+
+    /// Takes one login attempt for `key`; `Err(seconds)` when over the limit.
+    pub(crate) fn login_attempt(&self, key: String) -> Result<(), u64> {
+        if self.login_limiter.len() > 100_000 {
+            self.login_limiter.retain_recent();
+        }
+        self.login_limiter.check_key(&key).map_err(|not_until| {
+            not_until
+                .wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+                .as_secs()
+                + 1
+        })
+    }
+}
+
+/// The OpenAPI document of `/api/v1`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Parley API", version = "1", description = "Parley contact center REST API. \
+        Authenticate with POST /api/v1/auth/login and send `Authorization: Bearer <token>`. \
+        Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`. Lists are newest first with \
+        cursor pagination: pass `next_cursor` back as `cursor`."),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Login and the current user"),
+        (name = "directory", description = "Users, teams, skills"),
+        (name = "customers", description = "Customers, identities, timeline, GDPR"),
+        (name = "cases", description = "Cases, their lifecycle and SLA"),
+        (name = "admin", description = "Case types, SLA policies, audit log"),
+        (name = "events", description = "Live events over WebSocket"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document (also served at `/api/v1/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api::router())
+        .split_for_parts()
+        .1
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest("/api/v1", api::router())
+        .split_for_parts();
+    let max_body = state.config.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(api_router)
+        .route("/api/v1/events", get(api::events::events))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+/// Liveness: the process is up.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers and all migrations are applied.
+async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
+    match s.store.ready().await {
+        Ok(true) => (StatusCode::OK, "ready").into_response(),
+        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}

@@ -22,7 +22,8 @@ enum Cleanup {
 pub const T0: Timestamp = Timestamp(1_767_603_600_000);
 
 pub fn pg_admin_url() -> String {
-    std::env::var("PARLEY_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("PARLEY_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 impl Harness {
@@ -42,14 +43,22 @@ impl Harness {
                 if std::env::var("CI").is_ok_and(|v| v == "true") {
                     panic!("PostgreSQL at {admin_url} is required under CI=true: {e}");
                 }
-                eprintln!("\n!!! WARNING: PostgreSQL unreachable at {admin_url} ({e}); SKIPPING the PostgreSQL half of this test !!!\n");
+                eprintln!(
+                    "\n!!! WARNING: PostgreSQL unreachable at {admin_url} ({e}); SKIPPING the PostgreSQL half of this test !!!\n"
+                );
                 return None;
             }
         };
         let name = format!("parley_t_{}", uuid::Uuid::new_v4().simple());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await
+            .unwrap();
         admin.close().await.unwrap();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_owned())
+            .unwrap();
         let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
         Some(Harness::finish(store, Cleanup::PgDb { admin_url, name }).await)
     }
@@ -58,7 +67,11 @@ impl Harness {
         store.migrate().await.unwrap();
         let clock = ManualClock::new(T0);
         let store = store.with_clock(Arc::new(clock.clone()));
-        Harness { store, clock, cleanup }
+        Harness {
+            store,
+            clock,
+            cleanup,
+        }
     }
 
     pub async fn close(self) {
@@ -69,10 +82,12 @@ impl Harness {
             }
             Cleanup::PgDb { admin_url, name } => {
                 let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .execute(&mut admin)
-                    .await
-                    .unwrap();
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
             }
         }
     }

@@ -1,0 +1,132 @@
+//! Configuration: defaults, then `parley.toml`, then `PARLEY_*` environment variables
+//! (and `DATABASE_URL`), then command-line flags. Zero configuration works.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use figment::Figment;
+use figment::providers::{Env, Format as _, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Everything Parley reads at start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Config {
+    /// Where the SQLite database, recordings and prompts live (`PARLEY_DATA_DIR`).
+    pub(crate) data_dir: PathBuf,
+    /// HTTP listen address for the API and UI (`PARLEY_HTTP_ADDR`).
+    pub(crate) http_addr: SocketAddr,
+    /// SIP listen address, UDP and TCP (`PARLEY_SIP_ADDR`).
+    pub(crate) sip_addr: SocketAddr,
+    /// RTP port range, `low-high` (`PARLEY_RTP_PORTS`).
+    pub(crate) rtp_ports: String,
+    /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); default SQLite in the data dir.
+    pub(crate) database_url: Option<String>,
+    /// Login token lifetime in seconds (`PARLEY_TOKEN_TTL_SECS`).
+    pub(crate) token_ttl_secs: u64,
+    /// Login attempts per minute per account (`PARLEY_LOGIN_ATTEMPTS_PER_MINUTE`).
+    pub(crate) login_attempts_per_minute: u32,
+    /// Largest HTTP request body in bytes (`PARLEY_MAX_BODY_BYTES`).
+    pub(crate) max_body_bytes: usize,
+    /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
+    pub(crate) log_format: String,
+    /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`).
+    pub(crate) speech_model: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            sip_addr: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            rtp_ports: "10000-20000".into(),
+            database_url: None,
+            token_ttl_secs: 12 * 3600,
+            login_attempts_per_minute: 10,
+            max_body_bytes: 2 << 20,
+            log_format: "text".into(),
+            speech_model: None,
+        }
+    }
+}
+
+impl Config {
+    /// Loads from `file` (or `./parley.toml` when present) and the environment.
+    pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    bail!("config file {} does not exist", f.display());
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None if Path::new("parley.toml").exists() => fig = fig.merge(Toml::file("parley.toml")),
+            None => {}
+        }
+        let fig = fig
+            .merge(Env::prefixed("PARLEY_").ignore(&["CONFIG"]))
+            .merge(Env::raw().only(&["DATABASE_URL"]));
+        let cfg: Config = fig.extract().context("invalid configuration")?;
+        cfg.rtp_range()?;
+        if !matches!(cfg.log_format.as_str(), "text" | "json") {
+            bail!("log_format must be text or json, not {:?}", cfg.log_format);
+        }
+        Ok(cfg)
+    }
+
+    /// The RTP port range, checked.
+    pub(crate) fn rtp_range(&self) -> anyhow::Result<(u16, u16)> {
+        let (lo, hi) = self.rtp_ports.split_once('-').with_context(|| {
+            format!(
+                "rtp_ports must look like 10000-20000, not {:?}",
+                self.rtp_ports
+            )
+        })?;
+        let lo: u16 = lo.trim().parse().context("rtp_ports: bad low port")?;
+        let hi: u16 = hi.trim().parse().context("rtp_ports: bad high port")?;
+        if lo < 1024 || lo >= hi || lo % 2 != 0 {
+            bail!("rtp_ports: need an even low port >= 1024 below the high port");
+        }
+        Ok((lo, hi))
+    }
+
+    /// The database URL in effect.
+    pub(crate) fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("parley.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::default();
+        assert_eq!(c.rtp_range().unwrap(), (10000, 20000));
+        assert_eq!(c.database_url(), "sqlite://./data/parley.db");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "parley.toml",
+                "http_addr = \"127.0.0.1:9000\"\nrtp_ports = \"20000-20100\"",
+            )?;
+            jail.set_env("PARLEY_HTTP_ADDR", "127.0.0.1:9001");
+            jail.set_env("DATABASE_URL", "postgres://x@127.0.0.1/db");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.http_addr.port(), 9001);
+            assert_eq!(c.rtp_range().map_err(|e| e.to_string())?, (20000, 20100));
+            assert_eq!(c.database_url(), "postgres://x@127.0.0.1/db");
+            jail.set_env("PARLEY_RTP_PORTS", "20001-10");
+            assert!(Config::load(None).is_err());
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,111 @@
+//! `GET /api/v1/events`: a WebSocket pushing the tenant's timeline and case changes.
+//!
+//! Authenticate with `Authorization: Bearer …` or, from browsers (which cannot set
+//! headers on a WebSocket), `?access_token=…`. Each event is one JSON text frame:
+//! `{"type": "timeline.appended", "customer_id": …, "case_id": …, "data": {…}}`. A
+//! subscriber that falls behind gets `{"type": "lagged", "missed": N}` and should
+//! reload what it shows. The token is re-checked every 30 s; once expired or revoked the
+//! socket closes with code 4001.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::request::Parts;
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use parley_cases::{Actor, DomainEvent, Store};
+use tokio::sync::broadcast;
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::bearer;
+
+pub(crate) async fn events(
+    State(s): State<AppState>,
+    parts: Parts,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = bearer(&parts)
+        .map(str::to_owned)
+        .or_else(|| {
+            form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+                .find(|(k, _)| k == "access_token")
+                .map(|(_, v)| v.into_owned())
+        })
+        .ok_or_else(ApiError::unauthenticated)?;
+    let (actor, _) = s
+        .store
+        .actor_for_token(&token)
+        .await
+        .map_err(|_| ApiError::unauthenticated())?;
+    let rx = s.store.subscribe();
+    let store = s.store.clone();
+    Ok(ws.on_upgrade(move |socket: WebSocket| async move {
+        let (sink, stream) = socket.split();
+        pump(
+            sink,
+            stream,
+            rx,
+            actor,
+            TokenCheck {
+                store,
+                token,
+                every: Duration::from_secs(30),
+            },
+        )
+        .await;
+    }))
+}
+
+pub(crate) struct TokenCheck {
+    store: Store,
+    token: String,
+    every: Duration,
+}
+
+/// Forwards the events `actor` may see until the client leaves or the token dies.
+/// Generic over the socket halves so it can be tested without a server.
+pub(crate) async fn pump<Tx, Rx, E>(
+    mut sink: Tx,
+    mut stream: Rx,
+    mut events: broadcast::Receiver<DomainEvent>,
+    actor: Actor,
+    check: TokenCheck,
+) where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let mut recheck = tokio::time::interval(check.every);
+    recheck.tick().await;
+    loop {
+        tokio::select! {
+            ev = events.recv() => {
+                let text = match ev {
+                    Ok(e) if e.visible_to(&actor.tenant_id, actor.role) => match serde_json::to_string(&e) {
+                        Ok(t) => t,
+                        Err(_) => continue,
+                    },
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(n)) => format!("{{\"type\":\"lagged\",\"missed\":{n}}}"),
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                // Pings are answered by the WebSocket layer; clients send nothing else.
+                Some(Ok(_)) => {}
+            },
+            _ = recheck.tick() => {
+                if check.store.actor_for_token(&check.token).await.is_err() {
+                    let frame = CloseFrame { code: 4001, reason: "token expired or revoked".into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            }
+        }
+    }
+}

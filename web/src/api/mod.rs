@@ -1,0 +1,31 @@
+//! `/api/v1` routes, one module per area, merged into one OpenAPI-documented router.
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::AppState;
+
+mod admin;
+mod auth;
+mod cases;
+mod customers;
+mod directory;
+pub(crate) mod events;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(auth::router())
+        .merge(directory::router())
+        .merge(customers::router())
+        .merge(cases::router())
+        .merge(admin::router())
+}
+
+/// Common list parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PageParams {
+    /// Page size, 1..=200 (default 50).
+    pub(crate) limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    pub(crate) cursor: Option<String>,
+}

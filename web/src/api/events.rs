@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::request::Parts;
 use axum::response::Response;
@@ -24,7 +25,7 @@ use crate::extract::bearer;
 pub(crate) async fn events(
     State(s): State<AppState>,
     parts: Parts,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = bearer(&parts)
         .map(str::to_owned)
@@ -39,6 +40,9 @@ pub(crate) async fn events(
         .actor_for_token(&token)
         .await
         .map_err(|_| ApiError::unauthenticated())?;
+    // Authentication comes first: an anonymous caller learns nothing, not even that this
+    // route wants a WebSocket.
+    let ws = ws.map_err(|e| ApiError::new(e.status(), "websocket_required", e.body_text()))?;
     let rx = s.store.subscribe();
     let store = s.store.clone();
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {

@@ -1,0 +1,516 @@
+//! HTTP API tests: the router driven with `oneshot` (no server), plus the events
+//! WebSocket over a real loopback socket.
+#![allow(clippy::unwrap_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use parley_cases::directory::NewUser;
+use parley_cases::{Actor, Role, Store};
+use parley_web::{AppState, WebConfig, app};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+struct T {
+    app: Router,
+    store: Store,
+    dir: std::path::PathBuf,
+}
+
+const PW: &str = "a test password";
+
+impl T {
+    async fn new() -> T {
+        T::with_config(WebConfig::default()).await
+    }
+
+    async fn with_config(cfg: WebConfig) -> T {
+        let dir = std::env::temp_dir().join(format!("parley-web-test-{}", uuid_like()));
+        let store = Store::open_sqlite_dir(&dir).await.unwrap();
+        store.migrate().await.unwrap();
+        for tenant in ["acme", "globex"] {
+            let t = store.create_tenant(tenant).await.unwrap();
+            for role in [Role::Admin, Role::Supervisor, Role::Agent] {
+                store
+                    .create_user(
+                        &Actor::system(&t.id),
+                        NewUser {
+                            email: format!("{role}@{tenant}.test"),
+                            name: format!("{role} of {tenant}"),
+                            role,
+                            password: PW.into(),
+                        },
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+        T {
+            app: app(AppState::new(store.clone(), cfg)),
+            store,
+            dir,
+        }
+    }
+
+    async fn login(&self, tenant: &str, role: Role) -> String {
+        let (s, v) = self.call(Method::POST, "/api/v1/auth/login", None, Some(json!({"tenant": tenant, "email": format!("{role}@{tenant}.test"), "password": PW}))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        self.raw(req).await
+    }
+
+    async fn raw(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let res = self.app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        (status, v)
+    }
+}
+
+impl Drop for T {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| if seg.starts_with('{') { "P0" } else { seg })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_documented_route_requires_a_token() {
+    let t = T::new().await;
+    let doc = serde_json::to_value(parley_web::openapi()).unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if path == "/api/v1/auth/login" {
+                continue;
+            }
+            let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let (s, v) = t.call(m, &concrete(path), None, Some(json!({}))).await;
+            assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {path}: {v}");
+            assert_eq!(v["error"]["code"], "unauthenticated");
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} routes documented?");
+    let (s, _) = t.call(Method::GET, "/api/v1/events", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn roles_are_enforced() {
+    let t = T::new().await;
+    let agent = t.login("acme", Role::Agent).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let admin = t.login("acme", Role::Admin).await;
+    let new_user =
+        json!({"email": "new@acme.test", "name": "New", "role": "agent", "password": "0123456789"});
+    // (method, uri, body, lowest role allowed)
+    let cases: Vec<(Method, &str, Value, Role)> = vec![
+        (Method::POST, "/api/v1/users", new_user.clone(), Role::Admin),
+        (Method::GET, "/api/v1/users", json!(null), Role::Supervisor),
+        (Method::GET, "/api/v1/audit", json!(null), Role::Supervisor),
+        (
+            Method::POST,
+            "/api/v1/teams",
+            json!({"name": "T"}),
+            Role::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/skills",
+            json!({"name": "german"}),
+            Role::Admin,
+        ),
+        (
+            Method::POST,
+            "/api/v1/case-types",
+            json!({"name": "Bug", "fields": []}),
+            Role::Admin,
+        ),
+        (
+            Method::PUT,
+            "/api/v1/sla-policies/P1",
+            json!({"first_response_minutes": 30, "resolution_minutes": 300}),
+            Role::Admin,
+        ),
+        (Method::GET, "/api/v1/customers", json!(null), Role::Agent),
+    ];
+    for (m, uri, body, min) in cases {
+        for (role, token) in [
+            (Role::Agent, &agent),
+            (Role::Supervisor, &sup),
+            (Role::Admin, &admin),
+        ] {
+            let body = (!body.is_null()).then(|| body.clone());
+            let (s, v) = t.call(m.clone(), uri, Some(token), body).await;
+            if role >= min {
+                assert!(s.is_success(), "{role} {m} {uri}: {s} {v}");
+            } else {
+                assert_eq!(s, StatusCode::FORBIDDEN, "{role} {m} {uri}: {v}");
+                assert_eq!(v["error"]["code"], "forbidden");
+            }
+        }
+        // Re-create conflicts aside, the admin's call succeeded once: nothing more to check.
+        let _ = t.store.clone();
+    }
+}
+
+#[tokio::test]
+async fn another_tenants_data_is_404() {
+    let t = T::new().await;
+    let acme = t.login("acme", Role::Agent).await;
+    let globex = t.login("globex", Role::Admin).await;
+    let (s, c) = t
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&acme),
+            Some(json!({"name": "Ann", "identities": [{"kind": "phone", "value": "+15550100"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let id = c["id"].as_str().unwrap();
+    for uri in [
+        format!("/api/v1/customers/{id}"),
+        format!("/api/v1/customers/{id}/timeline"),
+        format!("/api/v1/customers/{id}/export"),
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550100".to_owned(),
+    ] {
+        let (s, v) = t.call(Method::GET, &uri, Some(&globex), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{uri}: {v}");
+    }
+    let (s, _) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/customers/{id}/erase"),
+            Some(&globex),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Still intact for its owner.
+    let (s, v) = t
+        .call(
+            Method::GET,
+            &format!("/api/v1/customers/{id}"),
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!((s, v["name"].as_str()), (StatusCode::OK, Some("Ann")));
+}
+
+#[tokio::test]
+async fn bad_input_gets_precise_errors_and_stores_nothing() {
+    let t = T::with_config(WebConfig {
+        max_body_bytes: 4096,
+        ..WebConfig::default()
+    })
+    .await;
+    let tok = t.login("acme", Role::Agent).await;
+    let post = |body: Body, ct: &str| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/customers")
+            .header(header::AUTHORIZATION, format!("Bearer {tok}"))
+            .header(header::CONTENT_TYPE, ct.to_owned())
+            .body(body)
+            .unwrap()
+    };
+    let (s, v) = t
+        .raw(post(Body::from("{\"name\": "), "application/json"))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+    let (s, v) = t
+        .raw(post(
+            Body::from("{\"name\": \"x\", \"identities\": [{\"kind\": \"phone\", \"value\": 5}]}"),
+            "application/json",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "identities[0].value");
+    let (s, v) = t
+        .raw(post(
+            Body::from(
+                "{\"name\": \"x\", \"identities\": [{\"kind\": \"fax\", \"value\": \"1\"}]}",
+            ),
+            "application/json",
+        ))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("identities[0].kind"))
+    );
+    let (s, _) = t
+        .raw(post(
+            Body::from("name=x"),
+            "application/x-www-form-urlencoded",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let big = format!("{{\"name\": \"{}\"}}", "x".repeat(10_000));
+    let (s, v) = t.raw(post(Body::from(big), "application/json")).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert!(v["error"]["code"].is_string());
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/cases?status=bogus", Some(&tok), None)
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("status"))
+    );
+    let (s, v) = t.call(Method::GET, "/api/v1/nope", Some(&tok), None).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (_, list) = t
+        .call(Method::GET, "/api/v1/customers", Some(&tok), None)
+        .await;
+    assert_eq!(
+        list["items"].as_array().unwrap().len(),
+        0,
+        "nothing stored by rejected requests"
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_and_logout_revokes() {
+    let t = T::with_config(WebConfig {
+        login_attempts_per_minute: 3,
+        ..WebConfig::default()
+    })
+    .await;
+    let bad = json!({"tenant": "acme", "email": "agent@acme.test", "password": "wrong password"});
+    for _ in 0..3 {
+        let (s, v) = t
+            .call(Method::POST, "/api/v1/auth/login", None, Some(bad.clone()))
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    }
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(bad.to_string()))
+        .unwrap();
+    let res = t.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().get(header::RETRY_AFTER).is_some());
+    // Other accounts are unaffected.
+    let tok = t.login("acme", Role::Supervisor).await;
+    let (s, me) = t.call(Method::GET, "/api/v1/me", Some(&tok), None).await;
+    assert_eq!(
+        (s, me["role"].as_str()),
+        (StatusCode::OK, Some("supervisor"))
+    );
+    let (s, _) = t
+        .call(Method::POST, "/api/v1/auth/logout", Some(&tok), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t.call(Method::GET, "/api/v1/me", Some(&tok), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn case_lifecycle_over_http_with_audit() {
+    let t = T::new().await;
+    let agent = t.login("acme", Role::Agent).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let (_, c) = t
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&agent),
+            Some(json!({"name": "Ann"})),
+        )
+        .await;
+    let (s, case) = t
+        .call(
+            Method::POST,
+            "/api/v1/cases",
+            Some(&agent),
+            Some(
+                json!({"title": "Broken", "customer_id": c["id"], "priority": "P1", "tags": ["x"]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{case}");
+    let id = case["id"].as_str().unwrap();
+    for to in [
+        "open",
+        "pending_customer",
+        "on_hold",
+        "resolved",
+        "closed",
+        "open",
+    ] {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                &format!("/api/v1/cases/{id}/transitions"),
+                Some(&agent),
+                Some(json!({"status": to})),
+            )
+            .await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some(to)), "{v}");
+    }
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/cases/{id}/transitions"),
+            Some(&agent),
+            Some(json!({"status": "new"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("invalid_transition"))
+    );
+    let (_, evs) = t
+        .call(
+            Method::GET,
+            &format!("/api/v1/cases/{id}/events"),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(evs.as_array().unwrap().len(), 7);
+    let (s, audit) = t
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?entity_id={id}"),
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let actions: Vec<_> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "case.transition").count(),
+        6
+    );
+    assert!(actions.contains(&"case.create"));
+    let (_, list) = t
+        .call(
+            Method::GET,
+            "/api/v1/cases?status=open&priority=P1&tag=x",
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn events_websocket_pushes_only_the_tenants_changes() {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    let t = T::new().await;
+    let acme = t.login("acme", Role::Agent).await;
+    let globex = t.login("globex", Role::Agent).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let connect = |tok: String, via_header: bool| async move {
+        let url = if via_header {
+            format!("ws://{addr}/api/v1/events")
+        } else {
+            format!("ws://{addr}/api/v1/events?access_token={tok}")
+        };
+        let mut req = url.into_client_request().unwrap();
+        if via_header {
+            req.headers_mut()
+                .insert("authorization", format!("Bearer {tok}").parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    };
+    let mut ws_acme = connect(acme.clone(), true).await;
+    let mut ws_globex = connect(globex.clone(), false).await;
+    assert!(
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/events?access_token=bogus"))
+            .await
+            .is_err()
+    );
+
+    let (_, c) = t
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&acme),
+            Some(json!({"name": "Ann"})),
+        )
+        .await;
+    let cid = c["id"].as_str().unwrap();
+    let (s, _) = t.call(Method::POST, &format!("/api/v1/customers/{cid}/interactions"), Some(&acme), Some(json!({"kind": "message", "channel": "web_chat", "direction": "inbound", "body": "hi"}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let mut kinds = vec![];
+    while kinds.len() < 2 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws_acme.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["customer_id"], cid);
+        kinds.push(v["type"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(kinds, ["customer.created", "timeline.appended"]);
+    // globex heard nothing.
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), ws_globex.next())
+            .await
+            .is_err()
+    );
+}

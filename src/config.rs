@@ -86,7 +86,7 @@ impl Config {
         })?;
         let lo: u16 = lo.trim().parse().context("rtp_ports: bad low port")?;
         let hi: u16 = hi.trim().parse().context("rtp_ports: bad high port")?;
-        if lo < 1024 || lo >= hi || lo % 2 != 0 {
+        if lo < 1024 || lo >= hi || !lo.is_multiple_of(2) {
             bail!("rtp_ports: need an even low port >= 1024 below the high port");
         }
         Ok((lo, hi))
@@ -112,6 +112,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's closure signature
     fn environment_overrides_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

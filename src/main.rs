@@ -211,21 +211,21 @@ fn read_password() -> anyhow::Result<String> {
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
-    if demo || store.tenant_count().await? == 0 {
-        if let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
-            // Shown once: only hashes are stored.
+    if (demo || store.tenant_count().await? == 0)
+        && let Some(logins) = parley_cases::demo::seed_demo(&store).await?
+    {
+        // Shown once: only hashes are stored.
+        println!(
+            "Demo tenant \"{}\" created. Logins (shown once, save them):",
+            parley_cases::demo::DEMO_TENANT
+        );
+        for l in &logins {
             println!(
-                "Demo tenant \"{}\" created. Logins (shown once, save them):",
-                parley_cases::demo::DEMO_TENANT
+                "  {:<10} {:<30} password: {}",
+                l.user.role.as_str(),
+                l.user.email,
+                l.password
             );
-            for l in &logins {
-                println!(
-                    "  {:<10} {:<30} password: {}",
-                    l.user.role.as_str(),
-                    l.user.email,
-                    l.password
-                );
-            }
         }
     }
     let web_cfg = parley_web::WebConfig {

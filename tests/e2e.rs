@@ -30,9 +30,13 @@ fn parley(dir: &Path, db: Option<&str>) -> Command {
     c
 }
 
-fn start(dir: &Path, db: Option<&str>) -> Server {
+/// Starts `parley <args>` and waits for its "listening" line; the demo admin password
+/// is picked up if the demo was seeded on this start.
+// The child is owned by the returned Server, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
+fn start(dir: &Path, db: Option<&str>, args: &[&str]) -> Server {
     let mut child = parley(dir, db)
-        .arg("serve")
+        .args(args)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -56,6 +60,13 @@ fn start(dir: &Path, db: Option<&str>) -> Server {
                 admin_password,
             };
         }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -151,32 +162,8 @@ async fn scenario(db: Option<String>) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // The database is not empty now, so the demo needs --demo... unless seeded on first start:
-    // start with --demo to get it on this database.
-    let mut server = {
-        let mut child = parley(&dir, db)
-            .args(["serve", "--demo"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut pw = String::new();
-        let base = loop {
-            let line = lines.next().expect("exited").unwrap();
-            if line.contains("admin@demo.parley.test") {
-                pw = line.rsplit(' ').next().unwrap().to_owned();
-            }
-            if let Some(rest) = line.strip_prefix("Parley listening on ") {
-                break rest.split(' ').next().unwrap().to_owned();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server {
-            child,
-            base,
-            admin_password: pw,
-        }
-    };
+    // The database is not empty any more, so the demo tenant needs --demo.
+    let mut server = start(&dir, db, &["serve", "--demo"]);
     assert!(
         !server.admin_password.is_empty(),
         "the demo admin password is printed once"
@@ -331,7 +318,7 @@ async fn scenario(db: Option<String>) {
     let status = wait_timeout(&mut server.child, Duration::from_secs(20));
     assert!(status.success(), "{status:?}");
     // Data survived the restart; the demo is not seeded twice.
-    let again = start(&dir, db);
+    let again = start(&dir, db, &["serve"]);
     assert!(again.admin_password.is_empty(), "demo seeded only once");
     let api = Api {
         http: reqwest::Client::new(),
@@ -346,9 +333,7 @@ async fn scenario(db: Option<String>) {
         )
         .await;
     assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(3)));
-    let mut again = again;
-    let _ = again.child.kill();
-    let _ = again.child.wait();
+    drop(again);
     let _ = std::fs::remove_dir_all(dir);
 }
 

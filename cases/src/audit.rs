@@ -131,7 +131,48 @@ struct AuditRow {
     occurred_at: i64,
 }
 
+impl AuditRow {
+    fn into_entry(self) -> Result<AuditEntry> {
+        Ok(AuditEntry {
+            before: self
+                .before
+                .as_deref()
+                .map(|s| from_json_text("audit.before", s))
+                .transpose()?,
+            after: self
+                .after
+                .as_deref()
+                .map(|s| from_json_text("audit.after", s))
+                .transpose()?,
+            id: self.id,
+            actor_id: self.actor_id,
+            actor_role: self.actor_role,
+            action: self.action,
+            entity_kind: self.entity_kind,
+            entity_id: self.entity_id,
+            occurred_at: Timestamp(self.occurred_at),
+        })
+    }
+}
+
 impl Store {
+    /// Audit records whose snapshots may hold `customer_id`'s personal data, oldest first.
+    pub(crate) async fn audit_about_customer(
+        &self,
+        actor: &Actor,
+        customer_id: &str,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, actor_id, actor_role, action, entity_kind, entity_id, before, after, occurred_at
+             FROM audit_log WHERE tenant_id = $1 AND subject_customer_id = $2 ORDER BY occurred_at, id",
+        )
+        .bind(&actor.tenant_id)
+        .bind(customer_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.into_iter().map(AuditRow::into_entry).collect()
+    }
+
     /// The tenant's audit log, newest first.
     pub async fn audit_log(&self, actor: &Actor, f: &AuditFilter) -> Result<Page<AuditEntry>> {
         let limit = page_limit(f.limit);
@@ -156,27 +197,7 @@ impl Store {
         .await?;
         let entries = rows
             .into_iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    before: r
-                        .before
-                        .as_deref()
-                        .map(|s| from_json_text("audit.before", s))
-                        .transpose()?,
-                    after: r
-                        .after
-                        .as_deref()
-                        .map(|s| from_json_text("audit.after", s))
-                        .transpose()?,
-                    id: r.id,
-                    actor_id: r.actor_id,
-                    actor_role: r.actor_role,
-                    action: r.action,
-                    entity_kind: r.entity_kind,
-                    entity_id: r.entity_id,
-                    occurred_at: Timestamp(r.occurred_at),
-                })
-            })
+            .map(AuditRow::into_entry)
             .collect::<Result<Vec<_>>>()?;
         Ok(into_page(entries, limit, |e| Cursor {
             at: e.occurred_at.0,

@@ -240,6 +240,17 @@ pub struct CaseEvent {
 }
 
 #[derive(sqlx::FromRow)]
+struct CaseEventRow {
+    id: String,
+    kind: String,
+    from_status: Option<String>,
+    to_status: Option<String>,
+    actor_id: Option<String>,
+    data: String,
+    occurred_at: i64,
+}
+
+#[derive(sqlx::FromRow)]
 struct CaseRow {
     id: String,
     number: i64,
@@ -894,15 +905,7 @@ impl Store {
     /// Every recorded change of a case, oldest first.
     pub async fn case_events(&self, actor: &Actor, id: &str) -> Result<Vec<CaseEvent>> {
         self.require(actor, "cases", "case", id).await?;
-        let rows: Vec<(
-            String,
-            String,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            String,
-            i64,
-        )> = sqlx::query_as(
+        let rows: Vec<CaseEventRow> = sqlx::query_as(
             "SELECT id, kind, from_status, to_status, actor_id, data, occurred_at FROM case_events
              WHERE tenant_id = $1 AND case_id = $2 ORDER BY occurred_at, id",
         )
@@ -911,15 +914,15 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.into_iter()
-            .map(|(id, kind, from_status, to_status, actor_id, data, at)| {
+            .map(|r| {
                 Ok(CaseEvent {
-                    id,
-                    kind,
-                    from_status,
-                    to_status,
-                    actor_id,
-                    data: from_json_text("case_event.data", &data)?,
-                    occurred_at: Timestamp(at),
+                    data: from_json_text("case_event.data", &r.data)?,
+                    id: r.id,
+                    kind: r.kind,
+                    from_status: r.from_status,
+                    to_status: r.to_status,
+                    actor_id: r.actor_id,
+                    occurred_at: Timestamp(r.occurred_at),
                 })
             })
             .collect()

@@ -681,10 +681,10 @@ impl Store {
         skill_id: &str,
         proficiency: Option<i64>,
     ) -> Result<()> {
-        if let Some(p) = proficiency {
-            if !(1..=5).contains(&p) {
-                return Err(Error::invalid("proficiency", "must be between 1 and 5"));
-            }
+        if let Some(p) = proficiency
+            && !(1..=5).contains(&p)
+        {
+            return Err(Error::invalid("proficiency", "must be between 1 and 5"));
         }
         self.require(actor, "users", "user", user_id).await?;
         self.require(actor, "skills", "skill", skill_id).await?;

@@ -86,14 +86,14 @@ impl Error {
     /// Maps a unique-constraint violation to [`Error::Conflict`], anything else to
     /// [`Error::Database`].
     pub(crate) fn from_unique(err: sqlx::Error, entity: &'static str, field: &'static str) -> Self {
-        if let sqlx::Error::Database(db) = &err {
-            if db.is_unique_violation() {
-                return Error::Conflict {
-                    entity,
-                    field: field.into(),
-                    detail: None,
-                };
-            }
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            return Error::Conflict {
+                entity,
+                field: field.into(),
+                detail: None,
+            };
         }
         Error::Database(err)
     }

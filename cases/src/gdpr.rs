@@ -7,7 +7,7 @@ use crate::cases::Case;
 use crate::customers::Customer;
 use crate::events::DomainEvent;
 use crate::timeline::Interaction;
-use crate::types::{Actor, Timestamp, from_json_text};
+use crate::types::{Actor, Timestamp};
 use crate::{Error, Result, Store};
 
 /// Everything Parley holds about one customer (Art. 15 / Art. 20).
@@ -77,39 +77,7 @@ impl Store {
         for (cid,) in case_ids {
             cases.push(self.case(actor, &cid).await?);
         }
-        let rows: Vec<(String, Option<String>, Option<String>, String, String, String, Option<String>, Option<String>, i64)> =
-            sqlx::query_as(
-                "SELECT id, actor_id, actor_role, action, entity_kind, entity_id, before, after, occurred_at
-                 FROM audit_log WHERE tenant_id = $1 AND subject_customer_id = $2 ORDER BY occurred_at, id",
-            )
-            .bind(&actor.tenant_id)
-            .bind(&customer.id)
-            .fetch_all(self.pool())
-            .await?;
-        let audit = rows
-            .into_iter()
-            .map(
-                |(id, actor_id, actor_role, action, entity_kind, entity_id, before, after, at)| {
-                    Ok(AuditEntry {
-                        id,
-                        actor_id,
-                        actor_role,
-                        action,
-                        entity_kind,
-                        entity_id,
-                        before: before
-                            .as_deref()
-                            .map(|s| from_json_text("audit.before", s))
-                            .transpose()?,
-                        after: after
-                            .as_deref()
-                            .map(|s| from_json_text("audit.after", s))
-                            .transpose()?,
-                        occurred_at: Timestamp(at),
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
+        let audit = self.audit_about_customer(actor, &customer.id).await?;
         Ok(CustomerExport {
             format: "parley.customer-export.v1",
             exported_at: self.now(),

@@ -255,10 +255,10 @@ fn validate(new: &NewInteraction) -> Result<Validated> {
     if new.body.len() > MAX_BODY_BYTES {
         return Err(Error::invalid("body", "larger than 1 MiB"));
     }
-    if let Some(s) = new.sentiment {
-        if !(-1.0..=1.0).contains(&s) {
-            return Err(Error::invalid("sentiment", "must be between -1 and 1"));
-        }
+    if let Some(s) = new.sentiment
+        && !(-1.0..=1.0).contains(&s)
+    {
+        return Err(Error::invalid("sentiment", "must be between -1 and 1"));
     }
     for (i, a) in new.attachments.iter().enumerate() {
         if a.name.trim().is_empty() {

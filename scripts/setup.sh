@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs what Parley needs to build, run and test, idempotently. Safe to re-run:
+# it installs only missing Debian packages and starts PostgreSQL only if it is down.
+#
+#   scripts/setup.sh            # build + run dependencies
+#   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL)
+set -euo pipefail
+
+want_tests=0
+[ "${1:-}" = "--test" ] && want_tests=1
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+# Build dependencies of the design card's crates: cmake (libopus, whisper.cpp),
+# libclang (bindgen), pkg-config; sox/espeak-ng make test audio.
+packages=(build-essential cmake libclang-dev pkg-config)
+if [ "$want_tests" = 1 ]; then
+  packages+=(sip-tester postgresql postgresql-client sox espeak-ng)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing missing packages: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  say "system packages present"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "ERROR: no Rust toolchain (cargo) on PATH; install Rust 1.95+ (rustup) first" >&2
+  exit 1
+fi
+
+if [ "$want_tests" = 1 ]; then
+  # PostgreSQL on 127.0.0.1:5432 with trust auth for the test user `postgres`.
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    cluster=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$cluster" ]; then
+      say "starting PostgreSQL $cluster"
+      pg_ctlcluster --skip-systemctl-redirect "$cluster" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if ! psql -h 127.0.0.1 -U postgres -d postgres -qtAc 'select 1' >/dev/null 2>&1; then
+      # A stock Debian install asks for passwords over TCP; tests use trust on loopback.
+      cluster=$(ls /etc/postgresql | sort -V | tail -n 1)
+      hba="/etc/postgresql/$cluster/main/pg_hba.conf"
+      say "allowing trust auth for postgres@127.0.0.1 in $hba (test machines only)"
+      sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+      pg_ctlcluster --skip-systemctl-redirect "$cluster" main reload
+    fi
+    say "PostgreSQL ready on 127.0.0.1:5432"
+  else
+    say "WARNING: PostgreSQL is not reachable on 127.0.0.1:5432"
+  fi
+fi

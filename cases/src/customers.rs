@@ -251,6 +251,37 @@ impl Store {
             .collect()
     }
 
+    async fn identities_of_many<'a>(
+        &self,
+        actor: &Actor,
+        ids: impl Iterator<Item = &'a str>,
+    ) -> Result<std::collections::HashMap<String, Vec<Identity>>> {
+        let ids: Vec<&str> = ids.collect();
+        let mut out: std::collections::HashMap<String, Vec<Identity>> =
+            std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT customer_id, kind, value FROM customer_identities
+             WHERE tenant_id = $1 AND customer_id IN ({}) ORDER BY created_at, kind, value",
+            placeholders.join(", ")
+        );
+        let mut q = sqlx::query_as::<_, (String, String, String)>(sqlx::AssertSqlSafe(sql))
+            .bind(&actor.tenant_id);
+        for id in ids {
+            q = q.bind(id);
+        }
+        for (customer_id, kind, value) in q.fetch_all(self.pool()).await? {
+            let kind = IdentityKind::parse("kind", &kind)?;
+            out.entry(customer_id)
+                .or_default()
+                .push(Identity { kind, value });
+        }
+        Ok(out)
+    }
+
     /// The live customer behind `id`, following merges.
     pub(crate) async fn live_customer_id(&self, actor: &Actor, id: &str) -> Result<String> {
         let mut current = id.to_owned();
@@ -319,11 +350,17 @@ impl Store {
         .bind(limit + 1)
         .fetch_all(self.pool())
         .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            let ids = self.identities_of(actor, &r.id).await?;
-            items.push(r.into_customer(ids));
-        }
+        // One query for the whole page's identities rather than one per customer.
+        let mut identities = self
+            .identities_of_many(actor, rows.iter().map(|r| r.id.as_str()))
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(|r| {
+                let ids = identities.remove(&r.id).unwrap_or_default();
+                r.into_customer(ids)
+            })
+            .collect();
         Ok(into_page(items, limit, |c| Cursor {
             at: c.created_at.0,
             id: c.id.clone(),

@@ -32,6 +32,8 @@ pub struct ValidationOptions {
     pub known_flows: Option<BTreeSet<FlowId>>,
     /// Calendar names `business_hours`/`holiday` may reference; `None` skips the check.
     pub known_calendars: Option<BTreeSet<String>>,
+    /// Ids of uploaded prompts `{"file": ...}` may reference; `None` skips the check.
+    pub known_prompts: Option<BTreeSet<String>>,
     /// Extra variables set before the flow starts.
     pub predefined: BTreeSet<String>,
     /// Maximum number of nodes.
@@ -45,6 +47,7 @@ impl Default for ValidationOptions {
         ValidationOptions {
             known_flows: None,
             known_calendars: None,
+            known_prompts: None,
             predefined: BTreeSet::new(),
             max_nodes: 500,
             max_prompts: 20,
@@ -111,6 +114,13 @@ pub enum ValidationErrorKind {
         field: String,
         /// 0-based index.
         index: usize,
+    },
+    /// A `file` prompt names an upload that does not exist.
+    UnknownPrompt {
+        /// Field name.
+        field: String,
+        /// The prompt id.
+        prompt: String,
     },
     /// Too many prompts in one list.
     TooManyPrompts {
@@ -227,6 +237,9 @@ impl fmt::Display for ValidationErrorKind {
             ValidationErrorKind::MissingPrompt { field } => write!(f, "`{field}` has no prompt"),
             ValidationErrorKind::EmptyPrompt { field, index } => {
                 write!(f, "`{field}` prompt #{index} is empty")
+            }
+            ValidationErrorKind::UnknownPrompt { field, prompt } => {
+                write!(f, "`{field}` plays unknown prompt file `{prompt}`")
             }
             ValidationErrorKind::TooManyPrompts { field, count, max } => {
                 write!(f, "`{field}` has {count} prompts (max {max})")
@@ -526,6 +539,16 @@ impl Validator<'_> {
                         ValidationErrorKind::EmptyPrompt {
                             field: field.to_owned(),
                             index,
+                        },
+                    );
+                } else if let (Prompt::File(file), Some(known)) = (p, &self.opts.known_prompts)
+                    && !known.contains(file)
+                {
+                    self.err(
+                        id,
+                        ValidationErrorKind::UnknownPrompt {
+                            field: field.to_owned(),
+                            prompt: file.clone(),
                         },
                     );
                 }

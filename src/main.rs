@@ -232,6 +232,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
         max_body_bytes: cfg.max_body_bytes,
+        data_dir: cfg.data_dir.clone(),
+        max_prompt_bytes: cfg.max_prompt_bytes,
     };
     let app = parley_web::app(parley_web::AppState::new(store.clone(), web_cfg));
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)

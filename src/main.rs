@@ -2,6 +2,7 @@
 //! migrations; `user add` creates a login. See README.md.
 
 mod config;
+mod flow_cli;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -52,6 +53,11 @@ enum Command {
     },
     /// Print the effective configuration.
     Config,
+    /// Validate or simulate IVR flow files (no database needed).
+    Flow {
+        #[command(subcommand)]
+        command: flow_cli::FlowCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +189,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", toml_like(&cfg));
             Ok(())
         }
+        Command::Flow { command } => match flow_cli::run(command)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 

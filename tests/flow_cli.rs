@@ -94,10 +94,8 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(
-        lines, ["node `hours`: unknown calendar `main`"; 2],
-        "holiday and business_hours both read it"
-    );
+    // Once, although both the holiday and the business_hours rule read it.
+    assert_eq!(lines, ["node `hours`: unknown calendar `main`"]);
 
     let broken = dir.file(
         "broken.json",

@@ -442,10 +442,14 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&mut self, node: Option<&NodeId>, kind: ValidationErrorKind) {
-        self.errors.push(ValidationError {
+        let e = ValidationError {
             node: node.cloned(),
             kind,
-        });
+        };
+        // A node reading the same calendar (or variable...) twice is one problem.
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
     }
 
     fn run(&mut self) {

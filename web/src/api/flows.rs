@@ -464,8 +464,11 @@ async fn list_versions(
 async fn get_version(
     State(s): State<AppState>,
     Supervisor(a): Supervisor,
-    Path((id, version)): Path<(String, i64)>,
+    Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<VersionView>> {
+    let version: i64 = version
+        .parse()
+        .map_err(|_| ApiError::not_found("flow version"))?;
     let current = s.store.flow(&a.actor, &id).await?.current_version;
     let v = s.store.flow_version(&a.actor, &id, version).await?;
     Ok(axum::Json(version_view(v, current, true)?))

@@ -392,6 +392,19 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
         (Some(false), Some("Hello again"))
     );
 
+    let (s, v) = t
+        .call(
+            Method::GET,
+            "/api/v1/ivr/flows/main/versions/latest",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
     // Export gives back the exact text; import creates or replaces.
     let (s, ct, body) = ivr
         .send(

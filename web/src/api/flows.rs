@@ -202,7 +202,7 @@ impl<S: Send + Sync> FromRequest<S> for FlowDoc {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::new(e.status(), "body_rejected", e.body_text()))?;
-        let flow: Flow = parse_json(&bytes)?;
+        let flow: Flow = parse_json(&bytes).map_err(|e| refine_node_error(&bytes, e))?;
         let text = String::from_utf8(bytes.to_vec())
             .map_err(|_| ApiError::bad_request("the flow document is not UTF-8"))?;
         if flow.version != parley_ivr::SCHEMA_VERSION {
@@ -218,6 +218,88 @@ impl<S: Send + Sync> FromRequest<S> for FlowDoc {
             .with_field("version"));
         }
         Ok(FlowDoc { flow, text })
+    }
+}
+
+/// serde cannot see inside a node's type-dependent (flattened) fields, so an error there
+/// names only `nodes.<id>`. Deserialising that node again as its type's struct names the
+/// field (`nodes.<id>.next`).
+fn refine_node_error(bytes: &[u8], err: ApiError) -> ApiError {
+    use parley_ivr::model::{
+        Branch, Callback, CustomerLookup, Enqueue, Gather, Hangup, Http, Menu, Play, Return,
+        SetVar, Speech, SubFlow, Survey, Transfer, Voicemail,
+    };
+    use serde::de::DeserializeOwned;
+    fn check<T: DeserializeOwned>(
+        v: Value,
+    ) -> Result<(), serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize::<_, T>(v).map(|_| ())
+    }
+    let Some(node) = err.field().and_then(|f| f.strip_prefix("nodes.")) else {
+        return err;
+    };
+    let Ok(doc) = serde_json::from_slice::<Value>(bytes) else {
+        return err;
+    };
+    let Some(mut fields) = doc
+        .get("nodes")
+        .and_then(|n| n.get(node))
+        .and_then(Value::as_object)
+        .cloned()
+    else {
+        return err;
+    };
+    fields.remove("label");
+    fields.remove("ui");
+    let ty = fields.remove("type");
+    let v = Value::Object(fields);
+    let result = match ty.as_ref().and_then(Value::as_str) {
+        Some("play") => check::<Play>(v),
+        Some("menu") => check::<Menu>(v),
+        Some("gather") => check::<Gather>(v),
+        Some("speech") => check::<Speech>(v),
+        Some("branch") => check::<Branch>(v),
+        Some("set") => check::<SetVar>(v),
+        Some("http") => check::<Http>(v),
+        Some("customer") => check::<CustomerLookup>(v),
+        Some("enqueue") => check::<Enqueue>(v),
+        Some("transfer") => check::<Transfer>(v),
+        Some("voicemail") => check::<Voicemail>(v),
+        Some("callback") => check::<Callback>(v),
+        Some("survey") => check::<Survey>(v),
+        Some("sub_flow") => check::<SubFlow>(v),
+        Some("return") => check::<Return>(v),
+        Some("hangup") => check::<Hangup>(v),
+        _ => {
+            let field = format!("nodes.{node}.type");
+            return ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: missing or unknown node type"),
+            )
+            .with_field(field);
+        }
+    };
+    match result {
+        Err(e) if e.path().to_string() != "." => {
+            let field = format!("nodes.{node}.{}", e.path());
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: {}", e.into_inner()),
+            )
+            .with_field(field)
+        }
+        Err(e) => {
+            let field = format!("nodes.{node}");
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{field}: {}", e.into_inner()),
+            )
+            .with_field(field)
+        }
+        Ok(()) => err,
     }
 }
 

@@ -166,6 +166,34 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
         (s, v["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("version"))
     );
+    // Inside a node: the node is named (its fields are flattened by type).
+    let (s, v) = ivr
+        .post_doc(
+            "/api/v1/ivr/flows",
+            &admin,
+            r#"{"version": 1, "id": "x", "start": "hi", "nodes": {"hi": {"type": "play", "prompts": [], "next": 7}}}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "nodes.hi.next", "{v}");
+    let (s, v) = ivr
+        .post_doc(
+            "/api/v1/ivr/flows",
+            &admin,
+            r#"{"version": 1, "id": "x", "start": "hi", "nodes": {"hi": {"type": "jump"}}}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "nodes.hi.type", "{v}");
+    let (s, v) = ivr
+        .post_doc(
+            "/api/v1/ivr/flows",
+            &admin,
+            r#"{"version": 1, "id": "x", "start": "m", "nodes": {"m": {"type": "menu", "prompts": [{"tts": "Hi"}], "choices": [{"digit": "1", "nxt": "m"}], "on_max_retries": "m"}}}"#,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "nodes.m.choices[0].nxt", "{v}");
     let (s, _) = ivr.post_doc("/api/v1/ivr/flows", &admin, "{").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, _, _) = ivr

@@ -23,7 +23,9 @@ use parley_cases::Actor;
 use parley_cases::flows::{
     FlowEvent, FlowVersion, IvrFlow, NewPrompt, PromptMeta, Route, new_prompt_id,
 };
-use parley_ivr::{Calendar, Env, Flow, FlowId, Script, ValidationError, ValidationOptions};
+use parley_ivr::{
+    Calendar, Env, Flow, FlowId, Script, ValidationError, ValidationErrorKind, ValidationOptions,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -125,9 +127,29 @@ fn version_view(v: FlowVersion, current: Option<i64>, with_doc: bool) -> ApiResu
     })
 }
 
+/// A validator error, in this flow or (`flow`) in a published flow that calls it.
+struct Problem {
+    /// Another flow the problem is in (a caller whose sub-flow contract would break).
+    flow: Option<String>,
+    error: ValidationError,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.flow {
+            Some(flow) => write!(f, "calling flow `{flow}`, {}", self.error),
+            None => self.error.fmt(f),
+        }
+    }
+}
+
 /// One problem the validator found.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ProblemView {
+    /// Set when the problem is in another, published flow that calls this one as a
+    /// sub-flow (its contract would break).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flow: Option<String>,
     /// The node it is about (absent: the whole flow).
     node: Option<String>,
     /// Human-readable, naming the node.
@@ -137,13 +159,14 @@ pub(crate) struct ProblemView {
     kind: Value,
 }
 
-fn problems(errors: &[ValidationError]) -> Vec<ProblemView> {
+fn problems(errors: &[Problem]) -> Vec<ProblemView> {
     errors
         .iter()
-        .map(|e| ProblemView {
-            node: e.node.as_ref().map(|n| n.0.clone()),
-            message: e.to_string(),
-            kind: serde_json::to_value(&e.kind).unwrap_or(Value::Null),
+        .map(|p| ProblemView {
+            flow: p.flow.clone(),
+            node: p.error.node.as_ref().map(|n| n.0.clone()),
+            message: p.to_string(),
+            kind: serde_json::to_value(&p.error.kind).unwrap_or(Value::Null),
         })
         .collect()
 }
@@ -158,7 +181,7 @@ pub(crate) struct ValidationView {
 }
 
 /// 422 `invalid_flow` with the validator's errors in `error.details.errors`.
-fn invalid_flow(flow: &str, errors: &[ValidationError]) -> ApiError {
+fn invalid_flow(flow: &str, errors: &[Problem]) -> ApiError {
     let first = errors.first().map(ToString::to_string).unwrap_or_default();
     let more = match errors.len() {
         0 | 1 => String::new(),
@@ -348,8 +371,9 @@ async fn context(s: &AppState, actor: &Actor) -> ApiResult<Context> {
 
 impl Context {
     /// Validates `flow` against the tenant: sub-flows are the published flows (and the
-    /// flow itself), calendars and prompts those stored; sub-flow contracts included.
-    fn validate(&self, flow: &Flow) -> Vec<ValidationError> {
+    /// flow itself), calendars and prompts those stored; sub-flow contracts included,
+    /// in both directions (published flows calling this one must still be satisfied).
+    fn validate(&self, flow: &Flow) -> Vec<Problem> {
         let mut flows = self.flows.clone();
         flows.insert(flow.id.clone(), flow.clone());
         let opts = ValidationOptions {
@@ -358,9 +382,27 @@ impl Context {
             known_prompts: Some(self.prompts.clone()),
             ..ValidationOptions::default()
         };
-        parley_ivr::validate_flows(&flows, &opts)
-            .remove(&flow.id)
-            .unwrap_or_default()
+        let mut out = Vec::new();
+        for (id, errors) in parley_ivr::validate_flows(&flows, &opts) {
+            let own = id == flow.id;
+            for error in errors {
+                let breaks_contract = matches!(
+                    &error.kind,
+                    ValidationErrorKind::SubFlowInputUnset { flow: callee, .. }
+                        | ValidationErrorKind::SubFlowOutputUnset { flow: callee, .. }
+                        if *callee == flow.id
+                );
+                if own || breaks_contract {
+                    out.push(Problem {
+                        flow: (!own).then(|| id.0.clone()),
+                        error,
+                    });
+                }
+            }
+        }
+        // This flow's problems first.
+        out.sort_by_key(|p| p.flow.is_some());
+        out
     }
 
     /// The interpreter's environment with `flow` in place of its published version.

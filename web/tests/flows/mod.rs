@@ -1050,3 +1050,81 @@ async fn the_seeded_demo_flow_is_published_valid_and_routed() {
         ]
     );
 }
+
+#[tokio::test]
+async fn publishing_a_sub_flow_that_breaks_a_published_caller_is_refused() {
+    let ivr = Ivr::new().await;
+    let t = &ivr.t;
+    let admin = t.login("acme", Role::Admin).await;
+    let pin = include_str!("../../../ivr/tests/fixtures/flows/pin.json");
+    let main = include_str!("../../../ivr/tests/fixtures/flows/main_with_pin.json");
+    // The caller cannot be published before its sub-flow.
+    ivr.post_doc("/api/v1/ivr/flows", &admin, main).await;
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/main_with_pin/publish",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        v["error"]["details"]["errors"][0]["kind"]["type"], "unknown_sub_flow",
+        "{v}"
+    );
+    ivr.post_doc("/api/v1/ivr/flows", &admin, pin).await;
+    for id in ["pin", "main_with_pin"] {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                &format!("/api/v1/ivr/flows/{id}/publish"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{id}: {v}");
+    }
+    // A new pin that returns without setting `pin` would break main_with_pin's `verify` node.
+    let lazy = json!({"version": 1, "id": "pin", "start": "done",
+        "nodes": {"done": {"type": "return"}}})
+    .to_string();
+    ivr.doc(Method::PUT, "/api/v1/ivr/flows/pin", &admin, &lazy)
+        .await;
+    let (_, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/pin/validate",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(v["valid"], false, "{v}");
+    let e = &v["errors"][0];
+    assert_eq!(
+        (e["flow"].as_str(), e["node"].as_str()),
+        (Some("main_with_pin"), Some("verify")),
+        "{v}"
+    );
+    assert_eq!(e["kind"]["type"], "sub_flow_output_unset");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("calling flow `main_with_pin`, node `verify`"),
+        "{e}"
+    );
+    let (s, _) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/pin/publish",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/ivr/flows/pin", Some(&admin), None)
+        .await;
+    assert_eq!(v["current_version"], 1);
+}

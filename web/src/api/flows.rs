@@ -606,7 +606,9 @@ pub(crate) struct RollbackBody {
     version: i64,
 }
 
-/// Makes an earlier version current again (admin); recorded as a rollback event.
+/// Makes an earlier version current again (admin); recorded as a rollback event. The
+/// version is validated again first: sub-flows and callers may have changed since it
+/// was published (422 `invalid_flow`).
 #[utoipa::path(post, path = "/ivr/flows/{id}/rollback", tag = "ivr", security(("bearer" = [])), request_body = RollbackBody,
     responses((status = 200, body = FlowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn rollback_flow(
@@ -615,6 +617,12 @@ async fn rollback_flow(
     Path(id): Path<String>,
     Json(body): Json<RollbackBody>,
 ) -> ApiResult<axum::Json<FlowView>> {
+    let v = s.store.flow_version(&a.actor, &id, body.version).await?;
+    let flow = parse_stored(&v.definition)?;
+    let errors = context(&s, &a.actor).await?.validate(&flow);
+    if !errors.is_empty() {
+        return Err(invalid_flow(&id, &errors));
+    }
     let f = s.store.rollback_flow(&a.actor, &id, body.version).await?;
     Ok(axum::Json(flow_view(f)?))
 }

@@ -1073,7 +1073,22 @@ async fn publishing_a_sub_flow_that_breaks_a_published_caller_is_refused() {
         v["error"]["details"]["errors"][0]["kind"]["type"], "unknown_sub_flow",
         "{v}"
     );
-    ivr.post_doc("/api/v1/ivr/flows", &admin, pin).await;
+    // pin v1 sets nothing (no caller yet, so it is fine); v2 is the real one.
+    let lazy = json!({"version": 1, "id": "pin", "start": "done",
+        "nodes": {"done": {"type": "return"}}})
+    .to_string();
+    ivr.post_doc("/api/v1/ivr/flows", &admin, &lazy).await;
+    let (s, _) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/pin/publish",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    ivr.doc(Method::PUT, "/api/v1/ivr/flows/pin", &admin, pin)
+        .await;
     for id in ["pin", "main_with_pin"] {
         let (s, v) = t
             .call(
@@ -1085,10 +1100,18 @@ async fn publishing_a_sub_flow_that_breaks_a_published_caller_is_refused() {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{id}: {v}");
     }
-    // A new pin that returns without setting `pin` would break main_with_pin's `verify` node.
-    let lazy = json!({"version": 1, "id": "pin", "start": "done",
-        "nodes": {"done": {"type": "return"}}})
-    .to_string();
+    // Rolling pin back to v1 would break main_with_pin's `verify` node: refused.
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/pin/rollback",
+            Some(&admin),
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["details"]["errors"][0]["flow"], "main_with_pin");
+    // So would publishing such a draft.
     ivr.doc(Method::PUT, "/api/v1/ivr/flows/pin", &admin, &lazy)
         .await;
     let (_, v) = t
@@ -1126,5 +1149,5 @@ async fn publishing_a_sub_flow_that_breaks_a_published_caller_is_refused() {
     let (_, v) = t
         .call(Method::GET, "/api/v1/ivr/flows/pin", Some(&admin), None)
         .await;
-    assert_eq!(v["current_version"], 1);
+    assert_eq!(v["current_version"], 2);
 }

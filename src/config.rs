@@ -28,6 +28,8 @@ pub(crate) struct Config {
     pub(crate) login_attempts_per_minute: u32,
     /// Largest HTTP request body in bytes (`PARLEY_MAX_BODY_BYTES`).
     pub(crate) max_body_bytes: usize,
+    /// Largest IVR prompt upload in bytes (`PARLEY_MAX_PROMPT_BYTES`).
+    pub(crate) max_prompt_bytes: usize,
     /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub(crate) log_format: String,
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`).
@@ -45,6 +47,7 @@ impl Default for Config {
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,
             max_body_bytes: 2 << 20,
+            max_prompt_bytes: 10 << 20,
             log_format: "text".into(),
             speech_model: None,
         }

@@ -2,6 +2,7 @@
 //! migrations; `user add` creates a login. See README.md.
 
 mod config;
+mod flow_cli;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -52,6 +53,11 @@ enum Command {
     },
     /// Print the effective configuration.
     Config,
+    /// Validate or simulate IVR flow files (no database needed).
+    Flow {
+        #[command(subcommand)]
+        command: flow_cli::FlowCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -183,6 +189,10 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", toml_like(&cfg));
             Ok(())
         }
+        Command::Flow { command } => match flow_cli::run(command)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
 }
 
@@ -232,6 +242,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
         max_body_bytes: cfg.max_body_bytes,
+        data_dir: cfg.data_dir.clone(),
+        max_prompt_bytes: cfg.max_prompt_bytes,
     };
     let app = parley_web::app(parley_web::AppState::new(store.clone(), web_cfg));
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)

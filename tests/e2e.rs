@@ -395,3 +395,61 @@ async fn done_when_over_http_on_postgres() {
     scenario(Some(format!("{base}/{name}"))).await;
     let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+/// Issue #5's administration on the real binary: the demo number is routed to the
+/// published demo flow, a test call runs, and an uploaded prompt lands under the
+/// configured data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ivr_demo_flow_and_prompt_upload_over_http() {
+    use reqwest::Method as M;
+    let dir = tempdir();
+    // Not ./data (the default, and the working directory's): the flag must reach the API.
+    let store = dir.join("store");
+    let server = start(
+        &dir,
+        None,
+        &["serve", "--data-dir", store.to_str().unwrap()],
+    );
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let admin = api
+        .login("demo", "admin@demo.parley.test", &server.admin_password)
+        .await;
+    let (s, v) = api
+        .call(M::GET, "/api/v1/ivr/numbers", Some(&admin), None)
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v[0]["number"].as_str(), v[0]["flow_id"].as_str()),
+        (Some("+15550100"), Some("demo"))
+    );
+    let script = json!({"start_time": "2026-01-05T15:00:00Z", "steps": [{"digits": "3"}]});
+    let (s, v) = api
+        .call(
+            M::POST,
+            "/api/v1/ivr/flows/demo/simulate",
+            Some(&admin),
+            Some(json!({"version": 1, "script": script})),
+        )
+        .await;
+    assert_eq!((s, v["trace"]["ended"].as_bool()), (200, Some(true)), "{v}");
+
+    let wav: &[u8] = include_bytes!("../web/tests/fixtures/prompts/tone.wav");
+    let res = api
+        .http
+        .post(format!("{}/api/v1/ivr/prompts?name=Tone", api.base))
+        .bearer_auth(&admin)
+        .header("content-type", "audio/wav")
+        .body(wav.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 201);
+    let meta: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    let stored = store.join(meta["storage_path"].as_str().unwrap());
+    assert_eq!(std::fs::read(&stored).unwrap(), wav, "{}", stored.display());
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

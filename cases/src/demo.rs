@@ -269,5 +269,7 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
             }
         }
     }
+    // The demo IVR: its flow published and routed from the demo number.
+    crate::flows::seed_demo_ivr(store, &system).await?;
     Ok(Some(logins))
 }

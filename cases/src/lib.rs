@@ -41,6 +41,7 @@ pub mod demo;
 pub mod directory;
 mod error;
 pub mod events;
+pub mod flows;
 pub mod gdpr;
 pub mod identity;
 pub mod sla;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod flows;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};
 use parley_cases::customers::{Consent, NewCustomer, RawIdentity};
@@ -974,7 +975,7 @@ on_both!(case_merge_and_links, |h| {
     assert_eq!(linked.links.len(), 1);
     let three_now = h.store.case(&a, &three.id).await.unwrap();
     assert_eq!(
-        serde_json::to_value(&three_now.links[0].kind).unwrap(),
+        serde_json::to_value(three_now.links[0].kind).unwrap(),
         json!("blocked_by")
     );
     let target = h.store.merge_cases(&a, &one.id, &two.id).await.unwrap();

@@ -99,6 +99,20 @@ impl Flow {
     pub fn node(&self, id: &NodeId) -> Option<&Node> {
         self.nodes.get(id)
     }
+
+    /// Ids of the uploaded prompts (`{"file": ...}`) any node plays, sorted, without
+    /// duplicates: what must exist before the flow is published.
+    pub fn prompt_files(&self) -> std::collections::BTreeSet<String> {
+        self.nodes
+            .values()
+            .flat_map(|n| n.kind.prompt_lists())
+            .flat_map(|(_, ps)| ps.iter())
+            .filter_map(|p| match p {
+                Prompt::File(f) => Some(f.clone()),
+                Prompt::Tts(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// One node of a flow.

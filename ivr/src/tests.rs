@@ -441,3 +441,22 @@ fn non_dtmf_input_keeps_the_gather_timer() {
         "too short → replay: {a:?}"
     );
 }
+
+#[test]
+fn prompt_files_lists_each_uploaded_prompt_once() {
+    let mut f = menu_flow();
+    assert_eq!(
+        f.prompt_files().into_iter().collect::<Vec<_>>(),
+        ["menu.wav"]
+    );
+    if let Some(NodeKind::Menu(m)) = f.nodes.get_mut(&NodeId::from("menu")).map(|n| &mut n.kind) {
+        m.invalid_prompts = vec![
+            Prompt::File("oops.wav".into()),
+            Prompt::File("menu.wav".into()),
+        ];
+    }
+    assert_eq!(
+        f.prompt_files().into_iter().collect::<Vec<_>>(),
+        ["menu.wav", "oops.wav"]
+    );
+}

@@ -32,6 +32,8 @@ pub struct ValidationOptions {
     pub known_flows: Option<BTreeSet<FlowId>>,
     /// Calendar names `business_hours`/`holiday` may reference; `None` skips the check.
     pub known_calendars: Option<BTreeSet<String>>,
+    /// Ids of uploaded prompts `{"file": ...}` may reference; `None` skips the check.
+    pub known_prompts: Option<BTreeSet<String>>,
     /// Extra variables set before the flow starts.
     pub predefined: BTreeSet<String>,
     /// Maximum number of nodes.
@@ -45,6 +47,7 @@ impl Default for ValidationOptions {
         ValidationOptions {
             known_flows: None,
             known_calendars: None,
+            known_prompts: None,
             predefined: BTreeSet::new(),
             max_nodes: 500,
             max_prompts: 20,
@@ -111,6 +114,13 @@ pub enum ValidationErrorKind {
         field: String,
         /// 0-based index.
         index: usize,
+    },
+    /// A `file` prompt names an upload that does not exist.
+    UnknownPrompt {
+        /// Field name.
+        field: String,
+        /// The prompt id.
+        prompt: String,
     },
     /// Too many prompts in one list.
     TooManyPrompts {
@@ -202,6 +212,12 @@ pub enum ValidationErrorKind {
         /// Variable.
         variable: String,
     },
+    /// The sub-flow calls back into the calling flow (directly or through others):
+    /// nesting could exceed [`crate::interp::MAX_STACK`] and the call would fail.
+    RecursiveSubFlow {
+        /// The calls, from the calling flow back to it (`a`, `b`, `a`).
+        cycle: Vec<FlowId>,
+    },
     /// A calendar is not known.
     UnknownCalendar {
         /// Calendar name.
@@ -227,6 +243,9 @@ impl fmt::Display for ValidationErrorKind {
             ValidationErrorKind::MissingPrompt { field } => write!(f, "`{field}` has no prompt"),
             ValidationErrorKind::EmptyPrompt { field, index } => {
                 write!(f, "`{field}` prompt #{index} is empty")
+            }
+            ValidationErrorKind::UnknownPrompt { field, prompt } => {
+                write!(f, "`{field}` plays unknown prompt file `{prompt}`")
             }
             ValidationErrorKind::TooManyPrompts { field, count, max } => {
                 write!(f, "`{field}` has {count} prompts (max {max})")
@@ -274,6 +293,16 @@ impl fmt::Display for ValidationErrorKind {
             ValidationErrorKind::SubFlowOutputUnset { flow, variable } => write!(
                 f,
                 "sub-flow `{flow}` may return without setting output `{variable}`"
+            ),
+            ValidationErrorKind::RecursiveSubFlow { cycle } => write!(
+                f,
+                "recursive sub-flow calls {}: nesting is limited to {} levels",
+                cycle
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(" -> "),
+                crate::interp::MAX_STACK
             ),
             ValidationErrorKind::UnknownCalendar { calendar } => {
                 write!(f, "unknown calendar `{calendar}`")
@@ -367,6 +396,19 @@ pub fn validate_flows(
     let mut out = BTreeMap::new();
     for (id, flow) in flows {
         let mut errors = validate(flow, &opts);
+        // Calls that come back to this flow through others (self-calls: `validate`).
+        for (node_id, node) in &flow.nodes {
+            if let NodeKind::SubFlow(call) = &node.kind
+                && call.flow != *id
+                && let Some(mut path) = call_path(flows, &call.flow, id)
+            {
+                path.insert(0, id.clone());
+                errors.push(ValidationError {
+                    node: Some(node_id.clone()),
+                    kind: ValidationErrorKind::RecursiveSubFlow { cycle: path },
+                });
+            }
+        }
         let inn = definitely_set(flow);
         for (node_id, node) in &flow.nodes {
             let (NodeKind::SubFlow(call), Some(set)) = (&node.kind, inn.get(node_id)) else {
@@ -410,6 +452,35 @@ pub fn validate_flows(
     out
 }
 
+/// The shortest chain of sub-flow calls from flow `from` to flow `to` (both included).
+fn call_path(flows: &BTreeMap<FlowId, Flow>, from: &FlowId, to: &FlowId) -> Option<Vec<FlowId>> {
+    let mut parent: BTreeMap<&FlowId, &FlowId> = BTreeMap::new();
+    let mut work = VecDeque::from([from]);
+    let mut seen = BTreeSet::from([from]);
+    while let Some(f) = work.pop_front() {
+        if f == to {
+            let mut path = vec![f.clone()];
+            let mut cur = f;
+            while let Some(p) = parent.get(cur) {
+                path.push((*p).clone());
+                cur = p;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        let Some(flow) = flows.get(f) else { continue };
+        for n in flow.nodes.values() {
+            if let NodeKind::SubFlow(call) = &n.kind
+                && seen.insert(&call.flow)
+            {
+                parent.insert(&call.flow, f);
+                work.push_back(&call.flow);
+            }
+        }
+    }
+    None
+}
+
 fn successors<'f>(flow: &'f Flow, id: &NodeId) -> Vec<&'f NodeId> {
     let Some(node) = flow.nodes.get(id) else {
         return vec![];
@@ -429,10 +500,14 @@ struct Validator<'a> {
 
 impl Validator<'_> {
     fn err(&mut self, node: Option<&NodeId>, kind: ValidationErrorKind) {
-        self.errors.push(ValidationError {
+        let e = ValidationError {
             node: node.cloned(),
             kind,
-        });
+        };
+        // A node reading the same calendar (or variable...) twice is one problem.
+        if !self.errors.contains(&e) {
+            self.errors.push(e);
+        }
     }
 
     fn run(&mut self) {
@@ -526,6 +601,16 @@ impl Validator<'_> {
                         ValidationErrorKind::EmptyPrompt {
                             field: field.to_owned(),
                             index,
+                        },
+                    );
+                } else if let (Prompt::File(file), Some(known)) = (p, &self.opts.known_prompts)
+                    && !known.contains(file)
+                {
+                    self.err(
+                        id,
+                        ValidationErrorKind::UnknownPrompt {
+                            field: field.to_owned(),
+                            prompt: file.clone(),
                         },
                     );
                 }
@@ -663,6 +748,14 @@ impl Validator<'_> {
                 );
             }
             NodeKind::SubFlow(n) => {
+                if n.flow == self.flow.id {
+                    self.err(
+                        id,
+                        ValidationErrorKind::RecursiveSubFlow {
+                            cycle: vec![n.flow.clone(), n.flow.clone()],
+                        },
+                    );
+                }
                 if let Some(known) = &self.opts.known_flows
                     && !known.contains(&n.flow)
                 {

@@ -13,6 +13,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    details: Option<serde_json::Value>,
     retry_after_secs: Option<u64>,
 }
 
@@ -33,6 +34,10 @@ pub struct ErrorDetail {
     /// The offending field (JSON path), when one is to blame.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Structured details, e.g. the validator's `errors` of an invalid IVR flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Result alias for handlers.
@@ -46,6 +51,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            details: None,
             retry_after_secs: None,
         }
     }
@@ -53,6 +59,12 @@ impl ApiError {
     /// Names the field at fault.
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());
+        self
+    }
+
+    /// Attaches structured details (shown as `error.details`).
+    pub fn with_details(mut self, details: serde_json::Value) -> ApiError {
+        self.details = Some(details);
         self
     }
 
@@ -113,6 +125,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The field at fault, if one is named.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
 }
 
 impl From<CoreError> for ApiError {
@@ -157,6 +174,7 @@ impl IntoResponse for ApiError {
                 code: self.code,
                 message: self.message,
                 field: self.field,
+                details: self.details,
             },
         };
         let mut res = (self.status, axum::Json(body)).into_response();

@@ -22,6 +22,7 @@
 //! [`extract::Admin`]), and every store call is scoped to the token's tenant.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,10 @@ pub struct WebConfig {
     pub login_attempts_per_minute: u32,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Storage root for files (uploaded prompts go under `prompts/<tenant>/`).
+    pub data_dir: PathBuf,
+    /// Largest prompt upload accepted, in bytes (uploads are exempt from `max_body_bytes`).
+    pub max_prompt_bytes: usize,
 }
 
 impl Default for WebConfig {
@@ -59,6 +64,8 @@ impl Default for WebConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             login_attempts_per_minute: 10,
             max_body_bytes: 2 << 20,
+            data_dir: PathBuf::from("./data"),
+            max_prompt_bytes: 10 << 20,
         }
     }
 }
@@ -116,6 +123,7 @@ impl AppState {
         (name = "cases", description = "Cases, their lifecycle and SLA"),
         (name = "admin", description = "Case types, SLA policies, audit log"),
         (name = "events", description = "Live events over WebSocket"),
+        (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
     )
 )]
 struct ApiDoc;

@@ -2,6 +2,8 @@
 //! WebSocket over a real loopback socket.
 #![allow(clippy::unwrap_used)]
 
+mod flows;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

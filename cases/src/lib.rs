@@ -45,6 +45,7 @@ pub mod gdpr;
 pub mod identity;
 pub mod sla;
 mod store;
+pub mod telephony;
 pub mod timeline;
 mod types;
 

@@ -10,6 +10,7 @@ mod cases;
 mod customers;
 mod directory;
 pub(crate) mod events;
+mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -18,6 +19,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(customers::router())
         .merge(cases::router())
         .merge(admin::router())
+        .merge(telephony::router())
 }
 
 /// Common list parameters.

@@ -560,3 +560,195 @@ fn unauthenticated_floods_are_throttled_without_amplification() {
     let tok = supervisor_token(&p);
     assert!(counter(&p, &tok, "sip_throttled_total") >= 10);
 }
+
+/// A minimal UDP SIP client on its own loopback address, answering digest challenges
+/// with parley-sip-proto's digest code.
+struct RawUa {
+    s: UdpSocket,
+    me: SocketAddr,
+    to: SocketAddr,
+    branch: u32,
+}
+
+impl RawUa {
+    fn new(ip: &str, to: SocketAddr) -> RawUa {
+        let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let me = s.local_addr().unwrap();
+        RawUa {
+            s,
+            me,
+            to,
+            branch: 0,
+        }
+    }
+
+    /// Sends `method` with `extra` headers; returns the first final response.
+    fn request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from_user: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+    ) -> String {
+        self.branch += 1;
+        let (me, b) = (self.me, self.branch);
+        let msg = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKraw{b}{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{from_user}@{host}>;tag=raw{b}\r\nTo: <sip:{from_user}@{host}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from_user}@{me}>\r\n{extra}\
+             User-Agent: parley-test raw client with a few extra bytes of padding\r\nContent-Length: 0\r\n\r\n",
+            host = self.to.ip(),
+        );
+        self.s.send_to(msg.as_bytes(), self.to).unwrap();
+        recv_until(&self.s, |r| !r.starts_with("SIP/2.0 1"))
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[test]
+fn sha256_digest_and_nonce_count_replay_protection() {
+    use parley_sip_proto::auth::{Algorithm, DigestChallenge};
+    let p = start("sha256", &[("PARLEY_SIP_DIGEST_ALGORITHMS", "SHA-256,MD5")]);
+    let (ext, pw) = agent(&p, 0);
+    let mut ua = RawUa::new("127.0.0.1", p.sip);
+    let uri = format!("sip:{}", p.sip);
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 1, "Expires: 120\r\n");
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    let challenges = header(&r, "WWW-Authenticate");
+    let ch = DigestChallenge::parse(challenges[0]).unwrap();
+    assert_eq!(
+        ch.algorithm,
+        Algorithm::Sha256,
+        "SHA-256 offered first: {r}"
+    );
+    assert_eq!(ch.realm, "demo");
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 1);
+    let auth = format!("Authorization: {creds}\r\nExpires: 120\r\n");
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 2, &auth);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    let contact = header(&r, "Contact");
+    assert_eq!(contact.len(), 1, "{r}");
+    assert!(contact[0].contains(";expires=120"), "{r}");
+    // The same credentials (same nonce and nc) again: a replay, challenged afresh.
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 3, &auth);
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    // The next nc with the same nonce is fine; a wrong password is forbidden.
+    let next = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 2);
+    let r = ua.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "sha@test",
+        4,
+        &format!("Authorization: {next}\r\nExpires: 0\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    assert!(header(&r, "Contact").is_empty(), "un-registered: {r}");
+    let wrong = ch.answer(&ext, "wrong password", "REGISTER", &uri, "c0ffee", 3);
+    let r = ua.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "sha@test",
+        5,
+        &format!("Authorization: {wrong}\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+}
+
+#[test]
+fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("userauth", &[]);
+    let (ext, pw) = agent(&p, 1);
+    // 127.0.0.2 is loopback too, but not one of the demo trunk's addresses.
+    let mut ua = RawUa::new("127.0.0.2", p.sip);
+    let uri = format!("sip:15550100@{}", p.sip);
+    let r = ua.request("INVITE", &uri, &ext, "user-call@test", 1, "");
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "INVITE", &uri, "abc", 1);
+    let r = ua.request(
+        "INVITE",
+        &uri,
+        &ext,
+        "user-call@test",
+        2,
+        &format!("Proxy-Authorization: {creds}\r\n"),
+    );
+    // Authenticated and routed: no agent is registered, so nobody can take it.
+    assert!(r.starts_with("SIP/2.0 480 "), "{r}");
+    let bad = ch.answer(&ext, "not it", "INVITE", &uri, "abc", 2);
+    let r = ua.request(
+        "INVITE",
+        &uri,
+        &ext,
+        "user-call-2@test",
+        1,
+        &format!("Proxy-Authorization: {bad}\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+}
+
+#[test]
+fn cli_user_add_with_extension_reads_both_passwords_and_the_phone_registers() {
+    let p = start("cli", &[]);
+    let out = {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args([
+                "user",
+                "add",
+                "--tenant",
+                "demo",
+                "--email",
+                "carol@demo.parley.test",
+            ])
+            .args(["--role", "agent", "--extension", "1003"])
+            .current_dir(&p.dir)
+            .env("PARLEY_DATA_DIR", p.dir.join("data"))
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"web password 123\nsip password 456\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(
+        "REGISTER 1003",
+        register(&p, "1003", "sip password 456", free_port(), "register.xml"),
+    );
+    check(
+        "REGISTER 1003 with the web password",
+        register(
+            &p,
+            "1003",
+            "web password 123",
+            free_port(),
+            "register_forbidden.xml",
+        ),
+    );
+}

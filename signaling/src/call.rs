@@ -123,6 +123,8 @@ pub(crate) struct CallCtx {
     pub(crate) obs: Arc<Observability>,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) invite: Request,
+    pub(crate) key: TxKey,
+    pub(crate) size: usize,
     pub(crate) source: SocketAddr,
     pub(crate) transport: Transport,
 }
@@ -168,6 +170,9 @@ struct OutboundLeg {
 
 struct Call {
     no: u64,
+    /// The INVITE's server transaction and size, until the caller is accepted:
+    /// rejections before that are stateless (see [`Call::reject_unauthenticated`]).
+    unauth: Option<(TxKey, usize)>,
     driver: DriverHandle,
     config: Arc<SipConfig>,
     obs: Arc<Observability>,
@@ -191,12 +196,15 @@ pub(crate) async fn run(ctx: CallCtx) {
         obs,
         auth,
         invite,
+        key,
+        size,
         source,
         transport,
     } = ctx;
     let local_tag = random_token(&mut rand::rng(), 12);
     let mut call = Call {
         no,
+        unauth: Some((key, size)),
         driver: driver.clone(),
         config,
         obs,
@@ -221,6 +229,7 @@ pub(crate) async fn run(ctx: CallCtx) {
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
         Ok(route) => {
+            call.unauth = None;
             driver
                 .send(Cmd::Tenant {
                     call_no: no,
@@ -229,7 +238,16 @@ pub(crate) async fn run(ctx: CallCtx) {
                 .await;
             call.ring_agents(&store, &route).await;
         }
+        Err((0, _)) => call.ended = true,
+        Err((code @ (403 | 404), _)) => {
+            let r = call
+                .inbound
+                .invite
+                .make_response(code, None, Some(&call.inbound.local_tag));
+            call.reject_unauthenticated(r).await;
+        }
         Err((code, reason)) => {
+            call.unauth = None;
             call.reject(code, reason, None).await;
         }
     }
@@ -344,9 +362,7 @@ impl Call {
                         })
                         .await;
                 }
-                self.inbound.final_sent = true;
-                self.ended = true;
-                self.driver.send(Cmd::Respond(r)).await;
+                self.reject_unauthenticated(r).await;
                 Err((0, ""))
             }
         }
@@ -360,9 +376,31 @@ impl Call {
         for c in auth.challenges(realm, stale) {
             r.headers.push("Proxy-Authenticate", c);
         }
+        self.reject_unauthenticated(r).await;
+    }
+
+    /// Answers a caller that has not been accepted yet without transaction state: the
+    /// INVITE's server transaction is discarded and the response sent once, within the
+    /// amplification limit (no retransmissions toward a possibly spoofed source). The
+    /// caller's retransmitted INVITE gets the same answer again.
+    async fn reject_unauthenticated(&mut self, r: Response) {
         self.inbound.final_sent = true;
         self.ended = true;
-        self.driver.send(Cmd::Respond(r)).await;
+        bump(&self.obs.counters.calls_failed);
+        match self.unauth.take() {
+            Some((key, size)) => {
+                self.driver
+                    .send(Cmd::Discard {
+                        key,
+                        source: self.inbound.source,
+                        transport: self.inbound.transport,
+                        size,
+                        response: r,
+                    })
+                    .await
+            }
+            None => self.driver.send(Cmd::Respond(r)).await,
+        }
     }
 
     /// Rings every registered contact of the tenant's agents in parallel.

@@ -63,6 +63,14 @@ pub(crate) enum Cmd {
         size: usize,
         response: Response,
     },
+    /// Forget an unanswered server transaction and reply statelessly instead.
+    Discard {
+        key: TxKey,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+        response: Response,
+    },
     /// A request failed authentication: count it against its source's allowance.
     AuthFailed { source: IpAddr },
     /// The call's tenant (scopes its trace).
@@ -284,25 +292,38 @@ impl Driver {
             return;
         }
         // Out-of-dialog (or unknown-dialog) requests: throttled per source.
-        let authenticated_attempt = req.headers.get("Authorization").is_some()
-            || req.headers.get("Proxy-Authorization").is_some();
+        // Credentials with a nonce we issued skip the throttle (a failed check counts
+        // against the source afterwards); anything else is unauthenticated.
+        let authenticated_attempt = ["Authorization", "Proxy-Authorization"].iter().any(|h| {
+            req.headers
+                .get(h)
+                .is_some_and(|v| self.auth.issued_nonce(v))
+        });
         if !authenticated_attempt && !self.allow(source.ip()) {
+            return;
+        }
+        if in_dialog {
+            // A dialog we do not know (any more): the transaction layer absorbs
+            // retransmissions of requests already answered (e.g. a BYE whose 200 was
+            // lost after its call ended); new ones get 481 from `on_tu_request`.
+            self.layer
+                .handle_incoming(self.now(), SipMessage::Request(req), source);
             return;
         }
         if req.max_forwards() == 0 && method != Method::Register {
             return self.stateless(&req, source, transport, size, 483, None, &[]);
         }
         match method {
-            Method::Invite if !in_dialog => {
+            Method::Invite => {
                 self.layer
                     .handle_incoming(self.now(), SipMessage::Request(req), source);
             }
-            Method::Register if authenticated_attempt => {
+            Method::Register if req.headers.get("Authorization").is_some() => {
                 self.layer
                     .handle_incoming(self.now(), SipMessage::Request(req), source);
             }
             Method::Register => self.challenge_register(req, source, transport, size),
-            Method::Options if !in_dialog => self.stateless(
+            Method::Options => self.stateless(
                 &req,
                 source,
                 transport,
@@ -312,18 +333,7 @@ impl Driver {
                 &[("Allow", ALLOW)],
             ),
             Method::Extension(_) => self.stateless(&req, source, transport, size, 501, None, &[]),
-            Method::Bye
-            | Method::Invite
-            | Method::Options
-            | Method::Info
-            | Method::Update
-            | Method::Prack
-            | Method::Refer
-            | Method::Notify
-                if in_dialog =>
-            {
-                self.stateless(&req, source, transport, size, 481, None, &[])
-            }
+            Method::Bye => self.stateless(&req, source, transport, size, 481, None, &[]),
             _ => self.stateless(
                 &req,
                 source,
@@ -497,8 +507,8 @@ impl Driver {
         self.next_call += 1;
         let (tx, rx) = mpsc::channel(64);
         self.obs.bind(no, &call_id);
-        self.obs
-            .record(&call_id, false, transport, source, &request.to_bytes());
+        let bytes = request.to_bytes();
+        self.obs.record(&call_id, false, transport, source, &bytes);
         self.call_ids.insert(call_id.clone(), no);
         self.tx_owner.insert(key.clone(), no);
         self.calls.insert(
@@ -519,6 +529,8 @@ impl Driver {
             obs: self.obs.clone(),
             auth: self.auth.clone(),
             invite: request,
+            key,
+            size: bytes.len(),
             source,
             transport,
         }));
@@ -644,6 +656,17 @@ impl Driver {
                 size,
                 response,
             } => self.reply(source, transport, size, response),
+            Cmd::Discard {
+                key,
+                source,
+                transport,
+                size,
+                response,
+            } => {
+                self.layer.discard(&key);
+                self.tx_owner.remove(&key);
+                self.reply(source, transport, size, response);
+            }
             Cmd::AuthFailed { source } => {
                 bump(&self.obs.counters.auth_failures);
                 let _ = self.limiter.check_key(&source);

@@ -241,6 +241,13 @@ impl Authenticator {
             .collect()
     }
 
+    /// Whether a credentials header carries a nonce we issued (cheap: one HMAC, no
+    /// database). Requests with forged or garbage credentials stay throttled.
+    pub(crate) fn issued_nonce(&self, header_value: &str) -> bool {
+        DigestCredentials::parse(header_value)
+            .is_ok_and(|c| self.issuer.check(&c.nonce, unix_now()) != NonceStatus::Invalid)
+    }
+
     /// Checks `creds` for a request with `method` and `body` against the stored HA1
     /// values (`None` when the user is unknown: same verdict as a wrong password).
     pub(crate) fn verify(

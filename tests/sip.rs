@@ -24,6 +24,7 @@ struct Parley {
     /// (extension, SIP password) of the demo agents.
     agents: Vec<(String, String)>,
     supervisor_password: String,
+    admin_password: String,
 }
 
 impl Drop for Parley {
@@ -69,6 +70,7 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     let (mut sip, mut sip_tcp) = (None, None);
     let mut agents = Vec::new();
     let mut supervisor_password = String::new();
+    let mut admin_password = String::new();
     loop {
         let line = lines
             .next()
@@ -78,6 +80,9 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
             let rest: Vec<&str> = line[i..].split_whitespace().collect();
             // "SIP extension 1001 password: XXXX"
             agents.push((rest[2].to_owned(), rest[4].to_owned()));
+        }
+        if line.contains("admin@demo.parley.test") {
+            admin_password = line.rsplit(' ').next().unwrap().to_owned();
         }
         if line.contains("supervisor@demo.parley.test") {
             supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
@@ -103,6 +108,7 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
                 http,
                 agents,
                 supervisor_password,
+                admin_password,
             };
         }
     }
@@ -111,6 +117,23 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
 fn free_port() -> u16 {
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.local_addr().unwrap().port()
+}
+
+/// A media port for sipp: it binds the port and the next three (audio and video RTP and
+/// RTCP), so all four must be free. Ports come from a per-process sequence in the
+/// ephemeral range so that tests running in parallel do not pick the same ones.
+fn free_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) * 40;
+    loop {
+        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
+        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
+        let all_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok());
+        if all_free {
+            return port;
+        }
+    }
 }
 
 fn scenario(name: &str) -> String {
@@ -128,7 +151,7 @@ fn sipp(scenario_file: &str, port: u16, calls: u32, target: Option<SocketAddr>) 
     c.args(["-sf", &scenario(scenario_file)])
         .args(["-i", "127.0.0.1", "-bind_local"])
         .args(["-p", &port.to_string()])
-        .args(["-mp", &free_port().to_string()])
+        .args(["-mp", &free_media_port().to_string()])
         .args(["-m", &calls.to_string()])
         .args(["-timeout", "30s", "-timeout_error"])
         .arg("-nostdin")
@@ -409,6 +432,18 @@ fn calls_complete_when_packets_are_lost_both_ways() {
             .unwrap(),
     );
     check("phone with loss", phone.wait_with_output().unwrap());
+}
+
+/// Like [`recv_until`], `None` when the socket's read timeout passes first.
+fn try_recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> Option<String> {
+    let mut buf = [0u8; 65536];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if done(&text) {
+            return Some(text);
+        }
+    }
 }
 
 /// Reads datagrams until one satisfies `done`; returns it.
@@ -751,4 +786,96 @@ fn cli_user_add_with_extension_reads_both_passwords_and_the_phone_registers() {
             "register_forbidden.xml",
         ),
     );
+}
+
+#[test]
+fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("outbound", &[]);
+    let (ext, pw) = agent(&p, 1);
+    let carrier_port = free_port();
+    let carrier = uas("uas_trunk.xml", carrier_port, 1, &[]);
+    let login = http(
+        &p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    let admin = login["token"].as_str().unwrap().to_owned();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
+        ),
+    );
+    // The agent's phone (not on a trunk address) dials a number that is not ours.
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    let uri = format!("sip:+4930123456@{}", p.sip);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKout{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=out1\r\nTo: <{uri}>\r\n\
+             Call-ID: outbound@test\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{ext}@{me}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(invite(1, "").as_bytes(), p.sip).unwrap();
+    let r = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "INVITE", &uri, "f00", 1);
+    s.send_to(
+        invite(2, &format!("Proxy-Authorization: {creds}\r\n")).as_bytes(),
+        p.sip,
+    )
+    .unwrap();
+    let Some(ok) = try_recv_until(&s, |r| !r.starts_with("SIP/2.0 1")) else {
+        let mut carrier = carrier;
+        let _ = carrier.kill();
+        let out = carrier.wait_with_output().unwrap();
+        panic!(
+            "no final response; carrier said:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    let to = header(&ok, "To")[0].to_owned();
+    let target = header(&ok, "Contact")[0]
+        .trim_matches(['<', '>'])
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=out1\r\nTo: {to}\r\n\
+             Call-ID: outbound@test\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(in_dialog("ACK", 2, "ack2").as_bytes(), p.sip)
+        .unwrap();
+    s.send_to(in_dialog("BYE", 3, "bye3").as_bytes(), p.sip)
+        .unwrap();
+    let r = recv_until(&s, |r| {
+        r.contains("CSeq: 3 BYE") && !r.starts_with("SIP/2.0 1")
+    });
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    check("carrier", carrier.wait_with_output().unwrap());
+    // Callers on the open demo trunk address cannot dial out (toll fraud).
+    let t = UdpSocket::bind("127.0.0.1:0").unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = t.local_addr().unwrap();
+    let fraud = invite(1, "")
+        .replace(&s.local_addr().unwrap().to_string(), &me.to_string())
+        .replace("outbound@test", "fraud@test");
+    t.send_to(fraud.as_bytes(), p.sip).unwrap();
+    let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parley_cases::telephony::InboundRoute;
+use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
 use parley_cases::{Actor, Store};
 use parley_sip_proto::dialog::{Dialog, random_token};
 use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
@@ -129,6 +129,19 @@ pub(crate) struct CallCtx {
     pub(crate) transport: Transport,
 }
 
+/// Where a call goes once its caller is accepted.
+enum Plan {
+    /// One of our numbers: ring the tenant's registered agents.
+    Agents(InboundRoute),
+    /// Not one of our numbers, dialled by an authenticated user: out through the
+    /// tenant's trunk.
+    Trunk {
+        tenant_id: String,
+        trunk: Trunk,
+        number: String,
+    },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LegState {
     Calling,
@@ -228,7 +241,7 @@ pub(crate) async fn run(ctx: CallCtx) {
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
-        Ok(route) => {
+        Ok(Plan::Agents(route)) => {
             call.unauth = None;
             driver
                 .send(Cmd::Tenant {
@@ -237,6 +250,20 @@ pub(crate) async fn run(ctx: CallCtx) {
                 })
                 .await;
             call.ring_agents(&store, &route).await;
+        }
+        Ok(Plan::Trunk {
+            tenant_id,
+            trunk,
+            number,
+        }) => {
+            call.unauth = None;
+            driver
+                .send(Cmd::Tenant {
+                    call_no: no,
+                    tenant_id,
+                })
+                .await;
+            call.call_trunk(&trunk, &number).await;
         }
         Err((0, _)) => call.ended = true,
         Err((code @ (403 | 404), _)) => {
@@ -302,18 +329,20 @@ impl Call {
 
     /// Finds the tenant and trunk of the dialled number and checks that the caller
     /// may use it: its source address is one of the trunk's, or it authenticates
-    /// (Proxy-Authorization) as the trunk or as a user of the number's tenant.
+    /// (Proxy-Authorization) as the trunk or as a user of the number's tenant. Other
+    /// E.164 numbers may only be dialled by an authenticated user; they go out through
+    /// the first of the user's tenant's trunks that has an outbound target.
     async fn route(
         &mut self,
         store: &Store,
         auth: &Authenticator,
-    ) -> Result<InboundRoute, (u16, &'static str)> {
+    ) -> Result<Plan, (u16, &'static str)> {
         let dialled = uri_user(self.inbound.invite.uri())
             .unwrap_or_default()
             .to_owned();
         let route = match store.route_number(&dialled).await {
             Ok(Some(r)) => r,
-            Ok(None) => return Err((404, "Not Found")),
+            Ok(None) => return self.route_out(store, auth, &dialled).await,
             Err(e) => {
                 tracing::warn!(error = %e, "number lookup failed");
                 return Err((500, "Server Internal Error"));
@@ -321,7 +350,7 @@ impl Call {
         };
         let ip = self.inbound.source.ip().to_string();
         if route.trunk.inbound_addresses.contains(&ip) {
-            return Ok(route);
+            return Ok(Plan::Agents(route));
         }
         let req = &self.inbound.invite;
         // Digest as the trunk.
@@ -335,7 +364,7 @@ impl Call {
                 tc.ha1_sha256.as_str(),
             ));
             return match auth.verify(&creds, "INVITE", req.body(), expected) {
-                Verdict::Ok => Ok(route),
+                Verdict::Ok => Ok(Plan::Agents(route)),
                 Verdict::Challenge { stale } => {
                     self.challenge(auth, &tc.realm, stale).await;
                     Err((0, ""))
@@ -352,7 +381,9 @@ impl Call {
         }
         // Digest as a user of the tenant (a registered phone calling the number).
         match authenticate(store, auth, req, "Proxy-Authorization").await {
-            AuthOutcome::Ok { tenant_id, .. } if tenant_id == route.number.tenant_id => Ok(route),
+            AuthOutcome::Ok { tenant_id, .. } if tenant_id == route.number.tenant_id => {
+                Ok(Plan::Agents(route))
+            }
             AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
             AuthOutcome::Respond(r, failed) => {
                 if failed {
@@ -365,6 +396,94 @@ impl Call {
                 self.reject_unauthenticated(r).await;
                 Err((0, ""))
             }
+        }
+    }
+
+    /// An outbound call: the caller must be an authenticated user (never a trunk
+    /// source: no toll fraud through the open demo trunk).
+    async fn route_out(
+        &mut self,
+        store: &Store,
+        auth: &Authenticator,
+        dialled: &str,
+    ) -> Result<Plan, (u16, &'static str)> {
+        let plus = if dialled.starts_with('+') {
+            dialled.to_owned()
+        } else {
+            format!("+{dialled}")
+        };
+        let Ok(number) = normalize_e164("number", &plus) else {
+            return Err((404, "Not Found"));
+        };
+        match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
+            AuthOutcome::Ok { tenant_id, .. } => {
+                let trunks = store
+                    .list_trunks(&Actor::system(&tenant_id))
+                    .await
+                    .map_err(|_| (500, "Server Internal Error"))?;
+                match trunks.into_iter().find(|t| t.outbound_target.is_some()) {
+                    Some(trunk) => Ok(Plan::Trunk {
+                        tenant_id,
+                        trunk,
+                        number,
+                    }),
+                    None => Err((404, "Not Found")),
+                }
+            }
+            AuthOutcome::Respond(r, failed) => {
+                if failed {
+                    self.driver
+                        .send(Cmd::AuthFailed {
+                            source: self.inbound.source.ip(),
+                        })
+                        .await;
+                }
+                self.reject_unauthenticated(r).await;
+                Err((0, ""))
+            }
+        }
+    }
+
+    /// An outbound leg to the trunk's target, with the trunk's caller ID.
+    async fn call_trunk(&mut self, trunk: &Trunk, number: &str) {
+        let Some(target) = trunk.outbound_target.as_deref() else {
+            return self.reject(404, "Not Found", None).await;
+        };
+        if trunk.transport != "udp" {
+            // Outbound TCP connections are not opened yet (only reused).
+            return self.reject(503, "Outbound TCP Not Supported", None).await;
+        }
+        let dest = match tokio::net::lookup_host(target).await {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                tracing::warn!(error = %e, %target, "trunk target does not resolve");
+                None
+            }
+        };
+        let Some(dest) = dest else {
+            return self.reject(503, "Trunk Unreachable", None).await;
+        };
+        let uri = format!("sip:{number}@{target}");
+        let from_user = trunk.caller_id.clone();
+        match self.new_leg(
+            &uri,
+            &format!("<{uri}>"),
+            from_user.as_deref(),
+            dest,
+            Transport::Udp,
+        ) {
+            Some(leg) => {
+                self.driver
+                    .send(Cmd::Request {
+                        call_no: self.no,
+                        request: leg.invite.clone(),
+                        dest: leg.dest,
+                    })
+                    .await;
+                self.legs.push(leg);
+                self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
+            }
+            None => self.reject(500, "Server Internal Error", None).await,
         }
     }
 
@@ -434,7 +553,8 @@ impl Call {
             .await
             .unwrap_or_else(|_| self.driver.host.to_string());
         for (ext, b) in targets {
-            if let Some(leg) = self.new_leg(&ext, &realm, &b) {
+            let to = format!("<sip:{ext}@{realm}>");
+            if let Some(leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
                 self.driver
                     .send(Cmd::Request {
                         call_no: self.no,
@@ -451,18 +571,25 @@ impl Call {
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
     }
 
-    /// Our INVITE to one registered contact: new Call-ID and tags, the caller's SDP
-    /// offer passed through unchanged.
-    fn new_leg(&self, ext: &str, realm: &str, b: &Binding) -> Option<OutboundLeg> {
+    /// Our INVITE for a new leg (to a registered contact or a trunk): new Call-ID and
+    /// tags, the caller's SDP offer passed through unchanged. `from_user` replaces the
+    /// caller's user part (a trunk's caller ID).
+    fn new_leg(
+        &self,
+        request_uri: &str,
+        to: &str,
+        from_user: Option<&str>,
+        dest: SocketAddr,
+        transport: Transport,
+    ) -> Option<OutboundLeg> {
         let inv = &self.inbound.invite;
         let mut rng = rand::rng();
         let call_id = format!("{}@{}", random_token(&mut rng, 20), self.driver.host);
-        let via = our_via(&self.driver.host, self.driver.port, b.transport);
+        let via = our_via(&self.driver.host, self.driver.port, transport);
         let branch = via.branch().unwrap_or_default().to_owned();
         let caller = inv.from().ok();
-        let caller_user = caller
-            .as_ref()
-            .and_then(|f| uri_user(&f.uri))
+        let caller_user = from_user
+            .or_else(|| caller.as_ref().and_then(|f| uri_user(&f.uri)))
             .unwrap_or("anonymous");
         let display = caller
             .as_ref()
@@ -483,21 +610,21 @@ impl Call {
                 random_token(&mut rng, 12)
             ),
         );
-        h.push("To", format!("<sip:{ext}@{realm}>"));
+        h.push("To", to);
         h.push("Call-ID", call_id.clone());
         h.push("CSeq", "1 INVITE");
-        h.push("Contact", format!("<{}>", self.local_contact(b.transport)));
+        h.push("Contact", format!("<{}>", self.local_contact(transport)));
         h.push("Allow", crate::driver::ALLOW);
         if let Some(ct) = inv.headers.get("Content-Type") {
             h.push("Content-Type", ct);
         }
-        match Request::new(Method::Invite, &b.contact, h, inv.body().clone()) {
+        match Request::new(Method::Invite, request_uri, h, inv.body().clone()) {
             Ok(invite) => Some(OutboundLeg {
                 invite,
                 call_id,
                 branch,
-                dest: b.target,
-                transport: b.transport,
+                dest,
+                transport,
                 state: LegState::Calling,
                 dialog: None,
                 ack: None,
@@ -505,7 +632,7 @@ impl Call {
                 cause: None,
             }),
             Err(e) => {
-                tracing::debug!(error = %e, contact = %b.contact, "cannot build INVITE to contact");
+                tracing::debug!(error = %e, %request_uri, "cannot build INVITE for a leg");
                 None
             }
         }

@@ -664,7 +664,12 @@ impl Driver {
                 response,
             } => {
                 self.layer.discard(&key);
-                self.tx_owner.remove(&key);
+                // The call is over: unbind its Call-ID now, before the reply goes out,
+                // so that the caller's retry (same Call-ID, RFC 3261 §22.2) starts a
+                // new call instead of reaching the finishing task.
+                if let Some(no) = self.tx_owner.remove(&key) {
+                    self.end_call(no);
+                }
                 self.reply(source, transport, size, response);
             }
             Cmd::AuthFailed { source } => {
@@ -672,18 +677,21 @@ impl Driver {
                 let _ = self.limiter.check_key(&source);
             }
             Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
-            Cmd::Ended { call_no } => {
-                if let Some(e) = self.calls.remove(&call_no) {
-                    for cid in e.call_ids {
-                        self.call_ids.remove(&cid);
-                    }
-                    self.tx_owner.retain(|_, n| *n != call_no);
-                    self.obs
-                        .counters
-                        .calls_active
-                        .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                }
+            Cmd::Ended { call_no } => self.end_call(call_no),
+        }
+    }
+
+    /// Forgets a call: its Call-IDs and transactions no longer reach its task.
+    fn end_call(&mut self, call_no: u64) {
+        if let Some(e) = self.calls.remove(&call_no) {
+            for cid in e.call_ids {
+                self.call_ids.remove(&cid);
             }
+            self.tx_owner.retain(|_, n| *n != call_no);
+            self.obs
+                .counters
+                .calls_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 }

@@ -16,8 +16,9 @@
 //!   `Contact: *`) and digest authentication (MD5 and SHA-256, qop=auth, stale nonces,
 //!   nonce-count replay protection) against users' stored HA1 values.
 //! - `call`: **one task per call**, the B2BUA: it owns the caller's leg and the legs
-//!   it creates towards agents' phones, turns their messages into leg events and
-//!   decides (ring, answer, cancel the other forks, reject with a cause, hang up).
+//!   it creates towards agents' phones (all their contacts, in parallel) or a trunk,
+//!   turns their messages into leg events and decides (ring, answer, cancel the other
+//!   forks, reject with a cause, hang up).
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
 //!
 //! ```no_run
@@ -32,8 +33,10 @@
 //!
 //! # Non-goals (for now)
 //!
-//! TLS, DNS (RFC 3263) for outbound targets, re-INVITE/UPDATE relaying, outbound calls
-//! to trunks, media (the media engine's job; SDP is passed through unchanged).
+//! TLS, DNS (RFC 3263) for outbound targets (a trunk's `host:port` is resolved with the
+//! system resolver), opening outbound TCP connections (TCP is used where the peer
+//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now), media (the media
+//! engine's job; SDP is passed through unchanged).
 
 mod call;
 mod driver;

@@ -879,3 +879,24 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
     let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
     assert!(r.starts_with("SIP/2.0 407 "), "{r}");
 }
+
+#[test]
+fn sigterm_stops_sip_and_http_gracefully() {
+    let mut p = start("shutdown", &[]);
+    // The SIP side answers before the signal...
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    s.send_to(options(me, p.sip, 1).as_bytes(), p.sip).unwrap();
+    assert!(recv_until(&s, |_| true).starts_with("SIP/2.0 200 OK\r\n"));
+    let status = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // ...and the process then exits cleanly on its own, having released both ports.
+    let exit = p.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    UdpSocket::bind(p.sip).expect("SIP UDP port released");
+    std::net::TcpListener::bind(p.sip_tcp).expect("SIP TCP port released");
+}

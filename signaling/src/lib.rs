@@ -91,7 +91,8 @@ pub struct SipConfig {
     pub min_expires: u32,
     /// Longest registration granted.
     pub max_expires: u32,
-    /// Calls whose SIP traces are kept in memory (0 disables tracing).
+    /// Calls whose SIP traces (at most 64 messages each) are kept in memory, newest
+    /// first; 0 disables tracing.
     pub trace_calls: usize,
     /// Digest algorithms offered, most preferred first (one challenge each). MD5 comes
     /// first by default: RFC 8760 clients pick the first algorithm they support, but
@@ -114,7 +115,7 @@ impl SipConfig {
             nonce_lifetime: Duration::from_secs(300),
             min_expires: 60,
             max_expires: 3600,
-            trace_calls: 1000,
+            trace_calls: 500,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
         }
     }
@@ -191,7 +192,7 @@ impl SipServer {
         let (stop, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
         let (cmd_tx, cmd_rx) = mpsc::channel(8192);
-        let obs = Observability::new(config.trace_calls, 200);
+        let obs = Observability::new(config.trace_calls, 64);
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         if config.digest_algorithms.is_empty() {

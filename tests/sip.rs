@@ -563,7 +563,8 @@ fn unauthenticated_floods_are_throttled_without_amplification() {
             ("PARLEY_SIP_UNAUTH_BURST", "3"),
         ],
     );
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 127.0.0.2: loopback, but not a trunk address (those are not throttled).
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     let me = s.local_addr().unwrap();

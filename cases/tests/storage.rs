@@ -1344,6 +1344,10 @@ mod telephony {
             );
         }
         assert!(h.store.route_number("15550199").await.unwrap().is_none());
+        assert_eq!(
+            h.store.trunk_source_addresses().await.unwrap(),
+            vec!["127.0.0.1".to_owned(), "::1".to_owned()]
+        );
         assert!(
             h.store
                 .route_number("not a number")

@@ -769,3 +769,119 @@ fn commands_on_unknown_legs_fail_with_an_event() {
         }
     );
 }
+
+/// Legs in one room, each peer sending its own tone for `frames`; returns
+/// what each peer heard (decoded µ-law).
+fn run_room(
+    call: &parley_media::CallHandle,
+    legs: &[parley_media::LegInfo],
+    peers: &mut [Peer],
+    freqs: &[f64],
+    frames: usize,
+) -> Vec<Vec<i16>> {
+    let tones: Vec<Vec<Vec<i16>>> = freqs
+        .iter()
+        .map(|&f| tone(f, 8000, 5000.0, frames))
+        .collect();
+    // Let the last mode change take effect and forget audio sent before it.
+    std::thread::sleep(Duration::from_millis(40));
+    let mut stale = Vec::new();
+    for p in peers.iter() {
+        p.drain(&mut stale);
+    }
+    let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); legs.len()];
+    paced(frames, |i| {
+        for (k, peer) in peers.iter_mut().enumerate() {
+            peer.send_rtp(legs[k].local_rtp, 0, &encode(Law::Ulaw, &tones[k][i]), 160);
+            peer.drain(&mut got[k]);
+        }
+    });
+    let _ = call;
+    got.iter()
+        .map(|g| decode_g711(Law::Ulaw, &payloads(g, 0)))
+        .collect()
+}
+
+fn hears(pcm: &[i16], freq: f64) -> bool {
+    // Clearly present: above the tone's level / 30 in amplitude.
+    goertzel(pcm, 8000, freq) > 1e4
+}
+
+#[test]
+fn supervisor_listens_then_whispers_to_the_agent_and_hold_plays_music() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let legs: Vec<_> = (0..3)
+        .map(|_| call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap())
+        .collect();
+    let mut peers: Vec<Peer> = (0..3).map(|_| Peer::new()).collect();
+    for (l, p) in legs.iter().zip(&peers) {
+        call.set_remote(l.id, p.addr()).unwrap();
+    }
+    let (caller, agent, sup) = (legs[0].id, legs[1].id, legs[2].id);
+    let room = call.create_room().unwrap();
+    call.join(room, caller, RoomMode::Full).unwrap();
+    call.join(room, agent, RoomMode::Full).unwrap();
+    call.join(room, sup, RoomMode::ListenOnly).unwrap();
+    let freqs = [697.0, 1336.0, 941.0];
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(
+        hears(&heard[2], 697.0) && hears(&heard[2], 1336.0),
+        "supervisor hears both"
+    );
+    assert!(
+        !hears(&heard[0], 941.0) && !hears(&heard[1], 941.0),
+        "nobody hears the listener"
+    );
+
+    call.set_mode(sup, RoomMode::Whisper { to: agent }).unwrap();
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(hears(&heard[1], 941.0), "agent hears the whisper");
+    assert!(!hears(&heard[0], 941.0), "caller does not");
+    assert!(hears(&heard[0], 1336.0), "caller still hears the agent");
+
+    call.set_hold_music(
+        room,
+        Some(Source::Tone(ToneSpec {
+            freqs: [440.0, 0.0],
+            amplitude: 5000,
+            on: Duration::from_secs(1),
+            off: Duration::ZERO,
+            repeat: true,
+        })),
+    )
+    .unwrap();
+    call.set_mode(caller, RoomMode::Hold).unwrap();
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(hears(&heard[0], 440.0), "held caller hears music");
+    assert!(
+        !hears(&heard[0], 1336.0),
+        "held caller does not hear the agent"
+    );
+    assert!(
+        !hears(&heard[1], 697.0),
+        "agent does not hear the held caller"
+    );
+}
+
+#[test]
+fn recording_is_flushed_to_disk_while_it_runs() {
+    let dir = tempdir("flush");
+    let path = dir.join("live.wav");
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 90);
+    // Not stopped: what a crash now would leave on disk must decode and hold
+    // all but about the last second.
+    let r = hound::WavReader::open(&path).unwrap();
+    let secs = f64::from(r.duration()) / 8000.0;
+    assert!(secs >= 0.7, "only {secs} s on disk after 1.8 s");
+    assert_eq!(r.spec().channels, 2);
+    let _ = &br.b;
+}

@@ -28,6 +28,10 @@ pub(crate) type SendFn<'a> = dyn FnMut(usize, bool, SocketAddr, &[u8]) + 'a;
 /// The engine tick.
 pub const TICK: Duration = Duration::from_millis(20);
 
+/// Missed ticks a worker runs back to back after a stall before it gives up
+/// and skips (500 ms).
+const CATCH_UP_TICKS: u32 = 25;
+
 /// How a leg takes part in a room (the core mixer's modes, by leg).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomMode {
@@ -789,8 +793,10 @@ pub(crate) fn run(
             let done = Instant::now();
             if done > next_tick {
                 counters.late_ticks.fetch_add(1, Ordering::Relaxed);
-                if done > next_tick + TICK * 5 {
-                    // Far behind (machine overloaded): skip, don't burst.
+                if done > next_tick + TICK * CATCH_UP_TICKS {
+                    // Far behind (machine overloaded): skip instead of
+                    // bursting. Smaller stalls are caught up by running the
+                    // missed ticks back to back (late audio beats lost audio).
                     next_tick = done + TICK;
                 }
             }

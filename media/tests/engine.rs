@@ -691,7 +691,7 @@ fn quality_reports_count_packets_and_estimate_mos() {
         }
         a.set_port(a.port() + 1);
         if let Ok(r) = std::net::UdpSocket::bind(a) {
-            r.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+            r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
             break (p, r);
         }
     };
@@ -724,10 +724,35 @@ fn quality_reports_count_packets_and_estimate_mos() {
     let (n, _) = rtcp.recv_from(&mut buf).expect("an RTCP report");
     let compound = parley_media_core::rtcp::RtcpCompound::parse(&buf[..n]).unwrap();
     let first = compound.iter().next().unwrap();
-    assert!(matches!(
-        first,
-        parley_media_core::rtcp::RtcpPacket::SenderReport(_)
-    ));
+    let parley_media_core::rtcp::RtcpPacket::SenderReport(sr) = first else {
+        panic!("expected an SR first, got {first:?}");
+    };
+    // Answer with a receiver report about that SR (DLSR 0): the leg
+    // measures the round trip.
+    let block = parley_media_core::rtcp::ReportBlock {
+        ssrc: sr.ssrc,
+        last_sr: parley_media_core::rtcp::compact_ntp(sr.info.ntp_timestamp),
+        ..Default::default()
+    };
+    let mut out = [0u8; 200];
+    let mut w = parley_media_core::rtcp::RtcpWriter::new(&mut out);
+    w.receiver_report(peer.ssrc, &[block]).unwrap();
+    w.sdes_cname(peer.ssrc, b"peer").unwrap();
+    let n = w.finish();
+    let mut leg_rtcp = leg.local_rtp;
+    leg_rtcp.set_port(leg_rtcp.port() + 1);
+    rtcp.send_to(&out[..n], leg_rtcp).unwrap();
+    let ev = expect_event(
+        &mut events,
+        2 * SECOND,
+        "quality with RTT",
+        |e| matches!(e, Event::Quality { stats, .. } if stats.rtt.is_some()),
+    );
+    let Event::Quality { stats, .. } = ev else {
+        unreachable!()
+    };
+    // Loopback plus the time the SR waited in our socket before we read it.
+    assert!(stats.rtt.unwrap() < Duration::from_secs(2), "{stats:?}");
 }
 
 #[test]
@@ -884,4 +909,32 @@ fn recording_is_flushed_to_disk_while_it_runs() {
     assert!(secs >= 0.7, "only {secs} s on disk after 1.8 s");
     assert_eq!(r.spec().channels, 2);
     let _ = &br.b;
+}
+
+#[test]
+fn send_dtmf_emits_an_rfc4733_event_sequence() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.send_dtmf(leg.id, '9', Duration::from_millis(100))
+        .unwrap();
+    let mut got = Vec::new();
+    paced(20, |_| peer.drain(&mut got));
+    let events: Vec<parley_media_core::dtmf::TelephoneEvent> = payloads(&got, 101)
+        .iter()
+        .map(|p| parley_media_core::dtmf::TelephoneEvent::parse(p).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e.event == 9));
+    let ends = events.iter().filter(|e| e.end).count();
+    assert_eq!(ends, 3, "end packet sent three times");
+    assert_eq!(events.last().unwrap().duration, 800, "100 ms at 8 kHz");
+    // Our own receiver machine turns the sequence back into one key press.
+    let first = got
+        .iter()
+        .filter_map(|d| parley_media_core::rtp::RtpPacket::parse(d).ok())
+        .find(|p| p.payload_type() == 101)
+        .unwrap();
+    assert!(first.marker(), "marker on the first event packet");
 }

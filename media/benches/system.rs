@@ -22,13 +22,28 @@ use parley_media::{Codec, Engine, EngineConfig, Event, LegConfig, RoomMode};
 use parley_media_core::rtp::RtpHeader;
 
 struct Side {
-    sock: UdpSocket,
+    /// Index of the generator socket this side sends from (and the leg
+    /// latches to): sockets are shared by many legs so draining them costs a
+    /// few syscalls per tick, not one per leg.
+    sock: usize,
     to: SocketAddr,
     pt: u8,
     payload: Arc<Vec<u8>>,
     samples: u32,
     seq: u16,
     ts: u32,
+}
+
+/// A non-blocking generator socket with a large receive buffer (it takes
+/// the packets of many legs).
+fn generator_socket() -> UdpSocket {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+    let _ = s.set_recv_buffer_size(4 << 20);
+    let _ = s.set_send_buffer_size(4 << 20);
+    s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    s.set_nonblocking(true).unwrap();
+    s.into()
 }
 
 fn env_list(name: &str, default: &str) -> Vec<usize> {
@@ -55,7 +70,12 @@ fn payloads() -> (Arc<Vec<u8>>, Arc<Vec<u8>>) {
 }
 
 /// Generator thread: send one packet per side every 20 ms, drain replies.
-fn generator(mut sides: Vec<Side>, stop: Arc<AtomicBool>, received: Arc<AtomicU64>) {
+fn generator(
+    socks: Vec<UdpSocket>,
+    mut sides: Vec<Side>,
+    stop: Arc<AtomicBool>,
+    received: Arc<AtomicU64>,
+) {
     let mut buf = [0u8; 2048];
     let mut wire = [0u8; 1500];
     let start = Instant::now();
@@ -73,13 +93,15 @@ fn generator(mut sides: Vec<Side>, stop: Arc<AtomicBool>, received: Arc<AtomicU6
             .unwrap();
             s.seq = s.seq.wrapping_add(1);
             s.ts = s.ts.wrapping_add(s.samples);
-            let _ = s.sock.send_to(&wire[..n], s.to);
-            let mut got = 0;
-            while let Ok((_, _)) = s.sock.recv_from(&mut buf) {
+            let _ = socks[s.sock].send_to(&wire[..n], s.to);
+        }
+        let mut got = 0;
+        for sock in &socks {
+            while let Ok((_, _)) = sock.recv_from(&mut buf) {
                 got += 1;
             }
-            received.fetch_add(got, Ordering::Relaxed);
         }
+        received.fetch_add(got, Ordering::Relaxed);
         tick += 1;
         let next = start + Duration::from_millis(20 * tick);
         if let Some(d) = next.checked_duration_since(Instant::now()) {
@@ -96,6 +118,7 @@ struct Outcome {
     late_ticks: u64,
     max_tick_us: u64,
     concealed: u64,
+    send_errors: u64,
 }
 
 fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
@@ -108,8 +131,14 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
     })
     .unwrap();
     let (ulaw, opus_pkt) = payloads();
+    let gen_threads = 2;
+    let socks_per_thread = 8;
+    let socks: Vec<Vec<UdpSocket>> = (0..gen_threads)
+        .map(|_| (0..socks_per_thread).map(|_| generator_socket()).collect())
+        .collect();
     let mut handles = Vec::new();
-    let mut sides = Vec::new();
+    let mut sides: Vec<Vec<Side>> = (0..gen_threads).map(|_| Vec::new()).collect();
+    let mut k = 0usize;
     for _ in 0..calls {
         let (call, events) = engine.create_call().unwrap();
         let mut a_cfg = LegConfig::g711(Codec::Pcmu);
@@ -124,13 +153,14 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
         let b = call.create_leg(b_cfg).unwrap();
         let room = call.create_room().unwrap();
         for (leg, cfg) in [(a, a_cfg), (b, b_cfg)] {
-            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-            sock.set_nonblocking(true).unwrap();
-            call.set_remote(leg.id, sock.local_addr().unwrap()).unwrap();
+            let (t, i) = (k % gen_threads, (k / gen_threads) % socks_per_thread);
+            k += 1;
+            call.set_remote(leg.id, socks[t][i].local_addr().unwrap())
+                .unwrap();
             call.join(room, leg.id, RoomMode::Full).unwrap();
             let opus_side = matches!(cfg.codec, Codec::Opus { .. });
-            sides.push(Side {
-                sock,
+            sides[t].push(Side {
+                sock: i,
                 to: leg.local_rtp,
                 pt: cfg.codec.payload_type(),
                 payload: if opus_side {
@@ -147,15 +177,10 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
     }
     let stop = Arc::new(AtomicBool::new(false));
     let received = Arc::new(AtomicU64::new(0));
-    let gen_threads = 2;
-    let per = sides.len().div_ceil(gen_threads);
     let mut threads = Vec::new();
-    let mut rest = sides;
-    while !rest.is_empty() {
-        let tail = rest.split_off(per.min(rest.len()));
-        let chunk = std::mem::replace(&mut rest, tail);
+    for (chunk, socks) in sides.into_iter().zip(socks) {
         let (s, r) = (Arc::clone(&stop), Arc::clone(&received));
-        threads.push(std::thread::spawn(move || generator(chunk, s, r)));
+        threads.push(std::thread::spawn(move || generator(socks, chunk, s, r)));
     }
     // Warm up: latching, jitter buffers filled.
     std::thread::sleep(Duration::from_secs(2));
@@ -170,6 +195,7 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
     let stats = engine.worker_stats();
     let ws1: u64 = stats.iter().map(|w| w.late_ticks).sum();
     let max_tick_us = stats.iter().map(|w| w.max_tick_us).max().unwrap_or(0);
+    let send_errors = stats.iter().map(|w| w.send_errors).sum();
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -200,6 +226,7 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
         late_ticks: ws1 - ws0,
         max_tick_us,
         concealed,
+        send_errors,
     }
 }
 
@@ -228,7 +255,7 @@ fn main() {
         "parley-media system bench: {workers} workers, {cores} CPUs, {secs} s measured per run, engine rate 8 kHz, 20 ms ptime"
     );
     println!(
-        "{:<22} {:>6} {:>12} {:>10} {:>9} {:>9} {:>6} {:>9} {:>9}",
+        "{:<22} {:>6} {:>12} {:>10} {:>9} {:>9} {:>6} {:>9} {:>9} {:>8}",
         "scenario",
         "calls",
         "%core/call",
@@ -237,13 +264,14 @@ fn main() {
         "loss_out",
         "late",
         "max_tick",
-        "concealed"
+        "concealed",
+        "send_err"
     );
     for (transcode, list) in [(false, g711), (true, trans)] {
         for calls in list {
             let o = run(calls, transcode, secs, workers);
             println!(
-                "{:<22} {:>6} {:>12.4} {:>10.1} {:>8.3}% {:>8.3}% {:>6} {:>7}us {:>9}",
+                "{:<22} {:>6} {:>12.4} {:>10.1} {:>8.3}% {:>8.3}% {:>6} {:>7}us {:>9} {:>8}",
                 if transcode {
                     "pcmu<->opus bridged"
                 } else {
@@ -256,7 +284,8 @@ fn main() {
                 o.loss_out * 100.0,
                 o.late_ticks,
                 o.max_tick_us,
-                o.concealed
+                o.concealed,
+                o.send_errors
             );
         }
     }

@@ -28,20 +28,36 @@ fn opus(c: &mut Criterion) {
         dtx: false,
     };
     let pcm = tone(48000, 960);
-    let mut enc = Encoder::new(codec).unwrap();
+    let mut enc = Encoder::new(codec, 48000).unwrap();
     let mut out = [0u8; 1500];
     c.bench_function("opus_encode_20ms_48k_fec", |b| {
         b.iter(|| enc.encode(black_box(&pcm), &mut out).unwrap())
     });
     let n = enc.encode(&pcm, &mut out).unwrap();
     let packet = out[..n].to_vec();
-    let mut dec = Decoder::new(codec).unwrap();
+    let mut dec = Decoder::new(codec, 48000).unwrap();
     let mut pcm_out = [0i16; 960];
     c.bench_function("opus_decode_20ms_48k", |b| {
         b.iter(|| dec.decode(black_box(&packet), &mut pcm_out, false).unwrap())
     });
     c.bench_function("opus_plc_20ms_48k", |b| {
         b.iter(|| dec.conceal(&mut pcm_out).unwrap())
+    });
+    // What an 8 kHz engine does: Opus at its native 8 kHz PCM interface.
+    let pcm8 = tone(8000, 160);
+    let mut enc8 = Encoder::new(codec, 8000).unwrap();
+    c.bench_function("opus_encode_20ms_8k_pcm", |b| {
+        b.iter(|| enc8.encode(black_box(&pcm8), &mut out).unwrap())
+    });
+    let n = enc8.encode(&pcm8, &mut out).unwrap();
+    let packet8 = out[..n].to_vec();
+    let mut dec8 = Decoder::new(codec, 8000).unwrap();
+    let mut pcm8_out = [0i16; 160];
+    c.bench_function("opus_decode_20ms_8k_pcm", |b| {
+        b.iter(|| {
+            dec8.decode(black_box(&packet8), &mut pcm8_out, false)
+                .unwrap()
+        })
     });
 }
 
@@ -94,7 +110,7 @@ fn legs(c: &mut Criterion) {
     let mut ulaw = [0u8; 160];
     parley_media_core::g711::ulaw_encode_slice(&tone(8000, 160), &mut ulaw).unwrap();
     leg_tick(c, "leg_tick_pcmu", LegConfig::g711(Codec::Pcmu), &ulaw, 160);
-    let mut enc = Encoder::new(LegConfig::opus().codec).unwrap();
+    let mut enc = Encoder::new(LegConfig::opus().codec, 48000).unwrap();
     let mut pkt = [0u8; 1500];
     let n = enc.encode(&tone(48000, 960), &mut pkt).unwrap();
     leg_tick(

@@ -121,12 +121,19 @@ struct Outcome {
     send_errors: u64,
 }
 
-fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
+fn run(
+    calls: usize,
+    transcode: bool,
+    secs: u64,
+    workers: usize,
+    batch: Option<Duration>,
+) -> Outcome {
     let engine = Engine::start(EngineConfig {
         workers,
         port_min: 20000,
         port_max: 29999,
         report_interval: Duration::from_secs(1),
+        rx_batch: batch,
         ..EngineConfig::default()
     })
     .unwrap();
@@ -184,7 +191,11 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
     }
     // Warm up: latching, jitter buffers filled.
     std::thread::sleep(Duration::from_secs(2));
-    let ws0: u64 = engine.worker_stats().iter().map(|w| w.late_ticks).sum();
+    let before = engine.worker_stats();
+    let ws0: u64 = before.iter().map(|w| w.late_ticks).sum();
+    let ticks0: u64 = before.iter().map(|w| w.ticks).sum();
+    let out0: u64 = before.iter().map(|w| w.datagrams_out).sum();
+    let in0: u64 = before.iter().map(|w| w.datagrams_in).sum();
     let cpu0 = engine.workers_cpu_time().unwrap_or_default();
     let rx0 = received.load(Ordering::Relaxed);
     let t0 = Instant::now();
@@ -196,6 +207,17 @@ fn run(calls: usize, transcode: bool, secs: u64, workers: usize) -> Outcome {
     let ws1: u64 = stats.iter().map(|w| w.late_ticks).sum();
     let max_tick_us = stats.iter().map(|w| w.max_tick_us).max().unwrap_or(0);
     let send_errors = stats.iter().map(|w| w.send_errors).sum();
+    let ticks1: u64 = stats.iter().map(|w| w.ticks).sum();
+    let out1: u64 = stats.iter().map(|w| w.datagrams_out).sum();
+    let in1: u64 = stats.iter().map(|w| w.datagrams_in).sum();
+    let w = wall.as_secs_f64();
+    eprintln!(
+        "  {calls} calls: ticks/s per worker {:.1}, engine in {:.0} pps, out {:.0} pps, generator got {:.0} pps",
+        (ticks1 - ticks0) as f64 / w / workers as f64,
+        (in1 - in0) as f64 / w,
+        (out1 - out0) as f64 / w,
+        (rx1 - rx0) as f64 / w
+    );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
@@ -250,9 +272,15 @@ fn main() {
             env_list("PARLEY_BENCH_TRANSCODE_CALLS", "100,500"),
         )
     };
+    // PARLEY_BENCH_RX_BATCH_MS: 0 = wake per packet; default 5.
+    let batch_ms: u64 = std::env::var("PARLEY_BENCH_RX_BATCH_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let batch = (batch_ms > 0).then(|| Duration::from_millis(batch_ms));
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "parley-media system bench: {workers} workers, {cores} CPUs, {secs} s measured per run, engine rate 8 kHz, 20 ms ptime"
+        "parley-media system bench: {workers} workers, {cores} CPUs, {secs} s measured per run, engine rate 8 kHz, 20 ms ptime, rx batch {batch:?}"
     );
     println!(
         "{:<22} {:>6} {:>12} {:>10} {:>9} {:>9} {:>6} {:>9} {:>9} {:>8}",
@@ -269,7 +297,7 @@ fn main() {
     );
     for (transcode, list) in [(false, g711), (true, trans)] {
         for calls in list {
-            let o = run(calls, transcode, secs, workers);
+            let o = run(calls, transcode, secs, workers, batch);
             println!(
                 "{:<22} {:>6} {:>12.4} {:>10.1} {:>8.3}% {:>8.3}% {:>6} {:>7}us {:>9} {:>8}",
                 if transcode {

@@ -57,6 +57,17 @@ impl Codec {
         (self.clock_rate() / FRAMES_PER_SEC) as usize
     }
 
+    /// Sample rate of the PCM this codec is decoded to and encoded from on
+    /// an engine mixing at `engine_rate`. Opus decodes and encodes at 8, 16
+    /// or 48 kHz natively (its RTP clock stays 48 kHz, RFC 7587), so an
+    /// Opus leg never needs a resampler; G.711 is 8 kHz.
+    pub fn pcm_rate(self, engine_rate: u32) -> u32 {
+        match self {
+            Codec::Pcmu | Codec::Pcma => 8000,
+            Codec::Opus { .. } => engine_rate,
+        }
+    }
+
     /// Largest payload we accept into the jitter buffer.
     pub fn max_payload(self) -> usize {
         match self {
@@ -92,16 +103,20 @@ impl std::fmt::Debug for Decoder {
 }
 
 impl Decoder {
-    /// A decoder for `codec`.
-    pub fn new(codec: Codec) -> Result<Self> {
+    /// A decoder for `codec` producing PCM at `pcm_rate`
+    /// ([`Codec::pcm_rate`]).
+    pub fn new(codec: Codec, pcm_rate: u32) -> Result<Self> {
         Ok(match codec.law() {
             Some(law) => Decoder::G711(law),
-            None => Decoder::Opus(Box::new(opus::Decoder::new(48000, opus::Channels::Mono)?)),
+            None => Decoder::Opus(Box::new(opus::Decoder::new(
+                pcm_rate,
+                opus::Channels::Mono,
+            )?)),
         })
     }
 
-    /// Samples (at the codec rate) one packet carries: its packetisation
-    /// time. `None` if the packet is not valid for the codec.
+    /// Samples (at the codec's RTP clock rate) one packet carries: its
+    /// packetisation time. `None` if the packet is not valid for the codec.
     pub fn packet_samples(&self, payload: &[u8]) -> Option<usize> {
         match self {
             Decoder::G711(_) => (!payload.is_empty()).then_some(payload.len()),
@@ -151,14 +166,15 @@ impl std::fmt::Debug for Encoder {
 }
 
 impl Encoder {
-    /// An encoder for `codec` (Opus: VoIP application, 24 kbit/s VBR,
+    /// An encoder for `codec` taking PCM at `pcm_rate`
+    /// ([`Codec::pcm_rate`]; Opus: VoIP application, 24 kbit/s VBR,
     /// complexity 5, FEC/DTX as negotiated).
-    pub fn new(codec: Codec) -> Result<Self> {
+    pub fn new(codec: Codec, pcm_rate: u32) -> Result<Self> {
         Ok(match codec {
             Codec::Pcmu | Codec::Pcma => Encoder::G711(codec.law().unwrap_or(Law::Ulaw)),
             Codec::Opus { fec, dtx, .. } => {
                 let mut e =
-                    opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip)?;
+                    opus::Encoder::new(pcm_rate, opus::Channels::Mono, opus::Application::Voip)?;
                 e.set_bitrate(opus::Bitrate::Bits(24_000))?;
                 e.set_complexity(5)?;
                 e.set_inband_fec(fec)?;

@@ -100,6 +100,11 @@ pub struct EngineConfig {
     pub recorder_queue: usize,
     /// Most participants in one room.
     pub room_capacity: usize,
+    /// `None`: a worker wakes for every datagram (exact arrival times for
+    /// jitter statistics, one wake-up per packet). `Some(slice)`: it wakes
+    /// every `slice` and reads what arrived (arrival times rounded to the
+    /// slice; far fewer wake-ups under load). Default 5 ms.
+    pub rx_batch: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -113,6 +118,7 @@ impl Default for EngineConfig {
             report_interval: Duration::from_secs(5),
             recorder_queue: 2048,
             room_capacity: 8,
+            rx_batch: Some(Duration::from_millis(5)),
         }
     }
 }

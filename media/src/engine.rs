@@ -101,9 +101,10 @@ impl Engine {
                 Some(rec_tx.clone()),
             );
             let c = Arc::clone(&counters);
+            let batch = config.rx_batch;
             let thread = std::thread::Builder::new()
                 .name(format!("parley-media-{i}"))
-                .spawn(move || crate::worker::run(core, rx, c))
+                .spawn(move || crate::worker::run(core, rx, c, batch))
                 .map_err(spawn_err)?;
             workers.push(Worker {
                 tx,

@@ -99,8 +99,12 @@ pub struct Leg {
     /// Decoded audio not yet consumed (packets may be 10..=60 ms, ticks 20 ms).
     fifo: Vec<i16>,
     fifo_len: usize,
-    /// Samples per received packet (the jitter buffer's frame).
+    /// RTP clock units per received packet (the jitter buffer's frame).
     packet_samples: usize,
+    /// PCM samples per received packet (at `pcm_rate`).
+    packet_pcm: usize,
+    /// Decoded PCM rate of this leg ([`Codec::pcm_rate`]).
+    pcm_rate: u32,
     codec_in: Vec<i16>,
     codec_out: Vec<i16>,
     input: Vec<i16>,
@@ -133,9 +137,9 @@ impl std::fmt::Debug for Leg {
 /// Longest packet accepted: 60 ms.
 const MAX_PTIME_MS: usize = 60;
 
-fn fifo_capacity(codec: Codec) -> usize {
+fn fifo_capacity(pcm_rate: u32) -> usize {
     // One tick's worth plus the longest packet.
-    codec.clock_rate() as usize * (MAX_PTIME_MS + 20) / 1000
+    pcm_rate as usize * (MAX_PTIME_MS + 20) / 1000
 }
 
 fn jitter_buffer(codec: Codec, packet_samples: usize) -> Result<JitterBuffer> {
@@ -168,19 +172,21 @@ impl Leg {
     ) -> Result<Self> {
         let codec = cfg.codec;
         let rate = codec.clock_rate();
-        let (res_in, res_out) = if rate == engine_rate {
+        let pcm_rate = codec.pcm_rate(engine_rate);
+        let pcm_frame = (pcm_rate / crate::codec::FRAMES_PER_SEC) as usize;
+        let (res_in, res_out) = if pcm_rate == engine_rate {
             (None, None)
         } else {
             (
-                Some(FrameResampler::new(rate, engine_rate)?),
-                Some(FrameResampler::new(engine_rate, rate)?),
+                Some(FrameResampler::new(pcm_rate, engine_rate)?),
+                Some(FrameResampler::new(engine_rate, pcm_rate)?),
             )
         };
         let jb = jitter_buffer(codec, codec.frame_samples())?;
         let engine_frame = (engine_rate / crate::codec::FRAMES_PER_SEC) as usize;
         let inband = match cfg.inband_dtmf {
             InbandDtmf::Off => None,
-            _ if rate != 8000 => None,
+            _ if pcm_rate != 8000 => None,
             _ => Some(InbandDetector::new()),
         };
         let te_rate = cfg.telephone_event.map_or(8000, |t| t.clock_rate);
@@ -195,9 +201,9 @@ impl Leg {
             latched: false,
             rx: ReceiverStats::new(rate),
             jb,
-            plc: Plc::new(codec.frame_samples(), 5),
-            decoder: Decoder::new(codec)?,
-            encoder: Encoder::new(codec)?,
+            plc: Plc::new(pcm_frame, 5),
+            decoder: Decoder::new(codec, pcm_rate)?,
+            encoder: Encoder::new(codec, pcm_rate)?,
             res_in,
             res_out,
             dtmf_rx: cfg.telephone_event.map(|t| DtmfReceiver::new(t.clock_rate)),
@@ -210,11 +216,13 @@ impl Leg {
             ts: random_u32(id.0 ^ 0x7157),
             marker_next: true,
             tx_stats: SenderStats::new(),
-            fifo: vec![0; fifo_capacity(codec)],
+            fifo: vec![0; fifo_capacity(pcm_rate)],
             fifo_len: 0,
             packet_samples: codec.frame_samples(),
-            codec_in: vec![0; codec.frame_samples()],
-            codec_out: vec![0; codec.frame_samples()],
+            packet_pcm: pcm_frame,
+            pcm_rate,
+            codec_in: vec![0; pcm_frame],
+            codec_out: vec![0; pcm_frame],
             input: vec![0; engine_frame],
             has_input: false,
             payload: vec![0; MAX_DATAGRAM],
@@ -365,6 +373,8 @@ impl Leg {
                 Ok(jb) => {
                     self.jb = jb;
                     self.packet_samples = n;
+                    self.packet_pcm =
+                        n * self.pcm_rate as usize / self.cfg.codec.clock_rate() as usize;
                 }
                 Err(_) => self.counters.codec_errors += 1,
             }
@@ -433,7 +443,7 @@ impl Leg {
         // 20 ms packets, two pops every three ticks for 30 ms ...).
         while self.fifo_len < frame {
             let room = self.fifo.len() - self.fifo_len;
-            let want = self.packet_samples.min(room);
+            let want = self.packet_pcm.min(room);
             if want == 0 {
                 break;
             }
@@ -543,7 +553,7 @@ impl Leg {
         pcm: &[i16],
         out: &mut [u8],
     ) -> Option<(SocketAddr, usize)> {
-        let frame = self.codec_out.len() as u32;
+        let frame = self.cfg.codec.frame_samples() as u32;
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(frame);
         let dest = self.remote?;

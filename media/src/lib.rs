@@ -20,8 +20,10 @@
 //!   are no locks on the media path.
 //! * **One tick, many legs.** A worker waits in `epoll` (mio, edge-triggered,
 //!   non-blocking sockets) with a timeout up to the next 20 ms tick.
-//!   Datagrams are read as they arrive (so jitter is measured with the real
-//!   arrival time) and go into the leg's jitter buffer; nothing else happens
+//!   By default it wakes every 5 ms ([`EngineConfig::rx_batch`]) and reads
+//!   whatever arrived (bounded wake-ups under load; arrival times rounded to
+//!   5 ms), or, with `rx_batch: None`, on every datagram (exact arrival
+//!   times). Datagrams go into the leg's jitter buffer; nothing else happens
 //!   per packet. Every 20 ms, on a fixed schedule, the tick runs over all
 //!   legs: pull (jitter buffer → decode/PLC → resample), mix rooms, build each
 //!   leg's output (room mix-minus, echo, playback), record, encode and send,
@@ -44,9 +46,12 @@
 //!   handle ends the call.
 //! * **Rates.** Rooms, prompts and recordings run at one engine rate
 //!   (default 8 kHz: PSTN calls are G.711, and bridging G.711 legs then needs
-//!   no resampling). Legs whose codec rate differs (Opus, 48 kHz) resample
-//!   with rubato's FFT resampler per 20 ms frame. Set 16 or 48 kHz for
-//!   wideband rooms at the cost of resampling every G.711 leg.
+//!   no resampling). Opus legs encode and decode at the engine rate
+//!   natively (libopus accepts 8/16/48 kHz PCM; the RTP clock stays 48 kHz),
+//!   so G.711 ↔ Opus transcoding needs no resampler either. With a 16 or
+//!   48 kHz engine (wideband rooms) every G.711 leg resamples with rubato's
+//!   FFT resampler, one 20 ms frame at a time; prompts are resampled once
+//!   when loaded.
 //! * **Files stay off the media threads.** Prompts are decoded by symphonia,
 //!   resampled once and cached (path + mtime) by [`Engine::load_prompt`],
 //!   called from the call task's blocking pool. Recordings are written by
@@ -56,8 +61,8 @@
 //!
 //! ## Limits
 //!
-//! * 20 ms packetisation only (ptime 20) in both directions; other ptimes
-//!   are decoded as 20 ms frames and sound wrong.
+//! * We send 20 ms packets. We receive 10–60 ms packets (G.711 and Opus;
+//!   the jitter buffer adopts the peer's packetisation when it changes).
 //! * Mono audio; Opus at 48 kHz mono, 24 kbit/s VBR, FEC and DTX as
 //!   negotiated; no SRTP/DTLS/ICE here (WebRTC is a separate layer).
 //! * In-band DTMF detection only on 8 kHz codecs.

@@ -682,6 +682,7 @@ pub(crate) fn run(
     mut core: MediaCore,
     rx: Receiver<Command>,
     counters: Arc<WorkerCounters>,
+    rx_batch: Option<Duration>,
 ) -> std::io::Result<()> {
     counters.tid.store(thread_id(), Ordering::Relaxed);
     let mut poll = Poll::new()?;
@@ -691,7 +692,18 @@ pub(crate) fn run(
     let mut next_tick = Instant::now() + TICK;
     let mut datagrams_in = 0u64;
     loop {
-        let timeout = next_tick.saturating_duration_since(Instant::now());
+        let timeout = match rx_batch {
+            // Batched: sleep a fixed slice (or to the tick), then collect
+            // whatever became readable; one wake-up per slice, not per packet.
+            Some(slice) => {
+                let until = next_tick.min(Instant::now() + slice);
+                if let Some(d) = until.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(d);
+                }
+                Duration::ZERO
+            }
+            None => next_tick.saturating_duration_since(Instant::now()),
+        };
         if let Err(e) = poll.poll(&mut events, Some(timeout))
             && e.kind() != std::io::ErrorKind::Interrupted
         {

@@ -540,7 +540,48 @@ fn opus_leg_echoes_a_tone() {
 
 #[test]
 fn g711_to_opus_bridge_transcodes_both_ways() {
-    let engine = engine();
+    transcode_both_ways(engine());
+}
+
+#[test]
+fn wideband_engine_resamples_g711_and_still_transcodes() {
+    // 16 kHz rooms: G.711 legs go through rubato 8 <-> 16 kHz, Opus runs at
+    // 16 kHz PCM.
+    let engine = parley_media::Engine::start(parley_media::EngineConfig {
+        workers: 1,
+        port_min: 41000,
+        port_max: 44999,
+        engine_rate: 16000,
+        ..parley_media::EngineConfig::default()
+    })
+    .unwrap();
+    transcode_both_ways(engine);
+}
+
+#[test]
+fn frame_resampler_keeps_a_tone_at_its_frequency() {
+    use parley_media::codec::FrameResampler;
+    for (from, to) in [(8000, 48000), (48000, 8000), (8000, 16000), (16000, 8000)] {
+        let mut r = FrameResampler::new(from, to).unwrap();
+        let input = tone(1000.0, from, 8000.0, 25);
+        let mut out = Vec::new();
+        for f in &input {
+            let mut o = vec![0i16; r.output_frame()];
+            r.process(f, &mut o).unwrap();
+            out.extend_from_slice(&o);
+        }
+        assert_eq!(out.len(), (to / 2) as usize, "{from}->{to}");
+        let tail = &out[out.len() / 2..];
+        assert!(rms(tail) > 4000.0, "{from}->{to}: rms {}", rms(tail));
+        assert!(goertzel(tail, to, 1000.0) > 100.0 * goertzel(tail, to, 1500.0));
+    }
+    assert!(
+        FrameResampler::new(8000, 11025).is_err(),
+        "11.025 kHz has no whole 20 ms frame"
+    );
+}
+
+fn transcode_both_ways(engine: parley_media::Engine) {
     let (call, _events) = engine.create_call().unwrap();
     let mut br = bridge(&call, LegConfig::g711(Codec::Pcmu), LegConfig::opus());
     let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();

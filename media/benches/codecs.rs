@@ -28,9 +28,9 @@ fn opus(c: &mut Criterion) {
         dtx: false,
     };
     let pcm = tone(48000, 960);
-    let mut enc = Encoder::new(codec, 48000).unwrap();
+    let mut enc = Encoder::new(codec, 48000, 5).unwrap();
     let mut out = [0u8; 1500];
-    c.bench_function("opus_encode_20ms_48k_fec", |b| {
+    c.bench_function("opus_encode_20ms_48k_fec_complexity_5", |b| {
         b.iter(|| enc.encode(black_box(&pcm), &mut out).unwrap())
     });
     let n = enc.encode(&pcm, &mut out).unwrap();
@@ -45,10 +45,21 @@ fn opus(c: &mut Criterion) {
     });
     // What an 8 kHz engine does: Opus at its native 8 kHz PCM interface.
     let pcm8 = tone(8000, 160);
-    let mut enc8 = Encoder::new(codec, 8000).unwrap();
-    c.bench_function("opus_encode_20ms_8k_pcm", |b| {
+    let mut enc8 = Encoder::new(codec, 8000, 3).unwrap();
+    c.bench_function("opus_encode_20ms_8k_pcm_complexity_3", |b| {
         b.iter(|| enc8.encode(black_box(&pcm8), &mut out).unwrap())
     });
+    // The knob that decides transcoding cost: encoder complexity.
+    for complexity in [1, 3, 5, 8] {
+        let mut e =
+            opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        e.set_bitrate(opus::Bitrate::Bits(24_000)).unwrap();
+        e.set_complexity(complexity).unwrap();
+        c.bench_function(
+            &format!("opus_encode_20ms_8k_complexity_{complexity}"),
+            |b| b.iter(|| e.encode(black_box(&pcm8), &mut out).unwrap()),
+        );
+    }
     let n = enc8.encode(&pcm8, &mut out).unwrap();
     let packet8 = out[..n].to_vec();
     let mut dec8 = Decoder::new(codec, 8000).unwrap();
@@ -110,7 +121,7 @@ fn legs(c: &mut Criterion) {
     let mut ulaw = [0u8; 160];
     parley_media_core::g711::ulaw_encode_slice(&tone(8000, 160), &mut ulaw).unwrap();
     leg_tick(c, "leg_tick_pcmu", LegConfig::g711(Codec::Pcmu), &ulaw, 160);
-    let mut enc = Encoder::new(LegConfig::opus().codec, 48000).unwrap();
+    let mut enc = Encoder::new(LegConfig::opus().codec, 48000, 5).unwrap();
     let mut pkt = [0u8; 1500];
     let n = enc.encode(&tone(48000, 960), &mut pkt).unwrap();
     leg_tick(

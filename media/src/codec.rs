@@ -167,16 +167,16 @@ impl std::fmt::Debug for Encoder {
 
 impl Encoder {
     /// An encoder for `codec` taking PCM at `pcm_rate`
-    /// ([`Codec::pcm_rate`]; Opus: VoIP application, 24 kbit/s VBR,
-    /// complexity 5, FEC/DTX as negotiated).
-    pub fn new(codec: Codec, pcm_rate: u32) -> Result<Self> {
+    /// ([`Codec::pcm_rate`]; Opus: VoIP application, 24 kbit/s VBR, the
+    /// given `complexity` 0..=10, FEC/DTX as negotiated).
+    pub fn new(codec: Codec, pcm_rate: u32, complexity: u8) -> Result<Self> {
         Ok(match codec {
             Codec::Pcmu | Codec::Pcma => Encoder::G711(codec.law().unwrap_or(Law::Ulaw)),
             Codec::Opus { fec, dtx, .. } => {
                 let mut e =
                     opus::Encoder::new(pcm_rate, opus::Channels::Mono, opus::Application::Voip)?;
                 e.set_bitrate(opus::Bitrate::Bits(24_000))?;
-                e.set_complexity(5)?;
+                e.set_complexity(i32::from(complexity.min(10)))?;
                 e.set_inband_fec(fec)?;
                 if fec {
                     e.set_packet_loss_perc(5)?;

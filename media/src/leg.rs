@@ -203,7 +203,7 @@ impl Leg {
             jb,
             plc: Plc::new(pcm_frame, 5),
             decoder: Decoder::new(codec, pcm_rate)?,
-            encoder: Encoder::new(codec, pcm_rate)?,
+            encoder: Encoder::new(codec, pcm_rate, cfg.opus_complexity)?,
             res_in,
             res_out,
             dtmf_rx: cfg.telephone_event.map(|t| DtmfReceiver::new(t.clock_rate)),

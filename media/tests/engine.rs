@@ -979,3 +979,28 @@ fn send_dtmf_emits_an_rfc4733_event_sequence() {
         .unwrap();
     assert!(first.marker(), "marker on the first event packet");
 }
+
+#[test]
+fn inactivity_timer_waits_for_the_remote_to_be_known() {
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.inactivity_timeout = Some(Duration::from_secs(1));
+    let mut leg = Leg::new(LegId(8), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+    let step = Duration::from_millis(20);
+    let mut fired_at = None;
+    for i in 1..=250u32 {
+        let t = t0 + step * i;
+        // Ringing for 3 s, then the answer gives the remote address.
+        if i == 150 {
+            leg.set_remote(t, "127.0.0.1:40000".parse().unwrap());
+        }
+        leg.pull(t);
+        leg.poll_timers(t);
+        while let Some(ev) = leg.poll_event() {
+            if matches!(ev, Event::RtpTimeout { .. }) {
+                fired_at.get_or_insert(t - t0);
+            }
+        }
+    }
+    assert_eq!(fired_at, Some(Duration::from_secs(4)));
+}

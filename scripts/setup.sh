@@ -15,7 +15,7 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # libclang (bindgen), pkg-config; sox/espeak-ng make test audio.
 packages=(build-essential cmake libclang-dev pkg-config)
 if [ "$want_tests" = 1 ]; then
-  packages+=(sip-tester postgresql postgresql-client sox espeak-ng)
+  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng)
 fi
 
 missing=()

@@ -82,8 +82,7 @@ fn steps(bytes: &[u8]) -> Vec<ScriptStep> {
                         QueueOutcome::Abandoned,
                         QueueOutcome::Timeout,
                         QueueOutcome::Callback,
-                    ][arg % 4]
-                        .clone(),
+                    ][arg % 4],
                 ),
                 10 => ScriptStep::QueueStatus {
                     queue: ["sales", "support", "vip"][arg % 3].to_owned(),

@@ -90,6 +90,8 @@ out("sip_frame", "keepalive-then-message", b"\r\n\r\n" + OPTIONS + b"\r\n")
 out("sip_frame", "partial-body", INVITE[:-10])
 out("sip_frame", "response-and-ping", RESPONSE + b"\r\n\r\n")
 out("sip_frame", "rfc4475-regaut01", msgs["regaut01"])
+for p in sorted((ROOT / "signaling/proto/tests/fixtures/framing").glob("*.sip")):
+    out("sip_frame", "regression-" + p.stem, p.read_bytes())
 
 # --- Digest headers ------------------------------------------------------
 digest = {

@@ -11,7 +11,8 @@
 # Each target runs as one libFuzzer process (one core, the same as -jobs=1 but
 # with the output on the terminal), at nice 19. New inputs go to
 # fuzz/corpus/TARGET (not committed); the committed seeds in fuzz/seeds/TARGET
-# are read too. Crashes land in fuzz/artifacts/TARGET/; reproduce one with
+# are read too, and the libFuzzer dictionaries in fuzz/dicts/ where one fits
+# the target. Crashes land in fuzz/artifacts/TARGET/; reproduce one with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz run -s none TARGET fuzz/artifacts/TARGET/crash-...
 # (run from the repository root or fuzz/) and minimise it with
 #   RUSTC_BOOTSTRAP=1 cargo fuzz tmin -s none TARGET fuzz/artifacts/TARGET/crash-...
@@ -79,6 +80,12 @@ for t in "${run[@]}"; do
     mkdir -p "corpus/$t" "artifacts/$t"
     seeds=()
     [[ -d "seeds/$t" ]] && seeds=("seeds/$t")
+    dict=()
+    case "$t" in
+        sip_message | sip_frame) dict=(-dict=dicts/sip.dict) ;;
+        sdp_answer) dict=(-dict=dicts/sdp.dict) ;;
+        sip_digest) dict=(-dict=dicts/sip_digest.dict) ;;
+    esac
     log="logs/$t.log"
     echo "=== $t: ${seconds}s (log: fuzz/$log)"
     start=$(date +%s)
@@ -86,7 +93,7 @@ for t in "${run[@]}"; do
     # shellcheck disable=SC2086
     nice -n "$nice_level" cargo fuzz run -a -s "$sanitizer" "$t" "corpus/$t" "${seeds[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-        ${FUZZ_ARGS:-} 2>&1 | tee "$log" | grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE|pulse))|panicked|ERROR|SUMMARY|Done "
+        "${dict[@]}" ${FUZZ_ARGS:-} 2>&1 | tee "$log" | grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE|pulse))|panicked|ERROR|SUMMARY|Done "
     rc=${PIPESTATUS[0]}
     set -e
     end=$(date +%s)

@@ -109,8 +109,9 @@ struct Active {
     start_ts: u32,
     /// Timestamp of the current segment (long events, RFC 4733 §2.5.1.3).
     segment_ts: u32,
-    /// Units in completed segments.
-    earlier_segments: u32,
+    /// Units in completed segments (u64: a key held for 65 537 segments
+    /// overflows u32).
+    earlier_segments: u64,
     /// Largest duration seen in the current segment.
     duration: u16,
     last_seen: Instant,
@@ -161,8 +162,11 @@ impl DtmfReceiver {
         self
     }
 
-    fn units_to_duration(&self, units: u32) -> Duration {
-        Duration::from_nanos(u64::from(units) * 1_000_000_000 / u64::from(self.clock_rate))
+    fn units_to_duration(&self, units: u64) -> Duration {
+        let rate = u64::from(self.clock_rate);
+        // rem < rate <= u32::MAX, so rem * 10^9 fits in u64 and is < rate * 10^9.
+        let nanos = (units % rate) * 1_000_000_000 / rate;
+        Duration::new(units / rate, u32::try_from(nanos).unwrap_or(999_999_999))
     }
 
     fn push(&mut self, d: Digit) {
@@ -178,7 +182,7 @@ impl DtmfReceiver {
     fn finish(&mut self, end_missing: bool) {
         if let Some(a) = self.active.take() {
             if let Some(digit) = event_to_digit(a.event) {
-                let units = a.earlier_segments + u32::from(a.duration);
+                let units = a.earlier_segments.saturating_add(u64::from(a.duration));
                 self.push(Digit {
                     digit,
                     duration: self.units_to_duration(units),
@@ -212,7 +216,7 @@ impl DtmfReceiver {
             let seg_end = a.segment_ts.wrapping_add(u32::from(a.duration));
             if !marker && ev.event == a.event && timestamp == seg_end && a.duration == u16::MAX {
                 // Next segment of a long event.
-                a.earlier_segments += u32::from(a.duration);
+                a.earlier_segments = a.earlier_segments.saturating_add(u64::from(a.duration));
                 a.segment_ts = timestamp;
                 a.duration = ev.duration;
                 a.last_seen = now;

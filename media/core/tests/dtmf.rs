@@ -162,6 +162,43 @@ fn long_event_segments_join() {
 }
 
 #[test]
+fn segment_sum_overflowed_u32_after_65537_long_event_segments() {
+    // A peer holding one key for 65 537 full segments (about 6 days at 8 kHz,
+    // kept alive by packets every 100 ms) made the sum of earlier segments
+    // overflow u32: a panic in debug builds, a wrapped duration in release.
+    let t0 = Instant::now();
+    let mut rx = DtmfReceiver::new(8000);
+    let ev = |end, duration| {
+        TelephoneEvent {
+            event: 3,
+            end,
+            volume: 10,
+            duration,
+        }
+        .to_bytes()
+    };
+    let segments: u32 = 65_538;
+    let mut ts: u32 = 0;
+    let mut now = t0;
+    rx.handle_packet(now, true, ts, &ev(false, 0xFFFF)).unwrap();
+    for _ in 1..segments {
+        ts = ts.wrapping_add(0xFFFF);
+        now += ms(100);
+        rx.handle_packet(now, false, ts, &ev(false, 0xFFFF))
+            .unwrap();
+    }
+    now += ms(100);
+    rx.handle_packet(now, false, ts, &ev(true, 0xFFFF)).unwrap();
+    let d = rx.poll_digit().unwrap();
+    assert_eq!(d.digit, '3');
+    assert!(!d.end_missing);
+    assert_eq!(d.timestamp, 0);
+    let units = u64::from(segments) * 0xFFFF;
+    assert_eq!(d.duration, Duration::from_nanos(units * 125_000));
+    assert!(rx.poll_digit().is_none());
+}
+
+#[test]
 fn sender_packet_sequence() {
     let t0 = Instant::now();
     let mut tx = DtmfSender::new(8000, ms(20));

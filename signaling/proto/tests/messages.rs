@@ -153,6 +153,39 @@ fn leading_crlf_is_skipped_and_lf_only_is_rejected() {
     assert!(parse(lf.as_bytes(), 65_535).is_err());
 }
 
+/// The stream framer ignored header folding (RFC 3261 §7.3.1) while the parser
+/// unfolds: a folded `Content-Length` was refused on TCP, and a continuation line
+/// that starts with "Content-Length:" counted as a second one. Found with the
+/// `sip_frame` fuzz target's framer/parser agreement check.
+#[test]
+fn framer_ignored_header_folding_around_content_length() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/framing");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 2, "fixtures in {dir:?}");
+    for path in names {
+        let bytes = std::fs::read(&path).unwrap();
+        let msg = parse(&bytes, 65_535).unwrap();
+        assert_eq!(msg.headers().count("Content-Length"), 1, "{path:?}");
+        assert_eq!(
+            frame(&bytes, 65_535).unwrap(),
+            Frame::Message { len: bytes.len() },
+            "{path:?}"
+        );
+        // Pipelined behind itself, each copy is framed on its own.
+        let mut stream = bytes.clone();
+        stream.extend_from_slice(&bytes);
+        assert_eq!(
+            frame(&stream, 65_535).unwrap(),
+            Frame::Message { len: bytes.len() },
+            "{path:?}"
+        );
+    }
+}
+
 #[test]
 fn build_request_and_frame_it_from_a_stream() {
     let mut h = Headers::new();

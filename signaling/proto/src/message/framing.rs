@@ -62,9 +62,23 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame> {
         return Ok(Frame::NeedMore);
     };
     let head = &buf[..head_end];
+    // Find Content-Length the way the parser does: a line starting with SP/HT
+    // continues the previous header (RFC 3261 §7.3.1), so it is part of a
+    // folded Content-Length value, or ignored.
     let mut declared = None;
+    let mut folded: Option<Vec<u8>> = None;
     for line in head.split(|&b| b == b'\n').skip(1) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first().is_some_and(|&b| b == b' ' || b == b'\t') {
+            if let Some(v) = folded.as_mut() {
+                v.push(b' ');
+                v.extend_from_slice(line);
+            }
+            continue;
+        }
+        if let Some(v) = folded.take() {
+            set_content_length(&mut declared, &v)?;
+        }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
@@ -72,17 +86,11 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame> {
             continue;
         };
         if canonical_name(name.trim()) == "Content-Length" {
-            let v = std::str::from_utf8(&line[colon + 1..]).map_err(|_| Error::InvalidHeader {
-                name: "Content-Length",
-                reason: "not a non-negative integer",
-            })?;
-            if declared.is_some() {
-                return Err(Error::DuplicateHeader {
-                    name: "Content-Length",
-                });
-            }
-            declared = Some(parse_content_length(v)?);
+            folded = Some(line[colon + 1..].to_vec());
         }
+    }
+    if let Some(v) = folded.take() {
+        set_content_length(&mut declared, &v)?;
     }
     let declared = declared.ok_or(Error::MissingHeader {
         name: "Content-Length",
@@ -103,6 +111,20 @@ pub fn frame(buf: &[u8], max_size: usize) -> Result<Frame> {
         return Ok(Frame::NeedMore);
     }
     Ok(Frame::Message { len: total })
+}
+
+fn set_content_length(declared: &mut Option<usize>, value: &[u8]) -> Result<()> {
+    let v = std::str::from_utf8(value).map_err(|_| Error::InvalidHeader {
+        name: "Content-Length",
+        reason: "not a non-negative integer",
+    })?;
+    if declared.is_some() {
+        return Err(Error::DuplicateHeader {
+            name: "Content-Length",
+        });
+    }
+    *declared = Some(parse_content_length(v)?);
+    Ok(())
 }
 
 #[cfg(test)]

@@ -18,6 +18,17 @@ pub(crate) struct Config {
     pub(crate) http_addr: SocketAddr,
     /// SIP listen address, UDP and TCP (`PARLEY_SIP_ADDR`).
     pub(crate) sip_addr: SocketAddr,
+    /// Host in our SIP Via/Contact when `sip_addr` is unspecified (`PARLEY_SIP_ADVERTISED_HOST`).
+    pub(crate) sip_advertised_host: Option<String>,
+    /// Unauthenticated SIP requests allowed per second per source IP (`PARLEY_SIP_UNAUTH_PER_SECOND`).
+    pub(crate) sip_unauth_per_second: u32,
+    /// Burst for the same (`PARLEY_SIP_UNAUTH_BURST`).
+    pub(crate) sip_unauth_burst: u32,
+    /// Seconds agents' phones ring before the caller gets 480 (`PARLEY_SIP_RING_TIMEOUT_SECS`).
+    pub(crate) sip_ring_timeout_secs: u64,
+    /// Digest algorithms offered, most preferred first, e.g. `MD5,SHA-256`
+    /// (`PARLEY_SIP_DIGEST_ALGORITHMS`).
+    pub(crate) sip_digest_algorithms: String,
     /// RTP port range, `low-high` (`PARLEY_RTP_PORTS`).
     pub(crate) rtp_ports: String,
     /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); default SQLite in the data dir.
@@ -42,6 +53,11 @@ impl Default for Config {
             data_dir: PathBuf::from("./data"),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             sip_addr: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            sip_advertised_host: None,
+            sip_unauth_per_second: 20,
+            sip_unauth_burst: 40,
+            sip_ring_timeout_secs: 30,
+            sip_digest_algorithms: "MD5,SHA-256".into(),
             rtp_ports: "10000-20000".into(),
             database_url: None,
             token_ttl_secs: 12 * 3600,

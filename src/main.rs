@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
 use parley_cases::directory::NewUser;
+use parley_cases::telephony::SipAccountPatch;
 use parley_cases::{Actor, Role, Store};
 
 use crate::config::Config;
@@ -62,7 +63,9 @@ enum Command {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user; the password is read from standard input (one line), never argv.
+    /// Create a user; passwords are read from standard input, never argv: line 1 is the
+    /// web password; with --extension, line 2 is the SIP password (digest auth of the
+    /// user's phone; stored only as HA1 digests).
     Add {
         /// Tenant name.
         #[arg(long)]
@@ -79,6 +82,10 @@ enum UserCommand {
         /// Create the tenant if it does not exist.
         #[arg(long)]
         create_tenant: bool,
+        /// SIP extension (digits, unique in the tenant); the SIP password is then read
+        /// from standard input line 2.
+        #[arg(long)]
+        extension: Option<String>,
     },
 }
 
@@ -155,10 +162,13 @@ async fn main() -> anyhow::Result<()> {
                     name,
                     role,
                     create_tenant,
+                    extension,
                 },
         } => {
             let role = Role::parse(&role).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let password = read_password()?;
+            let mut passwords = read_passwords(if extension.is_some() { 2 } else { 1 })?;
+            let sip_password = (passwords.len() > 1).then(|| passwords.remove(1));
+            let password = passwords.remove(0);
             let store = open_store(&cfg).await?;
             let t = match store.tenant_by_name(&tenant).await? {
                 Some(t) => t,
@@ -178,6 +188,18 @@ async fn main() -> anyhow::Result<()> {
                     },
                 )
                 .await?;
+            if let Some(ext) = extension {
+                store
+                    .set_sip_account(
+                        &Actor::system(&t.id),
+                        &user.id,
+                        SipAccountPatch {
+                            extension: Some(ext),
+                            password: sip_password,
+                        },
+                    )
+                    .await?;
+            }
             store.close().await;
             println!(
                 "created {} {} ({}) in tenant {}",
@@ -202,21 +224,25 @@ fn toml_like(cfg: &Config) -> String {
     serde_json::to_string_pretty(&c).unwrap_or_default()
 }
 
-fn read_password() -> anyhow::Result<String> {
+/// Reads `n` passwords, one per line, from standard input.
+fn read_passwords(n: usize) -> anyhow::Result<Vec<String>> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprint!("password (input is visible; pipe it in to avoid that): ");
+    let mut lock = stdin.lock();
+    let mut out = Vec::with_capacity(n);
+    for what in ["password", "SIP password"].into_iter().take(n) {
+        if stdin.is_terminal() {
+            eprint!("{what} (input is visible; pipe it in to avoid that): ");
+        }
+        let mut line = String::new();
+        lock.read_line(&mut line)
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
+        let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+        if pw.is_empty() {
+            bail!("no {what} on standard input (line {})", out.len() + 1);
+        }
+        out.push(pw);
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from standard input")?;
-    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
-    if pw.is_empty() {
-        bail!("no password on standard input");
-    }
-    Ok(pw)
+    Ok(out)
 }
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
@@ -230,12 +256,20 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             parley_cases::demo::DEMO_TENANT
         );
         for l in &logins {
-            println!(
-                "  {:<10} {:<30} password: {}",
-                l.user.role.as_str(),
-                l.user.email,
-                l.password
-            );
+            match &l.sip {
+                Some((ext, sip_pw)) => println!(
+                    "  {:<10} {:<30} password: {}  SIP extension {ext} password: {sip_pw}",
+                    l.user.role.as_str(),
+                    l.user.email,
+                    l.password
+                ),
+                None => println!(
+                    "  {:<10} {:<30} password: {}",
+                    l.user.role.as_str(),
+                    l.user.email,
+                    l.password
+                ),
+            }
         }
     }
     let web_cfg = parley_web::WebConfig {
@@ -245,14 +279,36 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         data_dir: cfg.data_dir.clone(),
         max_prompt_bytes: cfg.max_prompt_bytes,
     };
-    let app = parley_web::app(parley_web::AppState::new(store.clone(), web_cfg));
+    let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);
+    sip_cfg.advertised_host = cfg.sip_advertised_host.clone();
+    sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
+    sip_cfg.unauth_burst = cfg.sip_unauth_burst;
+    sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
+    sip_cfg.digest_algorithms = cfg
+        .sip_digest_algorithms
+        .split(',')
+        .map(|a| parley_signaling::Algorithm::parse(a.trim()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| anyhow::anyhow!("sip_digest_algorithms: {e}"))?;
+    let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
+        .await
+        .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;
+    // Printed before the HTTP line: tools waiting for "Parley listening" then know both.
+    println!(
+        "SIP listening on udp:{} tcp:{}",
+        sip.udp_addr(),
+        sip.tcp_addr()
+    );
+    let app = parley_web::app(
+        parley_web::AppState::new(store.clone(), web_cfg)
+            .with_sip(std::sync::Arc::new(SipView(sip.inspector()))),
+    );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;
     let addr = listener.local_addr()?;
     println!("Parley listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
     tracing::info!(%addr, database = %redact_url(&cfg.database_url()), "serving HTTP");
-    tracing::warn!(sip_addr = %cfg.sip_addr, "SIP signaling is not part of this build yet; no SIP listener started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let server = axum::serve(
         listener,
@@ -272,9 +328,42 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         } => tracing::warn!("in-flight requests did not finish within 10 s"),
     }
     drop(stop_rx);
+    sip.shutdown().await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The SIP stack seen from the HTTP API.
+struct SipView(parley_signaling::Inspector);
+
+impl parley_web::SipInspector for SipView {
+    fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<parley_web::SipTraceEntry>> {
+        self.0.call_trace(tenant_id, call_id).map(|entries| {
+            entries
+                .into_iter()
+                .map(|e| parley_web::SipTraceEntry {
+                    at: parley_cases::Timestamp(e.at_ms),
+                    direction: if e.outgoing { "out" } else { "in" }.into(),
+                    transport: e.transport.to_string(),
+                    peer: e.peer.to_string(),
+                    summary: e.summary,
+                    message: e.message,
+                })
+                .collect()
+        })
+    }
+
+    fn counters(&self) -> Vec<parley_web::SipCounter> {
+        self.0
+            .counters()
+            .into_iter()
+            .map(|(name, value)| parley_web::SipCounter {
+                name: name.into(),
+                value,
+            })
+            .collect()
+    }
 }
 
 async fn shutdown_signal() {

@@ -22,6 +22,7 @@ fn parley(dir: &Path, db: Option<&str>) -> Command {
     c.current_dir(dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL");
     if let Some(db) = db {

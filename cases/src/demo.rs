@@ -8,6 +8,7 @@ use crate::cases::NewCase;
 use crate::customers::{Consent, NewCustomer, RawIdentity};
 use crate::directory::{NewUser, User};
 use crate::sla::{CaseStatus, Priority, SlaPolicy};
+use crate::telephony::{NewPhoneNumber, SipAccountPatch, TrunkInput};
 use crate::timeline::NewInteraction;
 use crate::types::{Actor, Role, Timestamp};
 use crate::{Result, Store};
@@ -22,7 +23,12 @@ pub struct DemoLogin {
     pub user: User,
     /// The generated password.
     pub password: String,
+    /// The SIP extension and its generated SIP password, for agents with a phone.
+    pub sip: Option<(String, String)>,
 }
+
+/// The demo tenant's phone number, on the demo trunk.
+pub const DEMO_NUMBER: &str = "+15550100";
 
 /// Generates a password strong enough for the demo (20 alphanumerics, ~119 bits).
 pub fn generate_password() -> String {
@@ -72,8 +78,50 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
                 },
             )
             .await?;
-        logins.push(DemoLogin { user, password });
+        logins.push(DemoLogin {
+            user,
+            password,
+            sip: None,
+        });
     }
+    // Telephony: the two agents get extensions 1001/1002 with their own SIP passwords;
+    // the demo trunk accepts calls from 127.0.0.1 without authentication and owns the
+    // demo number.
+    for (login, ext) in logins.iter_mut().skip(2).zip(["1001", "1002"]) {
+        let sip_password = generate_password();
+        store
+            .set_sip_account(
+                &system,
+                &login.user.id,
+                SipAccountPatch {
+                    extension: Some(ext.into()),
+                    password: Some(sip_password.clone()),
+                },
+            )
+            .await?;
+        login.sip = Some((ext.into(), sip_password));
+    }
+    let trunk = store
+        .create_trunk(
+            &system,
+            TrunkInput {
+                name: "Demo trunk (loopback)".into(),
+                inbound_addresses: vec!["127.0.0.1".into()],
+                transport: Some("udp".into()),
+                caller_id: Some(DEMO_NUMBER.into()),
+                ..TrunkInput::default()
+            },
+        )
+        .await?;
+    store
+        .create_number(
+            &system,
+            NewPhoneNumber {
+                number: DEMO_NUMBER.into(),
+                trunk_id: trunk.id,
+            },
+        )
+        .await?;
     for (priority, first_response_minutes, resolution_minutes) in DEFAULT_SLA {
         store
             .set_sla_policy(

@@ -1080,3 +1080,330 @@ on_both!(concurrent_transitions_never_lose_a_change, |h| {
         Some(final_status.as_str())
     );
 });
+
+// ---- telephony (issue #3): extensions, SIP credentials, trunks, numbers ----
+
+mod telephony {
+    use super::*;
+    use parley_cases::telephony::{
+        HashAlgorithm, NewPhoneNumber, SipAccountPatch, TrunkInput, digest_ha1,
+    };
+
+    fn patch(ext: Option<&str>, pw: Option<&str>) -> SipAccountPatch {
+        SipAccountPatch {
+            extension: ext.map(Into::into),
+            password: pw.map(Into::into),
+        }
+    }
+
+    on_both!(sip_credentials_are_stored_as_ha1_only, |h| {
+        let acme = h.tenant("acme").await;
+        let ann = user(&h.store, &acme, "ann@acme.test", Role::Agent).await;
+        let uid = ann.user_id.clone().unwrap();
+        let acc = h
+            .store
+            .set_sip_account(&acme, &uid, patch(Some("1001"), Some("sip secret 123")))
+            .await
+            .unwrap();
+        assert_eq!(acc.extension.as_deref(), Some("1001"));
+        assert_eq!(acc.realm, "acme");
+        assert!(acc.has_password);
+        let c = h
+            .store
+            .sip_credentials("acme", "1001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.user_id, uid);
+        assert_eq!(
+            c.ha1_md5,
+            digest_ha1(HashAlgorithm::Md5, "1001", "acme", "sip secret 123")
+        );
+        assert_eq!(
+            c.ha1_sha256,
+            digest_ha1(HashAlgorithm::Sha256, "1001", "acme", "sip secret 123")
+        );
+        // The password itself appears nowhere in the database row or the audit log.
+        let row: (String,) = sqlx::query_as(
+            "SELECT COALESCE(sip_ha1_md5, '') || COALESCE(sip_ha1_sha256, '') FROM users WHERE id = $1",
+        )
+        .bind(&uid)
+        .fetch_one(h.store.pool())
+        .await
+        .unwrap();
+        assert!(!row.0.contains("sip secret"));
+        let log = h
+            .store
+            .audit_log(
+                &acme,
+                &parley_cases::audit::AuditFilter {
+                    entity_id: Some(uid.clone()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let entry = log
+            .items
+            .iter()
+            .find(|e| e.action == "user.set_sip_password")
+            .unwrap();
+        let text = serde_json::to_string(&entry).unwrap();
+        assert!(!text.contains("sip secret") && !text.contains(&c.ha1_md5));
+        // Unknown domain falls back to a unique extension; wrong extension finds nothing.
+        assert!(
+            h.store
+                .sip_credentials("127.0.0.1", "1001")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            h.store
+                .sip_credentials("acme", "1002")
+                .await
+                .unwrap()
+                .is_none()
+        );
+    });
+
+    on_both!(extensions_are_unique_per_tenant_and_digits, |h| {
+        let acme = h.tenant("acme").await;
+        let globex = h.tenant("globex").await;
+        let a1 = user(&h.store, &acme, "a1@acme.test", Role::Agent).await;
+        let a2 = user(&h.store, &acme, "a2@acme.test", Role::Agent).await;
+        let g1 = user(&h.store, &globex, "g1@globex.test", Role::Agent).await;
+        h.store
+            .set_sip_account(
+                &acme,
+                a1.user_id.as_deref().unwrap(),
+                patch(Some("1001"), Some("acme pw 123456")),
+            )
+            .await
+            .unwrap();
+        let dup = h
+            .store
+            .set_sip_account(
+                &acme,
+                a2.user_id.as_deref().unwrap(),
+                patch(Some("1001"), None),
+            )
+            .await;
+        assert!(
+            matches!(dup, Err(Error::Conflict { ref field, .. }) if field == "extension"),
+            "{dup:?}"
+        );
+        // Another tenant may use the same extension.
+        h.store
+            .set_sip_account(
+                &globex,
+                g1.user_id.as_deref().unwrap(),
+                patch(Some("1001"), Some("globex pw 12345")),
+            )
+            .await
+            .unwrap();
+        let bad = h
+            .store
+            .set_sip_account(
+                &acme,
+                a2.user_id.as_deref().unwrap(),
+                patch(Some("10a"), None),
+            )
+            .await;
+        assert!(matches!(bad, Err(Error::Invalid { ref field, .. }) if field == "extension"));
+        // A password without an extension is refused; so is a foreign tenant's user.
+        let no_ext = h
+            .store
+            .set_sip_account(
+                &acme,
+                a2.user_id.as_deref().unwrap(),
+                patch(None, Some("long enough pw")),
+            )
+            .await;
+        assert!(matches!(no_ext, Err(Error::Invalid { ref field, .. }) if field == "extension"));
+        let foreign = h
+            .store
+            .set_sip_account(
+                &acme,
+                g1.user_id.as_deref().unwrap(),
+                patch(Some("1003"), None),
+            )
+            .await;
+        assert!(matches!(foreign, Err(Error::NotFound { .. })));
+        // Ambiguous across tenants without a domain match: no credentials.
+        assert!(
+            h.store
+                .sip_credentials("10.0.0.1", "1001")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            h.store
+                .sip_credentials("globex", "1001")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // Changing the extension of a user with a password needs the password again.
+        let re = h
+            .store
+            .set_sip_account(
+                &globex,
+                g1.user_id.as_deref().unwrap(),
+                patch(Some("2001"), None),
+            )
+            .await;
+        assert!(matches!(re, Err(Error::Invalid { ref field, .. }) if field == "password"));
+    });
+
+    on_both!(trunks_and_numbers_route_inbound_calls, |h| {
+        let acme = h.tenant("acme").await;
+        let globex = h.tenant("globex").await;
+        let t = h
+            .store
+            .create_trunk(
+                &acme,
+                TrunkInput {
+                    name: "carrier".into(),
+                    inbound_addresses: vec!["127.0.0.1".into(), " ::1 ".into()],
+                    inbound_username: Some("carrier-user".into()),
+                    inbound_password: Some("carrier secret 1".into()),
+                    outbound_target: Some("127.0.0.1:5080".into()),
+                    transport: Some("UDP".into()),
+                    caller_id: Some("+1 555 0100".into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.inbound_addresses, vec!["127.0.0.1", "::1"]);
+        assert_eq!(t.caller_id.as_deref(), Some("+15550100"));
+        assert!(t.has_inbound_password);
+        let bad = h
+            .store
+            .create_trunk(
+                &acme,
+                TrunkInput {
+                    name: "x".into(),
+                    inbound_addresses: vec!["not-an-ip".into()],
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(bad, Err(Error::Invalid { ref field, .. }) if field == "inbound_addresses[0]")
+        );
+        let n = h
+            .store
+            .create_number(
+                &acme,
+                NewPhoneNumber {
+                    number: "+1 (555) 0100".into(),
+                    trunk_id: t.id.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(n.number, "+15550100");
+        let dup = h
+            .store
+            .create_number(
+                &acme,
+                NewPhoneNumber {
+                    number: "+15550100".into(),
+                    trunk_id: t.id.clone(),
+                },
+            )
+            .await;
+        assert!(matches!(dup, Err(Error::Conflict { .. })));
+        // Another tenant cannot attach a number to acme's trunk.
+        let foreign = h
+            .store
+            .create_number(
+                &globex,
+                NewPhoneNumber {
+                    number: "+15550199".into(),
+                    trunk_id: t.id.clone(),
+                },
+            )
+            .await;
+        assert!(matches!(foreign, Err(Error::NotFound { .. })));
+        for dialled in ["15550100", "+15550100"] {
+            let r = h.store.route_number(dialled).await.unwrap().unwrap();
+            assert_eq!(r.trunk.id, t.id);
+            assert_eq!(r.number.tenant_id, acme.tenant_id);
+            let c = r.trunk_credentials.unwrap();
+            assert_eq!(c.username, "carrier-user");
+            assert_eq!(
+                c.ha1_md5,
+                digest_ha1(
+                    HashAlgorithm::Md5,
+                    "carrier-user",
+                    "acme",
+                    "carrier secret 1"
+                )
+            );
+        }
+        assert!(h.store.route_number("15550199").await.unwrap().is_none());
+        assert!(
+            h.store
+                .route_number("not a number")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Update keeps the secret when the user name is unchanged.
+        let u = h
+            .store
+            .update_trunk(
+                &acme,
+                &t.id,
+                TrunkInput {
+                    name: "carrier 2".into(),
+                    inbound_addresses: vec![],
+                    inbound_username: Some("carrier-user".into()),
+                    transport: Some("tcp".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(u.has_inbound_password && u.transport == "tcp");
+        assert_eq!(h.store.list_trunks(&acme).await.unwrap().len(), 1);
+        assert!(h.store.list_trunks(&globex).await.unwrap().is_empty());
+        assert_eq!(h.store.list_numbers(&acme).await.unwrap().len(), 1);
+        h.store.delete_number(&acme, &n.id).await.unwrap();
+        assert!(h.store.route_number("15550100").await.unwrap().is_none());
+        h.store.delete_trunk(&acme, &t.id).await.unwrap();
+        assert!(matches!(
+            h.store.trunk(&acme, &t.id).await,
+            Err(Error::NotFound { .. })
+        ));
+    });
+
+    on_both!(demo_seed_has_telephony, |h| {
+        let logins = parley_cases::demo::seed_demo(&h.store)
+            .await
+            .unwrap()
+            .unwrap();
+        let sip: Vec<_> = logins.iter().filter_map(|l| l.sip.clone()).collect();
+        assert_eq!(sip.len(), 2);
+        assert_eq!(sip[0].0, "1001");
+        assert_eq!(sip[1].0, "1002");
+        let c = h
+            .store
+            .sip_credentials("demo", "1001")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.ha1_md5,
+            digest_ha1(HashAlgorithm::Md5, "1001", "demo", &sip[0].1)
+        );
+        let r = h.store.route_number("15550100").await.unwrap().unwrap();
+        assert_eq!(r.trunk.inbound_addresses, vec!["127.0.0.1"]);
+        assert!(r.trunk_credentials.is_none());
+        let actor = Actor::system(&r.number.tenant_id);
+        assert_eq!(h.store.sip_users(&actor).await.unwrap().len(), 2);
+    });
+}

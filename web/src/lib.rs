@@ -78,6 +78,44 @@ pub struct AppState {
     /// Settings.
     pub config: Arc<WebConfig>,
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// The running SIP stack, when there is one (see [`AppState::with_sip`]).
+    pub(crate) sip: Option<Arc<dyn SipInspector>>,
+}
+
+/// One SIP message in a call's ladder.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SipTraceEntry {
+    /// When it was sent or received.
+    pub at: parley_cases::Timestamp,
+    /// `in` or `out`.
+    pub direction: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// The remote address.
+    pub peer: String,
+    /// The start line, e.g. `INVITE sip:1001@127.0.0.1 SIP/2.0` or `SIP/2.0 180 Ringing`.
+    pub summary: String,
+    /// The whole message as text.
+    pub message: String,
+}
+
+/// A named counter of the SIP stack.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SipCounter {
+    /// Name, e.g. `sip_requests_in_total`.
+    pub name: String,
+    /// Value since start.
+    pub value: u64,
+}
+
+/// What the HTTP layer may ask the running SIP stack. Implemented by the binary over
+/// `parley-signaling`, so that this crate needs no SIP knowledge.
+pub trait SipInspector: Send + Sync + 'static {
+    /// The ladder of the call one of whose legs has SIP Call-ID `call_id`, if that call
+    /// belongs to `tenant_id` and is still remembered.
+    fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<SipTraceEntry>>;
+    /// All counters.
+    fn counters(&self) -> Vec<SipCounter>;
 }
 
 impl AppState {
@@ -89,7 +127,14 @@ impl AppState {
             store,
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            sip: None,
         }
+    }
+
+    /// Attaches the running SIP stack (traces and counters over the API).
+    pub fn with_sip(mut self, sip: Arc<dyn SipInspector>) -> AppState {
+        self.sip = Some(sip);
+        self
     }
 
     /// Takes one login attempt for `key`; `Err(seconds)` when over the limit.
@@ -124,6 +169,7 @@ impl AppState {
         (name = "admin", description = "Case types, SLA policies, audit log"),
         (name = "events", description = "Live events over WebSocket"),
         (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
+        (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
     )
 )]
 struct ApiDoc;

@@ -516,3 +516,196 @@ async fn events_websocket_pushes_only_the_tenants_changes() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn telephony_accounts_trunks_and_numbers() {
+    let t = T::new().await;
+    let admin = t.login("acme", Role::Admin).await;
+    let agent = t.login("acme", Role::Agent).await;
+    let other_admin = t.login("globex", Role::Admin).await;
+    let (_, me) = t.call(Method::GET, "/api/v1/me", Some(&agent), None).await;
+    let agent_id = me["id"].as_str().unwrap().to_owned();
+    let sip_path = format!("/api/v1/users/{agent_id}/sip");
+
+    // Admin sets extension + password; the response never carries secrets.
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            &sip_path,
+            Some(&admin),
+            Some(json!({"extension": "1001", "password": "sip password 1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["extension"], "1001");
+    assert_eq!(v["realm"], "acme");
+    assert_eq!(v["has_password"], true);
+    assert!(!v.to_string().contains("sip password 1"));
+    // The agent may change their own SIP password, not their extension.
+    let (s, _) = t
+        .call(
+            Method::PUT,
+            &sip_path,
+            Some(&agent),
+            Some(json!({"password": "another sip pw"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            &sip_path,
+            Some(&agent),
+            Some(json!({"extension": "1002"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            &sip_path,
+            Some(&admin),
+            Some(json!({"extension": "12x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "extension");
+    let (s, _) = t.call(Method::GET, &sip_path, Some(&agent), None).await;
+    assert_eq!(s, StatusCode::OK);
+    // Another tenant's admin cannot see or touch it.
+    let (s, _) = t
+        .call(
+            Method::PUT,
+            &sip_path,
+            Some(&other_admin),
+            Some(json!({"extension": "1003"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Trunks: admin only.
+    let body = json!({"name": "carrier", "inbound_addresses": ["127.0.0.1"], "outbound_target": "127.0.0.1:5080", "caller_id": "+15550100"});
+    let (s, _) = t
+        .call(
+            Method::POST,
+            "/api/v1/trunks",
+            Some(&agent),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, trunk) = t
+        .call(
+            Method::POST,
+            "/api/v1/trunks",
+            Some(&admin),
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{trunk}");
+    let (s, _) = t
+        .call(Method::POST, "/api/v1/trunks", Some(&admin), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let tid = trunk["id"].as_str().unwrap();
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            &format!("/api/v1/trunks/{tid}"),
+            Some(&admin),
+            Some(json!({"name": "carrier", "transport": "sctp"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "transport");
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            &format!("/api/v1/trunks/{tid}"),
+            Some(&admin),
+            Some(json!({"name": "carrier 2", "transport": "tcp"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["transport"], "tcp");
+
+    // Numbers.
+    let (s, n) = t
+        .call(
+            Method::POST,
+            "/api/v1/numbers",
+            Some(&admin),
+            Some(json!({"number": "+1 555 0100", "trunk_id": tid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{n}");
+    assert_eq!(n["number"], "+15550100");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/numbers",
+            Some(&admin),
+            Some(json!({"number": "5550100", "trunk_id": tid})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["error"]["field"], "number");
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/numbers", Some(&admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/numbers", Some(&other_admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.as_array().unwrap().is_empty());
+    let (s, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/numbers/{}", n["id"].as_str().unwrap()),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/trunks/{tid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = t
+        .call(
+            Method::GET,
+            &format!("/api/v1/trunks/{tid}"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Without a SIP stack attached, traces are 404 and counters empty; agents are refused.
+    let (s, _) = t
+        .call(
+            Method::GET,
+            "/api/v1/sip/calls/abc/trace",
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let sup = t.login("acme", Role::Supervisor).await;
+    let (s, _) = t
+        .call(Method::GET, "/api/v1/sip/calls/abc/trace", Some(&sup), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/sip/metrics", Some(&sup), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!([]));
+}

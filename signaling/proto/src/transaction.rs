@@ -418,6 +418,29 @@ impl TransactionLayer {
         Ok(key)
     }
 
+    /// Forgets a server transaction without answering it. For a TU that answers
+    /// statelessly or not at all (unauthenticated UDP sources: no retransmitted
+    /// responses toward a possibly spoofed address). Without it, a server transaction
+    /// the TU never answers would stay in Trying/Proceeding for ever: those states have
+    /// no timer of their own. Returns whether it existed; emits no event.
+    pub fn discard(&mut self, key: &TxKey) -> bool {
+        if key.role != Role::Server {
+            return false;
+        }
+        match self.txs.remove(key) {
+            Some(tx) => {
+                self.ids.remove(&tx.id);
+                if let Some(mk) = &tx.merge_key
+                    && self.merge.get(mk) == Some(key)
+                {
+                    self.merge.remove(mk);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The runtime could not send for this transaction (connection refused, ICMP...).
     pub fn handle_transport_error(&mut self, _now: Instant, key: &TxKey) {
         if self.txs.contains_key(key) {
@@ -896,6 +919,34 @@ pub fn build_cancel(invite: &Request) -> Request {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: an INVITE the TU never answers kept its server transaction (and
+    /// its 100 Trying timer) for ever; `discard` removes it without a trace.
+    #[test]
+    fn discarded_server_transaction_leaves_nothing_behind() {
+        let bytes = b"INVITE sip:x@192.0.2.2 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKd1\r\n\
+Max-Forwards: 70\r\nTo: <sip:x@192.0.2.2>\r\nFrom: <sip:a@192.0.2.1>;tag=1\r\nCall-ID: d1\r\n\
+CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let now = Instant::now();
+        let mut layer = TransactionLayer::default();
+        let from = "192.0.2.1:5060".parse().unwrap_or_else(|_| unreachable!());
+        layer.handle_incoming(
+            now,
+            SipMessage::parse(bytes).unwrap_or_else(|e| panic!("{e}")),
+            from,
+        );
+        let key = match layer.poll_output() {
+            Some(Output::Event(TuEvent::Request { key: Some(k), .. })) => k,
+            other => panic!("{other:?}"),
+        };
+        assert!(layer.poll_timeout().is_some(), "100 Trying timer armed");
+        assert!(layer.discard(&key));
+        assert!(layer.is_empty());
+        assert_eq!(layer.poll_timeout(), None);
+        layer.handle_timeout(now + Duration::from_secs(60));
+        assert_eq!(layer.poll_output(), None);
+        assert!(!layer.discard(&key));
+    }
 
     #[test]
     fn default_timers() {

@@ -11,6 +11,7 @@ mod customers;
 mod directory;
 pub(crate) mod events;
 mod flows;
+mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -20,6 +21,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(cases::router())
         .merge(admin::router())
         .merge(flows::router())
+        .merge(telephony::router())
 }
 
 /// Common list parameters.

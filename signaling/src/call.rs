@@ -1,0 +1,1095 @@
+//! Call tasks: one task per call owns all of its state — the inbound leg (the caller's
+//! INVITE server side and dialog) and its outbound legs (our INVITEs to agents' phones)
+//! — and is the back-to-back user agent between them. The driver forwards every
+//! message of the call's Call-IDs to it ([`CallInput`]); it answers through driver
+//! commands. Nothing else holds a reference to a call's state.
+//!
+//! Legs turn SIP responses and requests into [`LegEvent`]s; the call's logic
+//! (`Call::on_leg_event`) decides what to do with them: ring the caller, answer,
+//! cancel the other forks, reject with a cause, hang up the other side.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
+use parley_cases::{Actor, Store};
+use parley_sip_proto::dialog::{Dialog, random_token};
+use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
+use parley_sip_proto::transaction::{TxKey, build_cancel};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::SipConfig;
+use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
+use crate::registrar::{Authenticator, Binding, Verdict};
+use crate::trace::{Observability, bump};
+use crate::transport::Transport;
+
+/// What the driver hands a call task.
+#[derive(Debug)]
+pub(crate) enum CallInput {
+    /// A request on one of the call's Call-IDs.
+    Request {
+        key: Option<TxKey>,
+        request: Request,
+        source: SocketAddr,
+        transport: Transport,
+    },
+    /// A response to one of the call's client transactions.
+    Response { response: Response },
+    /// A client transaction timed out or could not be sent.
+    Timeout { key: TxKey },
+}
+
+/// Why a leg ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// Hung up normally (BYE).
+    NormalClearing,
+    /// Busy (486, 600).
+    Busy,
+    /// Rang without answer, or timed out (408, 480, Timer B).
+    NoAnswer,
+    /// Declined (603).
+    Declined,
+    /// Cancelled (CANCEL, 487).
+    Cancelled,
+    /// Any other final response.
+    Rejected(u16),
+}
+
+impl Cause {
+    /// The cause of a non-2xx final response.
+    pub fn from_status(code: u16) -> Cause {
+        match code {
+            486 | 600 => Cause::Busy,
+            408 | 480 => Cause::NoAnswer,
+            603 => Cause::Declined,
+            487 => Cause::Cancelled,
+            c => Cause::Rejected(c),
+        }
+    }
+
+    /// The status and reason to give the caller when every fork ended with `causes`:
+    /// busy wins (486), then decline (603), then no answer (480), then the first other
+    /// rejection (as RFC 3261 §16.7 would pick the lowest class, we keep 4xx as is).
+    pub fn to_caller(causes: &[Cause]) -> (u16, &'static str) {
+        if causes.contains(&Cause::Busy) {
+            (486, "Busy Here")
+        } else if causes.contains(&Cause::Declined) {
+            (603, "Decline")
+        } else if causes.is_empty()
+            || causes
+                .iter()
+                .all(|c| matches!(c, Cause::NoAnswer | Cause::Cancelled))
+        {
+            (480, "Temporarily Unavailable")
+        } else {
+            let code = causes
+                .iter()
+                .find_map(|c| match c {
+                    Cause::Rejected(c) if (400..500).contains(c) => Some(*c),
+                    _ => None,
+                })
+                .unwrap_or(480);
+            (code, parley_sip_proto::message::default_reason(code))
+        }
+    }
+}
+
+/// What a leg tells its call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// 100 Trying.
+    Trying,
+    /// 180 (or another 1xx without a body).
+    Ringing,
+    /// A 1xx with an SDP answer (early media).
+    EarlyMedia(Bytes),
+    /// A 2xx, with its SDP.
+    Answered(Bytes),
+    /// The leg ended.
+    HungUp(Cause),
+}
+
+pub(crate) struct CallCtx {
+    pub(crate) no: u64,
+    pub(crate) rx: mpsc::Receiver<CallInput>,
+    pub(crate) driver: DriverHandle,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<SipConfig>,
+    pub(crate) obs: Arc<Observability>,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) invite: Request,
+    pub(crate) key: TxKey,
+    pub(crate) size: usize,
+    pub(crate) source: SocketAddr,
+    pub(crate) transport: Transport,
+}
+
+/// Where a call goes once its caller is accepted.
+enum Plan {
+    /// One of our numbers: ring the tenant's registered agents.
+    Agents(InboundRoute),
+    /// Not one of our numbers, dialled by an authenticated user: out through the
+    /// tenant's trunk.
+    Trunk {
+        tenant_id: String,
+        trunk: Trunk,
+        number: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Calling,
+    Proceeding,
+    Answered,
+    Done,
+}
+
+struct Retx {
+    next: Instant,
+    interval: Duration,
+    until: Instant,
+}
+
+struct InboundLeg {
+    invite: Request,
+    source: SocketAddr,
+    transport: Transport,
+    local_tag: String,
+    sent_18x: Option<u16>,
+    final_sent: bool,
+    dialog: Option<Dialog>,
+    ok: Option<Response>,
+    retx: Option<Retx>,
+}
+
+struct OutboundLeg {
+    invite: Request,
+    call_id: String,
+    branch: String,
+    dest: SocketAddr,
+    transport: Transport,
+    state: LegState,
+    dialog: Option<Dialog>,
+    ack: Option<Request>,
+    cancel_pending: bool,
+    cause: Option<Cause>,
+}
+
+struct Call {
+    no: u64,
+    /// The INVITE's server transaction and size, until the caller is accepted:
+    /// rejections before that are stateless (see [`Call::reject_unauthenticated`]).
+    unauth: Option<(TxKey, usize)>,
+    driver: DriverHandle,
+    config: Arc<SipConfig>,
+    obs: Arc<Observability>,
+    inbound: InboundLeg,
+    legs: Vec<OutboundLeg>,
+    winner: Option<usize>,
+    ring_deadline: Option<Instant>,
+    give_up_at: Option<Instant>,
+    pending_byes: usize,
+    ended: bool,
+}
+
+/// Runs one call from its first INVITE to its last transaction.
+pub(crate) async fn run(ctx: CallCtx) {
+    let CallCtx {
+        no,
+        mut rx,
+        driver,
+        store,
+        config,
+        obs,
+        auth,
+        invite,
+        key,
+        size,
+        source,
+        transport,
+    } = ctx;
+    let local_tag = random_token(&mut rand::rng(), 12);
+    let mut call = Call {
+        no,
+        unauth: Some((key, size)),
+        driver: driver.clone(),
+        config,
+        obs,
+        inbound: InboundLeg {
+            invite,
+            source,
+            transport,
+            local_tag,
+            sent_18x: None,
+            final_sent: false,
+            dialog: None,
+            ok: None,
+            retx: None,
+        },
+        legs: Vec::new(),
+        winner: None,
+        ring_deadline: None,
+        give_up_at: None,
+        pending_byes: 0,
+        ended: false,
+    };
+    call.respond(100, None, None).await;
+    match call.route(&store, &auth).await {
+        Ok(Plan::Agents(route)) => {
+            call.unauth = None;
+            driver
+                .send(Cmd::Tenant {
+                    call_no: no,
+                    tenant_id: route.number.tenant_id.clone(),
+                })
+                .await;
+            call.ring_agents(&store, &route).await;
+        }
+        Ok(Plan::Trunk {
+            tenant_id,
+            trunk,
+            number,
+        }) => {
+            call.unauth = None;
+            driver
+                .send(Cmd::Tenant {
+                    call_no: no,
+                    tenant_id,
+                })
+                .await;
+            call.call_trunk(&trunk, &number).await;
+        }
+        Err((0, _)) => call.ended = true,
+        Err((code @ (403 | 404), _)) => {
+            let r = call
+                .inbound
+                .invite
+                .make_response(code, None, Some(&call.inbound.local_tag));
+            call.reject_unauthenticated(r).await;
+        }
+        Err((code, reason)) => {
+            call.unauth = None;
+            call.reject(code, reason, None).await;
+        }
+    }
+    while !call.finished() {
+        let deadline = call.next_deadline();
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(i) => call.on_input(i).await,
+                None => break, // the driver stopped
+            },
+            _ = sleep_until(deadline) => call.on_timer(Instant::now()).await,
+        }
+    }
+    driver.send(Cmd::Ended { call_no: no }).await;
+}
+
+async fn sleep_until(d: Option<Instant>) {
+    match d {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Call {
+    fn finished(&self) -> bool {
+        self.ended
+            && self.pending_byes == 0
+            && self.inbound.retx.is_none()
+            && self.legs.iter().all(|l| l.state == LegState::Done)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.ring_deadline,
+            self.give_up_at,
+            self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn local_contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("sip:parley@{}:{}", self.driver.host, self.driver.port),
+            Transport::Tcp => format!(
+                "sip:parley@{}:{};transport=tcp",
+                self.driver.host, self.driver.port
+            ),
+        }
+    }
+
+    /// Finds the tenant and trunk of the dialled number and checks that the caller
+    /// may use it: its source address is one of the trunk's, or it authenticates
+    /// (Proxy-Authorization) as the trunk or as a user of the number's tenant. Other
+    /// E.164 numbers may only be dialled by an authenticated user; they go out through
+    /// the first of the user's tenant's trunks that has an outbound target.
+    async fn route(
+        &mut self,
+        store: &Store,
+        auth: &Authenticator,
+    ) -> Result<Plan, (u16, &'static str)> {
+        let dialled = uri_user(self.inbound.invite.uri())
+            .unwrap_or_default()
+            .to_owned();
+        let route = match store.route_number(&dialled).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.route_out(store, auth, &dialled).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "number lookup failed");
+                return Err((500, "Server Internal Error"));
+            }
+        };
+        let ip = self.inbound.source.ip().to_string();
+        if route.trunk.inbound_addresses.contains(&ip) {
+            return Ok(Plan::Agents(route));
+        }
+        let req = &self.inbound.invite;
+        // Digest as the trunk.
+        if let (Some(tc), Some(Ok(creds))) = (&route.trunk_credentials, req.proxy_authorization())
+            && creds.username == tc.username
+        {
+            let expected = Some((
+                tc.username.as_str(),
+                tc.realm.as_str(),
+                tc.ha1_md5.as_str(),
+                tc.ha1_sha256.as_str(),
+            ));
+            return match auth.verify(&creds, "INVITE", req.body(), expected) {
+                Verdict::Ok => Ok(Plan::Agents(route)),
+                Verdict::Challenge { stale } => {
+                    self.challenge(auth, &tc.realm, stale).await;
+                    Err((0, ""))
+                }
+                Verdict::Forbidden => {
+                    self.driver
+                        .send(Cmd::AuthFailed {
+                            source: self.inbound.source.ip(),
+                        })
+                        .await;
+                    Err((403, "Forbidden"))
+                }
+            };
+        }
+        // Digest as a user of the tenant (a registered phone calling the number).
+        match authenticate(store, auth, req, "Proxy-Authorization").await {
+            AuthOutcome::Ok { tenant_id, .. } if tenant_id == route.number.tenant_id => {
+                Ok(Plan::Agents(route))
+            }
+            AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
+            AuthOutcome::Respond(r, failed) => {
+                if failed {
+                    self.driver
+                        .send(Cmd::AuthFailed {
+                            source: self.inbound.source.ip(),
+                        })
+                        .await;
+                }
+                self.reject_unauthenticated(r).await;
+                Err((0, ""))
+            }
+        }
+    }
+
+    /// An outbound call: the caller must be an authenticated user (never a trunk
+    /// source: no toll fraud through the open demo trunk).
+    async fn route_out(
+        &mut self,
+        store: &Store,
+        auth: &Authenticator,
+        dialled: &str,
+    ) -> Result<Plan, (u16, &'static str)> {
+        let plus = if dialled.starts_with('+') {
+            dialled.to_owned()
+        } else {
+            format!("+{dialled}")
+        };
+        let Ok(number) = normalize_e164("number", &plus) else {
+            return Err((404, "Not Found"));
+        };
+        match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
+            AuthOutcome::Ok { tenant_id, .. } => {
+                let trunks = store
+                    .list_trunks(&Actor::system(&tenant_id))
+                    .await
+                    .map_err(|_| (500, "Server Internal Error"))?;
+                match trunks.into_iter().find(|t| t.outbound_target.is_some()) {
+                    Some(trunk) => Ok(Plan::Trunk {
+                        tenant_id,
+                        trunk,
+                        number,
+                    }),
+                    None => Err((404, "Not Found")),
+                }
+            }
+            AuthOutcome::Respond(r, failed) => {
+                if failed {
+                    self.driver
+                        .send(Cmd::AuthFailed {
+                            source: self.inbound.source.ip(),
+                        })
+                        .await;
+                }
+                self.reject_unauthenticated(r).await;
+                Err((0, ""))
+            }
+        }
+    }
+
+    /// An outbound leg to the trunk's target, with the trunk's caller ID.
+    async fn call_trunk(&mut self, trunk: &Trunk, number: &str) {
+        let Some(target) = trunk.outbound_target.as_deref() else {
+            return self.reject(404, "Not Found", None).await;
+        };
+        if trunk.transport != "udp" {
+            // Outbound TCP connections are not opened yet (only reused).
+            return self.reject(503, "Outbound TCP Not Supported", None).await;
+        }
+        let dest = match tokio::net::lookup_host(target).await {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => {
+                tracing::warn!(error = %e, %target, "trunk target does not resolve");
+                None
+            }
+        };
+        let Some(dest) = dest else {
+            return self.reject(503, "Trunk Unreachable", None).await;
+        };
+        let uri = format!("sip:{number}@{target}");
+        let from_user = trunk.caller_id.clone();
+        match self.new_leg(
+            &uri,
+            &format!("<{uri}>"),
+            from_user.as_deref(),
+            dest,
+            Transport::Udp,
+        ) {
+            Some(leg) => {
+                self.driver
+                    .send(Cmd::Request {
+                        call_no: self.no,
+                        request: leg.invite.clone(),
+                        dest: leg.dest,
+                    })
+                    .await;
+                self.legs.push(leg);
+                self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
+            }
+            None => self.reject(500, "Server Internal Error", None).await,
+        }
+    }
+
+    async fn challenge(&mut self, auth: &Authenticator, realm: &str, stale: bool) {
+        let mut r = self
+            .inbound
+            .invite
+            .make_response(407, None, Some(&self.inbound.local_tag));
+        for c in auth.challenges(realm, stale) {
+            r.headers.push("Proxy-Authenticate", c);
+        }
+        self.reject_unauthenticated(r).await;
+    }
+
+    /// Answers a caller that has not been accepted yet without transaction state: the
+    /// INVITE's server transaction is discarded and the response sent once, within the
+    /// amplification limit (no retransmissions toward a possibly spoofed source). The
+    /// caller's retransmitted INVITE gets the same answer again.
+    async fn reject_unauthenticated(&mut self, r: Response) {
+        self.inbound.final_sent = true;
+        self.ended = true;
+        bump(&self.obs.counters.calls_failed);
+        match self.unauth.take() {
+            Some((key, size)) => {
+                self.driver
+                    .send(Cmd::Discard {
+                        key,
+                        source: self.inbound.source,
+                        transport: self.inbound.transport,
+                        size,
+                        response: r,
+                    })
+                    .await
+            }
+            None => self.driver.send(Cmd::Respond(r)).await,
+        }
+    }
+
+    /// Rings every registered contact of the tenant's agents in parallel.
+    async fn ring_agents(&mut self, store: &Store, route: &InboundRoute) {
+        let actor = Actor::system(&route.number.tenant_id);
+        let users = match store.sip_users(&actor).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::warn!(error = %e, "agent lookup failed");
+                return self.reject(500, "Server Internal Error", None).await;
+            }
+        };
+        let mut targets: Vec<(String, Binding)> = Vec::new();
+        for (_, ext) in users {
+            let (tx, rx) = oneshot::channel();
+            self.driver
+                .send(Cmd::Lookup {
+                    aor: (route.number.tenant_id.clone(), ext.clone()),
+                    reply: tx,
+                })
+                .await;
+            for b in rx.await.unwrap_or_default() {
+                targets.push((ext.clone(), b));
+            }
+        }
+        if targets.is_empty() {
+            return self.reject(480, "Temporarily Unavailable", None).await;
+        }
+        let realm = store
+            .sip_realm(&actor)
+            .await
+            .unwrap_or_else(|_| self.driver.host.to_string());
+        for (ext, b) in targets {
+            let to = format!("<sip:{ext}@{realm}>");
+            if let Some(leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
+                self.driver
+                    .send(Cmd::Request {
+                        call_no: self.no,
+                        request: leg.invite.clone(),
+                        dest: leg.dest,
+                    })
+                    .await;
+                self.legs.push(leg);
+            }
+        }
+        if self.legs.is_empty() {
+            return self.reject(480, "Temporarily Unavailable", None).await;
+        }
+        self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
+    }
+
+    /// Our INVITE for a new leg (to a registered contact or a trunk): new Call-ID and
+    /// tags, the caller's SDP offer passed through unchanged. `from_user` replaces the
+    /// caller's user part (a trunk's caller ID).
+    fn new_leg(
+        &self,
+        request_uri: &str,
+        to: &str,
+        from_user: Option<&str>,
+        dest: SocketAddr,
+        transport: Transport,
+    ) -> Option<OutboundLeg> {
+        let inv = &self.inbound.invite;
+        let mut rng = rand::rng();
+        let call_id = format!("{}@{}", random_token(&mut rng, 20), self.driver.host);
+        let via = our_via(&self.driver.host, self.driver.port, transport);
+        let branch = via.branch().unwrap_or_default().to_owned();
+        let caller = inv.from().ok();
+        let caller_user = from_user
+            .or_else(|| caller.as_ref().and_then(|f| uri_user(&f.uri)))
+            .unwrap_or("anonymous");
+        let display = caller
+            .as_ref()
+            .and_then(|f| f.display_name.clone())
+            .map(|d| format!("\"{}\" ", d.trim_matches('"').replace(['"', '\\'], "")))
+            .unwrap_or_default();
+        let mut h = Headers::new();
+        h.push("Via", via.to_string());
+        h.push(
+            "Max-Forwards",
+            inv.max_forwards().saturating_sub(1).min(70).to_string(),
+        );
+        h.push(
+            "From",
+            format!(
+                "{display}<sip:{caller_user}@{}>;tag={}",
+                self.driver.host,
+                random_token(&mut rng, 12)
+            ),
+        );
+        h.push("To", to);
+        h.push("Call-ID", call_id.clone());
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", format!("<{}>", self.local_contact(transport)));
+        h.push("Allow", crate::driver::ALLOW);
+        if let Some(ct) = inv.headers.get("Content-Type") {
+            h.push("Content-Type", ct);
+        }
+        match Request::new(Method::Invite, request_uri, h, inv.body().clone()) {
+            Ok(invite) => Some(OutboundLeg {
+                invite,
+                call_id,
+                branch,
+                dest,
+                transport,
+                state: LegState::Calling,
+                dialog: None,
+                ack: None,
+                cancel_pending: false,
+                cause: None,
+            }),
+            Err(e) => {
+                tracing::debug!(error = %e, %request_uri, "cannot build INVITE for a leg");
+                None
+            }
+        }
+    }
+
+    async fn respond(&mut self, code: u16, reason: Option<&str>, body: Option<(&str, Bytes)>) {
+        let tag = (code > 100).then_some(self.inbound.local_tag.as_str());
+        let mut r = self.inbound.invite.make_response(code, reason, tag);
+        if (101..300).contains(&code) {
+            r.headers.push(
+                "Contact",
+                format!("<{}>", self.local_contact(self.inbound.transport)),
+            );
+        }
+        if let Some((ct, b)) = body {
+            r.set_body(Some(ct), b);
+        }
+        if code >= 200 {
+            self.inbound.final_sent = true;
+        }
+        if (200..300).contains(&code) {
+            self.inbound.ok = Some(r.clone());
+            let t1 = self.config.timers.t1;
+            let now = Instant::now();
+            self.inbound.retx = Some(Retx {
+                next: now + t1,
+                interval: t1,
+                until: now + 64 * t1,
+            });
+        }
+        self.driver.send(Cmd::Respond(r)).await;
+    }
+
+    /// Rejects the caller (if not answered yet) and ends the call.
+    async fn reject(&mut self, code: u16, reason: &str, _cause: Option<Cause>) {
+        if code != 0 && !self.inbound.final_sent {
+            bump(&self.obs.counters.calls_failed);
+            self.respond(code, Some(reason), None).await;
+        }
+        self.ended = true;
+        self.ring_deadline = None;
+    }
+
+    async fn on_input(&mut self, input: CallInput) {
+        match input {
+            CallInput::Request {
+                key,
+                request,
+                source,
+                transport,
+            } => {
+                let cid = request.call_id().unwrap_or_default().to_owned();
+                if cid == self.inbound.invite.call_id().unwrap_or_default() {
+                    self.on_caller_request(key, request).await;
+                } else if let Some(i) = self.legs.iter().position(|l| l.call_id == cid) {
+                    self.on_leg_request(i, key, request, source, transport)
+                        .await;
+                }
+            }
+            CallInput::Response { response } => {
+                let cid = response.call_id().unwrap_or_default().to_owned();
+                let Ok(cseq) = response.cseq() else { return };
+                if let Some(i) = self.legs.iter().position(|l| l.call_id == cid) {
+                    if cseq.method == Method::Invite {
+                        if let Some(ev) = self.leg_response(i, &response).await {
+                            self.on_leg_event(i, ev).await;
+                        }
+                    } else if cseq.method == Method::Bye && response.code() >= 200 {
+                        self.bye_done();
+                    }
+                } else if cseq.method == Method::Bye && response.code() >= 200 {
+                    self.bye_done(); // our BYE to the caller
+                }
+            }
+            CallInput::Timeout { key } => {
+                if key.method == Method::Bye {
+                    self.bye_done();
+                } else if key.method == Method::Invite
+                    && let Some(i) = self.legs.iter().position(|l| l.branch == key.branch)
+                    && self.legs[i].state != LegState::Done
+                {
+                    self.legs[i].state = LegState::Done;
+                    self.on_leg_event(i, LegEvent::HungUp(Cause::NoAnswer))
+                        .await;
+                }
+            }
+        }
+    }
+
+    fn bye_done(&mut self) {
+        self.pending_byes = self.pending_byes.saturating_sub(1);
+    }
+
+    /// A response to our INVITE on leg `i`, as a leg event.
+    async fn leg_response(&mut self, i: usize, r: &Response) -> Option<LegEvent> {
+        let code = r.code();
+        let contact = self.local_contact(self.legs[i].transport);
+        let leg = &mut self.legs[i];
+        if leg.state == LegState::Done && !(200..300).contains(&code) {
+            return None;
+        }
+        match code {
+            100 => Some(LegEvent::Trying),
+            101..=199 => {
+                if leg.state == LegState::Calling {
+                    leg.state = LegState::Proceeding;
+                }
+                if leg.dialog.is_none() && r.to_tag().is_some() {
+                    leg.dialog = Dialog::uac(&leg.invite, r, &contact).ok();
+                }
+                if leg.cancel_pending {
+                    leg.cancel_pending = false;
+                    let cancel = build_cancel(&leg.invite);
+                    let dest = leg.dest;
+                    self.driver
+                        .send(Cmd::Request {
+                            call_no: self.no,
+                            request: cancel,
+                            dest,
+                        })
+                        .await;
+                    return None;
+                }
+                Some(if r.body().is_empty() {
+                    LegEvent::Ringing
+                } else {
+                    LegEvent::EarlyMedia(r.body().clone())
+                })
+            }
+            200..=299 => {
+                if let Some(ack) = &leg.ack {
+                    // A retransmitted 2xx: our ACK was lost.
+                    let (dest, ack) = (leg.dest, ack.clone());
+                    self.driver
+                        .send(Cmd::Stateless {
+                            dest,
+                            message: SipMessage::Request(ack),
+                        })
+                        .await;
+                    return None;
+                }
+                let dialog = Dialog::uac(&leg.invite, r, &contact).ok();
+                let seq = leg.invite.cseq().map(|c| c.seq).unwrap_or(1);
+                let via = our_via(&self.driver.host, self.driver.port, leg.transport);
+                let ack = dialog
+                    .as_ref()
+                    .and_then(|d| d.create_ack(seq, &via, None).ok());
+                leg.dialog = dialog;
+                leg.state = LegState::Answered;
+                leg.cancel_pending = false;
+                if let Some(ack) = &ack {
+                    let dest = leg.dest;
+                    leg.ack = Some(ack.clone());
+                    self.driver
+                        .send(Cmd::Stateless {
+                            dest,
+                            message: SipMessage::Request(ack.clone()),
+                        })
+                        .await;
+                }
+                Some(LegEvent::Answered(r.body().clone()))
+            }
+            _ => {
+                leg.state = LegState::Done;
+                leg.cancel_pending = false;
+                Some(LegEvent::HungUp(Cause::from_status(code)))
+            }
+        }
+    }
+
+    /// The B2BUA logic: what a leg's event means for the call.
+    async fn on_leg_event(&mut self, i: usize, ev: LegEvent) {
+        match ev {
+            LegEvent::Trying => {}
+            LegEvent::Ringing | LegEvent::EarlyMedia(_) if self.inbound.final_sent => {}
+            LegEvent::Ringing => {
+                if self.inbound.sent_18x.is_none() {
+                    self.inbound.sent_18x = Some(180);
+                    self.respond(180, None, None).await;
+                }
+            }
+            LegEvent::EarlyMedia(sdp) => {
+                if self.inbound.sent_18x != Some(183) {
+                    self.inbound.sent_18x = Some(183);
+                    let ct = content_type(&self.inbound.invite);
+                    self.respond(183, None, Some((&ct, sdp))).await;
+                }
+            }
+            LegEvent::Answered(sdp) => {
+                if self.winner.is_some() || self.inbound.final_sent {
+                    // Lost the race (another fork answered, or the caller left).
+                    self.hang_up_leg(i).await;
+                    return;
+                }
+                self.winner = Some(i);
+                self.ring_deadline = None;
+                bump(&self.obs.counters.calls_answered);
+                self.cancel_legs(Some(i)).await;
+                let local_contact = self.local_contact(self.inbound.transport);
+                self.inbound.dialog = Dialog::uas(
+                    &self.inbound.invite,
+                    &self.inbound.local_tag,
+                    &local_contact,
+                    true,
+                    1,
+                )
+                .ok();
+                let ct = self.legs[i]
+                    .invite
+                    .headers
+                    .get("Content-Type")
+                    .unwrap_or("application/sdp")
+                    .to_owned();
+                let body = (!sdp.is_empty()).then_some((ct.as_str(), sdp));
+                self.respond(200, None, body).await;
+            }
+            LegEvent::HungUp(cause) => {
+                self.legs[i].cause = Some(cause);
+                self.legs[i].state = LegState::Done;
+                if self.winner == Some(i) {
+                    // The answered agent hung up (BYE handled by the caller).
+                    return;
+                }
+                if self.winner.is_none()
+                    && !self.inbound.final_sent
+                    && self.legs.iter().all(|l| l.state == LegState::Done)
+                {
+                    let causes: Vec<Cause> = self.legs.iter().filter_map(|l| l.cause).collect();
+                    let (code, reason) = Cause::to_caller(&causes);
+                    self.reject(code, reason, Some(cause)).await;
+                }
+            }
+        }
+    }
+
+    /// Cancels every unanswered leg except `keep`.
+    async fn cancel_legs(&mut self, keep: Option<usize>) {
+        for i in 0..self.legs.len() {
+            if Some(i) == keep {
+                continue;
+            }
+            match self.legs[i].state {
+                LegState::Calling => self.legs[i].cancel_pending = true,
+                LegState::Proceeding => {
+                    let cancel = build_cancel(&self.legs[i].invite);
+                    let dest = self.legs[i].dest;
+                    self.driver
+                        .send(Cmd::Request {
+                            call_no: self.no,
+                            request: cancel,
+                            dest,
+                        })
+                        .await;
+                }
+                LegState::Answered | LegState::Done => {}
+            }
+        }
+        let t1 = self.config.timers.t1;
+        self.give_up_at = Some(Instant::now() + 64 * t1);
+    }
+
+    /// BYE on an answered leg.
+    async fn hang_up_leg(&mut self, i: usize) {
+        let via = our_via(&self.driver.host, self.driver.port, self.legs[i].transport);
+        let leg = &mut self.legs[i];
+        let bye = leg
+            .dialog
+            .as_mut()
+            .and_then(|d| d.create_request(Method::Bye, &via, None).ok());
+        leg.state = LegState::Done;
+        if let Some(bye) = bye {
+            self.pending_byes += 1;
+            let dest = leg.dest;
+            self.driver
+                .send(Cmd::Request {
+                    call_no: self.no,
+                    request: bye,
+                    dest,
+                })
+                .await;
+        }
+    }
+
+    /// BYE to the caller.
+    async fn hang_up_caller(&mut self) {
+        let via = our_via(&self.driver.host, self.driver.port, self.inbound.transport);
+        let bye = self
+            .inbound
+            .dialog
+            .as_mut()
+            .and_then(|d| d.create_request(Method::Bye, &via, None).ok());
+        self.inbound.retx = None;
+        if let Some(bye) = bye {
+            self.pending_byes += 1;
+            self.driver
+                .send(Cmd::Request {
+                    call_no: self.no,
+                    request: bye,
+                    dest: self.inbound.source,
+                })
+                .await;
+        }
+    }
+
+    async fn respond_to(&mut self, req: &Request, code: u16, reason: Option<&str>) {
+        let r = req.make_response(code, reason, Some(&self.inbound.local_tag));
+        self.driver.send(Cmd::Respond(r)).await;
+    }
+
+    /// A request from the caller's side.
+    async fn on_caller_request(&mut self, key: Option<TxKey>, req: Request) {
+        match req.method() {
+            Method::Cancel => {
+                self.respond_to(&req, 200, None).await;
+                if !self.inbound.final_sent {
+                    self.respond(487, None, None).await;
+                    bump(&self.obs.counters.calls_failed);
+                    self.cancel_legs(None).await;
+                    self.ended = true;
+                    self.ring_deadline = None;
+                }
+            }
+            Method::Ack => {
+                self.inbound.retx = None;
+            }
+            Method::Bye => {
+                if let Some(d) = self.inbound.dialog.as_mut()
+                    && let Err(e) = d.on_request(&req)
+                {
+                    let code = e.status_code().unwrap_or(500);
+                    return self.respond_to(&req, code, Some(&e.reason_phrase())).await;
+                }
+                self.respond_to(&req, 200, None).await;
+                self.inbound.retx = None;
+                match self.winner {
+                    Some(w) => self.hang_up_leg(w).await,
+                    None => self.cancel_legs(None).await,
+                }
+                self.ended = true;
+                self.ring_deadline = None;
+            }
+            Method::Options => self.respond_to(&req, 200, None).await,
+            Method::Invite if key.is_some() => {
+                // Re-INVITE (hold, codec change): not relayed yet.
+                self.respond_to(&req, 488, Some("Re-INVITE Not Supported"))
+                    .await;
+            }
+            Method::Extension(_) => self.respond_to(&req, 501, None).await,
+            _ if key.is_some() => self.respond_to(&req, 405, None).await,
+            _ => {}
+        }
+    }
+
+    /// A request from an agent's side.
+    async fn on_leg_request(
+        &mut self,
+        i: usize,
+        key: Option<TxKey>,
+        req: Request,
+        _source: SocketAddr,
+        _transport: Transport,
+    ) {
+        match req.method() {
+            Method::Bye => {
+                self.respond_to(&req, 200, None).await;
+                self.legs[i].state = LegState::Done;
+                self.legs[i].cause = Some(Cause::NormalClearing);
+                if self.winner == Some(i) {
+                    self.hang_up_caller().await;
+                    self.ended = true;
+                }
+            }
+            Method::Ack => {}
+            Method::Options => self.respond_to(&req, 200, None).await,
+            Method::Extension(_) => self.respond_to(&req, 501, None).await,
+            _ if key.is_some() => self.respond_to(&req, 405, None).await,
+            _ => {}
+        }
+    }
+
+    async fn on_timer(&mut self, now: Instant) {
+        if let Some(d) = self.ring_deadline
+            && now >= d
+        {
+            // Nobody answered in time.
+            self.ring_deadline = None;
+            self.cancel_legs(None).await;
+            self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
+                .await;
+        }
+        if let Some(g) = self.give_up_at
+            && now >= g
+        {
+            // Legs that never answered our CANCEL are abandoned.
+            self.give_up_at = None;
+            for l in &mut self.legs {
+                if l.state != LegState::Answered {
+                    l.state = LegState::Done;
+                }
+            }
+            if self.ended {
+                self.pending_byes = 0;
+            }
+        }
+        let mut resend = false;
+        let mut expired = false;
+        if let Some(r) = self.inbound.retx.as_mut() {
+            if now >= r.until {
+                expired = true;
+            } else if now >= r.next {
+                r.interval = (r.interval * 2).min(self.config.timers.t2);
+                r.next = now + r.interval;
+                resend = true;
+            }
+        }
+        if expired {
+            // No ACK for our 2xx within 64·T1: the caller is gone (RFC 3261 §13.3.1.4).
+            self.inbound.retx = None;
+            self.hang_up_caller().await;
+            if let Some(w) = self.winner {
+                self.hang_up_leg(w).await;
+            }
+            self.ended = true;
+        } else if resend && let Some(ok) = self.inbound.ok.clone() {
+            self.driver.send(Cmd::Respond(ok)).await;
+        }
+    }
+}
+
+fn content_type(r: &Request) -> String {
+    r.headers
+        .get("Content-Type")
+        .unwrap_or("application/sdp")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn causes_map_to_the_callers_response() {
+        assert_eq!(Cause::from_status(486), Cause::Busy);
+        assert_eq!(Cause::from_status(600), Cause::Busy);
+        assert_eq!(Cause::from_status(480), Cause::NoAnswer);
+        assert_eq!(Cause::from_status(404), Cause::Rejected(404));
+        assert_eq!(Cause::to_caller(&[Cause::NoAnswer, Cause::Busy]).0, 486);
+        assert_eq!(Cause::to_caller(&[Cause::NoAnswer, Cause::Declined]).0, 603);
+        assert_eq!(
+            Cause::to_caller(&[Cause::NoAnswer, Cause::Cancelled]).0,
+            480
+        );
+        assert_eq!(
+            Cause::to_caller(&[Cause::Rejected(404), Cause::NoAnswer]).0,
+            404
+        );
+        assert_eq!(Cause::to_caller(&[Cause::Rejected(503)]).0, 480);
+        assert_eq!(Cause::to_caller(&[]).0, 480);
+    }
+}

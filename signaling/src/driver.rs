@@ -1,0 +1,932 @@
+//! The driver task: the one owner of the transaction layer, the location service, the
+//! call table and the per-source throttle. It is the thin I/O layer around proto's
+//! sans-IO [`TransactionLayer`]: it feeds it packets and `now`, sends what it outputs,
+//! sleeps until its next timer, and dispatches transaction-user events to the
+//! registrar (spawned lookup tasks) and to call tasks (one per call).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use parley_cases::Store;
+use parley_sip_proto::message::{MessageExt as _, Method, Request, Response, SipMessage, Via};
+use parley_sip_proto::transaction::{Output, TransactionLayer, TuEvent, TxKey};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+
+use crate::SipConfig;
+use crate::call::{self, CallInput};
+use crate::registrar::{Aor, Authenticator, Binding, ExpiryPolicy, Location, Verdict};
+use crate::trace::{Observability, bump, scan_call_id};
+use crate::transport::{Inbound, Transport, Transports};
+
+/// Methods we implement (for `Allow`).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+
+/// Commands from call tasks and registrar tasks to the driver.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Send a response through its server transaction.
+    Respond(Response),
+    /// Start a client transaction for a call's leg. The request's Call-ID is bound to
+    /// the call so that responses reach it.
+    Request {
+        call_no: u64,
+        request: Request,
+        dest: SocketAddr,
+    },
+    /// Send outside any transaction (ACK for a 2xx, 2xx retransmissions of a leg).
+    Stateless {
+        dest: SocketAddr,
+        message: SipMessage,
+    },
+    /// The live bindings of an AOR.
+    Lookup {
+        aor: Aor,
+        reply: oneshot::Sender<Vec<Binding>>,
+    },
+    /// An authenticated REGISTER to apply (the driver owns the location service).
+    Register {
+        request: Request,
+        source: SocketAddr,
+        transport: Transport,
+        aor: Aor,
+    },
+    /// A stateless reply to an unauthenticated request (see `Driver::reply`).
+    Reply {
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+        response: Response,
+    },
+    /// Forget an unanswered server transaction and reply statelessly instead.
+    Discard {
+        key: TxKey,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+        response: Response,
+    },
+    /// A request failed authentication: count it against its source's allowance.
+    AuthFailed { source: IpAddr },
+    /// The call's tenant (scopes its trace).
+    Tenant { call_no: u64, tenant_id: String },
+    /// The call task is done.
+    Ended { call_no: u64 },
+}
+
+/// What call tasks get: the way to the driver and our own address.
+#[derive(Debug, Clone)]
+pub(crate) struct DriverHandle {
+    pub(crate) cmd: mpsc::Sender<Cmd>,
+    pub(crate) host: Arc<str>,
+    pub(crate) port: u16,
+}
+
+impl DriverHandle {
+    pub(crate) async fn send(&self, c: Cmd) {
+        // The driver outlives every call task unless shutting down; then nothing matters.
+        let _ = self.cmd.send(c).await;
+    }
+}
+
+struct CallEntry {
+    tx: mpsc::Sender<CallInput>,
+    call_ids: Vec<String>,
+}
+
+pub(crate) struct Driver {
+    pub(crate) layer: TransactionLayer,
+    pub(crate) transports: Transports,
+    pub(crate) inbound: mpsc::Receiver<Inbound>,
+    pub(crate) cmd_rx: mpsc::Receiver<Cmd>,
+    pub(crate) handle: DriverHandle,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<SipConfig>,
+    pub(crate) obs: Arc<Observability>,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) stop: watch::Receiver<bool>,
+    location: Location,
+    calls: HashMap<u64, CallEntry>,
+    call_ids: HashMap<String, u64>,
+    tx_owner: HashMap<TxKey, u64>,
+    next_call: u64,
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        layer: TransactionLayer,
+        transports: Transports,
+        inbound: mpsc::Receiver<Inbound>,
+        cmd_rx: mpsc::Receiver<Cmd>,
+        handle: DriverHandle,
+        store: Store,
+        config: Arc<SipConfig>,
+        obs: Arc<Observability>,
+        auth: Arc<Authenticator>,
+        stop: watch::Receiver<bool>,
+    ) -> Driver {
+        let per_sec = NonZeroU32::new(config.unauth_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(config.unauth_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        Driver {
+            layer,
+            transports,
+            inbound,
+            cmd_rx,
+            handle,
+            store,
+            config,
+            obs,
+            auth,
+            stop,
+            location: Location::default(),
+            calls: HashMap::new(),
+            call_ids: HashMap::new(),
+            tx_owner: HashMap::new(),
+            next_call: 1,
+            limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+        }
+    }
+
+    /// Runs until shutdown.
+    pub(crate) async fn run(mut self) {
+        let mut purge = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            let deadline = self.layer.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => break,
+                Some(i) = self.inbound.recv() => self.on_inbound(i),
+                Some(c) = self.cmd_rx.recv() => self.on_cmd(c),
+                _ = sleep_until(deadline) => {
+                    self.layer.handle_timeout(Instant::now().into_std());
+                }
+                _ = purge.tick() => {
+                    self.location.purge(Instant::now().into_std());
+                    self.limiter.retain_recent();
+                }
+            }
+            self.drain();
+        }
+        // Dropping the call senders ends every call task.
+        self.calls.clear();
+        tracing::info!("SIP driver stopped");
+    }
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.layer.poll_output() {
+            match out {
+                Output::Transmit(t) => self.transmit(t.dest, t.bytes),
+                Output::Event(e) => self.on_event(e),
+            }
+        }
+    }
+
+    fn transmit(&mut self, dest: SocketAddr, bytes: Bytes) {
+        let transport = self.transports.transport_for(dest);
+        if let Some(cid) = scan_call_id(&bytes) {
+            self.obs.record(cid, true, transport, dest, &bytes);
+        }
+        if self.transports.send(dest, bytes) {
+            bump(&self.obs.counters.messages_out);
+        }
+    }
+
+    fn on_inbound(&mut self, i: Inbound) {
+        match i {
+            Inbound::Connected { peer, tx } => self.transports.connected(peer, tx),
+            Inbound::Closed { peer } => self.transports.closed(peer),
+            Inbound::Oversized => bump(&self.obs.counters.oversized),
+            Inbound::Message {
+                bytes,
+                source,
+                transport,
+            } => self.on_message(bytes, source, transport),
+        }
+    }
+
+    fn on_message(&mut self, bytes: Bytes, source: SocketAddr, transport: Transport) {
+        if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            return; // keep-alive
+        }
+        let msg = match parley_sip_proto::message::parse(&bytes, self.config.max_message_size) {
+            Ok(m) => m,
+            Err(e) => {
+                if matches!(e, parley_sip_proto::Error::TooLarge { .. }) {
+                    bump(&self.obs.counters.oversized);
+                    return;
+                }
+                bump(&self.obs.counters.malformed);
+                tracing::debug!(%source, error = %e, "malformed SIP message");
+                if !self.allow(source.ip()) {
+                    return;
+                }
+                if let Some(code) = e.status_code()
+                    && let Some(r) = raw_error_response(&bytes, code, &e.reason_phrase())
+                {
+                    self.reply_stateless(source, transport, bytes.len(), r);
+                }
+                return;
+            }
+        };
+        if let Ok(cid) = msg.call_id() {
+            self.obs.record(cid, false, transport, source, &bytes);
+        }
+        match msg {
+            SipMessage::Response(r) => {
+                bump(&self.obs.counters.responses_in);
+                self.layer
+                    .handle_incoming(self.now(), SipMessage::Response(r), source);
+            }
+            SipMessage::Request(r) => {
+                bump(&self.obs.counters.requests_in);
+                self.on_request(r, source, transport, bytes.len());
+            }
+        }
+    }
+
+    /// Takes one unit of `ip`'s allowance for unauthenticated requests.
+    fn allow(&mut self, ip: IpAddr) -> bool {
+        if self.limiter.check_key(&ip).is_ok() {
+            true
+        } else {
+            bump(&self.obs.counters.throttled);
+            false
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        mut req: Request,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+    ) {
+        // The Via transport must name the transport it arrived on for the transaction
+        // layer's reliability decision (RFC 3261 §18.2.1).
+        if let Ok(mut top) = req.top_via()
+            && !top.transport.eq_ignore_ascii_case(transport.via_name())
+        {
+            top.transport = transport.via_name().to_owned();
+            req.set_top_via(&top);
+        }
+        let known_call = req
+            .call_id()
+            .ok()
+            .is_some_and(|c| self.call_ids.contains_key(c));
+        let in_dialog = req.to_tag().is_some();
+        let method = req.method().clone();
+        if known_call || matches!(method, Method::Ack | Method::Cancel) {
+            self.layer
+                .handle_incoming(self.now(), SipMessage::Request(req), source);
+            return;
+        }
+        // Out-of-dialog (or unknown-dialog) requests: throttled per source.
+        // Credentials with a nonce we issued skip the throttle (a failed check counts
+        // against the source afterwards); anything else is unauthenticated.
+        let authenticated_attempt = ["Authorization", "Proxy-Authorization"].iter().any(|h| {
+            req.headers
+                .get(h)
+                .is_some_and(|v| self.auth.issued_nonce(v))
+        });
+        if !authenticated_attempt && !self.allow(source.ip()) {
+            return;
+        }
+        if in_dialog {
+            // A dialog we do not know (any more): the transaction layer absorbs
+            // retransmissions of requests already answered (e.g. a BYE whose 200 was
+            // lost after its call ended); new ones get 481 from `on_tu_request`.
+            self.layer
+                .handle_incoming(self.now(), SipMessage::Request(req), source);
+            return;
+        }
+        if req.max_forwards() == 0 && method != Method::Register {
+            return self.stateless(&req, source, transport, size, 483, None, &[]);
+        }
+        match method {
+            Method::Invite => {
+                self.layer
+                    .handle_incoming(self.now(), SipMessage::Request(req), source);
+            }
+            Method::Register if req.headers.get("Authorization").is_some() => {
+                self.layer
+                    .handle_incoming(self.now(), SipMessage::Request(req), source);
+            }
+            Method::Register => self.challenge_register(req, source, transport, size),
+            Method::Options => self.stateless(
+                &req,
+                source,
+                transport,
+                size,
+                200,
+                None,
+                &[("Allow", ALLOW)],
+            ),
+            Method::Extension(_) => self.stateless(&req, source, transport, size, 501, None, &[]),
+            Method::Bye => self.stateless(&req, source, transport, size, 481, None, &[]),
+            _ => self.stateless(
+                &req,
+                source,
+                transport,
+                size,
+                405,
+                None,
+                &[("Allow", ALLOW)],
+            ),
+        }
+    }
+
+    /// A stateless response to an unauthenticated request, suppressed on UDP when it
+    /// would exceed the amplification limit.
+    #[allow(clippy::too_many_arguments)]
+    fn stateless(
+        &mut self,
+        req: &Request,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+        code: u16,
+        reason: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        let mut r = req.make_response(code, reason, (code > 100).then_some(STATELESS_TAG));
+        for (n, v) in extra {
+            r.headers.push(n, *v);
+        }
+        self.reply_stateless(source, transport, size, r.to_bytes());
+    }
+
+    fn reply_stateless(
+        &mut self,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+        bytes: Bytes,
+    ) {
+        if transport == Transport::Udp && bytes.len() > size.saturating_mul(AMPLIFICATION_LIMIT) {
+            bump(&self.obs.counters.suppressed);
+            return;
+        }
+        self.transmit(source, bytes);
+    }
+
+    /// First REGISTER without credentials: a stateless 401 (RFC 3261 §8.2.7 allows
+    /// stateless challenges: no transaction state for unauthenticated sources). The
+    /// realm is the user's tenant's, so it is looked up in its own task.
+    fn challenge_register(
+        &mut self,
+        req: Request,
+        source: SocketAddr,
+        transport: Transport,
+        size: usize,
+    ) {
+        let store = self.store.clone();
+        let auth = self.auth.clone();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            if let AuthOutcome::Respond(response, _) =
+                authenticate(&store, &auth, &req, "Authorization").await
+            {
+                handle
+                    .send(Cmd::Reply {
+                        source,
+                        transport,
+                        size,
+                        response,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    /// Sends a stateless reply; on UDP a challenge set over the amplification limit is
+    /// cut to its first (most preferred) challenge, and anything still too large is
+    /// dropped.
+    fn reply(&mut self, source: SocketAddr, transport: Transport, size: usize, mut r: Response) {
+        let mut bytes = r.to_bytes();
+        if transport == Transport::Udp && bytes.len() > size.saturating_mul(AMPLIFICATION_LIMIT) {
+            for h in ["WWW-Authenticate", "Proxy-Authenticate"] {
+                let all: Vec<String> = r.headers.get_all(h).map(str::to_owned).collect();
+                if all.len() > 1 {
+                    r.headers.remove(h);
+                    if let Some(first) = all.first() {
+                        r.headers.push(h, first.as_str());
+                    }
+                }
+            }
+            bytes = r.to_bytes();
+        }
+        self.reply_stateless(source, transport, size, bytes);
+    }
+
+    fn on_event(&mut self, e: TuEvent) {
+        match e {
+            TuEvent::Request {
+                key,
+                request,
+                source,
+            } => self.on_tu_request(key, request, source),
+            TuEvent::Response { key: _, response } => {
+                let Some(no) = response
+                    .call_id()
+                    .ok()
+                    .and_then(|c| self.call_ids.get(c))
+                    .copied()
+                else {
+                    return;
+                };
+                self.forward(no, CallInput::Response { response });
+            }
+            TuEvent::Timeout { key } => {
+                if let Some(no) = self.tx_owner.get(&key).copied() {
+                    self.forward(no, CallInput::Timeout { key });
+                }
+            }
+            TuEvent::TransportError { key } => {
+                if let Some(no) = self.tx_owner.get(&key).copied() {
+                    self.forward(no, CallInput::Timeout { key });
+                }
+            }
+            TuEvent::Terminated { key } => {
+                self.tx_owner.remove(&key);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tu_request(&mut self, key: Option<TxKey>, request: Request, source: SocketAddr) {
+        let transport = self.transports.transport_for(source);
+        let call = request
+            .call_id()
+            .ok()
+            .and_then(|c| self.call_ids.get(c))
+            .copied();
+        if let Some(no) = call {
+            if let Some(k) = &key {
+                self.tx_owner.insert(k.clone(), no);
+            }
+            self.forward(
+                no,
+                CallInput::Request {
+                    key,
+                    request,
+                    source,
+                    transport,
+                },
+            );
+            return;
+        }
+        let Some(key) = key else {
+            return; // a stray ACK
+        };
+        match request.method() {
+            Method::Invite => self.new_call(key, request, source, transport),
+            Method::Register => self.spawn_register(request, source, transport),
+            _ => {
+                let r = request.make_response(481, None, Some(STATELESS_TAG));
+                let _ = self.layer.send_response(self.now(), r);
+            }
+        }
+    }
+
+    fn new_call(&mut self, key: TxKey, request: Request, source: SocketAddr, transport: Transport) {
+        let Ok(call_id) = request.call_id().map(str::to_owned) else {
+            return;
+        };
+        let no = self.next_call;
+        self.next_call += 1;
+        let (tx, rx) = mpsc::channel(64);
+        self.obs.bind(no, &call_id);
+        let bytes = request.to_bytes();
+        self.obs.record(&call_id, false, transport, source, &bytes);
+        self.call_ids.insert(call_id.clone(), no);
+        self.tx_owner.insert(key.clone(), no);
+        self.calls.insert(
+            no,
+            CallEntry {
+                tx,
+                call_ids: vec![call_id],
+            },
+        );
+        bump(&self.obs.counters.calls_started);
+        bump(&self.obs.counters.calls_active);
+        tokio::spawn(call::run(call::CallCtx {
+            no,
+            rx,
+            driver: self.handle.clone(),
+            store: self.store.clone(),
+            config: self.config.clone(),
+            obs: self.obs.clone(),
+            auth: self.auth.clone(),
+            invite: request,
+            key,
+            size: bytes.len(),
+            source,
+            transport,
+        }));
+    }
+
+    fn forward(&mut self, no: u64, input: CallInput) {
+        if let Some(c) = self.calls.get(&no) {
+            // Never wait on a call task: a full queue drops the message and SIP
+            // retransmission recovers it.
+            let _ = c.tx.try_send(input);
+        }
+    }
+
+    /// REGISTER with credentials: the database lookup runs in its own task; the
+    /// verdict comes back as [`Cmd::Register`] or a response.
+    fn spawn_register(&mut self, request: Request, source: SocketAddr, transport: Transport) {
+        let store = self.store.clone();
+        let auth = self.auth.clone();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            let outcome = authenticate(&store, &auth, &request, "Authorization").await;
+            match outcome {
+                AuthOutcome::Ok {
+                    tenant_id,
+                    extension,
+                } => {
+                    handle
+                        .send(Cmd::Register {
+                            request,
+                            source,
+                            transport,
+                            aor: (tenant_id, extension),
+                        })
+                        .await
+                }
+                AuthOutcome::Respond(r, failed) => {
+                    if failed {
+                        handle
+                            .send(Cmd::AuthFailed {
+                                source: source.ip(),
+                            })
+                            .await;
+                    }
+                    handle.send(Cmd::Respond(r)).await
+                }
+            }
+        });
+    }
+
+    fn on_cmd(&mut self, c: Cmd) {
+        let now = self.now();
+        match c {
+            Cmd::Respond(r) => {
+                if let Err(e) = self.layer.send_response(now, r) {
+                    tracing::debug!(error = %e, "response not sent");
+                }
+            }
+            Cmd::Request {
+                call_no,
+                request,
+                dest,
+            } => {
+                let reliable = self.transports.transport_for(dest).reliable();
+                if let Ok(cid) = request.call_id()
+                    && !self.call_ids.contains_key(cid)
+                {
+                    self.call_ids.insert(cid.to_owned(), call_no);
+                    self.obs.bind(call_no, cid);
+                    if let Some(e) = self.calls.get_mut(&call_no) {
+                        e.call_ids.push(cid.to_owned());
+                    }
+                }
+                match self.layer.send_request(now, request, dest, reliable) {
+                    Ok(key) => {
+                        self.tx_owner.insert(key, call_no);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "request not sent"),
+                }
+            }
+            Cmd::Stateless { dest, message } => {
+                self.layer.send_stateless(dest, &message);
+            }
+            Cmd::Lookup { aor, reply } => {
+                let _ = reply.send(self.location.lookup(now, &aor));
+            }
+            Cmd::Register {
+                request,
+                source,
+                transport,
+                aor,
+            } => {
+                let policy = ExpiryPolicy {
+                    default: 3600,
+                    min: self.config.min_expires,
+                    max: self.config.max_expires,
+                };
+                let resp = match self
+                    .location
+                    .apply(now, &aor, &request, source, transport, policy)
+                {
+                    Ok(bindings) => {
+                        bump(&self.obs.counters.registrations);
+                        let mut r = request.make_response(200, None, Some(STATELESS_TAG));
+                        for (uri, secs) in bindings {
+                            r.headers.push("Contact", format!("<{uri}>;expires={secs}"));
+                        }
+                        r
+                    }
+                    Err((code, reason)) => {
+                        let mut r = request.make_response(code, Some(reason), Some(STATELESS_TAG));
+                        if code == 423 {
+                            r.headers
+                                .push("Min-Expires", self.config.min_expires.to_string());
+                        }
+                        r
+                    }
+                };
+                let _ = self.layer.send_response(now, resp);
+            }
+            Cmd::Reply {
+                source,
+                transport,
+                size,
+                response,
+            } => self.reply(source, transport, size, response),
+            Cmd::Discard {
+                key,
+                source,
+                transport,
+                size,
+                response,
+            } => {
+                self.layer.discard(&key);
+                // The call is over: unbind its Call-ID now, before the reply goes out,
+                // so that the caller's retry (same Call-ID, RFC 3261 §22.2) starts a
+                // new call instead of reaching the finishing task.
+                if let Some(no) = self.tx_owner.remove(&key) {
+                    self.end_call(no);
+                }
+                self.reply(source, transport, size, response);
+            }
+            Cmd::AuthFailed { source } => {
+                bump(&self.obs.counters.auth_failures);
+                let _ = self.limiter.check_key(&source);
+            }
+            Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
+            Cmd::Ended { call_no } => self.end_call(call_no),
+        }
+    }
+
+    /// Forgets a call: its Call-IDs and transactions no longer reach its task.
+    fn end_call(&mut self, call_no: u64) {
+        if let Some(e) = self.calls.remove(&call_no) {
+            for cid in e.call_ids {
+                self.call_ids.remove(&cid);
+            }
+            self.tx_owner.retain(|_, n| *n != call_no);
+            self.obs
+                .counters
+                .calls_active
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Anti-amplification: a stateless reply to an unauthenticated UDP source is at most
+/// this many times the size of the request it answers (QUIC's limit, RFC 9000 §8.1).
+/// Error responses are always smaller than their request; only digest challenges
+/// (a 64-hex-digit nonce and realm) can be larger, and they are cut to the preferred
+/// challenge before being dropped. With the per-source throttle this bounds what a spoofed
+/// source can reflect at anyone to 3 × its own traffic, within the throttle's rate.
+pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
+
+/// To tag of responses that create no dialog (REGISTER, OPTIONS, errors).
+pub(crate) const STATELESS_TAG: &str = "parley";
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The host part of a SIP URI (`sip:user@host:port;params` → `host`).
+pub(crate) fn uri_host(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
+    let hostport = &rest[..end];
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next().unwrap_or(v6)
+    } else {
+        hostport.split(':').next().unwrap_or(hostport)
+    };
+    (!host.is_empty()).then_some(host)
+}
+
+/// The user part of a SIP URI, if any.
+pub(crate) fn uri_user(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    let (user, _) = rest.split_once('@')?;
+    let user = user.split(';').next().unwrap_or(user);
+    Some(user.split(':').next().unwrap_or(user))
+}
+
+/// Outcome of digest authentication of a request.
+pub(crate) enum AuthOutcome {
+    /// Authenticated as this user.
+    Ok {
+        tenant_id: String,
+        extension: String,
+    },
+    /// Answer with this (401/407 challenge, 403); the flag says whether it counts as a
+    /// failed attempt.
+    Respond(Response, bool),
+}
+
+/// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
+/// against the stored HA1 of the user it names.
+pub(crate) async fn authenticate(
+    store: &Store,
+    auth: &Authenticator,
+    req: &Request,
+    header: &str,
+) -> AuthOutcome {
+    let (code, challenge_header) = if header == "Authorization" {
+        (401, "WWW-Authenticate")
+    } else {
+        (407, "Proxy-Authenticate")
+    };
+    let aor_uri = if req.method() == &Method::Register {
+        req.to().map(|t| t.uri)
+    } else {
+        req.from().map(|f| f.uri)
+    };
+    let realm_hint = aor_uri
+        .as_deref()
+        .ok()
+        .and_then(uri_host)
+        .unwrap_or_default()
+        .to_owned();
+    let aor_user = aor_uri
+        .as_deref()
+        .ok()
+        .and_then(uri_user)
+        .unwrap_or_default()
+        .to_owned();
+    // Challenge with the realm of the user the request claims to be (phones often put
+    // our IP address in the domain); unknown users get the domain they named.
+    let challenge_realm = match store.sip_credentials(&realm_hint, &aor_user).await {
+        Ok(Some(c)) => c.realm,
+        _ => realm_hint.clone(),
+    };
+    let challenge = |realm: &str, stale: bool| {
+        let mut r = req.make_response(code, None, Some(STATELESS_TAG));
+        for c in auth.challenges(realm, stale) {
+            r.headers.push(challenge_header, c);
+        }
+        r
+    };
+    let creds = match req
+        .headers
+        .get(header)
+        .map(parley_sip_proto::auth::DigestCredentials::parse)
+    {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            return AuthOutcome::Respond(
+                req.make_response(400, Some(&e.reason_phrase()), Some(STATELESS_TAG)),
+                true,
+            );
+        }
+        None => return AuthOutcome::Respond(challenge(&challenge_realm, false), false),
+    };
+    let stored = match store.sip_credentials(&creds.realm, &creds.username).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "credential lookup failed");
+            return AuthOutcome::Respond(req.make_response(500, None, Some(STATELESS_TAG)), false);
+        }
+    };
+    let expected = stored.as_ref().map(|c| {
+        (
+            c.extension.as_str(),
+            c.realm.as_str(),
+            c.ha1_md5.as_str(),
+            c.ha1_sha256.as_str(),
+        )
+    });
+    match auth.verify(&creds, req.method().as_str(), req.body(), expected) {
+        Verdict::Ok => match stored {
+            Some(c) => AuthOutcome::Ok {
+                tenant_id: c.tenant_id,
+                extension: c.extension,
+            },
+            None => AuthOutcome::Respond(req.make_response(403, None, Some(STATELESS_TAG)), true),
+        },
+        Verdict::Challenge { stale } => {
+            let realm = stored.map(|c| c.realm).unwrap_or(creds.realm);
+            AuthOutcome::Respond(challenge(&realm, stale), !stale)
+        }
+        Verdict::Forbidden => {
+            AuthOutcome::Respond(req.make_response(403, None, Some(STATELESS_TAG)), true)
+        }
+    }
+}
+
+/// A response to bytes that did not parse, built from their raw Via/From/To/Call-ID/
+/// CSeq lines; `None` when they are not a request or carry no Via to answer to.
+pub(crate) fn raw_error_response(bytes: &[u8], code: u16, reason: &str) -> Option<Bytes> {
+    let head_end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(bytes.len().min(8192));
+    let text = String::from_utf8_lossy(&bytes[..head_end]);
+    let mut lines = text.lines();
+    let first = lines.next()?;
+    // Never answer responses, or ACKs (RFC 3261 §17.1.1.3).
+    if first.starts_with("SIP/") || first.starts_with("ACK ") || !first.contains(' ') {
+        return None;
+    }
+    let mut out = String::with_capacity(256);
+    let reason: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(80)
+        .collect();
+    out.push_str(&format!("SIP/2.0 {code} {reason}\r\n"));
+    let mut has_via = false;
+    for line in lines {
+        let Some((name, _)) = line.split_once(':') else {
+            continue;
+        };
+        let n = name.trim().to_ascii_lowercase();
+        if matches!(n.as_str(), "via" | "v") {
+            has_via = true;
+        }
+        if matches!(
+            n.as_str(),
+            "via" | "v" | "from" | "f" | "to" | "t" | "call-id" | "i" | "cseq"
+        ) {
+            out.push_str(line.trim_end());
+            out.push_str("\r\n");
+        }
+    }
+    if !has_via {
+        return None;
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}
+
+/// Our Via for a new request over `transport`.
+pub(crate) fn our_via(host: &str, port: u16, transport: Transport) -> Via {
+    let mut v = Via::new(
+        transport.via_name(),
+        host,
+        Some(port),
+        &parley_sip_proto::dialog::new_branch(&mut rand::rng()),
+    );
+    v.params.set("rport", None);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_parts() {
+        assert_eq!(uri_host("sip:1001@demo"), Some("demo"));
+        assert_eq!(
+            uri_host("sip:1001@127.0.0.1:5062;transport=udp"),
+            Some("127.0.0.1")
+        );
+        assert_eq!(uri_host("sip:[::1]:5060"), Some("::1"));
+        assert_eq!(uri_user("sip:+15550100@127.0.0.1:5060"), Some("+15550100"));
+        assert_eq!(uri_user("sip:15550100;user=phone@h"), Some("15550100"));
+        assert_eq!(uri_user("sip:h"), None);
+    }
+
+    #[test]
+    fn raw_error_response_copies_routing_headers_only() {
+        let r = raw_error_response(
+            b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: x\r\nFoo: bar\r\n\r\n",
+            400,
+            "Invalid CSeq\r\nX: y",
+        )
+        .unwrap_or_default();
+        let s = String::from_utf8_lossy(&r);
+        assert!(s.starts_with(
+            "SIP/2.0 400 Invalid CSeqX: y\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: x\r\n"
+        ));
+        assert!(!s.contains("Foo"));
+        assert!(raw_error_response(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", 400, "x").is_none());
+        assert!(raw_error_response(b"ACK  SIP/2.0\r\nVia: x\r\n\r\n", 400, "x").is_none());
+        assert!(raw_error_response(b"INVITE sip:x SIP/2.0\r\nTo: x\r\n\r\n", 400, "x").is_none());
+    }
+}

@@ -1,0 +1,881 @@
+//! SIP end to end: the real `parley` binary on loopback (ephemeral ports), driven by
+//! real sipp processes (scenarios in tests/sipp/) and raw UDP. RFC 3665 flows:
+//! registration with digest auth, a successful session through the B2BUA, busy, no
+//! answer, CANCEL; plus auth failure, packet loss, malformed input, throttling.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+const SIPP: &str = "sipp";
+
+struct Parley {
+    child: Child,
+    dir: PathBuf,
+    sip: SocketAddr,
+    sip_tcp: SocketAddr,
+    http: String,
+    /// (extension, SIP password) of the demo agents.
+    agents: Vec<(String, String)>,
+    supervisor_password: String,
+    admin_password: String,
+}
+
+impl Drop for Parley {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "parley-sip-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
+// The child is owned by the returned Parley, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
+fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
+    let dir = temp_dir(tag);
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(&dir)
+        .env("PARLEY_DATA_DIR", dir.join("data"))
+        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut sip, mut sip_tcp) = (None, None);
+    let mut agents = Vec::new();
+    let mut supervisor_password = String::new();
+    let mut admin_password = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("parley exited before listening")
+            .unwrap();
+        if let Some(i) = line.find("SIP extension ") {
+            let rest: Vec<&str> = line[i..].split_whitespace().collect();
+            // "SIP extension 1001 password: XXXX"
+            agents.push((rest[2].to_owned(), rest[4].to_owned()));
+        }
+        if line.contains("admin@demo.parley.test") {
+            admin_password = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if line.contains("supervisor@demo.parley.test") {
+            supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("SIP listening on ") {
+            for part in rest.split_whitespace() {
+                if let Some(a) = part.strip_prefix("udp:") {
+                    sip = Some(a.parse().unwrap());
+                }
+                if let Some(a) = part.strip_prefix("tcp:") {
+                    sip_tcp = Some(a.parse().unwrap());
+                }
+            }
+        }
+        if let Some(rest) = line.strip_prefix("Parley listening on ") {
+            let http = rest.split(' ').next().unwrap().to_owned();
+            std::thread::spawn(move || for _ in lines {});
+            return Parley {
+                child,
+                dir,
+                sip: sip.expect("SIP line before the HTTP line"),
+                sip_tcp: sip_tcp.unwrap(),
+                http,
+                agents,
+                supervisor_password,
+                admin_password,
+            };
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.local_addr().unwrap().port()
+}
+
+/// A media port for sipp: it binds the port and the next three (audio and video RTP and
+/// RTCP), so all four must be free. Ports come from a per-process sequence in the
+/// ephemeral range so that tests running in parallel do not pick the same ones.
+fn free_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) * 40;
+    loop {
+        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
+        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
+        let all_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok());
+        if all_free {
+            return port;
+        }
+    }
+}
+
+fn scenario(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// A sipp command with the bounds every run gets: loopback, an explicit ephemeral
+/// signalling and media port, a call count and a global timeout that fails the run.
+fn sipp(scenario_file: &str, port: u16, calls: u32, target: Option<SocketAddr>) -> Command {
+    let mut c = Command::new(SIPP);
+    c.args(["-sf", &scenario(scenario_file)])
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", &calls.to_string()])
+        .args(["-timeout", "30s", "-timeout_error"])
+        .arg("-nostdin")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = target {
+        c.arg(t.to_string());
+    }
+    c
+}
+
+fn check(what: &str, out: Output) {
+    assert!(
+        out.status.success(),
+        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Registers `ext` (digest auth) with a Contact pointing at a UAS on `uas_port`.
+fn register(p: &Parley, ext: &str, password: &str, uas_port: u16, scenario_file: &str) -> Output {
+    sipp(scenario_file, free_port(), 1, Some(p.sip))
+        .args(["-s", ext, "-au", ext, "-ap", password])
+        .args(["-key", "contact_port", &uas_port.to_string()])
+        .output()
+        .unwrap()
+}
+
+// A UAS child is waited for (or killed) by its caller before the test ends.
+#[allow(clippy::zombie_processes)]
+fn uas(scenario_file: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
+    let mut c = sipp(scenario_file, port, calls, None);
+    c.args(extra);
+    c.spawn().unwrap()
+}
+
+fn agent(p: &Parley, i: usize) -> (String, String) {
+    p.agents.get(i).cloned().expect("demo agents printed")
+}
+
+fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", p.http),
+        );
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
+        res.json().await.unwrap()
+    })
+}
+
+fn supervisor_token(p: &Parley) -> String {
+    let v = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "supervisor@demo.parley.test", "password": p.supervisor_password}),
+        ),
+    );
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn counter(p: &Parley, token: &str, name: &str) -> u64 {
+    let v = http(p, "GET", "/api/v1/sip/metrics", Some(token), None);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["value"].as_u64())
+        .unwrap()
+}
+
+#[test]
+fn rfc3665_registration_and_successful_session_through_the_b2bua() {
+    let p = start("answer", &[]);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    // Three calls: dialled as 15550100 and +15550100 over UDP, and once over TCP.
+    let phone = uas("uas_answer.xml", uas_port, 3, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "call to 15550100",
+        sipp("uac_call.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100", "-cid_str", "answered-%u@parley.test"])
+            .output()
+            .unwrap(),
+    );
+    check(
+        "call to +15550100",
+        sipp("uac_call.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "+15550100"])
+            .output()
+            .unwrap(),
+    );
+    check(
+        "call over TCP",
+        sipp("uac_call.xml", free_port(), 1, Some(p.sip_tcp))
+            .args(["-s", "15550100", "-t", "t1"])
+            .output()
+            .unwrap(),
+    );
+    check("agent phone", phone.wait_with_output().unwrap());
+
+    // The ladder of the first call, across both legs, over the API.
+    let tok = supervisor_token(&p);
+    let trace = http(
+        &p,
+        "GET",
+        "/api/v1/sip/calls/answered-1@parley.test/trace",
+        Some(&tok),
+        None,
+    );
+    let summaries: Vec<String> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["direction"].as_str().unwrap(),
+                e["summary"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let has = |s: &str| summaries.iter().any(|x| x.starts_with(s));
+    for expected in [
+        "in INVITE sip:15550100@",
+        "out SIP/2.0 100 Trying",
+        "out INVITE sip:1001@127.0.0.1",
+        "in SIP/2.0 180 Ringing",
+        "out SIP/2.0 180 Ringing",
+        "in SIP/2.0 200 OK",
+        "out ACK sip:",
+        "out SIP/2.0 200 OK",
+        "in ACK sip:",
+        "in BYE sip:",
+        "out BYE sip:",
+    ] {
+        assert!(has(expected), "{expected:?} missing from {summaries:#?}");
+    }
+    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 3);
+    assert!(counter(&p, &tok, "sip_registrations_total") >= 1);
+}
+
+#[test]
+fn rfc3665_busy_maps_to_486() {
+    let p = start("busy", &[]);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    let phone = uas("uas_busy.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "busy call",
+        sipp("uac_busy.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    check("busy phone", phone.wait_with_output().unwrap());
+}
+
+#[test]
+fn rfc3665_cancel_propagates_to_the_ringing_agent() {
+    let p = start("cancel", &[]);
+    let (ext, pw) = agent(&p, 1);
+    let uas_port = free_port();
+    let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER 1002",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "cancelled call",
+        sipp("uac_cancel.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    check("ringing phone", phone.wait_with_output().unwrap());
+}
+
+#[test]
+fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
+    let p = start("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "unanswered call",
+        sipp("uac_noanswer.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    check("ringing phone", phone.wait_with_output().unwrap());
+}
+
+#[test]
+fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
+    let p = start("forbidden", &[]);
+    let (ext, _) = agent(&p, 0);
+    check(
+        "REGISTER with a wrong password gets 403",
+        register(
+            &p,
+            &ext,
+            "not the password",
+            free_port(),
+            "register_forbidden.xml",
+        ),
+    );
+    // Not registered: the demo number has nobody to ring.
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    let invite = format!(
+        "INVITE sip:15550100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKnobody\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:caller@{me}>;tag=1\r\nTo: <sip:15550100@{0}>\r\n\
+         Call-ID: nobody@test\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nContent-Length: 0\r\n\r\n",
+        p.sip
+    );
+    s.send_to(invite.as_bytes(), p.sip).unwrap();
+    let finals = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(finals.starts_with("SIP/2.0 480 "), "{finals}");
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_auth_failures_total") >= 1);
+}
+
+#[test]
+fn calls_complete_when_packets_are_lost_both_ways() {
+    let p = start("lost", &[]);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    // sipp drops 10 % of what it sends and receives; transaction retransmissions
+    // (Parley's timers A/E/G and 2xx retransmission, sipp's own) must recover.
+    let phone = uas("uas_answer.xml", uas_port, 5, &["-lost", "10"]);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "calls with loss",
+        sipp("uac_call.xml", free_port(), 5, Some(p.sip))
+            .args(["-s", "15550100", "-lost", "10", "-r", "1", "-l", "1"])
+            .output()
+            .unwrap(),
+    );
+    check("phone with loss", phone.wait_with_output().unwrap());
+}
+
+/// Like [`recv_until`], `None` when the socket's read timeout passes first.
+fn try_recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> Option<String> {
+    let mut buf = [0u8; 65536];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if done(&text) {
+            return Some(text);
+        }
+    }
+}
+
+/// Reads datagrams until one satisfies `done`; returns it.
+fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
+    let mut buf = [0u8; 65536];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).expect("no reply from parley");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if done(&text) {
+            return text;
+        }
+    }
+}
+
+fn options(me: SocketAddr, to: SocketAddr, n: u32) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt{n}\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{me}>;tag={n}\r\nTo: <sip:{to}>\r\nCall-ID: opt{n}@test\r\nCSeq: {n} OPTIONS\r\n\
+         Accept: application/sdp\r\nUser-Agent: parley-test\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[test]
+fn malformed_unknown_and_oversized_messages() {
+    let p = start("malformed", &[]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    let to = p.sip;
+    // No Call-ID: 400 with a reason phrase naming the problem.
+    let no_call_id = format!(
+        "INVITE sip:15550100@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKbad1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:a@{me}>;tag=1\r\nTo: <sip:15550100@{to}>\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:a@{me}>\r\nUser-Agent: a fairly long user agent string\r\nContent-Length: 0\r\n\r\n"
+    );
+    s.send_to(no_call_id.as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(r.starts_with("SIP/2.0 400 Missing Call-ID\r\n"), "{r}");
+    assert!(r.contains("branch=z9hG4bKbad1"), "{r}");
+    // CSeq method mismatch.
+    let mismatch = no_call_id
+        .replace("CSeq: 1 INVITE", "CSeq: 1 BYE\r\nCall-ID: mm@test")
+        .replace("bad1", "bad2");
+    s.send_to(mismatch.as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(r.starts_with("SIP/2.0 400 CSeq Method Mismatch\r\n"), "{r}");
+    // Unknown method: 501; known but not allowed out of dialog: 405 with Allow.
+    let unknown = options(me, to, 7).replace("OPTIONS", "FROBNICATE");
+    s.send_to(unknown.as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(r.starts_with("SIP/2.0 501 Not Implemented\r\n"), "{r}");
+    let message = options(me, to, 8).replace("OPTIONS", "MESSAGE");
+    s.send_to(message.as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(r.starts_with("SIP/2.0 405 Method Not Allowed\r\n"), "{r}");
+    assert!(r.contains("Allow: INVITE"), "{r}");
+    // Garbage, a response nobody asked for and an oversized datagram get nothing: the
+    // next reply is the one to the OPTIONS sent after them (loopback keeps order).
+    s.send_to(b"\x00\x01garbage\r\n\r\n", to).unwrap();
+    s.send_to(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKx\r\n\r\n",
+        to,
+    )
+    .unwrap();
+    let mut big = options(me, to, 9).into_bytes();
+    big.truncate(big.len() - 2);
+    big.extend(std::iter::repeat_n(b'a', 20_000));
+    s.send_to(&big, to).unwrap();
+    s.send_to(options(me, to, 10).as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(
+        r.starts_with("SIP/2.0 200 OK\r\n") && r.contains("CSeq: 10 OPTIONS"),
+        "{r}"
+    );
+    // BYE for a dialog that does not exist.
+    let bye = options(me, to, 11)
+        .replace("OPTIONS", "BYE")
+        .replace("To: <sip:", "To: <sip:x@")
+        .replace(
+            &format!("To: <sip:x@{to}>"),
+            &format!("To: <sip:x@{to}>;tag=zz"),
+        );
+    s.send_to(bye.as_bytes(), to).unwrap();
+    let r = recv_until(&s, |_| true);
+    assert!(r.starts_with("SIP/2.0 481 "), "{r}");
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_malformed_total") >= 3);
+    assert!(counter(&p, &tok, "sip_oversized_dropped_total") >= 1);
+}
+
+#[test]
+fn unauthenticated_floods_are_throttled_without_amplification() {
+    let p = start(
+        "flood",
+        &[
+            ("PARLEY_SIP_UNAUTH_PER_SECOND", "1"),
+            ("PARLEY_SIP_UNAUTH_BURST", "3"),
+        ],
+    );
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let me = s.local_addr().unwrap();
+    // A scanner-style burst: 30 REGISTERs and SUBSCRIBEs without credentials.
+    let mut sizes = std::collections::HashMap::new();
+    for n in 0..30u32 {
+        let m = if n % 2 == 0 {
+            format!(
+                "REGISTER sip:{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKr{n}\r\nMax-Forwards: 70\r\n\
+                 From: <sip:100@{0}>;tag={n}\r\nTo: <sip:100@{0}>\r\nCall-ID: r{n}\r\nCSeq: 1 REGISTER\r\n\
+                 Content-Length: 0\r\n\r\n",
+                p.sip
+            )
+        } else {
+            options(me, p.sip, n).replace("OPTIONS", "SUBSCRIBE")
+        };
+        let call_id = m
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .unwrap()
+            .to_owned();
+        sizes.insert(call_id, m.len());
+        s.send_to(m.as_bytes(), p.sip).unwrap();
+    }
+    let mut replies = 0;
+    let mut buf = [0u8; 65536];
+    while let Ok((n, _)) = s.recv_from(&mut buf) {
+        replies += 1;
+        let text = String::from_utf8_lossy(&buf[..n]);
+        let call_id = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Call-ID: "))
+            .unwrap();
+        // Bounded amplification: error replies are never larger than their request,
+        // challenges at most 3 times (QUIC's anti-amplification factor).
+        let limit = if text.starts_with("SIP/2.0 401") {
+            3 * sizes[call_id]
+        } else {
+            sizes[call_id]
+        };
+        assert!(
+            n <= limit,
+            "{n}-byte reply to a {}-byte request: {text}",
+            sizes[call_id]
+        );
+    }
+    assert!(replies < 30, "{replies} replies: no throttling");
+    assert!(replies >= 1, "the burst allowance answers a few");
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_throttled_total") >= 10);
+}
+
+/// A minimal UDP SIP client on its own loopback address, answering digest challenges
+/// with parley-sip-proto's digest code.
+struct RawUa {
+    s: UdpSocket,
+    me: SocketAddr,
+    to: SocketAddr,
+    branch: u32,
+}
+
+impl RawUa {
+    fn new(ip: &str, to: SocketAddr) -> RawUa {
+        let s = UdpSocket::bind(format!("{ip}:0")).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let me = s.local_addr().unwrap();
+        RawUa {
+            s,
+            me,
+            to,
+            branch: 0,
+        }
+    }
+
+    /// Sends `method` with `extra` headers; returns the first final response.
+    fn request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from_user: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+    ) -> String {
+        self.branch += 1;
+        let (me, b) = (self.me, self.branch);
+        let msg = format!(
+            "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKraw{b}{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{from_user}@{host}>;tag=raw{b}\r\nTo: <sip:{from_user}@{host}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from_user}@{me}>\r\n{extra}\
+             User-Agent: parley-test raw client with a few extra bytes of padding\r\nContent-Length: 0\r\n\r\n",
+            host = self.to.ip(),
+        );
+        self.s.send_to(msg.as_bytes(), self.to).unwrap();
+        recv_until(&self.s, |r| !r.starts_with("SIP/2.0 1"))
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+#[test]
+fn sha256_digest_and_nonce_count_replay_protection() {
+    use parley_sip_proto::auth::{Algorithm, DigestChallenge};
+    let p = start("sha256", &[("PARLEY_SIP_DIGEST_ALGORITHMS", "SHA-256,MD5")]);
+    let (ext, pw) = agent(&p, 0);
+    let mut ua = RawUa::new("127.0.0.1", p.sip);
+    let uri = format!("sip:{}", p.sip);
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 1, "Expires: 120\r\n");
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    let challenges = header(&r, "WWW-Authenticate");
+    let ch = DigestChallenge::parse(challenges[0]).unwrap();
+    assert_eq!(
+        ch.algorithm,
+        Algorithm::Sha256,
+        "SHA-256 offered first: {r}"
+    );
+    assert_eq!(ch.realm, "demo");
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 1);
+    let auth = format!("Authorization: {creds}\r\nExpires: 120\r\n");
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 2, &auth);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    let contact = header(&r, "Contact");
+    assert_eq!(contact.len(), 1, "{r}");
+    assert!(contact[0].contains(";expires=120"), "{r}");
+    // The same credentials (same nonce and nc) again: a replay, challenged afresh.
+    let r = ua.request("REGISTER", &uri, &ext, "sha@test", 3, &auth);
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    // The next nc with the same nonce is fine; a wrong password is forbidden.
+    let next = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 2);
+    let r = ua.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "sha@test",
+        4,
+        &format!("Authorization: {next}\r\nExpires: 0\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    assert!(header(&r, "Contact").is_empty(), "un-registered: {r}");
+    let wrong = ch.answer(&ext, "wrong password", "REGISTER", &uri, "c0ffee", 3);
+    let r = ua.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "sha@test",
+        5,
+        &format!("Authorization: {wrong}\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+}
+
+#[test]
+fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("userauth", &[]);
+    let (ext, pw) = agent(&p, 1);
+    // 127.0.0.2 is loopback too, but not one of the demo trunk's addresses.
+    let mut ua = RawUa::new("127.0.0.2", p.sip);
+    let uri = format!("sip:15550100@{}", p.sip);
+    let r = ua.request("INVITE", &uri, &ext, "user-call@test", 1, "");
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "INVITE", &uri, "abc", 1);
+    let r = ua.request(
+        "INVITE",
+        &uri,
+        &ext,
+        "user-call@test",
+        2,
+        &format!("Proxy-Authorization: {creds}\r\n"),
+    );
+    // Authenticated and routed: no agent is registered, so nobody can take it.
+    assert!(r.starts_with("SIP/2.0 480 "), "{r}");
+    let bad = ch.answer(&ext, "not it", "INVITE", &uri, "abc", 2);
+    let r = ua.request(
+        "INVITE",
+        &uri,
+        &ext,
+        "user-call-2@test",
+        1,
+        &format!("Proxy-Authorization: {bad}\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+}
+
+#[test]
+fn cli_user_add_with_extension_reads_both_passwords_and_the_phone_registers() {
+    let p = start("cli", &[]);
+    let out = {
+        use std::io::Write as _;
+        let mut child = Command::new(BIN)
+            .args([
+                "user",
+                "add",
+                "--tenant",
+                "demo",
+                "--email",
+                "carol@demo.parley.test",
+            ])
+            .args(["--role", "agent", "--extension", "1003"])
+            .current_dir(&p.dir)
+            .env("PARLEY_DATA_DIR", p.dir.join("data"))
+            .env("RUST_LOG", "warn")
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"web password 123\nsip password 456\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check(
+        "REGISTER 1003",
+        register(&p, "1003", "sip password 456", free_port(), "register.xml"),
+    );
+    check(
+        "REGISTER 1003 with the web password",
+        register(
+            &p,
+            "1003",
+            "web password 123",
+            free_port(),
+            "register_forbidden.xml",
+        ),
+    );
+}
+
+#[test]
+fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("outbound", &[]);
+    let (ext, pw) = agent(&p, 1);
+    let carrier_port = free_port();
+    let carrier = uas("uas_trunk.xml", carrier_port, 1, &[]);
+    let login = http(
+        &p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    let admin = login["token"].as_str().unwrap().to_owned();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
+        ),
+    );
+    // The agent's phone (not on a trunk address) dials a number that is not ours.
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    let uri = format!("sip:+4930123456@{}", p.sip);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKout{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=out1\r\nTo: <{uri}>\r\n\
+             Call-ID: outbound@test\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{ext}@{me}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(invite(1, "").as_bytes(), p.sip).unwrap();
+    let r = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "INVITE", &uri, "f00", 1);
+    s.send_to(
+        invite(2, &format!("Proxy-Authorization: {creds}\r\n")).as_bytes(),
+        p.sip,
+    )
+    .unwrap();
+    let Some(ok) = try_recv_until(&s, |r| !r.starts_with("SIP/2.0 1")) else {
+        let mut carrier = carrier;
+        let _ = carrier.kill();
+        let out = carrier.wait_with_output().unwrap();
+        panic!(
+            "no final response; carrier said:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    let to = header(&ok, "To")[0].to_owned();
+    let target = header(&ok, "Contact")[0]
+        .trim_matches(['<', '>'])
+        .to_owned();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=out1\r\nTo: {to}\r\n\
+             Call-ID: outbound@test\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(in_dialog("ACK", 2, "ack2").as_bytes(), p.sip)
+        .unwrap();
+    s.send_to(in_dialog("BYE", 3, "bye3").as_bytes(), p.sip)
+        .unwrap();
+    let r = recv_until(&s, |r| {
+        r.contains("CSeq: 3 BYE") && !r.starts_with("SIP/2.0 1")
+    });
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    check("carrier", carrier.wait_with_output().unwrap());
+    // Callers on the open demo trunk address cannot dial out (toll fraud).
+    let t = UdpSocket::bind("127.0.0.1:0").unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = t.local_addr().unwrap();
+    let fraud = invite(1, "")
+        .replace(&s.local_addr().unwrap().to_string(), &me.to_string())
+        .replace("outbound@test", "fraud@test");
+    t.send_to(fraud.as_bytes(), p.sip).unwrap();
+    let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+}

@@ -1,0 +1,188 @@
+//! Telephony: users' SIP accounts, trunks, phone numbers, and a window on the running
+//! SIP stack (per-call SIP traces, counters) through [`crate::SipInspector`].
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use parley_cases::Role;
+use parley_cases::telephony::{
+    NewPhoneNumber, PhoneNumber, SipAccount, SipAccountPatch, Trunk, TrunkInput,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{Admin, Authed, Json, Supervisor};
+use crate::{AppState, SipCounter, SipTraceEntry};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_sip_account, set_sip_account))
+        .routes(routes!(list_trunks, create_trunk))
+        .routes(routes!(get_trunk, update_trunk, delete_trunk))
+        .routes(routes!(list_numbers, create_number))
+        .routes(routes!(delete_number))
+        .routes(routes!(sip_trace))
+        .routes(routes!(sip_metrics))
+}
+
+/// A user's extension and whether a SIP password is set (supervisors see anyone, agents
+/// themselves).
+#[utoipa::path(get, path = "/users/{id}/sip", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = SipAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_sip_account(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<SipAccount>> {
+    if a.user.id != id {
+        a.require(Role::Supervisor)?;
+    }
+    Ok(axum::Json(s.store.sip_account(&a.actor, &id).await?))
+}
+
+/// Sets a user's extension and/or SIP password. Admins may set both for anyone; a user
+/// may change their own SIP password (not their extension). The password is kept only as
+/// digest HA1 values.
+#[utoipa::path(put, path = "/users/{id}/sip", tag = "telephony", security(("bearer" = [])), request_body = SipAccountPatch,
+    responses((status = 200, body = SipAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn set_sip_account(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(body): Json<SipAccountPatch>,
+) -> ApiResult<axum::Json<SipAccount>> {
+    let is_admin = a.require(Role::Admin).is_ok();
+    if !is_admin && (a.user.id != id || body.extension.is_some()) {
+        return Err(ApiError::forbidden(Role::Admin));
+    }
+    Ok(axum::Json(
+        s.store.set_sip_account(&a.actor, &id, body).await?,
+    ))
+}
+
+/// The tenant's SIP trunks (admin).
+#[utoipa::path(get, path = "/trunks", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Trunk>), (status = 403, body = ErrorBody)))]
+async fn list_trunks(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+) -> ApiResult<axum::Json<Vec<Trunk>>> {
+    Ok(axum::Json(s.store.list_trunks(&a.actor).await?))
+}
+
+/// Creates a trunk (admin). Inbound calls are accepted from `inbound_addresses` and/or
+/// with digest credentials; outbound calls go to `outbound_target` with `caller_id`.
+#[utoipa::path(post, path = "/trunks", tag = "telephony", security(("bearer" = [])), request_body = TrunkInput,
+    responses((status = 201, body = Trunk), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_trunk(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Json(body): Json<TrunkInput>,
+) -> ApiResult<(StatusCode, axum::Json<Trunk>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.store.create_trunk(&a.actor, body).await?),
+    ))
+}
+
+/// One trunk (admin).
+#[utoipa::path(get, path = "/trunks/{id}", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Trunk), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_trunk(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Trunk>> {
+    Ok(axum::Json(s.store.trunk(&a.actor, &id).await?))
+}
+
+/// Replaces a trunk's settings (admin); without `inbound_password` the stored digest is
+/// kept as long as `inbound_username` is unchanged.
+#[utoipa::path(put, path = "/trunks/{id}", tag = "telephony", security(("bearer" = [])), request_body = TrunkInput,
+    responses((status = 200, body = Trunk), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_trunk(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+    Json(body): Json<TrunkInput>,
+) -> ApiResult<axum::Json<Trunk>> {
+    Ok(axum::Json(s.store.update_trunk(&a.actor, &id, body).await?))
+}
+
+/// Deletes a trunk and its numbers (admin).
+#[utoipa::path(delete, path = "/trunks/{id}", tag = "telephony", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_trunk(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store.delete_trunk(&a.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant's phone numbers (admin).
+#[utoipa::path(get, path = "/numbers", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<PhoneNumber>), (status = 403, body = ErrorBody)))]
+async fn list_numbers(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+) -> ApiResult<axum::Json<Vec<PhoneNumber>>> {
+    Ok(axum::Json(s.store.list_numbers(&a.actor).await?))
+}
+
+/// Adds an E.164 number to a trunk (admin).
+#[utoipa::path(post, path = "/numbers", tag = "telephony", security(("bearer" = [])), request_body = NewPhoneNumber,
+    responses((status = 201, body = PhoneNumber), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_number(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Json(body): Json<NewPhoneNumber>,
+) -> ApiResult<(StatusCode, axum::Json<PhoneNumber>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(s.store.create_number(&a.actor, body).await?),
+    ))
+}
+
+/// Removes a phone number (admin).
+#[utoipa::path(delete, path = "/numbers/{id}", tag = "telephony", security(("bearer" = [])),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn delete_number(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store.delete_number(&a.actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The SIP ladder of a call (every message in and out on all its legs, with times),
+/// by the SIP Call-ID of any of its legs (supervisor). Kept in memory for recent calls.
+#[utoipa::path(get, path = "/sip/calls/{call_id}/trace", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SipTraceEntry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn sip_trace(
+    State(s): State<AppState>,
+    Supervisor(a): Supervisor,
+    Path(call_id): Path<String>,
+) -> ApiResult<axum::Json<Vec<SipTraceEntry>>> {
+    s.sip
+        .as_ref()
+        .and_then(|sip| sip.call_trace(&a.actor.tenant_id, &call_id))
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
+/// Counters of the SIP stack since start (supervisor).
+#[utoipa::path(get, path = "/sip/metrics", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SipCounter>), (status = 403, body = ErrorBody)))]
+async fn sip_metrics(
+    State(s): State<AppState>,
+    Supervisor(_a): Supervisor,
+) -> ApiResult<axum::Json<Vec<SipCounter>>> {
+    Ok(axum::Json(
+        s.sip.as_ref().map(|sip| sip.counters()).unwrap_or_default(),
+    ))
+}

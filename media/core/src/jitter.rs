@@ -388,6 +388,22 @@ impl JitterBuffer {
         }
     }
 
+    /// The payload of the next frame to play, if it is already buffered,
+    /// without taking it. Right after a [`Pop::Concealed`] with
+    /// `seq: Some(..)` this is the packet that followed the lost one, whose
+    /// forward-error-correction data (Opus in-band FEC) can rebuild it.
+    pub fn peek_next(&self) -> Option<&[u8]> {
+        if self.state != State::Playing {
+            return None;
+        }
+        let idx = (self.next_seq % self.cfg.capacity as u64) as usize;
+        let s = &self.slots[idx];
+        (s.occupied && s.ext == self.next_seq).then(|| {
+            let start = idx * self.cfg.max_payload;
+            &self.data[start..start + s.len]
+        })
+    }
+
     /// Pop the frame for the interval starting at `now`. Call once per frame interval.
     pub fn pop(&mut self, now: Instant) -> Pop<'_> {
         match self.state {

@@ -525,3 +525,22 @@ fn reset_on_new_source_starts_over() {
     assert_eq!(jb.stats().late, 0);
     assert!(matches!(jb.pop(t0 + ms(230) + jb.target_delay()), Pop::Frame(f) if f.seq == 17));
 }
+
+#[test]
+fn peek_next_after_loss_shows_the_following_packet_for_fec() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig::default()).unwrap();
+    // Sequence 10, 11 lost, 12 and 13 arrive.
+    jb.insert(t0, 10, 1600, &[1; 160]).unwrap();
+    jb.insert(t0 + FRAME * 2, 12, 1920, &[3; 160]).unwrap();
+    jb.insert(t0 + FRAME * 3, 13, 2080, &[4; 160]).unwrap();
+    assert_eq!(jb.peek_next(), None, "nothing to peek before playout");
+    let mut now = t0 + jb.target_delay();
+    assert!(matches!(jb.pop(now), Pop::Frame(f) if f.seq == 10));
+    now += FRAME;
+    assert!(matches!(jb.pop(now), Pop::Concealed { seq: Some(11), .. }));
+    assert_eq!(jb.peek_next(), Some(&[3u8; 160][..]));
+    now += FRAME;
+    assert!(matches!(jb.pop(now), Pop::Frame(f) if f.seq == 12));
+    assert_eq!(jb.peek_next(), Some(&[4u8; 160][..]));
+}

@@ -1,0 +1,130 @@
+//! Engine and leg configuration.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use crate::codec::Codec;
+
+/// How DTMF is detected on a leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InbandDtmf {
+    /// RFC 4733 only.
+    Off,
+    /// Goertzel detection on the decoded audio until the first RFC 4733
+    /// packet arrives (then RFC 4733 only, so a key is never reported twice).
+    Fallback,
+    /// Always run the in-band detector as well (only for peers known not to
+    /// send both).
+    Always,
+}
+
+/// Telephone-event (RFC 4733) as negotiated in SDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelephoneEvent {
+    /// Dynamic payload type (often 101).
+    pub payload_type: u8,
+    /// Clock rate of the event stream (8000 with G.711, 48000 with Opus).
+    pub clock_rate: u32,
+}
+
+/// What a call owner negotiated for one leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegConfig {
+    /// The audio codec.
+    pub codec: Codec,
+    /// Telephone-event, if negotiated.
+    pub telephone_event: Option<TelephoneEvent>,
+    /// In-band DTMF detection (8 kHz codecs only).
+    pub inband_dtmf: InbandDtmf,
+    /// Hang up (report [`crate::Event::RtpTimeout`]) after this long without
+    /// RTP; `None` disables the check.
+    pub inactivity_timeout: Option<Duration>,
+    /// Symmetric RTP: send to the address the peer's RTP comes from
+    /// (callers behind NAT), not only to the SDP address.
+    pub latching: bool,
+    /// Opus encoder complexity 0..=10: the main cost of a transcoded call
+    /// (see the `codecs` bench: 1 ≈ 27 µs, 3 ≈ 49 µs, 5 ≈ 86 µs per 20 ms
+    /// frame on the development VM). Default 3.
+    pub opus_complexity: u8,
+}
+
+impl LegConfig {
+    /// A G.711 leg with telephone-event on payload type 101, in-band
+    /// fallback, latching on and a 30 s inactivity timeout.
+    pub fn g711(codec: Codec) -> Self {
+        LegConfig {
+            codec,
+            telephone_event: Some(TelephoneEvent {
+                payload_type: 101,
+                clock_rate: 8000,
+            }),
+            inband_dtmf: InbandDtmf::Fallback,
+            inactivity_timeout: Some(Duration::from_secs(30)),
+            latching: true,
+            opus_complexity: 3,
+        }
+    }
+
+    /// An Opus leg (payload type 111, FEC on, DTX off) with telephone-event
+    /// on payload type 110 at 48 kHz.
+    pub fn opus() -> Self {
+        LegConfig {
+            codec: Codec::Opus {
+                payload_type: 111,
+                fec: true,
+                dtx: false,
+            },
+            telephone_event: Some(TelephoneEvent {
+                payload_type: 110,
+                clock_rate: 48000,
+            }),
+            inband_dtmf: InbandDtmf::Off,
+            inactivity_timeout: Some(Duration::from_secs(30)),
+            latching: true,
+            opus_complexity: 3,
+        }
+    }
+}
+
+/// Engine-wide settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Number of media worker threads (each drives many legs).
+    pub workers: usize,
+    /// Local IP address the RTP sockets bind to.
+    pub bind_ip: IpAddr,
+    /// First port of the RTP range (rounded up to even).
+    pub port_min: u16,
+    /// Last port of the RTP range (RTCP uses RTP + 1, so the last pair ends here).
+    pub port_max: u16,
+    /// Mixing rate of rooms, prompts and recordings: 8000, 16000 or 48000.
+    /// Legs whose codec runs at another rate are resampled.
+    pub engine_rate: u32,
+    /// How often RTCP reports are sent and [`crate::Event::Quality`] is emitted.
+    pub report_interval: Duration,
+    /// Frames the recorder queue holds before frames are dropped (counted).
+    pub recorder_queue: usize,
+    /// Most participants in one room.
+    pub room_capacity: usize,
+    /// `None`: a worker wakes for every datagram (exact arrival times for
+    /// jitter statistics, one wake-up per packet). `Some(slice)`: it wakes
+    /// every `slice` and reads what arrived (arrival times rounded to the
+    /// slice; far fewer wake-ups under load). Default 5 ms.
+    pub rx_batch: Option<Duration>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            workers: 2,
+            bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 20000,
+            port_max: 29999,
+            engine_rate: 8000,
+            report_interval: Duration::from_secs(5),
+            recorder_queue: 2048,
+            room_capacity: 8,
+            rx_batch: Some(Duration::from_millis(5)),
+        }
+    }
+}

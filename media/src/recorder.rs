@@ -1,0 +1,219 @@
+//! The recorder: one thread per engine writing stereo WAV files with hound.
+//!
+//! Media workers never touch files: each tick they copy a recorded leg's
+//! frame pair (left: what the leg sent us — the caller; right: what we sent
+//! it — the other side) into a fixed-size message on a bounded channel
+//! (no allocation; when the queue is full the frame is dropped and counted
+//! instead of blocking the worker). The recorder thread appends samples and
+//! calls `WavWriter::flush` at least once per second of audio, which
+//! rewrites the RIFF sizes, so a crash loses at most about a second.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::event::{Event, LegId, RecordingMeta};
+
+/// Largest frame (20 ms at 48 kHz).
+pub(crate) const MAX_FRAME: usize = 960;
+
+// Frames are carried by value on purpose: a fixed-size message needs no
+// allocation on the media thread (the channel's slots are preallocated).
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum RecMsg {
+    Start {
+        id: u64,
+        leg: LegId,
+        path: PathBuf,
+        rate: u32,
+        events: UnboundedSender<Event>,
+    },
+    Frame {
+        id: u64,
+        len: u16,
+        paused: bool,
+        left: [i16; MAX_FRAME],
+        right: [i16; MAX_FRAME],
+    },
+    Stop {
+        id: u64,
+        dropped: u64,
+    },
+    Shutdown,
+}
+
+/// Worker-side handle: sends frames without blocking.
+#[derive(Clone)]
+pub(crate) struct RecorderTx {
+    tx: SyncSender<RecMsg>,
+}
+
+impl RecorderTx {
+    /// Start, stop: these may wait briefly for room in the queue (commands,
+    /// not the per-packet path).
+    pub(crate) fn control(&self, msg: RecMsg) -> bool {
+        self.tx.send(msg).is_ok()
+    }
+
+    /// A frame; false if it was dropped (queue full or recorder gone).
+    pub(crate) fn frame(&self, id: u64, left: &[i16], right: &[i16], paused: bool) -> bool {
+        let n = left.len().min(right.len()).min(MAX_FRAME);
+        let mut msg = RecMsg::Frame {
+            id,
+            len: n as u16,
+            paused,
+            left: [0; MAX_FRAME],
+            right: [0; MAX_FRAME],
+        };
+        if let RecMsg::Frame {
+            left: l, right: r, ..
+        } = &mut msg
+            && !paused
+        {
+            l[..n].copy_from_slice(&left[..n]);
+            r[..n].copy_from_slice(&right[..n]);
+        }
+        match self.tx.try_send(msg) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+struct Open {
+    leg: LegId,
+    path: PathBuf,
+    rate: u32,
+    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    frames: u64,
+    paused_frames: u64,
+    since_flush: u64,
+    events: UnboundedSender<Event>,
+    failed: Option<String>,
+}
+
+/// Spawn the recorder thread; returns the sender and the thread.
+pub(crate) fn spawn(queue: usize) -> std::io::Result<(RecorderTx, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(16));
+    let handle = std::thread::Builder::new()
+        .name("parley-recorder".into())
+        .spawn(move || run(rx))?;
+    Ok((RecorderTx { tx }, handle))
+}
+
+fn run(rx: Receiver<RecMsg>) {
+    let mut open: HashMap<u64, Open> = HashMap::new();
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            RecMsg::Start {
+                id,
+                leg,
+                path,
+                rate,
+                events,
+            } => {
+                let spec = hound::WavSpec {
+                    channels: 2,
+                    sample_rate: rate,
+                    bits_per_sample: 16,
+                    sample_format: hound::SampleFormat::Int,
+                };
+                let (writer, failed) = match hound::WavWriter::create(&path, spec) {
+                    Ok(w) => (Some(w), None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                if let Some(reason) = &failed {
+                    let _ = events.send(Event::CommandFailed {
+                        command: "start_recording",
+                        reason: format!("{}: {reason}", path.display()),
+                    });
+                }
+                open.insert(
+                    id,
+                    Open {
+                        leg,
+                        path,
+                        rate,
+                        writer,
+                        frames: 0,
+                        paused_frames: 0,
+                        since_flush: 0,
+                        events,
+                        failed,
+                    },
+                );
+            }
+            RecMsg::Frame {
+                id,
+                len,
+                paused,
+                left,
+                right,
+            } => {
+                let Some(o) = open.get_mut(&id) else { continue };
+                let n = usize::from(len);
+                o.frames += n as u64;
+                if paused {
+                    o.paused_frames += n as u64;
+                }
+                o.since_flush += n as u64;
+                if let Some(w) = o.writer.as_mut() {
+                    let mut res = Ok(());
+                    for i in 0..n {
+                        res = res
+                            .and_then(|()| w.write_sample(left[i]))
+                            .and_then(|()| w.write_sample(right[i]));
+                    }
+                    if res.is_ok() && o.since_flush >= u64::from(o.rate) {
+                        o.since_flush = 0;
+                        res = w.flush();
+                    }
+                    if let Err(e) = res {
+                        o.failed = Some(e.to_string());
+                        o.writer = None;
+                    }
+                }
+            }
+            RecMsg::Stop { id, dropped } => {
+                if let Some(o) = open.remove(&id) {
+                    finish(o, dropped);
+                }
+            }
+            RecMsg::Shutdown => break,
+        }
+    }
+    for (_, o) in open.drain() {
+        finish(o, 0);
+    }
+}
+
+fn finish(mut o: Open, dropped: u64) {
+    let result = match o.writer.take() {
+        Some(w) => w.finalize().map_err(|e| e.to_string()),
+        None => Err(o.failed.take().unwrap_or_else(|| "not open".into())),
+    };
+    let rate = u64::from(o.rate.max(1));
+    let ev = match result {
+        Ok(()) => Event::RecordingStopped {
+            leg: o.leg,
+            meta: RecordingMeta {
+                path: o.path,
+                duration: Duration::from_nanos(o.frames * 1_000_000_000 / rate),
+                paused: Duration::from_nanos(o.paused_frames * 1_000_000_000 / rate),
+                channels: 2,
+                sample_rate: o.rate,
+                dropped_frames: dropped,
+            },
+        },
+        Err(reason) => Event::CommandFailed {
+            command: "recording",
+            reason: format!("{}: {reason}", o.path.display()),
+        },
+    };
+    let _ = o.events.send(ev);
+}

@@ -1,0 +1,981 @@
+#![allow(clippy::unwrap_used)]
+//! The engine over real UDP on 127.0.0.1: echo, RFC 4733 and in-band DTMF,
+//! prompts (WAV, MP3, OGG, FLAC), bridges, recording, Opus and transcoding,
+//! latching, inactivity, quality reports. Peers are plain sockets in the
+//! test; payloads come from generated tones and from the pcaps shipped with
+//! sipp (Debian sip-tester).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use parley_media::leg::Leg;
+use parley_media::{
+    Codec, DtmfSource, Event, InbandDtmf, LegConfig, LegId, PlayOptions, RoomMode, Source,
+};
+use parley_media_core::g711::Law;
+use parley_media_core::tones::ToneSpec;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn encode(law: Law, pcm: &[i16]) -> Vec<u8> {
+    let mut out = vec![0u8; pcm.len()];
+    law.encode(pcm, &mut out).unwrap();
+    out
+}
+
+/// How many of `sent` came back byte for byte and in order: each returned
+/// frame may match one of the next few sent frames (an adaptive jitter
+/// buffer may drop or conceal a frame when it changes its delay).
+fn echoed_in_order(sent: &[Vec<u8>], back: &[Vec<u8>]) -> usize {
+    let mut next = 0;
+    let mut matched = 0;
+    for b in back {
+        let window = &sent[next.min(sent.len())..(next + 4).min(sent.len())];
+        if let Some(k) = window.iter().position(|s| s == b) {
+            next += k + 1;
+            matched += 1;
+        }
+    }
+    matched
+}
+
+#[test]
+fn echo_returns_the_same_g711_payloads() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    // Every frame distinct (the amplitude grows), so a match names one frame.
+    let sent: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            encode(
+                Law::Ulaw,
+                &tone(440.0, 8000, 3000.0 + 100.0 * i as f64, 60)[i],
+            )
+        })
+        .collect();
+    let mut got = Vec::new();
+    paced(sent.len() + 10, |i| {
+        if let Some(p) = sent.get(i) {
+            peer.send_rtp(leg.local_rtp, 0, p, 160);
+        }
+        peer.drain(&mut got);
+    });
+    let back = payloads(&got, 0);
+    let matched = echoed_in_order(&sent, &back);
+    assert!(matched >= 54, "{matched} of 60 frames echoed unchanged");
+}
+
+#[test]
+fn echo_of_the_g711a_pcap_returns_its_audio() {
+    // sipp's g711a.pcap: PCMA in 30 ms packets; the echo comes back in
+    // 20 ms packets, so compare audio, not packets.
+    let pkts = pcap_udp_payloads(Path::new("/usr/share/sip-tester/g711a.pcap"));
+    let rtp: Vec<Vec<u8>> = pkts
+        .iter()
+        .filter_map(|(_, d)| parley_media_core::rtp::RtpPacket::parse(d).ok())
+        .filter(|p| p.payload_type() == 8)
+        .map(|p| p.payload().to_vec())
+        .collect();
+    assert!(rtp.len() > 100, "pcap holds {} PCMA packets", rtp.len());
+    assert_eq!(rtp[0].len(), 240, "30 ms packets");
+    let count = 100;
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut cfg = LegConfig::g711(Codec::Pcma);
+    cfg.inband_dtmf = InbandDtmf::Off;
+    let leg = call.create_leg(cfg).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    let mut got = Vec::new();
+    // 100 packets of 30 ms, paced on a 10 ms grid.
+    let start = Instant::now();
+    for step in 0..(count * 3 + 30) {
+        if step % 3 == 0 && step / 3 < count {
+            peer.send_rtp(leg.local_rtp, 8, &rtp[step / 3], 240);
+        }
+        peer.drain(&mut got);
+        let next = start + Duration::from_millis(10 * (step as u64 + 1));
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    let sent = decode_g711(Law::Alaw, &rtp[..count]);
+    let back = decode_g711(Law::Alaw, &payloads(&got, 8));
+    assert!(
+        back.len() >= sent.len() * 9 / 10,
+        "{} of {} samples back",
+        back.len(),
+        sent.len()
+    );
+    // A-law decode/encode maps every code to itself, so every 10 ms of the
+    // pcap's speech comes back sample for sample (unless the jitter buffer
+    // spliced there).
+    let windows: std::collections::HashSet<&[i16]> = back.windows(80).collect();
+    let chunks: Vec<&[i16]> = sent
+        .chunks_exact(80)
+        .filter(|c| c.iter().any(|&s| s.abs() > 200))
+        .collect();
+    assert!(chunks.len() > 50, "the pcap holds speech");
+    let found = chunks.iter().filter(|c| windows.contains(**c)).count();
+    assert!(
+        found * 10 >= chunks.len() * 9,
+        "{found} of {} speech chunks echoed unchanged",
+        chunks.len()
+    );
+}
+
+#[test]
+fn rfc4733_digits_from_the_sipp_pcaps_are_reported() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let peer = Peer::new();
+    let names = [
+        ('0', "0"),
+        ('1', "1"),
+        ('2', "2"),
+        ('3', "3"),
+        ('4', "4"),
+        ('5', "5"),
+        ('6', "6"),
+        ('7', "7"),
+        ('8', "8"),
+        ('9', "9"),
+        ('#', "pound"),
+        ('*', "star"),
+    ];
+    for (digit, name) in names {
+        let path = format!("/usr/share/sip-tester/dtmf_2833_{name}.pcap");
+        let pkts = pcap_udp_payloads(Path::new(&path));
+        assert!(!pkts.is_empty());
+        // Every pcap starts the same RTP stream (SSRC, timestamp): as in
+        // sipp, each is its own call, so each gets its own leg.
+        let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+        call.set_remote(leg.id, peer.addr()).unwrap();
+        for (_, d) in &pkts {
+            peer.sock.send_to(d, leg.local_rtp).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let ev = expect_event(&mut events, 2 * SECOND, "dtmf", |e| {
+            matches!(e, Event::Dtmf { .. })
+        });
+        assert_eq!(
+            ev,
+            Event::Dtmf {
+                leg: leg.id,
+                digit,
+                source: DtmfSource::Rfc4733
+            },
+            "{path}"
+        );
+        // The same packets again on this leg are retransmissions: ignored.
+        for (_, d) in &pkts {
+            peer.sock.send_to(d, leg.local_rtp).unwrap();
+        }
+    }
+    // Each press reported once: retransmitted end packets add nothing.
+    std::thread::sleep(Duration::from_millis(300));
+    let (extra, _) = parley_media::wait_for(&mut events, Instant::now(), |e| {
+        matches!(e, Event::Dtmf { .. })
+    });
+    assert_eq!(extra, None);
+}
+
+#[test]
+fn inband_dtmf_is_detected_when_no_rfc4733_arrives() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut g = parley_media_core::tones::ToneGenerator::new(
+        8000,
+        ToneSpec::dtmf('7', Duration::from_millis(120)).unwrap(),
+    );
+    paced(25, |_| {
+        let mut f = [0i16; 160];
+        g.fill(&mut f);
+        peer.send_rtp(leg.local_rtp, 0, &encode(Law::Ulaw, &f), 160);
+    });
+    let ev = expect_event(&mut events, 2 * SECOND, "dtmf", |e| {
+        matches!(e, Event::Dtmf { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::Dtmf {
+            leg: leg.id,
+            digit: '7',
+            source: DtmfSource::Inband
+        }
+    );
+}
+
+fn write_wav(path: &Path, rate: u32, freq: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(f64::from(rate) * secs) as usize {
+        let t = i as f64 / f64::from(rate);
+        w.write_sample((10000.0 * (std::f64::consts::TAU * freq * t).sin()) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Play `path` to a fresh leg; return what the peer heard (decoded µ-law).
+fn hear_prompt(path: &Path) -> Vec<i16> {
+    let engine = engine();
+    let prompt = engine.load_prompt(path).unwrap();
+    assert!(
+        prompt.duration() > Duration::from_millis(300),
+        "{path:?} decoded"
+    );
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.play(leg.id, Source::Prompt(prompt), PlayOptions::default())
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + 3 * SECOND;
+    let mut done = false;
+    while Instant::now() < deadline && !done {
+        std::thread::sleep(Duration::from_millis(10));
+        peer.drain(&mut got);
+        while let Ok(ev) = events.try_recv() {
+            done |= matches!(
+                ev,
+                Event::PlaybackDone {
+                    interrupted: false,
+                    ..
+                }
+            );
+        }
+    }
+    assert!(done, "PlaybackDone for {path:?}");
+    peer.drain(&mut got);
+    decode_g711(Law::Ulaw, &payloads(&got, 0))
+}
+
+#[test]
+fn wav_prompt_is_heard_as_its_tone() {
+    let dir = tempdir("wav");
+    let path = dir.join("prompt.wav");
+    write_wav(&path, 16000, 1000.0, 0.6);
+    let pcm = hear_prompt(&path);
+    assert!(rms(&pcm) > 1000.0, "rms {}", rms(&pcm));
+    assert!(goertzel(&pcm, 8000, 1000.0) > 50.0 * goertzel(&pcm, 8000, 600.0));
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("parley-media-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn sox(args: &[&str]) {
+    let st = std::process::Command::new("sox")
+        .args(args)
+        .status()
+        .expect("sox is installed (Debian packages sox, libsox-fmt-mp3)");
+    assert!(st.success(), "sox {args:?}");
+}
+
+#[test]
+fn mp3_ogg_and_flac_prompts_made_by_sox_are_heard() {
+    let dir = tempdir("sox");
+    let wav = dir.join("src.wav");
+    write_wav(&wav, 44100, 800.0, 0.8);
+    for ext in ["mp3", "ogg", "flac"] {
+        let out = dir.join(format!("prompt.{ext}"));
+        sox(&[wav.to_str().unwrap(), out.to_str().unwrap()]);
+        let pcm = hear_prompt(&out);
+        assert!(rms(&pcm) > 1000.0, "{ext}: rms {}", rms(&pcm));
+        assert!(
+            goertzel(&pcm, 8000, 800.0) > 50.0 * goertzel(&pcm, 8000, 1500.0),
+            "{ext}: 800 Hz tone"
+        );
+    }
+}
+
+#[test]
+fn espeak_speech_prompt_is_heard() {
+    let dir = tempdir("espeak");
+    let wav = dir.join("speech.wav");
+    let st = std::process::Command::new("espeak-ng")
+        .args(["-w", wav.to_str().unwrap(), "Welcome to Parley"])
+        .status()
+        .expect("espeak-ng is installed");
+    assert!(st.success());
+    let pcm = hear_prompt(&wav);
+    assert!(rms(&pcm) > 300.0, "speech rms {}", rms(&pcm));
+}
+
+#[test]
+fn prompt_cache_reuses_decoded_audio_until_the_file_changes() {
+    let dir = tempdir("cache");
+    let path = dir.join("p.wav");
+    write_wav(&path, 8000, 500.0, 0.5);
+    let engine = engine();
+    let a = engine.load_prompt(&path).unwrap();
+    let b = engine.load_prompt(&path).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(engine.prompt_cache().len(), 1);
+    std::thread::sleep(Duration::from_millis(20));
+    write_wav(&path, 8000, 500.0, 1.0);
+    let c = engine.load_prompt(&path).unwrap();
+    assert!(c.duration() > a.duration());
+    assert_eq!(engine.prompt_cache().len(), 1);
+}
+
+#[test]
+fn dtmf_barges_in_on_a_prompt() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.play(
+        leg.id,
+        Source::Tone(ToneSpec::US_RINGBACK),
+        PlayOptions {
+            looping: true,
+            barge_in: true,
+        },
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    for (_, d) in pcap_udp_payloads(Path::new("/usr/share/sip-tester/dtmf_2833_3.pcap")) {
+        peer.sock.send_to(&d, leg.local_rtp).unwrap();
+    }
+    let ev = expect_event(&mut events, 2 * SECOND, "playback done", |e| {
+        matches!(e, Event::PlaybackDone { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::PlaybackDone {
+            leg: leg.id,
+            interrupted: true
+        }
+    );
+}
+
+struct Bridge {
+    a: parley_media::LegInfo,
+    b: parley_media::LegInfo,
+    peer_a: Peer,
+    peer_b: Peer,
+}
+
+fn bridge(call: &parley_media::CallHandle, codec_a: LegConfig, codec_b: LegConfig) -> Bridge {
+    let a = call.create_leg(codec_a).unwrap();
+    let b = call.create_leg(codec_b).unwrap();
+    let (peer_a, peer_b) = (Peer::new(), Peer::new());
+    call.set_remote(a.id, peer_a.addr()).unwrap();
+    call.set_remote(b.id, peer_b.addr()).unwrap();
+    let room = call.create_room().unwrap();
+    call.join(room, a.id, RoomMode::Full).unwrap();
+    call.join(room, b.id, RoomMode::Full).unwrap();
+    Bridge {
+        a,
+        b,
+        peer_a,
+        peer_b,
+    }
+}
+
+/// Run a bridged G.711 call for `frames`: A sends 697 Hz, B sends 1336 Hz.
+fn run_bridge(br: &mut Bridge, frames: usize) -> (Vec<i16>, Vec<i16>) {
+    let ta = tone(697.0, 8000, 6000.0, frames);
+    let tb = tone(1336.0, 8000, 6000.0, frames);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    paced(frames, |i| {
+        br.peer_a
+            .send_rtp(br.a.local_rtp, 0, &encode(Law::Ulaw, &ta[i]), 160);
+        br.peer_b
+            .send_rtp(br.b.local_rtp, 0, &encode(Law::Ulaw, &tb[i]), 160);
+        br.peer_a.drain(&mut got_a);
+        br.peer_b.drain(&mut got_b);
+    });
+    (
+        decode_g711(Law::Ulaw, &payloads(&got_a, 0)),
+        decode_g711(Law::Ulaw, &payloads(&got_b, 0)),
+    )
+}
+
+#[test]
+fn two_leg_bridge_passes_audio_both_ways_without_self_echo() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    let (heard_a, heard_b) = run_bridge(&mut br, 50);
+    assert!(rms(&heard_a) > 1000.0 && rms(&heard_b) > 1000.0);
+    // A hears B's 1336 Hz, not its own 697 Hz; B the reverse.
+    assert!(goertzel(&heard_a, 8000, 1336.0) > 100.0 * goertzel(&heard_a, 8000, 697.0));
+    assert!(goertzel(&heard_b, 8000, 697.0) > 100.0 * goertzel(&heard_b, 8000, 1336.0));
+}
+
+#[test]
+fn recording_of_a_bridged_call_decodes_as_separated_stereo() {
+    let dir = tempdir("rec");
+    let path = dir.join("call.wav");
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 75);
+    call.stop_recording(br.a.id).unwrap();
+    let ev = expect_event(&mut events, 2 * SECOND, "recording stopped", |e| {
+        matches!(e, Event::RecordingStopped { .. })
+    });
+    let Event::RecordingStopped { leg, meta } = ev else {
+        unreachable!()
+    };
+    assert_eq!(leg, br.a.id);
+    assert_eq!(meta.path, path);
+    assert_eq!(meta.channels, 2);
+    assert_eq!(meta.sample_rate, 8000);
+    assert_eq!(meta.dropped_frames, 0);
+    let mut r = hound::WavReader::open(&path).unwrap();
+    let spec = r.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    let secs = left.len() as f64 / 8000.0;
+    assert_eq!(
+        Duration::from_secs_f64(secs).as_millis() / 20,
+        meta.duration.as_millis() / 20
+    );
+    assert!((1.2..=1.8).contains(&secs), "duration {secs} s");
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0, "both channels");
+    // Caller (A, 697 Hz) left, the other side (B, 1336 Hz) right.
+    assert!(goertzel(&left, 8000, 697.0) > 100.0 * goertzel(&left, 8000, 1336.0));
+    assert!(goertzel(&right, 8000, 1336.0) > 100.0 * goertzel(&right, 8000, 697.0));
+}
+
+#[test]
+fn paused_recording_writes_silence_and_reports_it() {
+    let dir = tempdir("pci");
+    let path = dir.join("pci.wav");
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 25);
+    call.pause_recording(br.a.id, true).unwrap();
+    let _ = run_bridge(&mut br, 25);
+    call.pause_recording(br.a.id, false).unwrap();
+    let _ = run_bridge(&mut br, 25);
+    call.stop_recording(br.a.id).unwrap();
+    let ev = expect_event(&mut events, 2 * SECOND, "recording stopped", |e| {
+        matches!(e, Event::RecordingStopped { .. })
+    });
+    let Event::RecordingStopped { meta, .. } = ev else {
+        unreachable!()
+    };
+    let paused_ms = meta.paused.as_millis();
+    assert!((300..=700).contains(&paused_ms), "paused {paused_ms} ms");
+    let mut r = hound::WavReader::open(&path).unwrap();
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    // Some 100 ms window in the middle third is exactly silent on both channels.
+    let frames = samples.len() / 2;
+    let silent = (frames / 3..2 * frames / 3)
+        .step_by(400)
+        .any(|f| samples[2 * f..2 * (f + 800)].iter().all(|&s| s == 0));
+    assert!(silent, "no silence where paused");
+}
+
+#[test]
+fn opus_leg_echoes_a_tone() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::opus()).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let frames = tone(600.0, 48000, 8000.0, 60);
+    let mut got = Vec::new();
+    paced(70, |i| {
+        if let Some(f) = frames.get(i) {
+            let mut buf = [0u8; 1500];
+            let n = enc.encode(f, &mut buf).unwrap();
+            peer.send_rtp(leg.local_rtp, 111, &buf[..n], 960);
+        }
+        peer.drain(&mut got);
+    });
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+    let mut pcm = Vec::new();
+    for p in payloads(&got, 111) {
+        let mut f = [0i16; 960];
+        let n = dec.decode(&p, &mut f, false).unwrap();
+        pcm.extend_from_slice(&f[..n]);
+    }
+    assert!(pcm.len() >= 40 * 960, "{} samples back", pcm.len());
+    assert!(rms(&pcm) > 1000.0, "rms {}", rms(&pcm));
+    assert!(goertzel(&pcm, 48000, 600.0) > 50.0 * goertzel(&pcm, 48000, 1500.0));
+}
+
+#[test]
+fn g711_to_opus_bridge_transcodes_both_ways() {
+    transcode_both_ways(engine());
+}
+
+#[test]
+fn wideband_engine_resamples_g711_and_still_transcodes() {
+    // 16 kHz rooms: G.711 legs go through rubato 8 <-> 16 kHz, Opus runs at
+    // 16 kHz PCM.
+    let engine = parley_media::Engine::start(parley_media::EngineConfig {
+        workers: 1,
+        port_min: 41000,
+        port_max: 44999,
+        engine_rate: 16000,
+        ..parley_media::EngineConfig::default()
+    })
+    .unwrap();
+    transcode_both_ways(engine);
+}
+
+#[test]
+fn frame_resampler_keeps_a_tone_at_its_frequency() {
+    use parley_media::codec::FrameResampler;
+    for (from, to) in [(8000, 48000), (48000, 8000), (8000, 16000), (16000, 8000)] {
+        let mut r = FrameResampler::new(from, to).unwrap();
+        let input = tone(1000.0, from, 8000.0, 25);
+        let mut out = Vec::new();
+        for f in &input {
+            let mut o = vec![0i16; r.output_frame()];
+            r.process(f, &mut o).unwrap();
+            out.extend_from_slice(&o);
+        }
+        assert_eq!(out.len(), (to / 2) as usize, "{from}->{to}");
+        let tail = &out[out.len() / 2..];
+        assert!(rms(tail) > 4000.0, "{from}->{to}: rms {}", rms(tail));
+        assert!(goertzel(tail, to, 1000.0) > 100.0 * goertzel(tail, to, 1500.0));
+    }
+    assert!(
+        FrameResampler::new(8000, 11025).is_err(),
+        "11.025 kHz has no whole 20 ms frame"
+    );
+}
+
+fn transcode_both_ways(engine: parley_media::Engine) {
+    let (call, _events) = engine.create_call().unwrap();
+    let mut br = bridge(&call, LegConfig::g711(Codec::Pcmu), LegConfig::opus());
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let ta = tone(697.0, 8000, 6000.0, 60);
+    let tb = tone(1336.0, 48000, 6000.0, 60);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    paced(60, |i| {
+        br.peer_a
+            .send_rtp(br.a.local_rtp, 0, &encode(Law::Ulaw, &ta[i]), 160);
+        let mut buf = [0u8; 1500];
+        let n = enc.encode(&tb[i], &mut buf).unwrap();
+        br.peer_b.send_rtp(br.b.local_rtp, 111, &buf[..n], 960);
+        br.peer_a.drain(&mut got_a);
+        br.peer_b.drain(&mut got_b);
+    });
+    let heard_a = decode_g711(Law::Ulaw, &payloads(&got_a, 0));
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+    let mut heard_b = Vec::new();
+    for p in payloads(&got_b, 111) {
+        let mut f = [0i16; 960];
+        let n = dec.decode(&p, &mut f, false).unwrap();
+        heard_b.extend_from_slice(&f[..n]);
+    }
+    assert!(rms(&heard_a) > 1000.0, "G.711 side hears the Opus side");
+    assert!(rms(&heard_b) > 1000.0, "Opus side hears the G.711 side");
+    assert!(goertzel(&heard_a, 8000, 1336.0) > 50.0 * goertzel(&heard_a, 8000, 697.0));
+    assert!(goertzel(&heard_b, 48000, 697.0) > 50.0 * goertzel(&heard_b, 48000, 1336.0));
+}
+
+#[test]
+fn symmetric_rtp_latches_to_the_real_source() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    // The SDP names an address the caller's NAT does not use.
+    call.set_remote(leg.id, "127.0.0.1:9".parse().unwrap())
+        .unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    let mut peer = Peer::new();
+    let frames = tone(440.0, 8000, 6000.0, 30);
+    let mut got = Vec::new();
+    paced(30, |i| {
+        peer.send_rtp(leg.local_rtp, 0, &encode(Law::Ulaw, &frames[i]), 160);
+        peer.drain(&mut got);
+    });
+    let ev = expect_event(&mut events, SECOND, "latched", |e| {
+        matches!(e, Event::Latched { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::Latched {
+            leg: leg.id,
+            remote: peer.addr()
+        }
+    );
+    assert!(
+        payloads(&got, 0).len() > 10,
+        "audio flows to the latched address"
+    );
+    // Another source is ignored once latched.
+    let mut intruder = Peer::new();
+    intruder.send_rtp(leg.local_rtp, 0, &[0u8; 160], 160);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut late = Vec::new();
+    intruder.sock.set_nonblocking(true).unwrap();
+    intruder.drain(&mut late);
+    assert!(late.is_empty());
+}
+
+#[test]
+fn rtp_inactivity_timeout_fires_with_its_cause() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.inactivity_timeout = Some(Duration::from_millis(300));
+    let leg = call.create_leg(cfg).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    paced(5, |_| peer.send_rtp(leg.local_rtp, 0, &[0xFF; 160], 160));
+    let ev = expect_event(&mut events, 2 * SECOND, "timeout", |e| {
+        matches!(e, Event::RtpTimeout { .. })
+    });
+    let Event::RtpTimeout {
+        leg: l,
+        silent_for,
+        cause,
+    } = ev
+    else {
+        unreachable!()
+    };
+    assert_eq!(l, leg.id);
+    assert!(silent_for >= Duration::from_millis(300));
+    assert_eq!(cause.as_str(), "media timeout: no RTP received");
+}
+
+#[test]
+fn inactivity_timer_in_virtual_time_restarts_on_rtp() {
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.inactivity_timeout = Some(Duration::from_secs(2));
+    let mut leg = Leg::new(LegId(7), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+    let from = "127.0.0.1:5004".parse().unwrap();
+    let mut wire = [0u8; 200];
+    let mut timeouts = Vec::new();
+    let mut t = t0;
+    for step in 1..=300u32 {
+        t = t0 + Duration::from_millis(20) * step;
+        // RTP for the first second only.
+        if step <= 50 {
+            let n = parley_media_core::rtp::RtpHeader {
+                payload_type: 0,
+                sequence: step as u16,
+                timestamp: step * 160,
+                ssrc: 1,
+                ..Default::default()
+            }
+            .write(&[0xFF; 160], &mut wire)
+            .unwrap();
+            leg.handle_rtp(t, from, &wire[..n]);
+        }
+        leg.pull(t);
+        leg.poll_timers(t);
+        while let Some(ev) = leg.poll_event() {
+            if let Event::RtpTimeout { silent_for, .. } = ev {
+                timeouts.push((t - t0, silent_for));
+            }
+        }
+    }
+    assert!(t >= t0 + Duration::from_secs(6));
+    // Last packet at 1.0 s: the timeout fires at 3.0 s, once.
+    assert_eq!(
+        timeouts,
+        vec![(Duration::from_secs(3), Duration::from_secs(2))]
+    );
+}
+
+#[test]
+fn quality_reports_count_packets_and_estimate_mos() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    // A peer with an RTP/RTCP pair (RTCP on RTP + 1).
+    let (mut peer, rtcp) = loop {
+        let p = Peer::new();
+        let mut a = p.addr();
+        if a.port() % 2 == 1 {
+            continue;
+        }
+        a.set_port(a.port() + 1);
+        if let Ok(r) = std::net::UdpSocket::bind(a) {
+            r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            break (p, r);
+        }
+    };
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut got = Vec::new();
+    paced(40, |i| {
+        // Drop every 10th packet.
+        if i % 10 == 5 {
+            peer.seq = peer.seq.wrapping_add(1);
+            peer.ts = peer.ts.wrapping_add(160);
+        } else {
+            peer.send_rtp(leg.local_rtp, 0, &[0xFF; 160], 160);
+        }
+        peer.drain(&mut got);
+    });
+    let mut last = None;
+    let deadline = Instant::now() + SECOND;
+    while Instant::now() < deadline {
+        if let Ok(Event::Quality { stats, .. }) = events.try_recv() {
+            last = Some(stats);
+        }
+    }
+    let q = last.expect("quality events");
+    assert!(q.packets_received >= 30, "{q:?}");
+    assert!(q.cumulative_lost >= 3, "{q:?}");
+    assert!(q.mos > 1.0 && q.mos < 4.5, "{q:?}");
+    assert!(q.packets_sent > 30, "{q:?}");
+    // RTCP (SR: we send audio) arrived on the peer's RTCP port.
+    let mut buf = [0u8; 1500];
+    let (n, _) = rtcp.recv_from(&mut buf).expect("an RTCP report");
+    let compound = parley_media_core::rtcp::RtcpCompound::parse(&buf[..n]).unwrap();
+    let first = compound.iter().next().unwrap();
+    let parley_media_core::rtcp::RtcpPacket::SenderReport(sr) = first else {
+        panic!("expected an SR first, got {first:?}");
+    };
+    // Answer with a receiver report about that SR (DLSR 0): the leg
+    // measures the round trip.
+    let block = parley_media_core::rtcp::ReportBlock {
+        ssrc: sr.ssrc,
+        last_sr: parley_media_core::rtcp::compact_ntp(sr.info.ntp_timestamp),
+        ..Default::default()
+    };
+    let mut out = [0u8; 200];
+    let mut w = parley_media_core::rtcp::RtcpWriter::new(&mut out);
+    w.receiver_report(peer.ssrc, &[block]).unwrap();
+    w.sdes_cname(peer.ssrc, b"peer").unwrap();
+    let n = w.finish();
+    let mut leg_rtcp = leg.local_rtp;
+    leg_rtcp.set_port(leg_rtcp.port() + 1);
+    rtcp.send_to(&out[..n], leg_rtcp).unwrap();
+    let ev = expect_event(
+        &mut events,
+        2 * SECOND,
+        "quality with RTT",
+        |e| matches!(e, Event::Quality { stats, .. } if stats.rtt.is_some()),
+    );
+    let Event::Quality { stats, .. } = ev else {
+        unreachable!()
+    };
+    // Loopback plus the time the SR waited in our socket before we read it.
+    assert!(stats.rtt.unwrap() < Duration::from_secs(2), "{stats:?}");
+}
+
+#[test]
+fn destroyed_legs_and_ended_calls_free_their_ports() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let a = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let b = call.create_leg(LegConfig::g711(Codec::Pcma)).unwrap();
+    assert_eq!(a.local_rtp.port() % 2, 0);
+    assert_eq!(b.local_rtp.port() % 2, 0);
+    assert_ne!(a.local_rtp, b.local_rtp);
+    assert_eq!(engine.ports_in_use(), 2);
+    call.destroy_leg(a.id).unwrap();
+    let deadline = Instant::now() + SECOND;
+    while engine.ports_in_use() != 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.ports_in_use(), 1);
+    drop(call);
+    while engine.ports_in_use() != 0 && Instant::now() < deadline + SECOND {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine.ports_in_use(), 0);
+}
+
+#[test]
+fn commands_on_unknown_legs_fail_with_an_event() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    call.set_echo(LegId(999_999), true).unwrap();
+    let ev = expect_event(&mut events, SECOND, "failure", |e| {
+        matches!(e, Event::CommandFailed { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::CommandFailed {
+            command: "set_echo",
+            reason: "unknown leg 999999".into()
+        }
+    );
+}
+
+/// Legs in one room, each peer sending its own tone for `frames`; returns
+/// what each peer heard (decoded µ-law).
+fn run_room(
+    call: &parley_media::CallHandle,
+    legs: &[parley_media::LegInfo],
+    peers: &mut [Peer],
+    freqs: &[f64],
+    frames: usize,
+) -> Vec<Vec<i16>> {
+    let tones: Vec<Vec<Vec<i16>>> = freqs
+        .iter()
+        .map(|&f| tone(f, 8000, 5000.0, frames))
+        .collect();
+    // Let the last mode change take effect and forget audio sent before it.
+    std::thread::sleep(Duration::from_millis(40));
+    let mut stale = Vec::new();
+    for p in peers.iter() {
+        p.drain(&mut stale);
+    }
+    let mut got: Vec<Vec<Vec<u8>>> = vec![Vec::new(); legs.len()];
+    paced(frames, |i| {
+        for (k, peer) in peers.iter_mut().enumerate() {
+            peer.send_rtp(legs[k].local_rtp, 0, &encode(Law::Ulaw, &tones[k][i]), 160);
+            peer.drain(&mut got[k]);
+        }
+    });
+    let _ = call;
+    got.iter()
+        .map(|g| decode_g711(Law::Ulaw, &payloads(g, 0)))
+        .collect()
+}
+
+fn hears(pcm: &[i16], freq: f64) -> bool {
+    // Clearly present: above the tone's level / 30 in amplitude.
+    goertzel(pcm, 8000, freq) > 1e4
+}
+
+#[test]
+fn supervisor_listens_then_whispers_to_the_agent_and_hold_plays_music() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let legs: Vec<_> = (0..3)
+        .map(|_| call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap())
+        .collect();
+    let mut peers: Vec<Peer> = (0..3).map(|_| Peer::new()).collect();
+    for (l, p) in legs.iter().zip(&peers) {
+        call.set_remote(l.id, p.addr()).unwrap();
+    }
+    let (caller, agent, sup) = (legs[0].id, legs[1].id, legs[2].id);
+    let room = call.create_room().unwrap();
+    call.join(room, caller, RoomMode::Full).unwrap();
+    call.join(room, agent, RoomMode::Full).unwrap();
+    call.join(room, sup, RoomMode::ListenOnly).unwrap();
+    let freqs = [697.0, 1336.0, 941.0];
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(
+        hears(&heard[2], 697.0) && hears(&heard[2], 1336.0),
+        "supervisor hears both"
+    );
+    assert!(
+        !hears(&heard[0], 941.0) && !hears(&heard[1], 941.0),
+        "nobody hears the listener"
+    );
+
+    call.set_mode(sup, RoomMode::Whisper { to: agent }).unwrap();
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(hears(&heard[1], 941.0), "agent hears the whisper");
+    assert!(!hears(&heard[0], 941.0), "caller does not");
+    assert!(hears(&heard[0], 1336.0), "caller still hears the agent");
+
+    call.set_hold_music(
+        room,
+        Some(Source::Tone(ToneSpec {
+            freqs: [440.0, 0.0],
+            amplitude: 5000,
+            on: Duration::from_secs(1),
+            off: Duration::ZERO,
+            repeat: true,
+        })),
+    )
+    .unwrap();
+    call.set_mode(caller, RoomMode::Hold).unwrap();
+    let heard = run_room(&call, &legs, &mut peers, &freqs, 40);
+    assert!(hears(&heard[0], 440.0), "held caller hears music");
+    assert!(
+        !hears(&heard[0], 1336.0),
+        "held caller does not hear the agent"
+    );
+    assert!(
+        !hears(&heard[1], 697.0),
+        "agent does not hear the held caller"
+    );
+}
+
+#[test]
+fn recording_is_flushed_to_disk_while_it_runs() {
+    let dir = tempdir("flush");
+    let path = dir.join("live.wav");
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 90);
+    // Not stopped: what a crash now would leave on disk must decode and hold
+    // all but about the last second.
+    let r = hound::WavReader::open(&path).unwrap();
+    let secs = f64::from(r.duration()) / 8000.0;
+    assert!(secs >= 0.7, "only {secs} s on disk after 1.8 s");
+    assert_eq!(r.spec().channels, 2);
+    let _ = &br.b;
+}
+
+#[test]
+fn send_dtmf_emits_an_rfc4733_event_sequence() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.send_dtmf(leg.id, '9', Duration::from_millis(100))
+        .unwrap();
+    let mut got = Vec::new();
+    paced(20, |_| peer.drain(&mut got));
+    let events: Vec<parley_media_core::dtmf::TelephoneEvent> = payloads(&got, 101)
+        .iter()
+        .map(|p| parley_media_core::dtmf::TelephoneEvent::parse(p).unwrap())
+        .collect();
+    assert!(events.iter().all(|e| e.event == 9));
+    let ends = events.iter().filter(|e| e.end).count();
+    assert_eq!(ends, 3, "end packet sent three times");
+    assert_eq!(events.last().unwrap().duration, 800, "100 ms at 8 kHz");
+    // Our own receiver machine turns the sequence back into one key press.
+    let first = got
+        .iter()
+        .filter_map(|d| parley_media_core::rtp::RtpPacket::parse(d).ok())
+        .find(|p| p.payload_type() == 101)
+        .unwrap();
+    assert!(first.marker(), "marker on the first event packet");
+}

@@ -879,3 +879,264 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
     let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
     assert!(r.starts_with("SIP/2.0 407 "), "{r}");
 }
+
+// ---------------------------------------------------------------------------
+// Calls Parley answers with its own media (echo test).
+
+use parley_media_core::rtp::{RtpHeader, RtpPacket};
+use parley_sip_proto::dialog::{Dialog, new_branch, random_token};
+use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, SipMessage, Via};
+use parley_sip_proto::offer_answer::{LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes};
+
+/// A minimal UAC built on parley-sip-proto over real UDP sockets: an INVITE with a
+/// PCMU + telephone-event offer, ACK and BYE from the dialog, RTP on its own socket.
+struct ProtoUac {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    me: SocketAddr,
+    to: SocketAddr,
+}
+
+impl ProtoUac {
+    fn new(to: SocketAddr) -> ProtoUac {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = sip.local_addr().unwrap();
+        ProtoUac { sip, rtp, me, to }
+    }
+
+    fn via(&self) -> Via {
+        Via::new(
+            "UDP",
+            &self.me.ip().to_string(),
+            Some(self.me.port()),
+            &new_branch(&mut rand::rng()),
+        )
+    }
+
+    fn send(&self, r: &Request) {
+        self.sip
+            .send_to(&SipMessage::Request(r.clone()).to_bytes(), self.to)
+            .unwrap();
+    }
+
+    fn recv(&self) -> SipMessage {
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = self.sip.recv_from(&mut buf).unwrap();
+        SipMessage::parse(&buf[..n]).unwrap()
+    }
+
+    /// Calls `number`; returns the dialog and the RTP address from the 200's SDP answer.
+    fn call(&self, number: &str) -> (Dialog, SocketAddr) {
+        let mut rng = rand::rng();
+        let mut h = Headers::new();
+        h.push("Via", self.via().to_string());
+        h.push("Max-Forwards", "70");
+        h.push(
+            "From",
+            format!(
+                "<sip:+15550123@{}>;tag={}",
+                self.me.ip(),
+                random_token(&mut rng, 10)
+            ),
+        );
+        h.push("To", format!("<sip:{number}@{}>", self.to));
+        h.push(
+            "Call-ID",
+            format!("{}@uac.test", random_token(&mut rng, 16)),
+        );
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", format!("<sip:caller@{}>", self.me));
+        h.push("Content-Type", "application/sdp");
+        let mut caps = LocalCapabilities::new(self.me.ip(), self.rtp.local_addr().unwrap().port());
+        caps.codecs
+            .retain(|c| c.clock_rate == 8000 && c.name != "PCMA");
+        let body = sdp_to_bytes(&build_offer(&caps));
+        let uri = format!("sip:{number}@{}", self.to);
+        let invite = Request::new(Method::Invite, &uri, h, body).unwrap();
+        self.send(&invite);
+        let ok = loop {
+            match self.recv() {
+                SipMessage::Response(r) if r.code() >= 200 => break r,
+                _ => {}
+            }
+        };
+        assert_eq!(ok.code(), 200, "{ok:?}");
+        let sdp = parse_sdp(ok.body()).unwrap();
+        let m = &sdp.media_descriptions[0];
+        assert!(
+            m.media_name.formats.first().map(String::as_str) == Some("0"),
+            "PCMU answered: {:?}",
+            m.media_name
+        );
+        let ip = sdp.connection_information.as_ref().unwrap();
+        let ip = ip.address.as_ref().unwrap().address.parse().unwrap();
+        let remote = SocketAddr::new(ip, u16::try_from(m.media_name.port.value).unwrap());
+        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
+        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
+        (dialog, remote)
+    }
+
+    fn hang_up(&self, dialog: &mut Dialog) {
+        let bye = dialog
+            .create_request(Method::Bye, &self.via(), None)
+            .unwrap();
+        self.send(&bye);
+        loop {
+            if let SipMessage::Response(r) = self.recv()
+                && r.cseq().unwrap().method == Method::Bye
+            {
+                assert_eq!(r.code(), 200);
+                return;
+            }
+        }
+    }
+}
+
+/// One 20 ms PCMU frame, distinct for each `k` (no 0x7f, whose µ-law value -0 comes
+/// back as 0xff).
+fn pcmu_frame(k: u16) -> Vec<u8> {
+    (0..160u16)
+        .map(|i| {
+            let b = u8::try_from((k.wrapping_mul(7).wrapping_add(i * 3)) % 100).unwrap();
+            b + 0x10
+        })
+        .collect()
+}
+
+#[test]
+fn echo_test_returns_the_callers_g711_payloads() {
+    let p = start("echo", &[]);
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("*43");
+    let frames: Vec<Vec<u8>> = (0..50).map(pcmu_frame).collect();
+    let mut out = [0u8; 1500];
+    let mut received: Vec<Vec<u8>> = Vec::new();
+    // Paced in real time (the engine's jitter buffer expects a stream, not a burst).
+    let t0 = std::time::Instant::now();
+    for (k, f) in frames.iter().enumerate() {
+        let k16 = u16::try_from(k).unwrap();
+        let n = RtpHeader {
+            marker: k == 0,
+            payload_type: 0,
+            sequence: 1000 + k16,
+            timestamp: 160 * u32::from(k16),
+            ssrc: 0x1234_5678,
+            ..RtpHeader::default()
+        }
+        .write(f, &mut out)
+        .unwrap();
+        uac.rtp.send_to(&out[..n], remote).unwrap();
+        let next = t0 + Duration::from_millis(20) * (u32::from(k16) + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    // Collect what comes back until the stream carries no more of our frames.
+    uac.rtp
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut idle = 0;
+    while idle < 5 && received.len() < 150 {
+        match uac.rtp.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, remote, "RTP comes from the address in the answer");
+                let pkt = RtpPacket::parse(&buf[..n]).unwrap();
+                if pkt.payload_type() == 0 {
+                    received.push(pkt.payload().to_vec());
+                }
+            }
+            Err(_) => idle += 1,
+        }
+    }
+    let missing: Vec<usize> = (0..frames.len())
+        .filter(|&k| !received.contains(&frames[k]))
+        .collect();
+    let echoed = frames.len() - missing.len();
+    assert!(
+        echoed >= 45,
+        "{echoed} of 50 frames came back unchanged ({} packets received; missing {missing:?})",
+        received.len()
+    );
+    uac.hang_up(&mut dialog);
+}
+
+#[test]
+fn echo_test_hangs_up_with_a_media_timeout_cause_without_rtp() {
+    let p = start("rtptimeout", &[("PARLEY_RTP_TIMEOUT_SECS", "1")]);
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, _remote) = uac.call("43");
+    // No RTP from us: Parley's BYE carries the cause.
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("media timeout"), "Reason: {reason:?}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+}
+
+#[test]
+fn sipp_echo_test_call_plays_g711a_into_parleys_media() {
+    let p = start("sippecho", &[]);
+    for number in ["43", "*43"] {
+        check(
+            &format!("echo call to {number}"),
+            sipp("uac_echo.xml", free_port(), 1, Some(p.sip))
+                .args(["-s", number])
+                .output()
+                .unwrap(),
+        );
+    }
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 2);
+}
+
+#[test]
+fn echo_test_is_refused_to_unknown_sources_dialling_43() {
+    let p = start("echo404", &[]);
+    // 127.0.0.2 is no trunk's address: 43 is not a number there.
+    let uac = ProtoUac {
+        sip: UdpSocket::bind("127.0.0.2:0").unwrap(),
+        rtp: UdpSocket::bind("127.0.0.2:0").unwrap(),
+        me: "127.0.0.1:1".parse().unwrap(),
+        to: p.sip,
+    };
+    let me = uac.sip.local_addr().unwrap();
+    let uac = ProtoUac { me, ..uac };
+    uac.sip
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut h = Headers::new();
+    h.push("Via", uac.via().to_string());
+    h.push("Max-Forwards", "70");
+    h.push("From", format!("<sip:x@{}>;tag=a1", me.ip()));
+    h.push("To", format!("<sip:43@{}>", p.sip));
+    h.push("Call-ID", "echo404@uac.test");
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:x@{me}>"));
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:43@{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
+    uac.send(&invite);
+    let code = loop {
+        if let SipMessage::Response(r) = uac.recv()
+            && r.code() >= 200
+        {
+            break r.code();
+        }
+    };
+    assert_eq!(code, 404);
+}

@@ -32,8 +32,18 @@
 //!
 //! # Non-goals (for now)
 //!
-//! TLS, DNS (RFC 3263) for outbound targets, re-INVITE/UPDATE relaying, outbound calls
-//! to trunks, media (the media engine's job; SDP is passed through unchanged).
+//! TLS, DNS (RFC 3263) for outbound targets, re-INVITE/UPDATE relaying. Calls to
+//! agents pass SDP through unchanged.
+//!
+//! # Media
+//!
+//! With a media engine in [`SipConfig::media`] a call task can terminate media
+//! itself: it answers the caller's offer with parley-sip-proto's offer/answer
+//! (PCMU/PCMA and telephone-event) on a leg of the engine, owns the leg's
+//! `CallHandle` (dropped, and so released, on BYE, CANCEL, an unacknowledged 2xx or
+//! shutdown) and hangs up with `Reason: Q.850;cause=16;text="media timeout: …"` when
+//! the engine reports RTP inactivity. Services answered this way: the echo test
+//! (`*43`, or `43` from a trunk's inbound address).
 
 mod call;
 mod driver;
@@ -95,6 +105,12 @@ pub struct SipConfig {
     /// older ones (sipp 3.6, many phones) only read the first challenge and fail on
     /// SHA-256. Put SHA-256 first where every phone supports it.
     pub digest_algorithms: Vec<Algorithm>,
+    /// The media engine that terminates calls Parley answers itself (echo test, IVR).
+    /// Without one such calls are refused with 503; calls to agents pass SDP through.
+    pub media: Option<Arc<parley_media::Engine>>,
+    /// Hang up a call Parley answers itself after this long without RTP from the
+    /// caller (`None`: never).
+    pub rtp_timeout: Option<Duration>,
 }
 
 impl SipConfig {
@@ -113,6 +129,8 @@ impl SipConfig {
             max_expires: 3600,
             trace_calls: 1000,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            media: None,
+            rtp_timeout: Some(Duration::from_secs(30)),
         }
     }
 }

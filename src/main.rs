@@ -303,6 +303,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     );
     tracing::info!(ip = %cfg.sip_addr.ip(), port_min, port_max, "media engine started");
     sip_cfg.media = Some(engine.clone());
+    sip_cfg.data_dir = Some(cfg.data_dir.clone());
     sip_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())

@@ -114,6 +114,28 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     }
 }
 
+/// Parley whose demo number rings the agents directly (B2BUA, SDP passed through):
+/// the demo flow's route is removed, so no IVR answers the number.
+fn start_b2bua(tag: &str, env: &[(&str, &str)]) -> Parley {
+    let p = start(tag, env);
+    let admin = admin_token(&p);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .delete(format!("{}/api/v1/ivr/numbers/%2B15550100", p.http))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "unroute the demo number: {status}");
+    p
+}
+
 fn free_port() -> u16 {
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.local_addr().unwrap().port()
@@ -248,7 +270,7 @@ fn counter(p: &Parley, token: &str, name: &str) -> u64 {
 
 #[test]
 fn rfc3665_registration_and_successful_session_through_the_b2bua() {
-    let p = start("answer", &[]);
+    let p = start_b2bua("answer", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     // Three calls: dialled as 15550100 and +15550100 over UDP, and once over TCP.
@@ -323,7 +345,7 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
 
 #[test]
 fn rfc3665_busy_maps_to_486() {
-    let p = start("busy", &[]);
+    let p = start_b2bua("busy", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     let phone = uas("uas_busy.xml", uas_port, 1, &[]);
@@ -343,7 +365,7 @@ fn rfc3665_busy_maps_to_486() {
 
 #[test]
 fn rfc3665_cancel_propagates_to_the_ringing_agent() {
-    let p = start("cancel", &[]);
+    let p = start_b2bua("cancel", &[]);
     let (ext, pw) = agent(&p, 1);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
@@ -363,7 +385,7 @@ fn rfc3665_cancel_propagates_to_the_ringing_agent() {
 
 #[test]
 fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
-    let p = start("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
+    let p = start_b2bua("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
@@ -383,7 +405,7 @@ fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
 
 #[test]
 fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
-    let p = start("forbidden", &[]);
+    let p = start_b2bua("forbidden", &[]);
     let (ext, _) = agent(&p, 0);
     check(
         "REGISTER with a wrong password gets 403",
@@ -414,7 +436,7 @@ fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
 
 #[test]
 fn calls_complete_when_packets_are_lost_both_ways() {
-    let p = start("lost", &[]);
+    let p = start_b2bua("lost", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     // sipp drops 10 % of what it sends and receives; transaction retransmissions
@@ -704,7 +726,7 @@ fn sha256_digest_and_nonce_count_replay_protection() {
 #[test]
 fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
     use parley_sip_proto::auth::DigestChallenge;
-    let p = start("userauth", &[]);
+    let p = start_b2bua("userauth", &[]);
     let (ext, pw) = agent(&p, 1);
     // 127.0.0.2 is loopback too, but not one of the demo trunk's addresses.
     let mut ua = RawUa::new("127.0.0.2", p.sip);
@@ -1139,4 +1161,230 @@ fn echo_test_is_refused_to_unknown_sources_dialling_43() {
         }
     };
     assert_eq!(code, 404);
+}
+
+// ---------------------------------------------------------------------------
+// IVR on live calls (the demo flow on +15550100).
+
+fn admin_token(p: &Parley) -> String {
+    let login = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// The demo flow branches on the `main` calendar; make it open around the clock (no
+/// holidays) so the menu is reached whatever the date.
+fn open_all_week(p: &Parley, admin: &str) {
+    http(
+        p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(admin),
+        Some(json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+}
+
+/// GET that may fail: (status, body).
+fn try_get(p: &Parley, path: &str, token: &str) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", p.http))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// A PCMU payload that is not silence (µ-law silence is 0xff / 0x7f and their
+/// neighbours).
+fn audible(payload: &[u8]) -> bool {
+    payload.iter().filter(|&&b| (b & 0x7f) < 0x70).count() > payload.len() / 4
+}
+
+/// RTP sender of the test UAC: PCMU frames and RFC 4733 digits on one SSRC.
+struct RtpOut {
+    seq: u16,
+    ts: u32,
+}
+
+impl RtpOut {
+    fn send(
+        &mut self,
+        uac: &ProtoUac,
+        to: SocketAddr,
+        pt: u8,
+        marker: bool,
+        payload: &[u8],
+        ts: u32,
+    ) {
+        let mut out = [0u8; 1500];
+        let n = RtpHeader {
+            marker,
+            payload_type: pt,
+            sequence: self.seq,
+            timestamp: ts,
+            ssrc: 0x5eed_0001,
+            ..RtpHeader::default()
+        }
+        .write(payload, &mut out)
+        .unwrap();
+        self.seq = self.seq.wrapping_add(1);
+        uac.rtp.send_to(&out[..n], to).unwrap();
+    }
+
+    /// 20 ms of audio; returns the packets received meanwhile (drained).
+    fn audio(&mut self, uac: &ProtoUac, to: SocketAddr, k: u16, rx: &mut Vec<Vec<u8>>) {
+        let ts = self.ts;
+        self.send(uac, to, 0, false, &pcmu_frame(k), ts);
+        self.ts = self.ts.wrapping_add(160);
+        drain(uac, rx);
+    }
+
+    /// Sends `digit` as RFC 4733 events (DtmfSender), with audio timestamps moving on.
+    fn digit(&mut self, uac: &ProtoUac, to: SocketAddr, digit: char, rx: &mut Vec<Vec<u8>>) {
+        use parley_media_core::dtmf::DtmfSender;
+        let mut s = DtmfSender::new(8000, Duration::from_millis(20));
+        let t0 = std::time::Instant::now();
+        s.start(t0, digit, Duration::from_millis(120), self.ts)
+            .unwrap();
+        let mut k = 0u32;
+        while s.is_busy() {
+            let now = t0 + Duration::from_millis(20) * k;
+            while let Some(p) = s.poll_packet(now) {
+                self.send(uac, to, 101, p.marker, &p.payload, p.timestamp);
+            }
+            k += 1;
+            std::thread::sleep(Duration::from_millis(20));
+            drain(uac, rx);
+        }
+        self.ts = self.ts.wrapping_add(160 * k);
+    }
+}
+
+fn drain(uac: &ProtoUac, rx: &mut Vec<Vec<u8>>) {
+    uac.rtp.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = uac.rtp.recv_from(&mut buf) {
+        if let Ok(p) = RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            rx.push(p.payload().to_vec());
+        }
+    }
+    uac.rtp.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
+    let p = start("ivrvm", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    // The greeting: audible audio within a bounded number of frames (15 s of them).
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 25 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    let heard = rx.iter().filter(|p| audible(p)).count();
+    assert!(
+        heard >= 25,
+        "greeting: {heard} audible packets of {}",
+        rx.len()
+    );
+    // Press 3 (type-ahead through the greeting into the menu): voicemail.
+    out.digit(&uac, remote, '3', &mut rx);
+    // Talk for two seconds after the prompt and beep (bounded: 20 s of frames).
+    for i in 0..1000u16 {
+        out.audio(&uac, remote, k.wrapping_add(i), &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if i >= 100 && i % 50 == 0 {
+            // Stop once the voicemail file exists and has grown (2 s of talk).
+            let dir = p.dir.join("data/recordings");
+            let grown = std::fs::read_dir(&dir)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
+                .and_then(|f| f.ok()?.metadata().ok())
+                .is_some_and(|m| m.len() > 32_000);
+            if grown {
+                break;
+            }
+        }
+    }
+    uac.hang_up(&mut dialog);
+    // The call appears on the caller's timeline with the recording.
+    let tok = supervisor_token(&p);
+    let mut found = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            if let Some(i) = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                found = Some(i.clone());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = found.expect("a call interaction on the caller's timeline");
+    assert_eq!(call["channel"], "voice");
+    assert_eq!(call["direction"], "inbound");
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let trail = body["ivr_trail"].as_array().unwrap();
+    let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
+    for n in ["greeting", "main_menu", "voicemail"] {
+        assert!(nodes.contains(&n), "{n} missing from the trail {trail:?}");
+    }
+    assert!(
+        trail.iter().any(|e| e["digits"] == "3"),
+        "digit 3 in the trail {trail:?}"
+    );
+    let att = &call["attachments"][0];
+    let location = att["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording attached: {call:#}"));
+    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    let samples = wav.len() / 2;
+    assert!(samples >= 8000, "voicemail of {samples} samples");
 }

@@ -23,6 +23,8 @@ use parley_sip_proto::transaction::{TxKey, build_cancel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+mod ivr;
+
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
 use crate::registrar::{Authenticator, Binding, Verdict};
@@ -205,6 +207,12 @@ struct Call {
     ended: bool,
     /// Media terminated by this call (echo, IVR); dropping it releases the leg.
     media: Option<Media>,
+    store: Store,
+    /// The flow running on the call, if its number is routed to one.
+    ivr: Option<ivr::IvrRun>,
+    /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
+    /// `None`: the caller's offer is passed through.
+    agent_offer: Option<Bytes>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -258,6 +266,9 @@ pub(crate) async fn run(ctx: CallCtx) {
         pending_byes: 0,
         ended: false,
         media: None,
+        store: store.clone(),
+        ivr: None,
+        agent_offer: None,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -269,7 +280,7 @@ pub(crate) async fn run(ctx: CallCtx) {
                     tenant_id: route.number.tenant_id.clone(),
                 })
                 .await;
-            call.ring_agents(&store, &route).await;
+            call.start_ivr_or_ring(&store, &route).await;
         }
         Ok(Plan::Echo { tenant_id }) => {
             call.unauth = None;
@@ -334,6 +345,7 @@ pub(crate) async fn run(ctx: CallCtx) {
             },
         }
     }
+    call.ivr_finish().await;
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
 }
@@ -365,6 +377,7 @@ impl Call {
         [
             self.ring_deadline,
             self.give_up_at,
+            self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
         ]
         .into_iter()
@@ -498,6 +511,49 @@ impl Call {
         }
     }
 
+    /// A call to one of our numbers: the published flow routed from it runs here
+    /// (media answered by us), or, without a flow or media, the agents ring with the
+    /// caller's SDP passed through.
+    async fn start_ivr_or_ring(&mut self, store: &Store, route: &InboundRoute) {
+        let tenant_id = route.number.tenant_id.clone();
+        let flow = match (
+            self.media_engine(),
+            store.inbound_route(&route.number.number).await,
+        ) {
+            (Some(_), Ok(Some(r))) if r.tenant_id == tenant_id => Some(r.flow_id),
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "flow route lookup failed; ringing agents");
+                None
+            }
+            _ => None,
+        };
+        let run = match flow {
+            Some(flow_id) => {
+                let caller = ivr::caller_number(self);
+                let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
+                ivr::load(
+                    store,
+                    &tenant_id,
+                    &flow_id,
+                    &caller,
+                    &route.number.number,
+                    &call_id,
+                )
+                .await
+            }
+            None => None,
+        };
+        let Some(run) = run else {
+            return self.ring_agents(store, &tenant_id).await;
+        };
+        self.ivr = Some(run);
+        if let Err((code, reason)) = self.answer_with_media().await {
+            self.ivr = None;
+            return self.reject(code, reason, None).await;
+        }
+        self.ivr_run().await;
+    }
+
     fn media_engine(&self) -> Option<Arc<parley_media::Engine>> {
         self.config.media.clone()
     }
@@ -578,6 +634,9 @@ impl Call {
 
     /// What the media engine reports about the call's leg.
     async fn on_media_event(&mut self, ev: parley_media::Event) {
+        if self.ivr.is_some() {
+            self.ivr_media(&ev).await;
+        }
         match ev {
             parley_media::Event::RtpTimeout {
                 silent_for, cause, ..
@@ -727,8 +786,8 @@ impl Call {
     }
 
     /// Rings every registered contact of the tenant's agents in parallel.
-    async fn ring_agents(&mut self, store: &Store, route: &InboundRoute) {
-        let actor = Actor::system(&route.number.tenant_id);
+    async fn ring_agents(&mut self, store: &Store, tenant_id: &str) {
+        let actor = Actor::system(tenant_id);
         let users = match store.sip_users(&actor).await {
             Ok(u) => u,
             Err(e) => {
@@ -741,7 +800,7 @@ impl Call {
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
-                    aor: (route.number.tenant_id.clone(), ext.clone()),
+                    aor: (tenant_id.to_owned(), ext.clone()),
                     reply: tx,
                 })
                 .await;
@@ -750,6 +809,9 @@ impl Call {
             }
         }
         if targets.is_empty() {
+            if self.ivr.is_some() {
+                return;
+            }
             return self.reject(480, "Temporarily Unavailable", None).await;
         }
         let realm = store
@@ -770,6 +832,9 @@ impl Call {
             }
         }
         if self.legs.is_empty() {
+            if self.ivr.is_some() {
+                return;
+            }
             return self.reject(480, "Temporarily Unavailable", None).await;
         }
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
@@ -819,10 +884,19 @@ impl Call {
         h.push("CSeq", "1 INVITE");
         h.push("Contact", format!("<{}>", self.local_contact(transport)));
         h.push("Allow", crate::driver::ALLOW);
-        if let Some(ct) = inv.headers.get("Content-Type") {
-            h.push("Content-Type", ct);
-        }
-        match Request::new(Method::Invite, request_uri, h, inv.body().clone()) {
+        let body = match &self.agent_offer {
+            Some(sdp) => {
+                h.push("Content-Type", "application/sdp");
+                sdp.clone()
+            }
+            None => {
+                if let Some(ct) = inv.headers.get("Content-Type") {
+                    h.push("Content-Type", ct);
+                }
+                inv.body().clone()
+            }
+        };
+        match Request::new(Method::Invite, request_uri, h, body) {
             Ok(invite) => Some(OutboundLeg {
                 invite,
                 call_id,
@@ -1011,6 +1085,30 @@ impl Call {
     async fn on_leg_event(&mut self, i: usize, ev: LegEvent) {
         match ev {
             LegEvent::Trying => {}
+            LegEvent::Answered(sdp) if self.ivr.is_some() => {
+                if self.winner.is_some() || self.ended {
+                    self.hang_up_leg(i).await;
+                    return;
+                }
+                self.winner = Some(i);
+                self.ring_deadline = None;
+                self.cancel_legs(Some(i)).await;
+                self.give_up_at = None;
+                if !self.ivr_bridge(&sdp) {
+                    tracing::warn!(call = self.no, "cannot bridge the agent's media");
+                }
+            }
+            LegEvent::HungUp(cause) if self.ivr.is_some() => {
+                self.legs[i].cause = Some(cause);
+                self.legs[i].state = LegState::Done;
+                if self.winner.is_none()
+                    && !self.ended
+                    && self.legs.iter().all(|l| l.state == LegState::Done)
+                {
+                    self.queue_result(parley_ivr::QueueOutcome::Timeout);
+                    self.ivr_run().await;
+                }
+            }
             LegEvent::Ringing | LegEvent::EarlyMedia(_) if self.inbound.final_sent => {}
             LegEvent::Ringing => {
                 if self.inbound.sent_18x.is_none() {
@@ -1158,7 +1256,9 @@ impl Call {
                     self.respond(487, None, None).await;
                     bump(&self.obs.counters.calls_failed);
                     self.cancel_legs(None).await;
-                    self.media = None;
+                    if self.ivr.is_none() {
+                        self.media = None;
+                    }
                     self.ended = true;
                     self.ring_deadline = None;
                 }
@@ -1179,7 +1279,9 @@ impl Call {
                     Some(w) => self.hang_up_leg(w).await,
                     None => self.cancel_legs(None).await,
                 }
-                self.media = None;
+                if self.ivr.is_none() {
+                    self.media = None;
+                }
                 self.ended = true;
                 self.ring_deadline = None;
             }
@@ -1229,9 +1331,20 @@ impl Call {
             // Nobody answered in time.
             self.ring_deadline = None;
             self.cancel_legs(None).await;
-            self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
-                .await;
+            if self.ivr.is_some() {
+                for l in &mut self.legs {
+                    if l.state != LegState::Answered {
+                        l.state = LegState::Done;
+                    }
+                }
+                self.queue_result(parley_ivr::QueueOutcome::Timeout);
+                self.ivr_run().await;
+            } else {
+                self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
+                    .await;
+            }
         }
+        self.ivr_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

@@ -111,6 +111,8 @@ pub struct SipConfig {
     /// Hang up a call Parley answers itself after this long without RTP from the
     /// caller (`None`: never).
     pub rtp_timeout: Option<Duration>,
+    /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl SipConfig {
@@ -131,6 +133,7 @@ impl SipConfig {
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
+            data_dir: None,
         }
     }
 }

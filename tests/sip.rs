@@ -1388,3 +1388,127 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
     let samples = wav.len() / 2;
     assert!(samples >= 8000, "voicemail of {samples} samples");
 }
+
+#[test]
+fn ivr_option_1_rings_the_registered_agent_and_bridges_the_media() {
+    let p = start("ivrbridge", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    // The agent's phone answers and echoes the RTP it gets (sipp -rtp_echo).
+    let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    // Some greeting first, then 1 (sales).
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Once bridged, our frames travel caller → Parley → agent (echo) → Parley → caller.
+    rx.clear();
+    let mut sent = Vec::new();
+    let mut echoed = 0;
+    for i in 0..1000u16 {
+        let f = k.wrapping_add(i);
+        out.audio(&uac, remote, f, &mut rx);
+        sent.push(pcmu_frame(f));
+        std::thread::sleep(Duration::from_millis(20));
+        if i % 25 == 0 {
+            echoed = sent.iter().filter(|f| rx.contains(f)).count();
+            if echoed >= 25 {
+                break;
+            }
+        }
+    }
+    assert!(
+        echoed >= 25,
+        "{echoed} of our frames came back through the agent's phone ({} packets)",
+        rx.len()
+    );
+    uac.hang_up(&mut dialog);
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            phone.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = phone.kill();
+            phone.wait().unwrap()
+        });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "agent phone: {status:?} {err}");
+}
+
+#[test]
+fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
+    let p = start("sippvm", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    check(
+        "IVR call to 15550100",
+        sipp("uac_ivr_voicemail.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the caller's timeline");
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let trail = body["ivr_trail"].as_array().unwrap();
+    assert!(trail.iter().any(|e| e["digits"] == "3"), "{trail:?}");
+    assert!(trail.iter().any(|e| e["node"] == "voicemail"), "{trail:?}");
+    let location = call["attachments"][0]["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording: {call:#}"));
+    let mut wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let left: Vec<i16> = wav
+        .samples::<i16>()
+        .step_by(2)
+        .map(Result::unwrap)
+        .collect();
+    assert!(left.len() >= 8000, "{} samples", left.len());
+    // The caller's side (left) carries the pcap's speech, not silence.
+    let loud = left.iter().filter(|s| s.unsigned_abs() > 500).count();
+    assert!(loud > 800, "{loud} loud samples of {}", left.len());
+}

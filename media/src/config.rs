@@ -37,7 +37,8 @@ pub struct LegConfig {
     /// In-band DTMF detection (8 kHz codecs only).
     pub inband_dtmf: InbandDtmf,
     /// Hang up (report [`crate::Event::RtpTimeout`]) after this long without
-    /// RTP; `None` disables the check.
+    /// RTP; `None` disables the check. The timer starts when the remote
+    /// address is set (or first latched) and restarts with every packet.
     pub inactivity_timeout: Option<Duration>,
     /// Symmetric RTP: send to the address the peer's RTP comes from
     /// (callers behind NAT), not only to the SDP address.

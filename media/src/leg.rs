@@ -18,6 +18,8 @@
 //! let mut cfg = LegConfig::g711(Codec::Pcmu);
 //! cfg.inactivity_timeout = Some(Duration::from_secs(2));
 //! let mut leg = Leg::new(LegId(1), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+//! // The answer names the peer; then it never sends a packet.
+//! leg.set_remote(t0, "127.0.0.1:40000".parse().unwrap());
 //! let mut t = t0;
 //! let mut timed_out = false;
 //! while t < t0 + Duration::from_secs(3) {
@@ -626,7 +628,11 @@ impl Leg {
             rx.handle_timeout(now);
         }
         self.drain_rfc4733();
-        if let Some(timeout) = self.cfg.inactivity_timeout {
+        // Armed once the peer is known (SDP address set or RTP latched):
+        // a leg waiting for an answer does not time out.
+        if let Some(timeout) = self.cfg.inactivity_timeout
+            && self.remote.is_some()
+        {
             let silent = now.saturating_duration_since(self.last_rtp);
             if !self.timeout_reported && silent >= timeout {
                 self.timeout_reported = true;

@@ -66,6 +66,9 @@
 //! * Mono audio; Opus at 48 kHz mono, 24 kbit/s VBR, FEC and DTX as
 //!   negotiated; no SRTP/DTLS/ICE here (WebRTC is a separate layer).
 //! * In-band DTMF detection only on 8 kHz codecs.
+//! * Latching trusts the first RTP source after `set_remote` (as symmetric
+//!   RTP does everywhere); later packets from other addresses are dropped
+//!   and counted until the next `set_remote`. No SRTP, so no authentication.
 //! * A room joins legs of one call (one worker); conferences across calls
 //!   need the owning call to create the other legs itself.
 //! * Timing is a sleeping loop on a general-purpose kernel: a tick can start

@@ -113,6 +113,16 @@ impl Peer {
     }
 }
 
+/// Keep draining `peer` until `n` packets of type `pt` arrived or
+/// `within` passed (a loaded machine runs the engine's ticks late).
+pub(crate) fn drain_until(peer: &Peer, got: &mut Vec<Vec<u8>>, pt: u8, n: usize, within: Duration) {
+    let deadline = Instant::now() + within;
+    while payloads(got, pt).len() < n && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        peer.drain(got);
+    }
+}
+
 /// Payloads of RTP packets with payload type `pt`, in arrival order.
 pub(crate) fn payloads(datagrams: &[Vec<u8>], pt: u8) -> Vec<Vec<u8>> {
     datagrams

@@ -434,26 +434,46 @@ fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
     assert!(counter(&p, &tok, "sip_auth_failures_total") >= 1);
 }
 
+/// The cumulative "Successful call" count from a sipp run's final statistics screen.
+fn successful_calls(out: &Output) -> u32 {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.trim_start().starts_with("Successful call"))
+        .filter_map(|l| l.rsplit('|').next()?.trim().parse().ok())
+        .next_back()
+        .unwrap_or(0)
+}
+
 #[test]
 fn calls_complete_when_packets_are_lost_both_ways() {
     let p = start_b2bua("lost", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
-    // sipp drops 10 % of what it sends and receives; transaction retransmissions
-    // (Parley's timers A/E/G and 2xx retransmission, sipp's own) must recover.
-    let phone = uas("uas_answer.xml", uas_port, 5, &["-lost", "10"]);
+    // sipp drops 10 % of what it sends and receives, on both sides of the B2BUA; each
+    // call is a dozen messages, so without retransmissions (Parley's timers A/E/G and
+    // 2xx retransmission, its re-ACKing of retransmitted 2xx, sipp's own) only about a
+    // quarter of the calls would complete. sipp aborts a call on some loss patterns
+    // it cannot handle itself (an unexpected message), so the bar is 6 of 8, not all.
+    let mut phone = uas("uas_answer.xml", uas_port, 8, &["-lost", "10"]);
     check(
         "REGISTER",
         register(&p, &ext, &pw, uas_port, "register.xml"),
     );
-    check(
-        "calls with loss",
-        sipp("uac_call.xml", free_port(), 5, Some(p.sip))
-            .args(["-s", "15550100", "-lost", "10", "-r", "1", "-l", "1"])
-            .output()
-            .unwrap(),
+    let caller = sipp("uac_call.xml", free_port(), 8, Some(p.sip))
+        .args(["-s", "15550100", "-lost", "10", "-r", "2", "-l", "2"])
+        .args(["-recv_timeout", "10000"])
+        .output()
+        .unwrap();
+    let _ = phone.kill();
+    let phone = phone.wait_with_output().unwrap();
+    let ok = successful_calls(&caller);
+    assert!(
+        ok >= 6,
+        "only {ok} of 8 calls completed\ncaller:\n{}\n{}\nphone:\n{}",
+        String::from_utf8_lossy(&caller.stdout),
+        String::from_utf8_lossy(&caller.stderr),
+        String::from_utf8_lossy(&phone.stdout)
     );
-    check("phone with loss", phone.wait_with_output().unwrap());
 }
 
 /// Like [`recv_until`], `None` when the socket's read timeout passes first.
@@ -565,7 +585,8 @@ fn unauthenticated_floods_are_throttled_without_amplification() {
             ("PARLEY_SIP_UNAUTH_BURST", "3"),
         ],
     );
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    // 127.0.0.2: loopback, but not a trunk address (those are not throttled).
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     s.set_read_timeout(Some(Duration::from_millis(1500)))
         .unwrap();
     let me = s.local_addr().unwrap();
@@ -900,6 +921,27 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
     t.send_to(fraud.as_bytes(), p.sip).unwrap();
     let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
     assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+}
+
+#[test]
+fn sigterm_stops_sip_and_http_gracefully() {
+    let mut p = start("shutdown", &[]);
+    // The SIP side answers before the signal...
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let me = s.local_addr().unwrap();
+    s.send_to(options(me, p.sip, 1).as_bytes(), p.sip).unwrap();
+    assert!(recv_until(&s, |_| true).starts_with("SIP/2.0 200 OK\r\n"));
+    let status = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // ...and the process then exits cleanly on its own, having released both ports.
+    let exit = p.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    UdpSocket::bind(p.sip).expect("SIP UDP port released");
+    std::net::TcpListener::bind(p.sip_tcp).expect("SIP TCP port released");
 }
 
 // ---------------------------------------------------------------------------

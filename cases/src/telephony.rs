@@ -928,6 +928,24 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every source address any tenant's trunk accepts calls from (system-wide: the SIP
+    /// layer exempts them from the unauthenticated-request throttle).
+    pub async fn trunk_source_addresses(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT inbound_addresses FROM trunks")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out: Vec<String> = Vec::new();
+        for (json,) in rows {
+            let list: Vec<String> = from_json_text("trunk.inbound_addresses", &json)?;
+            out.extend(list);
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+}
+
 fn check_name_plain(field: &'static str, v: &str) -> Result<String> {
     let v = v.trim();
     if v.is_empty()

@@ -1357,6 +1357,10 @@ mod telephony {
                 .unwrap()
                 .is_empty()
         );
+        assert_eq!(
+            h.store.trunk_source_addresses().await.unwrap(),
+            vec!["127.0.0.1".to_owned(), "::1".to_owned()]
+        );
         assert!(
             h.store
                 .route_number("not a number")

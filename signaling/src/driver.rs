@@ -4,7 +4,7 @@
 //! sleeps until its next timer, and dispatches transaction-user events to the
 //! registrar (spawned lookup tasks) and to call tasks (one per call).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -73,6 +73,8 @@ pub(crate) enum Cmd {
     },
     /// A request failed authentication: count it against its source's allowance.
     AuthFailed { source: IpAddr },
+    /// The source addresses of all trunks (refreshed periodically).
+    TrunkSources(HashSet<IpAddr>),
     /// The call's tenant (scopes its trace).
     Tenant { call_no: u64, tenant_id: String },
     /// The call task is done.
@@ -116,6 +118,9 @@ pub(crate) struct Driver {
     tx_owner: HashMap<TxKey, u64>,
     next_call: u64,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Trunk source addresses: their requests are not throttled (a carrier sends many
+    /// unauthenticated INVITEs; it is identified by address instead).
+    trunk_sources: HashSet<IpAddr>,
 }
 
 impl Driver {
@@ -151,12 +156,29 @@ impl Driver {
             tx_owner: HashMap::new(),
             next_call: 1,
             limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+            trunk_sources: HashSet::new(),
         }
+    }
+
+    /// Reloads the trunk source addresses in a task of its own.
+    fn refresh_trunk_sources(&self) {
+        let store = self.store.clone();
+        let handle = self.handle.clone();
+        tokio::spawn(async move {
+            match store.trunk_source_addresses().await {
+                Ok(list) => {
+                    let set = list.iter().filter_map(|a| a.parse().ok()).collect();
+                    handle.send(Cmd::TrunkSources(set)).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot load trunk addresses"),
+            }
+        });
     }
 
     /// Runs until shutdown.
     pub(crate) async fn run(mut self) {
         let mut purge = tokio::time::interval(Duration::from_secs(30));
+        let mut trunks = tokio::time::interval(Duration::from_secs(10));
         loop {
             let deadline = self.layer.poll_timeout().map(Instant::from_std);
             tokio::select! {
@@ -167,6 +189,7 @@ impl Driver {
                 _ = sleep_until(deadline) => {
                     self.layer.handle_timeout(Instant::now().into_std());
                 }
+                _ = trunks.tick() => self.refresh_trunk_sources(),
                 _ = purge.tick() => {
                     self.location.purge(Instant::now().into_std());
                     self.limiter.retain_recent();
@@ -255,9 +278,10 @@ impl Driver {
         }
     }
 
-    /// Takes one unit of `ip`'s allowance for unauthenticated requests.
+    /// Takes one unit of `ip`'s allowance for unauthenticated requests (trunk
+    /// addresses have no limit).
     fn allow(&mut self, ip: IpAddr) -> bool {
-        if self.limiter.check_key(&ip).is_ok() {
+        if self.trunk_sources.contains(&ip) || self.limiter.check_key(&ip).is_ok() {
             true
         } else {
             bump(&self.obs.counters.throttled);
@@ -677,6 +701,7 @@ impl Driver {
                 let _ = self.limiter.check_key(&source);
             }
             Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
+            Cmd::TrunkSources(set) => self.trunk_sources = set,
             Cmd::Ended { call_no } => self.end_call(call_no),
         }
     }

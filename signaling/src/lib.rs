@@ -16,8 +16,9 @@
 //!   `Contact: *`) and digest authentication (MD5 and SHA-256, qop=auth, stale nonces,
 //!   nonce-count replay protection) against users' stored HA1 values.
 //! - `call`: **one task per call**, the B2BUA: it owns the caller's leg and the legs
-//!   it creates towards agents' phones, turns their messages into leg events and
-//!   decides (ring, answer, cancel the other forks, reject with a cause, hang up).
+//!   it creates towards agents' phones (all their contacts, in parallel) or a trunk,
+//!   turns their messages into leg events and decides (ring, answer, cancel the other
+//!   forks, reject with a cause, hang up).
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
 //!
 //! ```no_run
@@ -32,8 +33,10 @@
 //!
 //! # Non-goals (for now)
 //!
-//! TLS, DNS (RFC 3263) for outbound targets, re-INVITE/UPDATE relaying. Calls to
-//! agents pass SDP through unchanged.
+//! TLS, DNS (RFC 3263) for outbound targets (a trunk's `host:port` is resolved with the
+//! system resolver), opening outbound TCP connections (TCP is used where the peer
+//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now). Calls to agents
+//! without a flow pass SDP through unchanged.
 //!
 //! # Media
 //!
@@ -42,8 +45,11 @@
 //! (PCMU/PCMA and telephone-event) on a leg of the engine, owns the leg's
 //! `CallHandle` (dropped, and so released, on BYE, CANCEL, an unacknowledged 2xx or
 //! shutdown) and hangs up with `Reason: Q.850;cause=16;text="media timeout: …"` when
-//! the engine reports RTP inactivity. Services answered this way: the echo test
-//! (`*43`, or `43` from a trunk's inbound address).
+//! the engine reports RTP inactivity. Calls answered this way: the echo test (`*43`,
+//! or `43` from a trunk's inbound address) and numbers routed to a published IVR flow,
+//! which runs inside the call task (`call::ivr`: prompts, DTMF, timers, voicemail,
+//! agents rung with our own offer and bridged in a room; the call, its IVR trail and
+//! voicemail stored on the caller's timeline).
 
 mod call;
 mod driver;
@@ -98,7 +104,8 @@ pub struct SipConfig {
     pub min_expires: u32,
     /// Longest registration granted.
     pub max_expires: u32,
-    /// Calls whose SIP traces are kept in memory (0 disables tracing).
+    /// Calls whose SIP traces (at most 64 messages each) are kept in memory, newest
+    /// first; 0 disables tracing.
     pub trace_calls: usize,
     /// Digest algorithms offered, most preferred first (one challenge each). MD5 comes
     /// first by default: RFC 8760 clients pick the first algorithm they support, but
@@ -129,7 +136,7 @@ impl SipConfig {
             nonce_lifetime: Duration::from_secs(300),
             min_expires: 60,
             max_expires: 3600,
-            trace_calls: 1000,
+            trace_calls: 500,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
@@ -209,7 +216,7 @@ impl SipServer {
         let (stop, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
         let (cmd_tx, cmd_rx) = mpsc::channel(8192);
-        let obs = Observability::new(config.trace_calls, 200);
+        let obs = Observability::new(config.trace_calls, 64);
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         if config.digest_algorithms.is_empty() {

@@ -1554,3 +1554,99 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
     let loud = left.iter().filter(|s| s.unsigned_abs() > 500).count();
     assert!(loud > 800, "{loud} loud samples of {}", left.len());
 }
+
+#[test]
+fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_length() {
+    let p = start("ivrnoagent", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    // A shorter voicemail limit in a copy of the demo flow, published over the API.
+    let tok = admin.clone();
+    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&tok), None);
+    let mut doc = match &flow["draft"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
+    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&tok), Some(doc));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/demo/publish",
+        Some(&tok),
+        None,
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Nobody to ring: the queue times out into voicemail, which stops at 2 s and the
+    // flow, having nowhere to go, hangs up on us (bounded: 30 s of frames).
+    let mut bye = None;
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("Parley hangs up when the flow ends");
+    assert!(
+        bye.headers
+            .get("Reason")
+            .unwrap_or_default()
+            .contains("ivr"),
+        "{bye:?}"
+    );
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let stok = supervisor_token(&p);
+    let mut trail = Vec::new();
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &stok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&stok),
+                None,
+            );
+            if let Some(call) = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+                trail = body["ivr_trail"].as_array().unwrap().clone();
+                assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
+    assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
+}

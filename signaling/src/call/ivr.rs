@@ -235,6 +235,11 @@ impl Call {
         loop {
             let Some(run) = self.ivr.as_mut() else { return };
             let Some(ev) = run.pending.pop_front() else {
+                // A flow that ended (transfer or enqueue aside) leaves nothing to do.
+                if run.is_ended() && !run.bridging && run.agent_leg.is_none() && !self.ended {
+                    self.end_ivr_call(Some("Q.850;cause=16;text=\"ivr: flow ended\""))
+                        .await;
+                }
                 return;
             };
             let Some(state) = run.state.take() else {
@@ -452,14 +457,27 @@ impl Call {
                 let new = parley_cases::cases::NewCase {
                     title: format!("Call from {caller}"),
                     customer_id: Some(customer_id),
-                    case_type_id: case_type,
+                    case_type_id: case_type.clone(),
                     priority: None,
                     assignee_id: None,
                     team_id: None,
                     custom_fields: Default::default(),
                     tags: vec!["ivr".into()],
                 };
-                match self.store.create_case(&actor, new).await {
+                let mut created = self.store.create_case(&actor, new.clone()).await;
+                if created.is_err() && case_type.is_some() {
+                    // An unknown or unusable case type: open the case without one.
+                    tracing::warn!(
+                        ?case_type,
+                        "IVR case type not usable; case opened without it"
+                    );
+                    let new = parley_cases::cases::NewCase {
+                        case_type_id: None,
+                        ..new
+                    };
+                    created = self.store.create_case(&actor, new).await;
+                }
+                match created {
                     Ok(c) => {
                         if let Some(run) = self.ivr.as_mut() {
                             run.case_id = Some(c.id);
@@ -517,12 +535,8 @@ impl Call {
                 self.end_ivr_call(Some(&reason)).await;
             }
             Action::FlowEnded { reason } => {
+                // The call itself ends in `ivr_run` unless agents ring or talk.
                 tracing::debug!(call = self.no, ?reason, "flow ended");
-                let bridged = self.ivr.as_ref().is_some_and(|r| r.bridging);
-                if !bridged && !self.ended {
-                    self.end_ivr_call(Some("Q.850;cause=16;text=\"ivr: flow ended\""))
-                        .await;
-                }
             }
             // Speech is off (no recogniser); the rest is informational here.
             _ => {}

@@ -787,6 +787,17 @@ impl Call {
 
     /// Rings every registered contact of the tenant's agents in parallel.
     async fn ring_agents(&mut self, store: &Store, tenant_id: &str) {
+        self.ring_agents_only(store, tenant_id, |_, _| true).await;
+    }
+
+    /// Rings the registered contacts of the tenant's agents for which `pick(user id,
+    /// extension)` holds.
+    async fn ring_agents_only(
+        &mut self,
+        store: &Store,
+        tenant_id: &str,
+        pick: impl Fn(&str, &str) -> bool,
+    ) {
         let actor = Actor::system(tenant_id);
         let users = match store.sip_users(&actor).await {
             Ok(u) => u,
@@ -796,7 +807,10 @@ impl Call {
             }
         };
         let mut targets: Vec<(String, Binding)> = Vec::new();
-        for (_, ext) in users {
+        for (user_id, ext) in users {
+            if !pick(&user_id, &ext) {
+                continue;
+            }
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
@@ -1093,7 +1107,6 @@ impl Call {
                 self.winner = Some(i);
                 self.ring_deadline = None;
                 self.cancel_legs(Some(i)).await;
-                self.give_up_at = None;
                 if !self.ivr_bridge(&sdp) {
                     tracing::warn!(call = self.no, "cannot bridge the agent's media");
                 }

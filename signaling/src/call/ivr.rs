@@ -13,6 +13,7 @@ use std::time::Duration;
 use parley_cases::customers::{NewCustomer, RawIdentity};
 use parley_cases::timeline::{Attachment, NewInteraction};
 use parley_cases::{Actor, Store};
+use parley_ivr::model::TransferTarget;
 use parley_ivr::{Action, CallInfo, CallState, Env, Event, Flow, FlowId, Prompt};
 use parley_media::{PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
@@ -486,7 +487,25 @@ impl Call {
                     Err(e) => tracing::warn!(error = %e, "IVR could not open a case"),
                 }
             }
-            Action::Enqueue { .. } | Action::Transfer { .. } => self.ivr_ring_agents().await,
+            Action::Enqueue { .. } => self.ivr_ring_agents(None).await,
+            Action::Transfer { target } => match target {
+                TransferTarget::Agent(_) | TransferTarget::Extension(_) => {
+                    self.ivr_ring_agents(Some(target)).await;
+                }
+                TransferTarget::Number(_) | TransferTarget::SipUri(_) => {
+                    // Outbound legs with our own media are not wired yet; the flow
+                    // has ended, so the call ends with a cause that says why.
+                    tracing::warn!(
+                        call = self.no,
+                        ?target,
+                        "external transfer targets are not supported yet"
+                    );
+                    self.end_ivr_call(Some(
+                        "Q.850;cause=79;text=\"ivr: external transfer not supported\"",
+                    ))
+                    .await;
+                }
+            },
             Action::RecordVoicemail {
                 beep, max_length_s, ..
             } => {
@@ -601,10 +620,11 @@ impl Call {
         Ok(id)
     }
 
-    /// `Enqueue`/`Transfer`: rings the tenant's registered agents with our own offer
+    /// `Enqueue`/`Transfer` (to an agent or extension: only theirs): rings the
+    /// tenant's registered agents with our own offer
     /// from a second media leg; the answering agent's leg is bridged with the caller's
     /// in a room. Without agents (or media) the flow hears a queue timeout.
-    async fn ivr_ring_agents(&mut self) {
+    async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
         let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
             return;
         };
@@ -636,7 +656,13 @@ impl Call {
         }
         self.agent_offer = Some(sdp);
         let store = self.store.clone();
-        self.ring_agents(&store, &tenant).await;
+        self.ring_agents_only(&store, &tenant, |user_id, ext| match &only {
+            None => true,
+            Some(TransferTarget::Agent(id)) => id == user_id,
+            Some(TransferTarget::Extension(e)) => e == ext,
+            Some(_) => false,
+        })
+        .await;
         if self.legs.is_empty() {
             self.queue_result(parley_ivr::QueueOutcome::Timeout);
         } else if let Some(run) = self.ivr.as_mut() {

@@ -1650,3 +1650,87 @@ fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_le
     let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
     assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
 }
+
+#[test]
+fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
+    let p = start("ivrxfer", &[]);
+    let admin = admin_token(&p);
+    let flow = json!({
+        "version": 1, "id": "xfer", "start": "hi",
+        "nodes": {
+            "hi": {"type": "play", "prompts": [{"tts": "Connecting you."}], "next": "go"},
+            "go": {"type": "transfer", "target": {"extension": "1002"}}
+        }
+    });
+    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/xfer/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        Some(json!({"flow_id": "xfer"})),
+    );
+    // 1001's phone is a bare socket that must not be rung; 1002 answers and echoes.
+    let (ext1, pw1) = agent(&p, 0);
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    check(
+        "REGISTER 1001",
+        register(
+            &p,
+            &ext1,
+            &pw1,
+            other.local_addr().unwrap().port(),
+            "register.xml",
+        ),
+    );
+    let (ext2, pw2) = agent(&p, 1);
+    let uas_port = free_port();
+    let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &ext2, &pw2, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut sent = Vec::new();
+    let mut echoed = 0;
+    for k in 0..1000u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        sent.push(pcmu_frame(k));
+        std::thread::sleep(Duration::from_millis(20));
+        if k % 25 == 0 {
+            echoed = sent.iter().filter(|f| rx.contains(f)).count();
+            if echoed >= 25 {
+                break;
+            }
+        }
+    }
+    assert!(echoed >= 25, "{echoed} frames came back through 1002");
+    uac.hang_up(&mut dialog);
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            phone.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = phone.kill();
+            phone.wait().unwrap()
+        });
+    assert!(status.success(), "1002's phone: {status:?}");
+    other.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = String::new();
+    while let Ok((n, _)) = other.recv_from(&mut buf) {
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(!got.contains("INVITE"), "1001 was rung: {got}");
+}

@@ -1734,3 +1734,119 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
     }
     assert!(!got.contains("INVITE"), "1001 was rung: {got}");
 }
+
+#[test]
+fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
+    let p = start("ivrcase", &[]);
+    let admin = admin_token(&p);
+    let wav: &[u8] = include_bytes!("../web/tests/fixtures/prompts/tone.wav");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let meta: Value = rt.block_on(async {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/ivr/prompts?name=Tone", p.http))
+            .bearer_auth(&admin)
+            .header("content-type", "audio/wav")
+            .body(wav.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        res.json().await.unwrap()
+    });
+    let prompt = meta["id"].as_str().unwrap();
+    let flow = json!({
+        "version": 1, "id": "casey", "start": "who",
+        "nodes": {
+            "who": {"type": "customer", "create": true, "attach_case": "new",
+                    "next": "hello", "on_error": "hello"},
+            "hello": {"type": "play", "prompts": [{"file": prompt}], "next": "vm"},
+            "vm": {"type": "voicemail", "beep": false, "max_length_s": 1}
+        }
+    });
+    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/casey/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        Some(json!({"flow_id": "casey"})),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut bye = None;
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("the flow ends after the voicemail and hangs up");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let heard = rx.iter().filter(|p| audible(p)).count();
+    assert!(heard >= 10, "the uploaded tone: {heard} audible packets");
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the timeline");
+    let case = call["case_id"].as_str().expect("filed under the new case");
+    let c = http(
+        &p,
+        "GET",
+        &format!("/api/v1/cases/{case}"),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(c["customer_id"], call["customer_id"], "{c:#}");
+    assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
+}

@@ -1850,3 +1850,84 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
     assert_eq!(c["customer_id"], call["customer_id"], "{c:#}");
     assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
 }
+
+#[test]
+fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
+    let p = start("ivrsilent", &[("PARLEY_RTP_TIMEOUT_SECS", "2")]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '3', &mut rx);
+    // Talk until the voicemail recording has started (bounded: 20 s), then go silent.
+    let recordings = p.dir.join("data/recordings");
+    let recording = || {
+        std::fs::read_dir(&recordings)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
+            .is_some()
+    };
+    for k in 0..1000u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if recording() {
+            break;
+        }
+    }
+    assert!(recording(), "the voicemail recording started");
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("media timeout"), "Reason: {reason:?}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the timeline");
+    let location = call["attachments"][0]["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("voicemail kept: {call:#}"));
+    hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+}

@@ -640,7 +640,7 @@ impl Call {
         match ev {
             parley_media::Event::RtpTimeout {
                 silent_for, cause, ..
-            } => {
+            } if !self.ended => {
                 tracing::info!(
                     call = self.no,
                     ?silent_for,
@@ -652,7 +652,10 @@ impl Call {
                 if let Some(w) = self.winner {
                     self.hang_up_leg(w).await;
                 }
-                self.media = None;
+                if self.ivr.is_none() {
+                    // An IVR call keeps its leg until `ivr_finish` has closed a voicemail.
+                    self.media = None;
+                }
                 self.ended = true;
             }
             parley_media::Event::CommandFailed { command, reason } => {

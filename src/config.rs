@@ -31,6 +31,9 @@ pub(crate) struct Config {
     pub(crate) sip_digest_algorithms: String,
     /// RTP port range, `low-high` (`PARLEY_RTP_PORTS`).
     pub(crate) rtp_ports: String,
+    /// Seconds without RTP before a call answered by Parley is hung up, 0 = never
+    /// (`PARLEY_RTP_TIMEOUT_SECS`).
+    pub(crate) rtp_timeout_secs: u64,
     /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); default SQLite in the data dir.
     pub(crate) database_url: Option<String>,
     /// Login token lifetime in seconds (`PARLEY_TOKEN_TTL_SECS`).
@@ -59,6 +62,7 @@ impl Default for Config {
             sip_ring_timeout_secs: 30,
             sip_digest_algorithms: "MD5,SHA-256".into(),
             rtp_ports: "10000-20000".into(),
+            rtp_timeout_secs: 30,
             database_url: None,
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,

@@ -291,6 +291,22 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         .map(|a| parley_signaling::Algorithm::parse(a.trim()))
         .collect::<Result<_, _>>()
         .map_err(|e| anyhow::anyhow!("sip_digest_algorithms: {e}"))?;
+    // Media: RTP legs bound on the SIP address's IP, ports from `rtp_ports`.
+    let (port_min, port_max) = cfg.rtp_range()?;
+    let engine = std::sync::Arc::new(
+        parley_media::Engine::start(parley_media::EngineConfig {
+            bind_ip: cfg.sip_addr.ip(),
+            port_min,
+            port_max,
+            ..parley_media::EngineConfig::default()
+        })
+        .context("cannot start the media engine")?,
+    );
+    tracing::info!(ip = %cfg.sip_addr.ip(), port_min, port_max, "media engine started");
+    sip_cfg.media = Some(engine.clone());
+    sip_cfg.data_dir = Some(cfg.data_dir.clone());
+    sip_cfg.rtp_timeout =
+        (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;
@@ -330,6 +346,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     }
     drop(stop_rx);
     sip.shutdown().await;
+    // The engine's last owner stops its workers and flushes recordings (blocking joins).
+    let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

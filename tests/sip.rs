@@ -114,6 +114,28 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     }
 }
 
+/// Parley whose demo number rings the agents directly (B2BUA, SDP passed through):
+/// the demo flow's route is removed, so no IVR answers the number.
+fn start_b2bua(tag: &str, env: &[(&str, &str)]) -> Parley {
+    let p = start(tag, env);
+    let admin = admin_token(&p);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .delete(format!("{}/api/v1/ivr/numbers/%2B15550100", p.http))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "unroute the demo number: {status}");
+    p
+}
+
 fn free_port() -> u16 {
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     u.local_addr().unwrap().port()
@@ -248,7 +270,7 @@ fn counter(p: &Parley, token: &str, name: &str) -> u64 {
 
 #[test]
 fn rfc3665_registration_and_successful_session_through_the_b2bua() {
-    let p = start("answer", &[]);
+    let p = start_b2bua("answer", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     // Three calls: dialled as 15550100 and +15550100 over UDP, and once over TCP.
@@ -323,7 +345,7 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
 
 #[test]
 fn rfc3665_busy_maps_to_486() {
-    let p = start("busy", &[]);
+    let p = start_b2bua("busy", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     let phone = uas("uas_busy.xml", uas_port, 1, &[]);
@@ -343,7 +365,7 @@ fn rfc3665_busy_maps_to_486() {
 
 #[test]
 fn rfc3665_cancel_propagates_to_the_ringing_agent() {
-    let p = start("cancel", &[]);
+    let p = start_b2bua("cancel", &[]);
     let (ext, pw) = agent(&p, 1);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
@@ -363,7 +385,7 @@ fn rfc3665_cancel_propagates_to_the_ringing_agent() {
 
 #[test]
 fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
-    let p = start("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
+    let p = start_b2bua("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
@@ -383,7 +405,7 @@ fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
 
 #[test]
 fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
-    let p = start("forbidden", &[]);
+    let p = start_b2bua("forbidden", &[]);
     let (ext, _) = agent(&p, 0);
     check(
         "REGISTER with a wrong password gets 403",
@@ -424,7 +446,7 @@ fn successful_calls(out: &Output) -> u32 {
 
 #[test]
 fn calls_complete_when_packets_are_lost_both_ways() {
-    let p = start("lost", &[]);
+    let p = start_b2bua("lost", &[]);
     let (ext, pw) = agent(&p, 0);
     let uas_port = free_port();
     // sipp drops 10 % of what it sends and receives, on both sides of the B2BUA; each
@@ -725,7 +747,7 @@ fn sha256_digest_and_nonce_count_replay_protection() {
 #[test]
 fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
     use parley_sip_proto::auth::DigestChallenge;
-    let p = start("userauth", &[]);
+    let p = start_b2bua("userauth", &[]);
     let (ext, pw) = agent(&p, 1);
     // 127.0.0.2 is loopback too, but not one of the demo trunk's addresses.
     let mut ua = RawUa::new("127.0.0.2", p.sip);
@@ -920,4 +942,992 @@ fn sigterm_stops_sip_and_http_gracefully() {
     assert!(exit.success(), "{exit:?}");
     UdpSocket::bind(p.sip).expect("SIP UDP port released");
     std::net::TcpListener::bind(p.sip_tcp).expect("SIP TCP port released");
+}
+
+// ---------------------------------------------------------------------------
+// Calls Parley answers with its own media (echo test).
+
+use parley_media_core::rtp::{RtpHeader, RtpPacket};
+use parley_sip_proto::dialog::{Dialog, new_branch, random_token};
+use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, SipMessage, Via};
+use parley_sip_proto::offer_answer::{LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes};
+
+/// A minimal UAC built on parley-sip-proto over real UDP sockets: an INVITE with a
+/// PCMU + telephone-event offer, ACK and BYE from the dialog, RTP on its own socket.
+struct ProtoUac {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    me: SocketAddr,
+    to: SocketAddr,
+}
+
+impl ProtoUac {
+    fn new(to: SocketAddr) -> ProtoUac {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let me = sip.local_addr().unwrap();
+        ProtoUac { sip, rtp, me, to }
+    }
+
+    fn via(&self) -> Via {
+        Via::new(
+            "UDP",
+            &self.me.ip().to_string(),
+            Some(self.me.port()),
+            &new_branch(&mut rand::rng()),
+        )
+    }
+
+    fn send(&self, r: &Request) {
+        self.sip
+            .send_to(&SipMessage::Request(r.clone()).to_bytes(), self.to)
+            .unwrap();
+    }
+
+    fn recv(&self) -> SipMessage {
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = self.sip.recv_from(&mut buf).unwrap();
+        SipMessage::parse(&buf[..n]).unwrap()
+    }
+
+    /// Calls `number`; returns the dialog and the RTP address from the 200's SDP answer.
+    fn call(&self, number: &str) -> (Dialog, SocketAddr) {
+        let mut rng = rand::rng();
+        let mut h = Headers::new();
+        h.push("Via", self.via().to_string());
+        h.push("Max-Forwards", "70");
+        h.push(
+            "From",
+            format!(
+                "<sip:+15550123@{}>;tag={}",
+                self.me.ip(),
+                random_token(&mut rng, 10)
+            ),
+        );
+        h.push("To", format!("<sip:{number}@{}>", self.to));
+        h.push(
+            "Call-ID",
+            format!("{}@uac.test", random_token(&mut rng, 16)),
+        );
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", format!("<sip:caller@{}>", self.me));
+        h.push("Content-Type", "application/sdp");
+        let mut caps = LocalCapabilities::new(self.me.ip(), self.rtp.local_addr().unwrap().port());
+        caps.codecs
+            .retain(|c| c.clock_rate == 8000 && c.name != "PCMA");
+        let body = sdp_to_bytes(&build_offer(&caps));
+        let uri = format!("sip:{number}@{}", self.to);
+        let invite = Request::new(Method::Invite, &uri, h, body).unwrap();
+        self.send(&invite);
+        let ok = loop {
+            match self.recv() {
+                SipMessage::Response(r) if r.code() >= 200 => break r,
+                _ => {}
+            }
+        };
+        assert_eq!(ok.code(), 200, "{ok:?}");
+        let sdp = parse_sdp(ok.body()).unwrap();
+        let m = &sdp.media_descriptions[0];
+        assert!(
+            m.media_name.formats.first().map(String::as_str) == Some("0"),
+            "PCMU answered: {:?}",
+            m.media_name
+        );
+        let ip = sdp.connection_information.as_ref().unwrap();
+        let ip = ip.address.as_ref().unwrap().address.parse().unwrap();
+        let remote = SocketAddr::new(ip, u16::try_from(m.media_name.port.value).unwrap());
+        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
+        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
+        (dialog, remote)
+    }
+
+    fn hang_up(&self, dialog: &mut Dialog) {
+        let bye = dialog
+            .create_request(Method::Bye, &self.via(), None)
+            .unwrap();
+        self.send(&bye);
+        loop {
+            if let SipMessage::Response(r) = self.recv()
+                && r.cseq().unwrap().method == Method::Bye
+            {
+                assert_eq!(r.code(), 200);
+                return;
+            }
+        }
+    }
+}
+
+/// One 20 ms PCMU frame, distinct for each `k` (no 0x7f, whose µ-law value -0 comes
+/// back as 0xff).
+fn pcmu_frame(k: u16) -> Vec<u8> {
+    (0..160u16)
+        .map(|i| {
+            let b = u8::try_from((k.wrapping_mul(7).wrapping_add(i * 3)) % 100).unwrap();
+            b + 0x10
+        })
+        .collect()
+}
+
+#[test]
+fn echo_test_returns_the_callers_g711_payloads() {
+    let p = start("echo", &[]);
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("*43");
+    let frames: Vec<Vec<u8>> = (0..50).map(pcmu_frame).collect();
+    let mut out = [0u8; 1500];
+    let mut received: Vec<Vec<u8>> = Vec::new();
+    // Paced in real time (the engine's jitter buffer expects a stream, not a burst).
+    let t0 = std::time::Instant::now();
+    for (k, f) in frames.iter().enumerate() {
+        let k16 = u16::try_from(k).unwrap();
+        let n = RtpHeader {
+            marker: k == 0,
+            payload_type: 0,
+            sequence: 1000 + k16,
+            timestamp: 160 * u32::from(k16),
+            ssrc: 0x1234_5678,
+            ..RtpHeader::default()
+        }
+        .write(f, &mut out)
+        .unwrap();
+        uac.rtp.send_to(&out[..n], remote).unwrap();
+        let next = t0 + Duration::from_millis(20) * (u32::from(k16) + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    // Collect what comes back until the stream carries no more of our frames.
+    uac.rtp
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut idle = 0;
+    while idle < 5 && received.len() < 150 {
+        match uac.rtp.recv_from(&mut buf) {
+            Ok((n, from)) => {
+                assert_eq!(from, remote, "RTP comes from the address in the answer");
+                let pkt = RtpPacket::parse(&buf[..n]).unwrap();
+                if pkt.payload_type() == 0 {
+                    received.push(pkt.payload().to_vec());
+                }
+            }
+            Err(_) => idle += 1,
+        }
+    }
+    let missing: Vec<usize> = (0..frames.len())
+        .filter(|&k| !received.contains(&frames[k]))
+        .collect();
+    let echoed = frames.len() - missing.len();
+    assert!(
+        echoed >= 45,
+        "{echoed} of 50 frames came back unchanged ({} packets received; missing {missing:?})",
+        received.len()
+    );
+    uac.hang_up(&mut dialog);
+}
+
+#[test]
+fn echo_test_hangs_up_with_a_media_timeout_cause_without_rtp() {
+    let p = start("rtptimeout", &[("PARLEY_RTP_TIMEOUT_SECS", "1")]);
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, _remote) = uac.call("43");
+    // No RTP from us: Parley's BYE carries the cause.
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("media timeout"), "Reason: {reason:?}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+}
+
+#[test]
+fn sipp_echo_test_call_plays_g711a_into_parleys_media() {
+    let p = start("sippecho", &[]);
+    for number in ["43", "*43"] {
+        check(
+            &format!("echo call to {number}"),
+            sipp("uac_echo.xml", free_port(), 1, Some(p.sip))
+                .args(["-s", number])
+                .output()
+                .unwrap(),
+        );
+    }
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 2);
+}
+
+#[test]
+fn echo_test_is_refused_to_unknown_sources_dialling_43() {
+    let p = start("echo404", &[]);
+    // 127.0.0.2 is no trunk's address: 43 is not a number there.
+    let uac = ProtoUac {
+        sip: UdpSocket::bind("127.0.0.2:0").unwrap(),
+        rtp: UdpSocket::bind("127.0.0.2:0").unwrap(),
+        me: "127.0.0.1:1".parse().unwrap(),
+        to: p.sip,
+    };
+    let me = uac.sip.local_addr().unwrap();
+    let uac = ProtoUac { me, ..uac };
+    uac.sip
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut h = Headers::new();
+    h.push("Via", uac.via().to_string());
+    h.push("Max-Forwards", "70");
+    h.push("From", format!("<sip:x@{}>;tag=a1", me.ip()));
+    h.push("To", format!("<sip:43@{}>", p.sip));
+    h.push("Call-ID", "echo404@uac.test");
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:x@{me}>"));
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:43@{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
+    uac.send(&invite);
+    let code = loop {
+        if let SipMessage::Response(r) = uac.recv()
+            && r.code() >= 200
+        {
+            break r.code();
+        }
+    };
+    assert_eq!(code, 404);
+}
+
+// ---------------------------------------------------------------------------
+// IVR on live calls (the demo flow on +15550100).
+
+fn admin_token(p: &Parley) -> String {
+    let login = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// The demo flow branches on the `main` calendar; make it open around the clock (no
+/// holidays) so the menu is reached whatever the date.
+fn open_all_week(p: &Parley, admin: &str) {
+    http(
+        p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(admin),
+        Some(json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+}
+
+/// GET that may fail: (status, body).
+fn try_get(p: &Parley, path: &str, token: &str) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", p.http))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// A PCMU payload that is not silence (µ-law silence is 0xff / 0x7f and their
+/// neighbours).
+fn audible(payload: &[u8]) -> bool {
+    payload.iter().filter(|&&b| (b & 0x7f) < 0x70).count() > payload.len() / 4
+}
+
+/// RTP sender of the test UAC: PCMU frames and RFC 4733 digits on one SSRC.
+struct RtpOut {
+    seq: u16,
+    ts: u32,
+}
+
+impl RtpOut {
+    fn send(
+        &mut self,
+        uac: &ProtoUac,
+        to: SocketAddr,
+        pt: u8,
+        marker: bool,
+        payload: &[u8],
+        ts: u32,
+    ) {
+        let mut out = [0u8; 1500];
+        let n = RtpHeader {
+            marker,
+            payload_type: pt,
+            sequence: self.seq,
+            timestamp: ts,
+            ssrc: 0x5eed_0001,
+            ..RtpHeader::default()
+        }
+        .write(payload, &mut out)
+        .unwrap();
+        self.seq = self.seq.wrapping_add(1);
+        uac.rtp.send_to(&out[..n], to).unwrap();
+    }
+
+    /// 20 ms of audio; returns the packets received meanwhile (drained).
+    fn audio(&mut self, uac: &ProtoUac, to: SocketAddr, k: u16, rx: &mut Vec<Vec<u8>>) {
+        let ts = self.ts;
+        self.send(uac, to, 0, false, &pcmu_frame(k), ts);
+        self.ts = self.ts.wrapping_add(160);
+        drain(uac, rx);
+    }
+
+    /// Sends `digit` as RFC 4733 events (DtmfSender), with audio timestamps moving on.
+    fn digit(&mut self, uac: &ProtoUac, to: SocketAddr, digit: char, rx: &mut Vec<Vec<u8>>) {
+        use parley_media_core::dtmf::DtmfSender;
+        let mut s = DtmfSender::new(8000, Duration::from_millis(20));
+        let t0 = std::time::Instant::now();
+        s.start(t0, digit, Duration::from_millis(120), self.ts)
+            .unwrap();
+        let mut k = 0u32;
+        while s.is_busy() {
+            let now = t0 + Duration::from_millis(20) * k;
+            while let Some(p) = s.poll_packet(now) {
+                self.send(uac, to, 101, p.marker, &p.payload, p.timestamp);
+            }
+            k += 1;
+            std::thread::sleep(Duration::from_millis(20));
+            drain(uac, rx);
+        }
+        self.ts = self.ts.wrapping_add(160 * k);
+    }
+}
+
+fn drain(uac: &ProtoUac, rx: &mut Vec<Vec<u8>>) {
+    uac.rtp.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1500];
+    while let Ok((n, _)) = uac.rtp.recv_from(&mut buf) {
+        if let Ok(p) = RtpPacket::parse(&buf[..n])
+            && p.payload_type() == 0
+        {
+            rx.push(p.payload().to_vec());
+        }
+    }
+    uac.rtp.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
+    let p = start("ivrvm", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    // The greeting: audible audio within a bounded number of frames (15 s of them).
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 25 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    let heard = rx.iter().filter(|p| audible(p)).count();
+    assert!(
+        heard >= 25,
+        "greeting: {heard} audible packets of {}",
+        rx.len()
+    );
+    // Press 3 (type-ahead through the greeting into the menu): voicemail.
+    out.digit(&uac, remote, '3', &mut rx);
+    // Talk for two seconds after the prompt and beep (bounded: 20 s of frames).
+    for i in 0..1000u16 {
+        out.audio(&uac, remote, k.wrapping_add(i), &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if i >= 100 && i % 50 == 0 {
+            // Stop once the voicemail file exists and has grown (2 s of talk).
+            let dir = p.dir.join("data/recordings");
+            let grown = std::fs::read_dir(&dir)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
+                .and_then(|f| f.ok()?.metadata().ok())
+                .is_some_and(|m| m.len() > 32_000);
+            if grown {
+                break;
+            }
+        }
+    }
+    uac.hang_up(&mut dialog);
+    // The call appears on the caller's timeline with the recording.
+    let tok = supervisor_token(&p);
+    let mut found = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            if let Some(i) = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                found = Some(i.clone());
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = found.expect("a call interaction on the caller's timeline");
+    assert_eq!(call["channel"], "voice");
+    assert_eq!(call["direction"], "inbound");
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let trail = body["ivr_trail"].as_array().unwrap();
+    let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
+    for n in ["greeting", "main_menu", "voicemail"] {
+        assert!(nodes.contains(&n), "{n} missing from the trail {trail:?}");
+    }
+    assert!(
+        trail.iter().any(|e| e["digits"] == "3"),
+        "digit 3 in the trail {trail:?}"
+    );
+    let att = &call["attachments"][0];
+    let location = att["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording attached: {call:#}"));
+    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    let samples = wav.len() / 2;
+    assert!(samples >= 8000, "voicemail of {samples} samples");
+}
+
+#[test]
+fn ivr_option_1_rings_the_registered_agent_and_bridges_the_media() {
+    let p = start("ivrbridge", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    // The agent's phone answers and echoes the RTP it gets (sipp -rtp_echo).
+    let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    // Some greeting first, then 1 (sales).
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Once bridged, our frames travel caller → Parley → agent (echo) → Parley → caller.
+    rx.clear();
+    let mut sent = Vec::new();
+    let mut echoed = 0;
+    for i in 0..1000u16 {
+        let f = k.wrapping_add(i);
+        out.audio(&uac, remote, f, &mut rx);
+        sent.push(pcmu_frame(f));
+        std::thread::sleep(Duration::from_millis(20));
+        if i % 25 == 0 {
+            echoed = sent.iter().filter(|f| rx.contains(f)).count();
+            if echoed >= 25 {
+                break;
+            }
+        }
+    }
+    assert!(
+        echoed >= 25,
+        "{echoed} of our frames came back through the agent's phone ({} packets)",
+        rx.len()
+    );
+    uac.hang_up(&mut dialog);
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            phone.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = phone.kill();
+            phone.wait().unwrap()
+        });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "agent phone: {status:?} {err}");
+}
+
+#[test]
+fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
+    let p = start("sippvm", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    check(
+        "IVR call to 15550100",
+        sipp("uac_ivr_voicemail.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the caller's timeline");
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let trail = body["ivr_trail"].as_array().unwrap();
+    assert!(trail.iter().any(|e| e["digits"] == "3"), "{trail:?}");
+    assert!(trail.iter().any(|e| e["node"] == "voicemail"), "{trail:?}");
+    let location = call["attachments"][0]["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no recording: {call:#}"));
+    let mut wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let left: Vec<i16> = wav
+        .samples::<i16>()
+        .step_by(2)
+        .map(Result::unwrap)
+        .collect();
+    assert!(left.len() >= 8000, "{} samples", left.len());
+    // The caller's side (left) carries the pcap's speech, not silence.
+    let loud = left.iter().filter(|s| s.unsigned_abs() > 500).count();
+    assert!(loud > 800, "{loud} loud samples of {}", left.len());
+}
+
+#[test]
+fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_length() {
+    let p = start("ivrnoagent", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    // A shorter voicemail limit in a copy of the demo flow, published over the API.
+    let tok = admin.clone();
+    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&tok), None);
+    let mut doc = match &flow["draft"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
+    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&tok), Some(doc));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/demo/publish",
+        Some(&tok),
+        None,
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Nobody to ring: the queue times out into voicemail, which stops at 2 s and the
+    // flow, having nowhere to go, hangs up on us (bounded: 30 s of frames).
+    let mut bye = None;
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("Parley hangs up when the flow ends");
+    assert!(
+        bye.headers
+            .get("Reason")
+            .unwrap_or_default()
+            .contains("ivr"),
+        "{bye:?}"
+    );
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let stok = supervisor_token(&p);
+    let mut trail = Vec::new();
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &stok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&stok),
+                None,
+            );
+            if let Some(call) = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+                trail = body["ivr_trail"].as_array().unwrap().clone();
+                assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
+    assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
+}
+
+#[test]
+fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
+    let p = start("ivrxfer", &[]);
+    let admin = admin_token(&p);
+    let flow = json!({
+        "version": 1, "id": "xfer", "start": "hi",
+        "nodes": {
+            "hi": {"type": "play", "prompts": [{"tts": "Connecting you."}], "next": "go"},
+            "go": {"type": "transfer", "target": {"extension": "1002"}}
+        }
+    });
+    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/xfer/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        Some(json!({"flow_id": "xfer"})),
+    );
+    // 1001's phone is a bare socket that must not be rung; 1002 answers and echoes.
+    let (ext1, pw1) = agent(&p, 0);
+    let other = UdpSocket::bind("127.0.0.1:0").unwrap();
+    check(
+        "REGISTER 1001",
+        register(
+            &p,
+            &ext1,
+            &pw1,
+            other.local_addr().unwrap().port(),
+            "register.xml",
+        ),
+    );
+    let (ext2, pw2) = agent(&p, 1);
+    let uas_port = free_port();
+    let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &ext2, &pw2, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut sent = Vec::new();
+    let mut echoed = 0;
+    for k in 0..1000u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        sent.push(pcmu_frame(k));
+        std::thread::sleep(Duration::from_millis(20));
+        if k % 25 == 0 {
+            echoed = sent.iter().filter(|f| rx.contains(f)).count();
+            if echoed >= 25 {
+                break;
+            }
+        }
+    }
+    assert!(echoed >= 25, "{echoed} frames came back through 1002");
+    uac.hang_up(&mut dialog);
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            phone.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = phone.kill();
+            phone.wait().unwrap()
+        });
+    assert!(status.success(), "1002's phone: {status:?}");
+    other.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = String::new();
+    while let Ok((n, _)) = other.recv_from(&mut buf) {
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(!got.contains("INVITE"), "1001 was rung: {got}");
+}
+
+#[test]
+fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
+    let p = start("ivrcase", &[]);
+    let admin = admin_token(&p);
+    let wav: &[u8] = include_bytes!("../web/tests/fixtures/prompts/tone.wav");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let meta: Value = rt.block_on(async {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/v1/ivr/prompts?name=Tone", p.http))
+            .bearer_auth(&admin)
+            .header("content-type", "audio/wav")
+            .body(wav.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+        res.json().await.unwrap()
+    });
+    let prompt = meta["id"].as_str().unwrap();
+    let flow = json!({
+        "version": 1, "id": "casey", "start": "who",
+        "nodes": {
+            "who": {"type": "customer", "create": true, "attach_case": "new",
+                    "next": "hello", "on_error": "hello"},
+            "hello": {"type": "play", "prompts": [{"file": prompt}], "next": "vm"},
+            "vm": {"type": "voicemail", "beep": false, "max_length_s": 1}
+        }
+    });
+    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/casey/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        Some(json!({"flow_id": "casey"})),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut bye = None;
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("the flow ends after the voicemail and hangs up");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let heard = rx.iter().filter(|p| audible(p)).count();
+    assert!(heard >= 10, "the uploaded tone: {heard} audible packets");
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the timeline");
+    let case = call["case_id"].as_str().expect("filed under the new case");
+    let c = http(
+        &p,
+        "GET",
+        &format!("/api/v1/cases/{case}"),
+        Some(&tok),
+        None,
+    );
+    assert_eq!(c["customer_id"], call["customer_id"], "{c:#}");
+    assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
+}
+
+#[test]
+fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
+    let p = start("ivrsilent", &[("PARLEY_RTP_TIMEOUT_SECS", "2")]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '3', &mut rx);
+    // Talk until the voicemail recording has started (bounded: 20 s), then go silent.
+    let recordings = p.dir.join("data/recordings");
+    let recording = || {
+        std::fs::read_dir(&recordings)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
+            .is_some()
+    };
+    for k in 0..1000u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if recording() {
+            break;
+        }
+    }
+    assert!(recording(), "the voicemail recording started");
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("media timeout"), "Reason: {reason:?}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let tok = supervisor_token(&p);
+    let mut call = None;
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            call = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+                .cloned();
+            if call.is_some() {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let call = call.expect("the call on the timeline");
+    let location = call["attachments"][0]["location"]
+        .as_str()
+        .unwrap_or_else(|| panic!("voicemail kept: {call:#}"));
+    hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
 }

@@ -904,6 +904,28 @@ impl Store {
             trunk_credentials,
         }))
     }
+
+    /// Tenants owning a trunk whose inbound addresses include `ip` (system-wide: the
+    /// tenant is what is being found), for services such as the echo test that any
+    /// trusted trunk may reach. Sorted, without duplicates.
+    pub async fn trunk_tenants_for_source(&self, ip: &str) -> Result<Vec<String>> {
+        let rows: Vec<TrunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TRUNK_COLS} FROM trunks WHERE inbound_addresses LIKE $1"
+        )))
+        .bind(format!("%{}%", ip.replace(['%', '_'], "")))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (trunk, _) = row.split()?;
+            if trunk.inbound_addresses.iter().any(|a| a == ip) {
+                out.push(trunk.tenant_id);
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
 }
 
 impl Store {

@@ -1345,6 +1345,18 @@ mod telephony {
             );
         }
         assert!(h.store.route_number("15550199").await.unwrap().is_none());
+        // Trunk sources find their tenant (exact address, not a prefix).
+        assert_eq!(
+            h.store.trunk_tenants_for_source("::1").await.unwrap(),
+            vec![acme.tenant_id.clone()]
+        );
+        assert!(
+            h.store
+                .trunk_tenants_for_source("127.0.0.10")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
             h.store.trunk_source_addresses().await.unwrap(),
             vec!["127.0.0.1".to_owned(), "::1".to_owned()]

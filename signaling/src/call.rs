@@ -15,11 +15,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
 use parley_cases::{Actor, Store};
+use parley_media::{CallHandle, Codec, EventReceiver, LegConfig, LegId, TelephoneEvent};
 use parley_sip_proto::dialog::{Dialog, random_token};
 use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
+use parley_sip_proto::offer_answer::{self, LocalCapabilities};
 use parley_sip_proto::transaction::{TxKey, build_cancel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+mod ivr;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -133,6 +137,11 @@ pub(crate) struct CallCtx {
 enum Plan {
     /// One of our numbers: ring the tenant's registered agents.
     Agents(InboundRoute),
+    /// The echo test: answered here, the caller hears their own audio.
+    Echo {
+        /// The tenant the caller belongs to (its user or trunk).
+        tenant_id: String,
+    },
     /// Not one of our numbers, dialled by an authenticated user: out through the
     /// tenant's trunk.
     Trunk {
@@ -196,7 +205,25 @@ struct Call {
     give_up_at: Option<Instant>,
     pending_byes: usize,
     ended: bool,
+    /// Media terminated by this call (echo, IVR); dropping it releases the leg.
+    media: Option<Media>,
+    store: Store,
+    /// The flow running on the call, if its number is routed to one.
+    ivr: Option<ivr::IvrRun>,
+    /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
+    /// `None`: the caller's offer is passed through.
+    agent_offer: Option<Bytes>,
 }
+
+/// The caller's leg on the media engine, owned by the call task.
+struct Media {
+    handle: CallHandle,
+    events: EventReceiver,
+    leg: LegId,
+}
+
+/// Numbers of the echo test.
+const ECHO_NUMBERS: [&str; 2] = ["*43", "43"];
 
 /// Runs one call from its first INVITE to its last transaction.
 pub(crate) async fn run(ctx: CallCtx) {
@@ -238,6 +265,10 @@ pub(crate) async fn run(ctx: CallCtx) {
         give_up_at: None,
         pending_byes: 0,
         ended: false,
+        media: None,
+        store: store.clone(),
+        ivr: None,
+        agent_offer: None,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -249,7 +280,29 @@ pub(crate) async fn run(ctx: CallCtx) {
                     tenant_id: route.number.tenant_id.clone(),
                 })
                 .await;
-            call.ring_agents(&store, &route).await;
+            call.start_ivr_or_ring(&store, &route).await;
+        }
+        Ok(Plan::Echo { tenant_id }) => {
+            call.unauth = None;
+            driver
+                .send(Cmd::Tenant {
+                    call_no: no,
+                    tenant_id,
+                })
+                .await;
+            match call.answer_with_media().await {
+                Ok(()) => {
+                    if let Some(m) = &call.media
+                        && let Err(e) = m.handle.set_echo(m.leg, true)
+                    {
+                        tracing::warn!(error = %e, "echo test: media engine stopped");
+                        call.hang_up_caller(Some("Q.850;cause=41;text=\"media engine stopped\""))
+                            .await;
+                        call.ended = true;
+                    }
+                }
+                Err((code, reason)) => call.reject(code, reason, None).await,
+            }
         }
         Ok(Plan::Trunk {
             tenant_id,
@@ -286,9 +339,23 @@ pub(crate) async fn run(ctx: CallCtx) {
                 None => break, // the driver stopped
             },
             _ = sleep_until(deadline) => call.on_timer(Instant::now()).await,
+            ev = media_event(&mut call.media) => match ev {
+                Some(ev) => call.on_media_event(ev).await,
+                None => call.media = None, // the engine stopped
+            },
         }
     }
+    call.ivr_finish().await;
+    call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
+}
+
+/// The next event of the call's media, or never without media.
+async fn media_event(media: &mut Option<Media>) -> Option<parley_media::Event> {
+    match media {
+        Some(m) => m.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(d: Option<Instant>) {
@@ -310,6 +377,7 @@ impl Call {
         [
             self.ring_deadline,
             self.give_up_at,
+            self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
         ]
         .into_iter()
@@ -340,6 +408,9 @@ impl Call {
         let dialled = uri_user(self.inbound.invite.uri())
             .unwrap_or_default()
             .to_owned();
+        if ECHO_NUMBERS.contains(&dialled.as_str()) {
+            return self.route_service(store, auth, &dialled).await;
+        }
         let route = match store.route_number(&dialled).await {
             Ok(Some(r)) => r,
             Ok(None) => return self.route_out(store, auth, &dialled).await,
@@ -396,6 +467,201 @@ impl Call {
                 self.reject_unauthenticated(r).await;
                 Err((0, ""))
             }
+        }
+    }
+
+    /// A service answered by Parley itself (the echo test): `*43` from an
+    /// authenticated user or a trunk's inbound address, `43` from a trunk's inbound
+    /// address only (a bare short number is what a trunk's test call dials).
+    async fn route_service(
+        &mut self,
+        store: &Store,
+        auth: &Authenticator,
+        dialled: &str,
+    ) -> Result<Plan, (u16, &'static str)> {
+        if self.media_engine().is_none() {
+            return Err((503, "Media Not Available"));
+        }
+        let ip = self.inbound.source.ip().to_string();
+        let tenants = store
+            .trunk_tenants_for_source(&ip)
+            .await
+            .map_err(|_| (500, "Server Internal Error"))?;
+        if let [tenant_id] = tenants.as_slice() {
+            return Ok(Plan::Echo {
+                tenant_id: tenant_id.clone(),
+            });
+        }
+        if dialled != "*43" {
+            return Err((404, "Not Found"));
+        }
+        match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
+            AuthOutcome::Ok { tenant_id, .. } => Ok(Plan::Echo { tenant_id }),
+            AuthOutcome::Respond(r, failed) => {
+                if failed {
+                    self.driver
+                        .send(Cmd::AuthFailed {
+                            source: self.inbound.source.ip(),
+                        })
+                        .await;
+                }
+                self.reject_unauthenticated(r).await;
+                Err((0, ""))
+            }
+        }
+    }
+
+    /// A call to one of our numbers: the published flow routed from it runs here
+    /// (media answered by us), or, without a flow or media, the agents ring with the
+    /// caller's SDP passed through.
+    async fn start_ivr_or_ring(&mut self, store: &Store, route: &InboundRoute) {
+        let tenant_id = route.number.tenant_id.clone();
+        let flow = match (
+            self.media_engine(),
+            store.inbound_route(&route.number.number).await,
+        ) {
+            (Some(_), Ok(Some(r))) if r.tenant_id == tenant_id => Some(r.flow_id),
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "flow route lookup failed; ringing agents");
+                None
+            }
+            _ => None,
+        };
+        let run = match flow {
+            Some(flow_id) => {
+                let caller = ivr::caller_number(self);
+                let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
+                ivr::load(
+                    store,
+                    &tenant_id,
+                    &flow_id,
+                    &caller,
+                    &route.number.number,
+                    &call_id,
+                )
+                .await
+            }
+            None => None,
+        };
+        let Some(run) = run else {
+            return self.ring_agents(store, &tenant_id).await;
+        };
+        self.ivr = Some(run);
+        if let Err((code, reason)) = self.answer_with_media().await {
+            self.ivr = None;
+            return self.reject(code, reason, None).await;
+        }
+        self.ivr_run().await;
+    }
+
+    fn media_engine(&self) -> Option<Arc<parley_media::Engine>> {
+        self.config.media.clone()
+    }
+
+    /// Answers the caller's SDP offer on a new leg of the media engine: the first of
+    /// the offerer's codecs among PCMU/PCMA (with telephone-event/8000 when offered),
+    /// our leg's address in the answer. On success the call owns the leg
+    /// ([`Call::media`]) and the caller has its 200.
+    async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
+        let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
+        let offer = offer_answer::parse_sdp(self.inbound.invite.body())
+            .map_err(|_| (488, "Not Acceptable Here"))?;
+        let mut caps = LocalCapabilities::new(engine.config().bind_ip, 9);
+        caps.codecs.retain(|c| {
+            c.clock_rate == 8000
+                && ["PCMU", "PCMA", "telephone-event"]
+                    .iter()
+                    .any(|n| c.name.eq_ignore_ascii_case(n))
+        });
+        let first =
+            offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
+        let Some(neg) = first.media.iter().flatten().next().cloned() else {
+            return Err((488, "Not Acceptable Here"));
+        };
+        let codec = if neg.codec.name.eq_ignore_ascii_case("PCMA") {
+            Codec::Pcma
+        } else {
+            Codec::Pcmu
+        };
+        let mut cfg = LegConfig::g711(codec);
+        cfg.inactivity_timeout = self.config.rtp_timeout;
+        cfg.telephone_event = neg.telephone_event.map(|payload_type| TelephoneEvent {
+            payload_type,
+            clock_rate: 8000,
+        });
+        let (handle, events) = engine
+            .create_call()
+            .map_err(|_| (503, "Media Not Available"))?;
+        let leg = handle.create_leg(cfg).map_err(|e| {
+            tracing::warn!(error = %e, "no media leg for a call");
+            (503, "Media Not Available")
+        })?;
+        if let Some(remote) = neg.remote {
+            handle
+                .set_remote(leg.id, remote)
+                .map_err(|_| (503, "Media Not Available"))?;
+        }
+        caps.audio_port = leg.local_rtp.port();
+        caps.address = if leg.local_rtp.ip().is_unspecified() {
+            self.driver
+                .host
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+        } else {
+            leg.local_rtp.ip()
+        };
+        let ans = offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
+        let sdp = offer_answer::sdp_to_bytes(&ans.sdp);
+        self.media = Some(Media {
+            handle,
+            events,
+            leg: leg.id,
+        });
+        bump(&self.obs.counters.calls_answered);
+        let local_contact = self.local_contact(self.inbound.transport);
+        self.inbound.dialog = Dialog::uas(
+            &self.inbound.invite,
+            &self.inbound.local_tag,
+            &local_contact,
+            true,
+            1,
+        )
+        .ok();
+        self.respond(200, None, Some(("application/sdp", sdp)))
+            .await;
+        Ok(())
+    }
+
+    /// What the media engine reports about the call's leg.
+    async fn on_media_event(&mut self, ev: parley_media::Event) {
+        if self.ivr.is_some() {
+            self.ivr_media(&ev).await;
+        }
+        match ev {
+            parley_media::Event::RtpTimeout {
+                silent_for, cause, ..
+            } if !self.ended => {
+                tracing::info!(
+                    call = self.no,
+                    ?silent_for,
+                    cause = cause.as_str(),
+                    "hanging up"
+                );
+                let reason = format!("Q.850;cause=16;text=\"{}\"", cause.as_str());
+                self.hang_up_caller(Some(&reason)).await;
+                if let Some(w) = self.winner {
+                    self.hang_up_leg(w).await;
+                }
+                if self.ivr.is_none() {
+                    // An IVR call keeps its leg until `ivr_finish` has closed a voicemail.
+                    self.media = None;
+                }
+                self.ended = true;
+            }
+            parley_media::Event::CommandFailed { command, reason } => {
+                tracing::warn!(call = self.no, command, %reason, "media command failed");
+            }
+            _ => {}
         }
     }
 
@@ -523,8 +789,19 @@ impl Call {
     }
 
     /// Rings every registered contact of the tenant's agents in parallel.
-    async fn ring_agents(&mut self, store: &Store, route: &InboundRoute) {
-        let actor = Actor::system(&route.number.tenant_id);
+    async fn ring_agents(&mut self, store: &Store, tenant_id: &str) {
+        self.ring_agents_only(store, tenant_id, |_, _| true).await;
+    }
+
+    /// Rings the registered contacts of the tenant's agents for which `pick(user id,
+    /// extension)` holds.
+    async fn ring_agents_only(
+        &mut self,
+        store: &Store,
+        tenant_id: &str,
+        pick: impl Fn(&str, &str) -> bool,
+    ) {
+        let actor = Actor::system(tenant_id);
         let users = match store.sip_users(&actor).await {
             Ok(u) => u,
             Err(e) => {
@@ -533,11 +810,14 @@ impl Call {
             }
         };
         let mut targets: Vec<(String, Binding)> = Vec::new();
-        for (_, ext) in users {
+        for (user_id, ext) in users {
+            if !pick(&user_id, &ext) {
+                continue;
+            }
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
-                    aor: (route.number.tenant_id.clone(), ext.clone()),
+                    aor: (tenant_id.to_owned(), ext.clone()),
                     reply: tx,
                 })
                 .await;
@@ -546,6 +826,9 @@ impl Call {
             }
         }
         if targets.is_empty() {
+            if self.ivr.is_some() {
+                return;
+            }
             return self.reject(480, "Temporarily Unavailable", None).await;
         }
         let realm = store
@@ -566,6 +849,9 @@ impl Call {
             }
         }
         if self.legs.is_empty() {
+            if self.ivr.is_some() {
+                return;
+            }
             return self.reject(480, "Temporarily Unavailable", None).await;
         }
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
@@ -615,10 +901,19 @@ impl Call {
         h.push("CSeq", "1 INVITE");
         h.push("Contact", format!("<{}>", self.local_contact(transport)));
         h.push("Allow", crate::driver::ALLOW);
-        if let Some(ct) = inv.headers.get("Content-Type") {
-            h.push("Content-Type", ct);
-        }
-        match Request::new(Method::Invite, request_uri, h, inv.body().clone()) {
+        let body = match &self.agent_offer {
+            Some(sdp) => {
+                h.push("Content-Type", "application/sdp");
+                sdp.clone()
+            }
+            None => {
+                if let Some(ct) = inv.headers.get("Content-Type") {
+                    h.push("Content-Type", ct);
+                }
+                inv.body().clone()
+            }
+        };
+        match Request::new(Method::Invite, request_uri, h, body) {
             Ok(invite) => Some(OutboundLeg {
                 invite,
                 call_id,
@@ -807,6 +1102,29 @@ impl Call {
     async fn on_leg_event(&mut self, i: usize, ev: LegEvent) {
         match ev {
             LegEvent::Trying => {}
+            LegEvent::Answered(sdp) if self.ivr.is_some() => {
+                if self.winner.is_some() || self.ended {
+                    self.hang_up_leg(i).await;
+                    return;
+                }
+                self.winner = Some(i);
+                self.ring_deadline = None;
+                self.cancel_legs(Some(i)).await;
+                if !self.ivr_bridge(&sdp) {
+                    tracing::warn!(call = self.no, "cannot bridge the agent's media");
+                }
+            }
+            LegEvent::HungUp(cause) if self.ivr.is_some() => {
+                self.legs[i].cause = Some(cause);
+                self.legs[i].state = LegState::Done;
+                if self.winner.is_none()
+                    && !self.ended
+                    && self.legs.iter().all(|l| l.state == LegState::Done)
+                {
+                    self.queue_result(parley_ivr::QueueOutcome::Timeout);
+                    self.ivr_run().await;
+                }
+            }
             LegEvent::Ringing | LegEvent::EarlyMedia(_) if self.inbound.final_sent => {}
             LegEvent::Ringing => {
                 if self.inbound.sent_18x.is_none() {
@@ -916,8 +1234,8 @@ impl Call {
         }
     }
 
-    /// BYE to the caller.
-    async fn hang_up_caller(&mut self) {
+    /// BYE to the caller, with a `Reason` header when given.
+    async fn hang_up_caller(&mut self, reason: Option<&str>) {
         let via = our_via(&self.driver.host, self.driver.port, self.inbound.transport);
         let bye = self
             .inbound
@@ -925,7 +1243,10 @@ impl Call {
             .as_mut()
             .and_then(|d| d.create_request(Method::Bye, &via, None).ok());
         self.inbound.retx = None;
-        if let Some(bye) = bye {
+        if let Some(mut bye) = bye {
+            if let Some(r) = reason {
+                bye.headers.push("Reason", r);
+            }
             self.pending_byes += 1;
             self.driver
                 .send(Cmd::Request {
@@ -951,6 +1272,9 @@ impl Call {
                     self.respond(487, None, None).await;
                     bump(&self.obs.counters.calls_failed);
                     self.cancel_legs(None).await;
+                    if self.ivr.is_none() {
+                        self.media = None;
+                    }
                     self.ended = true;
                     self.ring_deadline = None;
                 }
@@ -970,6 +1294,9 @@ impl Call {
                 match self.winner {
                     Some(w) => self.hang_up_leg(w).await,
                     None => self.cancel_legs(None).await,
+                }
+                if self.ivr.is_none() {
+                    self.media = None;
                 }
                 self.ended = true;
                 self.ring_deadline = None;
@@ -1001,7 +1328,7 @@ impl Call {
                 self.legs[i].state = LegState::Done;
                 self.legs[i].cause = Some(Cause::NormalClearing);
                 if self.winner == Some(i) {
-                    self.hang_up_caller().await;
+                    self.hang_up_caller(None).await;
                     self.ended = true;
                 }
             }
@@ -1020,9 +1347,20 @@ impl Call {
             // Nobody answered in time.
             self.ring_deadline = None;
             self.cancel_legs(None).await;
-            self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
-                .await;
+            if self.ivr.is_some() {
+                for l in &mut self.legs {
+                    if l.state != LegState::Answered {
+                        l.state = LegState::Done;
+                    }
+                }
+                self.queue_result(parley_ivr::QueueOutcome::Timeout);
+                self.ivr_run().await;
+            } else {
+                self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
+                    .await;
+            }
         }
+        self.ivr_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {
@@ -1051,10 +1389,11 @@ impl Call {
         if expired {
             // No ACK for our 2xx within 64·T1: the caller is gone (RFC 3261 §13.3.1.4).
             self.inbound.retx = None;
-            self.hang_up_caller().await;
+            self.hang_up_caller(None).await;
             if let Some(w) = self.winner {
                 self.hang_up_leg(w).await;
             }
+            self.media = None;
             self.ended = true;
         } else if resend && let Some(ok) = self.inbound.ok.clone() {
             self.driver.send(Cmd::Respond(ok)).await;

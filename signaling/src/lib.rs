@@ -35,8 +35,21 @@
 //!
 //! TLS, DNS (RFC 3263) for outbound targets (a trunk's `host:port` is resolved with the
 //! system resolver), opening outbound TCP connections (TCP is used where the peer
-//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now), media (the media
-//! engine's job; SDP is passed through unchanged).
+//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now). Calls to agents
+//! without a flow pass SDP through unchanged.
+//!
+//! # Media
+//!
+//! With a media engine in [`SipConfig::media`] a call task can terminate media
+//! itself: it answers the caller's offer with parley-sip-proto's offer/answer
+//! (PCMU/PCMA and telephone-event) on a leg of the engine, owns the leg's
+//! `CallHandle` (dropped, and so released, on BYE, CANCEL, an unacknowledged 2xx or
+//! shutdown) and hangs up with `Reason: Q.850;cause=16;text="media timeout: …"` when
+//! the engine reports RTP inactivity. Calls answered this way: the echo test (`*43`,
+//! or `43` from a trunk's inbound address) and numbers routed to a published IVR flow,
+//! which runs inside the call task (`call::ivr`: prompts, DTMF, timers, voicemail,
+//! agents rung with our own offer and bridged in a room; the call, its IVR trail and
+//! voicemail stored on the caller's timeline).
 
 mod call;
 mod driver;
@@ -99,6 +112,14 @@ pub struct SipConfig {
     /// older ones (sipp 3.6, many phones) only read the first challenge and fail on
     /// SHA-256. Put SHA-256 first where every phone supports it.
     pub digest_algorithms: Vec<Algorithm>,
+    /// The media engine that terminates calls Parley answers itself (echo test, IVR).
+    /// Without one such calls are refused with 503; calls to agents pass SDP through.
+    pub media: Option<Arc<parley_media::Engine>>,
+    /// Hang up a call Parley answers itself after this long without RTP from the
+    /// caller (`None`: never).
+    pub rtp_timeout: Option<Duration>,
+    /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl SipConfig {
@@ -117,6 +138,9 @@ impl SipConfig {
             max_expires: 3600,
             trace_calls: 500,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
+            media: None,
+            rtp_timeout: Some(Duration::from_secs(30)),
+            data_dir: None,
         }
     }
 }

@@ -1,0 +1,827 @@
+//! IVR on live calls: the call task runs a published flow with parley-ivr's pure
+//! interpreter. The task owns the [`CallState`]; this module turns media events into
+//! interpreter events (DTMF digits, playback done, recording done), executes the
+//! interpreter's actions (prompts, timers, customer lookups, cases, voicemail,
+//! ringing agents with the two media legs bridged in a room) and stores the call on
+//! the customer's timeline when it ends: one interaction (call, voice, inbound) with
+//! the IVR trail and the voicemail recording as an attachment.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use parley_cases::customers::{NewCustomer, RawIdentity};
+use parley_cases::timeline::{Attachment, NewInteraction};
+use parley_cases::{Actor, Store};
+use parley_ivr::model::TransferTarget;
+use parley_ivr::{Action, CallInfo, CallState, Env, Event, Flow, FlowId, Prompt};
+use parley_media::{PlayOptions, RoomMode, Source};
+use parley_media_core::tones::ToneSpec;
+use parley_sip_proto::dialog::random_token;
+use parley_sip_proto::message::MessageExt as _;
+use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use tokio::time::Instant;
+
+use super::{Call, uri_user};
+
+/// A flow running on a call.
+pub(super) struct IvrRun {
+    env: Env,
+    state: Option<CallState>,
+    actor: Actor,
+    caller: String,
+    timers: BTreeMap<u64, Instant>,
+    /// Prompts still to play of the current `Play`.
+    queue: VecDeque<PromptSource>,
+    playing: bool,
+    barge_in: bool,
+    /// A playback we started is still running in the engine.
+    active: bool,
+    /// `PlaybackDone` events still to come for playbacks we replaced or stopped.
+    stale: u32,
+    /// Voicemail being recorded (absolute path) and when it must stop.
+    recording: Option<PathBuf>,
+    record_until: Option<Instant>,
+    /// The finished voicemail: (path relative to the data dir, size).
+    voicemail: Option<(String, u64)>,
+    customer_id: Option<String>,
+    case_id: Option<String>,
+    /// Interpreter events waiting to be fed.
+    pending: VecDeque<Event>,
+    /// The second media leg and room while agents ring / talk.
+    agent_leg: Option<parley_media::LegId>,
+    pub(super) bridging: bool,
+}
+
+/// Starts a playback on the caller's leg, counting the one it replaces.
+fn media_play(
+    media: Option<&super::Media>,
+    run: &mut IvrRun,
+    source: Source,
+    opts: PlayOptions,
+) -> bool {
+    let Some(m) = media else { return false };
+    if m.handle.play(m.leg, source, opts).is_err() {
+        return false;
+    }
+    if run.active {
+        run.stale += 1;
+    }
+    run.active = true;
+    true
+}
+
+/// Stops the caller's playback, if one of ours runs.
+fn media_stop(media: Option<&super::Media>, run: &mut IvrRun) {
+    if let Some(m) = media
+        && run.active
+        && m.handle.stop_playback(m.leg).is_ok()
+    {
+        run.active = false;
+        run.stale += 1;
+    }
+}
+
+/// A prompt ready for the engine.
+enum PromptSource {
+    File(PathBuf),
+    Tone(ToneSpec),
+}
+
+impl IvrRun {
+    /// The next interpreter timer or voicemail limit.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.timers.values().copied().chain(self.record_until).min()
+    }
+
+    pub(super) fn is_ended(&self) -> bool {
+        self.state.as_ref().is_none_or(CallState::is_ended)
+    }
+}
+
+/// Loads the tenant's published flows and calendars; `None` (with a warning) when the
+/// flow cannot run.
+pub(super) async fn load(
+    store: &Store,
+    tenant_id: &str,
+    flow_id: &str,
+    caller: &str,
+    dialled: &str,
+    call_id: &str,
+) -> Option<IvrRun> {
+    let actor = Actor::system(tenant_id);
+    let versions = match store.published_flows(&actor).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot load the tenant's flows");
+            return None;
+        }
+    };
+    let mut flows = Vec::new();
+    for v in versions {
+        match Flow::from_json(&v.definition) {
+            Ok(f) => flows.push(f),
+            Err(e) => {
+                tracing::warn!(flow = %v.flow_id, error = %e, "published flow does not parse")
+            }
+        }
+    }
+    let mut env = Env::new(flows);
+    match store.calendars(&actor).await {
+        Ok(cals) => {
+            for c in cals {
+                match serde_json::from_str(&c.definition) {
+                    Ok(cal) => {
+                        env.calendars.insert(c.name, cal);
+                    }
+                    Err(e) => tracing::warn!(calendar = %c.name, error = %e, "bad calendar"),
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot load calendars"),
+    }
+    let id = FlowId(flow_id.to_owned());
+    if env.flow(&id).is_err() {
+        tracing::warn!(flow = flow_id, "routed flow is not published");
+        return None;
+    }
+    let info = CallInfo {
+        call_id: call_id.to_owned(),
+        tenant_id: tenant_id.to_owned(),
+        caller_number: caller.to_owned(),
+        dialed_number: dialled.to_owned(),
+        ..CallInfo::default()
+    };
+    Some(IvrRun {
+        env,
+        state: Some(CallState::new(id, &info)),
+        actor,
+        caller: caller.to_owned(),
+        timers: BTreeMap::new(),
+        queue: VecDeque::new(),
+        playing: false,
+        barge_in: false,
+        active: false,
+        stale: 0,
+        recording: None,
+        record_until: None,
+        voicemail: None,
+        customer_id: None,
+        case_id: None,
+        pending: VecDeque::from([Event::Start]),
+        agent_leg: None,
+        bridging: false,
+    })
+}
+
+/// The caller's number from the From header (its user part).
+pub(super) fn caller_number(call: &Call) -> String {
+    call.inbound
+        .invite
+        .from()
+        .ok()
+        .and_then(|f| uri_user(&f.uri).map(str::to_owned))
+        .unwrap_or_else(|| "anonymous".to_owned())
+}
+
+/// FNV-1a, for cache file names of rendered TTS prompts.
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Renders a TTS prompt once with espeak-ng into `<data>/tts/`; without espeak-ng a
+/// short tone stands in (with a warning).
+async fn tts(data_dir: &Path, text: &str) -> PromptSource {
+    let dir = data_dir.join("tts");
+    let path = dir.join(format!("{:016x}.wav", fnv(text)));
+    if path.exists() {
+        return PromptSource::File(path);
+    }
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        tracing::warn!(error = %e, "cannot create the TTS cache");
+        return PromptSource::Tone(ToneSpec::BEEP);
+    }
+    let tmp = dir.join(format!("{}.tmp.wav", random_token(&mut rand::rng(), 12)));
+    let out = tokio::process::Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&tmp)
+        .arg("--")
+        .arg(text)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await;
+    match out {
+        Ok(s) if s.success() && tokio::fs::rename(&tmp, &path).await.is_ok() => {
+            PromptSource::File(path)
+        }
+        other => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            tracing::warn!(
+                ?other,
+                "espeak-ng unavailable or failed; playing a tone for a TTS prompt"
+            );
+            PromptSource::Tone(ToneSpec::BEEP)
+        }
+    }
+}
+
+impl Call {
+    /// Feeds the pending interpreter events and executes the actions they produce.
+    pub(super) async fn ivr_run(&mut self) {
+        loop {
+            let Some(run) = self.ivr.as_mut() else { return };
+            let Some(ev) = run.pending.pop_front() else {
+                // A flow that ended (transfer or enqueue aside) leaves nothing to do.
+                if run.is_ended() && !run.bridging && run.agent_leg.is_none() && !self.ended {
+                    self.end_ivr_call(Some("Q.850;cause=16;text=\"ivr: flow ended\""))
+                        .await;
+                }
+                return;
+            };
+            let Some(state) = run.state.take() else {
+                return;
+            };
+            let (state, actions) = parley_ivr::step(&run.env, state, ev, jiff::Timestamp::now());
+            run.state = Some(state);
+            for a in actions {
+                self.ivr_action(a).await;
+            }
+        }
+    }
+
+    /// Queues an event for the interpreter and runs it.
+    pub(super) async fn ivr_event(&mut self, ev: Event) {
+        if let Some(run) = self.ivr.as_mut() {
+            if run.is_ended() {
+                return;
+            }
+            run.pending.push_back(ev);
+            self.ivr_run().await;
+        }
+    }
+
+    /// Interpreter timers and the voicemail limit.
+    pub(super) async fn ivr_timers(&mut self, now: Instant) {
+        let Some(run) = self.ivr.as_mut() else { return };
+        let due: Vec<u64> = run
+            .timers
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            run.timers.remove(id);
+        }
+        if run.record_until.is_some_and(|t| t <= now) {
+            run.record_until = None;
+            if let Some(m) = &self.media {
+                let _ = m.handle.stop_recording(m.leg);
+            }
+        }
+        for id in due {
+            self.ivr_event(Event::TimerFired { id }).await;
+        }
+    }
+
+    /// A media event while the flow runs.
+    pub(super) async fn ivr_media(&mut self, ev: &parley_media::Event) {
+        match ev {
+            parley_media::Event::Dtmf { digit, leg, .. }
+                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
+            {
+                self.ivr_event(Event::Digits {
+                    digits: digit.to_string(),
+                })
+                .await;
+            }
+            parley_media::Event::PlaybackDone { interrupted, leg }
+                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
+            {
+                let Some(run) = self.ivr.as_mut() else { return };
+                if run.stale > 0 {
+                    run.stale -= 1;
+                    return;
+                }
+                run.active = false;
+                if run.playing {
+                    if *interrupted {
+                        // Barge-in: the rest of this `Play` is skipped too.
+                        run.queue.clear();
+                    }
+                    self.play_next().await;
+                    self.ivr_run().await;
+                }
+            }
+            parley_media::Event::RecordingStopped { meta, .. } => {
+                let data_dir = self.config.data_dir.clone().unwrap_or_default();
+                if let Some(run) = self.ivr.as_mut()
+                    && run.recording.as_deref() == Some(meta.path.as_path())
+                {
+                    run.recording = None;
+                    run.record_until = None;
+                    let rel = meta
+                        .path
+                        .strip_prefix(&data_dir)
+                        .unwrap_or(&meta.path)
+                        .display()
+                        .to_string();
+                    let size = std::fs::metadata(&meta.path).map(|m| m.len()).unwrap_or(0);
+                    run.voicemail = Some((rel, size));
+                    self.ivr_event(Event::RecordingDone).await;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Plays the next queued prompt, or tells the interpreter the `Play` is done.
+    async fn play_next(&mut self) {
+        let engine = self.config.media.clone();
+        let Some(run) = self.ivr.as_mut() else { return };
+        let barge_in = run.barge_in;
+        while let Some(p) = run.queue.pop_front() {
+            let source = match p {
+                PromptSource::Tone(t) => Some(Source::Tone(t)),
+                PromptSource::File(path) => match &engine {
+                    Some(engine) => {
+                        let engine = engine.clone();
+                        let shown = path.display().to_string();
+                        match tokio::task::spawn_blocking(move || engine.load_prompt(&path)).await {
+                            Ok(Ok(p)) => Some(Source::Prompt(p)),
+                            other => {
+                                tracing::warn!(prompt = %shown, ?other, "prompt does not load; skipped");
+                                None
+                            }
+                        }
+                    }
+                    None => None,
+                },
+            };
+            let Some(source) = source else { continue };
+            let opts = PlayOptions {
+                looping: false,
+                barge_in,
+            };
+            if media_play(self.media.as_ref(), run, source, opts) {
+                return;
+            }
+        }
+        run.playing = false;
+        run.pending.push_back(Event::PlaybackDone);
+    }
+
+    /// Executes one interpreter action.
+    async fn ivr_action(&mut self, action: Action) {
+        let data_dir = self.config.data_dir.clone().unwrap_or_default();
+        match action {
+            Action::Play { prompts, barge_in } => {
+                let actor = match &self.ivr {
+                    Some(r) => r.actor.clone(),
+                    None => return,
+                };
+                let mut queue = VecDeque::new();
+                for p in prompts {
+                    queue.push_back(match p {
+                        Prompt::Tts(text) => tts(&data_dir, &text).await,
+                        Prompt::File(id) => match self.store.prompt(&actor, &id).await {
+                            Ok(meta) => PromptSource::File(data_dir.join(meta.storage_path)),
+                            Err(e) => {
+                                tracing::warn!(prompt = %id, error = %e, "unknown prompt; a tone instead");
+                                PromptSource::Tone(ToneSpec::BEEP)
+                            }
+                        },
+                    });
+                }
+                if let Some(run) = self.ivr.as_mut() {
+                    run.queue = queue;
+                    run.barge_in = barge_in;
+                    run.playing = true;
+                }
+                self.play_next().await;
+            }
+            Action::StopPlayback => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.queue.clear();
+                    run.playing = false;
+                    media_stop(self.media.as_ref(), run);
+                }
+            }
+            Action::StartTimer { id, at } => {
+                let wait = jiff::Timestamp::now()
+                    .duration_until(at)
+                    .try_into()
+                    .unwrap_or(Duration::ZERO);
+                if let Some(run) = self.ivr.as_mut() {
+                    run.timers.insert(id, Instant::now() + wait);
+                }
+            }
+            Action::CancelTimer { id } => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.timers.remove(&id);
+                }
+            }
+            Action::LookupCustomer {
+                id,
+                caller_number,
+                create,
+            } => {
+                let ev = match self.find_customer(&caller_number, create).await {
+                    Ok(customer_id) => Event::CustomerResult {
+                        id,
+                        customer_id,
+                        attributes: BTreeMap::new(),
+                    },
+                    Err(reason) => Event::CustomerFailed { id, reason },
+                };
+                if let Some(run) = self.ivr.as_mut() {
+                    run.pending.push_back(ev);
+                }
+            }
+            Action::AttachCase {
+                customer_id,
+                case_type,
+                ..
+            } => {
+                let Some(actor) = self.ivr.as_ref().map(|r| r.actor.clone()) else {
+                    return;
+                };
+                let caller = self
+                    .ivr
+                    .as_ref()
+                    .map(|r| r.caller.clone())
+                    .unwrap_or_default();
+                let new = parley_cases::cases::NewCase {
+                    title: format!("Call from {caller}"),
+                    customer_id: Some(customer_id),
+                    case_type_id: case_type.clone(),
+                    priority: None,
+                    assignee_id: None,
+                    team_id: None,
+                    custom_fields: Default::default(),
+                    tags: vec!["ivr".into()],
+                };
+                let mut created = self.store.create_case(&actor, new.clone()).await;
+                if created.is_err() && case_type.is_some() {
+                    // An unknown or unusable case type: open the case without one.
+                    tracing::warn!(
+                        ?case_type,
+                        "IVR case type not usable; case opened without it"
+                    );
+                    let new = parley_cases::cases::NewCase {
+                        case_type_id: None,
+                        ..new
+                    };
+                    created = self.store.create_case(&actor, new).await;
+                }
+                match created {
+                    Ok(c) => {
+                        if let Some(run) = self.ivr.as_mut() {
+                            run.case_id = Some(c.id);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "IVR could not open a case"),
+                }
+            }
+            Action::Enqueue { .. } => self.ivr_ring_agents(None).await,
+            Action::Transfer { target } => match target {
+                TransferTarget::Agent(_) | TransferTarget::Extension(_) => {
+                    self.ivr_ring_agents(Some(target)).await;
+                }
+                TransferTarget::Number(_) | TransferTarget::SipUri(_) => {
+                    // Outbound legs with our own media are not wired yet; the flow
+                    // has ended, so the call ends with a cause that says why.
+                    tracing::warn!(
+                        call = self.no,
+                        ?target,
+                        "external transfer targets are not supported yet"
+                    );
+                    self.end_ivr_call(Some(
+                        "Q.850;cause=79;text=\"ivr: external transfer not supported\"",
+                    ))
+                    .await;
+                }
+            },
+            Action::RecordVoicemail {
+                beep, max_length_s, ..
+            } => {
+                let tenant = self
+                    .ivr
+                    .as_ref()
+                    .map(|r| r.actor.tenant_id.clone())
+                    .unwrap_or_default();
+                let dir = data_dir.join("recordings").join(&tenant);
+                let path = dir.join(format!(
+                    "voicemail-{}.wav",
+                    random_token(&mut rand::rng(), 16)
+                ));
+                let dir_ok = tokio::fs::create_dir_all(&dir).await.is_ok();
+                if let Some(run) = self.ivr.as_mut() {
+                    if beep {
+                        let opts = PlayOptions::default();
+                        media_play(self.media.as_ref(), run, Source::Tone(ToneSpec::BEEP), opts);
+                    }
+                    let ok = dir_ok
+                        && self
+                            .media
+                            .as_ref()
+                            .is_some_and(|m| m.handle.start_recording(m.leg, path.clone()).is_ok());
+                    if ok {
+                        run.recording = Some(path);
+                        run.record_until = Some(
+                            Instant::now() + Duration::from_secs(u64::from(max_length_s.max(1))),
+                        );
+                    } else {
+                        tracing::warn!("voicemail recording could not start");
+                        run.pending.push_back(Event::RecordingDone);
+                    }
+                }
+            }
+            Action::HttpRequest { id, .. } => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.pending.push_back(Event::WebhookFailed {
+                        id,
+                        reason: "webhooks are not available on live calls yet".into(),
+                    });
+                }
+            }
+            Action::Hangup { cause } => {
+                let reason = format!("Q.850;cause=16;text=\"ivr: {cause}\"");
+                self.end_ivr_call(Some(&reason)).await;
+            }
+            Action::FlowEnded { reason } => {
+                // The call itself ends in `ivr_run` unless agents ring or talk.
+                tracing::debug!(call = self.no, ?reason, "flow ended");
+            }
+            // Speech is off (no recogniser); the rest is informational here.
+            _ => {}
+        }
+    }
+
+    /// Hangs up the caller (and a bridged agent) from the flow.
+    async fn end_ivr_call(&mut self, reason: Option<&str>) {
+        if self.ended {
+            return;
+        }
+        self.hang_up_caller(reason).await;
+        if let Some(w) = self.winner {
+            self.hang_up_leg(w).await;
+        }
+        self.cancel_legs(None).await;
+        self.ended = true;
+    }
+
+    /// The customer with this phone number, created when asked and unknown.
+    async fn find_customer(
+        &mut self,
+        number: &str,
+        create: bool,
+    ) -> Result<Option<String>, String> {
+        let Some(actor) = self.ivr.as_ref().map(|r| r.actor.clone()) else {
+            return Ok(None);
+        };
+        if let Some(id) = self.ivr.as_ref().and_then(|r| r.customer_id.clone()) {
+            return Ok(Some(id));
+        }
+        let found = match self.store.lookup_customer(&actor, "phone", number).await {
+            Ok(c) => Some(c.id),
+            Err(parley_cases::Error::NotFound { .. }) => None,
+            Err(parley_cases::Error::Invalid { .. }) => return Ok(None),
+            Err(e) => return Err(e.to_string()),
+        };
+        let id = match found {
+            Some(id) => Some(id),
+            None if create => {
+                let new = NewCustomer {
+                    name: format!("Caller {number}"),
+                    identities: vec![RawIdentity {
+                        kind: "phone".into(),
+                        value: number.to_owned(),
+                    }],
+                    consent: Default::default(),
+                };
+                Some(
+                    self.store
+                        .create_customer(&actor, new)
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .id,
+                )
+            }
+            None => None,
+        };
+        if let Some(run) = self.ivr.as_mut() {
+            run.customer_id.clone_from(&id);
+        }
+        Ok(id)
+    }
+
+    /// `Enqueue`/`Transfer` (to an agent or extension: only theirs): rings the
+    /// tenant's registered agents with our own offer
+    /// from a second media leg; the answering agent's leg is bridged with the caller's
+    /// in a room. Without agents (or media) the flow hears a queue timeout.
+    async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
+        let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
+            return;
+        };
+        let offer = self.media.as_ref().and_then(|m| {
+            let leg = m
+                .handle
+                .create_leg(parley_media::LegConfig {
+                    inactivity_timeout: None,
+                    ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+                })
+                .ok()?;
+            let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
+            if leg.local_rtp.ip().is_unspecified() {
+                caps.address = self.driver.host.parse().unwrap_or(caps.address);
+            }
+            caps.codecs
+                .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
+            Some((
+                leg.id,
+                offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps)),
+            ))
+        });
+        let Some((leg, sdp)) = offer else {
+            self.queue_result(parley_ivr::QueueOutcome::Timeout);
+            return;
+        };
+        if let Some(run) = self.ivr.as_mut() {
+            run.agent_leg = Some(leg);
+        }
+        self.agent_offer = Some(sdp);
+        let store = self.store.clone();
+        self.ring_agents_only(&store, &tenant, |user_id, ext| match &only {
+            None => true,
+            Some(TransferTarget::Agent(id)) => id == user_id,
+            Some(TransferTarget::Extension(e)) => e == ext,
+            Some(_) => false,
+        })
+        .await;
+        if self.legs.is_empty() {
+            self.queue_result(parley_ivr::QueueOutcome::Timeout);
+        } else if let Some(run) = self.ivr.as_mut() {
+            // Ringback while the agents ring.
+            let opts = PlayOptions {
+                looping: true,
+                barge_in: false,
+            };
+            media_play(
+                self.media.as_ref(),
+                run,
+                Source::Tone(ToneSpec::US_RINGBACK),
+                opts,
+            );
+        }
+    }
+
+    /// Agents did not answer: the flow goes on (e.g. to voicemail) at the next
+    /// [`Call::ivr_run`].
+    pub(super) fn queue_result(&mut self, outcome: parley_ivr::QueueOutcome) {
+        if let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut())
+            && let Some(leg) = run.agent_leg.take()
+        {
+            media_stop(Some(m), run);
+            let _ = m.handle.destroy_leg(leg);
+        }
+        self.agent_offer = None;
+        self.legs.retain(|l| l.state != super::LegState::Done);
+        self.ring_deadline = None;
+        if let Some(run) = self.ivr.as_mut() {
+            run.pending.push_back(Event::QueueResult { outcome });
+        }
+    }
+
+    /// An agent answered: bridge its media leg with the caller's.
+    pub(super) fn ivr_bridge(&mut self, answer: &[u8]) -> bool {
+        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+            return false;
+        };
+        let Some(agent_leg) = run.agent_leg else {
+            return false;
+        };
+        let remote = offer_answer::parse_sdp(answer)
+            .ok()
+            .and_then(|sdp| {
+                sdp.connection_information
+                    .clone()
+                    .zip(sdp.media_descriptions.first().cloned())
+            })
+            .and_then(|(c, m)| {
+                let ip = c.address?.address.parse().ok()?;
+                let port = u16::try_from(m.media_name.port.value).ok()?;
+                Some(std::net::SocketAddr::new(ip, port))
+            });
+        if let Some(remote) = remote {
+            let _ = m.handle.set_remote(agent_leg, remote);
+        }
+        media_stop(Some(m), run);
+        run.queue.clear();
+        run.playing = false;
+        run.timers.clear();
+        run.bridging = true;
+        match m.handle.create_room() {
+            Ok(room) => {
+                let _ = m.handle.join(room, m.leg, RoomMode::Full);
+                let _ = m.handle.join(room, agent_leg, RoomMode::Full);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// When the call is over: finishes a voicemail recording (bounded wait), tells the
+    /// interpreter the caller left, and stores the call on the customer's timeline
+    /// with its IVR trail and the recording.
+    pub(super) async fn ivr_finish(&mut self) {
+        if self.ivr.is_none() {
+            return;
+        }
+        let recording = self.ivr.as_ref().and_then(|r| r.recording.clone());
+        if recording.is_some()
+            && let Some(m) = self.media.as_mut()
+        {
+            let _ = m.handle.stop_recording(m.leg);
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, m.events.recv()).await {
+                if matches!(ev, parley_media::Event::RecordingStopped { .. }) {
+                    self.ivr_media(&ev).await;
+                    break;
+                }
+            }
+        }
+        self.media = None;
+        if let Some(run) = self.ivr.as_mut()
+            && !run.is_ended()
+        {
+            run.pending.push_back(Event::HangUp);
+            let ended = self.ended;
+            self.ended = true; // nothing more to send: the caller is gone
+            self.ivr_run().await;
+            self.ended = ended;
+        }
+        let caller = self
+            .ivr
+            .as_ref()
+            .map(|r| r.caller.clone())
+            .unwrap_or_default();
+        let customer = match self.find_customer(&caller, true).await {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::info!(call = self.no, %caller, "caller without a usable number; call not stored");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
+                return;
+            }
+        };
+        let Some(run) = self.ivr.take() else { return };
+        let trail = run
+            .state
+            .as_ref()
+            .map(|s| serde_json::to_value(&s.trail).unwrap_or_default())
+            .unwrap_or_default();
+        let flow = run
+            .state
+            .as_ref()
+            .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
+            .unwrap_or_default();
+        let body = serde_json::json!({
+            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
+            "flow": flow,
+            "ivr_trail": trail,
+        })
+        .to_string();
+        let attachments = run
+            .voicemail
+            .iter()
+            .map(|(location, size)| Attachment {
+                name: "voicemail.wav".into(),
+                content_type: "audio/wav".into(),
+                size: *size,
+                location: Some(location.clone()),
+            })
+            .collect();
+        let new = NewInteraction {
+            kind: "call".into(),
+            channel: "voice".into(),
+            direction: "inbound".into(),
+            body,
+            attachments,
+            case_id: run.case_id.clone(),
+            occurred_at: None,
+            sentiment: None,
+            intent: None,
+            tags: vec!["ivr".into()],
+        };
+        if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
+            tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        }
+    }
+}

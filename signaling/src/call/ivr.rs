@@ -50,6 +50,7 @@ pub(super) struct IvrRun {
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
     agent_leg: Option<parley_media::LegId>,
+    room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
 }
 
@@ -170,6 +171,7 @@ pub(super) async fn load(
         case_id: None,
         pending: VecDeque::from([Event::Start]),
         agent_leg: None,
+        room: None,
         bridging: false,
     })
 }
@@ -729,10 +731,31 @@ impl Call {
             Ok(room) => {
                 let _ = m.handle.join(room, m.leg, RoomMode::Full);
                 let _ = m.handle.join(room, agent_leg, RoomMode::Full);
+                run.room = Some(room);
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
+    /// that the queue call was answered (it goes on, e.g. to a survey).
+    pub(super) fn ivr_agent_left(&mut self) {
+        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+            return;
+        };
+        if let Some(leg) = run.agent_leg.take() {
+            let _ = m.handle.destroy_leg(leg);
+        }
+        if let Some(room) = run.room.take() {
+            let _ = m.handle.destroy_room(room);
+        }
+        let _ = m.handle.leave(m.leg);
+        run.bridging = false;
+        self.legs.retain(|l| l.state != super::LegState::Done);
+        run.pending.push_back(Event::QueueResult {
+            outcome: parley_ivr::QueueOutcome::Answered,
+        });
     }
 
     /// When the call is over: finishes a voicemail recording (bounded wait), tells the

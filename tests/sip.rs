@@ -1540,6 +1540,11 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
     let trail = body["ivr_trail"].as_array().unwrap();
     assert!(trail.iter().any(|e| e["digits"] == "3"), "{trail:?}");
     assert!(trail.iter().any(|e| e["node"] == "voicemail"), "{trail:?}");
+    // A call of several seconds has had a quality report (every 5 s) for its leg.
+    assert!(
+        body["quality"]["packets_received"].as_u64().unwrap_or(0) > 50,
+        "{body:#}"
+    );
     let location = call["attachments"][0]["location"]
         .as_str()
         .unwrap_or_else(|| panic!("no recording: {call:#}"));

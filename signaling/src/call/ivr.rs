@@ -52,6 +52,8 @@ pub(super) struct IvrRun {
     agent_leg: Option<parley_media::LegId>,
     room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
+    /// The caller leg's latest call-quality report.
+    quality: Option<parley_media::QualityStats>,
 }
 
 /// Starts a playback on the caller's leg, counting the one it replaces.
@@ -173,6 +175,7 @@ pub(super) async fn load(
         agent_leg: None,
         room: None,
         bridging: false,
+        quality: None,
     })
 }
 
@@ -317,6 +320,13 @@ impl Call {
                     }
                     self.play_next().await;
                     self.ivr_run().await;
+                }
+            }
+            parley_media::Event::Quality { leg, stats }
+                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
+            {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.quality = Some(*stats);
                 }
             }
             parley_media::Event::RecordingStopped { meta, .. } => {
@@ -815,10 +825,22 @@ impl Call {
             .as_ref()
             .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
             .unwrap_or_default();
+        let quality = run.quality.map(|q| {
+            serde_json::json!({
+                "mos": q.mos,
+                "packets_received": q.packets_received,
+                "packets_expected": q.packets_expected,
+                "cumulative_lost": q.cumulative_lost,
+                "jitter_ms": q.jitter.as_secs_f64() * 1000.0,
+                "rtt_ms": q.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                "packets_sent": q.packets_sent,
+            })
+        });
         let body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
             "flow": flow,
             "ivr_trail": trail,
+            "quality": quality,
         })
         .to_string();
         let attachments = run

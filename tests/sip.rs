@@ -1540,6 +1540,11 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
     let trail = body["ivr_trail"].as_array().unwrap();
     assert!(trail.iter().any(|e| e["digits"] == "3"), "{trail:?}");
     assert!(trail.iter().any(|e| e["node"] == "voicemail"), "{trail:?}");
+    // A call of several seconds has had a quality report (every 5 s) for its leg.
+    assert!(
+        body["quality"]["packets_received"].as_u64().unwrap_or(0) > 50,
+        "{body:#}"
+    );
     let location = call["attachments"][0]["location"]
         .as_str()
         .unwrap_or_else(|| panic!("no recording: {call:#}"));
@@ -1930,4 +1935,109 @@ fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
         .as_str()
         .unwrap_or_else(|| panic!("voicemail kept: {call:#}"));
     hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+}
+
+#[test]
+fn ivr_caller_returns_to_the_flow_when_the_agent_hangs_up() {
+    let p = start("ivrback", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    let mut phone = uas("uas_bridge_hangup.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '2', &mut rx);
+    // The agent answers, talks two seconds and hangs up; we stay (bounded: 20 s).
+    let mut status = None;
+    for k in 0..1000u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if k % 25 == 0 {
+            status = phone.try_wait().unwrap();
+            if status.is_some() {
+                break;
+            }
+        }
+    }
+    let status = status.unwrap_or_else(|| {
+        let _ = phone.kill();
+        phone.wait().unwrap()
+    });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    let mut outp = String::new();
+    if let Some(mut o) = phone.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut outp);
+    }
+    assert!(
+        status.success(),
+        "agent phone: {status:?} {err} {}",
+        &outp[outp.len().saturating_sub(3000)..]
+    );
+    // Back in the flow: the survey prompt is audible (bounded: 15 s).
+    rx.clear();
+    for k in 0..750u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if rx.iter().filter(|p| audible(p)).count() >= 25 {
+            break;
+        }
+    }
+    assert!(
+        rx.iter().filter(|p| audible(p)).count() >= 25,
+        "survey prompt"
+    );
+    uac.hang_up(&mut dialog);
+    let tok = supervisor_token(&p);
+    let mut nodes = Vec::new();
+    for _ in 0..100 {
+        let (code, c) = try_get(
+            &p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            &tok,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&tok),
+                None,
+            );
+            if let Some(call) = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+                nodes = body["ivr_trail"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|e| e["node"].as_str().map(str::to_owned))
+                    .collect();
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        nodes.ends_with(&["support_queue".to_owned(), "survey".to_owned()]),
+        "{nodes:?}"
+    );
 }

@@ -1327,7 +1327,13 @@ impl Call {
                 self.respond_to(&req, 200, None).await;
                 self.legs[i].state = LegState::Done;
                 self.legs[i].cause = Some(Cause::NormalClearing);
-                if self.winner == Some(i) {
+                if self.winner == Some(i) && self.ivr.is_some() {
+                    // The agent left: the caller goes back to the flow (or, after a
+                    // transfer, which ended the flow, is hung up by it).
+                    self.winner = None;
+                    self.ivr_agent_left();
+                    self.ivr_run().await;
+                } else if self.winner == Some(i) {
                     self.hang_up_caller(None).await;
                     self.ended = true;
                 }

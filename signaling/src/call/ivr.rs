@@ -50,7 +50,10 @@ pub(super) struct IvrRun {
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
     agent_leg: Option<parley_media::LegId>,
+    room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
+    /// The caller leg's latest call-quality report.
+    quality: Option<parley_media::QualityStats>,
 }
 
 /// Starts a playback on the caller's leg, counting the one it replaces.
@@ -170,7 +173,9 @@ pub(super) async fn load(
         case_id: None,
         pending: VecDeque::from([Event::Start]),
         agent_leg: None,
+        room: None,
         bridging: false,
+        quality: None,
     })
 }
 
@@ -315,6 +320,13 @@ impl Call {
                     }
                     self.play_next().await;
                     self.ivr_run().await;
+                }
+            }
+            parley_media::Event::Quality { leg, stats }
+                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
+            {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.quality = Some(*stats);
                 }
             }
             parley_media::Event::RecordingStopped { meta, .. } => {
@@ -729,10 +741,31 @@ impl Call {
             Ok(room) => {
                 let _ = m.handle.join(room, m.leg, RoomMode::Full);
                 let _ = m.handle.join(room, agent_leg, RoomMode::Full);
+                run.room = Some(room);
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
+    /// that the queue call was answered (it goes on, e.g. to a survey).
+    pub(super) fn ivr_agent_left(&mut self) {
+        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+            return;
+        };
+        if let Some(leg) = run.agent_leg.take() {
+            let _ = m.handle.destroy_leg(leg);
+        }
+        if let Some(room) = run.room.take() {
+            let _ = m.handle.destroy_room(room);
+        }
+        let _ = m.handle.leave(m.leg);
+        run.bridging = false;
+        self.legs.retain(|l| l.state != super::LegState::Done);
+        run.pending.push_back(Event::QueueResult {
+            outcome: parley_ivr::QueueOutcome::Answered,
+        });
     }
 
     /// When the call is over: finishes a voicemail recording (bounded wait), tells the
@@ -792,10 +825,22 @@ impl Call {
             .as_ref()
             .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
             .unwrap_or_default();
+        let quality = run.quality.map(|q| {
+            serde_json::json!({
+                "mos": q.mos,
+                "packets_received": q.packets_received,
+                "packets_expected": q.packets_expected,
+                "cumulative_lost": q.cumulative_lost,
+                "jitter_ms": q.jitter.as_secs_f64() * 1000.0,
+                "rtt_ms": q.rtt.map(|r| r.as_secs_f64() * 1000.0),
+                "packets_sent": q.packets_sent,
+            })
+        });
         let body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
             "flow": flow,
             "ivr_trail": trail,
+            "quality": quality,
         })
         .to_string();
         let attachments = run

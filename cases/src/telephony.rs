@@ -177,29 +177,11 @@ pub struct InboundRoute {
     pub trunk_credentials: Option<TrunkCredentials>,
 }
 
-/// Normalises an E.164 number: `+` followed by 3 to 15 digits; visual separators ignored.
+/// Normalises an E.164 number (`+1 555-0100` → `+15550100`) by the same rule as a
+/// customer's phone identity, so a DID, a caller ID and a customer lookup always agree on
+/// how one number is written.
 pub fn normalize_e164(field: &'static str, raw: &str) -> Result<String> {
-    let t = raw.trim();
-    let Some(rest) = t.strip_prefix('+') else {
-        return Err(Error::invalid(field, "must start with + (E.164)"));
-    };
-    let mut digits = String::with_capacity(rest.len() + 1);
-    digits.push('+');
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' => {}
-            _ => return Err(Error::invalid(field, "only digits after +")),
-        }
-    }
-    let n = digits.len() - 1;
-    if !(3..=15).contains(&n) || digits.as_bytes().get(1) == Some(&b'0') {
-        return Err(Error::invalid(
-            field,
-            "must be + then 3 to 15 digits, not starting with 0",
-        ));
-    }
-    Ok(digits)
+    crate::identity::IdentityKind::Phone.normalize(field, raw)
 }
 
 fn check_extension(ext: &str) -> Result<String> {

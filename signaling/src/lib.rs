@@ -70,6 +70,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use call::control::{
+    Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, SupervisorMode,
+    Target as CallTarget,
+};
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use registrar::Binding;
@@ -281,6 +285,13 @@ impl SipServer {
     /// Traces and counters.
     pub fn inspector(&self) -> Inspector {
         self.inspector.clone()
+    }
+
+    /// Live calls and their controls (hold, transfers, supervisor modes, …).
+    pub fn controls(&self) -> Controls {
+        Controls {
+            reg: self.inspector.obs.calls.clone(),
+        }
     }
 
     /// Stops listening, ends the driver (which ends every call task) and waits up to

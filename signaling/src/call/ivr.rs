@@ -28,8 +28,8 @@ use super::{Call, uri_user};
 pub(super) struct IvrRun {
     env: Env,
     state: Option<CallState>,
-    actor: Actor,
-    caller: String,
+    pub(super) actor: Actor,
+    pub(super) caller: String,
     timers: BTreeMap<u64, Instant>,
     /// Prompts still to play of the current `Play`.
     queue: VecDeque<PromptSource>,
@@ -49,8 +49,8 @@ pub(super) struct IvrRun {
     /// Interpreter events waiting to be fed.
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
-    agent_leg: Option<parley_media::LegId>,
-    room: Option<parley_media::RoomId>,
+    pub(super) agent_leg: Option<parley_media::LegId>,
+    pub(super) room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
@@ -841,6 +841,7 @@ impl Call {
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
+            "controls": self.ctl.summary(),
         })
         .to_string();
         let attachments = run

@@ -440,6 +440,37 @@ impl parley_web::CallControl for CallsView {
         self.0.get(tenant_id, call_id).map(live_call)
     }
 
+    fn originate<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        agent_user_id: &'a str,
+        agent_extension: &'a str,
+        number: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<String, parley_web::CallControlError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            self.0
+                .originate(parley_signaling::Originate {
+                    tenant_id: tenant_id.into(),
+                    agent_user_id: agent_user_id.into(),
+                    agent_extension: agent_extension.into(),
+                    number: number.into(),
+                })
+                .await
+                .map_err(|e| match e {
+                    parley_signaling::Error::CallControl { reason } => {
+                        parley_web::CallControlError::Refused(reason)
+                    }
+                    other => parley_web::CallControlError::Refused(other.to_string()),
+                })
+        })
+    }
+
     fn command<'a>(
         &'a self,
         tenant_id: &'a str,

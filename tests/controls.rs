@@ -44,6 +44,8 @@ struct Parley {
     sip: SocketAddr,
     http: String,
     agents: Vec<(String, String)>,
+    /// (email, web password) of the agents with a phone.
+    agent_logins: Vec<(String, String)>,
     supervisor_password: String,
     admin_password: String,
 }
@@ -81,6 +83,7 @@ fn start(tag: &str) -> Parley {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut sip = None;
     let mut agents = Vec::new();
+    let mut agent_logins = Vec::new();
     let (mut supervisor_password, mut admin_password) = (String::new(), String::new());
     loop {
         let line = lines
@@ -90,6 +93,10 @@ fn start(tag: &str) -> Parley {
         if let Some(i) = line.find("SIP extension ") {
             let rest: Vec<&str> = line[i..].split_whitespace().collect();
             agents.push((rest[2].to_owned(), rest[4].to_owned()));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let email = words.iter().find(|w| w.contains('@')).unwrap();
+            let pw = words[words.iter().position(|w| *w == "password:").unwrap() + 1];
+            agent_logins.push(((*email).to_owned(), pw.to_owned()));
         }
         if line.contains("admin@demo.parley.test") {
             admin_password = line.rsplit(' ').next().unwrap().to_owned();
@@ -113,6 +120,7 @@ fn start(tag: &str) -> Parley {
                 sip: sip.expect("SIP line before the HTTP line"),
                 http,
                 agents,
+                agent_logins,
                 supervisor_password,
                 admin_password,
             };
@@ -407,6 +415,8 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool, state: impl Fn() -> St
 struct Phone {
     port: u16,
     rtp: Rtp,
+    /// The last INVITE received, as text.
+    last_invite: Arc<Mutex<String>>,
     invites: Arc<AtomicU32>,
     byes: Arc<AtomicU32>,
     stop: Arc<AtomicBool>,
@@ -426,11 +436,13 @@ impl Phone {
             Arc::new(AtomicU32::new(0)),
             Arc::new(AtomicBool::new(false)),
         );
-        let (i2, b2, s2, remote) = (
+        let last_invite: Arc<Mutex<String>> = Arc::default();
+        let (i2, b2, s2, remote, l2) = (
             invites.clone(),
             byes.clone(),
             stop.clone(),
             rtp.remote.clone(),
+            last_invite.clone(),
         );
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 65535];
@@ -444,6 +456,7 @@ impl Phone {
                 };
                 let reply = match r.method() {
                     Method::Invite => {
+                        *l2.lock().unwrap() = String::from_utf8_lossy(&buf[..n]).into_owned();
                         i2.fetch_add(1, Ordering::Relaxed);
                         if let Ok(sdp) = parse_sdp(r.body()) {
                             let ip = sdp
@@ -485,6 +498,7 @@ impl Phone {
         Phone {
             port,
             rtp,
+            last_invite,
             invites,
             byes,
             stop,
@@ -1066,4 +1080,179 @@ fn blind_transfer_to_a_second_agent_then_warm_transfer_back() {
         || s.agent.byes.load(Ordering::Relaxed) >= 2,
         || String::new(),
     );
+}
+
+#[test]
+fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
+    const CUSTOMER_HZ: f32 = 700.0;
+    let p = start("c2c");
+    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
+    let sup = login(&p, "supervisor@demo.parley.test", &p.supervisor_password);
+    // The carrier: a phone of ours behind the trunk's outbound target.
+    let customer = Phone::new(CUSTOMER_HZ, 0xc057_0001);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", customer.port),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    let (ext, pw) = p.agents[0].clone();
+    let agent = Phone::new(AGENT_HZ, 0xa9e0_0001);
+    register(&p, &ext, &pw, agent.port);
+    let (email, web_pw) = p.agent_logins[0].clone();
+    let tok = login(&p, &email, &web_pw);
+    let me = http(&p, "GET", "/api/v1/me", Some(&tok), None);
+
+    let call = http(
+        &p,
+        "POST",
+        "/api/v1/calls",
+        Some(&tok),
+        Some(json!({"number": "+1 555 0199"})),
+    );
+    assert_eq!(call["direction"], "outbound", "{call}");
+    let id = call["id"].as_str().unwrap().to_owned();
+    wait_until(
+        "the agent and the customer hearing each other",
+        || customer.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CUSTOMER_HZ) > HEARD,
+        || levels("customer", &customer.rtp) + &levels(" / agent", &agent.rtp),
+    );
+    // The agent's phone rang first and showed the customer's number; the carrier got
+    // the number with the trunk's caller ID.
+    let to_agent = agent.last_invite.lock().unwrap().clone();
+    assert!(to_agent.contains("From: <sip:+15550199@"), "{to_agent}");
+    let to_carrier = customer.last_invite.lock().unwrap().clone();
+    assert!(
+        to_carrier.starts_with("INVITE sip:+15550199@127.0.0.1:"),
+        "{to_carrier}"
+    );
+    assert!(to_carrier.contains("From: <sip:+15550100@"), "{to_carrier}");
+    let live = http(&p, "GET", &format!("/api/v1/calls/{id}"), Some(&tok), None);
+    assert_eq!(live["state"], "talking", "{live}");
+    assert_eq!(live["agent_user_id"], me["id"], "{live}");
+    assert_eq!(live["customer_number"], "+15550199", "{live}");
+    // Another agent does not see (or control) it.
+    let (email2, web_pw2) = p.agent_logins[1].clone();
+    let other = login(&p, &email2, &web_pw2);
+    assert_eq!(
+        http(&p, "GET", "/api/v1/calls", Some(&other), None),
+        json!([])
+    );
+    let (code, _) = api(
+        &p,
+        "POST",
+        &format!("/api/v1/calls/{id}/actions"),
+        Some(&other),
+        Some(json!({"action": "hold"})),
+    );
+    assert_eq!(code, 404);
+    // An agent may not listen in.
+    let (code, _) = api(
+        &p,
+        "POST",
+        &format!("/api/v1/calls/{id}/actions"),
+        Some(&tok),
+        Some(json!({"action": "listen"})),
+    );
+    assert_eq!(code, 403);
+    // The agent holds the customer, then hangs up.
+    http(
+        &p,
+        "POST",
+        &format!("/api/v1/calls/{id}/actions"),
+        Some(&tok),
+        Some(json!({"action": "hold"})),
+    );
+    wait_until(
+        "hold music for the customer",
+        || customer.rtp.level(MUSIC_HZ[0]) > HEARD / 2.0,
+        || levels("customer", &customer.rtp),
+    );
+    http(
+        &p,
+        "POST",
+        &format!("/api/v1/calls/{id}/actions"),
+        Some(&tok),
+        Some(json!({"action": "hangup"})),
+    );
+    wait_until(
+        "both phones hung up",
+        || agent.byes.load(Ordering::Relaxed) >= 1 && customer.byes.load(Ordering::Relaxed) >= 1,
+        || String::new(),
+    );
+    // On the customer's timeline (the customer was created from the number).
+    let mut found = Value::Null;
+    wait_until(
+        "the call on the customer's timeline",
+        || {
+            let (code, c) = api(
+                &p,
+                "GET",
+                "/api/v1/customers/lookup?kind=phone&value=%2B15550199",
+                Some(&sup),
+                None,
+            );
+            if code != 200 {
+                return false;
+            }
+            let cid = c["id"].as_str().unwrap();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{cid}/timeline"),
+                Some(&sup),
+                None,
+            );
+            match tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["kind"] == "call")
+            {
+                Some(i) => {
+                    found = i.clone();
+                    true
+                }
+                None => false,
+            }
+        },
+        || String::new(),
+    );
+    assert_eq!(found["direction"], "outbound", "{found}");
+    let body: Value = serde_json::from_str(found["body"].as_str().unwrap()).unwrap();
+    let events: Vec<&str> = body["controls"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for e in [
+        "click_to_call",
+        "agent.answered",
+        "customer.answered",
+        "hold",
+        "hangup",
+    ] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    let audit = http(
+        &p,
+        "GET",
+        &format!("/api/v1/audit?entity_id={id}"),
+        Some(&sup),
+        None,
+    );
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["call.click_to_call", "call.hold", "call.hangup"] {
+        assert!(actions.contains(&a), "{a} not audited: {actions:?}");
+    }
 }

@@ -1252,6 +1252,9 @@ impl Call {
 
     /// BYE to the caller, with a `Reason` header when given.
     async fn hang_up_caller(&mut self, reason: Option<&str>) {
+        if self.ctl_hang_up_customer().await {
+            return; // a call Parley placed: the customer is an outbound leg
+        }
         let via = our_via(&self.driver.host, self.driver.port, self.inbound.transport);
         let bye = self
             .inbound

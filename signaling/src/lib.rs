@@ -71,7 +71,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use call::control::{
-    Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, SupervisorMode,
+    Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
     Target as CallTarget,
 };
 pub use call::{Cause, LegEvent};
@@ -155,6 +155,7 @@ pub struct SipServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     inspector: Inspector,
+    origin: call::control::Origin,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -236,16 +237,23 @@ impl SipServer {
         ));
         let max = config.max_message_size;
         let config = Arc::new(config);
+        let handle = DriverHandle {
+            cmd: cmd_tx,
+            host,
+            port: udp_addr.port(),
+        };
+        let origin = call::control::Origin {
+            driver: handle.clone(),
+            store: store.clone(),
+            config: config.clone(),
+            obs: obs.clone(),
+        };
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),
             in_rx,
             cmd_rx,
-            DriverHandle {
-                cmd: cmd_tx,
-                host,
-                port: udp_addr.port(),
-            },
+            handle,
             store,
             config,
             obs.clone(),
@@ -267,6 +275,7 @@ impl SipServer {
             udp_addr,
             tcp_addr,
             inspector: Inspector { obs },
+            origin,
             stop,
             tasks,
         })
@@ -291,6 +300,7 @@ impl SipServer {
     pub fn controls(&self) -> Controls {
         Controls {
             reg: self.inspector.obs.calls.clone(),
+            origin: self.origin.clone(),
         }
     }
 

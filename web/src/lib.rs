@@ -256,6 +256,17 @@ pub trait CallControl: Send + Sync + 'static {
     fn list(&self, tenant_id: &str) -> Vec<LiveCall>;
     /// One live call of the tenant.
     fn get(&self, tenant_id: &str, call_id: &str) -> Option<LiveCall>;
+    /// Click-to-call: rings the agent's phone (`agent_extension`), then dials `number`
+    /// through the tenant's trunk and bridges the two. Returns the new call's id.
+    fn originate<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        agent_user_id: &'a str,
+        agent_extension: &'a str,
+        number: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, CallControlError>> + Send + 'a>,
+    >;
     /// Sends a command to the call's task and waits for its answer.
     fn command<'a>(
         &'a self,

@@ -20,18 +20,22 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use parley_cases::Actor;
+use bytes::Bytes;
+use parley_cases::{Actor, Store};
 use parley_media::{LegId, PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
-use parley_sip_proto::message::{Method, Request};
+use parley_sip_proto::dialog::random_token;
+use parley_sip_proto::message::{Headers, Method, Request};
 use parley_sip_proto::offer_answer::{self, LocalCapabilities};
 use parley_sip_proto::transaction::build_cancel;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::{Call, LegEvent, LegState};
-use crate::driver::{Cmd, uri_user};
+use super::{Call, CallInput, InboundLeg, LegEvent, LegState, Media};
+use crate::SipConfig;
+use crate::driver::{Cmd, DriverHandle, our_via, uri_user};
 use crate::error::{Error, Result};
+use crate::trace::Observability;
 use crate::transport::Transport;
 
 /// Music on hold until the tenant's own music is configurable: a C-major third, 0.8 s
@@ -205,10 +209,40 @@ impl Registry {
     }
 }
 
+/// What placing a call needs from the runtime.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub(crate) driver: DriverHandle,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<SipConfig>,
+    pub(crate) obs: Arc<Observability>,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Origin")
+    }
+}
+
 /// The live calls of the SIP runtime and the way to control them (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Controls {
     pub(crate) reg: Registry,
+    pub(crate) origin: Origin,
+}
+
+/// A click-to-call request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originate {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The agent placing the call.
+    pub agent_user_id: String,
+    /// The agent's extension (their registered phones ring first).
+    pub agent_extension: String,
+    /// The customer's E.164 number, dialled through the tenant's trunk once the agent
+    /// answers.
+    pub number: String,
 }
 
 impl Controls {
@@ -232,6 +266,30 @@ impl Controls {
             .get(call_id)
             .filter(|e| e.call.tenant_id == tenant_id)
             .map(|e| e.call.clone())
+    }
+
+    /// Click-to-call: rings the agent's phone; when they answer, dials the customer
+    /// through the tenant's trunk with its caller ID and bridges the two. Returns the new
+    /// call's id once the agent's phone is being rung.
+    pub async fn originate(&self, req: Originate) -> Result<String> {
+        let o = self.origin.clone();
+        if o.config.media.is_none() {
+            return Err(Error::CallControl {
+                reason: "no media engine".into(),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        o.driver.send(Cmd::Originate { reply: tx }).await;
+        let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
+        let (ready, started) = oneshot::channel();
+        tokio::spawn(run_outbound(o, no, inputs, req, ready));
+        match tokio::time::timeout(Duration::from_secs(10), started).await {
+            Ok(Ok(Ok(id))) => Ok(id),
+            Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
+            _ => Err(Error::CallControl {
+                reason: "the call did not start in time".into(),
+            }),
+        }
     }
 
     /// Sends `cmd` to the call and waits (10 s at most) for its task's answer.
@@ -264,6 +322,10 @@ enum Purpose {
     Blind,
     Consult,
     Party,
+    /// Click-to-call: the agent's phone, rung first.
+    OutAgent,
+    /// Click-to-call: the customer, through the trunk.
+    OutCustomer,
 }
 
 impl Purpose {
@@ -273,7 +335,17 @@ impl Purpose {
             Purpose::Blind => "transfer",
             Purpose::Consult => "consult",
             Purpose::Party => "party",
+            Purpose::OutAgent => "agent",
+            Purpose::OutCustomer => "customer",
         }
+    }
+
+    /// Legs that hold a call together while nobody is its agent.
+    fn keeps_call(self) -> bool {
+        matches!(
+            self,
+            Purpose::Blind | Purpose::OutAgent | Purpose::OutCustomer
+        )
     }
 }
 
@@ -312,6 +384,12 @@ pub(super) struct Ctl {
     deadline: Option<Instant>,
     next_group: u32,
     last: Option<LiveCall>,
+    /// Click-to-call: the customer's number.
+    outbound: Option<String>,
+    /// Click-to-call: the customer's answered SIP leg (Call-ID).
+    customer: Option<String>,
+    /// Click-to-call: the customer's media leg (the call's main leg).
+    customer_media: Option<(LegId, SocketAddr)>,
 }
 
 impl Ctl {
@@ -336,7 +414,15 @@ impl Ctl {
             deadline: None,
             next_group: 0,
             last: None,
+            outbound: None,
+            customer: None,
+            customer_media: None,
         }
+    }
+
+    /// A call Parley placed (click-to-call).
+    pub(super) fn is_outbound(&self) -> bool {
+        self.outbound.is_some()
     }
 
     /// When a control leg stops ringing.
@@ -431,6 +517,13 @@ fn supervisor_room_mode(mode: SupervisorMode, agent: LegId) -> RoomMode {
     }
 }
 
+/// A media leg's id and RTP address.
+#[derive(Clone, Copy)]
+struct MediaLeg {
+    id: LegId,
+    local_rtp: SocketAddr,
+}
+
 /// One leg to dial for a control.
 struct Dial {
     uri: String,
@@ -478,9 +571,21 @@ impl Call {
         for c in gone {
             self.ctl_leg_gone(&c).await;
         }
-        let transferring = self.ctl.legs.iter().any(|l| l.purpose == Purpose::Blind);
+        let transferring = self.ctl.legs.iter().any(|l| l.purpose.keeps_call());
         if (self.ended || (self.winner.is_none() && !transferring)) && !self.ctl.legs.is_empty() {
             self.ctl_drop_all().await;
+        }
+        if self.ctl.is_outbound()
+            && self.ctl.answered_ms.is_some()
+            && self.winner.is_none()
+            && !transferring
+            && !self.ended
+        {
+            // The agent of a call we placed left: the call ends.
+            self.ctl.note("agent.left", serde_json::json!({}));
+            self.hang_up_caller(None).await;
+            self.ctl_drop_all().await;
+            self.ended = true;
         }
         if self.winner.is_some() && self.ctl.answered_ms.is_none() {
             self.ctl.answered_ms = Some(jiff::Timestamp::now().as_millisecond());
@@ -515,8 +620,14 @@ impl Call {
             .map(|r| r.caller.clone())
             .unwrap_or_default();
         let transferring = self.ctl.legs.iter().any(|l| l.purpose == Purpose::Blind);
+        let outbound = self.ctl.is_outbound();
+        let customer_up = !outbound || self.ctl.customer.is_some();
         let state = if self.ended {
             "ending"
+        } else if outbound && self.winner.is_none() && !transferring {
+            "ringing"
+        } else if !customer_up {
+            "dialing"
         } else if self.winner.is_some() && (self.ctl.held || self.ctl.consult_hold) {
             "held"
         } else if self.winner.is_some() {
@@ -528,17 +639,20 @@ impl Call {
         } else {
             "ivr"
         };
-        let mut legs = vec![LiveLeg {
-            role: "caller",
-            user_id: None,
-            address: caller.clone(),
-            state: "up",
-            mode: if self.ctl.held || self.ctl.consult_hold {
-                "hold"
-            } else {
-                "full"
-            },
-        }];
+        let mut legs = Vec::new();
+        if customer_up {
+            legs.push(LiveLeg {
+                role: if outbound { "customer" } else { "caller" },
+                user_id: None,
+                address: caller.clone(),
+                state: "up",
+                mode: if self.ctl.held || self.ctl.consult_hold {
+                    "hold"
+                } else {
+                    "full"
+                },
+            });
+        }
         let agent = self.winner.and_then(|w| self.legs.get(w)).map(|l| {
             self.ctl.who.get(&l.call_id).cloned().unwrap_or_else(|| {
                 let ext = to_user(&l.invite).unwrap_or_default();
@@ -571,7 +685,7 @@ impl Call {
             tenant_id,
             state,
             customer_number: caller,
-            direction: "inbound",
+            direction: if outbound { "outbound" } else { "inbound" },
             started_at_ms: self.ctl.started_ms,
             answered_at_ms: self.ctl.answered_ms,
             agent_user_id: agent.and_then(|a| a.0),
@@ -655,14 +769,14 @@ impl Call {
             }
             Command::AddParty(target) => {
                 self.bridged()?;
-                self.ctl_dial(&target, Purpose::Party).await
+                self.ctl_dial(&target, Purpose::Party, None).await
             }
             Command::BlindTransfer(target) => {
                 let (caller, agent, _) = self.bridged()?;
                 if self.ctl.legs.iter().any(|l| l.purpose == Purpose::Consult) {
                     return Err("a consultation is in progress".into());
                 }
-                self.ctl_dial(&target, Purpose::Blind).await?;
+                self.ctl_dial(&target, Purpose::Blind, None).await?;
                 self.ctl.note(
                     "transfer.blind",
                     serde_json::json!({ "to": target_label(&target) }),
@@ -700,7 +814,7 @@ impl Call {
                 {
                     return Err("a transfer is already in progress".into());
                 }
-                self.ctl_dial(&target, Purpose::Consult).await?;
+                self.ctl_dial(&target, Purpose::Consult, None).await?;
                 if let Some(m) = &self.media {
                     let _ = m
                         .handle
@@ -777,7 +891,8 @@ impl Call {
                             extension,
                             user_id: Some(user_id.clone()),
                         };
-                        self.ctl_dial(&target, Purpose::Supervisor(mode)).await?;
+                        self.ctl_dial(&target, Purpose::Supervisor(mode), None)
+                            .await?;
                     }
                 }
                 self.ctl.note(
@@ -855,8 +970,13 @@ impl Call {
         }
     }
 
-    /// Rings `target` for `purpose` with a media leg of our own.
-    async fn ctl_dial(&mut self, target: &Target, purpose: Purpose) -> CtlResult {
+    /// Rings `target` for `purpose` with a media leg of our own (`reuse`, or a new one).
+    async fn ctl_dial(
+        &mut self,
+        target: &Target,
+        purpose: Purpose,
+        reuse: Option<(LegId, SocketAddr)>,
+    ) -> CtlResult {
         let tenant = self.tenant().ok_or("the call has no tenant")?;
         let actor = Actor::system(&tenant);
         let mut dials = Vec::new();
@@ -919,13 +1039,24 @@ impl Call {
             return Err(format!("{address} has no registered phone"));
         }
         let m = self.media.as_ref().ok_or("the call has no media")?;
-        let leg = m
-            .handle
-            .create_leg(parley_media::LegConfig {
-                inactivity_timeout: None,
-                ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-            })
-            .map_err(|e| e.to_string())?;
+        let leg = match reuse {
+            Some(info) => info,
+            None => {
+                let leg = m
+                    .handle
+                    .create_leg(parley_media::LegConfig {
+                        inactivity_timeout: None,
+                        ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+                    })
+                    .map_err(|e| e.to_string())?;
+                (leg.id, leg.local_rtp)
+            }
+        };
+        let leg = MediaLeg {
+            id: leg.0,
+            local_rtp: leg.1,
+        };
+        let fresh = reuse.is_none();
         let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
         if leg.local_rtp.ip().is_unspecified() {
             caps.address = self.driver.host.parse().unwrap_or(caps.address);
@@ -967,7 +1098,7 @@ impl Call {
         }
         self.agent_offer = saved;
         if sent == 0 {
-            if let Some(m) = &self.media {
+            if let (Some(m), true) = (&self.media, fresh) {
                 let _ = m.handle.destroy_leg(leg.id);
             }
             return Err("cannot build the INVITE".into());
@@ -1057,6 +1188,23 @@ impl Call {
                     }
                 }
             }
+            Purpose::OutAgent => {
+                self.ctl.note(
+                    "agent.no_answer",
+                    serde_json::json!({ "address": c.address }),
+                );
+                self.ended = true;
+            }
+            Purpose::OutCustomer => {
+                self.ctl.note(
+                    "customer.no_answer",
+                    serde_json::json!({ "number": c.address }),
+                );
+                if let Some(w) = self.winner.take() {
+                    self.hang_up_leg(w).await;
+                }
+                self.ended = true;
+            }
             Purpose::Blind => {
                 // Nobody took the transfer: the caller goes back to the flow.
                 self.ctl
@@ -1090,6 +1238,11 @@ impl Call {
             return false;
         };
         match ev {
+            LegEvent::Answered(sdp)
+                if matches!(c.purpose, Purpose::OutAgent | Purpose::OutCustomer) =>
+            {
+                self.ctl_outbound_answered(i, &c, sdp).await;
+            }
             LegEvent::Answered(sdp) => {
                 let bridged = self.bridged();
                 let transferring = c.purpose == Purpose::Blind && !self.ended;
@@ -1157,6 +1310,7 @@ impl Call {
                     Purpose::Consult => self
                         .ctl
                         .note("consult.answered", serde_json::json!({ "to": c.address })),
+                    Purpose::OutAgent | Purpose::OutCustomer => {} // handled above
                 }
             }
             LegEvent::HungUp(cause) => {
@@ -1173,6 +1327,19 @@ impl Call {
     /// one or the request is not a BYE.
     pub(super) async fn ctl_leg_request(&mut self, i: usize, req: &Request) -> bool {
         let call_id = &self.legs[i].call_id;
+        if *req.method() == Method::Bye && self.ctl.customer.as_ref() == Some(call_id) {
+            // The customer of a call we placed hung up: so does the call.
+            self.respond_to(req, 200, None).await;
+            self.legs[i].state = LegState::Done;
+            self.legs[i].cause = Some(super::Cause::NormalClearing);
+            self.ctl.note("customer.hung_up", serde_json::json!({}));
+            if let Some(w) = self.winner.take() {
+                self.hang_up_leg(w).await;
+            }
+            self.ctl_drop_all().await;
+            self.ended = true;
+            return true;
+        }
         if *req.method() != Method::Bye || !self.ctl.legs.iter().any(|l| &l.call_id == call_id) {
             return false;
         }
@@ -1188,4 +1355,268 @@ fn target_label(t: &Target) -> String {
         Target::Extension { extension, .. } => extension.clone(),
         Target::Number(n) => n.clone(),
     }
+}
+
+impl Call {
+    /// `hang_up_caller` of a call we placed: BYE (or CANCEL) to the customer's leg;
+    /// `false` for calls that came in.
+    pub(super) async fn ctl_hang_up_customer(&mut self) -> bool {
+        if !self.ctl.is_outbound() {
+            return false;
+        }
+        if let Some(i) = self
+            .ctl
+            .customer
+            .clone()
+            .and_then(|cid| self.leg_index(&cid))
+            && self.legs[i].state == LegState::Answered
+        {
+            self.hang_up_leg(i).await;
+        }
+        true
+    }
+
+    /// Click-to-call: the agent answered (the customer is dialled next), or the
+    /// customer did (the two are bridged).
+    async fn ctl_outbound_answered(&mut self, i: usize, c: &CtlLeg, sdp: &Bytes) {
+        if self.ended {
+            self.hang_up_leg(i).await;
+            return;
+        }
+        let siblings: Vec<String> = self
+            .ctl
+            .legs
+            .iter()
+            .filter(|l| l.group == c.group && l.call_id != c.call_id)
+            .map(|l| l.call_id.clone())
+            .collect();
+        for s in siblings {
+            self.ctl_end_sip(&s).await;
+            self.ctl.legs.retain(|l| l.call_id != s);
+        }
+        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+        self.ctl.deadline = None;
+        let Some(m) = &self.media else { return };
+        if let Some(remote) = remote_of(sdp) {
+            let _ = m.handle.set_remote(c.media, remote);
+        }
+        match c.purpose {
+            Purpose::OutAgent => {
+                self.winner = Some(i);
+                if let Some(run) = self.ivr.as_mut() {
+                    run.agent_leg = Some(c.media);
+                }
+                let _ = m.handle.play(
+                    c.media,
+                    Source::Tone(ToneSpec::US_RINGBACK),
+                    PlayOptions {
+                        looping: true,
+                        barge_in: false,
+                    },
+                );
+                self.ctl.note(
+                    "agent.answered",
+                    serde_json::json!({ "address": c.address }),
+                );
+                let number = self.ctl.outbound.clone().unwrap_or_default();
+                let reuse = self.ctl.customer_media;
+                if let Err(reason) = self
+                    .ctl_dial(&Target::Number(number), Purpose::OutCustomer, reuse)
+                    .await
+                {
+                    tracing::warn!(call = self.no, %reason, "click-to-call: cannot dial the customer");
+                    self.ctl
+                        .note("customer.failed", serde_json::json!({ "reason": reason }));
+                    if let Some(w) = self.winner.take() {
+                        self.hang_up_leg(w).await;
+                    }
+                    self.ended = true;
+                }
+            }
+            Purpose::OutCustomer => {
+                self.ctl.customer = Some(c.call_id.clone());
+                let agent = self.ivr.as_ref().and_then(|r| r.agent_leg);
+                let room = match (agent, m.handle.create_room()) {
+                    (Some(agent), Ok(room)) => {
+                        let _ = m.handle.stop_playback(agent);
+                        let _ = m.handle.join(room, m.leg, RoomMode::Full);
+                        let _ = m.handle.join(room, agent, RoomMode::Full);
+                        Some(room)
+                    }
+                    _ => None,
+                };
+                if let Some(run) = self.ivr.as_mut() {
+                    run.room = room;
+                    run.bridging = room.is_some();
+                }
+                self.ctl.note(
+                    "customer.answered",
+                    serde_json::json!({ "number": c.address }),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Starts a click-to-call: the call's media and its first leg, to the agent's phones.
+async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
+    let actor = Actor::system(&req.tenant_id);
+    let has_trunk = call
+        .store
+        .list_trunks(&actor)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|t| t.outbound_target.is_some() && t.transport == "udp");
+    if !has_trunk {
+        return Err("the tenant has no outbound UDP trunk".into());
+    }
+    let engine = call.config.media.clone().ok_or("no media engine")?;
+    let (handle, events) = engine.create_call().map_err(|e| e.to_string())?;
+    let leg = handle
+        .create_leg(parley_media::LegConfig {
+            inactivity_timeout: call.config.rtp_timeout,
+            ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+        })
+        .map_err(|e| e.to_string())?;
+    call.ctl.customer_media = Some((leg.id, leg.local_rtp));
+    call.media = Some(Media {
+        handle,
+        events,
+        leg: leg.id,
+    });
+    call.ctl
+        .agents
+        .insert(req.agent_extension.clone(), req.agent_user_id.clone());
+    let target = Target::Extension {
+        extension: req.agent_extension.clone(),
+        user_id: Some(req.agent_user_id.clone()),
+    };
+    call.ctl_dial(&target, Purpose::OutAgent, None).await?;
+    call.ctl.note(
+        "click_to_call",
+        serde_json::json!({ "agent_user_id": req.agent_user_id, "number": req.number }),
+    );
+    Ok(())
+}
+
+/// The task of a call Parley places: like `call::run` without a caller's INVITE.
+async fn run_outbound(
+    o: Origin,
+    no: u64,
+    mut rx: mpsc::Receiver<CallInput>,
+    req: Originate,
+    ready: oneshot::Sender<std::result::Result<String, String>>,
+) {
+    let host = o.driver.host.clone();
+    let invite = {
+        let mut rng = rand::rng();
+        let mut h = Headers::new();
+        h.push(
+            "Via",
+            our_via(&host, o.driver.port, Transport::Udp).to_string(),
+        );
+        h.push("Max-Forwards", "70");
+        // Our legs show the customer's number to the agent (From of the first leg).
+        h.push(
+            "From",
+            format!(
+                "<sip:{}@{host}>;tag={}",
+                req.number,
+                random_token(&mut rng, 12)
+            ),
+        );
+        h.push("To", format!("<sip:{}@{host}>", req.agent_extension));
+        h.push("Call-ID", format!("{}@{host}", random_token(&mut rng, 20)));
+        h.push("CSeq", "1 INVITE");
+        Request::new(
+            Method::Invite,
+            &format!("sip:{}@{host}", req.agent_extension),
+            h,
+            Bytes::new(),
+        )
+    };
+    let invite = match invite {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            o.driver.send(Cmd::Ended { call_no: no }).await;
+            return;
+        }
+    };
+    let mut ctl = Ctl::new(&o.obs.calls);
+    ctl.outbound = Some(req.number.clone());
+    let mut call = Call {
+        no,
+        unauth: None,
+        driver: o.driver.clone(),
+        config: o.config.clone(),
+        obs: o.obs.clone(),
+        inbound: InboundLeg {
+            invite,
+            source: SocketAddr::from(([127, 0, 0, 1], 9)),
+            transport: Transport::Udp,
+            local_tag: random_token(&mut rand::rng(), 12),
+            sent_18x: None,
+            final_sent: true,
+            dialog: None,
+            ok: None,
+            retx: None,
+        },
+        legs: Vec::new(),
+        winner: None,
+        ring_deadline: None,
+        give_up_at: None,
+        pending_byes: 0,
+        ended: false,
+        media: None,
+        store: o.store.clone(),
+        ivr: Some(super::ivr::IvrRun::bare(
+            Actor::system(&req.tenant_id),
+            &req.number,
+        )),
+        agent_offer: None,
+        ctl,
+    };
+    o.driver
+        .send(Cmd::Tenant {
+            call_no: no,
+            tenant_id: req.tenant_id.clone(),
+        })
+        .await;
+    match originate(&mut call, &req).await {
+        Ok(()) => {
+            call.ctl_sync().await;
+            let _ = ready.send(Ok(call.ctl.id.clone()));
+        }
+        Err(reason) => {
+            let _ = ready.send(Err(reason));
+            call.ivr = None; // nothing to store
+            call.ended = true;
+        }
+    }
+    loop {
+        call.ctl_sync().await;
+        if call.finished() {
+            break;
+        }
+        let deadline = call.next_deadline();
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(i) => call.on_input(i).await,
+                None => break,
+            },
+            _ = super::sleep_until(deadline) => call.on_timer(Instant::now()).await,
+            ev = super::media_event(&mut call.media) => match ev {
+                Some(ev) => call.on_media_event(ev).await,
+                None => call.media = None,
+            },
+            r = recv(&mut call.ctl) => call.on_control(r).await,
+        }
+    }
+    call.ctl_end();
+    call.ivr_finish().await;
+    call.media = None;
+    o.driver.send(Cmd::Ended { call_no: no }).await;
 }

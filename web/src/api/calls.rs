@@ -16,7 +16,7 @@ use crate::{AppState, CallCommand, CallControlError, CallTarget, LiveCall, Monit
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list_calls))
+        .routes(routes!(list_calls, click_to_call))
         .routes(routes!(get_call))
         .routes(routes!(call_action))
 }
@@ -111,6 +111,62 @@ impl CallAction {
             CallAction::Listen | CallAction::Whisper | CallAction::Barge | CallAction::TakeOver
         )
     }
+}
+
+/// A click-to-call request.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewCall {
+    /// The customer's number (E.164).
+    number: String,
+}
+
+/// Click-to-call: Parley rings your registered phone; when you answer it dials
+/// `number` through the tenant's trunk with the trunk's caller ID and bridges you. The
+/// call lands on the customer's timeline (found by number, created if unknown) like an
+/// inbound call. Audited as `call.click_to_call`.
+#[utoipa::path(post, path = "/calls", tag = "calls", security(("bearer" = [])), request_body = NewCall,
+    responses((status = 201, body = LiveCall), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn click_to_call(
+    State(s): State<AppState>,
+    a: Authed,
+    Json(body): Json<NewCall>,
+) -> ApiResult<(StatusCode, axum::Json<LiveCall>)> {
+    let calls = s
+        .calls
+        .clone()
+        .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "conflict", "no SIP stack runs"))?;
+    let number = normalize_e164("number", &body.number)?;
+    let acc = s.store.sip_account(&a.actor, &a.user.id).await?;
+    let extension = acc.extension.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "you have no extension to be called on",
+        )
+    })?;
+    let tenant = a.actor.tenant_id.clone();
+    let id = calls
+        .originate(&tenant, &a.user.id, &extension, &number)
+        .await
+        .map_err(|e| match e {
+            CallControlError::NotFound => ApiError::not_found("call"),
+            CallControlError::Refused(reason) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", reason)
+            }
+        })?;
+    s.store
+        .audit_call_control(
+            &a.actor,
+            &id,
+            "call.click_to_call",
+            serde_json::json!({ "call_id": id, "number": number }),
+        )
+        .await?;
+    let call = calls
+        .get(&tenant, &id)
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    Ok((StatusCode::CREATED, axum::Json(call)))
 }
 
 fn is_on(call: &LiveCall, user_id: &str) -> bool {

@@ -644,6 +644,7 @@ impl Caller {
 
 struct Setup {
     p: Parley,
+    admin: String,
     sup: String,
     sup_id: String,
     agent: Phone,
@@ -707,6 +708,7 @@ fn bridged_call(tag: &str) -> Setup {
     let call_id = call["id"].as_str().unwrap().to_owned();
     Setup {
         p,
+        admin,
         sup,
         sup_id,
         agent,
@@ -978,7 +980,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
 }
 
 #[test]
-fn blind_transfer_to_a_second_agent_then_warm_transfer_back() {
+fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     let mut s = bridged_call("transfer");
     let (ext2, pw2) = s.p.agents[1].clone();
     let agent2 = Phone::new(AGENT2_HZ, 0xa9e0_0002);
@@ -1067,8 +1069,45 @@ fn blind_transfer_to_a_second_agent_then_warm_transfer_back() {
         "{}",
         levels("caller", caller)
     );
+    // Conference: an external party through the trunk joins; everyone hears everyone.
+    const PARTY_HZ: f32 = 1600.0;
+    let party = Phone::new(PARTY_HZ, 0x9a27_0001);
+    http(
+        &s.p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&s.admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", party.port),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    act(
+        &s,
+        json!({"action": "add_party", "target": {"number": "+15550188"}}),
+    );
+    wait_until(
+        "a three-way conference",
+        || {
+            party.rtp.level(CALLER_HZ) > HEARD
+                && party.rtp.level(AGENT_HZ) > HEARD
+                && caller.level(PARTY_HZ) > HEARD
+                && s.agent.rtp.level(PARTY_HZ) > HEARD
+        },
+        || levels("party", &party.rtp) + &levels(" / caller", caller),
+    );
+    let to_carrier = party.last_invite.lock().unwrap().clone();
+    assert!(
+        to_carrier.starts_with("INVITE sip:+15550188@"),
+        "{to_carrier}"
+    );
     let actions = audit_actions(&s);
-    for a in ["call.transfer", "call.consult", "call.transfer_complete"] {
+    for a in [
+        "call.transfer",
+        "call.consult",
+        "call.transfer_complete",
+        "call.add_party",
+    ] {
         assert!(
             actions.iter().any(|x| x == a),
             "{a} not audited: {actions:?}"
@@ -1076,8 +1115,8 @@ fn blind_transfer_to_a_second_agent_then_warm_transfer_back() {
     }
     s.caller.hang_up();
     wait_until(
-        "agent 1 hung up after the caller",
-        || s.agent.byes.load(Ordering::Relaxed) >= 2,
+        "agent 1 and the party hung up after the caller",
+        || s.agent.byes.load(Ordering::Relaxed) >= 2 && party.byes.load(Ordering::Relaxed) >= 1,
         || String::new(),
     );
 }

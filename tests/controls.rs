@@ -376,7 +376,7 @@ fn fresh(streams: &[&Rtp]) {
     wait_until(
         "a new second of audio",
         || streams.iter().all(|r| r.received() >= 8000),
-        || String::new(),
+        String::new,
     );
 }
 
@@ -895,7 +895,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
             s.agent.byes.load(Ordering::Relaxed) >= 1
                 && supervisor.byes.load(Ordering::Relaxed) >= 1
         },
-        || String::new(),
+        String::new,
     );
     let actions = audit_actions(&s);
     for a in [
@@ -919,7 +919,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     wait_until(
         "the call gone from /calls",
         || http(&s.p, "GET", "/api/v1/calls", Some(&s.sup), None) == json!([]),
-        || String::new(),
+        String::new,
     );
     let mut body = Value::Null;
     wait_until(
@@ -956,7 +956,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
                 None => false,
             }
         },
-        || String::new(),
+        String::new,
     );
     let controls = &body["controls"];
     assert_eq!(controls["disposition"], "sale", "{body}");
@@ -995,7 +995,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     wait_until(
         "the first agent hung up",
         || s.agent.byes.load(Ordering::Relaxed) >= 1,
-        || String::new(),
+        String::new,
     );
     wait_until(
         "the caller hearing the second agent",
@@ -1056,7 +1056,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     wait_until(
         "agent 2 hung up",
         || agent2.byes.load(Ordering::Relaxed) >= 1,
-        || String::new(),
+        String::new,
     );
     wait_until(
         "the caller talking with agent 1 again",
@@ -1117,7 +1117,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     wait_until(
         "agent 1 and the party hung up after the caller",
         || s.agent.byes.load(Ordering::Relaxed) >= 2 && party.byes.load(Ordering::Relaxed) >= 1,
-        || String::new(),
+        String::new,
     );
 }
 
@@ -1221,7 +1221,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     wait_until(
         "both phones hung up",
         || agent.byes.load(Ordering::Relaxed) >= 1 && customer.byes.load(Ordering::Relaxed) >= 1,
-        || String::new(),
+        String::new,
     );
     // On the customer's timeline (the customer was created from the number).
     let mut found = Value::Null;
@@ -1259,7 +1259,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
                 None => false,
             }
         },
-        || String::new(),
+        String::new,
     );
     assert_eq!(found["direction"], "outbound", "{found}");
     let body: Value = serde_json::from_str(found["body"].as_str().unwrap()).unwrap();

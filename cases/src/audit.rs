@@ -206,21 +206,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn redact_hides_sensitive_keys_at_any_depth() {
-        let v = json!({"email": "a@b.c", "password_hash": "x", "nested": [{"api_token": "t", "ok": 1}]});
-        assert_eq!(
-            redact(v),
-            json!({"email": "a@b.c", "password_hash": "[redacted]", "nested": [{"api_token": "[redacted]", "ok": 1}]})
-        );
-    }
-}
-
 impl Store {
     /// Records a control used on a live call (hold, transfer, a supervisor listening in,
     /// a disposition code, …) in the audit log, in a transaction of its own: the call
@@ -251,5 +236,20 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redact_hides_sensitive_keys_at_any_depth() {
+        let v = json!({"email": "a@b.c", "password_hash": "x", "nested": [{"api_token": "t", "ok": 1}]});
+        assert_eq!(
+            redact(v),
+            json!({"email": "a@b.c", "password_hash": "[redacted]", "nested": [{"api_token": "[redacted]", "ok": 1}]})
+        );
     }
 }

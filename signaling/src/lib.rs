@@ -20,6 +20,10 @@
 //!   turns their messages into leg events and decides (ring, answer, cancel the other
 //!   forks, reject with a cause, hang up).
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
+//! - `call::control`: the live-call registry (a snapshot per call, published by its
+//!   task) and commands to call tasks — hold, mute, transfers, conference, supervisor
+//!   listen/whisper/barge/take over, hang-up, disposition, click-to-call — read and sent
+//!   through [`Controls`] ([`SipServer::controls`]).
 //!
 //! ```no_run
 //! # async fn run(store: parley_cases::Store) -> parley_signaling::Result<()> {

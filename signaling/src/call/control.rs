@@ -1066,7 +1066,7 @@ impl Call {
         let sdp = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps));
         let group = self.ctl.next_group;
         self.ctl.next_group += 1;
-        let saved = std::mem::replace(&mut self.agent_offer, Some(sdp));
+        let saved = self.agent_offer.replace(sdp);
         let mut sent = 0;
         for d in dials {
             let Some(out) =

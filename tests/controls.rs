@@ -886,6 +886,34 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     act(&s, json!({"action": "unmute"}));
 
     // A disposition code, then the agent hangs up through the API: every leg ends.
+    // Take over: the (listening) supervisor replaces the agent, who is hung up.
+    act(&s, json!({"action": "take_over"}));
+    wait_until(
+        "the agent hung up",
+        || s.agent.byes.load(Ordering::Relaxed) >= 1,
+        String::new,
+    );
+    wait_until(
+        "the caller and the supervisor talking",
+        || caller.level(SUPERVISOR_HZ) > HEARD && sup.level(CALLER_HZ) > HEARD,
+        || levels("caller", caller) + &levels(" / supervisor", sup),
+    );
+    fresh(&[caller]);
+    assert!(
+        caller.level(AGENT_HZ) < NOT_HEARD,
+        "{}",
+        levels("caller", caller)
+    );
+    let call = http(
+        &s.p,
+        "GET",
+        &format!("/api/v1/calls/{}", s.call_id),
+        Some(&s.sup),
+        None,
+    );
+    assert_eq!(call["agent_user_id"], s.sup_id.as_str(), "{call}");
+    assert_eq!(call["legs"].as_array().unwrap().len(), 2, "{call}");
+
     act(&s, json!({"action": "disposition", "code": "sale"}));
     act(&s, json!({"action": "hangup"}));
     s.caller.expect_bye();
@@ -906,6 +934,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
         "call.unhold",
         "call.mute",
         "call.unmute",
+        "call.take_over",
         "call.disposition",
         "call.hangup",
     ] {
@@ -973,6 +1002,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
         "supervisor.whisper",
         "supervisor.barge",
         "hold",
+        "supervisor.take_over",
         "hangup",
     ] {
         assert!(events.contains(&e), "{e} missing from {events:?}");
@@ -1028,6 +1058,30 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
 
     // Warm: agent 2 consults agent 1 (the caller is held with music), then completes.
     let (ext1, _) = s.p.agents[0].clone();
+    // A consultation first cancelled: agent 1 is hung up, the caller is back with agent 2.
+    act(
+        &s,
+        json!({"action": "consult", "target": {"extension": ext1}}),
+    );
+    wait_until(
+        "agent 1 consulted",
+        || s.agent.rtp.level(AGENT2_HZ) > HEARD && caller.level(MUSIC_HZ[0]) > HEARD / 2.0,
+        || levels("agent1", &s.agent.rtp) + &levels(" / caller", caller),
+    );
+    act(&s, json!({"action": "cancel_consult"}));
+    wait_until(
+        "agent 1 hung up after the cancelled consultation",
+        || s.agent.byes.load(Ordering::Relaxed) >= 2,
+        String::new,
+    );
+    wait_until(
+        "the caller back with agent 2",
+        || caller.level(AGENT2_HZ) > HEARD && agent2.rtp.level(CALLER_HZ) > HEARD,
+        || levels("caller", caller),
+    );
+    // Then consulted again and completed.
+    s.agent.rtp.clear();
+    caller.clear();
     act(
         &s,
         json!({"action": "consult", "target": {"extension": ext1}}),
@@ -1106,6 +1160,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         "call.transfer",
         "call.consult",
         "call.transfer_complete",
+        "call.consult_cancel",
         "call.add_party",
     ] {
         assert!(
@@ -1116,7 +1171,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     s.caller.hang_up();
     wait_until(
         "agent 1 and the party hung up after the caller",
-        || s.agent.byes.load(Ordering::Relaxed) >= 2 && party.byes.load(Ordering::Relaxed) >= 1,
+        || s.agent.byes.load(Ordering::Relaxed) >= 3 && party.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
 }

@@ -1435,6 +1435,9 @@ impl Call {
             }
             Purpose::OutCustomer => {
                 self.ctl.customer = Some(c.call_id.clone());
+                let _ = m
+                    .handle
+                    .set_inactivity_timeout(m.leg, self.config.rtp_timeout);
                 let agent = self.ivr.as_ref().and_then(|r| r.agent_leg);
                 let room = match (agent, m.handle.create_room()) {
                     (Some(agent), Ok(room)) => {
@@ -1474,9 +1477,10 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
     }
     let engine = call.config.media.clone().ok_or("no media engine")?;
     let (handle, events) = engine.create_call().map_err(|e| e.to_string())?;
+    // The RTP timeout starts when the customer answers (they may ring for a while).
     let leg = handle
         .create_leg(parley_media::LegConfig {
-            inactivity_timeout: call.config.rtp_timeout,
+            inactivity_timeout: None,
             ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
         })
         .map_err(|e| e.to_string())?;
@@ -1619,4 +1623,56 @@ async fn run_outbound(
     call.ivr_finish().await;
     call.media = None;
     o.driver.send(Cmd::Ended { call_no: no }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_uuidv7_shaped_and_distinct() {
+        let (a, b) = (uuid_like(), uuid_like());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+    }
+
+    #[test]
+    fn supervisor_modes_map_to_mixer_modes() {
+        let agent = LegId(7);
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Listen, agent),
+            RoomMode::ListenOnly
+        );
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Whisper, agent),
+            RoomMode::Whisper { to: agent }
+        );
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Barge, agent),
+            RoomMode::Full
+        );
+    }
+
+    #[test]
+    fn the_extension_comes_from_the_to_header() {
+        let mut h = Headers::new();
+        h.push("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx");
+        h.push("Max-Forwards", "70");
+        h.push("From", "<sip:+15550100@127.0.0.1>;tag=a");
+        h.push("To", "\"Bob\" <sip:1002@demo.parley.test>");
+        h.push("Call-ID", "x@y");
+        h.push("CSeq", "1 INVITE");
+        let r = Request::new(Method::Invite, "sip:1002@127.0.0.1:5080", h, Bytes::new()).unwrap();
+        assert_eq!(to_user(&r).as_deref(), Some("1002"));
+    }
+
+    #[test]
+    fn the_rtp_address_comes_from_the_sdp_answer() {
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                    m=audio 40002 RTP/AVP 0\r\n";
+        assert_eq!(remote_of(sdp), Some("127.0.0.1:40002".parse().unwrap()));
+        assert_eq!(remote_of(b"garbage"), None);
+    }
 }

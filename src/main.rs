@@ -318,7 +318,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     );
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
-            .with_sip(std::sync::Arc::new(SipView(sip.inspector()))),
+            .with_sip(std::sync::Arc::new(SipView(sip.inspector())))
+            .with_call_control(std::sync::Arc::new(CallsView(sip.controls()))),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -355,6 +356,142 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
 
 /// The SIP stack seen from the HTTP API.
 struct SipView(parley_signaling::Inspector);
+
+/// Live calls and their controls seen from the HTTP API.
+struct CallsView(parley_signaling::Controls);
+
+fn live_call(c: parley_signaling::LiveCall) -> parley_web::LiveCall {
+    let now = jiff::Timestamp::now().as_millisecond();
+    let secs = |from: i64| u64::try_from((now - from).max(0) / 1000).unwrap_or(0);
+    parley_web::LiveCall {
+        duration_s: secs(c.started_at_ms),
+        talk_s: c.answered_at_ms.map(secs),
+        id: c.id,
+        state: c.state.into(),
+        direction: c.direction.into(),
+        customer_number: c.customer_number,
+        started_at: parley_cases::Timestamp(c.started_at_ms),
+        answered_at: c.answered_at_ms.map(parley_cases::Timestamp),
+        agent_user_id: c.agent_user_id,
+        held: c.held,
+        muted: c.muted,
+        disposition: c.disposition,
+        legs: c
+            .legs
+            .into_iter()
+            .map(|l| parley_web::LiveLeg {
+                role: l.role.into(),
+                user_id: l.user_id,
+                address: l.address,
+                state: l.state.into(),
+                mode: l.mode.into(),
+            })
+            .collect(),
+    }
+}
+
+fn call_target(t: parley_web::CallTarget) -> parley_signaling::CallTarget {
+    match t {
+        parley_web::CallTarget::Extension { extension, user_id } => {
+            parley_signaling::CallTarget::Extension { extension, user_id }
+        }
+        parley_web::CallTarget::Number(n) => parley_signaling::CallTarget::Number(n),
+    }
+}
+
+fn call_command(c: parley_web::CallCommand) -> parley_signaling::CallCommand {
+    use parley_signaling::CallCommand as S;
+    use parley_web::CallCommand as W;
+    match c {
+        W::Hold => S::Hold,
+        W::Unhold => S::Unhold,
+        W::Mute => S::Mute,
+        W::Unmute => S::Unmute,
+        W::Hangup => S::Hangup,
+        W::BlindTransfer(t) => S::BlindTransfer(call_target(t)),
+        W::Consult(t) => S::Consult(call_target(t)),
+        W::CompleteTransfer => S::CompleteTransfer,
+        W::CancelConsult => S::CancelConsult,
+        W::AddParty(t) => S::AddParty(call_target(t)),
+        W::Supervise {
+            user_id,
+            extension,
+            mode,
+        } => S::Supervise {
+            user_id,
+            extension,
+            mode: match mode {
+                parley_web::MonitorMode::Listen => parley_signaling::SupervisorMode::Listen,
+                parley_web::MonitorMode::Whisper => parley_signaling::SupervisorMode::Whisper,
+                parley_web::MonitorMode::Barge => parley_signaling::SupervisorMode::Barge,
+            },
+        },
+        W::TakeOver { user_id } => S::TakeOver { user_id },
+        W::Disposition { code } => S::Disposition { code },
+    }
+}
+
+impl parley_web::CallControl for CallsView {
+    fn list(&self, tenant_id: &str) -> Vec<parley_web::LiveCall> {
+        self.0.list(tenant_id).into_iter().map(live_call).collect()
+    }
+
+    fn get(&self, tenant_id: &str, call_id: &str) -> Option<parley_web::LiveCall> {
+        self.0.get(tenant_id, call_id).map(live_call)
+    }
+
+    fn originate<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        agent_user_id: &'a str,
+        agent_extension: &'a str,
+        number: &'a str,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<String, parley_web::CallControlError>>
+                + Send
+                + 'a,
+        >,
+    > {
+        Box::pin(async move {
+            self.0
+                .originate(parley_signaling::Originate {
+                    tenant_id: tenant_id.into(),
+                    agent_user_id: agent_user_id.into(),
+                    agent_extension: agent_extension.into(),
+                    number: number.into(),
+                })
+                .await
+                .map_err(|e| match e {
+                    parley_signaling::Error::CallControl { reason } => {
+                        parley_web::CallControlError::Refused(reason)
+                    }
+                    other => parley_web::CallControlError::Refused(other.to_string()),
+                })
+        })
+    }
+
+    fn command<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        call_id: &'a str,
+        command: parley_web::CallCommand,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), parley_web::CallControlError>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            self.0
+                .command(tenant_id, call_id, call_command(command))
+                .await
+                .map_err(|e| match e {
+                    parley_signaling::Error::CallControl { reason } => {
+                        parley_web::CallControlError::Refused(reason)
+                    }
+                    _ => parley_web::CallControlError::NotFound,
+                })
+        })
+    }
+}
 
 impl parley_web::SipInspector for SipView {
     fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<parley_web::SipTraceEntry>> {

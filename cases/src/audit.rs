@@ -206,6 +206,39 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records a control used on a live call (hold, transfer, a supervisor listening in,
+    /// a disposition code, …) in the audit log, in a transaction of its own: the call
+    /// itself lives in the SIP runtime, not in the database. `action` is a dotted name
+    /// such as `call.hold`; `details` (redacted like every snapshot) says what was done.
+    pub async fn audit_call_control(
+        &self,
+        actor: &Actor,
+        call_id: &str,
+        action: &'static str,
+        details: Value,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action,
+                entity_kind: "call",
+                entity_id: call_id,
+                subject_customer_id: None,
+                before: None,
+                after: Some(details),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

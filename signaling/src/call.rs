@@ -23,6 +23,7 @@ use parley_sip_proto::transaction::{TxKey, build_cancel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+pub(crate) mod control;
 mod ivr;
 
 use crate::SipConfig;
@@ -213,6 +214,8 @@ struct Call {
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
     agent_offer: Option<Bytes>,
+    /// Live-call controls: registry snapshot, commands, extra legs.
+    ctl: control::Ctl,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -242,6 +245,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         transport,
     } = ctx;
     let local_tag = random_token(&mut rand::rng(), 12);
+    let ctl = control::Ctl::new(&obs.calls);
     let mut call = Call {
         no,
         unauth: Some((key, size)),
@@ -269,6 +273,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         store: store.clone(),
         ivr: None,
         agent_offer: None,
+        ctl,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -331,7 +336,11 @@ pub(crate) async fn run(ctx: CallCtx) {
             call.reject(code, reason, None).await;
         }
     }
-    while !call.finished() {
+    loop {
+        call.ctl_sync().await;
+        if call.finished() {
+            break;
+        }
         let deadline = call.next_deadline();
         tokio::select! {
             input = rx.recv() => match input {
@@ -343,8 +352,10 @@ pub(crate) async fn run(ctx: CallCtx) {
                 Some(ev) => call.on_media_event(ev).await,
                 None => call.media = None, // the engine stopped
             },
+            req = control::recv(&mut call.ctl) => call.on_control(req).await,
         }
     }
+    call.ctl_end();
     call.ivr_finish().await;
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
@@ -378,6 +389,7 @@ impl Call {
             self.ring_deadline,
             self.give_up_at,
             self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
+            self.ctl.next_deadline(),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
         ]
         .into_iter()
@@ -814,6 +826,7 @@ impl Call {
             if !pick(&user_id, &ext) {
                 continue;
             }
+            self.ctl.agents.insert(ext.clone(), user_id.clone());
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
@@ -1100,6 +1113,9 @@ impl Call {
 
     /// The B2BUA logic: what a leg's event means for the call.
     async fn on_leg_event(&mut self, i: usize, ev: LegEvent) {
+        if self.ctl_leg_event(i, &ev).await {
+            return;
+        }
         match ev {
             LegEvent::Trying => {}
             LegEvent::Answered(sdp) if self.ivr.is_some() => {
@@ -1236,6 +1252,9 @@ impl Call {
 
     /// BYE to the caller, with a `Reason` header when given.
     async fn hang_up_caller(&mut self, reason: Option<&str>) {
+        if self.ctl_hang_up_customer().await {
+            return; // a call Parley placed: the customer is an outbound leg
+        }
         let via = our_via(&self.driver.host, self.driver.port, self.inbound.transport);
         let bye = self
             .inbound
@@ -1322,6 +1341,9 @@ impl Call {
         _source: SocketAddr,
         _transport: Transport,
     ) {
+        if self.ctl_leg_request(i, &req).await {
+            return;
+        }
         match req.method() {
             Method::Bye => {
                 self.respond_to(&req, 200, None).await;
@@ -1367,6 +1389,7 @@ impl Call {
             }
         }
         self.ivr_timers(now).await;
+        self.ctl_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

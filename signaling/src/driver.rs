@@ -79,6 +79,11 @@ pub(crate) enum Cmd {
     Tenant { call_no: u64, tenant_id: String },
     /// The call task is done.
     Ended { call_no: u64 },
+    /// A call Parley places itself (click-to-call): a call number and the channel its
+    /// task will read, with no INVITE received.
+    Originate {
+        reply: oneshot::Sender<(u64, mpsc::Receiver<CallInput>)>,
+    },
 }
 
 /// What call tasks get: the way to the driver and our own address.
@@ -703,6 +708,23 @@ impl Driver {
             Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
             Cmd::TrunkSources(set) => self.trunk_sources = set,
             Cmd::Ended { call_no } => self.end_call(call_no),
+            Cmd::Originate { reply } => {
+                let no = self.next_call;
+                self.next_call += 1;
+                let (tx, rx) = mpsc::channel(64);
+                self.calls.insert(
+                    no,
+                    CallEntry {
+                        tx,
+                        call_ids: Vec::new(),
+                    },
+                );
+                bump(&self.obs.counters.calls_started);
+                bump(&self.obs.counters.calls_active);
+                if reply.send((no, rx)).is_err() {
+                    self.end_call(no);
+                }
+            }
         }
     }
 

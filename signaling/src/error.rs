@@ -31,4 +31,13 @@ pub enum Error {
     /// The runtime has stopped (its driver task is gone).
     #[error("the SIP runtime has stopped")]
     Stopped,
+    /// No live call with this id (in this tenant).
+    #[error("no such live call")]
+    CallNotFound,
+    /// The call refused a control command.
+    #[error("call control refused: {reason}")]
+    CallControl {
+        /// Why, e.g. "no agent is connected".
+        reason: String,
+    },
 }

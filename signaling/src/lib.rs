@@ -20,6 +20,10 @@
 //!   turns their messages into leg events and decides (ring, answer, cancel the other
 //!   forks, reject with a cause, hang up).
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
+//! - `call::control`: the live-call registry (a snapshot per call, published by its
+//!   task) and commands to call tasks — hold, mute, transfers, conference, supervisor
+//!   listen/whisper/barge/take over, hang-up, disposition, click-to-call — read and sent
+//!   through [`Controls`] ([`SipServer::controls`]).
 //!
 //! ```no_run
 //! # async fn run(store: parley_cases::Store) -> parley_signaling::Result<()> {
@@ -70,6 +74,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use call::control::{
+    Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
+    Target as CallTarget,
+};
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use registrar::Binding;
@@ -151,6 +159,7 @@ pub struct SipServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     inspector: Inspector,
+    origin: call::control::Origin,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -232,16 +241,23 @@ impl SipServer {
         ));
         let max = config.max_message_size;
         let config = Arc::new(config);
+        let handle = DriverHandle {
+            cmd: cmd_tx,
+            host,
+            port: udp_addr.port(),
+        };
+        let origin = call::control::Origin {
+            driver: handle.clone(),
+            store: store.clone(),
+            config: config.clone(),
+            obs: obs.clone(),
+        };
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),
             in_rx,
             cmd_rx,
-            DriverHandle {
-                cmd: cmd_tx,
-                host,
-                port: udp_addr.port(),
-            },
+            handle,
             store,
             config,
             obs.clone(),
@@ -263,6 +279,7 @@ impl SipServer {
             udp_addr,
             tcp_addr,
             inspector: Inspector { obs },
+            origin,
             stop,
             tasks,
         })
@@ -281,6 +298,14 @@ impl SipServer {
     /// Traces and counters.
     pub fn inspector(&self) -> Inspector {
         self.inspector.clone()
+    }
+
+    /// Live calls and their controls (hold, transfers, supervisor modes, …).
+    pub fn controls(&self) -> Controls {
+        Controls {
+            reg: self.inspector.obs.calls.clone(),
+            origin: self.origin.clone(),
+        }
     }
 
     /// Stops listening, ends the driver (which ends every call task) and waits up to

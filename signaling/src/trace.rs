@@ -121,6 +121,8 @@ pub(crate) fn bump(c: &AtomicU64) {
 pub(crate) struct Observability {
     traces: Mutex<TraceStore>,
     pub(crate) counters: Counters,
+    /// Live calls and their control channels (see `call::control`).
+    pub(crate) calls: crate::call::control::Registry,
 }
 
 impl Observability {
@@ -128,6 +130,7 @@ impl Observability {
         Arc::new(Observability {
             traces: Mutex::new(TraceStore::new(max_calls, max_entries)),
             counters: Counters::default(),
+            calls: Default::default(),
         })
     }
 

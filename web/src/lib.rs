@@ -80,6 +80,8 @@ pub struct AppState {
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// The running SIP stack, when there is one (see [`AppState::with_sip`]).
     pub(crate) sip: Option<Arc<dyn SipInspector>>,
+    /// Live-call controls, when a SIP stack runs (see [`AppState::with_call_control`]).
+    pub(crate) calls: Option<Arc<dyn CallControl>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -118,6 +120,164 @@ pub trait SipInspector: Send + Sync + 'static {
     fn counters(&self) -> Vec<SipCounter>;
 }
 
+/// One party of a live call.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveLeg {
+    /// `caller`, `agent`, `supervisor`, `transfer` (blind transfer ringing), `consult`
+    /// (warm transfer target) or `party` (conference).
+    pub role: String,
+    /// The user on this leg (agents, supervisors), when known.
+    pub user_id: Option<String>,
+    /// Extension or phone number.
+    pub address: String,
+    /// `ringing` or `up`.
+    pub state: String,
+    /// What the leg hears and who hears it: `full`, `hold`, `muted`, `listen`, `whisper`
+    /// (heard by the agent only) or `barge`.
+    pub mode: String,
+}
+
+/// A call in progress.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct LiveCall {
+    /// Id (use it in `/calls/{id}/…`).
+    pub id: String,
+    /// `ivr`, `ringing`, `talking`, `held`, `transferring` or `ending`.
+    pub state: String,
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// The customer's number.
+    pub customer_number: String,
+    /// When the call started.
+    pub started_at: parley_cases::Timestamp,
+    /// When an agent first answered.
+    pub answered_at: Option<parley_cases::Timestamp>,
+    /// Seconds since the call started.
+    pub duration_s: u64,
+    /// Seconds since an agent answered.
+    pub talk_s: Option<u64>,
+    /// The agent on the call.
+    pub agent_user_id: Option<String>,
+    /// The caller hears hold music.
+    pub held: bool,
+    /// Nobody hears the agent.
+    pub muted: bool,
+    /// Disposition code set during the call.
+    pub disposition: Option<String>,
+    /// Every party with its mode.
+    pub legs: Vec<LiveLeg>,
+}
+
+/// Who a transfer, consultation or conference reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallTarget {
+    /// A user's extension (their registered phones ring); with the user when known.
+    Extension {
+        /// Extension.
+        extension: String,
+        /// Its user.
+        user_id: Option<String>,
+    },
+    /// An E.164 number through the tenant's trunk.
+    Number(String),
+}
+
+/// How a supervisor takes part.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum MonitorMode {
+    /// Hears both parties, heard by nobody.
+    Listen,
+    /// Hears both, heard by the agent only.
+    Whisper,
+    /// Hears both, heard by both.
+    Barge,
+}
+
+/// A command to a live call, as the HTTP layer resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Music for the caller, silence for the agent.
+    Hold,
+    /// Back to talking.
+    Unhold,
+    /// Nobody hears the agent.
+    Mute,
+    /// The agent is heard again.
+    Unmute,
+    /// Ends the call.
+    Hangup,
+    /// The agent leaves, the target rings.
+    BlindTransfer(CallTarget),
+    /// The caller is held while the agent consults the target.
+    Consult(CallTarget),
+    /// The agent leaves, the consulted target stays with the caller.
+    CompleteTransfer,
+    /// The consultation ends.
+    CancelConsult,
+    /// A third party joins.
+    AddParty(CallTarget),
+    /// A supervisor joins through their phone, or changes mode.
+    Supervise {
+        /// Supervisor.
+        user_id: String,
+        /// Their extension.
+        extension: String,
+        /// Mode.
+        mode: MonitorMode,
+    },
+    /// The supervisor replaces the agent.
+    TakeOver {
+        /// Supervisor.
+        user_id: String,
+    },
+    /// Disposition code.
+    Disposition {
+        /// Code.
+        code: String,
+    },
+}
+
+/// Why a call control failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallControlError {
+    /// No such live call in the tenant.
+    NotFound,
+    /// The call refused (e.g. no agent connected, target not registered).
+    Refused(String),
+}
+
+/// Live calls and their controls, implemented by the binary over `parley-signaling`
+/// (this crate knows no SIP).
+pub trait CallControl: Send + Sync + 'static {
+    /// The tenant's live calls.
+    fn list(&self, tenant_id: &str) -> Vec<LiveCall>;
+    /// One live call of the tenant.
+    fn get(&self, tenant_id: &str, call_id: &str) -> Option<LiveCall>;
+    /// Click-to-call: rings the agent's phone (`agent_extension`), then dials `number`
+    /// through the tenant's trunk and bridges the two. Returns the new call's id.
+    fn originate<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        agent_user_id: &'a str,
+        agent_extension: &'a str,
+        number: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<String, CallControlError>> + Send + 'a>,
+    >;
+    /// Sends a command to the call's task and waits for its answer.
+    fn command<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        call_id: &'a str,
+        command: CallCommand,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), CallControlError>> + Send + 'a>,
+    >;
+}
+
 impl AppState {
     /// State over `store`.
     pub fn new(store: Store, config: WebConfig) -> AppState {
@@ -128,12 +288,19 @@ impl AppState {
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             sip: None,
+            calls: None,
         }
     }
 
     /// Attaches the running SIP stack (traces and counters over the API).
     pub fn with_sip(mut self, sip: Arc<dyn SipInspector>) -> AppState {
         self.sip = Some(sip);
+        self
+    }
+
+    /// Attaches live-call controls (`/api/v1/calls`).
+    pub fn with_call_control(mut self, calls: Arc<dyn CallControl>) -> AppState {
+        self.calls = Some(calls);
         self
     }
 
@@ -170,6 +337,7 @@ impl AppState {
         (name = "events", description = "Live events over WebSocket"),
         (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
+        (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
     )
 )]
 struct ApiDoc;

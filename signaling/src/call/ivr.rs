@@ -28,8 +28,8 @@ use super::{Call, uri_user};
 pub(super) struct IvrRun {
     env: Env,
     state: Option<CallState>,
-    actor: Actor,
-    caller: String,
+    pub(super) actor: Actor,
+    pub(super) caller: String,
     timers: BTreeMap<u64, Instant>,
     /// Prompts still to play of the current `Play`.
     queue: VecDeque<PromptSource>,
@@ -49,8 +49,8 @@ pub(super) struct IvrRun {
     /// Interpreter events waiting to be fed.
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
-    agent_leg: Option<parley_media::LegId>,
-    room: Option<parley_media::RoomId>,
+    pub(super) agent_leg: Option<parley_media::LegId>,
+    pub(super) room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
@@ -99,6 +99,33 @@ impl IvrRun {
 
     pub(super) fn is_ended(&self) -> bool {
         self.state.as_ref().is_none_or(CallState::is_ended)
+    }
+
+    /// No flow: the media bookkeeping of a call Parley places (click-to-call), whose
+    /// customer is `caller`.
+    pub(super) fn bare(actor: Actor, caller: &str) -> IvrRun {
+        IvrRun {
+            env: Env::new(Vec::new()),
+            state: None,
+            actor,
+            caller: caller.to_owned(),
+            timers: BTreeMap::new(),
+            queue: VecDeque::new(),
+            playing: false,
+            barge_in: false,
+            active: false,
+            stale: 0,
+            recording: None,
+            record_until: None,
+            voicemail: None,
+            customer_id: None,
+            case_id: None,
+            pending: VecDeque::new(),
+            agent_leg: None,
+            room: None,
+            bridging: false,
+            quality: None,
+        }
     }
 }
 
@@ -837,10 +864,11 @@ impl Call {
             })
         });
         let body = serde_json::json!({
-            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
+            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if self.ctl.is_outbound() { "Click-to-call" } else { "Call through the IVR" },
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
+            "controls": self.ctl.summary(),
         })
         .to_string();
         let attachments = run
@@ -853,17 +881,18 @@ impl Call {
                 location: Some(location.clone()),
             })
             .collect();
+        let outbound = self.ctl.is_outbound();
         let new = NewInteraction {
             kind: "call".into(),
             channel: "voice".into(),
-            direction: "inbound".into(),
+            direction: if outbound { "outbound" } else { "inbound" }.into(),
             body,
             attachments,
             case_id: run.case_id.clone(),
             occurred_at: None,
             sentiment: None,
             intent: None,
-            tags: vec!["ivr".into()],
+            tags: vec![if outbound { "click-to-call" } else { "ivr" }.into()],
         };
         if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
             tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");

@@ -6,6 +6,7 @@ use crate::AppState;
 
 mod admin;
 mod auth;
+mod calls;
 mod cases;
 mod customers;
 mod directory;
@@ -22,6 +23,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(flows::router())
         .merge(telephony::router())
+        .merge(calls::router())
 }
 
 /// Common list parameters.

@@ -1,0 +1,1678 @@
+//! Live-call controls: the registry of active calls and the commands an agent or a
+//! supervisor sends to a call (hold, mute, transfers, conference, listen / whisper /
+//! barge / take over, hang-up, disposition).
+//!
+//! The call task stays the one owner of its call. It publishes a snapshot of itself
+//! ([`LiveCall`]) into the [`Registry`] after every event it handles, and receives
+//! commands on its own channel; [`Controls`] (what the binary hands the HTTP layer)
+//! reads snapshots and sends commands, each answered by the task through a oneshot.
+//! Nothing but the snapshot is shared.
+//!
+//! Controls work on the bridged state of an IVR call (`call::ivr`): the caller's media
+//! leg and the agent's are in one room of the media engine. Every extra party —
+//! a supervisor, a transfer or consultation target, a conference party — is an
+//! outbound SIP leg of the same call task with a media leg of its own in that room,
+//! in the mixer mode its role needs (`ListenOnly`, `Whisper { to: agent }`, `Full`;
+//! the caller on hold is `Hold` with the room's hold music).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parley_cases::{Actor, Store};
+use parley_media::{LegId, PlayOptions, RoomMode, Source};
+use parley_media_core::tones::ToneSpec;
+use parley_sip_proto::dialog::random_token;
+use parley_sip_proto::message::{Headers, Method, Request};
+use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::transaction::build_cancel;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{Call, CallInput, InboundLeg, LegEvent, LegState, Media};
+use crate::SipConfig;
+use crate::driver::{Cmd, DriverHandle, our_via, uri_user};
+use crate::error::{Error, Result};
+use crate::trace::Observability;
+use crate::transport::Transport;
+
+/// Music on hold until the tenant's own music is configurable: a C-major third, 0.8 s
+/// on, 0.2 s off.
+pub const HOLD_MUSIC: ToneSpec = ToneSpec {
+    freqs: [523.25, 659.25],
+    amplitude: 3000,
+    on: Duration::from_millis(800),
+    off: Duration::from_millis(200),
+    repeat: true,
+};
+
+/// How long a transfer target, a conference party or a supervisor's phone rings.
+const CONTROL_RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a supervisor takes part in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SupervisorMode {
+    /// Hears both parties, heard by nobody.
+    Listen,
+    /// Hears both parties, heard by the agent only.
+    Whisper,
+    /// Hears and is heard by everyone.
+    Barge,
+}
+
+impl SupervisorMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            SupervisorMode::Listen => "listen",
+            SupervisorMode::Whisper => "whisper",
+            SupervisorMode::Barge => "barge",
+        }
+    }
+}
+
+/// Who a transfer, a consultation or a conference reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A user's extension (their registered phones ring).
+    Extension {
+        /// The extension.
+        extension: String,
+        /// The user it belongs to, when known (they become the call's agent).
+        user_id: Option<String>,
+    },
+    /// An E.164 number, dialled through the tenant's trunk with its caller ID.
+    Number(String),
+}
+
+/// A command to a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// The caller hears music, the agent silence.
+    Hold,
+    /// Back to talking.
+    Unhold,
+    /// Nobody hears the agent.
+    Mute,
+    /// The agent is heard again.
+    Unmute,
+    /// Ends the call (every leg).
+    Hangup,
+    /// The agent leaves; the caller hears ringback until the target answers.
+    BlindTransfer(Target),
+    /// Warm transfer, first step: the caller is held, the target rung and, on answer,
+    /// talks with the agent.
+    Consult(Target),
+    /// Warm transfer, second step: the agent leaves, the caller talks with the target.
+    CompleteTransfer,
+    /// The consultation ends; the caller talks with the agent again.
+    CancelConsult,
+    /// A third party joins (conference).
+    AddParty(Target),
+    /// A supervisor joins through their phone (or switches mode when already in).
+    Supervise {
+        /// The supervisor.
+        user_id: String,
+        /// Their extension (their phone is rung).
+        extension: String,
+        /// How they take part.
+        mode: SupervisorMode,
+    },
+    /// The supervisor (already in the call) replaces the agent.
+    TakeOver {
+        /// The supervisor.
+        user_id: String,
+    },
+    /// The agent's disposition code, stored with the call.
+    Disposition {
+        /// The code.
+        code: String,
+    },
+}
+
+/// One party of a live call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveLeg {
+    /// `caller`, `agent`, `supervisor`, `transfer`, `consult` or `party`.
+    pub role: &'static str,
+    /// The user on this leg (agents, supervisors), when known.
+    pub user_id: Option<String>,
+    /// Their extension or number.
+    pub address: String,
+    /// `ringing` or `up`.
+    pub state: &'static str,
+    /// Mixer mode: `full`, `hold`, `muted`, `listen`, `whisper`, `barge`.
+    pub mode: &'static str,
+}
+
+/// What a live call looks like from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveCall {
+    /// Parley's id of the call.
+    pub id: String,
+    /// Its tenant.
+    pub tenant_id: String,
+    /// `ivr`, `ringing`, `talking`, `held`, `transferring` or `ending`.
+    pub state: &'static str,
+    /// The customer's number.
+    pub customer_number: String,
+    /// `inbound` (click-to-call will add `outbound`).
+    pub direction: &'static str,
+    /// When the call started (Unix ms).
+    pub started_at_ms: i64,
+    /// When an agent first answered (Unix ms).
+    pub answered_at_ms: Option<i64>,
+    /// The agent on the call now.
+    pub agent_user_id: Option<String>,
+    /// The caller is on hold.
+    pub held: bool,
+    /// The agent is muted.
+    pub muted: bool,
+    /// The disposition code set so far.
+    pub disposition: Option<String>,
+    /// Every party.
+    pub legs: Vec<LiveLeg>,
+}
+
+/// A command with the way to answer it.
+#[derive(Debug)]
+pub(crate) struct CtlRequest {
+    cmd: Command,
+    reply: oneshot::Sender<std::result::Result<(), String>>,
+}
+
+struct Entry {
+    call: LiveCall,
+    tx: mpsc::Sender<CtlRequest>,
+}
+
+/// Every live call's snapshot and command channel, by call id.
+#[derive(Clone, Default)]
+pub(crate) struct Registry {
+    // A std mutex held for a map operation only (never across .await): call tasks
+    // replace their snapshot, the HTTP side reads them.
+    inner: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registry")
+    }
+}
+
+impl Registry {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What placing a call needs from the runtime.
+#[derive(Clone)]
+pub(crate) struct Origin {
+    pub(crate) driver: DriverHandle,
+    pub(crate) store: Store,
+    pub(crate) config: Arc<SipConfig>,
+    pub(crate) obs: Arc<Observability>,
+}
+
+impl std::fmt::Debug for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Origin")
+    }
+}
+
+/// The live calls of the SIP runtime and the way to control them (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Controls {
+    pub(crate) reg: Registry,
+    pub(crate) origin: Origin,
+}
+
+/// A click-to-call request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originate {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The agent placing the call.
+    pub agent_user_id: String,
+    /// The agent's extension (their registered phones ring first).
+    pub agent_extension: String,
+    /// The customer's E.164 number, dialled through the tenant's trunk once the agent
+    /// answers.
+    pub number: String,
+}
+
+impl Controls {
+    /// The tenant's live calls, oldest first.
+    pub fn list(&self, tenant_id: &str) -> Vec<LiveCall> {
+        let mut v: Vec<LiveCall> = self
+            .reg
+            .map()
+            .values()
+            .filter(|e| e.call.tenant_id == tenant_id)
+            .map(|e| e.call.clone())
+            .collect();
+        v.sort_by(|a, b| (a.started_at_ms, &a.id).cmp(&(b.started_at_ms, &b.id)));
+        v
+    }
+
+    /// One live call of the tenant.
+    pub fn get(&self, tenant_id: &str, call_id: &str) -> Option<LiveCall> {
+        self.reg
+            .map()
+            .get(call_id)
+            .filter(|e| e.call.tenant_id == tenant_id)
+            .map(|e| e.call.clone())
+    }
+
+    /// Click-to-call: rings the agent's phone; when they answer, dials the customer
+    /// through the tenant's trunk with its caller ID and bridges the two. Returns the new
+    /// call's id once the agent's phone is being rung.
+    pub async fn originate(&self, req: Originate) -> Result<String> {
+        let o = self.origin.clone();
+        if o.config.media.is_none() {
+            return Err(Error::CallControl {
+                reason: "no media engine".into(),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        o.driver.send(Cmd::Originate { reply: tx }).await;
+        let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
+        let (ready, started) = oneshot::channel();
+        tokio::spawn(run_outbound(o, no, inputs, req, ready));
+        match tokio::time::timeout(Duration::from_secs(10), started).await {
+            Ok(Ok(Ok(id))) => Ok(id),
+            Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
+            _ => Err(Error::CallControl {
+                reason: "the call did not start in time".into(),
+            }),
+        }
+    }
+
+    /// Sends `cmd` to the call and waits (10 s at most) for its task's answer.
+    pub async fn command(&self, tenant_id: &str, call_id: &str, cmd: Command) -> Result<()> {
+        let tx = self
+            .reg
+            .map()
+            .get(call_id)
+            .filter(|e| e.call.tenant_id == tenant_id)
+            .map(|e| e.tx.clone())
+            .ok_or(Error::CallNotFound)?;
+        let (reply, rx) = oneshot::channel();
+        tx.send(CtlRequest { cmd, reply })
+            .await
+            .map_err(|_| Error::CallNotFound)?;
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
+            Ok(Err(_)) => Err(Error::CallNotFound),
+            Err(_) => Err(Error::CallControl {
+                reason: "the call did not answer in time".into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Supervisor(SupervisorMode),
+    Blind,
+    Consult,
+    Party,
+    /// Click-to-call: the agent's phone, rung first.
+    OutAgent,
+    /// Click-to-call: the customer, through the trunk.
+    OutCustomer,
+}
+
+impl Purpose {
+    fn role(self) -> &'static str {
+        match self {
+            Purpose::Supervisor(_) => "supervisor",
+            Purpose::Blind => "transfer",
+            Purpose::Consult => "consult",
+            Purpose::Party => "party",
+            Purpose::OutAgent => "agent",
+            Purpose::OutCustomer => "customer",
+        }
+    }
+
+    /// Legs that hold a call together while nobody is its agent.
+    fn keeps_call(self) -> bool {
+        matches!(
+            self,
+            Purpose::Blind | Purpose::OutAgent | Purpose::OutCustomer
+        )
+    }
+}
+
+/// A leg the controls added (its SIP leg is in `Call::legs`, found by Call-ID).
+#[derive(Debug, Clone)]
+struct CtlLeg {
+    call_id: String,
+    purpose: Purpose,
+    /// Forks of one dial (several registered phones) share a group and a media leg.
+    group: u32,
+    media: LegId,
+    up: bool,
+    user_id: Option<String>,
+    address: String,
+}
+
+/// The control state of one call, owned by its task.
+pub(super) struct Ctl {
+    id: String,
+    reg: Registry,
+    tx: mpsc::Sender<CtlRequest>,
+    rx: mpsc::Receiver<CtlRequest>,
+    registered: bool,
+    started_ms: i64,
+    answered_ms: Option<i64>,
+    /// Extension → user id of the agents this call rang.
+    pub(super) agents: HashMap<String, String>,
+    /// SIP Call-ID of a leg → (user id, extension or number) of who is on it.
+    who: HashMap<String, (Option<String>, String)>,
+    legs: Vec<CtlLeg>,
+    held: bool,
+    muted: bool,
+    consult_hold: bool,
+    disposition: Option<String>,
+    log: Vec<serde_json::Value>,
+    deadline: Option<Instant>,
+    next_group: u32,
+    last: Option<LiveCall>,
+    /// Click-to-call: the customer's number.
+    outbound: Option<String>,
+    /// Click-to-call: the customer's answered SIP leg (Call-ID).
+    customer: Option<String>,
+    /// Click-to-call: the customer's media leg (the call's main leg).
+    customer_media: Option<(LegId, SocketAddr)>,
+}
+
+impl Ctl {
+    pub(super) fn new(reg: &Registry) -> Ctl {
+        let (tx, rx) = mpsc::channel(16);
+        Ctl {
+            id: uuid_like(),
+            reg: reg.clone(),
+            tx,
+            rx,
+            registered: false,
+            started_ms: jiff::Timestamp::now().as_millisecond(),
+            answered_ms: None,
+            agents: HashMap::new(),
+            who: HashMap::new(),
+            legs: Vec::new(),
+            held: false,
+            muted: false,
+            consult_hold: false,
+            disposition: None,
+            log: Vec::new(),
+            deadline: None,
+            next_group: 0,
+            last: None,
+            outbound: None,
+            customer: None,
+            customer_media: None,
+        }
+    }
+
+    /// A call Parley placed (click-to-call).
+    pub(super) fn is_outbound(&self) -> bool {
+        self.outbound.is_some()
+    }
+
+    /// When a control leg stops ringing.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// What the controls did, for the call's interaction on the timeline.
+    pub(super) fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "call_id": self.id,
+            "answered_at_ms": self.answered_ms,
+            "disposition": self.disposition,
+            "events": self.log,
+        })
+    }
+
+    fn note(&mut self, action: &str, extra: serde_json::Value) {
+        let mut e = serde_json::json!({
+            "at_ms": jiff::Timestamp::now().as_millisecond(),
+            "action": action,
+        });
+        if let (Some(m), serde_json::Value::Object(x)) = (e.as_object_mut(), extra) {
+            m.extend(x);
+        }
+        self.log.push(e);
+    }
+
+    fn unregister(&mut self) {
+        if self.registered {
+            self.reg.map().remove(&self.id);
+            self.registered = false;
+        }
+    }
+}
+
+impl Drop for Ctl {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+/// A time-ordered random id (UUIDv7 layout) for the call.
+fn uuid_like() -> String {
+    use rand::RngCore as _;
+    let ms = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
+    let mut b = [0u8; 16];
+    rand::rng().fill_bytes(&mut b);
+    b[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    b[6] = 0x70 | (b[6] & 0x0f);
+    b[8] = 0x80 | (b[8] & 0x3f);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The next command for the call, or never.
+pub(super) async fn recv(ctl: &mut Ctl) -> Option<CtlRequest> {
+    ctl.rx.recv().await
+}
+
+/// The RTP address of an SDP answer.
+fn remote_of(sdp: &[u8]) -> Option<SocketAddr> {
+    let sdp = offer_answer::parse_sdp(sdp).ok()?;
+    let c = sdp.connection_information.clone()?;
+    let m = sdp.media_descriptions.first()?;
+    let ip = c.address?.address.parse().ok()?;
+    let port = u16::try_from(m.media_name.port.value).ok()?;
+    Some(SocketAddr::new(ip, port))
+}
+
+/// The user part of a request's To header.
+fn to_user(r: &Request) -> Option<String> {
+    let to = r.headers.get("To")?;
+    let start = to.find("sip:")?;
+    let rest = &to[start..];
+    let end = rest.find(['>', ';']).unwrap_or(rest.len());
+    uri_user(&rest[..end]).map(str::to_owned)
+}
+
+fn supervisor_room_mode(mode: SupervisorMode, agent: LegId) -> RoomMode {
+    match mode {
+        SupervisorMode::Listen => RoomMode::ListenOnly,
+        SupervisorMode::Whisper => RoomMode::Whisper { to: agent },
+        SupervisorMode::Barge => RoomMode::Full,
+    }
+}
+
+/// A media leg's id and RTP address.
+#[derive(Clone, Copy)]
+struct MediaLeg {
+    id: LegId,
+    local_rtp: SocketAddr,
+}
+
+/// One leg to dial for a control.
+struct Dial {
+    uri: String,
+    to: String,
+    from_user: Option<String>,
+    dest: SocketAddr,
+    transport: Transport,
+}
+
+type CtlResult = std::result::Result<(), String>;
+
+impl Call {
+    fn tenant(&self) -> Option<String> {
+        self.ivr.as_ref().map(|r| r.actor.tenant_id.clone())
+    }
+
+    /// The media of a bridged call: (caller leg, agent leg, room).
+    fn bridged(&self) -> std::result::Result<(LegId, LegId, parley_media::RoomId), String> {
+        let m = self.media.as_ref().ok_or("the call has no media")?;
+        let run = self.ivr.as_ref().ok_or("the call is not bridged")?;
+        match (self.winner, run.agent_leg, run.room) {
+            (Some(_), Some(agent), Some(room)) if !self.ended => Ok((m.leg, agent, room)),
+            _ => Err("no agent is connected".into()),
+        }
+    }
+
+    fn leg_index(&self, call_id: &str) -> Option<usize> {
+        self.legs.iter().position(|l| l.call_id == call_id)
+    }
+
+    /// Publishes the call's snapshot (after every event of the task) and drops the
+    /// control legs of a call that ended or lost its agent.
+    pub(super) async fn ctl_sync(&mut self) {
+        // Control legs whose SIP leg ended.
+        let gone: Vec<CtlLeg> = self
+            .ctl
+            .legs
+            .iter()
+            .filter(|c| {
+                self.leg_index(&c.call_id)
+                    .is_none_or(|i| self.legs[i].state == LegState::Done)
+            })
+            .cloned()
+            .collect();
+        for c in gone {
+            self.ctl_leg_gone(&c).await;
+        }
+        let transferring = self.ctl.legs.iter().any(|l| l.purpose.keeps_call());
+        if (self.ended || (self.winner.is_none() && !transferring)) && !self.ctl.legs.is_empty() {
+            self.ctl_drop_all().await;
+        }
+        if self.ctl.is_outbound()
+            && self.ctl.answered_ms.is_some()
+            && self.winner.is_none()
+            && !transferring
+            && !self.ended
+        {
+            // The agent of a call we placed left: the call ends.
+            self.ctl.note("agent.left", serde_json::json!({}));
+            self.hang_up_caller(None).await;
+            self.ctl_drop_all().await;
+            self.ended = true;
+        }
+        if self.winner.is_some() && self.ctl.answered_ms.is_none() {
+            self.ctl.answered_ms = Some(jiff::Timestamp::now().as_millisecond());
+        }
+        let Some(tenant) = self.tenant() else { return };
+        let snap = self.ctl_snapshot(tenant);
+        if self.ctl.last.as_ref() == Some(&snap) {
+            return;
+        }
+        let mut map = self.ctl.reg.map();
+        map.insert(
+            self.ctl.id.clone(),
+            Entry {
+                call: snap.clone(),
+                tx: self.ctl.tx.clone(),
+            },
+        );
+        drop(map);
+        self.ctl.registered = true;
+        self.ctl.last = Some(snap);
+    }
+
+    /// The call is over: it leaves the registry.
+    pub(super) fn ctl_end(&mut self) {
+        self.ctl.unregister();
+    }
+
+    fn ctl_snapshot(&self, tenant_id: String) -> LiveCall {
+        let caller = self
+            .ivr
+            .as_ref()
+            .map(|r| r.caller.clone())
+            .unwrap_or_default();
+        let transferring = self.ctl.legs.iter().any(|l| l.purpose == Purpose::Blind);
+        let outbound = self.ctl.is_outbound();
+        let customer_up = !outbound || self.ctl.customer.is_some();
+        let state = if self.ended {
+            "ending"
+        } else if outbound && self.winner.is_none() && !transferring {
+            "ringing"
+        } else if !customer_up {
+            "dialing"
+        } else if self.winner.is_some() && (self.ctl.held || self.ctl.consult_hold) {
+            "held"
+        } else if self.winner.is_some() {
+            "talking"
+        } else if transferring {
+            "transferring"
+        } else if self.legs.iter().any(|l| l.state != LegState::Done) {
+            "ringing"
+        } else {
+            "ivr"
+        };
+        let mut legs = Vec::new();
+        if customer_up {
+            legs.push(LiveLeg {
+                role: if outbound { "customer" } else { "caller" },
+                user_id: None,
+                address: caller.clone(),
+                state: "up",
+                mode: if self.ctl.held || self.ctl.consult_hold {
+                    "hold"
+                } else {
+                    "full"
+                },
+            });
+        }
+        let agent = self.winner.and_then(|w| self.legs.get(w)).map(|l| {
+            self.ctl.who.get(&l.call_id).cloned().unwrap_or_else(|| {
+                let ext = to_user(&l.invite).unwrap_or_default();
+                (self.ctl.agents.get(&ext).cloned(), ext)
+            })
+        });
+        if let Some((user_id, address)) = &agent {
+            legs.push(LiveLeg {
+                role: "agent",
+                user_id: user_id.clone(),
+                address: address.clone(),
+                state: "up",
+                mode: if self.ctl.muted { "muted" } else { "full" },
+            });
+        }
+        for c in &self.ctl.legs {
+            legs.push(LiveLeg {
+                role: c.purpose.role(),
+                user_id: c.user_id.clone(),
+                address: c.address.clone(),
+                state: if c.up { "up" } else { "ringing" },
+                mode: match c.purpose {
+                    Purpose::Supervisor(m) => m.as_str(),
+                    _ => "full",
+                },
+            });
+        }
+        LiveCall {
+            id: self.ctl.id.clone(),
+            tenant_id,
+            state,
+            customer_number: caller,
+            direction: if outbound { "outbound" } else { "inbound" },
+            started_at_ms: self.ctl.started_ms,
+            answered_at_ms: self.ctl.answered_ms,
+            agent_user_id: agent.and_then(|a| a.0),
+            held: self.ctl.held,
+            muted: self.ctl.muted,
+            disposition: self.ctl.disposition.clone(),
+            legs,
+        }
+    }
+
+    /// A command from [`Controls::command`].
+    pub(super) async fn on_control(&mut self, req: Option<CtlRequest>) {
+        let Some(CtlRequest { cmd, reply }) = req else {
+            return;
+        };
+        let result = self.ctl_command(cmd).await;
+        let _ = reply.send(result);
+    }
+
+    async fn ctl_command(&mut self, cmd: Command) -> CtlResult {
+        match cmd {
+            Command::Hold | Command::Unhold => {
+                let (caller, _, room) = self.bridged()?;
+                let hold = cmd == Command::Hold;
+                let m = self.media.as_ref().ok_or("no media")?;
+                if hold {
+                    m.handle
+                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)))
+                        .map_err(|e| e.to_string())?;
+                }
+                let mode = if hold || self.ctl.consult_hold {
+                    RoomMode::Hold
+                } else {
+                    RoomMode::Full
+                };
+                m.handle.set_mode(caller, mode).map_err(|e| e.to_string())?;
+                self.ctl.held = hold;
+                self.ctl
+                    .note(if hold { "hold" } else { "unhold" }, serde_json::json!({}));
+                Ok(())
+            }
+            Command::Mute | Command::Unmute => {
+                let (_, agent, _) = self.bridged()?;
+                let mute = cmd == Command::Mute;
+                let m = self.media.as_ref().ok_or("no media")?;
+                m.handle
+                    .set_mode(
+                        agent,
+                        if mute {
+                            RoomMode::Muted
+                        } else {
+                            RoomMode::Full
+                        },
+                    )
+                    .map_err(|e| e.to_string())?;
+                self.ctl.muted = mute;
+                self.ctl
+                    .note(if mute { "mute" } else { "unmute" }, serde_json::json!({}));
+                Ok(())
+            }
+            Command::Hangup => {
+                if self.ended {
+                    return Err("the call is ending".into());
+                }
+                self.ctl.note("hangup", serde_json::json!({}));
+                self.hang_up_caller(Some("Q.850;cause=16;text=\"hung up by the agent\""))
+                    .await;
+                if let Some(w) = self.winner {
+                    self.hang_up_leg(w).await;
+                }
+                self.cancel_legs(None).await;
+                self.ctl_drop_all().await;
+                self.ended = true;
+                Ok(())
+            }
+            Command::Disposition { code } => {
+                self.ctl
+                    .note("disposition", serde_json::json!({ "code": code }));
+                self.ctl.disposition = Some(code);
+                Ok(())
+            }
+            Command::AddParty(target) => {
+                self.bridged()?;
+                self.ctl_dial(&target, Purpose::Party, None).await
+            }
+            Command::BlindTransfer(target) => {
+                let (caller, agent, _) = self.bridged()?;
+                if self.ctl.legs.iter().any(|l| l.purpose == Purpose::Consult) {
+                    return Err("a consultation is in progress".into());
+                }
+                self.ctl_dial(&target, Purpose::Blind, None).await?;
+                self.ctl.note(
+                    "transfer.blind",
+                    serde_json::json!({ "to": target_label(&target) }),
+                );
+                // The agent leaves now; the caller hears ringback.
+                if let Some(w) = self.winner.take() {
+                    self.hang_up_leg(w).await;
+                }
+                if let Some(run) = self.ivr.as_mut() {
+                    run.agent_leg = None;
+                }
+                if let Some(m) = &self.media {
+                    let _ = m.handle.destroy_leg(agent);
+                    let _ = m.handle.set_mode(caller, RoomMode::Full);
+                    let _ = m.handle.play(
+                        caller,
+                        Source::Tone(ToneSpec::US_RINGBACK),
+                        PlayOptions {
+                            looping: true,
+                            barge_in: false,
+                        },
+                    );
+                }
+                self.ctl.held = false;
+                self.ctl.muted = false;
+                Ok(())
+            }
+            Command::Consult(target) => {
+                let (caller, _, room) = self.bridged()?;
+                if self
+                    .ctl
+                    .legs
+                    .iter()
+                    .any(|l| matches!(l.purpose, Purpose::Consult | Purpose::Blind))
+                {
+                    return Err("a transfer is already in progress".into());
+                }
+                self.ctl_dial(&target, Purpose::Consult, None).await?;
+                if let Some(m) = &self.media {
+                    let _ = m
+                        .handle
+                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)));
+                    let _ = m.handle.set_mode(caller, RoomMode::Hold);
+                }
+                self.ctl.consult_hold = true;
+                self.ctl.note(
+                    "transfer.consult",
+                    serde_json::json!({ "to": target_label(&target) }),
+                );
+                Ok(())
+            }
+            Command::CompleteTransfer => {
+                self.bridged()?;
+                let Some(c) = self
+                    .ctl
+                    .legs
+                    .iter()
+                    .find(|l| l.purpose == Purpose::Consult && l.up)
+                    .cloned()
+                else {
+                    return Err("no answered consultation".into());
+                };
+                self.ctl.consult_hold = false;
+                self.ctl_promote(&c).await?;
+                self.ctl
+                    .note("transfer.complete", serde_json::json!({ "to": c.address }));
+                Ok(())
+            }
+            Command::CancelConsult => {
+                let Some(c) = self
+                    .ctl
+                    .legs
+                    .iter()
+                    .find(|l| l.purpose == Purpose::Consult)
+                    .cloned()
+                else {
+                    return Err("no consultation".into());
+                };
+                self.ctl_remove(&c).await;
+                self.ctl
+                    .note("transfer.cancel", serde_json::json!({ "to": c.address }));
+                Ok(())
+            }
+            Command::Supervise {
+                user_id,
+                extension,
+                mode,
+            } => {
+                let (_, agent, _) = self.bridged()?;
+                let existing = self
+                    .ctl
+                    .legs
+                    .iter_mut()
+                    .find(|l| {
+                        matches!(l.purpose, Purpose::Supervisor(_))
+                            && l.user_id.as_deref() == Some(&user_id)
+                    })
+                    .map(|l| {
+                        l.purpose = Purpose::Supervisor(mode);
+                        (l.up, l.media)
+                    });
+                match existing {
+                    Some((up, media)) => {
+                        if up && let Some(m) = &self.media {
+                            m.handle
+                                .set_mode(media, supervisor_room_mode(mode, agent))
+                                .map_err(|e| e.to_string())?;
+                        }
+                    }
+                    None => {
+                        let target = Target::Extension {
+                            extension,
+                            user_id: Some(user_id.clone()),
+                        };
+                        self.ctl_dial(&target, Purpose::Supervisor(mode), None)
+                            .await?;
+                    }
+                }
+                self.ctl.note(
+                    &format!("supervisor.{}", mode.as_str()),
+                    serde_json::json!({ "user_id": user_id }),
+                );
+                Ok(())
+            }
+            Command::TakeOver { user_id } => {
+                self.bridged()?;
+                let Some(c) = self
+                    .ctl
+                    .legs
+                    .iter()
+                    .find(|l| {
+                        matches!(l.purpose, Purpose::Supervisor(_))
+                            && l.up
+                            && l.user_id.as_deref() == Some(&user_id)
+                    })
+                    .cloned()
+                else {
+                    return Err("the supervisor is not in the call".into());
+                };
+                self.ctl_promote(&c).await?;
+                self.ctl.note(
+                    "supervisor.take_over",
+                    serde_json::json!({ "user_id": user_id }),
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// `c` (answered, in the room) becomes the call's agent; the current agent leaves.
+    async fn ctl_promote(&mut self, c: &CtlLeg) -> CtlResult {
+        let idx = self.leg_index(&c.call_id).ok_or("the leg is gone")?;
+        let old = self.ivr.as_ref().and_then(|r| r.agent_leg);
+        if let Some(w) = self.winner {
+            self.hang_up_leg(w).await;
+        }
+        self.winner = Some(idx);
+        if let Some(run) = self.ivr.as_mut() {
+            run.agent_leg = Some(c.media);
+        }
+        if let Some(m) = &self.media {
+            if let Some(old) = old {
+                let _ = m.handle.destroy_leg(old);
+            }
+            let _ = m.handle.set_mode(c.media, RoomMode::Full);
+            let caller_mode = if self.ctl.held {
+                RoomMode::Hold
+            } else {
+                RoomMode::Full
+            };
+            let _ = m.handle.set_mode(m.leg, caller_mode);
+        }
+        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+        self.ctl.muted = false;
+        self.ctl_reapply_modes();
+        Ok(())
+    }
+
+    /// Supervisors whispering follow the agent who is on the call now.
+    fn ctl_reapply_modes(&self) {
+        let (Some(m), Some(agent)) = (&self.media, self.ivr.as_ref().and_then(|r| r.agent_leg))
+        else {
+            return;
+        };
+        for l in &self.ctl.legs {
+            if let (Purpose::Supervisor(mode), true) = (l.purpose, l.up) {
+                let _ = m
+                    .handle
+                    .set_mode(l.media, supervisor_room_mode(mode, agent));
+            }
+        }
+    }
+
+    /// Rings `target` for `purpose` with a media leg of our own (`reuse`, or a new one).
+    async fn ctl_dial(
+        &mut self,
+        target: &Target,
+        purpose: Purpose,
+        reuse: Option<(LegId, SocketAddr)>,
+    ) -> CtlResult {
+        let tenant = self.tenant().ok_or("the call has no tenant")?;
+        let actor = Actor::system(&tenant);
+        let mut dials = Vec::new();
+        let (user_id, address) = match target {
+            Target::Extension { extension, user_id } => {
+                let (tx, rx) = oneshot::channel();
+                self.driver
+                    .send(Cmd::Lookup {
+                        aor: (tenant.clone(), extension.clone()),
+                        reply: tx,
+                    })
+                    .await;
+                let realm = self
+                    .store
+                    .sip_realm(&actor)
+                    .await
+                    .unwrap_or_else(|_| self.driver.host.to_string());
+                for b in rx.await.unwrap_or_default() {
+                    dials.push(Dial {
+                        uri: b.contact.clone(),
+                        to: format!("<sip:{extension}@{realm}>"),
+                        from_user: None,
+                        dest: b.target,
+                        transport: b.transport,
+                    });
+                }
+                let user_id = user_id
+                    .clone()
+                    .or_else(|| self.ctl.agents.get(extension).cloned());
+                (user_id, extension.clone())
+            }
+            Target::Number(number) => {
+                let trunks = self
+                    .store
+                    .list_trunks(&actor)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let trunk = trunks
+                    .into_iter()
+                    .find(|t| t.outbound_target.is_some() && t.transport == "udp")
+                    .ok_or("the tenant has no outbound UDP trunk")?;
+                let host = trunk.outbound_target.clone().unwrap_or_default();
+                let dest = tokio::net::lookup_host(host.as_str())
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or("the trunk's target does not resolve")?;
+                let uri = format!("sip:{number}@{host}");
+                dials.push(Dial {
+                    to: format!("<{uri}>"),
+                    uri,
+                    from_user: trunk.caller_id.clone(),
+                    dest,
+                    transport: Transport::Udp,
+                });
+                (None, number.clone())
+            }
+        };
+        if dials.is_empty() {
+            return Err(format!("{address} has no registered phone"));
+        }
+        let m = self.media.as_ref().ok_or("the call has no media")?;
+        let leg = match reuse {
+            Some(info) => info,
+            None => {
+                let leg = m
+                    .handle
+                    .create_leg(parley_media::LegConfig {
+                        inactivity_timeout: None,
+                        ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+                    })
+                    .map_err(|e| e.to_string())?;
+                (leg.id, leg.local_rtp)
+            }
+        };
+        let leg = MediaLeg {
+            id: leg.0,
+            local_rtp: leg.1,
+        };
+        let fresh = reuse.is_none();
+        let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
+        if leg.local_rtp.ip().is_unspecified() {
+            caps.address = self.driver.host.parse().unwrap_or(caps.address);
+        }
+        caps.codecs
+            .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
+        let sdp = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps));
+        let group = self.ctl.next_group;
+        self.ctl.next_group += 1;
+        let saved = self.agent_offer.replace(sdp);
+        let mut sent = 0;
+        for d in dials {
+            let Some(out) =
+                self.new_leg(&d.uri, &d.to, d.from_user.as_deref(), d.dest, d.transport)
+            else {
+                continue;
+            };
+            self.driver
+                .send(Cmd::Request {
+                    call_no: self.no,
+                    request: out.invite.clone(),
+                    dest: out.dest,
+                })
+                .await;
+            self.ctl
+                .who
+                .insert(out.call_id.clone(), (user_id.clone(), address.clone()));
+            self.ctl.legs.push(CtlLeg {
+                call_id: out.call_id.clone(),
+                purpose,
+                group,
+                media: leg.id,
+                up: false,
+                user_id: user_id.clone(),
+                address: address.clone(),
+            });
+            self.legs.push(out);
+            sent += 1;
+        }
+        self.agent_offer = saved;
+        if sent == 0 {
+            if let (Some(m), true) = (&self.media, fresh) {
+                let _ = m.handle.destroy_leg(leg.id);
+            }
+            return Err("cannot build the INVITE".into());
+        }
+        self.ctl.deadline = Some(Instant::now() + CONTROL_RING_TIMEOUT);
+        Ok(())
+    }
+
+    /// BYE or CANCEL for a control leg's SIP leg, whatever its state.
+    async fn ctl_end_sip(&mut self, call_id: &str) {
+        let Some(i) = self.leg_index(call_id) else {
+            return;
+        };
+        match self.legs[i].state {
+            LegState::Answered => self.hang_up_leg(i).await,
+            LegState::Calling => {
+                self.legs[i].cancel_pending = true;
+                self.give_up_at = Some(Instant::now() + 64 * self.config.timers.t1);
+            }
+            LegState::Proceeding => {
+                let cancel = build_cancel(&self.legs[i].invite);
+                let dest = self.legs[i].dest;
+                self.driver
+                    .send(Cmd::Request {
+                        call_no: self.no,
+                        request: cancel,
+                        dest,
+                    })
+                    .await;
+                self.give_up_at = Some(Instant::now() + 64 * self.config.timers.t1);
+            }
+            LegState::Done => {}
+        }
+    }
+
+    /// Ends a control leg (and its group's media leg when it was the last fork).
+    async fn ctl_remove(&mut self, c: &CtlLeg) {
+        self.ctl_end_sip(&c.call_id).await;
+        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+        self.ctl_after_removal(c).await;
+    }
+
+    /// Ends every control leg.
+    async fn ctl_drop_all(&mut self) {
+        let all = std::mem::take(&mut self.ctl.legs);
+        for c in &all {
+            self.ctl_end_sip(&c.call_id).await;
+            if let Some(m) = &self.media {
+                let _ = m.handle.destroy_leg(c.media);
+            }
+        }
+        self.ctl.consult_hold = false;
+        self.ctl.deadline = None;
+    }
+
+    /// A control leg's SIP leg ended by itself (no answer, busy, BYE).
+    async fn ctl_leg_gone(&mut self, c: &CtlLeg) {
+        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+        self.ctl_after_removal(c).await;
+    }
+
+    async fn ctl_after_removal(&mut self, c: &CtlLeg) {
+        if self.ctl.legs.iter().any(|l| l.group == c.group) {
+            return; // another fork of the same dial is still ringing or up
+        }
+        if let Some(m) = &self.media {
+            let _ = m.handle.destroy_leg(c.media);
+        }
+        if self.ctl.legs.iter().all(|l| l.up) {
+            self.ctl.deadline = None;
+        }
+        match c.purpose {
+            Purpose::Supervisor(_) => self.ctl.note(
+                "supervisor.left",
+                serde_json::json!({ "user_id": c.user_id }),
+            ),
+            Purpose::Party => self
+                .ctl
+                .note("party.left", serde_json::json!({ "address": c.address })),
+            Purpose::Consult => {
+                if self.ctl.consult_hold {
+                    self.ctl.consult_hold = false;
+                    if let Some(m) = &self.media
+                        && !self.ctl.held
+                    {
+                        let _ = m.handle.set_mode(m.leg, RoomMode::Full);
+                    }
+                }
+            }
+            Purpose::OutAgent => {
+                self.ctl.note(
+                    "agent.no_answer",
+                    serde_json::json!({ "address": c.address }),
+                );
+                self.ended = true;
+            }
+            Purpose::OutCustomer => {
+                self.ctl.note(
+                    "customer.no_answer",
+                    serde_json::json!({ "number": c.address }),
+                );
+                if let Some(w) = self.winner.take() {
+                    self.hang_up_leg(w).await;
+                }
+                self.ended = true;
+            }
+            Purpose::Blind => {
+                // Nobody took the transfer: the caller goes back to the flow.
+                self.ctl
+                    .note("transfer.failed", serde_json::json!({ "to": c.address }));
+                if let Some(m) = &self.media {
+                    let _ = m.handle.stop_playback(m.leg);
+                }
+                if !self.ended && self.winner.is_none() {
+                    self.ivr_agent_left();
+                    self.ivr_run().await;
+                }
+            }
+        }
+    }
+
+    /// Control legs stop ringing after [`CONTROL_RING_TIMEOUT`].
+    pub(super) async fn ctl_timers(&mut self, now: Instant) {
+        if self.ctl.deadline.is_some_and(|d| now >= d) {
+            self.ctl.deadline = None;
+            let ringing: Vec<CtlLeg> = self.ctl.legs.iter().filter(|l| !l.up).cloned().collect();
+            for c in ringing {
+                self.ctl_end_sip(&c.call_id).await;
+            }
+        }
+    }
+
+    /// A leg event of a control leg; `false` when leg `i` is not one.
+    pub(super) async fn ctl_leg_event(&mut self, i: usize, ev: &LegEvent) -> bool {
+        let call_id = self.legs[i].call_id.clone();
+        let Some(c) = self.ctl.legs.iter().find(|l| l.call_id == call_id).cloned() else {
+            return false;
+        };
+        match ev {
+            LegEvent::Answered(sdp)
+                if matches!(c.purpose, Purpose::OutAgent | Purpose::OutCustomer) =>
+            {
+                self.ctl_outbound_answered(i, &c, sdp).await;
+            }
+            LegEvent::Answered(sdp) => {
+                let bridged = self.bridged();
+                let transferring = c.purpose == Purpose::Blind && !self.ended;
+                let (room, agent) = match (bridged, transferring) {
+                    (Ok((_, agent, room)), _) => (room, Some(agent)),
+                    (Err(_), true) => match self.ivr.as_ref().and_then(|r| r.room) {
+                        Some(room) => (room, None),
+                        None => {
+                            self.hang_up_leg(i).await;
+                            return true;
+                        }
+                    },
+                    (Err(_), false) => {
+                        self.hang_up_leg(i).await;
+                        return true;
+                    }
+                };
+                // The other forks of this dial stop ringing.
+                let siblings: Vec<String> = self
+                    .ctl
+                    .legs
+                    .iter()
+                    .filter(|l| l.group == c.group && l.call_id != c.call_id)
+                    .map(|l| l.call_id.clone())
+                    .collect();
+                for s in siblings {
+                    self.ctl_end_sip(&s).await;
+                    self.ctl.legs.retain(|l| l.call_id != s);
+                }
+                if let Some(l) = self.ctl.legs.iter_mut().find(|l| l.call_id == c.call_id) {
+                    l.up = true;
+                }
+                if self.ctl.legs.iter().all(|l| l.up) {
+                    self.ctl.deadline = None;
+                }
+                let Some(m) = &self.media else { return true };
+                if let Some(remote) = remote_of(sdp) {
+                    let _ = m.handle.set_remote(c.media, remote);
+                }
+                let mode = match (c.purpose, agent) {
+                    (Purpose::Supervisor(mode), Some(agent)) => supervisor_room_mode(mode, agent),
+                    _ => RoomMode::Full,
+                };
+                let _ = m.handle.join(room, c.media, mode);
+                match c.purpose {
+                    Purpose::Blind => {
+                        let _ = m.handle.stop_playback(m.leg);
+                        let _ = m.handle.set_mode(m.leg, RoomMode::Full);
+                        self.winner = Some(i);
+                        if let Some(run) = self.ivr.as_mut() {
+                            run.agent_leg = Some(c.media);
+                        }
+                        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+                        self.ctl_reapply_modes();
+                        self.ctl
+                            .note("transfer.answered", serde_json::json!({ "to": c.address }));
+                    }
+                    Purpose::Supervisor(mode) => self.ctl.note(
+                        "supervisor.joined",
+                        serde_json::json!({ "user_id": c.user_id, "mode": mode.as_str() }),
+                    ),
+                    Purpose::Party => self
+                        .ctl
+                        .note("party.joined", serde_json::json!({ "address": c.address })),
+                    Purpose::Consult => self
+                        .ctl
+                        .note("consult.answered", serde_json::json!({ "to": c.address })),
+                    Purpose::OutAgent | Purpose::OutCustomer => {} // handled above
+                }
+            }
+            LegEvent::HungUp(cause) => {
+                self.legs[i].cause = Some(*cause);
+                self.legs[i].state = LegState::Done;
+                // `ctl_sync` cleans up after this event.
+            }
+            LegEvent::Trying | LegEvent::Ringing | LegEvent::EarlyMedia(_) => {}
+        }
+        true
+    }
+
+    /// A request on a control leg (the party hanging up); `false` when leg `i` is not
+    /// one or the request is not a BYE.
+    pub(super) async fn ctl_leg_request(&mut self, i: usize, req: &Request) -> bool {
+        let call_id = &self.legs[i].call_id;
+        if *req.method() == Method::Bye && self.ctl.customer.as_ref() == Some(call_id) {
+            // The customer of a call we placed hung up: so does the call.
+            self.respond_to(req, 200, None).await;
+            self.legs[i].state = LegState::Done;
+            self.legs[i].cause = Some(super::Cause::NormalClearing);
+            self.ctl.note("customer.hung_up", serde_json::json!({}));
+            if let Some(w) = self.winner.take() {
+                self.hang_up_leg(w).await;
+            }
+            self.ctl_drop_all().await;
+            self.ended = true;
+            return true;
+        }
+        if *req.method() != Method::Bye || !self.ctl.legs.iter().any(|l| &l.call_id == call_id) {
+            return false;
+        }
+        self.respond_to(req, 200, None).await;
+        self.legs[i].state = LegState::Done;
+        self.legs[i].cause = Some(super::Cause::NormalClearing);
+        true
+    }
+}
+
+fn target_label(t: &Target) -> String {
+    match t {
+        Target::Extension { extension, .. } => extension.clone(),
+        Target::Number(n) => n.clone(),
+    }
+}
+
+impl Call {
+    /// `hang_up_caller` of a call we placed: BYE (or CANCEL) to the customer's leg;
+    /// `false` for calls that came in.
+    pub(super) async fn ctl_hang_up_customer(&mut self) -> bool {
+        if !self.ctl.is_outbound() {
+            return false;
+        }
+        if let Some(i) = self
+            .ctl
+            .customer
+            .clone()
+            .and_then(|cid| self.leg_index(&cid))
+            && self.legs[i].state == LegState::Answered
+        {
+            self.hang_up_leg(i).await;
+        }
+        true
+    }
+
+    /// Click-to-call: the agent answered (the customer is dialled next), or the
+    /// customer did (the two are bridged).
+    async fn ctl_outbound_answered(&mut self, i: usize, c: &CtlLeg, sdp: &Bytes) {
+        if self.ended {
+            self.hang_up_leg(i).await;
+            return;
+        }
+        let siblings: Vec<String> = self
+            .ctl
+            .legs
+            .iter()
+            .filter(|l| l.group == c.group && l.call_id != c.call_id)
+            .map(|l| l.call_id.clone())
+            .collect();
+        for s in siblings {
+            self.ctl_end_sip(&s).await;
+            self.ctl.legs.retain(|l| l.call_id != s);
+        }
+        self.ctl.legs.retain(|l| l.call_id != c.call_id);
+        self.ctl.deadline = None;
+        let Some(m) = &self.media else { return };
+        if let Some(remote) = remote_of(sdp) {
+            let _ = m.handle.set_remote(c.media, remote);
+        }
+        match c.purpose {
+            Purpose::OutAgent => {
+                self.winner = Some(i);
+                if let Some(run) = self.ivr.as_mut() {
+                    run.agent_leg = Some(c.media);
+                }
+                let _ = m.handle.play(
+                    c.media,
+                    Source::Tone(ToneSpec::US_RINGBACK),
+                    PlayOptions {
+                        looping: true,
+                        barge_in: false,
+                    },
+                );
+                self.ctl.note(
+                    "agent.answered",
+                    serde_json::json!({ "address": c.address }),
+                );
+                let number = self.ctl.outbound.clone().unwrap_or_default();
+                let reuse = self.ctl.customer_media;
+                if let Err(reason) = self
+                    .ctl_dial(&Target::Number(number), Purpose::OutCustomer, reuse)
+                    .await
+                {
+                    tracing::warn!(call = self.no, %reason, "click-to-call: cannot dial the customer");
+                    self.ctl
+                        .note("customer.failed", serde_json::json!({ "reason": reason }));
+                    if let Some(w) = self.winner.take() {
+                        self.hang_up_leg(w).await;
+                    }
+                    self.ended = true;
+                }
+            }
+            Purpose::OutCustomer => {
+                self.ctl.customer = Some(c.call_id.clone());
+                let _ = m
+                    .handle
+                    .set_inactivity_timeout(m.leg, self.config.rtp_timeout);
+                let agent = self.ivr.as_ref().and_then(|r| r.agent_leg);
+                let room = match (agent, m.handle.create_room()) {
+                    (Some(agent), Ok(room)) => {
+                        let _ = m.handle.stop_playback(agent);
+                        let _ = m.handle.join(room, m.leg, RoomMode::Full);
+                        let _ = m.handle.join(room, agent, RoomMode::Full);
+                        Some(room)
+                    }
+                    _ => None,
+                };
+                if let Some(run) = self.ivr.as_mut() {
+                    run.room = room;
+                    run.bridging = room.is_some();
+                }
+                self.ctl.note(
+                    "customer.answered",
+                    serde_json::json!({ "number": c.address }),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Starts a click-to-call: the call's media and its first leg, to the agent's phones.
+async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
+    let actor = Actor::system(&req.tenant_id);
+    let has_trunk = call
+        .store
+        .list_trunks(&actor)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .any(|t| t.outbound_target.is_some() && t.transport == "udp");
+    if !has_trunk {
+        return Err("the tenant has no outbound UDP trunk".into());
+    }
+    let engine = call.config.media.clone().ok_or("no media engine")?;
+    let (handle, events) = engine.create_call().map_err(|e| e.to_string())?;
+    // The RTP timeout starts when the customer answers (they may ring for a while).
+    let leg = handle
+        .create_leg(parley_media::LegConfig {
+            inactivity_timeout: None,
+            ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+        })
+        .map_err(|e| e.to_string())?;
+    call.ctl.customer_media = Some((leg.id, leg.local_rtp));
+    call.media = Some(Media {
+        handle,
+        events,
+        leg: leg.id,
+    });
+    call.ctl
+        .agents
+        .insert(req.agent_extension.clone(), req.agent_user_id.clone());
+    let target = Target::Extension {
+        extension: req.agent_extension.clone(),
+        user_id: Some(req.agent_user_id.clone()),
+    };
+    call.ctl_dial(&target, Purpose::OutAgent, None).await?;
+    call.ctl.note(
+        "click_to_call",
+        serde_json::json!({ "agent_user_id": req.agent_user_id, "number": req.number }),
+    );
+    Ok(())
+}
+
+/// The task of a call Parley places: like `call::run` without a caller's INVITE.
+async fn run_outbound(
+    o: Origin,
+    no: u64,
+    mut rx: mpsc::Receiver<CallInput>,
+    req: Originate,
+    ready: oneshot::Sender<std::result::Result<String, String>>,
+) {
+    let host = o.driver.host.clone();
+    let invite = {
+        let mut rng = rand::rng();
+        let mut h = Headers::new();
+        h.push(
+            "Via",
+            our_via(&host, o.driver.port, Transport::Udp).to_string(),
+        );
+        h.push("Max-Forwards", "70");
+        // Our legs show the customer's number to the agent (From of the first leg).
+        h.push(
+            "From",
+            format!(
+                "<sip:{}@{host}>;tag={}",
+                req.number,
+                random_token(&mut rng, 12)
+            ),
+        );
+        h.push("To", format!("<sip:{}@{host}>", req.agent_extension));
+        h.push("Call-ID", format!("{}@{host}", random_token(&mut rng, 20)));
+        h.push("CSeq", "1 INVITE");
+        Request::new(
+            Method::Invite,
+            &format!("sip:{}@{host}", req.agent_extension),
+            h,
+            Bytes::new(),
+        )
+    };
+    let invite = match invite {
+        Ok(i) => i,
+        Err(e) => {
+            let _ = ready.send(Err(e.to_string()));
+            o.driver.send(Cmd::Ended { call_no: no }).await;
+            return;
+        }
+    };
+    let mut ctl = Ctl::new(&o.obs.calls);
+    ctl.outbound = Some(req.number.clone());
+    let mut call = Call {
+        no,
+        unauth: None,
+        driver: o.driver.clone(),
+        config: o.config.clone(),
+        obs: o.obs.clone(),
+        inbound: InboundLeg {
+            invite,
+            source: SocketAddr::from(([127, 0, 0, 1], 9)),
+            transport: Transport::Udp,
+            local_tag: random_token(&mut rand::rng(), 12),
+            sent_18x: None,
+            final_sent: true,
+            dialog: None,
+            ok: None,
+            retx: None,
+        },
+        legs: Vec::new(),
+        winner: None,
+        ring_deadline: None,
+        give_up_at: None,
+        pending_byes: 0,
+        ended: false,
+        media: None,
+        store: o.store.clone(),
+        ivr: Some(super::ivr::IvrRun::bare(
+            Actor::system(&req.tenant_id),
+            &req.number,
+        )),
+        agent_offer: None,
+        ctl,
+    };
+    o.driver
+        .send(Cmd::Tenant {
+            call_no: no,
+            tenant_id: req.tenant_id.clone(),
+        })
+        .await;
+    match originate(&mut call, &req).await {
+        Ok(()) => {
+            call.ctl_sync().await;
+            let _ = ready.send(Ok(call.ctl.id.clone()));
+        }
+        Err(reason) => {
+            let _ = ready.send(Err(reason));
+            call.ivr = None; // nothing to store
+            call.ended = true;
+        }
+    }
+    loop {
+        call.ctl_sync().await;
+        if call.finished() {
+            break;
+        }
+        let deadline = call.next_deadline();
+        tokio::select! {
+            input = rx.recv() => match input {
+                Some(i) => call.on_input(i).await,
+                None => break,
+            },
+            _ = super::sleep_until(deadline) => call.on_timer(Instant::now()).await,
+            ev = super::media_event(&mut call.media) => match ev {
+                Some(ev) => call.on_media_event(ev).await,
+                None => call.media = None,
+            },
+            r = recv(&mut call.ctl) => call.on_control(r).await,
+        }
+    }
+    call.ctl_end();
+    call.ivr_finish().await;
+    call.media = None;
+    o.driver.send(Cmd::Ended { call_no: no }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn call_ids_are_uuidv7_shaped_and_distinct() {
+        let (a, b) = (uuid_like(), uuid_like());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "7");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"), "{a}");
+    }
+
+    #[test]
+    fn supervisor_modes_map_to_mixer_modes() {
+        let agent = LegId(7);
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Listen, agent),
+            RoomMode::ListenOnly
+        );
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Whisper, agent),
+            RoomMode::Whisper { to: agent }
+        );
+        assert_eq!(
+            supervisor_room_mode(SupervisorMode::Barge, agent),
+            RoomMode::Full
+        );
+    }
+
+    #[test]
+    fn the_extension_comes_from_the_to_header() {
+        let mut h = Headers::new();
+        h.push("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx");
+        h.push("Max-Forwards", "70");
+        h.push("From", "<sip:+15550100@127.0.0.1>;tag=a");
+        h.push("To", "\"Bob\" <sip:1002@demo.parley.test>");
+        h.push("Call-ID", "x@y");
+        h.push("CSeq", "1 INVITE");
+        let r = Request::new(Method::Invite, "sip:1002@127.0.0.1:5080", h, Bytes::new()).unwrap();
+        assert_eq!(to_user(&r).as_deref(), Some("1002"));
+    }
+
+    #[test]
+    fn the_rtp_address_comes_from_the_sdp_answer() {
+        let sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+                    m=audio 40002 RTP/AVP 0\r\n";
+        assert_eq!(remote_of(sdp), Some("127.0.0.1:40002".parse().unwrap()));
+        assert_eq!(remote_of(b"garbage"), None);
+    }
+}

@@ -135,21 +135,33 @@ async function editor(main, flowId, { user }) {
             h('text', { x: x1 + 34, y: y1 + 4 }, `${e.label} → ${e.target}?`)));
           return;
         }
-        const x2 = t.ui.x; const y2 = t.ui.y + H / 2;
-        const back = x2 <= x1;
-        const dx = back ? 80 : Math.max(40, (x2 - x1) / 2);
-        const d = back
-          ? `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2 - 80} ${x2},${y2}`
-          : `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+        let x2 = t.ui.x; let y2 = t.ui.y + H / 2;
+        let d;
+        let lx; let ly;
+        if (x2 > x1 + 10) {
+          const dx = Math.max(40, (x2 - x1) / 2);
+          d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
+          lx = (x1 + x2) / 2; ly = (y1 + y2) / 2 - 4;
+        } else {
+          // Target to the left (or in the same column): leave from the bottom or top and
+          // enter the target's facing side.
+          const down = t.ui.y > n.ui.y;
+          const sx = n.ui.x + W / 2 + (i - (outs.length - 1) / 2) * 14; const sy = down ? n.ui.y + H : n.ui.y;
+          x2 = t.ui.x + W / 2; y2 = down ? t.ui.y : t.ui.y + H;
+          if (t === n) { x2 = n.ui.x + W - 20; y2 = n.ui.y + H; }
+          const bend = down ? 40 : -40;
+          d = `M${sx},${sy} C${sx},${sy + bend} ${x2},${y2 - bend} ${x2},${y2}`;
+          lx = (sx + x2) / 2 + 4; ly = (sy + y2) / 2;
+        }
         const onPath = st.path.has(id) && st.path.has(e.target);
         edges.append(h('g', { class: 'edge' + (onPath ? ' walked' : ''), dataset: { from: id, to: e.target } },
           h('path', { d, 'marker-end': 'url(#arrow)' }),
-          h('text', { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, class: 'edge-label' }, e.label)));
+          h('text', { x: lx, y: ly, class: 'edge-label' }, e.label)));
       });
     }
     for (const id of ids) boxes.append(nodeBox(id, nodes[id]));
     mount(svg,
-      h('defs', {}, h('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+      h('defs', {}, h('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: 'auto-start-reverse' },
         h('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))),
       edges, boxes);
   }
@@ -449,7 +461,7 @@ async function editor(main, flowId, { user }) {
             await post('/ivr/flows/' + enc(flowId) + '/rollback', { version: v.version });
             toast(`Version ${v.version} is live`);
             await Promise.all([load(), loadVersions()]);
-          }) }, 'Roll back to this')) },
+          }) }, 'Make live')) },
         ], { empty: 'Not published yet.' }),
         h('div', { class: 'vout' }));
     } catch (e) { mount(versionsPanel, h('h2', {}, 'Versions'), errorBox(e)); }

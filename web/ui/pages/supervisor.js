@@ -26,7 +26,7 @@ export const SOURCES = [
       if (!counters.length) return [{ label: 'SIP', value: 'off', hint: 'no SIP stack in this server' }];
       return [
         { label: 'Active calls', value: v('sip_calls_active'), kind: 'big' },
-        { label: 'Calls today (since start)', value: v('sip_calls_started_total') },
+        { label: 'Calls since start', value: v('sip_calls_started_total') },
         { label: 'Answered', value: v('sip_calls_answered_total') },
         { label: 'Failed', value: v('sip_calls_failed_total') },
       ];

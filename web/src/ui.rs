@@ -114,7 +114,10 @@ pub(crate) async fn fallback(req: Request) -> Response {
         return ApiError::not_found("route").into_response();
     }
     if let Some(rel) = path.strip_prefix("/assets/") {
-        return match ASSETS.iter().find(|a| a.path == rel && a.path != "index.html") {
+        return match ASSETS
+            .iter()
+            .find(|a| a.path == rel && a.path != "index.html")
+        {
             Some(a) => serve(a, req.headers()),
             None => ApiError::not_found("asset").into_response(),
         };

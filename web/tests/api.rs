@@ -722,7 +722,13 @@ async fn the_ui_is_served_offline_with_pages_assets_and_json_404s_elsewhere() {
         let req = b.body(Body::empty()).unwrap();
         async move { app.oneshot(req).await.unwrap() }
     };
-    for page in ["/", "/login", "/agent/customers/abc", "/admin/users", "/designer/demo"] {
+    for page in [
+        "/",
+        "/login",
+        "/agent/customers/abc",
+        "/admin/users",
+        "/designer/demo",
+    ] {
         let res = get(page, None).await;
         assert_eq!(res.status(), StatusCode::OK, "{page}");
         let ct = res.headers()["content-type"].to_str().unwrap();
@@ -751,7 +757,12 @@ async fn the_ui_is_served_offline_with_pages_assets_and_json_404s_elsewhere() {
             .starts_with("text/css")
     );
     // Unknown assets, files with extensions and API paths stay JSON 404s.
-    for uri in ["/assets/nope.js", "/assets/index.html", "/robots.txt", "/api/v1/nope"] {
+    for uri in [
+        "/assets/nope.js",
+        "/assets/index.html",
+        "/robots.txt",
+        "/api/v1/nope",
+    ] {
         let res = get(uri, None).await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
         let ct = res.headers()["content-type"].to_str().unwrap();

@@ -101,7 +101,7 @@ async function newPage() {
   // HTTP errors the UI handles (a wrong password's 401) are logged by Chromium too.
   page.on('console', (m) => { if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) page.errors.push(m.text()); });
   page.on('response', (r) => { if (r.status() >= 400) console.log(`     (http ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname})`); });
-  page.setDefaultTimeout(15000);
+  page.setDefaultTimeout(30000); // the build machines are loaded: bound waits generously
   return page;
 }
 
@@ -298,14 +298,30 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await page.click('#add-node');
   await page.waitForSelector('#canvas .edge[data-from=menu][data-to=vm]');
   assert(await page.$('#canvas .edge[data-from=welcome][data-to=menu]'), 'welcome is connected to menu');
+  // A node added by mistake is deleted from the keyboard.
+  await page.fill('#new-node-id', 'oops');
+  await page.selectOption('#new-node-type', 'hangup');
+  await page.click('#add-node');
+  await page.waitForSelector('#canvas .node[data-node=oops]');
+  await page.focus('#canvas .node[data-node=oops]');
+  await page.keyboard.press('Delete');
+  await page.waitForSelector('#canvas .node[data-node=oops]', { state: 'detached' });
   // Validate: the menu's on_max_retries goes nowhere, and the goodbye node is unreachable.
   await page.click('#validate');
   await page.waitForSelector('#invalid');
   await page.waitForSelector('#canvas .node[data-node=menu].invalid');
   await shot(page, '10-designer-invalid');
-  // Fix: retries exhausted -> goodbye.
+  // Fix: retries exhausted -> goodbye, connected with Shift+click on the target.
   await page.click('#canvas .node[data-node=menu]');
-  await page.selectOption('#inspector select[data-exit=on_max_retries]', 'goodbye');
+  await page.click('#canvas .node[data-node=goodbye]', { modifiers: ['Shift'] });
+  await page.waitForSelector('#canvas .edge[data-from=menu][data-to=goodbye]');
+  assert(await page.$eval('#inspector select[data-exit=on_max_retries]', (s) => s.value) === 'goodbye', 'on_max_retries is goodbye');
+  // Keyboard: Tab to a node and move it with the arrow keys.
+  await page.focus('#canvas .node[data-node=vm]');
+  const x0 = await page.$eval('#canvas .node[data-node=vm]', (g) => g.getAttribute('transform'));
+  await page.keyboard.press('Shift+ArrowDown');
+  const x1 = await page.$eval('#canvas .node[data-node=vm]', (g) => g.getAttribute('transform'));
+  assert(x0 !== x1, `the node moved (${x0} -> ${x1})`);
   await page.click('#validate');
   await page.waitForSelector('#valid');
   assert(!(await page.$('#canvas .node.invalid')), 'no node is marked invalid any more');

@@ -41,7 +41,7 @@ export async function render(main, params, { user, navigate }) {
   }
 
   // --- search
-  const q = h('input', { type: 'search', name: 'q', placeholder: 'Name, phone or email', 'aria-label': 'Search customers' });
+  const q = h('input', { type: 'search', name: 'q', placeholder: 'Name, phone or email  ( / )', 'aria-label': 'Search customers', 'aria-keyshortcuts': '/' });
   const results = h('div', { id: 'search-results' });
   const sform = h('form', { role: 'search' }, q);
   sform.addEventListener('submit', async (e) => {
@@ -80,7 +80,7 @@ export async function render(main, params, { user, navigate }) {
   function renderCustomer(c, cases, items) {
     const open = cases.filter((x) => OPEN.has(x.status));
     const noteOut = h('div');
-    const noteBody = h('textarea', { name: 'body', rows: 3, required: true, placeholder: 'Write a note… (Ctrl+Enter to add)', 'aria-label': 'Note' });
+    const noteBody = h('textarea', { name: 'body', rows: 3, required: true, placeholder: 'Write a note… (n to focus, Ctrl+Enter to add)', 'aria-label': 'Note', 'aria-keyshortcuts': 'n' });
     const noteCase = h('select', { name: 'case_id', 'aria-label': 'Attach to case' },
       h('option', { value: '' }, 'No case'), open.map((x) => h('option', { value: x.id }, `#${x.number} ${x.title}`)));
     const noteBtn = h('button', { type: 'submit', class: 'primary' }, 'Add note');
@@ -177,8 +177,17 @@ export async function render(main, params, { user, navigate }) {
     }
   }
 
+  // Keyboard: "/" searches customers, "n" writes a note (when not typing already).
+  const onKey = (e) => {
+    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement && document.activeElement.tagName);
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === '/') { e.preventDefault(); q.focus(); }
+    if (e.key === 'n') { const t = detail.querySelector('#note-form textarea'); if (t) { e.preventDefault(); t.focus(); } }
+  };
+  document.addEventListener('keydown', onKey);
+
   await Promise.all([loadInbox(), loadCustomer()]);
-  return () => { off(); unmountPhone(); };
+  return () => { off(); unmountPhone(); document.removeEventListener('keydown', onKey); };
 }
 
 function slaText(c) {

@@ -4,7 +4,9 @@
 // rollback, prompts (upload, preview) and number routing.
 //
 // Keyboard: Tab to a node, Enter selects it; arrows move the selected node (Shift: 50
-// px); Delete removes it; Ctrl+S saves the draft.
+// px); Delete removes it; Shift+Enter on another node (or Shift+click) connects the
+// selected node's first free exit to it; Ctrl+S saves the draft. Supervisors get the
+// same view read-only (validate and test calls only).
 
 import { get, post, put, del, apiRaw, enc, ApiError } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, errorBox, fmtTime, fmtDuration } from '../dom.js';
@@ -91,8 +93,8 @@ async function editor(main, flowId, { user }) {
   mount(main,
     h('div', { class: 'designer' },
       h('div', { class: 'toolbar' }, heading, h('span', { class: 'spacer' }),
-        h('span', { class: 'row' }, newId, newType, addBtn),
-        saveBtn, validateBtn, isAdmin ? publishBtn : null, status),
+        isAdmin ? h('span', { class: 'row' }, newId, newType, addBtn) : null,
+        isAdmin ? saveBtn : null, validateBtn, isAdmin ? publishBtn : null, status),
       topOut, problemsBox,
       h('div', { class: 'workspace' }, h('div', { class: 'canvas-wrap' }, svg), inspector),
       h('div', { class: 'panels' }, testPanel, versionsPanel, promptsPanel, routingPanel)));
@@ -208,6 +210,7 @@ async function editor(main, flowId, { user }) {
   // --- dragging (pointer) and keyboard moves
   function startDrag(e, id) {
     if (e.button !== 0) return;
+    if (e.shiftKey && st.selected && st.selected !== id) { connect(st.selected, id); e.preventDefault(); return; }
     const n = st.flow.nodes[id];
     const pt = svgPoint(e);
     const off = { x: pt.x - n.ui.x, y: pt.y - n.ui.y };
@@ -239,7 +242,8 @@ async function editor(main, flowId, { user }) {
     const n = st.flow.nodes[id];
     const step = e.shiftKey ? 50 : 10;
     const moves = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
-    if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(id); inspector.querySelector('input, select, textarea, button')?.focus(); }
+    if (e.key === 'Enter' && e.shiftKey && st.selected && st.selected !== id) { e.preventDefault(); connect(st.selected, id); }
+    else if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); select(id); inspector.querySelector('input, select, textarea, button')?.focus(); }
     else if (moves[e.key]) {
       e.preventDefault();
       n.ui.x = Math.max(0, n.ui.x + moves[e.key][0]); n.ui.y = Math.max(0, n.ui.y + moves[e.key][1]);
@@ -248,6 +252,17 @@ async function editor(main, flowId, { user }) {
   }
 
   // --- node operations
+  /** Shift+click (or Shift+Enter): the selected node's first unconnected exit goes to `to`. */
+  function connect(from, to) {
+    const n = st.flow.nodes[from];
+    const free = exits(n).find((x) => !x.target);
+    if (!free) { toast(`Every exit of ${from} is connected; change one in the settings`, 'bad'); return; }
+    setExit(n, free.path, to, false);
+    toast(`${from} · ${free.label} → ${to}`);
+    touch();
+    select(from);
+  }
+
   function addNode() {
     const id = newId.value.trim() || `${newType.value}_${Object.keys(st.flow.nodes).length + 1}`;
     if (!/^[A-Za-z0-9_.-]+$/.test(id)) { toast('A node id uses letters, digits, _ . -', 'bad'); return; }
@@ -291,7 +306,7 @@ async function editor(main, flowId, { user }) {
       const fname = h('input', { value: st.flow.name || '', 'aria-label': 'Flow name' });
       fname.addEventListener('change', () => { st.flow.name = fname.value; touch(); });
       mount(inspector, h('h2', {}, 'Flow'), field('Name', fname),
-        h('p', { class: 'muted' }, 'Select a node (click, or Tab and Enter) to configure it. Add nodes with the toolbar; the new node is connected from the selected one.'),
+        h('p', { class: 'muted' }, 'Select a node (click, or Tab and Enter) to configure it. Add nodes with the toolbar; the new node is connected from the selected one. Shift+click (or Shift+Enter) another node to connect the selected node\'s first free exit to it. Drag or use the arrow keys to move a node.'),
         problemList(null));
       return;
     }
@@ -376,7 +391,7 @@ async function editor(main, flowId, { user }) {
 
   // --- server actions
   async function save() {
-    if (!st.dirty) return;
+    if (!st.dirty || !isAdmin) return;
     const f = await put('/ivr/flows/' + enc(flowId), st.flow);
     st.dirty = false;
     setStatus(`Draft saved ${fmtTime(f.updated_at)}`);

@@ -290,6 +290,9 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   page.on('dialog', (d) => d.accept());
   await login(page, ADMIN);
   await page.click('#nav a[href="/designer"]');
+  await page.waitForSelector('#new-flow');
+  assert((await page.textContent('main table')).includes('demo'), 'the demo flow is listed');
+  await shot(page, '10-designer-flows');
   await page.fill('#new-flow [name=id]', 'ui_test');
   await page.fill('#new-flow [name=name]', 'UI test line');
   await page.click('#new-flow button[type=submit]');
@@ -321,7 +324,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await page.click('#validate');
   await page.waitForSelector('#invalid');
   await page.waitForSelector('#canvas .node[data-node=menu].invalid');
-  await shot(page, '10-designer-invalid');
+  await shot(page, '11-designer-invalid');
   // Fix: retries exhausted -> goodbye, connected with Shift+click on the target.
   await page.click('#canvas .node[data-node=menu]');
   await page.click('#canvas .node[data-node=goodbye]', { modifiers: ['Shift'] });
@@ -358,7 +361,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await page.fill('#route-form [name=number]', '+15550142');
   await page.click('#route-form button[type=submit]');
   await page.waitForSelector('#routes li >> text=+15550142');
-  await shot(page, '11-designer-published');
+  await shot(page, '12-designer-published');
   // v2 changes the greeting; roll back to v1.
   await page.click('#canvas .node[data-node=welcome]');
   await page.fill('#inspector textarea[aria-label="Prompt 1 text"]', 'Welcome to the new line.');
@@ -369,7 +372,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await page.waitForSelector('#versions button[data-rollback="2"]');
   const live = await page.textContent('#versions tbody tr:last-child');
   assert(live.includes('v1') && live.includes('live'), 'v1 is live again: ' + live);
-  await shot(page, '12-designer-rolled-back');
+  await shot(page, '13-designer-rolled-back');
   assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
 
   // The number is on the demo trunk (the admin test adds it through the UI; when run
@@ -404,6 +407,14 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   assert(['welcome', 'menu', 'vm'].every((n) => nodes.includes(n)), 'trail welcome, menu, vm: ' + nodes);
   await page.context().close();
 
+  // A supervisor sees the flow read-only: validate and test calls, no editing.
+  const sup = await newPage();
+  await login(sup, SUPERVISOR);
+  await sup.goto(server.http + '/designer/ui_test');
+  await sup.waitForSelector('#canvas .node[data-node=vm]');
+  assert(!(await sup.$('#publish')) && !(await sup.$('#save')) && !(await sup.$('#add-node')), 'no editing for supervisors');
+  await sup.context().close();
+
   // The agent's screen-pop of that caller shows the IVR trail.
   const agent = await newPage();
   await login(agent, AGENT);
@@ -411,7 +422,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await agent.waitForSelector('#timeline .trail');
   const trail = await agent.textContent('#timeline .trail');
   assert(trail.includes('ui_test') && trail.includes('vm') && trail.includes('3'), 'trail rendered: ' + trail);
-  await shot(agent, '13-agent-call-trail');
+  await shot(agent, '14-agent-call-trail');
   assert(agent.errors.length === 0, 'no page errors: ' + agent.errors.join('; '));
   await agent.context().close();
 });

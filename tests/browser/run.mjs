@@ -272,6 +272,13 @@ test('admin: users, teams, skills, trunks and numbers, business hours', async ()
   await page.fill('#new-number [name=number]', '+15550142');
   await page.click('#new-number button[type=submit]');
   await page.waitForSelector('tr[data-number="+15550142"]');
+  // Edit the trunk (PUT keeps its addresses).
+  await page.click('#admin-telephony button.link >> text=Demo trunk (loopback)');
+  await page.fill('#new-trunk [name=name]', 'Loopback trunk');
+  await page.click('#new-trunk button[type=submit]');
+  await page.waitForSelector('#admin-telephony td >> text=Loopback trunk');
+  const trunks = await apiAs(ADMIN, 'GET', '/trunks');
+  assert(trunks.body[0].inbound_addresses.join() === '127.0.0.1', 'trunk addresses kept');
   await shot(page, '08-admin-telephony');
   // Business hours: the demo's `main` calendar, opened around the clock.
   await page.click('.tabs a[href="/admin/hours"]');

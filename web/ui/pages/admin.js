@@ -167,17 +167,34 @@ async function telephony(el) {
     field('Transport', h('select', { name: 'transport' }, ['udp', 'tcp'].map((t) => h('option', { value: t }, t)))),
     field('Caller ID', h('input', { name: 'caller_id', placeholder: '+15550100' })),
     tBtn, tOut);
+  let editing = null; // the trunk being edited, or null for a new one
+  const tTitle = h('h2', {}, 'New trunk');
+  const editTrunk = (t) => {
+    editing = t;
+    const f = tForm.elements;
+    f.name.value = t.name;
+    f.inbound_addresses.value = t.inbound_addresses.join(', ');
+    f.inbound_username.value = t.inbound_username || '';
+    f.inbound_password.value = '';
+    f.inbound_password.placeholder = t.has_inbound_password ? 'unchanged' : '';
+    f.outbound_target.value = t.outbound_target || '';
+    f.transport.value = t.transport;
+    f.caller_id.value = t.caller_id || '';
+    tTitle.textContent = `Edit trunk ${t.name}`;
+    tBtn.textContent = 'Save trunk';
+    f.name.focus();
+  };
   tForm.addEventListener('submit', (e) => {
     e.preventDefault();
     act(tBtn, tOut, async () => {
       const v = values(tForm);
-      await post('/trunks', {
+      await (editing ? (b) => put('/trunks/' + enc(editing.id), b) : (b) => post('/trunks', b))({
         name: v.name,
         inbound_addresses: v.inbound_addresses.split(',').map((s) => s.trim()).filter(Boolean),
         inbound_username: opt(v.inbound_username), inbound_password: opt(v.inbound_password),
         outbound_target: opt(v.outbound_target), transport: v.transport, caller_id: opt(v.caller_id),
       });
-      toast('Trunk added');
+      toast(editing ? 'Trunk saved' : 'Trunk added');
       await telephony(el);
     });
   });
@@ -198,7 +215,7 @@ async function telephony(el) {
   mount(el,
     h('section', { class: 'card' }, h('h2', {}, 'Trunks'),
       table(trunks, [
-        { label: 'Name', get: (t) => t.name },
+        { label: 'Name', get: (t) => h('button', { type: 'button', class: 'link', title: 'Edit', onclick: () => editTrunk(t) }, t.name) },
         { label: 'Inbound from', get: (t) => t.inbound_addresses.join(', ') || '—' },
         { label: 'Digest user', get: (t) => t.inbound_username || '—' },
         { label: 'Outbound', get: (t) => t.outbound_target || '—' },
@@ -206,7 +223,7 @@ async function telephony(el) {
         { label: 'Caller ID', get: (t) => t.caller_id || '—' },
         { label: '', get: (t) => h('button', { type: 'button', class: 'ghost', onclick: rm('/trunks/' + enc(t.id), `trunk ${t.name} and its numbers`) }, 'Delete') },
       ])),
-    h('section', { class: 'card' }, h('h2', {}, 'New trunk'), tForm),
+    h('section', { class: 'card' }, tTitle, tForm),
     h('section', { class: 'card' }, h('h2', {}, 'Numbers'),
       table(numbers, [
         { label: 'Number', get: (n) => n.number },

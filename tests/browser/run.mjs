@@ -150,6 +150,7 @@ test('login: a wrong password is an error on the form; the agent lands on the de
   const page = await newPage();
   await page.goto(server.http + '/');
   await page.waitForSelector('#login-form');
+  assert(!(await page.isVisible('#topbar')), 'no navigation before login');
   await shot(page, '01-login');
   await page.fill('[name=email]', AGENT);
   await page.fill('[name=password]', 'not the password');

@@ -47,7 +47,7 @@ export function stop() {
 function open() {
   if (!session.token) return;
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  setState(retry ? 'connecting' : 'connecting');
+  setState('connecting');
   const sock = new WebSocket(`${proto}//${location.host}/api/v1/events?access_token=${encodeURIComponent(session.token)}`);
   ws = sock;
   sock.onopen = () => {

@@ -2,7 +2,8 @@
 //!
 //! Parley's HTTP face, and the only crate that speaks HTTP/JSON: the `/api/v1` REST API
 //! (documented by an OpenAPI document at `/api/v1/openapi.json` and a browsable page at
-//! `/api/v1/docs`, both served offline), the events WebSocket, health and readiness.
+//! `/api/v1/docs`, both served offline), the events WebSocket, health and readiness, and
+//! the browser UI (static files from `web/ui/` compiled in; see `ui.rs`).
 //!
 //! [`app`] builds the whole [`axum::Router`] from an [`AppState`]; tests drive it with
 //! `tower::ServiceExt::oneshot`, the binary serves it:
@@ -40,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 mod api;
 pub mod error;
 pub mod extract;
+mod ui;
 
 pub use error::{ApiError, ApiResult};
 
@@ -375,14 +377,10 @@ pub fn app(state: AppState) -> Router {
         .merge(api_router)
         .route("/api/v1/events", get(api::events::events))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
-        .fallback(not_found)
+        .fallback(ui::fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn not_found() -> ApiError {
-    ApiError::not_found("route")
 }
 
 /// Liveness: the process is up.

@@ -709,3 +709,77 @@ async fn telephony_accounts_trunks_and_numbers() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v, json!([]));
 }
+
+#[tokio::test]
+async fn the_ui_is_served_offline_with_pages_assets_and_json_404s_elsewhere() {
+    let t = T::new().await;
+    let get = |uri: &str, etag: Option<&str>| {
+        let mut b = Request::builder().method(Method::GET).uri(uri);
+        if let Some(e) = etag {
+            b = b.header("if-none-match", e);
+        }
+        let app = t.app.clone();
+        let req = b.body(Body::empty()).unwrap();
+        async move { app.oneshot(req).await.unwrap() }
+    };
+    for page in [
+        "/",
+        "/login",
+        "/agent/customers/abc",
+        "/admin/users",
+        "/designer/demo",
+    ] {
+        let res = get(page, None).await;
+        assert_eq!(res.status(), StatusCode::OK, "{page}");
+        let ct = res.headers()["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("text/html"), "{page}: {ct}");
+        assert_eq!(res.headers()["cache-control"], "no-cache");
+        assert!(res.headers().contains_key("content-security-policy"));
+    }
+    let res = get("/assets/pages/designer.js", None).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        get("/assets/pages/designer.js", Some(&etag)).await.status(),
+        StatusCode::NOT_MODIFIED
+    );
+    let css = get("/assets/app.css", None).await;
+    assert!(
+        css.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+    // Unknown assets, files with extensions and API paths stay JSON 404s.
+    for uri in [
+        "/assets/nope.js",
+        "/assets/index.html",
+        "/robots.txt",
+        "/api/v1/nope",
+    ] {
+        let res = get(uri, None).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{uri}");
+        let ct = res.headers()["content-type"].to_str().unwrap();
+        assert!(ct.starts_with("application/json"), "{uri}: {ct}");
+    }
+    // Only GET/HEAD reach the UI.
+    let (s, v) = t
+        .raw(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/agent")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+}

@@ -1,0 +1,317 @@
+// Admin: users (role, active, extension, SIP password, skills, password reset), teams,
+// skills, trunks and numbers, business hours. One tab per area at /admin/<tab>.
+
+import { get, post, put, patch, del, enc } from '../api.js';
+import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
+
+const TABS = [
+  ['users', 'Users'],
+  ['teams', 'Teams'],
+  ['skills', 'Skills'],
+  ['telephony', 'Trunks & numbers'],
+  ['hours', 'Business hours'],
+];
+
+export async function render(main, params, { navigate }) {
+  const tab = params.tab || 'users';
+  if (!TABS.some(([t]) => t === tab)) { navigate('/admin/users', { replace: true }); return; }
+  const body = h('div', { id: 'admin-' + tab });
+  mount(main,
+    h('h1', {}, 'Admin'),
+    h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
+      h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
+    body);
+  await ({ users, teams, skills, telephony, hours })[tab](body);
+}
+
+const opt = (v) => (v === '' ? null : v);
+
+// --- users
+async function users(el) {
+  const [list, skillList] = await Promise.all([get('/users'), get('/skills')]);
+  const sip = await Promise.all(list.map((u) => get('/users/' + enc(u.id) + '/sip').catch(() => null)));
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Create user');
+  const form = h('form', { id: 'new-user', class: 'inline-form' },
+    field('Name', h('input', { name: 'name', required: true })),
+    field('Email', h('input', { name: 'email', type: 'email', required: true })),
+    field('Role', h('select', { name: 'role' }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r }, r)))),
+    field('Password', h('input', { name: 'password', type: 'password', required: true, minlength: 8, autocomplete: 'new-password' })),
+    field('Extension', h('input', { name: 'extension', inputmode: 'numeric', placeholder: 'e.g. 1003' })),
+    field('SIP password', h('input', { name: 'sip_password', type: 'password', autocomplete: 'new-password' })),
+    btn, out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const v = values(form);
+      const u = await post('/users', { name: v.name, email: v.email, role: v.role, password: v.password });
+      if (v.extension || v.sip_password) {
+        await put('/users/' + enc(u.id) + '/sip', { extension: opt(v.extension), password: opt(v.sip_password) });
+      }
+      toast(`User ${u.email} created`);
+      await users(el);
+    });
+  });
+  const detail = h('div', { id: 'user-detail' });
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Users'),
+      table(list.map((u, i) => ({ u, s: sip[i] })), [
+        { label: 'Name', get: (r) => h('button', { type: 'button', class: 'link', onclick: () => editUser(detail, r.u, r.s, skillList, () => users(el)) }, r.u.name) },
+        { label: 'Email', get: (r) => r.u.email },
+        { label: 'Role', get: (r) => badge(r.u.role) },
+        { label: 'Extension', get: (r) => (r.s && r.s.extension) || '—' },
+        { label: 'SIP password', get: (r) => (r.s && r.s.has_password ? 'set' : '—') },
+        { label: 'Active', get: (r) => (r.u.active ? 'yes' : badge('inactive', 'late')) },
+      ], { rowData: (r) => ({ email: r.u.email }) })),
+    detail,
+    h('section', { class: 'card' }, h('h2', {}, 'New user'), form));
+}
+
+async function editUser(el, u, s, skillList, reload) {
+  const mine = await get('/users/' + enc(u.id) + '/skills');
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
+  const form = h('form', { class: 'inline-form', id: 'edit-user' },
+    field('Name', h('input', { name: 'name', value: u.name })),
+    field('Role', h('select', { name: 'role' }, ['agent', 'supervisor', 'admin'].map((r) => h('option', { value: r, selected: r === u.role }, r)))),
+    field('Active', h('input', { name: 'active', type: 'checkbox', checked: u.active })),
+    field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', placeholder: 'unchanged' })),
+    field('Extension', h('input', { name: 'extension', value: (s && s.extension) || '' })),
+    field('New SIP password', h('input', { name: 'sip_password', type: 'password', autocomplete: 'new-password', placeholder: s && s.has_password ? 'unchanged' : 'not set' })),
+    btn, out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const v = values(form);
+      await patch('/users/' + enc(u.id), { name: v.name, role: v.role, active: v.active, password: opt(v.password) });
+      const ext = v.extension.trim();
+      if ((ext && ext !== ((s && s.extension) || '')) || v.sip_password) {
+        await put('/users/' + enc(u.id) + '/sip', { extension: ext && ext !== ((s && s.extension) || '') ? ext : null, password: opt(v.sip_password) });
+      }
+      toast('Saved');
+      await reload();
+    });
+  });
+  const skOut = h('div');
+  const skSel = h('select', { 'aria-label': 'Skill' }, skillList.map((k) => h('option', { value: k.id }, k.name)));
+  const prof = h('input', { type: 'number', min: 1, max: 5, value: 3, 'aria-label': 'Proficiency 1 to 5' });
+  const skBtn = h('button', { type: 'button' }, 'Set skill');
+  skBtn.addEventListener('click', () => act(skBtn, skOut, async () => {
+    await put(`/users/${enc(u.id)}/skills/${enc(skSel.value)}`, { proficiency: Number(prof.value) });
+    await editUser(el, u, s, skillList, reload);
+  }));
+  mount(el, h('section', { class: 'card' },
+    h('h2', {}, `Edit ${u.name}`), form,
+    h('h3', {}, 'Skills'),
+    mine.length ? h('ul', { class: 'list' }, mine.map((k) => h('li', {}, `${k.name} — ${k.proficiency}/5 `,
+      h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload); } }, 'Remove'))))
+      : h('p', { class: 'muted' }, 'No skills.'),
+    skillList.length ? h('div', { class: 'row' }, skSel, prof, skBtn) : h('p', { class: 'muted' }, 'Create skills first.'), skOut));
+  el.scrollIntoView({ block: 'nearest' });
+  form.querySelector('[name=name]').focus();
+}
+
+// --- teams
+async function teams(el) {
+  const [list, people] = await Promise.all([get('/teams'), get('/users')]);
+  const name = (id) => (people.find((u) => u.id === id) || {}).name || id;
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Create team');
+  const form = h('form', { class: 'inline-form', id: 'new-team' }, field('Name', h('input', { name: 'name', required: true })), btn, out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => { await post('/teams', values(form)); await teams(el); });
+  });
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Teams'),
+      list.length ? list.map((t) => {
+        const sel = h('select', { 'aria-label': `Add a member to ${t.name}` }, people.filter((u) => !t.members.includes(u.id)).map((u) => h('option', { value: u.id }, u.name)));
+        const o = h('div');
+        return h('div', { class: 'team' }, h('h3', {}, t.name),
+          h('ul', { class: 'list' }, t.members.map((m) => h('li', {}, name(m), ' ',
+            h('button', { type: 'button', class: 'ghost', onclick: () => act(null, o, async () => { await del(`/teams/${enc(t.id)}/members/${enc(m)}`); await teams(el); }) }, 'Remove')))),
+          h('div', { class: 'row' }, sel, h('button', { type: 'button', onclick: () => act(null, o, async () => { await put(`/teams/${enc(t.id)}/members/${enc(sel.value)}`); await teams(el); }) }, 'Add member')), o);
+      }) : h('p', { class: 'muted' }, 'No team yet.')),
+    h('section', { class: 'card' }, h('h2', {}, 'New team'), form));
+}
+
+// --- skills
+async function skills(el) {
+  const list = await get('/skills');
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Create skill');
+  const form = h('form', { class: 'inline-form', id: 'new-skill' }, field('Name', h('input', { name: 'name', required: true })), btn, out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => { await post('/skills', values(form)); await skills(el); });
+  });
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Skills'), h('p', { class: 'muted' }, 'Give users skills (with proficiency) from the Users tab.'),
+      list.length ? h('ul', { class: 'list' }, list.map((k) => h('li', {}, k.name))) : h('p', { class: 'muted' }, 'No skill yet.')),
+    h('section', { class: 'card' }, h('h2', {}, 'New skill'), form));
+}
+
+// --- trunks and numbers
+async function telephony(el) {
+  const [trunks, numbers, routes, flows] = await Promise.all([get('/trunks'), get('/numbers'), get('/ivr/numbers'), get('/ivr/flows')]);
+  const trunkName = (id) => (trunks.find((t) => t.id === id) || {}).name || id;
+  const routeOf = (n) => routes.find((r) => r.number === n);
+  const tOut = h('div');
+  const tBtn = h('button', { type: 'submit', class: 'primary' }, 'Add trunk');
+  const tForm = h('form', { class: 'inline-form', id: 'new-trunk' },
+    field('Name', h('input', { name: 'name', required: true })),
+    field('Inbound addresses', h('input', { name: 'inbound_addresses', placeholder: '203.0.113.5, 198.51.100.0/24' }), 'comma separated'),
+    field('Inbound username', h('input', { name: 'inbound_username' })),
+    field('Inbound password', h('input', { name: 'inbound_password', type: 'password', autocomplete: 'new-password' })),
+    field('Outbound target', h('input', { name: 'outbound_target', placeholder: 'sip.example.net:5060' })),
+    field('Transport', h('select', { name: 'transport' }, ['udp', 'tcp'].map((t) => h('option', { value: t }, t)))),
+    field('Caller ID', h('input', { name: 'caller_id', placeholder: '+15550100' })),
+    tBtn, tOut);
+  let editing = null; // the trunk being edited, or null for a new one
+  const tTitle = h('h2', {}, 'New trunk');
+  const editTrunk = (t) => {
+    editing = t;
+    const f = tForm.elements;
+    f.name.value = t.name;
+    f.inbound_addresses.value = t.inbound_addresses.join(', ');
+    f.inbound_username.value = t.inbound_username || '';
+    f.inbound_password.value = '';
+    f.inbound_password.placeholder = t.has_inbound_password ? 'unchanged' : '';
+    f.outbound_target.value = t.outbound_target || '';
+    f.transport.value = t.transport;
+    f.caller_id.value = t.caller_id || '';
+    tTitle.textContent = `Edit trunk ${t.name}`;
+    tBtn.textContent = 'Save trunk';
+    f.name.focus();
+  };
+  tForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(tBtn, tOut, async () => {
+      const v = values(tForm);
+      await (editing ? (b) => put('/trunks/' + enc(editing.id), b) : (b) => post('/trunks', b))({
+        name: v.name,
+        inbound_addresses: v.inbound_addresses.split(',').map((s) => s.trim()).filter(Boolean),
+        inbound_username: opt(v.inbound_username), inbound_password: opt(v.inbound_password),
+        outbound_target: opt(v.outbound_target), transport: v.transport, caller_id: opt(v.caller_id),
+      });
+      toast(editing ? 'Trunk saved' : 'Trunk added');
+      await telephony(el);
+    });
+  });
+  const nOut = h('div');
+  const nBtn = h('button', { type: 'submit', class: 'primary' }, 'Add number');
+  const nForm = h('form', { class: 'inline-form', id: 'new-number' },
+    field('Number (E.164)', h('input', { name: 'number', required: true, placeholder: '+15550123' })),
+    field('Trunk', h('select', { name: 'trunk_id' }, trunks.map((t) => h('option', { value: t.id }, t.name)))),
+    nBtn, nOut);
+  nForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(nBtn, nOut, async () => { await post('/numbers', values(nForm)); toast('Number added'); await telephony(el); });
+  });
+  const rm = (path, what) => async () => {
+    if (!confirm(`Delete ${what}?`)) return;
+    try { await del(path); await telephony(el); } catch (e) { toast(e.message, 'bad'); }
+  };
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Trunks'),
+      table(trunks, [
+        { label: 'Name', get: (t) => h('button', { type: 'button', class: 'link', title: 'Edit', onclick: () => editTrunk(t) }, t.name) },
+        { label: 'Inbound from', get: (t) => t.inbound_addresses.join(', ') || '—' },
+        { label: 'Digest user', get: (t) => t.inbound_username || '—' },
+        { label: 'Outbound', get: (t) => t.outbound_target || '—' },
+        { label: 'Transport', get: (t) => t.transport },
+        { label: 'Caller ID', get: (t) => t.caller_id || '—' },
+        { label: '', get: (t) => h('button', { type: 'button', class: 'ghost', onclick: rm('/trunks/' + enc(t.id), `trunk ${t.name} and its numbers`) }, 'Delete') },
+      ])),
+    h('section', { class: 'card' }, tTitle, tForm),
+    h('section', { class: 'card' }, h('h2', {}, 'Numbers'),
+      table(numbers, [
+        { label: 'Number', get: (n) => n.number },
+        { label: 'Trunk', get: (n) => trunkName(n.trunk_id) },
+        { label: 'IVR flow', get: (n) => { const r = routeOf(n.number); return r ? h('a', { href: '/designer/' + enc(r.flow_id), 'data-link': '' }, r.flow_id) : '—'; } },
+        { label: '', get: (n) => h('button', { type: 'button', class: 'ghost', onclick: rm('/numbers/' + enc(n.id), `number ${n.number}`) }, 'Delete') },
+      ], { rowData: (n) => ({ number: n.number }) }),
+      h('p', { class: 'muted small' }, flows.length ? 'Route a number to a flow from the IVR designer.' : '')),
+    h('section', { class: 'card' }, h('h2', {}, 'New number'), trunks.length ? nForm : h('p', { class: 'muted' }, 'Add a trunk first.')));
+}
+
+// --- business hours
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+async function hours(el) {
+  const cals = await get('/ivr/calendars');
+  const editor = h('div', { id: 'calendar-editor' });
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Business-hours calendars'),
+      h('p', { class: 'muted' }, 'IVR flows use them in business_hours / holiday conditions.'),
+      table(cals, [
+        { label: 'Name', get: (c) => h('button', { type: 'button', class: 'link', onclick: () => calendarEditor(editor, c.name, c.calendar, () => hours(el)) }, c.name) },
+        { label: 'Time zone', get: (c) => c.calendar.time_zone },
+        { label: 'Weekly', get: (c) => (c.calendar.weekly || []).map((w) => `${w.days.join(',')} ${w.open}–${w.close}`).join('; ') },
+        { label: 'Holidays', get: (c) => String((c.calendar.holidays || []).length) },
+        { label: 'Changed', get: (c) => fmtTime(c.updated_at) },
+      ]),
+      h('button', { type: 'button', onclick: () => calendarEditor(editor, '', { time_zone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC', weekly: [{ days: DAYS.slice(0, 5), open: '09:00', close: '17:00' }], holidays: [] }, () => hours(el)) }, 'New calendar')),
+    editor);
+}
+
+function calendarEditor(el, name, cal, reload) {
+  const out = h('div');
+  const rows = h('div', { class: 'rows' });
+  const hols = h('div', { class: 'rows' });
+  const weeklyRow = (w) => {
+    const r = h('div', { class: 'row weekly' },
+      h('fieldset', { class: 'days' }, h('legend', { class: 'sr-only' }, 'Days'), DAYS.map((d) => h('label', {}, h('input', { type: 'checkbox', value: d, checked: w.days.includes(d) }), d))),
+      h('input', { type: 'time', class: 'open', value: w.open.slice(0, 5), 'aria-label': 'Opens' }), '–',
+      h('input', { type: 'time', class: 'close', value: w.close.slice(0, 5), 'aria-label': 'Closes' }),
+      h('button', { type: 'button', class: 'ghost', onclick: () => r.remove() }, 'Remove'));
+    return r;
+  };
+  const holRow = (x) => {
+    const r = h('div', { class: 'row holiday' },
+      h('input', { type: 'date', class: 'date', value: x.date || '', 'aria-label': 'Date', required: true }),
+      h('input', { class: 'hname', value: x.name || '', placeholder: 'Name', 'aria-label': 'Holiday name' }),
+      h('input', { type: 'time', class: 'open', value: (x.open || '').slice(0, 5), 'aria-label': 'Special opening (optional)' }), '–',
+      h('input', { type: 'time', class: 'close', value: (x.close || '').slice(0, 5), 'aria-label': 'Special closing (optional)' }),
+      h('button', { type: 'button', class: 'ghost', onclick: () => r.remove() }, 'Remove'));
+    return r;
+  };
+  (cal.weekly || []).forEach((w) => rows.append(weeklyRow(w)));
+  (cal.holidays || []).forEach((x) => hols.append(holRow(x)));
+  const nameIn = h('input', { name: 'name', value: name, required: true, pattern: '[A-Za-z0-9_.\\-]+', readonly: name ? true : null });
+  const tz = h('input', { name: 'time_zone', value: cal.time_zone, required: true });
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Save calendar');
+  const form = h('form', { id: 'calendar-form' },
+    h('div', { class: 'inline-form' }, field('Name', nameIn), field('Time zone (IANA)', tz)),
+    h('h3', {}, 'Weekly hours'), rows,
+    h('button', { type: 'button', onclick: () => rows.append(weeklyRow({ days: [], open: '09:00', close: '17:00' })) }, 'Add hours'),
+    h('h3', {}, 'Holidays'), hols,
+    h('button', { type: 'button', onclick: () => hols.append(holRow({})) }, 'Add holiday'),
+    h('div', { class: 'row' }, btn), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const body = {
+        time_zone: tz.value.trim(),
+        weekly: [...rows.querySelectorAll('.weekly')].map((r) => ({
+          days: [...r.querySelectorAll('input[type=checkbox]:checked')].map((c) => c.value),
+          open: r.querySelector('.open').value, close: r.querySelector('.close').value,
+        })),
+        holidays: [...hols.querySelectorAll('.holiday')].map((r) => {
+          const x = { date: r.querySelector('.date').value };
+          const n = r.querySelector('.hname').value.trim();
+          if (n) x.name = n;
+          const o = r.querySelector('.open').value; const c = r.querySelector('.close').value;
+          if (o && c) { x.open = o; x.close = c; }
+          return x;
+        }),
+      };
+      await put('/ivr/calendars/' + enc(nameIn.value.trim()), body);
+      toast('Calendar saved');
+      await reload();
+    });
+  });
+  mount(el, h('section', { class: 'card' }, h('h2', {}, name ? `Calendar ${name}` : 'New calendar'), form));
+  tz.focus();
+}
+

@@ -1,0 +1,199 @@
+// The agent desktop: my inbox (cases assigned to me), customer search, and the
+// customer screen: identities, open cases (status changes), the timeline with calls'
+// IVR trails, notes. Live: events for the customer or my cases reload what they touch.
+// The softphone mounts into <section id="softphone"> (see softphone.js).
+
+import { get, post, qs, enc } from '../api.js';
+import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
+import { onEvent } from '../events.js';
+import { mountSoftphone } from '../softphone.js';
+
+const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];
+const OPEN = new Set(['new', 'open', 'pending_customer', 'on_hold']);
+const label = (s) => s.replace(/_/g, ' ');
+
+export async function render(main, params, { user, navigate }) {
+  const inbox = h('section', { id: 'inbox', class: 'card', 'aria-labelledby': 'inbox-h' });
+  const search = h('section', { class: 'card', 'aria-labelledby': 'search-h' });
+  const phone = h('section', { id: 'softphone', class: 'card softphone', 'aria-label': 'Phone' });
+  const detail = h('section', { id: 'customer', class: 'detail', 'aria-live': 'off' });
+  mount(main, h('div', { class: 'desk' }, h('aside', { class: 'side' }, phone, inbox, search), detail));
+
+  const unmountPhone = mountSoftphone(phone, {
+    user,
+    onCall: (info) => { if (info && info.customer_id) navigate('/agent/customers/' + enc(info.customer_id)); },
+  });
+
+  // --- inbox
+  async function loadInbox() {
+    try {
+      const page = await get('/cases' + qs({ assignee_id: user.id, limit: 100 }));
+      const open = page.items.filter((c) => OPEN.has(c.status));
+      mount(inbox, h('h2', { id: 'inbox-h' }, 'My work ', badge(String(open.length))),
+        open.length ? h('ul', { class: 'list' }, open.map((c) => h('li', {},
+          h('a', { href: c.customer_id ? '/agent/customers/' + enc(c.customer_id) : '#', 'data-link': '', class: params.id && params.id === c.customer_id ? 'current' : null },
+            h('span', { class: 'num' }, '#' + c.number), ' ', c.title),
+          h('div', { class: 'meta' }, badge(label(c.status), c.status), ' ', badge(c.priority, c.priority.toLowerCase()), slaText(c)))))
+          : h('p', { class: 'muted' }, 'Nothing assigned to you.'));
+    } catch (e) {
+      mount(inbox, h('h2', { id: 'inbox-h' }, 'My work'), errorBox(e));
+    }
+  }
+
+  // --- search
+  const q = h('input', { type: 'search', name: 'q', placeholder: 'Name, phone or email  ( / )', 'aria-label': 'Search customers', 'aria-keyshortcuts': '/' });
+  const results = h('div', { id: 'search-results' });
+  const sform = h('form', { role: 'search' }, q);
+  sform.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    await act(null, results, async () => {
+      const page = await get('/customers' + qs({ q: q.value.trim(), limit: 20 }));
+      mount(results, page.items.length ? h('ul', { class: 'list' }, page.items.map((c) => h('li', {},
+        h('a', { href: '/agent/customers/' + enc(c.id), 'data-link': '' }, c.name || '(no name)'),
+        h('div', { class: 'meta' }, c.identities.map((i) => i.value).join(' · ')))))
+        : h('p', { class: 'muted' }, 'No customer found.'));
+    });
+  });
+  mount(search, h('h2', { id: 'search-h' }, 'Customers'), sform, results);
+
+  // --- customer screen
+  let customerId = params.id || null;
+  let fresh = new Set();
+  async function loadCustomer() {
+    if (!customerId) {
+      mount(detail, h('div', { class: 'card empty' }, h('h1', {}, `Hello, ${user.name}`),
+        h('p', { class: 'muted' }, 'Pick a case from your work, search for a customer, or take a call: the caller\'s screen opens here.')));
+      return;
+    }
+    try {
+      const [c, cases, tl] = await Promise.all([
+        get('/customers/' + enc(customerId)),
+        get('/cases' + qs({ customer_id: customerId, limit: 50 })),
+        get('/customers/' + enc(customerId) + '/timeline' + qs({ limit: 50 })),
+      ]);
+      renderCustomer(c, cases.items, tl.items);
+    } catch (e) {
+      mount(detail, h('div', { class: 'card' }, h('h1', {}, 'Customer'), errorBox(e)));
+    }
+  }
+
+  function renderCustomer(c, cases, items) {
+    const open = cases.filter((x) => OPEN.has(x.status));
+    const noteOut = h('div');
+    const noteBody = h('textarea', { name: 'body', rows: 3, required: true, placeholder: 'Write a note… (n to focus, Ctrl+Enter to add)', 'aria-label': 'Note', 'aria-keyshortcuts': 'n' });
+    const noteCase = h('select', { name: 'case_id', 'aria-label': 'Attach to case' },
+      h('option', { value: '' }, 'No case'), open.map((x) => h('option', { value: x.id }, `#${x.number} ${x.title}`)));
+    const noteBtn = h('button', { type: 'submit', class: 'primary' }, 'Add note');
+    const noteForm = h('form', { id: 'note-form', class: 'note-form' }, noteBody, h('div', { class: 'row' }, noteCase, noteBtn), noteOut);
+    const submit = () => act(noteBtn, noteOut, async () => {
+      await post('/customers/' + enc(c.id) + '/notes', { body: noteBody.value, case_id: noteCase.value || null });
+      noteBody.value = '';
+      toast('Note added');
+      await loadCustomer();
+    });
+    noteForm.addEventListener('submit', (e) => { e.preventDefault(); submit(); });
+    noteBody.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); } });
+
+    mount(detail,
+      h('div', { class: 'card head' },
+        h('h1', { id: 'customer-name' }, c.name || '(no name)'),
+        h('div', { class: 'ids' }, c.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value))),
+        c.merged_into ? h('p', { class: 'warn' }, 'Merged into another customer.') : null),
+      h('div', { class: 'cols' },
+        h('div', { class: 'card', id: 'open-cases' }, h('h2', {}, 'Open cases ', badge(String(open.length))),
+          open.length ? open.map(caseCard) : h('p', { class: 'muted' }, 'No open case.')),
+        h('div', { class: 'card' }, h('h2', {}, 'Add a note'), noteForm)),
+      h('div', { class: 'card' }, h('h2', {}, 'Timeline'),
+        items.length ? h('ol', { class: 'timeline', id: 'timeline' }, items.map(interaction)) : h('p', { class: 'muted' }, 'Nothing on the timeline yet.')));
+    fresh = new Set();
+  }
+
+  function caseCard(x) {
+    const out = h('div');
+    const sel = h('select', { 'aria-label': `Status of case #${x.number}` }, STATUSES.map((s) => h('option', { value: s, selected: s === x.status }, label(s))));
+    const btn = h('button', { type: 'button' }, 'Update');
+    btn.addEventListener('click', () => act(btn, out, async () => {
+      if (sel.value === x.status) return;
+      await post('/cases/' + enc(x.id) + '/transitions', { status: sel.value });
+      toast(`Case #${x.number} is ${label(sel.value)}`);
+      await Promise.all([loadCustomer(), loadInbox()]);
+    }));
+    return h('div', { class: 'case', dataset: { caseId: x.id } },
+      h('div', {}, h('strong', {}, `#${x.number} ${x.title}`)),
+      h('div', { class: 'meta' }, badge(label(x.status), x.status), ' ', badge(x.priority, x.priority.toLowerCase()), slaText(x),
+        x.tags.length ? ' · ' + x.tags.join(', ') : ''),
+      h('div', { class: 'row' }, sel, btn), out);
+  }
+
+  function interaction(i) {
+    let body = i.body;
+    let extra = null;
+    if (i.kind === 'call') {
+      try {
+        const b = JSON.parse(i.body);
+        body = b.summary || 'Call';
+        extra = ivrTrail(b);
+      } catch { /* a plain-text call note */ }
+    }
+    return h('li', { class: 'item ' + i.kind + (fresh.has(i.id) ? ' fresh' : ''), dataset: { id: i.id, kind: i.kind } },
+      h('div', { class: 'when' }, fmtTime(i.occurred_at)),
+      h('div', { class: 'what' },
+        h('div', { class: 'meta' }, badge(i.kind), ' ', i.channel, ' · ', i.direction, i.case_id ? ' · on a case' : ''),
+        h('div', { class: 'body' }, body),
+        extra,
+        (i.attachments || []).length ? h('div', { class: 'meta' }, 'Attachments: ', i.attachments.map((a) => a.name).join(', ')) : null));
+  }
+
+  function ivrTrail(b) {
+    const trail = Array.isArray(b.ivr_trail) ? b.ivr_trail : [];
+    if (!trail.length) return null;
+    return h('details', { class: 'trail', open: true },
+      h('summary', {}, `IVR trail${b.flow ? ' (flow ' + b.flow + ')' : ''}`),
+      h('ol', {}, trail.map((t) => h('li', { class: 'trail-' + t.type },
+        t.type === 'node' ? [h('code', {}, t.node), ' ', h('small', { class: 'muted' }, t.kind)]
+          : t.type === 'digits' ? ['Pressed ', h('kbd', {}, t.digits)]
+            : t.type === 'speech' ? ['Said “', t.text, '”']
+              : t.type === 'no_match' ? ['Not understood: ', t.input]
+                : t.type === 'queue' ? ['Queue: ', String(t.outcome)]
+                  : label(t.type)))),
+      b.quality && b.quality.mos ? h('div', { class: 'meta' }, `Call quality: MOS ${Number(b.quality.mos).toFixed(1)}`) : null);
+  }
+
+  // --- live updates
+  const off = onEvent((ev) => {
+    if (ev.type === 'connected' || ev.type === 'lagged') { loadInbox(); loadCustomer(); return; }
+    if (customerId && ev.customer_id === customerId) {
+      if (ev.type === 'timeline.appended' && ev.data && ev.data.id) fresh.add(ev.data.id);
+      const keep = fresh;
+      loadCustomer().then(() => { fresh = keep; markFresh(keep); });
+    }
+    if (ev.type.startsWith('case.')) loadInbox();
+  });
+
+  function markFresh(ids) {
+    for (const id of ids) {
+      const li = detail.querySelector(`li.item[data-id="${CSS.escape(id)}"]`);
+      if (li) li.classList.add('fresh');
+    }
+  }
+
+  // Keyboard: "/" searches customers, "n" writes a note (when not typing already).
+  const onKey = (e) => {
+    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement && document.activeElement.tagName);
+    if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === '/') { e.preventDefault(); q.focus(); }
+    if (e.key === 'n') { const t = detail.querySelector('#note-form textarea'); if (t) { e.preventDefault(); t.focus(); } }
+  };
+  document.addEventListener('keydown', onKey);
+
+  await Promise.all([loadInbox(), loadCustomer()]);
+  return () => { off(); unmountPhone(); document.removeEventListener('keydown', onKey); };
+}
+
+function slaText(c) {
+  const due = c.sla && c.sla.resolution_due_at;
+  if (!due || !OPEN.has(c.status)) return '';
+  const breached = c.sla.first_response_breached || c.sla.resolution_breached;
+  return h('span', { class: breached ? 'late' : 'muted' }, ` · due ${fmtTime(due)}${breached ? ' (SLA breached)' : ''}`);
+}
+

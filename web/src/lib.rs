@@ -80,6 +80,8 @@ pub struct AppState {
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// The running SIP stack, when there is one (see [`AppState::with_sip`]).
     pub(crate) sip: Option<Arc<dyn SipInspector>>,
+    /// The running ACD router, when there is one (see [`AppState::with_acd`]).
+    pub(crate) acd: Option<Arc<dyn AcdView>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -118,6 +120,15 @@ pub trait SipInspector: Send + Sync + 'static {
     fn counters(&self) -> Vec<SipCounter>;
 }
 
+/// What the HTTP layer may ask the running ACD router (live figures; configuration and
+/// history are in the store). Implemented by the binary over `parley-signaling`.
+pub trait AcdView: Send + Sync + 'static {
+    /// Live metrics of the tenant's queues.
+    fn queue_metrics(&self, tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics>;
+    /// Live presence of the tenant's routable agents.
+    fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)>;
+}
+
 impl AppState {
     /// State over `store`.
     pub fn new(store: Store, config: WebConfig) -> AppState {
@@ -128,12 +139,19 @@ impl AppState {
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             sip: None,
+            acd: None,
         }
     }
 
     /// Attaches the running SIP stack (traces and counters over the API).
     pub fn with_sip(mut self, sip: Arc<dyn SipInspector>) -> AppState {
         self.sip = Some(sip);
+        self
+    }
+
+    /// Attaches the running ACD router (live queue metrics and agent activity).
+    pub fn with_acd(mut self, acd: Arc<dyn AcdView>) -> AppState {
+        self.acd = Some(acd);
         self
     }
 
@@ -170,6 +188,7 @@ impl AppState {
         (name = "events", description = "Live events over WebSocket"),
         (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
+        (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
     )
 )]
 struct ApiDoc;

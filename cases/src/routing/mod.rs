@@ -35,9 +35,11 @@
 //!   `most_skilled` (highest total proficiency in the required skills, ties by longest
 //!   idle), `round_robin` (least recently offered, ties by id).
 //! - An offer rings for the queue's `ring_timeout_s`; without an answer the agent's
-//!   missed-offer count goes up and the item is routed again, preferring agents not yet
-//!   tried for it. `max_missed_offers` misses in a row set the agent away
-//!   (reason `missed_offers`). An answer resets the count.
+//!   missed-offer count goes up and the item is routed again; an agent who missed or
+//!   refused it is not offered the same item again for one ring timeout.
+//!   `max_missed_offers` misses in a row set the agent away (reason `missed_offers`);
+//!   an unreachable phone sets them away at once (`no_phone`). An answer resets the
+//!   count.
 //! - When a voice item ends the agent wraps up for the queue's `wrap_up_s`, then is
 //!   available again (automatic).
 //! - A waiting item (not offered) overflows to the queue's `overflow_queue` after
@@ -350,8 +352,11 @@ pub enum RouterError {
 pub enum Missed {
     /// Rang out (the router's timer or the phone's no-answer).
     NoAnswer,
-    /// Busy, declined, unreachable: not counted as a miss.
+    /// Busy or declined: not counted as a miss.
     Rejected,
+    /// The agent's phone cannot be reached (not registered): the agent is set away
+    /// (reason `no_phone`) until they set themselves available again.
+    Unreachable,
 }
 
 /// A router decision for the runtime.
@@ -421,7 +426,8 @@ struct Item {
     enqueued_at: Timestamp,
     queue_entered_at: Timestamp,
     state: ItemState,
-    tried: Vec<String>,
+    /// Agents who missed or refused this item, not offered it again before the time.
+    tried: Vec<(String, Timestamp)>,
     callback: bool,
     attempts: u32,
     seq: u64,
@@ -744,6 +750,9 @@ impl Router {
             match &it.state {
                 ItemState::Offered { until, .. } => at(*until),
                 ItemState::Waiting => {
+                    for (_, until) in &it.tried {
+                        at(*until);
+                    }
                     let Some(q) = self.queues.get(&it.queue) else {
                         continue;
                     };
@@ -987,27 +996,39 @@ impl Router {
     }
 
     fn unoffer(&mut self, now: Timestamp, item: &str, agent: &str, why: Missed) {
-        if let Some(it) = self.items.get_mut(item) {
-            it.state = ItemState::Waiting;
-            if !it.tried.iter().any(|t| t == agent) {
-                it.tried.push(agent.to_owned());
-            }
-        }
-        let max = self
+        let (max, ring) = self
             .items
             .get(item)
             .and_then(|i| self.queues.get(&i.queue))
-            .map(|q| q.max_missed_offers)
-            .unwrap_or(0);
+            .map(|q| {
+                (
+                    q.max_missed_offers,
+                    i64::from(q.ring_timeout_s.max(1)) * 1000,
+                )
+            })
+            .unwrap_or((0, 1000));
+        if let Some(it) = self.items.get_mut(item) {
+            it.state = ItemState::Waiting;
+            it.tried.retain(|(a, _)| a != agent);
+            it.tried.push((agent.to_owned(), Timestamp(now.0 + ring)));
+        }
         if let Some(a) = self.agents.get_mut(agent) {
             a.offer = None;
-            if why == Missed::NoAnswer {
-                a.missed += 1;
-                if max > 0 && a.missed >= max && a.status == AgentStatus::Available {
+            match why {
+                Missed::NoAnswer => {
+                    a.missed += 1;
+                    if max > 0 && a.missed >= max && a.status == AgentStatus::Available {
+                        a.status = AgentStatus::Away {
+                            reason: "missed_offers".into(),
+                        };
+                    }
+                }
+                Missed::Unreachable => {
                     a.status = AgentStatus::Away {
-                        reason: "missed_offers".into(),
+                        reason: "no_phone".into(),
                     };
                 }
+                Missed::Rejected => {}
             }
         }
         self.refresh(now, agent);
@@ -1069,6 +1090,9 @@ impl Router {
 
     /// Offers waiting items to eligible agents until nothing more matches.
     fn dispatch(&mut self, now: Timestamp) {
+        for it in self.items.values_mut() {
+            it.tried.retain(|(_, until)| *until > now);
+        }
         if !self.agents.values().any(|a| eligible_any(a, now)) {
             return;
         }
@@ -1079,13 +1103,13 @@ impl Router {
             let Some(q) = self.queues.get(&it.queue) else {
                 continue;
             };
-            let pick = |skip_tried: bool| -> Option<String> {
+            let pick = || -> Option<String> {
                 let mut best: Option<(&Agent, i64)> = None;
                 for a in self.agents.values() {
                     if a.cfg.tenant_id != it.tenant_id
                         || !eligible(a, now, it.channel)
                         || !has_skills(a, q, &it.skills)
-                        || (skip_tried && it.tried.iter().any(|t| *t == a.cfg.id))
+                        || it.tried.iter().any(|(t, _)| *t == a.cfg.id)
                     {
                         continue;
                     }
@@ -1115,7 +1139,7 @@ impl Router {
                 }
                 best.map(|(a, _)| a.cfg.id.clone())
             };
-            let Some(agent) = pick(true).or_else(|| pick(false)) else {
+            let Some(agent) = pick() else {
                 continue;
             };
             let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);

@@ -115,11 +115,16 @@ fn no_answer_rings_the_next_agent_and_misses_in_a_row_set_away() {
         agent: "ann".into()
     }));
     assert_eq!(offers(&out), [("c1".into(), "bob".into())]);
-    // bob's phone says no answer early; ann is tried again (nobody else), misses again
-    // and is set away after two misses in a row.
+    // bob's phone says no answer early; ann is not offered the same call again within
+    // a ring timeout of her miss (t 15 + 10), then is, misses again and is set away
+    // after two misses in a row.
     r.missed(t(18), "c1", Missed::NoAnswer).unwrap();
+    assert!(offers(&drain(&mut r)).is_empty());
+    assert_eq!(r.poll_timeout(), Some(t(25)));
+    r.handle_timeout(t(25));
     assert_eq!(offers(&drain(&mut r)), [("c1".into(), "ann".into())]);
-    r.handle_timeout(t(28));
+    // bob may have it again from t 28.
+    r.handle_timeout(t(35));
     let out = drain(&mut r);
     assert_eq!(
         r.status("ann"),
@@ -135,9 +140,18 @@ fn no_answer_rings_the_next_agent_and_misses_in_a_row_set_away() {
         }
     }));
     assert_eq!(offers(&out), [("c1".into(), "bob".into())]);
-    // A rejection (busy) is not a miss.
-    r.missed(t(29), "c1", Missed::Rejected).unwrap();
+    // A rejection (busy) is not a miss; an unreachable phone sets the agent away.
+    r.missed(t(36), "c1", Missed::Rejected).unwrap();
     assert_eq!(r.status("bob"), Some(AgentStatus::Available));
+    r.handle_timeout(t(51));
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "bob".into())]);
+    r.missed(t(52), "c1", Missed::Unreachable).unwrap();
+    assert_eq!(
+        r.status("bob"),
+        Some(AgentStatus::Away {
+            reason: "no_phone".into()
+        })
+    );
 }
 
 #[test]
@@ -328,7 +342,8 @@ fn tenants_never_mix() {
 /// Random event sequences keep the invariants: an offer goes only to an eligible,
 /// skilled agent of the tenant who holds no other offer and no call; an agent never has
 /// two calls; every item ends exactly once (answered, abandoned, max wait) or is still
-/// queued; nothing waits while a matching agent is free.
+/// queued; nothing waits while a matching agent is free (unless that agent just missed
+/// or refused it).
 #[test]
 fn random_scenarios_keep_the_invariants() {
     let (mut total_offers, mut total_answered) = (0, 0);
@@ -484,7 +499,9 @@ fn random_scenarios_keep_the_invariants() {
                 let q = r.queue(&it.queue).unwrap();
                 for a in r.agents.values() {
                     assert!(
-                        !(eligible(a, at, it.channel) && has_skills(a, q, &it.skills)),
+                        !(eligible(a, at, it.channel)
+                            && has_skills(a, q, &it.skills)
+                            && !it.tried.iter().any(|(t, u)| *t == a.cfg.id && *u > at)),
                         "seed {seed}: {id} waits while {} is free",
                         a.cfg.id
                     );

@@ -21,7 +21,7 @@ use crate::types::{Actor, Role, Timestamp, from_json_text, json_text, new_id};
 use crate::{Error, Result, Store};
 
 /// A queue.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 pub struct Queue {
     /// Id.
@@ -700,7 +700,8 @@ impl Store {
     }
 
     /// The routing profile and stored status of every active user of `tenant_id` with
-    /// an extension (those whose phones can ring), or of one user.
+    /// an extension (those whose phones can ring), or of one user. Skills are keyed by
+    /// both id and name.
     pub async fn routing_agents(
         &self,
         tenant_id: Option<&str>,
@@ -717,8 +718,9 @@ impl Store {
         .bind(user_id)
         .fetch_all(self.pool())
         .await?;
-        let skills: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT us.user_id, us.skill_id, us.proficiency FROM user_skills us
+        let skills: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT us.user_id, us.skill_id, s.name, us.proficiency FROM user_skills us
+             JOIN skills s ON s.id = us.skill_id
              WHERE ($1 IS NULL OR us.tenant_id = $1) AND ($2 IS NULL OR us.user_id = $2)",
         )
         .bind(tenant_id)
@@ -726,11 +728,12 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let mut by_user: BTreeMap<String, BTreeMap<String, u8>> = BTreeMap::new();
-        for (u, s, p) in skills {
-            by_user
-                .entry(u)
-                .or_default()
-                .insert(s, u8::try_from(p.clamp(0, 5)).unwrap_or(0));
+        // Keyed by id (queues name skills by id) and by name (IVR flows do).
+        for (u, id, name, p) in skills {
+            let p = u8::try_from(p.clamp(0, 5)).unwrap_or(0);
+            let e = by_user.entry(u).or_default();
+            e.insert(id, p);
+            e.insert(name, p);
         }
         Ok(users
             .into_iter()

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod ivr;
+mod queue;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -213,6 +214,10 @@ struct Call {
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
     agent_offer: Option<Bytes>,
+    /// The call's life in an ACD queue (`call::queue`).
+    acd: Option<queue::QueueCall>,
+    /// When the call arrived, ms since the epoch.
+    started_ms: i64,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -269,6 +274,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         store: store.clone(),
         ivr: None,
         agent_offer: None,
+        acd: None,
+        started_ms: jiff::Timestamp::now().as_millisecond(),
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -343,8 +350,10 @@ pub(crate) async fn run(ctx: CallCtx) {
                 Some(ev) => call.on_media_event(ev).await,
                 None => call.media = None, // the engine stopped
             },
+            Some(ev) = queue::next_event(&mut call.acd) => call.on_acd_event(ev).await,
         }
     }
+    call.acd_finish().await;
     call.ivr_finish().await;
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
@@ -378,6 +387,7 @@ impl Call {
             self.ring_deadline,
             self.give_up_at,
             self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
+            self.acd_next_deadline(),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
         ]
         .into_iter()
@@ -637,6 +647,7 @@ impl Call {
         if self.ivr.is_some() {
             self.ivr_media(&ev).await;
         }
+        self.acd_media(&ev);
         match ev {
             parley_media::Event::RtpTimeout {
                 silent_for, cause, ..
@@ -1103,7 +1114,7 @@ impl Call {
         match ev {
             LegEvent::Trying => {}
             LegEvent::Answered(sdp) if self.ivr.is_some() => {
-                if self.winner.is_some() || self.ended {
+                if self.winner.is_some() || self.ended || !self.acd_accept_answer(i).await {
                     self.hang_up_leg(i).await;
                     return;
                 }
@@ -1117,6 +1128,9 @@ impl Call {
             LegEvent::HungUp(cause) if self.ivr.is_some() => {
                 self.legs[i].cause = Some(cause);
                 self.legs[i].state = LegState::Done;
+                if self.acd_leg_ended(i, cause).await {
+                    return;
+                }
                 if self.winner.is_none()
                     && !self.ended
                     && self.legs.iter().all(|l| l.state == LegState::Done)
@@ -1291,6 +1305,9 @@ impl Call {
                 }
                 self.respond_to(&req, 200, None).await;
                 self.inbound.retx = None;
+                if let Some(q) = self.acd.as_mut() {
+                    q.caller_hung_up = true;
+                }
                 match self.winner {
                     Some(w) => self.hang_up_leg(w).await,
                     None => self.cancel_legs(None).await,
@@ -1331,6 +1348,7 @@ impl Call {
                     // The agent left: the caller goes back to the flow (or, after a
                     // transfer, which ended the flow, is hung up by it).
                     self.winner = None;
+                    self.acd_agent_left().await;
                     self.ivr_agent_left();
                     self.ivr_run().await;
                 } else if self.winner == Some(i) {
@@ -1367,6 +1385,7 @@ impl Call {
             }
         }
         self.ivr_timers(now).await;
+        self.acd_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

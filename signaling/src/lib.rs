@@ -51,6 +51,7 @@
 //! agents rung with our own offer and bridged in a room; the call, its IVR trail and
 //! voicemail stored on the caller's timeline).
 
+mod acd;
 mod call;
 mod driver;
 mod error;
@@ -70,6 +71,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use acd::Acd;
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use registrar::Binding;
@@ -120,6 +122,9 @@ pub struct SipConfig {
     pub rtp_timeout: Option<Duration>,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The ACD router that IVR `enqueue` nodes put calls into ([`Acd::start`]);
+    /// without it `enqueue` rings every registered agent.
+    pub acd: Option<Acd>,
 }
 
 impl SipConfig {
@@ -141,6 +146,7 @@ impl SipConfig {
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
+            acd: None,
         }
     }
 }

@@ -186,6 +186,7 @@ on_both!(presence_is_stored_audited_and_published, |h| {
     let agents = h.store.routing_agents(None, Some(&uid)).await.unwrap();
     assert_eq!(agents.len(), 1);
     assert_eq!(agents[0].0.skills.get(&es.id), Some(&4));
+    assert_eq!(agents[0].0.skills.get("spanish"), Some(&4));
     assert_eq!(
         agents[0].1,
         AgentStatus::Away {

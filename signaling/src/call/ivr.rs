@@ -28,8 +28,8 @@ use super::{Call, uri_user};
 pub(super) struct IvrRun {
     env: Env,
     state: Option<CallState>,
-    actor: Actor,
-    caller: String,
+    pub(super) actor: Actor,
+    pub(super) caller: String,
     timers: BTreeMap<u64, Instant>,
     /// Prompts still to play of the current `Play`.
     queue: VecDeque<PromptSource>,
@@ -49,8 +49,8 @@ pub(super) struct IvrRun {
     /// Interpreter events waiting to be fed.
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
-    agent_leg: Option<parley_media::LegId>,
-    room: Option<parley_media::RoomId>,
+    pub(super) agent_leg: Option<parley_media::LegId>,
+    pub(super) room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
@@ -86,7 +86,7 @@ fn media_stop(media: Option<&super::Media>, run: &mut IvrRun) {
 }
 
 /// A prompt ready for the engine.
-enum PromptSource {
+pub(super) enum PromptSource {
     File(PathBuf),
     Tone(ToneSpec),
 }
@@ -198,7 +198,7 @@ fn fnv(text: &str) -> u64 {
 
 /// Renders a TTS prompt once with espeak-ng into `<data>/tts/`; without espeak-ng a
 /// short tone stands in (with a warning).
-async fn tts(data_dir: &Path, text: &str) -> PromptSource {
+pub(super) async fn tts(data_dir: &Path, text: &str) -> PromptSource {
     let dir = data_dir.join("tts");
     let path = dir.join(format!("{:016x}.wav", fnv(text)));
     if path.exists() {
@@ -499,7 +499,11 @@ impl Call {
                     Err(e) => tracing::warn!(error = %e, "IVR could not open a case"),
                 }
             }
-            Action::Enqueue { .. } => self.ivr_ring_agents(None).await,
+            Action::Enqueue {
+                queue,
+                priority,
+                skills,
+            } => self.acd_enqueue(queue, priority, skills).await,
             Action::Transfer { target } => match target {
                 TransferTarget::Agent(_) | TransferTarget::Extension(_) => {
                     self.ivr_ring_agents(Some(target)).await;
@@ -636,7 +640,7 @@ impl Call {
     /// tenant's registered agents with our own offer
     /// from a second media leg; the answering agent's leg is bridged with the caller's
     /// in a room. Without agents (or media) the flow hears a queue timeout.
-    async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
+    pub(super) async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
         let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
             return;
         };
@@ -841,9 +845,10 @@ impl Call {
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
+            "queue": self.acd_summary(),
         })
         .to_string();
-        let attachments = run
+        let mut attachments: Vec<Attachment> = run
             .voicemail
             .iter()
             .map(|(location, size)| Attachment {
@@ -853,6 +858,7 @@ impl Call {
                 location: Some(location.clone()),
             })
             .collect();
+        attachments.extend(self.acd_attachment());
         let new = NewInteraction {
             kind: "call".into(),
             channel: "voice".into(),
@@ -868,5 +874,7 @@ impl Call {
         if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
             tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
         }
+        self.acd_store_record(&run.actor, &run.caller, Some(customer))
+            .await;
     }
 }

@@ -53,8 +53,6 @@ pub(crate) enum AcdMsg {
     Abandoned { item: String },
     /// The call ended after an answer.
     Completed { item: String },
-    /// The caller asked for a callback (keeps the place).
-    Callback { item: String },
     /// Position and estimated wait (seconds) of a waiting item.
     Position {
         item: String,
@@ -342,9 +340,6 @@ impl Task {
             AcdMsg::Completed { item } => {
                 self.calls.remove(&item);
                 self.router.completed(now, &item);
-            }
-            AcdMsg::Callback { item } => {
-                let _ = self.router.callback(&item);
             }
             AcdMsg::Position { item, reply } => {
                 let _ = reply.send(self.router.position(now, &item));

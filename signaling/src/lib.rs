@@ -20,6 +20,9 @@
 //!   turns their messages into leg events and decides (ring, answer, cancel the other
 //!   forks, reject with a cause, hang up).
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
+//! - [`Acd`]: **one task** owning the pure ACD router of `parley-cases`; IVR `enqueue`
+//!   nodes put calls into it (`call::queue`: music on hold, announcements, the chosen
+//!   agent rung, re-routing, bridging, recording, call records).
 //!
 //! ```no_run
 //! # async fn run(store: parley_cases::Store) -> parley_signaling::Result<()> {

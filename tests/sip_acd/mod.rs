@@ -23,7 +23,11 @@ fn send(p: &Parley, method: &str, path: &str, token: &str, body: Value) {
             .send()
             .await
             .unwrap();
-        assert!(res.status().is_success(), "{method} {path}: {}", res.status());
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
     });
 }
 

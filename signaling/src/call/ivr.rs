@@ -811,10 +811,12 @@ impl Call {
             Ok(Some(c)) => c,
             Ok(None) => {
                 tracing::info!(call = self.no, %caller, "caller without a usable number; call not stored");
+                self.acd_store_record_anyway(&caller).await;
                 return;
             }
             Err(e) => {
                 tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
+                self.acd_store_record_anyway(&caller).await;
                 return;
             }
         };

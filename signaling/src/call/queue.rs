@@ -592,6 +592,13 @@ impl Call {
         })
     }
 
+    /// The call record of a call that could not be filed under a customer.
+    pub(super) async fn acd_store_record_anyway(&mut self, caller: &str) {
+        if let Some(actor) = self.ivr.as_ref().map(|r| r.actor.clone()) {
+            self.acd_store_record(&actor, caller, None).await;
+        }
+    }
+
     /// Stores the call detail record of an IVR call (queued or not).
     pub(super) async fn acd_store_record(
         &mut self,

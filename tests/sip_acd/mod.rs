@@ -267,6 +267,14 @@ fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_t
     for ag in &a {
         available(&p, &admin, ag);
     }
+    // The tenant records queue calls.
+    send(
+        &p,
+        "PUT",
+        "/api/v1/acd/recording",
+        &admin,
+        json!({"recording": "on"}),
+    );
     wait_staffed(&p, &sup, 2);
     let echoed = call_sales_and_talk(&p, 25);
     assert!(echoed >= 25, "{echoed} frames came back through the agent");
@@ -294,6 +302,24 @@ fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_t
     assert_eq!(q["outcome"], "answered");
     assert!(q["wait_s"].is_u64() && q["talk_s"].is_u64(), "{q}");
     assert_eq!(q["agents"][0]["outcome"], "answered");
+    // The recording: on the record, attached to the timeline entry, a stereo WAV with
+    // audio in it.
+    let location = rec["recording"].as_str().expect("a recording");
+    assert_eq!(q["recording"], location);
+    let att = e["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "call-recording.wav")
+        .expect("the recording attached");
+    assert_eq!(att["location"], location);
+    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    assert!(
+        wav.duration() > 8000,
+        "at least a second recorded: {}",
+        wav.duration()
+    );
     // The others were never offered the call (the record lists every offer).
     for i in [0, 2] {
         let _ = phones[i].kill();

@@ -382,3 +382,95 @@ fn acd_no_answer_re_routes_to_the_next_agent() {
     );
     assert_eq!(stats[0]["answered"], 1, "{stats}");
 }
+
+#[test]
+fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
+    let p = start("acdmaxwait", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    // A shorter voicemail in the demo flow; queue `sales` waits 3 s at most. Nobody is
+    // available.
+    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let mut doc = match &flow["draft"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
+    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/demo/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "max_wait_s": 3, "max_wait_action": "voicemail", "announce_interval_s": 1}),
+        ),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Waiting (after the greeting and the menu): the live metrics show the call
+    // (bounded: about 20 s).
+    let mut seen = false;
+    for _ in 0..600 {
+        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        if v[0]["waiting"] == 1 {
+            seen = true;
+            break;
+        }
+        out.audio(&uac, remote, 0, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen, "the waiting call in the live metrics");
+    let mut bye = None;
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("the flow ends after the voicemail");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let rec = call_record(&p, &sup);
+    assert_eq!(rec["outcome"], "timeout", "{rec}");
+    assert_eq!(rec["hangup_cause"], "max_wait");
+    assert!(rec["agent_id"].is_null());
+    assert!(rec["wait_ms"].as_i64().unwrap() >= 3000, "{rec}");
+    let e = timeline_call(&p, &sup);
+    let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["queue"]["outcome"], "timeout", "{body}");
+    let nodes: Vec<&str> = body["ivr_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
+}

@@ -378,7 +378,10 @@ impl Call {
         let Some(offer) = self.acd.as_mut().and_then(|q| q.offer.take()) else {
             return;
         };
-        self.cancel_legs(None).await;
+        if !self.ended {
+            // (A caller who hung up has had the agent's legs cancelled already.)
+            self.cancel_legs(None).await;
+        }
         self.acd_destroy_agent_leg();
         if let Some(q) = self.acd.as_mut() {
             q.agents.push(AgentLeg {

@@ -307,6 +307,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.data_dir = Some(cfg.data_dir.clone());
     sip_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
+    // One ACD router for the process; IVR `enqueue` nodes put calls into it.
+    let acd = parley_signaling::Acd::start(store.clone());
+    sip_cfg.acd = Some(acd.clone());
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;
@@ -318,8 +321,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     );
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
-            .with_sip(std::sync::Arc::new(SipView(sip.inspector())))
-            .with_call_control(std::sync::Arc::new(CallsView(sip.controls()))),
+            .with_sip(std::sync::Arc::new(SipView(sip.inspector(), acd.clone())))
+            .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
+            .with_acd(std::sync::Arc::new(AcdView(acd))),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -355,7 +359,20 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
 }
 
 /// The SIP stack seen from the HTTP API.
-struct SipView(parley_signaling::Inspector);
+struct SipView(parley_signaling::Inspector, parley_signaling::Acd);
+
+/// The ACD router seen from the HTTP API.
+struct AcdView(parley_signaling::Acd);
+
+impl parley_web::AcdView for AcdView {
+    fn queue_metrics(&self, tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics> {
+        self.0.queue_metrics(tenant_id)
+    }
+
+    fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)> {
+        self.0.agent_presence(tenant_id)
+    }
+}
 
 /// Live calls and their controls seen from the HTTP API.
 struct CallsView(parley_signaling::Controls);
@@ -514,6 +531,7 @@ impl parley_web::SipInspector for SipView {
         self.0
             .counters()
             .into_iter()
+            .chain(self.1.counters())
             .map(|(name, value)| parley_web::SipCounter {
                 name: name.into(),
                 value,

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod sip_acd;
+
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
 const SIPP: &str = "sipp";
 

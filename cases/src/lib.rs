@@ -44,6 +44,8 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod queues;
+pub mod routing;
 pub mod sla;
 mod store;
 pub mod telephony;

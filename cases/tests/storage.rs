@@ -1,6 +1,7 @@
 //! The storage suite: every test runs on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used)]
 
+mod acd;
 mod common;
 mod flows;
 

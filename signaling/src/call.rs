@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 pub(crate) mod control;
 mod ivr;
+mod queue;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -216,6 +217,10 @@ struct Call {
     agent_offer: Option<Bytes>,
     /// Live-call controls: registry snapshot, commands, extra legs.
     ctl: control::Ctl,
+    /// The call's life in an ACD queue (`call::queue`).
+    acd: Option<queue::QueueCall>,
+    /// When the call arrived, ms since the epoch.
+    started_ms: i64,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -274,6 +279,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         ivr: None,
         agent_offer: None,
         ctl,
+        acd: None,
+        started_ms: jiff::Timestamp::now().as_millisecond(),
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -353,9 +360,11 @@ pub(crate) async fn run(ctx: CallCtx) {
                 None => call.media = None, // the engine stopped
             },
             req = control::recv(&mut call.ctl) => call.on_control(req).await,
+            Some(ev) = queue::next_event(&mut call.acd) => call.on_acd_event(ev).await,
         }
     }
     call.ctl_end();
+    call.acd_finish().await;
     call.ivr_finish().await;
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
@@ -390,6 +399,7 @@ impl Call {
             self.give_up_at,
             self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
             self.ctl.next_deadline(),
+            self.acd_next_deadline(),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
         ]
         .into_iter()
@@ -649,6 +659,7 @@ impl Call {
         if self.ivr.is_some() {
             self.ivr_media(&ev).await;
         }
+        self.acd_media(&ev);
         match ev {
             parley_media::Event::RtpTimeout {
                 silent_for, cause, ..
@@ -1119,7 +1130,7 @@ impl Call {
         match ev {
             LegEvent::Trying => {}
             LegEvent::Answered(sdp) if self.ivr.is_some() => {
-                if self.winner.is_some() || self.ended {
+                if self.winner.is_some() || self.ended || !self.acd_accept_answer(i).await {
                     self.hang_up_leg(i).await;
                     return;
                 }
@@ -1133,6 +1144,9 @@ impl Call {
             LegEvent::HungUp(cause) if self.ivr.is_some() => {
                 self.legs[i].cause = Some(cause);
                 self.legs[i].state = LegState::Done;
+                if self.acd_leg_ended(i, cause).await {
+                    return;
+                }
                 if self.winner.is_none()
                     && !self.ended
                     && self.legs.iter().all(|l| l.state == LegState::Done)
@@ -1310,6 +1324,9 @@ impl Call {
                 }
                 self.respond_to(&req, 200, None).await;
                 self.inbound.retx = None;
+                if let Some(q) = self.acd.as_mut() {
+                    q.caller_hung_up = true;
+                }
                 match self.winner {
                     Some(w) => self.hang_up_leg(w).await,
                     None => self.cancel_legs(None).await,
@@ -1353,6 +1370,7 @@ impl Call {
                     // The agent left: the caller goes back to the flow (or, after a
                     // transfer, which ended the flow, is hung up by it).
                     self.winner = None;
+                    self.acd_agent_left().await;
                     self.ivr_agent_left();
                     self.ivr_run().await;
                 } else if self.winner == Some(i) {
@@ -1390,6 +1408,7 @@ impl Call {
         }
         self.ivr_timers(now).await;
         self.ctl_timers(now).await;
+        self.acd_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

@@ -24,6 +24,9 @@
 //!   task) and commands to call tasks — hold, mute, transfers, conference, supervisor
 //!   listen/whisper/barge/take over, hang-up, disposition, click-to-call — read and sent
 //!   through [`Controls`] ([`SipServer::controls`]).
+//! - [`Acd`]: **one task** owning the pure ACD router of `parley-cases`; IVR `enqueue`
+//!   nodes put calls into it (`call::queue`: music on hold, announcements, the chosen
+//!   agent rung, re-routing, bridging, recording, call records).
 //!
 //! ```no_run
 //! # async fn run(store: parley_cases::Store) -> parley_signaling::Result<()> {
@@ -55,6 +58,7 @@
 //! agents rung with our own offer and bridged in a room; the call, its IVR trail and
 //! voicemail stored on the caller's timeline).
 
+mod acd;
 mod call;
 mod driver;
 mod error;
@@ -78,6 +82,7 @@ pub use call::control::{
     Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
     Target as CallTarget,
 };
+pub use acd::Acd;
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use registrar::Binding;
@@ -128,6 +133,9 @@ pub struct SipConfig {
     pub rtp_timeout: Option<Duration>,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The ACD router that IVR `enqueue` nodes put calls into ([`Acd::start`]);
+    /// without it `enqueue` rings every registered agent.
+    pub acd: Option<Acd>,
 }
 
 impl SipConfig {
@@ -149,6 +157,7 @@ impl SipConfig {
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
+            acd: None,
         }
     }
 }

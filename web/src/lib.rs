@@ -84,6 +84,8 @@ pub struct AppState {
     pub(crate) sip: Option<Arc<dyn SipInspector>>,
     /// Live-call controls, when a SIP stack runs (see [`AppState::with_call_control`]).
     pub(crate) calls: Option<Arc<dyn CallControl>>,
+    /// The running ACD router, when there is one (see [`AppState::with_acd`]).
+    pub(crate) acd: Option<Arc<dyn AcdView>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -280,6 +282,15 @@ pub trait CallControl: Send + Sync + 'static {
     >;
 }
 
+/// What the HTTP layer may ask the running ACD router (live figures; configuration and
+/// history are in the store). Implemented by the binary over `parley-signaling`.
+pub trait AcdView: Send + Sync + 'static {
+    /// Live metrics of the tenant's queues.
+    fn queue_metrics(&self, tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics>;
+    /// Live presence of the tenant's routable agents.
+    fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)>;
+}
+
 impl AppState {
     /// State over `store`.
     pub fn new(store: Store, config: WebConfig) -> AppState {
@@ -291,6 +302,7 @@ impl AppState {
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             sip: None,
             calls: None,
+            acd: None,
         }
     }
 
@@ -303,6 +315,12 @@ impl AppState {
     /// Attaches live-call controls (`/api/v1/calls`).
     pub fn with_call_control(mut self, calls: Arc<dyn CallControl>) -> AppState {
         self.calls = Some(calls);
+        self
+    }
+
+    /// Attaches the running ACD router (live queue metrics and agent activity).
+    pub fn with_acd(mut self, acd: Arc<dyn AcdView>) -> AppState {
+        self.acd = Some(acd);
         self
     }
 
@@ -340,6 +358,7 @@ impl AppState {
         (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
+        (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
     )
 )]
 struct ApiDoc;

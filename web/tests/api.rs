@@ -2,6 +2,7 @@
 //! WebSocket over a real loopback socket.
 #![allow(clippy::unwrap_used)]
 
+mod acd;
 mod flows;
 
 use axum::Router;

@@ -1582,6 +1582,8 @@ async fn run_outbound(
         )),
         agent_offer: None,
         ctl,
+        acd: None,
+        started_ms: jiff::Timestamp::now().as_millisecond(),
     };
     o.driver
         .send(Cmd::Tenant {

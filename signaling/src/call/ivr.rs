@@ -86,7 +86,7 @@ fn media_stop(media: Option<&super::Media>, run: &mut IvrRun) {
 }
 
 /// A prompt ready for the engine.
-enum PromptSource {
+pub(super) enum PromptSource {
     File(PathBuf),
     Tone(ToneSpec),
 }
@@ -225,7 +225,7 @@ fn fnv(text: &str) -> u64 {
 
 /// Renders a TTS prompt once with espeak-ng into `<data>/tts/`; without espeak-ng a
 /// short tone stands in (with a warning).
-async fn tts(data_dir: &Path, text: &str) -> PromptSource {
+pub(super) async fn tts(data_dir: &Path, text: &str) -> PromptSource {
     let dir = data_dir.join("tts");
     let path = dir.join(format!("{:016x}.wav", fnv(text)));
     if path.exists() {
@@ -526,7 +526,11 @@ impl Call {
                     Err(e) => tracing::warn!(error = %e, "IVR could not open a case"),
                 }
             }
-            Action::Enqueue { .. } => self.ivr_ring_agents(None).await,
+            Action::Enqueue {
+                queue,
+                priority,
+                skills,
+            } => self.acd_enqueue(queue, priority, skills).await,
             Action::Transfer { target } => match target {
                 TransferTarget::Agent(_) | TransferTarget::Extension(_) => {
                     self.ivr_ring_agents(Some(target)).await;
@@ -663,7 +667,7 @@ impl Call {
     /// tenant's registered agents with our own offer
     /// from a second media leg; the answering agent's leg is bridged with the caller's
     /// in a room. Without agents (or media) the flow hears a queue timeout.
-    async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
+    pub(super) async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
         let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
             return;
         };
@@ -834,10 +838,12 @@ impl Call {
             Ok(Some(c)) => c,
             Ok(None) => {
                 tracing::info!(call = self.no, %caller, "caller without a usable number; call not stored");
+                self.acd_store_record_anyway(&caller).await;
                 return;
             }
             Err(e) => {
                 tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
+                self.acd_store_record_anyway(&caller).await;
                 return;
             }
         };
@@ -869,9 +875,10 @@ impl Call {
             "ivr_trail": trail,
             "quality": quality,
             "controls": self.ctl.summary(),
+            "queue": self.acd_summary(),
         })
         .to_string();
-        let attachments = run
+        let mut attachments: Vec<Attachment> = run
             .voicemail
             .iter()
             .map(|(location, size)| Attachment {
@@ -882,6 +889,7 @@ impl Call {
             })
             .collect();
         let outbound = self.ctl.is_outbound();
+        attachments.extend(self.acd_attachment());
         let new = NewInteraction {
             kind: "call".into(),
             channel: "voice".into(),
@@ -897,5 +905,7 @@ impl Call {
         if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
             tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
         }
+        self.acd_store_record(&run.actor, &run.caller, Some(customer))
+            .await;
     }
 }

@@ -12,6 +12,7 @@ mod customers;
 mod directory;
 pub(crate) mod events;
 mod flows;
+mod queues;
 mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -24,6 +25,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(flows::router())
         .merge(telephony::router())
         .merge(calls::router())
+        .merge(queues::router())
 }
 
 /// Common list parameters.

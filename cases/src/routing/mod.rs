@@ -1,0 +1,1204 @@
+//! The ACD router: one pure state machine that matches work items (calls today; chats
+//! and emails through the same code later) waiting in queues with agents, by skills,
+//! presence, capacity and a queue's strategy.
+//!
+//! It is sans-IO: every input takes `now` ([`Timestamp`], milliseconds), nothing reads a
+//! clock, and the decisions come out of [`Router::poll_output`]. A runtime owns one
+//! `Router`, feeds it events (an item enqueued, an agent answered, a caller hung up, a
+//! presence change) and calls [`Router::handle_timeout`] at [`Router::poll_timeout`]:
+//!
+//! ```
+//! use parley_cases::routing::*;
+//! use parley_cases::Timestamp;
+//! let mut r = Router::default();
+//! let t0 = Timestamp(0);
+//! r.upsert_queue(QueueConfig::new("q1", "tenant", "support"));
+//! r.upsert_agent(t0, AgentConfig::new("ann", "tenant"));
+//! r.set_status(t0, "ann", AgentStatus::Available);
+//! r.enqueue(t0, NewItem::call("call-1", "tenant", "q1")).unwrap();
+//! while let Some(out) = r.poll_output() {
+//!     if let Output::Offer { item, agent, .. } = out {
+//!         assert_eq!((item.as_str(), agent.as_str()), ("call-1", "ann"));
+//!     }
+//! }
+//! ```
+//!
+//! ## Rules
+//! - An item's *score* is `priority × 1000 + aging` where aging is the queue's
+//!   `priority_aging_per_min` × 1000 per minute waited; higher scores are served first,
+//!   then the earliest enqueued.
+//! - An agent is *eligible* for an item when their own status is `available`, no offer to
+//!   them is pending, they are not wrapping up, they have capacity left on the item's
+//!   channel, they belong to the tenant, and they hold every skill the queue and the item
+//!   require at the minimum proficiency (item skills: proficiency ≥ 1).
+//! - Strategies pick among eligible agents: `longest_idle` (idle since longest),
+//!   `most_skilled` (highest total proficiency in the required skills, ties by longest
+//!   idle), `round_robin` (least recently offered, ties by id).
+//! - An offer rings for the queue's `ring_timeout_s`; without an answer the agent's
+//!   missed-offer count goes up and the item is routed again; an agent who missed or
+//!   refused it is not offered the same item again for one ring timeout.
+//!   `max_missed_offers` misses in a row set the agent away (reason `missed_offers`);
+//!   an unreachable phone sets them away at once (`no_phone`). An answer resets the
+//!   count.
+//! - When a voice item ends the agent wraps up for the queue's `wrap_up_s`, then is
+//!   available again (automatic).
+//! - A waiting item (not offered) overflows to the queue's `overflow_queue` after
+//!   `overflow_after_s` in the queue; after `max_wait_s` in total it leaves with
+//!   [`Output::MaxWait`] (the queue's voicemail or callback action). Callback items keep
+//!   their place and never time out.
+//!
+//! ## Metrics
+//! See [`QueueMetrics`]: the estimated wait time (EWT) is `position × AHT ÷ staffed`,
+//! where AHT is the mean handle time (talk + wrap-up) of the queue's last 100 handled
+//! items (180 s before any) and *staffed* counts the agents able to serve the queue
+//! whose status is `available` (whether busy or not), at least 1. A caller who would be
+//! served at once (an eligible agent is free and nobody waits ahead) has EWT 0. Service
+//! level is the share of the last 100 ended items answered within the queue's
+//! `sl_threshold_s`, counting abandoned items as not answered; abandonment is the share
+//! of the last 100 ended items abandoned by the caller.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::Timestamp;
+
+#[cfg(test)]
+mod tests;
+
+/// How a work item reaches its customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A phone call.
+    Voice,
+    /// A chat conversation.
+    Chat,
+    /// An email thread.
+    Email,
+}
+
+/// How a queue picks among eligible agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// The agent idle the longest.
+    #[default]
+    LongestIdle,
+    /// The highest total proficiency in the required skills.
+    MostSkilled,
+    /// The agent offered least recently.
+    RoundRobin,
+}
+
+impl Strategy {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::LongestIdle => "longest_idle",
+            Strategy::MostSkilled => "most_skilled",
+            Strategy::RoundRobin => "round_robin",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Strategy> {
+        Some(match s {
+            "longest_idle" => Strategy::LongestIdle,
+            "most_skilled" => Strategy::MostSkilled,
+            "round_robin" => Strategy::RoundRobin,
+            _ => return None,
+        })
+    }
+}
+
+/// What happens when an item waits longer than the queue's maximum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MaxWaitAction {
+    /// The caller leaves a voicemail (the flow's timeout exit).
+    #[default]
+    Voicemail,
+    /// The caller is offered a callback.
+    Callback,
+}
+
+impl MaxWaitAction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaxWaitAction::Voicemail => "voicemail",
+            MaxWaitAction::Callback => "callback",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<MaxWaitAction> {
+        match s {
+            "voicemail" => Some(MaxWaitAction::Voicemail),
+            "callback" => Some(MaxWaitAction::Callback),
+            _ => None,
+        }
+    }
+}
+
+/// A skill a queue requires, with the minimum proficiency (1..=5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SkillRequirement {
+    /// Skill id (or name, consistently with the agents' skills).
+    pub skill: String,
+    /// Minimum proficiency.
+    pub min_proficiency: u8,
+}
+
+/// A queue's routing settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueConfig {
+    /// Queue id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Name.
+    pub name: String,
+    /// Agent selection.
+    pub strategy: Strategy,
+    /// Required skills.
+    pub skills: Vec<SkillRequirement>,
+    /// Service-level threshold, seconds.
+    pub sl_threshold_s: u32,
+    /// Queue to move waiting items to, with the delay in this queue.
+    pub overflow: Option<(String, u32)>,
+    /// Maximum total wait, seconds.
+    pub max_wait_s: Option<u32>,
+    /// What happens at the maximum wait.
+    pub max_wait_action: MaxWaitAction,
+    /// Wrap-up after a call, seconds.
+    pub wrap_up_s: u32,
+    /// How long an offer rings, seconds.
+    pub ring_timeout_s: u32,
+    /// Missed offers in a row that set an agent away (0: never).
+    pub max_missed_offers: u32,
+    /// Priority points gained per minute of waiting.
+    pub priority_aging_per_min: u32,
+}
+
+impl QueueConfig {
+    /// A queue with defaults: longest idle, SL 20 s, wrap-up 10 s, ring 15 s, 3 misses.
+    pub fn new(id: &str, tenant_id: &str, name: &str) -> QueueConfig {
+        QueueConfig {
+            id: id.to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            name: name.to_owned(),
+            strategy: Strategy::LongestIdle,
+            skills: Vec::new(),
+            sl_threshold_s: 20,
+            overflow: None,
+            max_wait_s: None,
+            max_wait_action: MaxWaitAction::Voicemail,
+            wrap_up_s: 10,
+            ring_timeout_s: 15,
+            max_missed_offers: 3,
+            priority_aging_per_min: 0,
+        }
+    }
+}
+
+/// An agent's own choice of presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum AgentStatus {
+    /// Not working.
+    Offline,
+    /// Ready for work.
+    Available,
+    /// Working but not taking work, with a reason.
+    Away {
+        /// Why (e.g. `break`, `missed_offers`).
+        reason: String,
+    },
+}
+
+/// What an agent is doing, as shown to supervisors: the agent's status unless work
+/// overrides it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(tag = "presence", rename_all = "snake_case")]
+pub enum Presence {
+    /// Not working.
+    Offline,
+    /// Ready for work.
+    Available,
+    /// An offer rings.
+    Ringing,
+    /// On a call (or at capacity on another channel).
+    OnCall,
+    /// Wrapping up after a call until `until`.
+    WrapUp {
+        /// End of wrap-up.
+        until: Timestamp,
+    },
+    /// Away, with a reason.
+    Away {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Presence {
+    /// Short name (`offline`, `available`, `ringing`, `on_call`, `wrap_up`, `away`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Presence::Offline => "offline",
+            Presence::Available => "available",
+            Presence::Ringing => "ringing",
+            Presence::OnCall => "on_call",
+            Presence::WrapUp { .. } => "wrap_up",
+            Presence::Away { .. } => "away",
+        }
+    }
+}
+
+/// An agent's routing profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// User id.
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Skill → proficiency (1..=5).
+    pub skills: BTreeMap<String, u8>,
+    /// Items at once per channel (default: 1 call, 3 chats, 5 emails).
+    pub capacity: BTreeMap<Channel, u32>,
+}
+
+impl AgentConfig {
+    /// An agent without skills, with the default capacity.
+    pub fn new(id: &str, tenant_id: &str) -> AgentConfig {
+        AgentConfig {
+            id: id.to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            skills: BTreeMap::new(),
+            capacity: BTreeMap::from([
+                (Channel::Voice, 1),
+                (Channel::Chat, 3),
+                (Channel::Email, 5),
+            ]),
+        }
+    }
+
+    /// With a skill.
+    pub fn skill(mut self, skill: &str, proficiency: u8) -> AgentConfig {
+        self.skills.insert(skill.to_owned(), proficiency);
+        self
+    }
+}
+
+/// A new work item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewItem {
+    /// Item id (e.g. the call's id).
+    pub id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Queue id.
+    pub queue: String,
+    /// Channel.
+    pub channel: Channel,
+    /// Priority, higher first.
+    pub priority: i32,
+    /// Skills required on top of the queue's (proficiency ≥ 1).
+    pub skills: Vec<String>,
+}
+
+impl NewItem {
+    /// A call with priority 0 and no extra skills.
+    pub fn call(id: &str, tenant_id: &str, queue: &str) -> NewItem {
+        NewItem {
+            id: id.to_owned(),
+            tenant_id: tenant_id.to_owned(),
+            queue: queue.to_owned(),
+            channel: Channel::Voice,
+            priority: 0,
+            skills: Vec::new(),
+        }
+    }
+}
+
+/// Misuse of the router (a runtime bug or a stale message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RouterError {
+    /// No such queue.
+    #[error("unknown queue {0}")]
+    UnknownQueue(String),
+    /// No such item.
+    #[error("unknown item {0}")]
+    UnknownItem(String),
+    /// The id is taken.
+    #[error("item {0} is already queued")]
+    Duplicate(String),
+    /// The item is not in the state the event needs.
+    #[error("item {0} is not offered or assigned")]
+    WrongState(String),
+}
+
+/// Why an offer ended without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missed {
+    /// Rang out (the router's timer or the phone's no-answer).
+    NoAnswer,
+    /// Busy or declined: not counted as a miss.
+    Rejected,
+    /// The agent's phone cannot be reached (not registered): the agent is set away
+    /// (reason `no_phone`) until they set themselves available again.
+    Unreachable,
+}
+
+/// A router decision for the runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Ring `agent` for `item` until `until`.
+    Offer {
+        /// The item.
+        item: String,
+        /// The agent.
+        agent: String,
+        /// The queue it was routed from.
+        queue: String,
+        /// Ring deadline.
+        until: Timestamp,
+        /// Which offer of this item this is (1 for the first).
+        attempt: u32,
+    },
+    /// Stop ringing: the offer timed out (the item is routed again).
+    Revoke {
+        /// The item.
+        item: String,
+        /// The agent.
+        agent: String,
+    },
+    /// The item waited its queue's maximum and left the queue.
+    MaxWait {
+        /// The item.
+        item: String,
+        /// Voicemail or callback.
+        action: MaxWaitAction,
+    },
+    /// The item moved to another queue.
+    Overflowed {
+        /// The item.
+        item: String,
+        /// From.
+        from: String,
+        /// To.
+        to: String,
+    },
+    /// An agent's visible presence changed.
+    Presence {
+        /// Tenant.
+        tenant_id: String,
+        /// Agent.
+        agent: String,
+        /// New presence.
+        presence: Presence,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ItemState {
+    Waiting,
+    Offered { agent: String, until: Timestamp },
+    Assigned { agent: String, at: Timestamp },
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    tenant_id: String,
+    queue: String,
+    channel: Channel,
+    priority: i32,
+    skills: Vec<String>,
+    enqueued_at: Timestamp,
+    queue_entered_at: Timestamp,
+    state: ItemState,
+    /// Agents who missed or refused this item, not offered it again before the time.
+    tried: Vec<(String, Timestamp)>,
+    callback: bool,
+    attempts: u32,
+    seq: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Agent {
+    cfg: AgentConfig,
+    status: AgentStatus,
+    offer: Option<String>,
+    active: BTreeMap<Channel, u32>,
+    wrap_until: Option<Timestamp>,
+    idle_since: Timestamp,
+    missed: u32,
+    last_offer_seq: u64,
+    shown: Presence,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    wait_ms: i64,
+    answered: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct QueueStats {
+    ended: VecDeque<Ended>,
+    handle_ms: VecDeque<i64>,
+}
+
+const WINDOW: usize = 100;
+const DEFAULT_AHT_MS: i64 = 180_000;
+
+/// Live figures of one queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct QueueMetrics {
+    /// Queue id.
+    pub queue_id: String,
+    /// Queue name.
+    pub name: String,
+    /// Items waiting (not yet answered; offered ones included).
+    pub waiting: u32,
+    /// Callbacks among them.
+    pub callbacks: u32,
+    /// Longest current wait, seconds.
+    pub longest_wait_s: u64,
+    /// Estimated wait of a new arrival, seconds (method in the module docs).
+    pub estimated_wait_s: u64,
+    /// Agents able to serve the queue whose status is available.
+    pub agents_staffed: u32,
+    /// Of those, free now.
+    pub agents_free: u32,
+    /// Items being handled.
+    pub in_progress: u32,
+    /// Answered within the SL threshold ÷ ended (last 100), 0..=1; `None` before any.
+    pub service_level: Option<f64>,
+    /// Abandoned ÷ ended (last 100), 0..=1; `None` before any.
+    pub abandonment_rate: Option<f64>,
+    /// Mean handle time used for the estimate, seconds.
+    pub aht_s: u64,
+}
+
+/// The router. See the module docs.
+#[derive(Debug, Default)]
+pub struct Router {
+    queues: HashMap<String, QueueConfig>,
+    agents: BTreeMap<String, Agent>,
+    items: HashMap<String, Item>,
+    stats: HashMap<String, QueueStats>,
+    out: VecDeque<Output>,
+    seq: u64,
+}
+
+impl Router {
+    /// Adds or replaces a queue's settings.
+    pub fn upsert_queue(&mut self, cfg: QueueConfig) {
+        self.queues.insert(cfg.id.clone(), cfg);
+    }
+
+    /// Removes a queue; its waiting items leave with [`Output::MaxWait`].
+    pub fn remove_queue(&mut self, id: &str) {
+        self.queues.remove(id);
+        let gone: Vec<String> = self
+            .items
+            .iter()
+            .filter(|(_, i)| i.queue == id && i.state == ItemState::Waiting)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in gone {
+            self.items.remove(&k);
+            self.out.push_back(Output::MaxWait {
+                item: k,
+                action: MaxWaitAction::Voicemail,
+            });
+        }
+    }
+
+    /// A queue's settings.
+    pub fn queue(&self, id: &str) -> Option<&QueueConfig> {
+        self.queues.get(id)
+    }
+
+    /// Adds an agent (offline) or updates their skills and capacity.
+    pub fn upsert_agent(&mut self, now: Timestamp, cfg: AgentConfig) {
+        match self.agents.get_mut(&cfg.id) {
+            Some(a) => a.cfg = cfg,
+            None => {
+                let id = cfg.id.clone();
+                self.agents.insert(
+                    id,
+                    Agent {
+                        cfg,
+                        status: AgentStatus::Offline,
+                        offer: None,
+                        active: BTreeMap::new(),
+                        wrap_until: None,
+                        idle_since: now,
+                        missed: 0,
+                        last_offer_seq: 0,
+                        shown: Presence::Offline,
+                    },
+                );
+            }
+        }
+        self.dispatch(now);
+    }
+
+    /// Sets an agent's own status. Becoming available starts their idle time.
+    pub fn set_status(&mut self, now: Timestamp, agent: &str, status: AgentStatus) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        if a.status != AgentStatus::Available && status == AgentStatus::Available {
+            a.idle_since = now;
+            a.missed = 0;
+        }
+        a.status = status;
+        self.refresh(now, agent);
+        self.dispatch(now);
+    }
+
+    /// An agent's visible presence.
+    pub fn presence(&self, agent: &str) -> Option<Presence> {
+        self.agents.get(agent).map(|a| a.shown.clone())
+    }
+
+    /// An agent's own status.
+    pub fn status(&self, agent: &str) -> Option<AgentStatus> {
+        self.agents.get(agent).map(|a| a.status.clone())
+    }
+
+    /// Queues an item.
+    pub fn enqueue(&mut self, now: Timestamp, new: NewItem) -> Result<(), RouterError> {
+        if !self.queues.contains_key(&new.queue) {
+            return Err(RouterError::UnknownQueue(new.queue));
+        }
+        if self.items.contains_key(&new.id) {
+            return Err(RouterError::Duplicate(new.id));
+        }
+        self.seq += 1;
+        self.items.insert(
+            new.id,
+            Item {
+                tenant_id: new.tenant_id,
+                queue: new.queue,
+                channel: new.channel,
+                priority: new.priority,
+                skills: new.skills,
+                enqueued_at: now,
+                queue_entered_at: now,
+                state: ItemState::Waiting,
+                tried: Vec::new(),
+                callback: false,
+                attempts: 0,
+                seq: self.seq,
+            },
+        );
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// The offered agent answered: the item is assigned to them.
+    pub fn answered(&mut self, now: Timestamp, item: &str) -> Result<(), RouterError> {
+        let it = self
+            .items
+            .get_mut(item)
+            .ok_or_else(|| RouterError::UnknownItem(item.to_owned()))?;
+        let ItemState::Offered { agent, .. } = &it.state else {
+            return Err(RouterError::WrongState(item.to_owned()));
+        };
+        let agent = agent.clone();
+        it.state = ItemState::Assigned {
+            agent: agent.clone(),
+            at: now,
+        };
+        let (wait, queue, channel) = (now.0 - it.enqueued_at.0, it.queue.clone(), it.channel);
+        if let Some(a) = self.agents.get_mut(&agent) {
+            a.offer = None;
+            a.missed = 0;
+            *a.active.entry(channel).or_default() += 1;
+        }
+        self.record(
+            &queue,
+            Ended {
+                wait_ms: wait,
+                answered: true,
+            },
+        );
+        self.refresh(now, &agent);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// The offer ended without an answer before the router's own ring timeout.
+    pub fn missed(&mut self, now: Timestamp, item: &str, why: Missed) -> Result<(), RouterError> {
+        let it = self
+            .items
+            .get(item)
+            .ok_or_else(|| RouterError::UnknownItem(item.to_owned()))?;
+        let ItemState::Offered { agent, .. } = &it.state else {
+            return Err(RouterError::WrongState(item.to_owned()));
+        };
+        let agent = agent.clone();
+        self.unoffer(now, item, &agent, why);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// The customer left (hung up) before an agent answered.
+    pub fn abandoned(&mut self, now: Timestamp, item: &str) {
+        let Some(it) = self.items.remove(item) else {
+            return;
+        };
+        if let ItemState::Offered { agent, .. } = &it.state
+            && let Some(a) = self.agents.get_mut(agent)
+        {
+            a.offer = None;
+            let agent = agent.clone();
+            self.refresh(now, &agent);
+        }
+        if !it.callback {
+            self.record(
+                &it.queue,
+                Ended {
+                    wait_ms: now.0 - it.enqueued_at.0,
+                    answered: false,
+                },
+            );
+        }
+        self.dispatch(now);
+    }
+
+    /// The customer asked for a callback: the item keeps its place, and when it is
+    /// offered the runtime calls the customer back.
+    pub fn callback(&mut self, item: &str) -> Result<(), RouterError> {
+        let it = self
+            .items
+            .get_mut(item)
+            .ok_or_else(|| RouterError::UnknownItem(item.to_owned()))?;
+        it.callback = true;
+        Ok(())
+    }
+
+    /// The assigned item ended: the agent wraps up (calls) or frees a slot.
+    pub fn completed(&mut self, now: Timestamp, item: &str) {
+        let Some(it) = self.items.remove(item) else {
+            return;
+        };
+        match &it.state {
+            ItemState::Assigned { agent, at } => {
+                let wrap = self
+                    .queues
+                    .get(&it.queue)
+                    .map(|q| i64::from(q.wrap_up_s) * 1000)
+                    .unwrap_or(0);
+                let talk = now.0 - at.0;
+                if let Some(a) = self.agents.get_mut(agent) {
+                    if let Some(n) = a.active.get_mut(&it.channel) {
+                        *n = n.saturating_sub(1);
+                    }
+                    if it.channel == Channel::Voice && wrap > 0 {
+                        a.wrap_until = Some(Timestamp(now.0 + wrap));
+                    } else {
+                        a.idle_since = now;
+                    }
+                }
+                let s = self.stats.entry(it.queue.clone()).or_default();
+                s.handle_ms.push_back(talk + wrap);
+                if s.handle_ms.len() > WINDOW {
+                    s.handle_ms.pop_front();
+                }
+                let agent = agent.clone();
+                self.refresh(now, &agent);
+            }
+            ItemState::Offered { agent, .. } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.offer = None;
+                }
+                let agent = agent.clone();
+                self.refresh(now, &agent);
+            }
+            ItemState::Waiting => {}
+        }
+        self.dispatch(now);
+    }
+
+    /// When [`Router::handle_timeout`] wants to run next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let mut next: Option<Timestamp> = None;
+        let mut at = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
+        for a in self.agents.values() {
+            if let Some(w) = a.wrap_until {
+                at(w);
+            }
+        }
+        // Aged priorities need no timer: the order only matters when an agent frees
+        // up, and every such change runs the dispatcher with the current time.
+        for it in self.items.values() {
+            match &it.state {
+                ItemState::Offered { until, .. } => at(*until),
+                ItemState::Waiting => {
+                    for (_, until) in &it.tried {
+                        at(*until);
+                    }
+                    let Some(q) = self.queues.get(&it.queue) else {
+                        continue;
+                    };
+                    if let Some((_, after)) = &q.overflow {
+                        at(Timestamp(it.queue_entered_at.0 + i64::from(*after) * 1000));
+                    }
+                    if let Some(m) = q.max_wait_s
+                        && !it.callback
+                    {
+                        at(Timestamp(it.enqueued_at.0 + i64::from(m) * 1000));
+                    }
+                }
+                ItemState::Assigned { .. } => {}
+            }
+        }
+        next
+    }
+
+    /// Runs what is due at `now`: ring timeouts, wrap-up ends, overflow, maximum wait.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let wrapped: Vec<String> = self
+            .agents
+            .iter()
+            .filter(|(_, a)| a.wrap_until.is_some_and(|w| w <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for id in wrapped {
+            if let Some(a) = self.agents.get_mut(&id) {
+                a.wrap_until = None;
+                a.idle_since = now;
+            }
+            self.refresh(now, &id);
+        }
+        let mut due: Vec<(u64, String)> = Vec::new();
+        for (id, it) in &self.items {
+            if let ItemState::Offered { until, .. } = &it.state
+                && *until <= now
+            {
+                due.push((it.seq, id.clone()));
+            }
+        }
+        due.sort();
+        for (_, id) in due {
+            let agent = match self.items.get(&id).map(|i| &i.state) {
+                Some(ItemState::Offered { agent, .. }) => agent.clone(),
+                _ => continue,
+            };
+            self.out.push_back(Output::Revoke {
+                item: id.clone(),
+                agent: agent.clone(),
+            });
+            self.unoffer(now, &id, &agent, Missed::NoAnswer);
+        }
+        // Overflow and maximum wait, in arrival order.
+        let mut waiting: Vec<(u64, String)> = self
+            .items
+            .iter()
+            .filter(|(_, i)| i.state == ItemState::Waiting)
+            .map(|(k, i)| (i.seq, k.clone()))
+            .collect();
+        waiting.sort();
+        for (_, id) in waiting {
+            let Some(it) = self.items.get(&id) else {
+                continue;
+            };
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            if let Some(m) = q.max_wait_s
+                && !it.callback
+                && now.0 - it.enqueued_at.0 >= i64::from(m) * 1000
+            {
+                let action = q.max_wait_action;
+                let queue = it.queue.clone();
+                let wait = now.0 - it.enqueued_at.0;
+                self.items.remove(&id);
+                self.record(
+                    &queue,
+                    Ended {
+                        wait_ms: wait,
+                        answered: false,
+                    },
+                );
+                self.out.push_back(Output::MaxWait { item: id, action });
+                continue;
+            }
+            if let Some((to, after)) = &q.overflow
+                && now.0 - it.queue_entered_at.0 >= i64::from(*after) * 1000
+                && self.queues.contains_key(to)
+                && *to != it.queue
+            {
+                let (from, to) = (it.queue.clone(), to.clone());
+                if let Some(it) = self.items.get_mut(&id) {
+                    it.queue = to.clone();
+                    it.queue_entered_at = now;
+                    it.tried.clear();
+                }
+                self.out
+                    .push_back(Output::Overflowed { item: id, from, to });
+            }
+        }
+        self.dispatch(now);
+    }
+
+    /// The next decision, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The item's 1-based position among its queue's waiting items and its estimated
+    /// wait (seconds), by the method in the module docs.
+    pub fn position(&self, now: Timestamp, item: &str) -> Option<(u32, u64)> {
+        let it = self.items.get(item)?;
+        if it.state != ItemState::Waiting {
+            return None;
+        }
+        let order = self.waiting_order(now, Some(&it.queue));
+        let pos = order.iter().position(|k| k == item)? + 1;
+        let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+        Some((pos, self.ewt(now, &it.queue, pos)))
+    }
+
+    /// Live metrics of every queue of `tenant_id`, by name.
+    pub fn metrics(&self, now: Timestamp, tenant_id: &str) -> Vec<QueueMetrics> {
+        let mut qs: Vec<&QueueConfig> = self
+            .queues
+            .values()
+            .filter(|q| q.tenant_id == tenant_id)
+            .collect();
+        qs.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+        qs.into_iter().map(|q| self.queue_metrics(now, q)).collect()
+    }
+
+    /// Live metrics of one queue.
+    pub fn queue_metrics(&self, now: Timestamp, q: &QueueConfig) -> QueueMetrics {
+        let mut waiting = 0;
+        let mut callbacks = 0;
+        let mut in_progress = 0;
+        let mut longest = 0i64;
+        for it in self.items.values().filter(|i| i.queue == q.id) {
+            match it.state {
+                ItemState::Assigned { .. } => in_progress += 1,
+                _ => {
+                    waiting += 1;
+                    if it.callback {
+                        callbacks += 1;
+                    }
+                    longest = longest.max(now.0 - it.enqueued_at.0);
+                }
+            }
+        }
+        let (staffed, free) = self.staffing(now, q);
+        let s = self.stats.get(&q.id);
+        let ended = s.map(|s| s.ended.len()).unwrap_or(0);
+        let (sl, ab) = match s {
+            Some(s) if ended > 0 => {
+                let within = s
+                    .ended
+                    .iter()
+                    .filter(|e| e.answered && e.wait_ms <= i64::from(q.sl_threshold_s) * 1000)
+                    .count();
+                let abandoned = s.ended.iter().filter(|e| !e.answered).count();
+                (
+                    Some(within as f64 / ended as f64),
+                    Some(abandoned as f64 / ended as f64),
+                )
+            }
+            _ => (None, None),
+        };
+        QueueMetrics {
+            queue_id: q.id.clone(),
+            name: q.name.clone(),
+            waiting,
+            callbacks,
+            longest_wait_s: u64::try_from(longest / 1000).unwrap_or(0),
+            estimated_wait_s: self.ewt(now, &q.id, waiting + 1),
+            agents_staffed: staffed,
+            agents_free: free,
+            in_progress,
+            service_level: sl,
+            abandonment_rate: ab,
+            aht_s: u64::try_from(self.aht_ms(&q.id) / 1000).unwrap_or(0),
+        }
+    }
+
+    /// Agents of the tenant with their visible presence, by id.
+    pub fn agents(&self, tenant_id: &str) -> Vec<(String, Presence)> {
+        self.agents
+            .values()
+            .filter(|a| a.cfg.tenant_id == tenant_id)
+            .map(|a| (a.cfg.id.clone(), a.shown.clone()))
+            .collect()
+    }
+
+    fn aht_ms(&self, queue: &str) -> i64 {
+        match self.stats.get(queue) {
+            Some(s) if !s.handle_ms.is_empty() => {
+                s.handle_ms.iter().sum::<i64>() / s.handle_ms.len() as i64
+            }
+            _ => DEFAULT_AHT_MS,
+        }
+    }
+
+    fn staffing(&self, now: Timestamp, q: &QueueConfig) -> (u32, u32) {
+        let mut staffed = 0;
+        let mut free = 0;
+        for a in self.agents.values() {
+            if a.cfg.tenant_id != q.tenant_id
+                || a.status != AgentStatus::Available
+                || !has_skills(a, q, &[])
+            {
+                continue;
+            }
+            staffed += 1;
+            if eligible(a, now, Channel::Voice) {
+                free += 1;
+            }
+        }
+        (staffed, free)
+    }
+
+    fn ewt(&self, now: Timestamp, queue: &str, pos: u32) -> u64 {
+        let Some(q) = self.queues.get(queue) else {
+            return 0;
+        };
+        let (staffed, free) = self.staffing(now, q);
+        if free >= pos {
+            return 0;
+        }
+        let ahead = i64::from(pos.saturating_sub(free));
+        let ms = ahead * self.aht_ms(queue) / i64::from(staffed.max(1));
+        u64::try_from(ms / 1000).unwrap_or(0)
+    }
+
+    fn record(&mut self, queue: &str, e: Ended) {
+        let s = self.stats.entry(queue.to_owned()).or_default();
+        s.ended.push_back(e);
+        if s.ended.len() > WINDOW {
+            s.ended.pop_front();
+        }
+    }
+
+    fn unoffer(&mut self, now: Timestamp, item: &str, agent: &str, why: Missed) {
+        let (max, ring) = self
+            .items
+            .get(item)
+            .and_then(|i| self.queues.get(&i.queue))
+            .map(|q| {
+                (
+                    q.max_missed_offers,
+                    i64::from(q.ring_timeout_s.max(1)) * 1000,
+                )
+            })
+            .unwrap_or((0, 1000));
+        if let Some(it) = self.items.get_mut(item) {
+            it.state = ItemState::Waiting;
+            it.tried.retain(|(a, _)| a != agent);
+            it.tried.push((agent.to_owned(), Timestamp(now.0 + ring)));
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.offer = None;
+            match why {
+                Missed::NoAnswer => {
+                    a.missed += 1;
+                    if max > 0 && a.missed >= max && a.status == AgentStatus::Available {
+                        a.status = AgentStatus::Away {
+                            reason: "missed_offers".into(),
+                        };
+                    }
+                }
+                Missed::Unreachable => {
+                    a.status = AgentStatus::Away {
+                        reason: "no_phone".into(),
+                    };
+                }
+                Missed::Rejected => {}
+            }
+        }
+        self.refresh(now, agent);
+    }
+
+    /// Recomputes an agent's visible presence and reports a change.
+    fn refresh(&mut self, _now: Timestamp, agent: &str) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let p = if a.offer.is_some() {
+            Presence::Ringing
+        } else if a.active.get(&Channel::Voice).copied().unwrap_or(0) > 0
+            || a.active.iter().any(|(c, n)| *n > 0 && *n >= cap(a, *c))
+        {
+            Presence::OnCall
+        } else if let Some(until) = a.wrap_until {
+            Presence::WrapUp { until }
+        } else {
+            match &a.status {
+                AgentStatus::Offline => Presence::Offline,
+                AgentStatus::Available => Presence::Available,
+                AgentStatus::Away { reason } => Presence::Away {
+                    reason: reason.clone(),
+                },
+            }
+        };
+        if p != a.shown {
+            a.shown = p.clone();
+            self.out.push_back(Output::Presence {
+                tenant_id: a.cfg.tenant_id.clone(),
+                agent: agent.to_owned(),
+                presence: p,
+            });
+        }
+    }
+
+    /// Waiting item ids in service order (score, then arrival), optionally of one queue.
+    fn waiting_order(&self, now: Timestamp, queue: Option<&str>) -> Vec<String> {
+        let mut v: Vec<(i64, u64, &String)> = self
+            .items
+            .iter()
+            .filter(|(_, i)| i.state == ItemState::Waiting && queue.is_none_or(|q| q == i.queue))
+            .map(|(k, i)| (self.score(now, i), i.seq, k))
+            .collect();
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        v.into_iter().map(|(_, _, k)| k.clone()).collect()
+    }
+
+    fn score(&self, now: Timestamp, it: &Item) -> i64 {
+        let aging = self
+            .queues
+            .get(&it.queue)
+            .map(|q| i64::from(q.priority_aging_per_min))
+            .unwrap_or(0);
+        let minutes = (now.0 - it.enqueued_at.0).max(0) / 60_000;
+        i64::from(it.priority) * 1000 + aging * minutes * 1000
+    }
+
+    /// Offers waiting items to eligible agents until nothing more matches.
+    fn dispatch(&mut self, now: Timestamp) {
+        for it in self.items.values_mut() {
+            it.tried.retain(|(_, until)| *until > now);
+        }
+        if !self.agents.values().any(|a| eligible_any(a, now)) {
+            return;
+        }
+        for id in self.waiting_order(now, None) {
+            let Some(it) = self.items.get(&id) else {
+                continue;
+            };
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            let pick = || -> Option<String> {
+                let mut best: Option<(&Agent, i64)> = None;
+                for a in self.agents.values() {
+                    if a.cfg.tenant_id != it.tenant_id
+                        || !eligible(a, now, it.channel)
+                        || !has_skills(a, q, &it.skills)
+                        || it.tried.iter().any(|(t, _)| *t == a.cfg.id)
+                    {
+                        continue;
+                    }
+                    let key = match q.strategy {
+                        Strategy::LongestIdle => -a.idle_since.0,
+                        Strategy::MostSkilled => {
+                            let p: i64 =
+                                q.skills
+                                    .iter()
+                                    .map(|s| {
+                                        i64::from(a.cfg.skills.get(&s.skill).copied().unwrap_or(0))
+                                    })
+                                    .chain(it.skills.iter().map(|s| {
+                                        i64::from(a.cfg.skills.get(s).copied().unwrap_or(0))
+                                    }))
+                                    .sum();
+                            // Proficiency first, then idle time (ms fit far below 2^40).
+                            p * (1 << 44) - a.idle_since.0.min(1 << 43)
+                        }
+                        Strategy::RoundRobin => {
+                            -i64::try_from(a.last_offer_seq).unwrap_or(i64::MAX)
+                        }
+                    };
+                    if best.is_none_or(|(_, k)| key > k) {
+                        best = Some((a, key));
+                    }
+                }
+                best.map(|(a, _)| a.cfg.id.clone())
+            };
+            let Some(agent) = pick() else {
+                continue;
+            };
+            let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
+            let queue = it.queue.clone();
+            self.seq += 1;
+            let seq = self.seq;
+            let attempt = match self.items.get_mut(&id) {
+                Some(it) => {
+                    it.state = ItemState::Offered {
+                        agent: agent.clone(),
+                        until,
+                    };
+                    it.attempts += 1;
+                    it.attempts
+                }
+                None => continue,
+            };
+            if let Some(a) = self.agents.get_mut(&agent) {
+                a.offer = Some(id.clone());
+                a.last_offer_seq = seq;
+            }
+            self.out.push_back(Output::Offer {
+                item: id,
+                agent: agent.clone(),
+                queue,
+                until,
+                attempt,
+            });
+            self.refresh(now, &agent);
+        }
+    }
+}
+
+fn cap(a: &Agent, c: Channel) -> u32 {
+    a.cfg.capacity.get(&c).copied().unwrap_or(0)
+}
+
+fn eligible_any(a: &Agent, now: Timestamp) -> bool {
+    [Channel::Voice, Channel::Chat, Channel::Email]
+        .into_iter()
+        .any(|c| eligible(a, now, c))
+}
+
+fn eligible(a: &Agent, now: Timestamp, c: Channel) -> bool {
+    a.status == AgentStatus::Available
+        && a.offer.is_none()
+        && a.wrap_until.is_none_or(|w| w <= now)
+        && a.active.get(&c).copied().unwrap_or(0) < cap(a, c)
+        && (c == Channel::Voice || a.active.get(&Channel::Voice).copied().unwrap_or(0) == 0)
+        && (c != Channel::Voice || a.active.values().all(|n| *n == 0))
+}
+
+fn has_skills(a: &Agent, q: &QueueConfig, extra: &[String]) -> bool {
+    q.skills.iter().all(|s| {
+        a.cfg
+            .skills
+            .get(&s.skill)
+            .is_some_and(|p| *p >= s.min_proficiency)
+    }) && extra
+        .iter()
+        .all(|s| a.cfg.skills.get(s).is_some_and(|p| *p >= 1))
+}

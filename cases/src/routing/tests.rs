@@ -1,0 +1,522 @@
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+
+const T: &str = "tenant";
+
+fn t(s: i64) -> Timestamp {
+    Timestamp(s * 1000)
+}
+
+fn drain(r: &mut Router) -> Vec<Output> {
+    std::iter::from_fn(|| r.poll_output()).collect()
+}
+
+fn offers(out: &[Output]) -> Vec<(String, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Offer { item, agent, .. } => Some((item.clone(), agent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn available(r: &mut Router, now: Timestamp, cfg: AgentConfig) {
+    let id = cfg.id.clone();
+    r.upsert_agent(now, cfg);
+    r.set_status(now, &id, AgentStatus::Available);
+}
+
+fn sales() -> QueueConfig {
+    let mut q = QueueConfig::new("sales", T, "Sales");
+    q.skills = vec![SkillRequirement {
+        skill: "spanish".into(),
+        min_proficiency: 3,
+    }];
+    q
+}
+
+#[test]
+fn the_longest_idle_agent_with_the_skill_gets_the_call() {
+    let mut r = Router::default();
+    r.upsert_queue(sales());
+    // bob: idle longest but no Spanish; cid: Spanish 2 (below the minimum); ann: idle
+    // longer than dan, both fluent.
+    available(&mut r, t(0), AgentConfig::new("bob", T));
+    available(&mut r, t(1), AgentConfig::new("cid", T).skill("spanish", 2));
+    available(&mut r, t(2), AgentConfig::new("ann", T).skill("spanish", 4));
+    available(&mut r, t(3), AgentConfig::new("dan", T).skill("spanish", 5));
+    drain(&mut r);
+    r.enqueue(t(10), NewItem::call("c1", T, "sales")).unwrap();
+    let out = drain(&mut r);
+    assert_eq!(offers(&out), [("c1".into(), "ann".into())]);
+    assert_eq!(r.presence("ann"), Some(Presence::Ringing));
+    assert!(out.contains(&Output::Presence {
+        tenant_id: T.into(),
+        agent: "ann".into(),
+        presence: Presence::Ringing
+    }));
+}
+
+#[test]
+fn most_skilled_and_round_robin_pick_by_their_rule() {
+    let mut r = Router::default();
+    let mut q = sales();
+    q.strategy = Strategy::MostSkilled;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T).skill("spanish", 3));
+    available(&mut r, t(1), AgentConfig::new("dan", T).skill("spanish", 5));
+    drain(&mut r);
+    r.enqueue(t(5), NewItem::call("c1", T, "sales")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "dan".into())]);
+
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("rr", T, "RR");
+    q.strategy = Strategy::RoundRobin;
+    q.wrap_up_s = 0;
+    r.upsert_queue(q);
+    for a in ["a", "b", "c"] {
+        available(&mut r, t(0), AgentConfig::new(a, T));
+    }
+    let mut got = Vec::new();
+    for n in 0..6 {
+        let id = format!("c{n}");
+        r.enqueue(t(n), NewItem::call(&id, T, "rr")).unwrap();
+        let o = offers(&drain(&mut r));
+        got.push(o[0].1.clone());
+        r.answered(t(n), &id).unwrap();
+        r.completed(t(n), &id);
+    }
+    assert_eq!(got, ["a", "b", "c", "a", "b", "c"]);
+}
+
+#[test]
+fn no_answer_rings_the_next_agent_and_misses_in_a_row_set_away() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("q", T, "Q");
+    q.ring_timeout_s = 10;
+    q.max_missed_offers = 2;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    available(&mut r, t(1), AgentConfig::new("bob", T));
+    drain(&mut r);
+    r.enqueue(t(5), NewItem::call("c1", T, "q")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "ann".into())]);
+    assert_eq!(r.poll_timeout(), Some(t(15)));
+    r.handle_timeout(t(15));
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Revoke {
+        item: "c1".into(),
+        agent: "ann".into()
+    }));
+    assert_eq!(offers(&out), [("c1".into(), "bob".into())]);
+    // bob's phone says no answer early; ann is not offered the same call again within
+    // a ring timeout of her miss (t 15 + 10), then is, misses again and is set away
+    // after two misses in a row.
+    r.missed(t(18), "c1", Missed::NoAnswer).unwrap();
+    assert!(offers(&drain(&mut r)).is_empty());
+    assert_eq!(r.poll_timeout(), Some(t(25)));
+    r.handle_timeout(t(25));
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "ann".into())]);
+    // bob may have it again from t 28.
+    r.handle_timeout(t(35));
+    let out = drain(&mut r);
+    assert_eq!(
+        r.status("ann"),
+        Some(AgentStatus::Away {
+            reason: "missed_offers".into()
+        })
+    );
+    assert!(out.contains(&Output::Presence {
+        tenant_id: T.into(),
+        agent: "ann".into(),
+        presence: Presence::Away {
+            reason: "missed_offers".into()
+        }
+    }));
+    assert_eq!(offers(&out), [("c1".into(), "bob".into())]);
+    // A rejection (busy) is not a miss; an unreachable phone sets the agent away.
+    r.missed(t(36), "c1", Missed::Rejected).unwrap();
+    assert_eq!(r.status("bob"), Some(AgentStatus::Available));
+    r.handle_timeout(t(51));
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "bob".into())]);
+    r.missed(t(52), "c1", Missed::Unreachable).unwrap();
+    assert_eq!(
+        r.status("bob"),
+        Some(AgentStatus::Away {
+            reason: "no_phone".into()
+        })
+    );
+}
+
+#[test]
+fn wrap_up_follows_a_call_then_the_agent_is_available() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("q", T, "Q");
+    q.wrap_up_s = 30;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    r.enqueue(t(1), NewItem::call("c1", T, "q")).unwrap();
+    r.answered(t(3), "c1").unwrap();
+    assert_eq!(r.presence("ann"), Some(Presence::OnCall));
+    r.enqueue(t(4), NewItem::call("c2", T, "q")).unwrap();
+    drain(&mut r);
+    r.completed(t(63), "c1");
+    assert_eq!(r.presence("ann"), Some(Presence::WrapUp { until: t(93) }));
+    assert!(offers(&drain(&mut r)).is_empty());
+    assert_eq!(r.poll_timeout(), Some(t(93)));
+    r.handle_timeout(t(93));
+    let out = drain(&mut r);
+    assert_eq!(offers(&out), [("c2".into(), "ann".into())]);
+    // AHT: 60 s talk + 30 s wrap-up.
+    let m = &r.metrics(t(93), T)[0];
+    assert_eq!(m.aht_s, 90);
+}
+
+#[test]
+fn priority_and_aging_order_the_queue() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("q", T, "Q");
+    q.priority_aging_per_min = 1;
+    r.upsert_queue(q);
+    r.enqueue(t(0), NewItem::call("old", T, "q")).unwrap();
+    r.enqueue(
+        t(100),
+        NewItem {
+            priority: 2,
+            ..NewItem::call("vip", T, "q")
+        },
+    )
+    .unwrap();
+    r.enqueue(
+        t(110),
+        NewItem {
+            priority: 1,
+            ..NewItem::call("mid", T, "q")
+        },
+    )
+    .unwrap();
+    // At 130 s "old" has aged 2 points and ties "vip" (earlier wins); "mid" has 1.
+    assert_eq!(r.position(t(130), "old").unwrap().0, 1);
+    assert_eq!(r.position(t(130), "vip").unwrap().0, 2);
+    assert_eq!(r.position(t(130), "mid").unwrap().0, 3);
+    // Before aging, vip goes first.
+    assert_eq!(r.position(t(101), "vip").unwrap().0, 1);
+}
+
+#[test]
+fn overflow_and_max_wait() {
+    let mut r = Router::default();
+    let mut a = QueueConfig::new("a", T, "A");
+    a.overflow = Some(("b".into(), 30));
+    a.max_wait_s = Some(100);
+    a.max_wait_action = MaxWaitAction::Callback;
+    r.upsert_queue(a);
+    let mut b = QueueConfig::new("b", T, "B");
+    b.max_wait_s = Some(100);
+    b.skills = vec![SkillRequirement {
+        skill: "x".into(),
+        min_proficiency: 1,
+    }];
+    r.upsert_queue(b);
+    r.enqueue(t(0), NewItem::call("c1", T, "a")).unwrap();
+    assert_eq!(r.poll_timeout(), Some(t(30)));
+    r.handle_timeout(t(30));
+    assert_eq!(
+        drain(&mut r),
+        [Output::Overflowed {
+            item: "c1".into(),
+            from: "a".into(),
+            to: "b".into()
+        }]
+    );
+    // In b: an agent with b's skill takes it.
+    available(&mut r, t(40), AgentConfig::new("ann", T));
+    assert!(offers(&drain(&mut r)).is_empty());
+    r.enqueue(t(41), NewItem::call("c2", T, "b")).unwrap();
+    r.callback("c2").unwrap();
+    // Max wait counts from the first enqueue: 100 s; b's action is voicemail.
+    assert_eq!(r.poll_timeout(), Some(t(100)));
+    r.handle_timeout(t(100));
+    assert_eq!(
+        drain(&mut r),
+        [Output::MaxWait {
+            item: "c1".into(),
+            action: MaxWaitAction::Voicemail
+        }]
+    );
+    // The callback never times out.
+    r.handle_timeout(t(500));
+    assert!(drain(&mut r).is_empty());
+    assert_eq!(r.position(t(500), "c2"), Some((1, 180)));
+}
+
+#[test]
+fn a_callback_keeps_its_place() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    r.enqueue(t(0), NewItem::call("first", T, "q")).unwrap();
+    r.enqueue(t(1), NewItem::call("second", T, "q")).unwrap();
+    r.callback("first").unwrap();
+    assert_eq!(r.position(t(2), "first").map(|p| p.0), Some(1));
+    available(&mut r, t(3), AgentConfig::new("ann", T));
+    assert_eq!(offers(&drain(&mut r)), [("first".into(), "ann".into())]);
+    assert_eq!(r.metrics(t(3), T)[0].callbacks, 1);
+}
+
+#[test]
+fn capacity_per_channel() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("chat", T, "Chat"));
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    for n in 0..4 {
+        let id = format!("m{n}");
+        r.enqueue(
+            t(1),
+            NewItem {
+                channel: Channel::Chat,
+                ..NewItem::call(&id, T, "chat")
+            },
+        )
+        .unwrap();
+        for (item, _) in offers(&drain(&mut r)) {
+            r.answered(t(1), &item).unwrap();
+        }
+    }
+    // Three chats at once, the fourth waits.
+    assert_eq!(r.metrics(t(2), T)[0].in_progress, 3);
+    assert_eq!(r.metrics(t(2), T)[0].waiting, 1);
+    assert_eq!(r.presence("ann"), Some(Presence::OnCall));
+    r.completed(t(3), "m0");
+    assert_eq!(offers(&drain(&mut r)), [("m3".into(), "ann".into())]);
+}
+
+#[test]
+fn metrics_service_level_abandonment_and_ewt() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("q", T, "Q");
+    q.sl_threshold_s = 20;
+    q.wrap_up_s = 0;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    available(&mut r, t(0), AgentConfig::new("bob", T));
+    // Both busy on long calls.
+    for (id, at) in [("a", 1), ("b", 2)] {
+        r.enqueue(t(at), NewItem::call(id, T, "q")).unwrap();
+        r.answered(t(at + 5), id).unwrap();
+    }
+    r.enqueue(t(10), NewItem::call("late", T, "q")).unwrap();
+    r.enqueue(t(11), NewItem::call("gone", T, "q")).unwrap();
+    r.abandoned(t(40), "gone");
+    // AHT default 180 s, 2 staffed: position 2 waits 2 × 180 / 2 = 180 s.
+    let m = &r.metrics(t(40), T)[0];
+    assert_eq!(m.waiting, 1);
+    assert_eq!(m.longest_wait_s, 30);
+    assert_eq!(m.agents_staffed, 2);
+    assert_eq!(m.agents_free, 0);
+    assert_eq!(m.estimated_wait_s, 180);
+    assert_eq!(r.position(t(40), "late"), Some((1, 90)));
+    r.completed(t(45), "a");
+    r.answered(t(46), "late").unwrap();
+    let m = &r.metrics(t(46), T)[0];
+    // a, b within 20 s; late after 36 s; gone abandoned.
+    assert_eq!(m.service_level, Some(0.5));
+    assert_eq!(m.abandonment_rate, Some(0.25));
+}
+
+#[test]
+fn tenants_never_mix() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", "t1", "Q"));
+    available(&mut r, t(0), AgentConfig::new("other", "t2"));
+    r.enqueue(t(1), NewItem::call("c", "t1", "q")).unwrap();
+    assert!(offers(&drain(&mut r)).is_empty());
+    assert!(r.metrics(t(1), "t2").is_empty());
+}
+
+/// Random event sequences keep the invariants: an offer goes only to an eligible,
+/// skilled agent of the tenant who holds no other offer and no call; an agent never has
+/// two calls; every item ends exactly once (answered, abandoned, max wait) or is still
+/// queued; nothing waits while a matching agent is free (unless that agent just missed
+/// or refused it).
+#[test]
+fn random_scenarios_keep_the_invariants() {
+    let (mut total_offers, mut total_answered) = (0, 0);
+    for seed in 0..200u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut r = Router::default();
+        let strategies = [
+            Strategy::LongestIdle,
+            Strategy::MostSkilled,
+            Strategy::RoundRobin,
+        ];
+        for (n, skill) in ["en", "es"].iter().enumerate() {
+            let mut q = QueueConfig::new(skill, T, skill);
+            q.strategy = strategies[rng.random_range(0..3)];
+            q.skills = vec![SkillRequirement {
+                skill: (*skill).into(),
+                min_proficiency: rng.random_range(1..=3),
+            }];
+            q.ring_timeout_s = rng.random_range(5..20);
+            q.wrap_up_s = rng.random_range(0..15);
+            q.max_wait_s = rng.random_bool(0.5).then(|| rng.random_range(30..300));
+            q.max_missed_offers = rng.random_range(0..4);
+            if n == 0 {
+                q.overflow = Some(("es".into(), 60));
+            }
+            r.upsert_queue(q);
+        }
+        let mut skills: BTreeMap<String, BTreeMap<String, u8>> = BTreeMap::new();
+        for a in 0..5 {
+            let mut cfg = AgentConfig::new(&format!("a{a}"), T);
+            for s in ["en", "es"] {
+                if rng.random_bool(0.6) {
+                    cfg = cfg.skill(s, rng.random_range(1..=5));
+                }
+            }
+            skills.insert(cfg.id.clone(), cfg.skills.clone());
+            r.upsert_agent(t(0), cfg);
+        }
+        let mut now = 0i64;
+        let mut offered: BTreeMap<String, String> = BTreeMap::new(); // item → agent
+        let mut assigned: BTreeMap<String, String> = BTreeMap::new();
+        let mut live: BTreeSet<String> = BTreeSet::new();
+        let mut ended: BTreeSet<String> = BTreeSet::new();
+        let mut next_item = 0;
+        for _ in 0..400 {
+            now += rng.random_range(0..8_000);
+            let at = Timestamp(now);
+            if r.poll_timeout().is_some_and(|d| d <= at) {
+                r.handle_timeout(at);
+            } else {
+                match rng.random_range(0..10) {
+                    0..=2 => {
+                        next_item += 1;
+                        let id = format!("i{next_item}");
+                        let q = if rng.random_bool(0.5) { "en" } else { "es" };
+                        r.enqueue(at, NewItem::call(&id, T, q)).unwrap();
+                        live.insert(id);
+                    }
+                    3 => {
+                        let a = format!("a{}", rng.random_range(0..5));
+                        let st = match rng.random_range(0..3) {
+                            0 => AgentStatus::Offline,
+                            1 => AgentStatus::Away {
+                                reason: "break".into(),
+                            },
+                            _ => AgentStatus::Available,
+                        };
+                        r.set_status(at, &a, st);
+                    }
+                    4 | 5 => {
+                        if let Some(item) = offered.keys().next().cloned() {
+                            r.answered(at, &item).unwrap();
+                            total_answered += 1;
+                            let agent = offered.remove(&item).unwrap();
+                            assigned.insert(item, agent);
+                        }
+                    }
+                    6 => {
+                        if let Some(item) = assigned.keys().next().cloned() {
+                            r.completed(at, &item);
+                            assigned.remove(&item);
+                            live.remove(&item);
+                            assert!(ended.insert(item));
+                        }
+                    }
+                    7 => {
+                        if let Some(item) =
+                            live.iter().find(|i| !assigned.contains_key(*i)).cloned()
+                        {
+                            r.abandoned(at, &item);
+                            offered.remove(&item);
+                            live.remove(&item);
+                            assert!(ended.insert(item));
+                        }
+                    }
+                    8 => {
+                        if let Some(item) = offered.keys().next().cloned() {
+                            r.missed(at, &item, Missed::Rejected).unwrap();
+                            offered.remove(&item);
+                        }
+                    }
+                    _ => {
+                        if let Some(item) = live.iter().next().cloned() {
+                            let _ = r.callback(&item);
+                        }
+                    }
+                }
+            }
+            for o in drain(&mut r) {
+                match o {
+                    Output::Offer { item, agent, .. } => {
+                        assert!(live.contains(&item), "seed {seed}: offer of an ended item");
+                        assert!(
+                            !offered.values().any(|a| *a == agent),
+                            "seed {seed}: two offers"
+                        );
+                        assert!(
+                            !assigned.values().any(|a| *a == agent),
+                            "seed {seed}: busy agent"
+                        );
+                        assert_eq!(r.status(&agent), Some(AgentStatus::Available));
+                        total_offers += 1;
+                        assert!(offered.insert(item, agent).is_none());
+                    }
+                    Output::Revoke { item, agent } => {
+                        assert_eq!(offered.remove(&item), Some(agent), "seed {seed}");
+                    }
+                    Output::MaxWait { item, .. } => {
+                        assert!(!offered.contains_key(&item) && !assigned.contains_key(&item));
+                        assert!(live.remove(&item), "seed {seed}");
+                        assert!(ended.insert(item));
+                    }
+                    Output::Overflowed { .. } | Output::Presence { .. } => {}
+                }
+            }
+            // Offers only go to agents with the skill of the item's current queue.
+            for (item, agent) in &offered {
+                let pos = r.items.get(item).unwrap();
+                let q = r.queue(&pos.queue).unwrap();
+                let has = &skills[agent];
+                assert!(
+                    q.skills
+                        .iter()
+                        .all(|s| has.get(&s.skill).is_some_and(|p| *p >= s.min_proficiency)),
+                    "seed {seed}: unskilled offer"
+                );
+            }
+            // Nothing waits while a matching agent is free.
+            for (id, it) in &r.items {
+                if it.state != ItemState::Waiting {
+                    continue;
+                }
+                let q = r.queue(&it.queue).unwrap();
+                for a in r.agents.values() {
+                    assert!(
+                        !(eligible(a, at, it.channel)
+                            && has_skills(a, q, &it.skills)
+                            && !it.tried.iter().any(|(t, u)| *t == a.cfg.id && *u > at)),
+                        "seed {seed}: {id} waits while {} is free",
+                        a.cfg.id
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            r.items.len(),
+            live.len(),
+            "seed {seed}: every item is queued or ended exactly once"
+        );
+    }
+    // The scenarios do exercise routing.
+    assert!(
+        total_offers > 5_000 && total_answered > 1_000,
+        "{total_offers} {total_answered}"
+    );
+}

@@ -1,0 +1,329 @@
+//! ACD storage (queues, presence, recording policy, call records and their statistics),
+//! on both backends. Part of the `storage` test binary.
+
+use parley_cases::audit::AuditFilter;
+use parley_cases::queues::{
+    AgentLeg, CallRecord, CallRecordFilter, PresenceInput, QueueInput, RecordingPolicy,
+};
+use parley_cases::routing::{AgentStatus, MaxWaitAction, SkillRequirement, Strategy};
+use parley_cases::telephony::SipAccountPatch;
+use parley_cases::{Error, Role, Timestamp};
+
+use crate::common;
+use crate::on_both;
+use crate::user;
+
+fn queue(name: &str) -> QueueInput {
+    serde_json::from_value(serde_json::json!({ "name": name })).unwrap()
+}
+
+fn cdr(
+    queue: &str,
+    agent: Option<&str>,
+    start_s: i64,
+    wait_s: i64,
+    talk_s: i64,
+    outcome: &str,
+) -> CallRecord {
+    let started = common::T0.0 + start_s * 1000;
+    CallRecord {
+        call_id: format!("call-{start_s}"),
+        direction: "inbound".into(),
+        caller: "+15550100".into(),
+        dialled: "+15550199".into(),
+        queue_id: Some(queue.into()),
+        agent_id: agent.map(Into::into),
+        agents: agent
+            .map(|a| {
+                vec![AgentLeg {
+                    agent_id: a.into(),
+                    outcome: "answered".into(),
+                    offered_at: Timestamp(started),
+                    talk_ms: talk_s * 1000,
+                }]
+            })
+            .unwrap_or_default(),
+        started_at: Timestamp(started),
+        enqueued_at: Some(Timestamp(started)),
+        answered_at: agent.map(|_| Timestamp(started + wait_s * 1000)),
+        ended_at: Timestamp(started + (wait_s + talk_s) * 1000),
+        wait_ms: wait_s * 1000,
+        talk_ms: talk_s * 1000,
+        wrap_ms: if agent.is_some() { 10_000 } else { 0 },
+        outcome: outcome.into(),
+        hangup_side: Some("caller".into()),
+        hangup_cause: Some("normal_clearing".into()),
+        sl_met: agent.is_some() && wait_s <= 20,
+        ..CallRecord::default()
+    }
+}
+
+on_both!(queues_crud_validation_and_routing_view, |h| {
+    let acme = h.tenant("acme").await;
+    let other = h.tenant("other").await;
+    let es = h.store.create_skill(&acme, "spanish").await.unwrap();
+    let overflow = h
+        .store
+        .create_queue(&acme, queue("overflow"))
+        .await
+        .unwrap();
+    let mut input = queue("sales");
+    input.strategy = Strategy::MostSkilled;
+    input.skills = vec![SkillRequirement {
+        skill: es.id.clone(),
+        min_proficiency: 3,
+    }];
+    input.overflow_queue_id = Some(overflow.id.clone());
+    input.overflow_after_s = Some(60);
+    input.max_wait_s = Some(300);
+    input.max_wait_action = MaxWaitAction::Callback;
+    input.callback_key = Some("5".into());
+    let q = h.store.create_queue(&acme, input.clone()).await.unwrap();
+    assert_eq!(q.wrap_up_s, 10);
+    assert_eq!(q.ring_timeout_s, 15);
+    assert_eq!(h.store.queue_by_ref(&acme, "sales").await.unwrap().id, q.id);
+    assert_eq!(h.store.queue_by_ref(&acme, &q.id).await.unwrap(), q);
+    let r = q.routing();
+    assert_eq!(r.overflow, Some((overflow.id.clone(), 60)));
+    assert_eq!(r.strategy, Strategy::MostSkilled);
+    // Names are unique per tenant; other tenants see nothing.
+    assert!(matches!(
+        h.store.create_queue(&acme, queue("sales")).await,
+        Err(Error::Conflict { .. })
+    ));
+    assert!(matches!(
+        h.store.queue(&other, &q.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(h.store.list_queues(&other).await.unwrap().is_empty());
+    // Validation names the field.
+    let mut bad = queue("bad");
+    bad.callback_key = Some("x".into());
+    assert!(matches!(
+        h.store.create_queue(&acme, bad).await,
+        Err(Error::Invalid { field, .. }) if field == "callback_key"
+    ));
+    let mut bad = queue("bad");
+    bad.skills = vec![SkillRequirement {
+        skill: "nope".into(),
+        min_proficiency: 1,
+    }];
+    assert!(matches!(
+        h.store.create_queue(&acme, bad).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Update, then delete the overflow target: the reference goes with it.
+    input.wrap_up_s = Some(5);
+    let q2 = h.store.update_queue(&acme, &q.id, input).await.unwrap();
+    assert_eq!(q2.wrap_up_s, 5);
+    h.store.delete_queue(&acme, &overflow.id).await.unwrap();
+    let q3 = h.store.queue(&acme, &q.id).await.unwrap();
+    assert_eq!(q3.overflow_queue_id, None);
+    assert_eq!(h.store.routing_queues().await.unwrap().len(), 1);
+    let log = h
+        .store
+        .audit_log(
+            &acme,
+            &AuditFilter {
+                entity_id: Some(q.id.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), 2);
+});
+
+on_both!(presence_is_stored_audited_and_published, |h| {
+    let acme = h.tenant("acme").await;
+    let ann = user(&h.store, &acme, "ann@acme.test", Role::Agent).await;
+    let uid = ann.user_id.clone().unwrap();
+    let es = h.store.create_skill(&acme, "spanish").await.unwrap();
+    h.store
+        .set_user_skill(&acme, &uid, &es.id, Some(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.presence(&acme, &uid).await.unwrap().status,
+        "offline"
+    );
+    // Without an extension the phone cannot ring: not a routing agent.
+    assert!(
+        h.store
+            .routing_agents(Some(&acme.tenant_id), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.store
+        .set_sip_account(
+            &acme,
+            &uid,
+            SipAccountPatch {
+                extension: Some("1001".into()),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+    let mut events = h.store.subscribe();
+    let p = h
+        .store
+        .set_presence(
+            &ann,
+            &uid,
+            PresenceInput {
+                status: "away".into(),
+                reason: Some("lunch".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.reason.as_deref(), Some("lunch"));
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "agent.presence_changed");
+    assert_eq!(e.data["status"], "away");
+    let agents = h.store.routing_agents(None, Some(&uid)).await.unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].0.skills.get(&es.id), Some(&4));
+    assert_eq!(agents[0].0.skills.get("spanish"), Some(&4));
+    assert_eq!(
+        agents[0].1,
+        AgentStatus::Away {
+            reason: "lunch".into()
+        }
+    );
+    h.store
+        .set_presence(
+            &ann,
+            &uid,
+            PresenceInput {
+                status: "available".into(),
+                reason: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store
+            .routing_agents(Some(&acme.tenant_id), None)
+            .await
+            .unwrap()[0]
+            .1,
+        AgentStatus::Available
+    );
+    assert!(matches!(
+        h.store
+            .set_presence(
+                &ann,
+                &uid,
+                PresenceInput {
+                    status: "busy".into(),
+                    reason: None
+                }
+            )
+            .await,
+        Err(Error::Invalid { .. })
+    ));
+    let log = h
+        .store
+        .audit_log(
+            &acme,
+            &AuditFilter {
+                entity_id: Some(uid.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        log.items
+            .iter()
+            .filter(|a| a.action == "agent.presence")
+            .count(),
+        2
+    );
+    // Recording policy.
+    assert_eq!(
+        h.store.recording_policy(&acme).await.unwrap(),
+        RecordingPolicy::Off
+    );
+    h.store
+        .set_recording_policy(&acme, RecordingPolicy::Announce)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.recording_policy(&acme).await.unwrap(),
+        RecordingPolicy::Announce
+    );
+});
+
+on_both!(call_records_and_stats_per_queue_and_agent, |h| {
+    let acme = h.tenant("acme").await;
+    let other = h.tenant("other").await;
+    for rec in [
+        cdr("q1", Some("ann"), 0, 10, 100, "answered"),
+        cdr("q1", Some("ann"), 100, 30, 200, "answered"),
+        cdr("q1", Some("bob"), 200, 20, 60, "answered"),
+        cdr("q1", None, 300, 45, 0, "abandoned"),
+        cdr("q2", Some("bob"), 400, 5, 40, "answered"),
+        cdr("q1", Some("ann"), 5000, 1, 1, "answered"), // outside the range below
+    ] {
+        h.store.add_call_record(&acme, rec).await.unwrap();
+    }
+    let from = common::T0;
+    let to = Timestamp(common::T0.0 + 1000 * 1000);
+    let q = h.store.call_stats(&acme, from, to, false).await.unwrap();
+    assert_eq!(q.len(), 2);
+    let q1 = &q[0];
+    assert_eq!(
+        (q1.id.as_str(), q1.offered, q1.answered, q1.abandoned),
+        ("q1", 4, 3, 1)
+    );
+    assert_eq!(q1.asa_s, Some(20.0));
+    assert_eq!(q1.aht_s, Some(130.0)); // (100 + 200 + 60) / 3 + 10 wrap-up
+    assert_eq!(q1.abandonment_rate, Some(0.25));
+    assert_eq!(q1.service_level, Some(0.5)); // 10 s and 20 s within 20 s, of 4
+    let a = h.store.call_stats(&acme, from, to, true).await.unwrap();
+    assert_eq!(
+        a.iter()
+            .map(|s| (s.id.as_str(), s.answered))
+            .collect::<Vec<_>>(),
+        [("ann", 2), ("bob", 2)]
+    );
+    assert!(
+        h.store
+            .call_stats(&other, from, to, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let list = h
+        .store
+        .call_records(
+            &acme,
+            &CallRecordFilter {
+                agent_id: Some("ann".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 3);
+    assert!(list[0].started_at > list[1].started_at);
+    assert_eq!(list[0].agents[0].agent_id, "ann");
+    let ranged = h
+        .store
+        .call_records(
+            &acme,
+            &CallRecordFilter {
+                from: Some(from),
+                to: Some(to),
+                queue_id: Some("q1".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ranged.len(), 4);
+});

@@ -1,0 +1,476 @@
+//! Voice ACD end to end (part of the `sip` test binary): the demo flow's option 1
+//! enqueues the caller in queue `sales` (skill `sales`); real sipp phones are the
+//! agents, the caller is the test's own UAC. The router picks the longest-idle agent
+//! with the skill, re-routes on no answer, bridges the media, and the call lands on the
+//! caller's timeline and in the call records with queue, wait, agents and talk time.
+
+use super::*;
+
+/// Like `http`, for answers that may have no body (204).
+fn send(p: &Parley, method: &str, path: &str, token: &str, body: Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", p.http),
+            )
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
+    });
+}
+
+struct Agent {
+    id: String,
+    ext: String,
+    pw: String,
+}
+
+/// Users of the demo tenant by e-mail → id.
+fn user_id(p: &Parley, admin: &str, email: &str) -> String {
+    let users = http(p, "GET", "/api/v1/users", Some(admin), None);
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["email"] == email)
+        .and_then(|u| u["id"].as_str())
+        .unwrap()
+        .to_owned()
+}
+
+/// The two demo agents plus a third one (extension 1003) made over the API.
+fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
+    let mut out = Vec::new();
+    for (i, email) in ["agent1@demo.parley.test", "agent2@demo.parley.test"]
+        .iter()
+        .enumerate()
+    {
+        let (ext, pw) = agent(p, i);
+        out.push(Agent {
+            id: user_id(p, admin, email),
+            ext,
+            pw,
+        });
+    }
+    let u = http(
+        p,
+        "POST",
+        "/api/v1/users",
+        Some(admin),
+        Some(
+            json!({"email": "agent3@demo.parley.test", "name": "Cid Agent", "role": "agent", "password": "long enough pw"}),
+        ),
+    );
+    let id = u["id"].as_str().unwrap().to_owned();
+    http(
+        p,
+        "PUT",
+        &format!("/api/v1/users/{id}/sip"),
+        Some(admin),
+        Some(json!({"extension": "1003", "password": "third sip pw"})),
+    );
+    out.push(Agent {
+        id,
+        ext: "1003".into(),
+        pw: "third sip pw".into(),
+    });
+    out
+}
+
+/// Queue `sales` with the given ring timeout; the skill `sales` with proficiency for
+/// the agents listed.
+fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent]) {
+    let skill = http(
+        p,
+        "POST",
+        "/api/v1/skills",
+        Some(admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    for a in skilled {
+        send(
+            p,
+            "PUT",
+            &format!("/api/v1/users/{}/skills/{sid}", a.id),
+            admin,
+            json!({"proficiency": 3}),
+        );
+    }
+    http(
+        p,
+        "POST",
+        "/api/v1/queues",
+        Some(admin),
+        Some(
+            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
+                    "ring_timeout_s": ring_timeout_s, "wrap_up_s": 1, "announce_interval_s": 2,
+                    "max_missed_offers": 3}),
+        ),
+    );
+}
+
+fn available(p: &Parley, admin: &str, a: &Agent) {
+    http(
+        p,
+        "PUT",
+        &format!("/api/v1/users/{}/presence", a.id),
+        Some(admin),
+        Some(json!({"status": "available"})),
+    );
+    // Idle times are compared in milliseconds.
+    std::thread::sleep(Duration::from_millis(50));
+}
+
+/// Waits until the router sees `n` available agents in the tenant's queues.
+fn wait_staffed(p: &Parley, token: &str, n: u64) {
+    for _ in 0..200 {
+        let v = http(p, "GET", "/api/v1/queues/live", Some(token), None);
+        if v[0]["agents_free"].as_u64() == Some(n) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the router never had {n} free agents");
+}
+
+/// Calls the demo number, presses 1 (sales) and talks until `want` of our frames came
+/// back through the bridged agent phone (which echoes), then hangs up.
+fn call_sales_and_talk(p: &Parley, want: usize) -> usize {
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    rx.clear();
+    let mut sent = Vec::new();
+    let mut echoed = 0;
+    // Up to 60 s: queue announcements, a ring timeout, the answer, the echo.
+    for i in 0..3000u16 {
+        let f = k.wrapping_add(i);
+        out.audio(&uac, remote, f, &mut rx);
+        sent.push(pcmu_frame(f));
+        std::thread::sleep(Duration::from_millis(20));
+        if i % 25 == 0 {
+            echoed = sent.iter().filter(|f| rx.contains(f)).count();
+            if echoed >= want {
+                break;
+            }
+        }
+    }
+    // Talk a little longer so the talk time is measurable.
+    for i in 0..100u16 {
+        out.audio(&uac, remote, k.wrapping_add(3000 + i), &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    uac.hang_up(&mut dialog);
+    echoed
+}
+
+fn finished(phone: &mut Child) -> (std::process::ExitStatus, String) {
+    let status = (0..150)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            phone.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = phone.kill();
+            phone.wait().unwrap()
+        });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (status, err)
+}
+
+/// The call record of the call, once stored.
+fn call_record(p: &Parley, sup: &str) -> Value {
+    for _ in 0..100 {
+        let v = http(p, "GET", "/api/v1/call-records", Some(sup), None);
+        if let Some(c) = v.as_array().and_then(|a| a.first()) {
+            return c.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no call record");
+}
+
+/// The caller's timeline entry for the call.
+fn timeline_call(p: &Parley, sup: &str) -> Value {
+    for _ in 0..100 {
+        let (s, c) = try_get(
+            p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            sup,
+        );
+        if s == 200 {
+            let id = c["id"].as_str().unwrap();
+            let t = http(
+                p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(sup),
+                None,
+            );
+            if let Some(e) = t["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == "call")
+            {
+                return e.clone();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no call on the caller's timeline");
+}
+
+#[test]
+fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_timeline() {
+    let p = start("acdidle", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // 1001: idle longest but without the skill; 1002 and 1003 have it, 1002 idle longer.
+    sales_queue(&p, &admin, 15, &[&a[1], &a[2]]);
+    let (p1, p2, p3) = (free_port(), free_port(), free_port());
+    let mut phones = Vec::new();
+    for (ag, port) in a.iter().zip([p1, p2, p3]) {
+        // Every phone can answer; only the right one may ring.
+        phones.push(uas("uas_bridge.xml", port, 1, &["-rtp_echo"]));
+        check(
+            &format!("REGISTER {}", ag.ext),
+            register(&p, &ag.ext, &ag.pw, port, "register.xml"),
+        );
+    }
+    for ag in &a {
+        available(&p, &admin, ag);
+    }
+    // The tenant records queue calls.
+    send(
+        &p,
+        "PUT",
+        "/api/v1/acd/recording",
+        &admin,
+        json!({"recording": "on"}),
+    );
+    wait_staffed(&p, &sup, 2);
+    let echoed = call_sales_and_talk(&p, 25);
+    assert!(echoed >= 25, "{echoed} frames came back through the agent");
+    let (status, err) = finished(&mut phones[1]);
+    assert!(status.success(), "1002's phone: {status:?} {err}");
+    let rec = call_record(&p, &sup);
+    assert_eq!(rec["agent_id"], a[1].id.as_str(), "{rec}");
+    assert_eq!(rec["outcome"], "answered");
+    assert_eq!(
+        rec["agents"].as_array().unwrap().len(),
+        1,
+        "only 1002 was offered: {rec}"
+    );
+    assert_eq!(rec["hangup_side"], "caller");
+    assert!(rec["talk_ms"].as_i64().unwrap() > 0, "{rec}");
+    assert!(rec["wait_ms"].as_i64().unwrap() >= 0);
+    let e = timeline_call(&p, &sup);
+    let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    // The existing format stays (summary, flow, IVR trail, quality) with the queue part.
+    assert!(body["ivr_trail"].is_array(), "{body}");
+    assert!(body.get("quality").is_some());
+    let q = &body["queue"];
+    assert_eq!(q["queue"], "sales", "{body}");
+    assert_eq!(q["agent_id"], a[1].id.as_str());
+    assert_eq!(q["outcome"], "answered");
+    assert!(q["wait_s"].is_u64() && q["talk_s"].is_u64(), "{q}");
+    assert_eq!(q["agents"][0]["outcome"], "answered");
+    // The recording: on the record, attached to the timeline entry, a stereo WAV with
+    // audio in it.
+    let location = rec["recording"].as_str().expect("a recording");
+    assert_eq!(q["recording"], location);
+    let att = e["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "call-recording.wav")
+        .expect("the recording attached");
+    assert_eq!(att["location"], location);
+    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    assert!(
+        wav.duration() > 8000,
+        "at least a second recorded: {}",
+        wav.duration()
+    );
+    // The others were never offered the call (the record lists every offer).
+    for i in [0, 2] {
+        let _ = phones[i].kill();
+        let _ = phones[i].wait();
+    }
+    // The router's latency histogram is served with the SIP counters.
+    assert!(counter(&p, &sup, "acd_offers_total") >= 1);
+    assert!(counter(&p, &sup, "acd_route_steps_total") >= 1);
+}
+
+#[test]
+fn acd_no_answer_re_routes_to_the_next_agent() {
+    let p = start("acdnoans", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // 1002 (idle longest of the skilled) rings out after 3 s; 1003 answers.
+    sales_queue(&p, &admin, 3, &[&a[1], &a[2]]);
+    let (p2, p3) = (free_port(), free_port());
+    let mut ringing = uas("uas_ring_cancel.xml", p2, 1, &[]);
+    let mut answering = uas("uas_bridge.xml", p3, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &a[1].ext, &a[1].pw, p2, "register.xml"),
+    );
+    check(
+        "REGISTER 1003",
+        register(&p, &a[2].ext, &a[2].pw, p3, "register.xml"),
+    );
+    available(&p, &admin, &a[1]);
+    available(&p, &admin, &a[2]);
+    wait_staffed(&p, &sup, 2);
+    let echoed = call_sales_and_talk(&p, 25);
+    assert!(echoed >= 25, "{echoed} frames came back through 1003");
+    let (status, err) = finished(&mut ringing);
+    assert!(
+        status.success(),
+        "1002 was rung then cancelled: {status:?} {err}"
+    );
+    let (status, err) = finished(&mut answering);
+    assert!(status.success(), "1003 answered: {status:?} {err}");
+    let rec = call_record(&p, &sup);
+    let agents = rec["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 2, "{rec}");
+    assert_eq!(agents[0]["agent_id"], a[1].id.as_str());
+    assert_eq!(agents[0]["outcome"], "no_answer");
+    assert_eq!(agents[1]["agent_id"], a[2].id.as_str());
+    assert_eq!(agents[1]["outcome"], "answered");
+    assert_eq!(rec["agent_id"], a[2].id.as_str());
+    // Waited at least one ring timeout.
+    assert!(rec["wait_ms"].as_i64().unwrap() >= 3000, "{rec}");
+    // Stats for the day: one answered call in the queue.
+    let stats = http(
+        &p,
+        "GET",
+        "/api/v1/stats/queues?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
+        Some(&sup),
+        None,
+    );
+    assert_eq!(stats[0]["answered"], 1, "{stats}");
+}
+
+#[test]
+fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
+    let p = start("acdmaxwait", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    // A shorter voicemail in the demo flow; queue `sales` waits 3 s at most. Nobody is
+    // available.
+    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let mut doc = match &flow["draft"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    };
+    doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
+    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/demo/publish",
+        Some(&admin),
+        None,
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "max_wait_s": 3, "max_wait_action": "voicemail", "announce_interval_s": 1}),
+        ),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // Waiting (after the greeting and the menu): the live metrics show the call
+    // (bounded: about 20 s).
+    let mut seen = false;
+    for _ in 0..600 {
+        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        if v[0]["waiting"] == 1 {
+            seen = true;
+            break;
+        }
+        out.audio(&uac, remote, 0, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen, "the waiting call in the live metrics");
+    let mut bye = None;
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    for k in 0..1500u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            bye = Some(r);
+            break;
+        }
+    }
+    let bye = bye.expect("the flow ends after the voicemail");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+    let rec = call_record(&p, &sup);
+    assert_eq!(rec["outcome"], "timeout", "{rec}");
+    assert_eq!(rec["hangup_cause"], "max_wait");
+    assert!(rec["agent_id"].is_null());
+    assert!(rec["wait_ms"].as_i64().unwrap() >= 3000, "{rec}");
+    let e = timeline_call(&p, &sup);
+    let body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["queue"]["outcome"], "timeout", "{body}");
+    let nodes: Vec<&str> = body["ivr_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
+}

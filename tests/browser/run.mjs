@@ -127,6 +127,7 @@ async function shot(page, name) {
 const ADMIN = 'admin@demo.parley.test';
 const SUPERVISOR = 'supervisor@demo.parley.test';
 const AGENT = 'agent1@demo.parley.test';
+const AGENT2 = 'agent2@demo.parley.test';
 
 // ------------------------------------------------------------------------------------
 // Tests
@@ -607,6 +608,43 @@ test('live call: the agent holds from the call bar, the supervisor listens then 
     assert(supPage.errors.length === 0, 'no supervisor page errors: ' + supPage.errors.join('; '));
     await agent.context().close();
     await supPage.context().close();
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+  }
+});
+
+test('click-to-call through a trunk: the Call button rings the agent phone, dials the customer, the call bar follows, hang up', async () => {
+  const procs = [];
+  try {
+    // The carrier: a sipp UAS behind a trunk's outbound target.
+    const carrierPort = await freePort();
+    procs.push(await sippBg('uas_bridge.xml', ['-rtp_echo'], { port: carrierPort }));
+    const t = await apiAs(ADMIN, 'POST', '/trunks', { name: 'carrier', outbound_target: `127.0.0.1:${carrierPort}`, caller_id: '+15550100' });
+    assert(t.status === 201, 'trunk: ' + t.status + ' ' + JSON.stringify(t.body));
+    const acct = server.sipAccounts[AGENT2];
+    assert(acct, "agent2's SIP account in the demo logins");
+    procs.push(await phone(acct.extension, acct.password));
+    const page = await newPage();
+    await login(page, AGENT2);
+    const c = await apiAs(AGENT2, 'GET', '/customers?q=Maria');
+    const number = c.body.items[0].identities.find((i) => i.kind === 'phone').value;
+    await page.goto(server.http + '/agent/customers/' + encodeURIComponent(c.body.items[0].id));
+    await page.click(`#customer button.call-btn[data-number="${number}"]`);
+    await page.waitForSelector('#callbar .callbar[data-state=talking]', { timeout: 60000 });
+    assert((await page.textContent('#callbar')).includes(number), 'the customer number in the call bar');
+    const callId = await page.$eval('#callbar .callbar', (d) => d.dataset.callId);
+    const live = await apiAs(AGENT2, 'GET', `/calls/${callId}`);
+    assert(live.body.direction === 'outbound' && live.body.customer_number === number, 'an outbound call to the customer: ' + JSON.stringify(live.body));
+    await shot(page, '21-agent-click-to-call');
+    await page.click('#callbar [data-action=hangup]');
+    await page.waitForSelector('#callbar', { state: 'hidden' });
+    for (const p of procs) {
+      const r = await p.done;
+      assert(r.code === 0, `a sipp peer failed (${r.code}):\n${r.out.slice(-2000)}`);
+    }
+    procs.length = 0;
+    assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+    await page.context().close();
   } finally {
     for (const p of procs) p.kill('SIGKILL');
   }

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -460,8 +460,11 @@ async function sippBg(scenario, args, { port, timeoutS = 240 } = {}) {
 
 /** A phone: a sipp UAS answering on its own port (-rtp_echo: it sends back what it
  * hears, like a talking person), registered as `ext` with Parley. */
+const phonePorts = {};
 async function phone(ext, password) {
-  const port = await freePort();
+  // One Contact per extension for the whole run: registering again replaces the
+  // binding instead of leaving one to a phone that has gone.
+  const port = phonePorts[ext] || (phonePorts[ext] = await freePort());
   const uas = await sippBg('uas_bridge.xml', ['-rtp_echo'], { port });
   const reg = spawnSync('sipp', ['-sf', join(root, 'tests/sipp/register.xml'),
     '-i', '127.0.0.1', '-bind_local', '-p', String(await freePort()), '-mp', String(mediaPort()),
@@ -504,7 +507,7 @@ test('click-to-call: the Call button next to a phone number sends POST /calls; a
   await page.context().close();
 });
 
-test('live call: the agent holds from the call bar, the supervisor listens then barges from the active-calls panel, the agent hangs up', async () => {
+test('live call: the agent holds, mutes, consults and cancels from the call bar, the supervisor listens then barges from the active-calls panel, the agent hangs up', async () => {
   const procs = [];
   try {
     // The demo flow branches on the `main` calendar: open it around the clock.
@@ -558,6 +561,21 @@ test('live call: the agent holds from the call bar, the supervisor listens then 
     // A consultation without a target is explained on the bar, nothing is sent.
     await agent.click('#callbar [data-action=consult]');
     await agent.waitForSelector('#callbar .callbar-out .error');
+    // Warm transfer, cancelled: consult agent2's phone (Enter in the target field),
+    // the caller is held meanwhile; Cancel brings the caller back.
+    const acct2 = server.sipAccounts[AGENT2];
+    procs.push(await phone(acct2.extension, acct2.password));
+    await agent.fill('#callbar input[name=target]', acct2.extension);
+    await agent.press('#callbar input[name=target]', 'Enter');
+    await agent.waitForSelector('#callbar [data-action=complete_transfer]:not([disabled])', { timeout: 60000 });
+    call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    const consult = call.body.legs.find((l) => l.role === 'consult');
+    assert(consult && consult.state === 'up' && consult.address === acct2.extension && call.body.state === 'held', 'consulting: ' + JSON.stringify(call.body));
+    await shot(agent, '16b-agent-consulting');
+    await agent.click('#callbar [data-action=cancel_consult]');
+    await agent.waitForSelector('#callbar [data-action=consult]');
+    call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    assert(!call.body.legs.some((l) => l.role === 'consult') && call.body.state === 'talking', 'consultation cancelled: ' + JSON.stringify(call.body));
     // A disposition code is stored with the call.
     await agent.fill('#callbar input[name=code]', 'billing-question');
     await agent.press('#callbar input[name=code]', 'Enter');
@@ -650,12 +668,13 @@ test('click-to-call through a trunk: the Call button rings the agent phone, dial
   }
 });
 
-/** A free loopback port (the kernel's pick for bind(0)). */
+/** A free loopback UDP port (the kernel's pick for bind(0)): sipp's SIP socket. UDP,
+ * not TCP: a port free for TCP may be held by a running sipp's UDP socket. */
 function freePort() {
   return new Promise((ok, fail) => {
-    const s = createServer();
+    const s = createSocket('udp4');
     s.on('error', fail);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
   });
 }
 

@@ -165,11 +165,11 @@ export function mountCallBar(section, { user, onCall }) {
         c.muted ? btn('Unmute', 'unmute', () => ({ action: 'unmute' }), { focus: 'mute', kbd: 'm', pressed: true, disabled: !up })
           : btn('Mute', 'mute', () => ({ action: 'mute' }), { kbd: 'm', pressed: false, disabled: !up }),
         btn('Hang up', 'hangup', () => ({ action: 'hangup' }), { cls: 'danger' })),
-      h('div', { class: 'row controls' }, tgt,
+      h('div', { class: 'row controls' }, consult ? null : tgt,
         consult
           ? [btn('Complete transfer', 'complete_transfer', () => ({ action: 'complete_transfer' }), { cls: 'primary', disabled: consult.state !== 'up' }),
             btn('Cancel', 'cancel_consult', () => ({ action: 'cancel_consult' }))]
-          : [withTarget('transfer', 'Transfer', 'transfer'), withTarget('consult', 'Consult', 'consult'), withTarget('add_party', 'Add', 'add_party')]),
+          : [withTarget('transfer', 'Transfer', 'transfer'), withTarget('consult', 'Consult', 'consult'), withTarget('add_party', 'Add party', 'add_party')]),
       consult ? h('p', { class: 'small muted' }, `Consulting ${consult.address}${consult.state === 'ringing' ? ' (ringing…)' : ''}: the caller is on hold. Complete to hand over, or cancel.`) : null,
       transferring ? h('p', { class: 'small muted' }, `Transferring to ${transferring.address}…`) : null,
       codeForm);

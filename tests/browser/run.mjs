@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -39,13 +39,16 @@ async function startParley() {
       PARLEY_HTTP_ADDR: '127.0.0.1:0',
       PARLEY_SIP_ADDR: '127.0.0.1:0',
       PARLEY_LOGIN_ATTEMPTS_PER_MINUTE: '1000',
+      // The call tests' sipp caller sends RTP only for its DTMF digit, then waits for
+      // the controls to end the call: no hang-up for lack of RTP meanwhile.
+      PARLEY_RTP_TIMEOUT_SECS: '0',
       RUST_LOG: process.env.RUST_LOG || 'warn',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = [];
   child.stderr.on('data', (d) => log.push(d.toString()));
-  const p = { child, dir, log, passwords: {}, sip: null, http: null };
+  const p = { child, dir, log, passwords: {}, sipAccounts: {}, sip: null, http: null };
   const lines = createInterface({ input: child.stdout });
   await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error('parley did not start in 60 s\n' + log.join(''))), 60000);
@@ -54,6 +57,8 @@ async function startParley() {
       log.push(line + '\n');
       const m = /(\S+@demo\.parley\.test)\s+password: (\S+)/.exec(line);
       if (m) p.passwords[m[1]] = m[2];
+      const e = /(\S+@demo\.parley\.test)\s.*SIP extension (\S+) password: (\S+)/.exec(line);
+      if (e) p.sipAccounts[e[1]] = { extension: e[2], password: e[3] };
       const s = /^SIP listening on .*udp:(\S+)/.exec(line);
       if (s) p.sip = s[1];
       const h = /^Parley listening on (\S+)/.exec(line);
@@ -122,6 +127,7 @@ async function shot(page, name) {
 const ADMIN = 'admin@demo.parley.test';
 const SUPERVISOR = 'supervisor@demo.parley.test';
 const AGENT = 'agent1@demo.parley.test';
+const AGENT2 = 'agent2@demo.parley.test';
 
 // ------------------------------------------------------------------------------------
 // Tests
@@ -435,12 +441,240 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await agent.context().close();
 });
 
-/** A free loopback port (the kernel's pick for bind(0)). */
+// ------------------------------------------------------------------------------------
+// Live calls: a sipp caller through the demo IVR to agent1's sipp phone, the agent's
+// call bar and the supervisor's active-calls panel driving the real call.
+
+/** A sipp process in the background; `.done` resolves to {code, out}. */
+async function sippBg(scenario, args, { port, timeoutS = 240 } = {}) {
+  const child = spawn('sipp', ['-sf', join(root, 'tests/sipp', scenario),
+    '-i', '127.0.0.1', '-bind_local', '-p', String(port || await freePort()), '-mp', String(mediaPort()),
+    '-m', '1', '-timeout', `${timeoutS}s`, '-timeout_error', '-nostdin', ...args],
+  { cwd: tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  child.done = new Promise((ok) => child.on('exit', (code) => ok({ code, out })));
+  return child;
+}
+
+/** A phone: a sipp UAS answering on its own port (-rtp_echo: it sends back what it
+ * hears, like a talking person), registered as `ext` with Parley. */
+const phonePorts = {};
+async function phone(ext, password) {
+  // One Contact per extension for the whole run: registering again replaces the
+  // binding instead of leaving one to a phone that has gone.
+  const port = phonePorts[ext] || (phonePorts[ext] = await freePort());
+  const uas = await sippBg('uas_bridge.xml', ['-rtp_echo'], { port });
+  const reg = spawnSync('sipp', ['-sf', join(root, 'tests/sipp/register.xml'),
+    '-i', '127.0.0.1', '-bind_local', '-p', String(await freePort()), '-mp', String(mediaPort()),
+    '-m', '1', '-timeout', '30s', '-timeout_error', '-nostdin',
+    '-s', ext, '-au', ext, '-ap', password, '-key', 'contact_port', String(port), server.sip],
+  { cwd: tmpdir(), encoding: 'utf8', timeout: 60000 });
+  assert(reg.status === 0, `REGISTER ${ext} failed (${reg.status})\n${reg.stdout}\n${reg.stderr}`);
+  return uas;
+}
+
+async function until(what, f, ms = 60000) {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) {
+    last = await f();
+    if (last) return last;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('timed out waiting for ' + what);
+}
+
+test('click-to-call: the Call button next to a phone number sends POST /calls; a refusal (no outbound trunk yet) is shown on the customer screen', async () => {
+  const page = await newPage();
+  await login(page, AGENT);
+  const c = await apiAs(AGENT, 'GET', '/customers?q=Maria');
+  const phoneId = c.body.items[0].identities.find((i) => i.kind === 'phone');
+  assert(phoneId, 'Maria has a phone number');
+  await page.goto(server.http + '/agent/customers/' + encodeURIComponent(c.body.items[0].id));
+  const btn = `#customer button.call-btn[data-number="${phoneId.value}"]`;
+  await page.waitForSelector(btn);
+  // The request goes out as POST /calls {number}; the demo trunk has no outbound
+  // address, so Parley refuses and the screen says why.
+  const req = page.waitForRequest((r) => r.url().endsWith('/api/v1/calls') && r.method() === 'POST');
+  await page.click(btn);
+  const sent = await req;
+  assert(JSON.parse(sent.postData()).number === phoneId.value, 'the number is sent: ' + sent.postData());
+  await page.waitForSelector('#call-out .error');
+  assert(/trunk|registered/.test(await page.textContent('#call-out .error')), 'the refusal is explained');
+  await shot(page, '20-agent-click-to-call-refused');
+  await page.context().close();
+});
+
+test('live call: the agent holds, mutes, consults and cancels from the call bar, the supervisor listens then barges from the active-calls panel, the agent hangs up', async () => {
+  const procs = [];
+  try {
+    // The demo flow branches on the `main` calendar: open it around the clock.
+    const cal = await apiAs(ADMIN, 'PUT', '/ivr/calendars/main', {
+      time_zone: 'UTC', holidays: [],
+      weekly: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], open: '00:00', close: '23:59:59.999' }],
+    });
+    assert(cal.status === 200, 'calendar opened: ' + cal.status);
+    // The supervisor's phone is extension 1900 (registered only once the call is
+    // bridged, so that the queue never offers the call to it).
+    const me = await apiAs(SUPERVISOR, 'GET', '/me');
+    const sup = await apiAs(ADMIN, 'PUT', `/users/${me.body.id}/sip`, { extension: '1900', password: 'supervisor-sip-secret' });
+    assert(sup.status === 200, 'supervisor extension: ' + sup.status + ' ' + JSON.stringify(sup.body));
+    const acct = server.sipAccounts[AGENT];
+    assert(acct, "agent1's SIP account in the demo logins");
+    procs.push(await phone(acct.extension, acct.password));
+
+    const agent = await newPage();
+    await login(agent, AGENT);
+    await agent.waitForSelector('#inbox li a');
+    assert(await agent.$eval('#callbar', (s) => s.hidden), 'no call bar without a call');
+    const supPage = await newPage();
+    await login(supPage, SUPERVISOR);
+    await supPage.waitForSelector('#live-calls >> text=No call in progress.');
+
+    // The caller dials the demo number and presses 1.
+    procs.push(await sippBg('uac_ivr_agent.xml', ['-s', '15550100', server.sip]));
+    await agent.waitForSelector('#callbar .callbar[data-state=talking]', { timeout: 90000 });
+    const callId = await agent.$eval('#callbar .callbar', (d) => d.dataset.callId);
+    assert((await agent.textContent('#callbar')).includes('+15550177'), 'the caller number in the call bar');
+    await shot(agent, '15-agent-call-bar');
+
+    // Hold from the keyboard (h), unhold with a click; the API reports each.
+    await agent.focus('#callbar [data-action=hold]');
+    await agent.keyboard.press('h');
+    await agent.waitForSelector('#callbar [data-action=unhold][aria-pressed=true]');
+    let call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    assert(call.body.held === true && call.body.state === 'held', 'held after hold: ' + JSON.stringify(call.body));
+    assert(call.body.legs.find((l) => l.role === 'caller').mode === 'hold', 'the caller leg is on hold: ' + JSON.stringify(call.body.legs));
+    await shot(agent, '16-agent-call-held');
+    await agent.click('#callbar [data-action=unhold]');
+    await agent.waitForSelector('#callbar [data-action=hold][aria-pressed=false]');
+    call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    assert(call.body.held === false, 'not held after unhold: ' + JSON.stringify(call.body));
+    // Mute toggles too.
+    await agent.click('#callbar [data-action=mute]');
+    await agent.waitForSelector('#callbar [data-action=unmute]');
+    assert((await apiAs(AGENT, 'GET', `/calls/${callId}`)).body.muted === true, 'muted');
+    await agent.click('#callbar [data-action=unmute]');
+    await agent.waitForSelector('#callbar [data-action=mute]');
+    // A consultation without a target is explained on the bar, nothing is sent.
+    await agent.click('#callbar [data-action=consult]');
+    await agent.waitForSelector('#callbar .callbar-out .error');
+    // Warm transfer, cancelled: consult agent2's phone (Enter in the target field),
+    // the caller is held meanwhile; Cancel brings the caller back.
+    const acct2 = server.sipAccounts[AGENT2];
+    procs.push(await phone(acct2.extension, acct2.password));
+    await agent.fill('#callbar input[name=target]', acct2.extension);
+    await agent.press('#callbar input[name=target]', 'Enter');
+    await agent.waitForSelector('#callbar [data-action=complete_transfer]:not([disabled])', { timeout: 60000 });
+    call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    const consult = call.body.legs.find((l) => l.role === 'consult');
+    assert(consult && consult.state === 'up' && consult.address === acct2.extension && call.body.state === 'held', 'consulting: ' + JSON.stringify(call.body));
+    await shot(agent, '16b-agent-consulting');
+    await agent.click('#callbar [data-action=cancel_consult]');
+    await agent.waitForSelector('#callbar [data-action=consult]');
+    call = await apiAs(AGENT, 'GET', `/calls/${callId}`);
+    assert(!call.body.legs.some((l) => l.role === 'consult') && call.body.state === 'talking', 'consultation cancelled: ' + JSON.stringify(call.body));
+    // A disposition code is stored with the call.
+    await agent.fill('#callbar input[name=code]', 'billing-question');
+    await agent.press('#callbar input[name=code]', 'Enter');
+    await until('the disposition', async () => (await apiAs(AGENT, 'GET', `/calls/${callId}`)).body.disposition === 'billing-question');
+
+    // The supervisor sees the call, its parties and their modes.
+    const row = `#live-calls tr[data-call-id="${callId}"]`;
+    await supPage.waitForSelector(row);
+    const text = await supPage.textContent(row);
+    assert(text.includes('+15550177') && text.includes('agent') && text.includes('talking'), 'parties listed: ' + text);
+    assert(await supPage.$(`${row} li[data-role=caller][data-mode=full]`), 'the caller leg in full mode');
+    // Listen before the supervisor's phone is registered: a clear error.
+    await supPage.click(`${row} button[data-action=listen]`);
+    await supPage.waitForSelector(`${row} .error`);
+    const err = await supPage.textContent(`${row} .error`);
+    assert(/registered/.test(err), 'the error says the phone is not registered: ' + err);
+    await shot(supPage, '17-supervisor-listen-refused');
+    // Register the supervisor's phone, then Listen: it rings, answers, listens.
+    procs.push(await phone('1900', 'supervisor-sip-secret'));
+    await supPage.click(`${row} button[data-action=listen]`);
+    await supPage.waitForSelector(`${row} button[data-action=listen][aria-pressed=true]`, { timeout: 60000 });
+    await supPage.waitForSelector(`${row} .my-mode >> text=listening`);
+    assert(!(await supPage.$(`${row} .error`)), 'the old error is gone');
+    const supLeg = async () => (await apiAs(SUPERVISOR, 'GET', `/calls/${callId}`)).body.legs.find((l) => l.role === 'supervisor' && l.user_id === me.body.id);
+    assert((await supLeg()).mode === 'listen', 'the API reports the listen mode');
+    await shot(supPage, '18-supervisor-listening');
+    // Barge: the same leg switches mode.
+    await supPage.click(`${row} button[data-action=barge]`);
+    await supPage.waitForSelector(`${row} button[data-action=barge][aria-pressed=true]`);
+    await supPage.waitForSelector(`${row} .my-mode >> text=barged in`);
+    await supPage.waitForSelector(`${row} li[data-role=supervisor][data-mode=barge]`);
+    assert((await supLeg()).mode === 'barge', 'the API reports the barge mode');
+    assert(!(await supPage.$eval(`${row} button[data-action=take_over]`, (b) => b.disabled)), 'take over is offered once in the call');
+    await shot(supPage, '19-supervisor-barged');
+    // The agent's bar shows the supervisor as a party.
+    await agent.waitForSelector('#callbar .parties >> text=1900');
+
+    // The agent hangs up: every leg gets a BYE, the bar and the row go away.
+    await agent.click('#callbar [data-action=hangup]');
+    await agent.waitForSelector('#callbar', { state: 'hidden' });
+    await supPage.waitForSelector(row, { state: 'detached' });
+    for (const p of procs) {
+      const r = await p.done;
+      assert(r.code === 0, `a sipp peer failed (${r.code}):\n${r.out.slice(-2000)}`);
+    }
+    procs.length = 0;
+    assert(agent.errors.length === 0, 'no agent page errors: ' + agent.errors.join('; '));
+    assert(supPage.errors.length === 0, 'no supervisor page errors: ' + supPage.errors.join('; '));
+    await agent.context().close();
+    await supPage.context().close();
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+  }
+});
+
+test('click-to-call through a trunk: the Call button rings the agent phone, dials the customer, the call bar follows, hang up', async () => {
+  const procs = [];
+  try {
+    // The carrier: a sipp UAS behind a trunk's outbound target.
+    const carrierPort = await freePort();
+    procs.push(await sippBg('uas_bridge.xml', ['-rtp_echo'], { port: carrierPort }));
+    const t = await apiAs(ADMIN, 'POST', '/trunks', { name: 'carrier', outbound_target: `127.0.0.1:${carrierPort}`, caller_id: '+15550100' });
+    assert(t.status === 201, 'trunk: ' + t.status + ' ' + JSON.stringify(t.body));
+    const acct = server.sipAccounts[AGENT2];
+    assert(acct, "agent2's SIP account in the demo logins");
+    procs.push(await phone(acct.extension, acct.password));
+    const page = await newPage();
+    await login(page, AGENT2);
+    const c = await apiAs(AGENT2, 'GET', '/customers?q=Maria');
+    const number = c.body.items[0].identities.find((i) => i.kind === 'phone').value;
+    await page.goto(server.http + '/agent/customers/' + encodeURIComponent(c.body.items[0].id));
+    await page.click(`#customer button.call-btn[data-number="${number}"]`);
+    await page.waitForSelector('#callbar .callbar[data-state=talking]', { timeout: 60000 });
+    assert((await page.textContent('#callbar')).includes(number), 'the customer number in the call bar');
+    const callId = await page.$eval('#callbar .callbar', (d) => d.dataset.callId);
+    const live = await apiAs(AGENT2, 'GET', `/calls/${callId}`);
+    assert(live.body.direction === 'outbound' && live.body.customer_number === number, 'an outbound call to the customer: ' + JSON.stringify(live.body));
+    await shot(page, '21-agent-click-to-call');
+    await page.click('#callbar [data-action=hangup]');
+    await page.waitForSelector('#callbar', { state: 'hidden' });
+    for (const p of procs) {
+      const r = await p.done;
+      assert(r.code === 0, `a sipp peer failed (${r.code}):\n${r.out.slice(-2000)}`);
+    }
+    procs.length = 0;
+    assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+    await page.context().close();
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+  }
+});
+
+/** A free loopback UDP port (the kernel's pick for bind(0)): sipp's SIP socket. UDP,
+ * not TCP: a port free for TCP may be held by a running sipp's UDP socket. */
 function freePort() {
   return new Promise((ok, fail) => {
-    const s = createServer();
+    const s = createSocket('udp4');
     s.on('error', fail);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
   });
 }
 

@@ -40,6 +40,7 @@ static ASSETS: &[Asset] = assets![
     "pages/login.js",
     "pages/agent.js",
     "pages/supervisor.js",
+    "pages/callbar.js",
     "pages/admin.js",
     "pages/designer.js",
     "pages/flowgraph.js",

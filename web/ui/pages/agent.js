@@ -1,12 +1,14 @@
 // The agent desktop: my inbox (cases assigned to me), customer search, and the
 // customer screen: identities, open cases (status changes), the timeline with calls'
 // IVR trails, notes. Live: events for the customer or my cases reload what they touch.
-// The softphone mounts into <section id="softphone"> (see softphone.js).
+// The softphone mounts into <section id="softphone"> (see softphone.js); the call bar
+// (live-call controls and click-to-call, see callbar.js) into <section id="callbar">.
 
 import { get, post, qs, enc } from '../api.js';
 import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { mountSoftphone } from '../softphone.js';
+import { mountCallBar, clickToCall } from './callbar.js';
 
 const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];
 const OPEN = new Set(['new', 'open', 'pending_customer', 'on_hold']);
@@ -17,7 +19,21 @@ export async function render(main, params, { user, navigate }) {
   const search = h('section', { class: 'card', 'aria-labelledby': 'search-h' });
   const phone = h('section', { id: 'softphone', class: 'card softphone', 'aria-label': 'Phone' });
   const detail = h('section', { id: 'customer', class: 'detail', 'aria-live': 'off' });
-  mount(main, h('div', { class: 'desk' }, h('aside', { class: 'side' }, phone, inbox, search), detail));
+  let customerId = params.id || null;
+  const callbar = h('section', { id: 'callbar', 'aria-label': 'Call controls', hidden: true });
+  mount(main, callbar, h('div', { class: 'desk' }, h('aside', { class: 'side' }, phone, inbox, search), detail));
+
+  // A new call opens the caller's screen (when the number is a known customer).
+  const bar = mountCallBar(callbar, {
+    user,
+    onCall: async (call) => {
+      if (!call.customer_number) return;
+      try {
+        const c = await get('/customers/lookup' + qs({ kind: 'phone', value: call.customer_number }));
+        if (c && c.id && c.id !== customerId) navigate('/agent/customers/' + enc(c.id));
+      } catch { /* an unknown caller: the customer is created when the call ends */ }
+    },
+  });
 
   const unmountPhone = mountSoftphone(phone, {
     user,
@@ -57,7 +73,6 @@ export async function render(main, params, { user, navigate }) {
   mount(search, h('h2', { id: 'search-h' }, 'Customers'), sform, results);
 
   // --- customer screen
-  let customerId = params.id || null;
   let fresh = new Set();
   async function loadCustomer() {
     if (!customerId) {
@@ -75,6 +90,18 @@ export async function render(main, params, { user, navigate }) {
     } catch (e) {
       mount(detail, h('div', { class: 'card' }, h('h1', {}, 'Customer'), errorBox(e)));
     }
+  }
+
+  // Click-to-call: Parley rings the agent's phone, then dials the customer.
+  const callOut = h('div', { id: 'call-out' });
+  function callButton(number) {
+    const b = h('button', { type: 'button', class: 'call-btn', 'data-number': number, title: `Call ${number} (your phone rings first)`, 'aria-label': `Call ${number}` }, 'Call');
+    b.addEventListener('click', () => act(b, callOut, async () => {
+      await clickToCall(number);
+      toast(`Calling ${number}: answer your phone`);
+      await bar.refresh();
+    }));
+    return b;
   }
 
   function renderCustomer(c, cases, items) {
@@ -97,7 +124,9 @@ export async function render(main, params, { user, navigate }) {
     mount(detail,
       h('div', { class: 'card head' },
         h('h1', { id: 'customer-name' }, c.name || '(no name)'),
-        h('div', { class: 'ids' }, c.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value))),
+        h('div', { class: 'ids' }, c.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value,
+          i.kind === 'phone' ? callButton(i.value) : null))),
+        callOut,
         c.merged_into ? h('p', { class: 'warn' }, 'Merged into another customer.') : null),
       h('div', { class: 'cols' },
         h('div', { class: 'card', id: 'open-cases' }, h('h2', {}, 'Open cases ', badge(String(open.length))),
@@ -187,7 +216,7 @@ export async function render(main, params, { user, navigate }) {
   document.addEventListener('keydown', onKey);
 
   await Promise.all([loadInbox(), loadCustomer()]);
-  return () => { off(); unmountPhone(); document.removeEventListener('keydown', onKey); };
+  return () => { off(); unmountPhone(); bar.stop(); document.removeEventListener('keydown', onKey); };
 }
 
 function slaText(c) {

@@ -8,9 +8,21 @@
 // are added here as sources over the ACD API once it exists — no numbers are invented
 // until then.
 
-import { get, qs, enc } from '../api.js';
-import { h, mount, fmtTime, errorBox, badge, table } from '../dom.js';
+import { get, post, qs, enc } from '../api.js';
+import { h, mount, fmtTime, errorBox, badge, table, toast } from '../dom.js';
 import { onEvent } from '../events.js';
+import { clock } from './callbar.js';
+
+/** Calls are not published on the events WebSocket: the live-calls panel polls the
+ * in-memory call registry (GET /calls) this often, and right after each action. */
+export const CALLS_POLL_MS = 2000;
+
+const MODES = [
+  ['listen', 'Listen', 'hear both parties, heard by nobody'],
+  ['whisper', 'Whisper', 'heard by the agent only'],
+  ['barge', 'Barge', 'heard by both'],
+];
+const MODE_LABEL = { listen: 'listening', whisper: 'whispering', barge: 'barged in', full: 'talking' };
 
 const OPEN = ['new', 'open', 'pending_customer', 'on_hold'];
 const label = (s) => s.replace(/_/g, ' ');
@@ -46,13 +58,15 @@ export const SOURCES = [
   // acd: { id: 'agents', title: 'Agents', events: ['presence.changed'], load: ... }
 ];
 
-export async function render(main) {
+export async function render(main, _params, { user }) {
   const board = h('section', { id: 'wallboard', class: 'wallboard', 'aria-label': 'Wallboard' });
+  const live = h('section', { id: 'live-calls', class: 'card', 'aria-labelledby': 'live-calls-h' });
   const feed = h('ol', { id: 'activity', class: 'feed' });
   const cases = h('div', { id: 'team-cases' });
   mount(main,
     h('h1', {}, 'Supervisor'),
     board,
+    live,
     h('p', { class: 'muted small' }, 'Queue and agent tiles appear here when queues and presence are available on this server.'),
     h('div', { class: 'cols' },
       h('section', { class: 'card' }, h('h2', {}, 'Open cases'), cases),
@@ -77,10 +91,103 @@ export async function render(main) {
   const timers = SOURCES.filter((s) => s.every).map((s) => setInterval(() => refresh(s), s.every));
 
   let users = [];
+  const userName = (id) => (users.find((u) => u.id === id) || {}).name || null;
+
+  // --- active calls, with listen / whisper / barge / take over
+  let calls = [];
+  let fetchedAt = Date.now();
+  let callsError = null;
+  const errors = new Map(); // call id -> the last refused action's error
+  const pending = new Map(); // call id -> the action in flight
+  async function loadCalls() {
+    try {
+      if (!users.length) users = await get('/users');
+      calls = await get('/calls');
+      fetchedAt = Date.now();
+      callsError = null;
+    } catch (e) {
+      callsError = e;
+    }
+    for (const id of [...errors.keys()]) if (!calls.some((c) => c.id === id)) errors.delete(id);
+    renderCalls();
+  }
+  async function supervise(call, action) {
+    if (pending.has(call.id)) return;
+    pending.set(call.id, action);
+    errors.delete(call.id);
+    renderCalls();
+    try {
+      await post('/calls/' + enc(call.id) + '/actions', { action });
+      toast({ listen: 'Listening to', whisper: 'Whispering to the agent on', barge: 'Barged in on', take_over: 'You took over' }[action] + ' ' + call.customer_number);
+    } catch (e) {
+      errors.set(call.id, e);
+    } finally {
+      pending.delete(call.id);
+    }
+    await loadCalls();
+  }
+  function renderCalls() {
+    const focused = document.activeElement && live.contains(document.activeElement) ? document.activeElement.dataset.focus : null;
+    const since = (Date.now() - fetchedAt) / 1000;
+    const timer = (base) => h('span', { class: 'timer', dataset: { base: String(base), at: String(fetchedAt) } }, clock(base + since));
+    const legName = (l) => (l.user_id && userName(l.user_id)) || l.address;
+    const row = (c) => {
+      const mine = c.legs.find((l) => l.role === 'supervisor' && l.user_id === user.id);
+      const busy = pending.get(c.id);
+      const agent = c.legs.find((l) => l.role === 'agent');
+      const buttons = MODES.map(([mode, label, hint]) => {
+        const on = !!mine && mine.mode === mode;
+        const b = h('button', {
+          type: 'button', class: on ? 'mode on' : 'mode', 'data-action': mode, 'data-focus': c.id + ':' + mode,
+          'aria-pressed': String(on), title: label + ': ' + hint, disabled: !!busy || !agent || null,
+        }, label);
+        b.addEventListener('click', () => supervise(c, mode));
+        return b;
+      });
+      const take = h('button', {
+        type: 'button', class: 'danger', 'data-action': 'take_over', 'data-focus': c.id + ':take_over',
+        title: mine ? 'Take over: you replace the agent, who is hung up' : 'Listen, whisper or barge first: take over replaces the agent with your phone',
+        disabled: !!busy || !mine || !agent || null,
+      }, 'Take over');
+      take.addEventListener('click', () => supervise(c, 'take_over'));
+      const err = errors.get(c.id);
+      return h('tr', { dataset: { callId: c.id, state: c.state } },
+        h('td', {}, h('strong', {}, c.customer_number || 'unknown'), h('div', { class: 'meta' }, c.direction)),
+        h('td', {}, badge(c.state, 'call-' + c.state), c.held ? [' ', badge('held', 'late')] : null, c.muted ? [' ', badge('agent muted', 'late')] : null),
+        h('td', { class: 'num' }, timer(c.duration_s), c.talk_s !== null && c.talk_s !== undefined ? h('div', { class: 'meta' }, 'talk ', timer(c.talk_s)) : null),
+        h('td', {}, h('ul', { class: 'legs' }, c.legs.map((l) => h('li', { dataset: { role: l.role, mode: l.mode } },
+          h('small', {}, l.role), ' ', legName(l), l.user_id === user.id ? ' (you)' : '', ' ',
+          badge(l.state === 'ringing' ? 'ringing' : l.mode, 'mode-' + (l.state === 'ringing' ? 'ringing' : l.mode)))))),
+        h('td', { class: 'supervise' },
+          h('div', { class: 'my-mode', 'aria-live': 'polite' },
+            busy ? h('span', { class: 'muted' }, busy === 'take_over' ? 'Taking over…' : mine ? 'Switching…' : 'Ringing your phone…')
+              : mine ? ['You: ', badge(mine.state === 'ringing' ? 'your phone rings' : MODE_LABEL[mine.mode] || mine.mode, 'ok')]
+                : h('span', { class: 'muted' }, 'Not monitoring')),
+          h('div', { class: 'row' }, buttons, take),
+          err ? errorBox(err) : null,
+          err && /registered phone|no extension/.test(err.message) ? h('p', { class: 'small muted' }, 'Give yourself an extension (Admin → Users) and register a SIP phone on it: Parley calls it to join you to the call.') : null));
+    };
+    mount(live, h('h2', { id: 'live-calls-h' }, 'Active calls ', badge(String(calls.length))),
+      callsError ? errorBox(callsError) : null,
+      calls.length ? h('table', { class: 'grid calls' },
+        h('thead', {}, h('tr', {}, ['Caller', 'State', 'Duration', 'Parties and modes', 'Supervise'].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', {}, calls.map(row)))
+        : h('p', { class: 'muted' }, 'No call in progress.'),
+      h('p', { class: 'muted small' }, 'Listen, whisper and barge ring your own phone (your extension) and join it to the call; later clicks switch its mode.'));
+    if (focused) {
+      const again = live.querySelector(`[data-focus="${CSS.escape(focused)}"]`);
+      if (again && !again.disabled) again.focus();
+    }
+  }
+  const tick = setInterval(() => {
+    for (const t of live.querySelectorAll('.timer')) t.textContent = clock(Number(t.dataset.base) + (Date.now() - Number(t.dataset.at)) / 1000);
+  }, 1000);
+  const callsPoll = setInterval(loadCalls, CALLS_POLL_MS);
+
   async function loadCases() {
     try {
       if (!users.length) users = await get('/users');
-      const name = (id) => (users.find((u) => u.id === id) || {}).name || '—';
+      const name = (id) => userName(id) || '—';
       const pages = await Promise.all(OPEN.map((s) => get('/cases' + qs({ status: s, limit: 50 }))));
       const rows = pages.flatMap((p) => p.items).sort((a, b) => b.number - a.number);
       mount(cases, table(rows, [
@@ -105,7 +212,7 @@ export async function render(main) {
   }
 
   const off = onEvent((ev) => {
-    if (ev.type === 'connected' || ev.type === 'lagged') { SOURCES.forEach(refresh); loadCases(); return; }
+    if (ev.type === 'connected' || ev.type === 'lagged') { SOURCES.forEach(refresh); loadCases(); loadCalls(); return; }
     const ph = feed.querySelector('.placeholder');
     if (ph) ph.remove();
     feed.prepend(h('li', { class: 'fresh' },
@@ -116,7 +223,7 @@ export async function render(main) {
     if (ev.type.startsWith('case.')) loadCases();
   });
 
-  await Promise.all([...SOURCES.map(refresh), loadCases()]);
+  await Promise.all([...SOURCES.map(refresh), loadCases(), loadCalls()]);
   if (!feed.children.length) feed.append(h('li', { class: 'muted placeholder' }, 'Waiting for activity…'));
-  return () => { off(); timers.forEach(clearInterval); };
+  return () => { off(); timers.forEach(clearInterval); clearInterval(tick); clearInterval(callsPoll); };
 }

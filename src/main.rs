@@ -285,6 +285,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
     sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
+    sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
+        session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),
+        min_se: cfg.sip_min_se_secs.max(1),
+    };
+    sip_cfg.trunk_keepalive = (cfg.sip_trunk_keepalive_secs > 0)
+        .then(|| Duration::from_secs(cfg.sip_trunk_keepalive_secs));
     sip_cfg.digest_algorithms = cfg
         .sip_digest_algorithms
         .split(',')

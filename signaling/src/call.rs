@@ -23,6 +23,8 @@ use parley_sip_proto::transaction::{TxKey, build_cancel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+mod indialog;
+pub(crate) use indialog::{ACCEPT, SUPPORTED};
 mod ivr;
 
 use crate::SipConfig;
@@ -213,6 +215,8 @@ struct Call {
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
     agent_offer: Option<Bytes>,
+    /// Re-INVITE/UPDATE, session timers, INFO, REFER (`call::indialog`).
+    dlg: indialog::InDialog,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -269,9 +273,15 @@ pub(crate) async fn run(ctx: CallCtx) {
         store: store.clone(),
         ivr: None,
         agent_offer: None,
+        dlg: indialog::InDialog::default(),
     };
     call.respond(100, None, None).await;
-    match call.route(&store, &auth).await {
+    let plan = if call.reject_small_session_interval().await {
+        Err((0, ""))
+    } else {
+        call.route(&store, &auth).await
+    };
+    match plan {
         Ok(Plan::Agents(route)) => {
             call.unauth = None;
             driver
@@ -379,6 +389,7 @@ impl Call {
             self.give_up_at,
             self.ivr.as_ref().and_then(ivr::IvrRun::next_deadline),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
+            self.in_dialog_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -949,6 +960,7 @@ impl Call {
             self.inbound.final_sent = true;
         }
         if (200..300).contains(&code) {
+            self.initial_2xx_headers(&mut r);
             self.inbound.ok = Some(r.clone());
             let t1 = self.config.timers.t1;
             let now = Instant::now();
@@ -972,6 +984,9 @@ impl Call {
     }
 
     async fn on_input(&mut self, input: CallInput) {
+        let Some(input) = self.in_dialog_input(input).await else {
+            return;
+        };
         match input {
             CallInput::Request {
                 key,
@@ -1367,6 +1382,7 @@ impl Call {
             }
         }
         self.ivr_timers(now).await;
+        self.in_dialog_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

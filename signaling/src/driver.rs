@@ -25,7 +25,8 @@ use crate::trace::{Observability, bump, scan_call_id};
 use crate::transport::{Inbound, Transport, Transports};
 
 /// Methods we implement (for `Allow`).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub(crate) const ALLOW: &str =
+    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
 
 /// Commands from call tasks and registrar tasks to the driver.
 #[derive(Debug)]
@@ -354,7 +355,11 @@ impl Driver {
                 size,
                 200,
                 None,
-                &[("Allow", ALLOW)],
+                &[
+                    ("Allow", ALLOW),
+                    ("Accept", call::ACCEPT),
+                    ("Supported", call::SUPPORTED),
+                ],
             ),
             Method::Extension(_) => self.stateless(&req, source, transport, size, 501, None, &[]),
             Method::Bye => self.stateless(&req, source, transport, size, 481, None, &[]),

@@ -64,6 +64,7 @@ use std::time::Duration;
 
 use parley_cases::Store;
 pub use parley_sip_proto::auth::Algorithm;
+pub use parley_sip_proto::session_timer::SessionTimerConfig;
 use parley_sip_proto::transaction::{TimerConfig, TransactionLayer};
 use rand::RngCore as _;
 use tokio::net::{TcpListener, UdpSocket};
@@ -118,6 +119,11 @@ pub struct SipConfig {
     /// Hang up a call Parley answers itself after this long without RTP from the
     /// caller (`None`: never).
     pub rtp_timeout: Option<Duration>,
+    /// RFC 4028 session timers: the interval we accept at most and our Min-SE.
+    pub session_timer: SessionTimerConfig,
+    /// Interval of OPTIONS keep-alive pings to trunks' outbound targets (`None`: off);
+    /// a trunk that does not answer is marked down (see [`Inspector::trunk_status`]).
+    pub trunk_keepalive: Option<Duration>,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
 }
@@ -141,6 +147,8 @@ impl SipConfig {
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
+            session_timer: SessionTimerConfig::default(),
+            trunk_keepalive: Some(Duration::from_secs(30)),
         }
     }
 }

@@ -107,6 +107,9 @@ pub(crate) struct Counters {
     pub(crate) calls_answered: AtomicU64,
     pub(crate) calls_failed: AtomicU64,
     pub(crate) calls_active: AtomicU64,
+    pub(crate) in_dialog_offers: AtomicU64,
+    pub(crate) info_dtmf: AtomicU64,
+    pub(crate) sessions_expired: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -213,6 +216,9 @@ impl Inspector {
             ("sip_calls_answered_total", v(&c.calls_answered)),
             ("sip_calls_failed_total", v(&c.calls_failed)),
             ("sip_calls_active", v(&c.calls_active)),
+            ("sip_in_dialog_offers_total", v(&c.in_dialog_offers)),
+            ("sip_info_dtmf_total", v(&c.info_dtmf)),
+            ("sip_sessions_expired_total", v(&c.sessions_expired)),
         ]
     }
 }

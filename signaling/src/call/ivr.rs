@@ -636,7 +636,7 @@ impl Call {
     /// tenant's registered agents with our own offer
     /// from a second media leg; the answering agent's leg is bridged with the caller's
     /// in a room. Without agents (or media) the flow hears a queue timeout.
-    async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
+    pub(super) async fn ivr_ring_agents(&mut self, only: Option<TransferTarget>) {
         let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
             return;
         };
@@ -751,8 +751,22 @@ impl Call {
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
     /// that the queue call was answered (it goes on, e.g. to a survey).
     pub(super) fn ivr_agent_left(&mut self) {
-        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+        if !self.ivr_unbridge() {
             return;
+        }
+        self.legs.retain(|l| l.state != super::LegState::Done);
+        if let Some(run) = self.ivr.as_mut() {
+            run.pending.push_back(Event::QueueResult {
+                outcome: parley_ivr::QueueOutcome::Answered,
+            });
+        }
+    }
+
+    /// Takes the agent's media leg and the room down (the caller's leg stays); false
+    /// without media or flow.
+    pub(super) fn ivr_unbridge(&mut self) -> bool {
+        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+            return false;
         };
         if let Some(leg) = run.agent_leg.take() {
             let _ = m.handle.destroy_leg(leg);
@@ -762,10 +776,18 @@ impl Call {
         }
         let _ = m.handle.leave(m.leg);
         run.bridging = false;
-        self.legs.retain(|l| l.state != super::LegState::Done);
-        run.pending.push_back(Event::QueueResult {
-            outcome: parley_ivr::QueueOutcome::Answered,
-        });
+        true
+    }
+
+    /// The tenant whose flow runs on the call.
+    pub(super) fn ivr_tenant(&self) -> Option<String> {
+        self.ivr.as_ref().map(|r| r.actor.tenant_id.clone())
+    }
+
+    /// The agent's media leg and the room, while agents ring or talk.
+    pub(super) fn ivr_agent_media(&self) -> Option<(parley_media::LegId, Option<parley_media::RoomId>)> {
+        let run = self.ivr.as_ref()?;
+        Some((run.agent_leg?, run.room))
     }
 
     /// When the call is over: finishes a voicemail recording (bounded wait), tells the

@@ -1,0 +1,464 @@
+//! SIP in-dialog behaviour end to end: the real `parley` binary on loopback, driven by
+//! sipp scenarios (tests/sipp/) and a small UA built on parley-sip-proto over UDP:
+//! re-INVITE/UPDATE hold and unhold (RFC 3264), glare (491), OPTIONS, INFO DTMF,
+//! REFER refusal, RFC 4028 session timers (422, refresh, expiry).
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use parley_media_core::rtp::{RtpHeader, RtpPacket};
+use parley_sip_proto::dialog::{Dialog, new_branch, random_token};
+use parley_sip_proto::message::{
+    Headers, MessageExt as _, Method, Request, Response, SipMessage, Via,
+};
+use parley_sip_proto::offer_answer::{
+    Direction, LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+
+struct Parley {
+    child: Child,
+    dir: PathBuf,
+    sip: SocketAddr,
+}
+
+impl Drop for Parley {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `parley serve` (fresh demo tenant, ephemeral ports) and waits for its SIP line.
+#[allow(clippy::zombie_processes)]
+fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
+    let dir = std::env::temp_dir().join(format!(
+        "parley-sipdlg-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .current_dir(&dir)
+        .env("PARLEY_DATA_DIR", dir.join("data"))
+        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut sip = None;
+    loop {
+        let line = lines
+            .next()
+            .expect("parley exited before listening")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("SIP listening on ") {
+            for part in rest.split_whitespace() {
+                if let Some(a) = part.strip_prefix("udp:") {
+                    sip = Some(a.parse().unwrap());
+                }
+            }
+        }
+        if line.starts_with("Parley listening on ") {
+            std::thread::spawn(move || for _ in lines {});
+            return Parley {
+                child,
+                dir,
+                sip: sip.expect("SIP line before the HTTP line"),
+            };
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.local_addr().unwrap().port()
+}
+
+/// sipp binds the media port and the next three.
+fn free_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) * 40 + 7;
+    loop {
+        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
+        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
+        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+fn sipp(scenario: &str, target: SocketAddr, service: &str) -> Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario);
+    Command::new("sipp")
+        .args(["-sf", &path.display().to_string()])
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1", "-s", service])
+        .args(["-timeout", "40s", "-timeout_error"])
+        .arg("-nostdin")
+        .arg(target.to_string())
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn check(what: &str, out: Output) {
+    assert!(
+        out.status.success(),
+        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sipp_holds_unholds_updates_and_uses_in_dialog_requests_on_the_echo_test() {
+    let p = start("hold", &[]);
+    check("hold/unhold", sipp("uac_hold.xml", p.sip, "43"));
+}
+
+#[test]
+fn sipp_session_interval_below_min_se_gets_422() {
+    let p = start("se422", &[]);
+    check("422", sipp("uac_session_422.xml", p.sip, "43"));
+}
+
+#[test]
+fn sipp_parley_refreshes_the_session_as_refresher() {
+    let p = start(
+        "serefresh",
+        &[
+            ("PARLEY_SIP_MIN_SE_SECS", "2"),
+            ("PARLEY_SIP_SESSION_EXPIRES_SECS", "4"),
+        ],
+    );
+    check("refresh", sipp("uac_session_refresh.xml", p.sip, "43"));
+}
+
+#[test]
+fn sipp_session_without_refresh_is_hung_up() {
+    let p = start(
+        "seexpire",
+        &[
+            ("PARLEY_SIP_MIN_SE_SECS", "2"),
+            ("PARLEY_SIP_SESSION_EXPIRES_SECS", "4"),
+        ],
+    );
+    check("expiry", sipp("uac_session_expire.xml", p.sip, "43"));
+}
+
+/// A minimal UA on parley-sip-proto over real UDP sockets.
+struct Ua {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    me: SocketAddr,
+    to: SocketAddr,
+}
+
+impl Ua {
+    fn new(to: SocketAddr) -> Ua {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let me = sip.local_addr().unwrap();
+        Ua { sip, rtp, me, to }
+    }
+
+    fn via(&self) -> Via {
+        Via::new(
+            "UDP",
+            &self.me.ip().to_string(),
+            Some(self.me.port()),
+            &new_branch(&mut rand::rng()),
+        )
+    }
+
+    fn send(&self, m: SipMessage) {
+        self.sip.send_to(&m.to_bytes(), self.to).unwrap();
+    }
+
+    fn recv(&self) -> SipMessage {
+        let mut buf = vec![0u8; 65535];
+        let (n, _) = self.sip.recv_from(&mut buf).unwrap();
+        SipMessage::parse(&buf[..n]).unwrap()
+    }
+
+    fn offer(&self, dir: Direction, version: u64) -> bytes::Bytes {
+        let mut caps = LocalCapabilities::new(self.me.ip(), self.rtp.local_addr().unwrap().port());
+        caps.codecs
+            .retain(|c| c.clock_rate == 8000 && c.name != "PCMA");
+        caps.direction = dir;
+        caps.session_version = version;
+        sdp_to_bytes(&build_offer(&caps))
+    }
+
+    /// Calls `number` with `extra` headers; returns the dialog, the 200 and the RTP
+    /// address of the answer.
+    fn call(&self, number: &str, extra: &[(&str, &str)]) -> (Dialog, Response, SocketAddr) {
+        let mut rng = rand::rng();
+        let mut h = Headers::new();
+        h.push("Via", self.via().to_string());
+        h.push("Max-Forwards", "70");
+        h.push(
+            "From",
+            format!("<sip:+15550123@{}>;tag={}", self.me.ip(), random_token(&mut rng, 10)),
+        );
+        h.push("To", format!("<sip:{number}@{}>", self.to));
+        h.push("Call-ID", format!("{}@ua.test", random_token(&mut rng, 16)));
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", format!("<sip:caller@{}>", self.me));
+        for (n, v) in extra {
+            h.push(n, *v);
+        }
+        h.push("Content-Type", "application/sdp");
+        let uri = format!("sip:{number}@{}", self.to);
+        let invite = Request::new(Method::Invite, &uri, h, self.offer(Direction::SendRecv, 1))
+            .unwrap();
+        self.send(SipMessage::Request(invite.clone()));
+        let ok = self.final_response(Method::Invite);
+        assert_eq!(ok.code(), 200, "{ok:?}");
+        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
+        self.send(SipMessage::Request(
+            dialog.create_ack(1, &self.via(), None).unwrap(),
+        ));
+        let remote = rtp_addr(ok.body());
+        (dialog, ok, remote)
+    }
+
+    /// The final response to our request of `method`, answering requests from
+    /// Parley in between with 200 (and returning them in `also`).
+    fn final_response(&self, method: Method) -> Response {
+        loop {
+            match self.recv() {
+                SipMessage::Response(r)
+                    if r.code() >= 200 && r.cseq().unwrap().method == method =>
+                {
+                    return r;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a re-INVITE with an offer of direction `dir`, ACKs the 2xx; returns it.
+    fn reinvite(&self, d: &mut Dialog, dir: Direction, version: u64) -> Response {
+        let req = d
+            .create_request(
+                Method::Invite,
+                &self.via(),
+                Some(("application/sdp", self.offer(dir, version))),
+            )
+            .unwrap();
+        let seq = req.cseq().unwrap().seq;
+        self.send(SipMessage::Request(req));
+        let r = self.final_response(Method::Invite);
+        if r.code() == 200 {
+            self.send(SipMessage::Request(
+                d.create_ack(seq, &self.via(), None).unwrap(),
+            ));
+        }
+        r
+    }
+
+    /// Sends `n` PCMU frames paced at 20 ms to `to` and returns how many RTP packets
+    /// came back meanwhile and for half a second after.
+    fn rtp_round(&self, to: SocketAddr, seq0: u16, n: u16) -> usize {
+        let mut out = [0u8; 1500];
+        let mut buf = [0u8; 1500];
+        self.rtp
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let mut got = 0;
+        let t0 = Instant::now();
+        for k in 0..n {
+            let payload: Vec<u8> = (0..160u16)
+                .map(|i| u8::try_from((k * 7 + i * 3) % 100).unwrap() + 0x10)
+                .collect();
+            let len = RtpHeader {
+                marker: k == 0,
+                payload_type: 0,
+                sequence: seq0 + k,
+                timestamp: 160 * u32::from(seq0 + k),
+                ssrc: 0x1234_5678,
+                ..RtpHeader::default()
+            }
+            .write(&payload, &mut out)
+            .unwrap();
+            self.rtp.send_to(&out[..len], to).unwrap();
+            while let Ok((m, _)) = self.rtp.recv_from(&mut buf) {
+                if RtpPacket::parse(&buf[..m]).is_ok() {
+                    got += 1;
+                }
+            }
+            let next = t0 + Duration::from_millis(20) * (u32::from(k) + 1);
+            std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        }
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            if let Ok((m, _)) = self.rtp.recv_from(&mut buf)
+                && RtpPacket::parse(&buf[..m]).is_ok()
+            {
+                got += 1;
+            }
+        }
+        got
+    }
+}
+
+fn rtp_addr(sdp: &[u8]) -> SocketAddr {
+    let sdp = parse_sdp(sdp).unwrap();
+    let m = &sdp.media_descriptions[0];
+    let ip = sdp.connection_information.as_ref().unwrap();
+    let ip = ip.address.as_ref().unwrap().address.parse().unwrap();
+    SocketAddr::new(ip, u16::try_from(m.media_name.port.value).unwrap())
+}
+
+fn direction(sdp: &[u8]) -> String {
+    let text = String::from_utf8_lossy(sdp);
+    ["sendrecv", "sendonly", "recvonly", "inactive"]
+        .into_iter()
+        .find(|d| text.contains(&format!("a={d}")))
+        .unwrap_or("none")
+        .to_owned()
+}
+
+#[test]
+fn a_held_caller_hears_nothing_and_media_resumes_on_unhold() {
+    let p = start("holdrtp", &[]);
+    let ua = Ua::new(p.sip);
+    let (mut d, _ok, remote) = ua.call("43", &[]);
+    // The echo test returns our audio.
+    let before = ua.rtp_round(remote, 1000, 50);
+    assert!(before >= 30, "{before} packets echoed before hold");
+    // Hold: we send only; Parley answers recvonly on the same address and sends nothing.
+    let r = ua.reinvite(&mut d, Direction::SendOnly, 2);
+    assert_eq!(r.code(), 200, "{r:?}");
+    assert_eq!(direction(r.body()), "recvonly");
+    assert_eq!(rtp_addr(r.body()), remote, "same media address after hold");
+    std::thread::sleep(Duration::from_millis(200));
+    let held = ua.rtp_round(remote, 1100, 50);
+    assert!(held <= 2, "{held} packets sent to a caller on hold");
+    // Unhold: the echo comes back.
+    let r = ua.reinvite(&mut d, Direction::SendRecv, 3);
+    assert_eq!(r.code(), 200, "{r:?}");
+    assert_eq!(direction(r.body()), "sendrecv");
+    let after = ua.rtp_round(remote, 1200, 50);
+    assert!(after >= 30, "{after} packets echoed after unhold");
+    let bye = d.create_request(Method::Bye, &ua.via(), None).unwrap();
+    ua.send(SipMessage::Request(bye));
+    assert_eq!(ua.final_response(Method::Bye).code(), 200);
+}
+
+#[test]
+fn glare_our_reinvite_during_parleys_refresh_gets_491_then_succeeds() {
+    let p = start(
+        "glare",
+        &[
+            ("PARLEY_SIP_MIN_SE_SECS", "2"),
+            ("PARLEY_SIP_SESSION_EXPIRES_SECS", "4"),
+        ],
+    );
+    let ua = Ua::new(p.sip);
+    // No UPDATE in Allow: Parley refreshes with a re-INVITE carrying its SDP.
+    let (mut d, ok, _) = ua.call(
+        "43",
+        &[
+            ("Session-Expires", "4;refresher=uas"),
+            ("Supported", "timer"),
+            ("Allow", "INVITE, ACK, BYE"),
+        ],
+    );
+    assert!(ok.headers.get("Session-Expires").unwrap().contains("refresher=uas"));
+    // Parley's refresh arrives; we do not answer it yet.
+    let refresh = loop {
+        if let SipMessage::Request(r) = ua.recv()
+            && r.method() == &Method::Invite
+        {
+            break r;
+        }
+    };
+    assert!(!refresh.body().is_empty(), "the refresh re-INVITE carries Parley's SDP");
+    d.on_request(&refresh).unwrap();
+    // Our own re-INVITE now collides with it: 491.
+    let r = ua.reinvite(&mut d, Direction::SendOnly, 2);
+    assert_eq!(r.code(), 491, "{r:?}");
+    let ack491 = {
+        // ACK of a non-2xx is the transaction's: same branch as the INVITE.
+        let mut h = Headers::new();
+        h.push("Via", r.headers.get("Via").unwrap());
+        h.push("Max-Forwards", "70");
+        h.push("From", r.headers.get("From").unwrap());
+        h.push("To", r.headers.get("To").unwrap());
+        h.push("Call-ID", r.headers.get("Call-ID").unwrap());
+        h.push("CSeq", format!("{} ACK", r.cseq().unwrap().seq));
+        Request::new(Method::Ack, &d.remote_target, h, bytes::Bytes::new()).unwrap()
+    };
+    ua.send(SipMessage::Request(ack491));
+    // We answer Parley's refresh (same SDP back), then retry: accepted.
+    let mut ok = refresh.make_response(200, None, None);
+    ok.headers
+        .push("Contact", format!("<sip:caller@{}>", ua.me));
+    ok.headers.push("Session-Expires", "4;refresher=uac");
+    ok.set_body(Some("application/sdp"), ua.offer(Direction::SendRecv, 3));
+    ua.send(SipMessage::Response(ok));
+    // Parley ACKs its re-INVITE's 2xx.
+    loop {
+        if let SipMessage::Request(r) = ua.recv()
+            && r.method() == &Method::Ack
+        {
+            break;
+        }
+    }
+    let r = ua.reinvite(&mut d, Direction::SendOnly, 4);
+    assert_eq!(r.code(), 200, "{r:?}");
+    assert_eq!(direction(r.body()), "recvonly");
+    let bye = d.create_request(Method::Bye, &ua.via(), None).unwrap();
+    ua.send(SipMessage::Request(bye));
+    assert_eq!(ua.final_response(Method::Bye).code(), 200);
+}
+
+#[test]
+fn out_of_dialog_options_lists_allow_accept_and_supported() {
+    let p = start("options", &[]);
+    let ua = Ua::new(p.sip);
+    let mut h = Headers::new();
+    h.push("Via", ua.via().to_string());
+    h.push("Max-Forwards", "70");
+    h.push("From", format!("<sip:probe@{}>;tag=abc", ua.me.ip()));
+    h.push("To", format!("<sip:{}>", p.sip));
+    h.push("Call-ID", "options-1@ua.test");
+    h.push("CSeq", "1 OPTIONS");
+    let req = Request::new(Method::Options, &format!("sip:{}", p.sip), h, bytes::Bytes::new())
+        .unwrap();
+    ua.send(SipMessage::Request(req));
+    let r = ua.final_response(Method::Options);
+    assert_eq!(r.code(), 200);
+    let allow = r.headers.get("Allow").unwrap();
+    for m in ["INVITE", "UPDATE", "INFO", "REFER", "OPTIONS"] {
+        assert!(allow.contains(m), "Allow: {allow}");
+    }
+    assert!(r.headers.get("Accept").unwrap().contains("application/sdp"));
+    assert!(r.headers.get("Supported").unwrap().contains("timer"));
+}

@@ -25,6 +25,10 @@ struct Parley {
     child: Child,
     dir: PathBuf,
     sip: SocketAddr,
+    http: String,
+    /// (extension, SIP password) of the demo agents.
+    agents: Vec<(String, String)>,
+    admin_password: String,
 }
 
 impl Drop for Parley {
@@ -62,11 +66,20 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut sip = None;
+    let mut agents = Vec::new();
+    let mut admin_password = String::new();
     loop {
         let line = lines
             .next()
             .expect("parley exited before listening")
             .unwrap();
+        if let Some(i) = line.find("SIP extension ") {
+            let rest: Vec<&str> = line[i..].split_whitespace().collect();
+            agents.push((rest[2].to_owned(), rest[4].to_owned()));
+        }
+        if line.contains("admin@demo.parley.test") {
+            admin_password = line.rsplit(' ').next().unwrap().to_owned();
+        }
         if let Some(rest) = line.strip_prefix("SIP listening on ") {
             for part in rest.split_whitespace() {
                 if let Some(a) = part.strip_prefix("udp:") {
@@ -74,12 +87,16 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
                 }
             }
         }
-        if line.starts_with("Parley listening on ") {
+        if let Some(rest) = line.strip_prefix("Parley listening on ") {
+            let http = rest.split(' ').next().unwrap().to_owned();
             std::thread::spawn(move || for _ in lines {});
             return Parley {
                 child,
                 dir,
                 sip: sip.expect("SIP line before the HTTP line"),
+                http,
+                agents,
+                admin_password,
             };
         }
     }
@@ -104,12 +121,17 @@ fn free_media_port() -> u16 {
     }
 }
 
-fn sipp(scenario: &str, target: SocketAddr, service: &str) -> Output {
+fn sipp_cmd(scenario: &str) -> Command {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/sipp")
         .join(scenario);
-    Command::new("sipp")
-        .args(["-sf", &path.display().to_string()])
+    let mut c = Command::new("sipp");
+    c.args(["-sf", &path.display().to_string()]);
+    c
+}
+
+fn sipp(scenario: &str, target: SocketAddr, service: &str) -> Output {
+    sipp_cmd(scenario)
         .args(["-i", "127.0.0.1", "-bind_local"])
         .args(["-p", &free_port().to_string()])
         .args(["-mp", &free_media_port().to_string()])
@@ -461,4 +483,172 @@ fn out_of_dialog_options_lists_allow_accept_and_supported() {
     }
     assert!(r.headers.get("Accept").unwrap().contains("application/sdp"));
     assert!(r.headers.get("Supported").unwrap().contains("timer"));
+}
+
+fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> serde_json::Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", p.http),
+        );
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        assert!(res.status().is_success(), "{method} {path}: {}", res.status());
+        res.json().await.unwrap()
+    })
+}
+
+fn admin_token(p: &Parley) -> String {
+    let v = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(serde_json::json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password})),
+    );
+    v["token"].as_str().unwrap().to_owned()
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
+    let mut buf = [0u8; 65536];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).expect("no reply from parley");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if done(&text) {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("tcptrunk", &[]);
+    let (ext, pw) = p.agents[1].clone();
+    // The carrier: sipp over TCP (it only listens; Parley must connect).
+    let carrier_port = free_port();
+    let carrier = sipp_cmd("uas_trunk.xml")
+        .args(["-i", "127.0.0.1", "-bind_local", "-t", "t1"])
+        .args(["-p", &carrier_port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let admin = admin_token(&p);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(serde_json::json!({"name": "tcp carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "transport": "tcp", "caller_id": "+15550100"})),
+    );
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let me = s.local_addr().unwrap();
+    let uri = format!("sip:+4930123456@{}", p.sip);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKtcp{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=tcp1\r\nTo: <{uri}>\r\n\
+             Call-ID: tcptrunk@test\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{ext}@{me}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(invite(1, "").as_bytes(), p.sip).unwrap();
+    let r = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "INVITE", &uri, "f00", 1);
+    s.send_to(
+        invite(2, &format!("Proxy-Authorization: {creds}\r\n")).as_bytes(),
+        p.sip,
+    )
+    .unwrap();
+    let ok = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
+    let to = header(&ok, "To")[0].to_owned();
+    let target = header(&ok, "Contact")[0].trim_matches(['<', '>']).to_owned();
+    let in_dialog = |method: &str, cseq: u32, branch: &str| {
+        format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=tcp1\r\nTo: {to}\r\n\
+             Call-ID: tcptrunk@test\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(in_dialog("ACK", 2, "ack2").as_bytes(), p.sip).unwrap();
+    s.send_to(in_dialog("BYE", 3, "bye3").as_bytes(), p.sip).unwrap();
+    let r = recv_until(&s, |r| r.contains("CSeq: 3 BYE") && !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    check("TCP carrier", carrier.wait_with_output().unwrap());
+}
+
+fn counter(p: &Parley, token: &str, name: &str) -> u64 {
+    let v = http(p, "GET", "/api/v1/sip/metrics", Some(token), None);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .and_then(|c| c["value"].as_u64())
+        .unwrap()
+}
+
+#[test]
+fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
+    let p = start("keepalive", &[("PARLEY_SIP_TRUNK_KEEPALIVE_SECS", "1")]);
+    let admin = admin_token(&p);
+    // A carrier that answers two pings (each sipp "call" is one OPTIONS), then exits.
+    let carrier_port = free_port();
+    let carrier = sipp_cmd("uas_options.xml")
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &carrier_port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "2", "-timeout", "30s", "-timeout_error", "-nostdin"])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(serde_json::json!({"name": "pinged", "outbound_target": format!("127.0.0.1:{carrier_port}")})),
+    );
+    check("keep-alive carrier", carrier.wait_with_output().unwrap());
+    let pings = counter(&p, &admin, "sip_trunk_pings_total");
+    assert!(pings >= 2, "{pings} pings");
+    // The carrier is gone: the next unanswered ping marks the trunk down.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if counter(&p, &admin, "sip_trunks_down") >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent trunk is never marked down");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }

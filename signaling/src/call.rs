@@ -726,10 +726,11 @@ impl Call {
         let Some(target) = trunk.outbound_target.as_deref() else {
             return self.reject(404, "Not Found", None).await;
         };
-        if trunk.transport != "udp" {
-            // Outbound TCP connections are not opened yet (only reused).
-            return self.reject(503, "Outbound TCP Not Supported", None).await;
-        }
+        let transport = if trunk.transport == "tcp" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         let dest = match tokio::net::lookup_host(target).await {
             Ok(mut addrs) => addrs.next(),
             Err(e) => {
@@ -740,14 +741,21 @@ impl Call {
         let Some(dest) = dest else {
             return self.reject(503, "Trunk Unreachable", None).await;
         };
-        let uri = format!("sip:{number}@{target}");
+        // TCP: an open connection to the target is reused, else one is opened.
+        if transport == Transport::Tcp && !self.driver.connect_tcp(dest).await {
+            return self.reject(503, "Trunk Unreachable", None).await;
+        }
+        let uri = match transport {
+            Transport::Tcp => format!("sip:{number}@{target};transport=tcp"),
+            Transport::Udp => format!("sip:{number}@{target}"),
+        };
         let from_user = trunk.caller_id.clone();
         match self.new_leg(
             &uri,
             &format!("<{uri}>"),
             from_user.as_deref(),
             dest,
-            Transport::Udp,
+            transport,
         ) {
             Some(leg) => {
                 self.driver

@@ -54,6 +54,7 @@
 mod call;
 mod driver;
 mod error;
+mod keepalive;
 mod registrar;
 pub mod trace;
 pub mod transport;
@@ -73,6 +74,7 @@ use tokio::task::JoinHandle;
 
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
+pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
 pub use trace::{Inspector, TraceEntry};
 
@@ -255,6 +257,7 @@ impl SipServer {
             obs.clone(),
             auth,
             stop_rx.clone(),
+            in_tx.clone(),
         );
         let tasks = vec![
             tokio::spawn(transport::udp_loop(

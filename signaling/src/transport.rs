@@ -180,18 +180,41 @@ pub(crate) async fn tcp_accept_loop(
     }
 }
 
-/// One TCP connection: frames incoming bytes with `parley_sip_proto::message::frame`
-/// and writes what the driver queues for it. Ends on EOF, error, a framing error
-/// (the stream cannot be resynchronised), or shutdown.
+/// Opens a TCP connection to `dest` (an outbound target such as a trunk over TCP)
+/// and runs it like an accepted one; returns the queue the driver writes through.
+pub(crate) async fn connect(
+    dest: SocketAddr,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    stop: watch::Receiver<bool>,
+    timeout: std::time::Duration,
+) -> std::io::Result<mpsc::Sender<Bytes>> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(dest))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+    let _ = stream.set_nodelay(true);
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(run_connection(
+        stream,
+        dest,
+        rx,
+        tx.clone(),
+        to_driver,
+        max_size,
+        stop,
+    ));
+    Ok(tx)
+}
+
+/// One accepted TCP connection: announced to the driver, then run.
 async fn tcp_connection(
     stream: TcpStream,
     peer: SocketAddr,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
     let pong = tx.clone();
     if to_driver
         .send(Inbound::Connected { peer, tx })
@@ -200,6 +223,22 @@ async fn tcp_connection(
     {
         return;
     }
+    run_connection(stream, peer, rx, pong, to_driver, max_size, stop).await;
+}
+
+/// A TCP connection (accepted or opened): frames incoming bytes with
+/// `parley_sip_proto::message::frame` and writes what the driver queues for it. Ends
+/// on EOF, error, a framing error (the stream cannot be resynchronised), or shutdown.
+async fn run_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut rx: mpsc::Receiver<Bytes>,
+    pong: mpsc::Sender<Bytes>,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (mut rd, mut wr) = stream.into_split();
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if wr.write_all(&b).await.is_err() {

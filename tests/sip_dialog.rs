@@ -652,3 +652,54 @@ fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn hold_is_relayed_end_to_end_through_the_b2bua_when_sdp_passes_through() {
+    let p = start("relay", &[]);
+    // No flow on the demo number: the agents ring with the caller's SDP passed through.
+    let admin = admin_token(&p);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async {
+        reqwest::Client::new()
+            .delete(format!("{}/api/v1/ivr/numbers/%2B15550100", p.http))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "unroute the demo number: {status}");
+    let (ext, pw) = p.agents[0].clone();
+    let uas_port = free_port();
+    let phone = sipp_cmd("uas_reinvite.xml")
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &uas_port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check(
+        "REGISTER",
+        sipp_cmd("register.xml")
+            .args(["-i", "127.0.0.1", "-bind_local"])
+            .args(["-p", &free_port().to_string()])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
+            .args(["-s", &ext, "-au", &ext, "-ap", &pw])
+            .args(["-key", "contact_port", &uas_port.to_string()])
+            .arg(p.sip.to_string())
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
+    check("caller", sipp("uac_relay_hold.xml", p.sip, "15550100"));
+    check("agent", phone.wait_with_output().unwrap());
+}

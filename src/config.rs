@@ -35,6 +35,16 @@ pub(crate) struct Config {
     /// Seconds between OPTIONS keep-alive pings to trunks' outbound targets, 0 = off
     /// (`PARLEY_SIP_TRUNK_KEEPALIVE_SECS`).
     pub(crate) sip_trunk_keepalive_secs: u64,
+    /// SIP over TLS listen address (`PARLEY_SIP_TLS_ADDR`): `off` disables it; unset,
+    /// it listens on the SIP address's IP, port 5061 (an ephemeral port when the SIP
+    /// port is 0).
+    pub(crate) sip_tls_addr: Option<String>,
+    /// PEM certificate chain for SIP TLS (`PARLEY_SIP_TLS_CERT`); without it and
+    /// `sip_tls_key` a self-signed certificate is generated at start-up and written to
+    /// `<data_dir>/tls/sip-selfsigned.pem`.
+    pub(crate) sip_tls_cert: Option<PathBuf>,
+    /// PEM private key for SIP TLS (`PARLEY_SIP_TLS_KEY`).
+    pub(crate) sip_tls_key: Option<PathBuf>,
     /// Digest algorithms offered, most preferred first, e.g. `MD5,SHA-256`
     /// (`PARLEY_SIP_DIGEST_ALGORITHMS`).
     pub(crate) sip_digest_algorithms: String,
@@ -72,6 +82,9 @@ impl Default for Config {
             sip_session_expires_secs: 1800,
             sip_min_se_secs: 90,
             sip_trunk_keepalive_secs: 30,
+            sip_tls_addr: None,
+            sip_tls_cert: None,
+            sip_tls_key: None,
             sip_digest_algorithms: "MD5,SHA-256".into(),
             rtp_ports: "10000-20000".into(),
             rtp_timeout_secs: 30,

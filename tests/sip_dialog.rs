@@ -25,6 +25,7 @@ struct Parley {
     child: Child,
     dir: PathBuf,
     sip: SocketAddr,
+    tls: Option<SocketAddr>,
     http: String,
     /// (extension, SIP password) of the demo agents.
     agents: Vec<(String, String)>,
@@ -66,6 +67,7 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     let mut child = cmd.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut sip = None;
+    let mut tls = None;
     let mut agents = Vec::new();
     let mut admin_password = String::new();
     loop {
@@ -85,6 +87,9 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
                 if let Some(a) = part.strip_prefix("udp:") {
                     sip = Some(a.parse().unwrap());
                 }
+                if let Some(a) = part.strip_prefix("tls:") {
+                    tls = Some(a.parse().unwrap());
+                }
             }
         }
         if let Some(rest) = line.strip_prefix("Parley listening on ") {
@@ -94,6 +99,7 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
                 child,
                 dir,
                 sip: sip.expect("SIP line before the HTTP line"),
+                tls,
                 http,
                 agents,
                 admin_password,
@@ -702,4 +708,98 @@ fn hold_is_relayed_end_to_end_through_the_b2bua_when_sdp_passes_through() {
     );
     check("caller", sipp("uac_relay_hold.xml", p.sip, "15550100"));
     check("agent", phone.wait_with_output().unwrap());
+}
+
+/// Reads one SIP message from a stream (headers, then Content-Length bytes of body).
+async fn read_message<S: tokio::io::AsyncRead + Unpin>(s: &mut S, buf: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt as _;
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let len: usize = header(&head, "Content-Length")
+                .first()
+                .map_or(0, |v| v.parse().unwrap());
+            if buf.len() >= end + 4 + len {
+                let msg: Vec<u8> = buf.drain(..end + 4 + len).collect();
+                return String::from_utf8_lossy(&msg).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(15), s.read(&mut chunk))
+            .await
+            .expect("no message over TLS")
+            .unwrap();
+        assert!(n > 0, "TLS connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[test]
+fn a_phone_registers_with_digest_auth_over_tls_with_the_generated_certificate() {
+    use parley_sip_proto::auth::DigestChallenge;
+    use rustls_pki_types::pem::PemObject as _;
+    use tokio::io::AsyncWriteExt as _;
+    use tokio_rustls::rustls;
+    let p = start("tls", &[]);
+    let tls_addr = p.tls.expect("TLS listens by default (ephemeral port in tests)");
+    let (ext, pw) = p.agents[0].clone();
+    // Trust exactly the self-signed certificate Parley generated.
+    let pem = p.dir.join("data/tls/sip-selfsigned.pem");
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pki_types::CertificateDer::pem_file_iter(&pem).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+        let me = tcp.local_addr().unwrap();
+        let name = rustls_pki_types::ServerName::IpAddress(tls_addr.ip().into());
+        let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake with the generated certificate");
+        let uri = format!("sip:{}:{};transport=tls", tls_addr.ip(), tls_addr.port());
+        let register = |cseq: u32, auth: &str| {
+            format!(
+                "REGISTER {uri} SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtls{cseq};rport\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:{ext}@{ip}>;tag=tls1\r\nTo: <sip:{ext}@{ip}>\r\n\
+                 Call-ID: tls-register@test\r\nCSeq: {cseq} REGISTER\r\n\
+                 Contact: <sip:{ext}@{me};transport=tls>\r\nExpires: 300\r\n{auth}\
+                 Content-Length: 0\r\n\r\n",
+                ip = tls_addr.ip()
+            )
+        };
+        let mut buf = Vec::new();
+        s.write_all(register(1, "").as_bytes()).await.unwrap();
+        let r = read_message(&mut s, &mut buf).await;
+        assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+        let ch = DigestChallenge::parse(header(&r, "WWW-Authenticate")[0]).unwrap();
+        let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 1);
+        s.write_all(register(2, &format!("Authorization: {creds}\r\n")).as_bytes())
+            .await
+            .unwrap();
+        let r = read_message(&mut s, &mut buf).await;
+        assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+        assert!(r.contains(";transport=tls"), "binding over TLS: {r}");
+        assert!(r.contains("Via: SIP/2.0/TLS"), "{r}");
+        // In the same connection: OPTIONS.
+        let options = format!(
+            "OPTIONS {uri} SIP/2.0\r\nVia: SIP/2.0/TLS {me};branch=z9hG4bKtlsopt\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@x>;tag=o1\r\nTo: <{uri}>\r\n\
+             Call-ID: tls-options@test\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.write_all(options.as_bytes()).await.unwrap();
+        let r = read_message(&mut s, &mut buf).await;
+        assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+        assert!(r.contains("Supported: timer"), "{r}");
+    });
 }

@@ -403,6 +403,11 @@ impl Call {
                 "sip:parley@{}:{};transport=tcp",
                 self.driver.host, self.driver.port
             ),
+            Transport::Tls => format!(
+                "sip:parley@{}:{};transport=tls",
+                self.driver.host,
+                self.driver.tls_port.unwrap_or(self.driver.port)
+            ),
         }
     }
 
@@ -746,7 +751,7 @@ impl Call {
             return self.reject(503, "Trunk Unreachable", None).await;
         }
         let uri = match transport {
-            Transport::Tcp => format!("sip:{number}@{target};transport=tcp"),
+            Transport::Tcp | Transport::Tls => format!("sip:{number}@{target};transport=tcp"),
             Transport::Udp => format!("sip:{number}@{target}"),
         };
         let from_user = trunk.caller_id.clone();

@@ -104,6 +104,8 @@ pub(crate) struct DriverHandle {
     pub(crate) cmd: mpsc::Sender<Cmd>,
     pub(crate) host: Arc<str>,
     pub(crate) port: u16,
+    /// Our TLS port, when TLS listens.
+    pub(crate) tls_port: Option<u16>,
 }
 
 impl DriverHandle {
@@ -264,7 +266,11 @@ impl Driver {
 
     fn on_inbound(&mut self, i: Inbound) {
         match i {
-            Inbound::Connected { peer, tx } => self.transports.connected(peer, tx),
+            Inbound::Connected {
+                peer,
+                tx,
+                transport,
+            } => self.transports.connected(peer, tx, transport),
             Inbound::Closed { peer } => self.transports.closed(peer),
             Inbound::Oversized => bump(&self.obs.counters.oversized),
             Inbound::Message {
@@ -751,7 +757,7 @@ impl Driver {
             Cmd::TrunkSources(set) => self.trunk_sources = set,
             Cmd::Ended { call_no } => self.end_call(call_no),
             Cmd::Connect { dest, reply } => {
-                if self.transports.transport_for(dest) == Transport::Tcp {
+                if self.transports.transport_for(dest).reliable() {
                     let _ = reply.send(true);
                     return;
                 }
@@ -790,7 +796,7 @@ impl Driver {
             Cmd::TcpUp { dest, tx, reply } => {
                 let up = tx.is_some();
                 if let Some(tx) = tx {
-                    self.transports.connected(dest, tx);
+                    self.transports.connected(dest, tx, Transport::Tcp);
                 }
                 let _ = reply.send(up);
             }

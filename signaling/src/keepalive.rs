@@ -116,7 +116,7 @@ impl Keepalive {
         }
         let mut rng = rand::rng();
         let uri = match t.transport {
-            Transport::Tcp => format!("sip:{};transport=tcp", t.target),
+            Transport::Tcp | Transport::Tls => format!("sip:{};transport=tcp", t.target),
             Transport::Udp => format!("sip:{}", t.target),
         };
         let mut h = Headers::new();

@@ -56,6 +56,7 @@ mod driver;
 mod error;
 mod keepalive;
 mod registrar;
+mod tls;
 pub mod trace;
 pub mod transport;
 
@@ -76,6 +77,7 @@ pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
+pub use tls::TlsSettings;
 pub use trace::{Inspector, TraceEntry};
 
 use crate::driver::{Driver, DriverHandle};
@@ -126,6 +128,10 @@ pub struct SipConfig {
     /// Interval of OPTIONS keep-alive pings to trunks' outbound targets (`None`: off);
     /// a trunk that does not answer is marked down (see [`Inspector::trunk_status`]).
     pub trunk_keepalive: Option<Duration>,
+    /// TLS listen address (`None`: no TLS). Port 0: an ephemeral port.
+    pub tls_addr: Option<SocketAddr>,
+    /// TLS certificate and key (a self-signed certificate is generated without them).
+    pub tls: TlsSettings,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
 }
@@ -151,6 +157,8 @@ impl SipConfig {
             data_dir: None,
             session_timer: SessionTimerConfig::default(),
             trunk_keepalive: Some(Duration::from_secs(30)),
+            tls_addr: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -160,6 +168,7 @@ impl SipConfig {
 pub struct SipServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     inspector: Inspector,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -222,6 +231,20 @@ impl SipServer {
             }
             None => udp_addr.ip().to_string().into(),
         };
+        let tls = match config.tls_addr {
+            Some(addr) => {
+                let listener = tls::bind(addr).await?;
+                let bound = listener.local_addr().map_err(|source| Error::Bind {
+                    transport: "tls",
+                    addr,
+                    source,
+                })?;
+                let server = tls::server_config(&config.tls, &host)?;
+                Some((listener, bound, server))
+            }
+            None => None,
+        };
+        let tls_addr = tls.as_ref().map(|t| t.1);
         let udp = Arc::new(udp);
         let (stop, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
@@ -251,6 +274,7 @@ impl SipServer {
                 cmd: cmd_tx,
                 host,
                 port: udp_addr.port(),
+                tls_port: tls_addr.map(|a| a.port()),
             },
             store,
             config,
@@ -259,20 +283,31 @@ impl SipServer {
             stop_rx.clone(),
             in_tx.clone(),
         );
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(transport::udp_loop(
                 udp,
                 in_tx.clone(),
                 max,
                 stop_rx.clone(),
             )),
-            tokio::spawn(transport::tcp_accept_loop(tcp, in_tx, max, stop_rx)),
+            tokio::spawn(transport::tcp_accept_loop(
+                tcp,
+                in_tx.clone(),
+                max,
+                stop_rx.clone(),
+            )),
             tokio::spawn(driver.run()),
         ];
+        if let Some((listener, _, server)) = tls {
+            tasks.push(tokio::spawn(tls::tls_accept_loop(
+                listener, server, in_tx, max, stop_rx,
+            )));
+        }
         tracing::info!(%udp_addr, %tcp_addr, "SIP listening");
         Ok(SipServer {
             udp_addr,
             tcp_addr,
+            tls_addr,
             inspector: Inspector { obs },
             stop,
             tasks,
@@ -287,6 +322,11 @@ impl SipServer {
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The bound TLS address, when TLS listens.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Traces and counters.

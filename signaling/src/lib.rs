@@ -33,10 +33,16 @@
 //!
 //! # Non-goals (for now)
 //!
-//! TLS, DNS (RFC 3263) for outbound targets (a trunk's `host:port` is resolved with the
-//! system resolver), opening outbound TCP connections (TCP is used where the peer
-//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now). Calls to agents
-//! without a flow pass SDP through unchanged.
+//! DNS (RFC 3263 NAPTR/SRV) for outbound targets (a trunk's `host:port` is resolved
+//! with the system resolver), outbound TLS to trunks, attended transfer (REFER with
+//! Replaces), session timers on the legs Parley creates (they run on the caller's
+//! dialog only).
+//!
+//! # In dialog
+//!
+//! `call::indialog` handles re-INVITE/UPDATE (hold and unhold applied to media Parley
+//! anchors, relayed end to end when SDP passes through, 491 on glare), OPTIONS, INFO
+//! DTMF, REFER and RFC 4028 session timers; see its module documentation.
 //!
 //! # Media
 //!

@@ -94,7 +94,15 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
         }
         if let Some(rest) = line.strip_prefix("Parley listening on ") {
             let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
+            // SIPDLG_LOG=1 shows Parley's log (with RUST_LOG in `env`).
+            let show = std::env::var_os("SIPDLG_LOG").is_some();
+            std::thread::spawn(move || {
+                for l in lines.map_while(Result::ok) {
+                    if show {
+                        eprintln!("parley: {l}");
+                    }
+                }
+            });
             return Parley {
                 child,
                 dir,
@@ -802,4 +810,112 @@ fn a_phone_registers_with_digest_auth_over_tls_with_the_generated_certificate() 
         assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
         assert!(r.contains("Supported: timer"), "{r}");
     });
+}
+
+#[allow(clippy::zombie_processes)] // waited for below
+fn phone(scenario: &str, port: u16, service: &str) -> Child {
+    sipp_cmd(scenario)
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1", "-s", service])
+        .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn register(p: &Parley, ext: &str, pw: &str, contact_port: u16) {
+    check(
+        "REGISTER",
+        sipp_cmd("register.xml")
+            .args(["-i", "127.0.0.1", "-bind_local"])
+            .args(["-p", &free_port().to_string()])
+            .args(["-mp", &free_media_port().to_string()])
+            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
+            .args(["-s", ext, "-au", ext, "-ap", pw])
+            .args(["-key", "contact_port", &contact_port.to_string()])
+            .arg(p.sip.to_string())
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap(),
+    );
+}
+
+#[test]
+fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
+    let p = start("refer", &[]);
+    let admin = admin_token(&p);
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(&admin),
+        Some(serde_json::json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+    let (ext_a, pw_a) = p.agents[0].clone();
+    let (ext_b, pw_b) = p.agents[1].clone();
+    // Agent A answers and, after a pause, refers the caller to agent B's extension.
+    let port_a = free_port();
+    let a = phone("uas_refer.xml", port_a, &ext_b);
+    register(&p, &ext_a, &pw_a, port_a);
+    let ua = Ua::new(p.sip);
+    let (mut d, _ok, remote) = ua.call("+15550100", &[]);
+    // The greeting plays; then "1" (sales) by INFO instead of RTP.
+    let mut heard = 0;
+    let mut seq = 1;
+    while heard < 10 {
+        heard += ua.rtp_round(remote, seq, 25);
+        seq += 25;
+        assert!(seq < 1500, "no greeting");
+    }
+    let info = d
+        .create_request(
+            Method::Info,
+            &ua.via(),
+            Some(("application/dtmf-relay", bytes::Bytes::from_static(b"Signal=1\r\nDuration=160\r\n"))),
+        )
+        .unwrap();
+    ua.send(SipMessage::Request(info));
+    assert_eq!(ua.final_response(Method::Info).code(), 200);
+    // Only A is registered while the flow rings agents; B registers once A talks (the
+    // call's SIP ladder shows our ACK to A's 200).
+    let acked_a = format!("ACK sip:127.0.0.1:{port_a}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let trace = http(
+            &p,
+            "GET",
+            &format!("/api/v1/sip/calls/{}/trace", d.id.call_id),
+            Some(&admin),
+            None,
+        );
+        let answered = trace.as_array().unwrap().iter().any(|e| {
+            e["direction"] == "out" && e["summary"].as_str().unwrap().starts_with(&acked_a)
+        });
+        if answered {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent A never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let port_b = free_port();
+    let b = phone("uas_bridge.xml", port_b, &ext_b);
+    register(&p, &ext_b, &pw_b, port_b);
+    check("transferor (agent A)", a.wait_with_output().unwrap());
+    // B rings and answers; then the caller hangs up and B gets Parley's BYE.
+    std::thread::sleep(Duration::from_secs(3));
+    let bye = d.create_request(Method::Bye, &ua.via(), None).unwrap();
+    ua.send(SipMessage::Request(bye));
+    assert_eq!(ua.final_response(Method::Bye).code(), 200);
+    check("transfer target (agent B)", b.wait_with_output().unwrap());
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parley_ivr::model::TransferTarget;
-use parley_media::{DtmfSource, RoomMode};
+use parley_media::RoomMode;
 use parley_sip_proto::info;
 use parley_sip_proto::message::{
     MessageExt as _, Method, NameAddr, Request, Response, SipMessage, split_comma_list,
@@ -963,12 +963,7 @@ impl Call {
                     let _ = m.handle.send_dtmf(agent_leg, d.digit, duration);
                 }
                 if self.ivr.is_some() {
-                    let ev = parley_media::Event::Dtmf {
-                        leg: caller_leg,
-                        digit: d.digit,
-                        source: DtmfSource::SipInfo,
-                    };
-                    self.ivr_media(&ev).await;
+                    self.ivr_signalled_digit(d.digit).await;
                 }
             }
             Side::Leg(_) => {

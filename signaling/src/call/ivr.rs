@@ -351,6 +351,37 @@ impl Call {
         }
     }
 
+    /// A digit that came by SIP INFO: handled as the engine handles an RFC 4733 one —
+    /// a barge-in prompt stops first (interrupted, the rest of its `Play` skipped),
+    /// then the flow gets the digit.
+    pub(super) async fn ivr_signalled_digit(&mut self, digit: char) {
+        let Some(leg) = self.media.as_ref().map(|m| m.leg) else {
+            return;
+        };
+        let barged = match (&self.media, self.ivr.as_mut()) {
+            (Some(m), Some(run)) if run.active && run.barge_in => {
+                if m.handle.stop_playback(m.leg).is_ok() {
+                    // The engine's own PlaybackDone for this stop is skipped.
+                    run.stale += 1;
+                }
+                run.active = false;
+                run.queue.clear();
+                run.playing
+            }
+            _ => false,
+        };
+        if barged {
+            self.play_next().await;
+            self.ivr_run().await;
+        }
+        let ev = parley_media::Event::Dtmf {
+            leg,
+            digit,
+            source: parley_media::DtmfSource::SipInfo,
+        };
+        self.ivr_media(&ev).await;
+    }
+
     /// Plays the next queued prompt, or tells the interpreter the `Play` is done.
     async fn play_next(&mut self) {
         let engine = self.config.media.clone();

@@ -259,7 +259,11 @@ impl Ua {
         h.push("Max-Forwards", "70");
         h.push(
             "From",
-            format!("<sip:+15550123@{}>;tag={}", self.me.ip(), random_token(&mut rng, 10)),
+            format!(
+                "<sip:+15550123@{}>;tag={}",
+                self.me.ip(),
+                random_token(&mut rng, 10)
+            ),
         );
         h.push("To", format!("<sip:{number}@{}>", self.to));
         h.push("Call-ID", format!("{}@ua.test", random_token(&mut rng, 16)));
@@ -270,8 +274,8 @@ impl Ua {
         }
         h.push("Content-Type", "application/sdp");
         let uri = format!("sip:{number}@{}", self.to);
-        let invite = Request::new(Method::Invite, &uri, h, self.offer(Direction::SendRecv, 1))
-            .unwrap();
+        let invite =
+            Request::new(Method::Invite, &uri, h, self.offer(Direction::SendRecv, 1)).unwrap();
         self.send(SipMessage::Request(invite.clone()));
         let ok = self.final_response(Method::Invite);
         assert_eq!(ok.code(), 200, "{ok:?}");
@@ -426,7 +430,12 @@ fn glare_our_reinvite_during_parleys_refresh_gets_491_then_succeeds() {
             ("Allow", "INVITE, ACK, BYE"),
         ],
     );
-    assert!(ok.headers.get("Session-Expires").unwrap().contains("refresher=uas"));
+    assert!(
+        ok.headers
+            .get("Session-Expires")
+            .unwrap()
+            .contains("refresher=uas")
+    );
     // Parley's refresh arrives; we do not answer it yet.
     let refresh = loop {
         if let SipMessage::Request(r) = ua.recv()
@@ -435,7 +444,10 @@ fn glare_our_reinvite_during_parleys_refresh_gets_491_then_succeeds() {
             break r;
         }
     };
-    assert!(!refresh.body().is_empty(), "the refresh re-INVITE carries Parley's SDP");
+    assert!(
+        !refresh.body().is_empty(),
+        "the refresh re-INVITE carries Parley's SDP"
+    );
     d.on_request(&refresh).unwrap();
     // Our own re-INVITE now collides with it: 491.
     let r = ua.reinvite(&mut d, Direction::SendOnly, 2);
@@ -486,8 +498,13 @@ fn out_of_dialog_options_lists_allow_accept_and_supported() {
     h.push("To", format!("<sip:{}>", p.sip));
     h.push("Call-ID", "options-1@ua.test");
     h.push("CSeq", "1 OPTIONS");
-    let req = Request::new(Method::Options, &format!("sip:{}", p.sip), h, bytes::Bytes::new())
-        .unwrap();
+    let req = Request::new(
+        Method::Options,
+        &format!("sip:{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
     ua.send(SipMessage::Request(req));
     let r = ua.final_response(Method::Options);
     assert_eq!(r.code(), 200);
@@ -499,7 +516,13 @@ fn out_of_dialog_options_lists_allow_accept_and_supported() {
     assert!(r.headers.get("Supported").unwrap().contains("timer"));
 }
 
-fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<serde_json::Value>) -> serde_json::Value {
+fn http(
+    p: &Parley,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -517,7 +540,11 @@ fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<
             r = r.json(&b);
         }
         let res = r.send().await.unwrap();
-        assert!(res.status().is_success(), "{method} {path}: {}", res.status());
+        assert!(
+            res.status().is_success(),
+            "{method} {path}: {}",
+            res.status()
+        );
         res.json().await.unwrap()
     })
 }
@@ -528,7 +555,9 @@ fn admin_token(p: &Parley) -> String {
         "POST",
         "/api/v1/auth/login",
         None,
-        Some(serde_json::json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password})),
+        Some(
+            serde_json::json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
     );
     v["token"].as_str().unwrap().to_owned()
 }
@@ -577,7 +606,9 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
         "POST",
         "/api/v1/trunks",
         Some(&admin),
-        Some(serde_json::json!({"name": "tcp carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "transport": "tcp", "caller_id": "+15550100"})),
+        Some(
+            serde_json::json!({"name": "tcp carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "transport": "tcp", "caller_id": "+15550100"}),
+        ),
     );
     let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
@@ -604,7 +635,9 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
     let ok = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
     assert!(ok.starts_with("SIP/2.0 200 OK\r\n"), "{ok}");
     let to = header(&ok, "To")[0].to_owned();
-    let target = header(&ok, "Contact")[0].trim_matches(['<', '>']).to_owned();
+    let target = header(&ok, "Contact")[0]
+        .trim_matches(['<', '>'])
+        .to_owned();
     let in_dialog = |method: &str, cseq: u32, branch: &str| {
         format!(
             "{method} {target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
@@ -612,9 +645,13 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
              Call-ID: tcptrunk@test\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
         )
     };
-    s.send_to(in_dialog("ACK", 2, "ack2").as_bytes(), p.sip).unwrap();
-    s.send_to(in_dialog("BYE", 3, "bye3").as_bytes(), p.sip).unwrap();
-    let r = recv_until(&s, |r| r.contains("CSeq: 3 BYE") && !r.starts_with("SIP/2.0 1"));
+    s.send_to(in_dialog("ACK", 2, "ack2").as_bytes(), p.sip)
+        .unwrap();
+    s.send_to(in_dialog("BYE", 3, "bye3").as_bytes(), p.sip)
+        .unwrap();
+    let r = recv_until(&s, |r| {
+        r.contains("CSeq: 3 BYE") && !r.starts_with("SIP/2.0 1")
+    });
     assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
     check("TCP carrier", carrier.wait_with_output().unwrap());
 }
@@ -651,7 +688,9 @@ fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
         "POST",
         "/api/v1/trunks",
         Some(&admin),
-        Some(serde_json::json!({"name": "pinged", "outbound_target": format!("127.0.0.1:{carrier_port}")})),
+        Some(
+            serde_json::json!({"name": "pinged", "outbound_target": format!("127.0.0.1:{carrier_port}")}),
+        ),
     );
     check("keep-alive carrier", carrier.wait_with_output().unwrap());
     let pings = counter(&p, &admin, "sip_trunk_pings_total");
@@ -662,7 +701,10 @@ fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
         if counter(&p, &admin, "sip_trunks_down") >= 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "the silent trunk is never marked down");
+        assert!(
+            Instant::now() < deadline,
+            "the silent trunk is never marked down"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -749,7 +791,9 @@ fn a_phone_registers_with_digest_auth_over_tls_with_the_generated_certificate() 
     use tokio::io::AsyncWriteExt as _;
     use tokio_rustls::rustls;
     let p = start("tls", &[]);
-    let tls_addr = p.tls.expect("TLS listens by default (ephemeral port in tests)");
+    let tls_addr = p
+        .tls
+        .expect("TLS listens by default (ephemeral port in tests)");
     let (ext, pw) = p.agents[0].clone();
     // Trust exactly the self-signed certificate Parley generated.
     let pem = p.dir.join("data/tls/sip-selfsigned.pem");
@@ -882,7 +926,10 @@ fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
         .create_request(
             Method::Info,
             &ua.via(),
-            Some(("application/dtmf-relay", bytes::Bytes::from_static(b"Signal=1\r\nDuration=160\r\n"))),
+            Some((
+                "application/dtmf-relay",
+                bytes::Bytes::from_static(b"Signal=1\r\nDuration=160\r\n"),
+            )),
         )
         .unwrap();
     ua.send(SipMessage::Request(info));

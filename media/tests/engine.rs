@@ -1117,5 +1117,8 @@ fn a_held_leg_sends_nothing_and_resumes_with_the_marker_bit() {
     });
     drain_until(&peer, &mut got, 0, 10, 3 * SECOND);
     assert!(got.len() >= 10, "{} packets after resuming", got.len());
-    assert!(got[0][1] & 0x80 != 0, "first packet after hold has the marker bit");
+    assert!(
+        got[0][1] & 0x80 != 0,
+        "first packet after hold has the marker bit"
+    );
 }

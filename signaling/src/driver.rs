@@ -25,8 +25,7 @@ use crate::trace::{Observability, bump, scan_call_id};
 use crate::transport::{Inbound, Transport, Transports};
 
 /// Methods we implement (for `Allow`).
-pub(crate) const ALLOW: &str =
-    "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
 /// What a request outside any dialog may be (the `Allow` of our out-of-dialog 405s,
 /// kept short: error replies to unauthenticated sources stay smaller than requests).
 const ALLOW_OUT_OF_DIALOG: &str = "INVITE, ACK, CANCEL, OPTIONS, REGISTER";

@@ -115,7 +115,8 @@ pub(crate) async fn tls_accept_loop(
         match r {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                let (acceptor, to_driver, stop) = (acceptor.clone(), to_driver.clone(), stop.clone());
+                let (acceptor, to_driver, stop) =
+                    (acceptor.clone(), to_driver.clone(), stop.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await

@@ -198,7 +198,9 @@ pub(crate) async fn connect(
 ) -> std::io::Result<mpsc::Sender<Bytes>> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(dest))
         .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out"))??;
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
+        })??;
     let _ = stream.set_nodelay(true);
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run_connection(

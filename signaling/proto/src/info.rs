@@ -75,8 +75,7 @@ mod tests {
             })
         );
         assert_eq!(
-            parse_dtmf("Application/DTMF-Relay; x=y", b"signal= #\nduration=250")
-                .map(|d| d.digit),
+            parse_dtmf("Application/DTMF-Relay; x=y", b"signal= #\nduration=250").map(|d| d.digit),
             Some('#')
         );
         assert_eq!(

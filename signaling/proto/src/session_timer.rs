@@ -333,11 +333,19 @@ mod tests {
             })
         );
         assert_eq!(SessionExpires::parse("abc"), None);
-        assert_eq!(SessionExpires::parse("90;refresher=me").unwrap().refresher, None);
+        assert_eq!(
+            SessionExpires::parse("90;refresher=me").unwrap().refresher,
+            None
+        );
         let h = headers(&[("x", "120"), ("Min-SE", "100;foo")]);
         assert_eq!(SessionExpires::of(&h).unwrap().delta, 120);
         assert_eq!(min_se(&h), Some(100));
-        assert_eq!(SessionExpires::parse("600;refresher=uac").unwrap().to_header(), "600;refresher=uac");
+        assert_eq!(
+            SessionExpires::parse("600;refresher=uac")
+                .unwrap()
+                .to_header(),
+            "600;refresher=uac"
+        );
     }
 
     #[test]

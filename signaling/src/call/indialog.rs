@@ -213,7 +213,9 @@ impl Call {
             } => {
                 let side = self.side_of(request.call_id().unwrap_or_default());
                 if let Some(side) = side
-                    && self.on_in_dialog_request(&side, key.as_ref(), &request).await
+                    && self
+                        .on_in_dialog_request(&side, key.as_ref(), &request)
+                        .await
                 {
                     return None;
                 }
@@ -397,13 +399,8 @@ impl Call {
                 .is_some_and(|r| r.to == *side || r.from == *side);
         if our_pending {
             let retry = rand::rng().random_range(1..=4u32);
-            self.simple_response(
-                req,
-                491,
-                None,
-                &[("Retry-After", retry.to_string())],
-            )
-            .await;
+            self.simple_response(req, 491, None, &[("Retry-After", retry.to_string())])
+                .await;
             return;
         }
         // Session interval (caller's dialog only).
@@ -541,7 +538,12 @@ impl Call {
             };
             let _ = m.handle.set_mode(other, mode);
         }
-        tracing::debug!(call = self.no, ?side, direction = neg.direction.as_str(), "media direction");
+        tracing::debug!(
+            call = self.no,
+            ?side,
+            direction = neg.direction.as_str(),
+            "media direction"
+        );
     }
 
     /// Relays a request to the other dialog of a pass-through call.
@@ -554,7 +556,8 @@ impl Call {
         let body = (!req.body().is_empty()).then(|| (ct.as_str(), req.body().clone()));
         let method = req.method().clone();
         let Some(out) = self.dialog_request(to, method.clone(), body) else {
-            self.simple_response(req, 500, Some("Cannot Relay"), &[]).await;
+            self.simple_response(req, 500, Some("Cannot Relay"), &[])
+                .await;
             return;
         };
         let (Some(dest), Ok(cseq)) = (self.dest_of(to), out.cseq()) else {
@@ -632,14 +635,24 @@ impl Call {
     }
 
     async fn on_in_dialog_timeout(&mut self, key: &TxKey) -> bool {
-        if self.dlg.relay.as_ref().is_some_and(|x| x.branch == key.branch) {
+        if self
+            .dlg
+            .relay
+            .as_ref()
+            .is_some_and(|x| x.branch == key.branch)
+        {
             if let Some(relay) = self.dlg.relay.take() {
                 let r = relay.request.make_response(408, None, None);
                 self.respond_in_dialog(r).await;
             }
             return true;
         }
-        if self.dlg.refresh.as_ref().is_some_and(|x| x.branch == key.branch) {
+        if self
+            .dlg
+            .refresh
+            .as_ref()
+            .is_some_and(|x| x.branch == key.branch)
+        {
             self.dlg.refresh = None;
             self.session_expired("refresh timed out").await;
             return true;
@@ -776,8 +789,7 @@ impl Call {
         let Some(mut req) = self.dialog_request(&Side::Caller, method.clone(), body) else {
             return;
         };
-        for (n, v) in session_timer::refresh_headers(interval, true, &self.config.session_timer)
-        {
+        for (n, v) in session_timer::refresh_headers(interval, true, &self.config.session_timer) {
             req.headers.push(n, v);
         }
         let Ok(cseq) = req.cseq() else { return };
@@ -920,7 +932,11 @@ impl Call {
         if req.body().is_empty() {
             return self.simple_response(req, 200, None, &[]).await;
         }
-        let ct = req.headers.get("Content-Type").unwrap_or_default().to_owned();
+        let ct = req
+            .headers
+            .get("Content-Type")
+            .unwrap_or_default()
+            .to_owned();
         let Some(d) = info::parse_dtmf(&ct, req.body()) else {
             let is_dtmf = ct.to_ascii_lowercase().contains("dtmf");
             return if is_dtmf {
@@ -933,7 +949,8 @@ impl Call {
         };
         self.simple_response(req, 200, None, &[]).await;
         bump_dtmf(self);
-        let duration = Duration::from_millis(u64::from(d.duration_ms.unwrap_or(100).clamp(40, 2000)));
+        let duration =
+            Duration::from_millis(u64::from(d.duration_ms.unwrap_or(100).clamp(40, 2000)));
         if self.media.is_none() {
             // Pass-through: the other side gets the same INFO.
             if let Some(to) = self.other_side(side) {
@@ -1009,7 +1026,12 @@ impl Call {
         let bridged = self.winner == Some(i) && self.ivr.is_some() && self.media.is_some();
         if !bridged {
             return self
-                .simple_response(req, 603, Some("Transfer Needs A Call Answered By Parley"), &[])
+                .simple_response(
+                    req,
+                    603,
+                    Some("Transfer Needs A Call Answered By Parley"),
+                    &[],
+                )
                 .await;
         }
         let ext = uri_user(&refer_to.uri).unwrap_or_default().to_owned();
@@ -1051,9 +1073,11 @@ impl Call {
     /// NOTIFY of the implicit REFER subscription with a sipfrag status line.
     async fn notify_refer(&mut self, side: &Side, status_line: &str, last: bool) {
         let body = Bytes::from(format!("{status_line}\r\n"));
-        let Some(mut n) =
-            self.dialog_request(side, Method::Notify, Some(("message/sipfrag;version=2.0", body)))
-        else {
+        let Some(mut n) = self.dialog_request(
+            side,
+            Method::Notify,
+            Some(("message/sipfrag;version=2.0", body)),
+        ) else {
             return;
         };
         let transport = match side {
@@ -1114,7 +1138,8 @@ mod tests {
     #[test]
     fn reanswer_keeps_address_port_codec_and_mirrors_hold() {
         let mut ours = LocalCapabilities::new("127.0.0.1".parse().unwrap(), 30000);
-        ours.codecs.retain(|c| c.name == "PCMA" || c.name == "telephone-event");
+        ours.codecs
+            .retain(|c| c.name == "PCMA" || c.name == "telephone-event");
         ours.session_version = 7;
         let prev = sdp_to_bytes(&build_offer(&ours));
         let (sdp, neg) = reanswer(&prev, &offer(Direction::SendOnly)).unwrap();
@@ -1122,7 +1147,10 @@ mod tests {
         assert_eq!(s.origin.session_version, 8);
         let m = &s.media_descriptions[0];
         assert_eq!(m.media_name.port.value, 30000);
-        assert_eq!(m.media_name.formats[0], "8", "PCMA kept though PCMU is offered first");
+        assert_eq!(
+            m.media_name.formats[0], "8",
+            "PCMA kept though PCMU is offered first"
+        );
         assert_eq!(neg.direction, Direction::RecvOnly);
         assert!(String::from_utf8_lossy(&sdp).contains("a=recvonly"));
         let (sdp, neg) = reanswer(&sdp, &offer(Direction::SendRecv)).unwrap();

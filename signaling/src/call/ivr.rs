@@ -816,7 +816,9 @@ impl Call {
     }
 
     /// The agent's media leg and the room, while agents ring or talk.
-    pub(super) fn ivr_agent_media(&self) -> Option<(parley_media::LegId, Option<parley_media::RoomId>)> {
+    pub(super) fn ivr_agent_media(
+        &self,
+    ) -> Option<(parley_media::LegId, Option<parley_media::RoomId>)> {
         let run = self.ivr.as_ref()?;
         Some((run.agent_leg?, run.room))
     }

@@ -966,3 +966,47 @@ fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
     assert_eq!(ua.final_response(Method::Bye).code(), 200);
     check("transfer target (agent B)", b.wait_with_output().unwrap());
 }
+
+#[test]
+fn the_bridged_agent_holds_and_unholds_the_ivr_caller_with_reinvites() {
+    let p = start("agenthold", &[]);
+    let admin = admin_token(&p);
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(&admin),
+        Some(serde_json::json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+    let (ext, pw) = p.agents[0].clone();
+    let port = free_port();
+    let agent = phone("uas_hold.xml", port, &ext);
+    register(&p, &ext, &pw, port);
+    let ua = Ua::new(p.sip);
+    let (mut d, _ok, remote) = ua.call("+15550100", &[]);
+    let mut heard = 0;
+    let mut seq = 1;
+    while heard < 10 {
+        heard += ua.rtp_round(remote, seq, 25);
+        seq += 25;
+        assert!(seq < 1500, "no greeting");
+    }
+    let info = d
+        .create_request(
+            Method::Info,
+            &ua.via(),
+            Some(("application/dtmf", bytes::Bytes::from_static(b"1"))),
+        )
+        .unwrap();
+    ua.send(SipMessage::Request(info));
+    assert_eq!(ua.final_response(Method::Info).code(), 200);
+    check("agent hold/unhold", agent.wait_with_output().unwrap());
+    let bye = d.create_request(Method::Bye, &ua.via(), None).unwrap();
+    ua.send(SipMessage::Request(bye));
+    assert_eq!(ua.final_response(Method::Bye).code(), 200);
+}

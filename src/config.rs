@@ -26,6 +26,25 @@ pub(crate) struct Config {
     pub(crate) sip_unauth_burst: u32,
     /// Seconds agents' phones ring before the caller gets 480 (`PARLEY_SIP_RING_TIMEOUT_SECS`).
     pub(crate) sip_ring_timeout_secs: u64,
+    /// RFC 4028 session interval we ask for / accept at most, seconds
+    /// (`PARLEY_SIP_SESSION_EXPIRES_SECS`).
+    pub(crate) sip_session_expires_secs: u32,
+    /// Smallest session interval accepted (422 below), seconds; RFC 4028 says at
+    /// least 90, lower values are for tests (`PARLEY_SIP_MIN_SE_SECS`).
+    pub(crate) sip_min_se_secs: u32,
+    /// Seconds between OPTIONS keep-alive pings to trunks' outbound targets, 0 = off
+    /// (`PARLEY_SIP_TRUNK_KEEPALIVE_SECS`).
+    pub(crate) sip_trunk_keepalive_secs: u64,
+    /// SIP over TLS listen address (`PARLEY_SIP_TLS_ADDR`): `off` disables it; unset,
+    /// it listens on the SIP address's IP, port 5061 (an ephemeral port when the SIP
+    /// port is 0).
+    pub(crate) sip_tls_addr: Option<String>,
+    /// PEM certificate chain for SIP TLS (`PARLEY_SIP_TLS_CERT`); without it and
+    /// `sip_tls_key` a self-signed certificate is generated at start-up and written to
+    /// `<data_dir>/tls/sip-selfsigned.pem`.
+    pub(crate) sip_tls_cert: Option<PathBuf>,
+    /// PEM private key for SIP TLS (`PARLEY_SIP_TLS_KEY`).
+    pub(crate) sip_tls_key: Option<PathBuf>,
     /// Digest algorithms offered, most preferred first, e.g. `MD5,SHA-256`
     /// (`PARLEY_SIP_DIGEST_ALGORITHMS`).
     pub(crate) sip_digest_algorithms: String,
@@ -60,6 +79,12 @@ impl Default for Config {
             sip_unauth_per_second: 20,
             sip_unauth_burst: 40,
             sip_ring_timeout_secs: 30,
+            sip_session_expires_secs: 1800,
+            sip_min_se_secs: 90,
+            sip_trunk_keepalive_secs: 30,
+            sip_tls_addr: None,
+            sip_tls_cert: None,
+            sip_tls_key: None,
             sip_digest_algorithms: "MD5,SHA-256".into(),
             rtp_ports: "10000-20000".into(),
             rtp_timeout_secs: 30,

@@ -285,6 +285,25 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
     sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
+    sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
+        session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),
+        min_se: cfg.sip_min_se_secs.max(1),
+    };
+    sip_cfg.trunk_keepalive = (cfg.sip_trunk_keepalive_secs > 0)
+        .then(|| Duration::from_secs(cfg.sip_trunk_keepalive_secs));
+    sip_cfg.tls_addr = match cfg.sip_tls_addr.as_deref().map(str::trim) {
+        Some("off") | Some("") => None,
+        Some(a) => Some(a.parse().with_context(|| format!("sip_tls_addr: {a}"))?),
+        None => {
+            let port = if cfg.sip_addr.port() == 0 { 0 } else { 5061 };
+            Some(std::net::SocketAddr::new(cfg.sip_addr.ip(), port))
+        }
+    };
+    sip_cfg.tls = parley_signaling::TlsSettings {
+        cert: cfg.sip_tls_cert.clone(),
+        key: cfg.sip_tls_key.clone(),
+        write_generated_to: Some(cfg.data_dir.join("tls").join("sip-selfsigned.pem")),
+    };
     sip_cfg.digest_algorithms = cfg
         .sip_digest_algorithms
         .split(',')
@@ -314,11 +333,18 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;
     // Printed before the HTTP line: tools waiting for "Parley listening" then know both.
-    println!(
-        "SIP listening on udp:{} tcp:{}",
-        sip.udp_addr(),
-        sip.tcp_addr()
-    );
+    match sip.tls_addr() {
+        Some(tls) => println!(
+            "SIP listening on udp:{} tcp:{} tls:{tls}",
+            sip.udp_addr(),
+            sip.tcp_addr()
+        ),
+        None => println!(
+            "SIP listening on udp:{} tcp:{}",
+            sip.udp_addr(),
+            sip.tcp_addr()
+        ),
+    }
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
             .with_sip(std::sync::Arc::new(SipView(sip.inspector(), acd.clone())))

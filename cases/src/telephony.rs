@@ -911,6 +911,21 @@ impl Store {
 }
 
 impl Store {
+    /// Every trunk with an outbound target, system-wide, as (id, target, transport):
+    /// the SIP layer pings them with OPTIONS to know which are up.
+    pub async fn trunk_outbound_targets(&self) -> Result<Vec<(String, String, String)>> {
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT id, outbound_target, transport FROM trunks \
+             WHERE outbound_target IS NOT NULL ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, t, tr)| t.map(|t| (id, t, tr)))
+            .collect())
+    }
+
     /// Every source address any tenant's trunk accepts calls from (system-wide: the SIP
     /// layer exempts them from the unauthenticated-request throttle).
     pub async fn trunk_source_addresses(&self) -> Result<Vec<String>> {

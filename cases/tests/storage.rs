@@ -1362,6 +1362,11 @@ mod telephony {
             h.store.trunk_source_addresses().await.unwrap(),
             vec!["127.0.0.1".to_owned(), "::1".to_owned()]
         );
+        // Outbound targets, system-wide (keep-alive pings).
+        assert_eq!(
+            h.store.trunk_outbound_targets().await.unwrap(),
+            vec![(t.id.clone(), "127.0.0.1:5080".to_owned(), "udp".to_owned())]
+        );
         assert!(
             h.store
                 .route_number("not a number")

@@ -342,6 +342,12 @@ impl CallHandle {
         self.send(Op::SetEcho(leg, on))
     }
 
+    /// Send media on a leg or not: off while the peer holds the call (our SDP says
+    /// recvonly or inactive), so the held party hears nothing from us.
+    pub fn set_sending(&self, leg: LegId, on: bool) -> Result<()> {
+        self.send(Op::SetSending(leg, on))
+    }
+
     /// Play a prompt or tone to a leg (added on top of its room audio);
     /// replaces a playback in progress. [`Event::PlaybackDone`] follows.
     pub fn play(&self, leg: LegId, source: Source, opts: PlayOptions) -> Result<()> {

@@ -25,6 +25,9 @@ pub enum DtmfSource {
     Rfc4733,
     /// Tones in the audio (Goertzel detector).
     Inband,
+    /// A SIP INFO request (`application/dtmf-relay`, `application/dtmf`), injected
+    /// by the signalling layer.
+    SipInfo,
 }
 
 /// Why a call should be hung up, as the media engine sees it.

@@ -97,6 +97,9 @@ pub struct Leg {
     seq: u16,
     ts: u32,
     marker_next: bool,
+    /// Whether media is sent (off while the peer holds the call: SDP recvonly/inactive
+    /// on our side, RFC 3264 §8.4).
+    sending: bool,
     tx_stats: SenderStats,
     /// Decoded audio not yet consumed (packets may be 10..=60 ms, ticks 20 ms).
     fifo: Vec<i16>,
@@ -217,6 +220,7 @@ impl Leg {
             seq: random_u32(id.0 ^ 0x5EED) as u16,
             ts: random_u32(id.0 ^ 0x7157),
             marker_next: true,
+            sending: true,
             tx_stats: SenderStats::new(),
             fifo: vec![0; fifo_capacity(pcm_rate)],
             fifo_len: 0,
@@ -284,6 +288,20 @@ impl Leg {
         self.cfg.inactivity_timeout = timeout;
         self.last_rtp = now;
         self.timeout_reported = false;
+    }
+
+    /// Send media or not (hold). The RTP clock keeps running while nothing is sent,
+    /// and the first packet after resuming carries the marker bit.
+    pub fn set_sending(&mut self, on: bool) {
+        if on && !self.sending {
+            self.marker_next = true;
+        }
+        self.sending = on;
+    }
+
+    /// Whether media is sent (see [`Leg::set_sending`]).
+    pub fn sending(&self) -> bool {
+        self.sending
     }
 
     /// Queue a DTMF digit to send as RFC 4733 events (needs telephone-event).
@@ -558,6 +576,9 @@ impl Leg {
         let frame = self.cfg.codec.frame_samples() as u32;
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(frame);
+        if !self.sending {
+            return None;
+        }
         let dest = self.remote?;
         if let Some((digit, duration)) = self.dtmf_pending.take()
             && self.dtmf_tx.start(now, digit, duration, ts).is_err()

@@ -76,6 +76,7 @@ pub(crate) enum Op {
     Leave(LegId),
     SetHoldMusic(RoomId, Option<Source>),
     SetEcho(LegId, bool),
+    SetSending(LegId, bool),
     Play(LegId, Source, PlayOptions),
     StopPlayback(LegId),
     SendDtmf(LegId, char, Duration),
@@ -101,6 +102,7 @@ impl Op {
             Op::Leave(_) => "leave",
             Op::SetHoldMusic(..) => "set_hold_music",
             Op::SetEcho(..) => "set_echo",
+            Op::SetSending(..) => "set_sending",
             Op::Play(..) => "play",
             Op::StopPlayback(_) => "stop_playback",
             Op::SendDtmf(..) => "send_dtmf",
@@ -460,6 +462,7 @@ impl MediaCore {
                 r.hold = source.map(|s| Playback::new(s, rate));
             }
             Op::SetEcho(leg, on) => self.slot_mut(call, leg)?.echo = on,
+            Op::SetSending(leg, on) => self.slot_mut(call, leg)?.leg.set_sending(on),
             Op::Play(leg, source, opts) => {
                 let rate = self.rate;
                 let s = self.slot_mut(call, leg)?;

@@ -1087,3 +1087,38 @@ fn opus_fec_rebuilds_a_lost_packet_better_than_concealment() {
         "FEC error {e_fec:.3e} vs PLC {e_plc:.3e}"
     );
 }
+
+#[test]
+fn a_held_leg_sends_nothing_and_resumes_with_the_marker_bit() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    let frame = encode(Law::Ulaw, &tone(440.0, 8000, 6000.0, 1)[0]);
+    // Held (our SDP recvonly): the leg stays silent though the peer keeps sending.
+    call.set_sending(leg.id, false).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut got = Vec::new();
+    peer.drain(&mut got);
+    got.clear();
+    paced(25, |_| {
+        peer.send_rtp(leg.local_rtp, 0, &frame, 160);
+        peer.drain(&mut got);
+    });
+    peer.drain(&mut got);
+    assert!(got.is_empty(), "{} packets sent while held", got.len());
+    // Resumed: packets flow again, the first one marked (RFC 3550 talkspurt start).
+    call.set_sending(leg.id, true).unwrap();
+    paced(25, |_| {
+        peer.send_rtp(leg.local_rtp, 0, &frame, 160);
+        peer.drain(&mut got);
+    });
+    drain_until(&peer, &mut got, 0, 10, 3 * SECOND);
+    assert!(got.len() >= 10, "{} packets after resuming", got.len());
+    assert!(
+        got[0][1] & 0x80 != 0,
+        "first packet after hold has the marker bit"
+    );
+}

@@ -24,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 pub(crate) mod control;
+mod indialog;
+pub(crate) use indialog::{ACCEPT, SUPPORTED};
 mod ivr;
 mod queue;
 
@@ -221,6 +223,8 @@ struct Call {
     acd: Option<queue::QueueCall>,
     /// When the call arrived, ms since the epoch.
     started_ms: i64,
+    /// Re-INVITE/UPDATE, session timers, INFO, REFER (`call::indialog`).
+    dlg: indialog::InDialog,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -281,9 +285,15 @@ pub(crate) async fn run(ctx: CallCtx) {
         ctl,
         acd: None,
         started_ms: jiff::Timestamp::now().as_millisecond(),
+        dlg: indialog::InDialog::default(),
     };
     call.respond(100, None, None).await;
-    match call.route(&store, &auth).await {
+    let plan = if call.reject_small_session_interval().await {
+        Err((0, ""))
+    } else {
+        call.route(&store, &auth).await
+    };
+    match plan {
         Ok(Plan::Agents(route)) => {
             call.unauth = None;
             driver
@@ -401,6 +411,7 @@ impl Call {
             self.ctl.next_deadline(),
             self.acd_next_deadline(),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
+            self.in_dialog_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -413,6 +424,11 @@ impl Call {
             Transport::Tcp => format!(
                 "sip:parley@{}:{};transport=tcp",
                 self.driver.host, self.driver.port
+            ),
+            Transport::Tls => format!(
+                "sip:parley@{}:{};transport=tls",
+                self.driver.host,
+                self.driver.tls_port.unwrap_or(self.driver.port)
             ),
         }
     }
@@ -738,10 +754,11 @@ impl Call {
         let Some(target) = trunk.outbound_target.as_deref() else {
             return self.reject(404, "Not Found", None).await;
         };
-        if trunk.transport != "udp" {
-            // Outbound TCP connections are not opened yet (only reused).
-            return self.reject(503, "Outbound TCP Not Supported", None).await;
-        }
+        let transport = if trunk.transport == "tcp" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         let dest = match tokio::net::lookup_host(target).await {
             Ok(mut addrs) => addrs.next(),
             Err(e) => {
@@ -752,14 +769,21 @@ impl Call {
         let Some(dest) = dest else {
             return self.reject(503, "Trunk Unreachable", None).await;
         };
-        let uri = format!("sip:{number}@{target}");
+        // TCP: an open connection to the target is reused, else one is opened.
+        if transport == Transport::Tcp && !self.driver.connect_tcp(dest).await {
+            return self.reject(503, "Trunk Unreachable", None).await;
+        }
+        let uri = match transport {
+            Transport::Tcp | Transport::Tls => format!("sip:{number}@{target};transport=tcp"),
+            Transport::Udp => format!("sip:{number}@{target}"),
+        };
         let from_user = trunk.caller_id.clone();
         match self.new_leg(
             &uri,
             &format!("<{uri}>"),
             from_user.as_deref(),
             dest,
-            Transport::Udp,
+            transport,
         ) {
             Some(leg) => {
                 self.driver
@@ -973,6 +997,7 @@ impl Call {
             self.inbound.final_sent = true;
         }
         if (200..300).contains(&code) {
+            self.initial_2xx_headers(&mut r);
             self.inbound.ok = Some(r.clone());
             let t1 = self.config.timers.t1;
             let now = Instant::now();
@@ -996,6 +1021,9 @@ impl Call {
     }
 
     async fn on_input(&mut self, input: CallInput) {
+        let Some(input) = self.in_dialog_input(input).await else {
+            return;
+        };
         match input {
             CallInput::Request {
                 key,
@@ -1409,6 +1437,7 @@ impl Call {
         self.ivr_timers(now).await;
         self.ctl_timers(now).await;
         self.acd_timers(now).await;
+        self.in_dialog_timers(now).await;
         if let Some(g) = self.give_up_at
             && now >= g
         {

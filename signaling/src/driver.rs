@@ -25,7 +25,10 @@ use crate::trace::{Observability, bump, scan_call_id};
 use crate::transport::{Inbound, Transport, Transports};
 
 /// Methods we implement (for `Allow`).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
+/// What a request outside any dialog may be (the `Allow` of our out-of-dialog 405s,
+/// kept short: error replies to unauthenticated sources stay smaller than requests).
+const ALLOW_OUT_OF_DIALOG: &str = "INVITE, ACK, CANCEL, OPTIONS, REGISTER";
 
 /// Commands from call tasks and registrar tasks to the driver.
 #[derive(Debug)]
@@ -84,6 +87,19 @@ pub(crate) enum Cmd {
     Originate {
         reply: oneshot::Sender<(u64, mpsc::Receiver<CallInput>)>,
     },
+    /// Open (or reuse) a TCP connection to `dest`; `reply` says whether it is up.
+    Connect {
+        dest: SocketAddr,
+        reply: oneshot::Sender<bool>,
+    },
+    /// A round of trunk keep-alive pings (targets resolved).
+    Pings(Vec<crate::keepalive::Target>),
+    /// An outbound TCP connection opened for [`Cmd::Connect`].
+    TcpUp {
+        dest: SocketAddr,
+        tx: Option<mpsc::Sender<Bytes>>,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// What call tasks get: the way to the driver and our own address.
@@ -92,12 +108,22 @@ pub(crate) struct DriverHandle {
     pub(crate) cmd: mpsc::Sender<Cmd>,
     pub(crate) host: Arc<str>,
     pub(crate) port: u16,
+    /// Our TLS port, when TLS listens.
+    pub(crate) tls_port: Option<u16>,
 }
 
 impl DriverHandle {
     pub(crate) async fn send(&self, c: Cmd) {
         // The driver outlives every call task unless shutting down; then nothing matters.
         let _ = self.cmd.send(c).await;
+    }
+
+    /// Makes sure a TCP connection to `dest` is open (opened if needed); requests
+    /// sent after this returns true go over it.
+    pub(crate) async fn connect_tcp(&self, dest: SocketAddr) -> bool {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Connect { dest, reply }).await;
+        rx.await.unwrap_or(false)
     }
 }
 
@@ -117,6 +143,9 @@ pub(crate) struct Driver {
     pub(crate) obs: Arc<Observability>,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) stop: watch::Receiver<bool>,
+    /// For connections the driver opens (they report like accepted ones).
+    pub(crate) inbound_tx: mpsc::Sender<Inbound>,
+    keepalive: crate::keepalive::Keepalive,
     location: Location,
     calls: HashMap<u64, CallEntry>,
     call_ids: HashMap<String, u64>,
@@ -141,6 +170,7 @@ impl Driver {
         obs: Arc<Observability>,
         auth: Arc<Authenticator>,
         stop: watch::Receiver<bool>,
+        inbound_tx: mpsc::Sender<Inbound>,
     ) -> Driver {
         let per_sec = NonZeroU32::new(config.unauth_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.unauth_burst.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -155,6 +185,8 @@ impl Driver {
             obs,
             auth,
             stop,
+            inbound_tx,
+            keepalive: crate::keepalive::Keepalive::default(),
             location: Location::default(),
             calls: HashMap::new(),
             call_ids: HashMap::new(),
@@ -184,6 +216,9 @@ impl Driver {
     pub(crate) async fn run(mut self) {
         let mut purge = tokio::time::interval(Duration::from_secs(30));
         let mut trunks = tokio::time::interval(Duration::from_secs(10));
+        let ping_every = self.config.trunk_keepalive;
+        let mut pings = tokio::time::interval(ping_every.unwrap_or(Duration::from_secs(3600)));
+        pings.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.layer.poll_timeout().map(Instant::from_std);
             tokio::select! {
@@ -195,6 +230,9 @@ impl Driver {
                     self.layer.handle_timeout(Instant::now().into_std());
                 }
                 _ = trunks.tick() => self.refresh_trunk_sources(),
+                _ = pings.tick(), if ping_every.is_some() => {
+                    crate::keepalive::spawn_round(self.store.clone(), self.handle.clone());
+                }
                 _ = purge.tick() => {
                     self.location.purge(Instant::now().into_std());
                     self.limiter.retain_recent();
@@ -232,7 +270,11 @@ impl Driver {
 
     fn on_inbound(&mut self, i: Inbound) {
         match i {
-            Inbound::Connected { peer, tx } => self.transports.connected(peer, tx),
+            Inbound::Connected {
+                peer,
+                tx,
+                transport,
+            } => self.transports.connected(peer, tx, transport),
             Inbound::Closed { peer } => self.transports.closed(peer),
             Inbound::Oversized => bump(&self.obs.counters.oversized),
             Inbound::Message {
@@ -359,7 +401,11 @@ impl Driver {
                 size,
                 200,
                 None,
-                &[("Allow", ALLOW)],
+                &[
+                    ("Allow", ALLOW),
+                    ("Accept", call::ACCEPT),
+                    ("Supported", call::SUPPORTED),
+                ],
             ),
             Method::Extension(_) => self.stateless(&req, source, transport, size, 501, None, &[]),
             Method::Bye => self.stateless(&req, source, transport, size, 481, None, &[]),
@@ -370,7 +416,7 @@ impl Driver {
                 size,
                 405,
                 None,
-                &[("Allow", ALLOW)],
+                &[("Allow", ALLOW_OUT_OF_DIALOG)],
             ),
         }
     }
@@ -465,6 +511,10 @@ impl Driver {
                 request,
                 source,
             } => self.on_tu_request(key, request, source),
+            TuEvent::Response {
+                key: Some(k),
+                response,
+            } if response.code() >= 200 && self.keepalive_answer(&k, Some(response.code())) => {}
             TuEvent::Response { key: _, response } => {
                 let Some(no) = response
                     .call_id()
@@ -476,6 +526,8 @@ impl Driver {
                 };
                 self.forward(no, CallInput::Response { response });
             }
+            TuEvent::Timeout { key } | TuEvent::TransportError { key }
+                if self.keepalive_answer(&key, None) => {}
             TuEvent::Timeout { key } => {
                 if let Some(no) = self.tx_owner.get(&key).copied() {
                     self.forward(no, CallInput::Timeout { key });
@@ -725,10 +777,61 @@ impl Driver {
                     self.end_call(no);
                 }
             }
+            Cmd::Connect { dest, reply } => {
+                if self.transports.transport_for(dest).reliable() {
+                    let _ = reply.send(true);
+                    return;
+                }
+                let (to_driver, handle) = (self.inbound_tx.clone(), self.handle.clone());
+                let (max, stop) = (self.config.max_message_size, self.stop.clone());
+                let timeout = 64 * self.config.timers.t1;
+                tokio::spawn(async move {
+                    let tx = match crate::transport::connect(dest, to_driver, max, stop, timeout)
+                        .await
+                    {
+                        Ok(tx) => Some(tx),
+                        Err(e) => {
+                            tracing::warn!(%dest, error = %e, "outbound TCP connection failed");
+                            None
+                        }
+                    };
+                    handle.send(Cmd::TcpUp { dest, tx, reply }).await;
+                });
+            }
+            Cmd::Pings(targets) => {
+                let (host, port) = (self.handle.host.clone(), self.handle.port);
+                for t in targets {
+                    let ping = {
+                        let mut health = self.obs.trunk_health();
+                        self.keepalive.ping(&t, &host, port, &mut health)
+                    };
+                    let Some((req, dest)) = ping else { continue };
+                    bump(&self.obs.counters.trunk_pings);
+                    let reliable = t.transport.reliable();
+                    match self.layer.send_request(now, req, dest, reliable) {
+                        Ok(key) => self.keepalive.sent(key, t.id),
+                        Err(e) => tracing::debug!(error = %e, "keep-alive not sent"),
+                    }
+                }
+            }
+            Cmd::TcpUp { dest, tx, reply } => {
+                let up = tx.is_some();
+                if let Some(tx) = tx {
+                    self.transports.connected(dest, tx, Transport::Tcp);
+                }
+                let _ = reply.send(up);
+            }
         }
     }
 
     /// Forgets a call: its Call-IDs and transactions no longer reach its task.
+    /// A keep-alive ping answered (`Some(status)`) or failed (`None`); false when
+    /// `key` is not a ping.
+    fn keepalive_answer(&mut self, key: &TxKey, status: Option<u16>) -> bool {
+        let mut health = self.obs.trunk_health();
+        self.keepalive.answered(key, status, &mut health)
+    }
+
     fn end_call(&mut self, call_no: u64) {
         if let Some(e) = self.calls.remove(&call_no) {
             for cid in e.call_ids {

@@ -13,7 +13,7 @@ pub enum Error {
     /// A listening socket could not be opened.
     #[error("cannot bind SIP {transport} socket on {addr}: {source}")]
     Bind {
-        /// `udp` or `tcp`.
+        /// `udp`, `tcp` or `tls`.
         transport: &'static str,
         /// The address asked for.
         addr: SocketAddr,
@@ -27,6 +27,12 @@ pub enum Error {
         field: &'static str,
         /// Why.
         reason: &'static str,
+    },
+    /// The TLS certificate, key or configuration is unusable.
+    #[error("SIP TLS: {reason}")]
+    Tls {
+        /// What failed (file and cause).
+        reason: String,
     },
     /// The runtime has stopped (its driver task is gone).
     #[error("the SIP runtime has stopped")]

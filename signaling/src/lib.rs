@@ -40,10 +40,16 @@
 //!
 //! # Non-goals (for now)
 //!
-//! TLS, DNS (RFC 3263) for outbound targets (a trunk's `host:port` is resolved with the
-//! system resolver), opening outbound TCP connections (TCP is used where the peer
-//! connected to us), re-INVITE/UPDATE relaying (answered 488 for now). Calls to agents
-//! without a flow pass SDP through unchanged.
+//! DNS (RFC 3263 NAPTR/SRV) for outbound targets (a trunk's `host:port` is resolved
+//! with the system resolver), outbound TLS to trunks, attended transfer (REFER with
+//! Replaces), session timers on the legs Parley creates (they run on the caller's
+//! dialog only).
+//!
+//! # In dialog
+//!
+//! `call::indialog` handles re-INVITE/UPDATE (hold and unhold applied to media Parley
+//! anchors, relayed end to end when SDP passes through, 491 on glare), OPTIONS, INFO
+//! DTMF, REFER and RFC 4028 session timers; see its module documentation.
 //!
 //! # Media
 //!
@@ -62,7 +68,9 @@ mod acd;
 mod call;
 mod driver;
 mod error;
+mod keepalive;
 mod registrar;
+mod tls;
 pub mod trace;
 pub mod transport;
 
@@ -72,6 +80,7 @@ use std::time::Duration;
 
 use parley_cases::Store;
 pub use parley_sip_proto::auth::Algorithm;
+pub use parley_sip_proto::session_timer::SessionTimerConfig;
 use parley_sip_proto::transaction::{TimerConfig, TransactionLayer};
 use rand::RngCore as _;
 use tokio::net::{TcpListener, UdpSocket};
@@ -85,7 +94,9 @@ pub use call::control::{
 pub use acd::Acd;
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
+pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
+pub use tls::TlsSettings;
 pub use trace::{Inspector, TraceEntry};
 
 use crate::driver::{Driver, DriverHandle};
@@ -131,6 +142,15 @@ pub struct SipConfig {
     /// Hang up a call Parley answers itself after this long without RTP from the
     /// caller (`None`: never).
     pub rtp_timeout: Option<Duration>,
+    /// RFC 4028 session timers: the interval we accept at most and our Min-SE.
+    pub session_timer: SessionTimerConfig,
+    /// Interval of OPTIONS keep-alive pings to trunks' outbound targets (`None`: off);
+    /// a trunk that does not answer is marked down (see [`Inspector::trunk_status`]).
+    pub trunk_keepalive: Option<Duration>,
+    /// TLS listen address (`None`: no TLS). Port 0: an ephemeral port.
+    pub tls_addr: Option<SocketAddr>,
+    /// TLS certificate and key (a self-signed certificate is generated without them).
+    pub tls: TlsSettings,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
     /// The ACD router that IVR `enqueue` nodes put calls into ([`Acd::start`]);
@@ -158,6 +178,10 @@ impl SipConfig {
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
             acd: None,
+            session_timer: SessionTimerConfig::default(),
+            trunk_keepalive: Some(Duration::from_secs(30)),
+            tls_addr: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -167,6 +191,7 @@ impl SipConfig {
 pub struct SipServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     inspector: Inspector,
     origin: call::control::Origin,
     stop: watch::Sender<bool>,
@@ -230,6 +255,20 @@ impl SipServer {
             }
             None => udp_addr.ip().to_string().into(),
         };
+        let tls = match config.tls_addr {
+            Some(addr) => {
+                let listener = tls::bind(addr).await?;
+                let bound = listener.local_addr().map_err(|source| Error::Bind {
+                    transport: "tls",
+                    addr,
+                    source,
+                })?;
+                let server = tls::server_config(&config.tls, &host)?;
+                Some((listener, bound, server))
+            }
+            None => None,
+        };
+        let tls_addr = tls.as_ref().map(|t| t.1);
         let udp = Arc::new(udp);
         let (stop, stop_rx) = watch::channel(false);
         let (in_tx, in_rx) = mpsc::channel(8192);
@@ -254,6 +293,7 @@ impl SipServer {
             cmd: cmd_tx,
             host,
             port: udp_addr.port(),
+            tls_port: tls_addr.map(|a| a.port()),
         };
         let origin = call::control::Origin {
             driver: handle.clone(),
@@ -272,21 +312,33 @@ impl SipServer {
             obs.clone(),
             auth,
             stop_rx.clone(),
+            in_tx.clone(),
         );
-        let tasks = vec![
+        let mut tasks = vec![
             tokio::spawn(transport::udp_loop(
                 udp,
                 in_tx.clone(),
                 max,
                 stop_rx.clone(),
             )),
-            tokio::spawn(transport::tcp_accept_loop(tcp, in_tx, max, stop_rx)),
+            tokio::spawn(transport::tcp_accept_loop(
+                tcp,
+                in_tx.clone(),
+                max,
+                stop_rx.clone(),
+            )),
             tokio::spawn(driver.run()),
         ];
+        if let Some((listener, _, server)) = tls {
+            tasks.push(tokio::spawn(tls::tls_accept_loop(
+                listener, server, in_tx, max, stop_rx,
+            )));
+        }
         tracing::info!(%udp_addr, %tcp_addr, "SIP listening");
         Ok(SipServer {
             udp_addr,
             tcp_addr,
+            tls_addr,
             inspector: Inspector { obs },
             origin,
             stop,
@@ -302,6 +354,11 @@ impl SipServer {
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// The bound TLS address, when TLS listens.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// Traces and counters.

@@ -110,7 +110,7 @@ impl Location {
                 }
                 let target = match transport {
                     Transport::Udp => contact_addr(&c.uri).unwrap_or(source),
-                    Transport::Tcp => source,
+                    Transport::Tcp | Transport::Tls => source,
                 };
                 let b = Binding {
                     contact: c.uri.clone(),

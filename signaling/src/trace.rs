@@ -107,6 +107,10 @@ pub(crate) struct Counters {
     pub(crate) calls_answered: AtomicU64,
     pub(crate) calls_failed: AtomicU64,
     pub(crate) calls_active: AtomicU64,
+    pub(crate) in_dialog_offers: AtomicU64,
+    pub(crate) info_dtmf: AtomicU64,
+    pub(crate) sessions_expired: AtomicU64,
+    pub(crate) trunk_pings: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -123,6 +127,8 @@ pub(crate) struct Observability {
     pub(crate) counters: Counters,
     /// Live calls and their control channels (see `call::control`).
     pub(crate) calls: crate::call::control::Registry,
+    /// Trunk reachability from keep-alive pings, by trunk id.
+    trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
 }
 
 impl Observability {
@@ -131,6 +137,7 @@ impl Observability {
             traces: Mutex::new(TraceStore::new(max_calls, max_entries)),
             counters: Counters::default(),
             calls: Default::default(),
+            trunks: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -138,6 +145,14 @@ impl Observability {
         // A panic while holding the lock cannot leave the store inconsistent in a way
         // that matters for debugging output; keep serving it.
         self.traces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Trunk reachability (held for microseconds, never across an `.await`).
+    pub(crate) fn trunk_health(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, crate::keepalive::TrunkHealth>>
+    {
+        self.trunks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Starts (or extends) the trace of call `call_no` with a SIP Call-ID.
@@ -189,6 +204,12 @@ pub struct Inspector {
 }
 
 impl Inspector {
+    /// What keep-alive pings know of a trunk (`None`: not pinged yet, or no outbound
+    /// target).
+    pub fn trunk_status(&self, trunk_id: &str) -> Option<crate::keepalive::TrunkHealth> {
+        self.obs.trunk_health().get(trunk_id).cloned()
+    }
+
     /// The ladder of the call that one of whose legs has SIP Call-ID `call_id`, if the
     /// call belongs to `tenant_id` and is still remembered.
     pub fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<TraceEntry>> {
@@ -216,6 +237,14 @@ impl Inspector {
             ("sip_calls_answered_total", v(&c.calls_answered)),
             ("sip_calls_failed_total", v(&c.calls_failed)),
             ("sip_calls_active", v(&c.calls_active)),
+            ("sip_in_dialog_offers_total", v(&c.in_dialog_offers)),
+            ("sip_info_dtmf_total", v(&c.info_dtmf)),
+            ("sip_sessions_expired_total", v(&c.sessions_expired)),
+            ("sip_trunk_pings_total", v(&c.trunk_pings)),
+            (
+                "sip_trunks_down",
+                self.obs.trunk_health().values().filter(|h| !h.up).count() as u64,
+            ),
         ]
     }
 }

@@ -21,6 +21,8 @@ pub enum Transport {
     Udp,
     /// TCP (reliable, framed by Content-Length).
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2; same framing as TCP).
+    Tls,
 }
 
 impl Transport {
@@ -29,12 +31,13 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 
     /// Whether the transport is reliable.
     pub fn reliable(self) -> bool {
-        self == Transport::Tcp
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 }
 
@@ -43,6 +46,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -58,10 +62,11 @@ pub(crate) enum Inbound {
     },
     /// A message larger than the limit was seen (and dropped).
     Oversized,
-    /// A TCP connection is up; the driver writes to it through `tx`.
+    /// A TCP (or TLS) connection is up; the driver writes to it through `tx`.
     Connected {
         peer: SocketAddr,
         tx: mpsc::Sender<Bytes>,
+        transport: Transport,
     },
     /// A TCP connection is gone.
     Closed { peer: SocketAddr },
@@ -71,7 +76,7 @@ pub(crate) enum Inbound {
 #[derive(Debug)]
 pub(crate) struct Transports {
     udp: Arc<UdpSocket>,
-    tcp: HashMap<SocketAddr, mpsc::Sender<Bytes>>,
+    tcp: HashMap<SocketAddr, (mpsc::Sender<Bytes>, Transport)>,
 }
 
 impl Transports {
@@ -82,8 +87,13 @@ impl Transports {
         }
     }
 
-    pub(crate) fn connected(&mut self, peer: SocketAddr, tx: mpsc::Sender<Bytes>) {
-        self.tcp.insert(peer, tx);
+    pub(crate) fn connected(
+        &mut self,
+        peer: SocketAddr,
+        tx: mpsc::Sender<Bytes>,
+        transport: Transport,
+    ) {
+        self.tcp.insert(peer, (tx, transport));
     }
 
     pub(crate) fn closed(&mut self, peer: SocketAddr) {
@@ -94,17 +104,13 @@ impl Transports {
     /// (RFC 3261 §18.2.2: responses go back over the connection the request came on),
     /// anything else goes over UDP.
     pub(crate) fn transport_for(&self, dest: SocketAddr) -> Transport {
-        if self.tcp.contains_key(&dest) {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        }
+        self.tcp.get(&dest).map_or(Transport::Udp, |(_, t)| *t)
     }
 
     /// Sends without waiting; returns false when the message was dropped.
     pub(crate) fn send(&self, dest: SocketAddr, bytes: Bytes) -> bool {
         match self.tcp.get(&dest) {
-            Some(tx) => tx.try_send(bytes).is_ok(),
+            Some((tx, _)) => tx.try_send(bytes).is_ok(),
             None => self.udp.try_send_to(&bytes, dest).is_ok(),
         }
     }
@@ -167,6 +173,7 @@ pub(crate) async fn tcp_accept_loop(
                 tokio::spawn(tcp_connection(
                     stream,
                     peer,
+                    Transport::Tcp,
                     to_driver.clone(),
                     max_size,
                     stop.clone(),
@@ -180,26 +187,79 @@ pub(crate) async fn tcp_accept_loop(
     }
 }
 
-/// One TCP connection: frames incoming bytes with `parley_sip_proto::message::frame`
-/// and writes what the driver queues for it. Ends on EOF, error, a framing error
-/// (the stream cannot be resynchronised), or shutdown.
-async fn tcp_connection(
-    stream: TcpStream,
-    peer: SocketAddr,
+/// Opens a TCP connection to `dest` (an outbound target such as a trunk over TCP)
+/// and runs it like an accepted one; returns the queue the driver writes through.
+pub(crate) async fn connect(
+    dest: SocketAddr,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
-    mut stop: watch::Receiver<bool>,
-) {
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(256);
+    stop: watch::Receiver<bool>,
+    timeout: std::time::Duration,
+) -> std::io::Result<mpsc::Sender<Bytes>> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(dest))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
+        })??;
+    let _ = stream.set_nodelay(true);
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
+    tokio::spawn(run_connection(
+        stream,
+        dest,
+        Transport::Tcp,
+        rx,
+        tx.clone(),
+        to_driver,
+        max_size,
+        stop,
+    ));
+    Ok(tx)
+}
+
+/// One accepted TCP (or TLS) connection: announced to the driver, then run.
+pub(crate) async fn tcp_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel::<Bytes>(256);
     let pong = tx.clone();
     if to_driver
-        .send(Inbound::Connected { peer, tx })
+        .send(Inbound::Connected {
+            peer,
+            tx,
+            transport,
+        })
         .await
         .is_err()
     {
         return;
     }
+    run_connection(stream, peer, transport, rx, pong, to_driver, max_size, stop).await;
+}
+
+/// A TCP connection (accepted or opened): frames incoming bytes with
+/// `parley_sip_proto::message::frame` and writes what the driver queues for it. Ends
+/// on EOF, error, a framing error (the stream cannot be resynchronised), or shutdown.
+#[allow(clippy::too_many_arguments)]
+async fn run_connection<S>(
+    stream: S,
+    peer: SocketAddr,
+    transport: Transport,
+    mut rx: mpsc::Receiver<Bytes>,
+    pong: mpsc::Sender<Bytes>,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if wr.write_all(&b).await.is_err() {
@@ -229,7 +289,7 @@ async fn tcp_connection(
                         .send(Inbound::Message {
                             bytes,
                             source: peer,
-                            transport: Transport::Tcp,
+                            transport,
                         })
                         .await
                         .is_err()

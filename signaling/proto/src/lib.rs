@@ -80,8 +80,10 @@
 pub mod auth;
 pub mod dialog;
 pub mod error;
+pub mod info;
 pub mod message;
 pub mod offer_answer;
+pub mod session_timer;
 pub mod transaction;
 
 pub use error::{Error, Result};

@@ -210,3 +210,32 @@ fn mpart01_binary_body_survives_parse_and_print() {
     );
     assert_eq!(&printed[..], &bytes[..]);
 }
+
+#[test]
+fn bcast_keeps_both_vias_and_sdp01_its_unacceptable_accept() {
+    let read = |n: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/rfc4475/valid")
+                .join(format!("{n}.sip")),
+        )
+        .unwrap()
+    };
+    // 3.3.10: a response whose second Via is the broadcast address (only our own top
+    // Via matters; it is dropped by transaction matching, not by the parser).
+    let SipMessage::Response(r) = parse(&read("bcast"), 65_535).unwrap() else {
+        panic!("bcast is a response")
+    };
+    let vias: Vec<&str> = r.headers.get_all("Via").collect();
+    assert_eq!(vias.len(), 2);
+    assert!(vias[1].contains("255.255.255.255"));
+    assert_eq!(r.top_via().unwrap().branch(), Some("z9hG4bK1324923"));
+    assert_eq!(r.body().len(), 154);
+    // 3.3.15: an INVITE whose Accept names no type we know (a UAS answers 406).
+    let SipMessage::Request(q) = parse(&read("sdp01"), 65_535).unwrap() else {
+        panic!("sdp01 is a request")
+    };
+    assert_eq!(q.headers.get("Accept"), Some("text/nobodyKnowsThis"));
+    let sdp = parley_sip_proto::offer_answer::parse_sdp(q.body()).unwrap();
+    assert_eq!(sdp.media_descriptions.len(), 2);
+}

@@ -550,10 +550,6 @@ impl Call {
         }
     }
 
-    fn leg_index(&self, call_id: &str) -> Option<usize> {
-        self.legs.iter().position(|l| l.call_id == call_id)
-    }
-
     /// Publishes the call's snapshot (after every event of the task) and drops the
     /// control legs of a call that ended or lost its agent.
     pub(super) async fn ctl_sync(&mut self) {
@@ -1584,6 +1580,7 @@ async fn run_outbound(
         ctl,
         acd: None,
         started_ms: jiff::Timestamp::now().as_millisecond(),
+        dlg: super::indialog::InDialog::default(),
     };
     o.driver
         .send(Cmd::Tenant {

@@ -378,6 +378,37 @@ impl Call {
         }
     }
 
+    /// A digit that came by SIP INFO: handled as the engine handles an RFC 4733 one —
+    /// a barge-in prompt stops first (interrupted, the rest of its `Play` skipped),
+    /// then the flow gets the digit.
+    pub(super) async fn ivr_signalled_digit(&mut self, digit: char) {
+        let Some(leg) = self.media.as_ref().map(|m| m.leg) else {
+            return;
+        };
+        let barged = match (&self.media, self.ivr.as_mut()) {
+            (Some(m), Some(run)) if run.active && run.barge_in => {
+                if m.handle.stop_playback(m.leg).is_ok() {
+                    // The engine's own PlaybackDone for this stop is skipped.
+                    run.stale += 1;
+                }
+                run.active = false;
+                run.queue.clear();
+                run.playing
+            }
+            _ => false,
+        };
+        if barged {
+            self.play_next().await;
+            self.ivr_run().await;
+        }
+        let ev = parley_media::Event::Dtmf {
+            leg,
+            digit,
+            source: parley_media::DtmfSource::SipInfo,
+        };
+        self.ivr_media(&ev).await;
+    }
+
     /// Plays the next queued prompt, or tells the interpreter the `Play` is done.
     async fn play_next(&mut self) {
         let engine = self.config.media.clone();
@@ -782,8 +813,22 @@ impl Call {
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
     /// that the queue call was answered (it goes on, e.g. to a survey).
     pub(super) fn ivr_agent_left(&mut self) {
-        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+        if !self.ivr_unbridge() {
             return;
+        }
+        self.legs.retain(|l| l.state != super::LegState::Done);
+        if let Some(run) = self.ivr.as_mut() {
+            run.pending.push_back(Event::QueueResult {
+                outcome: parley_ivr::QueueOutcome::Answered,
+            });
+        }
+    }
+
+    /// Takes the agent's media leg and the room down (the caller's leg stays); false
+    /// without media or flow.
+    pub(super) fn ivr_unbridge(&mut self) -> bool {
+        let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
+            return false;
         };
         if let Some(leg) = run.agent_leg.take() {
             let _ = m.handle.destroy_leg(leg);
@@ -793,10 +838,20 @@ impl Call {
         }
         let _ = m.handle.leave(m.leg);
         run.bridging = false;
-        self.legs.retain(|l| l.state != super::LegState::Done);
-        run.pending.push_back(Event::QueueResult {
-            outcome: parley_ivr::QueueOutcome::Answered,
-        });
+        true
+    }
+
+    /// The tenant whose flow runs on the call.
+    pub(super) fn ivr_tenant(&self) -> Option<String> {
+        self.ivr.as_ref().map(|r| r.actor.tenant_id.clone())
+    }
+
+    /// The agent's media leg and the room, while agents ring or talk.
+    pub(super) fn ivr_agent_media(
+        &self,
+    ) -> Option<(parley_media::LegId, Option<parley_media::RoomId>)> {
+        let run = self.ivr.as_ref()?;
+        Some((run.agent_leg?, run.room))
     }
 
     /// When the call is over: finishes a voicemail recording (bounded wait), tells the

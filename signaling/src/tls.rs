@@ -1,0 +1,148 @@
+//! SIP over TLS (RFC 3261 §26.2, port 5061): rustls with the `ring` provider. The
+//! certificate and key come from PEM files; without them (development, tests) a
+//! self-signed certificate for `localhost`, 127.0.0.1 and the advertised host is made
+//! with rcgen at start-up and its PEM written next to the data so that clients can
+//! trust it. Accepted connections run exactly like TCP ones (framing, reuse), with
+//! [`Transport::Tls`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::pem::PemObject as _;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::{self, ServerConfig};
+
+use crate::error::{Error, Result};
+use crate::transport::{Inbound, Transport, tcp_connection};
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Where a generated self-signed certificate's PEM is written (when no files are
+    /// given), e.g. `<data>/tls/sip-selfsigned.pem`.
+    pub write_generated_to: Option<PathBuf>,
+}
+
+fn tls_error(reason: String) -> Error {
+    Error::Tls { reason }
+}
+
+fn load(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| tls_error(format!("{}: {e}", cert.display())))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(format!("{}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(tls_error(format!("{}: no certificate", cert.display())));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| tls_error(format!("{}: {e}", key.display())))?;
+    Ok((certs, key))
+}
+
+/// A self-signed certificate for `names` (IP addresses become IP SANs).
+fn generate(
+    names: Vec<String>,
+    write_to: Option<&Path>,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+    let ck = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| tls_error(format!("self-signed certificate: {e}")))?;
+    if let Some(path) = write_to {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| tls_error(format!("{}: {e}", dir.display())))?;
+        }
+        std::fs::write(path, ck.cert.pem())
+            .map_err(|e| tls_error(format!("{}: {e}", path.display())))?;
+    }
+    let key = PrivateKeyDer::try_from(ck.signing_key.serialize_der())
+        .map_err(|e| tls_error(format!("generated key: {e}")))?;
+    Ok((vec![ck.cert.der().clone()], key))
+}
+
+/// The server configuration: the files given, or a generated certificate.
+pub(crate) fn server_config(settings: &TlsSettings, host: &str) -> Result<Arc<ServerConfig>> {
+    let (certs, key) = match (&settings.cert, &settings.key) {
+        (Some(c), Some(k)) => load(c, k)?,
+        (None, None) => {
+            let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            if !names.iter().any(|n| n == host) {
+                names.push(host.to_owned());
+            }
+            generate(names, settings.write_generated_to.as_deref())?
+        }
+        _ => {
+            return Err(Error::Config {
+                field: "tls",
+                reason: "give both a certificate and a key, or neither",
+            });
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_error(e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts TLS connections until shutdown: each handshake (bounded in time) and
+/// connection runs in its own task.
+pub(crate) async fn tls_accept_loop(
+    listener: TcpListener,
+    config: Arc<ServerConfig>,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = TlsAcceptor::from(config);
+    loop {
+        let r = tokio::select! {
+            r = listener.accept() => r,
+            _ = stop.changed() => return,
+        };
+        match r {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let (acceptor, to_driver, stop) =
+                    (acceptor.clone(), to_driver.clone(), stop.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => {
+                            tcp_connection(tls, peer, Transport::Tls, to_driver, max_size, stop)
+                                .await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "TLS accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Binds the TLS listener.
+pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|source| Error::Bind {
+        transport: "tls",
+        addr,
+        source,
+    })
+}

@@ -87,11 +87,11 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use acd::Acd;
 pub use call::control::{
     Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
     Target as CallTarget,
 };
-pub use acd::Acd;
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use keepalive::TrunkHealth;

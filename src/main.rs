@@ -3,6 +3,7 @@
 
 mod config;
 mod flow_cli;
+mod softphone;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -221,6 +222,9 @@ async fn main() -> anyhow::Result<()> {
 fn toml_like(cfg: &Config) -> String {
     let mut c = cfg.clone();
     c.database_url = Some(redact_url(&c.database_url()));
+    if c.webrtc_turn_credential.is_some() {
+        c.webrtc_turn_credential = Some("***".into());
+    }
     serde_json::to_string_pretty(&c).unwrap_or_default()
 }
 
@@ -316,9 +320,15 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         sip.udp_addr(),
         sip.tcp_addr()
     );
+    let phone = softphone::Service {
+        engine: engine.clone(),
+        webrtc: std::sync::Arc::new(cfg.webrtc()?),
+        store: store.clone(),
+    };
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
-            .with_sip(std::sync::Arc::new(SipView(sip.inspector()))),
+            .with_sip(std::sync::Arc::new(SipView(sip.inspector())))
+            .with_softphone(std::sync::Arc::new(phone)),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await

@@ -40,8 +40,10 @@ use utoipa_axum::router::OpenApiRouter;
 mod api;
 pub mod error;
 pub mod extract;
+pub mod softphone;
 
 pub use error::{ApiError, ApiResult};
+pub use softphone::{Softphone, SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ pub struct AppState {
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     /// The running SIP stack, when there is one (see [`AppState::with_sip`]).
     pub(crate) sip: Option<Arc<dyn SipInspector>>,
+    /// The browser softphone service, when there is one (see [`AppState::with_softphone`]).
+    pub(crate) softphone: Option<Arc<dyn Softphone>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -128,12 +132,19 @@ impl AppState {
             config: Arc::new(config),
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
             sip: None,
+            softphone: None,
         }
     }
 
     /// Attaches the running SIP stack (traces and counters over the API).
     pub fn with_sip(mut self, sip: Arc<dyn SipInspector>) -> AppState {
         self.sip = Some(sip);
+        self
+    }
+
+    /// Attaches the browser softphone service (`GET /api/v1/softphone`).
+    pub fn with_softphone(mut self, phone: Arc<dyn Softphone>) -> AppState {
+        self.softphone = Some(phone);
         self
     }
 
@@ -206,11 +217,30 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(api_router)
         .route("/api/v1/events", get(api::events::events))
+        .route("/api/v1/softphone", get(api::softphone::softphone))
+        .route("/softphone.js", get(softphone_js))
+        .route("/softphone-test.html", get(softphone_test_page))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The softphone ES module (plain JavaScript, no build step, no CDN).
+async fn softphone_js() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("../ui/softphone.js"),
+    )
+}
+
+/// A bare page driving the softphone module (used by the Chromium tests).
+async fn softphone_test_page() -> impl IntoResponse {
+    axum::response::Html(include_str!("../ui/softphone-test.html"))
 }
 
 async fn not_found() -> ApiError {

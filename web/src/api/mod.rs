@@ -11,6 +11,7 @@ mod customers;
 mod directory;
 pub(crate) mod events;
 mod flows;
+pub(crate) mod softphone;
 mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -320,10 +320,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         sip.udp_addr(),
         sip.tcp_addr()
     );
+    let webrtc = std::sync::Arc::new(cfg.webrtc()?);
     let phone = softphone::Service {
         engine: engine.clone(),
-        webrtc: std::sync::Arc::new(cfg.webrtc()?),
+        webrtc: webrtc.clone(),
         store: store.clone(),
+        devices: sip.browser_devices(engine.clone(), webrtc),
     };
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)

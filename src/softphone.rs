@@ -11,6 +11,7 @@ use std::sync::Arc;
 use parley_cases::{Actor, Store};
 use parley_media::webrtc::{OfferInfo, PeerState, WebRtcConfig, WebRtcPeer};
 use parley_media::{Engine, Event};
+use parley_signaling::{BrowserDevice, DeviceEvent};
 use parley_web::{SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,6 +24,8 @@ pub(crate) struct Service {
     pub(crate) engine: Arc<Engine>,
     pub(crate) webrtc: Arc<WebRtcConfig>,
     pub(crate) store: Store,
+    /// Makes sessions of agents with an extension ring like their SIP phones.
+    pub(crate) devices: parley_signaling::BrowserDevices,
 }
 
 impl parley_web::Softphone for Service {
@@ -65,10 +68,49 @@ async fn session(
             extension: extension.clone(),
         })
         .await;
-    // Live calls of this session: id -> the call task's stop signal.
+    // The browser is one of the agent's devices: calls to them ring it too.
+    let mut device = if extension.is_empty() {
+        None
+    } else {
+        match svc.devices.register(&tenant_id, &extension).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "browser device not registered");
+                None
+            }
+        }
+    };
+    // Echo calls of this session: id -> the call task's stop signal.
     let mut calls: HashMap<String, oneshot::Sender<()>> = HashMap::new();
     let mut next = 0u64;
-    while let Some(cmd) = commands.recv().await {
+    loop {
+        let cmd = tokio::select! {
+            c = commands.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            ev = device_event(&mut device) => {
+                let ev = match ev {
+                    Some(DeviceEvent::Incoming { call_id, from, to }) => {
+                        SoftphoneEvent::Incoming { call_id, from, to }
+                    }
+                    Some(DeviceEvent::Dtmf { call_id, digit }) => SoftphoneEvent::Dtmf {
+                        call_id,
+                        digit: digit.to_string(),
+                    },
+                    Some(DeviceEvent::Ended { call_id, cause }) => SoftphoneEvent::Hungup {
+                        call_id,
+                        cause: cause.to_owned(),
+                    },
+                    None => {
+                        device = None;
+                        continue;
+                    }
+                };
+                let _ = events.send(ev).await;
+                continue;
+            }
+        };
         calls.retain(|_, stop| !stop.is_closed());
         match cmd {
             SoftphoneCommand::Dial { number, sdp } => {
@@ -92,21 +134,43 @@ async fn session(
                 calls.insert(call_id.clone(), stop_tx);
                 tokio::spawn(echo_call(svc.clone(), call_id, sdp, events.clone(), stop_rx));
             }
-            SoftphoneCommand::Answer { call_id, .. } => {
-                let _ = events
-                    .send(SoftphoneEvent::Error {
-                        message: format!("no ringing call {call_id}"),
-                    })
-                    .await;
+            SoftphoneCommand::Answer { call_id, sdp } => {
+                let r = match &device {
+                    Some(d) => d.answer(&call_id, sdp).await.map_err(|e| e.to_string()),
+                    None => Err("this session has no device (no extension)".to_owned()),
+                };
+                let ev = match r {
+                    Ok(answer) => {
+                        let _ = events
+                            .send(SoftphoneEvent::Sdp {
+                                call_id: call_id.clone(),
+                                sdp: answer,
+                            })
+                            .await;
+                        SoftphoneEvent::Answered { call_id }
+                    }
+                    Err(message) => SoftphoneEvent::Error { message },
+                };
+                let _ = events.send(ev).await;
             }
             SoftphoneCommand::Hangup { call_id } => {
                 if let Some(stop) = calls.remove(&call_id) {
                     let _ = stop.send(());
+                } else if let Some(d) = &device {
+                    d.hangup(&call_id).await;
                 }
             }
         }
     }
-    // The browser left: every call's stop sender drops, which ends it.
+    // The browser left: every echo call's stop sender drops, which ends it; dropping the
+    // device unregisters it and hangs up its call.
+}
+
+async fn device_event(device: &mut Option<BrowserDevice>) -> Option<DeviceEvent> {
+    match device {
+        Some(d) => d.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The echo test from the browser: its audio comes back through the engine (Opus

@@ -51,6 +51,7 @@
 //! agents rung with our own offer and bridged in a room; the call, its IVR trail and
 //! voicemail stored on the caller's timeline).
 
+pub mod browser;
 mod call;
 mod driver;
 mod error;
@@ -70,6 +71,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub use browser::{BrowserDevice, BrowserDevices, DeviceEvent};
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
 pub use registrar::Binding;
@@ -151,6 +153,7 @@ pub struct SipServer {
     udp_addr: SocketAddr,
     tcp_addr: SocketAddr,
     inspector: Inspector,
+    devices: DriverHandle,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -232,6 +235,11 @@ impl SipServer {
         ));
         let max = config.max_message_size;
         let config = Arc::new(config);
+        let devices = DriverHandle {
+            cmd: cmd_tx.clone(),
+            host: host.clone(),
+            port: udp_addr.port(),
+        };
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),
@@ -263,6 +271,7 @@ impl SipServer {
             udp_addr,
             tcp_addr,
             inspector: Inspector { obs },
+            devices,
             stop,
             tasks,
         })
@@ -281,6 +290,21 @@ impl SipServer {
     /// Traces and counters.
     pub fn inspector(&self) -> Inspector {
         self.inspector.clone()
+    }
+
+    /// Registers browser softphones as agents' devices (see [`browser`]); their calls'
+    /// media runs on `engine`, WebRTC with `webrtc`.
+    pub fn browser_devices(
+        &self,
+        engine: Arc<parley_media::Engine>,
+        webrtc: Arc<parley_media::webrtc::WebRtcConfig>,
+    ) -> BrowserDevices {
+        BrowserDevices {
+            driver: self.devices.clone(),
+            sip_addr: self.udp_addr,
+            engine,
+            webrtc,
+        }
     }
 
     /// Stops listening, ends the driver (which ends every call task) and waits up to

@@ -12,7 +12,8 @@
 // Environment: PARLEY_BIN (default $CARGO_TARGET_DIR/debug/parley, else target/debug),
 // CHROMIUM (default /usr/bin/chromium), ARTIFACTS (default tests/browser/artifacts).
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { createSocket } from 'node:dgram';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
@@ -120,7 +121,146 @@ async function echoTest(server, browser) {
   await context.close();
 }
 
-const tests = [['echo test (*43): media both ways and RFC 4733 DTMF', echoTest]];
+// ------------------------------------------------------------------------------------
+// (b) sipp caller -> demo number -> 1 -> the browser agent answers
+
+// G.711 µ-law, as the caller's RTP peer speaks it.
+function ulawDecode(u) {
+  u = ~u & 0xff;
+  const sign = u & 0x80, exp = (u >> 4) & 7, man = u & 0x0f;
+  let x = ((man << 3) + 0x84) << exp;
+  x -= 0x84;
+  return sign ? -x : x;
+}
+function ulawEncode(x) {
+  const sign = x < 0 ? 0x80 : 0;
+  if (x < 0) x = -x;
+  x = Math.min(x, 32635) + 0x84;
+  let exp = 7;
+  for (let m = 0x4000; (x & m) === 0 && exp > 0; m >>= 1) exp--;
+  const man = (x >> (exp + 3)) & 0x0f;
+  return ~(sign | (exp << 4) | man) & 0xff;
+}
+
+/** The caller's RTP peer: learns Parley's RTP address from the first packet (symmetric
+ * RTP), sends a 440 Hz tone, presses digits (RFC 4733, PT 101), measures what arrives. */
+function rtpPeer() {
+  const sock = createSocket('udp4');
+  const peer = { sock, remote: null, packets: 0, energyPackets: 0, seq: 1, ts: 0, ssrc: 0x1234abcd, phase: 0, timer: null };
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 12 || (msg[0] >> 6) !== 2) return;
+    if (!peer.remote) peer.remote = { address: rinfo.address, port: rinfo.port };
+    if ((msg[1] & 0x7f) !== 0) return;
+    peer.packets++;
+    let sum = 0;
+    for (let i = 12; i < msg.length; i++) { const v = ulawDecode(msg[i]); sum += v * v; }
+    if (Math.sqrt(sum / Math.max(1, msg.length - 12)) > 200) peer.energyPackets++;
+  });
+  const header = (pt, marker) => {
+    const h = Buffer.alloc(12);
+    h[0] = 0x80; h[1] = (marker ? 0x80 : 0) | pt;
+    h.writeUInt16BE(peer.seq++ & 0xffff, 2); h.writeUInt32BE(peer.ts >>> 0, 4); h.writeUInt32BE(peer.ssrc, 8);
+    return h;
+  };
+  peer.start = () => {
+    peer.timer = setInterval(() => {
+      if (!peer.remote) return;
+      const pcm = Buffer.alloc(160);
+      for (let i = 0; i < 160; i++) { pcm[i] = ulawEncode(Math.round(6000 * Math.sin(peer.phase))); peer.phase += 2 * Math.PI * 440 / 8000; }
+      sock.send(Buffer.concat([header(0, false), pcm]), peer.remote.port, peer.remote.address);
+      peer.ts += 160;
+    }, 20);
+  };
+  peer.digit = async (d) => {
+    const ev = '0123456789*#'.indexOf(d);
+    const ts = peer.ts;
+    for (let k = 0; k < 6; k++) {
+      const end = k >= 3;
+      const dur = Math.min(k + 1, 4) * 160;
+      const p = Buffer.from([ev, (end ? 0x80 : 0) | 10, dur >> 8, dur & 0xff]);
+      const h = header(101, k === 0);
+      h.writeUInt32BE(ts >>> 0, 4);
+      sock.send(Buffer.concat([h, p]), peer.remote.port, peer.remote.address);
+      await sleep(20);
+    }
+  };
+  peer.close = () => { clearInterval(peer.timer); sock.close(); };
+  return new Promise((ok) => sock.bind(0, '127.0.0.1', () => { peer.port = sock.address().port; ok(peer); }));
+}
+
+async function ivrCallTest(server, browser) {
+  // The demo flow only queues calls during business hours: open all week.
+  const admin = await login(server, 'admin@demo.parley.test');
+  const cal = await fetch(server.http + '/api/v1/ivr/calendars/main', {
+    method: 'PUT', headers: { authorization: 'Bearer ' + admin, 'content-type': 'application/json' },
+    body: JSON.stringify({ time_zone: 'UTC', weekly: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], open: '00:00', close: '23:59:59.999' }], holidays: [] }),
+  });
+  assert(cal.ok, `open the calendar: ${cal.status}`);
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  await page.goto(server.http + '/softphone-test.html');
+  await page.waitForFunction(() => !!window.phone);
+  const token = await login(server, AGENT);
+  const ready = await page.evaluate((t) => window.phone.connect(t), token);
+  assert(ready.extension, 'the demo agent has an extension: ' + JSON.stringify(ready));
+  await page.evaluate(() => {
+    window.seen = [];
+    for (const t of ['incoming', 'answered', 'hungup', 'error']) {
+      window.phone.addEventListener(t, (e) => window.seen.push(e.detail));
+    }
+  });
+
+  const rtp = await rtpPeer();
+  const sipPort = 45000 + Math.floor(Math.random() * 5000);
+  const sipp = spawn('sipp', ['-sf', join(here, 'sipp_ivr_caller.xml'), '-s', '15550100',
+    '-key', 'rtpport', String(rtp.port), '-m', '1', '-d', '25000', '-i', '127.0.0.1', '-p', String(sipPort),
+    '-nostdin', server.sip], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let sippOut = '';
+  sipp.stdout.on('data', (d) => { sippOut += d; });
+  sipp.stderr.on('data', (d) => { sippOut += d; });
+  const sippDone = new Promise((ok) => sipp.on('exit', (code) => ok(code)));
+  try {
+    // The IVR answers and greets us (symmetric RTP tells us where to send).
+    const until = Date.now() + 20000;
+    while ((!rtp.remote || rtp.packets < 25) && Date.now() < until) await sleep(50);
+    assert(rtp.remote, 'the IVR sent RTP to the caller');
+    rtp.start();
+    await rtp.digit('1');
+    // The browser rings; answer it.
+    const incoming = await page.waitForFunction(() => window.seen.find((e) => e.type === 'incoming'), null, { timeout: 20000 });
+    const call = await incoming.jsonValue();
+    console.log('   incoming', JSON.stringify(call));
+    await page.evaluate((id) => window.phone.answer(id), call.call_id);
+    await page.waitForFunction(() => window.seen.some((e) => e.type === 'answered'), null, { timeout: 20000 });
+    const before = rtp.energyPackets;
+    const s = await statsUntil(page, call.call_id, (s) => s.inbound?.packetsReceived > 100 && s.inbound?.totalAudioEnergy > 0 && s.outbound?.packetsSent > 100);
+    console.log('   browser stats', JSON.stringify(s));
+    assert(s?.inbound?.packetsReceived > 100, 'browser received the caller\'s audio');
+    assert(s.inbound.totalAudioEnergy > 0, 'caller audio has energy in the browser');
+    // The browser's fake microphone (beeps) reaches the caller's RTP peer, transcoded to PCMU.
+    const until2 = Date.now() + 15000;
+    while (rtp.energyPackets - before < 25 && Date.now() < until2) await sleep(100);
+    console.log(`   caller RTP peer: ${rtp.packets} packets, ${rtp.energyPackets - before} with energy since the answer`);
+    assert(rtp.energyPackets - before >= 25, 'the caller heard the browser');
+    await page.screenshot({ path: join(ARTIFACTS, 'softphone-ivr-call.png'), fullPage: true });
+    await page.evaluate((id) => window.phone.hangup(id), call.call_id);
+    const code = await sippDone;
+    assert(code === 0, `sipp caller exit ${code}:\n${sippOut}`);
+    assert(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    if (sipp.exitCode === null) sipp.kill('SIGTERM');
+    rtp.close();
+    await context.close();
+  }
+}
+
+const tests = [
+  ['echo test (*43): media both ways and RFC 4733 DTMF', echoTest],
+  ['sipp caller -> demo number -> 1 -> browser agent answers; audio both ways', ivrCallTest],
+];
 
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -3,7 +3,7 @@
 # it installs only missing Debian packages and starts PostgreSQL only if it is down.
 #
 #   scripts/setup.sh            # build + run dependencies
-#   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL)
+#   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL, Chromium, Node.js)
 set -euo pipefail
 
 want_tests=0
@@ -15,7 +15,10 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # libclang (bindgen), pkg-config; sox/espeak-ng make test audio.
 packages=(build-essential cmake libclang-dev pkg-config)
 if [ "$want_tests" = 1 ]; then
-  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng)
+  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng chromium iproute2 util-linux)
+  # The browser tests' driver (playwright-core, from npm) needs Node.js 20+; install
+  # Debian's only when there is no node at all (a NodeSource node ships its own npm).
+  command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 fi
 
 missing=()
@@ -39,6 +42,10 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "$want_tests" = 1 ]; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$node_major" -lt 20 ]; then
+    say "WARNING: the browser tests need Node.js 20+ (found ${node_major}); install a newer nodejs"
+  fi
   # PostgreSQL on 127.0.0.1:5432 with trust auth for the test user `postgres`.
   if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
     cluster=$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)

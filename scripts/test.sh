@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up, formatting, lints, every test on SQLite and PostgreSQL.
-# Under CI=true nothing may be skipped: a missing PostgreSQL or speech model fails.
+# Under CI=true nothing may be skipped: a missing PostgreSQL, speech model or Chromium fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,3 +27,29 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (SQLite and PostgreSQL)"
 cargo test --workspace --locked
+
+echo "== browser tests (Chromium + playwright-core; screenshots in tests/browser/artifacts)"
+loud() { printf '\n\033[1;31m!!! %s !!!\033[0m\n\n' "$*"; }
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ ! -x /usr/bin/chromium ] || [ "$node_major" -lt 20 ] || ! command -v npm >/dev/null 2>&1; then
+  loud "NO CHROMIUM OR NODE.JS 20+: the browser tests cannot run (scripts/setup.sh --test installs them)"
+  if [ "${CI:-}" = "true" ]; then exit 1; fi
+else
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  # `cargo test` built the binary the tests start.
+  export PARLEY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/parley"
+  cargo build --locked -p parley --bin parley
+  # Server and browser in a network namespace of their own with only loopback
+  # (see ../shared/design/browser-tests.md); unprivileged users get a user namespace.
+  # softphone.spec.mjs: WebRTC media with the real server (echo, sipp caller -> browser).
+  browser_tests='node tests/browser/softphone.spec.mjs && if [ -f tests/browser/run.mjs ]; then node tests/browser/run.mjs; fi'
+  run_browser="ip link set lo up && $browser_tests"
+  if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
+    unshare -n sh -c "$run_browser"
+  elif unshare -rn true 2>/dev/null; then
+    unshare -rn sh -c "$run_browser"
+  else
+    loud "cannot create a network namespace: running the browser tests on the host's loopback"
+    sh -c "$browser_tests"
+  fi
+fi

@@ -117,7 +117,9 @@ async fn session(
                 if !ECHO.contains(&number.trim()) {
                     let _ = events
                         .send(SoftphoneEvent::Error {
-                            message: format!("cannot dial {number} from the browser yet (only *43)"),
+                            message: format!(
+                                "cannot dial {number} from the browser yet (only *43)"
+                            ),
                         })
                         .await;
                     continue;
@@ -132,7 +134,13 @@ async fn session(
                     .await;
                 let (stop_tx, stop_rx) = oneshot::channel();
                 calls.insert(call_id.clone(), stop_tx);
-                tokio::spawn(echo_call(svc.clone(), call_id, sdp, events.clone(), stop_rx));
+                tokio::spawn(echo_call(
+                    svc.clone(),
+                    call_id,
+                    sdp,
+                    events.clone(),
+                    stop_rx,
+                ));
             }
             SoftphoneCommand::Answer { call_id, sdp } => {
                 let r = match &device {

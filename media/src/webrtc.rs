@@ -676,12 +676,9 @@ pub mod client {
 
         /// Waits until connected (or `timeout`).
         pub async fn connected(&mut self, timeout: Duration) -> bool {
-            tokio::time::timeout(
-                timeout,
-                self.state.wait_for(|s| *s == PeerState::Connected),
-            )
-            .await
-            .is_ok_and(|r| r.is_ok())
+            tokio::time::timeout(timeout, self.state.wait_for(|s| *s == PeerState::Connected))
+                .await
+                .is_ok_and(|r| r.is_ok())
         }
 
         /// Sends one RTP packet (payload type, sequence, timestamp, marker, payload).

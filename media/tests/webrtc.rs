@@ -52,7 +52,11 @@ async fn browser_leg_echoes_opus_and_reports_rfc4733_digits() {
     let peer = WebRtcPeer::answer(&cfg, client.offer_sdp(), Some(leg.local_rtp))
         .await
         .expect("answer");
-    assert!(peer.answer_sdp().contains("127.0.0.1"), "{}", peer.answer_sdp());
+    assert!(
+        peer.answer_sdp().contains("127.0.0.1"),
+        "{}",
+        peer.answer_sdp()
+    );
     assert!(peer.answer_sdp().contains("a=setup:active"));
     call.set_remote(leg.id, peer.relay_addr()).expect("remote");
     call.set_echo(leg.id, true).expect("echo");
@@ -74,7 +78,14 @@ async fn browser_leg_echoes_opus_and_reports_rfc4733_digits() {
     }
     // RFC 4733 '5': three updates and three end packets, one timestamp.
     let ts = (100 * 960) as u32;
-    for (k, dur) in [(0u16, 960u16), (1, 1920), (2, 2880), (3, 3840), (4, 3840), (5, 3840)] {
+    for (k, dur) in [
+        (0u16, 960u16),
+        (1, 1920),
+        (2, 2880),
+        (3, 3840),
+        (4, 3840),
+        (5, 3840),
+    ] {
         tick.tick().await;
         let end = if k >= 3 { 0x80 } else { 0 };
         let payload = [5u8, end | 10, (dur >> 8) as u8, dur as u8];
@@ -101,8 +112,14 @@ async fn browser_leg_echoes_opus_and_reports_rfc4733_digits() {
         .packets
         .load(std::sync::atomic::Ordering::Relaxed);
     let (from_browser, to_browser, _, _) = peer.stats().snapshot();
-    assert!(from_browser >= 90, "relay got {from_browser} packets from the client");
-    assert!(to_browser > 20, "relay sent {to_browser} packets to the client");
+    assert!(
+        from_browser >= 90,
+        "relay got {from_browser} packets from the client"
+    );
+    assert!(
+        to_browser > 20,
+        "relay sent {to_browser} packets to the client"
+    );
     assert!(received > 20, "client received {received} echoed packets");
     client.close().await;
     peer.close().await;

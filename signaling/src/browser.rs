@@ -323,7 +323,10 @@ impl Ua {
         let SipMessage::Request(req) = msg else {
             return; // responses to our BYE
         };
-        let same = req.call_id().ok().is_some_and(|c| Some(c) == self.call_id());
+        let same = req
+            .call_id()
+            .ok()
+            .is_some_and(|c| Some(c) == self.call_id());
         match req.method() {
             Method::Invite if same => {
                 // A retransmission: the last response again.
@@ -340,10 +343,7 @@ impl Ua {
             Method::Cancel if same => {
                 let ok = self.response(&req, 200, None);
                 self.send(&ok.to_bytes(), from).await;
-                let answered = self
-                    .call
-                    .as_ref()
-                    .is_some_and(|c| c.dialog.is_some());
+                let answered = self.call.as_ref().is_some_and(|c| c.dialog.is_some());
                 if !answered && let Some(c) = &self.call {
                     let r = self.response(&c.invite, 487, Some(&c.to_tag));
                     self.send(&r.to_bytes(), c.source).await;
@@ -422,7 +422,8 @@ impl Ua {
         if call.dialog.is_some() {
             return Err(dev("already answered"));
         }
-        let offer = offer_answer::parse_sdp(call.invite.body()).map_err(|_| dev("bad SIP offer"))?;
+        let offer =
+            offer_answer::parse_sdp(call.invite.body()).map_err(|_| dev("bad SIP offer"))?;
         let first = offer_answer::answer(&offer, &g711_caps(self.local.ip(), 9))
             .map_err(|_| dev("SIP offer not acceptable"))?;
         let neg = first
@@ -457,8 +458,12 @@ impl Ua {
             .set_remote(web_leg.id, peer.relay_addr())
             .map_err(media)?;
         let room = handle.create_room().map_err(media)?;
-        handle.join(room, sip_leg.id, RoomMode::Full).map_err(media)?;
-        handle.join(room, web_leg.id, RoomMode::Full).map_err(media)?;
+        handle
+            .join(room, sip_leg.id, RoomMode::Full)
+            .map_err(media)?;
+        handle
+            .join(room, web_leg.id, RoomMode::Full)
+            .map_err(media)?;
         let ip = if sip_leg.local_rtp.ip().is_unspecified() {
             self.local.ip()
         } else {
@@ -505,18 +510,30 @@ impl Ua {
             return;
         };
         if bye && let Some(dialog) = call.dialog.as_mut() {
-            let via = our_via(&self.local.ip().to_string(), self.local.port(), Transport::Udp);
+            let via = our_via(
+                &self.local.ip().to_string(),
+                self.local.port(),
+                Transport::Udp,
+            );
             if let Ok(req) = dialog.create_request(Method::Bye, &via, None) {
                 self.send(&req.to_bytes(), call.source).await;
             }
         }
         if let Some(m) = call.media.take() {
             let (from, to, _, _) = m.peer.stats().snapshot();
-            tracing::info!(from_browser = from, to_browser = to, cause, "browser device call ended");
+            tracing::info!(
+                from_browser = from,
+                to_browser = to,
+                cause,
+                "browser device call ended"
+            );
             m.peer.close().await;
             drop(m.handle);
         }
         let call_id = call.invite.call_id().unwrap_or_default().to_owned();
-        let _ = self.events.send(DeviceEvent::Ended { call_id, cause }).await;
+        let _ = self
+            .events
+            .send(DeviceEvent::Ended { call_id, cause })
+            .await;
     }
 }

@@ -155,7 +155,13 @@ impl Location {
 
     /// Adds a device that did not REGISTER over SIP (a browser softphone, see
     /// [`crate::browser`]): it stays until [`Location::remove_device`].
-    pub(crate) fn add_device(&mut self, aor: Aor, contact: String, target: SocketAddr, now: Instant) {
+    pub(crate) fn add_device(
+        &mut self,
+        aor: Aor,
+        contact: String,
+        target: SocketAddr,
+        now: Instant,
+    ) {
         let list = self.aors.entry(aor).or_default();
         list.retain(|b| b.contact != contact);
         list.push(Binding {

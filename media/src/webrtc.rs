@@ -382,6 +382,7 @@ fn spawn_engine_to_track(
     track: Arc<TrackLocalStaticRTP>,
     ssrc: u32,
     stats: Arc<RelayStats>,
+    state: watch::Receiver<PeerState>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 1500];
@@ -390,6 +391,11 @@ fn spawn_engine_to_track(
                 break;
             };
             if *engine.lock().await != Some(from) {
+                continue;
+            }
+            // Before DTLS-SRTP is up there is nothing to protect packets with.
+            if *state.borrow() != PeerState::Connected {
+                RelayStats::bump(&stats.dropped_to_browser);
                 continue;
             }
             let mut bytes = &buf[..n];
@@ -455,7 +461,14 @@ impl WebRtcPeer {
             .await
             .ok_or_else(|| werr("no local description"))?
             .sdp;
-        let fwd = spawn_engine_to_track(relay, engine.clone(), track, ssrc, stats.clone());
+        let fwd = spawn_engine_to_track(
+            relay,
+            engine.clone(),
+            track,
+            ssrc,
+            stats.clone(),
+            state.clone(),
+        );
         if let Ok(mut t) = tasks.lock() {
             t.push(fwd);
         }

@@ -113,7 +113,9 @@ impl BrowserDevices {
     /// Makes a browser session one of the devices of extension `extension` in
     /// `tenant_id`.
     pub async fn register(&self, tenant_id: &str, extension: &str) -> Result<BrowserDevice> {
-        let ip = if self.sip_addr.ip().is_unspecified() {
+        // Loopback when SIP listens on loopback or on every interface; otherwise the SIP
+        // IP (the driver's socket must reach it). Only the driver's address is accepted.
+        let ip = if self.sip_addr.ip().is_unspecified() || self.sip_addr.ip().is_loopback() {
             IpAddr::from([127, 0, 0, 1])
         } else {
             self.sip_addr.ip()
@@ -142,6 +144,7 @@ impl BrowserDevices {
         let (cmds, cmd_rx) = mpsc::channel(16);
         let ua = Ua {
             sock,
+            sip: self.sip_addr,
             local,
             contact: contact.clone(),
             engine: self.engine.clone(),
@@ -215,6 +218,8 @@ struct DevCall {
 
 struct Ua {
     sock: UdpSocket,
+    /// Parley's own SIP socket: the only source accepted.
+    sip: SocketAddr,
     local: SocketAddr,
     contact: String,
     engine: Arc<Engine>,
@@ -266,6 +271,13 @@ impl Ua {
             tokio::select! {
                 r = self.sock.recv_from(&mut buf) => match r {
                     Ok((n, from)) => {
+                        // Only our own call tasks (through the driver's socket) talk to
+                        // a device; anything else is dropped.
+                        let ours = from.port() == self.sip.port()
+                            && (self.sip.ip().is_unspecified() || from.ip() == self.sip.ip());
+                        if !ours {
+                            continue;
+                        }
                         if let Ok(msg) = SipMessage::parse(&buf[..n]) {
                             self.on_sip(msg, from).await;
                         }

@@ -38,16 +38,19 @@ else
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
   # `cargo test` built the binary the tests start.
   export PARLEY_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/parley"
-  cargo build --locked -p parley --bin parley
+  # (building `-p parley` alone would unify features differently and rebuild many crates)
+  [ -x "$PARLEY_BIN" ] || cargo build --locked --workspace --bins
   # Server and browser in a network namespace of their own with only loopback
   # (see ../shared/design/browser-tests.md); unprivileged users get a user namespace.
-  run_browser='ip link set lo up && exec node tests/browser/run.mjs'
+  # softphone.spec.mjs: WebRTC media with the real server (echo, sipp caller -> browser).
+  browser_tests='node tests/browser/softphone.spec.mjs && node tests/browser/run.mjs'
+  run_browser="ip link set lo up && $browser_tests"
   if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
     unshare -n sh -c "$run_browser"
   elif unshare -rn true 2>/dev/null; then
     unshare -rn sh -c "$run_browser"
   else
     loud "cannot create a network namespace: running the browser tests on the host's loopback"
-    node tests/browser/run.mjs
+    sh -c "$browser_tests"
   fi
 fi

@@ -67,6 +67,21 @@ pub(crate) struct Config {
     pub(crate) log_format: String,
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`).
     pub(crate) speech_model: Option<PathBuf>,
+    /// Addresses WebRTC ICE binds to, comma-separated `ip:port` (port 0: ephemeral)
+    /// (`PARLEY_WEBRTC_ICE_ADDRS`). Default: the SIP address's IP, port 0. Note that
+    /// `0.0.0.0:0` binds every interface except loopback and link-local.
+    pub(crate) webrtc_ice_addrs: Option<String>,
+    /// Public IPs advertised as ICE host candidates instead of the bound ones (1:1 NAT,
+    /// e.g. a cloud VM's elastic IP), comma-separated (`PARLEY_WEBRTC_PUBLIC_IPS`).
+    pub(crate) webrtc_public_ips: Option<String>,
+    /// STUN/TURN server URLs for the server's ICE agent, comma-separated, e.g.
+    /// `stun:stun.example.org:3478,turn:turn.example.org:3478?transport=udp`
+    /// (`PARLEY_WEBRTC_ICE_URLS`).
+    pub(crate) webrtc_ice_urls: Option<String>,
+    /// TURN user name for the URLs above (`PARLEY_WEBRTC_TURN_USERNAME`).
+    pub(crate) webrtc_turn_username: Option<String>,
+    /// TURN credential for the URLs above (`PARLEY_WEBRTC_TURN_CREDENTIAL`).
+    pub(crate) webrtc_turn_credential: Option<String>,
 }
 
 impl Default for Config {
@@ -95,6 +110,11 @@ impl Default for Config {
             max_prompt_bytes: 10 << 20,
             log_format: "text".into(),
             speech_model: None,
+            webrtc_ice_addrs: None,
+            webrtc_public_ips: None,
+            webrtc_ice_urls: None,
+            webrtc_turn_username: None,
+            webrtc_turn_credential: None,
         }
     }
 }
@@ -125,6 +145,51 @@ impl Config {
     }
 
     /// The RTP port range, checked.
+    /// The WebRTC settings.
+    pub(crate) fn webrtc(&self) -> anyhow::Result<parley_media::webrtc::WebRtcConfig> {
+        let list = |v: &Option<String>| -> Vec<String> {
+            v.as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut udp_addrs = Vec::new();
+        for a in list(&self.webrtc_ice_addrs) {
+            udp_addrs.push(
+                a.parse::<SocketAddr>()
+                    .with_context(|| format!("webrtc_ice_addrs: {a:?} is not ip:port"))?,
+            );
+        }
+        if udp_addrs.is_empty() {
+            udp_addrs.push(SocketAddr::new(self.sip_addr.ip(), 0));
+        }
+        let urls = list(&self.webrtc_ice_urls);
+        let ice_servers = if urls.is_empty() {
+            Vec::new()
+        } else {
+            vec![parley_media::webrtc::IceServer {
+                urls,
+                username: self.webrtc_turn_username.clone().unwrap_or_default(),
+                credential: self.webrtc_turn_credential.clone().unwrap_or_default(),
+            }]
+        };
+        let relay_ip = if self.sip_addr.ip().is_unspecified() {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        } else {
+            self.sip_addr.ip()
+        };
+        Ok(parley_media::webrtc::WebRtcConfig {
+            udp_addrs,
+            public_ips: list(&self.webrtc_public_ips),
+            ice_servers,
+            relay_ip,
+            ..Default::default()
+        })
+    }
+
     pub(crate) fn rtp_range(&self) -> anyhow::Result<(u16, u16)> {
         let (lo, hi) = self.rtp_ports.split_once('-').with_context(|| {
             format!(

@@ -3,6 +3,7 @@
 
 mod config;
 mod flow_cli;
+mod softphone;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -221,6 +222,9 @@ async fn main() -> anyhow::Result<()> {
 fn toml_like(cfg: &Config) -> String {
     let mut c = cfg.clone();
     c.database_url = Some(redact_url(&c.database_url()));
+    if c.webrtc_turn_credential.is_some() {
+        c.webrtc_turn_credential = Some("***".into());
+    }
     serde_json::to_string_pretty(&c).unwrap_or_default()
 }
 
@@ -345,11 +349,19 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             sip.tcp_addr()
         ),
     }
+    let webrtc = std::sync::Arc::new(cfg.webrtc()?);
+    let phone = softphone::Service {
+        engine: engine.clone(),
+        webrtc: webrtc.clone(),
+        store: store.clone(),
+        devices: sip.browser_devices(engine.clone(), webrtc),
+    };
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
             .with_sip(std::sync::Arc::new(SipView(sip.inspector(), acd.clone())))
             .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
-            .with_acd(std::sync::Arc::new(AcdView(acd))),
+            .with_acd(std::sync::Arc::new(AcdView(acd)))
+            .with_softphone(std::sync::Arc::new(phone)),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await

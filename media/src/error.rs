@@ -31,6 +31,12 @@ pub enum Error {
         /// What is wrong.
         what: &'static str,
     },
+    /// A WebRTC peer connection could not be set up.
+    #[error("webrtc: {what}")]
+    WebRtc {
+        /// What failed.
+        what: String,
+    },
     /// The engine (or the worker owning this call) has stopped.
     #[error("media engine stopped")]
     EngineStopped,

@@ -109,6 +109,7 @@ pub mod leg;
 pub mod player;
 pub mod ports;
 mod recorder;
+pub mod webrtc;
 pub mod worker;
 
 pub use codec::Codec;

@@ -52,6 +52,14 @@ pub(crate) enum Cmd {
         aor: Aor,
         reply: oneshot::Sender<Vec<Binding>>,
     },
+    /// A browser softphone becomes one of an agent's devices (see `crate::browser`).
+    AddDevice {
+        aor: Aor,
+        contact: String,
+        target: SocketAddr,
+    },
+    /// The browser softphone left.
+    RemoveDevice { aor: Aor, contact: String },
     /// An authenticated REGISTER to apply (the driver owns the location service).
     Register {
         request: Request,
@@ -697,6 +705,12 @@ impl Driver {
             Cmd::Lookup { aor, reply } => {
                 let _ = reply.send(self.location.lookup(now, &aor));
             }
+            Cmd::AddDevice {
+                aor,
+                contact,
+                target,
+            } => self.location.add_device(aor, contact, target, now),
+            Cmd::RemoveDevice { aor, contact } => self.location.remove_device(&aor, &contact),
             Cmd::Register {
                 request,
                 source,

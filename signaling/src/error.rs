@@ -34,6 +34,9 @@ pub enum Error {
         /// What failed (file and cause).
         reason: String,
     },
+    /// A browser device could not do what was asked (see `browser`).
+    #[error("browser device: {0}")]
+    Device(String),
     /// The runtime has stopped (its driver task is gone).
     #[error("the SIP runtime has stopped")]
     Stopped,

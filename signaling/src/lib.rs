@@ -65,6 +65,7 @@
 //! voicemail stored on the caller's timeline).
 
 mod acd;
+pub mod browser;
 mod call;
 mod driver;
 mod error;
@@ -88,6 +89,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use acd::Acd;
+pub use browser::{BrowserDevice, BrowserDevices, DeviceEvent};
 pub use call::control::{
     Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
     Target as CallTarget,
@@ -194,6 +196,7 @@ pub struct SipServer {
     tls_addr: Option<SocketAddr>,
     inspector: Inspector,
     origin: call::control::Origin,
+    devices: DriverHandle,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -295,6 +298,7 @@ impl SipServer {
             port: udp_addr.port(),
             tls_port: tls_addr.map(|a| a.port()),
         };
+        let devices = handle.clone();
         let origin = call::control::Origin {
             driver: handle.clone(),
             store: store.clone(),
@@ -341,6 +345,7 @@ impl SipServer {
             tls_addr,
             inspector: Inspector { obs },
             origin,
+            devices,
             stop,
             tasks,
         })
@@ -371,6 +376,21 @@ impl SipServer {
         Controls {
             reg: self.inspector.obs.calls.clone(),
             origin: self.origin.clone(),
+        }
+    }
+
+    /// Registers browser softphones as agents' devices (see [`browser`]); their calls'
+    /// media runs on `engine`, WebRTC with `webrtc`.
+    pub fn browser_devices(
+        &self,
+        engine: Arc<parley_media::Engine>,
+        webrtc: Arc<parley_media::webrtc::WebRtcConfig>,
+    ) -> BrowserDevices {
+        BrowserDevices {
+            driver: self.devices.clone(),
+            sip_addr: self.udp_addr,
+            engine,
+            webrtc,
         }
     }
 

@@ -153,6 +153,35 @@ impl Location {
         }
     }
 
+    /// Adds a device that did not REGISTER over SIP (a browser softphone, see
+    /// [`crate::browser`]): it stays until [`Location::remove_device`].
+    pub(crate) fn add_device(
+        &mut self,
+        aor: Aor,
+        contact: String,
+        target: SocketAddr,
+        now: Instant,
+    ) {
+        let list = self.aors.entry(aor).or_default();
+        list.retain(|b| b.contact != contact);
+        list.push(Binding {
+            contact,
+            source: target,
+            target,
+            transport: Transport::Udp,
+            expires_at: now + Duration::from_secs(10 * 365 * 86400),
+            call_id: String::new(),
+            cseq: 0,
+        });
+    }
+
+    /// Removes a device added with [`Location::add_device`].
+    pub(crate) fn remove_device(&mut self, aor: &Aor, contact: &str) {
+        if let Some(list) = self.aors.get_mut(aor) {
+            list.retain(|b| b.contact != contact);
+        }
+    }
+
     /// Drops every lapsed binding.
     pub(crate) fn purge(&mut self, now: Instant) {
         self.aors.retain(|_, list| {

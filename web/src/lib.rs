@@ -41,9 +41,11 @@ use utoipa_axum::router::OpenApiRouter;
 mod api;
 pub mod error;
 pub mod extract;
+pub mod softphone;
 mod ui;
 
 pub use error::{ApiError, ApiResult};
+pub use softphone::{Softphone, SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -86,6 +88,8 @@ pub struct AppState {
     pub(crate) calls: Option<Arc<dyn CallControl>>,
     /// The running ACD router, when there is one (see [`AppState::with_acd`]).
     pub(crate) acd: Option<Arc<dyn AcdView>>,
+    /// The browser softphone service, when there is one (see [`AppState::with_softphone`]).
+    pub(crate) softphone: Option<Arc<dyn Softphone>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -303,6 +307,7 @@ impl AppState {
             sip: None,
             calls: None,
             acd: None,
+            softphone: None,
         }
     }
 
@@ -321,6 +326,12 @@ impl AppState {
     /// Attaches the running ACD router (live queue metrics and agent activity).
     pub fn with_acd(mut self, acd: Arc<dyn AcdView>) -> AppState {
         self.acd = Some(acd);
+        self
+    }
+
+    /// Attaches the browser softphone service (`GET /api/v1/softphone`).
+    pub fn with_softphone(mut self, phone: Arc<dyn Softphone>) -> AppState {
+        self.softphone = Some(phone);
         self
     }
 
@@ -395,11 +406,30 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .merge(api_router)
         .route("/api/v1/events", get(api::events::events))
+        .route("/api/v1/softphone", get(api::softphone::softphone))
+        .route("/softphone.js", get(softphone_js))
+        .route("/softphone-test.html", get(softphone_test_page))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .fallback(ui::fallback)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The softphone ES module (plain JavaScript, no build step, no CDN).
+async fn softphone_js() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("../ui/softphone.js"),
+    )
+}
+
+/// A bare page driving the softphone module (used by the Chromium tests).
+async fn softphone_test_page() -> impl IntoResponse {
+    axum::response::Html(include_str!("../ui/softphone-test.html"))
 }
 
 /// Liveness: the process is up.

@@ -138,6 +138,8 @@ async fn every_documented_route_requires_a_token() {
     assert!(checked > 40, "only {checked} routes documented?");
     let (s, _) = t.call(Method::GET, "/api/v1/events", None, None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = t.call(Method::GET, "/api/v1/softphone", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

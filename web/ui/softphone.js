@@ -1,20 +1,200 @@
-// The softphone seam. The agent desktop has a `<section id="softphone">`; this module
-// mounts whatever softphone is available into it. The WebRTC softphone (branch `webrtc`)
-// replaces `mountSoftphone` with the real one (its own module, imported here), keeping
-// this signature: `mountSoftphone(section, { user, onCall })` where `onCall(info)` is
-// called with `{ customer_id?, caller?, call_id? }` when a call arrives so the desktop
-// can pop the customer's screen. It returns a function that unmounts it.
+// Parley browser softphone: a plain ES module (no build step, no CDN).
+//
+//   import { Softphone } from '/softphone.js';
+//   const phone = new Softphone();
+//   phone.addEventListener('incoming', (e) => phone.answer(e.detail.call_id));
+//   await phone.connect(token);        // resolves once registered as the agent's device
+//   const id = await phone.dial('*43'); // echo test
+//   phone.dtmf('123'); phone.mute(true); phone.hangup(id);
+//   console.log(await phone.stats(id));
+//
+// Events (CustomEvent, the server's message in `detail`): ready, incoming, dialing,
+// ringing, answered, hungup, dtmf, error, and `closed` when the signalling socket
+// ends (`detail.code`). Microphone failures reject dial()/answer() and emit `error`.
 
-import { get, enc } from './api.js';
-import { h, mount } from './dom.js';
+export class Softphone extends EventTarget {
+  constructor({ base = '', iceServers = [] } = {}) {
+    super();
+    this.base = base || window.location.origin;
+    this.iceServers = iceServers;
+    this.ws = null;
+    this.calls = new Map(); // call_id -> { pc, stream, audio, state }
+    this.pendingDial = null; // { pc, stream, audio, resolve, reject }
+    this.extension = null;
+  }
 
-export function mountSoftphone(section, { user }) {
-  const ext = h('span', {}, '…');
-  mount(section,
-    h('h2', {}, 'Phone'),
-    h('p', { class: 'muted' }, 'The browser softphone is not part of this build yet. Calls ring your SIP phone: extension ', ext, '.'));
-  get('/users/' + enc(user.id) + '/sip')
-    .then((s) => { ext.textContent = s.extension || 'none (ask an admin)'; })
-    .catch(() => { ext.textContent = 'unknown'; });
-  return () => section.replaceChildren();
+  /** Opens the signalling socket; resolves with the `ready` message. */
+  connect(token) {
+    const url = new URL('/api/v1/softphone', this.base);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.searchParams.set('access_token', token);
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      this.ws = ws;
+      let ready = false;
+      ws.onmessage = (m) => {
+        let msg;
+        try { msg = JSON.parse(m.data); } catch { return; }
+        if (msg.type === 'ready') { ready = true; this.extension = msg.extension; resolve(msg); }
+        this.#onMessage(msg);
+      };
+      ws.onclose = (e) => {
+        if (!ready) reject(new Error(`softphone connection failed (${e.code})`));
+        for (const id of [...this.calls.keys()]) this.#end(id, 'connection_lost');
+        this.#emit('closed', { code: e.code, reason: e.reason });
+      };
+      ws.onerror = () => this.#emit('error', { message: 'softphone connection error' });
+    });
+  }
+
+  /** Calls `number` (an extension, `*43`, ...); resolves with the call id. */
+  async dial(number) {
+    const media = await this.#media();
+    const sdp = await this.#offer(media.pc);
+    return new Promise((resolve, reject) => {
+      this.pendingDial = { ...media, resolve, reject };
+      this.#send({ type: 'dial', number, sdp });
+    });
+  }
+
+  /** Answers the ringing call `callId`. */
+  async answer(callId) {
+    const media = await this.#media();
+    this.calls.set(callId, { ...media, state: 'answering' });
+    const sdp = await this.#offer(media.pc);
+    this.#send({ type: 'answer', call_id: callId, sdp });
+  }
+
+  /** Hangs up (or declines) `callId` (default: every call). */
+  hangup(callId) {
+    const ids = callId ? [callId] : [...this.calls.keys()];
+    for (const id of ids) {
+      this.#send({ type: 'hangup', call_id: id });
+      this.#end(id, 'local');
+    }
+  }
+
+  /** Sends DTMF digits on `callId` (default: the first call) as RFC 4733 events. */
+  dtmf(digits, callId) {
+    const call = callId ? this.calls.get(callId) : this.calls.values().next().value;
+    const sender = call?.pc.getSenders().find((s) => s.track?.kind === 'audio');
+    if (!sender?.dtmf?.canInsertDTMF) return false;
+    sender.dtmf.insertDTMF(digits, 120, 70);
+    return true;
+  }
+
+  /** Mutes (or unmutes) the microphone on every call. */
+  mute(on = true) {
+    for (const c of this.calls.values()) c.stream.getAudioTracks().forEach((t) => { t.enabled = !on; });
+  }
+
+  /** A summary of `callId`'s WebRTC statistics (default: the first call). */
+  async stats(callId) {
+    const call = callId ? this.calls.get(callId) : this.calls.values().next().value;
+    if (!call) return null;
+    const out = { inbound: null, outbound: null, pair: null };
+    const report = await call.pc.getStats();
+    const byId = new Map();
+    report.forEach((s) => byId.set(s.id, s));
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.inbound = { packetsReceived: s.packetsReceived, bytesReceived: s.bytesReceived,
+          packetsLost: s.packetsLost, jitter: s.jitter, audioLevel: s.audioLevel,
+          totalAudioEnergy: s.totalAudioEnergy };
+      } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
+        out.outbound = { packetsSent: s.packetsSent, bytesSent: s.bytesSent };
+      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
+        const l = byId.get(s.localCandidateId), r = byId.get(s.remoteCandidateId);
+        out.pair = { local: l && `${l.address}:${l.port}`, remote: r && `${r.address}:${r.port}`,
+          rtt: s.currentRoundTripTime };
+      }
+    });
+    return out;
+  }
+
+  close() { this.ws?.close(); }
+
+  #emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+
+  #send(msg) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  async #media() {
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: false });
+    } catch (e) {
+      this.#emit('error', { message: `microphone unavailable: ${e.message}` });
+      throw e;
+    }
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    stream.getAudioTracks().forEach((t) => pc.addTrack(t, stream));
+    const audio = new Audio();
+    audio.autoplay = true;
+    pc.ontrack = (e) => { audio.srcObject = e.streams[0] || new MediaStream([e.track]); audio.play().catch(() => {}); };
+    return { pc, stream, audio };
+  }
+
+  // The complete offer: ICE gathering done (instant on a LAN; the server does not trickle).
+  async #offer(pc) {
+    await pc.setLocalDescription(await pc.createOffer());
+    if (pc.iceGatheringState !== 'complete') {
+      await new Promise((resolve) => {
+        const t = setTimeout(resolve, 5000);
+        pc.addEventListener('icegatheringstatechange', () => {
+          if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+        });
+      });
+    }
+    return pc.localDescription.sdp;
+  }
+
+  #end(id, cause) {
+    const c = this.calls.get(id);
+    if (!c) return;
+    this.calls.delete(id);
+    c.pc.close();
+    c.stream.getTracks().forEach((t) => t.stop());
+    c.audio.srcObject = null;
+    return cause;
+  }
+
+  async #onMessage(msg) {
+    switch (msg.type) {
+      case 'dialing':
+        if (this.pendingDial) {
+          const d = this.pendingDial;
+          this.pendingDial = null;
+          this.calls.set(msg.call_id, { pc: d.pc, stream: d.stream, audio: d.audio, state: 'dialing' });
+          d.resolve(msg.call_id);
+        }
+        break;
+      case 'sdp': {
+        const c = this.calls.get(msg.call_id);
+        if (c) await c.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+        break;
+      }
+      case 'answered': {
+        const c = this.calls.get(msg.call_id);
+        if (c) c.state = 'answered';
+        break;
+      }
+      case 'hungup':
+        this.#end(msg.call_id, msg.cause);
+        break;
+      case 'error':
+        if (this.pendingDial) {
+          const d = this.pendingDial;
+          this.pendingDial = null;
+          d.pc.close();
+          d.stream.getTracks().forEach((t) => t.stop());
+          d.reject(new Error(msg.message));
+        }
+        break;
+      default:
+        break;
+    }
+    this.#emit(msg.type, msg);
+  }
 }

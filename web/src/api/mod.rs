@@ -13,6 +13,7 @@ mod directory;
 pub(crate) mod events;
 mod flows;
 mod queues;
+pub(crate) mod softphone;
 mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {

@@ -7,7 +7,7 @@
 import { get, post, qs, enc } from '../api.js';
 import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
-import { mountSoftphone } from '../softphone.js';
+import { mountSoftphone } from './phone.js';
 import { mountCallBar, clickToCall } from './callbar.js';
 
 const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];

@@ -1,0 +1,264 @@
+//! The browser softphone service behind `GET /api/v1/softphone` (parley-web's
+//! [`parley_web::Softphone`]): one task per browser session, one task per call.
+//! A call's media is an engine call whose WebRTC leg ([`WebRtcPeer`] relaying to an
+//! Opus leg) is either echoed (`*43`) or bridged in a room with a G.711 leg towards
+//! the SIP side (calls rung on the agent's browser device, see
+//! `parley_signaling::BrowserDevice`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parley_cases::{Actor, Store};
+use parley_media::webrtc::{OfferInfo, PeerState, WebRtcConfig, WebRtcPeer};
+use parley_media::{Engine, Event};
+use parley_signaling::{BrowserDevice, DeviceEvent};
+use parley_web::{SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
+use tokio::sync::{mpsc, oneshot};
+
+/// Numbers of the echo test.
+const ECHO: [&str; 2] = ["*43", "43"];
+
+/// The service: shared by every session.
+#[derive(Clone)]
+pub(crate) struct Service {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) webrtc: Arc<WebRtcConfig>,
+    pub(crate) store: Store,
+    /// Makes sessions of agents with an extension ring like their SIP phones.
+    pub(crate) devices: parley_signaling::BrowserDevices,
+}
+
+impl parley_web::Softphone for Service {
+    fn open(&self, tenant_id: &str, user_id: &str) -> SoftphoneSession {
+        let (cmd_tx, cmd_rx) = mpsc::channel(32);
+        let (ev_tx, ev_rx) = mpsc::channel(256);
+        tokio::spawn(session(
+            self.clone(),
+            tenant_id.to_owned(),
+            user_id.to_owned(),
+            cmd_rx,
+            ev_tx,
+        ));
+        SoftphoneSession {
+            commands: cmd_tx,
+            events: ev_rx,
+        }
+    }
+}
+
+async fn session(
+    svc: Service,
+    tenant_id: String,
+    user_id: String,
+    mut commands: mpsc::Receiver<SoftphoneCommand>,
+    events: mpsc::Sender<SoftphoneEvent>,
+) {
+    let actor = Actor::system(&tenant_id);
+    let extension = svc
+        .store
+        .sip_users(&actor)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .find(|(id, _)| *id == user_id)
+        .map(|(_, ext)| ext)
+        .unwrap_or_default();
+    let _ = events
+        .send(SoftphoneEvent::Ready {
+            extension: extension.clone(),
+        })
+        .await;
+    // The browser is one of the agent's devices: calls to them ring it too.
+    let mut device = if extension.is_empty() {
+        None
+    } else {
+        match svc.devices.register(&tenant_id, &extension).await {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "browser device not registered");
+                None
+            }
+        }
+    };
+    // Echo calls of this session: id -> the call task's stop signal.
+    let mut calls: HashMap<String, oneshot::Sender<()>> = HashMap::new();
+    let mut next = 0u64;
+    loop {
+        let cmd = tokio::select! {
+            c = commands.recv() => match c {
+                Some(c) => c,
+                None => break,
+            },
+            ev = device_event(&mut device) => {
+                let ev = match ev {
+                    Some(DeviceEvent::Incoming { call_id, from, to }) => {
+                        SoftphoneEvent::Incoming { call_id, from, to }
+                    }
+                    Some(DeviceEvent::Dtmf { call_id, digit }) => SoftphoneEvent::Dtmf {
+                        call_id,
+                        digit: digit.to_string(),
+                    },
+                    Some(DeviceEvent::Ended { call_id, cause }) => SoftphoneEvent::Hungup {
+                        call_id,
+                        cause: cause.to_owned(),
+                    },
+                    None => {
+                        device = None;
+                        continue;
+                    }
+                };
+                let _ = events.send(ev).await;
+                continue;
+            }
+        };
+        calls.retain(|_, stop| !stop.is_closed());
+        match cmd {
+            SoftphoneCommand::Dial { number, sdp } => {
+                if !ECHO.contains(&number.trim()) {
+                    let _ = events
+                        .send(SoftphoneEvent::Error {
+                            message: format!(
+                                "cannot dial {number} from the browser yet (only *43)"
+                            ),
+                        })
+                        .await;
+                    continue;
+                }
+                next += 1;
+                let call_id = format!("b{next}-{}", &user_id[user_id.len().saturating_sub(6)..]);
+                let _ = events
+                    .send(SoftphoneEvent::Dialing {
+                        call_id: call_id.clone(),
+                        number,
+                    })
+                    .await;
+                let (stop_tx, stop_rx) = oneshot::channel();
+                calls.insert(call_id.clone(), stop_tx);
+                tokio::spawn(echo_call(
+                    svc.clone(),
+                    call_id,
+                    sdp,
+                    events.clone(),
+                    stop_rx,
+                ));
+            }
+            SoftphoneCommand::Answer { call_id, sdp } => {
+                let r = match &device {
+                    Some(d) => d.answer(&call_id, sdp).await.map_err(|e| e.to_string()),
+                    None => Err("this session has no device (no extension)".to_owned()),
+                };
+                let ev = match r {
+                    Ok(answer) => {
+                        let _ = events
+                            .send(SoftphoneEvent::Sdp {
+                                call_id: call_id.clone(),
+                                sdp: answer,
+                            })
+                            .await;
+                        SoftphoneEvent::Answered { call_id }
+                    }
+                    Err(message) => SoftphoneEvent::Error { message },
+                };
+                let _ = events.send(ev).await;
+            }
+            SoftphoneCommand::Hangup { call_id } => {
+                if let Some(stop) = calls.remove(&call_id) {
+                    let _ = stop.send(());
+                } else if let Some(d) = &device {
+                    d.hangup(&call_id).await;
+                }
+            }
+        }
+    }
+    // The browser left: every echo call's stop sender drops, which ends it; dropping the
+    // device unregisters it and hangs up its call.
+}
+
+async fn device_event(device: &mut Option<BrowserDevice>) -> Option<DeviceEvent> {
+    match device {
+        Some(d) => d.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The echo test from the browser: its audio comes back through the engine (Opus
+/// decoded and re-encoded), and its RFC 4733 digits are reported back.
+async fn echo_call(
+    svc: Service,
+    call_id: String,
+    offer: String,
+    events: mpsc::Sender<SoftphoneEvent>,
+    stop: oneshot::Receiver<()>,
+) {
+    let cause = match echo_inner(&svc, &call_id, &offer, &events, stop).await {
+        Ok(cause) => cause,
+        Err(e) => {
+            tracing::warn!(error = %e, %call_id, "browser echo call failed");
+            let _ = events
+                .send(SoftphoneEvent::Error {
+                    message: e.to_string(),
+                })
+                .await;
+            "failed"
+        }
+    };
+    let _ = events
+        .send(SoftphoneEvent::Hungup {
+            call_id,
+            cause: cause.to_owned(),
+        })
+        .await;
+}
+
+async fn echo_inner(
+    svc: &Service,
+    call_id: &str,
+    offer: &str,
+    events: &mpsc::Sender<SoftphoneEvent>,
+    mut stop: oneshot::Receiver<()>,
+) -> parley_media::Result<&'static str> {
+    let info = OfferInfo::parse(offer)?;
+    let (call, mut media) = svc.engine.create_call()?;
+    let leg = call.create_leg(info.leg_config())?;
+    let peer = WebRtcPeer::answer(&svc.webrtc, offer, Some(leg.local_rtp)).await?;
+    call.set_remote(leg.id, peer.relay_addr())?;
+    call.set_echo(leg.id, true)?;
+    let _ = events
+        .send(SoftphoneEvent::Sdp {
+            call_id: call_id.to_owned(),
+            sdp: peer.answer_sdp().to_owned(),
+        })
+        .await;
+    let _ = events
+        .send(SoftphoneEvent::Answered {
+            call_id: call_id.to_owned(),
+        })
+        .await;
+    let mut state = peer.state_watch();
+    let cause = loop {
+        tokio::select! {
+            _ = &mut stop => break "normal",
+            ev = media.recv() => match ev {
+                Some(Event::Dtmf { digit, .. }) => {
+                    let _ = events.send(SoftphoneEvent::Dtmf {
+                        call_id: call_id.to_owned(),
+                        digit: digit.to_string(),
+                    }).await;
+                }
+                Some(Event::RtpTimeout { .. }) => break "media_timeout",
+                Some(_) => {}
+                None => break "failed",
+            },
+            r = state.changed() => {
+                if r.is_err() || *state.borrow() == PeerState::Closed {
+                    break "connection_lost";
+                }
+            }
+        }
+    };
+    let (from, to, _, _) = peer.stats().snapshot();
+    tracing::info!(%call_id, from_browser = from, to_browser = to, cause, "browser echo call ended");
+    peer.close().await;
+    drop(call);
+    Ok(cause)
+}

@@ -1,0 +1,317 @@
+//! The browser softphone without a browser: the real `parley` binary, its signalling
+//! WebSocket, a synthetic WebRTC client (`parley_media::webrtc::client`, a second
+//! `webrtc` peer) as the browser, and a real sipp caller. The Chromium version of these
+//! tests is tests/browser/softphone.spec.mjs.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use parley_media::webrtc::WebRtcConfig;
+use parley_media::webrtc::client::Client;
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+
+struct Parley {
+    child: Child,
+    dir: PathBuf,
+    sip: String,
+    http: String,
+    passwords: Vec<(String, String)>,
+}
+
+impl Drop for Parley {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// The child is owned by the returned Parley, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
+fn start(tag: &str) -> Parley {
+    let dir = std::env::temp_dir().join(format!("parley-softphone-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(&dir)
+        .env("PARLEY_DATA_DIR", dir.join("data"))
+        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut sip, mut passwords) = (String::new(), Vec::new());
+    loop {
+        let line = lines.next().expect("parley exited").unwrap();
+        if let Some(i) = line.find("@demo.parley.test") {
+            let email = line[..i + 17].split_whitespace().last().unwrap().to_owned();
+            let pw = line[i..]
+                .split("password: ")
+                .nth(1)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_owned();
+            passwords.push((email, pw));
+        }
+        if let Some(rest) = line.strip_prefix("SIP listening on udp:") {
+            sip = rest.split_whitespace().next().unwrap().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("Parley listening on ") {
+            let http = rest.split(' ').next().unwrap().to_owned();
+            std::thread::spawn(move || for _ in lines {});
+            return Parley {
+                child,
+                dir,
+                sip,
+                http,
+                passwords,
+            };
+        }
+    }
+}
+
+async fn login(p: &Parley, email: &str) -> String {
+    let pw = &p.passwords.iter().find(|(e, _)| e == email).unwrap().1;
+    let r: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", p.http))
+        .json(&json!({"tenant": "demo", "email": email, "password": pw}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    r["token"].as_str().unwrap().to_owned()
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_of(ws: &mut Ws, ty: &str) -> Value {
+    let fut = async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == ty {
+                    return v;
+                }
+                assert_ne!(v["type"], "error", "{v}");
+            }
+        }
+        panic!("socket closed before {ty}");
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("no {ty} within 30 s"))
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    ws.send(Message::Text(v.to_string().into())).await.unwrap();
+}
+
+/// Sends 20 ms Opus frames of a tone from the synthetic browser until stopped.
+fn talk(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    tokio::spawn(async move {
+        let mut enc =
+            opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut n = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    let x = (n * 960 + i) as f32 / 48000.0;
+                    ((x * 440.0 * std::f32::consts::TAU).sin() * 8000.0) as i16
+                })
+                .collect();
+            let mut buf = vec![0u8; 400];
+            let len = enc.encode(&pcm, &mut buf).unwrap();
+            let _ = client
+                .send(111, n as u16, n * 960, n == 0, &buf[..len])
+                .await;
+            n += 1;
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_requires_a_token() {
+    let p = start("auth");
+    let r = tokio_tungstenite::connect_async(format!(
+        "{}/api/v1/softphone?access_token=bogus",
+        p.http.replace("http://", "ws://")
+    ))
+    .await;
+    assert!(r.is_err(), "a bogus token must not open the softphone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_ways() {
+    let p = start("ivr");
+    let admin = login(&p, "admin@demo.parley.test").await;
+    let cal = reqwest::Client::new()
+        .put(format!("{}/api/v1/ivr/calendars/main", p.http))
+        .bearer_auth(&admin)
+        .json(&json!({"time_zone": "UTC", "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "open": "00:00", "close": "23:59:59.999"}], "holidays": []}))
+        .send()
+        .await
+        .unwrap();
+    assert!(cal.status().is_success());
+    let token = login(&p, "agent1@demo.parley.test").await;
+    let url = format!(
+        "{}/api/v1/softphone?access_token={token}",
+        p.http.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let ready = next_of(&mut ws, "ready").await;
+    assert_eq!(ready["extension"], "1001", "{ready}");
+
+    // The caller: sipp for SIP, our RTP peer for media (PCMU + RFC 4733).
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let scenario = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/browser/sipp_ivr_caller.xml"
+    );
+    let sip_port = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut sipp = tokio::process::Command::new("sipp")
+        .args(["-sf", scenario, "-s", "15550100", "-key", "rtpport"])
+        .arg(rtp_port.to_string())
+        .args([
+            "-m",
+            "1",
+            "-d",
+            "15000",
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-p",
+        ])
+        .arg(sip_port.to_string())
+        .arg(&p.sip)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The greeting tells us Parley's RTP address (symmetric RTP).
+    let mut buf = [0u8; 2048];
+    let mut remote = None;
+    for _ in 0..25 {
+        let (_, from) = tokio::time::timeout(Duration::from_secs(20), rtp.recv_from(&mut buf))
+            .await
+            .expect("the IVR sends RTP")
+            .unwrap();
+        remote = Some(from);
+    }
+    let remote = remote.unwrap();
+    let pkt = |pt: u8, seq: u16, ts: u32, payload: &[u8]| {
+        let mut v = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+        v[2..4].copy_from_slice(&seq.to_be_bytes());
+        v[4..8].copy_from_slice(&ts.to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    };
+    for k in 0..6u16 {
+        let end = if k >= 3 { 0x80 } else { 0 };
+        let dur = 160 * (k.min(3) + 1);
+        let b = pkt(101, k + 1, 0, &[1, end | 10, (dur >> 8) as u8, dur as u8]);
+        rtp.send_to(&b, remote).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let incoming = next_of(&mut ws, "incoming").await;
+    let call_id = incoming["call_id"].as_str().unwrap().to_owned();
+    assert_eq!(incoming["to"], "1001");
+
+    // The "browser" answers with its offer; the server answers it.
+    let mut client = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws,
+        json!({"type": "answer", "call_id": call_id, "sdp": client.offer_sdp()}),
+    )
+    .await;
+    let sdp = next_of(&mut ws, "sdp").await;
+    client.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
+    next_of(&mut ws, "answered").await;
+    assert!(client.connected(Duration::from_secs(20)).await);
+    let client = Arc::new(client);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    talk(client.clone(), stop.clone());
+
+    // The caller talks (PCMU tone) and counts what reaches it from the browser.
+    let heard = Arc::new(AtomicU64::new(0));
+    let rtp = Arc::new(rtp);
+    let (rtp2, heard2, stop2) = (rtp.clone(), heard.clone(), stop.clone());
+    tokio::spawn(async move {
+        let tone: Vec<u8> = (0..160u32)
+            .map(|i| if i % 20 < 10 { 0x20 } else { 0xa0 })
+            .collect();
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        let mut n = 0u32;
+        let mut buf = [0u8; 2048];
+        while !stop2.load(Ordering::Relaxed) {
+            tick.tick().await;
+            let mut v = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78];
+            v[2..4].copy_from_slice(&((n + 100) as u16).to_be_bytes());
+            v[4..8].copy_from_slice(&(n * 160 + 8000).to_be_bytes());
+            v.extend_from_slice(&tone);
+            let _ = rtp2.send_to(&v, remote).await;
+            while let Ok((len, _)) = rtp2.try_recv_from(&mut buf) {
+                // Loud PCMU samples (the browser's tone, transcoded from Opus).
+                if len > 12 && buf[12..len].iter().filter(|b| (**b & 0x7f) < 0x50).count() > 40 {
+                    heard2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            n += 1;
+        }
+    });
+    for _ in 0..150 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if heard.load(Ordering::Relaxed) >= 25
+            && client.received.packets.load(Ordering::Relaxed) >= 100
+        {
+            break;
+        }
+    }
+    let got = client.received.packets.load(Ordering::Relaxed);
+    let heard = heard.load(Ordering::Relaxed);
+    assert!(
+        got >= 100,
+        "the browser received {got} packets from the caller"
+    );
+    assert!(
+        heard >= 25,
+        "the caller heard {heard} loud packets from the browser"
+    );
+
+    // The browser hangs up: Parley gets BYE, the caller returns to the flow.
+    send(&mut ws, json!({"type": "hangup", "call_id": call_id})).await;
+    let h = next_of(&mut ws, "hungup").await;
+    assert_eq!(h["call_id"], call_id.as_str());
+    stop.store(true, Ordering::Relaxed);
+    client.close().await;
+    let out = tokio::time::timeout(Duration::from_secs(40), sipp.wait())
+        .await
+        .expect("sipp ends")
+        .unwrap();
+    assert!(out.success(), "sipp caller: {out:?}");
+}

@@ -1,0 +1,112 @@
+//! The browser softphone's signalling: message types and the [`Softphone`] trait the
+//! binary implements over the SIP stack and the media engine (this crate knows
+//! neither). The WebSocket itself is `api::softphone`.
+
+use tokio::sync::mpsc;
+
+/// What the browser asks (one JSON text frame each, tagged by `type`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SoftphoneCommand {
+    /// Place a call to `number` (an extension, `*43` for the echo test, or an outside
+    /// number); `sdp` is the browser's complete offer (ICE gathered).
+    Dial {
+        /// Who to call.
+        number: String,
+        /// The browser's SDP offer.
+        sdp: String,
+    },
+    /// Answer the ringing call `call_id`; `sdp` is the browser's complete offer.
+    Answer {
+        /// The call.
+        call_id: String,
+        /// The browser's SDP offer.
+        sdp: String,
+    },
+    /// Hang up (or decline, while ringing) the call `call_id`.
+    Hangup {
+        /// The call.
+        call_id: String,
+    },
+}
+
+/// What the server tells the browser (one JSON text frame each, tagged by `type`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SoftphoneEvent {
+    /// The session is registered as one of the agent's devices.
+    Ready {
+        /// The agent's extension (empty when they have none: no incoming calls).
+        extension: String,
+    },
+    /// A call rings on this device.
+    Incoming {
+        /// The call.
+        call_id: String,
+        /// The caller (number or name).
+        from: String,
+        /// What they dialled.
+        to: String,
+    },
+    /// An outgoing call was accepted by the server and is being set up.
+    Dialing {
+        /// The call (the id of later events).
+        call_id: String,
+        /// What was dialled.
+        number: String,
+    },
+    /// The far end rings.
+    Ringing {
+        /// The call.
+        call_id: String,
+    },
+    /// The server's SDP answer to the browser's offer for `call_id`.
+    Sdp {
+        /// The call.
+        call_id: String,
+        /// SDP answer.
+        sdp: String,
+    },
+    /// The call is connected: media flows.
+    Answered {
+        /// The call.
+        call_id: String,
+    },
+    /// The call ended.
+    Hungup {
+        /// The call.
+        call_id: String,
+        /// Why: `normal`, `cancelled` (answered elsewhere or the caller gave up),
+        /// `busy`, `no_answer`, `rejected`, `media_timeout`, `failed`, ...
+        cause: String,
+    },
+    /// A DTMF digit received from the browser on `call_id` (RFC 4733).
+    Dtmf {
+        /// The call.
+        call_id: String,
+        /// 0-9, *, #, A-D.
+        digit: String,
+    },
+    /// A command failed.
+    Error {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One browser session: commands in, events out. Dropping `commands` ends the session
+/// (every call of it is hung up, the device unregistered).
+#[derive(Debug)]
+pub struct SoftphoneSession {
+    /// Commands from the browser.
+    pub commands: mpsc::Sender<SoftphoneCommand>,
+    /// Events for the browser.
+    pub events: mpsc::Receiver<SoftphoneEvent>,
+}
+
+/// The WebRTC softphone service, implemented by the binary over `parley-signaling` and
+/// `parley-media`.
+pub trait Softphone: Send + Sync + 'static {
+    /// Opens a session for an authenticated user (any role) of `tenant_id`.
+    fn open(&self, tenant_id: &str, user_id: &str) -> SoftphoneSession;
+}

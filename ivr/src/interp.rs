@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::condition::{Calendar, Variables, render, value_to_string};
+use crate::condition::{Calendar, Variables, render, render_json, render_url, value_to_string};
 use crate::error::Error;
 use crate::model::{
     CaseMode, Flow, FlowId, HttpMethod, Node, NodeId, NodeKind, Prompt, TransferTarget,
@@ -887,13 +887,13 @@ impl CallState {
                 cx.out.push(Action::HttpRequest {
                     id,
                     method: n.method,
-                    url: render(&n.url, &self.vars),
+                    url: render_url(&n.url, &self.vars),
                     headers: n
                         .headers
                         .iter()
                         .map(|(k, v)| (k.clone(), render(v, &self.vars)))
                         .collect(),
-                    body: n.body.as_ref().map(|b| render(b, &self.vars)),
+                    body: n.body.as_ref().map(|b| render_json(b, &self.vars)),
                     timeout_ms: n.timeout_ms,
                 });
                 self.start_timer(cx, n.timeout_ms);

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod ivr;
+mod webhook;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -343,6 +344,7 @@ pub(crate) async fn run(ctx: CallCtx) {
                 Some(ev) => call.on_media_event(ev).await,
                 None => call.media = None, // the engine stopped
             },
+            ev = ivr_side_event(&mut call.ivr) => call.ivr_event(ev).await,
         }
     }
     call.ivr_finish().await;
@@ -354,6 +356,14 @@ pub(crate) async fn run(ctx: CallCtx) {
 async fn media_event(media: &mut Option<Media>) -> Option<parley_media::Event> {
     match media {
         Some(m) => m.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next answer for the flow from work done off the call task (webhooks), or never.
+async fn ivr_side_event(run: &mut Option<ivr::IvrRun>) -> parley_ivr::Event {
+    match run {
+        Some(r) => r.webhooks.next().await,
         None => std::future::pending().await,
     }
 }

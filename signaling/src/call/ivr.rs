@@ -54,6 +54,8 @@ pub(super) struct IvrRun {
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
+    /// Webhook requests in flight (spawned; see [`super::webhook`]).
+    pub(super) webhooks: super::webhook::Webhooks,
 }
 
 /// Starts a playback on the caller's leg, counting the one it replaces.
@@ -176,6 +178,7 @@ pub(super) async fn load(
         room: None,
         bridging: false,
         quality: None,
+        webhooks: super::webhook::Webhooks::default(),
     })
 }
 
@@ -553,11 +556,22 @@ impl Call {
                     }
                 }
             }
-            Action::HttpRequest { id, .. } => {
+            Action::HttpRequest {
+                id,
+                method,
+                url,
+                headers,
+                body,
+                timeout_ms,
+            } => {
                 if let Some(run) = self.ivr.as_mut() {
-                    run.pending.push_back(Event::WebhookFailed {
+                    run.webhooks.spawn(super::webhook::Request {
                         id,
-                        reason: "webhooks are not available on live calls yet".into(),
+                        method,
+                        url,
+                        headers: headers.into_iter().collect(),
+                        body,
+                        timeout: Duration::from_millis(timeout_ms),
                     });
                 }
             }

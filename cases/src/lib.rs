@@ -46,6 +46,7 @@ pub mod gdpr;
 pub mod identity;
 pub mod sla;
 mod store;
+pub mod surveys;
 pub mod telephony;
 pub mod timeline;
 mod types;

@@ -3,6 +3,7 @@
 
 mod common;
 mod flows;
+mod surveys;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};
 use parley_cases::customers::{Consent, NewCustomer, RawIdentity};

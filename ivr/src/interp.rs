@@ -486,6 +486,17 @@ pub enum TrailItem {
     },
     /// A voicemail was recorded.
     Recording,
+    /// How a transfer out of the flow went (noted by the call task, not the
+    /// interpreter: the flow has ended when the far end answers or fails).
+    Transfer {
+        /// Where to (number or SIP URI, as dialled).
+        target: String,
+        /// `answered`, `busy`, `no_answer`, `declined`, `rejected`, `refused`, `no_trunk`.
+        outcome: String,
+        /// The SIP status or a short reason, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// The caller hung up.
     HangUp,
     /// A runtime error.

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod ivr;
+mod transfer;
 mod webhook;
 
 use crate::SipConfig;

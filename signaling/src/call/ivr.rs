@@ -27,8 +27,8 @@ use super::{Call, uri_user};
 /// A flow running on a call.
 pub(super) struct IvrRun {
     env: Env,
-    state: Option<CallState>,
-    actor: Actor,
+    pub(super) state: Option<CallState>,
+    pub(super) actor: Actor,
     caller: String,
     timers: BTreeMap<u64, Instant>,
     /// Prompts still to play of the current `Play`.
@@ -49,17 +49,23 @@ pub(super) struct IvrRun {
     /// Interpreter events waiting to be fed.
     pending: VecDeque<Event>,
     /// The second media leg and room while agents ring / talk.
-    agent_leg: Option<parley_media::LegId>,
+    pub(super) agent_leg: Option<parley_media::LegId>,
     room: Option<parley_media::RoomId>,
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
     /// Webhook requests in flight (spawned; see [`super::webhook`]).
     pub(super) webhooks: super::webhook::Webhooks,
+    /// The caller's post-call survey answer, stored on the call's interaction.
+    csat: Option<parley_cases::timeline::Csat>,
+    /// An external transfer ringing (its target), see [`super::transfer`].
+    pub(super) transfer: Option<String>,
+    /// The `Reason` of the caller's BYE when the flow's end hangs up.
+    end_reason: Option<String>,
 }
 
 /// Starts a playback on the caller's leg, counting the one it replaces.
-fn media_play(
+pub(super) fn media_play(
     media: Option<&super::Media>,
     run: &mut IvrRun,
     source: Source,
@@ -179,6 +185,9 @@ pub(super) async fn load(
         bridging: false,
         quality: None,
         webhooks: super::webhook::Webhooks::default(),
+        csat: None,
+        transfer: None,
+        end_reason: None,
     })
 }
 
@@ -246,8 +255,11 @@ impl Call {
             let Some(ev) = run.pending.pop_front() else {
                 // A flow that ended (transfer or enqueue aside) leaves nothing to do.
                 if run.is_ended() && !run.bridging && run.agent_leg.is_none() && !self.ended {
-                    self.end_ivr_call(Some("Q.850;cause=16;text=\"ivr: flow ended\""))
-                        .await;
+                    let reason = run
+                        .end_reason
+                        .take()
+                        .unwrap_or_else(|| "Q.850;cause=16;text=\"ivr: flow ended\"".into());
+                    self.end_ivr_call(Some(&reason)).await;
                 }
                 return;
             };
@@ -508,17 +520,7 @@ impl Call {
                     self.ivr_ring_agents(Some(target)).await;
                 }
                 TransferTarget::Number(_) | TransferTarget::SipUri(_) => {
-                    // Outbound legs with our own media are not wired yet; the flow
-                    // has ended, so the call ends with a cause that says why.
-                    tracing::warn!(
-                        call = self.no,
-                        ?target,
-                        "external transfer targets are not supported yet"
-                    );
-                    self.end_ivr_call(Some(
-                        "Q.850;cause=79;text=\"ivr: external transfer not supported\"",
-                    ))
-                    .await;
+                    self.ivr_transfer_out(target).await;
                 }
             },
             Action::RecordVoicemail {
@@ -573,6 +575,11 @@ impl Call {
                         body,
                         timeout: Duration::from_millis(timeout_ms),
                     });
+                }
+            }
+            Action::StoreSurvey { survey, score } => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.csat = Some(parley_cases::timeline::Csat { survey, score });
                 }
             }
             Action::Hangup { cause } => {
@@ -709,6 +716,10 @@ impl Call {
     /// Agents did not answer: the flow goes on (e.g. to voicemail) at the next
     /// [`Call::ivr_run`].
     pub(super) fn queue_result(&mut self, outcome: parley_ivr::QueueOutcome) {
+        let transfer_end = self.transfer_failed();
+        if let Some(run) = self.ivr.as_mut() {
+            run.end_reason = transfer_end;
+        }
         if let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut())
             && let Some(leg) = run.agent_leg.take()
         {
@@ -751,7 +762,7 @@ impl Call {
         run.playing = false;
         run.timers.clear();
         run.bridging = true;
-        match m.handle.create_room() {
+        let bridged = match m.handle.create_room() {
             Ok(room) => {
                 let _ = m.handle.join(room, m.leg, RoomMode::Full);
                 let _ = m.handle.join(room, agent_leg, RoomMode::Full);
@@ -759,7 +770,9 @@ impl Call {
                 true
             }
             Err(_) => false,
-        }
+        };
+        self.transfer_answered();
+        bridged
     }
 
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
@@ -879,8 +892,20 @@ impl Call {
             intent: None,
             tags: vec!["ivr".into()],
         };
-        if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
-            tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        match self.store.add_interaction(&run.actor, &customer, new).await {
+            Ok(i) => {
+                if let Some(csat) = &run.csat
+                    && let Err(e) = self
+                        .store
+                        .set_interaction_csat(&run.actor, &i.id, csat)
+                        .await
+                {
+                    tracing::warn!(call = self.no, error = %e, "cannot store the survey answer");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline")
+            }
         }
     }
 }

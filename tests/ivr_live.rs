@@ -1,0 +1,518 @@
+//! IVR nodes on live calls, end to end: the real `parley` binary on loopback
+//! (ephemeral ports), real sipp callers and trunk peers (tests/sipp/), and a real HTTP
+//! server started by the test for webhooks. Each test publishes its own flow on the demo
+//! number +15550100 and reads the call back from the caller's timeline.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+
+struct Parley {
+    child: Child,
+    dir: PathBuf,
+    sip: SocketAddr,
+    http: String,
+    admin_password: String,
+}
+
+impl Drop for Parley {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
+#[allow(clippy::zombie_processes)] // reaped by Parley's Drop
+fn start(tag: &str) -> Parley {
+    let dir = std::env::temp_dir().join(format!(
+        "parley-ivrlive-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(&dir)
+        .env("PARLEY_DATA_DIR", dir.join("data"))
+        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "warn")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut sip = None;
+    let mut admin_password = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("parley exited before listening")
+            .unwrap();
+        if line.contains("admin@demo.parley.test") {
+            admin_password = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("SIP listening on ") {
+            for part in rest.split_whitespace() {
+                if let Some(a) = part.strip_prefix("udp:") {
+                    sip = Some(a.parse().unwrap());
+                }
+            }
+        }
+        if let Some(rest) = line.strip_prefix("Parley listening on ") {
+            let http = rest.split(' ').next().unwrap().to_owned();
+            std::thread::spawn(move || for _ in lines {});
+            return Parley {
+                child,
+                dir,
+                sip: sip.expect("SIP line before the HTTP line"),
+                http,
+                admin_password,
+            };
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.local_addr().unwrap().port()
+}
+
+/// A media port for sipp (it binds the port and the next three). A per-process
+/// sequence in a range apart from tests/sip.rs's, so parallel runs do not collide.
+fn free_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 250) * 40;
+    loop {
+        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
+        let port = u16::try_from(20_000 + (offset + n) % 10_000).unwrap();
+        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+fn sipp(scenario_file: &str, port: u16, target: Option<SocketAddr>) -> Command {
+    let mut c = Command::new("sipp");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario_file);
+    c.args(["-sf", &path.display().to_string()])
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1"])
+        .args(["-timeout", "40s", "-timeout_error"])
+        .arg("-nostdin")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = target {
+        c.arg(t.to_string());
+    }
+    c
+}
+
+/// A sipp caller dialling the demo number with `scenario_file`.
+fn caller(p: &Parley, scenario_file: &str) -> Output {
+    sipp(scenario_file, free_port(), Some(p.sip))
+        .args(["-s", "15550100"])
+        .output()
+        .unwrap()
+}
+
+fn check(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn request(
+    p: &Parley,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", p.http),
+        );
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let (status, v) = request(p, method, path, token, body);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {v}"
+    );
+    v
+}
+
+fn admin_token(p: &Parley) -> String {
+    let login = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// Imports, publishes and routes `flow` to +15550100.
+fn publish(p: &Parley, admin: &str, flow: Value) {
+    let id = flow["id"].as_str().unwrap().to_owned();
+    http(p, "POST", "/api/v1/ivr/import", Some(admin), Some(flow));
+    http(
+        p,
+        "POST",
+        &format!("/api/v1/ivr/flows/{id}/publish"),
+        Some(admin),
+        None,
+    );
+    http(
+        p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(admin),
+        Some(json!({ "flow_id": id })),
+    );
+}
+
+/// The newest call interactions on the timeline of the caller +15550123, once there are
+/// `n` of them (bounded wait).
+fn calls(p: &Parley, token: &str, n: usize) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..150 {
+        let (code, c) = request(
+            p,
+            "GET",
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            Some(token),
+            None,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(token),
+                None,
+            );
+            last = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["kind"] == "call")
+                .cloned()
+                .collect();
+            if last.len() >= n {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{n} calls expected on the caller's timeline, found {last:#?}");
+}
+
+fn trail(call: &Value) -> Vec<Value> {
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    body["ivr_trail"].as_array().unwrap().clone()
+}
+
+fn nodes(trail: &[Value]) -> Vec<String> {
+    trail
+        .iter()
+        .filter_map(|e| e["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks against a real HTTP server.
+
+/// An axum server on 127.0.0.1 (ephemeral port) in its own thread: `POST /crm` records
+/// the request and answers an account; `POST /slow` answers after 5 s.
+fn crm_server() -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+    use axum::routing::post;
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/crm",
+                    post(move |uri: axum::http::Uri, body: String| {
+                        let log = log.clone();
+                        async move {
+                            log.lock().unwrap().push((uri.to_string(), body));
+                            axum::Json(json!({"account": {"tier": "gold", "name": "Ada"}}))
+                        }
+                    }),
+                )
+                .route(
+                    "/slow",
+                    post(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        axum::Json(json!({}))
+                    }),
+                );
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), seen)
+}
+
+fn webhook_flow(url: &str, timeout_ms: u64) -> Value {
+    json!({
+        "version": 1, "id": "crm", "start": "lookup",
+        "nodes": {
+            "lookup": {
+                "type": "http", "method": "POST", "url": url,
+                "headers": {"x-parley-test": "1"},
+                "body": "{\"number\": \"{{caller_number}}\"}",
+                "timeout_ms": timeout_ms,
+                "response": {"tier": "/account/tier"},
+                "next": "tiered", "on_error": "sorry"
+            },
+            "tiered": {
+                "type": "branch",
+                "rules": [{"when": {"equals": {"var": "tier", "value": "gold"}}, "next": "gold"}],
+                "default": "sorry"
+            },
+            "gold": {"type": "play", "prompts": [{"tts": "Welcome, gold member."}], "next": "bye"},
+            "sorry": {"type": "play", "prompts": [{"tts": "Sorry."}], "next": "bye"},
+            "bye": {"type": "hangup"}
+        }
+    })
+}
+
+#[test]
+fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
+    let (addr, seen) = crm_server();
+    let p = start("webhook");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        webhook_flow(
+            &format!("http://{addr}/crm?caller={{{{caller_number}}}}"),
+            5000,
+        ),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    let n = nodes(&t);
+    assert!(n.contains(&"gold".to_owned()), "{t:#?}");
+    assert!(
+        t.iter()
+            .any(|e| e["type"] == "webhook" && e["status"] == 200),
+        "{t:#?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // The caller's number percent-encoded in the URL, JSON-escaped in the body.
+    assert_eq!(seen[0].0, "/crm?caller=%2B15550123");
+    let body: Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(body["number"], "+15550123");
+}
+
+#[test]
+fn webhook_timeout_takes_the_error_exit_without_blocking_the_call() {
+    let (addr, _) = crm_server();
+    let p = start("webhookslow");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        webhook_flow(&format!("http://{addr}/slow"), 500),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    let n = nodes(&t);
+    assert!(n.contains(&"sorry".to_owned()), "{t:#?}");
+    assert!(!n.contains(&"gold".to_owned()), "{t:#?}");
+    assert!(t.iter().any(|e| e["type"] == "webhook_failed"), "{t:#?}");
+    // A scheme other than http(s) is refused the same way (error exit).
+    publish(&p, &admin, webhook_flow("file:///etc/passwd", 2000));
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let newest = calls(&p, &admin, 2).remove(0);
+    let t = trail(&newest);
+    assert!(
+        t.iter().any(|e| e["type"] == "webhook_failed"
+            && e["reason"].as_str().unwrap_or("").contains("not allowed")),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Post-call survey.
+
+#[test]
+fn survey_answer_pressed_by_a_sipp_caller_is_stored_on_the_call() {
+    let p = start("survey");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        json!({
+            "version": 1, "id": "rate", "start": "ask",
+            "nodes": {
+                "ask": {
+                    "type": "survey", "survey": "csat", "scale": 5,
+                    "prompts": [{"tts": "Please rate this call from one to five."}],
+                    "timeout_ms": 8000, "next": "thanks"
+                },
+                "thanks": {"type": "play", "prompts": [{"tts": "Thank you."}], "next": "bye"},
+                "bye": {"type": "hangup"}
+            }
+        }),
+    );
+    check("caller", &caller(&p, "uac_ivr_survey.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    assert_eq!(
+        call["csat"],
+        json!({"survey": "csat", "score": 4}),
+        "{call:#}"
+    );
+    let t = trail(&call);
+    assert!(t.iter().any(|e| e["digits"] == "4"), "{t:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Transfers out through the tenant's trunk.
+
+fn transfer_flow(target: Value) -> Value {
+    json!({
+        "version": 1, "id": "out", "start": "hi",
+        "nodes": {
+            "hi": {"type": "play", "prompts": [{"tts": "Connecting you."}], "next": "go"},
+            "go": {"type": "transfer", "target": target}
+        }
+    })
+}
+
+fn add_trunk(p: &Parley, admin: &str, carrier_port: u16) {
+    http(
+        p,
+        "POST",
+        "/api/v1/trunks",
+        Some(admin),
+        Some(json!({
+            "name": "carrier",
+            "outbound_target": format!("127.0.0.1:{carrier_port}"),
+            "caller_id": "+15550100"
+        })),
+    );
+}
+
+fn transfer_outcomes(t: &[Value]) -> Vec<String> {
+    t.iter()
+        .filter(|e| e["type"] == "transfer")
+        .map(|e| e["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn transfer_to_a_number_dials_out_through_the_trunk_and_bridges() {
+    let p = start("xferout");
+    let admin = admin_token(&p);
+    let carrier_port = free_port();
+    // The carrier checks the number, the trunk's caller ID and Parley's own offer,
+    // echoes the media, and hangs up after two seconds.
+    let carrier = sipp("uas_trunk_ivr.xml", carrier_port, None)
+        .arg("-rtp_echo")
+        .spawn()
+        .unwrap();
+    add_trunk(&p, &admin, carrier_port);
+    publish(&p, &admin, transfer_flow(json!({"number": "+15550199"})));
+    let out = caller(&p, "uac_ivr_wait_bye.xml");
+    let carrier = carrier.wait_with_output().unwrap();
+    check("carrier", &carrier);
+    check("caller", &out);
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    assert_eq!(transfer_outcomes(&t), ["answered"], "{t:#?}");
+}
+
+#[test]
+fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
+    let p = start("xferfail");
+    let admin = admin_token(&p);
+    let carrier_port = free_port();
+    add_trunk(&p, &admin, carrier_port);
+    // A SIP URI on the trunk's host and port is allowed; the carrier is busy.
+    let carrier = sipp("uas_trunk_busy.xml", carrier_port, None)
+        .spawn()
+        .unwrap();
+    publish(
+        &p,
+        &admin,
+        transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{carrier_port}")})),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("busy carrier", &carrier.wait_with_output().unwrap());
+    let call = calls(&p, &admin, 1).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["busy"], "{call:#}");
+    // A SIP URI anywhere else is refused without sending anything there.
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    publish(
+        &p,
+        &admin,
+        transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{port}")})),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 2).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
+    elsewhere.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(elsewhere.recv_from(&mut buf).is_err(), "nothing sent there");
+}

@@ -516,3 +516,241 @@ fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
     let mut buf = [0u8; 2048];
     assert!(elsewhere.recv_from(&mut buf).is_err(), "nothing sent there");
 }
+
+// ---------------------------------------------------------------------------
+// Offers Parley answers with its own media: Opus-only, and INVITEs without SDP (echo
+// test `43`, dialled from the demo trunk's address 127.0.0.1).
+
+/// A raw UDP SIP caller: SIP and RTP sockets on loopback.
+struct RawCaller {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    to: SocketAddr,
+    call_id: String,
+}
+
+impl RawCaller {
+    fn new(p: &Parley, tag: &str) -> RawCaller {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        RawCaller {
+            sip,
+            rtp,
+            to: p.sip,
+            call_id: format!("{tag}-{}@raw.test", std::process::id()),
+        }
+    }
+
+    fn me(&self) -> SocketAddr {
+        self.sip.local_addr().unwrap()
+    }
+
+    fn send(&self, msg: &str) {
+        self.sip.send_to(msg.as_bytes(), self.to).unwrap();
+    }
+
+    fn recv_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let mut buf = [0u8; 65536];
+        loop {
+            let (n, _) = self.sip.recv_from(&mut buf).expect("no reply from parley");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if done(&text) {
+                return text;
+            }
+        }
+    }
+
+    fn request(&self, method: &str, cseq: u32, to_tag: &str, sdp: &str) -> String {
+        let me = self.me();
+        let ct = if sdp.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_owned()
+        };
+        format!(
+            "{method} sip:43@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}x;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:+15550123@{ip}>;tag=raw1\r\nTo: <sip:43@{to}>{to_tag}\r\n\
+             Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{ct}\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            to = self.to,
+            ip = me.ip(),
+            cid = self.call_id,
+            len = sdp.len(),
+        )
+    }
+
+    fn sdp(&self, formats: &str, rtpmaps: &str) -> String {
+        let port = self.rtp.local_addr().unwrap().port();
+        format!(
+            "v=0\r\no=raw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
+        )
+    }
+
+    /// INVITE with `sdp` (may be empty); returns (200 OK text, To tag param).
+    fn invite(&self, sdp: &str) -> (String, String) {
+        self.send(&self.request("INVITE", 1, "", sdp));
+        let ok = self.recv_until(|r| r.starts_with("SIP/2.0 ") && !r.starts_with("SIP/2.0 1"));
+        assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+        let to = ok
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+            .unwrap();
+        let tag = to[to.find(";tag=").unwrap()..].trim().to_owned();
+        (ok, tag)
+    }
+
+    fn bye(&self, tag: &str) {
+        self.send(&self.request("BYE", 3, tag, ""));
+        let r = self.recv_until(|r| r.contains(" BYE\r\n") && r.starts_with("SIP/2.0 2"));
+        assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    }
+}
+
+/// The RTP address in an SDP body, and the m-line.
+fn media_of(msg: &str) -> (SocketAddr, String) {
+    let body = &msg[msg.find("\r\n\r\n").unwrap() + 4..];
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap()
+        .trim();
+    let m = body
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .unwrap()
+        .to_owned();
+    let port: u16 = m.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (SocketAddr::new(ip.parse().unwrap(), port), m)
+}
+
+fn rtp_packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x0b0e_0c0du32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Sends `frames` paced at 20 ms and collects the payloads of type `pt` coming back.
+fn talk(
+    c: &RawCaller,
+    remote: SocketAddr,
+    pt: u8,
+    frames: &[Vec<u8>],
+    ts_step: u32,
+) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    c.rtp.set_nonblocking(true).unwrap();
+    let t0 = std::time::Instant::now();
+    for (k, f) in frames.iter().enumerate() {
+        let k16 = u16::try_from(k).unwrap();
+        c.rtp
+            .send_to(&rtp_packet(pt, k16, ts_step * u32::from(k16), f), remote)
+            .unwrap();
+        let next = t0 + Duration::from_millis(20) * (u32::from(k16) + 1);
+        while std::time::Instant::now() < next {
+            while let Ok((n, _)) = c.rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == pt {
+                    got.push(buf[12..n].to_vec());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    c.rtp.set_nonblocking(false).unwrap();
+    while let Ok((n, _)) = c.rtp.recv_from(&mut buf) {
+        if n > 12 && buf[1] & 0x7f == pt {
+            got.push(buf[12..n].to_vec());
+        }
+    }
+    got
+}
+
+#[test]
+fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
+    let p = start("opusecho");
+    let c = RawCaller::new(&p, "opus");
+    let sdp = c.sdp(
+        "96 97",
+        "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:97 telephone-event/48000\r\n",
+    );
+    let (ok, tag) = c.invite(&sdp);
+    let (remote, m) = media_of(&ok);
+    assert!(
+        m.ends_with("RTP/AVP 96 97"),
+        "Opus and telephone-event answered: {m}\n{ok}"
+    );
+    assert!(ok.contains("a=rtpmap:96 opus/48000/2"), "{ok}");
+    c.send(&c.request("ACK", 1, &tag, ""));
+    // 2 s of a 440 Hz tone, Opus at 48 kHz (20 ms frames).
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let frames: Vec<Vec<u8>> = (0..100)
+        .map(|k| {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    let t = f64::from(k * 960 + i) / 48000.0;
+                    (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            enc.encode_vec(&pcm, 400).unwrap()
+        })
+        .collect();
+    let back = talk(&c, remote, 96, &frames, 960);
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+    let mut loud = 0;
+    for pkt in &back {
+        let mut pcm = vec![0i16; 5760];
+        let n = dec.decode(pkt, &mut pcm, false).unwrap();
+        let energy = pcm[..n].iter().map(|s| i64::from(*s).abs()).sum::<i64>() / n.max(1) as i64;
+        if energy > 500 {
+            loud += 1;
+        }
+    }
+    assert!(
+        loud >= 25,
+        "{loud} loud Opus frames echoed of {} received",
+        back.len()
+    );
+    c.bye(&tag);
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() {
+    let p = start("nosdp");
+    let c = RawCaller::new(&p, "nosdp");
+    let (ok, tag) = c.invite("");
+    let (remote, m) = media_of(&ok);
+    assert!(m.ends_with("RTP/AVP 0 101"), "PCMU offered: {m}\n{ok}");
+    c.send(&c.request(
+        "ACK",
+        1,
+        &tag,
+        &c.sdp(
+            "0 101",
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        ),
+    ));
+    let frames: Vec<Vec<u8>> = (0..50u8)
+        .map(|k| {
+            (0..160u8)
+                .map(|i| 0x10 + (k.wrapping_mul(7).wrapping_add(i.wrapping_mul(3))) % 100)
+                .collect()
+        })
+        .collect();
+    let back = talk(&c, remote, 0, &frames, 160);
+    let echoed = frames.iter().filter(|f| back.contains(f)).count();
+    assert!(echoed >= 40, "{echoed} of 50 frames echoed");
+    c.bye(&tag);
+    // An ACK without an answer: Parley hangs up with a cause.
+    let c = RawCaller::new(&p, "nosdp-noanswer");
+    let (_, tag) = c.invite("");
+    c.send(&c.request("ACK", 1, &tag, ""));
+    let bye = c.recv_until(|r| r.starts_with("BYE "));
+    assert!(bye.contains("cause=88"), "{bye}");
+}

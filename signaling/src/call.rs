@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
 use parley_cases::{Actor, Store};
-use parley_media::{CallHandle, Codec, EventReceiver, LegConfig, LegId, TelephoneEvent};
+use parley_media::{CallHandle, EventReceiver, LegId};
 use parley_sip_proto::dialog::{Dialog, random_token};
 use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
 use parley_sip_proto::offer_answer::{self, LocalCapabilities};
@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod ivr;
+mod offer;
 mod transfer;
 mod webhook;
 
@@ -215,6 +216,8 @@ struct Call {
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
     agent_offer: Option<Bytes>,
+    /// We offered in our 200 (INVITE without SDP): the ACK brings the answer.
+    ack_offer: Option<LocalCapabilities>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -271,6 +274,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         store: store.clone(),
         ivr: None,
         agent_offer: None,
+        ack_offer: None,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -569,37 +573,22 @@ impl Call {
         self.config.media.clone()
     }
 
-    /// Answers the caller's SDP offer on a new leg of the media engine: the first of
-    /// the offerer's codecs among PCMU/PCMA (with telephone-event/8000 when offered),
-    /// our leg's address in the answer. On success the call owns the leg
-    /// ([`Call::media`]) and the caller has its 200.
+    /// Answers the caller's SDP offer on a new leg of the media engine (G.711 first,
+    /// else Opus; an INVITE without SDP gets our offer: see [`offer`]), our leg's
+    /// address in the SDP. On success the call owns the leg ([`Call::media`]) and the
+    /// caller has its 200.
     async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
         let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
-        let offer = offer_answer::parse_sdp(self.inbound.invite.body())
-            .map_err(|_| (488, "Not Acceptable Here"))?;
-        let mut caps = LocalCapabilities::new(engine.config().bind_ip, 9);
-        caps.codecs.retain(|c| {
-            c.clock_rate == 8000
-                && ["PCMU", "PCMA", "telephone-event"]
-                    .iter()
-                    .any(|n| c.name.eq_ignore_ascii_case(n))
-        });
-        let first =
-            offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
-        let Some(neg) = first.media.iter().flatten().next().cloned() else {
-            return Err((488, "Not Acceptable Here"));
-        };
-        let codec = if neg.codec.name.eq_ignore_ascii_case("PCMA") {
-            Codec::Pcma
-        } else {
-            Codec::Pcmu
-        };
-        let mut cfg = LegConfig::g711(codec);
-        cfg.inactivity_timeout = self.config.rtp_timeout;
-        cfg.telephone_event = neg.telephone_event.map(|payload_type| TelephoneEvent {
-            payload_type,
-            clock_rate: 8000,
-        });
+        let offer::Choice {
+            cfg,
+            remote,
+            mut caps,
+            offer,
+        } = offer::choose(
+            &self.inbound.invite,
+            engine.config().bind_ip,
+            self.config.rtp_timeout,
+        )?;
         let (handle, events) = engine
             .create_call()
             .map_err(|_| (503, "Media Not Available"))?;
@@ -607,7 +596,7 @@ impl Call {
             tracing::warn!(error = %e, "no media leg for a call");
             (503, "Media Not Available")
         })?;
-        if let Some(remote) = neg.remote {
+        if let Some(remote) = remote {
             handle
                 .set_remote(leg.id, remote)
                 .map_err(|_| (503, "Media Not Available"))?;
@@ -621,8 +610,18 @@ impl Call {
         } else {
             leg.local_rtp.ip()
         };
-        let ans = offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
-        let sdp = offer_answer::sdp_to_bytes(&ans.sdp);
+        let sdp = match &offer {
+            Some(offer) => offer_answer::sdp_to_bytes(
+                &offer_answer::answer(offer, &caps)
+                    .map_err(|_| (488, "Not Acceptable Here"))?
+                    .sdp,
+            ),
+            None => {
+                let sdp = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps));
+                self.ack_offer = Some(caps);
+                sdp
+            }
+        };
         self.media = Some(Media {
             handle,
             events,
@@ -1292,6 +1291,7 @@ impl Call {
             }
             Method::Ack => {
                 self.inbound.retx = None;
+                self.ack_answer(&req).await;
             }
             Method::Bye => {
                 if let Some(d) = self.inbound.dialog.as_mut()

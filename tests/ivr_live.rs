@@ -49,7 +49,10 @@ fn start(tag: &str) -> Parley {
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
         .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("PARLEY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .spawn()
@@ -74,7 +77,13 @@ fn start(tag: &str) -> Parley {
         }
         if let Some(rest) = line.strip_prefix("Parley listening on ") {
             let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
+            std::thread::spawn(move || {
+                for l in lines.map_while(Result::ok) {
+                    if std::env::var_os("PARLEY_TEST_LOG").is_some() {
+                        eprintln!("parley: {l}");
+                    }
+                }
+            });
             return Parley {
                 child,
                 dir,
@@ -527,6 +536,7 @@ struct RawCaller {
     rtp: UdpSocket,
     to: SocketAddr,
     call_id: String,
+    from_user: String,
 }
 
 impl RawCaller {
@@ -541,6 +551,7 @@ impl RawCaller {
             rtp,
             to: p.sip,
             call_id: format!("{tag}-{}@raw.test", std::process::id()),
+            from_user: "+15550123".to_owned(),
         }
     }
 
@@ -572,12 +583,13 @@ impl RawCaller {
         };
         format!(
             "{method} sip:43@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}x;rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:+15550123@{ip}>;tag=raw1\r\nTo: <sip:43@{to}>{to_tag}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=raw1\r\nTo: <sip:43@{to}>{to_tag}\r\n\
              Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{ct}\
              Content-Length: {len}\r\n\r\n{sdp}",
             to = self.to,
             ip = me.ip(),
             cid = self.call_id,
+            user = self.from_user,
             len = sdp.len(),
         )
     }
@@ -606,6 +618,9 @@ impl RawCaller {
     fn bye(&self, tag: &str) {
         self.send(&self.request("BYE", 3, tag, ""));
         let r = self.recv_until(|r| r.contains(" BYE\r\n") && r.starts_with("SIP/2.0 2"));
+        if std::env::var_os("PARLEY_TEST_LOG").is_some() {
+            eprintln!("BYE answered: {r}");
+        }
         assert!(r.starts_with("SIP/2.0 200"), "{r}");
     }
 }
@@ -664,7 +679,11 @@ fn talk(
         }
     }
     c.rtp.set_nonblocking(false).unwrap();
-    while let Ok((n, _)) = c.rtp.recv_from(&mut buf) {
+    // The leg keeps sending (silence): drain for half a second only.
+    let end = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < end
+        && let Ok((n, _)) = c.rtp.recv_from(&mut buf)
+    {
         if n > 12 && buf[1] & 0x7f == pt {
             got.push(buf[12..n].to_vec());
         }
@@ -718,6 +737,15 @@ fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
         back.len()
     );
     c.bye(&tag);
+    // The echo call is on the caller's timeline with its quality figures (the final
+    // report of a call shorter than the report interval).
+    let admin = admin_token(&p);
+    let call = calls(&p, &admin, 1).remove(0);
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["service"], "echo", "{body:#}");
+    let q = &body["quality"];
+    assert!(q["packets_received"].as_u64().unwrap() >= 80, "{body:#}");
+    assert!(q["mos"].as_f64().unwrap() > 3.0, "{body:#}");
 }
 
 #[test]
@@ -753,4 +781,52 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() {
     c.send(&c.request("ACK", 1, &tag, ""));
     let bye = c.recv_until(|r| r.starts_with("BYE "));
     assert!(bye.contains("cause=88"), "{bye}");
+}
+
+#[test]
+fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
+    let p = start("anon");
+    let admin = admin_token(&p);
+    for (i, user) in ["anonymous", "Withheld"].iter().enumerate() {
+        let mut c = RawCaller::new(&p, &format!("anon{i}"));
+        c.from_user = (*user).to_owned();
+        let (_, tag) = c.invite(&c.sdp("0", "a=rtpmap:0 PCMU/8000\r\n"));
+        c.send(&c.request("ACK", 1, &tag, ""));
+        c.bye(&tag);
+    }
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        let list = http(&p, "GET", "/api/v1/customers?q=Unknown", Some(&admin), None);
+        let unknown: Vec<&Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "Unknown callers")
+            .collect();
+        assert!(unknown.len() <= 1, "one per tenant: {list:#}");
+        if let Some(u) = unknown.first() {
+            let id = u["id"].as_str().unwrap();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&admin),
+                None,
+            );
+            found = tl["items"].as_array().unwrap().clone();
+            if found.len() >= 2 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for call in &found {
+        assert_eq!(call["kind"], "call");
+        let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+        assert!(
+            ["anonymous", "Withheld"].contains(&body["caller"].as_str().unwrap()),
+            "{body:#}"
+        );
+    }
 }

@@ -799,6 +799,39 @@ fn quality_reports_count_packets_and_estimate_mos() {
 }
 
 #[test]
+fn a_destroyed_leg_reports_its_quality_one_last_time() {
+    // Reports every minute: the only report this leg gets is the final one.
+    let engine = parley_media::Engine::start(parley_media::EngineConfig {
+        workers: 1,
+        port_min: 45000,
+        port_max: 45999,
+        report_interval: Duration::from_secs(60),
+        ..parley_media::EngineConfig::default()
+    })
+    .unwrap();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut got = Vec::new();
+    paced(20, |_| {
+        peer.send_rtp(leg.local_rtp, 0, &[0xFF; 160], 160);
+        peer.drain(&mut got);
+    });
+    call.destroy_leg(leg.id).unwrap();
+    let ev = expect_event(
+        &mut events,
+        2 * SECOND,
+        "final quality",
+        |e| matches!(e, Event::Quality { leg: l, .. } if *l == leg.id),
+    );
+    let Event::Quality { stats, .. } = ev else {
+        unreachable!()
+    };
+    assert!(stats.packets_received >= 15, "{stats:?}");
+}
+
+#[test]
 fn destroyed_legs_and_ended_calls_free_their_ports() {
     let engine = engine();
     let (call, _events) = engine.create_call().unwrap();

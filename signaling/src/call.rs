@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 mod ivr;
 mod offer;
+mod record;
 mod transfer;
 mod webhook;
 
@@ -218,6 +219,8 @@ struct Call {
     agent_offer: Option<Bytes>,
     /// We offered in our 200 (INVITE without SDP): the ACK brings the answer.
     ack_offer: Option<LocalCapabilities>,
+    /// A call answered by a service (echo test), stored on the timeline at the end.
+    media_call: Option<record::MediaCall>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -275,6 +278,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         ivr: None,
         agent_offer: None,
         ack_offer: None,
+        media_call: None,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -290,6 +294,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         }
         Ok(Plan::Echo { tenant_id }) => {
             call.unauth = None;
+            let caller = ivr::caller_number(&call);
+            call.media_call = Some(record::MediaCall::new(&tenant_id, "echo", caller));
             driver
                 .send(Cmd::Tenant {
                     call_no: no,
@@ -353,6 +359,10 @@ pub(crate) async fn run(ctx: CallCtx) {
         }
     }
     call.ivr_finish().await;
+    call.release_media().await;
+    if call.inbound.dialog.is_some() {
+        call.store_media_call().await;
+    }
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
 }
@@ -644,6 +654,9 @@ impl Call {
 
     /// What the media engine reports about the call's leg.
     async fn on_media_event(&mut self, ev: parley_media::Event) {
+        if let parley_media::Event::Quality { leg, stats } = &ev {
+            self.note_quality(*leg, stats);
+        }
         if self.ivr.is_some() {
             self.ivr_media(&ev).await;
         }
@@ -664,7 +677,7 @@ impl Call {
                 }
                 if self.ivr.is_none() {
                     // An IVR call keeps its leg until `ivr_finish` has closed a voicemail.
-                    self.media = None;
+                    self.release_media().await;
                 }
                 self.ended = true;
             }
@@ -1283,7 +1296,7 @@ impl Call {
                     bump(&self.obs.counters.calls_failed);
                     self.cancel_legs(None).await;
                     if self.ivr.is_none() {
-                        self.media = None;
+                        self.release_media().await;
                     }
                     self.ended = true;
                     self.ring_deadline = None;
@@ -1307,7 +1320,7 @@ impl Call {
                     None => self.cancel_legs(None).await,
                 }
                 if self.ivr.is_none() {
-                    self.media = None;
+                    self.release_media().await;
                 }
                 self.ended = true;
                 self.ring_deadline = None;

@@ -101,3 +101,29 @@ on_both!(csat_is_checked_and_tenant_scoped, |h| {
     let page = h.store.timeline(&a, &c.id, None, None).await.unwrap();
     assert!(page.items.iter().all(|i| i.csat.is_none()));
 });
+
+on_both!(unknown_callers_share_one_customer_per_tenant, |h| {
+    let a = h.tenant("acme").await;
+    let b = h.tenant("globex").await;
+    let (x, y) = tokio::join!(
+        h.store.unknown_caller_customer(&a),
+        h.store.unknown_caller_customer(&a)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert_eq!(x, y, "concurrent first calls agree");
+    assert_eq!(h.store.unknown_caller_customer(&a).await.unwrap(), x);
+    let other = h.store.unknown_caller_customer(&b).await.unwrap();
+    assert_ne!(other, x);
+    let c = h.store.customer(&a, &x).await.unwrap();
+    assert_eq!(c.name, parley_cases::callers::UNKNOWN_CALLERS);
+    assert!(c.identities.is_empty());
+    // A call can be filed on it.
+    h.store
+        .add_interaction(&a, &x, msg("call", "voice", "inbound", "anonymous call"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        h.store.customer(&b, &x).await,
+        Err(Error::NotFound { .. })
+    ));
+});

@@ -337,13 +337,6 @@ impl Call {
                     self.ivr_run().await;
                 }
             }
-            parley_media::Event::Quality { leg, stats }
-                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
-            {
-                if let Some(run) = self.ivr.as_mut() {
-                    run.quality = Some(*stats);
-                }
-            }
             parley_media::Event::RecordingStopped { meta, .. } => {
                 let data_dir = self.config.data_dir.clone().unwrap_or_default();
                 if let Some(run) = self.ivr.as_mut()
@@ -363,6 +356,13 @@ impl Call {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The caller leg's latest quality report (see [`super::record`]).
+    pub(super) fn ivr_quality(&mut self, stats: &parley_media::QualityStats) {
+        if let Some(run) = self.ivr.as_mut() {
+            run.quality = Some(*stats);
         }
     }
 
@@ -815,7 +815,7 @@ impl Call {
                 }
             }
         }
-        self.media = None;
+        self.release_media().await;
         if let Some(run) = self.ivr.as_mut()
             && !run.is_ended()
         {
@@ -833,8 +833,17 @@ impl Call {
         let customer = match self.find_customer(&caller, true).await {
             Ok(Some(c)) => c,
             Ok(None) => {
-                tracing::info!(call = self.no, %caller, "caller without a usable number; call not stored");
-                return;
+                // No usable number: filed on the tenant's "Unknown callers" customer.
+                let Some(actor) = self.ivr.as_ref().map(|r| r.actor.clone()) else {
+                    return;
+                };
+                match self.store.unknown_caller_customer(&actor).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(call = self.no, %caller, error = %e, "no customer for an unknown caller; call not stored");
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
@@ -852,17 +861,7 @@ impl Call {
             .as_ref()
             .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
             .unwrap_or_default();
-        let quality = run.quality.map(|q| {
-            serde_json::json!({
-                "mos": q.mos,
-                "packets_received": q.packets_received,
-                "packets_expected": q.packets_expected,
-                "cumulative_lost": q.cumulative_lost,
-                "jitter_ms": q.jitter.as_secs_f64() * 1000.0,
-                "rtt_ms": q.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                "packets_sent": q.packets_sent,
-            })
-        });
+        let quality = run.quality.as_ref().map(super::record::quality_json);
         let body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
             "flow": flow,

@@ -1,4 +1,0 @@
--- Post-call survey (CSAT) answered in the IVR, stored on the call's interaction:
--- the survey's id and the score (1..=10, checked by the store; CSAT is 1..=5).
-ALTER TABLE interactions ADD COLUMN csat_survey TEXT;
-ALTER TABLE interactions ADD COLUMN csat_score BIGINT;

@@ -217,6 +217,53 @@ fn inband_dtmf_is_detected_when_no_rfc4733_arrives() {
     );
 }
 
+/// An Opus caller pressing `7` in-band (no RFC 4733): detected on an 8 kHz engine (Opus
+/// decodes at 8 kHz) and on a 16 kHz one (resampled to 8 kHz for the detector).
+fn opus_inband_dtmf(engine: parley_media::Engine) {
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::opus()).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut g = parley_media_core::tones::ToneGenerator::new(
+        48000,
+        ToneSpec::dtmf('7', Duration::from_millis(160)).unwrap(),
+    );
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    paced(25, |_| {
+        let mut f = [0i16; 960];
+        g.fill(&mut f);
+        let mut buf = [0u8; 1500];
+        let n = enc.encode(&f, &mut buf).unwrap();
+        peer.send_rtp(leg.local_rtp, 111, &buf[..n], 960);
+    });
+    let ev = expect_event(&mut events, 2 * SECOND, "dtmf", |e| {
+        matches!(e, Event::Dtmf { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::Dtmf {
+            leg: leg.id,
+            digit: '7',
+            source: DtmfSource::Inband
+        }
+    );
+}
+
+#[test]
+fn inband_dtmf_is_detected_on_opus_legs() {
+    opus_inband_dtmf(engine());
+    opus_inband_dtmf(
+        parley_media::Engine::start(parley_media::EngineConfig {
+            workers: 1,
+            port_min: 46000,
+            port_max: 46999,
+            engine_rate: 16000,
+            ..parley_media::EngineConfig::default()
+        })
+        .unwrap(),
+    );
+}
+
 fn write_wav(path: &Path, rate: u32, freq: f64, secs: f64) {
     let spec = hound::WavSpec {
         channels: 1,

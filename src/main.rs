@@ -307,6 +307,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.data_dir = Some(cfg.data_dir.clone());
     sip_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
+    sip_cfg.recording_format = parley_signaling::RecordingFormat::parse(&cfg.recording_format)
+        .with_context(|| {
+            format!(
+                "recording_format must be wav or opus, not {:?}",
+                cfg.recording_format
+            )
+        })?;
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;

@@ -32,8 +32,12 @@ impl Drop for Parley {
 }
 
 /// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
-#[allow(clippy::zombie_processes)] // reaped by Parley's Drop
 fn start(tag: &str) -> Parley {
+    start_with(tag, &[])
+}
+
+#[allow(clippy::zombie_processes)] // reaped by Parley's Drop
+fn start_with(tag: &str, env: &[(&str, &str)]) -> Parley {
     let dir = std::env::temp_dir().join(format!(
         "parley-ivrlive-{tag}-{}-{}",
         std::process::id(),
@@ -44,6 +48,7 @@ fn start(tag: &str) -> Parley {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
         .arg("serve")
         .current_dir(&dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
@@ -829,4 +834,59 @@ fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
             "{body:#}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// Recording format switch.
+
+#[test]
+fn voicemail_is_recorded_as_ogg_opus_when_configured() {
+    let p = start_with("vmopus", &[("PARLEY_RECORDING_FORMAT", "opus")]);
+    let admin = admin_token(&p);
+    // The demo flow, open around the clock: press 3 for voicemail.
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(&admin),
+        Some(json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+    let out = sipp("uac_ivr_voicemail.xml", free_port(), Some(p.sip))
+        .args(["-s", "15550100"])
+        .output()
+        .unwrap();
+    check("caller", &out);
+    let call = calls(&p, &admin, 1).remove(0);
+    let att = &call["attachments"][0];
+    assert_eq!(att["name"], "voicemail.opus", "{call:#}");
+    assert_eq!(att["content_type"], "audio/ogg");
+    let path = p.dir.join("data").join(att["location"].as_str().unwrap());
+    let mut r = ogg::reading::PacketReader::new(std::fs::File::open(&path).unwrap());
+    let head = r.read_packet().unwrap().unwrap();
+    assert_eq!(&head.data[..8], b"OpusHead");
+    let _tags = r.read_packet().unwrap().unwrap();
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+    let (mut frames, mut loud) = (0usize, 0usize);
+    while let Some(pkt) = r.read_packet().unwrap() {
+        let mut f = [0i16; 5760 * 2];
+        let n = dec.decode(&pkt.data, &mut f, false).unwrap();
+        frames += n;
+        // The caller's channel (left) carries the talking from g711a.pcap.
+        let left: i64 = f[..n * 2]
+            .iter()
+            .step_by(2)
+            .map(|s| i64::from(*s).abs())
+            .sum();
+        if n > 0 && left / n as i64 > 200 {
+            loud += 1;
+        }
+    }
+    let secs = frames as f64 / 48000.0;
+    assert!(secs >= 1.0, "voicemail of {secs} s");
+    assert!(loud >= 10, "{loud} loud packets on the caller's channel");
 }

@@ -478,6 +478,60 @@ fn two_leg_bridge_passes_audio_both_ways_without_self_echo() {
 }
 
 #[test]
+fn ogg_opus_recording_of_a_bridged_call_decodes_as_separated_stereo() {
+    let dir = tempdir("recogg");
+    let path = dir.join("call.opus");
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 75);
+    call.stop_recording(br.a.id).unwrap();
+    let ev = expect_event(&mut events, 2 * SECOND, "recording stopped", |e| {
+        matches!(e, Event::RecordingStopped { .. })
+    });
+    let Event::RecordingStopped { meta, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(meta.path, path);
+    // Decode: Ogg packets (ogg crate), Opus (libopus) at 48 kHz stereo.
+    let mut r = ogg::reading::PacketReader::new(std::fs::File::open(&path).unwrap());
+    let head = r.read_packet().unwrap().unwrap();
+    assert_eq!(&head.data[..8], b"OpusHead");
+    assert_eq!(head.data[9], 2, "stereo");
+    let pre_skip = usize::from(u16::from_le_bytes([head.data[10], head.data[11]]));
+    let tags = r.read_packet().unwrap().unwrap();
+    assert_eq!(&tags.data[..8], b"OpusTags");
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+    let mut pcm = Vec::new();
+    let mut last_granule = 0;
+    while let Some(p) = r.read_packet().unwrap() {
+        let mut f = [0i16; 5760 * 2];
+        let n = dec.decode(&p.data, &mut f, false).unwrap();
+        pcm.extend_from_slice(&f[..n * 2]);
+        last_granule = p.absgp_page();
+    }
+    let (left, right): (Vec<i16>, Vec<i16>) = pcm[pre_skip * 2..]
+        .chunks_exact(2)
+        .map(|f| (f[0], f[1]))
+        .unzip();
+    let secs = left.len() as f64 / 48000.0;
+    assert!((1.2..=1.9).contains(&secs), "duration {secs} s");
+    assert!(
+        last_granule as usize >= left.len(),
+        "granule {last_granule}"
+    );
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0, "both channels");
+    // Caller (A, 697 Hz) left, the other side (B, 1336 Hz) right (lossy: 20 dB).
+    assert!(goertzel(&left, 48000, 697.0) > 100.0 * goertzel(&left, 48000, 1336.0));
+    assert!(goertzel(&right, 48000, 1336.0) > 100.0 * goertzel(&right, 48000, 697.0));
+}
+
+#[test]
 fn recording_of_a_bridged_call_decodes_as_separated_stereo() {
     let dir = tempdir("rec");
     let path = dir.join("call.wav");

@@ -120,6 +120,45 @@ pub struct SipConfig {
     pub rtp_timeout: Option<Duration>,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
+    /// File format of recordings (voicemail): stereo WAV or Ogg/Opus.
+    pub recording_format: RecordingFormat,
+}
+
+/// File format of call recordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingFormat {
+    /// 16-bit PCM stereo WAV at the engine rate (default).
+    #[default]
+    Wav,
+    /// Ogg/Opus stereo (RFC 7845), about 32 kbit/s: a tenth of the size.
+    OggOpus,
+}
+
+impl RecordingFormat {
+    /// Parses `wav` or `opus` (also `ogg`).
+    pub fn parse(s: &str) -> Option<RecordingFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "wav" => Some(RecordingFormat::Wav),
+            "opus" | "ogg" => Some(RecordingFormat::OggOpus),
+            _ => None,
+        }
+    }
+
+    /// File extension (the media recorder picks the format by it).
+    pub fn ext(self) -> &'static str {
+        match self {
+            RecordingFormat::Wav => "wav",
+            RecordingFormat::OggOpus => "opus",
+        }
+    }
+
+    /// MIME type of the files.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            RecordingFormat::Wav => "audio/wav",
+            RecordingFormat::OggOpus => "audio/ogg",
+        }
+    }
 }
 
 impl SipConfig {
@@ -141,6 +180,7 @@ impl SipConfig {
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
+            recording_format: RecordingFormat::Wav,
         }
     }
 }

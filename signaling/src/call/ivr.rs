@@ -533,8 +533,9 @@ impl Call {
                     .unwrap_or_default();
                 let dir = data_dir.join("recordings").join(&tenant);
                 let path = dir.join(format!(
-                    "voicemail-{}.wav",
-                    random_token(&mut rand::rng(), 16)
+                    "voicemail-{}.{}",
+                    random_token(&mut rand::rng(), 16),
+                    self.config.recording_format.ext()
                 ));
                 let dir_ok = tokio::fs::create_dir_all(&dir).await.is_ok();
                 if let Some(run) = self.ivr.as_mut() {
@@ -873,8 +874,16 @@ impl Call {
             .voicemail
             .iter()
             .map(|(location, size)| Attachment {
-                name: "voicemail.wav".into(),
-                content_type: "audio/wav".into(),
+                name: if location.ends_with(".opus") {
+                    "voicemail.opus".into()
+                } else {
+                    "voicemail.wav".into()
+                },
+                content_type: if location.ends_with(".opus") {
+                    "audio/ogg".into()
+                } else {
+                    "audio/wav".into()
+                },
                 size: *size,
                 location: Some(location.clone()),
             })

@@ -285,9 +285,12 @@ fn nodes(trail: &[Value]) -> Vec<String> {
 
 /// An axum server on 127.0.0.1 (ephemeral port) in its own thread: `POST /crm` records
 /// the request and answers an account; `POST /slow` answers after 5 s.
-fn crm_server() -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+/// (URI, body) of each request the CRM server got.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn crm_server() -> (SocketAddr, Seen) {
     use axum::routing::post;
-    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let log = seen.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -7,6 +7,9 @@ use crate::timeline::Csat;
 use crate::types::Actor;
 use crate::{Error, Result, Store};
 
+/// (customer id, kind, case id, current survey, current score)
+type CsatRow = (String, String, Option<String>, Option<String>, Option<i64>);
+
 impl Store {
     /// Stores a survey answer on a call interaction (a second answer replaces the
     /// first). `score` must be 1..=10 and the interaction a call of the actor's tenant.
@@ -24,15 +27,14 @@ impl Store {
         }
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        let row: Option<(String, String, Option<String>, Option<String>, Option<i64>)> =
-            sqlx::query_as(
-                "SELECT customer_id, kind, case_id, csat_survey, csat_score FROM interactions
+        let row: Option<CsatRow> = sqlx::query_as(
+            "SELECT customer_id, kind, case_id, csat_survey, csat_score FROM interactions
                  WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(&actor.tenant_id)
-            .bind(interaction_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        )
+        .bind(&actor.tenant_id)
+        .bind(interaction_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((customer_id, kind, case_id, old_survey, old_score)) = row else {
             return Err(Error::not_found("interaction"));
         };

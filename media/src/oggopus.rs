@@ -105,7 +105,7 @@ impl OggOpusWriter {
         // A page per second of audio, then the file is flushed.
         let end = if last {
             PacketWriteEndInfo::EndStream
-        } else if self.packets % 50 == 0 {
+        } else if self.packets.is_multiple_of(50) {
             PacketWriteEndInfo::EndPage
         } else {
             PacketWriteEndInfo::NormalPacket

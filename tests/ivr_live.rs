@@ -381,7 +381,7 @@ fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
 }
 
 #[test]
-fn webhook_timeout_takes_the_error_exit_without_blocking_the_call() {
+fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
     let (addr, _) = crm_server();
     let p = start("webhookslow");
     let admin = admin_token(&p);

@@ -53,6 +53,8 @@ pub(crate) struct Config {
     /// Seconds without RTP before a call answered by Parley is hung up, 0 = never
     /// (`PARLEY_RTP_TIMEOUT_SECS`).
     pub(crate) rtp_timeout_secs: u64,
+    /// Recording (voicemail) file format, `wav` or `opus` (`PARLEY_RECORDING_FORMAT`).
+    pub(crate) recording_format: String,
     /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); default SQLite in the data dir.
     pub(crate) database_url: Option<String>,
     /// Login token lifetime in seconds (`PARLEY_TOKEN_TTL_SECS`).
@@ -103,6 +105,7 @@ impl Default for Config {
             sip_digest_algorithms: "MD5,SHA-256".into(),
             rtp_ports: "10000-20000".into(),
             rtp_timeout_secs: 30,
+            recording_format: "wav".into(),
             database_url: None,
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,

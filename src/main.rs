@@ -333,6 +333,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     // One ACD router for the process; IVR `enqueue` nodes put calls into it.
     let acd = parley_signaling::Acd::start(store.clone());
     sip_cfg.acd = Some(acd.clone());
+    sip_cfg.recording_format = parley_signaling::RecordingFormat::parse(&cfg.recording_format)
+        .with_context(|| {
+            format!(
+                "recording_format must be wav or opus, not {:?}",
+                cfg.recording_format
+            )
+        })?;
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;

@@ -34,6 +34,7 @@
 //! ```
 
 pub mod audit;
+pub mod callers;
 pub mod case_types;
 pub mod cases;
 pub mod customers;
@@ -48,6 +49,7 @@ pub mod queues;
 pub mod routing;
 pub mod sla;
 mod store;
+pub mod surveys;
 pub mod telephony;
 pub mod timeline;
 mod types;

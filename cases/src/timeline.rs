@@ -134,6 +134,18 @@ pub struct Interaction {
     pub occurred_at: Timestamp,
     /// When it was stored.
     pub created_at: Timestamp,
+    /// The caller's answer to a post-call survey (calls through the IVR).
+    pub csat: Option<Csat>,
+}
+
+/// A post-call survey answer stored on a call's interaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct Csat {
+    /// The survey's id (from the flow's survey node).
+    pub survey: String,
+    /// The score, 1..=10 (CSAT surveys use 1..=5).
+    pub score: u8,
 }
 
 /// Input for [`Store::add_interaction`].
@@ -188,10 +200,12 @@ struct InteractionRow {
     tags: String,
     occurred_at: i64,
     created_at: i64,
+    csat_survey: Option<String>,
+    csat_score: Option<i64>,
 }
 
 const INTERACTION_COLS: &str = "i.id, i.customer_id, i.case_id, i.kind, i.channel, i.direction, i.author_user_id, i.body, \
-     i.attachments, i.sentiment, i.intent, i.tags, i.occurred_at, i.created_at";
+     i.attachments, i.sentiment, i.intent, i.tags, i.occurred_at, i.created_at, i.csat_survey, i.csat_score";
 
 impl InteractionRow {
     fn into_interaction(self) -> Result<Interaction> {
@@ -211,6 +225,13 @@ impl InteractionRow {
             intent: self.intent,
             occurred_at: Timestamp(self.occurred_at),
             created_at: Timestamp(self.created_at),
+            csat: match (self.csat_survey, self.csat_score) {
+                (Some(survey), Some(score)) => Some(Csat {
+                    survey,
+                    score: u8::try_from(score).unwrap_or(0),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -387,6 +408,7 @@ impl Store {
             mentions,
             occurred_at: new.occurred_at.unwrap_or(now),
             created_at: now,
+            csat: None,
         };
         let mut tx = self.write_tx().await?;
         insert_interaction(&mut tx, &actor.tenant_id, &interaction).await?;

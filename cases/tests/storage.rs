@@ -4,6 +4,7 @@
 mod acd;
 mod common;
 mod flows;
+mod surveys;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};
 use parley_cases::customers::{Consent, NewCustomer, RawIdentity};

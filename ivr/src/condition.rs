@@ -255,6 +255,34 @@ pub fn template_vars(template: &str) -> Result<Vec<String>, String> {
 /// Renders a template, replacing `{{name}}` with the variable's value (missing → empty).
 /// Malformed placeholders are copied as they are.
 pub fn render(template: &str, vars: &Variables) -> String {
+    render_with(template, vars, |v, out| out.push_str(&v))
+}
+
+/// [`render`] for a URL: substituted values are percent-encoded (everything but RFC 3986
+/// unreserved characters), so `+15550123` in a query stays a plus sign and a value can
+/// never add a path segment, a parameter or change the host.
+pub fn render_url(template: &str, vars: &Variables) -> String {
+    render_with(template, vars, |v, out| {
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    })
+}
+
+/// [`render`] for a JSON body: substituted values are escaped as the inside of a JSON
+/// string (`"{{caller_number}}"` in the template), so a value cannot break the JSON.
+pub fn render_json(template: &str, vars: &Variables) -> String {
+    render_with(template, vars, |v, out| {
+        let quoted = Value::String(v).to_string();
+        out.push_str(&quoted[1..quoted.len() - 1]);
+    })
+}
+
+fn render_with(template: &str, vars: &Variables, push: impl Fn(String, &mut String)) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -262,7 +290,7 @@ pub fn render(template: &str, vars: &Variables) -> String {
         let after = &rest[start + 2..];
         match after.find("}}") {
             Some(end) => {
-                out.push_str(&value_to_string(vars.get(after[..end].trim())));
+                push(value_to_string(vars.get(after[..end].trim())), &mut out);
                 rest = &after[end + 2..];
             }
             None => {
@@ -443,6 +471,21 @@ mod tests {
         assert!(template_vars("{{a").is_err());
         assert!(template_vars("{{}}").is_err());
         assert_eq!(render("{{a", &vars), "{{a");
+    }
+
+    #[test]
+    fn url_and_json_templates_escape_values() {
+        let mut vars = Variables::new();
+        vars.insert("n".into(), Value::from("+1 555/0?x=1&y"));
+        vars.insert("q".into(), Value::from("say \"hi\"\n\\"));
+        assert_eq!(
+            render_url("https://h.example/a?c={{n}}", &vars),
+            "https://h.example/a?c=%2B1%20555%2F0%3Fx%3D1%26y"
+        );
+        let body = render_json(r#"{"q": "{{q}}", "n": "{{n}}"}"#, &vars);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["q"], "say \"hi\"\n\\");
+        assert_eq!(v["n"], "+1 555/0?x=1&y");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::condition::{Calendar, Variables, render, value_to_string};
+use crate::condition::{Calendar, Variables, render, render_json, render_url, value_to_string};
 use crate::error::Error;
 use crate::model::{
     CaseMode, Flow, FlowId, HttpMethod, Node, NodeId, NodeKind, Prompt, TransferTarget,
@@ -486,6 +486,17 @@ pub enum TrailItem {
     },
     /// A voicemail was recorded.
     Recording,
+    /// How a transfer out of the flow went (noted by the call task, not the
+    /// interpreter: the flow has ended when the far end answers or fails).
+    Transfer {
+        /// Where to (number or SIP URI, as dialled).
+        target: String,
+        /// `answered`, `busy`, `no_answer`, `declined`, `rejected`, `refused`, `no_trunk`.
+        outcome: String,
+        /// The SIP status or a short reason, when there is one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// The caller hung up.
     HangUp,
     /// A runtime error.
@@ -887,13 +898,13 @@ impl CallState {
                 cx.out.push(Action::HttpRequest {
                     id,
                     method: n.method,
-                    url: render(&n.url, &self.vars),
+                    url: render_url(&n.url, &self.vars),
                     headers: n
                         .headers
                         .iter()
                         .map(|(k, v)| (k.clone(), render(v, &self.vars)))
                         .collect(),
-                    body: n.body.as_ref().map(|b| render(b, &self.vars)),
+                    body: n.body.as_ref().map(|b| render_json(b, &self.vars)),
                     timeout_ms: n.timeout_ms,
                 });
                 self.start_timer(cx, n.timeout_ms);

@@ -34,7 +34,8 @@ pub struct LegConfig {
     pub codec: Codec,
     /// Telephone-event, if negotiated.
     pub telephone_event: Option<TelephoneEvent>,
-    /// In-band DTMF detection (8 kHz codecs only).
+    /// In-band DTMF detection (Goertzel at 8 kHz; legs decoding at another rate,
+    /// Opus on a wideband engine, are resampled to 8 kHz for it).
     pub inband_dtmf: InbandDtmf,
     /// Hang up (report [`crate::Event::RtpTimeout`]) after this long without
     /// RTP; `None` disables the check. The timer starts when the remote
@@ -67,7 +68,7 @@ impl LegConfig {
     }
 
     /// An Opus leg (payload type 111, FEC on, DTX off) with telephone-event
-    /// on payload type 110 at 48 kHz.
+    /// on payload type 110 at 48 kHz and in-band DTMF as a fallback.
     pub fn opus() -> Self {
         LegConfig {
             codec: Codec::Opus {
@@ -79,7 +80,7 @@ impl LegConfig {
                 payload_type: 110,
                 clock_rate: 48000,
             }),
-            inband_dtmf: InbandDtmf::Off,
+            inband_dtmf: InbandDtmf::Fallback,
             inactivity_timeout: Some(Duration::from_secs(30)),
             latching: true,
             opus_complexity: 3,

@@ -90,6 +90,9 @@ pub struct Leg {
     res_out: Option<FrameResampler>,
     dtmf_rx: Option<DtmfReceiver>,
     inband: Option<InbandDetector>,
+    /// For legs decoding at another rate than 8 kHz (Opus on a wideband engine):
+    /// a resampler to 8 kHz for the detector and its output frame.
+    inband_res: Option<(FrameResampler, Vec<i16>)>,
     got_rfc4733: bool,
     dtmf_tx: DtmfSender,
     dtmf_pending: Option<(char, Duration)>,
@@ -189,10 +192,16 @@ impl Leg {
         };
         let jb = jitter_buffer(codec, codec.frame_samples())?;
         let engine_frame = (engine_rate / crate::codec::FRAMES_PER_SEC) as usize;
-        let inband = match cfg.inband_dtmf {
-            InbandDtmf::Off => None,
-            _ if pcm_rate != 8000 => None,
-            _ => Some(InbandDetector::new()),
+        let (inband, inband_res) = match cfg.inband_dtmf {
+            InbandDtmf::Off => (None, None),
+            _ if pcm_rate != 8000 => (
+                Some(InbandDetector::new()),
+                Some((
+                    FrameResampler::new(pcm_rate, 8000)?,
+                    vec![0i16; 8000 / crate::codec::FRAMES_PER_SEC as usize],
+                )),
+            ),
+            _ => (Some(InbandDetector::new()), None),
         };
         let te_rate = cfg.telephone_event.map_or(8000, |t| t.clock_rate);
         let epoch_unix = SystemTime::now()
@@ -213,6 +222,7 @@ impl Leg {
             res_out,
             dtmf_rx: cfg.telephone_event.map(|t| DtmfReceiver::new(t.clock_rate)),
             inband,
+            inband_res,
             got_rfc4733: false,
             dtmf_tx: DtmfSender::new(te_rate, Duration::from_millis(20)),
             dtmf_pending: None,
@@ -528,7 +538,14 @@ impl Leg {
             InbandDtmf::Always => true,
         };
         if inband_on && let Some(det) = self.inband.as_mut() {
-            det.push_samples(&self.codec_in);
+            match self.inband_res.as_mut() {
+                Some((r, frame8k)) => {
+                    if r.process(&self.codec_in, frame8k).is_ok() {
+                        det.push_samples(frame8k);
+                    }
+                }
+                None => det.push_samples(&self.codec_in),
+            }
             while let Some(d) = det.poll_digit() {
                 if self.events.len() == EVENT_QUEUE {
                     self.events.pop_front();

@@ -106,6 +106,7 @@ mod engine;
 pub mod error;
 pub mod event;
 pub mod leg;
+mod oggopus;
 pub mod player;
 pub mod ports;
 mod recorder;

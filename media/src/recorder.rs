@@ -1,4 +1,5 @@
-//! The recorder: one thread per engine writing stereo WAV files with hound.
+//! The recorder: one thread per engine writing stereo WAV files with hound, or
+//! Ogg/Opus files (paths ending in `.opus` or `.ogg`, see [`crate::oggopus`]).
 //!
 //! Media workers never touch files: each tick they copy a recorded leg's
 //! frame pair (left: what the leg sent us — the caller; right: what we sent
@@ -89,12 +90,62 @@ struct Open {
     leg: LegId,
     path: PathBuf,
     rate: u32,
-    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    writer: Option<Sink>,
     frames: u64,
     paused_frames: u64,
     since_flush: u64,
     events: UnboundedSender<Event>,
     failed: Option<String>,
+}
+
+enum Sink {
+    Wav(hound::WavWriter<BufWriter<File>>),
+    Ogg(Box<crate::oggopus::OggOpusWriter>),
+}
+
+impl Sink {
+    fn create(path: &std::path::Path, rate: u32) -> Result<Sink, String> {
+        if crate::oggopus::wants_ogg(path) {
+            return crate::oggopus::OggOpusWriter::create(path, rate)
+                .map(|w| Sink::Ogg(Box::new(w)));
+        }
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        hound::WavWriter::create(path, spec)
+            .map(Sink::Wav)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Appends a frame pair; flushes a WAV file when `flush` (Ogg pages flush
+    /// themselves once a second).
+    fn write(&mut self, left: &[i16], right: &[i16], flush: bool) -> Result<(), String> {
+        match self {
+            Sink::Wav(w) => {
+                let mut res = Ok(());
+                for (l, r) in left.iter().zip(right) {
+                    res = res
+                        .and_then(|()| w.write_sample(*l))
+                        .and_then(|()| w.write_sample(*r));
+                }
+                if res.is_ok() && flush {
+                    res = w.flush();
+                }
+                res.map_err(|e| e.to_string())
+            }
+            Sink::Ogg(o) => o.write(left, right),
+        }
+    }
+
+    fn finish(self) -> Result<(), String> {
+        match self {
+            Sink::Wav(w) => w.finalize().map_err(|e| e.to_string()),
+            Sink::Ogg(o) => o.finish(),
+        }
+    }
 }
 
 /// Spawn the recorder thread; returns the sender and the thread.
@@ -117,15 +168,9 @@ fn run(rx: Receiver<RecMsg>) {
                 rate,
                 events,
             } => {
-                let spec = hound::WavSpec {
-                    channels: 2,
-                    sample_rate: rate,
-                    bits_per_sample: 16,
-                    sample_format: hound::SampleFormat::Int,
-                };
-                let (writer, failed) = match hound::WavWriter::create(&path, spec) {
+                let (writer, failed) = match Sink::create(&path, rate) {
                     Ok(w) => (Some(w), None),
-                    Err(e) => (None, Some(e.to_string())),
+                    Err(e) => (None, Some(e)),
                 };
                 if let Some(reason) = &failed {
                     let _ = events.send(Event::CommandFailed {
@@ -163,18 +208,12 @@ fn run(rx: Receiver<RecMsg>) {
                 }
                 o.since_flush += n as u64;
                 if let Some(w) = o.writer.as_mut() {
-                    let mut res = Ok(());
-                    for i in 0..n {
-                        res = res
-                            .and_then(|()| w.write_sample(left[i]))
-                            .and_then(|()| w.write_sample(right[i]));
-                    }
-                    if res.is_ok() && o.since_flush >= u64::from(o.rate) {
+                    let flush = o.since_flush >= u64::from(o.rate);
+                    if flush {
                         o.since_flush = 0;
-                        res = w.flush();
                     }
-                    if let Err(e) = res {
-                        o.failed = Some(e.to_string());
+                    if let Err(e) = w.write(&left[..n], &right[..n], flush) {
+                        o.failed = Some(e);
                         o.writer = None;
                     }
                 }
@@ -194,7 +233,7 @@ fn run(rx: Receiver<RecMsg>) {
 
 fn finish(mut o: Open, dropped: u64) {
     let result = match o.writer.take() {
-        Some(w) => w.finalize().map_err(|e| e.to_string()),
+        Some(w) => w.finish(),
         None => Err(o.failed.take().unwrap_or_else(|| "not open".into())),
     };
     let rate = u64::from(o.rate.max(1));

@@ -303,6 +303,15 @@ impl MediaCore {
                 dropped: rec.dropped,
             });
         }
+        // A last quality report, so that a leg shorter than the report interval
+        // still has figures for its call's owner.
+        self.emit(
+            slot.call,
+            Event::Quality {
+                leg,
+                stats: slot.leg.quality(),
+            },
+        );
         if let Some(c) = self.calls.get_mut(&slot.call) {
             c.legs.retain(|&l| l != leg);
         }

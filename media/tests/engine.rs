@@ -217,6 +217,53 @@ fn inband_dtmf_is_detected_when_no_rfc4733_arrives() {
     );
 }
 
+/// An Opus caller pressing `7` in-band (no RFC 4733): detected on an 8 kHz engine (Opus
+/// decodes at 8 kHz) and on a 16 kHz one (resampled to 8 kHz for the detector).
+fn opus_inband_dtmf(engine: parley_media::Engine) {
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::opus()).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut g = parley_media_core::tones::ToneGenerator::new(
+        48000,
+        ToneSpec::dtmf('7', Duration::from_millis(160)).unwrap(),
+    );
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    paced(25, |_| {
+        let mut f = [0i16; 960];
+        g.fill(&mut f);
+        let mut buf = [0u8; 1500];
+        let n = enc.encode(&f, &mut buf).unwrap();
+        peer.send_rtp(leg.local_rtp, 111, &buf[..n], 960);
+    });
+    let ev = expect_event(&mut events, 2 * SECOND, "dtmf", |e| {
+        matches!(e, Event::Dtmf { .. })
+    });
+    assert_eq!(
+        ev,
+        Event::Dtmf {
+            leg: leg.id,
+            digit: '7',
+            source: DtmfSource::Inband
+        }
+    );
+}
+
+#[test]
+fn inband_dtmf_is_detected_on_opus_legs() {
+    opus_inband_dtmf(engine());
+    opus_inband_dtmf(
+        parley_media::Engine::start(parley_media::EngineConfig {
+            workers: 1,
+            port_min: 46000,
+            port_max: 46999,
+            engine_rate: 16000,
+            ..parley_media::EngineConfig::default()
+        })
+        .unwrap(),
+    );
+}
+
 fn write_wav(path: &Path, rate: u32, freq: f64, secs: f64) {
     let spec = hound::WavSpec {
         channels: 1,
@@ -428,6 +475,60 @@ fn two_leg_bridge_passes_audio_both_ways_without_self_echo() {
     // A hears B's 1336 Hz, not its own 697 Hz; B the reverse.
     assert!(goertzel(&heard_a, 8000, 1336.0) > 100.0 * goertzel(&heard_a, 8000, 697.0));
     assert!(goertzel(&heard_b, 8000, 697.0) > 100.0 * goertzel(&heard_b, 8000, 1336.0));
+}
+
+#[test]
+fn ogg_opus_recording_of_a_bridged_call_decodes_as_separated_stereo() {
+    let dir = tempdir("recogg");
+    let path = dir.join("call.opus");
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 75);
+    call.stop_recording(br.a.id).unwrap();
+    let ev = expect_event(&mut events, 2 * SECOND, "recording stopped", |e| {
+        matches!(e, Event::RecordingStopped { .. })
+    });
+    let Event::RecordingStopped { meta, .. } = ev else {
+        unreachable!()
+    };
+    assert_eq!(meta.path, path);
+    // Decode: Ogg packets (ogg crate), Opus (libopus) at 48 kHz stereo.
+    let mut r = ogg::reading::PacketReader::new(std::fs::File::open(&path).unwrap());
+    let head = r.read_packet().unwrap().unwrap();
+    assert_eq!(&head.data[..8], b"OpusHead");
+    assert_eq!(head.data[9], 2, "stereo");
+    let pre_skip = usize::from(u16::from_le_bytes([head.data[10], head.data[11]]));
+    let tags = r.read_packet().unwrap().unwrap();
+    assert_eq!(&tags.data[..8], b"OpusTags");
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+    let mut pcm = Vec::new();
+    let mut last_granule = 0;
+    while let Some(p) = r.read_packet().unwrap() {
+        let mut f = [0i16; 5760 * 2];
+        let n = dec.decode(&p.data, &mut f, false).unwrap();
+        pcm.extend_from_slice(&f[..n * 2]);
+        last_granule = p.absgp_page();
+    }
+    let (left, right): (Vec<i16>, Vec<i16>) = pcm[pre_skip * 2..]
+        .chunks_exact(2)
+        .map(|f| (f[0], f[1]))
+        .unzip();
+    let secs = left.len() as f64 / 48000.0;
+    assert!((1.2..=1.9).contains(&secs), "duration {secs} s");
+    assert!(
+        last_granule as usize >= left.len(),
+        "granule {last_granule}"
+    );
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0, "both channels");
+    // Caller (A, 697 Hz) left, the other side (B, 1336 Hz) right (lossy: 20 dB).
+    assert!(goertzel(&left, 48000, 697.0) > 100.0 * goertzel(&left, 48000, 1336.0));
+    assert!(goertzel(&right, 48000, 1336.0) > 100.0 * goertzel(&right, 48000, 697.0));
 }
 
 #[test]
@@ -796,6 +897,39 @@ fn quality_reports_count_packets_and_estimate_mos() {
     };
     // Loopback plus the time the SR waited in our socket before we read it.
     assert!(stats.rtt.unwrap() < Duration::from_secs(2), "{stats:?}");
+}
+
+#[test]
+fn a_destroyed_leg_reports_its_quality_one_last_time() {
+    // Reports every minute: the only report this leg gets is the final one.
+    let engine = parley_media::Engine::start(parley_media::EngineConfig {
+        workers: 1,
+        port_min: 45000,
+        port_max: 45999,
+        report_interval: Duration::from_secs(60),
+        ..parley_media::EngineConfig::default()
+    })
+    .unwrap();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    let mut got = Vec::new();
+    paced(20, |_| {
+        peer.send_rtp(leg.local_rtp, 0, &[0xFF; 160], 160);
+        peer.drain(&mut got);
+    });
+    call.destroy_leg(leg.id).unwrap();
+    let ev = expect_event(
+        &mut events,
+        2 * SECOND,
+        "final quality",
+        |e| matches!(e, Event::Quality { leg: l, .. } if *l == leg.id),
+    );
+    let Event::Quality { stats, .. } = ev else {
+        unreachable!()
+    };
+    assert!(stats.packets_received >= 15, "{stats:?}");
 }
 
 #[test]

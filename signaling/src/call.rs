@@ -15,7 +15,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
 use parley_cases::{Actor, Store};
-use parley_media::{CallHandle, Codec, EventReceiver, LegConfig, LegId, TelephoneEvent};
+use parley_media::{CallHandle, EventReceiver, LegId};
 use parley_sip_proto::dialog::{Dialog, random_token};
 use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
 use parley_sip_proto::offer_answer::{self, LocalCapabilities};
@@ -27,7 +27,11 @@ pub(crate) mod control;
 mod indialog;
 pub(crate) use indialog::{ACCEPT, SUPPORTED};
 mod ivr;
+mod offer;
 mod queue;
+mod record;
+mod transfer;
+mod webhook;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -225,6 +229,10 @@ struct Call {
     started_ms: i64,
     /// Re-INVITE/UPDATE, session timers, INFO, REFER (`call::indialog`).
     dlg: indialog::InDialog,
+    /// We offered in our 200 (INVITE without SDP): the ACK brings the answer.
+    ack_offer: Option<LocalCapabilities>,
+    /// A call answered by a service (echo test), stored on the timeline at the end.
+    media_call: Option<record::MediaCall>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -286,6 +294,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         acd: None,
         started_ms: jiff::Timestamp::now().as_millisecond(),
         dlg: indialog::InDialog::default(),
+        ack_offer: None,
+        media_call: None,
     };
     call.respond(100, None, None).await;
     let plan = if call.reject_small_session_interval().await {
@@ -306,6 +316,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         }
         Ok(Plan::Echo { tenant_id }) => {
             call.unauth = None;
+            let caller = ivr::caller_number(&call);
+            call.media_call = Some(record::MediaCall::new(&tenant_id, "echo", caller));
             driver
                 .send(Cmd::Tenant {
                     call_no: no,
@@ -371,11 +383,16 @@ pub(crate) async fn run(ctx: CallCtx) {
             },
             req = control::recv(&mut call.ctl) => call.on_control(req).await,
             Some(ev) = queue::next_event(&mut call.acd) => call.on_acd_event(ev).await,
+            ev = ivr_side_event(&mut call.ivr) => call.ivr_event(ev).await,
         }
     }
     call.ctl_end();
     call.acd_finish().await;
     call.ivr_finish().await;
+    call.release_media().await;
+    if call.inbound.dialog.is_some() {
+        call.store_media_call().await;
+    }
     call.media = None;
     driver.send(Cmd::Ended { call_no: no }).await;
 }
@@ -384,6 +401,14 @@ pub(crate) async fn run(ctx: CallCtx) {
 async fn media_event(media: &mut Option<Media>) -> Option<parley_media::Event> {
     match media {
         Some(m) => m.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next answer for the flow from work done off the call task (webhooks), or never.
+async fn ivr_side_event(run: &mut Option<ivr::IvrRun>) -> parley_ivr::Event {
+    match run {
+        Some(r) => r.webhooks.next().await,
         None => std::future::pending().await,
     }
 }
@@ -596,37 +621,22 @@ impl Call {
         self.config.media.clone()
     }
 
-    /// Answers the caller's SDP offer on a new leg of the media engine: the first of
-    /// the offerer's codecs among PCMU/PCMA (with telephone-event/8000 when offered),
-    /// our leg's address in the answer. On success the call owns the leg
-    /// ([`Call::media`]) and the caller has its 200.
+    /// Answers the caller's SDP offer on a new leg of the media engine (G.711 first,
+    /// else Opus; an INVITE without SDP gets our offer: see [`offer`]), our leg's
+    /// address in the SDP. On success the call owns the leg ([`Call::media`]) and the
+    /// caller has its 200.
     async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
         let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
-        let offer = offer_answer::parse_sdp(self.inbound.invite.body())
-            .map_err(|_| (488, "Not Acceptable Here"))?;
-        let mut caps = LocalCapabilities::new(engine.config().bind_ip, 9);
-        caps.codecs.retain(|c| {
-            c.clock_rate == 8000
-                && ["PCMU", "PCMA", "telephone-event"]
-                    .iter()
-                    .any(|n| c.name.eq_ignore_ascii_case(n))
-        });
-        let first =
-            offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
-        let Some(neg) = first.media.iter().flatten().next().cloned() else {
-            return Err((488, "Not Acceptable Here"));
-        };
-        let codec = if neg.codec.name.eq_ignore_ascii_case("PCMA") {
-            Codec::Pcma
-        } else {
-            Codec::Pcmu
-        };
-        let mut cfg = LegConfig::g711(codec);
-        cfg.inactivity_timeout = self.config.rtp_timeout;
-        cfg.telephone_event = neg.telephone_event.map(|payload_type| TelephoneEvent {
-            payload_type,
-            clock_rate: 8000,
-        });
+        let offer::Choice {
+            cfg,
+            remote,
+            mut caps,
+            offer,
+        } = offer::choose(
+            &self.inbound.invite,
+            engine.config().bind_ip,
+            self.config.rtp_timeout,
+        )?;
         let (handle, events) = engine
             .create_call()
             .map_err(|_| (503, "Media Not Available"))?;
@@ -634,7 +644,7 @@ impl Call {
             tracing::warn!(error = %e, "no media leg for a call");
             (503, "Media Not Available")
         })?;
-        if let Some(remote) = neg.remote {
+        if let Some(remote) = remote {
             handle
                 .set_remote(leg.id, remote)
                 .map_err(|_| (503, "Media Not Available"))?;
@@ -648,8 +658,18 @@ impl Call {
         } else {
             leg.local_rtp.ip()
         };
-        let ans = offer_answer::answer(&offer, &caps).map_err(|_| (488, "Not Acceptable Here"))?;
-        let sdp = offer_answer::sdp_to_bytes(&ans.sdp);
+        let sdp = match &offer {
+            Some(offer) => offer_answer::sdp_to_bytes(
+                &offer_answer::answer(offer, &caps)
+                    .map_err(|_| (488, "Not Acceptable Here"))?
+                    .sdp,
+            ),
+            None => {
+                let sdp = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps));
+                self.ack_offer = Some(caps);
+                sdp
+            }
+        };
         self.media = Some(Media {
             handle,
             events,
@@ -672,6 +692,9 @@ impl Call {
 
     /// What the media engine reports about the call's leg.
     async fn on_media_event(&mut self, ev: parley_media::Event) {
+        if let parley_media::Event::Quality { leg, stats } = &ev {
+            self.note_quality(*leg, stats);
+        }
         if self.ivr.is_some() {
             self.ivr_media(&ev).await;
         }
@@ -693,7 +716,7 @@ impl Call {
                 }
                 if self.ivr.is_none() {
                     // An IVR call keeps its leg until `ivr_finish` has closed a voicemail.
-                    self.media = None;
+                    self.release_media().await;
                 }
                 self.ended = true;
             }
@@ -1334,7 +1357,7 @@ impl Call {
                     bump(&self.obs.counters.calls_failed);
                     self.cancel_legs(None).await;
                     if self.ivr.is_none() {
-                        self.media = None;
+                        self.release_media().await;
                     }
                     self.ended = true;
                     self.ring_deadline = None;
@@ -1342,6 +1365,7 @@ impl Call {
             }
             Method::Ack => {
                 self.inbound.retx = None;
+                self.ack_answer(&req).await;
             }
             Method::Bye => {
                 if let Some(d) = self.inbound.dialog.as_mut()
@@ -1360,7 +1384,7 @@ impl Call {
                     None => self.cancel_legs(None).await,
                 }
                 if self.ivr.is_none() {
-                    self.media = None;
+                    self.release_media().await;
                 }
                 self.ended = true;
                 self.ring_deadline = None;

@@ -158,6 +158,45 @@ pub struct SipConfig {
     /// The ACD router that IVR `enqueue` nodes put calls into ([`Acd::start`]);
     /// without it `enqueue` rings every registered agent.
     pub acd: Option<Acd>,
+    /// File format of recordings (voicemail): stereo WAV or Ogg/Opus.
+    pub recording_format: RecordingFormat,
+}
+
+/// File format of call recordings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordingFormat {
+    /// 16-bit PCM stereo WAV at the engine rate (default).
+    #[default]
+    Wav,
+    /// Ogg/Opus stereo (RFC 7845), about 32 kbit/s: a tenth of the size.
+    OggOpus,
+}
+
+impl RecordingFormat {
+    /// Parses `wav` or `opus` (also `ogg`).
+    pub fn parse(s: &str) -> Option<RecordingFormat> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "wav" => Some(RecordingFormat::Wav),
+            "opus" | "ogg" => Some(RecordingFormat::OggOpus),
+            _ => None,
+        }
+    }
+
+    /// File extension (the media recorder picks the format by it).
+    pub fn ext(self) -> &'static str {
+        match self {
+            RecordingFormat::Wav => "wav",
+            RecordingFormat::OggOpus => "opus",
+        }
+    }
+
+    /// MIME type of the files.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            RecordingFormat::Wav => "audio/wav",
+            RecordingFormat::OggOpus => "audio/ogg",
+        }
+    }
 }
 
 impl SipConfig {
@@ -184,6 +223,7 @@ impl SipConfig {
             trunk_keepalive: Some(Duration::from_secs(30)),
             tls_addr: None,
             tls: TlsSettings::default(),
+            recording_format: RecordingFormat::Wav,
         }
     }
 }

@@ -1581,6 +1581,8 @@ async fn run_outbound(
         acd: None,
         started_ms: jiff::Timestamp::now().as_millisecond(),
         dlg: super::indialog::InDialog::default(),
+        ack_offer: None,
+        media_call: None,
     };
     o.driver
         .send(Cmd::Tenant {

@@ -27,7 +27,7 @@ use super::{Call, uri_user};
 /// A flow running on a call.
 pub(super) struct IvrRun {
     env: Env,
-    state: Option<CallState>,
+    pub(super) state: Option<CallState>,
     pub(super) actor: Actor,
     pub(super) caller: String,
     timers: BTreeMap<u64, Instant>,
@@ -54,10 +54,18 @@ pub(super) struct IvrRun {
     pub(super) bridging: bool,
     /// The caller leg's latest call-quality report.
     quality: Option<parley_media::QualityStats>,
+    /// Webhook requests in flight (spawned; see [`super::webhook`]).
+    pub(super) webhooks: super::webhook::Webhooks,
+    /// The caller's post-call survey answer, stored on the call's interaction.
+    csat: Option<parley_cases::timeline::Csat>,
+    /// An external transfer ringing (its target), see [`super::transfer`].
+    pub(super) transfer: Option<String>,
+    /// The `Reason` of the caller's BYE when the flow's end hangs up.
+    end_reason: Option<String>,
 }
 
 /// Starts a playback on the caller's leg, counting the one it replaces.
-fn media_play(
+pub(super) fn media_play(
     media: Option<&super::Media>,
     run: &mut IvrRun,
     source: Source,
@@ -125,6 +133,10 @@ impl IvrRun {
             room: None,
             bridging: false,
             quality: None,
+            webhooks: super::webhook::Webhooks::default(),
+            csat: None,
+            transfer: None,
+            end_reason: None,
         }
     }
 }
@@ -203,6 +215,10 @@ pub(super) async fn load(
         room: None,
         bridging: false,
         quality: None,
+        webhooks: super::webhook::Webhooks::default(),
+        csat: None,
+        transfer: None,
+        end_reason: None,
     })
 }
 
@@ -270,8 +286,11 @@ impl Call {
             let Some(ev) = run.pending.pop_front() else {
                 // A flow that ended (transfer or enqueue aside) leaves nothing to do.
                 if run.is_ended() && !run.bridging && run.agent_leg.is_none() && !self.ended {
-                    self.end_ivr_call(Some("Q.850;cause=16;text=\"ivr: flow ended\""))
-                        .await;
+                    let reason = run
+                        .end_reason
+                        .take()
+                        .unwrap_or_else(|| "Q.850;cause=16;text=\"ivr: flow ended\"".into());
+                    self.end_ivr_call(Some(&reason)).await;
                 }
                 return;
             };
@@ -349,13 +368,6 @@ impl Call {
                     self.ivr_run().await;
                 }
             }
-            parley_media::Event::Quality { leg, stats }
-                if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
-            {
-                if let Some(run) = self.ivr.as_mut() {
-                    run.quality = Some(*stats);
-                }
-            }
             parley_media::Event::RecordingStopped { meta, .. } => {
                 let data_dir = self.config.data_dir.clone().unwrap_or_default();
                 if let Some(run) = self.ivr.as_mut()
@@ -407,6 +419,13 @@ impl Call {
             source: parley_media::DtmfSource::SipInfo,
         };
         self.ivr_media(&ev).await;
+    }
+
+    /// The caller leg's latest quality report (see [`super::record`]).
+    pub(super) fn ivr_quality(&mut self, stats: &parley_media::QualityStats) {
+        if let Some(run) = self.ivr.as_mut() {
+            run.quality = Some(*stats);
+        }
     }
 
     /// Plays the next queued prompt, or tells the interpreter the `Play` is done.
@@ -567,17 +586,7 @@ impl Call {
                     self.ivr_ring_agents(Some(target)).await;
                 }
                 TransferTarget::Number(_) | TransferTarget::SipUri(_) => {
-                    // Outbound legs with our own media are not wired yet; the flow
-                    // has ended, so the call ends with a cause that says why.
-                    tracing::warn!(
-                        call = self.no,
-                        ?target,
-                        "external transfer targets are not supported yet"
-                    );
-                    self.end_ivr_call(Some(
-                        "Q.850;cause=79;text=\"ivr: external transfer not supported\"",
-                    ))
-                    .await;
+                    self.ivr_transfer_out(target).await;
                 }
             },
             Action::RecordVoicemail {
@@ -590,8 +599,9 @@ impl Call {
                     .unwrap_or_default();
                 let dir = data_dir.join("recordings").join(&tenant);
                 let path = dir.join(format!(
-                    "voicemail-{}.wav",
-                    random_token(&mut rand::rng(), 16)
+                    "voicemail-{}.{}",
+                    random_token(&mut rand::rng(), 16),
+                    self.config.recording_format.ext()
                 ));
                 let dir_ok = tokio::fs::create_dir_all(&dir).await.is_ok();
                 if let Some(run) = self.ivr.as_mut() {
@@ -615,12 +625,28 @@ impl Call {
                     }
                 }
             }
-            Action::HttpRequest { id, .. } => {
+            Action::HttpRequest {
+                id,
+                method,
+                url,
+                headers,
+                body,
+                timeout_ms,
+            } => {
                 if let Some(run) = self.ivr.as_mut() {
-                    run.pending.push_back(Event::WebhookFailed {
+                    run.webhooks.spawn(super::webhook::Request {
                         id,
-                        reason: "webhooks are not available on live calls yet".into(),
+                        method,
+                        url,
+                        headers: headers.into_iter().collect(),
+                        body,
+                        timeout: Duration::from_millis(timeout_ms),
                     });
+                }
+            }
+            Action::StoreSurvey { survey, score } => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.csat = Some(parley_cases::timeline::Csat { survey, score });
                 }
             }
             Action::Hangup { cause } => {
@@ -757,6 +783,10 @@ impl Call {
     /// Agents did not answer: the flow goes on (e.g. to voicemail) at the next
     /// [`Call::ivr_run`].
     pub(super) fn queue_result(&mut self, outcome: parley_ivr::QueueOutcome) {
+        let transfer_end = self.transfer_failed();
+        if let Some(run) = self.ivr.as_mut() {
+            run.end_reason = transfer_end;
+        }
         if let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut())
             && let Some(leg) = run.agent_leg.take()
         {
@@ -799,7 +829,7 @@ impl Call {
         run.playing = false;
         run.timers.clear();
         run.bridging = true;
-        match m.handle.create_room() {
+        let bridged = match m.handle.create_room() {
             Ok(room) => {
                 let _ = m.handle.join(room, m.leg, RoomMode::Full);
                 let _ = m.handle.join(room, agent_leg, RoomMode::Full);
@@ -807,7 +837,9 @@ impl Call {
                 true
             }
             Err(_) => false,
-        }
+        };
+        self.transfer_answered();
+        bridged
     }
 
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
@@ -874,7 +906,7 @@ impl Call {
                 }
             }
         }
-        self.media = None;
+        self.release_media().await;
         if let Some(run) = self.ivr.as_mut()
             && !run.is_ended()
         {
@@ -892,9 +924,18 @@ impl Call {
         let customer = match self.find_customer(&caller, true).await {
             Ok(Some(c)) => c,
             Ok(None) => {
-                tracing::info!(call = self.no, %caller, "caller without a usable number; call not stored");
-                self.acd_store_record_anyway(&caller).await;
-                return;
+                // No usable number: filed on the tenant's "Unknown callers" customer.
+                let Some(actor) = self.ivr.as_ref().map(|r| r.actor.clone()) else {
+                    return;
+                };
+                match self.store.unknown_caller_customer(&actor).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(call = self.no, %caller, error = %e, "no customer for an unknown caller; call not stored");
+                        self.acd_store_record_anyway(&caller).await;
+                        return;
+                    }
+                }
             }
             Err(e) => {
                 tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
@@ -913,17 +954,7 @@ impl Call {
             .as_ref()
             .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
             .unwrap_or_default();
-        let quality = run.quality.map(|q| {
-            serde_json::json!({
-                "mos": q.mos,
-                "packets_received": q.packets_received,
-                "packets_expected": q.packets_expected,
-                "cumulative_lost": q.cumulative_lost,
-                "jitter_ms": q.jitter.as_secs_f64() * 1000.0,
-                "rtt_ms": q.rtt.map(|r| r.as_secs_f64() * 1000.0),
-                "packets_sent": q.packets_sent,
-            })
-        });
+        let quality = run.quality.as_ref().map(super::record::quality_json);
         let body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if self.ctl.is_outbound() { "Click-to-call" } else { "Call through the IVR" },
             "flow": flow,
@@ -937,8 +968,16 @@ impl Call {
             .voicemail
             .iter()
             .map(|(location, size)| Attachment {
-                name: "voicemail.wav".into(),
-                content_type: "audio/wav".into(),
+                name: if location.ends_with(".opus") {
+                    "voicemail.opus".into()
+                } else {
+                    "voicemail.wav".into()
+                },
+                content_type: if location.ends_with(".opus") {
+                    "audio/ogg".into()
+                } else {
+                    "audio/wav".into()
+                },
                 size: *size,
                 location: Some(location.clone()),
             })
@@ -957,8 +996,20 @@ impl Call {
             intent: None,
             tags: vec![if outbound { "click-to-call" } else { "ivr" }.into()],
         };
-        if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
-            tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        match self.store.add_interaction(&run.actor, &customer, new).await {
+            Ok(i) => {
+                if let Some(csat) = &run.csat
+                    && let Err(e) = self
+                        .store
+                        .set_interaction_csat(&run.actor, &i.id, csat)
+                        .await
+                {
+                    tracing::warn!(call = self.no, error = %e, "cannot store the survey answer");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline")
+            }
         }
         self.acd_store_record(&run.actor, &run.caller, Some(customer))
             .await;

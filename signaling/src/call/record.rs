@@ -1,0 +1,157 @@
+//! Calls that had Parley's own media on the timeline: the caller leg's last quality
+//! report (MOS, packets, loss, jitter, RTT; a final report comes when the leg is
+//! destroyed, so short calls have figures too) is stored with the call's interaction.
+//! IVR calls are stored by [`super::ivr`]; calls answered by a service (the echo test)
+//! here. Callers without a usable number are filed on the tenant's "Unknown callers"
+//! customer ([`parley_cases::Store::unknown_caller_customer`]). Calls relayed between
+//! two SIP peers without Parley's media (B2BUA with SDP passed through) have no figures
+//! and are not stored here.
+
+use std::time::Duration;
+
+use parley_cases::customers::{NewCustomer, RawIdentity};
+use parley_cases::timeline::NewInteraction;
+use parley_cases::{Actor, Store};
+use parley_media::QualityStats;
+use tokio::time::Instant;
+
+use super::Call;
+
+/// A call answered by a Parley service, to be stored when it ends.
+pub(super) struct MediaCall {
+    actor: Actor,
+    service: &'static str,
+    caller: String,
+    quality: Option<QualityStats>,
+}
+
+impl MediaCall {
+    pub(super) fn new(tenant_id: &str, service: &'static str, caller: String) -> MediaCall {
+        MediaCall {
+            actor: Actor::system(tenant_id),
+            service,
+            caller,
+            quality: None,
+        }
+    }
+}
+
+/// The stored form of a quality report.
+pub(super) fn quality_json(q: &QualityStats) -> serde_json::Value {
+    serde_json::json!({
+        "mos": q.mos,
+        "packets_received": q.packets_received,
+        "packets_expected": q.packets_expected,
+        "cumulative_lost": q.cumulative_lost,
+        "jitter_ms": q.jitter.as_secs_f64() * 1000.0,
+        "rtt_ms": q.rtt.map(|r| r.as_secs_f64() * 1000.0),
+        "packets_sent": q.packets_sent,
+    })
+}
+
+/// The customer a call from `number` is filed on: found by phone number, created when
+/// unknown, or the tenant's "Unknown callers" customer when `number` is not one.
+pub(super) async fn customer_for(
+    store: &Store,
+    actor: &Actor,
+    number: &str,
+) -> Result<String, String> {
+    match store.lookup_customer(actor, "phone", number).await {
+        Ok(c) => Ok(c.id),
+        Err(parley_cases::Error::NotFound { .. }) => {
+            let new = NewCustomer {
+                name: format!("Caller {number}"),
+                identities: vec![RawIdentity {
+                    kind: "phone".into(),
+                    value: number.to_owned(),
+                }],
+                consent: Default::default(),
+            };
+            match store.create_customer(actor, new).await {
+                Ok(c) => Ok(c.id),
+                // Not a phone number after all: an unknown caller.
+                Err(parley_cases::Error::Invalid { .. }) => store
+                    .unknown_caller_customer(actor)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+        Err(parley_cases::Error::Invalid { .. }) => store
+            .unknown_caller_customer(actor)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Call {
+    /// A quality report of the caller's leg.
+    pub(super) fn note_quality(&mut self, leg: parley_media::LegId, stats: &QualityStats) {
+        if self.media.as_ref().is_none_or(|m| m.leg != leg) {
+            return;
+        }
+        if let Some(rec) = self.media_call.as_mut() {
+            rec.quality = Some(*stats);
+        }
+        self.ivr_quality(stats);
+    }
+
+    /// Releases the caller's media: its leg is destroyed and its final quality report
+    /// awaited (bounded), then the call's media handle is dropped.
+    pub(super) async fn release_media(&mut self) {
+        let Some(mut m) = self.media.take() else {
+            return;
+        };
+        if m.handle.destroy_leg(m.leg).is_ok() {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, m.events.recv()).await {
+                if let parley_media::Event::Quality { leg, stats } = ev
+                    && leg == m.leg
+                {
+                    let leg = m.leg;
+                    self.media = Some(m);
+                    self.note_quality(leg, &stats);
+                    self.media = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Stores a call answered by a service (echo test) on the caller's timeline.
+    pub(super) async fn store_media_call(&mut self) {
+        let Some(rec) = self.media_call.take() else {
+            return;
+        };
+        let customer = match customer_for(&self.store, &rec.actor, &rec.caller).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "customer lookup failed; call not stored");
+                return;
+            }
+        };
+        let body = serde_json::json!({
+            "summary": "Echo test call",
+            "service": rec.service,
+            "caller": rec.caller,
+            "quality": rec.quality.as_ref().map(quality_json),
+        })
+        .to_string();
+        let new = NewInteraction {
+            kind: "call".into(),
+            channel: "voice".into(),
+            direction: "inbound".into(),
+            body,
+            attachments: vec![],
+            case_id: None,
+            occurred_at: None,
+            sentiment: None,
+            intent: None,
+            tags: vec![format!("{}-test", rec.service)],
+        };
+        if let Err(e) = self.store.add_interaction(&rec.actor, &customer, new).await {
+            tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        }
+    }
+}

@@ -1,0 +1,895 @@
+//! IVR nodes on live calls, end to end: the real `parley` binary on loopback
+//! (ephemeral ports), real sipp callers and trunk peers (tests/sipp/), and a real HTTP
+//! server started by the test for webhooks. Each test publishes its own flow on the demo
+//! number +15550100 and reads the call back from the caller's timeline.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::io::{BufRead as _, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_parley");
+
+struct Parley {
+    child: Child,
+    dir: PathBuf,
+    sip: SocketAddr,
+    http: String,
+    admin_password: String,
+}
+
+impl Drop for Parley {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
+fn start(tag: &str) -> Parley {
+    start_with(tag, &[])
+}
+
+#[allow(clippy::zombie_processes)] // reaped by Parley's Drop
+fn start_with(tag: &str, env: &[(&str, &str)]) -> Parley {
+    let dir = std::env::temp_dir().join(format!(
+        "parley-ivrlive-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(BIN)
+        .envs(env.iter().copied())
+        .arg("serve")
+        .current_dir(&dir)
+        .env("PARLEY_DATA_DIR", dir.join("data"))
+        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
+        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
+        .env(
+            "RUST_LOG",
+            std::env::var("PARLEY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut sip = None;
+    let mut admin_password = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("parley exited before listening")
+            .unwrap();
+        if line.contains("admin@demo.parley.test") {
+            admin_password = line.rsplit(' ').next().unwrap().to_owned();
+        }
+        if let Some(rest) = line.strip_prefix("SIP listening on ") {
+            for part in rest.split_whitespace() {
+                if let Some(a) = part.strip_prefix("udp:") {
+                    sip = Some(a.parse().unwrap());
+                }
+            }
+        }
+        if let Some(rest) = line.strip_prefix("Parley listening on ") {
+            let http = rest.split(' ').next().unwrap().to_owned();
+            std::thread::spawn(move || {
+                for l in lines.map_while(Result::ok) {
+                    if std::env::var_os("PARLEY_TEST_LOG").is_some() {
+                        eprintln!("parley: {l}");
+                    }
+                }
+            });
+            return Parley {
+                child,
+                dir,
+                sip: sip.expect("SIP line before the HTTP line"),
+                http,
+                admin_password,
+            };
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.local_addr().unwrap().port()
+}
+
+/// A media port for sipp (it binds the port and the next three). A per-process
+/// sequence in a range apart from tests/sip.rs's, so parallel runs do not collide.
+fn free_media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 250) * 40;
+    loop {
+        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
+        let port = u16::try_from(20_000 + (offset + n) % 10_000).unwrap();
+        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
+            return port;
+        }
+    }
+}
+
+fn sipp(scenario_file: &str, port: u16, target: Option<SocketAddr>) -> Command {
+    let mut c = Command::new("sipp");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario_file);
+    c.args(["-sf", &path.display().to_string()])
+        .args(["-i", "127.0.0.1", "-bind_local"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_media_port().to_string()])
+        .args(["-m", "1"])
+        .args(["-timeout", "40s", "-timeout_error"])
+        .arg("-nostdin")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = target {
+        c.arg(t.to_string());
+    }
+    c
+}
+
+/// A sipp caller dialling the demo number with `scenario_file`.
+fn caller(p: &Parley, scenario_file: &str) -> Output {
+    sipp(scenario_file, free_port(), Some(p.sip))
+        .args(["-s", "15550100"])
+        .output()
+        .unwrap()
+}
+
+fn check(what: &str, out: &Output) {
+    assert!(
+        out.status.success(),
+        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn request(
+    p: &Parley,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut r = c.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", p.http),
+        );
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let res = r.send().await.unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let (status, v) = request(p, method, path, token, body);
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: {status} {v}"
+    );
+    v
+}
+
+fn admin_token(p: &Parley) -> String {
+    let login = http(
+        p,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(
+            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
+        ),
+    );
+    login["token"].as_str().unwrap().to_owned()
+}
+
+/// Imports, publishes and routes `flow` to +15550100.
+fn publish(p: &Parley, admin: &str, flow: Value) {
+    let id = flow["id"].as_str().unwrap().to_owned();
+    http(p, "POST", "/api/v1/ivr/import", Some(admin), Some(flow));
+    http(
+        p,
+        "POST",
+        &format!("/api/v1/ivr/flows/{id}/publish"),
+        Some(admin),
+        None,
+    );
+    http(
+        p,
+        "PUT",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(admin),
+        Some(json!({ "flow_id": id })),
+    );
+}
+
+/// The newest call interactions on the timeline of the caller +15550123, once there are
+/// `n` of them (bounded wait).
+fn calls(p: &Parley, token: &str, n: usize) -> Vec<Value> {
+    let mut last = Vec::new();
+    for _ in 0..150 {
+        let (code, c) = request(
+            p,
+            "GET",
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            Some(token),
+            None,
+        );
+        if code == 200 {
+            let id = c["id"].as_str().unwrap().to_owned();
+            let tl = http(
+                p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(token),
+                None,
+            );
+            last = tl["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|i| i["kind"] == "call")
+                .cloned()
+                .collect();
+            if last.len() >= n {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{n} calls expected on the caller's timeline, found {last:#?}");
+}
+
+fn trail(call: &Value) -> Vec<Value> {
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    body["ivr_trail"].as_array().unwrap().clone()
+}
+
+fn nodes(trail: &[Value]) -> Vec<String> {
+    trail
+        .iter()
+        .filter_map(|e| e["node"].as_str().map(str::to_owned))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Webhooks against a real HTTP server.
+
+/// An axum server on 127.0.0.1 (ephemeral port) in its own thread: `POST /crm` records
+/// the request and answers an account; `POST /slow` answers after 5 s.
+/// (URI, body) of each request the CRM server got.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn crm_server() -> (SocketAddr, Seen) {
+    use axum::routing::post;
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new()
+                .route(
+                    "/crm",
+                    post(move |uri: axum::http::Uri, body: String| {
+                        let log = log.clone();
+                        async move {
+                            log.lock().unwrap().push((uri.to_string(), body));
+                            axum::Json(json!({"account": {"tier": "gold", "name": "Ada"}}))
+                        }
+                    }),
+                )
+                .route(
+                    "/slow",
+                    post(|| async {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                        axum::Json(json!({}))
+                    }),
+                );
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            axum::serve(l, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), seen)
+}
+
+fn webhook_flow(url: &str, timeout_ms: u64) -> Value {
+    json!({
+        "version": 1, "id": "crm", "start": "lookup",
+        "nodes": {
+            "lookup": {
+                "type": "http", "method": "POST", "url": url,
+                "headers": {"x-parley-test": "1"},
+                "body": "{\"number\": \"{{caller_number}}\"}",
+                "timeout_ms": timeout_ms,
+                "response": {"tier": "/account/tier"},
+                "next": "tiered", "on_error": "sorry"
+            },
+            "tiered": {
+                "type": "branch",
+                "rules": [{"when": {"equals": {"var": "tier", "value": "gold"}}, "next": "gold"}],
+                "default": "sorry"
+            },
+            "gold": {"type": "play", "prompts": [{"tts": "Welcome, gold member."}], "next": "bye"},
+            "sorry": {"type": "play", "prompts": [{"tts": "Sorry."}], "next": "bye"},
+            "bye": {"type": "hangup"}
+        }
+    })
+}
+
+#[test]
+fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
+    let (addr, seen) = crm_server();
+    let p = start("webhook");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        webhook_flow(
+            &format!("http://{addr}/crm?caller={{{{caller_number}}}}"),
+            5000,
+        ),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    let n = nodes(&t);
+    assert!(n.contains(&"gold".to_owned()), "{t:#?}");
+    assert!(
+        t.iter()
+            .any(|e| e["type"] == "webhook" && e["status"] == 200),
+        "{t:#?}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // The caller's number percent-encoded in the URL, JSON-escaped in the body.
+    assert_eq!(seen[0].0, "/crm?caller=%2B15550123");
+    let body: Value = serde_json::from_str(&seen[0].1).unwrap();
+    assert_eq!(body["number"], "+15550123");
+}
+
+#[test]
+fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
+    let (addr, _) = crm_server();
+    let p = start("webhookslow");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        webhook_flow(&format!("http://{addr}/slow"), 500),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    let n = nodes(&t);
+    assert!(n.contains(&"sorry".to_owned()), "{t:#?}");
+    assert!(!n.contains(&"gold".to_owned()), "{t:#?}");
+    assert!(t.iter().any(|e| e["type"] == "webhook_failed"), "{t:#?}");
+    // A scheme other than http(s) is refused the same way (error exit).
+    publish(&p, &admin, webhook_flow("file:///etc/passwd", 2000));
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let newest = calls(&p, &admin, 2).remove(0);
+    let t = trail(&newest);
+    assert!(
+        t.iter().any(|e| e["type"] == "webhook_failed"
+            && e["reason"].as_str().unwrap_or("").contains("not allowed")),
+        "{t:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Post-call survey.
+
+#[test]
+fn survey_answer_pressed_by_a_sipp_caller_is_stored_on_the_call() {
+    let p = start("survey");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        json!({
+            "version": 1, "id": "rate", "start": "ask",
+            "nodes": {
+                "ask": {
+                    "type": "survey", "survey": "csat", "scale": 5,
+                    "prompts": [{"tts": "Please rate this call from one to five."}],
+                    "timeout_ms": 8000, "next": "thanks"
+                },
+                "thanks": {"type": "play", "prompts": [{"tts": "Thank you."}], "next": "bye"},
+                "bye": {"type": "hangup"}
+            }
+        }),
+    );
+    check("caller", &caller(&p, "uac_ivr_survey.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    assert_eq!(
+        call["csat"],
+        json!({"survey": "csat", "score": 4}),
+        "{call:#}"
+    );
+    let t = trail(&call);
+    assert!(t.iter().any(|e| e["digits"] == "4"), "{t:#?}");
+}
+
+// ---------------------------------------------------------------------------
+// Transfers out through the tenant's trunk.
+
+fn transfer_flow(target: Value) -> Value {
+    json!({
+        "version": 1, "id": "out", "start": "hi",
+        "nodes": {
+            "hi": {"type": "play", "prompts": [{"tts": "Connecting you."}], "next": "go"},
+            "go": {"type": "transfer", "target": target}
+        }
+    })
+}
+
+fn add_trunk(p: &Parley, admin: &str, carrier_port: u16) {
+    http(
+        p,
+        "POST",
+        "/api/v1/trunks",
+        Some(admin),
+        Some(json!({
+            "name": "carrier",
+            "outbound_target": format!("127.0.0.1:{carrier_port}"),
+            "caller_id": "+15550100"
+        })),
+    );
+}
+
+fn transfer_outcomes(t: &[Value]) -> Vec<String> {
+    t.iter()
+        .filter(|e| e["type"] == "transfer")
+        .map(|e| e["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn transfer_to_a_number_dials_out_through_the_trunk_and_bridges() {
+    let p = start("xferout");
+    let admin = admin_token(&p);
+    let carrier_port = free_port();
+    // The carrier checks the number, the trunk's caller ID and Parley's own offer,
+    // echoes the media, and hangs up after two seconds.
+    let carrier = sipp("uas_trunk_ivr.xml", carrier_port, None)
+        .arg("-rtp_echo")
+        .spawn()
+        .unwrap();
+    add_trunk(&p, &admin, carrier_port);
+    publish(&p, &admin, transfer_flow(json!({"number": "+15550199"})));
+    let out = caller(&p, "uac_ivr_wait_bye.xml");
+    let carrier = carrier.wait_with_output().unwrap();
+    check("carrier", &carrier);
+    check("caller", &out);
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    assert_eq!(transfer_outcomes(&t), ["answered"], "{t:#?}");
+}
+
+#[test]
+fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
+    let p = start("xferfail");
+    let admin = admin_token(&p);
+    let carrier_port = free_port();
+    add_trunk(&p, &admin, carrier_port);
+    // A SIP URI on the trunk's host and port is allowed; the carrier is busy.
+    let carrier = sipp("uas_trunk_busy.xml", carrier_port, None)
+        .spawn()
+        .unwrap();
+    publish(
+        &p,
+        &admin,
+        transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{carrier_port}")})),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("busy carrier", &carrier.wait_with_output().unwrap());
+    let call = calls(&p, &admin, 1).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["busy"], "{call:#}");
+    // A SIP URI anywhere else is refused without sending anything there.
+    let elsewhere = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    publish(
+        &p,
+        &admin,
+        transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{port}")})),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 2).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
+    elsewhere.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 2048];
+    assert!(elsewhere.recv_from(&mut buf).is_err(), "nothing sent there");
+}
+
+// ---------------------------------------------------------------------------
+// Offers Parley answers with its own media: Opus-only, and INVITEs without SDP (echo
+// test `43`, dialled from the demo trunk's address 127.0.0.1).
+
+/// A raw UDP SIP caller: SIP and RTP sockets on loopback.
+struct RawCaller {
+    sip: UdpSocket,
+    rtp: UdpSocket,
+    to: SocketAddr,
+    call_id: String,
+    from_user: String,
+}
+
+impl RawCaller {
+    fn new(p: &Parley, tag: &str) -> RawCaller {
+        let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sip.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rtp.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        RawCaller {
+            sip,
+            rtp,
+            to: p.sip,
+            call_id: format!("{tag}-{}@raw.test", std::process::id()),
+            from_user: "+15550123".to_owned(),
+        }
+    }
+
+    fn me(&self) -> SocketAddr {
+        self.sip.local_addr().unwrap()
+    }
+
+    fn send(&self, msg: &str) {
+        self.sip.send_to(msg.as_bytes(), self.to).unwrap();
+    }
+
+    fn recv_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let mut buf = [0u8; 65536];
+        loop {
+            let (n, _) = self.sip.recv_from(&mut buf).expect("no reply from parley");
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if done(&text) {
+                return text;
+            }
+        }
+    }
+
+    fn request(&self, method: &str, cseq: u32, to_tag: &str, sdp: &str) -> String {
+        let me = self.me();
+        let ct = if sdp.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_owned()
+        };
+        format!(
+            "{method} sip:43@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}x;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=raw1\r\nTo: <sip:43@{to}>{to_tag}\r\n\
+             Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{ct}\
+             Content-Length: {len}\r\n\r\n{sdp}",
+            to = self.to,
+            ip = me.ip(),
+            cid = self.call_id,
+            user = self.from_user,
+            len = sdp.len(),
+        )
+    }
+
+    fn sdp(&self, formats: &str, rtpmaps: &str) -> String {
+        let port = self.rtp.local_addr().unwrap().port();
+        format!(
+            "v=0\r\no=raw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP {formats}\r\n{rtpmaps}"
+        )
+    }
+
+    /// INVITE with `sdp` (may be empty); returns (200 OK text, To tag param).
+    fn invite(&self, sdp: &str) -> (String, String) {
+        self.send(&self.request("INVITE", 1, "", sdp));
+        let ok = self.recv_until(|r| r.starts_with("SIP/2.0 ") && !r.starts_with("SIP/2.0 1"));
+        assert!(ok.starts_with("SIP/2.0 200 "), "{ok}");
+        let to = ok
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+            .unwrap();
+        let tag = to[to.find(";tag=").unwrap()..].trim().to_owned();
+        (ok, tag)
+    }
+
+    fn bye(&self, tag: &str) {
+        self.send(&self.request("BYE", 3, tag, ""));
+        let r = self.recv_until(|r| r.contains(" BYE\r\n") && r.starts_with("SIP/2.0 2"));
+        if std::env::var_os("PARLEY_TEST_LOG").is_some() {
+            eprintln!("BYE answered: {r}");
+        }
+        assert!(r.starts_with("SIP/2.0 200"), "{r}");
+    }
+}
+
+/// The RTP address in an SDP body, and the m-line.
+fn media_of(msg: &str) -> (SocketAddr, String) {
+    let body = &msg[msg.find("\r\n\r\n").unwrap() + 4..];
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .unwrap()
+        .trim();
+    let m = body
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .unwrap()
+        .to_owned();
+    let port: u16 = m.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (SocketAddr::new(ip.parse().unwrap(), port), m)
+}
+
+fn rtp_packet(pt: u8, seq: u16, ts: u32, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, pt & 0x7f];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&0x0b0e_0c0du32.to_be_bytes());
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Sends `frames` paced at 20 ms and collects the payloads of type `pt` coming back.
+fn talk(
+    c: &RawCaller,
+    remote: SocketAddr,
+    pt: u8,
+    frames: &[Vec<u8>],
+    ts_step: u32,
+) -> Vec<Vec<u8>> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    c.rtp.set_nonblocking(true).unwrap();
+    let t0 = std::time::Instant::now();
+    for (k, f) in frames.iter().enumerate() {
+        let k16 = u16::try_from(k).unwrap();
+        c.rtp
+            .send_to(&rtp_packet(pt, k16, ts_step * u32::from(k16), f), remote)
+            .unwrap();
+        let next = t0 + Duration::from_millis(20) * (u32::from(k16) + 1);
+        while std::time::Instant::now() < next {
+            while let Ok((n, _)) = c.rtp.recv_from(&mut buf) {
+                if n > 12 && buf[1] & 0x7f == pt {
+                    got.push(buf[12..n].to_vec());
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    c.rtp.set_nonblocking(false).unwrap();
+    // The leg keeps sending (silence): drain for half a second only.
+    let end = std::time::Instant::now() + Duration::from_millis(500);
+    while std::time::Instant::now() < end
+        && let Ok((n, _)) = c.rtp.recv_from(&mut buf)
+    {
+        if n > 12 && buf[1] & 0x7f == pt {
+            got.push(buf[12..n].to_vec());
+        }
+    }
+    got
+}
+
+#[test]
+fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
+    let p = start("opusecho");
+    let c = RawCaller::new(&p, "opus");
+    let sdp = c.sdp(
+        "96 97",
+        "a=rtpmap:96 opus/48000/2\r\na=fmtp:96 useinbandfec=1\r\na=rtpmap:97 telephone-event/48000\r\n",
+    );
+    let (ok, tag) = c.invite(&sdp);
+    let (remote, m) = media_of(&ok);
+    assert!(
+        m.ends_with("RTP/AVP 96 97"),
+        "Opus and telephone-event answered: {m}\n{ok}"
+    );
+    assert!(ok.contains("a=rtpmap:96 opus/48000/2"), "{ok}");
+    c.send(&c.request("ACK", 1, &tag, ""));
+    // 2 s of a 440 Hz tone, Opus at 48 kHz (20 ms frames).
+    let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+    let frames: Vec<Vec<u8>> = (0..100)
+        .map(|k| {
+            let pcm: Vec<i16> = (0..960)
+                .map(|i| {
+                    let t = f64::from(k * 960 + i) / 48000.0;
+                    (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            enc.encode_vec(&pcm, 400).unwrap()
+        })
+        .collect();
+    let back = talk(&c, remote, 96, &frames, 960);
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Mono).unwrap();
+    let mut loud = 0;
+    for pkt in &back {
+        let mut pcm = vec![0i16; 5760];
+        let n = dec.decode(pkt, &mut pcm, false).unwrap();
+        let energy = pcm[..n].iter().map(|s| i64::from(*s).abs()).sum::<i64>() / n.max(1) as i64;
+        if energy > 500 {
+            loud += 1;
+        }
+    }
+    assert!(
+        loud >= 25,
+        "{loud} loud Opus frames echoed of {} received",
+        back.len()
+    );
+    c.bye(&tag);
+    // The echo call is on the caller's timeline with its quality figures (the final
+    // report of a call shorter than the report interval).
+    let admin = admin_token(&p);
+    let call = calls(&p, &admin, 1).remove(0);
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["service"], "echo", "{body:#}");
+    let q = &body["quality"];
+    assert!(q["packets_received"].as_u64().unwrap() >= 80, "{body:#}");
+    assert!(q["mos"].as_f64().unwrap() > 3.0, "{body:#}");
+}
+
+#[test]
+fn an_invite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() {
+    let p = start("nosdp");
+    let c = RawCaller::new(&p, "nosdp");
+    let (ok, tag) = c.invite("");
+    let (remote, m) = media_of(&ok);
+    assert!(m.ends_with("RTP/AVP 0 101"), "PCMU offered: {m}\n{ok}");
+    c.send(&c.request(
+        "ACK",
+        1,
+        &tag,
+        &c.sdp(
+            "0 101",
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        ),
+    ));
+    let frames: Vec<Vec<u8>> = (0..50u8)
+        .map(|k| {
+            (0..160u8)
+                .map(|i| 0x10 + (k.wrapping_mul(7).wrapping_add(i.wrapping_mul(3))) % 100)
+                .collect()
+        })
+        .collect();
+    let back = talk(&c, remote, 0, &frames, 160);
+    let echoed = frames.iter().filter(|f| back.contains(f)).count();
+    assert!(echoed >= 40, "{echoed} of 50 frames echoed");
+    c.bye(&tag);
+    // An ACK without an answer: Parley hangs up with a cause.
+    let c = RawCaller::new(&p, "nosdp-noanswer");
+    let (_, tag) = c.invite("");
+    c.send(&c.request("ACK", 1, &tag, ""));
+    let bye = c.recv_until(|r| r.starts_with("BYE "));
+    assert!(bye.contains("cause=88"), "{bye}");
+}
+
+#[test]
+fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
+    let p = start("anon");
+    let admin = admin_token(&p);
+    for (i, user) in ["anonymous", "Withheld"].iter().enumerate() {
+        let mut c = RawCaller::new(&p, &format!("anon{i}"));
+        c.from_user = (*user).to_owned();
+        let (_, tag) = c.invite(&c.sdp("0", "a=rtpmap:0 PCMU/8000\r\n"));
+        c.send(&c.request("ACK", 1, &tag, ""));
+        c.bye(&tag);
+    }
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        let list = http(&p, "GET", "/api/v1/customers?q=Unknown", Some(&admin), None);
+        let unknown: Vec<&Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == "Unknown callers")
+            .collect();
+        assert!(unknown.len() <= 1, "one per tenant: {list:#}");
+        if let Some(u) = unknown.first() {
+            let id = u["id"].as_str().unwrap();
+            let tl = http(
+                &p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(&admin),
+                None,
+            );
+            found = tl["items"].as_array().unwrap().clone();
+            if found.len() >= 2 {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(found.len(), 2, "{found:#?}");
+    for call in &found {
+        assert_eq!(call["kind"], "call");
+        let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+        assert!(
+            ["anonymous", "Withheld"].contains(&body["caller"].as_str().unwrap()),
+            "{body:#}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Recording format switch.
+
+#[test]
+fn voicemail_is_recorded_as_ogg_opus_when_configured() {
+    let p = start_with("vmopus", &[("PARLEY_RECORDING_FORMAT", "opus")]);
+    let admin = admin_token(&p);
+    // The demo flow, open around the clock: press 3 for voicemail.
+    http(
+        &p,
+        "PUT",
+        "/api/v1/ivr/calendars/main",
+        Some(&admin),
+        Some(json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
+                        "open": "00:00", "close": "23:59:59.999"}],
+            "holidays": []
+        })),
+    );
+    let out = sipp("uac_ivr_voicemail.xml", free_port(), Some(p.sip))
+        .args(["-s", "15550100"])
+        .output()
+        .unwrap();
+    check("caller", &out);
+    let call = calls(&p, &admin, 1).remove(0);
+    let att = &call["attachments"][0];
+    assert_eq!(att["name"], "voicemail.opus", "{call:#}");
+    assert_eq!(att["content_type"], "audio/ogg");
+    let path = p.dir.join("data").join(att["location"].as_str().unwrap());
+    let mut r = ogg::reading::PacketReader::new(std::fs::File::open(&path).unwrap());
+    let head = r.read_packet().unwrap().unwrap();
+    assert_eq!(&head.data[..8], b"OpusHead");
+    let _tags = r.read_packet().unwrap().unwrap();
+    let mut dec = opus::Decoder::new(48000, opus::Channels::Stereo).unwrap();
+    let (mut frames, mut loud) = (0usize, 0usize);
+    while let Some(pkt) = r.read_packet().unwrap() {
+        let mut f = [0i16; 5760 * 2];
+        let n = dec.decode(&pkt.data, &mut f, false).unwrap();
+        frames += n;
+        // The caller's channel (left) carries the talking from g711a.pcap.
+        let left: i64 = f[..n * 2]
+            .iter()
+            .step_by(2)
+            .map(|s| i64::from(*s).abs())
+            .sum();
+        if n > 0 && left / n as i64 > 200 {
+            loud += 1;
+        }
+    }
+    let secs = frames as f64 / 48000.0;
+    assert!(secs >= 1.0, "voicemail of {secs} s");
+    assert!(loud >= 10, "{loud} loud packets on the caller's channel");
+}

@@ -48,6 +48,7 @@ pub mod sla;
 mod store;
 pub mod telephony;
 pub mod timeline;
+pub mod transcripts;
 mod types;
 
 pub use error::{Error, Result};

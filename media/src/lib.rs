@@ -121,4 +121,5 @@ pub use event::{
     CallId, DtmfSource, Event, HangupCause, LegId, QualityStats, RecordingMeta, RoomId,
 };
 pub use player::{PlayOptions, Prompt, Source};
+pub use parley_media_core::tap::{TAP_MAX_SAMPLES, TapChannel, TapFrame, TapSender, tap_channel};
 pub use worker::RoomMode;

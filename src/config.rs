@@ -46,8 +46,15 @@ pub(crate) struct Config {
     pub(crate) max_prompt_bytes: usize,
     /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub(crate) log_format: String,
-    /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`).
+    /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
+    /// transcription and no IVR speech input.
     pub(crate) speech_model: Option<PathBuf>,
+    /// Whisper worker threads, 0 = one per two cores (`PARLEY_SPEECH_WORKERS`).
+    pub(crate) speech_workers: usize,
+    /// Threads per whisper run (`PARLEY_SPEECH_THREADS`).
+    pub(crate) speech_threads: usize,
+    /// Live utterances queued before transcription degrades (`PARLEY_SPEECH_QUEUE`).
+    pub(crate) speech_queue: usize,
 }
 
 impl Default for Config {
@@ -70,6 +77,9 @@ impl Default for Config {
             max_prompt_bytes: 10 << 20,
             log_format: "text".into(),
             speech_model: None,
+            speech_workers: 0,
+            speech_threads: 2,
+            speech_queue: 8,
         }
     }
 }

@@ -16,14 +16,23 @@ use crate::{Error, Result, Store};
 pub struct SpeechSettings {
     /// Transcribe calls live (the "AI toggle"). Off by default.
     pub transcription: bool,
+    /// Transcribe only callers whose customer record has recording consent (on by
+    /// default); off: the tenant's own call notice covers every caller.
+    #[serde(default = "yes")]
+    pub require_consent: bool,
     /// Phrases that alert supervisors when said (case-insensitive, whole words).
     pub alert_phrases: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for SpeechSettings {
     fn default() -> Self {
         SpeechSettings {
             transcription: false,
+            require_consent: true,
             alert_phrases: vec!["cancel my account".into(), "lawyer".into()],
         }
     }
@@ -67,15 +76,16 @@ fn check_speaker(s: &TranscriptSegment) -> Result<()> {
 impl Store {
     /// The tenant's speech settings (defaults when never set).
     pub async fn speech_settings(&self, actor: &Actor) -> Result<SpeechSettings> {
-        let row: Option<(i64, String)> = sqlx::query_as(
-            "SELECT transcription, alert_phrases FROM speech_settings WHERE tenant_id = $1",
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT transcription, require_consent, alert_phrases FROM speech_settings WHERE tenant_id = $1",
         )
         .bind(&actor.tenant_id)
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
-            Some((t, phrases)) => SpeechSettings {
+            Some((t, consent, phrases)) => SpeechSettings {
                 transcription: t != 0,
+                require_consent: consent != 0,
                 alert_phrases: from_json_text("speech_settings.alert_phrases", &phrases)?,
             },
             None => SpeechSettings::default(),
@@ -103,19 +113,21 @@ impl Store {
         }
         let settings = SpeechSettings {
             transcription: settings.transcription,
+            require_consent: settings.require_consent,
             alert_phrases: phrases,
         };
         let before = self.speech_settings(actor).await?;
         let now = self.now();
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO speech_settings (tenant_id, transcription, alert_phrases, updated_at)
-             VALUES ($1, $2, $3, $4)
+            "INSERT INTO speech_settings (tenant_id, transcription, require_consent, alert_phrases, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (tenant_id) DO UPDATE
-             SET transcription = $2, alert_phrases = $3, updated_at = $4",
+             SET transcription = $2, require_consent = $3, alert_phrases = $4, updated_at = $5",
         )
         .bind(&actor.tenant_id)
         .bind(flag(settings.transcription))
+        .bind(flag(settings.require_consent))
         .bind(json_text(&settings.alert_phrases))
         .bind(now.0)
         .execute(&mut *tx)

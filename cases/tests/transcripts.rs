@@ -63,7 +63,7 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
     let a = h.tenant("acme").await;
     let b = h.tenant("other").await;
     let s = h.store.speech_settings(&a).await.unwrap();
-    assert!(!s.transcription);
+    assert!(!s.transcription && s.require_consent);
     assert!(s.alert_phrases.contains(&"lawyer".to_owned()));
     let mut events = h.store.subscribe();
     let set = h
@@ -72,12 +72,14 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
             &a,
             SpeechSettings {
                 transcription: true,
+                require_consent: false,
                 alert_phrases: vec!["  Cancel   My Account ".into(), "refund".into(), "".into()],
             },
         )
         .await
         .unwrap();
     assert_eq!(set.alert_phrases, vec!["cancel my account", "refund"]);
+    assert!(!set.require_consent);
     assert_eq!(h.store.speech_settings(&a).await.unwrap(), set);
     // Updating again replaces.
     let off = h
@@ -86,6 +88,7 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
             &a,
             SpeechSettings {
                 transcription: false,
+                require_consent: true,
                 alert_phrases: vec![],
             },
         )

@@ -5,6 +5,7 @@
 CREATE TABLE speech_settings (
     tenant_id       TEXT PRIMARY KEY REFERENCES tenants(id),
     transcription   BIGINT NOT NULL DEFAULT 0,
+    require_consent BIGINT NOT NULL DEFAULT 1,
     alert_phrases   TEXT NOT NULL DEFAULT '[]',
     updated_at      BIGINT NOT NULL
 );

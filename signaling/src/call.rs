@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 mod ivr;
+mod speech;
 
 use crate::SipConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
@@ -213,6 +214,8 @@ struct Call {
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
     agent_offer: Option<Bytes>,
+    /// Live transcription of the call's media legs (call/speech.rs).
+    speech: Option<speech::CallSpeech>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -269,6 +272,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         store: store.clone(),
         ivr: None,
         agent_offer: None,
+        speech: None,
     };
     call.respond(100, None, None).await;
     match call.route(&store, &auth).await {
@@ -343,6 +347,7 @@ pub(crate) async fn run(ctx: CallCtx) {
                 Some(ev) => call.on_media_event(ev).await,
                 None => call.media = None, // the engine stopped
             },
+            Some(ev) = speech::next_event(&mut call.speech) => call.on_speech_event(ev).await,
         }
     }
     call.ivr_finish().await;
@@ -546,11 +551,14 @@ impl Call {
         let Some(run) = run else {
             return self.ring_agents(store, &tenant_id).await;
         };
+        let mut run = run;
+        run.set_speech_available(self.speech_available());
         self.ivr = Some(run);
         if let Err((code, reason)) = self.answer_with_media().await {
             self.ivr = None;
             return self.reject(code, reason, None).await;
         }
+        self.speech_start().await;
         self.ivr_run().await;
     }
 

@@ -120,6 +120,8 @@ pub struct SipConfig {
     pub rtp_timeout: Option<Duration>,
     /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The local speech engine (live transcription, IVR speech input); `None`: off.
+    pub speech: Option<Arc<parley_speech::SpeechEngine>>,
 }
 
 impl SipConfig {
@@ -141,6 +143,7 @@ impl SipConfig {
             media: None,
             rtp_timeout: Some(Duration::from_secs(30)),
             data_dir: None,
+            speech: None,
         }
     }
 }

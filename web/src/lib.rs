@@ -170,6 +170,7 @@ impl AppState {
         (name = "events", description = "Live events over WebSocket"),
         (name = "ivr", description = "IVR flows (drafts, validation, simulation, versions, rollback), calendars, numbers, prompts"),
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
+        (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
     )
 )]
 struct ApiDoc;

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod flows;
+mod speech;
 
 use axum::Router;
 use axum::body::Body;

@@ -48,7 +48,7 @@ fn rtf(model: &std::path::Path, threads: usize) {
             }
             let mean = start.elapsed() / runs as u32;
             let ctx = if fit {
-                parley_speech::fitted_audio_ctx(clip.len().max(parley_speech::whisper::MIN_CLIP_SAMPLES)).to_string()
+                parley_speech::fitted_audio_ctx(clip.len().max(parley_speech::whisper::MIN_CLIP_SAMPLES), parley_speech::whisper::MIN_AUDIO_CTX).to_string()
             } else {
                 "1500 (30 s)".into()
             };
@@ -64,16 +64,20 @@ fn rtf(model: &std::path::Path, threads: usize) {
 fn wer(model: &std::path::Path, threads: usize) {
     let m = parley_speech::Model::load(model).expect("model");
     let mut t = m.transcriber(threads).expect("state");
+    let floor = env_usize("SPEECH_MIN_CTX", parley_speech::whisper::MIN_AUDIO_CTX as usize) as i32;
+    t.set_min_audio_ctx(floor);
     let sentences = common::sentences();
-    println!("## WER on {} espeak-ng sentences, 8 kHz -> 16 kHz", sentences.len());
+    let rate: u32 = env_usize("SPEECH_WER_RATE", 8000) as u32;
+    println!("## WER on {} espeak-ng sentences, {rate} Hz -> 16 kHz", sentences.len());
     for fit in [false, true] {
         let (mut errs, mut words) = (0, 0);
         let mut worst = Vec::new();
         for s in &sentences {
-            let mut pcm = vec![0i16; 2400];
-            pcm.extend(common::speak_8k(s));
-            pcm.extend(vec![0i16; 2400]);
-            let a = parley_speech::resample::clip_to_16k(&pcm, 8000).expect("resample");
+            let pad = vec![0i16; rate as usize * 3 / 10];
+            let mut pcm = pad.clone();
+            pcm.extend(common::speak(s, rate));
+            pcm.extend(&pad);
+            let a = parley_speech::resample::clip_to_16k(&pcm, rate).expect("resample");
             let hyp = t.transcribe(&a, fit).expect("transcribe");
             let (e, n) = common::wer(s, &hyp);
             errs += e;
@@ -83,7 +87,7 @@ fn wer(model: &std::path::Path, threads: usize) {
             }
         }
         println!(
-            "fit_audio_ctx={fit}: WER {:.1}% ({errs}/{words} words)",
+            "fit_audio_ctx={fit} (floor {floor}): WER {:.1}% ({errs}/{words} words)",
             100.0 * errs as f64 / words as f64
         );
         for w in worst {

@@ -12,16 +12,17 @@ use crate::error::{Error, Result};
 
 /// whisper's full encoder context: 1500 frames for 30 s (50 per second).
 pub const FULL_AUDIO_CTX: i32 = 1500;
-/// The smallest fitted context (below this tiny.en starts to hallucinate or drop words).
-pub const MIN_AUDIO_CTX: i32 = 256;
+/// The smallest fitted context (~7.7 s). Lower floors cost tiny.en words on 8 kHz call
+/// audio (see BENCHMARKS.md).
+pub const MIN_AUDIO_CTX: i32 = 384;
 /// whisper.cpp refuses clips under a second; shorter ones are padded with silence.
 pub const MIN_CLIP_SAMPLES: usize = 16_000 + 1600;
 
 /// The encoder context for a clip of `samples` at 16 kHz: ~50 frames per second plus
-/// a margin of 32, at least [`MIN_AUDIO_CTX`], at most [`FULL_AUDIO_CTX`].
-pub fn fitted_audio_ctx(samples: usize) -> i32 {
+/// a margin of 32, at least `floor` (e.g. [`MIN_AUDIO_CTX`]), at most [`FULL_AUDIO_CTX`].
+pub fn fitted_audio_ctx(samples: usize, floor: i32) -> i32 {
     let frames = (samples as u64 * 50).div_ceil(16_000) as i32 + 32;
-    frames.clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
+    frames.clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
 }
 
 /// A loaded model, shared by the workers.
@@ -62,6 +63,7 @@ impl Model {
         Ok(Transcriber {
             state,
             threads: threads.max(1),
+            min_ctx: MIN_AUDIO_CTX,
             pad: Vec::new(),
         })
     }
@@ -71,6 +73,7 @@ impl Model {
 pub struct Transcriber {
     state: WhisperState,
     threads: usize,
+    min_ctx: i32,
     pad: Vec<f32>,
 }
 
@@ -83,6 +86,11 @@ impl std::fmt::Debug for Transcriber {
 }
 
 impl Transcriber {
+    /// Sets the floor of the fitted encoder context.
+    pub fn set_min_audio_ctx(&mut self, floor: i32) {
+        self.min_ctx = floor;
+    }
+
     /// Transcribes 16 kHz mono audio (English, greedy). `fit`: shrink the encoder
     /// context to the clip ([`fitted_audio_ctx`]); otherwise whisper's 30 s window.
     pub fn transcribe(&mut self, audio: &[f32], fit: bool) -> Result<String> {
@@ -107,9 +115,12 @@ impl Transcriber {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_suppress_nst(true);
+        // Greedy without temperature fallback (latency), but bounded: a decoder stuck
+        // in a repetition loop stops at ~8 tokens per second of audio.
         p.set_temperature_inc(0.0);
+        p.set_max_tokens((16 + audio.len() / 2000) as i32);
         if fit {
-            p.set_audio_ctx(fitted_audio_ctx(audio.len()));
+            p.set_audio_ctx(fitted_audio_ctx(audio.len(), self.min_ctx));
         }
         self.state.full(p, audio).map_err(|e| Error::Transcribe {
             what: e.to_string(),
@@ -145,9 +156,10 @@ mod tests {
 
     #[test]
     fn audio_ctx_is_fitted_with_a_floor() {
-        assert_eq!(fitted_audio_ctx(16_000), MIN_AUDIO_CTX);
-        assert_eq!(fitted_audio_ctx(16_000 * 10), 532);
-        assert_eq!(fitted_audio_ctx(16_000 * 40), FULL_AUDIO_CTX);
+        assert_eq!(fitted_audio_ctx(16_000, MIN_AUDIO_CTX), MIN_AUDIO_CTX);
+        assert_eq!(fitted_audio_ctx(16_000 * 10, 256), 532);
+        assert_eq!(fitted_audio_ctx(16_000 * 10, 768), 768);
+        assert_eq!(fitted_audio_ctx(16_000 * 40, MIN_AUDIO_CTX), FULL_AUDIO_CTX);
     }
 
     #[test]

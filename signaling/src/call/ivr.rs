@@ -56,6 +56,18 @@ pub(super) struct IvrRun {
     quality: Option<parley_media::QualityStats>,
 }
 
+impl IvrRun {
+    /// The tenant's system actor the flow acts as.
+    pub(super) fn actor(&self) -> Actor {
+        self.actor.clone()
+    }
+
+    /// Offer speech input in `speech` nodes (a speech engine is configured).
+    pub(super) fn set_speech_available(&mut self, on: bool) {
+        self.env.speech_available = on;
+    }
+}
+
 /// Starts a playback on the caller's leg, counting the one it replaces.
 fn media_play(
     media: Option<&super::Media>,
@@ -236,6 +248,21 @@ async fn tts(data_dir: &Path, text: &str) -> PromptSource {
 }
 
 impl Call {
+    /// The flow's actor, if a flow runs.
+    pub(super) fn ivr_actor(&self) -> Option<Actor> {
+        self.ivr.as_ref().map(IvrRun::actor)
+    }
+
+    /// The caller's number as the flow knows it.
+    pub(super) fn ivr_caller(&self) -> String {
+        self.ivr.as_ref().map(|r| r.caller.clone()).unwrap_or_default()
+    }
+
+    /// The caller's customer record, if there is one (never created here).
+    pub(super) async fn ivr_find_customer(&mut self, number: &str) -> Result<Option<String>, String> {
+        self.find_customer(number, false).await
+    }
+
     /// Feeds the pending interpreter events and executes the actions they produce.
     pub(super) async fn ivr_run(&mut self) {
         loop {
@@ -569,7 +596,9 @@ impl Call {
                 // The call itself ends in `ivr_run` unless agents ring or talk.
                 tracing::debug!(call = self.no, ?reason, "flow ended");
             }
-            // Speech is off (no recogniser); the rest is informational here.
+            Action::StartSpeechRecognition { .. } => self.speech_listen(true),
+            Action::StopSpeechRecognition => self.speech_listen(false),
+            // The rest is informational here.
             _ => {}
         }
     }
@@ -742,15 +771,19 @@ impl Call {
                 let _ = m.handle.join(room, m.leg, RoomMode::Full);
                 let _ = m.handle.join(room, agent_leg, RoomMode::Full);
                 run.room = Some(room);
-                true
             }
-            Err(_) => false,
+            Err(_) => return false,
         }
+        self.speech_agent_bridged(agent_leg);
+        true
     }
 
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
     /// that the queue call was answered (it goes on, e.g. to a survey).
     pub(super) fn ivr_agent_left(&mut self) {
+        if let Some(leg) = self.ivr.as_ref().and_then(|r| r.agent_leg) {
+            self.speech_untap(leg);
+        }
         let (Some(m), Some(run)) = (&self.media, self.ivr.as_mut()) else {
             return;
         };
@@ -788,6 +821,13 @@ impl Call {
                 }
             }
         }
+        let speech = self.speech_finish().await;
+        let voicemail_text = match (self.speech_transcribes() || speech.is_some(), &recording) {
+            (true, Some(path)) if self.ivr.as_ref().is_some_and(|r| r.voicemail.is_some()) => {
+                self.speech_voicemail(path.clone()).await
+            }
+            _ => None,
+        };
         self.media = None;
         if let Some(run) = self.ivr.as_mut()
             && !run.is_ended()
@@ -836,13 +876,33 @@ impl Call {
                 "packets_sent": q.packets_sent,
             })
         });
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else { "Call through the IVR" },
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
-        })
-        .to_string();
+        });
+        // The transcript and what it says (speech.rs): in the body, so the timeline
+        // shows it and full-text search finds its words.
+        let mut tags = vec!["ivr".to_owned()];
+        let (mut sentiment, mut intent) = (None, None);
+        if let Some(f) = &speech {
+            body["transcript"] = f.insights.transcript.clone().into();
+            body["transcript_summary"] = f.insights.summary.clone().into();
+            body["keywords"] = serde_json::json!(f.insights.keywords);
+            body["sentiment_trend"] = serde_json::to_value(&f.insights.trend).unwrap_or_default();
+            body["alerts"] = serde_json::to_value(&f.insights.alerts).unwrap_or_default();
+            sentiment = Some(f64::from(f.insights.trend.overall));
+            intent.clone_from(&f.insights.intent);
+            tags.push("transcribed".into());
+        }
+        if let Some(t) = &voicemail_text {
+            body["voicemail_transcript"] = t.clone().into();
+            if intent.is_none() {
+                intent = parley_speech::detect_intent(t).map(str::to_owned);
+            }
+        }
+        let body = body.to_string();
         let attachments = run
             .voicemail
             .iter()
@@ -861,12 +921,21 @@ impl Call {
             attachments,
             case_id: run.case_id.clone(),
             occurred_at: None,
-            sentiment: None,
-            intent: None,
-            tags: vec!["ivr".into()],
+            sentiment,
+            intent,
+            tags,
         };
-        if let Err(e) = self.store.add_interaction(&run.actor, &customer, new).await {
-            tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        match self.store.add_interaction(&run.actor, &customer, new).await {
+            Ok(i) => {
+                if let Some(f) = &speech
+                    && let Err(e) = self.store.save_transcript(&run.actor, &i.id, &f.segments).await
+                {
+                    tracing::warn!(call = self.no, error = %e, "cannot store the transcript");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ mod customers;
 mod directory;
 pub(crate) mod events;
 mod flows;
+mod speech;
 mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -22,6 +23,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(admin::router())
         .merge(flows::router())
         .merge(telephony::router())
+        .merge(speech::router())
 }
 
 /// Common list parameters.

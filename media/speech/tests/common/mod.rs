@@ -27,6 +27,11 @@ pub fn model() -> Option<PathBuf> {
 
 /// `text` spoken by espeak-ng, as 8 kHz mono 16-bit PCM (sox resamples).
 pub fn speak_8k(text: &str) -> Vec<i16> {
+    speak(text, 8000)
+}
+
+/// `text` spoken by espeak-ng at `rate` Hz, mono 16-bit PCM.
+pub fn speak(text: &str, rate: u32) -> Vec<i16> {
     let dir = std::env::temp_dir().join(format!(
         "parley-speech-{}-{}",
         std::process::id(),
@@ -44,7 +49,7 @@ pub fn speak_8k(text: &str) -> Vec<i16> {
     assert!(ok.success(), "espeak-ng failed");
     let ok = Command::new("sox")
         .arg(&wav)
-        .args(["-r", "8000", "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
         .arg(&raw)
         .status()
         .expect("sox (scripts/setup.sh --test installs it)");

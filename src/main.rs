@@ -333,14 +333,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         sip.udp_addr(),
         sip.tcp_addr()
     );
-    let app = parley_web::app(
-        parley_web::AppState::new(store.clone(), web_cfg)
-            .with_sip(std::sync::Arc::new(SipView {
-                sip: sip.inspector(),
-                media: engine.clone(),
-                speech,
-            })),
-    );
+    let app = parley_web::app(parley_web::AppState::new(store.clone(), web_cfg).with_sip(
+        std::sync::Arc::new(SipView {
+            sip: sip.inspector(),
+            media: engine.clone(),
+            speech,
+        }),
+    ));
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.http_addr))?;

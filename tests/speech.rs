@@ -191,7 +191,10 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     let Some(model) = model() else { return };
     let p = start(
         "speechlive",
-        &[("PARLEY_SPEECH_MODEL", &model), ("PARLEY_SPEECH_WORKERS", "1")],
+        &[
+            ("PARLEY_SPEECH_MODEL", &model),
+            ("PARLEY_SPEECH_WORKERS", "1"),
+        ],
     );
     let admin = admin_token(&p);
     open_all_week(&p, &admin);
@@ -223,12 +226,23 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     let segs = transcript_events(&seen, "transcript.segment");
     let live: String = segs
         .iter()
-        .map(|e| e["data"]["segment"]["text"].as_str().unwrap_or_default().to_lowercase())
+        .map(|e| {
+            e["data"]["segment"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+        })
         .collect::<Vec<_>>()
         .join(" | ");
-    assert!(live.contains("internet") && live.contains("working"), "{live}");
+    assert!(
+        live.contains("internet") && live.contains("working"),
+        "{live}"
+    );
     assert!(live.contains("manager"), "{live}");
-    assert!(segs.iter().all(|e| e["data"]["segment"]["speaker"] == "caller"));
+    assert!(
+        segs.iter()
+            .all(|e| e["data"]["segment"]["speaker"] == "caller")
+    );
     let first = &segs[0]["data"]["segment"];
     assert!(first["start_ms"].as_i64().unwrap() >= 500, "{first}");
     assert!(first["end_ms"].as_i64() > first["start_ms"].as_i64());
@@ -243,12 +257,30 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     // Stored: transcript, summary, keywords, trend on the interaction; segments apart.
     let call = stored_call(&p, &sup);
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
-    let transcript = body["transcript"].as_str().unwrap_or_default().to_lowercase();
+    let transcript = body["transcript"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
     assert!(transcript.contains("caller: "), "{body:#}");
     assert!(transcript.contains("internet"), "{body:#}");
-    assert!(body["sentiment_trend"]["points"].as_array().is_some_and(|p| p.len() >= 2));
-    assert!(!body["transcript_summary"].as_str().unwrap_or_default().is_empty());
-    assert!(call["tags"].as_array().unwrap().iter().any(|t| t == "transcribed"));
+    assert!(
+        body["sentiment_trend"]["points"]
+            .as_array()
+            .is_some_and(|p| p.len() >= 2)
+    );
+    assert!(
+        !body["transcript_summary"]
+            .as_str()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert!(
+        call["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "transcribed")
+    );
     assert_eq!(call["intent"], "technical_support", "{call:#}");
     let id = call["id"].as_str().unwrap();
     let stored = http(
@@ -266,7 +298,10 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
         Some(&sup),
         None,
     );
-    let hits = hits.as_array().cloned().unwrap_or_else(|| hits["items"].as_array().cloned().unwrap_or_default());
+    let hits = hits
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| hits["items"].as_array().cloned().unwrap_or_default());
     assert!(hits.iter().any(|h| h["id"] == call["id"]), "{hits:?}");
     // Metrics: the engine reports its work; nothing was dropped on the media path.
     assert!(counter(&p, &admin, "speech_live_segments_total") >= 2);
@@ -305,13 +340,23 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
     doc["nodes"]["billing_end"] = json!({"type": "hangup", "cause": "normal"});
     doc["nodes"]["tech_end"] = json!({"type": "hangup", "cause": "normal"});
     http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    http(&p, "POST", "/api/v1/ivr/flows/demo/publish", Some(&admin), None);
+    http(
+        &p,
+        "POST",
+        "/api/v1/ivr/flows/demo/publish",
+        Some(&admin),
+        None,
+    );
     let uac = ProtoUac::new(p.sip);
     let (_dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
     // Through the greeting and the question, then the answer.
     player.play(&uac, remote, &silence(7000));
-    player.play(&uac, remote, &speak_ulaw("My internet connection is not working."));
+    player.play(
+        &uac,
+        remote,
+        &speak_ulaw("My internet connection is not working."),
+    );
     // The flow hangs up on us from the "technical" branch (bounded: 90 s of audio).
     uac.sip
         .set_read_timeout(Some(Duration::from_millis(20)))
@@ -339,7 +384,10 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     let trail = body["ivr_trail"].as_array().unwrap();
     let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
-    assert!(nodes.contains(&"ask") && nodes.contains(&"tech_end"), "{trail:?}");
+    assert!(
+        nodes.contains(&"ask") && nodes.contains(&"tech_end"),
+        "{trail:?}"
+    );
     assert!(!nodes.contains(&"billing_end"), "{trail:?}");
     let heard = trail
         .iter()

@@ -101,7 +101,12 @@ impl Store {
         let mut phrases: Vec<String> = settings
             .alert_phrases
             .iter()
-            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase())
+            .map(|p| {
+                p.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            })
             .filter(|p| !p.is_empty())
             .collect();
         phrases.dedup();
@@ -197,13 +202,12 @@ impl Store {
         for s in segments {
             check_speaker(s)?;
         }
-        let customer: Option<(String,)> = sqlx::query_as(
-            "SELECT customer_id FROM interactions WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(&actor.tenant_id)
-        .bind(interaction_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let customer: Option<(String,)> =
+            sqlx::query_as("SELECT customer_id FROM interactions WHERE tenant_id = $1 AND id = $2")
+                .bind(&actor.tenant_id)
+                .bind(interaction_id)
+                .fetch_optional(self.pool())
+                .await?;
         let (customer_id,) = customer.ok_or(Error::not_found("interaction"))?;
         let now = self.now();
         let mut tx = self.write_tx().await?;

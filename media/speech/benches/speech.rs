@@ -48,7 +48,11 @@ fn rtf(model: &std::path::Path, threads: usize) {
             }
             let mean = start.elapsed() / runs as u32;
             let ctx = if fit {
-                parley_speech::fitted_audio_ctx(clip.len().max(parley_speech::whisper::MIN_CLIP_SAMPLES), parley_speech::whisper::MIN_AUDIO_CTX).to_string()
+                parley_speech::fitted_audio_ctx(
+                    clip.len().max(parley_speech::whisper::MIN_CLIP_SAMPLES),
+                    parley_speech::whisper::MIN_AUDIO_CTX,
+                )
+                .to_string()
             } else {
                 "1500 (30 s)".into()
             };
@@ -64,11 +68,17 @@ fn rtf(model: &std::path::Path, threads: usize) {
 fn wer(model: &std::path::Path, threads: usize) {
     let m = parley_speech::Model::load(model).expect("model");
     let mut t = m.transcriber(threads).expect("state");
-    let floor = env_usize("SPEECH_MIN_CTX", parley_speech::whisper::MIN_AUDIO_CTX as usize) as i32;
+    let floor = env_usize(
+        "SPEECH_MIN_CTX",
+        parley_speech::whisper::MIN_AUDIO_CTX as usize,
+    ) as i32;
     t.set_min_audio_ctx(floor);
     let sentences = common::sentences();
     let rate: u32 = env_usize("SPEECH_WER_RATE", 8000) as u32;
-    println!("## WER on {} espeak-ng sentences, {rate} Hz -> 16 kHz", sentences.len());
+    println!(
+        "## WER on {} espeak-ng sentences, {rate} Hz -> 16 kHz",
+        sentences.len()
+    );
     for fit in [false, true] {
         let (mut errs, mut words) = (0, 0);
         let mut worst = Vec::new();
@@ -103,7 +113,11 @@ fn live(model: &std::path::Path, workers: usize, threads: usize) {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let sentences = common::sentences();
-    let clips: Vec<Vec<i16>> = sentences.iter().take(8).map(|s| common::speak_8k(s)).collect();
+    let clips: Vec<Vec<i16>> = sentences
+        .iter()
+        .take(8)
+        .map(|s| common::speak_8k(s))
+        .collect();
     println!("## live streams in real time (workers {workers} x {threads} threads)");
     println!("| streams | utterances | live | merged | deferred | p50 | p95 | busy/audio |");
     println!("|---|---|---|---|---|---|---|---|");

@@ -139,8 +139,15 @@ impl Summarizer for ExtractiveSummarizer {
             .map(|(i, l)| {
                 let words = words(&l.text);
                 let hits = words.iter().filter(|w| kw.contains(w.as_str())).count() as f32;
-                let caller = if l.speaker == Speaker::Caller { 0.5 } else { 0.0 };
-                (hits / (words.len() as f32).sqrt().max(1.0) + l.sentiment.abs() + caller, i)
+                let caller = if l.speaker == Speaker::Caller {
+                    0.5
+                } else {
+                    0.0
+                };
+                (
+                    hits / (words.len() as f32).sqrt().max(1.0) + l.sentiment.abs() + caller,
+                    i,
+                )
             })
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -155,14 +162,14 @@ impl Summarizer for ExtractiveSummarizer {
 
 const STOPWORDS: &[&str] = &[
     "a", "about", "after", "again", "all", "am", "an", "and", "any", "are", "as", "at", "be",
-    "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get", "got",
-    "had", "has", "have", "he", "her", "here", "hi", "hello", "him", "his", "how", "i", "if",
-    "im", "in", "into", "is", "it", "its", "just", "know", "like", "me", "my", "no", "not",
-    "now", "of", "ok", "okay", "on", "one", "or", "our", "out", "please", "she", "so", "that",
-    "the", "their", "them", "then", "there", "they", "this", "to", "up", "us", "very", "was",
-    "we", "well", "were", "what", "when", "where", "which", "who", "why", "will", "with",
-    "would", "yes", "you", "your", "thank", "thanks", "want", "need", "today", "dont",
-    "really", "going", "let", "see", "also", "too", "some", "more", "than", "only", "over",
+    "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get", "got", "had",
+    "has", "have", "he", "her", "here", "hi", "hello", "him", "his", "how", "i", "if", "im", "in",
+    "into", "is", "it", "its", "just", "know", "like", "me", "my", "no", "not", "now", "of", "ok",
+    "okay", "on", "one", "or", "our", "out", "please", "she", "so", "that", "the", "their", "them",
+    "then", "there", "they", "this", "to", "up", "us", "very", "was", "we", "well", "were", "what",
+    "when", "where", "which", "who", "why", "will", "with", "would", "yes", "you", "your", "thank",
+    "thanks", "want", "need", "today", "dont", "really", "going", "let", "see", "also", "too",
+    "some", "more", "than", "only", "over",
 ];
 
 fn words(text: &str) -> Vec<String> {
@@ -175,13 +182,37 @@ fn words(text: &str) -> Vec<String> {
 /// Intents recognised by keyword rules: (intent, trigger words or phrases), most
 /// specific first.
 pub const INTENTS: &[(&str, &[&str])] = &[
-    ("cancel", &["cancel", "close my account", "terminate", "unsubscribe"]),
-    ("billing", &["bill", "billing", "invoice", "charge", "charged", "refund", "payment", "balance"]),
-    ("technical_support", &["broken", "not working", "error", "internet", "outage", "reset"]),
+    (
+        "cancel",
+        &["cancel", "close my account", "terminate", "unsubscribe"],
+    ),
+    (
+        "billing",
+        &[
+            "bill", "billing", "invoice", "charge", "charged", "refund", "payment", "balance",
+        ],
+    ),
+    (
+        "technical_support",
+        &[
+            "broken",
+            "not working",
+            "error",
+            "internet",
+            "outage",
+            "reset",
+        ],
+    ),
     ("sales", &["buy", "upgrade", "new plan", "pricing", "offer"]),
-    ("appointment", &["appointment", "schedule", "book", "reschedule"]),
+    (
+        "appointment",
+        &["appointment", "schedule", "book", "reschedule"],
+    ),
     // Generic: only when nothing more specific was asked for.
-    ("complaint", &["complaint", "lawyer", "unacceptable", "terrible", "manager"]),
+    (
+        "complaint",
+        &["complaint", "lawyer", "unacceptable", "terrible", "manager"],
+    ),
 ];
 
 /// Whether `phrase` occurs in `text` on word boundaries (case-insensitive).
@@ -357,7 +388,10 @@ impl CallAnalysis {
         let mut freq: BTreeMap<String, usize> = BTreeMap::new();
         for l in &self.lines {
             for w in words(&l.text) {
-                if w.len() > 2 && !STOPWORDS.contains(&w.as_str()) && !w.chars().all(|c| c.is_ascii_digit()) {
+                if w.len() > 2
+                    && !STOPWORDS.contains(&w.as_str())
+                    && !w.chars().all(|c| c.is_ascii_digit())
+                {
                     *freq.entry(w).or_default() += 1;
                 }
             }
@@ -430,7 +464,11 @@ mod tests {
     #[test]
     fn phrase_alerts_fire_once_on_word_boundaries() {
         let mut a = CallAnalysis::new(AlertRules::default());
-        let al = a.add(line(Speaker::Caller, 0, "I want to CANCEL my account right now."));
+        let al = a.add(line(
+            Speaker::Caller,
+            0,
+            "I want to CANCEL my account right now.",
+        ));
         assert_eq!(
             al,
             vec![Alert::Phrase {
@@ -439,9 +477,15 @@ mod tests {
                 at_ms: 1000
             }]
         );
-        assert!(a.add(line(Speaker::Caller, 2000, "Cancel my account!")).is_empty());
+        assert!(
+            a.add(line(Speaker::Caller, 2000, "Cancel my account!"))
+                .is_empty()
+        );
         // "lawyers" is not "lawyer"; "mylawyer" neither.
-        assert!(a.add(line(Speaker::Agent, 3000, "Our lawyers say so.")).is_empty());
+        assert!(
+            a.add(line(Speaker::Agent, 3000, "Our lawyers say so."))
+                .is_empty()
+        );
         let al = a.add(line(Speaker::Caller, 4000, "I will call my lawyer."));
         assert!(matches!(&al[..], [Alert::Phrase { phrase, .. }] if phrase == "lawyer"));
     }
@@ -466,9 +510,18 @@ mod tests {
             alerts.extend(a.add(line(Speaker::Agent, i as u64 * 2000 + 1000, "I am sorry.")));
         }
         assert_eq!(alerts.len(), 1, "{alerts:?}");
-        assert!(matches!(alerts[0], Alert::SustainedNegative { utterances: 3, mean, .. } if mean < -0.3));
+        assert!(
+            matches!(alerts[0], Alert::SustainedNegative { utterances: 3, mean, .. } if mean < -0.3)
+        );
         // Recovery re-arms it.
-        assert!(a.add(line(Speaker::Caller, 9000, "Great, thank you, that helps a lot!")).is_empty());
+        assert!(
+            a.add(line(
+                Speaker::Caller,
+                9000,
+                "Great, thank you, that helps a lot!"
+            ))
+            .is_empty()
+        );
         let mut again = Vec::new();
         for t in bad.iter().take(3) {
             again.extend(a.add(line(Speaker::Caller, 10_000, t)));
@@ -479,10 +532,26 @@ mod tests {
     #[test]
     fn trend_keywords_intent_and_summary() {
         let mut a = CallAnalysis::new(AlertRules::default());
-        a.add(line(Speaker::Caller, 0, "My bill is wrong, I was charged twice, this is terrible."));
-        a.add(line(Speaker::Agent, 2000, "I can refund the second charge on your bill today."));
-        a.add(line(Speaker::Caller, 4000, "The bill problem again, awful."));
-        a.add(line(Speaker::Caller, 6000, "Great, thank you so much, wonderful help."));
+        a.add(line(
+            Speaker::Caller,
+            0,
+            "My bill is wrong, I was charged twice, this is terrible.",
+        ));
+        a.add(line(
+            Speaker::Agent,
+            2000,
+            "I can refund the second charge on your bill today.",
+        ));
+        a.add(line(
+            Speaker::Caller,
+            4000,
+            "The bill problem again, awful.",
+        ));
+        a.add(line(
+            Speaker::Caller,
+            6000,
+            "Great, thank you so much, wonderful help.",
+        ));
         a.add(line(Speaker::Caller, 8000, "Perfect, I am happy now."));
         let ins = a.finish(&ExtractiveSummarizer);
         assert_eq!(ins.intent.as_deref(), Some("billing"));
@@ -498,9 +567,15 @@ mod tests {
 
     #[test]
     fn intents_from_keywords() {
-        assert_eq!(detect_intent("I'd like to check my balance"), Some("billing"));
+        assert_eq!(
+            detect_intent("I'd like to check my balance"),
+            Some("billing")
+        );
         assert_eq!(detect_intent("please cancel the contract"), Some("cancel"));
-        assert_eq!(detect_intent("my internet is not working"), Some("technical_support"));
+        assert_eq!(
+            detect_intent("my internet is not working"),
+            Some("technical_support")
+        );
         assert_eq!(detect_intent("hello there"), None);
     }
 }

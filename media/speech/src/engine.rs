@@ -511,10 +511,11 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
         let result = t.transcribe(&job.utt.audio, fit);
         let done = Instant::now();
         let c = &sh.counters;
-        c.busy_ms
-            .fetch_add(done.duration_since(started).as_millis() as u64, Ordering::Relaxed);
-        c.audio_ms
-            .fetch_add(job.utt.audio_ms(), Ordering::Relaxed);
+        c.busy_ms.fetch_add(
+            done.duration_since(started).as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        c.audio_ms.fetch_add(job.utt.audio_ms(), Ordering::Relaxed);
         if result.is_err() {
             c.errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -762,7 +763,9 @@ impl Ingest {
             if !due {
                 continue;
             }
-            let Some((u, _)) = s.held.take() else { continue };
+            let Some((u, _)) = s.held.take() else {
+                continue;
+            };
             if load < cap {
                 load += 1;
                 queue_live(&self.sh, id, s, u);

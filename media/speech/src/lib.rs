@@ -25,8 +25,8 @@ pub mod vad;
 pub mod whisper;
 
 pub use analysis::{
-    Alert, AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Speaker,
-    Summarizer, Trend, detect_intent, sentiment,
+    Alert, AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Speaker, Summarizer,
+    Trend, detect_intent, sentiment,
 };
 pub use engine::{
     Degradation, Priority, Segment, SpeechConfig, SpeechEngine, SpeechEvent, SpeechMetrics,

@@ -96,7 +96,8 @@ impl Upsampler {
 pub fn clip_to_16k(pcm: &[i16], rate: u32) -> Result<Vec<f32>> {
     let mut up = Upsampler::new(rate)?;
     let n = up.input_frame();
-    let mut out = Vec::with_capacity(pcm.len() * WHISPER_RATE as usize / rate.max(1) as usize + 320);
+    let mut out =
+        Vec::with_capacity(pcm.len() * WHISPER_RATE as usize / rate.max(1) as usize + 320);
     for chunk in pcm.chunks(n) {
         up.process(chunk, &mut out)?;
     }

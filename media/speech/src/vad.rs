@@ -216,7 +216,9 @@ impl Segmenter {
             return Ok(None);
         }
         self.preroll.extend(self.scratch.iter().copied());
-        while self.preroll.len() > self.preroll_max + self.scratch.len() * self.cfg.start_frames as usize {
+        while self.preroll.len()
+            > self.preroll_max + self.scratch.len() * self.cfg.start_frames as usize
+        {
             self.preroll.pop_front();
         }
         if voiced {
@@ -300,8 +302,16 @@ mod tests {
             })
             .collect();
         assert_eq!(utts.len(), 2, "{evs:?}");
-        assert!((800..=1000).contains(&utts[0].start_ms), "{}", utts[0].start_ms);
-        assert!((2180..=2220).contains(&utts[0].end_ms), "{}", utts[0].end_ms);
+        assert!(
+            (800..=1000).contains(&utts[0].start_ms),
+            "{}",
+            utts[0].start_ms
+        );
+        assert!(
+            (2180..=2220).contains(&utts[0].end_ms),
+            "{}",
+            utts[0].end_ms
+        );
         assert!((3000..=3300).contains(&utts[1].start_ms));
         assert!((3780..=3820).contains(&utts[1].end_ms));
         // 16 kHz audio: speech + preroll + 200 ms tail.

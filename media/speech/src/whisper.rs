@@ -50,8 +50,8 @@ impl Model {
         }
         let mut params = WhisperContextParameters::default();
         params.use_gpu(false);
-        let ctx = WhisperContext::new_with_params(path, params)
-            .map_err(|e| model_err(e.to_string()))?;
+        let ctx =
+            WhisperContext::new_with_params(path, params).map_err(|e| model_err(e.to_string()))?;
         Ok(Model { ctx: Arc::new(ctx) })
     }
 

@@ -15,7 +15,12 @@ fn silence(ms: usize) -> Vec<i16> {
 }
 
 /// Feeds `pcm` as 20 ms frames timed from `epoch` (faster than real time).
-fn feed(tap: &parley_speech::StreamTap, epoch: Instant, pcm: &[i16], paused: impl Fn(usize) -> bool) {
+fn feed(
+    tap: &parley_speech::StreamTap,
+    epoch: Instant,
+    pcm: &[i16],
+    paused: impl Fn(usize) -> bool,
+) {
     for (i, c) in pcm.chunks(160).enumerate() {
         let at = epoch + Duration::from_millis(i as u64 * 20);
         while !tap.sender.send(at, 8000, c, paused(i)) {
@@ -64,10 +69,10 @@ fn engine(workers: usize, queue: usize) -> Option<SpeechEngine> {
 fn transcribes_utterances_from_tap_frames_with_times() {
     let Some(engine) = engine(1, 8) else { return };
     let mut pcm = silence(1000);
-    pcm.extend(common::speak_8k("I want to check my account balance."));
+    pcm.extend(common::speak_8k("My internet connection is not working."));
     let second_at = pcm.len() / 8 + 1200;
     pcm.extend(silence(1200));
-    pcm.extend(common::speak_8k("Please send me a new credit card."));
+    pcm.extend(common::speak_8k("What time does the store open tomorrow?"));
     pcm.extend(silence(1000));
     let (tx, rx) = unbounded_channel();
     let epoch = Instant::now();
@@ -81,17 +86,27 @@ fn transcribes_utterances_from_tap_frames_with_times() {
     assert_eq!(segs.len(), 2, "{evs:?}");
     let t0 = segs[0].text.to_lowercase();
     let t1 = segs[1].text.to_lowercase();
-    assert!(t0.contains("account") && t0.contains("balance"), "{t0}");
-    assert!(t1.contains("credit card"), "{t1}");
-    assert!(segs.iter().all(|s| s.speaker == Speaker::Caller && s.stream == tap.id));
+    assert!(t0.contains("internet") && t0.contains("working"), "{t0}");
+    assert!(t1.contains("store") && t1.contains("tomorrow"), "{t1}");
+    assert!(
+        segs.iter()
+            .all(|s| s.speaker == Speaker::Caller && s.stream == tap.id)
+    );
     assert!((700..=1100).contains(&segs[0].start_ms), "{:?}", segs[0]);
     assert!(segs[0].end_ms < segs[1].start_ms);
-    assert!(segs[1].start_ms.abs_diff(second_at as u64) < 400, "{:?} vs {second_at}", segs[1]);
+    assert!(
+        segs[1].start_ms.abs_diff(second_at as u64) < 400,
+        "{:?} vs {second_at}",
+        segs[1]
+    );
     let m = engine.metrics();
     assert_eq!(m.utterances, 2);
     assert_eq!(m.live_segments + m.post_call_segments, 2);
     assert_eq!(m.tap_dropped, 0);
-    assert!(evs.iter().any(|e| matches!(e, SpeechEvent::SpeechStarted { .. })));
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, SpeechEvent::SpeechStarted { .. }))
+    );
 }
 
 #[test]
@@ -122,9 +137,17 @@ fn paused_span_is_not_transcribed() {
 fn voicemail_clip_is_transcribed() {
     let Some(engine) = engine(1, 8) else { return };
     let mut pcm = silence(300);
-    pcm.extend(common::speak_8k("Hello, this is Anna, please call me back after lunch."));
-    let text = engine.transcribe_clip(&pcm, 8000).expect("clip").to_lowercase();
-    assert!(text.contains("call me back") && text.contains("lunch"), "{text}");
+    pcm.extend(common::speak_8k("I would like to pay my bill."));
+    pcm.extend(vec![0; 4000]);
+    pcm.extend(common::speak_8k("Thank you very much for your help."));
+    let text = engine
+        .transcribe_clip(&pcm, 8000)
+        .expect("clip")
+        .to_lowercase();
+    assert!(
+        text.contains("bill") && text.contains("thank you"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -133,7 +156,7 @@ fn overload_degrades_in_order_and_says_so() {
     // merged, the low-priority streams go post-call, and nothing is lost.
     let Some(engine) = engine(1, 2) else { return };
     let a = common::speak_8k("I would like to pay my bill.");
-    let b = common::speak_8k("My phone number has changed.");
+    let b = common::speak_8k("I need to speak to a manager.");
     let mut pcm = silence(300);
     for _ in 0..2 {
         pcm.extend(&a);
@@ -145,7 +168,11 @@ fn overload_degrades_in_order_and_says_so() {
     let mut streams = Vec::new();
     for i in 0..8 {
         let (tx, rx) = unbounded_channel();
-        let prio = if i % 2 == 0 { Priority::Normal } else { Priority::Low };
+        let prio = if i % 2 == 0 {
+            Priority::Normal
+        } else {
+            Priority::Low
+        };
         let tap = engine
             .open_stream(Speaker::Caller, prio, epoch, 8000, tx)
             .expect("stream");
@@ -172,9 +199,17 @@ fn overload_degrades_in_order_and_says_so() {
         let parts: u32 = segs.iter().map(|s| s.parts).sum();
         assert_eq!(parts, 4, "{evs:?}");
         let text: String = segs.iter().map(|s| s.text.to_lowercase()).collect();
-        assert!(text.contains("bill") && text.contains("phone"), "{text}");
+        assert!(text.contains("bill") && text.contains("manager"), "{text}");
         if prio == Priority::Low
-            && evs.iter().any(|e| matches!(e, SpeechEvent::Degraded { what: Degradation::Deferred, .. }))
+            && evs.iter().any(|e| {
+                matches!(
+                    e,
+                    SpeechEvent::Degraded {
+                        what: Degradation::Deferred,
+                        ..
+                    }
+                )
+            })
         {
             deferred_low += 1;
         }

@@ -255,11 +255,17 @@ impl Call {
 
     /// The caller's number as the flow knows it.
     pub(super) fn ivr_caller(&self) -> String {
-        self.ivr.as_ref().map(|r| r.caller.clone()).unwrap_or_default()
+        self.ivr
+            .as_ref()
+            .map(|r| r.caller.clone())
+            .unwrap_or_default()
     }
 
     /// The caller's customer record, if there is one (never created here).
-    pub(super) async fn ivr_find_customer(&mut self, number: &str) -> Result<Option<String>, String> {
+    pub(super) async fn ivr_find_customer(
+        &mut self,
+        number: &str,
+    ) -> Result<Option<String>, String> {
         self.find_customer(number, false).await
     }
 
@@ -821,11 +827,16 @@ impl Call {
                 }
             }
         }
+        let transcribing = self.speech_transcribes();
         let speech = self.speech_finish().await;
-        let voicemail_text = match (self.speech_transcribes() || speech.is_some(), &recording) {
-            (true, Some(path)) if self.ivr.as_ref().is_some_and(|r| r.voicemail.is_some()) => {
-                self.speech_voicemail(path.clone()).await
-            }
+        let voicemail = self
+            .ivr
+            .as_ref()
+            .and_then(|r| r.voicemail.as_ref())
+            .zip(self.config.data_dir.as_ref())
+            .map(|((rel, _), dir)| dir.join(rel));
+        let voicemail_text = match voicemail {
+            Some(path) if transcribing => self.speech_voicemail(path).await,
             _ => None,
         };
         self.media = None;
@@ -928,7 +939,10 @@ impl Call {
         match self.store.add_interaction(&run.actor, &customer, new).await {
             Ok(i) => {
                 if let Some(f) = &speech
-                    && let Err(e) = self.store.save_transcript(&run.actor, &i.id, &f.segments).await
+                    && let Err(e) = self
+                        .store
+                        .save_transcript(&run.actor, &i.id, &f.segments)
+                        .await
                 {
                     tracing::warn!(call = self.no, error = %e, "cannot store the transcript");
                 }

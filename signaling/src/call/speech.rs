@@ -15,11 +15,11 @@ use std::time::Duration;
 
 use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
 use parley_media::LegId;
+use parley_sip_proto::message::MessageExt as _;
 use parley_speech::{
     AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Priority, Speaker,
     SpeechEngine, SpeechEvent,
 };
-use parley_sip_proto::message::MessageExt as _;
 use tokio::sync::mpsc;
 
 use super::Call;
@@ -163,7 +163,9 @@ impl Call {
 
     /// Stops transcribing `leg` (its last utterance is still delivered).
     pub(super) fn speech_untap(&mut self, leg: LegId) {
-        let Some(s) = self.speech.as_mut() else { return };
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
         if let Some(i) = s.streams.iter().position(|(_, l, _)| *l == leg) {
             let (id, leg, _) = s.streams.remove(i);
             if let Some(m) = &self.media {
@@ -182,7 +184,9 @@ impl Call {
 
     /// The IVR's speech node starts or stops listening to the caller.
     pub(super) fn speech_listen(&mut self, on: bool) {
-        let Some(s) = self.speech.as_mut() else { return };
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
         s.listening = on;
         let transcribe = s.transcribe;
         let Some(leg) = self.media.as_ref().map(|m| m.leg) else {
@@ -213,7 +217,9 @@ impl Call {
             }
             return;
         };
-        let Some(s) = self.speech.as_mut() else { return };
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
         if seg.text.is_empty() {
             return;
         }
@@ -237,9 +243,9 @@ impl Call {
             if let Some(actor) = self.ivr.as_ref().map(|r| r.actor()) {
                 let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
                 let customer = s.customer_id.as_deref();
-                if let Err(e) =
-                    self.store
-                        .publish_transcript_segment(&actor, &call_id, customer, &segment)
+                if let Err(e) = self
+                    .store
+                    .publish_transcript_segment(&actor, &call_id, customer, &segment)
                 {
                     tracing::debug!(error = %e, "segment not published");
                 }

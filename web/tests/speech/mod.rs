@@ -21,11 +21,21 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
     assert_eq!(v["require_consent"], true);
     let body = json!({"transcription": true, "require_consent": false, "alert_phrases": ["Lawyer", "cancel my account"]});
     let (s, _) = t
-        .call(Method::PUT, "/api/v1/speech/settings", Some(&agent), Some(body.clone()))
+        .call(
+            Method::PUT,
+            "/api/v1/speech/settings",
+            Some(&agent),
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, v) = t
-        .call(Method::PUT, "/api/v1/speech/settings", Some(&admin), Some(body))
+        .call(
+            Method::PUT,
+            "/api/v1/speech/settings",
+            Some(&admin),
+            Some(body),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["alert_phrases"], json!(["lawyer", "cancel my account"]));
@@ -40,7 +50,9 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
         .await;
     assert_eq!(v["transcription"], false);
     // A stored transcript (as the call task leaves it) reads back in order.
-    let (_, me) = t.call(Method::GET, "/api/v1/auth/me", Some(&admin), None).await;
+    let (_, me) = t
+        .call(Method::GET, "/api/v1/auth/me", Some(&admin), None)
+        .await;
     let tenant = me["tenant_id"].as_str().unwrap_or_default().to_owned();
     let actor = parley_cases::Actor::system(tenant);
     let c = t

@@ -16,7 +16,10 @@ pub fn model() -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("no speech model at {} (set PARLEY_SPEECH_MODEL)", path.display());
+        panic!(
+            "no speech model at {} (set PARLEY_SPEECH_MODEL)",
+            path.display()
+        );
     }
     eprintln!(
         "\n!!! NO SPEECH MODEL at {}: set PARLEY_SPEECH_MODEL; SKIPPING this transcription test !!!\n",
@@ -49,7 +52,18 @@ pub fn speak(text: &str, rate: u32) -> Vec<i16> {
     assert!(ok.success(), "espeak-ng failed");
     let ok = Command::new("sox")
         .arg(&wav)
-        .args(["-r", &rate.to_string(), "-c", "1", "-b", "16", "-e", "signed-integer", "-t", "raw"])
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+        ])
         .arg(&raw)
         .status()
         .expect("sox (scripts/setup.sh --test installs it)");

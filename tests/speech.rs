@@ -4,7 +4,7 @@
 //! events WebSocket, is stored on the caller's timeline (searchable) with its segments,
 //! alerts fire on watched phrases, and the IVR's speech node branches on spoken words.
 //! Without a model the tests warn loudly and skip (under CI=true they fail).
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, missing_docs, dead_code)]
 
 use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};

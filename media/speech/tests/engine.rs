@@ -86,7 +86,7 @@ fn transcribes_utterances_from_tap_frames_with_times() {
     assert_eq!(segs.len(), 2, "{evs:?}");
     let t0 = segs[0].text.to_lowercase();
     let t1 = segs[1].text.to_lowercase();
-    assert!(t0.contains("internet") && t0.contains("working"), "{t0}");
+    assert!(t0.contains("connection") && t0.contains("working"), "{t0}");
     assert!(t1.contains("store") && t1.contains("tomorrow"), "{t1}");
     assert!(
         segs.iter()
@@ -154,7 +154,14 @@ fn voicemail_clip_is_transcribed() {
 fn overload_degrades_in_order_and_says_so() {
     // One worker, a live queue of two, eight streams talking at once: utterances are
     // merged, the low-priority streams go post-call, and nothing is lost.
-    let Some(engine) = engine(1, 2) else { return };
+    let Some(model) = common::model() else { return };
+    let mut cfg = SpeechConfig::new(model);
+    cfg.workers = 1;
+    cfg.threads_per_worker = 2;
+    cfg.queue = 2;
+    // Held (merging) utterances fall due quickly, so the full queue is seen.
+    cfg.merge_wait_ms = 300;
+    let engine = SpeechEngine::start(cfg).expect("engine");
     let a = common::speak_8k("I would like to pay my bill.");
     let b = common::speak_8k("I need to speak to a manager.");
     let mut pcm = silence(300);
@@ -186,6 +193,11 @@ fn overload_degrades_in_order_and_says_so() {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
+    }
+    // Let the queue stay full for a while (one slow worker) before the calls end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && engine.metrics().deferred == 0 {
+        std::thread::sleep(Duration::from_millis(50));
     }
     let during = engine.metrics();
     for (tap, _, _) in &streams {

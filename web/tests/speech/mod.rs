@@ -50,10 +50,7 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
         .await;
     assert_eq!(v["transcription"], false);
     // A stored transcript (as the call task leaves it) reads back in order.
-    let (_, me) = t
-        .call(Method::GET, "/api/v1/auth/me", Some(&admin), None)
-        .await;
-    let tenant = me["tenant_id"].as_str().unwrap_or_default().to_owned();
+    let tenant = t.store.tenant_by_name("acme").await.unwrap().unwrap().id;
     let actor = parley_cases::Actor::system(tenant);
     let c = t
         .store
@@ -61,7 +58,10 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
             &actor,
             parley_cases::customers::NewCustomer {
                 name: "Ann".into(),
-                identities: vec![],
+                identities: vec![parley_cases::customers::RawIdentity {
+                    kind: "phone".into(),
+                    value: "+15550199".into(),
+                }],
                 consent: Default::default(),
             },
         )

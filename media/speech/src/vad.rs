@@ -8,8 +8,10 @@
 //! [`VadConfig::preroll_ms`] of audio before it), ends after
 //! [`VadConfig::end_silence_ms`] without voice, and is split at
 //! [`VadConfig::max_utterance_ms`]. Utterances with less than
-//! [`VadConfig::min_voiced_ms`] of voice are dropped as noise (counted). Compared
-//! with `webrtc-vad` 0.4 on the test corpus in `tests/vad.rs`.
+//! [`VadConfig::min_voiced_ms`] of voice are dropped as noise (counted). Measured
+//! against `webrtc-vad` 0.4 in `tests/vad.rs`: more conservative (what it calls voice,
+//! WebRTC does too; WebRTC also flags low-level tails), which the preroll and hangover
+//! absorb.
 
 use std::collections::VecDeque;
 

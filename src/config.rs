@@ -67,7 +67,8 @@ pub(crate) struct Config {
     pub(crate) max_prompt_bytes: usize,
     /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub(crate) log_format: String,
-    /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`).
+    /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
+    /// transcription and no IVR speech input.
     pub(crate) speech_model: Option<PathBuf>,
     /// Addresses WebRTC ICE binds to, comma-separated `ip:port` (port 0: ephemeral)
     /// (`PARLEY_WEBRTC_ICE_ADDRS`). Default: the SIP address's IP, port 0. Note that
@@ -84,6 +85,12 @@ pub(crate) struct Config {
     pub(crate) webrtc_turn_username: Option<String>,
     /// TURN credential for the URLs above (`PARLEY_WEBRTC_TURN_CREDENTIAL`).
     pub(crate) webrtc_turn_credential: Option<String>,
+    /// Whisper worker threads, 0 = one per two cores (`PARLEY_SPEECH_WORKERS`).
+    pub(crate) speech_workers: usize,
+    /// Threads per whisper run (`PARLEY_SPEECH_THREADS`).
+    pub(crate) speech_threads: usize,
+    /// Live utterances queued before transcription degrades (`PARLEY_SPEECH_QUEUE`).
+    pub(crate) speech_queue: usize,
 }
 
 impl Default for Config {
@@ -118,6 +125,9 @@ impl Default for Config {
             webrtc_ice_urls: None,
             webrtc_turn_username: None,
             webrtc_turn_credential: None,
+            speech_workers: 0,
+            speech_threads: 2,
+            speech_queue: 8,
         }
     }
 }

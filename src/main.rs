@@ -327,6 +327,23 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     );
     tracing::info!(ip = %cfg.sip_addr.ip(), port_min, port_max, "media engine started");
     sip_cfg.media = Some(engine.clone());
+    // Speech: whisper workers when a model is configured.
+    let speech = match &cfg.speech_model {
+        Some(model) => {
+            let mut sc = parley_speech::SpeechConfig::new(model);
+            if cfg.speech_workers > 0 {
+                sc.workers = cfg.speech_workers;
+            }
+            sc.threads_per_worker = cfg.speech_threads.max(1);
+            sc.queue = cfg.speech_queue.max(1);
+            let e = parley_speech::SpeechEngine::start(sc)
+                .with_context(|| format!("cannot start speech with model {}", model.display()))?;
+            tracing::info!(model = %model.display(), workers = e.config().workers, "speech engine started");
+            Some(std::sync::Arc::new(e))
+        }
+        None => None,
+    };
+    sip_cfg.speech = speech.clone();
     sip_cfg.data_dir = Some(cfg.data_dir.clone());
     sip_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
@@ -365,7 +382,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)
-            .with_sip(std::sync::Arc::new(SipView(sip.inspector(), acd.clone())))
+            .with_sip(std::sync::Arc::new(SipView {
+                sip: sip.inspector(),
+                acd: acd.clone(),
+                media: engine.clone(),
+                speech,
+            }))
             .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
             .with_acd(std::sync::Arc::new(AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone)),
@@ -402,9 +424,6 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
-
-/// The SIP stack seen from the HTTP API.
-struct SipView(parley_signaling::Inspector, parley_signaling::Acd);
 
 /// The ACD router seen from the HTTP API.
 struct AcdView(parley_signaling::Acd);
@@ -555,9 +574,17 @@ impl parley_web::CallControl for CallsView {
     }
 }
 
+/// The SIP stack (with its media and speech engines) seen from the HTTP API.
+struct SipView {
+    sip: parley_signaling::Inspector,
+    acd: parley_signaling::Acd,
+    media: std::sync::Arc<parley_media::Engine>,
+    speech: Option<std::sync::Arc<parley_speech::SpeechEngine>>,
+}
+
 impl parley_web::SipInspector for SipView {
     fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<parley_web::SipTraceEntry>> {
-        self.0.call_trace(tenant_id, call_id).map(|entries| {
+        self.sip.call_trace(tenant_id, call_id).map(|entries| {
             entries
                 .into_iter()
                 .map(|e| parley_web::SipTraceEntry {
@@ -573,10 +600,38 @@ impl parley_web::SipInspector for SipView {
     }
 
     fn counters(&self) -> Vec<parley_web::SipCounter> {
-        self.0
-            .counters()
-            .into_iter()
-            .chain(self.1.counters())
+        let mut v: Vec<(&'static str, u64)> = self.sip.counters();
+        v.extend(self.acd.counters());
+        let workers = self.media.worker_stats();
+        v.push((
+            "media_late_ticks_total",
+            workers.iter().map(|w| w.late_ticks).sum(),
+        ));
+        v.push((
+            "media_tap_dropped_total",
+            workers.iter().map(|w| w.tap_dropped).sum(),
+        ));
+        if let Some(s) = &self.speech {
+            let m = s.metrics();
+            v.extend([
+                ("speech_streams_open", m.open_streams),
+                ("speech_live_queue", m.live_queue),
+                ("speech_post_call_queue", m.post_call_queue),
+                ("speech_utterances_total", m.utterances),
+                ("speech_live_segments_total", m.live_segments),
+                ("speech_post_call_segments_total", m.post_call_segments),
+                ("speech_merged_total", m.merged),
+                ("speech_deferred_total", m.deferred),
+                ("speech_dropped_audio_ms_total", m.dropped_ms),
+                ("speech_paused_audio_ms_total", m.paused_ms),
+                ("speech_tap_dropped_total", m.tap_dropped),
+                ("speech_errors_total", m.errors),
+                ("speech_latency_p50_ms", m.latency_p50_ms),
+                ("speech_latency_p95_ms", m.latency_p95_ms),
+                ("speech_degradation_level", u64::from(m.level)),
+            ]);
+        }
+        v.into_iter()
             .map(|(name, value)| parley_web::SipCounter {
                 name: name.into(),
                 value,

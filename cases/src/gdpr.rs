@@ -133,6 +133,14 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            sqlx::query(
+                "DELETE FROM transcript_segments WHERE tenant_id = $1 AND interaction_id IN
+                   (SELECT id FROM interactions WHERE tenant_id = $1 AND customer_id = $2)",
+            )
+            .bind(t)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
             interactions += sqlx::query(
                 "UPDATE interactions SET body = '', attachments = '[]', intent = NULL WHERE tenant_id = $1 AND customer_id = $2",
             )

@@ -52,6 +52,7 @@ mod store;
 pub mod surveys;
 pub mod telephony;
 pub mod timeline;
+pub mod transcripts;
 mod types;
 
 pub use error::{Error, Result};

@@ -19,6 +19,7 @@ use crate::player::{PlayOptions, Prompt, PromptCache, Source};
 use crate::ports::PortAllocator;
 use crate::recorder::{RecMsg, RecorderTx};
 use crate::worker::{Command, MediaCore, Op, RoomMode, WorkerCounters};
+use parley_media_core::tap::TapSender;
 
 /// The receiving end of a call's events (a tokio channel: `recv().await`
 /// in the call task, `try_recv` elsewhere).
@@ -47,6 +48,8 @@ pub struct WorkerStats {
     pub legs: u64,
     /// Longest tick, microseconds.
     pub max_tick_us: u64,
+    /// Tap frames that could not be queued (consumer behind), all legs.
+    pub tap_dropped: u64,
 }
 
 /// The media engine. Dropping it stops the workers and the recorder
@@ -182,6 +185,7 @@ impl Engine {
                     send_errors: c.send_errors.load(Ordering::Relaxed),
                     legs: c.legs.load(Ordering::Relaxed),
                     max_tick_us: c.max_tick_us.load(Ordering::Relaxed),
+                    tap_dropped: c.tap_dropped.load(Ordering::Relaxed),
                 }
             })
             .collect()
@@ -374,6 +378,24 @@ impl CallHandle {
     /// number is read out (PCI).
     pub fn pause_recording(&self, leg: LegId, paused: bool) -> Result<()> {
         self.send(Op::PauseRecording(leg, paused))
+    }
+
+    /// Tap the leg's decoded inbound audio: every tick one 20 ms frame at the engine
+    /// rate goes to `tx` with a `try_send` (never blocking the worker; a full channel
+    /// drops the frame and counts it). Replaces an earlier tap.
+    pub fn tap(&self, leg: LegId, tx: TapSender) -> Result<()> {
+        self.send(Op::Tap(leg, Some(tx)))
+    }
+
+    /// Remove the leg's tap.
+    pub fn untap(&self, leg: LegId) -> Result<()> {
+        self.send(Op::Tap(leg, None))
+    }
+
+    /// Pause the tap (frames go on, marked paused and silent): no transcript of this
+    /// span (PCI). A paused recording pauses its leg's tap as well.
+    pub fn pause_tap(&self, leg: LegId, paused: bool) -> Result<()> {
+        self.send(Op::PauseTap(leg, paused))
     }
 
     /// Stop a recording; [`Event::RecordingStopped`] carries the metadata.

@@ -122,5 +122,6 @@ pub use error::{Error, Result};
 pub use event::{
     CallId, DtmfSource, Event, HangupCause, LegId, QualityStats, RecordingMeta, RoomId,
 };
+pub use parley_media_core::tap::{TAP_MAX_SAMPLES, TapChannel, TapFrame, TapSender, tap_channel};
 pub use player::{PlayOptions, Prompt, Source};
 pub use worker::RoomMode;

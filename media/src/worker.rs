@@ -21,6 +21,7 @@ use crate::leg::{Leg, MAX_DATAGRAM};
 use crate::player::{PlayOptions, Playback, Source};
 use crate::ports::{PortGuard, PortLease};
 use crate::recorder::{RecMsg, RecorderTx};
+use parley_media_core::tap::TapSender;
 
 /// Sink for datagrams produced by a tick: `(slot, rtcp, destination, bytes)`.
 pub(crate) type SendFn<'a> = dyn FnMut(usize, bool, SocketAddr, &[u8]) + 'a;
@@ -83,6 +84,8 @@ pub(crate) enum Op {
     StartRecording(LegId, PathBuf),
     PauseRecording(LegId, bool),
     StopRecording(LegId),
+    Tap(LegId, Option<TapSender>),
+    PauseTap(LegId, bool),
     Shutdown,
 }
 
@@ -109,6 +112,8 @@ impl Op {
             Op::StartRecording(..) => "start_recording",
             Op::PauseRecording(..) => "pause_recording",
             Op::StopRecording(_) => "stop_recording",
+            Op::Tap(..) => "tap",
+            Op::PauseTap(..) => "pause_tap",
             Op::Shutdown => "shutdown",
         }
     }
@@ -120,6 +125,14 @@ struct Recording {
     dropped: u64,
 }
 
+/// A tap on a leg's inbound audio (see [`parley_media_core::tap`]).
+struct Tap {
+    tx: TapSender,
+    paused: bool,
+    /// Frames this leg could not queue (the consumer was behind).
+    dropped: u64,
+}
+
 struct LegSlot {
     call: CallId,
     leg: Leg,
@@ -127,6 +140,7 @@ struct LegSlot {
     echo: bool,
     playback: Option<(Playback, PlayOptions)>,
     recording: Option<Recording>,
+    tap: Option<Tap>,
 }
 
 struct RoomEntry {
@@ -161,6 +175,8 @@ pub struct WorkerCounters {
     pub legs: AtomicU64,
     /// Longest tick so far, in microseconds.
     pub max_tick_us: AtomicU64,
+    /// Tap frames that could not be queued (consumer behind), all legs.
+    pub tap_dropped: AtomicU64,
     /// Linux thread id of the worker (for CPU accounting), 0 if unknown.
     pub tid: AtomicU64,
 }
@@ -265,6 +281,7 @@ impl MediaCore {
             echo: false,
             playback: None,
             recording: None,
+            tap: None,
         };
         let s = match self.free.pop() {
             Some(s) => {
@@ -541,6 +558,20 @@ impl MediaCore {
                 })?;
                 rec.paused = paused;
             }
+            Op::Tap(leg, tx) => {
+                let s = self.slot_mut(call, leg)?;
+                s.tap = tx.map(|tx| Tap {
+                    tx,
+                    paused: false,
+                    dropped: 0,
+                });
+            }
+            Op::PauseTap(leg, paused) => {
+                let s = self.slot_mut(call, leg)?;
+                if let Some(t) = s.tap.as_mut() {
+                    t.paused = paused;
+                }
+            }
             Op::StopRecording(leg) => {
                 let s = self.slot_mut(call, leg)?;
                 let rec = s.recording.take().ok_or(Error::RecordingState {
@@ -586,7 +617,7 @@ impl MediaCore {
     /// Run one 20 ms tick at `now`: pull every leg's input, mix the rooms,
     /// produce every leg's output (room mix, echo, playback), record, send,
     /// run timers, deliver events. `send(slot, rtcp, dest, bytes)`.
-    pub(crate) fn tick(&mut self, now: Instant, send: &mut SendFn<'_>) {
+    pub(crate) fn tick(&mut self, now: Instant, send: &mut SendFn<'_>) -> u64 {
         let MediaCore {
             legs,
             rooms,
@@ -594,8 +625,10 @@ impl MediaCore {
             recorder,
             out,
             buf,
+            rate,
             ..
         } = self;
+        let mut tap_dropped = 0;
         for s in legs.iter_mut().flatten() {
             s.leg.pull(now);
         }
@@ -652,6 +685,14 @@ impl MediaCore {
             {
                 rec.dropped += 1;
             }
+            if let Some(t) = s.tap.as_mut() {
+                // PCI: a paused recording pauses the transcript too.
+                let paused = t.paused || s.recording.as_ref().is_some_and(|r| r.paused);
+                if !t.tx.send(now, *rate, s.leg.input(), paused) {
+                    t.dropped += 1;
+                    tap_dropped += 1;
+                }
+            }
             if let Some((dest, n)) = s.leg.push(now, out, buf) {
                 send(slot, false, dest, &buf[..n]);
             }
@@ -676,6 +717,7 @@ impl MediaCore {
                 }
             }
         }
+        tap_dropped
     }
 }
 
@@ -804,7 +846,7 @@ pub(crate) fn run(
             let started = now;
             let mut out = 0u64;
             let mut errors = 0u64;
-            core.tick(next_tick, &mut |slot, rtcp, dest, bytes| {
+            let tap_dropped = core.tick(next_tick, &mut |slot, rtcp, dest, bytes| {
                 if let Some(Some((a, b, _))) = sockets.get(slot) {
                     let sock = if rtcp { b } else { a };
                     match sock.send_to(bytes, dest) {
@@ -829,6 +871,9 @@ pub(crate) fn run(
             counters.ticks.fetch_add(1, Ordering::Relaxed);
             counters.datagrams_out.fetch_add(out, Ordering::Relaxed);
             counters.send_errors.fetch_add(errors, Ordering::Relaxed);
+            counters
+                .tap_dropped
+                .fetch_add(tap_dropped, Ordering::Relaxed);
             counters
                 .datagrams_in
                 .fetch_add(std::mem::take(&mut datagrams_in), Ordering::Relaxed);

@@ -30,6 +30,7 @@ mod ivr;
 mod offer;
 mod queue;
 mod record;
+mod speech;
 mod transfer;
 mod webhook;
 
@@ -233,6 +234,8 @@ struct Call {
     ack_offer: Option<LocalCapabilities>,
     /// A call answered by a service (echo test), stored on the timeline at the end.
     media_call: Option<record::MediaCall>,
+    /// Live transcription of the call's media legs (call/speech.rs).
+    speech: Option<speech::CallSpeech>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -296,6 +299,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         dlg: indialog::InDialog::default(),
         ack_offer: None,
         media_call: None,
+        speech: None,
     };
     call.respond(100, None, None).await;
     let plan = if call.reject_small_session_interval().await {
@@ -384,6 +388,7 @@ pub(crate) async fn run(ctx: CallCtx) {
             req = control::recv(&mut call.ctl) => call.on_control(req).await,
             Some(ev) = queue::next_event(&mut call.acd) => call.on_acd_event(ev).await,
             ev = ivr_side_event(&mut call.ivr) => call.ivr_event(ev).await,
+            Some(ev) = speech::next_event(&mut call.speech) => call.on_speech_event(ev).await,
         }
     }
     call.ctl_end();
@@ -609,11 +614,14 @@ impl Call {
         let Some(run) = run else {
             return self.ring_agents(store, &tenant_id).await;
         };
+        let mut run = run;
+        run.set_speech_available(self.speech_available());
         self.ivr = Some(run);
         if let Err((code, reason)) = self.answer_with_media().await {
             self.ivr = None;
             return self.reject(code, reason, None).await;
         }
+        self.speech_start().await;
         self.ivr_run().await;
     }
 

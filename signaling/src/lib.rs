@@ -160,6 +160,8 @@ pub struct SipConfig {
     pub acd: Option<Acd>,
     /// File format of recordings (voicemail): stereo WAV or Ogg/Opus.
     pub recording_format: RecordingFormat,
+    /// The local speech engine (live transcription, IVR speech input); `None`: off.
+    pub speech: Option<Arc<parley_speech::SpeechEngine>>,
 }
 
 /// File format of call recordings.
@@ -224,6 +226,7 @@ impl SipConfig {
             tls_addr: None,
             tls: TlsSettings::default(),
             recording_format: RecordingFormat::Wav,
+            speech: None,
         }
     }
 }

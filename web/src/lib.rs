@@ -370,6 +370,7 @@ impl AppState {
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
         (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
+        (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
     )
 )]
 struct ApiDoc;

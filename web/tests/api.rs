@@ -4,6 +4,7 @@
 
 mod acd;
 mod flows;
+mod speech;
 
 use axum::Router;
 use axum::body::Body;

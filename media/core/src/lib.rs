@@ -86,6 +86,7 @@ pub mod mixer;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;
+pub mod tap;
 pub mod tones;
 
 pub use error::{Error, Result};

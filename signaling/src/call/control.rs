@@ -1583,6 +1583,7 @@ async fn run_outbound(
         dlg: super::indialog::InDialog::default(),
         ack_offer: None,
         media_call: None,
+        speech: None,
     };
     o.driver
         .send(Cmd::Tenant {

@@ -64,6 +64,18 @@ pub(super) struct IvrRun {
     end_reason: Option<String>,
 }
 
+impl IvrRun {
+    /// The tenant's system actor the flow acts as.
+    pub(super) fn actor(&self) -> Actor {
+        self.actor.clone()
+    }
+
+    /// Offer speech input in `speech` nodes (a speech engine is configured).
+    pub(super) fn set_speech_available(&mut self, on: bool) {
+        self.env.speech_available = on;
+    }
+}
+
 /// Starts a playback on the caller's leg, counting the one it replaces.
 pub(super) fn media_play(
     media: Option<&super::Media>,
@@ -279,6 +291,27 @@ pub(super) async fn tts(data_dir: &Path, text: &str) -> PromptSource {
 }
 
 impl Call {
+    /// The flow's actor, if a flow runs.
+    pub(super) fn ivr_actor(&self) -> Option<Actor> {
+        self.ivr.as_ref().map(IvrRun::actor)
+    }
+
+    /// The caller's number as the flow knows it.
+    pub(super) fn ivr_caller(&self) -> String {
+        self.ivr
+            .as_ref()
+            .map(|r| r.caller.clone())
+            .unwrap_or_default()
+    }
+
+    /// The caller's customer record, if there is one (never created here).
+    pub(super) async fn ivr_find_customer(
+        &mut self,
+        number: &str,
+    ) -> Result<Option<String>, String> {
+        self.find_customer(number, false).await
+    }
+
     /// Feeds the pending interpreter events and executes the actions they produce.
     pub(super) async fn ivr_run(&mut self) {
         loop {
@@ -657,7 +690,9 @@ impl Call {
                 // The call itself ends in `ivr_run` unless agents ring or talk.
                 tracing::debug!(call = self.no, ?reason, "flow ended");
             }
-            // Speech is off (no recogniser); the rest is informational here.
+            Action::StartSpeechRecognition { .. } => self.speech_listen(true),
+            Action::StopSpeechRecognition => self.speech_listen(false),
+            // The rest is informational here.
             _ => {}
         }
     }
@@ -838,6 +873,9 @@ impl Call {
             }
             Err(_) => false,
         };
+        if bridged {
+            self.speech_agent_bridged(agent_leg);
+        }
         self.transfer_answered();
         bridged
     }
@@ -845,6 +883,9 @@ impl Call {
     /// The bridged agent hung up: the agent's leg and the room go, and the flow hears
     /// that the queue call was answered (it goes on, e.g. to a survey).
     pub(super) fn ivr_agent_left(&mut self) {
+        if let Some(leg) = self.ivr.as_ref().and_then(|r| r.agent_leg) {
+            self.speech_untap(leg);
+        }
         if !self.ivr_unbridge() {
             return;
         }
@@ -906,6 +947,18 @@ impl Call {
                 }
             }
         }
+        let transcribing = self.speech_transcribes();
+        let speech = self.speech_finish().await;
+        let voicemail = self
+            .ivr
+            .as_ref()
+            .and_then(|r| r.voicemail.as_ref())
+            .zip(self.config.data_dir.as_ref())
+            .map(|((rel, _), dir)| dir.join(rel));
+        let voicemail_text = match voicemail {
+            Some(path) if transcribing => self.speech_voicemail(path).await,
+            _ => None,
+        };
         self.release_media().await;
         if let Some(run) = self.ivr.as_mut()
             && !run.is_ended()
@@ -955,15 +1008,36 @@ impl Call {
             .and_then(|s| s.stack.first().map(|f| f.flow.0.clone()))
             .unwrap_or_default();
         let quality = run.quality.as_ref().map(super::record::quality_json);
-        let body = serde_json::json!({
-            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if self.ctl.is_outbound() { "Click-to-call" } else { "Call through the IVR" },
+        let outbound = self.ctl.is_outbound();
+        let mut body = serde_json::json!({
+            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if outbound { "Click-to-call" } else { "Call through the IVR" },
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
             "controls": self.ctl.summary(),
             "queue": self.acd_summary(),
-        })
-        .to_string();
+        });
+        // The transcript and what it says (speech.rs): in the body, so the timeline
+        // shows it and full-text search finds its words.
+        let mut tags = vec![if outbound { "click-to-call" } else { "ivr" }.to_owned()];
+        let (mut sentiment, mut intent) = (None, None);
+        if let Some(f) = &speech {
+            body["transcript"] = f.insights.transcript.clone().into();
+            body["transcript_summary"] = f.insights.summary.clone().into();
+            body["keywords"] = serde_json::json!(f.insights.keywords);
+            body["sentiment_trend"] = serde_json::to_value(&f.insights.trend).unwrap_or_default();
+            body["alerts"] = serde_json::to_value(&f.insights.alerts).unwrap_or_default();
+            sentiment = Some(f64::from(f.insights.trend.overall));
+            intent.clone_from(&f.insights.intent);
+            tags.push("transcribed".into());
+        }
+        if let Some(t) = &voicemail_text {
+            body["voicemail_transcript"] = t.clone().into();
+            if intent.is_none() {
+                intent = parley_speech::detect_intent(t).map(str::to_owned);
+            }
+        }
+        let body = body.to_string();
         let mut attachments: Vec<Attachment> = run
             .voicemail
             .iter()
@@ -982,7 +1056,6 @@ impl Call {
                 location: Some(location.clone()),
             })
             .collect();
-        let outbound = self.ctl.is_outbound();
         attachments.extend(self.acd_attachment());
         let new = NewInteraction {
             kind: "call".into(),
@@ -992,9 +1065,9 @@ impl Call {
             attachments,
             case_id: run.case_id.clone(),
             occurred_at: None,
-            sentiment: None,
-            intent: None,
-            tags: vec![if outbound { "click-to-call" } else { "ivr" }.into()],
+            sentiment,
+            intent,
+            tags,
         };
         match self.store.add_interaction(&run.actor, &customer, new).await {
             Ok(i) => {
@@ -1005,6 +1078,14 @@ impl Call {
                         .await
                 {
                     tracing::warn!(call = self.no, error = %e, "cannot store the survey answer");
+                }
+                if let Some(f) = &speech
+                    && let Err(e) = self
+                        .store
+                        .save_transcript(&run.actor, &i.id, &f.segments)
+                        .await
+                {
+                    tracing::warn!(call = self.no, error = %e, "cannot store the transcript");
                 }
             }
             Err(e) => {

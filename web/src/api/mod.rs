@@ -14,6 +14,7 @@ pub(crate) mod events;
 mod flows;
 mod queues;
 pub(crate) mod softphone;
+mod speech;
 mod telephony;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +28,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(telephony::router())
         .merge(calls::router())
         .merge(queues::router())
+        .merge(speech::router())
 }
 
 /// Common list parameters.

@@ -1,0 +1,278 @@
+//! Call transcripts: per-tenant speech settings (the AI toggle, alert phrases), live
+//! transcript segments and alerts published as domain events while a call runs, and
+//! the segments stored with the call's interaction when it ends. Knows nothing of
+//! audio: segments arrive as text with times, speaker and sentiment.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, Record, snapshot};
+use crate::events::DomainEvent;
+use crate::types::{Actor, Role, flag, from_json_text, json_text, new_id};
+use crate::{Error, Result, Store};
+
+/// A tenant's speech settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct SpeechSettings {
+    /// Transcribe calls live (the "AI toggle"). Off by default.
+    pub transcription: bool,
+    /// Transcribe only callers whose customer record has recording consent (on by
+    /// default); off: the tenant's own call notice covers every caller.
+    #[serde(default = "yes")]
+    pub require_consent: bool,
+    /// Phrases that alert supervisors when said (case-insensitive, whole words).
+    pub alert_phrases: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for SpeechSettings {
+    fn default() -> Self {
+        SpeechSettings {
+            transcription: false,
+            require_consent: true,
+            alert_phrases: vec!["cancel my account".into(), "lawyer".into()],
+        }
+    }
+}
+
+/// One transcribed utterance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct TranscriptSegment {
+    /// `caller` or `agent`.
+    pub speaker: String,
+    /// Start, ms from the call's answer.
+    pub start_ms: i64,
+    /// End, ms.
+    pub end_ms: i64,
+    /// The words.
+    pub text: String,
+    /// Sentiment, -1 … +1.
+    pub sentiment: f64,
+    /// Transcribed live (false: after the call, under load).
+    pub live: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct SegmentRow {
+    speaker: String,
+    start_ms: i64,
+    end_ms: i64,
+    text: String,
+    sentiment: f64,
+    live: i64,
+}
+
+fn check_speaker(s: &TranscriptSegment) -> Result<()> {
+    if !matches!(s.speaker.as_str(), "caller" | "agent") {
+        return Err(Error::invalid("speaker", "must be caller or agent"));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The tenant's speech settings (defaults when never set).
+    pub async fn speech_settings(&self, actor: &Actor) -> Result<SpeechSettings> {
+        let row: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT transcription, require_consent, alert_phrases FROM speech_settings WHERE tenant_id = $1",
+        )
+        .bind(&actor.tenant_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some((t, consent, phrases)) => SpeechSettings {
+                transcription: t != 0,
+                require_consent: consent != 0,
+                alert_phrases: from_json_text("speech_settings.alert_phrases", &phrases)?,
+            },
+            None => SpeechSettings::default(),
+        })
+    }
+
+    /// Replaces the tenant's speech settings (audited; the API lets admins only).
+    pub async fn set_speech_settings(
+        &self,
+        actor: &Actor,
+        settings: SpeechSettings,
+    ) -> Result<SpeechSettings> {
+        let mut phrases: Vec<String> = settings
+            .alert_phrases
+            .iter()
+            .map(|p| {
+                p.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase()
+            })
+            .filter(|p| !p.is_empty())
+            .collect();
+        phrases.dedup();
+        if phrases.len() > 200 || phrases.iter().any(|p| p.len() > 100) {
+            return Err(Error::invalid(
+                "alert_phrases",
+                "at most 200 phrases of at most 100 characters",
+            ));
+        }
+        let settings = SpeechSettings {
+            transcription: settings.transcription,
+            require_consent: settings.require_consent,
+            alert_phrases: phrases,
+        };
+        let before = self.speech_settings(actor).await?;
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO speech_settings (tenant_id, transcription, require_consent, alert_phrases, updated_at)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant_id) DO UPDATE
+             SET transcription = $2, require_consent = $3, alert_phrases = $4, updated_at = $5",
+        )
+        .bind(&actor.tenant_id)
+        .bind(flag(settings.transcription))
+        .bind(flag(settings.require_consent))
+        .bind(json_text(&settings.alert_phrases))
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        audit::write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action: "speech_settings.update",
+                entity_kind: "speech_settings",
+                entity_id: &actor.tenant_id,
+                subject_customer_id: None,
+                before: snapshot(&before),
+                after: snapshot(&settings),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        let mut e = DomainEvent::new(&actor.tenant_id, "speech.settings_changed", &settings);
+        e.min_role = Role::Supervisor;
+        self.publish([e]);
+        Ok(settings)
+    }
+
+    /// Publishes a live transcript segment of call `call_id` (agents and supervisors
+    /// of the tenant receive it as `transcript.segment`). Nothing is stored yet.
+    pub fn publish_transcript_segment(
+        &self,
+        actor: &Actor,
+        call_id: &str,
+        customer_id: Option<&str>,
+        segment: &TranscriptSegment,
+    ) -> Result<()> {
+        check_speaker(segment)?;
+        let data = serde_json::json!({ "call_id": call_id, "segment": segment });
+        let mut e = DomainEvent::new(&actor.tenant_id, "transcript.segment", &data);
+        if let Some(c) = customer_id {
+            e = e.customer(c);
+        }
+        self.publish([e]);
+        Ok(())
+    }
+
+    /// Publishes an alert about call `call_id` to the tenant's supervisors
+    /// (`transcript.alert`): a watched phrase, sustained negative sentiment.
+    pub fn publish_transcript_alert(
+        &self,
+        actor: &Actor,
+        call_id: &str,
+        alert: &serde_json::Value,
+    ) {
+        let data = serde_json::json!({ "call_id": call_id, "alert": alert });
+        let mut e = DomainEvent::new(&actor.tenant_id, "transcript.alert", &data);
+        e.min_role = Role::Supervisor;
+        self.publish([e]);
+    }
+
+    /// Stores a call's transcript segments with its interaction (in the given order;
+    /// audited as one record).
+    pub async fn save_transcript(
+        &self,
+        actor: &Actor,
+        interaction_id: &str,
+        segments: &[TranscriptSegment],
+    ) -> Result<usize> {
+        for s in segments {
+            check_speaker(s)?;
+        }
+        let customer: Option<(String,)> =
+            sqlx::query_as("SELECT customer_id FROM interactions WHERE tenant_id = $1 AND id = $2")
+                .bind(&actor.tenant_id)
+                .bind(interaction_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let (customer_id,) = customer.ok_or(Error::not_found("interaction"))?;
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        for (i, s) in segments.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO transcript_segments
+                   (id, tenant_id, interaction_id, seq, speaker, start_ms, end_ms, text, sentiment, live, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(new_id())
+            .bind(&actor.tenant_id)
+            .bind(interaction_id)
+            .bind(i as i64)
+            .bind(&s.speaker)
+            .bind(s.start_ms)
+            .bind(s.end_ms)
+            .bind(&s.text)
+            .bind(s.sentiment)
+            .bind(flag(s.live))
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+        }
+        audit::write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action: "transcript.create",
+                entity_kind: "interaction",
+                entity_id: interaction_id,
+                subject_customer_id: Some(&customer_id),
+                before: None,
+                after: Some(serde_json::json!({ "segments": segments.len() })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(segments.len())
+    }
+
+    /// The stored transcript of an interaction, in order (empty when none).
+    pub async fn transcript(
+        &self,
+        actor: &Actor,
+        interaction_id: &str,
+    ) -> Result<Vec<TranscriptSegment>> {
+        let rows: Vec<SegmentRow> = sqlx::query_as(
+            "SELECT speaker, start_ms, end_ms, text, sentiment, live FROM transcript_segments
+             WHERE tenant_id = $1 AND interaction_id = $2 ORDER BY seq",
+        )
+        .bind(&actor.tenant_id)
+        .bind(interaction_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TranscriptSegment {
+                speaker: r.speaker,
+                start_ms: r.start_ms,
+                end_ms: r.end_ms,
+                text: r.text,
+                sentiment: r.sentiment,
+                live: r.live != 0,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,184 @@
+//! Call transcripts and speech settings, on SQLite and PostgreSQL.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use parley_cases::customers::{Consent, NewCustomer, RawIdentity};
+use parley_cases::timeline::NewInteraction;
+use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
+use parley_cases::{Actor, Role};
+
+fn seg(speaker: &str, start: i64, text: &str, sentiment: f64) -> TranscriptSegment {
+    TranscriptSegment {
+        speaker: speaker.into(),
+        start_ms: start,
+        end_ms: start + 1500,
+        text: text.into(),
+        sentiment,
+        live: true,
+    }
+}
+
+async fn call_interaction(h: &common::Harness, a: &Actor, transcript: &str) -> (String, String) {
+    let c = h
+        .store
+        .create_customer(
+            a,
+            NewCustomer {
+                name: "Ann".into(),
+                identities: vec![RawIdentity {
+                    kind: "phone".into(),
+                    value: "+15550123".into(),
+                }],
+                consent: Consent::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "summary": "Call", "transcript": transcript }).to_string();
+    let i = h
+        .store
+        .add_interaction(
+            a,
+            &c.id,
+            NewInteraction {
+                kind: "call".into(),
+                channel: "voice".into(),
+                direction: "inbound".into(),
+                body,
+                attachments: vec![],
+                case_id: None,
+                occurred_at: None,
+                sentiment: Some(-0.4),
+                intent: Some("cancel".into()),
+                tags: vec!["transcribed".into()],
+            },
+        )
+        .await
+        .unwrap();
+    (c.id, i.id)
+}
+
+on_both!(speech_settings_default_off_then_set_and_audited, |h| {
+    let a = h.tenant("acme").await;
+    let b = h.tenant("other").await;
+    let s = h.store.speech_settings(&a).await.unwrap();
+    assert!(!s.transcription && s.require_consent);
+    assert!(s.alert_phrases.contains(&"lawyer".to_owned()));
+    let mut events = h.store.subscribe();
+    let set = h
+        .store
+        .set_speech_settings(
+            &a,
+            SpeechSettings {
+                transcription: true,
+                require_consent: false,
+                alert_phrases: vec!["  Cancel   My Account ".into(), "refund".into(), "".into()],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.alert_phrases, vec!["cancel my account", "refund"]);
+    assert!(!set.require_consent);
+    assert_eq!(h.store.speech_settings(&a).await.unwrap(), set);
+    // Updating again replaces.
+    let off = h
+        .store
+        .set_speech_settings(
+            &a,
+            SpeechSettings {
+                transcription: false,
+                require_consent: true,
+                alert_phrases: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!h.store.speech_settings(&a).await.unwrap().transcription);
+    assert!(off.alert_phrases.is_empty());
+    // Another tenant is untouched.
+    assert!(!h.store.speech_settings(&b).await.unwrap().transcription);
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "speech.settings_changed");
+    assert!(e.visible_to(&a.tenant_id, Role::Supervisor));
+    assert!(!e.visible_to(&a.tenant_id, Role::Agent));
+    let log = h
+        .store
+        .audit_log(&a, &parley_cases::audit::AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        log.items
+            .iter()
+            .filter(|e| e.action == "speech_settings.update")
+            .count(),
+        2
+    );
+});
+
+on_both!(transcript_segments_are_stored_searchable_and_erased, |h| {
+    let a = h.tenant("acme").await;
+    let b = h.tenant("other").await;
+    let (customer, id) = call_interaction(
+        h,
+        &a,
+        "Caller: I want to cancel my account\nAgent: I can help with that",
+    )
+    .await;
+    let segs = vec![
+        seg("caller", 900, "I want to cancel my account", -0.3),
+        seg("agent", 3000, "I can help with that", 0.4),
+    ];
+    assert_eq!(h.store.save_transcript(&a, &id, &segs).await.unwrap(), 2);
+    assert_eq!(h.store.transcript(&a, &id).await.unwrap(), segs);
+    // Tenant isolation: the other tenant sees nothing and cannot write to it.
+    assert!(h.store.transcript(&b, &id).await.unwrap().is_empty());
+    assert!(h.store.save_transcript(&b, &id, &segs).await.is_err());
+    // Bad speakers are refused.
+    assert!(
+        h.store
+            .save_transcript(&a, &id, &[seg("robot", 0, "x", 0.0)])
+            .await
+            .is_err()
+    );
+    // The transcript text is in the interaction body: full-text search finds it.
+    let hits = h
+        .store
+        .search_interactions(&a, "cancel account", None)
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].intent.as_deref(), Some("cancel"));
+    // GDPR erasure removes the segments with the bodies.
+    h.store.erase_customer(&a, &customer).await.unwrap();
+    assert!(h.store.transcript(&a, &id).await.unwrap().is_empty());
+});
+
+on_both!(live_segments_and_alerts_are_published_not_stored, |h| {
+    let a = h.tenant("acme").await;
+    let mut events = h.store.subscribe();
+    let s = seg("caller", 100, "I will call my lawyer", -0.2);
+    h.store
+        .publish_transcript_segment(&a, "call-1", Some("cust-1"), &s)
+        .unwrap();
+    h.store.publish_transcript_alert(
+        &a,
+        "call-1",
+        &serde_json::json!({"kind": "phrase", "phrase": "lawyer"}),
+    );
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "transcript.segment");
+    assert_eq!(e.customer_id.as_deref(), Some("cust-1"));
+    assert_eq!(e.data["segment"]["text"], "I will call my lawyer");
+    assert_eq!(e.data["call_id"], "call-1");
+    assert!(e.visible_to(&a.tenant_id, Role::Agent));
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "transcript.alert");
+    assert!(!e.visible_to(&a.tenant_id, Role::Agent));
+    assert!(e.visible_to(&a.tenant_id, Role::Supervisor));
+    assert!(
+        h.store
+            .publish_transcript_segment(&a, "call-1", None, &seg("robot", 0, "x", 0.0))
+            .is_err()
+    );
+});

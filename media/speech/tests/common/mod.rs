@@ -1,0 +1,117 @@
+//! Test helpers: the speech model and espeak-ng speech at 8 kHz.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The model: `PARLEY_SPEECH_MODEL`, else the shared test model next to the project.
+/// Missing: a panic under `CI=true`, a loud warning (and `None`: skip) otherwise.
+pub fn model() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = std::env::var_os("PARLEY_SPEECH_MODEL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/models/ggml-tiny.en.bin"));
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "no speech model at {} (set PARLEY_SPEECH_MODEL)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "\n!!! NO SPEECH MODEL at {}: set PARLEY_SPEECH_MODEL; SKIPPING this transcription test !!!\n",
+        path.display()
+    );
+    None
+}
+
+/// `text` spoken by espeak-ng, as 8 kHz mono 16-bit PCM (sox resamples).
+pub fn speak_8k(text: &str) -> Vec<i16> {
+    speak(text, 8000)
+}
+
+/// `text` spoken by espeak-ng at `rate` Hz, mono 16-bit PCM.
+pub fn speak(text: &str, rate: u32) -> Vec<i16> {
+    let dir = std::env::temp_dir().join(format!(
+        "parley-speech-{}-{}",
+        std::process::id(),
+        fnv(text)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let wav = dir.join("s.wav");
+    let raw = dir.join("s.raw");
+    let ok = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("espeak-ng (scripts/setup.sh --test installs it)");
+    assert!(ok.success(), "espeak-ng failed");
+    let ok = Command::new("sox")
+        .arg(&wav)
+        .args([
+            "-r",
+            &rate.to_string(),
+            "-c",
+            "1",
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+        ])
+        .arg(&raw)
+        .status()
+        .expect("sox (scripts/setup.sh --test installs it)");
+    assert!(ok.success(), "sox failed");
+    let bytes = std::fs::read(&raw).expect("raw audio");
+    let _ = std::fs::remove_dir_all(&dir);
+    bytes
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Lower-case words without punctuation.
+pub fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric() && c != '\'')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// Word error rate of `hyp` against `reference` (Levenshtein over words).
+pub fn wer(reference: &str, hyp: &str) -> (usize, usize) {
+    let r = words(reference);
+    let h = words(hyp);
+    let mut prev: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut cur = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let sub = prev[j] + usize::from(rw != hw);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    (prev[h.len()], r.len())
+}
+
+/// The committed WER sentences.
+pub fn sentences() -> Vec<String> {
+    include_str!("../../testdata/sentences.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

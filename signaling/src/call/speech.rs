@@ -1,0 +1,327 @@
+//! Live transcription on calls whose media Parley terminates (IVR calls and the agents
+//! bridged to them): the call task taps the caller's leg and any agent's leg into the
+//! speech engine (one stream per speaker), publishes each transcribed utterance with its
+//! sentiment as a `transcript.segment` event, raises supervisor alerts (watched phrases,
+//! sustained negative sentiment), and when the call ends hands the transcript, trend,
+//! summary, keywords and intent to the call's interaction (see `ivr_finish`). The same
+//! caller stream feeds the IVR's speech-input node.
+//!
+//! Controls: the tenant's speech settings ("AI toggle", consent policy, phrases); a
+//! per-queue switch can veto it through [`Call::speech_queue_allows`]. A paused
+//! recording (PCI) pauses the taps in the media engine: no transcript of that span.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
+use parley_media::LegId;
+use parley_sip_proto::message::MessageExt as _;
+use parley_speech::{
+    AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Priority, Speaker,
+    SpeechEngine, SpeechEvent,
+};
+use tokio::sync::mpsc;
+
+use super::Call;
+
+/// How long the end of a call waits for the last (post-call) segments.
+const FINISH_WAIT: Duration = Duration::from_secs(60);
+
+/// The speech state of one call.
+pub(super) struct CallSpeech {
+    engine: Arc<SpeechEngine>,
+    epoch: std::time::Instant,
+    tx: Option<mpsc::UnboundedSender<SpeechEvent>>,
+    rx: mpsc::UnboundedReceiver<SpeechEvent>,
+    /// Open streams: (stream, leg, speaker).
+    streams: Vec<(u64, LegId, Speaker)>,
+    /// Transcription is on for this call (publish, store); otherwise the caller's
+    /// stream only serves the IVR's speech node.
+    transcribe: bool,
+    /// An IVR speech node is listening to the caller.
+    listening: bool,
+    analysis: CallAnalysis,
+    segments: Vec<TranscriptSegment>,
+    customer_id: Option<String>,
+}
+
+/// What the end of a transcribed call leaves for its interaction.
+pub(super) struct Finished {
+    pub(super) insights: CallInsights,
+    pub(super) segments: Vec<TranscriptSegment>,
+}
+
+/// The next speech event of the call, or never.
+pub(super) async fn next_event(speech: &mut Option<CallSpeech>) -> Option<SpeechEvent> {
+    match speech {
+        Some(s) if s.tx.is_some() => s.rx.recv().await,
+        _ => std::future::pending().await,
+    }
+}
+
+impl Call {
+    fn speech_engine(&self) -> Option<Arc<SpeechEngine>> {
+        self.config.speech.clone()
+    }
+
+    /// Per-queue AI toggle hook: queues (issue 2) may switch transcription off for
+    /// their calls; until they exist every queue follows the tenant.
+    fn speech_queue_allows(&self) -> bool {
+        true
+    }
+
+    /// Whether the IVR may offer speech input (an engine is configured).
+    pub(super) fn speech_available(&self) -> bool {
+        self.speech_engine().is_some()
+    }
+
+    /// Sets the call up after its media is answered: loads the tenant's settings and
+    /// the caller's consent, and taps the caller when transcription is on.
+    pub(super) async fn speech_start(&mut self) {
+        let Some(engine) = self.speech_engine() else {
+            return;
+        };
+        let Some(actor) = self.ivr_actor() else {
+            return;
+        };
+        let settings = match self.store.speech_settings(&actor).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "speech settings unavailable; not transcribing");
+                SpeechSettings::default()
+            }
+        };
+        let mut transcribe = settings.transcription && self.speech_queue_allows();
+        let caller = self.ivr_caller();
+        let customer_id = match self.ivr_find_customer(&caller).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "customer lookup failed");
+                None
+            }
+        };
+        if transcribe && settings.require_consent {
+            let consent = match &customer_id {
+                Some(id) => self
+                    .store
+                    .customer(&actor, id)
+                    .await
+                    .map(|c| c.consent.recording)
+                    .unwrap_or(false),
+                None => false,
+            };
+            if !consent {
+                tracing::info!(call = self.no, "no recording consent: not transcribing");
+                transcribe = false;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.speech = Some(CallSpeech {
+            engine,
+            epoch: std::time::Instant::now(),
+            tx: Some(tx),
+            rx,
+            streams: Vec::new(),
+            transcribe,
+            listening: false,
+            analysis: CallAnalysis::new(AlertRules {
+                phrases: settings.alert_phrases,
+                ..AlertRules::default()
+            }),
+            segments: Vec::new(),
+            customer_id,
+        });
+        if transcribe && let Some(leg) = self.media.as_ref().map(|m| m.leg) {
+            self.speech_tap(leg, Speaker::Caller);
+        }
+    }
+
+    /// Opens a stream for `leg` and taps it.
+    fn speech_tap(&mut self, leg: LegId, speaker: Speaker) {
+        let (Some(s), Some(m)) = (self.speech.as_mut(), self.media.as_ref()) else {
+            return;
+        };
+        if s.streams.iter().any(|(_, l, _)| *l == leg) {
+            return;
+        }
+        let Some(tx) = s.tx.clone() else { return };
+        let rate = 8000;
+        match s
+            .engine
+            .open_stream(speaker, Priority::Normal, s.epoch, rate, tx)
+        {
+            Ok(tap) => {
+                if m.handle.tap(leg, tap.sender.clone()).is_ok() {
+                    s.streams.push((tap.id, leg, speaker));
+                } else {
+                    s.engine.close_stream(tap.id);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "speech stream not opened"),
+        }
+    }
+
+    /// Stops transcribing `leg` (its last utterance is still delivered).
+    pub(super) fn speech_untap(&mut self, leg: LegId) {
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
+        if let Some(i) = s.streams.iter().position(|(_, l, _)| *l == leg) {
+            let (id, leg, _) = s.streams.remove(i);
+            if let Some(m) = &self.media {
+                let _ = m.handle.untap(leg);
+            }
+            s.engine.close_stream(id);
+        }
+    }
+
+    /// An agent's leg was bridged with the caller's: transcribe the agent too.
+    pub(super) fn speech_agent_bridged(&mut self, leg: LegId) {
+        if self.speech.as_ref().is_some_and(|s| s.transcribe) {
+            self.speech_tap(leg, Speaker::Agent);
+        }
+    }
+
+    /// The IVR's speech node starts or stops listening to the caller.
+    pub(super) fn speech_listen(&mut self, on: bool) {
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
+        s.listening = on;
+        let transcribe = s.transcribe;
+        let Some(leg) = self.media.as_ref().map(|m| m.leg) else {
+            return;
+        };
+        if on {
+            self.speech_tap(leg, Speaker::Caller);
+        } else if !transcribe {
+            self.speech_untap(leg);
+        }
+    }
+
+    /// PCI: pause (or resume) transcription of every tapped leg.
+    #[allow(dead_code)] // wired when the agent desktop's PCI pause reaches calls
+    pub(super) fn speech_pause(&mut self, paused: bool) {
+        if let (Some(s), Some(m)) = (self.speech.as_ref(), self.media.as_ref()) {
+            for (_, leg, _) in &s.streams {
+                let _ = m.handle.pause_tap(*leg, paused);
+            }
+        }
+    }
+
+    /// A speech event of the call.
+    pub(super) async fn on_speech_event(&mut self, ev: SpeechEvent) {
+        let SpeechEvent::Segment(seg) = ev else {
+            if let SpeechEvent::Degraded { what, audio_ms, .. } = ev {
+                tracing::info!(call = self.no, ?what, audio_ms, "transcription degraded");
+            }
+            return;
+        };
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
+        if seg.text.is_empty() {
+            return;
+        }
+        let feed_ivr = s.listening && seg.speaker == Speaker::Caller && seg.live;
+        if s.transcribe {
+            let segment = TranscriptSegment {
+                speaker: seg.speaker.as_str().to_owned(),
+                start_ms: seg.start_ms as i64,
+                end_ms: seg.end_ms as i64,
+                text: seg.text.clone(),
+                sentiment: f64::from(seg.sentiment),
+                live: seg.live,
+            };
+            let alerts = s.analysis.add(Line {
+                speaker: seg.speaker,
+                start_ms: seg.start_ms,
+                end_ms: seg.end_ms,
+                text: seg.text.clone(),
+                sentiment: seg.sentiment,
+            });
+            if let Some(actor) = self.ivr.as_ref().map(|r| r.actor()) {
+                let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
+                let customer = s.customer_id.as_deref();
+                if let Err(e) = self
+                    .store
+                    .publish_transcript_segment(&actor, &call_id, customer, &segment)
+                {
+                    tracing::debug!(error = %e, "segment not published");
+                }
+                for a in &alerts {
+                    let v = serde_json::to_value(a).unwrap_or_default();
+                    self.store.publish_transcript_alert(&actor, &call_id, &v);
+                }
+            }
+            s.segments.push(segment);
+        }
+        if feed_ivr {
+            // whisper gives no calibrated confidence; a heard utterance counts as sure.
+            self.ivr_event(parley_ivr::Event::SpeechResult {
+                text: seg.text,
+                confidence: 1.0,
+            })
+            .await;
+        }
+    }
+
+    /// The call ended: closes the streams, waits (bounded) for the last segments and
+    /// returns what goes on the interaction (`None` when nothing was transcribed).
+    pub(super) async fn speech_finish(&mut self) -> Option<Finished> {
+        let legs: Vec<LegId> = self
+            .speech
+            .as_ref()
+            .map(|s| s.streams.iter().map(|(_, l, _)| *l).collect())
+            .unwrap_or_default();
+        for leg in legs {
+            self.speech_untap(leg);
+        }
+        let mut s = self.speech.take()?;
+        s.tx = None;
+        let deadline = tokio::time::Instant::now() + FINISH_WAIT;
+        let mut rest = Vec::new();
+        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, s.rx.recv()).await {
+            rest.push(ev);
+        }
+        let transcribe = s.transcribe;
+        s.listening = false;
+        self.speech = Some(s);
+        for ev in rest {
+            self.on_speech_event(ev).await;
+        }
+        let s = self.speech.take()?;
+        if !transcribe || s.segments.is_empty() {
+            return None;
+        }
+        let mut segments = s.segments;
+        segments.sort_by_key(|x| (x.start_ms, x.end_ms));
+        Some(Finished {
+            insights: s.analysis.finish(&ExtractiveSummarizer),
+            segments,
+        })
+    }
+
+    /// Whether voicemail should be transcribed (transcription on for this call).
+    pub(super) fn speech_transcribes(&self) -> bool {
+        self.speech.as_ref().is_some_and(|s| s.transcribe)
+    }
+
+    /// Transcribes a finished voicemail recording (the caller's channel of the WAV).
+    pub(super) async fn speech_voicemail(&self, path: std::path::PathBuf) -> Option<String> {
+        let engine = self.speech_engine()?;
+        let r = tokio::task::spawn_blocking(move || -> Option<String> {
+            let mut wav = hound::WavReader::open(&path).ok()?;
+            let spec = wav.spec();
+            let ch = usize::from(spec.channels.max(1));
+            let left: Vec<i16> = wav
+                .samples::<i16>()
+                .step_by(ch)
+                .filter_map(Result::ok)
+                .collect();
+            engine.transcribe_clip(&left, spec.sample_rate).ok()
+        })
+        .await;
+        r.ok().flatten().filter(|t| !t.is_empty())
+    }
+}

@@ -202,6 +202,7 @@ export async function render(main, params, { user, navigate }) {
   // --- live updates
   const off = onEvent((ev) => {
     if (ev.type === 'connected' || ev.type === 'lagged') { loadInbox(); loadCustomer(); return; }
+    if (ev.type.startsWith('transcript.')) return; // live lines: the transcript panel, not a reload per utterance
     if (customerId && ev.customer_id === customerId) {
       if (ev.type === 'timeline.appended' && ev.data && ev.data.id) fresh.add(ev.data.id);
       const keep = fresh;

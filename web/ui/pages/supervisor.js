@@ -86,7 +86,7 @@ export const SOURCES = [
     id: 'agents',
     title: 'Agents (live)',
     every: ACD_POLL_MS,
-    events: ['agent.presence_changed'],
+    events: ['agent.presence_changed', 'agent.activity'],
     async load() {
       if (!directory) directory = await get('/users');
       return get('/agents/live');

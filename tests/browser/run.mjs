@@ -668,6 +668,105 @@ test('click-to-call through a trunk: the Call button rings the agent phone, dial
   }
 });
 
+test('ACD: agent presence selector, and the supervisor wallboard shows a new queue and the agent live', async () => {
+  const q = await apiAs(ADMIN, 'POST', '/queues', { name: 'Wallboard test queue', sl_threshold_s: 30 });
+  assert(q.status === 201, 'queue created: ' + q.status + ' ' + JSON.stringify(q.body));
+  const users = await apiAs(ADMIN, 'GET', '/users');
+  const agentId = users.body.find((u) => u.email === AGENT).id;
+  const sup = await newPage();
+  await login(sup, SUPERVISOR);
+  const row = `#wallboard [data-source=queues] tr[data-queue-id="${q.body.id}"]`;
+  await sup.waitForSelector(row, { timeout: 15000 });
+  const cells = await sup.$$eval(row + ' td', (tds) => tds.map((t) => t.textContent.trim()));
+  assert(cells[0] === 'Wallboard test queue' && cells[1] === '0', 'queue row: name, nobody waiting: ' + JSON.stringify(cells));
+  assert(cells[4] === '—' && cells[5] === '—', 'no service level / abandonment before any call (not invented): ' + JSON.stringify(cells));
+  const agent = await newPage();
+  await login(agent, AGENT);
+  await agent.waitForSelector('#presence select:not([disabled])');
+  await agent.selectOption('#presence select', 'away:lunch');
+  await agent.waitForSelector('#presence .presence-state[data-state=away]');
+  assert((await agent.textContent('#presence')).includes('lunch'), 'the away reason is shown');
+  let p = await apiAs(AGENT, 'GET', `/users/${agentId}/presence`);
+  assert(p.body.status === 'away' && p.body.reason === 'lunch', 'stored away/lunch: ' + JSON.stringify(p.body));
+  await sup.waitForSelector(`#wallboard [data-source=agents] tr[data-user-id="${agentId}"][data-presence=away]`, { timeout: 15000 });
+  await agent.selectOption('#presence select', 'available');
+  await agent.waitForSelector('#presence .presence-state[data-state=available]');
+  p = await apiAs(AGENT, 'GET', `/users/${agentId}/presence`);
+  assert(p.body.status === 'available', 'stored available: ' + JSON.stringify(p.body));
+  await sup.waitForSelector(`#wallboard [data-source=agents] tr[data-user-id="${agentId}"][data-presence=available]`, { timeout: 15000 });
+  const agentName = users.body.find((u) => u.id === agentId).name;
+  assert((await sup.textContent(`#wallboard [data-source=agents] tr[data-user-id="${agentId}"]`)).includes(agentName), 'the agent by name');
+  await shot(agent, '22-agent-presence');
+  await shot(sup, '23-supervisor-wallboard');
+  assert(agent.errors.length === 0 && sup.errors.length === 0, 'no page errors: ' + agent.errors.concat(sup.errors).join('; '));
+  await apiAs(AGENT, 'PUT', `/users/${agentId}/presence`, { status: 'offline' });
+  await apiAs(ADMIN, 'DELETE', `/queues/${q.body.id}`);
+  await agent.context().close();
+  await sup.context().close();
+});
+
+test('admin: speech settings (AI toggle, consent, alert phrases) round-trip', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(server.http + '/admin/speech');
+  await page.waitForSelector('#speech-form');
+  assert(!(await page.isChecked('#speech-form [name=transcription]')), 'transcription off by default');
+  await page.check('#speech-form [name=transcription]');
+  await page.uncheck('#speech-form [name=require_consent]');
+  await page.fill('#speech-form [name=alert_phrases]', 'Cancel my account\nspeak to a   manager\n');
+  await page.click('#speech-form button[type=submit]');
+  await page.waitForSelector('#speech-form .ok-msg');
+  const s = await apiAs(ADMIN, 'GET', '/speech/settings');
+  assert(s.body.transcription === true && s.body.require_consent === false, 'saved toggles: ' + JSON.stringify(s.body));
+  assert(JSON.stringify(s.body.alert_phrases) === JSON.stringify(['cancel my account', 'speak to a manager']), 'phrases normalised: ' + JSON.stringify(s.body.alert_phrases));
+  await page.reload();
+  await page.waitForSelector('#speech-form');
+  assert(await page.isChecked('#speech-form [name=transcription]'), 'the toggle reads back on');
+  assert((await page.inputValue('#speech-form [name=alert_phrases]')) === 'cancel my account\nspeak to a manager', 'phrases read back');
+  await shot(page, '24-admin-speech');
+  await page.uncheck('#speech-form [name=transcription]');
+  await page.click('#speech-form button[type=submit]');
+  await page.waitForSelector('#speech-form .ok-msg');
+  assert((await apiAs(ADMIN, 'GET', '/speech/settings')).body.transcription === false, 'the toggle goes back off');
+  assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+  await page.context().close();
+});
+
+test('timeline: a call with a transcript shows it (summary, keywords, sentiment trend), collapsed', async () => {
+  const c = await apiAs(AGENT, 'GET', '/customers?q=Aiko');
+  const id = c.body.items[0].id;
+  const body = {
+    summary: 'Call through the IVR',
+    transcript: 'Caller: I want to cancel my account, this is the third outage\nAgent: I am sorry, I can credit this month\nCaller: Thank you, that helps',
+    transcript_summary: 'Caller wants to cancel after outages; agent offers a credit.',
+    keywords: ['outage', 'credit', 'cancel my account'],
+    sentiment_trend: { overall: -0.12, caller_start: -0.6, caller_end: 0.5, direction: 'improving', points: [[3000, -0.6], [6000, -0.2], [9000, 0.1]] },
+    alerts: [{ kind: 'phrase', phrase: 'cancel my account', speaker: 'caller', at_ms: 1200 }],
+  };
+  const r = await apiAs(AGENT, 'POST', `/customers/${id}/interactions`, { kind: 'call', channel: 'voice', direction: 'inbound', body: JSON.stringify(body) });
+  assert(r.status === 201, 'call interaction: ' + r.status + ' ' + JSON.stringify(r.body));
+  const page = await newPage();
+  await login(page, AGENT);
+  await page.goto(server.http + '/agent/customers/' + encodeURIComponent(id));
+  const item = `#timeline li.item[data-id="${r.body.id}"]`;
+  await page.waitForSelector(item + ' details.transcript');
+  assert(!(await page.$eval(item + ' details.transcript', (d) => d.open)), 'collapsed at first');
+  assert(!(await page.isVisible(item + ' .segments')), 'lines hidden while collapsed');
+  assert((await page.textContent(item + ' details.transcript > summary')).includes('improving'), 'trend direction in the summary line');
+  await page.click(item + ' details.transcript > summary');
+  await page.waitForSelector(item + ' .segments li.seg.caller');
+  const lines = await page.$$eval(item + ' .segments li.seg', (l) => l.map((x) => x.dataset.speaker + ':' + x.querySelector('.text').textContent));
+  assert(lines.length === 3 && lines[0] === 'caller:I want to cancel my account, this is the third outage' && lines[1].startsWith('agent:'), 'lines: ' + JSON.stringify(lines));
+  assert((await page.textContent(item + ' .transcript-summary')).includes('offers a credit'), 'summary');
+  assert((await page.$$(item + ' .keywords .chip')).length === 3, 'keywords');
+  assert(await page.$(item + ' svg.sparkline path.trend'), 'sentiment sparkline');
+  assert((await page.textContent(item + ' .alerts')).includes('cancel my account'), 'the alert raised during the call');
+  await page.$eval(item, (el) => el.scrollIntoView());
+  await shot(page, '25-timeline-transcript');
+  assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+  await page.context().close();
+});
+
 /** A free loopback UDP port (the kernel's pick for bind(0)): sipp's SIP socket. UDP,
  * not TCP: a port free for TCP may be held by a running sipp's UDP socket. */
 function freePort() {

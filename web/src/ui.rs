@@ -46,6 +46,8 @@ static ASSETS: &[Asset] = assets![
     "pages/admin.js",
     "pages/designer.js",
     "pages/flowgraph.js",
+    "pages/presence.js",
+    "pages/transcript.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

@@ -1,5 +1,6 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
-// skills, trunks and numbers, business hours. One tab per area at /admin/<tab>.
+// skills, trunks and numbers, business hours, speech settings (the AI toggle, consent,
+// alert phrases). One tab per area at /admin/<tab>.
 
 import { get, post, put, patch, del, enc } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
@@ -10,6 +11,7 @@ const TABS = [
   ['skills', 'Skills'],
   ['telephony', 'Trunks & numbers'],
   ['hours', 'Business hours'],
+  ['speech', 'Speech & AI'],
 ];
 
 export async function render(main, params, { navigate }) {
@@ -21,7 +23,7 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, telephony, hours })[tab](body);
+  await ({ users, teams, skills, telephony, hours, speech })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);
@@ -237,6 +239,37 @@ async function telephony(el) {
 
 // --- business hours
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
+
+// --- speech (GET/PUT /speech/settings)
+async function speech(el) {
+  const s = await get('/speech/settings');
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
+  const form = h('form', { id: 'speech-form', class: 'stack' },
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'transcription', checked: s.transcription }),
+      ' Transcribe calls live (local speech model: live transcript for agents and supervisors, alerts, summary and sentiment on the timeline)'),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'require_consent', checked: s.require_consent }),
+      ' Only callers whose customer record has recording consent (off: your call notice covers every caller)'),
+    field('Alert phrases (one per line)', h('textarea', { name: 'alert_phrases', rows: 5, value: s.alert_phrases.join('\n') }),
+      'Supervisors get an alert when one is said (case-insensitive, whole words).'),
+    h('div', { class: 'row' }, btn), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const v = values(form);
+      const saved = await put('/speech/settings', {
+        transcription: v.transcription, require_consent: v.require_consent,
+        alert_phrases: v.alert_phrases.split('\n').map((x) => x.trim()).filter(Boolean),
+      });
+      toast('Speech settings saved');
+      mount(out, h('p', { class: 'ok-msg' }, `Saved: transcription ${saved.transcription ? 'on' : 'off'}, ${saved.alert_phrases.length} alert phrase(s).`));
+      form.elements.alert_phrases.value = saved.alert_phrases.join('\n');
+    });
+  });
+  mount(el, h('section', { class: 'card' }, h('h2', {}, 'Speech & AI'),
+    h('p', { class: 'muted' }, 'Transcription runs on this server when a speech model is configured (PARLEY_SPEECH_MODEL); nothing leaves the machine.'),
+    form));
+}
 
 async function hours(el) {
   const cals = await get('/ivr/calendars');

@@ -9,6 +9,8 @@ import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { mountSoftphone } from './phone.js';
 import { mountCallBar, clickToCall } from './callbar.js';
+import { mountPresence } from './presence.js';
+import { mountLiveTranscript, callTranscript } from './transcript.js';
 
 const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];
 const OPEN = new Set(['new', 'open', 'pending_customer', 'on_hold']);
@@ -21,7 +23,10 @@ export async function render(main, params, { user, navigate }) {
   const detail = h('section', { id: 'customer', class: 'detail', 'aria-live': 'off' });
   let customerId = params.id || null;
   const callbar = h('section', { id: 'callbar', 'aria-label': 'Call controls', hidden: true });
-  mount(main, callbar, h('div', { class: 'desk' }, h('aside', { class: 'side' }, phone, inbox, search), detail));
+  const presence = h('section', { id: 'presence', class: 'card presence', 'aria-label': 'My presence' });
+  const liveText = h('section', { id: 'live-transcript', class: 'card live-transcript', 'aria-label': 'Live transcript', hidden: true });
+  mount(main, callbar, liveText, h('div', { class: 'desk' }, h('aside', { class: 'side' }, presence, phone, inbox, search), detail));
+  const unmountPresence = mountPresence(presence, { user });
 
   // A new call opens the caller's screen (when the number is a known customer).
   const bar = mountCallBar(callbar, {
@@ -33,6 +38,12 @@ export async function render(main, params, { user, navigate }) {
         if (c && c.id && c.id !== customerId) navigate('/agent/customers/' + enc(c.id));
       } catch { /* an unknown caller: the customer is created when the call ends */ }
     },
+  });
+
+  // Live transcript of my own calls (the calls the call bar shows).
+  const stopTranscript = mountLiveTranscript(liveText, {
+    accept: (callId) => bar.calls().some((c) => c.id === callId),
+    describe: (callId) => (bar.calls().find((c) => c.id === callId) || {}).customer_number || null,
   });
 
   const unmountPhone = mountSoftphone(phone, {
@@ -161,7 +172,7 @@ export async function render(main, params, { user, navigate }) {
       try {
         const b = JSON.parse(i.body);
         body = b.summary || 'Call';
-        extra = ivrTrail(b);
+        extra = [ivrTrail(b), callTranscript(b)];
       } catch { /* a plain-text call note */ }
     }
     return h('li', { class: 'item ' + i.kind + (fresh.has(i.id) ? ' fresh' : ''), dataset: { id: i.id, kind: i.kind } },
@@ -191,6 +202,7 @@ export async function render(main, params, { user, navigate }) {
   // --- live updates
   const off = onEvent((ev) => {
     if (ev.type === 'connected' || ev.type === 'lagged') { loadInbox(); loadCustomer(); return; }
+    if (ev.type.startsWith('transcript.')) return; // live lines: the transcript panel, not a reload per utterance
     if (customerId && ev.customer_id === customerId) {
       if (ev.type === 'timeline.appended' && ev.data && ev.data.id) fresh.add(ev.data.id);
       const keep = fresh;
@@ -216,7 +228,7 @@ export async function render(main, params, { user, navigate }) {
   document.addEventListener('keydown', onKey);
 
   await Promise.all([loadInbox(), loadCustomer()]);
-  return () => { off(); unmountPhone(); bar.stop(); document.removeEventListener('keydown', onKey); };
+  return () => { off(); unmountPhone(); unmountPresence(); stopTranscript(); bar.stop(); document.removeEventListener('keydown', onKey); };
 }
 
 function slaText(c) {

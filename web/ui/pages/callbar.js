@@ -197,6 +197,8 @@ export function mountCallBar(section, { user, onCall }) {
   refresh();
   return {
     refresh,
+    /** The calls the bar shows now (the agent's own). */
+    calls: () => calls,
     stop() {
       stopped = true;
       clearInterval(tick);

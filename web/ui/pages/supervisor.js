@@ -1,17 +1,28 @@
-// The supervisor page: a wallboard of tiles fed by "sources", a live activity feed from
-// the events WebSocket, and the team's open cases.
+// The supervisor page: a wallboard fed by "sources", live transcripts and speech alerts,
+// a live activity feed from the events WebSocket, and the team's open cases.
 //
-// Wallboard sources are the extension point: each is `{ id, title, load() -> [{label,
-// value, hint?, kind?}], every? (ms), events? (event types that trigger a reload) }`.
-// Today they show what the server measures now (SIP calls, case counts). Queue and
-// agent tiles (waiting, longest wait, EWT, service level, abandonment, agent states)
-// are added here as sources over the ACD API once it exists — no numbers are invented
-// until then.
+// Wallboard sources are the extension point: each is `{ id, title, load() -> data,
+// view?(data) -> node (default: data is [{label, value, hint?, kind?}] shown as tiles),
+// every? (ms), events? (event types that trigger a reload) }`. Sources: SIP call
+// counters, case counts, and the ACD's live queues (GET /queues/live: waiting, longest
+// wait, EWT, service level, abandonment) and agents (GET /agents/live). Every figure is
+// the server's; none is invented here.
 
 import { get, post, qs, enc } from '../api.js';
 import { h, mount, fmtTime, errorBox, badge, table, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { clock } from './callbar.js';
+import { mountLiveTranscript } from './transcript.js';
+
+/** Queue and agent tiles poll the router's live view this often (no event carries
+ * waiting times). */
+export const ACD_POLL_MS = 2500;
+
+const pct = (x) => (x === null || x === undefined ? '—' : `${Math.round(x * 100)} %`);
+const secs = (s) => (s === null || s === undefined ? '—' : s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`);
+const PRESENCE_LABEL = { offline: 'offline', available: 'available', ringing: 'ringing', on_call: 'on a call', wrap_up: 'wrap-up', away: 'away' };
+const PRESENCE_KIND = { available: 'ok', ringing: 'late', on_call: 'late', wrap_up: 'pending_customer', away: 'pending_customer', offline: '' };
+let directory = null; // users, for agents' names (loaded once per page)
 
 /** Calls are not published on the events WebSocket: the live-calls panel polls the
  * in-memory call registry (GET /calls) this often, and right after each action. */
@@ -54,8 +65,48 @@ export const SOURCES = [
       return counts.map(([s, n]) => ({ label: label(s), value: n }));
     },
   },
-  // acd: { id: 'queues', title: 'Queues', events: ['queue.*'], load: () => get('/queues/stats')... }
-  // acd: { id: 'agents', title: 'Agents', events: ['presence.changed'], load: ... }
+  {
+    id: 'queues',
+    title: 'Queues (live)',
+    every: ACD_POLL_MS,
+    events: ['queue.created', 'queue.updated', 'queue.deleted'],
+    load: () => get('/queues/live'),
+    view: (rows) => table([...rows].sort((a, b) => a.name.localeCompare(b.name)), [
+      { label: 'Queue', get: (q) => h('strong', {}, q.name) },
+      { label: 'Waiting', get: (q) => h('span', { class: 'big-num' + (q.waiting ? ' late' : '') }, String(q.waiting)), },
+      { label: 'Longest wait', get: (q) => secs(q.longest_wait_s) },
+      { label: 'EWT', get: (q) => h('span', { title: `estimated wait of a new caller (AHT ${secs(q.aht_s)})` }, secs(q.estimated_wait_s)) },
+      { label: 'SL', get: (q) => h('span', { title: 'answered within the threshold, last 100 calls' }, pct(q.service_level)) },
+      { label: 'Abandoned', get: (q) => pct(q.abandonment_rate) },
+      { label: 'Agents free / staffed', get: (q) => `${q.agents_free} / ${q.agents_staffed}` },
+      { label: 'In progress', get: (q) => String(q.in_progress) },
+    ], { empty: 'No queue (Admin creates queues; an IVR enqueue node sends calls to one).', rowData: (q) => ({ queueId: q.queue_id, name: q.name }) }),
+  },
+  {
+    id: 'agents',
+    title: 'Agents (live)',
+    every: ACD_POLL_MS,
+    events: ['agent.presence_changed', 'agent.activity'],
+    async load() {
+      if (!directory) directory = await get('/users');
+      return get('/agents/live');
+    },
+    view: (rows) => {
+      const name = (id) => ((directory || []).find((u) => u.id === id) || {}).name || id;
+      const sorted = [...rows].sort((a, b) => name(a.user_id).localeCompare(name(b.user_id)));
+      const counts = {};
+      for (const r of rows) counts[r.presence] = (counts[r.presence] || 0) + 1;
+      return [
+        h('div', { class: 'meta' }, Object.keys(PRESENCE_LABEL).filter((k) => counts[k]).map((k) => `${PRESENCE_LABEL[k]}: ${counts[k]}`).join(' · ') || ''),
+        table(sorted, [
+          { label: 'Agent', get: (r) => name(r.user_id) },
+          { label: 'State', get: (r) => [badge(PRESENCE_LABEL[r.presence] || r.presence, PRESENCE_KIND[r.presence] || ''),
+            r.reason ? h('span', { class: 'muted small' }, ' ' + r.reason) : null,
+            r.until ? h('span', { class: 'muted small' }, ' until ' + new Date(r.until).toLocaleTimeString()) : null] },
+        ], { empty: 'No agent known to the router.', rowData: (r) => ({ userId: r.user_id, presence: r.presence }) }),
+      ];
+    },
+  },
 ];
 
 export async function render(main, _params, { user }) {
@@ -63,11 +114,12 @@ export async function render(main, _params, { user }) {
   const live = h('section', { id: 'live-calls', class: 'card', 'aria-labelledby': 'live-calls-h' });
   const feed = h('ol', { id: 'activity', class: 'feed' });
   const cases = h('div', { id: 'team-cases' });
+  const transcripts = h('section', { id: 'sup-transcript', class: 'card live-transcript', 'aria-label': 'Live transcripts and alerts', hidden: true });
   mount(main,
     h('h1', {}, 'Supervisor'),
+    transcripts,
     board,
     live,
-    h('p', { class: 'muted small' }, 'Queue and agent tiles appear here when queues and presence are available on this server.'),
     h('div', { class: 'cols' },
       h('section', { class: 'card' }, h('h2', {}, 'Open cases'), cases),
       h('section', { class: 'card' }, h('h2', {}, 'Live activity'), feed)));
@@ -81,7 +133,9 @@ export async function render(main, _params, { user }) {
   async function refresh(s) {
     const p = panels.get(s.id);
     try {
-      const tiles = await s.load();
+      const data = await s.load();
+      if (s.view) { mount(p, h('h2', {}, s.title), s.view(data)); return; }
+      const tiles = data;
       mount(p, h('h2', {}, s.title), h('div', { class: 'tile-row' }, tiles.map((t) =>
         h('div', { class: 'tile ' + (t.kind || ''), title: t.hint || '' }, h('div', { class: 'value' }, t.value === null ? '—' : String(t.value)), h('div', { class: 'label' }, t.label)))));
     } catch (e) {
@@ -91,6 +145,11 @@ export async function render(main, _params, { user }) {
   const timers = SOURCES.filter((s) => s.every).map((s) => setInterval(() => refresh(s), s.every));
 
   let users = [];
+  const stopTranscript = mountLiveTranscript(transcripts, {
+    alerts: true,
+    title: 'Live transcripts and alerts',
+    describe: (callId) => (calls.find((c) => c.id === callId) || {}).customer_number || null,
+  });
   const userName = (id) => (users.find((u) => u.id === id) || {}).name || null;
 
   // --- active calls, with listen / whisper / barge / take over
@@ -213,6 +272,7 @@ export async function render(main, _params, { user }) {
 
   const off = onEvent((ev) => {
     if (ev.type === 'connected' || ev.type === 'lagged') { SOURCES.forEach(refresh); loadCases(); loadCalls(); return; }
+    if (ev.type === 'transcript.segment') return; // shown in the transcript panel, too many for the feed
     const ph = feed.querySelector('.placeholder');
     if (ph) ph.remove();
     feed.prepend(h('li', { class: 'fresh' },
@@ -225,5 +285,5 @@ export async function render(main, _params, { user }) {
 
   await Promise.all([...SOURCES.map(refresh), loadCases(), loadCalls()]);
   if (!feed.children.length) feed.append(h('li', { class: 'muted placeholder' }, 'Waiting for activity…'));
-  return () => { off(); timers.forEach(clearInterval); clearInterval(tick); clearInterval(callsPoll); };
+  return () => { off(); stopTranscript(); timers.forEach(clearInterval); clearInterval(tick); clearInterval(callsPoll); };
 }

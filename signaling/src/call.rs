@@ -252,7 +252,7 @@ const ECHO_NUMBERS: [&str; 2] = ["*43", "43"];
 pub(crate) async fn run(ctx: CallCtx) {
     let CallCtx {
         no,
-        mut rx,
+        rx,
         driver,
         store,
         config,
@@ -265,14 +265,13 @@ pub(crate) async fn run(ctx: CallCtx) {
         transport,
     } = ctx;
     let local_tag = random_token(&mut rand::rng(), 12);
-    let ctl = control::Ctl::new(&obs.calls);
-    let mut call = Call {
+    let mut call = Call::new(
         no,
-        unauth: Some((key, size)),
-        driver: driver.clone(),
+        driver.clone(),
         config,
         obs,
-        inbound: InboundLeg {
+        store.clone(),
+        InboundLeg {
             invite,
             source,
             transport,
@@ -283,24 +282,8 @@ pub(crate) async fn run(ctx: CallCtx) {
             ok: None,
             retx: None,
         },
-        legs: Vec::new(),
-        winner: None,
-        ring_deadline: None,
-        give_up_at: None,
-        pending_byes: 0,
-        ended: false,
-        media: None,
-        store: store.clone(),
-        ivr: None,
-        agent_offer: None,
-        ctl,
-        acd: None,
-        started_ms: jiff::Timestamp::now().as_millisecond(),
-        dlg: indialog::InDialog::default(),
-        ack_offer: None,
-        media_call: None,
-        speech: None,
-    };
+    );
+    call.unauth = Some((key, size));
     call.respond(100, None, None).await;
     let plan = if call.reject_small_session_interval().await {
         Err((0, ""))
@@ -369,6 +352,14 @@ pub(crate) async fn run(ctx: CallCtx) {
             call.reject(code, reason, None).await;
         }
     }
+    drive(call, rx).await;
+}
+
+/// Runs a call task's event loop until the call is over, then finishes it (call record,
+/// IVR trail and timeline entry, media released) and tells the driver. Shared by calls
+/// that arrive (`run`) and calls Parley places (`control::run_outbound`).
+async fn drive(mut call: Call, mut rx: mpsc::Receiver<CallInput>) {
+    let (no, driver) = (call.no, call.driver.clone());
     loop {
         call.ctl_sync().await;
         if call.finished() {
@@ -426,6 +417,42 @@ async fn sleep_until(d: Option<Instant>) {
 }
 
 impl Call {
+    /// A call task's state before anything happened: no legs, no media, no flow.
+    fn new(
+        no: u64,
+        driver: DriverHandle,
+        config: Arc<SipConfig>,
+        obs: Arc<Observability>,
+        store: Store,
+        inbound: InboundLeg,
+    ) -> Call {
+        let ctl = control::Ctl::new(&obs.calls);
+        Call {
+            no,
+            unauth: None,
+            driver,
+            config,
+            obs,
+            inbound,
+            legs: Vec::new(),
+            winner: None,
+            ring_deadline: None,
+            give_up_at: None,
+            pending_byes: 0,
+            ended: false,
+            media: None,
+            store,
+            ivr: None,
+            agent_offer: None,
+            ctl,
+            acd: None,
+            started_ms: jiff::Timestamp::now().as_millisecond(),
+            dlg: indialog::InDialog::default(),
+            ack_offer: None,
+            media_call: None,
+            speech: None,
+        }
+    }
     fn finished(&self) -> bool {
         self.ended
             && self.pending_byes == 0

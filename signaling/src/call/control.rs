@@ -1505,7 +1505,7 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
 async fn run_outbound(
     o: Origin,
     no: u64,
-    mut rx: mpsc::Receiver<CallInput>,
+    rx: mpsc::Receiver<CallInput>,
     req: Originate,
     ready: oneshot::Sender<std::result::Result<String, String>>,
 ) {
@@ -1545,15 +1545,13 @@ async fn run_outbound(
             return;
         }
     };
-    let mut ctl = Ctl::new(&o.obs.calls);
-    ctl.outbound = Some(req.number.clone());
-    let mut call = Call {
+    let mut call = Call::new(
         no,
-        unauth: None,
-        driver: o.driver.clone(),
-        config: o.config.clone(),
-        obs: o.obs.clone(),
-        inbound: InboundLeg {
+        o.driver.clone(),
+        o.config.clone(),
+        o.obs.clone(),
+        o.store.clone(),
+        InboundLeg {
             invite,
             source: SocketAddr::from(([127, 0, 0, 1], 9)),
             transport: Transport::Udp,
@@ -1564,27 +1562,12 @@ async fn run_outbound(
             ok: None,
             retx: None,
         },
-        legs: Vec::new(),
-        winner: None,
-        ring_deadline: None,
-        give_up_at: None,
-        pending_byes: 0,
-        ended: false,
-        media: None,
-        store: o.store.clone(),
-        ivr: Some(super::ivr::IvrRun::bare(
-            Actor::system(&req.tenant_id),
-            &req.number,
-        )),
-        agent_offer: None,
-        ctl,
-        acd: None,
-        started_ms: jiff::Timestamp::now().as_millisecond(),
-        dlg: super::indialog::InDialog::default(),
-        ack_offer: None,
-        media_call: None,
-        speech: None,
-    };
+    );
+    call.ctl.outbound = Some(req.number.clone());
+    call.ivr = Some(super::ivr::IvrRun::bare(
+        Actor::system(&req.tenant_id),
+        &req.number,
+    ));
     o.driver
         .send(Cmd::Tenant {
             call_no: no,
@@ -1602,29 +1585,7 @@ async fn run_outbound(
             call.ended = true;
         }
     }
-    loop {
-        call.ctl_sync().await;
-        if call.finished() {
-            break;
-        }
-        let deadline = call.next_deadline();
-        tokio::select! {
-            input = rx.recv() => match input {
-                Some(i) => call.on_input(i).await,
-                None => break,
-            },
-            _ = super::sleep_until(deadline) => call.on_timer(Instant::now()).await,
-            ev = super::media_event(&mut call.media) => match ev {
-                Some(ev) => call.on_media_event(ev).await,
-                None => call.media = None,
-            },
-            r = recv(&mut call.ctl) => call.on_control(r).await,
-        }
-    }
-    call.ctl_end();
-    call.ivr_finish().await;
-    call.media = None;
-    o.driver.send(Cmd::Ended { call_no: no }).await;
+    super::drive(call, rx).await;
 }
 
 #[cfg(test)]

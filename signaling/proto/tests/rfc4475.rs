@@ -88,7 +88,12 @@ fn invalid_messages_are_rejected_with_structured_errors() {
             "mismatch01" | "mismatch02" => matches!(e, Error::CSeqMethodMismatch { .. }),
             "bigcode" => matches!(e, Error::BadStatusCode { .. }),
             "insuf" => matches!(e, Error::MissingHeader { .. }),
-            "multi01" => matches!(e, Error::DuplicateHeader { .. }),
+            // The RFC's own text declares `l: 154` for a 152-byte body, so the length
+            // check may fire before the duplicated single-value headers are seen.
+            "multi01" => matches!(
+                e,
+                Error::DuplicateHeader { .. } | Error::ContentLengthMismatch { .. }
+            ),
             "mcl01" => matches!(
                 e,
                 Error::DuplicateHeader {
@@ -183,9 +188,10 @@ fn longreq_keeps_every_via_and_long_values() {
         panic!("not a request")
     };
     let vias = r.vias().unwrap();
-    assert_eq!(vias.len(), 33);
+    assert_eq!(vias.len(), 34);
     assert_eq!(vias[0].sent_by.host, "sip33.example.com");
     assert_eq!(vias[32].sent_by.host, "sip1.example.com");
+    assert_eq!(vias[33].sent_by.host, "host.example.com");
     assert_eq!(r.from_tag().unwrap().len(), 2 + 150 + 3);
     assert!(r.call_id().unwrap().contains(&"really".repeat(20)));
 }

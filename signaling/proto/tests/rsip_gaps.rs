@@ -19,7 +19,7 @@ const RSIP_CANNOT_REPRESENT: &[(&str, &str)] = &[
 ];
 
 /// Messages rsip rejects on its own but accepts once we have normalised them.
-const RSIP_NEEDS_NORMALISATION: &[&str] = &["esc01", "wsinv"];
+const RSIP_NEEDS_NORMALISATION: &[&str] = &["esc01", "longreq", "wsinv"];
 
 #[test]
 fn rfc4475_valid_messages_through_rsip() {

@@ -103,7 +103,6 @@ impl SpeechOnset {
         if frame.is_empty() {
             return false;
         }
-        let n = frame.len() as u64;
         let sum: f64 = frame
             .iter()
             .map(|&s| {
@@ -112,6 +111,20 @@ impl SpeechOnset {
             })
             .sum();
         let power = (sum / frame.len() as f64) as f32;
+        self.push_power(power, frame.len())
+    }
+
+    /// Feed `samples` of silence (no packet arrived, Opus DTX). Same return
+    /// as [`push`](Self::push) (always false: silence is never onset).
+    pub fn push_silence(&mut self, samples: usize) -> bool {
+        if samples == 0 {
+            return false;
+        }
+        self.push_power(0.0, samples)
+    }
+
+    fn push_power(&mut self, power: f32, samples: usize) -> bool {
+        let n = samples as u64;
         let threshold = (self.noise * self.cfg.factor).max(self.abs_power);
         // Frame-length independent smoothing: coefficients per 20 ms frame.
         let frames = n as f32 / (self.rate as f32 / 50.0);
@@ -270,6 +283,17 @@ mod tests {
         // A prompt at -20 dBFS returned by a hybrid 20 dB down: -40 dBFS.
         let mut d = det();
         assert_eq!(run(&mut d, &voiced(5000, -40.0, 0)), None);
+    }
+
+    #[test]
+    fn missing_packets_count_as_silence_and_end_a_run() {
+        let mut d = det();
+        // 100 ms of voice, 200 ms without packets, 100 ms of voice: no onset.
+        assert_eq!(run(&mut d, &voiced(100, -20.0, 0)), None);
+        for _ in 0..10 {
+            assert!(!d.push_silence(FRAME));
+        }
+        assert_eq!(run(&mut d, &voiced(100, -20.0, 800)), None);
     }
 
     #[test]

@@ -7,7 +7,10 @@
 //! floor. Speech is declared once the loud frames of one run add up to
 //! `min_speech` (200 ms by default), where a run survives gaps up to
 //! `hangover` (150 ms, a pause between syllables) — a click, a short tone burst or a crackle never gets
-//! that far.
+//! that far. An onset is a rise from quiet: loud frames count only after
+//! `arm_ms` (100 ms) of quiet since the reset, so a line that is already loud
+//! when the prompt starts (a caller talking over the start, a steady hum)
+//! does not stop it until it has been quiet.
 //!
 //! The prompt's own audio is not on the inbound leg (RTP carries no acoustic
 //! echo from our side), but a PSTN hybrid can return line echo of it, usually
@@ -25,6 +28,9 @@ pub struct OnsetConfig {
     pub min_speech_ms: u32,
     /// Longest quiet gap inside one run, in milliseconds.
     pub hangover_ms: u32,
+    /// Quiet time needed after a reset before loud frames count (an onset is
+    /// a rise from quiet: a line loud since the prompt began never triggers).
+    pub arm_ms: u32,
     /// Threshold above the noise floor, as a power ratio (8 ≈ 9 dB).
     pub factor: f32,
     /// Absolute threshold, in dBFS of RMS (full-scale sine = -3 dBFS).
@@ -36,6 +42,7 @@ impl Default for OnsetConfig {
         OnsetConfig {
             min_speech_ms: 200,
             hangover_ms: 150,
+            arm_ms: 100,
             factor: 8.0,
             floor_dbfs: -38.0,
         }
@@ -58,6 +65,8 @@ pub struct SpeechOnset {
     loud: u64,
     /// Quiet samples since the last loud frame of the current run.
     gap: u64,
+    /// Quiet samples seen since the reset, up to the arming time.
+    quiet: u64,
     fired: bool,
 }
 
@@ -74,6 +83,7 @@ impl SpeechOnset {
             noise: power_of_dbfs(INITIAL_NOISE_DBFS),
             loud: 0,
             gap: 0,
+            quiet: 0,
             fired: false,
         }
     }
@@ -129,8 +139,11 @@ impl SpeechOnset {
         // Frame-length independent smoothing: coefficients per 20 ms frame.
         let frames = n as f32 / (self.rate as f32 / 50.0);
         let adapt = |rate_per_frame: f32| 1.0 - (1.0 - rate_per_frame).powf(frames);
+        let armed = self.quiet >= self.ms_to_samples(self.cfg.arm_ms);
         if power >= threshold {
-            self.loud += n;
+            if armed {
+                self.loud += n;
+            }
             self.gap = 0;
             // Very slow creep (≈ 4 s): steady loud noise ends up as the floor.
             self.noise += (power - self.noise) * adapt(0.005);
@@ -141,6 +154,7 @@ impl SpeechOnset {
                 adapt(0.05)
             };
             self.noise += (power - self.noise) * a;
+            self.quiet = (self.quiet + n).min(self.ms_to_samples(self.cfg.arm_ms));
             if self.loud > 0 {
                 self.gap += n;
                 if self.gap > self.ms_to_samples(self.cfg.hangover_ms) {
@@ -297,14 +311,34 @@ mod tests {
     }
 
     #[test]
-    fn fires_once_until_reset() {
+    fn a_line_loud_from_the_start_must_fall_quiet_first() {
         let mut d = det();
-        assert!(run(&mut d, &voiced(500, -24.0, 0)).is_some());
+        // A steady loud signal from the first frame: never an onset.
+        assert_eq!(run(&mut d, &tone(3000, 440.0, -15.0)), None);
+        // After a pause, speech counts again.
+        let mut d = det();
+        let mut pcm = voiced(1000, -24.0, 0);
+        // Talking over the prompt's start: not an onset yet.
+        assert_eq!(run(&mut d, &pcm), None);
+        pcm = vec![0; 1600];
+        pcm.extend(voiced(1000, -24.0, 0));
+        assert!(run(&mut d, &pcm).is_some());
+    }
+
+    #[test]
+    fn fires_once_until_reset() {
+        let quiet_then = |v: Vec<i16>| {
+            let mut pcm = vec![0i16; 1600];
+            pcm.extend(v);
+            pcm
+        };
+        let mut d = det();
+        assert!(run(&mut d, &quiet_then(voiced(500, -24.0, 0))).is_some());
         assert!(d.fired());
-        assert_eq!(run(&mut d, &voiced(500, -24.0, 4000)), None);
+        assert_eq!(run(&mut d, &quiet_then(voiced(500, -24.0, 4000))), None);
         d.reset();
         assert!(!d.fired());
-        assert!(run(&mut d, &voiced(500, -24.0, 8000)).is_some());
+        assert!(run(&mut d, &quiet_then(voiced(500, -24.0, 8000))).is_some());
     }
 
     #[test]

@@ -545,6 +545,8 @@ struct RawCaller {
     to: SocketAddr,
     call_id: String,
     from_user: String,
+    /// The user part of the request URI (43: the echo test).
+    dial: String,
 }
 
 impl RawCaller {
@@ -560,6 +562,7 @@ impl RawCaller {
             to: p.sip,
             call_id: format!("{tag}-{}@raw.test", std::process::id()),
             from_user: "+15550123".to_owned(),
+            dial: "43".to_owned(),
         }
     }
 
@@ -590,14 +593,15 @@ impl RawCaller {
             "Content-Type: application/sdp\r\n".to_owned()
         };
         format!(
-            "{method} sip:43@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}x;rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=raw1\r\nTo: <sip:43@{to}>{to_tag}\r\n\
+            "{method} sip:{dial}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}x;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{user}@{ip}>;tag=raw1\r\nTo: <sip:{dial}@{to}>{to_tag}\r\n\
              Call-ID: {cid}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\n{ct}\
              Content-Length: {len}\r\n\r\n{sdp}",
             to = self.to,
             ip = me.ip(),
             cid = self.call_id,
             user = self.from_user,
+            dial = self.dial,
             len = sdp.len(),
         )
     }
@@ -892,4 +896,142 @@ fn voicemail_is_recorded_as_ogg_opus_when_configured() {
     let secs = frames as f64 / 48000.0;
     assert!(secs >= 1.0, "voicemail of {secs} s");
     assert!(loud >= 10, "{loud} loud packets on the caller's channel");
+}
+
+// ---------------------------------------------------------------------------
+// Speech barge-in on a live call.
+
+/// 8 kHz mono samples of `text` spoken by espeak-ng (resampled by sox).
+fn spoken(dir: &Path, text: &str) -> Vec<i16> {
+    let raw = dir.join("speech-22k.wav");
+    let wav = dir.join("speech-8k.wav");
+    let st = Command::new("espeak-ng")
+        .arg("-w")
+        .arg(&raw)
+        .arg("--")
+        .arg(text)
+        .status()
+        .expect("espeak-ng is installed");
+    assert!(st.success());
+    let st = Command::new("sox")
+        .arg(&raw)
+        .args(["-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .status()
+        .expect("sox is installed");
+    assert!(st.success());
+    hound::WavReader::open(&wav)
+        .unwrap()
+        .samples::<i16>()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn a_caller_speaking_over_a_barge_in_prompt_stops_it() {
+    let p = start("speechbarge");
+    let admin = admin_token(&p);
+    let long = "Welcome to the Parley test line. This announcement is deliberately long, \
+                so that a caller who starts to speak can be heard cutting it short. \
+                It goes on about opening hours, holidays, the weather, the many ways \
+                to reach us, and why your call matters to us, for quite a while yet. \
+                Please keep listening, or simply say what you need at any time.";
+    publish(
+        &p,
+        &admin,
+        json!({
+            "version": 1, "id": "barge", "start": "intro",
+            "nodes": {
+                "intro": {"type": "play", "prompts": [{"tts": long}], "barge_in": true, "next": "after"},
+                "after": {"type": "play", "prompts": [{"tts": "Okay."}], "next": "bye"},
+                "bye": {"type": "hangup"}
+            }
+        }),
+    );
+    let dir = std::env::temp_dir().join(format!("parley-speechbarge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // How long the prompt is, in 20 ms packets (the same espeak-ng voice Parley uses).
+    let prompt_packets = spoken(&dir, long).len() / 160;
+    assert!(prompt_packets > 500, "prompt of {prompt_packets} packets");
+    let speech = spoken(
+        &dir,
+        "Hello, I would like to talk to somebody about my order.",
+    );
+
+    let mut c = RawCaller::new(&p, "speechbarge");
+    c.dial = "15550100".to_owned();
+    let sdp = c.sdp(
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let (ok, tag) = c.invite(&sdp);
+    let (remote, _) = media_of(&ok);
+    c.send(&c.request("ACK", 1, &tag, ""));
+    c.sip.set_nonblocking(true).unwrap();
+    c.rtp.set_nonblocking(true).unwrap();
+    // 1.5 s of silence, the caller speaks, then silence until Parley hangs up.
+    let law = parley_media_core::g711::Law::Ulaw;
+    let mut pcm = vec![0i16; 75 * 160];
+    pcm.extend(&speech);
+    let mut buf = [0u8; 65536];
+    let mut heard = 0usize;
+    let mut bye = None;
+    let t0 = std::time::Instant::now();
+    for k in 0..prompt_packets * 2 {
+        let mut frame = [0i16; 160];
+        if let Some(f) = pcm.get(k * 160..(k + 1) * 160) {
+            frame.copy_from_slice(f);
+        }
+        let mut payload = [0u8; 160];
+        law.encode(&frame, &mut payload).unwrap();
+        let k32 = u32::try_from(k).unwrap();
+        c.rtp
+            .send_to(
+                &rtp_packet(0, (k % 65536) as u16, 160 * k32, &payload),
+                remote,
+            )
+            .unwrap();
+        while let Ok((n, _)) = c.rtp.recv_from(&mut buf) {
+            if n > 12 && buf[1] & 0x7f == 0 {
+                heard += 1;
+            }
+        }
+        if let Ok((n, _)) = c.sip.recv_from(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if msg.starts_with("BYE ") {
+                bye = Some(msg);
+                break;
+            }
+        }
+        let next = t0 + Duration::from_millis(20) * (k32 + 1);
+        if let Some(d) = next.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+    let bye = bye.expect("Parley hangs up after the flow");
+    // Answer the BYE.
+    let mut ok200 = String::from("SIP/2.0 200 OK\r\n");
+    for l in bye.lines() {
+        let lower = l.to_ascii_lowercase();
+        if ["via:", "from:", "to:", "call-id:", "cseq:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            ok200.push_str(l);
+            ok200.push_str("\r\n");
+        }
+    }
+    ok200.push_str("Content-Length: 0\r\n\r\n");
+    c.send(&ok200);
+    // The caller heard much less than the whole prompt: speech stopped it.
+    assert!(
+        heard < prompt_packets / 2,
+        "{heard} packets heard; the prompt alone is {prompt_packets}"
+    );
+    let call = calls(&p, &admin, 1).remove(0);
+    let n = nodes(&trail(&call));
+    assert!(
+        n.iter().any(|x| x == "after"),
+        "the flow went on after the prompt: {n:?}"
+    );
 }

@@ -101,11 +101,18 @@ pub enum Event {
         /// How it was detected.
         source: DtmfSource,
     },
-    /// A playback ended (played out, stopped, or interrupted by DTMF barge-in).
+    /// Speech onset on a leg whose playback allowed speech barge-in; the
+    /// playback was stopped (an interrupted [`Event::PlaybackDone`] follows).
+    SpeechStarted {
+        /// The leg the caller spoke on.
+        leg: LegId,
+    },
+    /// A playback ended (played out, stopped, or interrupted by DTMF or speech
+    /// barge-in).
     PlaybackDone {
         /// The leg.
         leg: LegId,
-        /// True if stopped before its end (stop command or barge-in).
+        /// True if stopped before its end (stop command, DTMF or speech barge-in).
         interrupted: bool,
     },
     /// The leg's RTP source address was learned (symmetric RTP).

@@ -207,6 +207,12 @@ pub struct PlayOptions {
     pub looping: bool,
     /// Stop when the leg reports a DTMF digit (barge-in).
     pub barge_in: bool,
+    /// Stop when the caller starts speaking on this leg (speech barge-in):
+    /// the worker runs a [`parley_media_core::onset::SpeechOnset`] detector on
+    /// the leg's decoded inbound audio while this playback runs, and reports
+    /// [`crate::Event::SpeechStarted`] then an interrupted
+    /// [`crate::Event::PlaybackDone`].
+    pub speech_barge_in: bool,
 }
 
 /// A playback in progress (worker side).

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use parley_media_core::mixer::{Mode, ParticipantId, Room};
+use parley_media_core::onset::{OnsetConfig, SpeechOnset};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::LegConfig;
@@ -139,6 +140,8 @@ struct LegSlot {
     room: Option<(RoomId, ParticipantId)>,
     echo: bool,
     playback: Option<(Playback, PlayOptions)>,
+    /// Speech-onset detector, fed only while a speech barge-in playback runs.
+    onset: SpeechOnset,
     recording: Option<Recording>,
     tap: Option<Tap>,
 }
@@ -280,6 +283,7 @@ impl MediaCore {
             room: None,
             echo: false,
             playback: None,
+            onset: SpeechOnset::new(self.rate, OnsetConfig::default()),
             recording: None,
             tap: None,
         };
@@ -493,6 +497,9 @@ impl MediaCore {
                 let rate = self.rate;
                 let s = self.slot_mut(call, leg)?;
                 let interrupted = s.playback.take().is_some();
+                if opts.speech_barge_in {
+                    s.onset.reset();
+                }
                 s.playback = Some((Playback::new(source, rate), opts));
                 if interrupted {
                     self.emit(
@@ -669,6 +676,24 @@ impl MediaCore {
                 out.copy_from_slice(s.leg.input());
             }
             let events = calls.get(&s.call).map(|c| &c.events);
+            // Speech barge-in: only while such a playback runs (no cost otherwise).
+            if s.playback.as_ref().is_some_and(|(_, o)| o.speech_barge_in) {
+                let onset = if s.leg.has_input() {
+                    s.onset.push(s.leg.input())
+                } else {
+                    s.onset.push_silence(out.len())
+                };
+                if onset {
+                    s.playback = None;
+                    if let Some(ev) = events {
+                        let _ = ev.send(Event::SpeechStarted { leg: s.leg.id() });
+                        let _ = ev.send(Event::PlaybackDone {
+                            leg: s.leg.id(),
+                            interrupted: true,
+                        });
+                    }
+                }
+            }
             if let Some((pb, opts)) = s.playback.as_mut()
                 && !pb.mix_into(out, opts.looping)
             {

@@ -399,6 +399,7 @@ fn dtmf_barges_in_on_a_prompt() {
         PlayOptions {
             looping: true,
             barge_in: true,
+            speech_barge_in: false,
         },
     )
     .unwrap();
@@ -415,6 +416,115 @@ fn dtmf_barges_in_on_a_prompt() {
             leg: leg.id,
             interrupted: true
         }
+    );
+}
+
+/// Deterministic low noise (a quiet line, comfort noise) at about `rms_level`.
+fn low_noise(n: usize, rms_level: f64, seed: &mut u32) -> Vec<i16> {
+    (0..n)
+        .map(|_| {
+            *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let u = f64::from(*seed >> 8) / f64::from(1u32 << 23) - 1.0;
+            (u * rms_level * 3f64.sqrt()) as i16
+        })
+        .collect()
+}
+
+/// A leg playing a long looping prompt with speech barge-in; the peer sends
+/// `pcm` (8 kHz) in paced 20 ms µ-law packets. Returns the events seen while
+/// sending and shortly after.
+fn speak_over_a_prompt(pcm: &[i16]) -> (parley_media::LegId, Vec<Event>) {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.play(
+        leg.id,
+        Source::Tone(ToneSpec::US_RINGBACK),
+        PlayOptions {
+            looping: true,
+            barge_in: true,
+            speech_barge_in: true,
+        },
+    )
+    .unwrap();
+    let frames: Vec<&[i16]> = pcm.chunks_exact(160).collect();
+    let mut seen = Vec::new();
+    let mut sink = Vec::new();
+    paced(frames.len(), |i| {
+        peer.send_rtp(leg.local_rtp, 0, &encode(Law::Ulaw, frames[i]), 160);
+        peer.drain(&mut sink);
+        sink.clear();
+        while let Ok(ev) = events.try_recv() {
+            seen.push(ev);
+        }
+    });
+    // Let the jitter buffer play out what was sent (a loaded machine runs late).
+    let deadline = Instant::now() + 2 * SECOND;
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+        while let Ok(ev) = events.try_recv() {
+            seen.push(ev);
+        }
+    }
+    (leg.id, seen)
+}
+
+#[test]
+fn speech_barges_in_on_a_prompt_and_low_noise_does_not() {
+    let dir = tempdir("speech-barge");
+    let wav = dir.join("caller.wav");
+    let st = std::process::Command::new("espeak-ng")
+        .args([
+            "-w",
+            wav.to_str().unwrap(),
+            "Hello, I would like to talk to somebody about my order please.",
+        ])
+        .status()
+        .expect("espeak-ng is installed");
+    assert!(st.success());
+    // Decoded and resampled to 8 kHz as a prompt would be.
+    let speech = engine().load_prompt(&wav).unwrap();
+    assert_eq!(speech.rate(), 8000);
+    let mut seed = 5;
+    // 1.5 s of a quiet line (about -56 dBFS), then the caller speaks.
+    let mut pcm = low_noise(12_000, 50.0, &mut seed);
+    pcm.extend(speech.samples());
+    let (leg, seen) = speak_over_a_prompt(&pcm);
+    let started = seen
+        .iter()
+        .position(|e| *e == Event::SpeechStarted { leg })
+        .unwrap_or_else(|| panic!("no SpeechStarted; saw {seen:?}"));
+    assert_eq!(
+        seen.get(started + 1),
+        Some(&Event::PlaybackDone {
+            leg,
+            interrupted: true
+        }),
+        "the prompt stops, interrupted: {seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|e| matches!(e, Event::PlaybackDone { .. }))
+            .count(),
+        1
+    );
+
+    // A quiet line alone (3 s, with a few clicks) never stops the prompt.
+    let mut pcm = low_noise(24_000, 50.0, &mut seed);
+    for k in 0..5 {
+        let at = 2000 + k * 4000;
+        for s in &mut pcm[at..at + 40] {
+            *s = 20_000;
+        }
+    }
+    let (_, seen) = speak_over_a_prompt(&pcm);
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e, Event::SpeechStarted { .. } | Event::PlaybackDone { .. })),
+        "low noise stopped the prompt: {seen:?}"
     );
 }
 

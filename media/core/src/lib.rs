@@ -14,6 +14,7 @@
 //! | [`inband`]  | in-band DTMF detector (Goertzel) for 8 kHz PCM                   |
 //! | [`jitter`]  | adaptive jitter buffer and G.711 packet-loss concealment         |
 //! | [`mixer`]   | conference room with mix-minus, listen / whisper / barge / hold  |
+//! | [`onset`]   | speech-onset detector (energy, adaptive noise floor) for barge-in |
 //! | [`tones`]   | ringback, busy, beep and DTMF tone generator                     |
 //!
 //! ## The sans-IO contract
@@ -83,6 +84,7 @@ pub mod g711;
 pub mod inband;
 pub mod jitter;
 pub mod mixer;
+pub mod onset;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;

@@ -793,6 +793,7 @@ impl Call {
                         PlayOptions {
                             looping: true,
                             barge_in: false,
+                            speech_barge_in: false,
                         },
                     );
                 }
@@ -1408,6 +1409,7 @@ impl Call {
                     PlayOptions {
                         looping: true,
                         barge_in: false,
+                        speech_barge_in: false,
                     },
                 );
                 self.ctl.note(

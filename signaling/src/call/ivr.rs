@@ -488,6 +488,8 @@ impl Call {
             let opts = PlayOptions {
                 looping: false,
                 barge_in,
+                // A node that lets a key stop its prompt lets speech stop it too.
+                speech_barge_in: barge_in,
             };
             if media_play(self.media.as_ref(), run, source, opts) {
                 return;
@@ -805,6 +807,7 @@ impl Call {
             let opts = PlayOptions {
                 looping: true,
                 barge_in: false,
+                speech_barge_in: false,
             };
             media_play(
                 self.media.as_ref(),

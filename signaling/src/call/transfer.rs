@@ -202,6 +202,7 @@ impl Call {
             let opts = PlayOptions {
                 looping: true,
                 barge_in: false,
+                speech_barge_in: false,
             };
             super::ivr::media_play(
                 self.media.as_ref(),

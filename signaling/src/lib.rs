@@ -348,6 +348,12 @@ impl SipServer {
             config: config.clone(),
             obs: obs.clone(),
         };
+        if let Some(acd) = &config.acd {
+            acd.attach_dialer(Controls {
+                reg: obs.calls.clone(),
+                origin: origin.clone(),
+            });
+        }
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),

@@ -545,11 +545,7 @@ impl Call {
             return false;
         };
         let key = q.queue.callback_key.as_deref().unwrap_or("");
-        if !q.in_router
-            || q.offer.is_some()
-            || q.hang_up_at.is_some()
-            || key.chars().next() != Some(digit)
-        {
+        if !q.in_router || q.offer.is_some() || q.hang_up_at.is_some() || !key.starts_with(digit) {
             return false;
         }
         let Some(acd) = self.config.acd.clone() else {

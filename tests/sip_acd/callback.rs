@@ -315,3 +315,93 @@ fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
     assert!(nodes.contains(&"callback"), "{nodes:?}");
     assert!(nodes.contains(&"callback_ok"), "{nodes:?}");
 }
+
+#[test]
+fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
+    let p = start("acdcbretry", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // The demo flow's `sales_queue` node asks for the skill `sales`.
+    let skill = http(
+        &p,
+        "POST",
+        "/api/v1/skills",
+        Some(&admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    send(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{}/skills/{sid}", a[0].id),
+        &admin,
+        json!({"proficiency": 3}),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "ring_timeout_s": 15, "wrap_up_s": 1,
+                    "announce_interval_s": 0, "callback_key": "#"}),
+        ),
+    );
+    // The carrier is busy for every attempt; the agent answers each one.
+    let carrier_port = free_port();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    let phone_port = free_port();
+    let mut phone = uas("uas_bridge.xml", phone_port, 3, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &a[0].ext, &a[0].pw, phone_port, "register.xml"),
+    );
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    until_bye(&uac, remote, &mut out, &[(5, '#')]);
+    // (sipp's own 30 s limit starts now.)
+    let mut carrier = uas("uas_trunk_busy.xml", carrier_port, 3, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    available(&p, &admin, &a[0]);
+    let (status, err) = finished_within(&mut carrier, 90);
+    if !status.success() {
+        let live = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        let tl: Vec<Value> = timeline_calls(&p, &sup, 1).iter().map(body).collect();
+        panic!("the carrier saw 3 attempts: {status:?} {err}\n{live}\n{tl:?}");
+    }
+    let (status, err) = finished_within(&mut phone, 20);
+    assert!(status.success(), "1001's phone: {status:?} {err}");
+    // The request and three attempts on the timeline, none connected; then the
+    // callback is dropped as failed.
+    let calls = timeline_calls(&p, &sup, 4);
+    let mut attempts: Vec<i64> = calls
+        .iter()
+        .map(body)
+        .filter(|b| b["summary"] == "Callback")
+        .map(|b| {
+            assert_eq!(b["controls"]["callback"]["outcome"], "no_answer", "{b}");
+            b["controls"]["callback"]["attempt"].as_i64().unwrap()
+        })
+        .collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 3]);
+    let mut v = Value::Null;
+    for _ in 0..50 {
+        v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        if v[0]["callbacks"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(v[0]["callbacks"], 0, "{v}");
+}

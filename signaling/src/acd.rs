@@ -63,6 +63,45 @@ pub(crate) enum AcdMsg {
         agents: Vec<(AgentConfig, AgentStatus)>,
         all: bool,
     },
+    /// The customer asked for a callback to `number`. When `item` waits in the router
+    /// (a key pressed in the queue) it turns into a callback in place; otherwise a new
+    /// callback item joins `queue` with the place of someone waiting since `since_ms`.
+    /// The reply says whether the router took it.
+    Callback {
+        tenant_id: String,
+        queue: String,
+        item: String,
+        number: String,
+        since_ms: i64,
+        reply: oneshot::Sender<bool>,
+    },
+    /// How callbacks are dialled: the SIP server's controls (set at its start, taken
+    /// away at its shutdown: the controls hold this task's own sender, a cycle that
+    /// would otherwise keep the task alive).
+    Dialer(Option<Box<crate::Controls>>),
+    /// A callback call was placed (its controls id).
+    CallbackPlaced { item: String, call_id: String },
+    /// A callback call ended; `connected` when the customer answered.
+    CallbackEnded {
+        item: String,
+        call_id: String,
+        connected: bool,
+    },
+}
+
+/// Attempts at reaching a customer for one callback before it is marked failed.
+pub(crate) const CALLBACK_ATTEMPTS: u32 = 3;
+
+/// A callback item the ACD task dials when the router offers it.
+#[derive(Debug, Clone)]
+struct Callback {
+    tenant_id: String,
+    queue: String,
+    number: String,
+    since_ms: i64,
+    attempt: u32,
+    agent: Option<String>,
+    call_id: Option<String>,
 }
 
 /// What the router tells a call task.
@@ -123,6 +162,8 @@ impl Acd {
             router: Router::default(),
             queues: HashMap::new(),
             calls: HashMap::new(),
+            callbacks: HashMap::new(),
+            dialer: None,
             self_tx: tx.downgrade(),
             snap_tx,
             stats: stats.clone(),
@@ -134,6 +175,24 @@ impl Acd {
             snapshot,
             stats,
         }
+    }
+
+    /// Gives the router the SIP server's controls, through which callback items are
+    /// dialled (the agent's phone first, then the customer through the trunk).
+    pub(crate) fn attach_dialer(&self, controls: crate::Controls) {
+        if self
+            .tx
+            .try_send(AcdMsg::Dialer(Some(Box::new(controls))))
+            .is_err()
+        {
+            tracing::warn!("ACD: cannot attach the callback dialer");
+        }
+    }
+
+    /// Drops the callback dialer (the SIP server is shutting down), breaking the
+    /// task → controls → configuration → task sender cycle.
+    pub(crate) async fn detach_dialer(&self) {
+        let _ = self.tx.send(AcdMsg::Dialer(None)).await;
     }
 
     /// Live metrics of the tenant's queues.
@@ -196,6 +255,8 @@ struct Task {
     router: Router,
     queues: HashMap<String, Queue>,
     calls: HashMap<String, mpsc::UnboundedSender<AcdEvent>>,
+    callbacks: HashMap<String, Callback>,
+    dialer: Option<crate::Controls>,
     self_tx: mpsc::WeakSender<AcdMsg>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     stats: Arc<Stats>,
@@ -323,6 +384,27 @@ impl Task {
                     }
                 }
             }
+            AcdMsg::Callback {
+                tenant_id,
+                queue,
+                item,
+                number,
+                since_ms,
+                reply,
+            } => {
+                let _ = reply.send(self.on_callback(now, tenant_id, queue, item, number, since_ms));
+            }
+            AcdMsg::Dialer(c) => self.dialer = c.map(|c| *c),
+            AcdMsg::CallbackPlaced { item, call_id } => {
+                if let Some(cb) = self.callbacks.get_mut(&item) {
+                    cb.call_id = Some(call_id);
+                }
+            }
+            AcdMsg::CallbackEnded {
+                item,
+                call_id,
+                connected,
+            } => self.callback_ended(now, item, call_id, connected),
             AcdMsg::Answered { item } => {
                 if let Err(e) = self.router.answered(now, &item) {
                     tracing::debug!(error = %e, "ACD: late answer");
@@ -356,6 +438,164 @@ impl Task {
                     }
                 }
             }
+        }
+    }
+
+    fn on_callback(
+        &mut self,
+        now: Timestamp,
+        tenant_id: String,
+        queue: String,
+        item: String,
+        number: String,
+        since_ms: i64,
+    ) -> bool {
+        if number.is_empty() {
+            return false;
+        }
+        let waiting = self.router.position(now, &item).is_some();
+        let queue_id = if waiting {
+            None
+        } else {
+            self.queues
+                .values()
+                .filter(|q| q.tenant_id == tenant_id && (q.id == queue || q.name == queue))
+                .min_by(|a, b| (a.id != queue).cmp(&(b.id != queue)))
+                .map(|q| q.id.clone())
+        };
+        let ok = if waiting {
+            // A key pressed in the queue: the same item, in place; its call leaves.
+            self.calls.remove(&item);
+            self.router.callback(&item).is_ok()
+        } else if let Some(q) = &queue_id {
+            let new = NewItem::call(&item, &tenant_id, q);
+            match self.router.enqueue_callback(now, new, Timestamp(since_ms)) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "ACD: callback refused");
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        if ok {
+            tracing::info!(%item, %number, "ACD: callback queued");
+            self.callbacks.insert(
+                item,
+                Callback {
+                    tenant_id,
+                    queue: queue_id.unwrap_or(queue),
+                    number,
+                    since_ms,
+                    attempt: 0,
+                    agent: None,
+                    call_id: None,
+                },
+            );
+        }
+        ok
+    }
+
+    /// The router offered a callback item to `agent`: their phone rings first, then
+    /// the customer is dialled through the tenant's trunk (click-to-call's path).
+    fn dial_callback(&mut self, item: &str, agent: String) {
+        let (Some(cb), Some(dialer), Some(acd)) = (
+            self.callbacks.get_mut(item),
+            self.dialer.clone(),
+            self.self_tx.upgrade(),
+        ) else {
+            tracing::warn!(%item, "ACD: no way to dial the callback");
+            let _ = self.router.missed(now(), item, Missed::Rejected);
+            return;
+        };
+        cb.attempt += 1;
+        cb.agent = Some(agent.clone());
+        cb.call_id = None;
+        let (tenant_id, number, attempt) = (cb.tenant_id.clone(), cb.number.clone(), cb.attempt);
+        let store = self.store.clone();
+        let item = item.to_owned();
+        tokio::spawn(async move {
+            let actor = Actor::system(&tenant_id);
+            let ext = store
+                .sip_users(&actor)
+                .await
+                .ok()
+                .and_then(|u| u.into_iter().find(|(id, _)| *id == agent).map(|u| u.1));
+            let Some(ext) = ext else {
+                let _ = acd
+                    .send(AcdMsg::Missed {
+                        item,
+                        why: Missed::Unreachable,
+                    })
+                    .await;
+                return;
+            };
+            let link = crate::call::control::CallbackLink {
+                item: item.clone(),
+                attempt,
+                acd: acd.clone(),
+                connected: false,
+            };
+            let req = crate::Originate {
+                tenant_id,
+                agent_user_id: agent,
+                agent_extension: ext,
+                number,
+            };
+            match dialer.originate_with(req, Some(link)).await {
+                Ok(call_id) => {
+                    let _ = acd.send(AcdMsg::CallbackPlaced { item, call_id }).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %item, "ACD: callback not placed");
+                    let _ = acd
+                        .send(AcdMsg::Missed {
+                            item,
+                            why: Missed::Rejected,
+                        })
+                        .await;
+                }
+            }
+        });
+    }
+
+    /// A callback call ended: the agent never answered (the item is offered again), the
+    /// customer answered (done), or not (another attempt keeps the place, up to
+    /// [`CALLBACK_ATTEMPTS`], then the callback is marked failed).
+    fn callback_ended(&mut self, now: Timestamp, item: String, call_id: String, connected: bool) {
+        let Some(cb) = self.callbacks.get(&item) else {
+            return;
+        };
+        if cb.call_id.as_deref().is_some_and(|c| c != call_id) {
+            return; // a revoked attempt
+        }
+        let assigned = self.router.position(now, &item).is_none()
+            && self.router.missed(now, &item, Missed::NoAnswer).is_err();
+        if !assigned {
+            return; // the agent did not answer: offered again
+        }
+        self.router.completed(now, &item);
+        let Some(mut cb) = self.callbacks.remove(&item) else {
+            return;
+        };
+        if connected {
+            tracing::info!(%item, attempt = cb.attempt, "ACD: callback connected");
+            return;
+        }
+        if cb.attempt >= CALLBACK_ATTEMPTS {
+            tracing::warn!(%item, attempts = cb.attempt, "ACD: callback failed");
+            return;
+        }
+        let new = NewItem::call(&item, &cb.tenant_id, &cb.queue);
+        if self
+            .router
+            .enqueue_callback(now, new, Timestamp(cb.since_ms))
+            .is_ok()
+        {
+            cb.agent = None;
+            cb.call_id = None;
+            self.callbacks.insert(item, cb);
         }
     }
 
@@ -409,9 +649,28 @@ impl Task {
             match out {
                 Output::Offer { item, agent, .. } => {
                     self.stats.offers.fetch_add(1, Ordering::Relaxed);
-                    self.tell(&item, AcdEvent::Offer { agent });
+                    if self.callbacks.contains_key(&item) {
+                        self.dial_callback(&item, agent);
+                    } else {
+                        self.tell(&item, AcdEvent::Offer { agent });
+                    }
                 }
-                Output::Revoke { item, .. } => self.tell(&item, AcdEvent::Revoke),
+                Output::Revoke { item, .. } => {
+                    if let Some(cb) = self.callbacks.get_mut(&item) {
+                        // The agent's phone rang out: that attempt's call ends.
+                        if let (Some(call_id), Some(d)) = (cb.call_id.take(), &self.dialer) {
+                            let (d, tenant) = (d.clone(), cb.tenant_id.clone());
+                            tokio::spawn(async move {
+                                let _ = d
+                                    .command(&tenant, &call_id, crate::CallCommand::Hangup)
+                                    .await;
+                            });
+                        }
+                        cb.call_id = Some(String::new());
+                    } else {
+                        self.tell(&item, AcdEvent::Revoke);
+                    }
+                }
                 Output::MaxWait { item, action } => {
                     self.tell(&item, AcdEvent::MaxWait(action));
                     self.calls.remove(&item);

@@ -353,13 +353,14 @@ pub(crate) async fn run(ctx: CallCtx) {
         }
     }
     drive(call, rx).await;
+    driver.send(Cmd::Ended { call_no: no }).await;
 }
 
 /// Runs a call task's event loop until the call is over, then finishes it (call record,
-/// IVR trail and timeline entry, media released) and tells the driver. Shared by calls
-/// that arrive (`run`) and calls Parley places (`control::run_outbound`).
-async fn drive(mut call: Call, mut rx: mpsc::Receiver<CallInput>) {
-    let (no, driver) = (call.no, call.driver.clone());
+/// IVR trail and timeline entry, media released) and hands the call back; the caller
+/// then tells the driver the call ended. Shared by calls that arrive (`run`) and calls
+/// Parley places (`control::run_outbound`).
+async fn drive(mut call: Call, mut rx: mpsc::Receiver<CallInput>) -> Call {
     loop {
         call.ctl_sync().await;
         if call.finished() {
@@ -390,7 +391,7 @@ async fn drive(mut call: Call, mut rx: mpsc::Receiver<CallInput>) {
         call.store_media_call().await;
     }
     call.media = None;
-    driver.send(Cmd::Ended { call_no: no }).await;
+    call
 }
 
 /// The next event of the call's media, or never without media.

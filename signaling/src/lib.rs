@@ -348,6 +348,12 @@ impl SipServer {
             config: config.clone(),
             obs: obs.clone(),
         };
+        if let Some(acd) = &config.acd {
+            acd.attach_dialer(Controls {
+                reg: obs.calls.clone(),
+                origin: origin.clone(),
+            });
+        }
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),
@@ -440,6 +446,9 @@ impl SipServer {
     /// Stops listening, ends the driver (which ends every call task) and waits up to
     /// five seconds for the tasks to finish.
     pub async fn shutdown(self) {
+        if let Some(acd) = &self.origin.config.acd {
+            acd.detach_dialer().await;
+        }
         let _ = self.stop.send(true);
         let all = futures_join(self.tasks);
         if tokio::time::timeout(Duration::from_secs(5), all)

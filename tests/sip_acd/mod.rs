@@ -474,3 +474,6 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
         .collect();
     assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
 }
+
+#[path = "callback.rs"]
+mod callback;

@@ -610,6 +610,44 @@ impl Router {
         Ok(())
     }
 
+    /// Queues a callback item that keeps the place of a customer who has waited since
+    /// `since` (their original enqueue time; `now` for a new request): it is served
+    /// before items that arrived after it at the same priority, never hits the
+    /// maximum wait, and its offer means "call the customer back".
+    pub fn enqueue_callback(
+        &mut self,
+        now: Timestamp,
+        new: NewItem,
+        since: Timestamp,
+    ) -> Result<(), RouterError> {
+        if !self.queues.contains_key(&new.queue) {
+            return Err(RouterError::UnknownQueue(new.queue));
+        }
+        if self.items.contains_key(&new.id) {
+            return Err(RouterError::Duplicate(new.id));
+        }
+        self.seq += 1;
+        self.items.insert(
+            new.id,
+            Item {
+                tenant_id: new.tenant_id,
+                queue: new.queue,
+                channel: new.channel,
+                priority: new.priority,
+                skills: new.skills,
+                enqueued_at: Timestamp(since.0.min(now.0)),
+                queue_entered_at: now,
+                state: ItemState::Waiting,
+                tried: Vec::new(),
+                callback: true,
+                attempts: 0,
+                seq: self.seq,
+            },
+        );
+        self.dispatch(now);
+        Ok(())
+    }
+
     /// The offered agent answered: the item is assigned to them.
     pub fn answered(&mut self, now: Timestamp, item: &str) -> Result<(), RouterError> {
         let it = self
@@ -1068,14 +1106,14 @@ impl Router {
 
     /// Waiting item ids in service order (score, then arrival), optionally of one queue.
     fn waiting_order(&self, now: Timestamp, queue: Option<&str>) -> Vec<String> {
-        let mut v: Vec<(i64, u64, &String)> = self
+        let mut v: Vec<(i64, i64, u64, &String)> = self
             .items
             .iter()
             .filter(|(_, i)| i.state == ItemState::Waiting && queue.is_none_or(|q| q == i.queue))
-            .map(|(k, i)| (self.score(now, i), i.seq, k))
+            .map(|(k, i)| (self.score(now, i), i.enqueued_at.0, i.seq, k))
             .collect();
-        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        v.into_iter().map(|(_, _, k)| k.clone()).collect()
+        v.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        v.into_iter().map(|(_, _, _, k)| k.clone()).collect()
     }
 
     fn score(&self, now: Timestamp, it: &Item) -> i64 {

@@ -270,6 +270,22 @@ fn a_callback_keeps_its_place() {
 }
 
 #[test]
+fn a_callback_requested_later_keeps_the_original_place() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    r.enqueue(t(5), NewItem::call("later", T, "q")).unwrap();
+    // The caller waited since t(1), left through the flow's callback exit and asked
+    // for a callback at t(9): it goes ahead of the one who came at t(5).
+    r.enqueue_callback(t(9), NewItem::call("cb", T, "q"), t(1))
+        .unwrap();
+    assert_eq!(r.position(t(10), "cb").map(|p| p.0), Some(1));
+    assert_eq!(r.position(t(10), "later").map(|p| p.0), Some(2));
+    assert_eq!(r.metrics(t(10), T)[0].callbacks, 1);
+    available(&mut r, t(11), AgentConfig::new("ann", T));
+    assert_eq!(offers(&drain(&mut r)), [("cb".into(), "ann".into())]);
+}
+
+#[test]
 fn capacity_per_channel() {
     let mut r = Router::default();
     r.upsert_queue(QueueConfig::new("chat", T, "Chat"));

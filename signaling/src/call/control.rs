@@ -272,6 +272,16 @@ impl Controls {
     /// through the tenant's trunk with its caller ID and bridges the two. Returns the new
     /// call's id once the agent's phone is being rung.
     pub async fn originate(&self, req: Originate) -> Result<String> {
+        self.originate_with(req, None).await
+    }
+
+    /// [`Controls::originate`] for an ACD callback item: the same call, tied to the
+    /// router's item.
+    pub(crate) async fn originate_with(
+        &self,
+        req: Originate,
+        callback: Option<CallbackLink>,
+    ) -> Result<String> {
         let o = self.origin.clone();
         if o.config.media.is_none() {
             return Err(Error::CallControl {
@@ -282,7 +292,7 @@ impl Controls {
         o.driver.send(Cmd::Originate { reply: tx }).await;
         let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
         let (ready, started) = oneshot::channel();
-        tokio::spawn(run_outbound(o, no, inputs, req, ready));
+        tokio::spawn(run_outbound(o, no, inputs, req, callback, ready));
         match tokio::time::timeout(Duration::from_secs(10), started).await {
             Ok(Ok(Ok(id))) => Ok(id),
             Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
@@ -390,6 +400,18 @@ pub(super) struct Ctl {
     customer: Option<String>,
     /// Click-to-call: the customer's media leg (the call's main leg).
     customer_media: Option<(LegId, SocketAddr)>,
+    /// A callback the ACD placed through this call (see [`crate::acd`]).
+    callback: Option<CallbackLink>,
+}
+
+/// Ties a placed call to the ACD callback item it serves: the router hears when the
+/// agent answers and how the call ended.
+#[derive(Debug, Clone)]
+pub(crate) struct CallbackLink {
+    pub(crate) item: String,
+    pub(crate) attempt: u32,
+    pub(crate) acd: mpsc::Sender<crate::acd::AcdMsg>,
+    pub(crate) connected: bool,
 }
 
 impl Ctl {
@@ -417,12 +439,18 @@ impl Ctl {
             outbound: None,
             customer: None,
             customer_media: None,
+            callback: None,
         }
     }
 
     /// A call Parley placed (click-to-call).
     pub(super) fn is_outbound(&self) -> bool {
         self.outbound.is_some()
+    }
+
+    /// A call the ACD placed for a callback item.
+    pub(super) fn is_callback(&self) -> bool {
+        self.callback.is_some()
     }
 
     /// When a control leg stops ringing.
@@ -437,6 +465,11 @@ impl Ctl {
             "answered_at_ms": self.answered_ms,
             "disposition": self.disposition,
             "events": self.log,
+            "callback": self.callback.as_ref().map(|c| serde_json::json!({
+                "item": c.item,
+                "attempt": c.attempt,
+                "outcome": if c.connected { "connected" } else { "no_answer" },
+            })),
         })
     }
 
@@ -1416,6 +1449,14 @@ impl Call {
                     "agent.answered",
                     serde_json::json!({ "address": c.address }),
                 );
+                if let Some(cb) = &self.ctl.callback {
+                    let _ = cb
+                        .acd
+                        .send(crate::acd::AcdMsg::Answered {
+                            item: cb.item.clone(),
+                        })
+                        .await;
+                }
                 let number = self.ctl.outbound.clone().unwrap_or_default();
                 let reuse = self.ctl.customer_media;
                 if let Err(reason) = self
@@ -1454,6 +1495,9 @@ impl Call {
                     "customer.answered",
                     serde_json::json!({ "number": c.address }),
                 );
+                if let Some(cb) = self.ctl.callback.as_mut() {
+                    cb.connected = true;
+                }
             }
             _ => {}
         }
@@ -1496,9 +1540,17 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
         user_id: Some(req.agent_user_id.clone()),
     };
     call.ctl_dial(&target, Purpose::OutAgent, None).await?;
+    let (action, item) = match &call.ctl.callback {
+        Some(cb) => ("callback", Some(cb.item.clone())),
+        None => ("click_to_call", None),
+    };
     call.ctl.note(
-        "click_to_call",
-        serde_json::json!({ "agent_user_id": req.agent_user_id, "number": req.number }),
+        action,
+        serde_json::json!({
+            "agent_user_id": req.agent_user_id,
+            "number": req.number,
+            "item": item,
+        }),
     );
     Ok(())
 }
@@ -1509,6 +1561,7 @@ async fn run_outbound(
     no: u64,
     rx: mpsc::Receiver<CallInput>,
     req: Originate,
+    callback: Option<CallbackLink>,
     ready: oneshot::Sender<std::result::Result<String, String>>,
 ) {
     let host = o.driver.host.clone();
@@ -1566,6 +1619,7 @@ async fn run_outbound(
         },
     );
     call.ctl.outbound = Some(req.number.clone());
+    call.ctl.callback = callback;
     call.ivr = Some(super::ivr::IvrRun::bare(
         Actor::system(&req.tenant_id),
         &req.number,
@@ -1587,7 +1641,18 @@ async fn run_outbound(
             call.ended = true;
         }
     }
-    super::drive(call, rx).await;
+    let mut call = super::drive(call, rx).await;
+    if let Some(cb) = call.ctl.callback.take() {
+        let _ = cb
+            .acd
+            .send(crate::acd::AcdMsg::CallbackEnded {
+                item: cb.item,
+                call_id: call.ctl.id.clone(),
+                connected: cb.connected,
+            })
+            .await;
+    }
+    o.driver.send(Cmd::Ended { call_no: no }).await;
 }
 
 #[cfg(test)]

@@ -62,6 +62,8 @@ pub(super) struct IvrRun {
     pub(super) transfer: Option<String>,
     /// The `Reason` of the caller's BYE when the flow's end hangs up.
     end_reason: Option<String>,
+    /// The callback the flow asked for (`CreateCallback`), for the timeline.
+    callback: Option<serde_json::Value>,
 }
 
 impl IvrRun {
@@ -149,6 +151,7 @@ impl IvrRun {
             csat: None,
             transfer: None,
             end_reason: None,
+            callback: None,
         }
     }
 }
@@ -231,6 +234,7 @@ pub(super) async fn load(
         csat: None,
         transfer: None,
         end_reason: None,
+        callback: None,
     })
 }
 
@@ -378,6 +382,9 @@ impl Call {
             parley_media::Event::Dtmf { digit, leg, .. }
                 if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
             {
+                if self.acd_digit(*digit).await {
+                    return;
+                }
                 self.ivr_event(Event::Digits {
                     digits: digit.to_string(),
                 })
@@ -692,6 +699,7 @@ impl Call {
                 // The call itself ends in `ivr_run` unless agents ring or talk.
                 tracing::debug!(call = self.no, ?reason, "flow ended");
             }
+            Action::CreateCallback { number, queue } => self.ivr_callback(number, queue).await,
             Action::StartSpeechRecognition { .. } => self.speech_listen(true),
             Action::StopSpeechRecognition => self.speech_listen(false),
             // The rest is informational here.
@@ -699,8 +707,47 @@ impl Call {
         }
     }
 
+    /// `CreateCallback`: a callback work item in the node's queue (or the one the call
+    /// waited in), keeping the caller's place when they were waiting.
+    async fn ivr_callback(&mut self, number: String, queue: Option<String>) {
+        let (Some(acd), Some(actor)) = (self.config.acd.clone(), self.ivr_actor()) else {
+            tracing::warn!(call = self.no, "callback: no ACD router");
+            return;
+        };
+        let waited = self
+            .acd
+            .as_ref()
+            .map(|q| (q.queue_id().to_owned(), q.enqueued_at()));
+        let Some(queue) = queue.or_else(|| waited.as_ref().map(|w| w.0.clone())) else {
+            tracing::warn!(call = self.no, "callback: no queue");
+            return;
+        };
+        let since_ms = waited
+            .map(|w| w.1)
+            .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond());
+        let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let msg = crate::acd::AcdMsg::Callback {
+            tenant_id: actor.tenant_id.clone(),
+            queue: queue.clone(),
+            item: format!("callback/{call_id}"),
+            number: number.clone(),
+            since_ms,
+            reply,
+        };
+        let ok = acd.tx.send(msg).await.is_ok() && answer.await.unwrap_or(false);
+        tracing::info!(call = self.no, %number, %queue, ok, "IVR callback");
+        if let Some(run) = self.ivr.as_mut() {
+            run.callback = Some(serde_json::json!({
+                "number": number,
+                "queue": queue,
+                "queued": ok,
+            }));
+        }
+    }
+
     /// Hangs up the caller (and a bridged agent) from the flow.
-    async fn end_ivr_call(&mut self, reason: Option<&str>) {
+    pub(super) async fn end_ivr_call(&mut self, reason: Option<&str>) {
         if self.ended {
             return;
         }
@@ -1012,8 +1059,14 @@ impl Call {
             .unwrap_or_default();
         let quality = run.quality.as_ref().map(super::record::quality_json);
         let outbound = self.ctl.is_outbound();
+        let placed_callback = self.ctl.is_callback();
+        let queue_callback = self.acd_outcome() == Some("callback");
+        let callback = run.callback.clone().or_else(|| {
+            queue_callback.then(|| serde_json::json!({ "number": run.caller, "queued": true }))
+        });
         let mut body = serde_json::json!({
-            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if outbound { "Click-to-call" } else { "Call through the IVR" },
+            "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if placed_callback { "Callback" } else if outbound { "Click-to-call" } else if callback.is_some() { "Callback requested" } else { "Call through the IVR" },
+            "callback_request": callback,
             "flow": flow,
             "ivr_trail": trail,
             "quality": quality,
@@ -1023,6 +1076,9 @@ impl Call {
         // The transcript and what it says (speech.rs): in the body, so the timeline
         // shows it and full-text search finds its words.
         let mut tags = vec![if outbound { "click-to-call" } else { "ivr" }.to_owned()];
+        if placed_callback || callback.is_some() {
+            tags.push("callback".into());
+        }
         let (mut sentiment, mut intent) = (None, None);
         if let Some(f) = &speech {
             body["transcript"] = f.insights.transcript.clone().into();

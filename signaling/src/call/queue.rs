@@ -72,6 +72,8 @@ pub(super) struct QueueCall {
     /// Set by the call when the caller sends BYE.
     pub(super) caller_hung_up: bool,
     hangup_side: Option<&'static str>,
+    /// A callback was taken: the call ends at this time (after the announcement).
+    hang_up_at: Option<Instant>,
 }
 
 fn now_ms() -> i64 {
@@ -88,7 +90,25 @@ pub(super) async fn next_event(q: &mut Option<QueueCall>) -> Option<AcdEvent> {
 
 impl QueueCall {
     pub(super) fn next_deadline(&self) -> Option<Instant> {
-        self.next_announce
+        match (self.next_announce, self.hang_up_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The queue outcome so far (`callback` after the caller asked for one).
+    pub(super) fn outcome(&self) -> Option<&'static str> {
+        self.outcome
+    }
+
+    /// When the caller started waiting (ms since the epoch).
+    pub(super) fn enqueued_at(&self) -> i64 {
+        self.enqueued_at
+    }
+
+    /// The queue's id.
+    pub(super) fn queue_id(&self) -> &str {
+        &self.queue.id
     }
 }
 
@@ -148,6 +168,7 @@ impl Call {
             recorded: None,
             caller_hung_up: false,
             hangup_side: None,
+            hang_up_at: None,
         };
         let music = self.hold_music().await;
         if let Some(m) = &self.media
@@ -200,6 +221,10 @@ impl Call {
         }
     }
 
+    pub(super) fn acd_outcome(&self) -> Option<&'static str> {
+        self.acd.as_ref().and_then(QueueCall::outcome)
+    }
+
     pub(super) fn acd_next_deadline(&self) -> Option<Instant> {
         self.acd.as_ref().and_then(QueueCall::next_deadline)
     }
@@ -207,6 +232,12 @@ impl Call {
     /// Position and estimated-wait announcements.
     pub(super) async fn acd_timers(&mut self, now: Instant) {
         let Some(q) = self.acd.as_mut() else { return };
+        if q.hang_up_at.is_some_and(|t| t <= now) {
+            q.hang_up_at = None;
+            q.hangup_side = Some("system");
+            let reason = "Q.850;cause=16;text=\"callback requested\"";
+            return self.end_ivr_call(Some(reason)).await;
+        }
         if q.next_announce.is_none_or(|t| t > now) {
             return;
         }
@@ -504,6 +535,44 @@ impl Call {
         {
             let _ = m.handle.stop_recording(m.leg);
         }
+    }
+
+    /// A digit from a caller waiting in the queue: the queue's `callback_key` turns the
+    /// call into a callback item in place (the caller hears a confirmation, then the
+    /// call ends). `true` when the digit was taken.
+    pub(super) async fn acd_digit(&mut self, digit: char) -> bool {
+        let Some(q) = self.acd.as_ref() else {
+            return false;
+        };
+        let key = q.queue.callback_key.as_deref().unwrap_or("");
+        if !q.in_router || q.offer.is_some() || q.hang_up_at.is_some() || !key.starts_with(digit) {
+            return false;
+        }
+        let Some(acd) = self.config.acd.clone() else {
+            return false;
+        };
+        let (reply, answer) = oneshot::channel();
+        let msg = AcdMsg::Callback {
+            tenant_id: q.tenant_id.clone(),
+            queue: q.queue.id.clone(),
+            item: q.item.clone(),
+            number: self.ivr_caller(),
+            since_ms: q.enqueued_at,
+            reply,
+        };
+        if acd.tx.send(msg).await.is_err() || !answer.await.unwrap_or(false) {
+            return false;
+        }
+        if let Some(q) = self.acd.as_mut() {
+            q.in_router = false;
+            q.outcome = Some("callback");
+            q.next_announce = None;
+            q.hang_up_at = Some(Instant::now() + Duration::from_secs(5));
+        }
+        tracing::info!(call = self.no, "callback requested from the queue");
+        self.acd_say("Thank you. We will call you back. Goodbye.")
+            .await;
+        true
     }
 
     /// Media events of a queued call (its recording finishing).

@@ -1,0 +1,407 @@
+//! Callbacks end to end: a caller waiting in queue `sales` presses the queue's
+//! `callback_key` (RFC 4733 from the test's UAC) and the call ends; when an agent
+//! becomes available the router offers the callback item, the agent's phone (sipp)
+//! rings and answers, the carrier behind the trunk (sipp) gets an INVITE to the
+//! caller's number with the tenant's caller ID, and both are bridged. And the demo
+//! flow's `callback` node (reached through `max_wait_action: callback`) queues a
+//! callback item that keeps the caller's place.
+
+use super::*;
+
+/// Calls the demo number, hears the greeting, presses 1 (sales) and waits until the
+/// router shows the call waiting.
+fn call_and_wait_in_sales(p: &Parley, sup: &str) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
+    let uac = ProtoUac::new(p.sip);
+    let (dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    let mut seen = false;
+    for _ in 0..600 {
+        let v = http(p, "GET", "/api/v1/queues/live", Some(sup), None);
+        if v.as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "sales" && q["waiting"] == 1)
+        {
+            seen = true;
+            break;
+        }
+        out.audio(&uac, remote, 0, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen, "the waiting call in the live metrics");
+    (uac, dialog, remote, out)
+}
+
+/// Sends audio (and `digits`, when given, after half a second) until Parley's BYE,
+/// which is answered.
+fn until_bye(uac: &ProtoUac, remote: SocketAddr, out: &mut RtpOut, digits: &[(u16, char)]) {
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    uac.sip
+        .set_read_timeout(Some(Duration::from_millis(20)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    for k in 0..2500u16 {
+        if let Some((_, d)) = digits.iter().find(|(at, _)| *at == k) {
+            out.digit(uac, remote, *d, &mut rx);
+        }
+        out.audio(uac, remote, k, &mut rx);
+        if let Ok((n, _)) = uac.sip.recv_from(&mut buf)
+            && let Ok(SipMessage::Request(r)) = SipMessage::parse(&buf[..n])
+            && r.method() == &Method::Bye
+        {
+            uac.sip
+                .send_to(
+                    &SipMessage::Response(r.make_response(200, None, None)).to_bytes(),
+                    uac.to,
+                )
+                .unwrap();
+            return;
+        }
+    }
+    panic!("no BYE from Parley");
+}
+
+/// Every call entry on the caller's (+15550123) timeline once `n` are there.
+fn timeline_calls(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        let (s, c) = try_get(
+            p,
+            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+            sup,
+        );
+        if s == 200 {
+            let id = c["id"].as_str().unwrap();
+            let t = http(
+                p,
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(sup),
+                None,
+            );
+            let calls: Vec<Value> = t["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "call")
+                .cloned()
+                .collect();
+            if calls.len() >= n {
+                return calls;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fewer than {n} calls on the caller's timeline");
+}
+
+fn body(e: &Value) -> Value {
+    serde_json::from_str(e["body"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
+    let p = start("acdcallback", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // Queue `sales` (skill `sales`, 1002 has it) with `*` for a callback.
+    let skill = http(
+        &p,
+        "POST",
+        "/api/v1/skills",
+        Some(&admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    send(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{}/skills/{sid}", a[1].id),
+        &admin,
+        json!({"proficiency": 3}),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
+                    "ring_timeout_s": 15, "wrap_up_s": 1, "announce_interval_s": 0,
+                    "callback_key": "*"}),
+        ),
+    );
+    // The carrier behind the tenant's trunk.
+    let carrier_port = free_port();
+    let mut carrier = uas("uas_trunk_callback.xml", carrier_port, 1, &["-rtp_echo"]);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    // The agent's phone is registered but the agent is not available yet.
+    let phone_port = free_port();
+    let mut phone = uas("uas_bridge.xml", phone_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &a[1].ext, &a[1].pw, phone_port, "register.xml"),
+    );
+
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    // '*': a callback in place; Parley confirms and hangs up.
+    until_bye(&uac, remote, &mut out, &[(5, '*')]);
+    let mut queued = false;
+    for _ in 0..100 {
+        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        let s = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "sales")
+            .cloned()
+            .unwrap_or_default();
+        if s["callbacks"] == 1 {
+            queued = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(queued, "the callback waits in the queue");
+    let mut recs = Value::Null;
+    for _ in 0..100 {
+        recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+        if recs.as_array().is_some_and(|a| !a.is_empty()) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(recs[0]["outcome"], "callback", "{recs}");
+
+    // The agent becomes available: their phone rings, answers, the carrier gets the
+    // caller's number with the trunk's caller ID (checked by the scenario), answers,
+    // talks and hangs up.
+    available(&p, &admin, &a[1]);
+    let (status, err) = finished_within(&mut carrier, 60);
+    assert!(status.success(), "the carrier: {status:?} {err}");
+    let (status, err) = finished_within(&mut phone, 20);
+    assert!(status.success(), "1002's phone: {status:?} {err}");
+
+    // Both calls on the caller's timeline: the request, and the callback connected.
+    let calls = timeline_calls(&p, &sup, 2);
+    let request = calls
+        .iter()
+        .map(body)
+        .find(|b| b["summary"] == "Callback requested")
+        .unwrap_or_else(|| panic!("the request on the timeline: {calls:?}"));
+    assert_eq!(request["queue"]["outcome"], "callback", "{request}");
+    assert_eq!(request["callback_request"]["number"], "+15550123");
+    let placed = calls
+        .iter()
+        .find(|e| body(e)["summary"] == "Callback")
+        .unwrap_or_else(|| panic!("the callback on the timeline: {calls:?}"));
+    assert_eq!(placed["direction"], "outbound");
+    let b = body(placed);
+    assert_eq!(b["controls"]["callback"]["outcome"], "connected", "{b}");
+    assert_eq!(b["controls"]["callback"]["attempt"], 1, "{b}");
+    let events: Vec<&str> = b["controls"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for e in ["callback", "agent.answered", "customer.answered"] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    // The router is done with it.
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    assert!(
+        v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
+        "{v}"
+    );
+}
+
+fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, String) {
+    let status = (0..secs * 10)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            c.try_wait().unwrap()
+        })
+        .unwrap_or_else(|| {
+            let _ = c.kill();
+            c.wait().unwrap()
+        });
+    let mut err = String::new();
+    if let Some(mut e) = c.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (status, err)
+}
+
+#[test]
+fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
+    let p = start("ivrcallback", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    // `sales` sends callers to the flow's callback node after 2 s; the node's queue is
+    // `support`. Nobody is available.
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
+        ),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(json!({"name": "support"})),
+    );
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    // The callback node's confirmation ("press 1 to confirm") comes after the max
+    // wait; 1 is pressed a few times over ~10 s (the prompt allows barge-in or not).
+    let presses: Vec<(u16, char)> = (1..8).map(|i| (i * 100, '1')).collect();
+    until_bye(&uac, remote, &mut out, &presses);
+    let mut support = Value::Null;
+    for _ in 0..100 {
+        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        support = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "support")
+            .cloned()
+            .unwrap_or_default();
+        if support["callbacks"] == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(support["callbacks"], 1, "{support}");
+    // It kept the caller's place: its wait counts from when they entered `sales`.
+    assert!(
+        support["longest_wait_s"].as_u64().unwrap_or(0) >= 2,
+        "{support}"
+    );
+    let calls = timeline_calls(&p, &sup, 1);
+    let b = body(&calls[0]);
+    assert_eq!(b["summary"], "Callback requested", "{b}");
+    assert_eq!(b["callback_request"]["number"], "+15550123", "{b}");
+    assert_eq!(b["callback_request"]["queue"], "support", "{b}");
+    assert_eq!(b["callback_request"]["queued"], true, "{b}");
+    assert_eq!(b["queue"]["outcome"], "callback", "{b}");
+    let nodes: Vec<&str> = b["ivr_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert!(nodes.contains(&"callback"), "{nodes:?}");
+    assert!(nodes.contains(&"callback_ok"), "{nodes:?}");
+}
+
+#[test]
+fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
+    let p = start("acdcbretry", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // The demo flow's `sales_queue` node asks for the skill `sales`.
+    let skill = http(
+        &p,
+        "POST",
+        "/api/v1/skills",
+        Some(&admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    send(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{}/skills/{sid}", a[0].id),
+        &admin,
+        json!({"proficiency": 3}),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "ring_timeout_s": 15, "wrap_up_s": 1,
+                    "announce_interval_s": 0, "callback_key": "#"}),
+        ),
+    );
+    // The carrier is busy for every attempt; the agent answers each one.
+    let carrier_port = free_port();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    let phone_port = free_port();
+    let mut phone = uas("uas_bridge.xml", phone_port, 3, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &a[0].ext, &a[0].pw, phone_port, "register.xml"),
+    );
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    until_bye(&uac, remote, &mut out, &[(5, '#')]);
+    // (sipp's own 30 s limit starts now.)
+    let mut carrier = uas("uas_trunk_busy.xml", carrier_port, 3, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    available(&p, &admin, &a[0]);
+    let (status, err) = finished_within(&mut carrier, 90);
+    if !status.success() {
+        let live = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        let tl: Vec<Value> = timeline_calls(&p, &sup, 1).iter().map(body).collect();
+        panic!("the carrier saw 3 attempts: {status:?} {err}\n{live}\n{tl:?}");
+    }
+    let (status, err) = finished_within(&mut phone, 20);
+    assert!(status.success(), "1001's phone: {status:?} {err}");
+    // The request and three attempts on the timeline, none connected; then the
+    // callback is dropped as failed.
+    let calls = timeline_calls(&p, &sup, 4);
+    let mut attempts: Vec<i64> = calls
+        .iter()
+        .map(body)
+        .filter(|b| b["summary"] == "Callback")
+        .map(|b| {
+            assert_eq!(b["controls"]["callback"]["outcome"], "no_answer", "{b}");
+            b["controls"]["callback"]["attempt"].as_i64().unwrap()
+        })
+        .collect();
+    attempts.sort_unstable();
+    assert_eq!(attempts, [1, 2, 3]);
+    let mut v = Value::Null;
+    for _ in 0..50 {
+        v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        if v[0]["callbacks"] == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(v[0]["callbacks"], 0, "{v}");
+}

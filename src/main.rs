@@ -379,6 +379,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         webrtc: webrtc.clone(),
         store: store.clone(),
         devices: sip.browser_devices(engine.clone(), webrtc),
+        controls: sip.controls(),
     };
     let app = parley_web::app(
         parley_web::AppState::new(store.clone(), web_cfg)

@@ -3,15 +3,18 @@
 //! A call's media is an engine call whose WebRTC leg ([`WebRtcPeer`] relaying to an
 //! Opus leg) is either echoed (`*43`) or bridged in a room with a G.711 leg towards
 //! the SIP side (calls rung on the agent's browser device, see
-//! `parley_signaling::BrowserDevice`).
+//! `parley_signaling::BrowserDevice`). Calls the browser places to an extension or a
+//! number take the click-to-call path (`Controls::originate_from_device`) with the
+//! browser device as the agent's phone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parley_cases::telephony::normalize_e164;
 use parley_cases::{Actor, Store};
 use parley_media::webrtc::{OfferInfo, PeerState, WebRtcConfig, WebRtcPeer};
 use parley_media::{Engine, Event};
-use parley_signaling::{BrowserDevice, DeviceEvent};
+use parley_signaling::{BrowserDevice, CallTarget, Controls, DeviceEvent, DeviceOriginate};
 use parley_web::{SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,6 +29,34 @@ pub(crate) struct Service {
     pub(crate) store: Store,
     /// Makes sessions of agents with an extension ring like their SIP phones.
     pub(crate) devices: parley_signaling::BrowserDevices,
+    /// Places the calls the browser dials.
+    pub(crate) controls: Controls,
+}
+
+/// Whom a dialled string reaches: `+…` or 7 digits and more is a number through the
+/// trunk (E.164), anything shorter an extension (the rule of the call bar's target
+/// box, web/ui/pages/callbar.js).
+fn dial_target(raw: &str) -> Result<CallTarget, String> {
+    let t: String = raw
+        .trim()
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '(' | ')' | '-' | '.'))
+        .collect();
+    if t.is_empty() {
+        return Err("nothing to dial".into());
+    }
+    if t.starts_with('+') || t.len() >= 7 {
+        return normalize_e164("number", &t)
+            .map(CallTarget::Number)
+            .map_err(|e| e.to_string());
+    }
+    if !t.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("{raw:?} is neither an extension nor a number"));
+    }
+    Ok(CallTarget::Extension {
+        extension: t,
+        user_id: None,
+    })
 }
 
 impl parley_web::Softphone for Service {
@@ -91,8 +122,14 @@ async fn session(
             },
             ev = device_event(&mut device) => {
                 let ev = match ev {
-                    Some(DeviceEvent::Incoming { call_id, from, to }) => {
-                        SoftphoneEvent::Incoming { call_id, from, to }
+                    Some(DeviceEvent::Incoming { call_id, from, to, live_call_id }) => {
+                        SoftphoneEvent::Incoming { call_id, from, to, live_call_id }
+                    }
+                    Some(DeviceEvent::Connected { call_id, sdp, .. }) => {
+                        let _ = events
+                            .send(SoftphoneEvent::Sdp { call_id: call_id.clone(), sdp })
+                            .await;
+                        SoftphoneEvent::Answered { call_id }
                     }
                     Some(DeviceEvent::Dtmf { call_id, digit }) => SoftphoneEvent::Dtmf {
                         call_id,
@@ -115,13 +152,25 @@ async fn session(
         match cmd {
             SoftphoneCommand::Dial { number, sdp } => {
                 if !ECHO.contains(&number.trim()) {
-                    let _ = events
-                        .send(SoftphoneEvent::Error {
-                            message: format!(
-                                "cannot dial {number} from the browser yet (only *43)"
-                            ),
-                        })
-                        .await;
+                    let r = place(
+                        &svc,
+                        device.as_ref(),
+                        &tenant_id,
+                        &user_id,
+                        &extension,
+                        &number,
+                        sdp,
+                    )
+                    .await;
+                    let ev = match r {
+                        Ok((call_id, live)) => SoftphoneEvent::Dialing {
+                            call_id,
+                            number,
+                            live_call_id: Some(live),
+                        },
+                        Err(message) => SoftphoneEvent::Error { message },
+                    };
+                    let _ = events.send(ev).await;
                     continue;
                 }
                 next += 1;
@@ -130,6 +179,7 @@ async fn session(
                     .send(SoftphoneEvent::Dialing {
                         call_id: call_id.clone(),
                         number,
+                        live_call_id: None,
                     })
                     .await;
                 let (stop_tx, stop_rx) = oneshot::channel();
@@ -172,6 +222,46 @@ async fn session(
     }
     // The browser left: every echo call's stop sender drops, which ends it; dropping the
     // device unregisters it and hangs up its call.
+}
+
+/// Places a call from the browser through the click-to-call path: the device keeps the
+/// browser's offer, the call task rings the device (which answers with it) and dials
+/// the target. Returns the browser's id of the call and the live call's id.
+async fn place(
+    svc: &Service,
+    device: Option<&BrowserDevice>,
+    tenant_id: &str,
+    user_id: &str,
+    extension: &str,
+    number: &str,
+    sdp: String,
+) -> Result<(String, String), String> {
+    let device = device.ok_or("you have no extension: this browser cannot place calls")?;
+    let target = dial_target(number)?;
+    if matches!(&target, CallTarget::Extension { extension: e, .. } if e == extension) {
+        return Err("that is your own extension".into());
+    }
+    let token = {
+        use rand::Rng as _;
+        let n: u64 = rand::rng().random();
+        format!("d{n:016x}")
+    };
+    device.place(&token, sdp).await.map_err(|e| e.to_string())?;
+    let req = DeviceOriginate {
+        tenant_id: tenant_id.to_owned(),
+        agent_user_id: user_id.to_owned(),
+        agent_extension: extension.to_owned(),
+        target,
+        contact: device.contact().to_owned(),
+        token: token.clone(),
+    };
+    match svc.controls.originate_from_device(req).await {
+        Ok(live) => Ok((token, live)),
+        Err(e) => {
+            device.hangup(&token).await;
+            Err(format!("cannot call {number}: {e}"))
+        }
+    }
 }
 
 async fn device_event(device: &mut Option<BrowserDevice>) -> Option<DeviceEvent> {

@@ -13,7 +13,17 @@
 //!   in a room (the engine transcodes G.711 ↔ Opus at 8 kHz), and answers 200 with the
 //!   G.711 leg's address; the browser gets the WebRTC answer;
 //! * turns CANCEL, BYE, RTP inactivity and a lost browser connection into
-//!   [`DeviceEvent::Ended`], and [`BrowserDevice::hangup`] into 603 (ringing) or BYE.
+//!   [`DeviceEvent::Ended`], and [`BrowserDevice::hangup`] into 603 (ringing) or BYE;
+//! * places calls for the browser ([`BrowserDevice::place`]): it keeps the browser's
+//!   offer under a token and the click-to-call path (`Controls::originate_from_device`)
+//!   rings this device only, with the token in the request-URI (`;parley-dial=`); that
+//!   INVITE is answered at once ([`DeviceEvent::Connected`]) and the call task dials the
+//!   target, as for click-to-call;
+//! * relays the browser's RFC 4733 digits to the call (and reports them).
+//!
+//! Every INVITE from a call task names its live call (`X-Parley-Call`), which the
+//! browser gets with the call so that the page drives the call controls of
+//! `/api/v1/calls/{id}/actions` for it.
 //!
 //! One call at a time per device; requests are answered statelessly (loopback: no
 //! retransmissions expected, but a retransmitted INVITE gets the last response again).
@@ -46,6 +56,18 @@ pub enum DeviceEvent {
         from: String,
         /// What was dialled (user part of To).
         to: String,
+        /// The live call it belongs to (`X-Parley-Call`).
+        live_call_id: Option<String>,
+    },
+    /// A call placed with [`BrowserDevice::place`] reached the device and was answered
+    /// with the browser's offer; the call task now dials the target.
+    Connected {
+        /// The call (the token it was placed with).
+        call_id: String,
+        /// The SDP answer for the browser.
+        sdp: String,
+        /// The live call it belongs to.
+        live_call_id: Option<String>,
     },
     /// A digit from the browser (RFC 4733) on the answered call.
     Dtmf {
@@ -72,6 +94,11 @@ enum DeviceCmd {
     },
     Hangup {
         call_id: String,
+    },
+    Place {
+        token: String,
+        browser_offer: String,
+        reply: oneshot::Sender<Result<()>>,
     },
 }
 
@@ -151,6 +178,7 @@ impl BrowserDevices {
             webrtc: self.webrtc.clone(),
             events: ev_tx,
             call: None,
+            placing: None,
         };
         tokio::spawn(ua.run(cmd_rx));
         Ok(BrowserDevice {
@@ -180,6 +208,30 @@ impl BrowserDevice {
             .map_err(|_| Error::Device("the device has stopped".into()))?
     }
 
+    /// Prepares a call placed from the browser: the device keeps `browser_offer` and
+    /// answers the INVITE whose request-URI carries `;parley-dial=<token>` with it. Fails
+    /// while the device has a call. Place the call itself with
+    /// `Controls::originate_from_device` (the device's [`contact`](Self::contact) and
+    /// the same token); [`hangup`](Self::hangup) with the token withdraws it.
+    pub async fn place(&self, token: &str, browser_offer: String) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.cmds
+            .send(DeviceCmd::Place {
+                token: token.to_owned(),
+                browser_offer,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Device("the device has stopped".into()))?;
+        rx.await
+            .map_err(|_| Error::Device("the device has stopped".into()))?
+    }
+
+    /// The device's contact in the location service.
+    pub fn contact(&self) -> &str {
+        &self.contact
+    }
+
     /// Declines (ringing) or hangs up (answered) the call.
     pub async fn hangup(&self, call_id: &str) {
         let _ = self
@@ -203,11 +255,15 @@ impl Drop for BrowserDevice {
 struct Media {
     handle: CallHandle,
     events: EventReceiver,
+    sip_leg: parley_media::LegId,
+    web_leg: parley_media::LegId,
     peer: WebRtcPeer,
     state: watch::Receiver<PeerState>,
 }
 
 struct DevCall {
+    /// The browser's id of the call: the SIP Call-ID, or the token of a placed call.
+    id: String,
     invite: Request,
     source: SocketAddr,
     to_tag: String,
@@ -226,6 +282,8 @@ struct Ua {
     webrtc: Arc<WebRtcConfig>,
     events: mpsc::Sender<DeviceEvent>,
     call: Option<DevCall>,
+    /// A call being placed: its token and the browser's offer.
+    placing: Option<(String, String)>,
 }
 
 enum Wake {
@@ -250,6 +308,25 @@ fn response(contact: &str, req: &Request, code: u16, to_tag: Option<&str>) -> Re
         r.headers.push("Contact", format!("<{contact}>"));
     }
     r
+}
+
+/// The `parley-dial` parameter of an INVITE's request-URI: a call the device placed.
+fn dial_token(invite: &Request) -> Option<String> {
+    invite
+        .uri()
+        .split(';')
+        .skip(1)
+        .find_map(|p| p.strip_prefix("parley-dial="))
+        .map(|t| t.split(['?', '>']).next().unwrap_or(t).to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// The live call an INVITE belongs to (`X-Parley-Call`).
+fn live_call(invite: &Request) -> Option<String> {
+    invite
+        .headers
+        .get(crate::call::LIVE_CALL_HEADER)
+        .map(str::to_owned)
 }
 
 /// G.711 and telephone-event/8000: what the call tasks offer agents.
@@ -294,7 +371,18 @@ impl Ua {
                     Some(DeviceCmd::Hangup { call_id }) => {
                         if self.call_id() == Some(call_id.as_str()) {
                             self.hang_up().await;
+                        } else if self.placing.as_ref().is_some_and(|(t, _)| *t == call_id) {
+                            self.placing = None;
                         }
+                    }
+                    Some(DeviceCmd::Place { token, browser_offer, reply }) => {
+                        let r = if self.call.is_some() || self.placing.is_some() {
+                            Err(Error::Device("the browser is on a call".into()))
+                        } else {
+                            self.placing = Some((token, browser_offer));
+                            Ok(())
+                        };
+                        let _ = reply.send(r);
                     }
                     None => {
                         self.hang_up().await;
@@ -302,10 +390,8 @@ impl Ua {
                     }
                 },
                 w = media_wake(&mut self.call) => match w {
-                    Wake::Media(Some(parley_media::Event::Dtmf { digit, .. })) => {
-                        if let Some(id) = self.call_id().map(str::to_owned) {
-                            let _ = self.events.send(DeviceEvent::Dtmf { call_id: id, digit }).await;
-                        }
+                    Wake::Media(Some(parley_media::Event::Dtmf { digit, leg, .. })) => {
+                        self.on_digit(digit, leg).await;
                     }
                     Wake::Media(Some(parley_media::Event::RtpTimeout { .. }) | None) => {
                         self.end("media_timeout", true).await;
@@ -317,8 +403,28 @@ impl Ua {
         }
     }
 
+    /// The browser's id of the current call.
     fn call_id(&self) -> Option<&str> {
-        self.call.as_ref().and_then(|c| c.invite.call_id().ok())
+        self.call.as_ref().map(|c| c.id.as_str())
+    }
+
+    /// A digit from the browser goes on to the call (RFC 4733 on the G.711 leg) and is
+    /// reported; one from the call's side is only reported.
+    async fn on_digit(&mut self, digit: char, leg: parley_media::LegId) {
+        let Some(call) = &self.call else { return };
+        if let Some(m) = &call.media
+            && leg == m.web_leg
+            && let Err(e) = m
+                .handle
+                .send_dtmf(m.sip_leg, digit, std::time::Duration::from_millis(100))
+        {
+            tracing::debug!(error = %e, "browser digit not relayed");
+        }
+        let call_id = call.id.clone();
+        let _ = self
+            .events
+            .send(DeviceEvent::Dtmf { call_id, digit })
+            .await;
     }
 
     async fn send(&self, bytes: &Bytes, to: SocketAddr) {
@@ -335,10 +441,11 @@ impl Ua {
         let SipMessage::Request(req) = msg else {
             return; // responses to our BYE
         };
-        let same = req
-            .call_id()
-            .ok()
-            .is_some_and(|c| Some(c) == self.call_id());
+        let same = req.call_id().ok().is_some_and(|c| {
+            self.call
+                .as_ref()
+                .is_some_and(|d| d.invite.call_id().ok() == Some(c))
+        });
         match req.method() {
             Method::Invite if same => {
                 // A retransmission: the last response again.
@@ -347,7 +454,7 @@ impl Ua {
                     self.send(&last, from).await;
                 }
             }
-            Method::Invite if self.call.is_some() => {
+            Method::Invite if self.call.is_some() || (self.placing.is_some() && dial_token(&req).is_none()) => {
                 let r = self.response(&req, 486, Some(&random_token(&mut rand::rng(), 10)));
                 self.send(&r.to_bytes(), from).await;
             }
@@ -381,6 +488,48 @@ impl Ua {
 
     async fn on_invite(&mut self, invite: Request, source: SocketAddr) {
         let to_tag = random_token(&mut rand::rng(), 10);
+        if let Some(token) = dial_token(&invite) {
+            // The call the browser placed, or a stale one (withdrawn, or not ours).
+            let offer = match self.placing.take() {
+                Some((t, offer)) if t == token => offer,
+                other => {
+                    self.placing = other;
+                    let r = self.response(&invite, 481, Some(&to_tag));
+                    self.send(&r.to_bytes(), source).await;
+                    return;
+                }
+            };
+            let live_call_id = live_call(&invite);
+            self.call = Some(DevCall {
+                id: token.clone(),
+                invite,
+                source,
+                to_tag,
+                last: Bytes::new(),
+                dialog: None,
+                media: None,
+            });
+            let event = match self.answer(&token, &offer).await {
+                Ok(sdp) => DeviceEvent::Connected {
+                    call_id: token,
+                    sdp,
+                    live_call_id,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "placed call not answered");
+                    if let Some(c) = self.call.take() {
+                        let r = self.response(&c.invite, 488, Some(&c.to_tag));
+                        self.send(&r.to_bytes(), c.source).await;
+                    }
+                    DeviceEvent::Ended {
+                        call_id: token,
+                        cause: "failed",
+                    }
+                }
+            };
+            let _ = self.events.send(event).await;
+            return;
+        }
         let acceptable = offer_answer::parse_sdp(invite.body())
             .ok()
             .and_then(|o| offer_answer::answer(&o, &g711_caps(self.local.ip(), 9)).ok())
@@ -409,7 +558,9 @@ impl Ua {
             .and_then(|t| uri_user(&t.uri).map(str::to_owned))
             .unwrap_or_default();
         let call_id = invite.call_id().unwrap_or_default().to_owned();
+        let live_call_id = live_call(&invite);
         self.call = Some(DevCall {
+            id: call_id.clone(),
             invite,
             source,
             to_tag,
@@ -419,7 +570,12 @@ impl Ua {
         });
         let _ = self
             .events
-            .send(DeviceEvent::Incoming { call_id, from, to })
+            .send(DeviceEvent::Incoming {
+                call_id,
+                from,
+                to,
+                live_call_id,
+            })
             .await;
     }
 
@@ -493,6 +649,8 @@ impl Ua {
         call.media = Some(Media {
             handle,
             events,
+            sip_leg: sip_leg.id,
+            web_leg: web_leg.id,
             peer,
             state,
         });
@@ -542,7 +700,7 @@ impl Ua {
             m.peer.close().await;
             drop(m.handle);
         }
-        let call_id = call.invite.call_id().unwrap_or_default().to_owned();
+        let call_id = call.id;
         let _ = self
             .events
             .send(DeviceEvent::Ended { call_id, cause })

@@ -944,7 +944,8 @@ impl Call {
             .unwrap_or_else(|_| self.driver.host.to_string());
         for (ext, b) in targets {
             let to = format!("<sip:{ext}@{realm}>");
-            if let Some(leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
+            if let Some(mut leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
+                tag_live_call(&mut leg.invite, self.ctl.id());
                 self.driver
                     .send(Cmd::Request {
                         call_no: self.no,
@@ -1536,6 +1537,15 @@ impl Call {
             self.driver.send(Cmd::Respond(ok)).await;
         }
     }
+}
+
+/// The header that tells an agent's device which live call (`/api/v1/calls/{id}`) an
+/// INVITE belongs to: the browser softphone links its call to the call controls with
+/// it. Only on INVITEs to registered phones, never to trunks.
+pub(crate) const LIVE_CALL_HEADER: &str = "X-Parley-Call";
+
+fn tag_live_call(invite: &mut Request, id: &str) {
+    invite.headers.push(LIVE_CALL_HEADER, id);
 }
 
 fn content_type(r: &Request) -> String {

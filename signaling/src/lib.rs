@@ -91,8 +91,8 @@ use tokio::task::JoinHandle;
 pub use acd::Acd;
 pub use browser::{BrowserDevice, BrowserDevices, DeviceEvent};
 pub use call::control::{
-    Command as CallCommand, Controls, HOLD_MUSIC, LiveCall, LiveLeg, Originate, SupervisorMode,
-    Target as CallTarget,
+    Command as CallCommand, Controls, DeviceOriginate, HOLD_MUSIC, LiveCall, LiveLeg, Originate,
+    SupervisorMode, Target as CallTarget,
 };
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};

@@ -8,8 +8,10 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum SoftphoneCommand {
-    /// Place a call to `number` (an extension, `*43` for the echo test, or an outside
-    /// number); `sdp` is the browser's complete offer (ICE gathered).
+    /// Place a call to `number`: `*43` (the echo test), an extension (a colleague), or
+    /// an outside number (`+…` or 7 digits and more, dialled through the tenant's trunk
+    /// with its caller ID and stored on the customer's timeline like click-to-call);
+    /// `sdp` is the browser's complete offer (ICE gathered).
     Dial {
         /// Who to call.
         number: String,
@@ -47,6 +49,8 @@ pub enum SoftphoneEvent {
         from: String,
         /// What they dialled.
         to: String,
+        /// The live call (`/api/v1/calls/{id}`) whose controls apply, when known.
+        live_call_id: Option<String>,
     },
     /// An outgoing call was accepted by the server and is being set up.
     Dialing {
@@ -54,6 +58,8 @@ pub enum SoftphoneEvent {
         call_id: String,
         /// What was dialled.
         number: String,
+        /// The live call (`/api/v1/calls/{id}`) whose controls apply (none for `*43`).
+        live_call_id: Option<String>,
     },
     /// The far end rings.
     Ringing {

@@ -4,13 +4,18 @@
 //   const phone = new Softphone();
 //   phone.addEventListener('incoming', (e) => phone.answer(e.detail.call_id));
 //   await phone.connect(token);        // resolves once registered as the agent's device
-//   const id = await phone.dial('*43'); // echo test
+//   const id = await phone.dial('*43'); // echo test; or an extension, or '+4930…'
+//   phone.liveCallId(id);              // the call's id in /api/v1/calls (controls)
 //   phone.dtmf('123'); phone.mute(true); phone.hangup(id);
 //   console.log(await phone.stats(id));
 //
 // Events (CustomEvent, the server's message in `detail`): ready, incoming, dialing,
 // ringing, answered, hungup, dtmf, error, and `closed` when the signalling socket
 // ends (`detail.code`). Microphone failures reject dial()/answer() and emit `error`.
+// `incoming` and `dialing` carry `live_call_id`: the call in /api/v1/calls whose
+// controls (hold, transfers, …) apply to this browser call. A call placed to an
+// extension or a number is `answered` as soon as this browser is connected to Parley;
+// the far end's progress is the live call's state.
 
 export class Softphone extends EventTarget {
   constructor({ base = '', iceServers = [] } = {}) {
@@ -21,6 +26,7 @@ export class Softphone extends EventTarget {
     this.calls = new Map(); // call_id -> { pc, stream, audio, state }
     this.pendingDial = null; // { pc, stream, audio, resolve, reject }
     this.extension = null;
+    this.live = new Map(); // ringing call_id -> live call id
   }
 
   /** Opens the signalling socket; resolves with the `ready` message. */
@@ -57,10 +63,15 @@ export class Softphone extends EventTarget {
     });
   }
 
+  /** The live call (/api/v1/calls/{id}) of the browser call `callId`, once known. */
+  liveCallId(callId) {
+    return this.calls.get(callId)?.live || this.live.get(callId) || null;
+  }
+
   /** Answers the ringing call `callId`. */
   async answer(callId) {
     const media = await this.#media();
-    this.calls.set(callId, { ...media, state: 'answering' });
+    this.calls.set(callId, { ...media, state: 'answering', live: this.live.get(callId) || null });
     const sdp = await this.#offer(media.pc);
     this.#send({ type: 'answer', call_id: callId, sdp });
   }
@@ -166,7 +177,7 @@ export class Softphone extends EventTarget {
         if (this.pendingDial) {
           const d = this.pendingDial;
           this.pendingDial = null;
-          this.calls.set(msg.call_id, { pc: d.pc, stream: d.stream, audio: d.audio, state: 'dialing' });
+          this.calls.set(msg.call_id, { pc: d.pc, stream: d.stream, audio: d.audio, state: 'dialing', live: msg.live_call_id || null });
           d.resolve(msg.call_id);
         }
         break;
@@ -180,7 +191,11 @@ export class Softphone extends EventTarget {
         if (c) c.state = 'answered';
         break;
       }
+      case 'incoming':
+        if (msg.live_call_id) this.live.set(msg.call_id, msg.live_call_id);
+        break;
       case 'hungup':
+        this.live.delete(msg.call_id);
         this.#end(msg.call_id, msg.cause);
         break;
       case 'error':

@@ -245,6 +245,35 @@ pub struct Originate {
     pub number: String,
 }
 
+/// A call an agent places from one of their devices (the browser softphone): the
+/// click-to-call path, except that only that device rings, it answers at once, and the
+/// target may be an extension (an internal call, kept off the customers' timelines)
+/// as well as a number through the trunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceOriginate {
+    /// The tenant.
+    pub tenant_id: String,
+    /// The agent placing the call.
+    pub agent_user_id: String,
+    /// The agent's extension.
+    pub agent_extension: String,
+    /// Who is called once the device answered.
+    pub target: Target,
+    /// The device's registered contact: the only binding of the extension rung.
+    pub contact: String,
+    /// Sent as the request-URI parameter `parley-dial`, so that the device knows the
+    /// INVITE is the call it asked for.
+    pub token: String,
+}
+
+/// The device a call was placed from ([`DeviceOriginate`]).
+#[derive(Debug, Clone)]
+struct DeviceLink {
+    target: Target,
+    contact: String,
+    token: String,
+}
+
 impl Controls {
     /// The tenant's live calls, oldest first.
     pub fn list(&self, tenant_id: &str) -> Vec<LiveCall> {
@@ -272,7 +301,24 @@ impl Controls {
     /// through the tenant's trunk with its caller ID and bridges the two. Returns the new
     /// call's id once the agent's phone is being rung.
     pub async fn originate(&self, req: Originate) -> Result<String> {
-        self.originate_with(req, None).await
+        self.originate_inner(req, None, None).await
+    }
+
+    /// A call placed from one of the agent's devices ([`DeviceOriginate`]); returns the
+    /// new call's id once the device is being rung.
+    pub async fn originate_from_device(&self, req: DeviceOriginate) -> Result<String> {
+        let orig = Originate {
+            tenant_id: req.tenant_id,
+            agent_user_id: req.agent_user_id,
+            agent_extension: req.agent_extension,
+            number: target_label(&req.target),
+        };
+        let link = DeviceLink {
+            target: req.target,
+            contact: req.contact,
+            token: req.token,
+        };
+        self.originate_inner(orig, None, Some(link)).await
     }
 
     /// [`Controls::originate`] for an ACD callback item: the same call, tied to the
@@ -281,6 +327,15 @@ impl Controls {
         &self,
         req: Originate,
         callback: Option<CallbackLink>,
+    ) -> Result<String> {
+        self.originate_inner(req, callback, None).await
+    }
+
+    async fn originate_inner(
+        &self,
+        req: Originate,
+        callback: Option<CallbackLink>,
+        device: Option<DeviceLink>,
     ) -> Result<String> {
         let o = self.origin.clone();
         if o.config.media.is_none() {
@@ -292,7 +347,7 @@ impl Controls {
         o.driver.send(Cmd::Originate { reply: tx }).await;
         let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
         let (ready, started) = oneshot::channel();
-        tokio::spawn(run_outbound(o, no, inputs, req, callback, ready));
+        tokio::spawn(run_outbound(o, no, inputs, req, callback, device, ready));
         match tokio::time::timeout(Duration::from_secs(10), started).await {
             Ok(Ok(Ok(id))) => Ok(id),
             Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
@@ -402,6 +457,8 @@ pub(super) struct Ctl {
     customer_media: Option<(LegId, SocketAddr)>,
     /// A callback the ACD placed through this call (see [`crate::acd`]).
     callback: Option<CallbackLink>,
+    /// Placed from this device of the agent (the browser softphone).
+    device: Option<DeviceLink>,
 }
 
 /// Ties a placed call to the ACD callback item it serves: the router hears when the
@@ -440,7 +497,20 @@ impl Ctl {
             customer: None,
             customer_media: None,
             callback: None,
+            device: None,
         }
+    }
+
+    /// The call's id (in the registry and the API).
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A call placed from a device to an extension: nobody's customer, not stored.
+    pub(super) fn is_internal(&self) -> bool {
+        self.device
+            .as_ref()
+            .is_some_and(|d| matches!(d.target, Target::Extension { .. }))
     }
 
     /// A call Parley placed (click-to-call).
@@ -1024,9 +1094,21 @@ impl Call {
                     .sip_realm(&actor)
                     .await
                     .unwrap_or_else(|_| self.driver.host.to_string());
+                // A call placed from a device rings that device only, which knows it
+                // by the token in the request-URI.
+                let device = self
+                    .ctl
+                    .device
+                    .as_ref()
+                    .filter(|_| purpose == Purpose::OutAgent);
                 for b in rx.await.unwrap_or_default() {
+                    let uri = match device {
+                        Some(d) if b.contact != d.contact => continue,
+                        Some(d) => format!("{};parley-dial={}", b.contact, d.token),
+                        None => b.contact.clone(),
+                    };
                     dials.push(Dial {
-                        uri: b.contact.clone(),
+                        uri,
                         to: format!("<sip:{extension}@{realm}>"),
                         from_user: None,
                         dest: b.target,
@@ -1098,12 +1180,16 @@ impl Call {
         self.ctl.next_group += 1;
         let saved = self.agent_offer.replace(sdp);
         let mut sent = 0;
+        let internal = matches!(target, Target::Extension { .. });
         for d in dials {
-            let Some(out) =
+            let Some(mut out) =
                 self.new_leg(&d.uri, &d.to, d.from_user.as_deref(), d.dest, d.transport)
             else {
                 continue;
             };
+            if internal {
+                super::tag_live_call(&mut out.invite, self.ctl.id());
+            }
             self.driver
                 .send(Cmd::Request {
                     call_no: self.no,
@@ -1457,10 +1543,13 @@ impl Call {
                         })
                         .await;
                 }
-                let number = self.ctl.outbound.clone().unwrap_or_default();
+                let target = match &self.ctl.device {
+                    Some(d) => d.target.clone(),
+                    None => Target::Number(self.ctl.outbound.clone().unwrap_or_default()),
+                };
                 let reuse = self.ctl.customer_media;
                 if let Err(reason) = self
-                    .ctl_dial(&Target::Number(number), Purpose::OutCustomer, reuse)
+                    .ctl_dial(&target, Purpose::OutCustomer, reuse)
                     .await
                 {
                     tracing::warn!(call = self.no, %reason, "click-to-call: cannot dial the customer");
@@ -1507,7 +1596,8 @@ impl Call {
 /// Starts a click-to-call: the call's media and its first leg, to the agent's phones.
 async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
     let actor = Actor::system(&req.tenant_id);
-    let has_trunk = call
+    let has_trunk = call.ctl.is_internal()
+        || call
         .store
         .list_trunks(&actor)
         .await
@@ -1562,6 +1652,7 @@ async fn run_outbound(
     rx: mpsc::Receiver<CallInput>,
     req: Originate,
     callback: Option<CallbackLink>,
+    device: Option<DeviceLink>,
     ready: oneshot::Sender<std::result::Result<String, String>>,
 ) {
     let host = o.driver.host.clone();
@@ -1620,6 +1711,7 @@ async fn run_outbound(
     );
     call.ctl.outbound = Some(req.number.clone());
     call.ctl.callback = callback;
+    call.ctl.device = device;
     call.ivr = Some(super::ivr::IvrRun::bare(
         Actor::system(&req.tenant_id),
         &req.number,

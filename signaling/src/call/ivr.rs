@@ -390,6 +390,14 @@ impl Call {
                 })
                 .await;
             }
+            parley_media::Event::Dtmf { digit, leg, .. }
+                if self.ivr.as_ref().and_then(|r| r.agent_leg) == Some(*leg) =>
+            {
+                // The agent's keypad reaches the other party (an IVR they called, say).
+                if let Some(m) = &self.media {
+                    let _ = m.handle.send_dtmf(m.leg, *digit, Duration::from_millis(100));
+                }
+            }
             parley_media::Event::PlaybackDone { interrupted, leg }
                 if self.media.as_ref().is_some_and(|m| m.leg == *leg) =>
             {
@@ -1018,6 +1026,9 @@ impl Call {
             self.ended = true; // nothing more to send: the caller is gone
             self.ivr_run().await;
             self.ended = ended;
+        }
+        if self.ctl.is_internal() {
+            return; // a call between colleagues: no customer's timeline
         }
         let caller = self
             .ivr

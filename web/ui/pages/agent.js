@@ -48,6 +48,7 @@ export async function render(main, params, { user, navigate }) {
 
   const unmountPhone = mountSoftphone(phone, {
     user,
+    bar,
     onCall: (info) => { if (info && info.customer_id) navigate('/agent/customers/' + enc(info.customer_id)); },
   });
 

@@ -7,8 +7,11 @@
 // Keyboard (when not typing in a field): h hold/unhold, m mute/unmute, t the transfer
 // target, d the disposition code. Every control is a real button, reachable with Tab.
 //
-// `mountCallBar(section, { user, onCall })` returns `{ stop, refresh }`; `onCall(call)`
-// is called once per new call so the desktop can open the caller's screen.
+// `mountCallBar(section, { user, onCall })` returns `{ stop, refresh, calls, subscribe,
+// setBrowserCalls }`; `onCall(call)` is called once per new call so the desktop can open
+// the caller's screen. The phone panel (phone.js) subscribes to every fetch of the calls
+// and names the calls it carries (`setBrowserCalls`), which the bar marks "in this
+// browser".
 
 import { get, post, enc } from '../api.js';
 import { h, mount, errorBox, badge, toast } from '../dom.js';
@@ -51,6 +54,8 @@ export function mountCallBar(section, { user, onCall }) {
   let busy = false;
   // Values typed in the bar survive the re-renders of each poll.
   const typed = { target: '', code: '' };
+  const listeners = new Set();
+  let browserCalls = new Set();
   const out = h('div', { class: 'callbar-out', 'aria-live': 'assertive' });
 
   async function refresh() {
@@ -58,6 +63,7 @@ export function mountCallBar(section, { user, onCall }) {
       const all = await get('/calls');
       calls = all.filter((c) => c.state !== 'ending');
       fetchedAt = Date.now();
+      for (const fn of listeners) fn(calls);
       for (const c of calls) {
         if (!seen.has(c.id)) { seen.add(c.id); if (onCall) onCall(c); }
       }
@@ -156,6 +162,7 @@ export function mountCallBar(section, { user, onCall }) {
         ' ', badge(STATE_LABEL[c.state] || c.state, 'call-state'),
         c.held ? badge('held', 'late') : null,
         c.muted ? badge('muted', 'late') : null,
+        browserCalls.has(c.id) ? badge('in this browser', 'browser') : null,
         h('span', { class: 'timer', title: 'Talk time', dataset: { base: String(talk === null ? c.duration_s + since : talk), at: String(Date.now()) } }, clock(talk === null ? c.duration_s + since : talk)),
         c.disposition ? h('span', { class: 'muted small disposition' }, ' · ', c.disposition) : null),
       others.length ? h('div', { class: 'meta parties' }, others.map((l) => h('span', { class: 'chip' }, h('small', {}, l.role), ' ', l.address, l.state === 'ringing' ? ' (ringing)' : ''))) : null,
@@ -199,6 +206,10 @@ export function mountCallBar(section, { user, onCall }) {
     refresh,
     /** The calls the bar shows now (the agent's own). */
     calls: () => calls,
+    /** `fn(calls)` after every fetch; returns the way to unsubscribe. */
+    subscribe(fn) { listeners.add(fn); return () => listeners.delete(fn); },
+    /** The live calls the browser softphone carries (marked in the bar). */
+    setBrowserCalls(ids) { browserCalls = new Set(ids); render(); },
     stop() {
       stopped = true;
       clearInterval(tick);

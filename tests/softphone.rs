@@ -126,11 +126,16 @@ async fn send(ws: &mut Ws, v: Value) {
 
 /// Sends 20 ms Opus frames of a tone from the synthetic browser until stopped.
 fn talk(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>) {
+    talk_from(client, stop, 0);
+}
+
+/// [`talk`] with RTP sequence numbers from `first` (after packets sent before).
+fn talk_from(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>, first: u32) {
     tokio::spawn(async move {
         let mut enc =
             opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).unwrap();
         let mut tick = tokio::time::interval(Duration::from_millis(20));
-        let mut n = 0u32;
+        let mut n = first;
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
             let pcm: Vec<i16> = (0..960)
@@ -142,7 +147,7 @@ fn talk(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>) {
             let mut buf = vec![0u8; 400];
             let len = enc.encode(&pcm, &mut buf).unwrap();
             let _ = client
-                .send(111, n as u16, n * 960, n == 0, &buf[..len])
+                .send(111, n as u16, n * 960, n == first, &buf[..len])
                 .await;
             n += 1;
         }
@@ -314,4 +319,169 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
         .expect("sipp ends")
         .unwrap();
     assert!(out.success(), "sipp caller: {out:?}");
+}
+
+/// The next message, whatever its type.
+async fn next_msg(ws: &mut Ws) -> Value {
+    let fut = async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Text(t) = m {
+                return serde_json::from_str::<Value>(t.as_str()).unwrap();
+            }
+        }
+        panic!("socket closed");
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .expect("a message within 30 s")
+}
+
+async fn api_get(p: &Parley, token: &str, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1{path}", p.http))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them() {
+    let p = start("ext");
+    let admin = login(&p, "admin@demo.parley.test").await;
+    let customers = api_get(&p, &admin, "/customers?limit=100").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    let tok1 = login(&p, "agent1@demo.parley.test").await;
+    let tok2 = login(&p, "agent2@demo.parley.test").await;
+    let url = |t: &str| {
+        format!(
+            "{}/api/v1/softphone?access_token={t}",
+            p.http.replace("http://", "ws://")
+        )
+    };
+    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
+    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
+    let ext1 = next_of(&mut ws1, "ready").await["extension"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ext2 = next_of(&mut ws2, "ready").await["extension"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(ext1, ext2);
+
+    // Bad numbers are refused with a reason, and nothing is placed.
+    for (number, why) in [(ext1.as_str(), "own extension"), ("12ab", "neither")] {
+        let c = Client::offer(&WebRtcConfig::default()).await.unwrap();
+        send(
+            &mut ws1,
+            json!({"type": "dial", "number": number, "sdp": c.offer_sdp()}),
+        )
+        .await;
+        let e = next_msg(&mut ws1).await;
+        assert_eq!(e["type"], "error", "{e}");
+        assert!(e["message"].as_str().unwrap().contains(why), "{e}");
+        c.close().await;
+    }
+
+    // Agent 1's browser dials agent 2's extension: its device answers at once, then
+    // agent 2's browser rings with the same live call.
+    let mut c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws1,
+        json!({"type": "dial", "number": ext2, "sdp": c1.offer_sdp()}),
+    )
+    .await;
+    let dialing = next_of(&mut ws1, "dialing").await;
+    let id1 = dialing["call_id"].as_str().unwrap().to_owned();
+    let live = dialing["live_call_id"].as_str().unwrap().to_owned();
+    let sdp = next_of(&mut ws1, "sdp").await;
+    assert_eq!(sdp["call_id"], id1.as_str());
+    c1.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
+    next_of(&mut ws1, "answered").await;
+    assert!(c1.connected(Duration::from_secs(20)).await);
+    let incoming = next_of(&mut ws2, "incoming").await;
+    assert_eq!(incoming["live_call_id"], live.as_str(), "{incoming}");
+    assert_eq!(incoming["from"], ext1.as_str(), "{incoming}");
+    let id2 = incoming["call_id"].as_str().unwrap().to_owned();
+    let mut c2 = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws2,
+        json!({"type": "answer", "call_id": id2, "sdp": c2.offer_sdp()}),
+    )
+    .await;
+    let sdp = next_of(&mut ws2, "sdp").await;
+    c2.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
+    next_of(&mut ws2, "answered").await;
+    assert!(c2.connected(Duration::from_secs(20)).await);
+
+    // The live call: agent 1's, outbound, talking to the extension.
+    let mut state = Value::Null;
+    for _ in 0..100 {
+        let (code, c) = api_get(&p, &tok1, &format!("/calls/{live}")).await;
+        assert_eq!(code, 200, "{c}");
+        state = c;
+        if state["state"] == "talking" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state["state"], "talking", "{state}");
+    assert_eq!(state["direction"], "outbound", "{state}");
+    assert_eq!(state["customer_number"], ext2.as_str(), "{state}");
+
+    // Agent 1 presses 5 (RFC 4733, telephone-event/48000 on 110): it travels through
+    // both devices and the call to agent 2's browser.
+    for k in 0..6u16 {
+        let end = if k >= 3 { 0x80 } else { 0 };
+        let dur = 960 * (k.min(3) + 1);
+        let payload = [5u8, end | 10, (dur >> 8) as u8, dur as u8];
+        c1.send(110, k, 0, k == 0, &payload).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let digit = next_of(&mut ws2, "dtmf").await;
+    assert_eq!(digit["digit"], "5", "{digit}");
+    assert_eq!(digit["call_id"], id2.as_str(), "{digit}");
+
+    // Both talk; both receive.
+    let (c1, c2) = (Arc::new(c1), Arc::new(c2));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    talk_from(c1.clone(), stop.clone(), 10);
+    talk(c2.clone(), stop.clone());
+    for _ in 0..100 {
+        if c1.received.packets.load(Ordering::Relaxed) >= 100
+            && c2.received.packets.load(Ordering::Relaxed) >= 100
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(c1.received.packets.load(Ordering::Relaxed) >= 100);
+    assert!(c2.received.packets.load(Ordering::Relaxed) >= 100);
+
+    // Agent 1 hangs up: agent 2's browser hears it; a call between colleagues is on no
+    // customer's timeline.
+    send(&mut ws1, json!({"type": "hangup", "call_id": id1})).await;
+    let h = next_of(&mut ws2, "hungup").await;
+    assert_eq!(h["call_id"], id2.as_str());
+    stop.store(true, Ordering::Relaxed);
+    c1.close().await;
+    c2.close().await;
+    for _ in 0..50 {
+        if api_get(&p, &tok1, &format!("/calls/{live}")).await.0 == 404 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = api_get(&p, &admin, "/customers?limit=100").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, customers, "no customer made of an internal call");
 }

@@ -1656,6 +1656,12 @@ async fn run_outbound(
     ready: oneshot::Sender<std::result::Result<String, String>>,
 ) {
     let host = o.driver.host.clone();
+    // Who the legs show as calling: the customer, or for a call between colleagues the
+    // agent who placed it.
+    let shown = match device.as_ref().map(|d| &d.target) {
+        Some(Target::Extension { .. }) => req.agent_extension.clone(),
+        _ => req.number.clone(),
+    };
     let invite = {
         let mut rng = rand::rng();
         let mut h = Headers::new();
@@ -1669,7 +1675,7 @@ async fn run_outbound(
             "From",
             format!(
                 "<sip:{}@{host}>;tag={}",
-                req.number,
+                shown,
                 random_token(&mut rng, 12)
             ),
         );

@@ -3,7 +3,7 @@
 # it installs only missing Debian packages and starts PostgreSQL only if it is down.
 #
 #   scripts/setup.sh            # build + run dependencies
-#   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL, Chromium, Node.js)
+#   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL, Chromium, Node.js, coturn)
 set -euo pipefail
 
 want_tests=0
@@ -15,7 +15,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # libclang (bindgen), pkg-config; sox/espeak-ng make test audio.
 packages=(build-essential cmake libclang-dev pkg-config)
 if [ "$want_tests" = 1 ]; then
-  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng chromium iproute2 util-linux)
+  # coturn: the TURN server of the relay-only browser test (started on its own port).
+  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng chromium iproute2 util-linux coturn)
   # The browser tests' driver (playwright-core, from npm) needs Node.js 20+; install
   # Debian's only when there is no node at all (a NodeSource node ships its own npm).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

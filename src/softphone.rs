@@ -97,6 +97,16 @@ async fn session(
     let _ = events
         .send(SoftphoneEvent::Ready {
             extension: extension.clone(),
+            ice_servers: svc
+                .webrtc
+                .ice_servers
+                .iter()
+                .map(|i| parley_web::IceServer {
+                    urls: i.urls.clone(),
+                    username: (!i.username.is_empty()).then(|| i.username.clone()),
+                    credential: (!i.credential.is_empty()).then(|| i.credential.clone()),
+                })
+                .collect(),
         })
         .await;
     // The browser is one of the agent's devices: calls to them ring it too.

@@ -7,14 +7,19 @@
 //       RFC 4733 digit sent with insertDTMF is reported back by the server;
 //   (b) (when sipp is available) a sipp caller dials the demo number 15550100, presses 1,
 //       the browser rings, answers, and audio flows both ways (the browser's inbound
-//       energy; sipp's RTP from the browser's microphone, counted by sipp).
+//       energy; sipp's RTP from the browser's microphone, counted by sipp);
+//   (c) (when coturn's `turnserver` is installed) TURN: a local coturn on loopback, a
+//       second server configured with it (PARLEY_WEBRTC_ICE_URLS and credentials), which
+//       hands those ICE servers to the browser with `ready`; the browser, restricted to
+//       iceTransportPolicy 'relay', reaches Parley through a TURN relay and the echo
+//       test's audio still flows.
 //
 // Environment: PARLEY_BIN (default $CARGO_TARGET_DIR/debug/parley, else target/debug),
 // CHROMIUM (default /usr/bin/chromium), ARTIFACTS (default tests/browser/artifacts).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -31,7 +36,7 @@ const AGENT = 'agent1@demo.parley.test';
 function assert(cond, msg) { if (!cond) throw new Error('assertion failed: ' + msg); }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startParley() {
+async function startParley(extraEnv = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'parley-softphone-'));
   const env = { ...process.env };
   delete env.DATABASE_URL;
@@ -44,6 +49,7 @@ async function startParley() {
       PARLEY_SIP_ADDR: '127.0.0.1:0',
       PARLEY_RTP_PORTS: '30000-30999',
       RUST_LOG: process.env.RUST_LOG || 'warn,parley=info',
+      ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -257,9 +263,86 @@ async function ivrCallTest(server, browser) {
   }
 }
 
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createSocket('udp4');
+    s.on('error', fail);
+    s.bind(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); });
+  });
+}
+
+const TURNSERVER = '/usr/bin/turnserver';
+
+async function turnRelayTest(_server, browser) {
+  if (!existsSync(TURNSERVER)) {
+    if (process.env.CI === 'true') throw new Error('coturn (turnserver) is not installed: scripts/setup.sh --test installs it');
+    console.log('   SKIPPED: no coturn (apt-get install coturn)');
+    return;
+  }
+  // coturn on loopback: long-term credentials, relays on loopback, loopback peers allowed
+  // (Parley's ICE candidates are 127.0.0.1 here).
+  const port = await freePort();
+  const relayMin = 40000 + 2 * Math.floor(Math.random() * 5000);
+  const turnLog = [];
+  const turn = spawn(TURNSERVER, ['-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
+    `--min-port=${relayMin}`, `--max-port=${relayMin + 200}`, '--lt-cred-mech', '--user=parley:turn-secret',
+    '--realm=parley.test', '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers', '--log-file=stdout',
+    '--simple-log', '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  turn.stdout.on('data', (d) => turnLog.push(d.toString()));
+  turn.stderr.on('data', (d) => turnLog.push(d.toString()));
+  let server;
+  const context = await browser.newContext();
+  try {
+    const until = Date.now() + 10000;
+    while (!turnLog.join('').includes('Total General servers') && Date.now() < until) await sleep(100);
+    const url = `turn:127.0.0.1:${port}?transport=udp`;
+    server = await startParley({
+      PARLEY_WEBRTC_ICE_URLS: url, PARLEY_WEBRTC_TURN_USERNAME: 'parley', PARLEY_WEBRTC_TURN_CREDENTIAL: 'turn-secret',
+    });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(server.http + '/softphone-test.html');
+    await page.waitForFunction(() => !!window.phone);
+    const token = await login(server, AGENT);
+    // A softphone that may only use relay candidates, with the server's ICE servers.
+    const ready = await page.evaluate(async (t) => {
+      const { Softphone } = await import('/softphone.js');
+      window.relayPhone = new Softphone({ iceTransportPolicy: 'relay' });
+      window.phone.close();
+      window.phone = window.relayPhone;
+      return window.phone.connect(t);
+    }, token);
+    const ice = ready.ice_servers || [];
+    assert(ice.length === 1 && ice[0].urls[0] === url && ice[0].username === 'parley' && ice[0].credential === 'turn-secret',
+      'the server hands its ICE servers with credentials: ' + JSON.stringify(ice));
+    const callId = await page.evaluate(() => window.phone.dial('*43'));
+    const s = await statsUntil(page, callId, (s) => s.inbound?.packetsReceived > 100 && s.inbound?.totalAudioEnergy > 0, 30000);
+    console.log('   relay stats', JSON.stringify(s));
+    assert(s?.pair?.localType === 'relay', 'the browser talks through a TURN relay: ' + JSON.stringify(s?.pair));
+    const relayPort = Number(s.pair.local.split(':')[1]);
+    assert(relayPort >= relayMin && relayPort <= relayMin + 200, `the relay address is one of coturn's (${relayMin}-${relayMin + 200}): ${s.pair.local}`);
+    assert(s.inbound.packetsReceived > 100 && s.inbound.totalAudioEnergy > 0, 'echoed audio through the relay');
+    assert(/ALLOCATE processed, success/.test(turnLog.join('')), 'coturn allocated a relay');
+    await page.screenshot({ path: join(ARTIFACTS, 'softphone-turn-relay.png'), fullPage: true });
+    await page.evaluate((id) => window.phone.hangup(id), callId);
+    assert(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    await context.close();
+    if (server) {
+      server.child.kill('SIGTERM');
+      writeFileSync(join(ARTIFACTS, 'softphone-turn-parley.log'), server.log.join(''));
+      rmSync(server.dir, { recursive: true, force: true });
+    }
+    turn.kill('SIGTERM');
+    writeFileSync(join(ARTIFACTS, 'softphone-turnserver.log'), turnLog.join(''));
+  }
+}
+
 const tests = [
   ['echo test (*43): media both ways and RFC 4733 DTMF', echoTest],
   ['sipp caller -> demo number -> 1 -> browser agent answers; audio both ways', ivrCallTest],
+  ['TURN: the server hands its ICE servers; relay-only browser, echo through coturn', turnRelayTest],
 ];
 
 async function main() {

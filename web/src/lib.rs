@@ -45,7 +45,7 @@ pub mod softphone;
 mod ui;
 
 pub use error::{ApiError, ApiResult};
-pub use softphone::{Softphone, SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
+pub use softphone::{IceServer, Softphone, SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]

@@ -32,6 +32,19 @@ pub enum SoftphoneCommand {
     },
 }
 
+/// A STUN or TURN server, as `RTCIceServer` takes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, …
+    pub urls: Vec<String>,
+    /// TURN user name (absent for STUN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN credential (absent for STUN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
 /// What the server tells the browser (one JSON text frame each, tagged by `type`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -40,6 +53,9 @@ pub enum SoftphoneEvent {
     Ready {
         /// The agent's extension (empty when they have none: no incoming calls).
         extension: String,
+        /// The STUN/TURN servers the browser's peer connections use (the server's
+        /// configured ones, TURN credentials included: the socket is authenticated).
+        ice_servers: Vec<IceServer>,
     },
     /// A call rings on this device.
     Incoming {

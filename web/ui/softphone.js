@@ -18,10 +18,14 @@
 // the far end's progress is the live call's state.
 
 export class Softphone extends EventTarget {
-  constructor({ base = '', iceServers = [] } = {}) {
+  // `iceServers`: the STUN/TURN servers to use; default: the server's (sent with `ready`).
+  // `iceTransportPolicy`: 'all' (default) or 'relay' (TURN only).
+  constructor({ base = '', iceServers = null, iceTransportPolicy = 'all' } = {}) {
     super();
     this.base = base || window.location.origin;
     this.iceServers = iceServers;
+    this.iceTransportPolicy = iceTransportPolicy;
+    this.serverIceServers = [];
     this.ws = null;
     this.calls = new Map(); // call_id -> { pc, stream, audio, state }
     this.pendingDial = null; // { pc, stream, audio, resolve, reject }
@@ -41,7 +45,12 @@ export class Softphone extends EventTarget {
       ws.onmessage = (m) => {
         let msg;
         try { msg = JSON.parse(m.data); } catch { return; }
-        if (msg.type === 'ready') { ready = true; this.extension = msg.extension; resolve(msg); }
+        if (msg.type === 'ready') {
+          ready = true;
+          this.extension = msg.extension;
+          this.serverIceServers = msg.ice_servers || [];
+          resolve(msg);
+        }
         this.#onMessage(msg);
       };
       ws.onclose = (e) => {
@@ -117,7 +126,7 @@ export class Softphone extends EventTarget {
       } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
         const l = byId.get(s.localCandidateId), r = byId.get(s.remoteCandidateId);
         out.pair = { local: l && `${l.address}:${l.port}`, remote: r && `${r.address}:${r.port}`,
-          rtt: s.currentRoundTripTime };
+          localType: l && l.candidateType, remoteType: r && r.candidateType, rtt: s.currentRoundTripTime };
       }
     });
     return out;
@@ -139,7 +148,10 @@ export class Softphone extends EventTarget {
       this.#emit('error', { message: `microphone unavailable: ${e.message}` });
       throw e;
     }
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    const pc = new RTCPeerConnection({
+      iceServers: this.iceServers || this.serverIceServers || [],
+      iceTransportPolicy: this.iceTransportPolicy,
+    });
     stream.getAudioTracks().forEach((t) => pc.addTrack(t, stream));
     const audio = new Audio();
     audio.autoplay = true;

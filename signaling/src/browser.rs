@@ -414,17 +414,14 @@ impl Ua {
         let Some(call) = &self.call else { return };
         if let Some(m) = &call.media
             && leg == m.web_leg
-            && let Err(e) = m
-                .handle
-                .send_dtmf(m.sip_leg, digit, std::time::Duration::from_millis(100))
+            && let Err(e) =
+                m.handle
+                    .send_dtmf(m.sip_leg, digit, std::time::Duration::from_millis(100))
         {
             tracing::debug!(error = %e, "browser digit not relayed");
         }
         let call_id = call.id.clone();
-        let _ = self
-            .events
-            .send(DeviceEvent::Dtmf { call_id, digit })
-            .await;
+        let _ = self.events.send(DeviceEvent::Dtmf { call_id, digit }).await;
     }
 
     async fn send(&self, bytes: &Bytes, to: SocketAddr) {
@@ -454,7 +451,10 @@ impl Ua {
                     self.send(&last, from).await;
                 }
             }
-            Method::Invite if self.call.is_some() || (self.placing.is_some() && dial_token(&req).is_none()) => {
+            Method::Invite
+                if self.call.is_some()
+                    || (self.placing.is_some() && dial_token(&req).is_none()) =>
+            {
                 let r = self.response(&req, 486, Some(&random_token(&mut rand::rng(), 10)));
                 self.send(&r.to_bytes(), from).await;
             }

@@ -1548,10 +1548,7 @@ impl Call {
                     None => Target::Number(self.ctl.outbound.clone().unwrap_or_default()),
                 };
                 let reuse = self.ctl.customer_media;
-                if let Err(reason) = self
-                    .ctl_dial(&target, Purpose::OutCustomer, reuse)
-                    .await
-                {
+                if let Err(reason) = self.ctl_dial(&target, Purpose::OutCustomer, reuse).await {
                     tracing::warn!(call = self.no, %reason, "click-to-call: cannot dial the customer");
                     self.ctl
                         .note("customer.failed", serde_json::json!({ "reason": reason }));
@@ -1598,12 +1595,12 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
     let actor = Actor::system(&req.tenant_id);
     let has_trunk = call.ctl.is_internal()
         || call
-        .store
-        .list_trunks(&actor)
-        .await
-        .map_err(|e| e.to_string())?
-        .iter()
-        .any(|t| t.outbound_target.is_some() && t.transport == "udp");
+            .store
+            .list_trunks(&actor)
+            .await
+            .map_err(|e| e.to_string())?
+            .iter()
+            .any(|t| t.outbound_target.is_some() && t.transport == "udp");
     if !has_trunk {
         return Err("the tenant has no outbound UDP trunk".into());
     }
@@ -1673,11 +1670,7 @@ async fn run_outbound(
         // Our legs show the customer's number to the agent (From of the first leg).
         h.push(
             "From",
-            format!(
-                "<sip:{}@{host}>;tag={}",
-                shown,
-                random_token(&mut rng, 12)
-            ),
+            format!("<sip:{}@{host}>;tag={}", shown, random_token(&mut rng, 12)),
         );
         h.push("To", format!("<sip:{}@{host}>", req.agent_extension));
         h.push("Call-ID", format!("{}@{host}", random_token(&mut rng, 20)));

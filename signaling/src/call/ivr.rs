@@ -395,7 +395,9 @@ impl Call {
             {
                 // The agent's keypad reaches the other party (an IVR they called, say).
                 if let Some(m) = &self.media {
-                    let _ = m.handle.send_dtmf(m.leg, *digit, Duration::from_millis(100));
+                    let _ = m
+                        .handle
+                        .send_dtmf(m.leg, *digit, Duration::from_millis(100));
                 }
             }
             parley_media::Event::PlaybackDone { interrupted, leg }

@@ -60,16 +60,10 @@ fn dial_target(raw: &str) -> Result<CallTarget, String> {
 }
 
 impl parley_web::Softphone for Service {
-    fn open(&self, tenant_id: &str, user_id: &str) -> SoftphoneSession {
+    fn open(&self, actor: &Actor) -> SoftphoneSession {
         let (cmd_tx, cmd_rx) = mpsc::channel(32);
         let (ev_tx, ev_rx) = mpsc::channel(256);
-        tokio::spawn(session(
-            self.clone(),
-            tenant_id.to_owned(),
-            user_id.to_owned(),
-            cmd_rx,
-            ev_tx,
-        ));
+        tokio::spawn(session(self.clone(), actor.clone(), cmd_rx, ev_tx));
         SoftphoneSession {
             commands: cmd_tx,
             events: ev_rx,
@@ -79,11 +73,12 @@ impl parley_web::Softphone for Service {
 
 async fn session(
     svc: Service,
-    tenant_id: String,
-    user_id: String,
+    user: Actor,
     mut commands: mpsc::Receiver<SoftphoneCommand>,
     events: mpsc::Sender<SoftphoneEvent>,
 ) {
+    let tenant_id = user.tenant_id.clone();
+    let user_id = user.user_id.clone().unwrap_or_default();
     let actor = Actor::system(&tenant_id);
     let extension = svc
         .store
@@ -162,16 +157,7 @@ async fn session(
         match cmd {
             SoftphoneCommand::Dial { number, sdp } => {
                 if !ECHO.contains(&number.trim()) {
-                    let r = place(
-                        &svc,
-                        device.as_ref(),
-                        &tenant_id,
-                        &user_id,
-                        &extension,
-                        &number,
-                        sdp,
-                    )
-                    .await;
+                    let r = place(&svc, device.as_ref(), &user, &extension, &number, sdp).await;
                     let ev = match r {
                         Ok((call_id, live)) => SoftphoneEvent::Dialing {
                             call_id,
@@ -240,8 +226,7 @@ async fn session(
 async fn place(
     svc: &Service,
     device: Option<&BrowserDevice>,
-    tenant_id: &str,
-    user_id: &str,
+    user: &Actor,
     extension: &str,
     number: &str,
     sdp: String,
@@ -258,15 +243,26 @@ async fn place(
     };
     device.place(&token, sdp).await.map_err(|e| e.to_string())?;
     let req = DeviceOriginate {
-        tenant_id: tenant_id.to_owned(),
-        agent_user_id: user_id.to_owned(),
+        tenant_id: user.tenant_id.clone(),
+        agent_user_id: user.user_id.clone().unwrap_or_default(),
         agent_extension: extension.to_owned(),
         target,
         contact: device.contact().to_owned(),
         token: token.clone(),
     };
     match svc.controls.originate_from_device(req).await {
-        Ok(live) => Ok((token, live)),
+        Ok(live) => {
+            let details =
+                serde_json::json!({ "call_id": live, "number": number, "device": "browser" });
+            if let Err(e) = svc
+                .store
+                .audit_call_control(user, &live, "call.dial", details)
+                .await
+            {
+                tracing::warn!(error = %e, call_id = %live, "browser call not audited");
+            }
+            Ok((token, live))
+        }
         Err(e) => {
             device.hangup(&token).await;
             Err(format!("cannot call {number}: {e}"))

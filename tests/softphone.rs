@@ -434,6 +434,15 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
     assert_eq!(state["state"], "talking", "{state}");
     assert_eq!(state["direction"], "outbound", "{state}");
     assert_eq!(state["customer_number"], ext2.as_str(), "{state}");
+    let (_, audit) = api_get(&p, &admin, &format!("/audit?entity_id={live}&limit=50")).await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "call.dial"),
+        "the browser's call is audited: {audit}"
+    );
 
     // Agent 1 presses 5 (RFC 4733, telephone-event/48000 on 110): it travels through
     // both devices and the call to agent 2's browser.

@@ -129,6 +129,7 @@ pub struct SoftphoneSession {
 /// The WebRTC softphone service, implemented by the binary over `parley-signaling` and
 /// `parley-media`.
 pub trait Softphone: Send + Sync + 'static {
-    /// Opens a session for an authenticated user (any role) of `tenant_id`.
-    fn open(&self, tenant_id: &str, user_id: &str) -> SoftphoneSession;
+    /// Opens a session for an authenticated user (any role); what it does is done and
+    /// audited as `actor`.
+    fn open(&self, actor: &parley_cases::Actor) -> SoftphoneSession;
 }

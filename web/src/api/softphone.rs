@@ -37,7 +37,7 @@ pub(crate) async fn softphone(
                 .map(|(_, v)| v.into_owned())
         })
         .ok_or_else(ApiError::unauthenticated)?;
-    let (actor, user) = s
+    let (actor, _user) = s
         .store
         .actor_for_token(&token)
         .await
@@ -52,7 +52,7 @@ pub(crate) async fn softphone(
     let ws = ws.map_err(|e| ApiError::new(e.status(), "websocket_required", e.body_text()))?;
     let store = s.store.clone();
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
-        let session = phone.open(&actor.tenant_id, &user.id);
+        let session = phone.open(&actor);
         let (mut sink, mut stream) = socket.split();
         let (commands, mut events) = (session.commands, session.events);
         let mut recheck = tokio::time::interval(Duration::from_secs(30));

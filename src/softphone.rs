@@ -358,3 +358,26 @@ async fn echo_inner(
     drop(call);
     Ok(cause)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_dial_box_reaches() {
+        assert_eq!(
+            dial_target("1002"),
+            Ok(CallTarget::Extension {
+                extension: "1002".into(),
+                user_id: None
+            })
+        );
+        assert_eq!(
+            dial_target(" +49 30 123-456 "),
+            Ok(CallTarget::Number("+4930123456".into()))
+        );
+        assert!(dial_target("").is_err());
+        assert!(dial_target("12ab").is_err());
+        assert!(dial_target("+12").is_err(), "too short for E.164");
+    }
+}

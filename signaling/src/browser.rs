@@ -707,3 +707,47 @@ impl Ua {
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parley_sip_proto::message::Headers;
+
+    fn invite(uri: &str, extra: Option<(&str, &str)>) -> Request {
+        let mut h = Headers::new();
+        h.push("Via", "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx");
+        h.push("Max-Forwards", "70");
+        h.push("From", "<sip:+15550100@127.0.0.1>;tag=a");
+        h.push("To", "<sip:1001@demo.parley.test>");
+        h.push("Call-ID", "x@y");
+        h.push("CSeq", "1 INVITE");
+        if let Some((k, v)) = extra {
+            h.push(k, v);
+        }
+        Request::new(Method::Invite, uri, h, Bytes::new()).unwrap()
+    }
+
+    #[test]
+    fn a_placed_call_is_known_by_the_token_in_its_request_uri() {
+        let r = invite("sip:1001@127.0.0.1:40000;parley-dial=d00ff", None);
+        assert_eq!(dial_token(&r).as_deref(), Some("d00ff"));
+        let r = invite(
+            "sip:1001@127.0.0.1:40000;transport=udp;parley-dial=abc",
+            None,
+        );
+        assert_eq!(dial_token(&r).as_deref(), Some("abc"));
+        assert_eq!(dial_token(&invite("sip:1001@127.0.0.1:40000", None)), None);
+        let r = invite("sip:1001@127.0.0.1:40000;parley-dial=", None);
+        assert_eq!(dial_token(&r), None);
+    }
+
+    #[test]
+    fn the_live_call_comes_from_its_header() {
+        let r = invite(
+            "sip:1001@127.0.0.1:40000",
+            Some((crate::call::LIVE_CALL_HEADER, "0190-abc")),
+        );
+        assert_eq!(live_call(&r).as_deref(), Some("0190-abc"));
+        assert_eq!(live_call(&invite("sip:1001@127.0.0.1:40000", None)), None);
+    }
+}

@@ -9,7 +9,7 @@
 // one screenshot per page, plus failure screenshots and the server log).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -790,8 +790,12 @@ function mediaPort() {
 async function main() {
   if (!existsSync(BIN)) throw new Error(`no parley binary at ${BIN} (cargo build first, or set PARLEY_BIN)`);
   if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM} (scripts/setup.sh --test installs it)`);
-  rmSync(ARTIFACTS, { recursive: true, force: true });
   mkdirSync(ARTIFACTS, { recursive: true });
+  // Only this runner's files of an earlier run: the other specs (softphone, phone, …)
+  // run before it in scripts/test.sh and leave their screenshots in the same folder.
+  for (const f of readdirSync(ARTIFACTS)) {
+    if (/^(\d|failure-)/.test(f) || f === 'parley.log') rmSync(join(ARTIFACTS, f), { force: true });
+  }
   const t0 = Date.now();
   server = await startParley();
   browser = await chromium.launch({

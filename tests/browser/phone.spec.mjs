@@ -9,8 +9,9 @@
 //   3. the agent presses a key on the panel's keypad: the caller gets RFC 4733;
 //   4. Hold from the panel: the caller's RTP peer hears the music on hold (523 Hz);
 //      the call bar shows the same state; Unhold from the call bar;
-//   5. blind transfer from the call bar to agent2's extension (a sipp UAS): the panel's
-//      call ends, the live call's agent is agent2;
+//   5. from the call bar, a consultation with agent2's extension (a sipp UAS: the caller
+//      hears hold music meanwhile, the panel shows the call held), cancelled; then a
+//      blind transfer there: the panel's call ends, the live call's agent is agent2;
 //   6. the agent dials +4930123456 in the panel's dial box: the call goes through the
 //      tenant's trunk with its caller ID to a sipp carrier, audio both ways, the panel
 //      and the call bar show "talking"; the agent hangs up; the call is on the
@@ -316,16 +317,34 @@ async function phoneStory(browser) {
     await page.click('#softphone [data-action=unmute]');
     await page.waitForSelector('#callbar [data-action=mute]');
 
-    // 5. Blind transfer from the call bar to agent2's phone (a sipp UAS).
+    // 5. Warm transfer started and cancelled, then a blind transfer, from the call bar to
+    //    agent2's phone (a sipp UAS answering one call at a time on one port).
     const acct2 = server.sipAccounts[AGENT2];
     assert(acct2, "agent2's SIP account in the demo logins");
     const phonePort = await freePort();
-    const uas = sipp(join(root, 'tests/sipp/uas_bridge.xml'), ['-rtp_echo', '-p', String(phonePort), '-mp', String(mediaPort()), '-timeout', '240s', '-timeout_error']);
-    procs.push(uas);
+    const agent2Phone = () => sipp(join(root, 'tests/sipp/uas_bridge.xml'), ['-rtp_echo', '-p', String(phonePort), '-mp', String(mediaPort()), '-timeout', '240s', '-timeout_error']);
+    const consulted = agent2Phone();
+    procs.push(consulted);
     const reg = spawnSync('sipp', ['-sf', join(root, 'tests/sipp/register.xml'), '-i', '127.0.0.1', '-p', String(await freePort()),
       '-m', '1', '-timeout', '30s', '-timeout_error', '-nostdin', '-s', acct2.extension, '-au', acct2.extension, '-ap', acct2.password,
       '-key', 'contact_port', String(phonePort), server.sip], { cwd: tmpdir(), encoding: 'utf8', timeout: 60000 });
     assert(reg.status === 0, `REGISTER ${acct2.extension} failed\n${reg.stdout}\n${reg.stderr}`);
+    await page.fill('#callbar input[name=target]', acct2.extension);
+    await page.click('#callbar [data-action=consult]');
+    await page.waitForSelector('#callbar [data-action=complete_transfer]:not([disabled])');
+    // Consulting: the caller is on hold (the panel says so too) and hears the music.
+    await page.waitForSelector('#softphone .oncall[data-call-state=held]');
+    const music1 = caller.music;
+    await until('music on hold during the consultation', () => caller.music - music1 > 20);
+    await shot(page, 'phone-05-consulting');
+    await page.click('#callbar [data-action=cancel_consult]');
+    await page.waitForSelector('#callbar [data-action=consult]');
+    await page.waitForSelector('#softphone .oncall[data-call-state=talking]');
+    const c1 = await consulted.done;
+    assert(c1.code === 0, `the consulted phone (${c1.code}):\n${c1.out.slice(-2000)}`);
+    const uas = agent2Phone();
+    procs.push(uas);
+    await sleep(300); // sipp listening
     await page.fill('#callbar input[name=target]', acct2.extension);
     await page.click('#callbar [data-action=transfer]');
     await page.waitForSelector('#softphone form.dial', { timeout: 30000 });
@@ -336,7 +355,7 @@ async function phoneStory(browser) {
       return c.status === 200 && c.body.state === 'talking' && c.body.agent_user_id === agent2Id;
     });
     await page.waitForSelector('#callbar', { state: 'hidden' });
-    await shot(page, 'phone-05-transferred');
+    await shot(page, 'phone-06-transferred');
     uac.kill('SIGTERM'); // the caller and agent2 talk on; this story goes on without them
     uas.kill('SIGTERM');
 
@@ -357,15 +376,21 @@ async function phoneStory(browser) {
     const live = await api(AGENT, 'GET', '/calls/' + outId);
     assert(live.body.direction === 'outbound' && live.body.customer_number === CUSTOMER, 'outbound live call: ' + JSON.stringify(live.body));
     await until('the carrier RTP', () => carrier.remote);
-    carrier.start();
+    // Before the carrier talks the browser hears (next to) nothing: the ringback it heard
+    // while the carrier rang has stopped.
+    await sleep(1000);
+    const quiet0 = (await stats(page)).inbound?.totalAudioEnergy || 0;
+    await sleep(1000);
     const energy0 = (await stats(page)).inbound?.totalAudioEnergy || 0;
+    assert(energy0 - quiet0 < 0.005, `silence before the carrier talks (energy +${energy0 - quiet0})`);
+    carrier.start();
     const loud0 = carrier.loud;
     const s2 = await until('audio both ways with the carrier', async () => {
       const st = await stats(page);
-      return st && st.inbound && st.inbound.totalAudioEnergy > energy0 && carrier.loud - loud0 > 25 ? st : null;
+      return st && st.inbound && st.inbound.totalAudioEnergy - energy0 > 0.02 && carrier.loud - loud0 > 25 ? st : null;
     });
     console.log('   outbound stats', JSON.stringify(s2), `carrier heard ${carrier.loud - loud0} loud packets`);
-    await shot(page, 'phone-06-outbound');
+    await shot(page, 'phone-07-outbound');
     await page.click('#softphone [data-action=hangup]');
     await page.waitForSelector('#softphone form.dial');
     const done = await trunkUas.done;
@@ -378,7 +403,7 @@ async function phoneStory(browser) {
       return (tl.body.items || []).find((i) => i.kind === 'call' && i.direction === 'outbound');
     });
     assert(found, 'an outbound call on the timeline');
-    await shot(page, 'phone-07-after');
+    await shot(page, 'phone-08-after');
     assert(errors.length === 0, 'page errors: ' + errors.join('; '));
   } catch (e) {
     await shot(page, 'phone-failure').catch(() => {});
@@ -406,7 +431,7 @@ async function main() {
     });
     try {
       await phoneStory(browser);
-      console.log('ok   phone panel: answer, keypad, hold, mute, blind transfer, outbound call through the trunk');
+      console.log('ok   phone panel: answer, keypad, hold, mute, consult and cancel, blind transfer, outbound call through the trunk');
     } catch (e) {
       failed = true;
       console.log(`FAIL phone panel\n     ${e.stack || e}`);

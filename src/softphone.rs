@@ -232,9 +232,24 @@ async fn place(
     sdp: String,
 ) -> Result<(String, String), String> {
     let device = device.ok_or("you have no extension: this browser cannot place calls")?;
-    let target = dial_target(number)?;
-    if matches!(&target, CallTarget::Extension { extension: e, .. } if e == extension) {
-        return Err("that is your own extension".into());
+    let mut target = dial_target(number)?;
+    if let CallTarget::Extension {
+        extension: e,
+        user_id,
+    } = &mut target
+    {
+        if e == extension {
+            return Err("that is your own extension".into());
+        }
+        let users = svc
+            .store
+            .sip_users(&Actor::system(&user.tenant_id))
+            .await
+            .map_err(|e| format!("cannot look up extensions: {e}"))?;
+        let Some((id, _)) = users.into_iter().find(|(_, x)| x == e) else {
+            return Err(format!("no user has extension {e}"));
+        };
+        *user_id = Some(id);
     }
     let token = {
         use rand::Rng as _;

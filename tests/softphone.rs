@@ -376,7 +376,11 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
     assert_ne!(ext1, ext2);
 
     // Bad numbers are refused with a reason, and nothing is placed.
-    for (number, why) in [(ext1.as_str(), "own extension"), ("12ab", "neither")] {
+    for (number, why) in [
+        (ext1.as_str(), "own extension"),
+        ("12ab", "neither"),
+        ("1999", "no user has extension 1999"),
+    ] {
         let c = Client::offer(&WebRtcConfig::default()).await.unwrap();
         send(
             &mut ws1,

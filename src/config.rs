@@ -85,6 +85,13 @@ pub(crate) struct Config {
     pub(crate) webrtc_turn_username: Option<String>,
     /// TURN credential for the URLs above (`PARLEY_WEBRTC_TURN_CREDENTIAL`).
     pub(crate) webrtc_turn_credential: Option<String>,
+    /// Secret shared with the TURN server (coturn `static-auth-secret`,
+    /// `PARLEY_WEBRTC_TURN_SECRET`): each browser session then gets its own
+    /// time-limited TURN user name and credential instead of the static pair above.
+    pub(crate) webrtc_turn_secret: Option<String>,
+    /// Lifetime of those per-session TURN credentials, seconds
+    /// (`PARLEY_WEBRTC_TURN_TTL_SECS`).
+    pub(crate) webrtc_turn_ttl_secs: u64,
     /// Whisper worker threads, 0 = one per two cores (`PARLEY_SPEECH_WORKERS`).
     pub(crate) speech_workers: usize,
     /// Threads per whisper run (`PARLEY_SPEECH_THREADS`).
@@ -125,6 +132,8 @@ impl Default for Config {
             webrtc_ice_urls: None,
             webrtc_turn_username: None,
             webrtc_turn_credential: None,
+            webrtc_turn_secret: None,
+            webrtc_turn_ttl_secs: 24 * 3600,
             speech_workers: 0,
             speech_threads: 2,
             speech_queue: 8,
@@ -154,11 +163,11 @@ impl Config {
         if !matches!(cfg.log_format.as_str(), "text" | "json") {
             bail!("log_format must be text or json, not {:?}", cfg.log_format);
         }
+        cfg.browser_ice()?;
         Ok(cfg)
     }
 
-    /// The RTP port range, checked.
-    /// The WebRTC settings.
+    /// The WebRTC settings of the server's own ICE agent.
     pub(crate) fn webrtc(&self) -> anyhow::Result<parley_media::webrtc::WebRtcConfig> {
         let list = |v: &Option<String>| -> Vec<String> {
             v.as_deref()
@@ -179,7 +188,12 @@ impl Config {
         if udp_addrs.is_empty() {
             udp_addrs.push(SocketAddr::new(self.sip_addr.ip(), 0));
         }
-        let urls = list(&self.webrtc_ice_urls);
+        let mut urls = list(&self.webrtc_ice_urls);
+        if self.webrtc_turn_secret.is_some() {
+            // Per-session TURN credentials are for browsers; the server's own agent
+            // keeps to STUN (it has the public address, `webrtc_public_ips`, if any).
+            urls.retain(|u| u.starts_with("stun:") || u.starts_with("stuns:"));
+        }
         let ice_servers = if urls.is_empty() {
             Vec::new()
         } else {
@@ -203,6 +217,49 @@ impl Config {
         })
     }
 
+    /// The ICE servers handed to browser softphones, and how they authenticate to TURN.
+    pub(crate) fn browser_ice(&self) -> anyhow::Result<crate::turn::BrowserIce> {
+        use crate::turn::TurnAuth;
+        let urls: Vec<String> = self
+            .webrtc_ice_urls
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let auth = match (
+            &self.webrtc_turn_secret,
+            &self.webrtc_turn_username,
+            &self.webrtc_turn_credential,
+        ) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => bail!(
+                "webrtc_turn_secret and webrtc_turn_username/credential exclude each other: \
+                 choose per-session credentials (secret) or one static pair"
+            ),
+            (Some(secret), None, None) => {
+                if secret.is_empty() {
+                    bail!("webrtc_turn_secret is empty");
+                }
+                if self.webrtc_turn_ttl_secs == 0 {
+                    bail!("webrtc_turn_ttl_secs must be at least 1");
+                }
+                TurnAuth::Secret {
+                    secret: secret.clone(),
+                    ttl_secs: self.webrtc_turn_ttl_secs,
+                }
+            }
+            (None, None, None) => TurnAuth::None,
+            (None, u, c) => TurnAuth::Static {
+                username: u.clone().unwrap_or_default(),
+                credential: c.clone().unwrap_or_default(),
+            },
+        };
+        Ok(crate::turn::BrowserIce { urls, auth })
+    }
+
+    /// The RTP port range, checked.
     pub(crate) fn rtp_range(&self) -> anyhow::Result<(u16, u16)> {
         let (lo, hi) = self.rtp_ports.split_once('-').with_context(|| {
             format!(

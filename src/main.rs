@@ -4,6 +4,7 @@
 mod config;
 mod flow_cli;
 mod softphone;
+mod turn;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -225,6 +226,9 @@ fn toml_like(cfg: &Config) -> String {
     if c.webrtc_turn_credential.is_some() {
         c.webrtc_turn_credential = Some("***".into());
     }
+    if c.webrtc_turn_secret.is_some() {
+        c.webrtc_turn_secret = Some("***".into());
+    }
     serde_json::to_string_pretty(&c).unwrap_or_default()
 }
 
@@ -377,6 +381,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let phone = softphone::Service {
         engine: engine.clone(),
         webrtc: webrtc.clone(),
+        browser_ice: cfg.browser_ice()?,
         store: store.clone(),
         devices: sip.browser_devices(engine.clone(), webrtc),
         controls: sip.controls(),

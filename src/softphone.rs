@@ -26,6 +26,9 @@ const ECHO: [&str; 2] = ["*43", "43"];
 pub(crate) struct Service {
     pub(crate) engine: Arc<Engine>,
     pub(crate) webrtc: Arc<WebRtcConfig>,
+    /// The STUN/TURN servers handed to each session (per-session TURN credentials
+    /// when a shared secret is configured).
+    pub(crate) browser_ice: crate::turn::BrowserIce,
     pub(crate) store: Store,
     /// Makes sessions of agents with an extension ring like their SIP phones.
     pub(crate) devices: parley_signaling::BrowserDevices,
@@ -92,16 +95,7 @@ async fn session(
     let _ = events
         .send(SoftphoneEvent::Ready {
             extension: extension.clone(),
-            ice_servers: svc
-                .webrtc
-                .ice_servers
-                .iter()
-                .map(|i| parley_web::IceServer {
-                    urls: i.urls.clone(),
-                    username: (!i.username.is_empty()).then(|| i.username.clone()),
-                    credential: (!i.credential.is_empty()).then(|| i.credential.clone()),
-                })
-                .collect(),
+            ice_servers: svc.browser_ice.for_user(&user_id, unix_now()),
         })
         .await;
     // The browser is one of the agent's devices: calls to them ring it too.
@@ -395,4 +389,12 @@ mod tests {
         assert!(dial_target("12ab").is_err());
         assert!(dial_target("+12").is_err(), "too short for E.164");
     }
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }

@@ -8,9 +8,11 @@
 //   (b) (when sipp is available) a sipp caller dials the demo number 15550100, presses 1,
 //       the browser rings, answers, and audio flows both ways (the browser's inbound
 //       energy; sipp's RTP from the browser's microphone, counted by sipp);
-//   (c) (when coturn's `turnserver` is installed) TURN: a local coturn on loopback, a
-//       second server configured with it (PARLEY_WEBRTC_ICE_URLS and credentials), which
-//       hands those ICE servers to the browser with `ready`; the browser, restricted to
+//   (c) (when coturn's `turnserver` is installed) TURN: a local coturn on loopback with
+//       a shared secret (`use-auth-secret`), a second server configured with it
+//       (PARLEY_WEBRTC_ICE_URLS, PARLEY_WEBRTC_TURN_SECRET), which hands the browser its
+//       ICE servers with a per-session, time-limited credential (the TURN REST API
+//       scheme) with `ready`; coturn accepts it, and the browser, restricted to
 //       iceTransportPolicy 'relay', reaches Parley through a TURN relay and the echo
 //       test's audio still flows.
 //
@@ -279,13 +281,14 @@ async function turnRelayTest(_server, browser) {
     console.log('   SKIPPED: no coturn (apt-get install coturn)');
     return;
   }
-  // coturn on loopback: long-term credentials, relays on loopback, loopback peers allowed
+  // coturn on loopback: credentials derived from a shared secret (TURN REST API),
+  // relays on loopback, loopback peers allowed
   // (Parley's ICE candidates are 127.0.0.1 here).
   const port = await freePort();
   const relayMin = 40000 + 2 * Math.floor(Math.random() * 5000);
   const turnLog = [];
   const turn = spawn(TURNSERVER, ['-n', '--listening-ip=127.0.0.1', '--relay-ip=127.0.0.1', `--listening-port=${port}`,
-    `--min-port=${relayMin}`, `--max-port=${relayMin + 200}`, '--lt-cred-mech', '--user=parley:turn-secret',
+    `--min-port=${relayMin}`, `--max-port=${relayMin + 200}`, '--use-auth-secret', '--static-auth-secret=turn-secret',
     '--realm=parley.test', '--no-tls', '--no-dtls', '--no-cli', '--allow-loopback-peers', '--log-file=stdout',
     '--simple-log', '--verbose'], { stdio: ['ignore', 'pipe', 'pipe'] });
   turn.stdout.on('data', (d) => turnLog.push(d.toString()));
@@ -297,7 +300,7 @@ async function turnRelayTest(_server, browser) {
     while (!turnLog.join('').includes('Total General servers') && Date.now() < until) await sleep(100);
     const url = `turn:127.0.0.1:${port}?transport=udp`;
     server = await startParley({
-      PARLEY_WEBRTC_ICE_URLS: url, PARLEY_WEBRTC_TURN_USERNAME: 'parley', PARLEY_WEBRTC_TURN_CREDENTIAL: 'turn-secret',
+      PARLEY_WEBRTC_ICE_URLS: url, PARLEY_WEBRTC_TURN_SECRET: 'turn-secret',
     });
     const page = await context.newPage();
     const errors = [];
@@ -314,8 +317,11 @@ async function turnRelayTest(_server, browser) {
       return window.phone.connect(t);
     }, token);
     const ice = ready.ice_servers || [];
-    assert(ice.length === 1 && ice[0].urls[0] === url && ice[0].username === 'parley' && ice[0].credential === 'turn-secret',
-      'the server hands its ICE servers with credentials: ' + JSON.stringify(ice));
+    // `<expiry>:<user id>` and base64(HMAC-SHA1(secret, user name)): never the secret.
+    const [expiry, who] = (ice[0]?.username || '').split(':');
+    assert(ice.length === 1 && ice[0].urls[0] === url && Number(expiry) > Date.now() / 1000 && who
+      && /^[A-Za-z0-9+/]{27}=$/.test(ice[0].credential || '') && !JSON.stringify(ready).includes('turn-secret'),
+      'the server hands its ICE servers with a per-session credential: ' + JSON.stringify(ice));
     const callId = await page.evaluate(() => window.phone.dial('*43'));
     const s = await statsUntil(page, callId, (s) => s.inbound?.packetsReceived > 100 && s.inbound?.totalAudioEnergy > 0, 30000);
     console.log('   relay stats', JSON.stringify(s));

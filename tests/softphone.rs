@@ -498,3 +498,49 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
         .len();
     assert_eq!(after, customers, "no customer made of an internal call");
 }
+
+/// Regression: a call the browser placed that the far end refused ended in the browser
+/// with cause `normal`; the call task now says why in the BYE (RFC 3326 `Reason`) and
+/// the browser is told `declined` (busy, no answer likewise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_call_from_the_browser_ends_with_the_far_ends_reason() {
+    let p = start("declined");
+    let tok1 = login(&p, "agent1@demo.parley.test").await;
+    let tok2 = login(&p, "agent2@demo.parley.test").await;
+    let url = |t: &str| {
+        format!(
+            "{}/api/v1/softphone?access_token={t}",
+            p.http.replace("http://", "ws://")
+        )
+    };
+    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
+    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
+    next_of(&mut ws1, "ready").await;
+    let ext2 = next_of(&mut ws2, "ready").await["extension"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws1,
+        json!({"type": "dial", "number": ext2, "sdp": c1.offer_sdp()}),
+    )
+    .await;
+    let id1 = next_of(&mut ws1, "dialing").await["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sdp = next_of(&mut ws1, "sdp").await;
+    c1.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
+    // Agent 2's browser rings and declines (603).
+    let id2 = next_of(&mut ws2, "incoming").await["call_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    send(&mut ws2, json!({"type": "hangup", "call_id": id2})).await;
+    let h = next_of(&mut ws1, "hungup").await;
+    assert_eq!(h["call_id"], id1.as_str(), "{h}");
+    assert_eq!(h["cause"], "declined", "{h}");
+    c1.close().await;
+}

@@ -472,7 +472,13 @@ impl Ua {
             Method::Bye if same => {
                 let ok = self.response(&req, 200, None);
                 self.send(&ok.to_bytes(), from).await;
-                self.end("normal", false).await;
+                // RFC 3326: the call task says why the far end failed (busy, …).
+                let cause = req
+                    .headers
+                    .get("Reason")
+                    .and_then(crate::call::Cause::from_reason)
+                    .map_or("normal", |c| c.as_str());
+                self.end(cause, false).await;
             }
             Method::Ack => {}
             Method::Options => {

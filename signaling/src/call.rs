@@ -85,6 +85,49 @@ impl Cause {
         }
     }
 
+    /// A short name: `normal`, `busy`, `no_answer`, `declined`, `cancelled`, `rejected`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Cause::NormalClearing => "normal",
+            Cause::Busy => "busy",
+            Cause::NoAnswer => "no_answer",
+            Cause::Declined => "declined",
+            Cause::Cancelled => "cancelled",
+            Cause::Rejected(_) => "rejected",
+        }
+    }
+
+    /// The cause an RFC 3326 `Reason` header value (`SIP;cause=486;…`) gives, or
+    /// `None` when it names no SIP status.
+    pub fn from_reason(value: &str) -> Option<Cause> {
+        let mut parts = value.split(';');
+        if !parts.next()?.trim().eq_ignore_ascii_case("SIP") {
+            return None;
+        }
+        parts.find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            if !k.trim().eq_ignore_ascii_case("cause") {
+                return None;
+            }
+            v.trim().parse::<u16>().ok().map(Cause::from_status)
+        })
+    }
+
+    /// An RFC 3326 `Reason` header value saying why a leg failed, for a BYE to the
+    /// party left behind (e.g. the agent's phone of a click-to-call whose customer
+    /// was busy); `None` for a normal hang-up.
+    pub fn sip_reason(&self) -> Option<String> {
+        let (code, text) = match self {
+            Cause::NormalClearing => return None,
+            Cause::Busy => (486, "Busy Here"),
+            Cause::NoAnswer => (480, "Temporarily Unavailable"),
+            Cause::Declined => (603, "Decline"),
+            Cause::Cancelled => (487, "Request Terminated"),
+            Cause::Rejected(c) => (*c, parley_sip_proto::message::default_reason(*c)),
+        };
+        Some(format!("SIP;cause={code};text=\"{text}\""))
+    }
+
     /// The status and reason to give the caller when every fork ended with `causes`:
     /// busy wins (486), then decline (603), then no answer (480), then the first other
     /// rejection (as RFC 3261 §16.7 would pick the lowest class, we keep 4xx as is).
@@ -1332,6 +1375,11 @@ impl Call {
 
     /// BYE on an answered leg.
     async fn hang_up_leg(&mut self, i: usize) {
+        self.hang_up_leg_with(i, None).await;
+    }
+
+    /// BYE to leg `i`, with an RFC 3326 `Reason` header when given.
+    async fn hang_up_leg_with(&mut self, i: usize, reason: Option<&str>) {
         let via = our_via(&self.driver.host, self.driver.port, self.legs[i].transport);
         let leg = &mut self.legs[i];
         let bye = leg
@@ -1339,7 +1387,10 @@ impl Call {
             .as_mut()
             .and_then(|d| d.create_request(Method::Bye, &via, None).ok());
         leg.state = LegState::Done;
-        if let Some(bye) = bye {
+        if let Some(mut bye) = bye {
+            if let Some(r) = reason {
+                bye.headers.push("Reason", r);
+            }
             self.pending_byes += 1;
             let dest = leg.dest;
             self.driver
@@ -1558,6 +1609,30 @@ fn content_type(r: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_round_trip_through_rfc3326_reason() {
+        for c in [
+            Cause::Busy,
+            Cause::NoAnswer,
+            Cause::Declined,
+            Cause::Cancelled,
+            Cause::Rejected(404),
+        ] {
+            let r = c.sip_reason().expect("a failure has a reason");
+            assert_eq!(Cause::from_reason(&r), Some(c), "{r}");
+        }
+        assert_eq!(Cause::NormalClearing.sip_reason(), None);
+        assert_eq!(
+            Cause::sip_reason(&Cause::Busy).as_deref(),
+            Some("SIP;cause=486;text=\"Busy Here\"")
+        );
+        // Q.850 causes and malformed values name no SIP status.
+        assert_eq!(Cause::from_reason("Q.850;cause=16;text=\"x\""), None);
+        assert_eq!(Cause::from_reason("SIP;cause=abc"), None);
+        assert_eq!(Cause::from_reason("sip ; cause = 600"), Some(Cause::Busy));
+        assert_eq!(Cause::from_reason(""), None);
+    }
 
     #[test]
     fn causes_map_to_the_callers_response() {

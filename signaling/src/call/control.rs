@@ -1312,12 +1312,18 @@ impl Call {
                 self.ended = true;
             }
             Purpose::OutCustomer => {
+                // The agent's phone learns why (busy, no answer, …) from the BYE.
+                let cause = self
+                    .leg_index(&c.call_id)
+                    .and_then(|i| self.legs[i].cause)
+                    .unwrap_or(super::Cause::NoAnswer);
                 self.ctl.note(
                     "customer.no_answer",
-                    serde_json::json!({ "number": c.address }),
+                    serde_json::json!({ "number": c.address, "cause": cause.as_str() }),
                 );
                 if let Some(w) = self.winner.take() {
-                    self.hang_up_leg(w).await;
+                    self.hang_up_leg_with(w, cause.sip_reason().as_deref())
+                        .await;
                 }
                 self.ended = true;
             }

@@ -147,8 +147,13 @@ export function mountSoftphone(section, { user, onCall, bar = null }) {
     if (onCall) onCall({ call_id: e.detail.call_id, caller: e.detail.from });
   });
   phone.addEventListener('answered', (e) => { if (state.call && state.call.id === e.detail.call_id) { state.call.answered = true; render(); linkBar(); } });
+  // Why a call ended when the far end refused it (the server's RFC 3326 Reason).
+  const ENDED = { busy: 'the line is busy', no_answer: 'no answer', declined: 'the call was declined', rejected: 'the call could not be connected' };
   phone.addEventListener('hungup', (e) => {
-    if (state.call && state.call.id === e.detail.call_id) { state.call = null; state.live = null; linkBar(); }
+    if (state.call && state.call.id === e.detail.call_id) {
+      if (ENDED[e.detail.cause]) state.error = 'Call ended: ' + ENDED[e.detail.cause];
+      state.call = null; state.live = null; linkBar();
+    }
     if (state.incoming && state.incoming.call_id === e.detail.call_id) state.incoming = null;
     state.muted = false;
     render();

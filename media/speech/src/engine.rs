@@ -149,6 +149,12 @@ pub enum SpeechEvent {
         /// Audio concerned, ms.
         audio_ms: u64,
     },
+    /// The stream is closed and its last segment (post-call backlog included) was
+    /// delivered: nothing more comes for it.
+    Closed {
+        /// The stream.
+        stream: u64,
+    },
 }
 
 /// Counters (relaxed atomics).
@@ -223,8 +229,31 @@ pub struct SpeechMetrics {
     pub level: u8,
 }
 
+/// A stream's way to its owner, shared by the stream and its queued jobs: when the
+/// last holder drops (the stream closed, its last job done) the owner hears
+/// [`SpeechEvent::Closed`].
+struct StreamOut {
+    id: u64,
+    tx: UnboundedSender<SpeechEvent>,
+}
+
+impl StreamOut {
+    fn send(
+        &self,
+        ev: SpeechEvent,
+    ) -> std::result::Result<(), tokio::sync::mpsc::error::SendError<SpeechEvent>> {
+        self.tx.send(ev)
+    }
+}
+
+impl Drop for StreamOut {
+    fn drop(&mut self) {
+        let _ = self.tx.send(SpeechEvent::Closed { stream: self.id });
+    }
+}
+
 enum Reply {
-    Stream(UnboundedSender<SpeechEvent>),
+    Stream(Arc<StreamOut>),
     Clip(Sender<Result<String>>),
 }
 
@@ -380,9 +409,9 @@ impl SpeechEngine {
     }
 
     /// Opens a stream for one speaker whose audio arrives at `rate` Hz; its times are
-    /// ms from `epoch`. Events go to `out`; the channel closes after
-    /// [`close_stream`](Self::close_stream) once its last segment (post-call backlog
-    /// included) is delivered.
+    /// ms from `epoch`. Events go to `out`; after [`close_stream`](Self::close_stream),
+    /// once its last segment (post-call backlog included) is delivered, the stream
+    /// reports [`SpeechEvent::Closed`] and drops its sender.
     pub fn open_stream(
         &self,
         speaker: Speaker,
@@ -407,7 +436,7 @@ impl SpeechEngine {
     }
 
     /// Closes a stream: the utterance in progress ends, held and deferred audio is
-    /// transcribed (post-call), then the stream's channel closes.
+    /// transcribed (post-call), then the stream reports [`SpeechEvent::Closed`].
     pub fn close_stream(&self, id: u64) {
         let _ = self.ctl(Ctl::Close(id));
     }
@@ -557,7 +586,7 @@ struct Stream {
     priority: Priority,
     epoch: Instant,
     seg: Segmenter,
-    out: UnboundedSender<SpeechEvent>,
+    out: Arc<StreamOut>,
     /// A held utterance (merging) and when it was first held.
     held: Option<(Utterance, Instant)>,
     backlog: Vec<Utterance>,
@@ -602,14 +631,18 @@ impl Ingest {
                                 priority,
                                 epoch,
                                 seg,
-                                out,
+                                out: Arc::new(StreamOut { id, tx: out }),
                                 held: None,
                                 backlog: Vec::new(),
                                 backlog_ms: 0,
                             },
                         );
                     }
-                    Err(e) => tracing::warn!(error = %e, "speech stream not opened"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "speech stream not opened");
+                        // Its owner still hears that nothing will come.
+                        drop(StreamOut { id, tx: out });
+                    }
                 },
                 Ok(Ctl::Close(id)) => {
                     // Frames already queued for it come first.
@@ -797,13 +830,13 @@ impl Ingest {
                 utt: u,
                 live: false,
                 ended_at: Instant::now(),
-                reply: Reply::Stream(s.out.clone()),
+                reply: Reply::Stream(Arc::clone(&s.out)),
             });
         }
         self.sh
             .open
             .store(self.streams.len() as u64, Ordering::Relaxed);
-        // `s.out` drops here; the channel closes when the last job is done.
+        // `s.out` drops here; the last job done reports `Closed`.
     }
 }
 
@@ -814,7 +847,7 @@ fn queue_live(sh: &Shared, id: u64, s: &Stream, u: Utterance) {
         utt: u,
         live: true,
         ended_at: Instant::now(),
-        reply: Reply::Stream(s.out.clone()),
+        reply: Reply::Stream(Arc::clone(&s.out)),
     });
 }
 

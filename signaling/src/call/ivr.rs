@@ -666,6 +666,7 @@ impl Call {
                         run.pending.push_back(Event::RecordingDone);
                     }
                 }
+                self.pci_apply();
             }
             Action::HttpRequest {
                 id,

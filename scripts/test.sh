@@ -43,7 +43,8 @@ else
   # Server and browser in a network namespace of their own with only loopback
   # (see ../shared/design/browser-tests.md); unprivileged users get a user namespace.
   # softphone.spec.mjs: WebRTC media with the real server (echo, sipp caller -> browser).
-  browser_tests='node tests/browser/softphone.spec.mjs && node tests/browser/run.mjs'
+  # transcript.spec.mjs: the supervisor's live transcript of a sipp caller's speech.
+  browser_tests='node tests/browser/softphone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/run.mjs'
   run_browser="ip link set lo up && $browser_tests"
   if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
     unshare -n sh -c "$run_browser"

@@ -364,13 +364,13 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
     };
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline
-        && !(live_of("caller").contains("internet") && live_of("agent").contains("router"))
+        && !(live_of("caller").contains("connection") && live_of("agent").contains("router"))
     {
         player.play(&uac, remote, &silence(500));
     }
     let (caller, agent) = (live_of("caller"), live_of("agent"));
     assert!(
-        caller.contains("internet") && caller.contains("working"),
+        caller.contains("connection") && caller.contains("working"),
         "caller: {caller} / agent: {agent}"
     );
     assert!(
@@ -378,15 +378,15 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
         "agent: {agent}"
     );
     assert!(!caller.contains("router"), "{caller}");
-    assert!(!agent.contains("internet"), "{agent}");
+    assert!(!agent.contains("connection"), "{agent}");
     uac.hang_up(&mut dialog);
     // Stored (promptly: the end of the call waits on the streams' last segments).
     let call = stored_promptly(&q.p, &q.sup);
     let segs = segments_of(&q.p, &q.sup, &call);
     let (caller, agent) = (words_of(&segs, "caller"), words_of(&segs, "agent"));
-    assert!(caller.contains("internet"), "{segs:?}");
+    assert!(caller.contains("connection"), "{segs:?}");
     assert!(agent.contains("router"), "{segs:?}");
-    assert!(!caller.contains("router") && !agent.contains("internet"));
+    assert!(!caller.contains("router") && !agent.contains("connection"));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     let transcript = body["transcript"]
         .as_str()

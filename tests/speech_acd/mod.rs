@@ -111,20 +111,49 @@ impl Drop for AgentPhone {
 }
 
 /// A queued-call set-up: queue `sales` with one agent (a user made here, with a web
-/// login and a SIP extension) whose sipp phone will say `agent_says`; the demo flow
-/// goes from its greeting straight to the queue; the tenant transcribes (no consent
-/// needed) and records queue calls.
+/// login and a SIP extension, not yet available) whose sipp phone will say
+/// `agent_says`; the demo flow goes from its greeting straight to the queue; the tenant
+/// transcribes (no consent needed) and records queue calls.
 struct Queued {
     p: Parley,
     admin: String,
     sup: String,
     queue_id: String,
+    agent_id: String,
     agent_token: String,
     phone: AgentPhone,
 }
 
-#[allow(clippy::zombie_processes)] // the AgentPhone's Drop kills and reaps it
+impl Queued {
+    /// The agent becomes available; returns once the router has them free.
+    fn staff(&self) {
+        http(
+            &self.p,
+            "PUT",
+            &format!("/api/v1/users/{}/presence", self.agent_id),
+            Some(&self.admin),
+            Some(json!({"status": "available"})),
+        );
+        for i in 0..=200 {
+            let v = http(&self.p, "GET", "/api/v1/queues/live", Some(&self.sup), None);
+            if v[0]["agents_free"].as_u64() == Some(1) {
+                return;
+            }
+            assert!(i < 200, "the router never had the agent free: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// [`unstaffed`], then the agent is available.
 fn queued(tag: &str, model: &str, agent_says: &str) -> Queued {
+    let q = unstaffed(tag, model, agent_says);
+    q.staff();
+    q
+}
+
+#[allow(clippy::zombie_processes)] // the AgentPhone's Drop kills and reaps it
+fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
     let p = start(
         tag,
         &[
@@ -227,27 +256,13 @@ fn queued(tag: &str, model: &str, agent_says: &str) -> Queued {
         .output()
         .unwrap();
     check("REGISTER 1009", &out);
-    http(
-        &p,
-        "PUT",
-        &format!("/api/v1/users/{agent_id}/presence"),
-        Some(&admin),
-        Some(json!({"status": "available"})),
-    );
-    for i in 0..=200 {
-        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        if v[0]["agents_free"].as_u64() == Some(1) {
-            break;
-        }
-        assert!(i < 200, "the router never had the agent free: {v}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let agent_token = login(&p, "speaker@demo.parley.test", "long enough pw");
     Queued {
         p,
         admin,
         sup,
         queue_id,
+        agent_id,
         agent_token,
         phone,
     }
@@ -594,5 +609,70 @@ fn a_queue_with_transcription_off_leaves_no_transcript_while_the_tenant_is_on() 
             .iter()
             .any(|e| e["action"] == "queue_speech.update"),
         "{log}"
+    );
+}
+
+#[test]
+fn a_pci_pause_before_the_agent_answers_covers_the_agent_leg_and_the_recording() {
+    let Some(model) = model() else { return };
+    let q = unstaffed(
+        "speechpci2",
+        &model,
+        "I can reset your router for you right now.",
+    );
+    let uac = ProtoUac::new(q.p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut player = Player { seq: 1, ts: 0 };
+    // The caller waits in the queue (nobody available); a supervisor pauses the call.
+    let mut id = None;
+    for _ in 0..150 {
+        player.play(&uac, remote, &silence(200));
+        let calls = http(&q.p, "GET", "/api/v1/calls", Some(&q.sup), None);
+        if let Some(c) = calls.as_array().unwrap().first() {
+            id = Some(c["id"].as_str().unwrap().to_owned());
+            break;
+        }
+    }
+    let id = id.expect("the call is listed");
+    let path = format!("/api/v1/calls/{id}/actions");
+    let (code, live) = request(
+        &q.p,
+        "POST",
+        &path,
+        &q.sup,
+        Some(json!({"action": "pause_recording"})),
+    );
+    assert_eq!(code, 200, "{live}");
+    // The agent answers while paused: their leg, tapped now, and the recording, started
+    // now, start paused; the agent's sentence leaves no transcript.
+    q.staff();
+    call_until_bridged(&q, &uac, remote, &mut player);
+    player.play(&uac, remote, &silence(6000));
+    let (code, live) = request(
+        &q.p,
+        "POST",
+        &path,
+        &q.sup,
+        Some(json!({"action": "resume_recording"})),
+    );
+    assert_eq!(code, 200, "{live}");
+    let mut audio = silence(500);
+    audio.extend(speak_ulaw("What time does the store open tomorrow?"));
+    audio.extend(silence(2000));
+    player.play(&uac, remote, &audio);
+    uac.hang_up(&mut dialog);
+    let call = stored_promptly(&q.p, &q.sup);
+    let segs = segments_of(&q.p, &q.sup, &call);
+    assert!(words_of(&segs, "caller").contains("store"), "{segs:?}");
+    assert!(words_of(&segs, "agent").is_empty(), "{segs:?}");
+    // The recording was paused from its start (the answer) to the resume.
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let pause = &body["controls"]["recording_pauses"][0];
+    let answered = body["controls"]["answered_at_ms"].as_i64().unwrap();
+    let paused_ms = body["queue"]["recording_paused_ms"].as_i64().unwrap();
+    let expected = pause["to_ms"].as_i64().unwrap() - answered;
+    assert!(
+        (paused_ms - expected).abs() < 1000,
+        "{paused_ms} ms paused in the recording, {expected} ms from answer to resume: {body:#}"
     );
 }

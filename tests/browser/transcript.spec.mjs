@@ -142,6 +142,11 @@ async function liveTranscript(server, browser) {
     assert(who.length >= 2 && who.every((s) => s === 'caller'), 'only the caller spoke: ' + who);
     const live = await api(server, SUPERVISOR, 'GET', '/calls');
     assert(live.length === 1, 'the call is still live while its transcript shows: ' + JSON.stringify(live));
+    // The segments name the live call: the panel shows it by the caller's number.
+    const id = await page.getAttribute('#sup-transcript .call-transcript', 'data-call-id');
+    assert(id === live[0].id, `the panel's call ${id} is the live call ${live[0].id}`);
+    const meta = await page.textContent('#sup-transcript .call-transcript .meta');
+    assert(meta.includes('+15550188'), 'the call is named by its caller: ' + meta);
     await page.screenshot({ path: join(ARTIFACTS, 'transcript-live.png'), fullPage: true });
     const code = await sippDone;
     assert(code === 0, `sipp caller exit ${code}:\n${sippOut}`);

@@ -355,10 +355,11 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
         "I can reset your router for you right now.",
     );
     let seen = events(&q.p, &q.sup);
+    let seen_by_agent = events(&q.p, &q.agent_token);
     let uac = ProtoUac::new(q.p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
-    call_until_bridged(&q, &uac, remote, &mut player);
+    let id = call_until_bridged(&q, &uac, remote, &mut player);
     let mut audio = silence(500);
     audio.extend(speak_ulaw("My internet connection is not working."));
     audio.extend(silence(1500));
@@ -394,6 +395,23 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
     );
     assert!(!caller.contains("router"), "{caller}");
     assert!(!agent.contains("connection"), "{agent}");
+    // Segments name the live call (as `GET /calls` does), and the agent on the call
+    // receives them too.
+    let segs = transcript_events(&seen, "transcript.segment");
+    assert!(
+        segs.iter().all(|e| e["data"]["call_id"] == id.as_str()),
+        "{segs:?}"
+    );
+    let agent_saw = transcript_events(&seen_by_agent, "transcript.segment");
+    assert!(
+        agent_saw
+            .iter()
+            .any(|e| e["data"]["segment"]["speaker"] == "caller")
+            && agent_saw
+                .iter()
+                .any(|e| e["data"]["segment"]["speaker"] == "agent"),
+        "{agent_saw:?}"
+    );
     uac.hang_up(&mut dialog);
     // Stored (promptly: the end of the call waits on the streams' last segments).
     let call = stored_promptly(&q.p, &q.sup);

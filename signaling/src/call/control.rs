@@ -1001,6 +1001,11 @@ impl Call {
         }
     }
 
+    /// The call's id in the live-call registry (`GET /calls/{id}`).
+    pub(super) fn ctl_id(&self) -> &str {
+        &self.ctl.id
+    }
+
     /// Whether the call's recording and transcript are paused (PCI).
     pub(super) fn pci_paused(&self) -> bool {
         self.ctl.paused_since.is_some()

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
 use parley_media::LegId;
-use parley_sip_proto::message::MessageExt as _;
 use parley_speech::{
     AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Priority, Speaker,
     SpeechEngine, SpeechEvent,
@@ -275,6 +274,8 @@ impl Call {
             }
             return;
         };
+        // The live call's id (`GET /calls`): the desktop tells whose call a segment is.
+        let call_id = self.ctl_id().to_owned();
         let Some(s) = self.speech.as_mut() else {
             return;
         };
@@ -299,7 +300,6 @@ impl Call {
                 sentiment: seg.sentiment,
             });
             if let Some(actor) = self.ivr.as_ref().map(|r| r.actor()) {
-                let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
                 let customer = s.customer_id.as_deref();
                 if let Err(e) = self
                     .store

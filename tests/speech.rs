@@ -244,13 +244,19 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     let first = &segs[0]["data"]["segment"];
     assert!(first["start_ms"].as_i64().unwrap() >= 500, "{first}");
     assert!(first["end_ms"].as_i64() > first["start_ms"].as_i64());
-    let alerts = transcript_events(&seen, "transcript.alert");
-    assert!(
-        alerts
+    // The alert follows its segment on the WebSocket (bounded wait).
+    let manager = |a: &Value| a["data"]["alert"]["phrase"] == "speak to a manager";
+    for _ in 0..100 {
+        if transcript_events(&seen, "transcript.alert")
             .iter()
-            .any(|a| a["data"]["alert"]["phrase"] == "speak to a manager"),
-        "{alerts:?}"
-    );
+            .any(manager)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let alerts = transcript_events(&seen, "transcript.alert");
+    assert!(alerts.iter().any(manager), "{alerts:?} / {live}");
     uac.hang_up(&mut dialog);
     // Stored: transcript, summary, keywords, trend on the interaction; segments apart.
     let call = stored_call(&p, &sup);

@@ -965,6 +965,11 @@ impl Call {
         true
     }
 
+    /// A voicemail is being recorded.
+    pub(super) fn ivr_recording(&self) -> bool {
+        self.ivr.as_ref().is_some_and(|r| r.recording.is_some())
+    }
+
     /// The tenant whose flow runs on the call.
     pub(super) fn ivr_tenant(&self) -> Option<String> {
         self.ivr.as_ref().map(|r| r.actor.tenant_id.clone())

@@ -581,6 +581,11 @@ impl Call {
         true
     }
 
+    /// The queue call's recording is running.
+    pub(super) fn acd_recording(&self) -> bool {
+        self.acd.as_ref().is_some_and(|q| q.recording.is_some())
+    }
+
     /// Media events of a queued call (its recording finishing).
     pub(super) fn acd_media(&mut self, ev: &parley_media::Event) {
         if let parley_media::Event::RecordingStopped { meta, .. } = ev

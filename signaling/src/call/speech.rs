@@ -249,8 +249,10 @@ impl Call {
         let Some(m) = self.media.as_ref() else {
             return;
         };
-        // Not recording is fine: the state applies when a recording starts.
-        let _ = m.handle.pause_recording(m.leg, paused);
+        // Not recording yet: the state applies when a recording starts.
+        if self.acd_recording() || self.ivr_recording() {
+            let _ = m.handle.pause_recording(m.leg, paused);
+        }
         if let Some(s) = self.speech.as_ref() {
             for (_, leg, _) in &s.streams {
                 let _ = m.handle.pause_tap(*leg, paused);

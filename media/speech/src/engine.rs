@@ -441,25 +441,45 @@ impl SpeechEngine {
         let _ = self.ctl(Ctl::Close(id));
     }
 
-    /// Transcribes a whole clip (voicemail) as post-call work; blocks until done.
+    /// Transcribes a whole clip (voicemail) as post-call work; blocks until done. The
+    /// clip is split into utterances by the live path's VAD and each is transcribed on
+    /// its own (whisper given long silences tends to repeat itself); a clip in which
+    /// the VAD finds no utterance is transcribed whole.
     pub fn transcribe_clip(&self, pcm: &[i16], rate: u32) -> Result<String> {
-        let audio = crate::resample::clip_to_16k(pcm, rate)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let end_ms = audio.len() as u64 / 16;
-        self.shared.push(Job {
-            stream: 0,
-            speaker: Speaker::Caller,
-            utt: Utterance {
+        let mut utts = clip_utterances(pcm, rate, self.cfg.vad)?;
+        if utts.is_empty() {
+            let audio = crate::resample::clip_to_16k(pcm, rate)?;
+            utts.push(Utterance {
                 start_ms: 0,
-                end_ms,
+                end_ms: audio.len() as u64 / 16,
                 audio,
                 parts: 1,
-            },
-            live: false,
-            ended_at: Instant::now(),
-            reply: Reply::Clip(tx),
-        });
-        rx.recv().map_err(|_| Error::Stopped)?
+            });
+        }
+        // Every utterance is queued at once (idle workers take them in parallel).
+        let replies: Vec<_> = utts
+            .into_iter()
+            .map(|utt| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                self.shared.push(Job {
+                    stream: 0,
+                    speaker: Speaker::Caller,
+                    utt,
+                    live: false,
+                    ended_at: Instant::now(),
+                    reply: Reply::Clip(tx),
+                });
+                rx
+            })
+            .collect();
+        let mut texts = Vec::new();
+        for rx in replies {
+            let text = rx.recv().map_err(|_| Error::Stopped)??;
+            if !text.trim().is_empty() {
+                texts.push(text.trim().to_owned());
+            }
+        }
+        Ok(texts.join(" "))
     }
 
     /// A snapshot of the counters.
@@ -520,6 +540,29 @@ impl Drop for SpeechEngine {
             let _ = t.join();
         }
     }
+}
+
+/// The utterances of a whole clip at `rate` Hz (20 ms frames through a segmenter).
+fn clip_utterances(pcm: &[i16], rate: u32, vad: VadConfig) -> Result<Vec<Utterance>> {
+    let mut seg = Segmenter::new(rate, vad)?;
+    let frame = (rate / 50).max(1) as usize;
+    let mut out = Vec::new();
+    let mut padded = vec![0i16; frame];
+    for (i, chunk) in pcm.chunks(frame).enumerate() {
+        let chunk = if chunk.len() == frame {
+            chunk
+        } else {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            &padded[..]
+        };
+        if let Some(SegEvent::Utterance(u)) = seg.push(i as u64 * 20, chunk, false)? {
+            out.push(u);
+        }
+    }
+    if let Some(SegEvent::Utterance(u)) = seg.flush() {
+        out.push(u);
+    }
+    Ok(out)
 }
 
 fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {

@@ -7,9 +7,9 @@
 //! caller stream feeds the IVR's speech-input node.
 //!
 //! Controls: the tenant's speech settings ("AI toggle", consent policy, phrases); a
-//! queue's own toggle switches it off for the calls it takes ([`Call::speech_queue`]). A PCI pause
-//! (the `pause_recording` call action, [`Call::pci_apply`]) pauses the recording and
-//! every tap in the media engine: no transcript of that span.
+//! queue's own toggle switches it off for the calls it takes ([`Call::speech_queue`]).
+//! A PCI pause (the `pause_recording` call action, [`Call::pci_apply`]) pauses the
+//! recording and every tap in the media engine: no transcript of that span.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Speech: the tenant's transcription settings (the "AI toggle", consent policy, alert
 //! phrases), the per-queue toggle (`/queues/{id}/speech`) and stored call transcripts.
-//! Live segments and alerts arrive over the events
-//! WebSocket (`transcript.segment`, `transcript.alert`).
+//! Live segments and alerts arrive over the events WebSocket (`transcript.segment`,
+//! `transcript.alert`).
 
 use axum::extract::{Path, State};
 use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};

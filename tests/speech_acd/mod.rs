@@ -402,6 +402,15 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
         segs.iter().all(|e| e["data"]["call_id"] == id.as_str()),
         "{segs:?}"
     );
+    // (the agent desktop shows the segments of the calls `GET /calls` gives the agent)
+    let mine = http(&q.p, "GET", "/api/v1/calls", Some(&q.agent_token), None);
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == id.as_str()),
+        "{mine}"
+    );
     let agent_saw = transcript_events(&seen_by_agent, "transcript.segment");
     assert!(
         agent_saw

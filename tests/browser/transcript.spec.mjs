@@ -1,9 +1,12 @@
-// The live transcript panel in real Chromium against the real `parley` binary with the
-// real speech model: a sipp caller dials the demo number and its RTP carries espeak-ng
-// speech (made here with espeak-ng + sox, streamed by sipp's rtp_stream as G.711 µ-law);
-// the supervisor page, logged in through the UI, shows the call's transcript segments as
-// they arrive (speaker, words) and the alert on a watched phrase. Screenshot:
-// artifacts/transcript-live.png.
+// The live transcript panels in real Chromium against the real `parley` binary with the
+// real speech model, on speech made here with espeak-ng + sox (G.711 µ-law):
+//   (a) a sipp caller dials the demo number and streams a sentence (sipp's rtp_stream);
+//       the supervisor page, logged in through the UI, shows the call's segments as they
+//       arrive (speaker, words), names the call by its caller, and shows the alert on a
+//       watched phrase (artifacts/transcript-live.png);
+//   (b) a caller (sipp signalling, RTP from this test) presses 1 in the demo menu, the
+//       agent's sipp phone answers and speaks its own sentence; the agent's desktop shows
+//       both speakers' words under its call bar (artifacts/transcript-agent.png).
 //
 // Environment: PARLEY_BIN (default $CARGO_TARGET_DIR/debug/parley, else target/debug),
 // PARLEY_SPEECH_MODEL (default ../shared/models/ggml-tiny.en.bin; missing: a loud skip,
@@ -12,7 +15,8 @@
 // browser tests (scripts/test.sh).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve } from 'node:path';
@@ -27,6 +31,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = resolve(process.env.ARTIFACTS || join(here, 'artifacts'));
 const ADMIN = 'admin@demo.parley.test';
 const SUPERVISOR = 'supervisor@demo.parley.test';
+const AGENT = 'agent1@demo.parley.test';
 
 function assert(cond, msg) { if (!cond) throw new Error('assertion failed: ' + msg); }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -50,7 +55,7 @@ async function startParley() {
   });
   const log = [];
   child.stderr.on('data', (d) => log.push(d.toString()));
-  const p = { child, dir, log, passwords: {}, sip: null, http: null };
+  const p = { child, dir, log, passwords: {}, sipPasswords: {}, sip: null, http: null };
   const lines = createInterface({ input: child.stdout });
   await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error('parley did not start in 60 s\n' + log.join(''))), 60000);
@@ -59,6 +64,8 @@ async function startParley() {
       log.push(line + '\n');
       const m = /(\S+@demo\.parley\.test)\s+password: (\S+)/.exec(line);
       if (m) p.passwords[m[1]] = m[2];
+      const x = /SIP extension (\d+) password: (\S+)/.exec(line);
+      if (x) p.sipPasswords[x[1]] = x[2];
       const s = /^SIP listening on .*udp:(\S+)/.exec(line);
       if (s) p.sip = s[1];
       const h = /^Parley listening on (\S+)/.exec(line);
@@ -158,6 +165,122 @@ async function liveTranscript(server, browser) {
   }
 }
 
+/** A caller's RTP peer: learns Parley's RTP address from its first packet (symmetric
+ * RTP), presses digits (RFC 4733, PT 101), then plays µ-law audio in 20 ms packets. */
+function rtpPeer() {
+  const sock = createSocket('udp4');
+  const peer = { sock, remote: null, packets: 0, seq: 1, ts: 0, ssrc: 0x7a1c0001, timer: null };
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 12 || (msg[0] >> 6) !== 2) return;
+    if (!peer.remote) peer.remote = { address: rinfo.address, port: rinfo.port };
+    peer.packets++;
+  });
+  const header = (pt, marker) => {
+    const h = Buffer.alloc(12);
+    h[0] = 0x80; h[1] = (marker ? 0x80 : 0) | pt;
+    h.writeUInt16BE(peer.seq++ & 0xffff, 2); h.writeUInt32BE(peer.ts >>> 0, 4); h.writeUInt32BE(peer.ssrc, 8);
+    return h;
+  };
+  peer.digit = async (d) => {
+    const ev = '0123456789*#'.indexOf(d);
+    const ts = peer.ts;
+    for (let k = 0; k < 6; k++) {
+      const end = k >= 3;
+      const dur = Math.min(k + 1, 4) * 160;
+      const h = header(101, k === 0);
+      h.writeUInt32BE(ts >>> 0, 4);
+      sock.send(Buffer.concat([h, Buffer.from([ev, (end ? 0x80 : 0) | 10, dur >> 8, dur & 0xff])]), peer.remote.port, peer.remote.address);
+      await sleep(20);
+    }
+    peer.ts += 960;
+  };
+  // Plays `audio` (µ-law) over and over, paced by the clock (not by the timer's ticks).
+  peer.play = (audio) => {
+    const t0 = Date.now();
+    let sent = 0;
+    peer.timer = setInterval(() => {
+      while (peer.remote && sent < Math.floor((Date.now() - t0) / 20)) {
+        const off = (sent * 160) % (audio.length - audio.length % 160);
+        sock.send(Buffer.concat([header(0, false), audio.subarray(off, off + 160)]), peer.remote.port, peer.remote.address);
+        peer.ts += 160;
+        sent++;
+      }
+    }, 10);
+  };
+  peer.close = () => { clearInterval(peer.timer); sock.close(); };
+  return new Promise((ok) => sock.bind(0, '127.0.0.1', () => { peer.port = sock.address().port; ok(peer); }));
+}
+
+async function agentDesktop(server, browser) {
+  // The demo flow's menu (business hours: open all week); its option 1 rings the agents
+  // (no `sales` queue here), whose sipp phone answers and speaks.
+  await api(server, ADMIN, 'PUT', '/ivr/calendars/main', { time_zone: 'UTC',
+    weekly: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'], open: '00:00', close: '23:59:59.999' }], holidays: [] });
+  await api(server, ADMIN, 'PUT', '/speech/settings',
+    { transcription: true, require_consent: false, alert_phrases: [] });
+  const dir = mkdtempSync(join(tmpdir(), 'parley-transcript-agent-'));
+  speak('I can reset your router for you right now.', join(dir, 'agent.ul'));
+  speak('My internet connection is not working.', join(dir, 'caller.ul'));
+  const procs = [];
+  const sippRun = (args) => {
+    const c = spawn('sipp', [...args, '-i', '127.0.0.1', '-timeout', '120s', '-timeout_error', '-nostdin'],
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    c.out = '';
+    c.stdout.on('data', (d) => { c.out += d; });
+    c.stderr.on('data', (d) => { c.out += d; });
+    c.done = new Promise((ok) => c.on('exit', (code) => ok(code)));
+    procs.push(c);
+    return c;
+  };
+  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.setDefaultTimeout(30000);
+  const rtp = await rtpPeer();
+  try {
+    const phonePort = 42000 + Math.floor(Math.random() * 3000);
+    const sipps = join(root, 'tests/sipp');
+    sippRun(['-sf', join(sipps, 'uas_agent_speech.xml'), '-p', String(phonePort), '-m', '1',
+      '-mp', String(20000 + 4 * Math.floor(Math.random() * 2500))]);
+    const reg = sippRun(['-sf', join(sipps, 'register.xml'), '-s', '1001', '-au', '1001', '-ap', server.sipPasswords['1001'],
+      '-key', 'contact_port', String(phonePort), '-m', '1', '-p', String(phonePort + 1), server.sip]);
+    assert((await reg.done) === 0, 'REGISTER 1001:\n' + reg.out);
+    await page.goto(server.http + '/');
+    await page.waitForSelector('#login-form');
+    await page.fill('[name=email]', AGENT);
+    await page.fill('[name=password]', server.passwords[AGENT]);
+    await page.click('#login-form button[type=submit]');
+    await page.waitForSelector('#conn.open');
+    assert(new URL(page.url()).pathname.startsWith('/agent'), 'agent desktop, got ' + page.url());
+    const caller = sippRun(['-sf', join(here, 'sipp_ivr_caller.xml'), '-s', '15550100', '-key', 'rtpport', String(rtp.port),
+      '-m', '1', '-d', '60000', '-p', String(phonePort + 2), server.sip]);
+    // The IVR answers and greets (symmetric RTP tells us where to send); press 1.
+    const until = Date.now() + 20000;
+    while (!rtp.remote && Date.now() < until) await sleep(50);
+    assert(rtp.remote, 'the IVR sent RTP to the caller');
+    await sleep(1500);
+    await rtp.digit('1');
+    rtp.play(readFileSync(join(dir, 'caller.ul')));
+    // The agent's own call: both speakers' words under the call bar.
+    const seg = (who) => `#live-transcript .call-transcript li.seg.${who} .text`;
+    const has = (sel, re) => page.waitForFunction(([sel, re]) => [...document.querySelectorAll(sel)]
+      .some((e) => new RegExp(re, 'i').test(e.textContent)), [sel, re], { timeout: 60000 });
+    await has(seg('agent'), 'router');
+    await has(seg('caller'), 'connection');
+    const meta = await page.textContent('#live-transcript .call-transcript .meta');
+    assert(meta.includes('+15550177'), 'the call is named by its caller: ' + meta);
+    await page.screenshot({ path: join(ARTIFACTS, 'transcript-agent.png'), fullPage: true });
+    caller.kill('SIGTERM');
+    assert(errors.length === 0, 'page errors: ' + errors.join('; '));
+  } finally {
+    for (const c of procs) if (c.exitCode === null) c.kill('SIGTERM');
+    rtp.close();
+    rmSync(dir, { recursive: true, force: true });
+    await context.close();
+  }
+}
+
 async function main() {
   if (!existsSync(MODEL)) {
     const msg = `NO SPEECH MODEL at ${MODEL} (set PARLEY_SPEECH_MODEL): the live transcript browser test cannot run`;
@@ -177,12 +300,17 @@ async function main() {
       args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     });
-    try {
-      await liveTranscript(server, browser);
-      console.log('ok   supervisor page: live transcript of a sipp caller speaking espeak-ng sentences');
-    } catch (e) {
-      failed = true;
-      console.log(`FAIL live transcript\n     ${e.stack || e}`);
+    for (const [name, fn] of [
+      ['supervisor page: live transcript of a sipp caller speaking espeak-ng sentences', liveTranscript],
+      ['agent desktop: its own call\'s caller and agent (a sipp phone) transcribed live', agentDesktop],
+    ]) {
+      try {
+        await fn(server, browser);
+        console.log(`ok   ${name}`);
+      } catch (e) {
+        failed = true;
+        console.log(`FAIL ${name}\n     ${e.stack || e}`);
+      }
     }
   } finally {
     await browser?.close();

@@ -462,6 +462,7 @@ fn live_call(c: parley_signaling::LiveCall) -> parley_web::LiveCall {
         agent_user_id: c.agent_user_id,
         held: c.held,
         muted: c.muted,
+        recording_paused: c.recording_paused,
         disposition: c.disposition,
         legs: c
             .legs
@@ -515,6 +516,8 @@ fn call_command(c: parley_web::CallCommand) -> parley_signaling::CallCommand {
         },
         W::TakeOver { user_id } => S::TakeOver { user_id },
         W::Disposition { code } => S::Disposition { code },
+        W::PauseRecording => S::PauseRecording,
+        W::ResumeRecording => S::ResumeRecording,
     }
 }
 

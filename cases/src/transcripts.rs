@@ -1,6 +1,6 @@
-//! Call transcripts: per-tenant speech settings (the AI toggle, alert phrases), live
-//! transcript segments and alerts published as domain events while a call runs, and
-//! the segments stored with the call's interaction when it ends. Knows nothing of
+//! Call transcripts: per-tenant speech settings (the AI toggle, alert phrases), the
+//! per-queue toggle, live transcript segments and alerts published as domain events
+//! while a call runs, and the segments stored with the call's interaction when it ends. Knows nothing of
 //! audio: segments arrive as text with times, speaker and sentiment.
 
 use serde::{Deserialize, Serialize};
@@ -156,6 +156,61 @@ impl Store {
         e.min_role = Role::Supervisor;
         self.publish([e]);
         Ok(settings)
+    }
+
+    /// Whether queue `queue_id` lets its calls be transcribed (the per-queue AI toggle;
+    /// `true` unless switched off). The tenant's toggle still wins when it is off.
+    pub async fn queue_transcription(&self, actor: &Actor, queue_id: &str) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT transcription FROM queue_speech WHERE tenant_id = $1 AND queue_id = $2",
+        )
+        .bind(&actor.tenant_id)
+        .bind(queue_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_none_or(|(t,)| t != 0))
+    }
+
+    /// Switches transcription on or off for the calls queue `queue_id` takes (audited
+    /// as `queue_speech.update`; the API lets admins only).
+    pub async fn set_queue_transcription(
+        &self,
+        actor: &Actor,
+        queue_id: &str,
+        transcription: bool,
+    ) -> Result<bool> {
+        // The queue must be the tenant's.
+        self.queue(actor, queue_id).await?;
+        let before = self.queue_transcription(actor, queue_id).await?;
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO queue_speech (tenant_id, queue_id, transcription, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant_id, queue_id) DO UPDATE SET transcription = $3, updated_at = $4",
+        )
+        .bind(&actor.tenant_id)
+        .bind(queue_id)
+        .bind(flag(transcription))
+        .bind(now.0)
+        .execute(&mut *tx)
+        .await?;
+        audit::write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action: "queue_speech.update",
+                entity_kind: "queue",
+                entity_id: queue_id,
+                subject_customer_id: None,
+                before: Some(serde_json::json!({ "transcription": before })),
+                after: Some(serde_json::json!({ "transcription": transcription })),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(transcription)
     }
 
     /// Publishes a live transcript segment of call `call_id` (agents and supervisors

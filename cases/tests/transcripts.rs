@@ -182,3 +182,68 @@ on_both!(live_segments_and_alerts_are_published_not_stored, |h| {
             .is_err()
     );
 });
+
+on_both!(
+    the_per_queue_toggle_defaults_on_is_set_audited_and_tenant_scoped,
+    |h| {
+        let a = h.tenant("acme").await;
+        let b = h.tenant("other").await;
+        let q = h
+            .store
+            .create_queue(
+                &a,
+                serde_json::from_value(serde_json::json!({"name": "support"})).unwrap(),
+            )
+            .await
+            .unwrap();
+        // No setting: the queue follows the tenant.
+        assert!(h.store.queue_transcription(&a, &q.id).await.unwrap());
+        assert!(
+            !h.store
+                .set_queue_transcription(&a, &q.id, false)
+                .await
+                .unwrap()
+        );
+        assert!(!h.store.queue_transcription(&a, &q.id).await.unwrap());
+        // Set again (upsert), then back on.
+        h.store
+            .set_queue_transcription(&a, &q.id, false)
+            .await
+            .unwrap();
+        h.store
+            .set_queue_transcription(&a, &q.id, true)
+            .await
+            .unwrap();
+        assert!(h.store.queue_transcription(&a, &q.id).await.unwrap());
+        // Another tenant cannot switch it, and an unknown queue is not found.
+        assert!(matches!(
+            h.store.set_queue_transcription(&b, &q.id, false).await,
+            Err(parley_cases::Error::NotFound { .. })
+        ));
+        assert!(h.store.queue_transcription(&a, &q.id).await.unwrap());
+        assert!(
+            h.store
+                .set_queue_transcription(&a, "nope", false)
+                .await
+                .is_err()
+        );
+        let log = h
+            .store
+            .audit_log(&a, &parley_cases::audit::AuditFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            log.items
+                .iter()
+                .filter(|e| e.action == "queue_speech.update")
+                .count(),
+            3
+        );
+        // Deleting the queue removes its setting.
+        h.store
+            .set_queue_transcription(&a, &q.id, false)
+            .await
+            .unwrap();
+        h.store.delete_queue(&a, &q.id).await.unwrap();
+    }
+);

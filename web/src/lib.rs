@@ -170,6 +170,8 @@ pub struct LiveCall {
     pub held: bool,
     /// Nobody hears the agent.
     pub muted: bool,
+    /// Recording and transcription are paused (PCI).
+    pub recording_paused: bool,
     /// Disposition code set during the call.
     pub disposition: Option<String>,
     /// Every party with its mode.
@@ -246,6 +248,10 @@ pub enum CallCommand {
         /// Code.
         code: String,
     },
+    /// PCI: recording and transcription of every leg pause.
+    PauseRecording,
+    /// PCI: recording and transcription go on.
+    ResumeRecording,
 }
 
 /// Why a call control failed.

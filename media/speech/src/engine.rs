@@ -149,6 +149,12 @@ pub enum SpeechEvent {
         /// Audio concerned, ms.
         audio_ms: u64,
     },
+    /// The stream is closed and its last segment (post-call backlog included) was
+    /// delivered: nothing more comes for it.
+    Closed {
+        /// The stream.
+        stream: u64,
+    },
 }
 
 /// Counters (relaxed atomics).
@@ -223,8 +229,31 @@ pub struct SpeechMetrics {
     pub level: u8,
 }
 
+/// A stream's way to its owner, shared by the stream and its queued jobs: when the
+/// last holder drops (the stream closed, its last job done) the owner hears
+/// [`SpeechEvent::Closed`].
+struct StreamOut {
+    id: u64,
+    tx: UnboundedSender<SpeechEvent>,
+}
+
+impl StreamOut {
+    fn send(
+        &self,
+        ev: SpeechEvent,
+    ) -> std::result::Result<(), tokio::sync::mpsc::error::SendError<SpeechEvent>> {
+        self.tx.send(ev)
+    }
+}
+
+impl Drop for StreamOut {
+    fn drop(&mut self) {
+        let _ = self.tx.send(SpeechEvent::Closed { stream: self.id });
+    }
+}
+
 enum Reply {
-    Stream(UnboundedSender<SpeechEvent>),
+    Stream(Arc<StreamOut>),
     Clip(Sender<Result<String>>),
 }
 
@@ -380,9 +409,9 @@ impl SpeechEngine {
     }
 
     /// Opens a stream for one speaker whose audio arrives at `rate` Hz; its times are
-    /// ms from `epoch`. Events go to `out`; the channel closes after
-    /// [`close_stream`](Self::close_stream) once its last segment (post-call backlog
-    /// included) is delivered.
+    /// ms from `epoch`. Events go to `out`; after [`close_stream`](Self::close_stream),
+    /// once its last segment (post-call backlog included) is delivered, the stream
+    /// reports [`SpeechEvent::Closed`] and drops its sender.
     pub fn open_stream(
         &self,
         speaker: Speaker,
@@ -407,30 +436,50 @@ impl SpeechEngine {
     }
 
     /// Closes a stream: the utterance in progress ends, held and deferred audio is
-    /// transcribed (post-call), then the stream's channel closes.
+    /// transcribed (post-call), then the stream reports [`SpeechEvent::Closed`].
     pub fn close_stream(&self, id: u64) {
         let _ = self.ctl(Ctl::Close(id));
     }
 
-    /// Transcribes a whole clip (voicemail) as post-call work; blocks until done.
+    /// Transcribes a whole clip (voicemail) as post-call work; blocks until done. The
+    /// clip is split into utterances by the live path's VAD and each is transcribed on
+    /// its own (whisper given long silences tends to repeat itself); a clip in which
+    /// the VAD finds no utterance is transcribed whole.
     pub fn transcribe_clip(&self, pcm: &[i16], rate: u32) -> Result<String> {
-        let audio = crate::resample::clip_to_16k(pcm, rate)?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let end_ms = audio.len() as u64 / 16;
-        self.shared.push(Job {
-            stream: 0,
-            speaker: Speaker::Caller,
-            utt: Utterance {
+        let mut utts = clip_utterances(pcm, rate, self.cfg.vad)?;
+        if utts.is_empty() {
+            let audio = crate::resample::clip_to_16k(pcm, rate)?;
+            utts.push(Utterance {
                 start_ms: 0,
-                end_ms,
+                end_ms: audio.len() as u64 / 16,
                 audio,
                 parts: 1,
-            },
-            live: false,
-            ended_at: Instant::now(),
-            reply: Reply::Clip(tx),
-        });
-        rx.recv().map_err(|_| Error::Stopped)?
+            });
+        }
+        // Every utterance is queued at once (idle workers take them in parallel).
+        let replies: Vec<_> = utts
+            .into_iter()
+            .map(|utt| {
+                let (tx, rx) = std::sync::mpsc::channel();
+                self.shared.push(Job {
+                    stream: 0,
+                    speaker: Speaker::Caller,
+                    utt,
+                    live: false,
+                    ended_at: Instant::now(),
+                    reply: Reply::Clip(tx),
+                });
+                rx
+            })
+            .collect();
+        let mut texts = Vec::new();
+        for rx in replies {
+            let text = rx.recv().map_err(|_| Error::Stopped)??;
+            if !text.trim().is_empty() {
+                texts.push(text.trim().to_owned());
+            }
+        }
+        Ok(texts.join(" "))
     }
 
     /// A snapshot of the counters.
@@ -491,6 +540,29 @@ impl Drop for SpeechEngine {
             let _ = t.join();
         }
     }
+}
+
+/// The utterances of a whole clip at `rate` Hz (20 ms frames through a segmenter).
+fn clip_utterances(pcm: &[i16], rate: u32, vad: VadConfig) -> Result<Vec<Utterance>> {
+    let mut seg = Segmenter::new(rate, vad)?;
+    let frame = (rate / 50).max(1) as usize;
+    let mut out = Vec::new();
+    let mut padded = vec![0i16; frame];
+    for (i, chunk) in pcm.chunks(frame).enumerate() {
+        let chunk = if chunk.len() == frame {
+            chunk
+        } else {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            &padded[..]
+        };
+        if let Some(SegEvent::Utterance(u)) = seg.push(i as u64 * 20, chunk, false)? {
+            out.push(u);
+        }
+    }
+    if let Some(SegEvent::Utterance(u)) = seg.flush() {
+        out.push(u);
+    }
+    Ok(out)
 }
 
 fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
@@ -557,7 +629,7 @@ struct Stream {
     priority: Priority,
     epoch: Instant,
     seg: Segmenter,
-    out: UnboundedSender<SpeechEvent>,
+    out: Arc<StreamOut>,
     /// A held utterance (merging) and when it was first held.
     held: Option<(Utterance, Instant)>,
     backlog: Vec<Utterance>,
@@ -602,14 +674,18 @@ impl Ingest {
                                 priority,
                                 epoch,
                                 seg,
-                                out,
+                                out: Arc::new(StreamOut { id, tx: out }),
                                 held: None,
                                 backlog: Vec::new(),
                                 backlog_ms: 0,
                             },
                         );
                     }
-                    Err(e) => tracing::warn!(error = %e, "speech stream not opened"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "speech stream not opened");
+                        // Its owner still hears that nothing will come.
+                        drop(StreamOut { id, tx: out });
+                    }
                 },
                 Ok(Ctl::Close(id)) => {
                     // Frames already queued for it come first.
@@ -797,13 +873,13 @@ impl Ingest {
                 utt: u,
                 live: false,
                 ended_at: Instant::now(),
-                reply: Reply::Stream(s.out.clone()),
+                reply: Reply::Stream(Arc::clone(&s.out)),
             });
         }
         self.sh
             .open
             .store(self.streams.len() as u64, Ordering::Relaxed);
-        // `s.out` drops here; the channel closes when the last job is done.
+        // `s.out` drops here; the last job done reports `Closed`.
     }
 }
 
@@ -814,7 +890,7 @@ fn queue_live(sh: &Shared, id: u64, s: &Stream, u: Utterance) {
         utt: u,
         live: true,
         ended_at: Instant::now(),
-        reply: Reply::Stream(s.out.clone()),
+        reply: Reply::Stream(Arc::clone(&s.out)),
     });
 }
 

@@ -107,6 +107,18 @@ fn transcribes_utterances_from_tap_frames_with_times() {
         evs.iter()
             .any(|e| matches!(e, SpeechEvent::SpeechStarted { .. }))
     );
+    // The stream says when its last segment is out: `Closed` comes last, once.
+    assert_eq!(
+        evs.last(),
+        Some(&SpeechEvent::Closed { stream: tap.id }),
+        "{evs:?}"
+    );
+    assert_eq!(
+        evs.iter()
+            .filter(|e| matches!(e, SpeechEvent::Closed { .. }))
+            .count(),
+        1
+    );
 }
 
 #[test]

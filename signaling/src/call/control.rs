@@ -130,6 +130,11 @@ pub enum Command {
         /// The code.
         code: String,
     },
+    /// PCI: the recording and the transcript of every leg pause (silence in the
+    /// recording, no transcript) until [`Command::ResumeRecording`].
+    PauseRecording,
+    /// PCI: recording and transcription go on.
+    ResumeRecording,
 }
 
 /// One party of a live call.
@@ -170,6 +175,8 @@ pub struct LiveCall {
     pub held: bool,
     /// The agent is muted.
     pub muted: bool,
+    /// Recording and transcription are paused (PCI).
+    pub recording_paused: bool,
     /// The disposition code set so far.
     pub disposition: Option<String>,
     /// Every party.
@@ -444,6 +451,10 @@ pub(super) struct Ctl {
     held: bool,
     muted: bool,
     consult_hold: bool,
+    /// PCI pause: since when (Unix ms) the recording and transcript are paused.
+    paused_since: Option<i64>,
+    /// Finished PCI pauses (from, to), Unix ms.
+    pauses: Vec<(i64, i64)>,
     disposition: Option<String>,
     log: Vec<serde_json::Value>,
     deadline: Option<Instant>,
@@ -488,6 +499,8 @@ impl Ctl {
             held: false,
             muted: false,
             consult_hold: false,
+            paused_since: None,
+            pauses: Vec::new(),
             disposition: None,
             log: Vec::new(),
             deadline: None,
@@ -535,6 +548,11 @@ impl Ctl {
             "answered_at_ms": self.answered_ms,
             "disposition": self.disposition,
             "events": self.log,
+            // PCI pauses: nothing of these spans is recorded or transcribed.
+            "recording_pauses": self.pauses.iter().map(|(from, to)| (*from, Some(*to)))
+                .chain(self.paused_since.map(|from| (from, None)))
+                .map(|(from, to)| serde_json::json!({ "from_ms": from, "to_ms": to }))
+                .collect::<Vec<_>>(),
             "callback": self.callback.as_ref().map(|c| serde_json::json!({
                 "item": c.item,
                 "attempt": c.attempt,
@@ -790,6 +808,7 @@ impl Call {
             agent_user_id: agent.and_then(|a| a.0),
             held: self.ctl.held,
             muted: self.ctl.muted,
+            recording_paused: self.ctl.paused_since.is_some(),
             disposition: self.ctl.disposition.clone(),
             legs,
         }
@@ -1001,6 +1020,32 @@ impl Call {
                 );
                 Ok(())
             }
+            Command::PauseRecording | Command::ResumeRecording => {
+                let pause = cmd == Command::PauseRecording;
+                if self.ended || self.media.is_none() {
+                    return Err("the call has no media".into());
+                }
+                // Idempotent: a second pause (or resume) changes nothing.
+                if pause == self.ctl.paused_since.is_some() {
+                    return Ok(());
+                }
+                let now = jiff::Timestamp::now().as_millisecond();
+                if pause {
+                    self.ctl.paused_since = Some(now);
+                } else if let Some(from) = self.ctl.paused_since.take() {
+                    self.ctl.pauses.push((from, now));
+                }
+                self.pci_apply();
+                self.ctl.note(
+                    if pause {
+                        "recording.pause"
+                    } else {
+                        "recording.resume"
+                    },
+                    serde_json::json!({}),
+                );
+                Ok(())
+            }
             Command::TakeOver { user_id } => {
                 self.bridged()?;
                 let Some(c) = self
@@ -1026,10 +1071,25 @@ impl Call {
         }
     }
 
+    /// The call's id in the live-call registry (`GET /calls/{id}`).
+    pub(super) fn ctl_id(&self) -> &str {
+        &self.ctl.id
+    }
+
+    /// Whether the call's recording and transcript are paused (PCI).
+    pub(super) fn pci_paused(&self) -> bool {
+        self.ctl.paused_since.is_some()
+    }
+
     /// `c` (answered, in the room) becomes the call's agent; the current agent leaves.
     async fn ctl_promote(&mut self, c: &CtlLeg) -> CtlResult {
         let idx = self.leg_index(&c.call_id).ok_or("the leg is gone")?;
         let old = self.ivr.as_ref().and_then(|r| r.agent_leg);
+        if let Some(old) = old {
+            self.speech_untap(old);
+        }
+        // The new agent is transcribed as the agent (paused while PCI-paused).
+        self.speech_agent_bridged(c.media);
         if let Some(w) = self.winner {
             self.hang_up_leg(w).await;
         }

@@ -676,6 +676,7 @@ impl Call {
                         run.pending.push_back(Event::RecordingDone);
                     }
                 }
+                self.pci_apply();
             }
             Action::HttpRequest {
                 id,
@@ -972,6 +973,11 @@ impl Call {
         let _ = m.handle.leave(m.leg);
         run.bridging = false;
         true
+    }
+
+    /// A voicemail is being recorded.
+    pub(super) fn ivr_recording(&self) -> bool {
+        self.ivr.as_ref().is_some_and(|r| r.recording.is_some())
     }
 
     /// The tenant whose flow runs on the call.

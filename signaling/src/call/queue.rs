@@ -69,6 +69,8 @@ pub(super) struct QueueCall {
     in_router: bool,
     recording: Option<PathBuf>,
     recorded: Option<(String, u64)>,
+    /// Time the finished recording spent paused (PCI), ms.
+    recorded_paused_ms: u64,
     /// Set by the call when the caller sends BYE.
     pub(super) caller_hung_up: bool,
     hangup_side: Option<&'static str>,
@@ -166,6 +168,7 @@ impl Call {
             in_router: true,
             recording: None,
             recorded: None,
+            recorded_paused_ms: 0,
             caller_hung_up: false,
             hangup_side: None,
             hang_up_at: None,
@@ -178,7 +181,9 @@ impl Call {
             let _ = m.handle.join(room, m.leg, RoomMode::Hold);
             qc.hold_room = Some(room);
         }
+        let queue_id = qc.queue.id.clone();
         self.acd = Some(qc);
+        self.speech_queue(&queue_id).await;
         if policy == RecordingPolicy::Announce {
             self.acd_say("This call may be recorded.").await;
         }
@@ -462,6 +467,7 @@ impl Call {
             {
                 q.recording = Some(path);
             }
+            self.pci_apply(); // a recording started during a PCI pause starts paused
         }
         true
     }
@@ -575,6 +581,11 @@ impl Call {
         true
     }
 
+    /// The queue call's recording is running.
+    pub(super) fn acd_recording(&self) -> bool {
+        self.acd.as_ref().is_some_and(|q| q.recording.is_some())
+    }
+
     /// Media events of a queued call (its recording finishing).
     pub(super) fn acd_media(&mut self, ev: &parley_media::Event) {
         if let parley_media::Event::RecordingStopped { meta, .. } = ev
@@ -591,6 +602,7 @@ impl Call {
             let size = std::fs::metadata(&meta.path).map(|m| m.len()).unwrap_or(0);
             q.recording = None;
             q.recorded = Some((rel, size));
+            q.recorded_paused_ms = u64::try_from(meta.paused.as_millis()).unwrap_or(u64::MAX);
         }
     }
 
@@ -650,6 +662,7 @@ impl Call {
             "outcome": q.outcome.unwrap_or("abandoned"),
             "hangup_side": q.hangup_side,
             "recording": q.recorded.as_ref().map(|r| r.0.clone()),
+            "recording_paused_ms": q.recorded.as_ref().map(|_| q.recorded_paused_ms),
         })
     }
 

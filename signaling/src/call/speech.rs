@@ -7,15 +7,15 @@
 //! caller stream feeds the IVR's speech-input node.
 //!
 //! Controls: the tenant's speech settings ("AI toggle", consent policy, phrases); a
-//! per-queue switch can veto it through [`Call::speech_queue_allows`]. A paused
-//! recording (PCI) pauses the taps in the media engine: no transcript of that span.
+//! queue's own toggle switches it off for the calls it takes ([`Call::speech_queue`]).
+//! A PCI pause (the `pause_recording` call action, [`Call::pci_apply`]) pauses the
+//! recording and every tap in the media engine: no transcript of that span.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
 use parley_media::LegId;
-use parley_sip_proto::message::MessageExt as _;
 use parley_speech::{
     AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Priority, Speaker,
     SpeechEngine, SpeechEvent,
@@ -24,7 +24,9 @@ use tokio::sync::mpsc;
 
 use super::Call;
 
-/// How long the end of a call waits for the last (post-call) segments.
+/// The end of a call waits for each of its streams to report its last segment done
+/// ([`SpeechEvent::Closed`]); this bound is only a safety net (an engine stuck on a
+/// long post-call backlog).
 const FINISH_WAIT: Duration = Duration::from_secs(60);
 
 /// The speech state of one call.
@@ -35,6 +37,9 @@ pub(super) struct CallSpeech {
     rx: mpsc::UnboundedReceiver<SpeechEvent>,
     /// Open streams: (stream, leg, speaker).
     streams: Vec<(u64, LegId, Speaker)>,
+    /// Every stream opened for the call, and those that reported their last segment.
+    opened: Vec<u64>,
+    closed: std::collections::HashSet<u64>,
     /// Transcription is on for this call (publish, store); otherwise the caller's
     /// stream only serves the IVR's speech node.
     transcribe: bool,
@@ -64,10 +69,37 @@ impl Call {
         self.config.speech.clone()
     }
 
-    /// Per-queue AI toggle hook: queues (issue 2) may switch transcription off for
-    /// their calls; until they exist every queue follows the tenant.
-    fn speech_queue_allows(&self) -> bool {
-        true
+    /// The call entered queue `queue_id`: when the queue's AI toggle is off,
+    /// transcription stops for the rest of the call and nothing of it is stored (what
+    /// the IVR part produced is dropped). The caller's stream stays open while an IVR
+    /// speech node listens.
+    pub(super) async fn speech_queue(&mut self, queue_id: &str) {
+        if !self.speech_transcribes() {
+            return;
+        }
+        let Some(actor) = self.ivr_actor() else {
+            return;
+        };
+        match self.store.queue_transcription(&actor, queue_id).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "queue speech setting unavailable; not transcribing");
+            }
+        }
+        tracing::info!(call = self.no, queue = queue_id, "queue transcription off");
+        let Some(s) = self.speech.as_mut() else {
+            return;
+        };
+        s.transcribe = false;
+        s.segments.clear();
+        let listening = s.listening;
+        let legs: Vec<(LegId, Speaker)> = s.streams.iter().map(|(_, l, w)| (*l, *w)).collect();
+        for (leg, speaker) in legs {
+            if !(listening && speaker == Speaker::Caller) {
+                self.speech_untap(leg);
+            }
+        }
     }
 
     /// Whether the IVR may offer speech input (an engine is configured).
@@ -91,7 +123,7 @@ impl Call {
                 SpeechSettings::default()
             }
         };
-        let mut transcribe = settings.transcription && self.speech_queue_allows();
+        let mut transcribe = settings.transcription;
         let caller = self.ivr_caller();
         let customer_id = match self.ivr_find_customer(&caller).await {
             Ok(c) => c,
@@ -122,6 +154,8 @@ impl Call {
             tx: Some(tx),
             rx,
             streams: Vec::new(),
+            opened: Vec::new(),
+            closed: std::collections::HashSet::new(),
             transcribe,
             listening: false,
             analysis: CallAnalysis::new(AlertRules {
@@ -138,6 +172,7 @@ impl Call {
 
     /// Opens a stream for `leg` and taps it.
     fn speech_tap(&mut self, leg: LegId, speaker: Speaker) {
+        let paused = self.pci_paused();
         let (Some(s), Some(m)) = (self.speech.as_mut(), self.media.as_ref()) else {
             return;
         };
@@ -152,7 +187,12 @@ impl Call {
         {
             Ok(tap) => {
                 if m.handle.tap(leg, tap.sender.clone()).is_ok() {
+                    // A leg added during a PCI pause starts paused.
+                    if paused {
+                        let _ = m.handle.pause_tap(leg, true);
+                    }
                     s.streams.push((tap.id, leg, speaker));
+                    s.opened.push(tap.id);
                 } else {
                     s.engine.close_stream(tap.id);
                 }
@@ -199,10 +239,21 @@ impl Call {
         }
     }
 
-    /// PCI: pause (or resume) transcription of every tapped leg.
-    #[allow(dead_code)] // wired when the agent desktop's PCI pause reaches calls
-    pub(super) fn speech_pause(&mut self, paused: bool) {
-        if let (Some(s), Some(m)) = (self.speech.as_ref(), self.media.as_ref()) {
+    /// PCI: applies the call's pause state ([`Call::pci_paused`]) to every leg that
+    /// records (the caller's: the call recording or a voicemail; the recording's
+    /// metadata counts the paused time and its audio is silence) and every tapped leg
+    /// (no transcript of the span). Called when the state changes and when a
+    /// recording starts; taps opened later start paused (see `speech_tap`).
+    pub(super) fn pci_apply(&self) {
+        let paused = self.pci_paused();
+        let Some(m) = self.media.as_ref() else {
+            return;
+        };
+        // Not recording yet: the state applies when a recording starts.
+        if self.acd_recording() || self.ivr_recording() {
+            let _ = m.handle.pause_recording(m.leg, paused);
+        }
+        if let Some(s) = self.speech.as_ref() {
             for (_, leg, _) in &s.streams {
                 let _ = m.handle.pause_tap(*leg, paused);
             }
@@ -212,11 +263,21 @@ impl Call {
     /// A speech event of the call.
     pub(super) async fn on_speech_event(&mut self, ev: SpeechEvent) {
         let SpeechEvent::Segment(seg) = ev else {
-            if let SpeechEvent::Degraded { what, audio_ms, .. } = ev {
-                tracing::info!(call = self.no, ?what, audio_ms, "transcription degraded");
+            match ev {
+                SpeechEvent::Degraded { what, audio_ms, .. } => {
+                    tracing::info!(call = self.no, ?what, audio_ms, "transcription degraded");
+                }
+                SpeechEvent::Closed { stream } => {
+                    if let Some(s) = self.speech.as_mut() {
+                        s.closed.insert(stream);
+                    }
+                }
+                _ => {}
             }
             return;
         };
+        // The live call's id (`GET /calls`): the desktop tells whose call a segment is.
+        let call_id = self.ctl_id().to_owned();
         let Some(s) = self.speech.as_mut() else {
             return;
         };
@@ -241,7 +302,6 @@ impl Call {
                 sentiment: seg.sentiment,
             });
             if let Some(actor) = self.ivr.as_ref().map(|r| r.actor()) {
-                let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
                 let customer = s.customer_id.as_deref();
                 if let Err(e) = self
                     .store
@@ -266,8 +326,9 @@ impl Call {
         }
     }
 
-    /// The call ended: closes the streams, waits (bounded) for the last segments and
-    /// returns what goes on the interaction (`None` when nothing was transcribed).
+    /// The call ended: closes the streams, waits until each reports its last segment
+    /// done (bounded by [`FINISH_WAIT`] as a safety net) and returns what goes on the
+    /// interaction (`None` when nothing was transcribed).
     pub(super) async fn speech_finish(&mut self) -> Option<Finished> {
         let legs: Vec<LegId> = self
             .speech
@@ -281,7 +342,22 @@ impl Call {
         s.tx = None;
         let deadline = tokio::time::Instant::now() + FINISH_WAIT;
         let mut rest = Vec::new();
-        while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, s.rx.recv()).await {
+        while s.opened.iter().any(|id| !s.closed.contains(id)) {
+            match tokio::time::timeout_at(deadline, s.rx.recv()).await {
+                Ok(Some(SpeechEvent::Closed { stream })) => {
+                    s.closed.insert(stream);
+                }
+                Ok(Some(ev)) => rest.push(ev),
+                // Every stream's sender is gone: nothing more can come.
+                Ok(None) => break,
+                Err(_) => {
+                    tracing::warn!(call = self.no, "last transcript segments not done in time");
+                    break;
+                }
+            }
+        }
+        // Whatever else is already there (no waiting).
+        while let Ok(ev) = s.rx.try_recv() {
             rest.push(ev);
         }
         let transcribe = s.transcribe;

@@ -2,7 +2,8 @@
 //! legs and modes, agent controls on a call the agent is on (hold, mute, blind and warm
 //! transfer, conference, hang-up, disposition) and supervisor controls (listen,
 //! whisper, barge, take over: the supervisor's registered phone is rung and joined to
-//! the call in that mode). Every control used is written to the audit log.
+//! the call in that mode), and the PCI pause of recording and transcription. Every
+//! control used is written to the audit log.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -82,6 +83,13 @@ pub(crate) enum CallAction {
     Barge,
     /// Supervisor (already in the call): replace the agent, who is hung up.
     TakeOver,
+    /// PCI pause (agent on the call or supervisor): every leg that records or is
+    /// transcribed pauses (silence in the recording, no transcript), legs added later
+    /// too, until `resume_recording`. Idempotent; the pauses are listed on the call's
+    /// timeline entry (`controls.recording_pauses`).
+    PauseRecording,
+    /// Ends a PCI pause. Idempotent.
+    ResumeRecording,
 }
 
 impl CallAction {
@@ -102,6 +110,8 @@ impl CallAction {
             CallAction::Whisper => "call.whisper",
             CallAction::Barge => "call.barge",
             CallAction::TakeOver => "call.take_over",
+            CallAction::PauseRecording => "call.recording_pause",
+            CallAction::ResumeRecording => "call.recording_resume",
         }
     }
 
@@ -328,6 +338,8 @@ async fn call_action(
         CallAction::TakeOver => CallCommand::TakeOver {
             user_id: a.user.id.clone(),
         },
+        CallAction::PauseRecording => CallCommand::PauseRecording,
+        CallAction::ResumeRecording => CallCommand::ResumeRecording,
     };
     match calls.command(&tenant, &id, cmd).await {
         Ok(()) => {}

@@ -1,6 +1,7 @@
 //! Speech: the tenant's transcription settings (the "AI toggle", consent policy, alert
-//! phrases) and stored call transcripts. Live segments and alerts arrive over the events
-//! WebSocket (`transcript.segment`, `transcript.alert`).
+//! phrases), the per-queue toggle (`/queues/{id}/speech`) and stored call transcripts.
+//! Live segments and alerts arrive over the events WebSocket (`transcript.segment`,
+//! `transcript.alert`).
 
 use axum::extract::{Path, State};
 use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
@@ -14,6 +15,52 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_settings, put_settings))
         .routes(routes!(transcript))
+        .routes(routes!(get_queue_speech, put_queue_speech))
+}
+
+/// A queue's AI toggle.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueSpeech {
+    /// Transcribe the calls this queue takes (default on: the queue follows the
+    /// tenant's toggle, which still wins when it is off). Off: a call's transcription
+    /// stops when it enters the queue and nothing of it is stored.
+    transcription: bool,
+}
+
+/// A queue's transcription setting (the per-queue AI toggle).
+#[utoipa::path(get, path = "/queues/{id}/speech", tag = "speech", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Queue id")),
+    responses((status = 200, body = QueueSpeech), (status = 404, body = ErrorBody)))]
+async fn get_queue_speech(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<QueueSpeech>> {
+    s.store.queue(&a.actor, &id).await?;
+    Ok(axum::Json(QueueSpeech {
+        transcription: s.store.queue_transcription(&a.actor, &id).await?,
+    }))
+}
+
+/// Switches transcription on or off for a queue's calls (admin; audited as
+/// `queue_speech.update`).
+#[utoipa::path(put, path = "/queues/{id}/speech", tag = "speech", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Queue id")), request_body = QueueSpeech,
+    responses((status = 200, body = QueueSpeech), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn put_queue_speech(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+    Json(body): Json<QueueSpeech>,
+) -> ApiResult<axum::Json<QueueSpeech>> {
+    Ok(axum::Json(QueueSpeech {
+        transcription: s
+            .store
+            .set_queue_transcription(&a.actor, &id, body.transcription)
+            .await?,
+    }))
 }
 
 /// The tenant's speech settings.

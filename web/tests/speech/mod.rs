@@ -117,3 +117,48 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
         .await;
     assert_eq!(v, json!([]));
 }
+
+#[tokio::test]
+async fn a_queue_switches_transcription_off_admins_only_tenant_scoped() {
+    let t = T::new().await;
+    let admin = t.login("acme", Role::Admin).await;
+    let agent = t.login("acme", Role::Agent).await;
+    let other = t.login("globex", Role::Admin).await;
+    let (s, q) = t
+        .call(
+            Method::POST,
+            "/api/v1/queues",
+            Some(&admin),
+            Some(json!({"name": "support"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{q}");
+    let path = format!("/api/v1/queues/{}/speech", q["id"].as_str().unwrap());
+    let (s, v) = t.call(Method::GET, &path, Some(&agent), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, json!({"transcription": true}));
+    let off = json!({"transcription": false});
+    let (s, _) = t
+        .call(Method::PUT, &path, Some(&agent), Some(off.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for bad in [
+        json!({"transcription": "no"}),
+        json!({"transcription": false, "x": 1}),
+    ] {
+        let (s, v) = t.call(Method::PUT, &path, Some(&admin), Some(bad)).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    }
+    let (s, v) = t
+        .call(Method::PUT, &path, Some(&admin), Some(off.clone()))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v, off);
+    let (_, v) = t.call(Method::GET, &path, Some(&agent), None).await;
+    assert_eq!(v, off);
+    // Another tenant's queue does not exist for this one.
+    let (s, _) = t.call(Method::GET, &path, Some(&other), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = t.call(Method::PUT, &path, Some(&other), Some(off)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

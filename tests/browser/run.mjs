@@ -558,6 +558,14 @@ test('live call: the agent holds, mutes, consults and cancels from the call bar,
     assert((await apiAs(AGENT, 'GET', `/calls/${callId}`)).body.muted === true, 'muted');
     await agent.click('#callbar [data-action=unmute]');
     await agent.waitForSelector('#callbar [data-action=mute]');
+    // PCI: pause recording and transcription from the keyboard (p), resume with a click.
+    await agent.keyboard.press('p');
+    await agent.waitForSelector('#callbar [data-action=resume_recording][aria-pressed=true]');
+    assert((await agent.textContent('#callbar')).includes('recording paused'), 'the bar shows the pause');
+    assert((await apiAs(AGENT, 'GET', `/calls/${callId}`)).body.recording_paused === true, 'recording paused');
+    await agent.click('#callbar [data-action=resume_recording]');
+    await agent.waitForSelector('#callbar [data-action=pause_recording][aria-pressed=false]');
+    assert((await apiAs(AGENT, 'GET', `/calls/${callId}`)).body.recording_paused === false, 'recording resumed');
     // A consultation without a target is explained on the bar, nothing is sent.
     await agent.click('#callbar [data-action=consult]');
     await agent.waitForSelector('#callbar .callbar-out .error');
@@ -584,7 +592,12 @@ test('live call: the agent holds, mutes, consults and cancels from the call bar,
     // The supervisor sees the call, its parties and their modes.
     const row = `#live-calls tr[data-call-id="${callId}"]`;
     await supPage.waitForSelector(row);
-    const text = await supPage.textContent(row);
+    // (the panel polls: wait for a refresh after the consultation was cancelled)
+    let text = '';
+    await until('the call talking on the supervisor panel', async () => {
+      text = await supPage.textContent(row);
+      return text.includes('talking') && !text.includes('consult');
+    }, 20000).catch(() => {});
     assert(text.includes('+15550177') && text.includes('agent') && text.includes('talking'), 'parties listed: ' + text);
     assert(await supPage.$(`${row} li[data-role=caller][data-mode=full]`), 'the caller leg in full mode');
     // Listen before the supervisor's phone is registered: a clear error.

@@ -1,10 +1,12 @@
 // The agent's call bar: the live call(s) the agent is on (GET /calls, which for an
 // agent lists only their own calls) with the controls of docs/calls.md — hold, mute,
+// pause/resume recording and transcription while the caller reads a card number (PCI),
 // blind transfer, warm transfer (consult, then complete or cancel), add a party, hang
 // up, disposition code. Calls are not published on the events WebSocket, so the bar
 // polls the in-memory call registry every POLL_MS (and right after every action).
 //
-// Keyboard (when not typing in a field): h hold/unhold, m mute/unmute, t the transfer
+// Keyboard (when not typing in a field): h hold/unhold, m mute/unmute, p pause/resume
+// recording, t the transfer
 // target, d the disposition code. Every control is a real button, reachable with Tab.
 //
 // `mountCallBar(section, { user, onCall })` returns `{ stop, refresh, calls, subscribe,
@@ -162,6 +164,7 @@ export function mountCallBar(section, { user, onCall }) {
         ' ', badge(STATE_LABEL[c.state] || c.state, 'call-state'),
         c.held ? badge('held', 'late') : null,
         c.muted ? badge('muted', 'late') : null,
+        c.recording_paused ? badge('recording paused', 'late') : null,
         browserCalls.has(c.id) ? badge('in this browser', 'browser') : null,
         h('span', { class: 'timer', title: 'Talk time', dataset: { base: String(talk === null ? c.duration_s + since : talk), at: String(Date.now()) } }, clock(talk === null ? c.duration_s + since : talk)),
         c.disposition ? h('span', { class: 'muted small disposition' }, ' · ', c.disposition) : null),
@@ -171,6 +174,9 @@ export function mountCallBar(section, { user, onCall }) {
           : btn('Hold', 'hold', () => ({ action: 'hold' }), { kbd: 'h', pressed: false, disabled: !up }),
         c.muted ? btn('Unmute', 'unmute', () => ({ action: 'unmute' }), { focus: 'mute', kbd: 'm', pressed: true, disabled: !up })
           : btn('Mute', 'mute', () => ({ action: 'mute' }), { kbd: 'm', pressed: false, disabled: !up }),
+        c.recording_paused
+          ? btn('Resume recording', 'resume_recording', () => ({ action: 'resume_recording' }), { focus: 'pause_recording', kbd: 'p', pressed: true })
+          : btn('Pause recording', 'pause_recording', () => ({ action: 'pause_recording' }), { kbd: 'p', pressed: false }),
         btn('Hang up', 'hangup', () => ({ action: 'hangup' }), { cls: 'danger' })),
       h('div', { class: 'row controls' }, consult ? null : tgt,
         consult
@@ -196,6 +202,7 @@ export function mountCallBar(section, { user, onCall }) {
     const click = (sel) => { const b = section.querySelector(sel); if (b && !b.disabled) { e.preventDefault(); b.click(); } };
     if (e.key === 'h') click('[data-action=hold], [data-action=unhold]');
     if (e.key === 'm') click('[data-action=mute], [data-action=unmute]');
+    if (e.key === 'p') click('[data-action=pause_recording], [data-action=resume_recording]');
     if (e.key === 't') { const i = section.querySelector('input[name=target]'); if (i) { e.preventDefault(); i.focus(); } }
     if (e.key === 'd') { const i = section.querySelector('input[name=code]'); if (i) { e.preventDefault(); i.focus(); } }
   };

@@ -256,6 +256,15 @@ on_both!(presence_is_stored_audited_and_published, |h| {
         h.store.recording_policy(&acme).await.unwrap(),
         RecordingPolicy::Announce
     );
+    // `consent` is stored (the migration widened the check) and read back.
+    h.store
+        .set_recording_policy(&acme, RecordingPolicy::Consent)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.recording_policy(&acme).await.unwrap(),
+        RecordingPolicy::Consent
+    );
 });
 
 on_both!(call_records_and_stats_per_queue_and_agent, |h| {

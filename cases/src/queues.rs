@@ -203,6 +203,18 @@ impl RecordingPolicy {
     }
 }
 
+/// `agent.profile_changed`: a user's routing profile (active, extension, skills) may
+/// have changed; the ACD reloads that agent at once (supervisors may see it too).
+pub(crate) fn agent_changed(tenant_id: &str, user_id: &str) -> DomainEvent {
+    let mut e = DomainEvent::new(
+        tenant_id,
+        "agent.profile_changed",
+        &serde_json::json!({ "user_id": user_id }),
+    );
+    e.min_role = Role::Supervisor;
+    e
+}
+
 /// Whether a call is recorded, and why (see [`recording_decision`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]

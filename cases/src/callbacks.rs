@@ -245,8 +245,15 @@ impl Store {
             "summary": "Callback requested",
             "callback": { "id": cb.id, "number": cb.number, "queue_id": cb.queue_id, "state": "waiting" },
         });
-        insert_system_entry(&mut tx, actor, &cb.customer_id, None, &body.to_string(), now)
-            .await?;
+        insert_system_entry(
+            &mut tx,
+            actor,
+            &cb.customer_id,
+            None,
+            &body.to_string(),
+            now,
+        )
+        .await?;
         tx.commit().await?;
         self.publish([event(&cb)]);
         Ok(cb)

@@ -10,7 +10,10 @@ use super::*;
 
 /// Calls the demo number, hears the greeting, presses 1 (sales) and waits until the
 /// router shows the call waiting.
-pub(super) fn call_and_wait_in_sales(p: &Parley, sup: &str) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
+pub(super) fn call_and_wait_in_sales(
+    p: &Parley,
+    sup: &str,
+) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
     let uac = ProtoUac::new(p.sip);
     let (dialog, remote) = uac.call("+15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };

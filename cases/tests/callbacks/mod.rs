@@ -63,7 +63,13 @@ on_both!(callbacks_keep_their_place_progress_and_cancel, |h| {
         open.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
         [a.id.as_str(), b.id.as_str()]
     );
-    assert!(h.store.list_callbacks(&other, &CallbackFilter::default()).await.unwrap().is_empty());
+    assert!(
+        h.store
+            .list_callbacks(&other, &CallbackFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(matches!(
         h.store.callback(&other, &a.id).await,
         Err(Error::NotFound { .. })
@@ -186,11 +192,17 @@ on_both!(a_callback_links_to_the_call_it_was_asked_in, |h| {
         .await
         .unwrap();
     assert_eq!(
-        h.store.callback(&acme, &cb.id).await.unwrap().interaction_id,
+        h.store
+            .callback(&acme, &cb.id)
+            .await
+            .unwrap()
+            .interaction_id,
         Some(call.id.clone())
     );
     assert!(matches!(
-        h.store.link_callback_interaction(&acme, &cb.id, "nope").await,
+        h.store
+            .link_callback_interaction(&acme, &cb.id, "nope")
+            .await,
         Err(Error::NotFound { .. })
     ));
 });

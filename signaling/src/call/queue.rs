@@ -237,7 +237,12 @@ impl Call {
             Ok(None) => self.store.unknown_caller_customer(actor).await.ok(),
             Err(_) => None,
         };
-        let queue_id = self.store.queue_by_ref(actor, queue).await.ok().map(|q| q.id);
+        let queue_id = self
+            .store
+            .queue_by_ref(actor, queue)
+            .await
+            .ok()
+            .map(|q| q.id);
         let (Some(customer_id), Some(queue_id)) = (customer, queue_id) else {
             tracing::warn!(call = self.no, "callback not stored: no customer or queue");
             return None;

@@ -20,6 +20,7 @@ const SIPP: &str = "sipp";
 struct Parley {
     child: Child,
     dir: PathBuf,
+    env: Vec<(String, String)>,
     sip: SocketAddr,
     sip_tcp: SocketAddr,
     http: String,
@@ -51,13 +52,33 @@ fn temp_dir(tag: &str) -> PathBuf {
 }
 
 /// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
-// The child is owned by the returned Parley, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
 fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     let dir = temp_dir(tag);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut p = Parley {
+        child: spawn(&dir, &env),
+        dir,
+        env,
+        sip: "127.0.0.1:9".parse().unwrap(),
+        sip_tcp: "127.0.0.1:9".parse().unwrap(),
+        http: String::new(),
+        agents: Vec::new(),
+        supervisor_password: String::new(),
+        admin_password: String::new(),
+    };
+    p.wait_listening();
+    p
+}
+
+// The child is owned by the Parley it goes into, whose Drop kills and reaps it.
+#[allow(clippy::zombie_processes)]
+fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
     let mut cmd = Command::new(BIN);
     cmd.arg("serve")
-        .current_dir(&dir)
+        .current_dir(dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
         .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
@@ -67,52 +88,62 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut sip, mut sip_tcp) = (None, None);
-    let mut agents = Vec::new();
-    let mut supervisor_password = String::new();
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("SIP extension ") {
-            let rest: Vec<&str> = line[i..].split_whitespace().collect();
-            // "SIP extension 1001 password: XXXX"
-            agents.push((rest[2].to_owned(), rest[4].to_owned()));
-        }
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if line.contains("supervisor@demo.parley.test") {
-            supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on ") {
-            for part in rest.split_whitespace() {
-                if let Some(a) = part.strip_prefix("udp:") {
-                    sip = Some(a.parse().unwrap());
-                }
-                if let Some(a) = part.strip_prefix("tcp:") {
-                    sip_tcp = Some(a.parse().unwrap());
+    cmd.spawn().unwrap()
+}
+
+impl Parley {
+    /// Reads the child's start-up lines: ports, and the demo passwords on a first start.
+    fn wait_listening(&mut self) {
+        let mut lines = BufReader::new(self.child.stdout.take().unwrap()).lines();
+        let (mut sip, mut sip_tcp) = (None, None);
+        loop {
+            let line = lines
+                .next()
+                .expect("parley exited before listening")
+                .unwrap();
+            if let Some(i) = line.find("SIP extension ") {
+                let rest: Vec<&str> = line[i..].split_whitespace().collect();
+                // "SIP extension 1001 password: XXXX"
+                self.agents.push((rest[2].to_owned(), rest[4].to_owned()));
+            }
+            if line.contains("admin@demo.parley.test") {
+                self.admin_password = line.rsplit(' ').next().unwrap().to_owned();
+            }
+            if line.contains("supervisor@demo.parley.test") {
+                self.supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
+            }
+            if let Some(rest) = line.strip_prefix("SIP listening on ") {
+                for part in rest.split_whitespace() {
+                    if let Some(a) = part.strip_prefix("udp:") {
+                        sip = Some(a.parse().unwrap());
+                    }
+                    if let Some(a) = part.strip_prefix("tcp:") {
+                        sip_tcp = Some(a.parse().unwrap());
+                    }
                 }
             }
+            if let Some(rest) = line.strip_prefix("Parley listening on ") {
+                self.http = rest.split(' ').next().unwrap().to_owned();
+                self.sip = sip.expect("SIP line before the HTTP line");
+                self.sip_tcp = sip_tcp.unwrap();
+                std::thread::spawn(move || for _ in lines {});
+                return;
+            }
         }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Parley {
-                child,
-                dir,
-                sip: sip.expect("SIP line before the HTTP line"),
-                sip_tcp: sip_tcp.unwrap(),
-                http,
-                agents,
-                supervisor_password,
-                admin_password,
-            };
-        }
+    }
+
+    /// Stops Parley (SIGTERM, as an operator would) and starts it again on the same
+    /// data directory (the same SQLite file); new ports, same passwords and tokens.
+    fn restart(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "parley stopped cleanly: {exit:?}");
+        self.child = spawn(&self.dir, &self.env);
+        self.wait_listening();
     }
 }
 

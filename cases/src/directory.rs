@@ -413,6 +413,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.publish([crate::queues::agent_changed(&actor.tenant_id, id)]);
         Ok(after)
     }
 
@@ -729,6 +730,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.publish([crate::queues::agent_changed(&actor.tenant_id, user_id)]);
         Ok(())
     }
 

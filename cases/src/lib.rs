@@ -34,6 +34,7 @@
 //! ```
 
 pub mod audit;
+pub mod callbacks;
 pub mod callers;
 pub mod case_types;
 pub mod cases;

@@ -173,6 +173,8 @@ pub enum RecordingPolicy {
     On,
     /// Record, and tell the caller first.
     Announce,
+    /// Record only customers who opted in (`consent.recording`); no notice.
+    Consent,
 }
 
 impl RecordingPolicy {
@@ -181,8 +183,64 @@ impl RecordingPolicy {
             RecordingPolicy::Off => "off",
             RecordingPolicy::On => "on",
             RecordingPolicy::Announce => "announce",
+            RecordingPolicy::Consent => "consent",
         }
     }
+
+    fn parse(s: &str) -> RecordingPolicy {
+        match s {
+            "on" => RecordingPolicy::On,
+            "announce" => RecordingPolicy::Announce,
+            "consent" => RecordingPolicy::Consent,
+            _ => RecordingPolicy::Off,
+        }
+    }
+
+    /// Whether the caller hears "This call may be recorded." when queued (before the
+    /// customer's consent matters: the notice is the legal basis).
+    pub fn announces(self) -> bool {
+        self == RecordingPolicy::Announce
+    }
+}
+
+/// `agent.profile_changed`: a user's routing profile (active, extension, skills) may
+/// have changed; the ACD reloads that agent at once (supervisors may see it too).
+pub(crate) fn agent_changed(tenant_id: &str, user_id: &str) -> DomainEvent {
+    let mut e = DomainEvent::new(
+        tenant_id,
+        "agent.profile_changed",
+        &serde_json::json!({ "user_id": user_id }),
+    );
+    e.min_role = Role::Supervisor;
+    e
+}
+
+/// Whether a call is recorded, and why (see [`recording_decision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct RecordingDecision {
+    /// Record the call.
+    pub record: bool,
+    /// Why: `policy_on` (the tenant asserts a legal basis), `announced` (the caller
+    /// heard the notice), `customer_consented`; or why not: `policy_off`,
+    /// `no_consent` (policy `consent` and the customer has not opted in).
+    pub reason: &'static str,
+}
+
+/// The one place a call's recording is decided, from the tenant's policy and the
+/// customer's opt-in (`customers.consent_recording`; `false` for an unknown caller):
+/// `off` never records, `on` and `announce` record everyone (the tenant asserts a
+/// legal basis; `announce` plays the notice first), `consent` records only customers
+/// who opted in.
+pub fn recording_decision(policy: RecordingPolicy, customer_consent: bool) -> RecordingDecision {
+    let (record, reason) = match policy {
+        RecordingPolicy::Off => (false, "policy_off"),
+        RecordingPolicy::On => (true, "policy_on"),
+        RecordingPolicy::Announce => (true, "announced"),
+        RecordingPolicy::Consent if customer_consent => (true, "customer_consented"),
+        RecordingPolicy::Consent => (false, "no_consent"),
+    };
+    RecordingDecision { record, reason }
 }
 
 /// A finished call, as the call task reports it.
@@ -758,11 +816,9 @@ impl Store {
                 .bind(&actor.tenant_id)
                 .fetch_optional(self.pool())
                 .await?;
-        Ok(match row.as_ref().map(|r| r.0.as_str()) {
-            Some("on") => RecordingPolicy::On,
-            Some("announce") => RecordingPolicy::Announce,
-            _ => RecordingPolicy::Off,
-        })
+        Ok(row
+            .map(|r| RecordingPolicy::parse(&r.0))
+            .unwrap_or_default())
     }
 
     /// Sets the tenant's recording policy (audited).
@@ -993,5 +1049,48 @@ fn queue_of(
         callback_key: i.callback_key,
         created_at: created,
         updated_at: updated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recording_follows_the_policy_and_the_customers_opt_in() {
+        use RecordingPolicy::*;
+        let cases = [
+            (Off, false, false, "policy_off"),
+            (Off, true, false, "policy_off"),
+            (On, false, true, "policy_on"),
+            (On, true, true, "policy_on"),
+            (Announce, false, true, "announced"),
+            (Announce, true, true, "announced"),
+            (Consent, true, true, "customer_consented"),
+            (Consent, false, false, "no_consent"),
+        ];
+        for (policy, consent, record, reason) in cases {
+            assert_eq!(
+                recording_decision(policy, consent),
+                RecordingDecision { record, reason },
+                "{policy:?} with consent {consent}"
+            );
+        }
+        assert!(Announce.announces());
+        assert!(!Consent.announces() && !On.announces() && !Off.announces());
+    }
+
+    #[test]
+    fn policy_names_round_trip() {
+        for p in [
+            RecordingPolicy::Off,
+            RecordingPolicy::On,
+            RecordingPolicy::Announce,
+            RecordingPolicy::Consent,
+        ] {
+            assert_eq!(RecordingPolicy::parse(p.as_str()), p);
+            let json = serde_json::to_value(p).unwrap();
+            assert_eq!(json, p.as_str());
+        }
     }
 }

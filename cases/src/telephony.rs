@@ -440,6 +440,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.publish([crate::queues::agent_changed(&actor.tenant_id, user_id)]);
         Ok(after)
     }
 

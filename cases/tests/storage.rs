@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acd;
+mod callbacks;
 mod common;
 mod flows;
 mod surveys;

@@ -12,6 +12,13 @@
 //! on a call, wrap-up) is published as `agent.activity` events; an agent set away for
 //! missed offers or an unreachable phone is stored (audited as the system).
 //!
+//! Callbacks are persisted (`parley_cases::callbacks`): the call task records the
+//! request before the router takes it, the open ones are restored with their original
+//! place at start-up, and every step (dialling, waiting again, connected, failed) is
+//! written in order by one writer task, so the router task never awaits the database
+//! for them either. A callback cancelled over the API (`callback.changed` with state
+//! `cancelled`) leaves the router.
+//!
 //! Live figures are published on a `watch` channel at most every 200 ms
 //! ([`Acd::queue_metrics`], [`Acd::agent_presence`]); the wall time of every routing
 //! step (the router's input and the decisions it yields) goes into a histogram
@@ -22,6 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use parley_cases::callbacks::CallbackState;
 use parley_cases::queues::{PresenceInput, Queue};
 use parley_cases::routing::{
     AgentConfig, AgentStatus, MaxWaitAction, Missed, NewItem, Output, Presence, QueueMetrics,
@@ -45,8 +53,14 @@ pub(crate) enum AcdMsg {
         events: mpsc::UnboundedSender<AcdEvent>,
         reply: oneshot::Sender<Option<Queue>>,
     },
-    /// The offered agent answered.
-    Answered { item: String },
+    /// The offered agent answered. The reply (when asked) says whether the router
+    /// took the answer: `false` when the offer had already timed out (the answer
+    /// crossed the ring timeout), and the caller must hang that leg up.
+    Answered {
+        item: String,
+        agent: String,
+        reply: Option<oneshot::Sender<bool>>,
+    },
     /// The offer ended without an answer.
     Missed { item: String, why: Missed },
     /// The caller left before an answer.
@@ -58,32 +72,60 @@ pub(crate) enum AcdMsg {
         item: String,
         reply: oneshot::Sender<Option<(u32, u64)>>,
     },
-    /// Agents (re)loaded from the store: `all` replaces everyone's profile.
+    /// Agents (re)loaded from the store: `all` replaces everyone's profile (agents
+    /// missing from it are removed); `user` is the one agent reloaded (removed when
+    /// missing).
     Agents {
         agents: Vec<(AgentConfig, AgentStatus)>,
         all: bool,
+        user: Option<String>,
     },
     /// The customer asked for a callback to `number`. When `item` waits in the router
     /// (a key pressed in the queue) it turns into a callback in place; otherwise a new
     /// callback item joins `queue` with the place of someone waiting since `since_ms`.
-    /// The reply says whether the router took it.
+    /// `id` is the stored callback's (see [`parley_cases::callbacks`]). The reply says
+    /// whether the router took it.
     Callback {
         tenant_id: String,
         queue: String,
         item: String,
         number: String,
         since_ms: i64,
+        priority: i32,
+        id: Option<String>,
         reply: oneshot::Sender<bool>,
     },
     /// How callbacks are dialled: the SIP server's controls (set at its start, taken
     /// away at its shutdown: the controls hold this task's own sender, a cycle that
     /// would otherwise keep the task alive).
     Dialer(Option<Box<crate::Controls>>),
-    /// A callback call was placed (its controls id).
-    CallbackPlaced { item: String, call_id: String },
-    /// A callback call ended; `connected` when the customer answered.
+    /// Attempt `attempt` of a callback was placed (its controls id): the agent's phone
+    /// rings. A stale attempt (its offer was revoked meanwhile) is hung up.
+    CallbackPlaced {
+        item: String,
+        attempt: u32,
+        agent: String,
+        call_id: String,
+    },
+    /// The agent answered attempt `attempt` of a callback (the customer is dialled
+    /// next). Refused by the router (the offer timed out meanwhile): hung up.
+    CallbackAnswered {
+        item: String,
+        attempt: u32,
+        agent: String,
+        call_id: String,
+    },
+    /// Attempt `attempt` of a callback could not be placed.
+    CallbackNotPlaced {
+        item: String,
+        attempt: u32,
+        why: Missed,
+        error: String,
+    },
+    /// Attempt `attempt` of a callback ended; `connected` when the customer answered.
     CallbackEnded {
         item: String,
+        attempt: u32,
         call_id: String,
         connected: bool,
     },
@@ -95,13 +137,41 @@ pub(crate) const CALLBACK_ATTEMPTS: u32 = 3;
 /// A callback item the ACD task dials when the router offers it.
 #[derive(Debug, Clone)]
 struct Callback {
+    /// The stored callback (none when it could not be stored).
+    id: Option<String>,
     tenant_id: String,
     queue: String,
     number: String,
     since_ms: i64,
+    priority: i32,
     attempt: u32,
     agent: Option<String>,
     call_id: Option<String>,
+    /// Cancelled over the API while offered: dropped instead of dialled again.
+    cancelled: bool,
+}
+
+/// A callback's new state, for the writer task.
+#[derive(Debug)]
+struct Progress {
+    tenant_id: String,
+    id: String,
+    state: CallbackState,
+    attempts: u32,
+    error: Option<String>,
+}
+
+/// Writes callback progress in the order the router decided it.
+async fn write_progress(store: Store, mut rx: mpsc::UnboundedReceiver<Progress>) {
+    while let Some(p) = rx.recv().await {
+        let actor = Actor::system(&p.tenant_id);
+        if let Err(e) = store
+            .callback_progress(&actor, &p.id, p.state, p.attempts, p.error.as_deref())
+            .await
+        {
+            tracing::warn!(error = %e, id = %p.id, "ACD: cannot store the callback's state");
+        }
+    }
 }
 
 /// What the router tells a call task.
@@ -157,7 +227,10 @@ impl Acd {
         let (tx, rx) = mpsc::channel(8192);
         let (snap_tx, snapshot) = watch::channel(Arc::new(Snapshot::new()));
         let stats = Arc::new(Stats::default());
+        let (log, log_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_progress(store.clone(), log_rx));
         let task = Task {
+            log,
             store: store.clone(),
             router: Router::default(),
             queues: HashMap::new(),
@@ -251,6 +324,7 @@ impl Acd {
 }
 
 struct Task {
+    log: mpsc::UnboundedSender<Progress>,
     store: Store,
     router: Router,
     queues: HashMap<String, Queue>,
@@ -293,6 +367,10 @@ impl Task {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "ACD: cannot load queues"),
+        }
+        match self.store.open_callbacks().await {
+            Ok(cbs) => self.restore_callbacks(now(), cbs),
+            Err(e) => tracing::warn!(error = %e, "ACD: cannot load the open callbacks"),
         }
         self.spawn_reload(None);
         let mut reload = tokio::time::interval(Duration::from_secs(10));
@@ -390,24 +468,93 @@ impl Task {
                 item,
                 number,
                 since_ms,
+                priority,
+                id,
                 reply,
             } => {
-                let _ = reply.send(self.on_callback(now, tenant_id, queue, item, number, since_ms));
+                let cb = Callback {
+                    id,
+                    tenant_id,
+                    queue,
+                    number,
+                    since_ms,
+                    priority,
+                    attempt: 0,
+                    agent: None,
+                    call_id: None,
+                    cancelled: false,
+                };
+                let _ = reply.send(self.on_callback(now, item, cb));
             }
             AcdMsg::Dialer(c) => self.dialer = c.map(|c| *c),
-            AcdMsg::CallbackPlaced { item, call_id } => {
-                if let Some(cb) = self.callbacks.get_mut(&item) {
-                    cb.call_id = Some(call_id);
+            AcdMsg::CallbackPlaced {
+                item,
+                attempt,
+                agent,
+                call_id,
+            } => {
+                // Still this attempt's offer (or already answered by its agent)?
+                let current = self.router.agent_of(&item) == Some(agent.as_str());
+                match self.callbacks.get_mut(&item) {
+                    Some(cb) if cb.attempt == attempt && current => cb.call_id = Some(call_id),
+                    Some(cb) => {
+                        // The offer was revoked before the call was placed: stop it.
+                        let tenant = cb.tenant_id.clone();
+                        self.hang_up(&tenant, call_id);
+                    }
+                    None => {}
+                }
+            }
+            AcdMsg::CallbackAnswered {
+                item,
+                attempt,
+                agent,
+                call_id,
+            } => {
+                let current = self
+                    .callbacks
+                    .get(&item)
+                    .is_some_and(|cb| cb.attempt == attempt && !cb.cancelled);
+                let taken = current && self.router.answered(now, &item, &agent).is_ok();
+                if !taken {
+                    tracing::info!(%item, attempt, %agent, "ACD: late callback answer; hanging up");
+                    if let Some(cb) = self.callbacks.get(&item) {
+                        let tenant = cb.tenant_id.clone();
+                        self.hang_up(&tenant, call_id);
+                    }
+                }
+            }
+            AcdMsg::CallbackNotPlaced {
+                item,
+                attempt,
+                why,
+                error,
+            } => {
+                if self
+                    .callbacks
+                    .get(&item)
+                    .is_some_and(|cb| cb.attempt == attempt)
+                {
+                    let _ = self.router.missed(now, &item, why);
+                    self.progress(&item, CallbackState::Waiting, Some(error));
                 }
             }
             AcdMsg::CallbackEnded {
                 item,
+                attempt,
                 call_id,
                 connected,
-            } => self.callback_ended(now, item, call_id, connected),
-            AcdMsg::Answered { item } => {
-                if let Err(e) = self.router.answered(now, &item) {
-                    tracing::debug!(error = %e, "ACD: late answer");
+            } => self.callback_ended(now, item, attempt, call_id, connected),
+            AcdMsg::Answered { item, agent, reply } => {
+                let ok = match self.router.answered(now, &item, &agent) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::debug!(error = %e, %agent, "ACD: late answer refused");
+                        false
+                    }
+                };
+                if let Some(reply) = reply {
+                    let _ = reply.send(ok);
                 }
             }
             AcdMsg::Missed { item, why } => {
@@ -426,7 +573,25 @@ impl Task {
             AcdMsg::Position { item, reply } => {
                 let _ = reply.send(self.router.position(now, &item));
             }
-            AcdMsg::Agents { agents, all } => {
+            AcdMsg::Agents { agents, all, user } => {
+                // Those no longer routable (deactivated, extension removed) leave.
+                let gone: Vec<String> = match (&user, all) {
+                    (Some(u), _) => (!agents.iter().any(|(c, _)| c.id == *u))
+                        .then(|| u.clone())
+                        .into_iter()
+                        .collect(),
+                    (None, true) => self
+                        .router
+                        .agent_ids()
+                        .into_iter()
+                        .filter(|id| !agents.iter().any(|(c, _)| c.id == *id))
+                        .collect(),
+                    (None, false) => Vec::new(),
+                };
+                for id in gone {
+                    tracing::info!(agent = %id, "ACD: agent no longer routable");
+                    self.router.remove_agent(now, &id);
+                }
                 for (cfg, status) in agents {
                     let id = cfg.id.clone();
                     let known = self.router.status(&id).is_some();
@@ -441,26 +606,19 @@ impl Task {
         }
     }
 
-    fn on_callback(
-        &mut self,
-        now: Timestamp,
-        tenant_id: String,
-        queue: String,
-        item: String,
-        number: String,
-        since_ms: i64,
-    ) -> bool {
-        if number.is_empty() {
+    fn on_callback(&mut self, now: Timestamp, item: String, mut cb: Callback) -> bool {
+        if cb.number.is_empty() {
             return false;
         }
         let waiting = self.router.position(now, &item).is_some();
         let queue_id = if waiting {
             None
         } else {
+            let queue = &cb.queue;
             self.queues
                 .values()
-                .filter(|q| q.tenant_id == tenant_id && (q.id == queue || q.name == queue))
-                .min_by(|a, b| (a.id != queue).cmp(&(b.id != queue)))
+                .filter(|q| q.tenant_id == cb.tenant_id && (q.id == *queue || q.name == *queue))
+                .min_by(|a, b| (a.id != *queue).cmp(&(b.id != *queue)))
                 .map(|q| q.id.clone())
         };
         let ok = if waiting {
@@ -468,8 +626,14 @@ impl Task {
             self.calls.remove(&item);
             self.router.callback(&item).is_ok()
         } else if let Some(q) = &queue_id {
-            let new = NewItem::call(&item, &tenant_id, q);
-            match self.router.enqueue_callback(now, new, Timestamp(since_ms)) {
+            let new = NewItem {
+                priority: cb.priority,
+                ..NewItem::call(&item, &cb.tenant_id, q)
+            };
+            match self
+                .router
+                .enqueue_callback(now, new, Timestamp(cb.since_ms))
+            {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "ACD: callback refused");
@@ -480,26 +644,94 @@ impl Task {
             false
         };
         if ok {
-            tracing::info!(%item, %number, "ACD: callback queued");
-            self.callbacks.insert(
-                item,
-                Callback {
-                    tenant_id,
-                    queue: queue_id.unwrap_or(queue),
-                    number,
-                    since_ms,
-                    attempt: 0,
-                    agent: None,
-                    call_id: None,
-                },
-            );
+            tracing::info!(%item, number = %cb.number, "ACD: callback queued");
+            if let Some(q) = queue_id {
+                cb.queue = q;
+            }
+            self.callbacks.insert(item, cb);
         }
         ok
+    }
+
+    /// Puts the stored open callbacks back in the router with their original place
+    /// (at start-up, before any agent is loaded). One interrupted while being dialled
+    /// waits again; one whose queue is gone fails.
+    fn restore_callbacks(&mut self, now: Timestamp, cbs: Vec<parley_cases::callbacks::Callback>) {
+        let n = cbs.len();
+        for c in cbs {
+            let new = NewItem {
+                priority: c.priority,
+                ..NewItem::call(&c.item, &c.tenant_id, &c.queue_id)
+            };
+            let cb = Callback {
+                id: Some(c.id.clone()),
+                tenant_id: c.tenant_id.clone(),
+                queue: c.queue_id.clone(),
+                number: c.number.clone(),
+                since_ms: c.since.0,
+                priority: c.priority,
+                attempt: c.attempts,
+                agent: None,
+                call_id: None,
+                cancelled: false,
+            };
+            let restored = self.router.enqueue_callback(now, new, c.since);
+            self.callbacks.insert(c.item.clone(), cb);
+            match restored {
+                Ok(()) if c.state == CallbackState::Dialling => self.progress(
+                    &c.item,
+                    CallbackState::Waiting,
+                    Some("interrupted by a restart".into()),
+                ),
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, id = %c.id, "ACD: callback not restored");
+                    self.progress(&c.item, CallbackState::Failed, Some(e.to_string()));
+                    self.callbacks.remove(&c.item);
+                }
+            }
+        }
+        if n > 0 {
+            tracing::info!(callbacks = n, "ACD: open callbacks restored");
+        }
+    }
+
+    /// Queues a callback's new state for the writer (callbacks stored only).
+    fn progress(&self, item: &str, state: CallbackState, error: Option<String>) {
+        let Some(cb) = self.callbacks.get(item) else {
+            return;
+        };
+        let Some(id) = cb.id.clone() else { return };
+        let _ = self.log.send(Progress {
+            tenant_id: cb.tenant_id.clone(),
+            id,
+            state,
+            attempts: cb.attempt,
+            error,
+        });
+    }
+
+    /// Hangs up a call placed for a callback (through the dialer's controls).
+    fn hang_up(&self, tenant: &str, call_id: String) {
+        if let Some(d) = &self.dialer {
+            let (d, tenant) = (d.clone(), tenant.to_owned());
+            tokio::spawn(async move {
+                let _ = d
+                    .command(&tenant, &call_id, crate::CallCommand::Hangup)
+                    .await;
+            });
+        }
     }
 
     /// The router offered a callback item to `agent`: their phone rings first, then
     /// the customer is dialled through the tenant's trunk (click-to-call's path).
     fn dial_callback(&mut self, item: &str, agent: String) {
+        if self.callbacks.get(item).is_some_and(|cb| cb.cancelled) {
+            // Cancelled over the API while it was being offered: it leaves now.
+            self.router.abandoned(now(), item);
+            self.callbacks.remove(item);
+            return;
+        }
         let (Some(cb), Some(dialer), Some(acd)) = (
             self.callbacks.get_mut(item),
             self.dialer.clone(),
@@ -513,6 +745,7 @@ impl Task {
         cb.agent = Some(agent.clone());
         cb.call_id = None;
         let (tenant_id, number, attempt) = (cb.tenant_id.clone(), cb.number.clone(), cb.attempt);
+        self.progress(item, CallbackState::Dialling, None);
         let store = self.store.clone();
         let item = item.to_owned();
         tokio::spawn(async move {
@@ -524,9 +757,11 @@ impl Task {
                 .and_then(|u| u.into_iter().find(|(id, _)| *id == agent).map(|u| u.1));
             let Some(ext) = ext else {
                 let _ = acd
-                    .send(AcdMsg::Missed {
+                    .send(AcdMsg::CallbackNotPlaced {
                         item,
+                        attempt,
                         why: Missed::Unreachable,
+                        error: "the agent has no extension".into(),
                     })
                     .await;
                 return;
@@ -534,25 +769,35 @@ impl Task {
             let link = crate::call::control::CallbackLink {
                 item: item.clone(),
                 attempt,
+                agent: agent.clone(),
                 acd: acd.clone(),
                 connected: false,
             };
             let req = crate::Originate {
                 tenant_id,
-                agent_user_id: agent,
+                agent_user_id: agent.clone(),
                 agent_extension: ext,
                 number,
             };
             match dialer.originate_with(req, Some(link)).await {
                 Ok(call_id) => {
-                    let _ = acd.send(AcdMsg::CallbackPlaced { item, call_id }).await;
+                    let _ = acd
+                        .send(AcdMsg::CallbackPlaced {
+                            item,
+                            attempt,
+                            agent,
+                            call_id,
+                        })
+                        .await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, %item, "ACD: callback not placed");
                     let _ = acd
-                        .send(AcdMsg::Missed {
+                        .send(AcdMsg::CallbackNotPlaced {
                             item,
+                            attempt,
                             why: Missed::Rejected,
+                            error: e.to_string(),
                         })
                         .await;
                 }
@@ -562,40 +807,76 @@ impl Task {
 
     /// A callback call ended: the agent never answered (the item is offered again), the
     /// customer answered (done), or not (another attempt keeps the place, up to
-    /// [`CALLBACK_ATTEMPTS`], then the callback is marked failed).
-    fn callback_ended(&mut self, now: Timestamp, item: String, call_id: String, connected: bool) {
+    /// [`CALLBACK_ATTEMPTS`], then the callback is marked failed). Messages about an
+    /// earlier attempt than the current one are stale and ignored.
+    fn callback_ended(
+        &mut self,
+        now: Timestamp,
+        item: String,
+        attempt: u32,
+        call_id: String,
+        connected: bool,
+    ) {
         let Some(cb) = self.callbacks.get(&item) else {
             return;
         };
-        if cb.call_id.as_deref().is_some_and(|c| c != call_id) {
+        if cb.attempt != attempt || cb.call_id.as_deref().is_some_and(|c| c != call_id) {
             return; // a revoked attempt
         }
+        let cancelled = cb.cancelled;
         let assigned = self.router.position(now, &item).is_none()
             && self.router.missed(now, &item, Missed::NoAnswer).is_err();
         if !assigned {
-            return; // the agent did not answer: offered again
+            // The agent did not answer: offered again (or, cancelled, dropped).
+            if cancelled {
+                self.router.abandoned(now, &item);
+                self.callbacks.remove(&item);
+            } else {
+                self.progress(
+                    &item,
+                    CallbackState::Waiting,
+                    Some("the agent did not answer".into()),
+                );
+            }
+            return;
         }
         self.router.completed(now, &item);
+        if connected {
+            tracing::info!(%item, attempt, "ACD: callback connected");
+            self.progress(&item, CallbackState::Connected, None);
+            self.callbacks.remove(&item);
+            return;
+        }
+        let error = "the customer did not answer".to_owned();
         let Some(mut cb) = self.callbacks.remove(&item) else {
             return;
         };
-        if connected {
-            tracing::info!(%item, attempt = cb.attempt, "ACD: callback connected");
+        if cancelled {
             return;
         }
         if cb.attempt >= CALLBACK_ATTEMPTS {
             tracing::warn!(%item, attempts = cb.attempt, "ACD: callback failed");
+            self.callbacks.insert(item.clone(), cb);
+            self.progress(&item, CallbackState::Failed, Some(error));
+            self.callbacks.remove(&item);
             return;
         }
-        let new = NewItem::call(&item, &cb.tenant_id, &cb.queue);
-        if self
+        let new = NewItem {
+            priority: cb.priority,
+            ..NewItem::call(&item, &cb.tenant_id, &cb.queue)
+        };
+        let requeued = self
             .router
-            .enqueue_callback(now, new, Timestamp(cb.since_ms))
-            .is_ok()
-        {
-            cb.agent = None;
-            cb.call_id = None;
-            self.callbacks.insert(item, cb);
+            .enqueue_callback(now, new, Timestamp(cb.since_ms));
+        cb.agent = None;
+        cb.call_id = None;
+        self.callbacks.insert(item.clone(), cb);
+        match requeued {
+            Ok(()) => self.progress(&item, CallbackState::Waiting, Some(error)),
+            Err(e) => {
+                self.progress(&item, CallbackState::Failed, Some(e.to_string()));
+                self.callbacks.remove(&item);
+            }
         }
     }
 
@@ -614,6 +895,28 @@ impl Task {
                 if let Some(id) = e.data.get("id").and_then(|v| v.as_str()) {
                     self.queues.remove(id);
                     self.router.remove_queue(id);
+                }
+            }
+            "agent.profile_changed" => {
+                // Active, extension or skills changed: reload (or remove) that agent.
+                if let Some(user) = e.data.get("user_id").and_then(|v| v.as_str()) {
+                    self.spawn_reload(Some(user.to_owned()));
+                }
+            }
+            "callback.changed" => {
+                let cancelled = e.data.get("state").and_then(|v| v.as_str()) == Some("cancelled");
+                let Some(item) = e.data.get("item").and_then(|v| v.as_str()) else {
+                    return;
+                };
+                if !cancelled || !self.callbacks.contains_key(item) {
+                    return;
+                }
+                if self.router.position(now, item).is_some() {
+                    self.router.abandoned(now, item);
+                    self.callbacks.remove(item);
+                } else if let Some(cb) = self.callbacks.get_mut(item) {
+                    // Being dialled: that call goes on; no further attempt.
+                    cb.cancelled = true;
                 }
             }
             "agent.presence_changed" => {
@@ -657,19 +960,27 @@ impl Task {
                 }
                 Output::Revoke { item, .. } => {
                     if let Some(cb) = self.callbacks.get_mut(&item) {
-                        // The agent's phone rang out: that attempt's call ends.
-                        if let (Some(call_id), Some(d)) = (cb.call_id.take(), &self.dialer) {
-                            let (d, tenant) = (d.clone(), cb.tenant_id.clone());
-                            tokio::spawn(async move {
-                                let _ = d
-                                    .command(&tenant, &call_id, crate::CallCommand::Hangup)
-                                    .await;
-                            });
+                        // The agent's phone rang out: that attempt's call ends (one
+                        // not placed yet is hung up when it is: `CallbackPlaced`).
+                        cb.agent = None;
+                        let call = cb.call_id.take();
+                        let tenant = cb.tenant_id.clone();
+                        if let Some(call_id) = call {
+                            self.hang_up(&tenant, call_id);
                         }
-                        cb.call_id = Some(String::new());
+                        self.progress(
+                            &item,
+                            CallbackState::Waiting,
+                            Some("the agent did not answer".into()),
+                        );
                     } else {
                         self.tell(&item, AcdEvent::Revoke);
                     }
+                }
+                Output::MaxWait { item, .. } if self.callbacks.contains_key(&item) => {
+                    // Its queue was deleted.
+                    self.progress(&item, CallbackState::Failed, Some("queue deleted".into()));
+                    self.callbacks.remove(&item);
                 }
                 Output::MaxWait { item, action } => {
                     self.tell(&item, AcdEvent::MaxWait(action));
@@ -731,6 +1042,7 @@ impl Task {
                         .send(AcdMsg::Agents {
                             agents,
                             all: user.is_none(),
+                            user,
                         })
                         .await;
                 }

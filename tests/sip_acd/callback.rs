@@ -10,7 +10,10 @@ use super::*;
 
 /// Calls the demo number, hears the greeting, presses 1 (sales) and waits until the
 /// router shows the call waiting.
-fn call_and_wait_in_sales(p: &Parley, sup: &str) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
+pub(super) fn call_and_wait_in_sales(
+    p: &Parley,
+    sup: &str,
+) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
     let uac = ProtoUac::new(p.sip);
     let (dialog, remote) = uac.call("+15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
@@ -225,6 +228,159 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
         assert!(events.contains(&e), "{e} missing from {events:?}");
     }
     // The router is done with it.
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    assert!(
+        v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
+        "{v}"
+    );
+}
+
+/// The stored callbacks (`GET /callbacks`) once one is in `state`.
+fn callback_in(p: &Parley, sup: &str, state: &str) -> Value {
+    let mut v = Value::Null;
+    for _ in 0..200 {
+        v = http(p, "GET", "/api/v1/callbacks", Some(sup), None);
+        if let Some(c) = v
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["state"] == state))
+        {
+            return c.clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no callback in state {state}: {v}");
+}
+
+#[test]
+fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
+    let mut p = start("acdcbrestart", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    let skill = http(
+        &p,
+        "POST",
+        "/api/v1/skills",
+        Some(&admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    send(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{}/skills/{sid}", a[1].id),
+        &admin,
+        json!({"proficiency": 3}),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
+                    "ring_timeout_s": 15, "wrap_up_s": 1, "announce_interval_s": 0,
+                    "callback_key": "*"}),
+        ),
+    );
+    let carrier_port = free_port();
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    // Nobody is available: the caller presses '*' for a callback and is hung up.
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    until_bye(&uac, remote, &mut out, &[(5, '*')]);
+    let before = callback_in(&p, &sup, "waiting");
+    assert_eq!(before["number"], "+15550123", "{before}");
+    assert_eq!(before["attempts"], 0);
+    // The request's call links to it once filed on the timeline.
+    let mut linked = Value::Null;
+    for _ in 0..100 {
+        linked = callback_in(&p, &sup, "waiting");
+        if linked["interaction_id"].is_string() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(linked["interaction_id"].is_string(), "{linked}");
+
+    // Parley stops and starts again on the same database.
+    p.restart();
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    let after = callback_in(&p, &sup, "waiting");
+    assert_eq!(after["id"], before["id"]);
+    assert_eq!(after["since"], before["since"], "the place is kept");
+    // Back in the router, with its original wait.
+    let mut sales = Value::Null;
+    for _ in 0..100 {
+        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        sales = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "sales")
+            .cloned()
+            .unwrap_or_default();
+        if sales["callbacks"] == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sales["callbacks"], 1, "restored: {sales}");
+
+    // An agent becomes available: their phone rings, answers; the carrier gets the
+    // caller's number with the trunk's caller ID, answers, talks and hangs up.
+    let mut carrier = uas("uas_trunk_callback.xml", carrier_port, 1, &["-rtp_echo"]);
+    let phone_port = free_port();
+    let mut phone = uas("uas_bridge.xml", phone_port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &a[1].ext, &a[1].pw, phone_port, "register.xml"),
+    );
+    available(&p, &admin, &a[1]);
+    let (status, err) = finished_within(&mut carrier, 60);
+    assert!(status.success(), "the carrier: {status:?} {err}");
+    let (status, err) = finished_within(&mut phone, 20);
+    assert!(status.success(), "1002's phone: {status:?} {err}");
+    let done = callback_in(&p, &sup, "connected");
+    assert_eq!(done["id"], before["id"]);
+    assert_eq!(done["attempts"], 1, "{done}");
+    // On the caller's timeline: the request, the callback call connected, and the
+    // callback's own entries (requested, connected).
+    let calls = timeline_calls(&p, &sup, 2);
+    let placed = calls
+        .iter()
+        .map(body)
+        .find(|b| b["summary"] == "Callback")
+        .unwrap_or_else(|| panic!("the callback call on the timeline: {calls:?}"));
+    assert_eq!(placed["controls"]["callback"]["outcome"], "connected");
+    let customer = &done["customer_id"];
+    let t = http(
+        &p,
+        "GET",
+        &format!("/api/v1/customers/{}/timeline", customer.as_str().unwrap()),
+        Some(&sup),
+        None,
+    );
+    let system: Vec<String> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "system")
+        .map(|e| body(e)["summary"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for want in ["Callback requested", "Callback connected"] {
+        assert!(system.iter().any(|s| s == want), "{want} in {system:?}");
+    }
     let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
     assert!(
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),

@@ -475,5 +475,191 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
     assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
 }
 
+/// Every call record once there are `n`, newest first.
+fn call_records(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let v = http(p, "GET", "/api/v1/call-records", Some(sup), None);
+        if v.as_array().is_some_and(|a| a.len() >= n) {
+            return v.as_array().unwrap().clone();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("fewer than {n} call records");
+}
+
+#[test]
+fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller() {
+    let p = start("acdconsent", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    sales_queue(&p, &admin, 15, &[&a[1]]);
+    let port = free_port();
+    let mut phone = uas("uas_bridge.xml", port, 2, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &a[1].ext, &a[1].pw, port, "register.xml"),
+    );
+    available(&p, &admin, &a[1]);
+    send(
+        &p,
+        "PUT",
+        "/api/v1/acd/recording",
+        &admin,
+        json!({"recording": "consent"}),
+    );
+    wait_staffed(&p, &sup, 1);
+    // 1. +15550123 is not a customer yet: not recorded.
+    let echoed = call_sales_and_talk(&p, 25);
+    assert!(echoed >= 25, "{echoed} frames came back through 1002");
+    let first = call_records(&p, &sup, 1).remove(0);
+    assert_eq!(first["outcome"], "answered", "{first}");
+    assert!(first["recording"].is_null(), "{first}");
+    let e = timeline_call(&p, &sup);
+    let b: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    assert_eq!(b["queue"]["recorded"], false, "{b}");
+    assert_eq!(b["queue"]["recording_reason"], "no_consent", "{b}");
+    // 2. The customer the call created opts in: their next call is recorded, without
+    // the notice.
+    let (_, c) = try_get(
+        &p,
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+        &sup,
+    );
+    let cid = c["id"].as_str().unwrap().to_owned();
+    let c = http(
+        &p,
+        "PATCH",
+        &format!("/api/v1/customers/{cid}"),
+        Some(&admin),
+        Some(json!({"consent": {"recording": true, "marketing": false}})),
+    );
+    assert_eq!(c["consent"]["recording"], true, "{c}");
+    wait_staffed(&p, &sup, 1);
+    let echoed = call_sales_and_talk(&p, 25);
+    assert!(echoed >= 25, "{echoed} frames came back through 1002");
+    let (status, err) = finished(&mut phone);
+    assert!(status.success(), "1002's phone: {status:?} {err}");
+    let recs = call_records(&p, &sup, 2);
+    let second = recs
+        .iter()
+        .find(|r| r["call_id"] != first["call_id"])
+        .unwrap();
+    let location = second["recording"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the opted-in customer's call is recorded: {second}"));
+    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    let t = http(
+        &p,
+        "GET",
+        &format!("/api/v1/customers/{cid}/timeline"),
+        Some(&sup),
+        None,
+    );
+    let mut reasons: Vec<(bool, String)> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "call")
+        .map(|e| {
+            let b: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+            (
+                b["queue"]["recorded"].as_bool().unwrap(),
+                b["queue"]["recording_reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            (false, "no_consent".to_owned()),
+            (true, "customer_consented".to_owned())
+        ]
+    );
+}
+
+#[test]
+fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next_call() {
+    let p = start("acddeact", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    // 1002 is the only agent of `sales`; their phone would answer if rung.
+    sales_queue(&p, &admin, 15, &[&a[1]]);
+    let port = free_port();
+    let mut phone = uas("uas_bridge.xml", port, 1, &["-rtp_echo"]);
+    check(
+        "REGISTER 1002",
+        register(&p, &a[1].ext, &a[1].pw, port, "register.xml"),
+    );
+    available(&p, &admin, &a[1]);
+    wait_staffed(&p, &sup, 1);
+    let routable = |p: &Parley| -> bool {
+        http(p, "GET", "/api/v1/agents/live", Some(&sup), None)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["user_id"] == a[1].id.as_str())
+    };
+    assert!(routable(&p));
+    // Deactivated over the API: the running router drops them (no restart).
+    http(
+        &p,
+        "PATCH",
+        &format!("/api/v1/users/{}", a[1].id),
+        Some(&admin),
+        Some(json!({"active": false})),
+    );
+    let mut gone = false;
+    for _ in 0..100 {
+        if !routable(&p) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(gone, "the deactivated agent left the router");
+    // The next call waits with nobody staffed, and is offered to nobody.
+    let (uac, mut dialog, remote, mut out) = callback::call_and_wait_in_sales(&p, &sup);
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..50u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    assert_eq!(v[0]["waiting"], 1, "{v}");
+    assert_eq!(v[0]["agents_staffed"], 0, "{v}");
+    uac.hang_up(&mut dialog);
+    let rec = call_record(&p, &sup);
+    assert_eq!(rec["outcome"], "abandoned", "{rec}");
+    assert!(
+        rec["agents"].as_array().unwrap().is_empty(),
+        "nobody was offered the call: {rec}"
+    );
+    let _ = phone.kill();
+    let _ = phone.wait();
+    // Reactivated: back in the router at once.
+    http(
+        &p,
+        "PATCH",
+        &format!("/api/v1/users/{}", a[1].id),
+        Some(&admin),
+        Some(json!({"active": true})),
+    );
+    let mut back = false;
+    for _ in 0..100 {
+        if routable(&p) {
+            back = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(back, "the reactivated agent is routable again");
+}
+
 #[path = "callback.rs"]
 mod callback;

@@ -556,6 +556,47 @@ impl Router {
         self.dispatch(now);
     }
 
+    /// Removes an agent (deactivated, extension removed): nothing more is offered to
+    /// them; an offer ringing them is revoked ([`Output::Revoke`], not a miss) and the
+    /// item routed again; items they are handling finish normally.
+    pub fn remove_agent(&mut self, now: Timestamp, agent: &str) {
+        let Some(a) = self.agents.remove(agent) else {
+            return;
+        };
+        if let Some(item) = a.offer
+            && let Some(it) = self.items.get_mut(&item)
+            && matches!(&it.state, ItemState::Offered { agent: o, .. } if o == agent)
+        {
+            it.state = ItemState::Waiting;
+            self.out.push_back(Output::Revoke {
+                item,
+                agent: agent.to_owned(),
+            });
+        }
+        self.dispatch(now);
+    }
+
+    /// The agent an item is offered to (ringing), if any.
+    pub fn offered_to(&self, item: &str) -> Option<&str> {
+        match &self.items.get(item)?.state {
+            ItemState::Offered { agent, .. } => Some(agent),
+            _ => None,
+        }
+    }
+
+    /// The agent an item is offered to or assigned to, if any.
+    pub fn agent_of(&self, item: &str) -> Option<&str> {
+        match &self.items.get(item)?.state {
+            ItemState::Offered { agent, .. } | ItemState::Assigned { agent, .. } => Some(agent),
+            ItemState::Waiting => None,
+        }
+    }
+
+    /// Ids of the agents the router knows.
+    pub fn agent_ids(&self) -> Vec<String> {
+        self.agents.keys().cloned().collect()
+    }
+
     /// Sets an agent's own status. Becoming available starts their idle time.
     pub fn set_status(&mut self, now: Timestamp, agent: &str, status: AgentStatus) {
         let Some(a) = self.agents.get_mut(agent) else {
@@ -648,16 +689,22 @@ impl Router {
         Ok(())
     }
 
-    /// The offered agent answered: the item is assigned to them.
-    pub fn answered(&mut self, now: Timestamp, item: &str) -> Result<(), RouterError> {
+    /// `agent` answered the offer of `item`: the item is assigned to them. An answer
+    /// from an agent the item is not (or no longer) offered to — it crossed the ring
+    /// timeout, and the item may already ring someone else — is refused with
+    /// [`RouterError::WrongState`]; the runtime hangs that leg up.
+    pub fn answered(&mut self, now: Timestamp, item: &str, agent: &str) -> Result<(), RouterError> {
         let it = self
             .items
             .get_mut(item)
             .ok_or_else(|| RouterError::UnknownItem(item.to_owned()))?;
-        let ItemState::Offered { agent, .. } = &it.state else {
+        let ItemState::Offered { agent: offered, .. } = &it.state else {
             return Err(RouterError::WrongState(item.to_owned()));
         };
-        let agent = agent.clone();
+        if offered != agent {
+            return Err(RouterError::WrongState(item.to_owned()));
+        }
+        let agent = agent.to_owned();
         it.state = ItemState::Assigned {
             agent: agent.clone(),
             at: now,

@@ -26,6 +26,12 @@ fn offers(out: &[Output]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The agent the item is offered to answers.
+fn answer(r: &mut Router, now: Timestamp, item: &str) {
+    let agent = r.offered_to(item).unwrap().to_owned();
+    r.answered(now, item, &agent).unwrap();
+}
+
 fn available(r: &mut Router, now: Timestamp, cfg: AgentConfig) {
     let id = cfg.id.clone();
     r.upsert_agent(now, cfg);
@@ -89,7 +95,7 @@ fn most_skilled_and_round_robin_pick_by_their_rule() {
         r.enqueue(t(n), NewItem::call(&id, T, "rr")).unwrap();
         let o = offers(&drain(&mut r));
         got.push(o[0].1.clone());
-        r.answered(t(n), &id).unwrap();
+        answer(&mut r, t(n), &id);
         r.completed(t(n), &id);
     }
     assert_eq!(got, ["a", "b", "c", "a", "b", "c"]);
@@ -162,7 +168,7 @@ fn wrap_up_follows_a_call_then_the_agent_is_available() {
     r.upsert_queue(q);
     available(&mut r, t(0), AgentConfig::new("ann", T));
     r.enqueue(t(1), NewItem::call("c1", T, "q")).unwrap();
-    r.answered(t(3), "c1").unwrap();
+    answer(&mut r, t(3), "c1");
     assert_eq!(r.presence("ann"), Some(Presence::OnCall));
     r.enqueue(t(4), NewItem::call("c2", T, "q")).unwrap();
     drain(&mut r);
@@ -301,7 +307,7 @@ fn capacity_per_channel() {
         )
         .unwrap();
         for (item, _) in offers(&drain(&mut r)) {
-            r.answered(t(1), &item).unwrap();
+            answer(&mut r, t(1), &item);
         }
     }
     // Three chats at once, the fourth waits.
@@ -324,7 +330,7 @@ fn metrics_service_level_abandonment_and_ewt() {
     // Both busy on long calls.
     for (id, at) in [("a", 1), ("b", 2)] {
         r.enqueue(t(at), NewItem::call(id, T, "q")).unwrap();
-        r.answered(t(at + 5), id).unwrap();
+        answer(&mut r, t(at + 5), id);
     }
     r.enqueue(t(10), NewItem::call("late", T, "q")).unwrap();
     r.enqueue(t(11), NewItem::call("gone", T, "q")).unwrap();
@@ -338,7 +344,7 @@ fn metrics_service_level_abandonment_and_ewt() {
     assert_eq!(m.estimated_wait_s, 180);
     assert_eq!(r.position(t(40), "late"), Some((1, 90)));
     r.completed(t(45), "a");
-    r.answered(t(46), "late").unwrap();
+    answer(&mut r, t(46), "late");
     let m = &r.metrics(t(46), T)[0];
     // a, b within 20 s; late after 36 s; gone abandoned.
     assert_eq!(m.service_level, Some(0.5));
@@ -431,7 +437,7 @@ fn random_scenarios_keep_the_invariants() {
                     }
                     4 | 5 => {
                         if let Some(item) = offered.keys().next().cloned() {
-                            r.answered(at, &item).unwrap();
+                            answer(&mut r, at, &item);
                             total_answered += 1;
                             let agent = offered.remove(&item).unwrap();
                             assigned.insert(item, agent);
@@ -535,4 +541,74 @@ fn random_scenarios_keep_the_invariants() {
         total_offers > 5_000 && total_answered > 1_000,
         "{total_offers} {total_answered}"
     );
+}
+
+/// Regression: the router's ring timeout and the agent's answer cross (the answer was
+/// sent before the deadline but reaches the router after it re-offered the item).
+/// `answered` used to take only the item and credited the answer to whoever held the
+/// offer by then — the next agent — while the first agent was actually connected
+/// (for a callback: both agents' calls went on to dial the customer).
+#[test]
+fn an_answer_crossing_the_ring_timeout_is_not_credited_to_the_next_agent() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("q", T, "Q");
+    q.ring_timeout_s = 10;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    available(&mut r, t(1), AgentConfig::new("bob", T));
+    drain(&mut r);
+    r.enqueue_callback(t(5), NewItem::call("cb", T, "q"), t(2))
+        .unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("cb".into(), "ann".into())]);
+    // Ann's offer times out at 15 s: revoked and offered to Bob at once.
+    r.handle_timeout(t(15));
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Revoke {
+        item: "cb".into(),
+        agent: "ann".into()
+    }));
+    assert_eq!(offers(&out), [("cb".into(), "bob".into())]);
+    // Ann's answer (sent just before 15 s) arrives now: refused, nothing changes.
+    assert_eq!(
+        r.answered(t(15), "cb", "ann"),
+        Err(RouterError::WrongState("cb".into()))
+    );
+    assert_eq!(r.offered_to("cb"), Some("bob"));
+    assert_eq!(r.presence("bob"), Some(Presence::Ringing));
+    assert_eq!(r.presence("ann"), Some(Presence::Available));
+    // Bob's own answer is taken.
+    r.answered(t(16), "cb", "bob").unwrap();
+    assert_eq!(r.presence("bob"), Some(Presence::OnCall));
+    assert_eq!(r.offered_to("cb"), None);
+}
+
+#[test]
+fn a_removed_agent_is_offered_nothing_and_their_ringing_offer_moves_on() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    drain(&mut r);
+    r.enqueue(t(1), NewItem::call("c1", T, "q")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "ann".into())]);
+    // Ann is deactivated while her phone rings: the offer is revoked, the call waits.
+    r.remove_agent(t(2), "ann");
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Revoke {
+        item: "c1".into(),
+        agent: "ann".into()
+    }));
+    assert!(offers(&out).is_empty());
+    assert_eq!(r.status("ann"), None);
+    assert_eq!(r.position(t(2), "c1").map(|p| p.0), Some(1));
+    assert!(r.agents(T).is_empty());
+    // Her stale answer is refused; the next agent gets the call.
+    assert!(r.answered(t(3), "c1", "ann").is_err());
+    available(&mut r, t(4), AgentConfig::new("bob", T));
+    assert_eq!(offers(&drain(&mut r)), [("c1".into(), "bob".into())]);
+    // An agent removed mid-call: the call completes without them.
+    r.answered(t(5), "c1", "bob").unwrap();
+    r.remove_agent(t(6), "bob");
+    r.completed(t(7), "c1");
+    assert_eq!(r.position(t(7), "c1"), None);
+    assert!(r.poll_timeout().is_none());
 }

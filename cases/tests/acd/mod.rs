@@ -256,6 +256,15 @@ on_both!(presence_is_stored_audited_and_published, |h| {
         h.store.recording_policy(&acme).await.unwrap(),
         RecordingPolicy::Announce
     );
+    // `consent` is stored (the migration widened the check) and read back.
+    h.store
+        .set_recording_policy(&acme, RecordingPolicy::Consent)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.store.recording_policy(&acme).await.unwrap(),
+        RecordingPolicy::Consent
+    );
 });
 
 on_both!(call_records_and_stats_per_queue_and_agent, |h| {
@@ -326,4 +335,57 @@ on_both!(call_records_and_stats_per_queue_and_agent, |h| {
         .await
         .unwrap();
     assert_eq!(ranged.len(), 4);
+});
+
+on_both!(routing_profile_changes_are_published_for_the_router, |h| {
+    let acme = h.tenant("acme").await;
+    let ann = user(&h.store, &acme, "ann@acme.test", Role::Agent).await;
+    let uid = ann.user_id.clone().unwrap();
+    let es = h.store.create_skill(&acme, "spanish").await.unwrap();
+    let mut events = h.store.subscribe();
+    h.store
+        .set_user_skill(&acme, &uid, &es.id, Some(4))
+        .await
+        .unwrap();
+    h.store
+        .set_sip_account(
+            &acme,
+            &uid,
+            SipAccountPatch {
+                extension: Some("1001".into()),
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+    h.store
+        .set_user_skill(&acme, &uid, &es.id, None)
+        .await
+        .unwrap();
+    h.store
+        .update_user(
+            &acme,
+            &uid,
+            parley_cases::directory::UserPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let e = events.recv().await.unwrap();
+        assert_eq!(e.kind, "agent.profile_changed");
+        assert_eq!(e.data["user_id"], uid.as_str());
+        assert!(e.visible_to(&acme.tenant_id, Role::Supervisor));
+        assert!(!e.visible_to(&acme.tenant_id, Role::Agent));
+    }
+    // Deactivated: no longer a routing agent (the router drops them on the event).
+    assert!(
+        h.store
+            .routing_agents(None, Some(&uid))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 });

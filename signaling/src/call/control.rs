@@ -478,6 +478,7 @@ pub(super) struct Ctl {
 pub(crate) struct CallbackLink {
     pub(crate) item: String,
     pub(crate) attempt: u32,
+    pub(crate) agent: String,
     pub(crate) acd: mpsc::Sender<crate::acd::AcdMsg>,
     pub(crate) connected: bool,
 }
@@ -1604,8 +1605,11 @@ impl Call {
                 if let Some(cb) = &self.ctl.callback {
                     let _ = cb
                         .acd
-                        .send(crate::acd::AcdMsg::Answered {
+                        .send(crate::acd::AcdMsg::CallbackAnswered {
                             item: cb.item.clone(),
+                            attempt: cb.attempt,
+                            agent: cb.agent.clone(),
+                            call_id: self.ctl.id.clone(),
                         })
                         .await;
                 }
@@ -1804,6 +1808,7 @@ async fn run_outbound(
             .acd
             .send(crate::acd::AcdMsg::CallbackEnded {
                 item: cb.item,
+                attempt: cb.attempt,
                 call_id: call.ctl.id.clone(),
                 connected: cb.connected,
             })

@@ -737,19 +737,30 @@ impl Call {
             .map(|w| w.1)
             .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond());
         let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
+        let item = format!("callback/{call_id}");
+        let priority = self.acd.as_ref().map(|q| q.priority()).unwrap_or(0);
+        let id = self
+            .acd_store_callback(&actor, &queue, &item, &number, since_ms, priority)
+            .await;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let msg = crate::acd::AcdMsg::Callback {
             tenant_id: actor.tenant_id.clone(),
             queue: queue.clone(),
-            item: format!("callback/{call_id}"),
+            item,
             number: number.clone(),
             since_ms,
+            priority,
+            id: id.clone(),
             reply,
         };
         let ok = acd.tx.send(msg).await.is_ok() && answer.await.unwrap_or(false);
         tracing::info!(call = self.no, %number, %queue, ok, "IVR callback");
+        if !ok {
+            self.acd_callback_refused(&actor, id.as_deref()).await;
+        }
         if let Some(run) = self.ivr.as_mut() {
             run.callback = Some(serde_json::json!({
+                "id": id.filter(|_| ok),
                 "number": number,
                 "queue": queue,
                 "queued": ok,
@@ -771,7 +782,7 @@ impl Call {
     }
 
     /// The customer with this phone number, created when asked and unknown.
-    async fn find_customer(
+    pub(super) async fn find_customer(
         &mut self,
         number: &str,
         create: bool,
@@ -1081,8 +1092,14 @@ impl Call {
         let placed_callback = self.ctl.is_callback();
         let queue_callback = self.acd_outcome() == Some("callback");
         let callback = run.callback.clone().or_else(|| {
-            queue_callback.then(|| serde_json::json!({ "number": run.caller, "queued": true }))
+            queue_callback.then(|| {
+                serde_json::json!({ "id": self.acd_callback_id(), "number": run.caller, "queued": true })
+            })
         });
+        let callback_id = callback
+            .as_ref()
+            .and_then(|c| c["id"].as_str())
+            .map(str::to_owned);
         let mut body = serde_json::json!({
             "summary": if run.voicemail.is_some() { "Voicemail left in the IVR" } else if placed_callback { "Callback" } else if outbound { "Click-to-call" } else if callback.is_some() { "Callback requested" } else { "Call through the IVR" },
             "callback_request": callback,
@@ -1149,6 +1166,14 @@ impl Call {
         };
         match self.store.add_interaction(&run.actor, &customer, new).await {
             Ok(i) => {
+                if let Some(cb) = &callback_id
+                    && let Err(e) = self
+                        .store
+                        .link_callback_interaction(&run.actor, cb, &i.id)
+                        .await
+                {
+                    tracing::warn!(call = self.no, error = %e, "cannot link the callback to the call");
+                }
                 if let Some(csat) = &run.csat
                     && let Err(e) = self
                         .store

@@ -7,8 +7,10 @@
 //! second media leg; a ring timeout (the router's) cancels them and the next agent is
 //! offered; busy or declined phones go back to the router at once, unregistered ones
 //! set the agent away. On answer the caller leaves the hold room and is bridged with the
-//! agent (the IVR's room bridging), and the call is recorded when the tenant's policy
-//! says so (with a notice to the caller first for `announce`). When either side hangs
+//! agent (the IVR's room bridging), and the call is recorded when
+//! [`parley_cases::queues::recording_decision`] says so from the tenant's policy and the
+//! customer's opt-in (with a notice to the caller first for `announce`). An answer
+//! the router refuses (it crossed the ring timeout) is hung up. When either side hangs
 //! up the router is told (the agent wraps up), and the call's queue part — queue, wait,
 //! every agent offered with their outcome and talk time, hang-up side and cause,
 //! recording — goes into the call's timeline entry and its call detail record.
@@ -19,7 +21,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use parley_cases::queues::{AgentLeg, CallRecord, Queue, RecordingPolicy};
+use parley_cases::callbacks::{CallbackState, NewCallback};
+use parley_cases::queues::{AgentLeg, CallRecord, Queue, RecordingDecision, recording_decision};
 use parley_cases::routing::{MaxWaitAction, Missed};
 use parley_cases::timeline::Attachment;
 use parley_cases::{Actor, Timestamp};
@@ -59,7 +62,11 @@ pub(super) struct QueueCall {
     enqueued_at: i64,
     hold_room: Option<parley_media::RoomId>,
     next_announce: Option<Instant>,
-    policy: RecordingPolicy,
+    /// Whether the call is recorded once answered, and why (not).
+    decision: RecordingDecision,
+    priority: i32,
+    /// The stored callback the caller asked for (the queue's callback key).
+    callback_id: Option<String>,
     offer: Option<Offer>,
     answered: Option<(String, i64)>,
     talk_end: Option<i64>,
@@ -112,6 +119,11 @@ impl QueueCall {
     pub(super) fn queue_id(&self) -> &str {
         &self.queue.id
     }
+
+    /// The call's priority in the queue.
+    pub(super) fn priority(&self) -> i32 {
+        self.priority
+    }
 }
 
 impl Call {
@@ -149,6 +161,10 @@ impl Call {
             .recording_policy(&actor)
             .await
             .unwrap_or_default();
+        // The customer's opt-in matters only under `consent` (no lookup otherwise).
+        let consent = policy == parley_cases::queues::RecordingPolicy::Consent
+            && self.acd_customer_consents(&actor).await;
+        let decision = recording_decision(policy, consent);
         let interval = u64::from(q.announce_interval_s);
         let mut qc = QueueCall {
             item,
@@ -158,7 +174,9 @@ impl Call {
             enqueued_at: now_ms(),
             hold_room: None,
             next_announce: (interval > 0).then(|| Instant::now() + Duration::from_secs(interval)),
-            policy,
+            decision,
+            priority,
+            callback_id: None,
             offer: None,
             answered: None,
             talk_end: None,
@@ -184,9 +202,94 @@ impl Call {
         let queue_id = qc.queue.id.clone();
         self.acd = Some(qc);
         self.speech_queue(&queue_id).await;
-        if policy == RecordingPolicy::Announce {
+        if policy.announces() {
             self.acd_say("This call may be recorded.").await;
         }
+    }
+
+    /// Whether the caller's customer (by caller ID) opted in to recording; `false` for
+    /// an unknown caller.
+    async fn acd_customer_consents(&mut self, actor: &Actor) -> bool {
+        let caller = self.ivr_caller();
+        let Ok(Some(id)) = self.find_customer(&caller, false).await else {
+            return false;
+        };
+        match self.store.customer(actor, &id).await {
+            Ok(c) => c.consent.recording,
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "cannot read the customer's consent");
+                false
+            }
+        }
+    }
+
+    /// Stores a callback request (the customer found by caller ID, created if unknown;
+    /// the tenant's "Unknown callers" without a usable number) before the router takes
+    /// it, so that it survives a restart. `None` when it could not be stored (the
+    /// router still takes it, for this run only).
+    pub(super) async fn acd_store_callback(
+        &mut self,
+        actor: &Actor,
+        queue: &str,
+        item: &str,
+        number: &str,
+        since_ms: i64,
+        priority: i32,
+    ) -> Option<String> {
+        let caller = self.ivr_caller();
+        let customer = match self.find_customer(&caller, true).await {
+            Ok(Some(c)) => Some(c),
+            Ok(None) => self.store.unknown_caller_customer(actor).await.ok(),
+            Err(_) => None,
+        };
+        let queue_id = self
+            .store
+            .queue_by_ref(actor, queue)
+            .await
+            .ok()
+            .map(|q| q.id);
+        let (Some(customer_id), Some(queue_id)) = (customer, queue_id) else {
+            tracing::warn!(call = self.no, "callback not stored: no customer or queue");
+            return None;
+        };
+        let new = NewCallback {
+            queue_id,
+            customer_id,
+            item: item.to_owned(),
+            number: number.to_owned(),
+            since: Timestamp(since_ms),
+            priority,
+        };
+        match self.store.create_callback(actor, new).await {
+            Ok(cb) => Some(cb.id),
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "callback not stored");
+                None
+            }
+        }
+    }
+
+    /// The router did not take a stored callback: it is marked failed.
+    pub(super) async fn acd_callback_refused(&self, actor: &Actor, id: Option<&str>) {
+        if let Some(id) = id
+            && let Err(e) = self
+                .store
+                .callback_progress(
+                    actor,
+                    id,
+                    CallbackState::Failed,
+                    0,
+                    Some("not taken by the router"),
+                )
+                .await
+        {
+            tracing::warn!(call = self.no, error = %e, "cannot close the refused callback");
+        }
+    }
+
+    /// The stored callback the caller asked for in the queue, if any.
+    pub(super) fn acd_callback_id(&self) -> Option<String> {
+        self.acd.as_ref().and_then(|q| q.callback_id.clone())
     }
 
     async fn hold_music(&self) -> Source {
@@ -438,6 +541,38 @@ impl Call {
         let Some(offer) = q.offer.take_if(|o| i >= o.first_leg) else {
             return false;
         };
+        // The router has the last word: the answer may have crossed its ring timeout
+        // (the item is then waiting again, or ringing the next agent already).
+        let item = q.item.clone();
+        let taken = match &self.config.acd {
+            Some(acd) => {
+                let (reply, rx) = oneshot::channel();
+                let msg = AcdMsg::Answered {
+                    item,
+                    agent: offer.agent.clone(),
+                    reply: Some(reply),
+                };
+                acd.tx.send(msg).await.is_ok() && rx.await.unwrap_or(false)
+            }
+            None => true,
+        };
+        if !taken {
+            tracing::info!(call = self.no, agent = %offer.agent, "answer after the ring timeout; hanging up");
+            self.cancel_legs(None).await;
+            self.acd_destroy_agent_leg();
+            if let Some(q) = self.acd.as_mut() {
+                q.agents.push(AgentLeg {
+                    agent_id: offer.agent,
+                    outcome: "no_answer".into(),
+                    offered_at: Timestamp(offer.at),
+                    talk_ms: 0,
+                });
+            }
+            return false;
+        }
+        let Some(q) = self.acd.as_mut() else {
+            return false;
+        };
         let now = now_ms();
         q.answered = Some((offer.agent.clone(), now));
         q.outcome = Some("answered");
@@ -448,15 +583,13 @@ impl Call {
             offered_at: Timestamp(offer.at),
             talk_ms: 0,
         });
-        let item = q.item.clone();
-        let policy = q.policy;
+        let record = q.decision.record;
         let tenant = q.tenant_id.clone();
         self.acd_leave_hold();
         if let Some(m) = &self.media {
             let _ = m.handle.stop_playback(m.leg);
         }
-        self.acd_tell(AcdMsg::Answered { item }).await;
-        if policy != RecordingPolicy::Off {
+        if record {
             let data_dir = self.config.data_dir.clone().unwrap_or_default();
             let dir = data_dir.join("recordings").join(&tenant);
             let path = dir.join(format!("call-{}.wav", random_token(&mut rand::rng(), 16)));
@@ -554,22 +687,40 @@ impl Call {
         if !q.in_router || q.offer.is_some() || q.hang_up_at.is_some() || !key.starts_with(digit) {
             return false;
         }
-        let Some(acd) = self.config.acd.clone() else {
+        let (Some(acd), Some(actor)) = (
+            self.config.acd.clone(),
+            self.ivr.as_ref().map(|r| r.actor.clone()),
+        ) else {
             return false;
         };
+        let (queue, item, since_ms, priority, tenant_id) = (
+            q.queue.id.clone(),
+            q.item.clone(),
+            q.enqueued_at,
+            q.priority,
+            q.tenant_id.clone(),
+        );
+        let number = self.ivr_caller();
+        let id = self
+            .acd_store_callback(&actor, &queue, &item, &number, since_ms, priority)
+            .await;
         let (reply, answer) = oneshot::channel();
         let msg = AcdMsg::Callback {
-            tenant_id: q.tenant_id.clone(),
-            queue: q.queue.id.clone(),
-            item: q.item.clone(),
-            number: self.ivr_caller(),
-            since_ms: q.enqueued_at,
+            tenant_id,
+            queue,
+            item,
+            number,
+            since_ms,
+            priority,
+            id: id.clone(),
             reply,
         };
         if acd.tx.send(msg).await.is_err() || !answer.await.unwrap_or(false) {
+            self.acd_callback_refused(&actor, id.as_deref()).await;
             return false;
         }
         if let Some(q) = self.acd.as_mut() {
+            q.callback_id = id;
             q.in_router = false;
             q.outcome = Some("callback");
             q.next_announce = None;
@@ -663,7 +814,21 @@ impl Call {
             "hangup_side": q.hangup_side,
             "recording": q.recorded.as_ref().map(|r| r.0.clone()),
             "recording_paused_ms": q.recorded.as_ref().map(|_| q.recorded_paused_ms),
+            "recorded": q.recorded.is_some(),
+            "recording_reason": Call::acd_recording_reason(q),
         })
+    }
+
+    /// Why the call was recorded, or why not: the decision's reason, or
+    /// `not_answered` / `recording_failed` when the decision was to record.
+    fn acd_recording_reason(q: &QueueCall) -> &'static str {
+        if !q.decision.record || q.recorded.is_some() {
+            q.decision.reason
+        } else if q.answered.is_none() {
+            "not_answered"
+        } else {
+            "recording_failed"
+        }
     }
 
     /// The call recording, as a timeline attachment.

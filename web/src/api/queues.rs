@@ -2,10 +2,11 @@
 //! live queue metrics and agent activity from the running router (through
 //! [`crate::AcdView`]), call detail records and ASA/AHT/abandonment/service-level
 //! statistics per queue and per agent over a time range (supervisor), and the tenant's
-//! call-recording policy (admin).
+//! call-recording policy (admin), and callback requests: list and cancel (supervisor).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use parley_cases::callbacks::{Callback, CallbackFilter, CallbackState};
 use parley_cases::queues::{
     AgentPresence, CallRecord, CallRecordFilter, CallStats, PresenceInput, Queue, QueueInput,
     RecordingPolicy,
@@ -30,6 +31,48 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(queue_stats))
         .routes(routes!(agent_stats))
         .routes(routes!(get_recording_policy, set_recording_policy))
+        .routes(routes!(list_callbacks))
+        .routes(routes!(cancel_callback))
+}
+
+/// Filters of the callback list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CallbackQuery {
+    /// One queue.
+    queue_id: Option<String>,
+    /// One state: `waiting`, `dialling`, `connected`, `failed` or `cancelled`.
+    #[param(value_type = Option<String>)]
+    state: Option<CallbackState>,
+}
+
+/// The tenant's callback requests, oldest place first (supervisor): each with its
+/// queue, customer, number, original place (`since`), state, attempts and last error.
+#[utoipa::path(get, path = "/callbacks", tag = "acd", security(("bearer" = [])), params(CallbackQuery),
+    responses((status = 200, body = Vec<Callback>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn list_callbacks(
+    State(s): State<AppState>,
+    Supervisor(a): Supervisor,
+    Query(q): Query<CallbackQuery>,
+) -> ApiResult<axum::Json<Vec<Callback>>> {
+    let f = CallbackFilter {
+        queue_id: q.queue_id,
+        state: q.state,
+    };
+    Ok(axum::Json(s.store.list_callbacks(&a.actor, &f).await?))
+}
+
+/// Cancels a waiting callback (supervisor; audited, on the customer's timeline); the
+/// router drops it at once. One being dialled or already closed: 409.
+#[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "acd", security(("bearer" = [])),
+    responses((status = 200, body = Callback), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody)))]
+async fn cancel_callback(
+    State(s): State<AppState>,
+    Supervisor(a): Supervisor,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Callback>> {
+    Ok(axum::Json(s.store.cancel_callback(&a.actor, &id).await?))
 }
 
 /// The tenant's queues (any user).
@@ -283,7 +326,9 @@ async fn agent_stats(
 /// The recording policy body.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub(crate) struct PolicyBody {
-    /// `off`, `on`, or `announce` (the caller hears a notice first).
+    /// `off`; `on` (record everyone: the tenant asserts a legal basis); `announce`
+    /// (the caller hears a notice first, then everyone is recorded); `consent`
+    /// (record only customers who opted in, `consent.recording`; no notice).
     recording: RecordingPolicy,
 }
 

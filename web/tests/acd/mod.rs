@@ -273,6 +273,29 @@ async fn queues_presence_live_metrics_calls_and_stats() {
         .call(Method::GET, "/api/v1/acd/recording", Some(&admin), None)
         .await;
     assert_eq!(v["recording"], "announce");
+    let (s, _) = t
+        .call(
+            Method::PUT,
+            "/api/v1/acd/recording",
+            Some(&admin),
+            Some(json!({"recording": "consent"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/acd/recording", Some(&admin), None)
+        .await;
+    assert_eq!(v["recording"], "consent");
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/acd/recording",
+            Some(&admin),
+            Some(json!({"recording": "sometimes"})),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    assert!(v["error"]["message"].is_string(), "{v}");
 
     let (s, _) = t
         .call(
@@ -283,4 +306,133 @@ async fn queues_presence_live_metrics_calls_and_stats() {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn callbacks_are_listed_filtered_and_cancelled_per_tenant() {
+    use parley_cases::callbacks::NewCallback;
+    use parley_cases::customers::NewCustomer;
+    let t = T::new().await;
+    let admin = t.login("acme", Role::Admin).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let agent = t.login("acme", Role::Agent).await;
+    let other = t.login("globex", Role::Supervisor).await;
+    let (_, q) = t
+        .call(
+            Method::POST,
+            "/api/v1/queues",
+            Some(&admin),
+            Some(json!({"name": "sales"})),
+        )
+        .await;
+    let qid = q["id"].as_str().unwrap().to_owned();
+    let (_, me) = t.call(Method::GET, "/api/v1/me", Some(&admin), None).await;
+    let acme = Actor::system(me["tenant_id"].as_str().unwrap());
+    let ann = t
+        .store
+        .create_customer(
+            &acme,
+            NewCustomer {
+                name: "Ann".into(),
+                identities: vec![],
+                consent: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (i, since) in [(1, 2_000), (2, 1_000)] {
+        let cb = t
+            .store
+            .create_callback(
+                &acme,
+                NewCallback {
+                    queue_id: qid.clone(),
+                    customer_id: ann.id.clone(),
+                    item: format!("item-{i}"),
+                    number: "+15550123".into(),
+                    since: Timestamp(since),
+                    priority: 0,
+                },
+            )
+            .await
+            .unwrap();
+        ids.push(cb.id);
+    }
+    // Supervisors list them, oldest place first; agents may not; other tenants see none.
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/callbacks", Some(&sup), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let listed: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[1].as_str(), ids[0].as_str()]);
+    assert_eq!(v[0]["state"], "waiting");
+    assert_eq!(v[0]["number"], "+15550123");
+    assert_eq!(v[0]["queue_id"], qid.as_str());
+    let (s, _) = t
+        .call(Method::GET, "/api/v1/callbacks", Some(&agent), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/callbacks", Some(&other), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v.as_array().unwrap().is_empty());
+    let cancel = format!("/api/v1/callbacks/{}/cancel", ids[0]);
+    let (s, v) = t.call(Method::POST, &cancel, Some(&other), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["error"]["message"].is_string());
+
+    // Cancel one; again is a conflict with a JSON error.
+    let (s, v) = t.call(Method::POST, &cancel, Some(&sup), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "cancelled");
+    let (s, v) = t.call(Method::POST, &cancel, Some(&sup), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_transition");
+
+    // Filters by state and queue; a bad state is a 4xx with a JSON body.
+    let (_, v) = t
+        .call(
+            Method::GET,
+            "/api/v1/callbacks?state=waiting",
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["id"], ids[1].as_str());
+    let (_, v) = t
+        .call(
+            Method::GET,
+            &format!("/api/v1/callbacks?queue_id={qid}&state=cancelled"),
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let (_, v) = t
+        .call(
+            Method::GET,
+            "/api/v1/callbacks?queue_id=nope",
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert!(v.as_array().unwrap().is_empty());
+    let (s, v) = t
+        .call(
+            Method::GET,
+            "/api/v1/callbacks?state=lost",
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    assert!(v["error"]["message"].is_string(), "{v}");
 }

@@ -620,6 +620,29 @@ impl parley_web::SipInspector for SipView {
             "media_tap_dropped_total",
             workers.iter().map(|w| w.tap_dropped).sum(),
         ));
+        v.extend([
+            (
+                "media_datagrams_in_total",
+                workers.iter().map(|w| w.datagrams_in).sum(),
+            ),
+            (
+                "media_datagrams_out_total",
+                workers.iter().map(|w| w.datagrams_out).sum(),
+            ),
+            (
+                "media_send_errors_total",
+                workers.iter().map(|w| w.send_errors).sum(),
+            ),
+            // RFC 3550 figures of every ended leg (callers, agents, trunks).
+            (
+                "media_ended_rtp_expected_total",
+                workers.iter().map(|w| w.ended_rtp_expected).sum(),
+            ),
+            (
+                "media_ended_rtp_lost_total",
+                workers.iter().map(|w| w.ended_rtp_lost).sum(),
+            ),
+        ]);
         if let Some(s) = &self.speech {
             let m = s.metrics();
             v.extend([

@@ -50,6 +50,11 @@ pub struct WorkerStats {
     pub max_tick_us: u64,
     /// Tap frames that could not be queued (consumer behind), all legs.
     pub tap_dropped: u64,
+    /// RTP packets expected by the legs that have ended (RFC 3550, each leg's
+    /// final figures).
+    pub ended_rtp_expected: u64,
+    /// RTP packets those legs lost.
+    pub ended_rtp_lost: u64,
 }
 
 /// The media engine. Dropping it stops the workers and the recorder
@@ -186,6 +191,8 @@ impl Engine {
                     legs: c.legs.load(Ordering::Relaxed),
                     max_tick_us: c.max_tick_us.load(Ordering::Relaxed),
                     tap_dropped: c.tap_dropped.load(Ordering::Relaxed),
+                    ended_rtp_expected: c.ended_rtp_expected.load(Ordering::Relaxed),
+                    ended_rtp_lost: c.ended_rtp_lost.load(Ordering::Relaxed),
                 }
             })
             .collect()

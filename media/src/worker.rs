@@ -182,6 +182,11 @@ pub struct WorkerCounters {
     pub tap_dropped: AtomicU64,
     /// Linux thread id of the worker (for CPU accounting), 0 if unknown.
     pub tid: AtomicU64,
+    /// RTP packets expected by the legs that have ended (RFC 3550, from each
+    /// leg's final quality figures).
+    pub ended_rtp_expected: AtomicU64,
+    /// RTP packets those legs lost (cumulative lost, negative counts as 0).
+    pub ended_rtp_lost: AtomicU64,
 }
 
 /// All media state of one worker, sans-IO: commands, datagrams and ticks go
@@ -202,6 +207,9 @@ pub struct MediaCore {
     removed: Vec<usize>,
     out: Vec<i16>,
     buf: Vec<u8>,
+    /// RTP expected / lost by the legs removed so far (their final figures).
+    ended_expected: u64,
+    ended_lost: u64,
 }
 
 impl std::fmt::Debug for MediaCore {
@@ -238,12 +246,19 @@ impl MediaCore {
             removed: Vec::new(),
             out: vec![0; frame],
             buf: vec![0; MAX_DATAGRAM],
+            ended_expected: 0,
+            ended_lost: 0,
         }
     }
 
     /// Number of legs.
     pub(crate) fn leg_count(&self) -> usize {
         self.index.len()
+    }
+
+    /// RTP packets expected and lost by the legs removed so far.
+    pub(crate) fn ended_rtp(&self) -> (u64, u64) {
+        (self.ended_expected, self.ended_lost)
     }
 
     fn emit(&self, call: CallId, ev: Event) {
@@ -326,13 +341,10 @@ impl MediaCore {
         }
         // A last quality report, so that a leg shorter than the report interval
         // still has figures for its call's owner.
-        self.emit(
-            slot.call,
-            Event::Quality {
-                leg,
-                stats: slot.leg.quality(),
-            },
-        );
+        let stats = slot.leg.quality();
+        self.ended_expected += stats.packets_expected;
+        self.ended_lost += u64::try_from(stats.cumulative_lost).unwrap_or(0);
+        self.emit(slot.call, Event::Quality { leg, stats });
         if let Some(c) = self.calls.get_mut(&slot.call) {
             c.legs.retain(|&l| l != leg);
         }
@@ -905,6 +917,11 @@ pub(crate) fn run(
             counters
                 .legs
                 .store(core.leg_count() as u64, Ordering::Relaxed);
+            let (expected, lost) = core.ended_rtp();
+            counters
+                .ended_rtp_expected
+                .store(expected, Ordering::Relaxed);
+            counters.ended_rtp_lost.store(lost, Ordering::Relaxed);
         }
     }
 }

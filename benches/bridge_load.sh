@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# System benchmark of bridged calls through Parley's media engine with a synthetic caller:
+#   benches/bridge_caller.rs (offers one codec: CODEC=opus (default, opus/48000/2), pcma
+#   or pcmu; 20 ms frames) -> Parley: +15550100 routed to a flow that transfers to
+#   +15550199 -> out through a trunk to a sipp UAS with -rtp_echo (PCMU).
+# Each call is two RTP legs in Parley mixed in a room; with Opus, Parley decodes and
+# re-encodes Opus on the caller leg and G.711 on the far leg, both ways (transcoding).
+# Unlike benches/ivr_bridge_load.sh (sipp plays a pcap through raw sockets, which every
+# UDP datagram on the host is then offered to) nothing here opens a raw socket.
+# Parley's CPU is read from /proc by the caller over a window in which every call is up.
+# Loss, per hop:
+#   caller -> Parley   what Parley's caller legs measured (RFC 3550, stored with each call)
+#   Parley <-> far end what Parley's far legs measured on the echo of their own packets
+#                      (all ended legs' figures from /api/v1/sip/metrics minus the callers')
+#   Parley -> caller   what the caller counted (RFC 3550, per leg)
+# plus the share of 20 ms frames in which the caller hears its own echo (decoded on a
+# sample of the calls).
+#
+#   benches/bridge_load.sh                       # 100 concurrent Opus calls
+#   CALLS=500 RATE=50 WINDOW=10 benches/bridge_load.sh
+#   CODEC=pcma CALLS=300 benches/bridge_load.sh  # G.711 both sides
+#
+# Loopback only, ephemeral ports; bounded (the caller gives up after TIMEOUT s, sipp
+# after TIMEOUT s). Uses $PARLEY_BIN (default: the release binary in $CARGO_TARGET_DIR
+# or ./target); builds the caller with `cargo bench --no-run` unless $BRIDGE_CALLER names it.
+set -euo pipefail
+
+CODEC=${CODEC:-opus}
+CALLS=${CALLS:-100}
+RATE=${RATE:-50}
+WINDOW=${WINDOW:-10}
+TIMEOUT=${TIMEOUT:-180}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+BIN=${PARLEY_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/parley}
+[ -x "$BIN" ] || { echo "no parley binary at $BIN (cargo build --release --bin parley)" >&2; exit 2; }
+command -v sipp >/dev/null || { echo "sipp not installed (Debian package sip-tester)" >&2; exit 2; }
+CALLER=${BRIDGE_CALLER:-}
+if [ -z "$CALLER" ]; then
+    CALLER=$(cd "$root" && cargo bench -p parley --bench bridge_caller --no-run --message-format=json 2>/dev/null \
+        | python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "bridge_caller" and m.get("executable"):
+        print(m["executable"])')
+fi
+[ -x "$CALLER" ] || { echo "could not build the caller (cargo bench --bench bridge_caller --no-run)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/parley-bridge-bench.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+(cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
+    PARLEY_RTP_PORTS=30000-39999 RUST_LOG=error \
+    exec "$BIN" serve > "$work/parley.out" 2> "$work/parley.err") &
+pids+=($!)
+for _ in $(seq 100); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
+sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
+http=$(sed -n 's/^Parley listening on \([^ ]*\).*/\1/p' "$work/parley.out")
+admin_pw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
+[ -n "$sip" ] && [ -n "$http" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
+parley_pid=$(pgrep -n -f "^$BIN serve")
+
+api() { # method path [json]
+    curl -sf -X "$1" "$http$2" -H "authorization: Bearer $token" -H 'content-type: application/json' ${3:+-d "$3"}
+}
+token=$(curl -sf "$http/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"tenant\":\"demo\",\"email\":\"admin@demo.parley.test\",\"password\":\"$admin_pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+
+uas_port=$(free_port)
+api POST /api/v1/trunks "{\"name\":\"carrier\",\"outbound_target\":\"127.0.0.1:$uas_port\",\"caller_id\":\"+15550100\"}" > /dev/null
+api POST /api/v1/ivr/import '{"version":1,"id":"bridge","start":"go","nodes":{"go":{"type":"transfer","target":{"number":"+15550199"}}}}' > /dev/null
+api POST /api/v1/ivr/flows/bridge/publish > /dev/null
+api PUT /api/v1/ivr/numbers/%2B15550100 '{"flow_id":"bridge"}' > /dev/null
+
+(cd "$work" && exec sipp -sf "$here/sipp/uas_bench.xml" -i 127.0.0.1 -bind_local -p "$uas_port" -mp "$(free_port)" \
+    -rtp_echo -m "$CALLS" -timeout "${TIMEOUT}s" -nostdin > uas.out 2>&1) &
+pids+=($!)
+
+# Host-wide UDP receive-buffer overflows (any socket: Parley's, sipp's, the caller's).
+rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+drops_before=$(rcvbuf_errors)
+set +e
+"$CALLER" --sip "$sip" --number +15550100 --codec "$CODEC" --calls "$CALLS" --rate "$RATE" --window "$WINDOW" \
+    --pid "$parley_pid" --timeout "$TIMEOUT" > "$work/caller.out" 2> "$work/caller.err"
+caller_rc=$?
+set -e
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+drops=$(( $(rcvbuf_errors) - drops_before ))
+sleep 2
+
+cust=$(api GET "/api/v1/customers/lookup?kind=phone&value=%2B15550123" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+api GET /api/v1/sip/metrics > "$work/metrics.json"
+loss=$(python3 - "$http" "$token" "$cust" "$work/metrics.json" <<'PY'
+import json, sys, urllib.request
+http, token, cust, metrics = sys.argv[1:]
+lost = expected = calls = answered = 0
+cursor = None
+while True:
+    url = f"{http}/api/v1/customers/{cust}/timeline?limit=200" + (f"&cursor={cursor}" if cursor else "")
+    req = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+    page = json.load(urllib.request.urlopen(req))
+    for i in page["items"]:
+        body = json.loads(i["body"])
+        calls += 1
+        answered += any(e.get("type") == "transfer" and e.get("outcome") == "answered" for e in body.get("ivr_trail", []))
+        q = body.get("quality") or {}
+        lost += max(q.get("cumulative_lost", 0), 0)
+        expected += q.get("packets_expected", 0)
+    cursor = page.get("next_cursor")
+    if not cursor:
+        break
+m = {c["name"]: c["value"] for c in json.load(open(metrics))}
+all_exp, all_lost = m.get("media_ended_rtp_expected_total", 0), m.get("media_ended_rtp_lost_total", 0)
+far_exp, far_lost = all_exp - expected, all_lost - lost
+pct = lambda l, e: 100.0 * l / max(e, 1)
+print(f"{calls} calls stored, {answered} bridged")
+print(f"caller -> parley (parley's caller legs): {lost} lost of {expected} expected ({pct(lost, expected):.3f} %)")
+print(f"parley -> far end -> parley (parley's far legs, echo of their own packets): {far_lost} lost of {far_exp} expected ({pct(far_lost, far_exp):.3f} %)")
+print(f"parley media: {m.get('media_datagrams_in_total')} datagrams in, {m.get('media_datagrams_out_total')} out, "
+      f"{m.get('media_send_errors_total')} send errors, {m.get('media_late_ticks_total')} late ticks")
+PY
+)
+echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), load $load_before before, $load_after after"
+echo "caller exit $caller_rc"
+cat "$work/caller.out"
+[ "$caller_rc" -eq 0 ] || cat "$work/caller.err"
+echo "$loss"
+echo "host UDP receive-buffer overflows during the run (all sockets): $drops"

@@ -23,26 +23,22 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, CHROMIUM, assert, here, root, sleep, startParley as startHarness } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
-const BIN = process.env.PARLEY_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/parley');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARTIFACTS = resolve(process.env.ARTIFACTS || join(here, 'artifacts'));
 const ADMIN = 'admin@demo.parley.test';
 const SUPERVISOR = 'supervisor@demo.parley.test';
 const AGENT = 'agent1@demo.parley.test';
 const AGENT2 = 'agent2@demo.parley.test';
 const CUSTOMER = '+4930123456';
 
-function assert(cond, msg) { if (!cond) throw new Error('assertion failed: ' + msg); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function startParley() {
+  return startHarness('phone', {});
+}
 
 async function until(what, f, ms = 30000) {
   const end = Date.now() + ms;
@@ -53,44 +49,6 @@ async function until(what, f, ms = 30000) {
     await sleep(200);
   }
   throw new Error('timed out waiting for ' + what);
-}
-
-async function startParley() {
-  const dir = mkdtempSync(join(tmpdir(), 'parley-phone-'));
-  const env = { ...process.env };
-  delete env.DATABASE_URL;
-  const child = spawn(BIN, ['serve'], {
-    cwd: dir,
-    env: {
-      ...env,
-      PARLEY_DATA_DIR: join(dir, 'data'),
-      PARLEY_HTTP_ADDR: '127.0.0.1:0',
-      PARLEY_SIP_ADDR: '127.0.0.1:0',
-      PARLEY_LOGIN_ATTEMPTS_PER_MINUTE: '1000',
-      RUST_LOG: process.env.RUST_LOG || 'warn,parley=info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log = [];
-  child.stderr.on('data', (d) => log.push(d.toString()));
-  const p = { child, dir, log, passwords: {}, sipAccounts: {}, sip: null, http: null };
-  const lines = createInterface({ input: child.stdout });
-  await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('parley did not start in 60 s\n' + log.join(''))), 60000);
-    child.on('exit', (code) => fail(new Error(`parley exited (${code})\n${log.join('')}`)));
-    lines.on('line', (line) => {
-      log.push(line + '\n');
-      const m = /(\S+@demo\.parley\.test)\s+password: (\S+)/.exec(line);
-      if (m) p.passwords[m[1]] = m[2];
-      const e = /(\S+@demo\.parley\.test)\s.*SIP extension (\S+) password: (\S+)/.exec(line);
-      if (e) p.sipAccounts[e[1]] = { extension: e[2], password: e[3] };
-      const s = /^SIP listening on .*udp:(\S+)/.exec(line);
-      if (s) p.sip = s[1];
-      const h = /^Parley listening on (\S+)/.exec(line);
-      if (h) { p.http = h[1]; clearTimeout(timer); ok(); }
-    });
-  });
-  return p;
 }
 
 let server;

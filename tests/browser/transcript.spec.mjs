@@ -17,62 +17,19 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
-import { join, dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
+import { ARTIFACTS, CHROMIUM, assert, here, root, sleep, startParley as startHarness } from './harness.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
-const BIN = process.env.PARLEY_BIN || join(process.env.CARGO_TARGET_DIR || join(root, 'target'), 'debug/parley');
 const MODEL = process.env.PARLEY_SPEECH_MODEL || resolve(root, '../shared/models/ggml-tiny.en.bin');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARTIFACTS = resolve(process.env.ARTIFACTS || join(here, 'artifacts'));
 const ADMIN = 'admin@demo.parley.test';
 const SUPERVISOR = 'supervisor@demo.parley.test';
 const AGENT = 'agent1@demo.parley.test';
 
-function assert(cond, msg) { if (!cond) throw new Error('assertion failed: ' + msg); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startParley() {
-  const dir = mkdtempSync(join(tmpdir(), 'parley-transcript-'));
-  const env = { ...process.env };
-  delete env.DATABASE_URL;
-  const child = spawn(BIN, ['serve'], {
-    cwd: dir,
-    env: {
-      ...env,
-      PARLEY_DATA_DIR: join(dir, 'data'),
-      PARLEY_HTTP_ADDR: '127.0.0.1:0',
-      PARLEY_SIP_ADDR: '127.0.0.1:0',
-      PARLEY_SPEECH_MODEL: MODEL,
-      PARLEY_SPEECH_WORKERS: '1',
-      RUST_LOG: process.env.RUST_LOG || 'warn,parley=info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const log = [];
-  child.stderr.on('data', (d) => log.push(d.toString()));
-  const p = { child, dir, log, passwords: {}, sipPasswords: {}, sip: null, http: null };
-  const lines = createInterface({ input: child.stdout });
-  await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('parley did not start in 60 s\n' + log.join(''))), 60000);
-    child.on('exit', (code) => fail(new Error(`parley exited (${code})\n${log.join('')}`)));
-    lines.on('line', (line) => {
-      log.push(line + '\n');
-      const m = /(\S+@demo\.parley\.test)\s+password: (\S+)/.exec(line);
-      if (m) p.passwords[m[1]] = m[2];
-      const x = /SIP extension (\d+) password: (\S+)/.exec(line);
-      if (x) p.sipPasswords[x[1]] = x[2];
-      const s = /^SIP listening on .*udp:(\S+)/.exec(line);
-      if (s) p.sip = s[1];
-      const h = /^Parley listening on (\S+)/.exec(line);
-      if (h) { p.http = h[1]; clearTimeout(timer); ok(); }
-    });
-  });
-  return p;
+function startParley() {
+  return startHarness('transcript', { PARLEY_SPEECH_MODEL: MODEL, PARLEY_SPEECH_WORKERS: '1' });
 }
 
 async function api(server, email, method, path, body) {

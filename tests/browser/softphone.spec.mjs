@@ -281,7 +281,8 @@ async function turnRelayTest(_server, browser) {
       && /^[A-Za-z0-9+/]{27}=$/.test(ice[0].credential || '') && !JSON.stringify(ready).includes('turn-secret'),
       'the server hands its ICE servers with a per-session credential: ' + JSON.stringify(ice));
     const callId = await page.evaluate(() => window.phone.dial('*43'));
-    const s = await statsUntil(page, callId, (s) => s.inbound?.packetsReceived > 100 && s.inbound?.totalAudioEnergy > 0, 30000);
+    // (the selected pair can lag the media in getStats: wait for both)
+    const s = await statsUntil(page, callId, (s) => s.inbound?.packetsReceived > 100 && s.inbound?.totalAudioEnergy > 0 && s.pair, 30000);
     console.log('   relay stats', JSON.stringify(s));
     assert(s?.pair?.localType === 'relay', 'the browser talks through a TURN relay: ' + JSON.stringify(s?.pair));
     const relayPort = Number(s.pair.local.split(':')[1]);

@@ -123,12 +123,17 @@ export class Softphone extends EventTarget {
           totalAudioEnergy: s.totalAudioEnergy };
       } else if (s.type === 'outbound-rtp' && s.kind === 'audio') {
         out.outbound = { packetsSent: s.packetsSent, bytesSent: s.bytesSent };
-      } else if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') {
-        const l = byId.get(s.localCandidateId), r = byId.get(s.remoteCandidateId);
-        out.pair = { local: l && `${l.address}:${l.port}`, remote: r && `${r.address}:${r.port}`,
-          localType: l && l.candidateType, remoteType: r && r.candidateType, rtt: s.currentRoundTripTime };
       }
     });
+    // The pair in use: the transport's selected pair, else a nominated, succeeded one.
+    let sel = null;
+    report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) sel = byId.get(s.selectedCandidatePairId); });
+    if (!sel) report.forEach((s) => { if (!sel && s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') sel = s; });
+    if (sel) {
+      const l = byId.get(sel.localCandidateId), r = byId.get(sel.remoteCandidateId);
+      out.pair = { local: l && `${l.address}:${l.port}`, remote: r && `${r.address}:${r.port}`,
+        localType: l && l.candidateType, remoteType: r && r.candidateType, rtt: sel.currentRoundTripTime };
+    }
     return out;
   }
 

@@ -107,6 +107,47 @@ fn body(e: &Value) -> Value {
     serde_json::from_str(e["body"].as_str().unwrap()).unwrap()
 }
 
+/// Queue `sales` (skill `sales`, which agent `agent_id` has) with `*` for a callback,
+/// and the tenant's trunk to a carrier on `carrier_port`.
+fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port: u16) {
+    let skill = http(
+        p,
+        "POST",
+        "/api/v1/skills",
+        Some(admin),
+        Some(json!({"name": "sales"})),
+    );
+    let sid = skill["id"].as_str().unwrap();
+    send(
+        p,
+        "PUT",
+        &format!("/api/v1/users/{}/skills/{sid}", agent_id),
+        admin,
+        json!({"proficiency": 3}),
+    );
+    http(
+        p,
+        "POST",
+        "/api/v1/queues",
+        Some(admin),
+        Some(
+            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
+                    "ring_timeout_s": 15, "wrap_up_s": 1, "announce_interval_s": 0,
+                    "callback_key": "*"}),
+        ),
+    );
+    http(
+        p,
+        "POST",
+        "/api/v1/trunks",
+        Some(admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+}
+
 #[test]
 fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
     let p = start("acdcallback", &[]);
@@ -114,46 +155,10 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
     let a = agents(&p, &admin);
-    // Queue `sales` (skill `sales`, 1002 has it) with `*` for a callback.
-    let skill = http(
-        &p,
-        "POST",
-        "/api/v1/skills",
-        Some(&admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap();
-    send(
-        &p,
-        "PUT",
-        &format!("/api/v1/users/{}/skills/{sid}", a[1].id),
-        &admin,
-        json!({"proficiency": 3}),
-    );
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(
-            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
-                    "ring_timeout_s": 15, "wrap_up_s": 1, "announce_interval_s": 0,
-                    "callback_key": "*"}),
-        ),
-    );
     // The carrier behind the tenant's trunk.
     let carrier_port = free_port();
     let mut carrier = uas("uas_trunk_callback.xml", carrier_port, 1, &["-rtp_echo"]);
-    http(
-        &p,
-        "POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    sales_with_callback_key(&p, &admin, &a[1].id, carrier_port);
     // The agent's phone is registered but the agent is not available yet.
     let phone_port = free_port();
     let mut phone = uas("uas_bridge.xml", phone_port, 1, &["-rtp_echo"]);
@@ -258,43 +263,8 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
     let a = agents(&p, &admin);
-    let skill = http(
-        &p,
-        "POST",
-        "/api/v1/skills",
-        Some(&admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap();
-    send(
-        &p,
-        "PUT",
-        &format!("/api/v1/users/{}/skills/{sid}", a[1].id),
-        &admin,
-        json!({"proficiency": 3}),
-    );
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(
-            json!({"name": "sales", "skills": [{"skill": sid, "min_proficiency": 2}],
-                    "ring_timeout_s": 15, "wrap_up_s": 1, "announce_interval_s": 0,
-                    "callback_key": "*"}),
-        ),
-    );
     let carrier_port = free_port();
-    http(
-        &p,
-        "POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    sales_with_callback_key(&p, &admin, &a[1].id, carrier_port);
     // Nobody is available: the caller presses '*' for a callback and is hung up.
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     until_bye(&uac, remote, &mut out, &[(5, '*')]);

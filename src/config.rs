@@ -288,6 +288,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn turn_secret_and_static_credentials_exclude_each_other() {
+        let mut c = Config {
+            webrtc_ice_urls: Some("stun:127.0.0.1:3478, turn:127.0.0.1:3478".into()),
+            webrtc_turn_secret: Some("s3cret".into()),
+            ..Config::default()
+        };
+        let ice = c.browser_ice().unwrap();
+        assert_eq!(ice.urls.len(), 2);
+        assert!(matches!(ice.auth, crate::turn::TurnAuth::Secret { .. }));
+        // The server's own agent keeps to STUN when browsers get per-session credentials.
+        assert_eq!(
+            c.webrtc().unwrap().ice_servers[0].urls,
+            ["stun:127.0.0.1:3478"]
+        );
+        c.webrtc_turn_username = Some("parley".into());
+        let e = c.browser_ice().unwrap_err().to_string();
+        assert!(e.contains("exclude each other"), "{e}");
+        c.webrtc_turn_username = None;
+        c.webrtc_turn_secret = Some(String::new());
+        assert!(c.browser_ice().is_err(), "an empty secret is refused");
+        c.webrtc_turn_secret = Some("s3cret".into());
+        c.webrtc_turn_ttl_secs = 0;
+        assert!(c.browser_ice().is_err(), "a zero lifetime is refused");
+    }
+
+    #[test]
     fn defaults_are_valid() {
         let c = Config::default();
         assert_eq!(c.rtp_range().unwrap(), (10000, 20000));

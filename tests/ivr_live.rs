@@ -49,7 +49,7 @@ fn start_with(tag: &str, env: &[(&str, &str)]) -> Parley {
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(BIN)
         .envs(env.iter().copied())
-        .arg("serve")
+        .args(["serve", "--demo"])
         .current_dir(&dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
@@ -352,7 +352,9 @@ fn webhook_flow(url: &str, timeout_ms: u64) -> Value {
 #[test]
 fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
     let (addr, seen) = crm_server();
-    let p = start("webhook");
+    // The test's server is on loopback: allowed as an administrator would allow an
+    // internal service.
+    let p = start_with("webhook", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
     let admin = admin_token(&p);
     publish(
         &p,
@@ -383,7 +385,7 @@ fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
 #[test]
 fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
     let (addr, _) = crm_server();
-    let p = start("webhookslow");
+    let p = start_with("webhookslow", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
     let admin = admin_token(&p);
     publish(
         &p,
@@ -407,6 +409,34 @@ fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
             && e["reason"].as_str().unwrap_or("").contains("not allowed")),
         "{t:#?}"
     );
+}
+
+/// Regression (SSRF, issue #13): a tenant's flow made Parley call services on its own
+/// loopback interface. Without an allow-list the request is never sent and the flow
+/// takes its error exit, the trail naming why.
+#[test]
+fn webhook_to_loopback_is_refused_without_an_allow_list() {
+    let (addr, seen) = crm_server();
+    let p = start("webhookssrf");
+    let admin = admin_token(&p);
+    publish(
+        &p,
+        &admin,
+        webhook_flow(&format!("http://{addr}/crm"), 5000),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    let t = trail(&call);
+    assert!(nodes(&t).contains(&"sorry".to_owned()), "{t:#?}");
+    assert!(
+        t.iter().any(|e| e["type"] == "webhook_failed"
+            && e["reason"]
+                .as_str()
+                .unwrap_or("")
+                .contains("loopback addresses are not reached")),
+        "{t:#?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "the server was reached");
 }
 
 // ---------------------------------------------------------------------------

@@ -43,6 +43,21 @@ pub enum Error {
     /// No live call with this id (in this tenant).
     #[error("no such live call")]
     CallNotFound,
+    /// The outbound HTTP guard refused an address (see `http_guard`): not on the public
+    /// internet and not in the administrator's allow-list.
+    #[error("address {addr} refused: {class} addresses are not reached (PARLEY_HTTP_ALLOW)")]
+    OutboundRefused {
+        /// The address (a literal in the URL, or one the name resolved to).
+        addr: std::net::IpAddr,
+        /// Why.
+        class: crate::http_guard::AddrClass,
+    },
+    /// A network in an allow-list is not `ip` or `ip/prefix`.
+    #[error("{value:?} is not an IP network (ip or ip/prefix)")]
+    Cidr {
+        /// What was given.
+        value: String,
+    },
     /// The call refused a control command.
     #[error("call control refused: {reason}")]
     CallControl {

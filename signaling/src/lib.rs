@@ -69,6 +69,7 @@ pub mod browser;
 mod call;
 mod driver;
 mod error;
+pub mod http_guard;
 mod keepalive;
 mod registrar;
 mod tls;
@@ -96,6 +97,7 @@ pub use call::control::{
 };
 pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
+pub use http_guard::{Cidr, HttpGuard};
 pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
 pub use tls::TlsSettings;
@@ -162,6 +164,8 @@ pub struct SipConfig {
     pub recording_format: RecordingFormat,
     /// The local speech engine (live transcription, IVR speech input); `None`: off.
     pub speech: Option<Arc<parley_speech::SpeechEngine>>,
+    /// Outbound HTTP (IVR webhooks): the SSRF guard and its allow-list.
+    pub http_guard: HttpGuard,
 }
 
 /// File format of call recordings.
@@ -227,6 +231,7 @@ impl SipConfig {
             tls: TlsSettings::default(),
             recording_format: RecordingFormat::Wav,
             speech: None,
+            http_guard: HttpGuard::default(),
         }
     }
 }

@@ -687,14 +687,17 @@ impl Call {
                 timeout_ms,
             } => {
                 if let Some(run) = self.ivr.as_mut() {
-                    run.webhooks.spawn(super::webhook::Request {
-                        id,
-                        method,
-                        url,
-                        headers: headers.into_iter().collect(),
-                        body,
-                        timeout: Duration::from_millis(timeout_ms),
-                    });
+                    run.webhooks.spawn(
+                        self.config.http_guard.clone(),
+                        super::webhook::Request {
+                            id,
+                            method,
+                            url,
+                            headers: headers.into_iter().collect(),
+                            body,
+                            timeout: Duration::from_millis(timeout_ms),
+                        },
+                    );
                 }
             }
             Action::StoreSurvey { survey, score } => {

@@ -8,14 +8,18 @@
 //! response body is read up to [`MAX_RESPONSE`] bytes and must be JSON (or empty) on a
 //! 2xx; a body is sent as `application/json` unless the node sets a `Content-Type`.
 //! TLS is rustls with the Mozilla roots (webpki-roots); nothing is read from the system.
+//! Every request goes through the SSRF guard ([`crate::http_guard`]): loopback, private,
+//! link-local, metadata and unspecified addresses are refused unless the administrator
+//! allowed them (`PARLEY_HTTP_ALLOW`), whether written in the URL or resolved from a name.
 
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use parley_ivr::Event;
 use parley_ivr::model::HttpMethod;
 use serde_json::Value;
 use tokio::task::JoinSet;
+
+use crate::http_guard::{HttpGuard, refusal};
 
 /// The largest response body read; a longer one fails the request.
 pub(crate) const MAX_RESPONSE: usize = 64 * 1024;
@@ -38,11 +42,11 @@ pub(crate) struct Request {
 }
 
 impl Webhooks {
-    /// Starts `req` on its own task.
-    pub(crate) fn spawn(&mut self, req: Request) {
+    /// Starts `req` on its own task, through `guard`.
+    pub(crate) fn spawn(&mut self, guard: HttpGuard, req: Request) {
         self.tasks.spawn(async move {
             let id = req.id;
-            match send(&client(), req).await {
+            match send(&guard, req).await {
                 Ok((status, json)) => Event::WebhookResult { id, status, json },
                 Err(reason) => Event::WebhookFailed { id, reason },
             }
@@ -61,31 +65,9 @@ impl Webhooks {
     }
 }
 
-/// The process-wide client (connection pool, TLS roots loaded once).
-fn client() -> reqwest::Client {
-    static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!(
-                    "Parley/",
-                    env!("CARGO_PKG_VERSION"),
-                    " (IVR webhook)"
-                ))
-                .connect_timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "webhook client options refused; defaults used");
-                    reqwest::Client::new()
-                })
-        })
-        .clone()
-}
-
 /// Sends one request: `(status, JSON body)` for any HTTP answer that could be read
 /// (`null` when empty or, on a non-2xx, not JSON); an error text otherwise.
-pub(crate) async fn send(client: &reqwest::Client, req: Request) -> Result<(u16, Value), String> {
+pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value), String> {
     let url = reqwest::Url::parse(&req.url).map_err(|e| format!("bad URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
@@ -93,6 +75,18 @@ pub(crate) async fn send(client: &reqwest::Client, req: Request) -> Result<(u16,
             url.scheme()
         ));
     }
+    // An IP literal is not resolved, so the guard's resolver never sees it.
+    // (The URL parser has already normalised `2130706433` and `0x7f.1` to `127.0.0.1`.)
+    let literal = url.host_str().and_then(|h| {
+        h.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+    });
+    if let Some(ip) = literal {
+        guard.check(ip).map_err(|e| e.to_string())?;
+    }
+    let client = guard.client();
     let method = match req.method {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Post => reqwest::Method::POST,
@@ -156,7 +150,9 @@ pub(crate) async fn send(client: &reqwest::Client, req: Request) -> Result<(u16,
 }
 
 fn describe(e: reqwest::Error) -> String {
-    if e.is_timeout() {
+    if let Some((addr, class)) = refusal(&e) {
+        crate::Error::OutboundRefused { addr, class }.to_string()
+    } else if e.is_timeout() {
         "timed out".to_owned()
     } else if e.is_connect() {
         "connection failed".to_owned()
@@ -212,6 +208,12 @@ mod tests {
         format!("http://{addr}")
     }
 
+    /// The guard with the test servers' loopback address allowed (as an administrator
+    /// would with `PARLEY_HTTP_ALLOW=127.0.0.1/32`).
+    fn local() -> HttpGuard {
+        HttpGuard::new(crate::http_guard::Cidr::parse_list("127.0.0.1/32").unwrap())
+    }
+
     fn req(url: String, method: HttpMethod) -> Request {
         Request {
             id: 7,
@@ -228,7 +230,7 @@ mod tests {
         let base = server().await;
         let mut r = req(format!("{base}/echo"), HttpMethod::Post);
         r.body = Some(r#"{"number": "+15550123"}"#.into());
-        let (status, json) = send(&client(), r).await.unwrap();
+        let (status, json) = send(&local(), r).await.unwrap();
         assert_eq!(status, 200);
         assert_eq!(json["got"]["number"], "+15550123");
         assert_eq!(json["ct"], "application/json");
@@ -240,13 +242,13 @@ mod tests {
         let base = server().await;
         let mut slow = req(format!("{base}/slow"), HttpMethod::Get);
         slow.timeout = Duration::from_millis(300);
-        assert_eq!(send(&client(), slow).await.unwrap_err(), "timed out");
-        let html = send(&client(), req(format!("{base}/html"), HttpMethod::Get)).await;
+        assert_eq!(send(&local(), slow).await.unwrap_err(), "timed out");
+        let html = send(&local(), req(format!("{base}/html"), HttpMethod::Get)).await;
         assert!(html.unwrap_err().contains("not JSON"));
-        let big = send(&client(), req(format!("{base}/big"), HttpMethod::Get)).await;
+        let big = send(&local(), req(format!("{base}/big"), HttpMethod::Get)).await;
         assert!(big.unwrap_err().contains("larger than"));
         for url in ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://h/"] {
-            let e = send(&client(), req(url.into(), HttpMethod::Get)).await;
+            let e = send(&local(), req(url.into(), HttpMethod::Get)).await;
             assert!(e.unwrap_err().contains("not allowed"), "{url}");
         }
         // A closed port.
@@ -254,18 +256,18 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let e = send(&client(), req(format!("http://{closed}/"), HttpMethod::Get)).await;
+        let e = send(&local(), req(format!("http://{closed}/"), HttpMethod::Get)).await;
         assert_eq!(e.unwrap_err(), "connection failed");
     }
 
     #[tokio::test]
     async fn non_2xx_and_redirects_are_answers_for_the_error_exit() {
         let base = server().await;
-        let (s, j) = send(&client(), req(format!("{base}/missing"), HttpMethod::Get))
+        let (s, j) = send(&local(), req(format!("{base}/missing"), HttpMethod::Get))
             .await
             .unwrap();
         assert_eq!((s, j), (404, Value::Null));
-        let (s, _) = send(&client(), req(format!("{base}/redirect"), HttpMethod::Get))
+        let (s, _) = send(&local(), req(format!("{base}/redirect"), HttpMethod::Get))
             .await
             .unwrap();
         assert_eq!(s, 302, "redirects are not followed");
@@ -278,14 +280,14 @@ mod tests {
         let mut slow = req(format!("{base}/slow"), HttpMethod::Get);
         slow.id = 1;
         slow.timeout = Duration::from_millis(200);
-        w.spawn(slow);
+        w.spawn(local(), slow);
         match w.next().await {
             Event::WebhookFailed { id: 1, reason } => assert_eq!(reason, "timed out"),
             other => panic!("{other:?}"),
         }
         let mut ok = req(format!("{base}/echo"), HttpMethod::Post);
         ok.body = Some("{}".into());
-        w.spawn(ok);
+        w.spawn(local(), ok);
         match w.next().await {
             Event::WebhookResult {
                 id: 7,
@@ -293,6 +295,85 @@ mod tests {
                 json,
             } => {
                 assert_eq!(json["key"], "s3cret")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Regression (SSRF): a tenant's flow could make Parley call its own loopback
+    /// services and the cloud metadata service.
+    #[tokio::test]
+    async fn ssrf_to_loopback_and_metadata_is_refused_by_default() {
+        let base = server().await;
+        let port = base.rsplit(':').next().unwrap().to_owned();
+        let guard = HttpGuard::default();
+        // The server answers when allowed, so a refusal below is the guard's doing.
+        let (s, _) = send(&local(), req(format!("{base}/echo"), HttpMethod::Post))
+            .await
+            .unwrap();
+        assert_eq!(s, 200);
+        let cases = [
+            (format!("{base}/echo"), "127.0.0.1", "loopback"),
+            // A name that resolves to loopback: refused after resolution.
+            (format!("http://localhost:{port}/echo"), "", "loopback"),
+            // The same address written other ways.
+            (
+                format!("http://2130706433:{port}/echo"),
+                "127.0.0.1",
+                "loopback",
+            ),
+            (
+                format!("http://[::ffff:127.0.0.1]:{port}/echo"),
+                "",
+                "loopback",
+            ),
+            (format!("http://[::1]:{port}/echo"), "::1", "loopback"),
+            (
+                "http://169.254.169.254/latest/meta-data/".to_owned(),
+                "169.254.169.254",
+                "metadata",
+            ),
+            (
+                "http://[fd00:ec2::254]/".to_owned(),
+                "fd00:ec2::254",
+                "metadata",
+            ),
+            ("http://10.0.0.1/".to_owned(), "10.0.0.1", "private"),
+            ("http://192.168.1.1/".to_owned(), "192.168.1.1", "private"),
+            (
+                "http://169.254.1.1/".to_owned(),
+                "169.254.1.1",
+                "link-local",
+            ),
+            (
+                format!("http://0.0.0.0:{port}/echo"),
+                "0.0.0.0",
+                "unspecified",
+            ),
+        ];
+        for (url, addr, class) in cases {
+            let e = send(&guard, req(url.clone(), HttpMethod::Post))
+                .await
+                .unwrap_err();
+            assert!(
+                e.contains(&format!("{class} addresses are not reached")) && e.contains(addr),
+                "{url}: {e}"
+            );
+        }
+        // Allowing loopback does not allow the metadata service.
+        let e = send(
+            &local(),
+            req("http://169.254.169.254/".into(), HttpMethod::Get),
+        )
+        .await
+        .unwrap_err();
+        assert!(e.contains("metadata"), "{e}");
+        // Nor does a spawned request get around it.
+        let mut w = Webhooks::default();
+        w.spawn(guard, req(format!("{base}/echo"), HttpMethod::Get));
+        match w.next().await {
+            Event::WebhookFailed { id: 7, reason } => {
+                assert!(reason.contains("loopback"), "{reason}")
             }
             other => panic!("{other:?}"),
         }

@@ -41,10 +41,12 @@ use utoipa_axum::router::OpenApiRouter;
 mod api;
 pub mod error;
 pub mod extract;
+pub mod headers;
 pub mod softphone;
 mod ui;
 
 pub use error::{ApiError, ApiResult};
+pub use headers::Hsts;
 pub use softphone::{IceServer, Softphone, SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 
 /// Settings of the HTTP layer.
@@ -60,6 +62,8 @@ pub struct WebConfig {
     pub data_dir: PathBuf,
     /// Largest prompt upload accepted, in bytes (uploads are exempt from `max_body_bytes`).
     pub max_prompt_bytes: usize,
+    /// When `Strict-Transport-Security` is sent (see [`headers`]).
+    pub hsts: Hsts,
 }
 
 impl Default for WebConfig {
@@ -70,6 +74,7 @@ impl Default for WebConfig {
             max_body_bytes: 2 << 20,
             data_dir: PathBuf::from("./data"),
             max_prompt_bytes: 10 << 20,
+            hsts: Hsts::Auto,
         }
     }
 }
@@ -408,6 +413,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .split_for_parts();
     let max_body = state.config.max_body_bytes;
+    let hsts = state.config.hsts;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -416,9 +422,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/softphone", get(api::softphone::softphone))
         .route("/softphone.js", get(softphone_js))
         .route("/softphone-test.html", get(softphone_test_page))
+        .route("/softphone-test.js", get(softphone_test_js))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .fallback(ui::fallback)
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            hsts,
+            headers::security_headers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -431,6 +442,17 @@ async fn softphone_js() -> impl IntoResponse {
             "text/javascript; charset=utf-8",
         )],
         include_str!("../ui/softphone.js"),
+    )
+}
+
+/// The script of the bare softphone page.
+async fn softphone_test_js() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/javascript; charset=utf-8",
+        )],
+        include_str!("../ui/softphone-test.js"),
     )
 }
 

@@ -37,6 +37,7 @@ static ASSETS: &[Asset] = assets![
     "events.js",
     "softphone.js",
     "softphone-test.html",
+    "softphone-test.js",
     "favicon.svg",
     "pages/login.js",
     "pages/agent.js",
@@ -72,11 +73,6 @@ fn etag(bytes: &[u8]) -> String {
     format!("\"{h:016x}\"")
 }
 
-/// Content-Security-Policy of the UI: everything from this origin (the events WebSocket
-/// included), audio previews from `blob:` URLs, no inline scripts.
-const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-     media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
-
 fn serve(asset: &Asset, req_headers: &HeaderMap) -> Response {
     let tag = etag(asset.bytes);
     let fresh = req_headers
@@ -97,18 +93,6 @@ fn serve(asset: &Asset, req_headers: &HeaderMap) -> Response {
     if let Ok(v) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
     res
 }
 

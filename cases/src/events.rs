@@ -15,6 +15,11 @@ pub struct DomainEvent {
     /// The lowest role allowed to receive it.
     #[serde(skip)]
     pub min_role: Role,
+    /// When set, users below supervisor receive it only if they are listed (e.g. the
+    /// agents on the call a transcript segment belongs to); supervisors and admins of
+    /// the tenant are not restricted by it.
+    #[serde(skip)]
+    pub only_users: Option<Vec<String>>,
     /// Dotted kind, e.g. `timeline.appended`, `case.status_changed`.
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -33,6 +38,7 @@ impl DomainEvent {
         DomainEvent {
             tenant_id: tenant_id.to_owned(),
             min_role: Role::Agent,
+            only_users: None,
             kind,
             customer_id: None,
             case_id: None,
@@ -50,8 +56,14 @@ impl DomainEvent {
         self
     }
 
-    /// Whether a user of `tenant_id` with `role` may receive this event.
-    pub fn visible_to(&self, tenant_id: &str, role: Role) -> bool {
-        self.tenant_id == tenant_id && role >= self.min_role
+    /// Whether user `user_id` of `tenant_id` with `role` may receive this event.
+    pub fn visible_to(&self, tenant_id: &str, role: Role, user_id: Option<&str>) -> bool {
+        self.tenant_id == tenant_id
+            && role >= self.min_role
+            && (role >= Role::Supervisor
+                || self
+                    .only_users
+                    .as_ref()
+                    .is_none_or(|users| user_id.is_some_and(|u| users.iter().any(|x| x == u))))
     }
 }

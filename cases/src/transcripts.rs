@@ -213,18 +213,22 @@ impl Store {
         Ok(transcription)
     }
 
-    /// Publishes a live transcript segment of call `call_id` (agents and supervisors
-    /// of the tenant receive it as `transcript.segment`). Nothing is stored yet.
+    /// Publishes a live transcript segment of call `call_id` as `transcript.segment`:
+    /// the tenant's supervisors and admins receive it, and of its agents only the users
+    /// on the call (`on_call`: the agent, a consulted colleague, a conference party).
+    /// Nothing is stored yet.
     pub fn publish_transcript_segment(
         &self,
         actor: &Actor,
         call_id: &str,
         customer_id: Option<&str>,
+        on_call: &[String],
         segment: &TranscriptSegment,
     ) -> Result<()> {
         check_speaker(segment)?;
         let data = serde_json::json!({ "call_id": call_id, "segment": segment });
         let mut e = DomainEvent::new(&actor.tenant_id, "transcript.segment", &data);
+        e.only_users = Some(on_call.to_vec());
         if let Some(c) = customer_id {
             e = e.customer(c);
         }

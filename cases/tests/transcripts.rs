@@ -100,8 +100,8 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
     assert!(!h.store.speech_settings(&b).await.unwrap().transcription);
     let e = events.recv().await.unwrap();
     assert_eq!(e.kind, "speech.settings_changed");
-    assert!(e.visible_to(&a.tenant_id, Role::Supervisor));
-    assert!(!e.visible_to(&a.tenant_id, Role::Agent));
+    assert!(e.visible_to(&a.tenant_id, Role::Supervisor, None));
+    assert!(!e.visible_to(&a.tenant_id, Role::Agent, None));
     let log = h
         .store
         .audit_log(&a, &parley_cases::audit::AuditFilter::default())
@@ -159,7 +159,7 @@ on_both!(live_segments_and_alerts_are_published_not_stored, |h| {
     let mut events = h.store.subscribe();
     let s = seg("caller", 100, "I will call my lawyer", -0.2);
     h.store
-        .publish_transcript_segment(&a, "call-1", Some("cust-1"), &s)
+        .publish_transcript_segment(&a, "call-1", Some("cust-1"), &["agent-1".into()], &s)
         .unwrap();
     h.store.publish_transcript_alert(
         &a,
@@ -171,16 +171,54 @@ on_both!(live_segments_and_alerts_are_published_not_stored, |h| {
     assert_eq!(e.customer_id.as_deref(), Some("cust-1"));
     assert_eq!(e.data["segment"]["text"], "I will call my lawyer");
     assert_eq!(e.data["call_id"], "call-1");
-    assert!(e.visible_to(&a.tenant_id, Role::Agent));
+    assert!(e.visible_to(&a.tenant_id, Role::Agent, Some("agent-1")));
     let e = events.recv().await.unwrap();
     assert_eq!(e.kind, "transcript.alert");
-    assert!(!e.visible_to(&a.tenant_id, Role::Agent));
-    assert!(e.visible_to(&a.tenant_id, Role::Supervisor));
+    assert!(!e.visible_to(&a.tenant_id, Role::Agent, Some("agent-1")));
+    assert!(e.visible_to(&a.tenant_id, Role::Supervisor, Some("sup-1")));
     assert!(
         h.store
-            .publish_transcript_segment(&a, "call-1", None, &seg("robot", 0, "x", 0.0))
+            .publish_transcript_segment(&a, "call-1", None, &[], &seg("robot", 0, "x", 0.0))
             .is_err()
     );
+});
+
+// Regression: every agent of the tenant received every call's live transcript.
+on_both!(transcript_segments_reach_only_the_agents_on_the_call, |h| {
+    let a = h.tenant("acme").await;
+    let b = h.tenant("other").await;
+    let mut events = h.store.subscribe();
+    let s = seg("caller", 0, "my card number is", 0.0);
+    h.store
+        .publish_transcript_segment(&a, "call-1", None, &["agent-1".into()], &s)
+        .unwrap();
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "transcript.segment");
+    // (role, user) -> sees it
+    let cases = [
+        (Role::Agent, Some("agent-1"), true),
+        (Role::Agent, Some("agent-2"), false),
+        (Role::Agent, None, false),
+        (Role::Supervisor, Some("sup-1"), true),
+        (Role::Admin, Some("admin-1"), true),
+    ];
+    for (role, user, want) in cases {
+        assert_eq!(
+            e.visible_to(&a.tenant_id, role, user),
+            want,
+            "{role} {user:?}"
+        );
+    }
+    // Another tenant's admin, even with a listed user id, sees nothing.
+    assert!(!e.visible_to(&b.tenant_id, Role::Admin, Some("agent-1")));
+    assert!(!e.visible_to(&b.tenant_id, Role::Agent, Some("agent-1")));
+    // A call with no agent yet (IVR): supervisors only.
+    h.store
+        .publish_transcript_segment(&a, "call-2", None, &[], &s)
+        .unwrap();
+    let e = events.recv().await.unwrap();
+    assert!(!e.visible_to(&a.tenant_id, Role::Agent, Some("agent-1")));
+    assert!(e.visible_to(&a.tenant_id, Role::Supervisor, Some("sup-1")));
 });
 
 on_both!(

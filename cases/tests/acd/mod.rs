@@ -377,8 +377,8 @@ on_both!(routing_profile_changes_are_published_for_the_router, |h| {
         let e = events.recv().await.unwrap();
         assert_eq!(e.kind, "agent.profile_changed");
         assert_eq!(e.data["user_id"], uid.as_str());
-        assert!(e.visible_to(&acme.tenant_id, Role::Supervisor));
-        assert!(!e.visible_to(&acme.tenant_id, Role::Agent));
+        assert!(e.visible_to(&acme.tenant_id, Role::Supervisor, None));
+        assert!(!e.visible_to(&acme.tenant_id, Role::Agent, None));
     }
     // Deactivated: no longer a routing agent (the router drops them on the event).
     assert!(

@@ -731,6 +731,19 @@ impl Call {
         self.ctl.unregister();
     }
 
+    /// The users on the call now (agent, supervisors, consulted and conference parties).
+    pub(super) fn users_on_call(&self) -> Vec<String> {
+        let mut users: Vec<String> = self
+            .ctl_snapshot(String::new())
+            .legs
+            .into_iter()
+            .filter_map(|l| l.user_id)
+            .collect();
+        users.sort();
+        users.dedup();
+        users
+    }
+
     fn ctl_snapshot(&self, tenant_id: String) -> LiveCall {
         let caller = self
             .ivr

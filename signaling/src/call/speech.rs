@@ -278,6 +278,9 @@ impl Call {
         };
         // The live call's id (`GET /calls`): the desktop tells whose call a segment is.
         let call_id = self.ctl_id().to_owned();
+        // The users on the call (agent, consulted colleague, parties): of the agents
+        // only they receive its transcript.
+        let on_call = self.users_on_call();
         let Some(s) = self.speech.as_mut() else {
             return;
         };
@@ -305,7 +308,7 @@ impl Call {
                 let customer = s.customer_id.as_deref();
                 if let Err(e) = self
                     .store
-                    .publish_transcript_segment(&actor, &call_id, customer, &segment)
+                    .publish_transcript_segment(&actor, &call_id, customer, &on_call, &segment)
                 {
                     tracing::debug!(error = %e, "segment not published");
                 }

@@ -65,6 +65,14 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     /// Largest IVR prompt upload in bytes (`PARLEY_MAX_PROMPT_BYTES`).
     pub(crate) max_prompt_bytes: usize,
+    /// When HTTP responses carry `Strict-Transport-Security`: `auto` (when a
+    /// TLS-terminating proxy says `X-Forwarded-Proto: https`), `always` or `off`
+    /// (`PARLEY_HTTP_HSTS`).
+    pub(crate) http_hsts: String,
+    /// Networks outbound HTTP (IVR webhooks) may reach although they are loopback,
+    /// private, link-local, metadata or unspecified addresses, comma-separated
+    /// `ip[/prefix]` (`PARLEY_HTTP_ALLOW`). Default: none.
+    pub(crate) http_allow: String,
     /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub(crate) log_format: String,
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
@@ -125,6 +133,8 @@ impl Default for Config {
             login_attempts_per_minute: 10,
             max_body_bytes: 2 << 20,
             max_prompt_bytes: 10 << 20,
+            http_hsts: "auto".into(),
+            http_allow: String::new(),
             log_format: "text".into(),
             speech_model: None,
             webrtc_ice_addrs: None,
@@ -164,7 +174,23 @@ impl Config {
             bail!("log_format must be text or json, not {:?}", cfg.log_format);
         }
         cfg.browser_ice()?;
+        cfg.hsts()?;
+        cfg.http_guard()?;
         Ok(cfg)
+    }
+
+    /// The HSTS setting.
+    pub(crate) fn hsts(&self) -> anyhow::Result<parley_web::Hsts> {
+        self.http_hsts
+            .parse()
+            .map_err(|e| anyhow::anyhow!("http_hsts: {e}"))
+    }
+
+    /// The outbound HTTP guard with the configured allow-list.
+    pub(crate) fn http_guard(&self) -> anyhow::Result<parley_signaling::HttpGuard> {
+        let allow = parley_signaling::Cidr::parse_list(&self.http_allow)
+            .map_err(|e| anyhow::anyhow!("http_allow: {e}"))?;
+        Ok(parley_signaling::HttpGuard::new(allow))
     }
 
     /// The WebRTC settings of the server's own ICE agent.

@@ -35,9 +35,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run Parley: migrate, seed the demo tenant if the database is empty, serve HTTP.
+    /// Run Parley: migrate, serve HTTP and SIP (with `--demo`: the demo tenant too).
     Serve {
-        /// Create the demo tenant (if missing) even on a non-empty database.
+        /// Demo mode: create the demo tenant (if missing) and let its trunk take
+        /// unauthenticated calls from 127.0.0.1. Without it no demo is created, and an
+        /// existing demo trunk stops trusting 127.0.0.1.
         #[arg(long)]
         demo: bool,
         /// HTTP listen address (overrides PARLEY_HTTP_ADDR).
@@ -255,9 +257,9 @@ fn read_passwords(n: usize) -> anyhow::Result<Vec<String>> {
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let store = open_store(&cfg).await?;
-    if (demo || store.tenant_count().await? == 0)
-        && let Some(logins) = parley_cases::demo::seed_demo(&store).await?
-    {
+    // The demo only on request: a fresh server on a public address has no tenant with
+    // generated logins and no trunk that trusts 127.0.0.1.
+    if demo && let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
         // Shown once: only hashes are stored.
         println!(
             "Demo tenant \"{}\" created. Logins (shown once, save them):",
@@ -280,12 +282,23 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             }
         }
     }
+    if parley_cases::demo::set_demo_mode(&store, demo).await? {
+        if demo {
+            tracing::info!("demo mode: the demo trunk accepts calls from 127.0.0.1 again");
+        } else {
+            tracing::warn!(
+                "not in demo mode (--demo): the demo trunk no longer accepts unauthenticated calls from 127.0.0.1"
+            );
+        }
+    }
+    let token_purge = tokio::spawn(purge_tokens(store.clone(), TOKEN_PURGE_EVERY));
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
         max_body_bytes: cfg.max_body_bytes,
         data_dir: cfg.data_dir.clone(),
         max_prompt_bytes: cfg.max_prompt_bytes,
+        hsts: cfg.hsts()?,
     };
     let shutdown = shutdown_signal();
     let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);
@@ -349,6 +362,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     sip_cfg.speech = speech.clone();
     sip_cfg.data_dir = Some(cfg.data_dir.clone());
+    sip_cfg.http_guard = cfg.http_guard()?;
     sip_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
     // One ACD router for the process; IVR `enqueue` nodes put calls into it.
@@ -423,12 +437,31 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         } => tracing::warn!("in-flight requests did not finish within 10 s"),
     }
     drop(stop_rx);
+    token_purge.abort();
     sip.shutdown().await;
     // The engine's last owner stops its workers and flushes recordings (blocking joins).
     let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often expired and revoked login tokens are deleted.
+const TOKEN_PURGE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Deletes expired and revoked login tokens at start and then every `every` (expiry is
+/// judged by the store's clock).
+async fn purge_tokens(store: parley_cases::Store, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match store.purge_expired_tokens().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "expired and revoked login tokens deleted"),
+            Err(e) => tracing::warn!(error = %e, "login tokens not purged"),
+        }
+    }
 }
 
 /// The ACD router seen from the HTTP API.

@@ -70,7 +70,7 @@ fn start(tag: &str) -> Parley {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let mut child = Command::new(BIN)
-        .arg("serve")
+        .args(["serve", "--demo"])
         .current_dir(&dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")

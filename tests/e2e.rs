@@ -409,7 +409,7 @@ async fn ivr_demo_flow_and_prompt_upload_over_http() {
     let server = start(
         &dir,
         None,
-        &["serve", "--data-dir", store.to_str().unwrap()],
+        &["serve", "--demo", "--data-dir", store.to_str().unwrap()],
     );
     let api = Api {
         http: reqwest::Client::new(),
@@ -451,6 +451,59 @@ async fn ivr_demo_flow_and_prompt_upload_over_http() {
     let meta: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     let stored = store.join(meta["storage_path"].as_str().unwrap());
     assert_eq!(std::fs::read(&stored).unwrap(), wav, "{}", stored.display());
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Regression (issue #13): `parley serve` on an empty database created the demo tenant,
+/// with its trunk trusting 127.0.0.1 — on any fresh server, public or not. Now only
+/// `--demo` does. And every response carries the security headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_server_has_no_demo_tenant_and_sends_security_headers() {
+    let dir = tempdir();
+    let server = start(&dir, None, &["serve"]);
+    assert!(server.admin_password.is_empty(), "no demo logins printed");
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let (s, v) = api
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": "x"})),
+        )
+        .await;
+    assert_eq!(s, 401, "{v}");
+    for path in [
+        "/",
+        "/healthz",
+        "/api/v1/customers",
+        "/assets/app.js",
+        "/nope.txt",
+    ] {
+        let res = api
+            .http
+            .get(format!("{}{path}", server.base))
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert!(
+            h["strict-transport-security"]
+                .to_str()
+                .unwrap()
+                .starts_with("max-age="),
+            "{path}"
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -77,7 +77,7 @@ fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
 #[allow(clippy::zombie_processes)]
 fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
+    cmd.args(["serve", "--demo"])
         .current_dir(dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")

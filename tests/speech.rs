@@ -442,7 +442,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
     let dir = temp_dir(tag);
     let mut cmd = Command::new(BIN);
-    cmd.arg("serve")
+    cmd.args(["serve", "--demo"])
         .current_dir(&dir)
         .env("PARLEY_DATA_DIR", dir.join("data"))
         .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")

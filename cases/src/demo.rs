@@ -27,6 +27,12 @@ pub struct DemoLogin {
     pub sip: Option<(String, String)>,
 }
 
+/// Name of the demo tenant's trunk.
+pub const DEMO_TRUNK: &str = "Demo trunk (loopback)";
+
+/// The source address the demo trunk trusts without authentication, in demo mode only.
+pub const DEMO_TRUNK_SOURCE: &str = "127.0.0.1";
+
 /// The demo tenant's phone number, on the demo trunk.
 pub const DEMO_NUMBER: &str = "+15550100";
 
@@ -105,8 +111,8 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
         .create_trunk(
             &system,
             TrunkInput {
-                name: "Demo trunk (loopback)".into(),
-                inbound_addresses: vec!["127.0.0.1".into()],
+                name: DEMO_TRUNK.into(),
+                inbound_addresses: vec![DEMO_TRUNK_SOURCE.into()],
                 transport: Some("udp".into()),
                 caller_id: Some(DEMO_NUMBER.into()),
                 ..TrunkInput::default()
@@ -320,4 +326,54 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     // The demo IVR: its flow published and routed from the demo number.
     crate::flows::seed_demo_ivr(store, &system).await?;
     Ok(Some(logins))
+}
+
+/// Demo mode on or off for an existing demo tenant: its trunk ([`DEMO_TRUNK`]) accepts
+/// unauthenticated calls from [`DEMO_TRUNK_SOURCE`] only in demo mode (`parley serve
+/// --demo`), so that on a server started without `--demo` nothing on the machine (any
+/// local process, anything a proxy forwards) can call in as that trunk. Returns whether
+/// the trunk changed (an audited trunk update by the system); nothing happens without a
+/// demo tenant or when its trunk was renamed or deleted.
+pub async fn set_demo_mode(store: &Store, on: bool) -> Result<bool> {
+    let Some(tenant) = store.tenant_by_name(DEMO_TENANT).await? else {
+        return Ok(false);
+    };
+    let system = Actor::system(&tenant.id);
+    let Some(trunk) = store
+        .list_trunks(&system)
+        .await?
+        .into_iter()
+        .find(|t| t.name == DEMO_TRUNK)
+    else {
+        return Ok(false);
+    };
+    let trusted = trunk
+        .inbound_addresses
+        .iter()
+        .any(|a| a == DEMO_TRUNK_SOURCE);
+    if trusted == on {
+        return Ok(false);
+    }
+    let mut addresses = trunk.inbound_addresses;
+    if on {
+        addresses.push(DEMO_TRUNK_SOURCE.into());
+    } else {
+        addresses.retain(|a| a != DEMO_TRUNK_SOURCE);
+    }
+    store
+        .update_trunk(
+            &system,
+            &trunk.id,
+            TrunkInput {
+                name: trunk.name,
+                inbound_addresses: addresses,
+                inbound_username: trunk.inbound_username,
+                inbound_password: None,
+                outbound_target: trunk.outbound_target,
+                transport: Some(trunk.transport),
+                caller_id: trunk.caller_id,
+            },
+        )
+        .await?;
+    Ok(true)
 }

@@ -512,6 +512,19 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes the tokens that can never be used again — expired (by the store's clock)
+    /// or revoked — and returns how many. Run periodically by the server, so a leaked
+    /// database holds only live token hashes and the table does not grow with every
+    /// login.
+    pub async fn purge_expired_tokens(&self) -> Result<u64> {
+        let r =
+            sqlx::query("DELETE FROM api_tokens WHERE expires_at <= $1 OR revoked_at IS NOT NULL")
+                .bind(self.now().0)
+                .execute(self.pool())
+                .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Creates a team.
     pub async fn create_team(&self, actor: &Actor, name: &str) -> Result<Team> {
         let name = check_name("name", name, 128)?;

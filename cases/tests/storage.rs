@@ -948,7 +948,9 @@ on_both!(notes_mention_users, |h| {
     assert_eq!(tl.items[0].mentions, note.mentions);
     let e = rx.recv().await.unwrap();
     assert_eq!(e.kind, "timeline.appended");
-    assert!(e.visible_to(&a.tenant_id, Role::Agent) && !e.visible_to("other", Role::Admin));
+    assert!(
+        e.visible_to(&a.tenant_id, Role::Agent, None) && !e.visible_to("other", Role::Admin, None)
+    );
 });
 
 on_both!(case_merge_and_links, |h| {
@@ -1041,6 +1043,83 @@ on_both!(demo_seed_is_idempotent, |h| {
             .len(),
         2
     );
+});
+
+// Regression: the demo trunk trusted 127.0.0.1 on every server that had ever been
+// seeded, demo mode or not.
+on_both!(demo_trunk_trusts_loopback_only_in_demo_mode, |h| {
+    use parley_cases::demo::{DEMO_TRUNK_SOURCE, seed_demo, set_demo_mode};
+    // No demo tenant: nothing to do either way.
+    assert!(!set_demo_mode(&h.store, false).await.unwrap());
+    seed_demo(&h.store).await.unwrap().unwrap();
+    let trusted = || async {
+        h.store
+            .trunk_tenants_for_source(DEMO_TRUNK_SOURCE)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(trusted().await, 1, "seeded for demo mode");
+    // Started without --demo: the trust goes, audited; the number stays routed.
+    assert!(set_demo_mode(&h.store, false).await.unwrap());
+    assert_eq!(trusted().await, 0);
+    let r = h.store.route_number("+15550100").await.unwrap().unwrap();
+    assert!(r.trunk.inbound_addresses.is_empty());
+    assert!(!set_demo_mode(&h.store, false).await.unwrap(), "idempotent");
+    let system = Actor::system(&r.number.tenant_id);
+    let log = h
+        .store
+        .audit_log(&system, &parley_cases::audit::AuditFilter::default())
+        .await
+        .unwrap();
+    assert!(
+        log.items.iter().any(|e| e.action == "trunk.update"),
+        "{:?}",
+        log.items.iter().map(|e| &e.action).collect::<Vec<_>>()
+    );
+    // --demo again: trusted again.
+    assert!(set_demo_mode(&h.store, true).await.unwrap());
+    assert_eq!(trusted().await, 1);
+    assert!(!set_demo_mode(&h.store, true).await.unwrap());
+});
+
+// Regression: expired and revoked login tokens stayed in the database for ever.
+on_both!(expired_and_revoked_tokens_are_purged, |h| {
+    let a = h.tenant("acme").await;
+    h.store
+        .create_user(
+            &a,
+            NewUser {
+                email: "ag@acme.test".into(),
+                name: "Ag".into(),
+                role: Role::Agent,
+                password: "correct horse battery".into(),
+            },
+        )
+        .await
+        .unwrap();
+    let user = h
+        .store
+        .authenticate("acme", "ag@acme.test", "correct horse battery")
+        .await
+        .unwrap();
+    let short = h.store.issue_token(&user, 60).await.unwrap();
+    let long = h.store.issue_token(&user, 3600).await.unwrap();
+    let revoked = h.store.issue_token(&user, 3600).await.unwrap();
+    h.store.revoke_token(&revoked.token).await.unwrap();
+    // Only the revoked one can go now.
+    assert_eq!(h.store.purge_expired_tokens().await.unwrap(), 1);
+    assert!(h.store.actor_for_token(&short.token).await.is_ok());
+    h.clock.advance_minutes(2);
+    assert_eq!(h.store.purge_expired_tokens().await.unwrap(), 1);
+    assert!(
+        h.store.actor_for_token(&long.token).await.is_ok(),
+        "live tokens stay"
+    );
+    assert_eq!(h.store.purge_expired_tokens().await.unwrap(), 0);
+    h.clock.advance_minutes(60);
+    assert_eq!(h.store.purge_expired_tokens().await.unwrap(), 1);
+    assert!(h.store.actor_for_token(&long.token).await.is_err());
 });
 
 on_both!(concurrent_transitions_never_lose_a_change, |h| {

@@ -19,7 +19,7 @@ export function assert(cond, msg) { if (!cond) throw new Error('assertion failed
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Starts `parley serve` in a temporary directory (`tag` names it) with `env` on top of
+ * Starts `parley serve --demo` in a temporary directory (`tag` names it) with `env` on top of
  * the defaults. Resolves once it listens, with `{ child, dir, log, http, sip, passwords
  * (email -> password), sipAccounts (email -> { extension, password }), sipPasswords
  * (extension -> password) }`.
@@ -28,7 +28,7 @@ export async function startParley(tag, env = {}) {
   const dir = mkdtempSync(join(tmpdir(), `parley-${tag}-`));
   const base = { ...process.env };
   delete base.DATABASE_URL; // SQLite in the temporary data directory
-  const child = spawn(BIN, ['serve'], {
+  const child = spawn(BIN, ['serve', '--demo'], {
     cwd: dir,
     env: {
       ...base,

@@ -314,6 +314,9 @@ impl Store {
         actor: &Actor,
         interaction_id: &str,
     ) -> Result<Vec<TranscriptSegment>> {
+        // Another tenant's interaction is not found (not an empty transcript).
+        self.require(actor, "interactions", "interaction", interaction_id)
+            .await?;
         let rows: Vec<SegmentRow> = sqlx::query_as(
             "SELECT speaker, start_ms, end_ms, text, sentiment, live FROM transcript_segments
              WHERE tenant_id = $1 AND interaction_id = $2 ORDER BY seq",

@@ -132,7 +132,12 @@ on_both!(transcript_segments_are_stored_searchable_and_erased, |h| {
     assert_eq!(h.store.save_transcript(&a, &id, &segs).await.unwrap(), 2);
     assert_eq!(h.store.transcript(&a, &id).await.unwrap(), segs);
     // Tenant isolation: the other tenant sees nothing and cannot write to it.
-    assert!(h.store.transcript(&b, &id).await.unwrap().is_empty());
+    // Another tenant's interaction does not exist for it (regression: it was an empty
+    // transcript, unlike every other cross-tenant read).
+    assert!(matches!(
+        h.store.transcript(&b, &id).await,
+        Err(parley_cases::Error::NotFound { .. })
+    ));
     assert!(h.store.save_transcript(&b, &id, &segs).await.is_err());
     // Bad speakers are refused.
     assert!(

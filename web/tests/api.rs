@@ -4,6 +4,7 @@
 
 mod acd;
 mod flows;
+mod matrix;
 mod speech;
 
 use axum::Router;
@@ -786,4 +787,239 @@ async fn the_ui_is_served_offline_with_pages_assets_and_json_404s_elsewhere() {
         (s, v["error"]["code"].as_str()),
         (StatusCode::NOT_FOUND, Some("not_found"))
     );
+}
+
+/// Regression (issue #13): API answers, the docs and the bare softphone page had no
+/// security headers (only the UI's static files had a CSP), and HSTS was never sent.
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let t = T::new().await;
+    let get = |app: Router, uri: &'static str, https: bool| async move {
+        let mut req = Request::builder().uri(uri);
+        if https {
+            req = req.header("x-forwarded-proto", "https");
+        }
+        app.oneshot(req.body(Body::empty()).unwrap()).await.unwrap()
+    };
+    let uris = [
+        "/",
+        "/agent",
+        "/assets/app.js",
+        "/healthz",
+        "/readyz",
+        "/api/v1/customers",
+        "/api/v1/openapi.json",
+        "/api/v1/docs/",
+        "/api/v1/nope",
+        "/softphone-test.html",
+        "/softphone.js",
+    ];
+    for uri in uris {
+        let res = get(t.app.clone(), uri, false).await;
+        let h = res.headers();
+        let csp = h
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap_or_else(|| panic!("{uri}: no CSP"))
+            .to_str()
+            .unwrap();
+        for part in [
+            "default-src 'self'",
+            "script-src 'self';",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(part), "{uri}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-eval"), "{uri}: {csp}");
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{uri}");
+        assert_eq!(h[header::REFERRER_POLICY], "no-referrer", "{uri}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{uri}");
+        assert!(
+            h.get(header::STRICT_TRANSPORT_SECURITY).is_none(),
+            "{uri}: HSTS over plain HTTP"
+        );
+        // Behind a TLS-terminating proxy: HSTS.
+        let res = get(t.app.clone(), uri, true).await;
+        assert_eq!(
+            res.headers()[header::STRICT_TRANSPORT_SECURITY],
+            parley_web::headers::HSTS_VALUE,
+            "{uri}"
+        );
+    }
+    // Only the UI's own inline-free pages: the app shell loads no inline script.
+    let res = get(t.app.clone(), "/softphone-test.html", false).await;
+    let html = res.into_body().collect().await.unwrap().to_bytes();
+    let html = String::from_utf8_lossy(&html);
+    assert!(
+        html.contains("<script type=\"module\" src=\"/softphone-test.js\">"),
+        "{html}"
+    );
+    // HSTS settings: always, off.
+    for (hsts, https, want) in [
+        (parley_web::Hsts::Always, false, true),
+        (parley_web::Hsts::Off, true, false),
+    ] {
+        let cfg = WebConfig {
+            hsts,
+            ..WebConfig::default()
+        };
+        let app = app(AppState::new(t.store.clone(), cfg));
+        let res = get(app, "/healthz", https).await;
+        assert_eq!(
+            res.headers()
+                .contains_key(header::STRICT_TRANSPORT_SECURITY),
+            want,
+            "{hsts:?}"
+        );
+    }
+}
+
+/// Regression (issue #13): supervisors read flows with their webhooks' credentials.
+#[tokio::test]
+async fn supervisors_do_not_see_webhook_secrets() {
+    let t = T::new().await;
+    let admin = t.login("acme", Role::Admin).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let doc = json!({
+        "version": 1, "id": "crm", "start": "hook",
+        "nodes": {
+            "hook": {"type": "http", "method": "POST",
+                     "url": "https://bot:pa55word@crm.example/lookup?key=s3cret-key&n={{caller_number}}",
+                     "headers": {"Authorization": "Bearer s3cret-token", "X-Api-Key": "s3cret-api"},
+                     "body": "{\"api_key\": \"s3cret-body\"}",
+                     "next": "bye", "on_error": "bye"},
+            "bye": {"type": "hangup"}
+        }
+    });
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows",
+            Some(&admin),
+            Some(doc.clone()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/crm/publish",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let reads = [
+        (Method::GET, "/api/v1/ivr/flows", None),
+        (Method::GET, "/api/v1/ivr/flows/crm", None),
+        (Method::GET, "/api/v1/ivr/flows/crm/versions/1", None),
+        (Method::GET, "/api/v1/ivr/flows/crm/export", None),
+        (Method::GET, "/api/v1/ivr/flows/crm/export?version=1", None),
+        (
+            Method::POST,
+            "/api/v1/ivr/flows/crm/simulate",
+            Some(json!({"script": {"steps": [{"wait": 100}]}})),
+        ),
+    ];
+    for (m, uri, body) in reads {
+        let (s, v) = t.call(m.clone(), uri, Some(&sup), body.clone()).await;
+        assert!(s.is_success(), "{m} {uri}: {s} {v}");
+        let text = v.to_string();
+        for secret in ["s3cret", "pa55word", "bot:"] {
+            assert!(!text.contains(secret), "{m} {uri} shows {secret}: {text}");
+        }
+        if uri != "/api/v1/ivr/flows/crm/simulate" {
+            assert!(text.contains("[redacted]"), "{uri}: {text}");
+            assert!(
+                text.contains("crm.example/lookup?key=[redacted]&n=[redacted]"),
+                "{uri}: {text}"
+            );
+        }
+        // The admin sees the document as written.
+        let (s, v) = t.call(m.clone(), uri, Some(&admin), body).await;
+        assert!(s.is_success(), "{m} {uri}: {s} {v}");
+        if uri != "/api/v1/ivr/flows/crm/simulate" {
+            assert!(v.to_string().contains("s3cret-token"), "{uri}: {v}");
+        }
+    }
+}
+
+/// Regression (issue #13): every agent's events WebSocket received every call's live
+/// transcript; now only the agents on the call (and supervisors) do.
+#[tokio::test]
+async fn transcript_events_reach_only_the_agents_on_the_call() {
+    use futures_util::StreamExt as _;
+
+    let t = T::new().await;
+    let agent = t.login("acme", Role::Agent).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let other_agent = {
+        let admin = t.login("acme", Role::Admin).await;
+        let (s, v) = t.call(Method::POST, "/api/v1/users", Some(&admin), Some(json!({"email": "agent2@acme.test", "name": "Second", "role": "agent", "password": PW}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, v) = t
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"tenant": "acme", "email": "agent2@acme.test", "password": PW})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let (actor, _) = t.store.actor_for_token(&agent).await.unwrap();
+    let on_call = actor.user_id.clone().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let connect = |tok: String| async move {
+        tokio_tungstenite::connect_async(format!("ws://{addr}/api/v1/events?access_token={tok}"))
+            .await
+            .unwrap()
+            .0
+    };
+    let mut ws_agent = connect(agent).await;
+    let mut ws_sup = connect(sup).await;
+    let mut ws_other = connect(other_agent).await;
+    let seg = parley_cases::transcripts::TranscriptSegment {
+        speaker: "caller".into(),
+        start_ms: 0,
+        end_ms: 900,
+        text: "my card number is".into(),
+        sentiment: 0.0,
+        live: true,
+    };
+    t.store
+        .publish_transcript_segment(&actor, "call-1", None, &[on_call], &seg)
+        .unwrap();
+    for ws in [&mut ws_agent, &mut ws_sup] {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["type"], "transcript.segment");
+        assert_eq!(v["data"]["segment"]["text"], "my card number is");
+    }
+    // The other agent heard nothing (a later event proves the socket is live).
+    let (s, _) = t
+        .call(
+            Method::POST,
+            "/api/v1/customers",
+            Some(&t.login("acme", Role::Agent).await),
+            Some(json!({"name": "Ann"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws_other.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+    assert_eq!(v["type"], "customer.created", "{v}");
 }

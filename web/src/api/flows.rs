@@ -7,6 +7,11 @@
 //! which changes anything); agents have no access (the IVR is configuration; an agent
 //! sees a call's flow trail on the customer's timeline instead).
 //!
+//! Webhook secrets are the admins': what a supervisor reads of a flow (the draft,
+//! versions, the export, a test call's trace) has every `http` node's header values,
+//! body, URL user info and query values replaced by `[redacted]`
+//! ([`redact_webhook_secrets`]); a supervisor's test call runs that redacted document.
+//!
 //! Storage (`parley-cases`) keeps flow documents as JSON text; this module is where
 //! `parley-ivr` parses and validates them, so what is published is exactly the text
 //! that passed the validator.
@@ -19,10 +24,10 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use parley_cases::Actor;
 use parley_cases::flows::{
     FlowEvent, FlowVersion, IvrFlow, NewPrompt, PromptMeta, Route, new_prompt_id,
 };
+use parley_cases::{Actor, Role};
 use parley_ivr::{
     Calendar, Env, Flow, FlowId, Script, ValidationError, ValidationErrorKind, ValidationOptions,
 };
@@ -79,8 +84,9 @@ pub(crate) struct FlowView {
     updated_at: parley_cases::Timestamp,
 }
 
-fn flow_view(f: IvrFlow) -> ApiResult<FlowView> {
-    let draft = serde_json::from_str(&f.draft).map_err(|e| ApiError::internal(&e))?;
+fn flow_view(f: IvrFlow, role: Role) -> ApiResult<FlowView> {
+    let mut draft = serde_json::from_str(&f.draft).map_err(|e| ApiError::internal(&e))?;
+    redact_for(role, &mut draft);
     Ok(FlowView {
         id: f.id,
         name: f.name,
@@ -111,9 +117,16 @@ pub(crate) struct VersionView {
     definition: Option<Value>,
 }
 
-fn version_view(v: FlowVersion, current: Option<i64>, with_doc: bool) -> ApiResult<VersionView> {
+fn version_view(
+    v: FlowVersion,
+    current: Option<i64>,
+    with_doc: bool,
+    role: Role,
+) -> ApiResult<VersionView> {
     let definition = if with_doc {
-        Some(serde_json::from_str(&v.definition).map_err(|e| ApiError::internal(&e))?)
+        let mut doc = serde_json::from_str(&v.definition).map_err(|e| ApiError::internal(&e))?;
+        redact_for(role, &mut doc);
+        Some(doc)
     } else {
         None
     };
@@ -125,6 +138,84 @@ fn version_view(v: FlowVersion, current: Option<i64>, with_doc: bool) -> ApiResu
         published_at: v.published_at,
         definition,
     })
+}
+
+/// What replaces a webhook secret in what non-admins read.
+const REDACTED: &str = "[redacted]";
+
+/// A stored flow document as a user of `role` may read it.
+fn redact_text(role: Role, text: String) -> ApiResult<String> {
+    if role >= Role::Admin {
+        return Ok(text);
+    }
+    let mut doc: Value = serde_json::from_str(&text).map_err(|e| ApiError::internal(&e))?;
+    redact_webhook_secrets(&mut doc);
+    serde_json::to_string_pretty(&doc).map_err(|e| ApiError::internal(&e))
+}
+
+/// Redacts webhook secrets for users below admin.
+fn redact_for(role: Role, doc: &mut Value) {
+    if role < Role::Admin {
+        redact_webhook_secrets(doc);
+    }
+}
+
+/// Replaces, in every `http` node of a flow document (at any depth), the header values,
+/// the body, the URL's user info and its query values with `[redacted]`: where webhook
+/// credentials (API keys, bearer tokens, basic auth) live.
+pub(crate) fn redact_webhook_secrets(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("http") {
+                if let Some(Value::Object(h)) = map.get_mut("headers") {
+                    for val in h.values_mut() {
+                        *val = Value::String(REDACTED.into());
+                    }
+                }
+                if let Some(body) = map.get_mut("body").filter(|b| !b.is_null()) {
+                    *body = Value::String(REDACTED.into());
+                }
+                if let Some(Value::String(u)) = map.get_mut("url") {
+                    *u = redact_url(u);
+                }
+            }
+            map.values_mut().for_each(redact_webhook_secrets);
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_webhook_secrets),
+        _ => {}
+    }
+}
+
+/// `https://user:pw@crm.example/x?key=s3cret&a` → `https://[redacted]@crm.example/x?key=[redacted]&a`.
+fn redact_url(u: &str) -> String {
+    let (main, query) = match u.split_once('?') {
+        Some((m, q)) => (m, Some(q)),
+        None => (u, None),
+    };
+    let main = match main.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            match authority.rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://{REDACTED}@{host}{path}"),
+                None => main.to_owned(),
+            }
+        }
+        None => main.to_owned(),
+    };
+    match query {
+        None => main,
+        Some(q) => {
+            let q = q.split_once('#').map_or(q, |(q, _)| q);
+            let params: Vec<String> = q
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) => format!("{k}={REDACTED}"),
+                    None => p.to_owned(),
+                })
+                .collect();
+            format!("{main}?{}", params.join("&"))
+        }
+    }
 }
 
 /// A validator error, in this flow or (`flow`) in a published flow that calls it.
@@ -439,7 +530,10 @@ async fn list_flows(
 ) -> ApiResult<axum::Json<Vec<FlowView>>> {
     let flows = s.store.list_flows(&a.actor).await?;
     Ok(axum::Json(
-        flows.into_iter().map(flow_view).collect::<ApiResult<_>>()?,
+        flows
+            .into_iter()
+            .map(|f| flow_view(f, a.actor.role))
+            .collect::<ApiResult<_>>()?,
     ))
 }
 
@@ -462,7 +556,7 @@ async fn create_flow(
             &doc.text,
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(flow_view(f)?)))
+    Ok((StatusCode::CREATED, axum::Json(flow_view(f, a.actor.role)?)))
 }
 
 /// One flow with its draft (supervisor).
@@ -473,7 +567,10 @@ async fn get_flow(
     Supervisor(a): Supervisor,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<FlowView>> {
-    Ok(axum::Json(flow_view(s.store.flow(&a.actor, &id).await?)?))
+    Ok(axum::Json(flow_view(
+        s.store.flow(&a.actor, &id).await?,
+        a.actor.role,
+    )?))
 }
 
 /// Replaces a flow's draft (admin). The document's `id` must be the path's.
@@ -490,7 +587,7 @@ async fn update_flow(
         .store
         .update_flow_draft(&a.actor, &id, &display_name(&doc.flow), &doc.text)
         .await?;
-    Ok(axum::Json(flow_view(f)?))
+    Ok(axum::Json(flow_view(f, a.actor.role)?))
 }
 
 /// Imports a flow document: creates the flow, or replaces its draft (admin).
@@ -509,10 +606,10 @@ async fn import_flow(
         .update_flow_draft(&a.actor, id, &name, &doc.text)
         .await
     {
-        Ok(f) => Ok((StatusCode::OK, axum::Json(flow_view(f)?))),
+        Ok(f) => Ok((StatusCode::OK, axum::Json(flow_view(f, a.actor.role)?))),
         Err(parley_cases::Error::NotFound { .. }) => {
             let f = s.store.create_flow(&a.actor, id, &name, &doc.text).await?;
-            Ok((StatusCode::CREATED, axum::Json(flow_view(f)?)))
+            Ok((StatusCode::CREATED, axum::Json(flow_view(f, a.actor.role)?)))
         }
         Err(e) => Err(e.into()),
     }
@@ -560,7 +657,7 @@ async fn publish_flow(
     let current = Some(v.version);
     Ok((
         StatusCode::CREATED,
-        axum::Json(version_view(v, current, true)?),
+        axum::Json(version_view(v, current, true, a.actor.role)?),
     ))
 }
 
@@ -577,7 +674,7 @@ async fn list_versions(
     Ok(axum::Json(
         versions
             .into_iter()
-            .map(|v| version_view(v, current, false))
+            .map(|v| version_view(v, current, false, a.actor.role))
             .collect::<ApiResult<_>>()?,
     ))
 }
@@ -595,7 +692,7 @@ async fn get_version(
         .map_err(|_| ApiError::not_found("flow version"))?;
     let current = s.store.flow(&a.actor, &id).await?.current_version;
     let v = s.store.flow_version(&a.actor, &id, version).await?;
-    Ok(axum::Json(version_view(v, current, true)?))
+    Ok(axum::Json(version_view(v, current, true, a.actor.role)?))
 }
 
 /// The version to make current again.
@@ -624,7 +721,7 @@ async fn rollback_flow(
         return Err(invalid_flow(&id, &errors));
     }
     let f = s.store.rollback_flow(&a.actor, &id, body.version).await?;
-    Ok(axum::Json(flow_view(f)?))
+    Ok(axum::Json(flow_view(f, a.actor.role)?))
 }
 
 /// Publish and rollback history, oldest first (supervisor).
@@ -665,6 +762,7 @@ async fn export_flow(
             format!("{id}-v{v}.json"),
         ),
     };
+    let text = redact_text(a.actor.role, text)?;
     let mut res = (
         [(
             header::CONTENT_TYPE,
@@ -722,6 +820,7 @@ async fn simulate_flow(
         None => s.store.flow(&a.actor, &id).await?.draft,
         Some(v) => s.store.flow_version(&a.actor, &id, v).await?.definition,
     };
+    let text = redact_text(a.actor.role, text)?;
     let script = script_for(&id, body.script)?;
     let flow = parse_stored(&text)?;
     let ctx = context(&s, &a.actor).await?;

@@ -89,7 +89,7 @@ async fn put_settings(
 /// The stored transcript of a call interaction, in order (empty when none).
 #[utoipa::path(get, path = "/interactions/{id}/transcript", tag = "speech", security(("bearer" = [])),
     params(("id" = String, Path, description = "Interaction id")),
-    responses((status = 200, body = Vec<TranscriptSegment>)))]
+    responses((status = 200, body = Vec<TranscriptSegment>), (status = 404, body = ErrorBody)))]
 async fn transcript(
     State(s): State<AppState>,
     a: Authed,

@@ -107,7 +107,8 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v[0]["text"], "hello");
     assert_eq!(v[0]["speaker"], "caller");
-    let (_, v) = t
+    // Another tenant's interaction does not exist for it.
+    let (s, _) = t
         .call(
             Method::GET,
             &format!("/api/v1/interactions/{}/transcript", i.id),
@@ -115,7 +116,7 @@ async fn admins_switch_transcription_on_and_agents_read_transcripts() {
             None,
         )
         .await;
-    assert_eq!(v, json!([]));
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

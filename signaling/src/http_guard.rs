@@ -193,7 +193,7 @@ impl fmt::Display for Cidr {
 #[derive(Debug, Clone)]
 pub struct HttpGuard {
     allow: Arc<[Cidr]>,
-    client: reqwest::Client,
+    client: Option<reqwest::Client>,
 }
 
 impl Default for HttpGuard {
@@ -219,18 +219,14 @@ impl HttpGuard {
                 " (IVR webhook)"
             ))
             .connect_timeout(Duration::from_secs(10));
-        let client = builder.build().unwrap_or_else(|e| {
-            // Only a TLS back end that cannot start fails here; a client without the
-            // resolver would not be guarded, so every request is then refused below.
-            tracing::error!(error = %e, "outbound HTTP client not built; webhooks fail");
-            reqwest::Client::builder()
-                .no_proxy()
-                .dns_resolver(Arc::new(GuardedResolver {
-                    allow: Arc::from(Vec::new()),
-                }))
-                .build()
-                .unwrap_or_default()
-        });
+        // Only a TLS back end that cannot start fails here. No unguarded client is ever
+        // made in its place: requests then fail (see `client`).
+        let client = builder
+            .build()
+            .inspect_err(
+                |e| tracing::error!(error = %e, "outbound HTTP client not built; webhooks fail"),
+            )
+            .ok();
         HttpGuard { allow, client }
     }
 
@@ -244,9 +240,10 @@ impl HttpGuard {
         check(&self.allow, ip)
     }
 
-    /// The guarded client (resolver installed, no redirects, no proxy).
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    /// The guarded client (resolver installed, no redirects, no proxy); `None` when it
+    /// could not be built (then nothing is sent).
+    pub fn client(&self) -> Option<&reqwest::Client> {
+        self.client.as_ref()
     }
 }
 

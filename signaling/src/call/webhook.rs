@@ -86,7 +86,9 @@ pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value)
     if let Some(ip) = literal {
         guard.check(ip).map_err(|e| e.to_string())?;
     }
-    let client = guard.client();
+    let client = guard
+        .client()
+        .ok_or_else(|| "outbound HTTP client unavailable".to_owned())?;
     let method = match req.method {
         HttpMethod::Get => reqwest::Method::GET,
         HttpMethod::Post => reqwest::Method::POST,

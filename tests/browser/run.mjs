@@ -113,6 +113,24 @@ test('the UI is served by the binary with content types and cache headers', asyn
   assert((await fetch(server.http + '/assets/nope.js')).status === 404, 'unknown asset is 404');
 });
 
+test('API docs (Swagger UI) render under the Content-Security-Policy, and no page may be framed', async () => {
+  const page = await newPage();
+  const res = await page.goto(server.http + '/api/v1/docs/');
+  const csp = res.headers()['content-security-policy'] || '';
+  assert(csp.includes("frame-ancestors 'none'"), 'CSP on the docs page: ' + csp);
+  await page.waitForSelector('.swagger-ui .opblock');
+  await shot(page, '00-api-docs');
+  // A CSP violation is a console error ("Refused to …"): none.
+  assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+  for (const path of ['/', '/assets/app.js', '/api/v1/openapi.json']) {
+    const r = await fetch(server.http + path);
+    assert((r.headers.get('content-security-policy') || '').includes("script-src 'self'"), 'CSP on ' + path);
+    assert(r.headers.get('x-frame-options') === 'DENY', 'X-Frame-Options on ' + path);
+    assert(r.headers.get('x-content-type-options') === 'nosniff', 'nosniff on ' + path);
+  }
+  await page.context().close();
+});
+
 test('login: a wrong password is an error on the form; the agent lands on the desktop', async () => {
   const page = await newPage();
   await page.goto(server.http + '/');

@@ -620,7 +620,10 @@ pub fn recover(path: &Path, ring: &KeyRing) -> Result<u64> {
             Err(_) => break,
         }
     }
-    w.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    w.finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     std::fs::rename(&tmp, path)?;
     Ok(kept)
 }

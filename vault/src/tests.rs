@@ -61,7 +61,14 @@ fn range_reads_decrypt_only_what_they_touch_and_match_the_plaintext() {
 fn a_flipped_bit_anywhere_fails() {
     let data = sample(40_000);
     let sealed = seal(&data, &ring(), 999);
-    for at in [3, 14, 20, HEADER_LEN + 5, HEADER_LEN + 16_400, sealed.len() - 1] {
+    for at in [
+        3,
+        14,
+        20,
+        HEADER_LEN + 5,
+        HEADER_LEN + 16_400,
+        sealed.len() - 1,
+    ] {
         let mut bad = sealed.clone();
         bad[at] ^= 0x01;
         assert!(unseal(&bad, &ring()).is_err(), "flip at {at} undetected");
@@ -73,7 +80,12 @@ fn truncation_is_detected_at_and_between_chunk_boundaries() {
     let data = sample(3 * (1 << CHUNK_LOG2) + 500);
     let sealed = seal(&data, &ring(), 4096);
     let chunk = (1 << CHUNK_LOG2) + TAG_LEN;
-    for cut in [HEADER_LEN + chunk, HEADER_LEN + 2 * chunk, sealed.len() - 1, sealed.len() - 200] {
+    for cut in [
+        HEADER_LEN + chunk,
+        HEADER_LEN + 2 * chunk,
+        sealed.len() - 1,
+        sealed.len() - 200,
+    ] {
         let r = unseal(&sealed[..cut], &ring());
         assert!(r.is_err(), "cut at {cut} undetected");
     }
@@ -115,9 +127,15 @@ fn key_files_are_generated_private_and_rotated() {
     let dir = tempdir("keys");
     let ring = KeyRing::load_or_create(&dir.join("keys")).unwrap();
     assert_eq!(ring.ids(), vec![1]);
-    let dmode = std::fs::metadata(dir.join("keys")).unwrap().permissions().mode();
+    let dmode = std::fs::metadata(dir.join("keys"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(dmode & 0o777, 0o700);
-    let fmode = std::fs::metadata(dir.join("keys/1.key")).unwrap().permissions().mode();
+    let fmode = std::fs::metadata(dir.join("keys/1.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(fmode & 0o777, 0o600);
     let sealed = seal(b"kept", &ring, 4);
     // The same key comes back on the next start.
@@ -128,8 +146,11 @@ fn key_files_are_generated_private_and_rotated() {
     assert_eq!((rotated.ids(), rotated.current_id()), (vec![1, 2], 2));
     assert_eq!(unseal(&sealed, &rotated).unwrap(), b"kept");
     // A key file others can read is refused.
-    std::fs::set_permissions(dir.join("keys/2.key"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(
+        dir.join("keys/2.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
     assert!(matches!(
         KeyRing::load_or_create(&dir.join("keys")),
         Err(Error::KeyFile { .. })
@@ -179,7 +200,10 @@ fn a_streamed_wav_gets_its_sizes_from_the_sealed_length() {
     data.extend(sample(32_000));
     let sealed = seal(&data, &ring(), 321);
     let out = unseal(&sealed, &ring()).unwrap();
-    assert_eq!(u32::from_le_bytes(out[4..8].try_into().unwrap()), 36 + 32_000);
+    assert_eq!(
+        u32::from_le_bytes(out[4..8].try_into().unwrap()),
+        36 + 32_000
+    );
     assert_eq!(u32::from_le_bytes(out[40..44].try_into().unwrap()), 32_000);
     assert_eq!(&out[44..], &data[44..]);
 }

@@ -60,6 +60,9 @@ pub struct WebConfig {
     pub data_dir: PathBuf,
     /// Largest prompt upload accepted, in bytes (uploads are exempt from `max_body_bytes`).
     pub max_prompt_bytes: usize,
+    /// The key ring recordings are sealed under (to stream them decrypted); `None`:
+    /// stored recordings are plain files.
+    pub recording_keys: Option<Arc<parley_vault::KeyRing>>,
 }
 
 impl Default for WebConfig {
@@ -70,6 +73,7 @@ impl Default for WebConfig {
             max_body_bytes: 2 << 20,
             data_dir: PathBuf::from("./data"),
             max_prompt_bytes: 10 << 20,
+            recording_keys: None,
         }
     }
 }
@@ -377,6 +381,7 @@ impl AppState {
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
         (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
+        (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
     )
 )]
 struct ApiDoc;

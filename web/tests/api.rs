@@ -4,6 +4,7 @@
 
 mod acd;
 mod flows;
+mod recordings;
 mod speech;
 
 use axum::Router;

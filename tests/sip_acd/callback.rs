@@ -356,6 +356,17 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
     );
+    // Every call ended cleanly, the one Parley placed included: another restart
+    // finds no call left in progress to close as `server_restart`.
+    p.restart();
+    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] != "server_restart"),
+        "{recs:#}"
+    );
 }
 
 fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, String) {

@@ -521,7 +521,7 @@ impl<R: Read + Seek> Seek for SealedReader<R> {
 /// A stored file: sealed, or plain (written before encryption, or by hand).
 pub enum VaultFile {
     /// A sealed file.
-    Sealed(SealedReader<File>),
+    Sealed(Box<SealedReader<File>>),
     /// A plain file and its length.
     Plain(File, u64),
 }
@@ -570,7 +570,7 @@ pub fn open(path: &Path, ring: &KeyRing) -> Result<VaultFile> {
     let mut magic = [0u8; 8];
     let sealed = f.read_exact(&mut magic).is_ok() && &magic == MAGIC;
     if sealed {
-        return Ok(VaultFile::Sealed(SealedReader::new(f, ring)?));
+        return Ok(VaultFile::Sealed(Box::new(SealedReader::new(f, ring)?)));
     }
     let len = f.metadata()?.len();
     f.seek(SeekFrom::Start(0))?;

@@ -187,7 +187,8 @@ impl Call {
 }
 
 /// Crash safety: a call through the IVR is stored in `live_calls` when it is answered
-/// and updated as it goes (queued and answered by an agent, recording started); the
+/// (a call Parley places — click-to-call, a callback — once it is placed) and updated
+/// as it goes (queued and answered by an agent, recording started); the
 /// row goes once the call record is stored (`ivr_finish`). Rows a crash leaves are
 /// closed at the next start-up with cause `server_restart`
 /// ([`parley_cases::Store::close_interrupted_call`]).
@@ -199,7 +200,12 @@ impl Call {
             id: String::new(),
             tenant_id: actor.tenant_id.clone(),
             call_id: self.inbound.invite.call_id().unwrap_or_default().to_owned(),
-            direction: "inbound".into(),
+            direction: if self.ctl.is_outbound() {
+                "outbound"
+            } else {
+                "inbound"
+            }
+            .into(),
             caller: run.caller.clone(),
             dialled: dialled.to_owned(),
             queue_id: None,

@@ -199,19 +199,19 @@ export async function render(main, params, { user, navigate }) {
       }
       const slot = h('div', { class: 'player' });
       const btn = h('button', { type: 'button', class: 'ghost play', 'aria-label': `Play ${a.name}` }, '▶ ' + a.name);
-      btn.addEventListener('click', () => playAttachment(i.id, n, slot, btn));
+      btn.addEventListener('click', () => playAttachment(i.id, n, a.name, slot, btn));
       return h('div', { class: 'recording', dataset: { attachment: String(n) } }, btn, slot);
     }));
   }
 
-  async function playAttachment(id, n, slot, btn) {
+  async function playAttachment(id, n, name, slot, btn) {
     btn.disabled = true;
     try {
       const res = await apiRaw('GET', '/interactions/' + enc(id) + '/attachments/' + n);
       const url = URL.createObjectURL(await res.blob());
       blobUrls.add(url);
       const player = h('audio', { controls: true, src: url, class: 'recording-audio', preload: 'metadata' });
-      slot.replaceChildren(player);
+      slot.replaceChildren(h('div', { class: 'meta' }, name), player);
       btn.hidden = true;
       player.play().catch(() => {});
     } catch (e) {

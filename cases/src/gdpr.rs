@@ -128,7 +128,7 @@ impl Store {
         let (mut identities, mut interactions, mut cases, mut audit_records) = (0, 0, 0, 0);
         let (mut call_records, mut callbacks) = (0, 0);
         let mut files: Vec<String> = Vec::new();
-        let mut cancelled: Vec<String> = Vec::new();
+        let mut cancelled: Vec<(String, String)> = Vec::new();
         for s in &subjects {
             // What identifies them elsewhere: numbers on call records, values in audit
             // snapshots of other entities.
@@ -277,14 +277,14 @@ impl Store {
             }
             // Callbacks: the number goes; open ones are cancelled (nobody should dial
             // an erased customer) and the running router is told below.
-            let open: Vec<(String,)> = sqlx::query_as(
-                "SELECT id FROM callbacks WHERE tenant_id = $1 AND customer_id = $2 AND state IN ('waiting', 'dialling')",
+            let open: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, item FROM callbacks WHERE tenant_id = $1 AND customer_id = $2 AND state IN ('waiting', 'dialling')",
             )
             .bind(t)
             .bind(s)
             .fetch_all(&mut *tx)
             .await?;
-            cancelled.extend(open.into_iter().map(|(c,)| c));
+            cancelled.extend(open);
             callbacks += sqlx::query(
                 "UPDATE callbacks SET number = '[erased]', last_error = NULL, updated_at = $3,
                         state = CASE WHEN state IN ('waiting', 'dialling') THEN 'cancelled' ELSE state END
@@ -352,13 +352,17 @@ impl Store {
         .await?;
         tx.commit().await?;
         let mut events = vec![DomainEvent::new(t, "customer.erased", &receipt).customer(id)];
-        for cb in &cancelled {
-            // What the ACD follows to drop a cancelled callback from its router.
-            events.push(DomainEvent::new(
+        for (cb, item) in &cancelled {
+            // What the ACD follows to drop a cancelled callback from its router (no
+            // number: it is erased).
+            let mut e = DomainEvent::new(
                 t,
                 "callback.changed",
-                &serde_json::json!({ "id": cb, "state": "cancelled" }),
-            ));
+                &serde_json::json!({ "id": cb, "item": item, "state": "cancelled" }),
+            )
+            .customer(id);
+            e.min_role = crate::types::Role::Supervisor;
+            events.push(e);
         }
         self.publish(events);
         Ok(receipt)

@@ -189,7 +189,20 @@ on_both!(
         .await;
         assert_eq!(before, 2);
 
+        let mut events = store.subscribe();
         let receipt = store.erase_customer(&a, &c.id).await.unwrap();
+        // The running ACD is told to drop the open callback from its router.
+        let mut told = false;
+        while let Ok(e) = events.try_recv() {
+            told |= e.kind == "callback.changed"
+                && e.data["item"] == "cb-item"
+                && e.data["state"] == "cancelled"
+                && !e.data.to_string().contains("5550177");
+        }
+        assert!(
+            told,
+            "callback.changed (cancelled) published for the router"
+        );
         assert_eq!(receipt.files, 2, "voicemail and call recording");
         assert_eq!(receipt.tts_cache_files, 1);
         assert_eq!(receipt.callbacks, 1);

@@ -55,6 +55,9 @@ pub(crate) struct Config {
     pub(crate) rtp_timeout_secs: u64,
     /// Recording (voicemail) file format, `wav` or `opus` (`PARLEY_RECORDING_FORMAT`).
     pub(crate) recording_format: String,
+    /// Folder of the recording keys (`<id>.key`, 0600; `PARLEY_RECORDING_KEY_DIR`);
+    /// default `<data_dir>/keys`, generated at the first start.
+    pub(crate) recording_key_dir: Option<PathBuf>,
     /// `sqlite://…` or `postgres://…` (`DATABASE_URL`); default SQLite in the data dir.
     pub(crate) database_url: Option<String>,
     /// Login token lifetime in seconds (`PARLEY_TOKEN_TTL_SECS`).
@@ -128,6 +131,7 @@ impl Default for Config {
             rtp_ports: "10000-20000".into(),
             rtp_timeout_secs: 30,
             recording_format: "wav".into(),
+            recording_key_dir: None,
             database_url: None,
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,
@@ -302,6 +306,13 @@ impl Config {
     }
 
     /// The database URL in effect.
+    /// Where the recording keys live.
+    pub(crate) fn recording_key_dir(&self) -> PathBuf {
+        self.recording_key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
+    }
+
     pub(crate) fn database_url(&self) -> String {
         self.database_url
             .clone()

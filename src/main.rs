@@ -2,6 +2,7 @@
 //! migrations; `user add` creates a login. See README.md.
 
 mod config;
+mod data;
 mod flow_cli;
 mod softphone;
 mod turn;
@@ -63,6 +64,30 @@ enum Command {
         #[command(subcommand)]
         command: flow_cli::FlowCommand,
     },
+    /// Write a consistent copy of the SQLite database to FILE (safe while Parley runs;
+    /// PostgreSQL: use pg_dump). Recordings, prompts and keys are files: copy them too.
+    Backup {
+        /// The new file (must not exist).
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with a backup (refused while Parley runs on the
+    /// data directory; the replaced database is kept beside it).
+    Restore {
+        /// A file written by `parley backup`.
+        file: PathBuf,
+    },
+    /// Recording encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Generate the next key: recordings made after the next start are sealed with
+    /// it; older ones stay readable with the old keys (keep every key file).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -219,6 +244,30 @@ async fn main() -> anyhow::Result<()> {
             0 => Ok(()),
             code => std::process::exit(code),
         },
+        Command::Backup { file } => {
+            data::backup(&cfg, &file).await?;
+            println!("database backed up to {}", file.display());
+            Ok(())
+        }
+        Command::Restore { file } => {
+            let kept = data::restore(&cfg, &file)?;
+            println!(
+                "database restored from {}; the one it replaced is kept as {}",
+                file.display(),
+                kept.display()
+            );
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
+            let id = data::rotate_keys(&cfg)?;
+            println!(
+                "recording key {id} generated in {}; restart Parley to seal new recordings with it",
+                cfg.recording_key_dir().display()
+            );
+            Ok(())
+        }
     }
 }
 
@@ -256,7 +305,14 @@ fn read_passwords(n: usize) -> anyhow::Result<Vec<String>> {
 }
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
-    let store = open_store(&cfg).await?;
+    let _lock = data::lock_data_dir(&cfg.data_dir)?;
+    let keys = data::load_keys(&cfg)?;
+    let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    let interrupted = data::close_interrupted_calls(&store, &cfg.data_dir, &keys).await?;
+    if interrupted > 0 {
+        tracing::warn!(calls = interrupted, "calls cut off by the last stop closed");
+    }
+    data::spawn_purge(store.clone());
     // The demo only on request: a fresh server on a public address has no tenant with
     // generated logins and no trunk that trusts 127.0.0.1.
     if demo && let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
@@ -299,6 +355,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         data_dir: cfg.data_dir.clone(),
         max_prompt_bytes: cfg.max_prompt_bytes,
         hsts: cfg.hsts()?,
+        recording_keys: Some(keys.clone()),
     };
     let shutdown = shutdown_signal();
     let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);
@@ -338,6 +395,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             bind_ip: cfg.sip_addr.ip(),
             port_min,
             port_max,
+            recording_keys: Some(keys.clone()),
             ..parley_media::EngineConfig::default()
         })
         .context("cannot start the media engine")?,

@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+#[path = "common/recording.rs"]
+mod recording;
+
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
 
 struct Parley {
@@ -902,8 +905,10 @@ fn voicemail_is_recorded_as_ogg_opus_when_configured() {
     let att = &call["attachments"][0];
     assert_eq!(att["name"], "voicemail.opus", "{call:#}");
     assert_eq!(att["content_type"], "audio/ogg");
-    let path = p.dir.join("data").join(att["location"].as_str().unwrap());
-    let mut r = ogg::reading::PacketReader::new(std::fs::File::open(&path).unwrap());
+    let mut r = ogg::reading::PacketReader::new(recording::open(
+        &p.dir.join("data"),
+        att["location"].as_str().unwrap(),
+    ));
     let head = r.read_packet().unwrap().unwrap();
     assert_eq!(&head.data[..8], b"OpusHead");
     let _tags = r.read_packet().unwrap().unwrap();

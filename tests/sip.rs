@@ -986,6 +986,8 @@ use parley_sip_proto::message::{Headers, Method, Request, SipMessage};
 
 #[path = "common/proto_uac.rs"]
 mod proto_uac;
+#[path = "common/recording.rs"]
+mod recording;
 use proto_uac::ProtoUac;
 
 /// One 20 ms PCMU frame, distinct for each `k` (no 0x7f, whose µ-law value -0 comes
@@ -1354,7 +1356,7 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
     let location = att["location"]
         .as_str()
         .unwrap_or_else(|| panic!("no recording attached: {call:#}"));
-    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let wav = recording::wav(&p.dir.join("data"), location);
     assert_eq!(wav.spec().channels, 2);
     let samples = wav.len() / 2;
     assert!(samples >= 8000, "voicemail of {samples} samples");
@@ -1477,7 +1479,7 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
     let location = call["attachments"][0]["location"]
         .as_str()
         .unwrap_or_else(|| panic!("no recording: {call:#}"));
-    let mut wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let mut wav = recording::wav(&p.dir.join("data"), location);
     let left: Vec<i16> = wav
         .samples::<i16>()
         .step_by(2)
@@ -1863,7 +1865,7 @@ fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
     let location = call["attachments"][0]["location"]
         .as_str()
         .unwrap_or_else(|| panic!("voicemail kept: {call:#}"));
-    hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    recording::wav(&p.dir.join("data"), location);
 }
 
 #[test]
@@ -1969,4 +1971,225 @@ fn ivr_caller_returns_to_the_flow_when_the_agent_hangs_up() {
         nodes.ends_with(&["support_queue".to_owned(), "survey".to_owned()]),
         "{nodes:?}"
     );
+}
+
+/// GET returning status and raw bytes (audio).
+fn http_bytes(p: &Parley, path: &str, token: &str) -> (u16, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .get(format!("{}{path}", p.http))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.bytes().await.unwrap().to_vec())
+    })
+}
+
+/// Regression (issue #13: a call was stored only when it ended, so `kill -9` lost it
+/// and orphaned its recording): a voicemail being recorded when Parley is killed is,
+/// after the restart, a call record with cause `server_restart`, on the caller's
+/// timeline with its recording, sealed on disk and playable through the API.
+#[test]
+fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_its_recording() {
+    let mut p = start("crash", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let sup = supervisor_token(&p);
+    let customer = http(
+        &p,
+        "POST",
+        "/api/v1/customers",
+        Some(&sup),
+        Some(
+            json!({"name": "Cut Off Caller", "identities": [{"kind": "phone", "value": "+15550123"}]}),
+        ),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (_dialog, remote) = uac.call("15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    for k in 0..25u16 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 3: voicemail. Talk until the sealed recording holds two seconds or more
+    // (bounded: 30 s of frames).
+    out.digit(&uac, remote, '3', &mut rx);
+    let recordings = p.dir.join("data/recordings");
+    let size = || {
+        std::fs::read_dir(&recordings)
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
+            .and_then(|f| f.ok()?.metadata().ok())
+            .map_or(0, |m| m.len())
+    };
+    for i in 0..1500u16 {
+        out.audio(&uac, remote, i, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        if size() > 64_000 {
+            break;
+        }
+    }
+    assert!(
+        size() > 64_000,
+        "the voicemail recording grew: {} bytes",
+        size()
+    );
+    // kill -9, mid-call: no BYE, no clean shutdown.
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    p.child = spawn(&p.dir, &p.env);
+    p.wait_listening();
+    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    let rec = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["outcome"] == "server_restart")
+        .unwrap_or_else(|| panic!("no server_restart record: {recs:#}"))
+        .clone();
+    assert_eq!(rec["hangup_cause"], "server_restart");
+    assert_eq!(rec["caller"], "+15550123");
+    assert_eq!(rec["customer_id"], customer["id"]);
+    let location = rec["recording"].as_str().expect("the recording is linked");
+    let raw = std::fs::read(p.dir.join("data").join(location)).unwrap();
+    assert_eq!(&raw[..8], b"PRLYSEAL", "sealed at rest");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |rel: &str| {
+            std::fs::metadata(p.dir.join("data").join(rel))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(location), 0o600);
+        assert_eq!(mode("recordings"), 0o700);
+        assert_eq!(mode("keys"), 0o700);
+    }
+    // On the caller's timeline, playable: a WAV of what was said before the kill.
+    let cid = customer["id"].as_str().unwrap();
+    let tl = http(
+        &p,
+        "GET",
+        &format!("/api/v1/customers/{cid}/timeline"),
+        Some(&sup),
+        None,
+    );
+    let call = tl["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "call")
+        .unwrap_or_else(|| panic!("the cut-off call on the timeline: {tl:#}"))
+        .clone();
+    assert_eq!(call["attachments"][0]["location"], location);
+    let (status, wav) = http_bytes(
+        &p,
+        &format!(
+            "/api/v1/interactions/{}/attachments/0",
+            call["id"].as_str().unwrap()
+        ),
+        &sup,
+    );
+    assert_eq!(status, 200);
+    let r = hound::WavReader::new(std::io::Cursor::new(wav)).unwrap();
+    assert_eq!(r.spec().channels, 2);
+    let secs = f64::from(r.duration()) / f64::from(r.spec().sample_rate);
+    assert!(secs >= 1.0, "{secs} s of the voicemail kept");
+    // Closed once: a second restart adds nothing.
+    p.restart();
+    let again = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    let n = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "server_restart")
+        .count();
+    assert_eq!(n, 1);
+}
+
+/// `parley backup` works while Parley runs; `parley restore` refuses until it stops,
+/// then brings the backed-up data back.
+#[test]
+fn backup_while_running_restore_refused_while_running_then_restored() {
+    let mut p = start("backup", &[]);
+    let sup = supervisor_token(&p);
+    let before = http(
+        &p,
+        "POST",
+        "/api/v1/customers",
+        Some(&sup),
+        Some(
+            json!({"name": "In The Backup", "identities": [{"kind": "phone", "value": "+15550160"}]}),
+        ),
+    );
+    let file = p.dir.join("backup.db");
+    let cli = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&p.dir)
+            .env("PARLEY_DATA_DIR", p.dir.join("data"))
+            .env_remove("DATABASE_URL")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["backup", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(&std::fs::read(&file).unwrap()[..16], b"SQLite format 3\0");
+    // Written after the backup: gone once it is restored.
+    http(
+        &p,
+        "POST",
+        "/api/v1/customers",
+        Some(&sup),
+        Some(
+            json!({"name": "After The Backup", "identities": [{"kind": "phone", "value": "+15550161"}]}),
+        ),
+    );
+    let out = cli(&["restore", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "restore while running must fail");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("another Parley is running"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    p.child.wait().unwrap();
+    let out = cli(&["restore", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.child = spawn(&p.dir, &p.env);
+    p.wait_listening();
+    let (code, c) = try_get(
+        &p,
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550160",
+        &sup,
+    );
+    assert_eq!((code, &c["id"]), (200, &before["id"]));
+    let (code, _) = try_get(
+        &p,
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550161",
+        &sup,
+    );
+    assert_eq!(code, 404, "the later customer is not in the backup");
 }

@@ -554,6 +554,8 @@ fn counter(p: &Parley, token: &str, name: &str) -> u64 {
 
 #[path = "common/proto_uac.rs"]
 mod proto_uac;
+#[path = "common/recording.rs"]
+mod recording;
 mod speech_acd;
 use proto_uac::ProtoUac;
 

@@ -63,6 +63,18 @@ pub enum Error {
         /// The decoding error.
         source: serde_json::Error,
     },
+    /// The actor's role does not allow this on this entity (inside their tenant).
+    #[error("not allowed: {what}")]
+    Forbidden {
+        /// What was refused.
+        what: &'static str,
+    },
+    /// The operation does not exist on this database backend.
+    #[error("{what} is not available on this database")]
+    Unsupported {
+        /// What was asked for.
+        what: &'static str,
+    },
     /// Password hashing failed (not a wrong password: an internal failure).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),

@@ -40,8 +40,16 @@ pub struct ErasureReceipt {
     pub interactions: u64,
     /// Cases whose title and custom fields were blanked.
     pub cases: u64,
-    /// Audit snapshots scrubbed.
+    /// Audit snapshots scrubbed (about them, or holding one of their identities).
     pub audit_records: u64,
+    /// Call records whose numbers were blanked and recordings dropped.
+    pub call_records: u64,
+    /// Callbacks whose number was blanked (open ones cancelled).
+    pub callbacks: u64,
+    /// Recording and voicemail files deleted.
+    pub files: u64,
+    /// TTS cache files deleted (rendered prompts may have spoken their data).
+    pub tts_cache_files: u64,
     /// When.
     pub erased_at: Timestamp,
 }
@@ -90,9 +98,13 @@ impl Store {
 
     /// Erases a customer's personal data (Art. 17): name anonymised, identities deleted,
     /// interaction bodies and attachments blanked (the full-text index follows), case
-    /// titles and custom fields blanked, consent cleared, audit snapshots about them
-    /// scrubbed. Rows stay — ids, times, kinds and counts keep reports and case history
-    /// whole — and one audit record of the erasure remains, holding no personal data.
+    /// titles and custom fields blanked, consent cleared, audit snapshots about them or
+    /// holding one of their identities scrubbed, call records' numbers blanked,
+    /// callbacks' numbers blanked (open ones cancelled), transcripts deleted; then their
+    /// recording and voicemail files and the TTS cache are deleted from the files
+    /// directory ([`Store::with_files_dir`]). Rows stay — ids, times, kinds and counts
+    /// keep reports and case history whole — and one audit record of the erasure
+    /// remains, holding no personal data.
     pub async fn erase_customer(&self, actor: &Actor, id: &str) -> Result<ErasureReceipt> {
         let customer = self.customer(actor, id).await?;
         if customer.merged_into.is_some() {
@@ -114,7 +126,48 @@ impl Store {
         let mut subjects: Vec<String> = merged.into_iter().map(|(m,)| m).collect();
         subjects.push(id.to_owned());
         let (mut identities, mut interactions, mut cases, mut audit_records) = (0, 0, 0, 0);
+        let (mut call_records, mut callbacks) = (0, 0);
+        let mut files: Vec<String> = Vec::new();
+        let mut cancelled: Vec<(String, String)> = Vec::new();
         for s in &subjects {
+            // What identifies them elsewhere: numbers on call records, values in audit
+            // snapshots of other entities.
+            let values: Vec<(String, String)> = sqlx::query_as(
+                "SELECT kind, value FROM customer_identities WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .fetch_all(&mut *tx)
+            .await?;
+            let numbers: Vec<String> = values
+                .iter()
+                .filter(|(k, _)| k == "phone" || k == "sms" || k == "whatsapp")
+                .flat_map(|(_, v)| {
+                    let bare = v.trim_start_matches('+').to_owned();
+                    [v.clone(), bare]
+                })
+                .collect();
+            // Files their interactions and call records point at.
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT attachments FROM interactions WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .fetch_all(&mut *tx)
+            .await?;
+            for (json,) in rows {
+                let atts: Vec<crate::timeline::Attachment> =
+                    serde_json::from_str(&json).unwrap_or_default();
+                files.extend(atts.into_iter().filter_map(|a| a.location));
+            }
+            let recs: Vec<(Option<String>,)> = sqlx::query_as(
+                "SELECT recording FROM call_records WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .fetch_all(&mut *tx)
+            .await?;
+            files.extend(recs.into_iter().filter_map(|(r,)| r));
             sqlx::query(
                 "UPDATE customers SET name = $1, consent_recording = 0, consent_marketing = 0, erased_at = $2, updated_at = $2
                  WHERE tenant_id = $3 AND id = $4",
@@ -172,15 +225,115 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Audit snapshots of other entities that hold one of their identities (a
+            // click-to-call's number, a callback's, an email typed into a case…).
+            for (_, v) in &values {
+                if v.len() < 4 {
+                    continue; // too short to match safely
+                }
+                let pattern = format!("%{}%", like_escape(v));
+                audit_records += sqlx::query(
+                    "UPDATE audit_log SET before = NULL, after = NULL
+                     WHERE tenant_id = $1 AND (before LIKE $2 ESCAPE '\\' OR after LIKE $2 ESCAPE '\\')",
+                )
+                .bind(t)
+                .bind(&pattern)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            // Call records: their number goes, the recording reference with the file.
+            call_records += sqlx::query(
+                "UPDATE call_records SET caller = CASE WHEN direction = 'outbound' THEN caller ELSE '[erased]' END,
+                        dialled = CASE WHEN direction = 'outbound' THEN '[erased]' ELSE dialled END,
+                        recording = NULL,
+                        recording_deleted_at = CASE WHEN recording IS NULL THEN recording_deleted_at ELSE $3 END
+                 WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            for n in &numbers {
+                for col in ["caller", "dialled"] {
+                    call_records += sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE call_records SET {col} = '[erased]' WHERE tenant_id = $1 AND {col} = $2"
+                    )))
+                    .bind(t)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE live_calls SET {col} = '[erased]' WHERE tenant_id = $1 AND {col} = $2"
+                    )))
+                    .bind(t)
+                    .bind(n)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            // Callbacks: the number goes; open ones are cancelled (nobody should dial
+            // an erased customer) and the running router is told below.
+            let open: Vec<(String, String)> = sqlx::query_as(
+                "SELECT id, item FROM callbacks WHERE tenant_id = $1 AND customer_id = $2 AND state IN ('waiting', 'dialling')",
+            )
+            .bind(t)
+            .bind(s)
+            .fetch_all(&mut *tx)
+            .await?;
+            cancelled.extend(open);
+            callbacks += sqlx::query(
+                "UPDATE callbacks SET number = '[erased]', last_error = NULL, updated_at = $3,
+                        state = CASE WHEN state IN ('waiting', 'dialling') THEN 'cancelled' ELSE state END
+                 WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         }
-        let receipt = ErasureReceipt {
+        let mut receipt = ErasureReceipt {
             customer_id: id.to_owned(),
             identities,
             interactions,
             cases,
             audit_records,
+            call_records,
+            callbacks,
+            files: 0,
+            tts_cache_files: 0,
             erased_at: now,
         };
+        // The files go after the rows that point at them; what cannot be deleted is
+        // logged (and counted out of the receipt), never silently kept as "erased".
+        files.sort();
+        files.dedup();
+        if let Some(root) = self.files_dir() {
+            for loc in &files {
+                match stored_file(root, loc) {
+                    Some(p) => match std::fs::remove_file(&p) {
+                        Ok(()) => receipt.files += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            tracing::error!(file = %p.display(), error = %e, "erasure: cannot delete a file")
+                        }
+                    },
+                    None => tracing::warn!(location = %loc, "erasure: not a stored file location"),
+                }
+            }
+            receipt.tts_cache_files = clear_dir(&root.join("tts"));
+        } else if !files.is_empty() {
+            tracing::error!(
+                files = files.len(),
+                "erasure: no files directory configured; files not deleted"
+            );
+        }
+
         // Deliberately no subject_customer_id and only counts: this record must survive
         // any later scrub and holds nothing personal.
         audit::write(
@@ -198,7 +351,54 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        self.publish([DomainEvent::new(t, "customer.erased", &receipt).customer(id)]);
+        let mut events = vec![DomainEvent::new(t, "customer.erased", &receipt).customer(id)];
+        for (cb, item) in &cancelled {
+            // What the ACD follows to drop a cancelled callback from its router (no
+            // number: it is erased).
+            let mut e = DomainEvent::new(
+                t,
+                "callback.changed",
+                &serde_json::json!({ "id": cb, "item": item, "state": "cancelled" }),
+            )
+            .customer(id);
+            e.min_role = crate::types::Role::Supervisor;
+            events.push(e);
+        }
+        self.publish(events);
         Ok(receipt)
     }
+}
+
+/// `loc` (relative to the files directory, as stored) as a path under `root`; `None`
+/// for anything absolute or climbing out.
+pub(crate) fn stored_file(root: &std::path::Path, loc: &str) -> Option<std::path::PathBuf> {
+    let rel = std::path::Path::new(loc);
+    let plain = rel
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    (plain && !loc.is_empty()).then(|| root.join(rel))
+}
+
+/// Deletes the files directly in `dir`; returns how many.
+fn clear_dir(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count() as u64
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -47,6 +47,7 @@ pub mod flows;
 pub mod gdpr;
 pub mod identity;
 pub mod queues;
+pub mod recordings;
 pub mod routing;
 pub mod sla;
 mod store;

@@ -54,6 +54,7 @@ pub struct Store {
     backend: Backend,
     events: broadcast::Sender<DomainEvent>,
     clock: Arc<dyn Clock>,
+    files: Option<Arc<Path>>,
 }
 
 impl Store {
@@ -104,6 +105,7 @@ impl Store {
             backend,
             events,
             clock: Arc::new(SystemClock),
+            files: None,
         })
     }
 
@@ -148,6 +150,43 @@ impl Store {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
         self.clock = clock;
         self
+    }
+
+    /// Sets the root of the stored files (the data directory: `recordings/`, `tts/`):
+    /// erasure and retention delete files under it.
+    pub fn with_files_dir(mut self, dir: impl AsRef<Path>) -> Store {
+        self.files = Some(Arc::from(dir.as_ref()));
+        self
+    }
+
+    /// The root of the stored files, when set.
+    pub fn files_dir(&self) -> Option<&Path> {
+        self.files.as_deref()
+    }
+
+    /// Writes a consistent copy of the SQLite database to `to` while Parley runs
+    /// (`VACUUM INTO`: one read transaction, writers go on). `to` must not exist.
+    /// PostgreSQL is backed up with `pg_dump` (see docs/operations.md).
+    pub async fn backup_sqlite(&self, to: &Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(crate::Error::Unsupported {
+                what: "parley backup (use pg_dump for PostgreSQL)",
+            });
+        }
+        if to.exists() {
+            return Err(crate::Error::invalid(
+                "file",
+                format!("{} exists; choose a new file", to.display()),
+            ));
+        }
+        let path = to
+            .to_str()
+            .ok_or_else(|| crate::Error::invalid("file", "the backup path must be valid UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Now, by this store's clock.

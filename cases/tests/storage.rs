@@ -5,6 +5,7 @@ mod acd;
 mod callbacks;
 mod common;
 mod flows;
+mod recordings;
 mod surveys;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};

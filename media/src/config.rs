@@ -113,6 +113,9 @@ pub struct EngineConfig {
     /// every `slice` and reads what arrived (arrival times rounded to the
     /// slice; far fewer wake-ups under load). Default 5 ms.
     pub rx_batch: Option<Duration>,
+    /// Seal every recording under this key ring (`parley-vault`); `None` writes plain
+    /// files (0600 either way).
+    pub recording_keys: Option<std::sync::Arc<parley_vault::KeyRing>>,
 }
 
 impl Default for EngineConfig {
@@ -127,6 +130,7 @@ impl Default for EngineConfig {
             recorder_queue: 2048,
             room_capacity: 8,
             rx_batch: Some(Duration::from_millis(5)),
+            recording_keys: None,
         }
     }
 }

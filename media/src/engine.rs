@@ -97,7 +97,8 @@ impl Engine {
             what: format!("cannot start thread: {e}"),
         };
         let (rec_tx, rec_thread) =
-            crate::recorder::spawn(config.recorder_queue).map_err(spawn_err)?;
+            crate::recorder::spawn(config.recorder_queue, config.recording_keys.clone())
+                .map_err(spawn_err)?;
         let mut workers = Vec::with_capacity(config.workers);
         for i in 0..config.workers {
             let (tx, rx) = std::sync::mpsc::channel();

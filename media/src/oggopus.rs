@@ -2,15 +2,14 @@
 //! one page per second of audio (so a crash loses at most about a second, like the WAV
 //! writer). Used by the recorder for paths ending in `.opus` or `.ogg`.
 
-use std::fs::File;
-use std::io::{BufWriter, Write as _};
+use std::io::Write as _;
 use std::path::Path;
 
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 /// An Ogg/Opus file being written.
 pub(crate) struct OggOpusWriter {
-    out: PacketWriter<'static, BufWriter<File>>,
+    out: PacketWriter<'static, crate::recorder::FileOut>,
     enc: opus::Encoder,
     serial: u32,
     /// Input frame (per channel) at the engine rate: 20 ms.
@@ -38,15 +37,18 @@ fn err(e: impl std::fmt::Display) -> String {
 impl OggOpusWriter {
     /// Creates the file and writes the identification and comment headers. `rate` must
     /// be one of Opus's input rates (8, 12, 16, 24 or 48 kHz).
-    pub(crate) fn create(path: &Path, rate: u32) -> Result<OggOpusWriter, String> {
+    pub(crate) fn create(
+        path: &Path,
+        rate: u32,
+        file: crate::recorder::FileOut,
+    ) -> Result<OggOpusWriter, String> {
         let mut enc = opus::Encoder::new(rate, opus::Channels::Stereo, opus::Application::Voip)
             .map_err(err)?;
         enc.set_bitrate(opus::Bitrate::Bits(32_000)).map_err(err)?;
         let pre_skip =
             u16::try_from(enc.get_lookahead().map_err(err)?.max(0) * 48_000 / rate as i32)
                 .unwrap_or(0);
-        let file = File::create(path).map_err(err)?;
-        let mut out = PacketWriter::new(BufWriter::new(file));
+        let mut out = PacketWriter::new(file);
         let serial = rand_serial(path);
         let mut head = Vec::with_capacity(19);
         head.extend_from_slice(b"OpusHead");
@@ -122,7 +124,7 @@ impl OggOpusWriter {
     /// Encodes what is left (padded with silence) and ends the stream.
     pub(crate) fn finish(mut self) -> Result<(), String> {
         self.encode_pending(true)?;
-        self.out.inner_mut().flush().map_err(err)
+        self.out.into_inner().close().map_err(err)
     }
 }
 

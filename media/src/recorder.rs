@@ -8,11 +8,20 @@
 //! instead of blocking the worker). The recorder thread appends samples and
 //! calls `WavWriter::flush` at least once per second of audio, which
 //! rewrites the RIFF sizes, so a crash loses at most about a second.
+//!
+//! With a key ring ([`crate::EngineConfig::recording_keys`]) every file is sealed as
+//! it is written (`parley-vault`: AES-256-GCM in 16 KiB chunks): a WAV is then a
+//! stream (its sizes are filled in when it is read) and a crash loses the chunk being
+//! filled (half a second at 8 kHz stereo), which `parley_vault::recover` cuts off.
+//! Files are created 0600 either way.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::time::Duration;
 
@@ -98,16 +107,81 @@ struct Open {
     failed: Option<String>,
 }
 
+/// A recording's file: plain, or sealed under the engine's key ring.
+pub(crate) enum FileOut {
+    Plain(BufWriter<File>),
+    Sealed(Box<parley_vault::SealedWriter<BufWriter<File>>>),
+}
+
+fn private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+impl FileOut {
+    fn create(path: &Path, keys: Option<&parley_vault::KeyRing>) -> Result<FileOut, String> {
+        match keys {
+            Some(ring) => parley_vault::create(path, ring)
+                .map(|w| FileOut::Sealed(Box::new(w)))
+                .map_err(|e| e.to_string()),
+            None => private_file(path)
+                .map(|f| FileOut::Plain(BufWriter::new(f)))
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Flushes, and seals the last chunk of a sealed file.
+    pub(crate) fn close(self) -> io::Result<()> {
+        match self {
+            FileOut::Plain(mut w) => w.flush(),
+            FileOut::Sealed(w) => w.finish().map(drop).map_err(io::Error::other),
+        }
+    }
+}
+
+impl Write for FileOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            FileOut::Plain(w) => w.write(buf),
+            FileOut::Sealed(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            FileOut::Plain(w) => w.flush(),
+            FileOut::Sealed(w) => w.flush(),
+        }
+    }
+}
+
 enum Sink {
     Wav(hound::WavWriter<BufWriter<File>>),
+    /// A streamed WAV (placeholder sizes) through a sealed file.
+    SealedWav(FileOut, Vec<u8>),
     Ogg(Box<crate::oggopus::OggOpusWriter>),
 }
 
 impl Sink {
-    fn create(path: &std::path::Path, rate: u32) -> Result<Sink, String> {
+    fn create(
+        path: &Path,
+        rate: u32,
+        keys: Option<&parley_vault::KeyRing>,
+    ) -> Result<Sink, String> {
         if crate::oggopus::wants_ogg(path) {
-            return crate::oggopus::OggOpusWriter::create(path, rate)
+            let out = FileOut::create(path, keys)?;
+            return crate::oggopus::OggOpusWriter::create(path, rate, out)
                 .map(|w| Sink::Ogg(Box::new(w)));
+        }
+        if keys.is_some() {
+            let mut out = FileOut::create(path, keys)?;
+            out.write_all(&parley_vault::wav_header(2, rate))
+                .map_err(|e| e.to_string())?;
+            return Ok(Sink::SealedWav(out, Vec::with_capacity(MAX_FRAME * 4)));
         }
         let spec = hound::WavSpec {
             channels: 2,
@@ -115,7 +189,8 @@ impl Sink {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        hound::WavWriter::create(path, spec)
+        let file = private_file(path).map_err(|e| e.to_string())?;
+        hound::WavWriter::new(BufWriter::new(file), spec)
             .map(Sink::Wav)
             .map_err(|e| e.to_string())
     }
@@ -136,6 +211,18 @@ impl Sink {
                 }
                 res.map_err(|e| e.to_string())
             }
+            Sink::SealedWav(out, scratch) => {
+                scratch.clear();
+                for (l, r) in left.iter().zip(right) {
+                    scratch.extend_from_slice(&l.to_le_bytes());
+                    scratch.extend_from_slice(&r.to_le_bytes());
+                }
+                let mut res = out.write_all(scratch);
+                if res.is_ok() && flush {
+                    res = out.flush();
+                }
+                res.map_err(|e| e.to_string())
+            }
             Sink::Ogg(o) => o.write(left, right),
         }
     }
@@ -143,21 +230,25 @@ impl Sink {
     fn finish(self) -> Result<(), String> {
         match self {
             Sink::Wav(w) => w.finalize().map_err(|e| e.to_string()),
+            Sink::SealedWav(out, _) => out.close().map_err(|e| e.to_string()),
             Sink::Ogg(o) => o.finish(),
         }
     }
 }
 
 /// Spawn the recorder thread; returns the sender and the thread.
-pub(crate) fn spawn(queue: usize) -> std::io::Result<(RecorderTx, std::thread::JoinHandle<()>)> {
+pub(crate) fn spawn(
+    queue: usize,
+    keys: Option<Arc<parley_vault::KeyRing>>,
+) -> std::io::Result<(RecorderTx, std::thread::JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::sync_channel(queue.max(16));
     let handle = std::thread::Builder::new()
         .name("parley-recorder".into())
-        .spawn(move || run(rx))?;
+        .spawn(move || run(rx, keys))?;
     Ok((RecorderTx { tx }, handle))
 }
 
-fn run(rx: Receiver<RecMsg>) {
+fn run(rx: Receiver<RecMsg>, keys: Option<Arc<parley_vault::KeyRing>>) {
     let mut open: HashMap<u64, Open> = HashMap::new();
     while let Ok(msg) = rx.recv() {
         match msg {
@@ -168,7 +259,7 @@ fn run(rx: Receiver<RecMsg>) {
                 rate,
                 events,
             } => {
-                let (writer, failed) = match Sink::create(&path, rate) {
+                let (writer, failed) = match Sink::create(&path, rate, keys.as_deref()) {
                     Ok(w) => (Some(w), None),
                     Err(e) => (None, Some(e)),
                 };

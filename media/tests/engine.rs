@@ -683,6 +683,104 @@ fn recording_of_a_bridged_call_decodes_as_separated_stereo() {
     assert!(goertzel(&right, 8000, 1336.0) > 100.0 * goertzel(&right, 8000, 697.0));
 }
 
+fn sealed_engine() -> (parley_media::Engine, std::sync::Arc<parley_vault::KeyRing>) {
+    let keys = std::sync::Arc::new(parley_vault::KeyRing::new(3, [0x5a; 32]));
+    let engine = parley_media::Engine::start(parley_media::EngineConfig {
+        workers: 2,
+        port_min: 41000,
+        port_max: 44999,
+        report_interval: Duration::from_millis(500),
+        recording_keys: Some(keys.clone()),
+        ..parley_media::EngineConfig::default()
+    })
+    .unwrap();
+    (engine, keys)
+}
+
+/// Regression (recordings were plain WAV on disk, world-readable by umask): with a key
+/// ring the file on disk is sealed, private, and decrypts to the recorded call.
+#[test]
+fn encrypted_recording_decrypts_to_the_original() {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempdir("sealed");
+    let path = dir.join("call.wav");
+    let (engine, keys) = sealed_engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 75);
+    call.stop_recording(br.a.id).unwrap();
+    let ev = expect_event(&mut events, 2 * SECOND, "recording stopped", |e| {
+        matches!(e, Event::RecordingStopped { .. })
+    });
+    let Event::RecordingStopped { meta, .. } = ev else {
+        unreachable!()
+    };
+    let raw = std::fs::read(&path).unwrap();
+    assert_eq!(&raw[..8], parley_vault::MAGIC, "sealed on disk");
+    assert!(hound::WavReader::open(&path).is_err(), "not a readable WAV");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A wrong key opens nothing.
+    let wrong = parley_vault::KeyRing::new(3, [0x5b; 32]);
+    assert!(parley_vault::open(&path, &wrong).is_err());
+    let mut plain = Vec::new();
+    parley_vault::open(&path, &keys)
+        .unwrap()
+        .read_to_end(&mut plain)
+        .unwrap();
+    let mut r = hound::WavReader::new(std::io::Cursor::new(plain)).unwrap();
+    let spec = r.spec();
+    assert_eq!((spec.channels, spec.sample_rate), (2, 8000));
+    let samples: Vec<i16> = r.samples::<i16>().map(Result::unwrap).collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks_exact(2).map(|f| (f[0], f[1])).unzip();
+    assert_eq!(
+        (left.len() as u64) * 1000 / 8000 / 20,
+        meta.duration.as_millis() as u64 / 20,
+        "every recorded frame is in the file"
+    );
+    assert!(rms(&left) > 1000.0 && rms(&right) > 1000.0, "both channels");
+    assert!(goertzel(&left, 8000, 697.0) > 100.0 * goertzel(&left, 8000, 1336.0));
+    assert!(goertzel(&right, 8000, 1336.0) > 100.0 * goertzel(&right, 8000, 697.0));
+}
+
+/// What `kill -9` leaves of a sealed recording (no final chunk) is recovered to the
+/// audio up to the last whole chunk.
+#[test]
+fn sealed_recording_left_by_a_crash_is_recovered() {
+    use std::io::Read as _;
+    let dir = tempdir("sealedcrash");
+    let path = dir.join("live.wav");
+    let (engine, keys) = sealed_engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut br = bridge(
+        &call,
+        LegConfig::g711(Codec::Pcmu),
+        LegConfig::g711(Codec::Pcmu),
+    );
+    call.start_recording(br.a.id, path.clone()).unwrap();
+    let _ = run_bridge(&mut br, 90);
+    // Not stopped: copy what is on disk now, as a crash would leave it.
+    let copy = dir.join("crashed.wav");
+    std::fs::copy(&path, &copy).unwrap();
+    assert!(parley_vault::is_unfinished(&copy, &keys));
+    parley_vault::recover(&copy, &keys).unwrap();
+    let mut plain = Vec::new();
+    parley_vault::open(&copy, &keys)
+        .unwrap()
+        .read_to_end(&mut plain)
+        .unwrap();
+    let r = hound::WavReader::new(std::io::Cursor::new(plain)).unwrap();
+    let secs = f64::from(r.duration()) / 8000.0;
+    assert!(secs >= 0.7, "only {secs} s recovered after 1.8 s");
+    let _ = &br.b;
+}
+
 #[test]
 fn paused_recording_writes_silence_and_reports_it() {
     let dir = tempdir("pci");

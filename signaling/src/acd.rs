@@ -654,11 +654,26 @@ impl Task {
     }
 
     /// Puts the stored open callbacks back in the router with their original place
-    /// (at start-up, before any agent is loaded). One interrupted while being dialled
-    /// waits again; one whose queue is gone fails.
+    /// (at start-up, before any agent is loaded). One whose queue is gone fails. One
+    /// that was being dialled when Parley stopped is not dialled again: the customer
+    /// may have answered and talked to the agent before the crash, so it fails with
+    /// `server_restart` (on their timeline; an agent can ask for a new one).
     fn restore_callbacks(&mut self, now: Timestamp, cbs: Vec<parley_cases::callbacks::Callback>) {
         let n = cbs.len();
         for c in cbs {
+            if c.state == CallbackState::Dialling {
+                let _ = self.log.send(Progress {
+                    tenant_id: c.tenant_id.clone(),
+                    id: c.id.clone(),
+                    state: CallbackState::Failed,
+                    attempts: c.attempts,
+                    error: Some(
+                        "server_restart: it was being dialled when Parley stopped; not dialled twice"
+                            .into(),
+                    ),
+                });
+                continue;
+            }
             let new = NewItem {
                 priority: c.priority,
                 ..NewItem::call(&c.item, &c.tenant_id, &c.queue_id)
@@ -678,11 +693,6 @@ impl Task {
             let restored = self.router.enqueue_callback(now, new, c.since);
             self.callbacks.insert(c.item.clone(), cb);
             match restored {
-                Ok(()) if c.state == CallbackState::Dialling => self.progress(
-                    &c.item,
-                    CallbackState::Waiting,
-                    Some("interrupted by a restart".into()),
-                ),
                 Ok(()) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, id = %c.id, "ACD: callback not restored");

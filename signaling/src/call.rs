@@ -692,6 +692,7 @@ impl Call {
             self.ivr = None;
             return self.reject(code, reason, None).await;
         }
+        self.live_open(&route.number.number).await;
         self.speech_start().await;
         self.ivr_run().await;
     }

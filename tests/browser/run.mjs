@@ -408,7 +408,13 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   assert(!(await sup.$('#publish')) && !(await sup.$('#save')) && !(await sup.$('#add-node')), 'no editing for supervisors');
   await sup.context().close();
 
-  // The agent's screen-pop of that caller shows the IVR trail.
+  // The agent's screen-pop of that caller shows the IVR trail. A case of this caller
+  // assigned to the agent lets them play the voicemail (agents hear recordings of
+  // their calls and their customers only).
+  const users = await apiAs(ADMIN, 'GET', '/users');
+  const agentUser = users.body.items ? users.body.items.find((u) => u.email === AGENT) : users.body.find((u) => u.email === AGENT);
+  const kase = await apiAs(ADMIN, 'POST', '/cases', { title: 'Call back about the voicemail', customer_id: call.customer_id, assignee_id: agentUser.id });
+  assert(kase.status === 201 || kase.status === 200, 'case assigned: ' + kase.status + ' ' + JSON.stringify(kase.body));
   const agent = await newPage();
   await login(agent, AGENT);
   await agent.goto(server.http + '/agent/customers/' + encodeURIComponent(call.customer_id));
@@ -416,6 +422,17 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   const trail = await agent.textContent('#timeline .trail');
   assert(trail.includes('ui_test') && trail.includes('vm') && trail.includes('3'), 'trail rendered: ' + trail);
   await shot(agent, '14-agent-call-trail');
+  // The voicemail plays inline: decrypted by the server, an <audio> with a duration.
+  await agent.click('#timeline .recording button.play');
+  await agent.waitForSelector('#timeline audio.recording-audio');
+  await agent.waitForFunction(() => {
+    const a = document.querySelector('#timeline audio.recording-audio');
+    return a && a.readyState >= 1 && Number.isFinite(a.duration) && a.duration > 0;
+  }, null, { timeout: 15000 });
+  const duration = await agent.$eval('#timeline audio.recording-audio', (a) => a.duration);
+  assert(duration > 0.2, 'the voicemail has a duration: ' + duration);
+  await agent.$eval('#timeline audio.recording-audio', (a) => a.pause());
+  await shot(agent, '15-agent-voicemail-player');
   assert(agent.errors.length === 0, 'no page errors: ' + agent.errors.join('; '));
   await agent.context().close();
 });

@@ -356,6 +356,17 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
     );
+    // Every call ended cleanly, the one Parley placed included: another restart
+    // finds no call left in progress to close as `server_restart`.
+    p.restart();
+    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    assert!(
+        recs.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["outcome"] != "server_restart"),
+        "{recs:#}"
+    );
 }
 
 fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, String) {
@@ -530,4 +541,66 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(v[0]["callbacks"], 0, "{v}");
+}
+
+/// Regression (issue #13: a callback being dialled when Parley died went back to
+/// `waiting` and was dialled again, though the customer may already have talked to
+/// the agent): after `kill -9` mid-dial it ends `failed` with `server_restart` and
+/// stays out of the router.
+#[test]
+fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
+    let mut p = start("acdcbcrash", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    sales_with_callback_key(&p, &admin, &a[1].id, free_port());
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    until_bye(&uac, remote, &mut out, &[(5, '*')]);
+    let before = callback_in(&p, &sup, "waiting");
+    // Killed while the callback is being dialled (its state written as the ACD
+    // writes it when an agent is offered the item).
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    let db = p.dir.join("data/parley.db");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+                .await
+                .unwrap();
+            let n =
+                sqlx::query("UPDATE callbacks SET state = 'dialling', attempts = 1 WHERE id = ?")
+                    .bind(before["id"].as_str().unwrap())
+                    .execute(&mut c)
+                    .await
+                    .unwrap()
+                    .rows_affected();
+            assert_eq!(n, 1);
+            c.close().await.unwrap();
+        });
+    p.child = spawn(&p.dir, &p.env);
+    p.wait_listening();
+    let failed = callback_in(&p, &sup, "failed");
+    assert_eq!(failed["id"], before["id"]);
+    assert_eq!(failed["attempts"], 1, "not dialled again: {failed}");
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server_restart"),
+        "{failed}"
+    );
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let sales = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "sales")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sales["callbacks"], 0, "not back in the router: {sales}");
 }

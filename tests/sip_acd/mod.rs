@@ -313,7 +313,7 @@ fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_t
         .find(|a| a["name"] == "call-recording.wav")
         .expect("the recording attached");
     assert_eq!(att["location"], location);
-    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let wav = crate::recording::wav(&p.dir.join("data"), location);
     assert_eq!(wav.spec().channels, 2);
     assert!(
         wav.duration() > 8000,
@@ -549,7 +549,7 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
     let location = second["recording"]
         .as_str()
         .unwrap_or_else(|| panic!("the opted-in customer's call is recorded: {second}"));
-    let wav = hound::WavReader::open(p.dir.join("data").join(location)).unwrap();
+    let wav = crate::recording::wav(&p.dir.join("data"), location);
     assert_eq!(wav.spec().channels, 2);
     let t = http(
         &p,

@@ -534,7 +534,7 @@ fn pci_pause_keeps_a_span_out_of_the_transcript_and_the_recording() {
         to - from
     );
     let location = body["queue"]["recording"].as_str().unwrap();
-    let mut wav = hound::WavReader::open(q.p.dir.join("data").join(location)).unwrap();
+    let mut wav = crate::recording::wav(&q.p.dir.join("data"), location);
     let rate = i64::from(wav.spec().sample_rate);
     let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
     let answered = body["controls"]["answered_at_ms"].as_i64().unwrap();

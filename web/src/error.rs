@@ -162,6 +162,11 @@ impl From<CoreError> for ApiError {
                 "unauthenticated",
                 "wrong tenant, email or password",
             ),
+            CoreError::Forbidden { what } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("your role may not access this {what}"),
+            ),
             other => ApiError::internal(&other),
         }
     }

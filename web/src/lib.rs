@@ -64,6 +64,9 @@ pub struct WebConfig {
     pub max_prompt_bytes: usize,
     /// When `Strict-Transport-Security` is sent (see [`headers`]).
     pub hsts: Hsts,
+    /// The key ring recordings are sealed under (to stream them decrypted); `None`:
+    /// stored recordings are plain files.
+    pub recording_keys: Option<Arc<parley_vault::KeyRing>>,
 }
 
 impl Default for WebConfig {
@@ -75,6 +78,7 @@ impl Default for WebConfig {
             data_dir: PathBuf::from("./data"),
             max_prompt_bytes: 10 << 20,
             hsts: Hsts::Auto,
+            recording_keys: None,
         }
     }
 }
@@ -382,6 +386,7 @@ impl AppState {
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
         (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
+        (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
     )
 )]
 struct ApiDoc;

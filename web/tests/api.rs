@@ -5,6 +5,7 @@
 mod acd;
 mod flows;
 mod matrix;
+mod recordings;
 mod speech;
 
 use axum::Router;

@@ -1806,6 +1806,7 @@ async fn run_outbound(
         .await;
     match originate(&mut call, &req).await {
         Ok(()) => {
+            call.live_open(&req.number).await;
             call.ctl_sync().await;
             let _ = ready.send(Ok(call.ctl.id.clone()));
         }

@@ -64,6 +64,8 @@ pub(super) struct IvrRun {
     end_reason: Option<String>,
     /// The callback the flow asked for (`CreateCallback`), for the timeline.
     callback: Option<serde_json::Value>,
+    /// The call's row in `live_calls` (crash safety, see [`super::record`]).
+    pub(super) live: Option<String>,
 }
 
 impl IvrRun {
@@ -148,6 +150,7 @@ impl IvrRun {
             bridging: false,
             quality: None,
             webhooks: super::webhook::Webhooks::default(),
+            live: None,
             csat: None,
             transfer: None,
             end_reason: None,
@@ -231,6 +234,7 @@ pub(super) async fn load(
         bridging: false,
         quality: None,
         webhooks: super::webhook::Webhooks::default(),
+        live: None,
         csat: None,
         transfer: None,
         end_reason: None,
@@ -431,7 +435,9 @@ impl Call {
                         .unwrap_or(&meta.path)
                         .display()
                         .to_string();
-                    let size = std::fs::metadata(&meta.path).map(|m| m.len()).unwrap_or(0);
+                    let size =
+                        super::record::stored_len(&meta.path, self.recording_keys().as_deref());
+                    let Some(run) = self.ivr.as_mut() else { return };
                     run.voicemail = Some((rel, size));
                     self.ivr_event(Event::RecordingDone).await;
                 }
@@ -655,7 +661,7 @@ impl Call {
                     random_token(&mut rand::rng(), 16),
                     self.config.recording_format.ext()
                 ));
-                let dir_ok = tokio::fs::create_dir_all(&dir).await.is_ok();
+                let dir_ok = super::record::create_private_dir(&dir).await.is_ok();
                 if let Some(run) = self.ivr.as_mut() {
                     if beep {
                         let opts = PlayOptions::default();
@@ -667,13 +673,16 @@ impl Call {
                             .as_ref()
                             .is_some_and(|m| m.handle.start_recording(m.leg, path.clone()).is_ok());
                     if ok {
-                        run.recording = Some(path);
+                        run.recording = Some(path.clone());
                         run.record_until = Some(
                             Instant::now() + Duration::from_secs(u64::from(max_length_s.max(1))),
                         );
                     } else {
                         tracing::warn!("voicemail recording could not start");
                         run.pending.push_back(Event::RecordingDone);
+                    }
+                    if ok {
+                        self.live_update(None, None, Some(&path)).await;
                     }
                 }
                 self.pci_apply();
@@ -1011,6 +1020,20 @@ impl Call {
     /// interpreter the caller left, and stores the call on the customer's timeline
     /// with its IVR trail and the recording.
     pub(super) async fn ivr_finish(&mut self) {
+        let live = self
+            .ivr
+            .as_mut()
+            .and_then(|r| r.live.take().map(|id| (r.actor.clone(), id)));
+        self.ivr_finish_and_store().await;
+        // The call record is stored (or could not be): the live row goes.
+        if let Some((actor, id)) = live
+            && let Err(e) = self.store.end_live_call(&actor, &id).await
+        {
+            tracing::warn!(call = self.no, error = %e, "cannot close the live call row");
+        }
+    }
+
+    async fn ivr_finish_and_store(&mut self) {
         if self.ivr.is_none() {
             return;
         }

@@ -585,6 +585,11 @@ impl Call {
         });
         let record = q.decision.record;
         let tenant = q.tenant_id.clone();
+        let (queue_id, agent) = (q.queue.id.clone(), q.answered.as_ref().map(|a| a.0.clone()));
+        if let Some(agent) = agent {
+            self.live_update(Some(&queue_id), Some((&agent, Timestamp(now))), None)
+                .await;
+        }
         self.acd_leave_hold();
         if let Some(m) = &self.media {
             let _ = m.handle.stop_playback(m.leg);
@@ -593,12 +598,13 @@ impl Call {
             let data_dir = self.config.data_dir.clone().unwrap_or_default();
             let dir = data_dir.join("recordings").join(&tenant);
             let path = dir.join(format!("call-{}.wav", random_token(&mut rand::rng(), 16)));
-            if tokio::fs::create_dir_all(&dir).await.is_ok()
+            if super::record::create_private_dir(&dir).await.is_ok()
                 && let Some(m) = &self.media
                 && m.handle.start_recording(m.leg, path.clone()).is_ok()
                 && let Some(q) = self.acd.as_mut()
             {
-                q.recording = Some(path);
+                q.recording = Some(path.clone());
+                self.live_update(None, None, Some(&path)).await;
             }
             self.pci_apply(); // a recording started during a PCI pause starts paused
         }
@@ -750,7 +756,8 @@ impl Call {
                 .unwrap_or(&meta.path)
                 .display()
                 .to_string();
-            let size = std::fs::metadata(&meta.path).map(|m| m.len()).unwrap_or(0);
+            let size = super::record::stored_len(&meta.path, self.recording_keys().as_deref());
+            let Some(q) = self.acd.as_mut() else { return };
             q.recording = None;
             q.recorded = Some((rel, size));
             q.recorded_paused_ms = u64::try_from(meta.paused.as_millis()).unwrap_or(u64::MAX);

@@ -15,6 +15,8 @@ use parley_cases::{Actor, Store};
 use parley_media::QualityStats;
 use tokio::time::Instant;
 
+use parley_sip_proto::message::MessageExt as _;
+
 use super::Call;
 
 /// A call answered by a Parley service, to be stored when it ends.
@@ -152,6 +154,97 @@ impl Call {
         };
         if let Err(e) = self.store.add_interaction(&rec.actor, &customer, new).await {
             tracing::warn!(call = self.no, error = %e, "cannot store the call on the timeline");
+        }
+    }
+}
+
+/// Creates a folder for recordings (and its missing parents) private to Parley (0700).
+pub(super) async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    tokio::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .await
+}
+
+/// The length of a stored recording as it is played back (its plaintext, for a
+/// sealed file); 0 when it cannot be read.
+pub(super) fn stored_len(path: &std::path::Path, keys: Option<&parley_vault::KeyRing>) -> u64 {
+    match keys {
+        Some(ring) => parley_vault::open(path, ring).map_or(0, |f| f.len()),
+        None => std::fs::metadata(path).map_or(0, |m| m.len()),
+    }
+}
+
+impl Call {
+    /// The key ring recordings are sealed under (the media engine's), if any.
+    pub(super) fn recording_keys(&self) -> Option<std::sync::Arc<parley_vault::KeyRing>> {
+        self.config
+            .media
+            .as_ref()
+            .and_then(|e| e.config().recording_keys.clone())
+    }
+}
+
+/// Crash safety: a call through the IVR is stored in `live_calls` when it is answered
+/// (a call Parley places — click-to-call, a callback — once it is placed) and updated
+/// as it goes (queued and answered by an agent, recording started); the
+/// row goes once the call record is stored (`ivr_finish`). Rows a crash leaves are
+/// closed at the next start-up with cause `server_restart`
+/// ([`parley_cases::Store::close_interrupted_call`]).
+impl Call {
+    pub(super) async fn live_open(&mut self, dialled: &str) {
+        let Some(run) = self.ivr.as_ref() else { return };
+        let actor = run.actor.clone();
+        let call = parley_cases::recordings::LiveCall {
+            id: String::new(),
+            tenant_id: actor.tenant_id.clone(),
+            call_id: self.inbound.invite.call_id().unwrap_or_default().to_owned(),
+            direction: if self.ctl.is_outbound() {
+                "outbound"
+            } else {
+                "inbound"
+            }
+            .into(),
+            caller: run.caller.clone(),
+            dialled: dialled.to_owned(),
+            queue_id: None,
+            agent_id: None,
+            started_at: self.store.now(),
+            answered_at: None,
+            recording: None,
+        };
+        match self.store.open_live_call(&actor, &call).await {
+            Ok(id) => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.live = Some(id);
+                }
+            }
+            Err(e) => tracing::warn!(call = self.no, error = %e, "cannot store the call's start"),
+        }
+    }
+
+    pub(super) async fn live_update(
+        &self,
+        queue: Option<&str>,
+        answered: Option<(&str, parley_cases::Timestamp)>,
+        recording: Option<&std::path::Path>,
+    ) {
+        let Some((actor, id)) = self
+            .ivr
+            .as_ref()
+            .and_then(|r| Some((r.actor.clone(), r.live.clone()?)))
+        else {
+            return;
+        };
+        let data_dir = self.config.data_dir.clone().unwrap_or_default();
+        let rel = recording.map(|p| p.strip_prefix(&data_dir).unwrap_or(p).display().to_string());
+        if let Err(e) = self
+            .store
+            .update_live_call(&actor, &id, queue, answered, rel.as_deref())
+            .await
+        {
+            tracing::warn!(call = self.no, error = %e, "cannot update the call's live row");
         }
     }
 }

@@ -389,8 +389,18 @@ impl Call {
     /// Transcribes a finished voicemail recording (the caller's channel of the WAV).
     pub(super) async fn speech_voicemail(&self, path: std::path::PathBuf) -> Option<String> {
         let engine = self.speech_engine()?;
+        let keys = self.recording_keys();
         let r = tokio::task::spawn_blocking(move || -> Option<String> {
-            let mut wav = hound::WavReader::open(&path).ok()?;
+            // Sealed (or plain) on disk: decrypted as it is read.
+            let file = match &keys {
+                Some(ring) => parley_vault::open(&path, ring).ok()?,
+                None => {
+                    let f = std::fs::File::open(&path).ok()?;
+                    let n = f.metadata().ok()?.len();
+                    parley_vault::VaultFile::Plain(f, n)
+                }
+            };
+            let mut wav = hound::WavReader::new(std::io::BufReader::new(file)).ok()?;
             let spec = wav.spec();
             let ch = usize::from(spec.channels.max(1));
             let left: Vec<i16> = wav

@@ -13,6 +13,7 @@ mod directory;
 pub(crate) mod events;
 mod flows;
 mod queues;
+mod recordings;
 pub(crate) mod softphone;
 mod speech;
 mod telephony;
@@ -29,6 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(calls::router())
         .merge(queues::router())
         .merge(speech::router())
+        .merge(recordings::router())
 }
 
 /// Common list parameters.

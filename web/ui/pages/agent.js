@@ -4,7 +4,7 @@
 // The softphone mounts into <section id="softphone"> (see softphone.js); the call bar
 // (live-call controls and click-to-call, see callbar.js) into <section id="callbar">.
 
-import { get, post, qs, enc } from '../api.js';
+import { get, post, qs, enc, apiRaw } from '../api.js';
 import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { mountSoftphone } from './phone.js';
@@ -182,7 +182,42 @@ export async function render(main, params, { user, navigate }) {
         h('div', { class: 'meta' }, badge(i.kind), ' ', i.channel, ' · ', i.direction, i.case_id ? ' · on a case' : ''),
         h('div', { class: 'body' }, body),
         extra,
-        (i.attachments || []).length ? h('div', { class: 'meta' }, 'Attachments: ', i.attachments.map((a) => a.name).join(', ')) : null));
+        attachments(i)));
+  }
+
+  // Recordings and voicemail play inline: the audio is fetched with the token
+  // (GET /interactions/{id}/attachments/{n}, decrypted by the server, each play
+  // audited) into a blob: URL, the only media source the CSP allows besides 'self'.
+  const blobUrls = new Set();
+  function attachments(i) {
+    const list = i.attachments || [];
+    if (!list.length) return null;
+    return h('div', { class: 'attachments' }, list.map((a, n) => {
+      const audio = a.location && String(a.content_type).startsWith('audio/');
+      if (!audio) {
+        return h('div', { class: 'meta' }, 'Attachment: ', a.name, a.location ? '' : ' (deleted)');
+      }
+      const slot = h('div', { class: 'player' });
+      const btn = h('button', { type: 'button', class: 'ghost play', 'aria-label': `Play ${a.name}` }, '▶ ' + a.name);
+      btn.addEventListener('click', () => playAttachment(i.id, n, a.name, slot, btn));
+      return h('div', { class: 'recording', dataset: { attachment: String(n) } }, btn, slot);
+    }));
+  }
+
+  async function playAttachment(id, n, name, slot, btn) {
+    btn.disabled = true;
+    try {
+      const res = await apiRaw('GET', '/interactions/' + enc(id) + '/attachments/' + n);
+      const url = URL.createObjectURL(await res.blob());
+      blobUrls.add(url);
+      const player = h('audio', { controls: true, src: url, class: 'recording-audio', preload: 'metadata' });
+      slot.replaceChildren(h('div', { class: 'meta' }, name), player);
+      btn.hidden = true;
+      player.play().catch(() => {});
+    } catch (e) {
+      toast(e.message, 'bad');
+      btn.disabled = false;
+    }
   }
 
   function ivrTrail(b) {
@@ -229,7 +264,7 @@ export async function render(main, params, { user, navigate }) {
   document.addEventListener('keydown', onKey);
 
   await Promise.all([loadInbox(), loadCustomer()]);
-  return () => { off(); unmountPhone(); unmountPresence(); stopTranscript(); bar.stop(); document.removeEventListener('keydown', onKey); };
+  return () => { off(); unmountPhone(); unmountPresence(); stopTranscript(); bar.stop(); document.removeEventListener('keydown', onKey); blobUrls.forEach((u) => URL.revokeObjectURL(u)); };
 }
 
 function slaText(c) {

@@ -207,3 +207,25 @@ fn a_streamed_wav_gets_its_sizes_from_the_sealed_length() {
     assert_eq!(u32::from_le_bytes(out[40..44].try_into().unwrap()), 32_000);
     assert_eq!(&out[44..], &data[44..]);
 }
+
+/// A measurement, not a check: `cargo test -p parley-vault --release -- --ignored
+/// --nocapture throughput` (figures in BENCHMARKS.md).
+#[test]
+#[ignore = "a measurement; run in release with --ignored --nocapture"]
+fn throughput() {
+    let data = sample(64 << 20);
+    let t = std::time::Instant::now();
+    let sealed = seal(&data, &ring(), 1920); // a recorder frame: 20 ms of 48 kHz stereo
+    let seal_s = t.elapsed().as_secs_f64();
+    let t = std::time::Instant::now();
+    let back = unseal(&sealed, &ring()).unwrap();
+    let open_s = t.elapsed().as_secs_f64();
+    assert_eq!(back.len(), data.len());
+    let mib = data.len() as f64 / f64::from(1 << 20);
+    println!(
+        "seal {:.0} MiB/s, open {:.0} MiB/s, overhead {:.2} %",
+        mib / seal_s,
+        mib / open_s,
+        (sealed.len() - data.len()) as f64 * 100.0 / data.len() as f64
+    );
+}

@@ -1806,9 +1806,10 @@ async fn run_outbound(
         .await;
     match originate(&mut call, &req).await {
         Ok(()) => {
-            call.live_open(&req.number).await;
             call.ctl_sync().await;
             let _ = ready.send(Ok(call.ctl.id.clone()));
+            // After the answer to the API: the row costs the caller no latency.
+            call.live_open(&req.number).await;
         }
         Err(reason) => {
             let _ = ready.send(Err(reason));

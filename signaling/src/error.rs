@@ -43,6 +43,9 @@ pub enum Error {
     /// No live call with this id (in this tenant).
     #[error("no such live call")]
     CallNotFound,
+    /// The dial policy refused the number (toll fraud): the rule is in the refusal.
+    #[error("dial policy: {0}")]
+    DialPolicy(parley_cases::dialpolicy::Refusal),
     /// The call refused a control command.
     #[error("call control refused: {reason}")]
     CallControl {

@@ -67,6 +67,7 @@
 mod acd;
 pub mod browser;
 mod call;
+mod dial;
 mod driver;
 mod error;
 mod keepalive;

@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod cases;
 mod customers;
+mod dialpolicy;
 mod directory;
 pub(crate) mod events;
 mod flows;
@@ -29,6 +30,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(calls::router())
         .merge(queues::router())
         .merge(speech::router())
+        .merge(dialpolicy::router())
 }
 
 /// Common list parameters.

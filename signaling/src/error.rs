@@ -44,7 +44,7 @@ pub enum Error {
     #[error("no such live call")]
     CallNotFound,
     /// The dial policy refused the number (toll fraud): the rule is in the refusal.
-    #[error("dial policy: {0}")]
+    #[error("dial policy: {rule}: {0}", rule = .0.rule())]
     DialPolicy(parley_cases::dialpolicy::Refusal),
     /// The call refused a control command.
     #[error("call control refused: {reason}")]

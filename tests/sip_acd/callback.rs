@@ -552,6 +552,25 @@ fn audit_actions(p: &Parley, admin: &str) -> Vec<String> {
         .collect()
 }
 
+/// The (path, number, rule) of every dial refusal audited.
+fn dial_refusals(p: &Parley, admin: &str) -> Vec<(String, String, String)> {
+    let log = http(p, "GET", "/api/v1/audit?limit=200", Some(admin), None);
+    log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dial.refused")
+        .map(|e| {
+            let a = &e["after"];
+            (
+                a["path"].as_str().unwrap().to_owned(),
+                a["number"].as_str().unwrap().to_owned(),
+                a["refusal"]["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 /// The dial policy at the IVR callback node: a caller who types a premium-rate number
 /// (2, then 1 900 555 0100 #) gets no callback: nothing is stored or queued, and the
 /// refusal is audited and noted with the request on the timeline. (Regression: any
@@ -599,8 +618,14 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
     );
-    let actions = audit_actions(&p, &admin);
-    assert!(actions.iter().any(|a| a == "dial.refused"), "{actions:?}");
+    assert_eq!(
+        dial_refusals(&p, &admin),
+        [(
+            "callback".into(),
+            "19005550100".into(),
+            "blocked_type".into()
+        )]
+    );
 }
 
 /// The dial policy on the queue's callback key: the number called back is the
@@ -644,6 +669,14 @@ fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
     assert_eq!(
         http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
         json!([])
+    );
+    assert_eq!(
+        dial_refusals(&p, &admin),
+        [(
+            "callback".into(),
+            "+19005550100".into(),
+            "blocked_type".into()
+        )]
     );
     uac.hang_up(&mut dialog);
 }

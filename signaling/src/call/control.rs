@@ -378,9 +378,12 @@ impl Controls {
         o.driver.send(Cmd::Originate { reply: tx }).await;
         let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
         let (ready, started) = oneshot::channel();
-        tokio::spawn(run_outbound(
-            o, no, inputs, req, callback, device, permit, ready,
-        ));
+        let placed = Placed {
+            callback,
+            device,
+            permit,
+        };
+        tokio::spawn(run_outbound(o, no, inputs, req, placed, ready));
         match tokio::time::timeout(Duration::from_secs(10), started).await {
             Ok(Ok(Ok(id))) => Ok(id),
             Ok(Ok(Err(e))) => Err(e.into()),
@@ -1818,16 +1821,27 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
 }
 
 /// The task of a call Parley places: like `call::run` without a caller's INVITE.
+/// What a call Parley places is tied to: an ACD callback item, the device it was
+/// placed from, the dial policy's admission of its number.
+struct Placed {
+    callback: Option<CallbackLink>,
+    device: Option<DeviceLink>,
+    permit: Option<crate::dial::DialPermit>,
+}
+
 async fn run_outbound(
     o: Origin,
     no: u64,
     rx: mpsc::Receiver<CallInput>,
     req: Originate,
-    callback: Option<CallbackLink>,
-    device: Option<DeviceLink>,
-    permit: Option<crate::dial::DialPermit>,
+    placed: Placed,
     ready: oneshot::Sender<std::result::Result<String, CtlError>>,
 ) {
+    let Placed {
+        callback,
+        device,
+        permit,
+    } = placed;
     let host = o.driver.host.clone();
     // Who the legs show as calling: the customer, or for a call between colleagues the
     // agent who placed it.

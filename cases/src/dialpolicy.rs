@@ -457,6 +457,18 @@ pub struct Allowed {
     pub max_duration_ms: Option<u64>,
 }
 
+/// Loads the numbering metadata (decoded on first use: about a second in a debug
+/// build), so that the first dial does not pay for it.
+pub fn warm_up() {
+    let origin = DialOrigin {
+        tenant_id: String::new(),
+        user_id: None,
+        role: None,
+        path: DialPath::Callback,
+    };
+    let _ = DialPolicy::default().check_number("+12015550123", &origin);
+}
+
 fn country_id(code: &str) -> Result<CountryId> {
     CountryId::from_str(&code.to_ascii_uppercase())
         .map_err(|_| Error::invalid("country", "an ISO 3166 alpha-2 code, e.g. US"))
@@ -514,6 +526,19 @@ impl DialCounters {
         now_ms: i64,
     ) -> Result<Allowed, Refusal> {
         let (number, kind) = policy.check_number(raw, origin)?;
+        self.admit_checked(policy, number, kind, origin, now_ms)
+    }
+
+    /// The caps alone, for a number [`DialPolicy::check_number`] already admitted (so
+    /// that a runtime can read numbers outside the lock it keeps the counters under).
+    pub fn admit_checked(
+        &mut self,
+        policy: &DialPolicy,
+        number: String,
+        kind: NumberKind,
+        origin: &DialOrigin,
+        now_ms: i64,
+    ) -> Result<Allowed, Refusal> {
         let (_, _, per_user) = policy.effective(origin);
         let t = self.tenants.entry(origin.tenant_id.clone()).or_default();
         while t.started.front().is_some_and(|s| now_ms - s >= MINUTE_MS) {

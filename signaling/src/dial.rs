@@ -50,6 +50,11 @@ impl Drop for DialPermit {
     }
 }
 
+/// Loads the numbering metadata off the async workers, at start-up.
+pub(crate) fn warm_up() {
+    tokio::task::spawn_blocking(parley_cases::dialpolicy::warm_up);
+}
+
 /// Who dials: a path, and the user when one does.
 pub(crate) fn origin(tenant_id: &str, user_id: Option<&str>, path: DialPath) -> DialOrigin {
     DialOrigin {
@@ -86,8 +91,23 @@ pub(crate) async fn admit(
     mut origin: DialOrigin,
 ) -> Result<DialPermit, Refusal> {
     let policy = load(store, &mut origin).await;
+    // Reading the number is CPU work (a country's patterns are compiled on first use):
+    // off the async workers, and outside the counters' lock.
+    let (policy, origin, checked) = {
+        let raw = raw.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let c = policy.check_number(&raw, &origin);
+            (policy, origin, c)
+        })
+        .await
+        .map_err(|_| Refusal::InvalidNumber)?
+    };
     let now = store.now().0;
-    let decision = obs.dial.counters().admit(&policy, raw, &origin, now);
+    let decision = checked.and_then(|(number, kind)| {
+        obs.dial
+            .counters()
+            .admit_checked(&policy, number, kind, &origin, now)
+    });
     match decision {
         Ok(a) => Ok(DialPermit {
             obs: obs.clone(),
@@ -112,7 +132,16 @@ pub(crate) async fn check_number(
     mut origin: DialOrigin,
 ) -> Result<String, Refusal> {
     let policy = load(store, &mut origin).await;
-    match policy.check_number(raw, &origin) {
+    let (policy, origin, checked) = {
+        let raw = raw.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let c = policy.check_number(&raw, &origin);
+            (policy, origin, c)
+        })
+        .await
+        .map_err(|_| Refusal::InvalidNumber)?
+    };
+    match checked {
         Ok((n, _)) => Ok(n),
         Err(r) => {
             refused(obs, store, &policy, &origin, raw, &r).await;

@@ -1255,12 +1255,13 @@ impl Call {
                 (user_id, extension.clone())
             }
             Target::Number(number) => {
-                let p = match self
-                    .ctl
-                    .permit
-                    .take()
-                    .filter(|_| purpose == Purpose::OutCustomer)
-                {
+                // Click-to-call's customer: admitted when the call was placed.
+                let placed = if purpose == Purpose::OutCustomer {
+                    self.ctl.permit.take()
+                } else {
+                    None
+                };
+                let p = match placed {
                     Some(p) => p,
                     None => {
                         let path = match purpose {

@@ -1484,3 +1484,58 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
     assert!(actions.contains(&"dial.refusal_burst"), "{actions:?}");
     assert!(actions.contains(&"dial_policy.update"), "{actions:?}");
 }
+
+/// The dial policy's longest call: a click-to-call whose customer answered is hung up
+/// (agent and customer both get a BYE) once `max_call_secs` have passed since the
+/// customer was dialled. (Regression: an outbound call could last for ever.)
+#[test]
+fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
+    const CUSTOMER_HZ: f32 = 700.0;
+    let p = start("dialmax");
+    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
+    let customer = Phone::new(CUSTOMER_HZ, 0xc057_0002);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", customer.port),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(json!({"max_call_secs": 3})),
+    );
+    let (ext, pw) = p.agents[0].clone();
+    let agent = Phone::new(AGENT_HZ, 0xa9e0_0002);
+    register(&p, &ext, &pw, agent.port);
+    let (email, web_pw) = p.agent_logins[0].clone();
+    let tok = login(&p, &email, &web_pw);
+    http(
+        &p,
+        "POST",
+        "/api/v1/calls",
+        Some(&tok),
+        Some(json!({"number": "+1 201 555 0123"})),
+    );
+    wait_until(
+        "the agent and the customer hearing each other",
+        || customer.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CUSTOMER_HZ) > HEARD,
+        || levels("customer", &customer.rtp) + &levels(" / agent", &agent.rtp),
+    );
+    wait_until(
+        "both hung up by Parley at the policy's limit",
+        || customer.byes.load(Ordering::Relaxed) >= 1 && agent.byes.load(Ordering::Relaxed) >= 1,
+        String::new,
+    );
+    wait_until(
+        "the call gone from the live calls",
+        || http(&p, "GET", "/api/v1/calls", Some(&tok), None) == json!([]),
+        String::new,
+    );
+}

@@ -647,6 +647,9 @@ impl parley_web::CallControl for CallsView {
                     parley_signaling::Error::CallControl { reason } => {
                         parley_web::CallControlError::Refused(reason)
                     }
+                    parley_signaling::Error::DialPolicy(r) => {
+                        parley_web::CallControlError::DialPolicy(r)
+                    }
                     other => parley_web::CallControlError::Refused(other.to_string()),
                 })
         })
@@ -667,6 +670,9 @@ impl parley_web::CallControl for CallsView {
                 .map_err(|e| match e {
                     parley_signaling::Error::CallControl { reason } => {
                         parley_web::CallControlError::Refused(reason)
+                    }
+                    parley_signaling::Error::DialPolicy(r) => {
+                        parley_web::CallControlError::DialPolicy(r)
                     }
                     _ => parley_web::CallControlError::NotFound,
                 })

@@ -1350,3 +1350,192 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
         assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
 }
+
+/// Every INVITE request-URI a plain socket (a carrier that never answers) received so
+/// far, retransmissions folded.
+fn invites_at(carrier: &UdpSocket) -> Vec<String> {
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut uris: Vec<String> = Vec::new();
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if let Some(line) = msg.lines().next()
+            && let Some(uri) = line.strip_prefix("INVITE ")
+        {
+            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    uris
+}
+
+/// The dial policy (toll fraud) on the agent paths: transfer, consultation, conference
+/// party and click-to-call to a blocked prefix or a premium number are refused with
+/// 403 `dial_policy` naming the rule, and over the tenant's concurrency cap likewise;
+/// the carrier never sees an INVITE for a refused number; refusals are audited and a
+/// burst of them alerts the admins. (Regression: every path dialled any number.)
+#[test]
+fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
+    let s = bridged_call("dialpolicy");
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    http(
+        &s.p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&s.admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    let refused = |code: u16, v: &Value, rule: &str| {
+        assert_eq!(code, 403, "{v}");
+        assert_eq!(v["error"]["code"], "dial_policy", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(rule),
+            "{rule}: {v}"
+        );
+    };
+    let action = |body: Value| {
+        api(
+            &s.p,
+            "POST",
+            &format!("/api/v1/calls/{}/actions", s.call_id),
+            Some(&s.sup),
+            Some(body),
+        )
+    };
+    // Satellite (+881) and premium rate (+1 900) destinations.
+    for (number, rule) in [
+        ("+881612345678", "blocked_prefix"),
+        ("+1 900 555 0100", "blocked_type"),
+    ] {
+        for a in ["transfer", "consult", "add_party"] {
+            let (code, v) = action(json!({"action": a, "target": {"number": number}}));
+            refused(code, &v, rule);
+        }
+        let (code, v) = api(
+            &s.p,
+            "POST",
+            "/api/v1/calls",
+            Some(&s.sup),
+            Some(json!({ "number": number })),
+        );
+        refused(code, &v, rule);
+    }
+    // International is off by default.
+    let (code, v) =
+        action(json!({"action": "add_party", "target": {"number": "+44 20 7946 0000"}}));
+    refused(code, &v, "international");
+    assert_eq!(
+        invites_at(&carrier),
+        Vec::<String>::new(),
+        "refused numbers dialled"
+    );
+
+    // One concurrent outbound call for the tenant: a party rings (the carrier never
+    // answers), and every other path is over the cap.
+    let (code, v) = api(
+        &s.p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&s.admin),
+        Some(json!({"max_concurrent_per_tenant": 1})),
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["country"], "US", "{v}");
+    assert_eq!(v["max_concurrent_per_tenant"], 1, "{v}");
+    let (code, v) = action(json!({"action": "add_party", "target": {"number": "+1 201 555 0123"}}));
+    assert_eq!(code, 200, "{v}");
+    for a in ["transfer", "consult", "add_party"] {
+        let (code, v) = action(json!({"action": a, "target": {"number": "+12015550124"}}));
+        refused(code, &v, "tenant_concurrency");
+    }
+    let (code, v) = api(
+        &s.p,
+        "POST",
+        "/api/v1/calls",
+        Some(&s.sup),
+        Some(json!({"number": "+12015550124"})),
+    );
+    refused(code, &v, "tenant_concurrency");
+    let invites = invites_at(&carrier);
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert!(invites[0].starts_with("sip:+12015550123@"), "{invites:?}");
+
+    // Audited, and the burst alerted the admins.
+    let log = http(&s.p, "GET", "/api/v1/audit?limit=200", Some(&s.admin), None);
+    let actions: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "dial.refused").count(),
+        13,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"dial.refusal_burst"), "{actions:?}");
+    assert!(actions.contains(&"dial_policy.update"), "{actions:?}");
+}
+
+/// The dial policy's longest call: a click-to-call whose customer answered is hung up
+/// (agent and customer both get a BYE) once `max_call_secs` have passed since the
+/// customer was dialled. (Regression: an outbound call could last for ever.)
+#[test]
+fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
+    const CUSTOMER_HZ: f32 = 700.0;
+    let p = start("dialmax");
+    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
+    let customer = Phone::new(CUSTOMER_HZ, 0xc057_0002);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", customer.port),
+                    "caller_id": "+15550100"}),
+        ),
+    );
+    http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(json!({"max_call_secs": 3})),
+    );
+    let (ext, pw) = p.agents[0].clone();
+    let agent = Phone::new(AGENT_HZ, 0xa9e0_0002);
+    register(&p, &ext, &pw, agent.port);
+    let (email, web_pw) = p.agent_logins[0].clone();
+    let tok = login(&p, &email, &web_pw);
+    http(
+        &p,
+        "POST",
+        "/api/v1/calls",
+        Some(&tok),
+        Some(json!({"number": "+1 201 555 0123"})),
+    );
+    wait_until(
+        "the agent and the customer hearing each other",
+        || customer.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CUSTOMER_HZ) > HEARD,
+        || levels("customer", &customer.rtp) + &levels(" / agent", &agent.rtp),
+    );
+    wait_until(
+        "both hung up by Parley at the policy's limit",
+        || customer.byes.load(Ordering::Relaxed) >= 1 && agent.byes.load(Ordering::Relaxed) >= 1,
+        String::new,
+    );
+    wait_until(
+        "the call gone from the live calls",
+        || http(&p, "GET", "/api/v1/calls", Some(&tok), None) == json!([]),
+        String::new,
+    );
+}

@@ -567,6 +567,95 @@ fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
     assert!(elsewhere.recv_from(&mut buf).is_err(), "nothing sent there");
 }
 
+/// The INVITE request-URIs a silent carrier socket received (retransmissions folded),
+/// waiting up to `wait` for the first.
+fn invites_at(carrier: &UdpSocket, wait: Duration) -> Vec<String> {
+    carrier.set_read_timeout(Some(wait)).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut uris: Vec<String> = Vec::new();
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        carrier
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
+            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    uris
+}
+
+fn transfer_detail(call: &Value) -> String {
+    trail(call)
+        .iter()
+        .find(|e| e["type"] == "transfer")
+        .and_then(|e| e["detail"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The dial policy on IVR transfers: a satellite number (+881) is refused without an
+/// INVITE at the carrier, and over the tenant's concurrency cap (one transfer ringing
+/// at a carrier that never answers) a second caller's transfer is refused too; both are
+/// `refused` in the trail with the rule. (Regression: a flow could dial anything.)
+#[test]
+fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
+    let p = start("xferpolicy");
+    let admin = admin_token(&p);
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    add_trunk(&p, &admin, carrier_port);
+    publish(
+        &p,
+        &admin,
+        transfer_flow(json!({"number": "+881612345678"})),
+    );
+    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 1).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
+    assert!(
+        transfer_detail(&call).contains("blocked_prefix"),
+        "{call:#}"
+    );
+    assert_eq!(
+        invites_at(&carrier, Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
+
+    http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(json!({"max_concurrent_per_tenant": 1})),
+    );
+    publish(&p, &admin, transfer_flow(json!({"number": "+12015550123"})));
+    let mut first = sipp("uac_ivr_wait_bye.xml", free_port(), Some(p.sip))
+        .args(["-s", "15550100"])
+        .spawn()
+        .unwrap();
+    let ringing = invites_at(&carrier, Duration::from_secs(20));
+    assert_eq!(ringing.len(), 1, "{ringing:?}");
+    assert!(ringing[0].starts_with("sip:+12015550123@"), "{ringing:?}");
+    check("second caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    let call = calls(&p, &admin, 2).remove(0);
+    assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
+    assert!(
+        transfer_detail(&call).contains("tenant_concurrency"),
+        "{call:#}"
+    );
+    let later = invites_at(&carrier, Duration::from_millis(300));
+    assert!(
+        later.iter().all(|u| u.starts_with("sip:+12015550123@")),
+        "{later:?}"
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+}
+
 // ---------------------------------------------------------------------------
 // Offers Parley answers with its own media: Opus-only, and INVITEs without SDP (echo
 // test `43`, dialled from the demo trunk's address 127.0.0.1).

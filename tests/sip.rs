@@ -890,6 +890,14 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
             json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
         ),
     );
+    // International is off by default (the dial policy): Germany is allowed here.
+    http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(json!({"allow_prefixes": ["+49"]})),
+    );
     // The agent's phone (not on a trunk address) dials a number that is not ours.
     let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -954,6 +962,123 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
     t.send_to(fraud.as_bytes(), p.sip).unwrap();
     let r = recv_until(&t, |r| !r.starts_with("SIP/2.0 1"));
     assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+}
+
+/// An authenticated INVITE from extension `ext` on `s` to `number`: the final response,
+/// or `None` when only provisional ones came within the socket's read timeout.
+fn dial_out(
+    p: &Parley,
+    s: &UdpSocket,
+    ext: &str,
+    pw: &str,
+    number: &str,
+    call_id: &str,
+) -> Option<String> {
+    use parley_sip_proto::auth::DigestChallenge;
+    let me = s.local_addr().unwrap();
+    let uri = format!("sip:{number}@{}", p.sip);
+    let invite = |cseq: u32, auth: &str| {
+        format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{call_id}{cseq};rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:{ext}@demo>;tag=dp1\r\nTo: <{uri}>\r\n\
+             Call-ID: {call_id}@test\r\nCSeq: {cseq} INVITE\r\nContact: <sip:{ext}@{me}>\r\n{auth}\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    s.send_to(invite(1, "").as_bytes(), p.sip).unwrap();
+    let r = recv_until(s, |r| !r.starts_with("SIP/2.0 1"));
+    assert!(r.starts_with("SIP/2.0 407 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "Proxy-Authenticate")[0]).unwrap();
+    let creds = ch.answer(ext, pw, "INVITE", &uri, "f00", 1);
+    s.send_to(
+        invite(2, &format!("Proxy-Authorization: {creds}\r\n")).as_bytes(),
+        p.sip,
+    )
+    .unwrap();
+    try_recv_until(s, |r| !r.starts_with("SIP/2.0 1"))
+}
+
+/// The INVITE request-URIs a silent carrier socket received (retransmissions folded).
+fn invites_at(carrier: &UdpSocket) -> Vec<String> {
+    carrier
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut uris: Vec<String> = Vec::new();
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
+            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    uris
+}
+
+/// The dial policy on a registered phone dialling out through the trunk: satellite
+/// (+881) and premium-rate (+1 900) numbers, international, and a second concurrent
+/// call over the user's cap are refused with 403 and a Q.850 `Reason` naming the rule,
+/// and the carrier sees no INVITE for them. (Regression: any number went out.)
+#[test]
+fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite() {
+    let p = start("dialpolicy", &[]);
+    let (ext, pw) = agent(&p, 1);
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    let admin = admin_token(&p);
+    http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(
+            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
+        ),
+    );
+    let v = http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(json!({"max_concurrent_per_user": 1})),
+    );
+    assert_eq!(v["max_concurrent_per_user"], 1, "{v}");
+    let s = UdpSocket::bind("127.0.0.2:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for (n, (number, rule, cause)) in [
+        ("+881612345678", "blocked_prefix", 21),
+        ("+19005550100", "blocked_type", 21),
+        ("+442079460000", "international", 21),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = dial_out(&p, &s, &ext, &pw, number, &format!("dp{n}")).expect("a final response");
+        assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+        let reason = header(&r, "Reason").join(",");
+        assert!(
+            reason.contains(&format!("cause={cause}"))
+                && reason.contains(&format!("dial policy: {rule}")),
+            "{reason}"
+        );
+    }
+    assert_eq!(invites_at(&carrier), Vec::<String>::new());
+    // One call rings at the carrier (which never answers); a second is over the cap.
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(dial_out(&p, &s, &ext, &pw, "+12015550123", "dpring"), None);
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = dial_out(&p, &s, &ext, &pw, "+12015550124", "dpcap").expect("a final response");
+    assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+    let reason = header(&r, "Reason").join(",");
+    assert!(
+        reason.contains("cause=34") && reason.contains("user_concurrency"),
+        "{reason}"
+    );
+    let invites = invites_at(&carrier);
+    assert_eq!(invites.len(), 1, "{invites:?}");
+    assert!(invites[0].starts_with("sip:+12015550123@"), "{invites:?}");
 }
 
 #[test]

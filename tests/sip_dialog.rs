@@ -610,6 +610,14 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
             serde_json::json!({"name": "tcp carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "transport": "tcp", "caller_id": "+15550100"}),
         ),
     );
+    // International is off by default (the dial policy): Germany is allowed here.
+    http(
+        &p,
+        "PUT",
+        "/api/v1/dial-policy",
+        Some(&admin),
+        Some(serde_json::json!({"allow_prefixes": ["+49"]})),
+    );
     let s = UdpSocket::bind("127.0.0.2:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let me = s.local_addr().unwrap();

@@ -544,3 +544,133 @@ async fn a_declined_call_from_the_browser_ends_with_the_far_ends_reason() {
     assert_eq!(h["cause"], "declined", "{h}");
     c1.close().await;
 }
+
+async fn api_send(p: &Parley, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}/api/v1{path}", p.http),
+        )
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The INVITE request-URIs a silent carrier socket received (retransmissions folded),
+/// waiting up to `wait` for the first.
+async fn invites_at(carrier: &UdpSocket, wait: Duration) -> Vec<String> {
+    let mut buf = vec![0u8; 65535];
+    let mut uris: Vec<String> = Vec::new();
+    let mut wait = wait;
+    while let Ok(Ok((n, _))) = tokio::time::timeout(wait, carrier.recv_from(&mut buf)).await {
+        wait = Duration::from_millis(300);
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
+            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    uris
+}
+
+/// The dial policy on the browser softphone: a satellite number (+881) is refused
+/// with the rule before anything rings, and over the tenant's concurrency cap (agent
+/// 2's browser call ringing at a carrier that never answers) agent 1's call is refused
+/// too; the carrier sees no INVITE for them. (Regression: the browser dialled anything.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_softphone_is_refused_blocked_numbers_and_calls_over_the_cap() {
+    let p = start("dialpolicy");
+    let admin = login(&p, "admin@demo.parley.test").await;
+    let carrier = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let carrier_port = carrier.local_addr().unwrap().port();
+    let (code, v) = api_send(
+        &p,
+        &admin,
+        "POST",
+        "/trunks",
+        json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
+               "caller_id": "+15550100"}),
+    )
+    .await;
+    assert_eq!(code, 201, "{v}");
+    let tok1 = login(&p, "agent1@demo.parley.test").await;
+    let tok2 = login(&p, "agent2@demo.parley.test").await;
+    let url = |t: &str| {
+        format!(
+            "{}/api/v1/softphone?access_token={t}",
+            p.http.replace("http://", "ws://")
+        )
+    };
+    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
+    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
+    next_of(&mut ws1, "ready").await;
+    next_of(&mut ws2, "ready").await;
+
+    let c = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws1,
+        json!({"type": "dial", "number": "+881612345678", "sdp": c.offer_sdp()}),
+    )
+    .await;
+    let e = next_msg(&mut ws1).await;
+    assert_eq!(e["type"], "error", "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("blocked_prefix"),
+        "{e}"
+    );
+    c.close().await;
+    assert_eq!(
+        invites_at(&carrier, Duration::from_millis(500)).await,
+        Vec::<String>::new()
+    );
+
+    let (code, v) = api_send(
+        &p,
+        &admin,
+        "PUT",
+        "/dial-policy",
+        json!({"max_concurrent_per_tenant": 1}),
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let c2 = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws2,
+        json!({"type": "dial", "number": "+12015550123", "sdp": c2.offer_sdp()}),
+    )
+    .await;
+    next_of(&mut ws2, "dialing").await;
+    let sdp = next_of(&mut ws2, "sdp").await;
+    c2.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
+    let ringing = invites_at(&carrier, Duration::from_secs(20)).await;
+    assert_eq!(ringing.len(), 1, "{ringing:?}");
+    assert!(ringing[0].starts_with("sip:+12015550123@"), "{ringing:?}");
+    let c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
+    send(
+        &mut ws1,
+        json!({"type": "dial", "number": "+12015550124", "sdp": c1.offer_sdp()}),
+    )
+    .await;
+    let e = next_msg(&mut ws1).await;
+    assert_eq!(e["type"], "error", "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("tenant_concurrency"),
+        "{e}"
+    );
+    let later = invites_at(&carrier, Duration::from_millis(500)).await;
+    assert!(
+        later.iter().all(|u| u.starts_with("sip:+12015550123@")),
+        "{later:?}"
+    );
+    c1.close().await;
+    c2.close().await;
+}

@@ -40,6 +40,7 @@ pub mod case_types;
 pub mod cases;
 pub mod customers;
 pub mod demo;
+pub mod dialpolicy;
 pub mod directory;
 mod error;
 pub mod events;

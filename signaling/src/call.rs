@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use parley_cases::dialpolicy::{DialPath, Refusal};
 use parley_cases::telephony::{InboundRoute, Trunk, normalize_e164};
 use parley_cases::{Actor, Store};
 use parley_media::{CallHandle, EventReceiver, LegId};
@@ -199,7 +200,8 @@ enum Plan {
     Trunk {
         tenant_id: String,
         trunk: Trunk,
-        number: String,
+        /// The dial policy's admission (the number, E.164, and the caps' place).
+        permit: crate::dial::DialPermit,
     },
 }
 
@@ -240,6 +242,9 @@ struct OutboundLeg {
     ack: Option<Request>,
     cancel_pending: bool,
     cause: Option<Cause>,
+    /// A leg dialled out (trunk): its place in the dial policy's caps, given back when
+    /// the leg is done.
+    permit: Option<crate::dial::DialPermit>,
 }
 
 struct Call {
@@ -279,6 +284,9 @@ struct Call {
     media_call: Option<record::MediaCall>,
     /// Live transcription of the call's media legs (call/speech.rs).
     speech: Option<speech::CallSpeech>,
+    /// The dial policy's longest call: the call ends then (the earliest of its
+    /// dialled-out legs' limits, counted from dialling).
+    dial_deadline: Option<Instant>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -371,7 +379,7 @@ pub(crate) async fn run(ctx: CallCtx) {
         Ok(Plan::Trunk {
             tenant_id,
             trunk,
-            number,
+            permit,
         }) => {
             call.unauth = None;
             driver
@@ -380,7 +388,7 @@ pub(crate) async fn run(ctx: CallCtx) {
                     tenant_id,
                 })
                 .await;
-            call.call_trunk(&trunk, &number).await;
+            call.call_trunk(&trunk, permit).await;
         }
         Err((0, _)) => call.ended = true,
         Err((code @ (403 | 404), _)) => {
@@ -405,6 +413,7 @@ pub(crate) async fn run(ctx: CallCtx) {
 /// Parley places (`control::run_outbound`).
 async fn drive(mut call: Call, mut rx: mpsc::Receiver<CallInput>) -> Call {
     loop {
+        call.release_done_permits();
         call.ctl_sync().await;
         if call.finished() {
             break;
@@ -495,6 +504,7 @@ impl Call {
             ack_offer: None,
             media_call: None,
             speech: None,
+            dial_deadline: None,
         }
     }
     fn finished(&self) -> bool {
@@ -513,6 +523,7 @@ impl Call {
             self.acd_next_deadline(),
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
             self.in_dialog_deadline(),
+            self.dial_deadline,
         ]
         .into_iter()
         .flatten()
@@ -824,18 +835,37 @@ impl Call {
             return Err((404, "Not Found"));
         };
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
-            AuthOutcome::Ok { tenant_id, .. } => {
+            AuthOutcome::Ok {
+                tenant_id,
+                extension,
+            } => {
+                let actor = Actor::system(&tenant_id);
                 let trunks = store
-                    .list_trunks(&Actor::system(&tenant_id))
+                    .list_trunks(&actor)
                     .await
                     .map_err(|_| (500, "Server Internal Error"))?;
-                match trunks.into_iter().find(|t| t.outbound_target.is_some()) {
-                    Some(trunk) => Ok(Plan::Trunk {
+                let Some(trunk) = trunks.into_iter().find(|t| t.outbound_target.is_some()) else {
+                    return Err((404, "Not Found"));
+                };
+                // The dial policy, as the user behind the extension.
+                let user = store
+                    .sip_users(&actor)
+                    .await
+                    .map_err(|_| (500, "Server Internal Error"))?
+                    .into_iter()
+                    .find(|(_, ext)| *ext == extension)
+                    .map(|(u, _)| u);
+                let origin = crate::dial::origin(&tenant_id, user.as_deref(), DialPath::Extension);
+                match crate::dial::admit(&self.obs, store, &number, origin).await {
+                    Ok(permit) => Ok(Plan::Trunk {
                         tenant_id,
                         trunk,
-                        number,
+                        permit,
                     }),
-                    None => Err((404, "Not Found")),
+                    Err(refusal) => {
+                        self.reject_dial(&refusal).await;
+                        Err((0, ""))
+                    }
                 }
             }
             AuthOutcome::Respond(r, failed) => {
@@ -852,8 +882,70 @@ impl Call {
         }
     }
 
+    /// Refuses the caller's INVITE for the dial policy: 403 with a `Reason` header
+    /// naming the rule (and a `Warning` for phones that show only that).
+    async fn reject_dial(&mut self, refusal: &Refusal) {
+        let mut r = self
+            .inbound
+            .invite
+            .make_response(403, None, Some(&self.inbound.local_tag));
+        r.headers.push("Reason", refusal.sip_reason());
+        r.headers.push(
+            "Warning",
+            format!(
+                "399 {} \"dial policy: {}\"",
+                self.driver.host,
+                refusal.rule()
+            ),
+        );
+        self.reject_unauthenticated(r).await;
+    }
+
+    /// Takes `permit` (the dial policy's admission) with leg `i`: its place in the caps
+    /// is given back when the leg is done, and the call ends at the policy's longest
+    /// call.
+    fn attach_permit(&mut self, i: usize, permit: crate::dial::DialPermit) {
+        if let Some(max) = permit.max_duration {
+            let at = Instant::now() + max;
+            self.dial_deadline = Some(self.dial_deadline.map_or(at, |d| d.min(at)));
+        }
+        if let Some(leg) = self.legs.get_mut(i) {
+            leg.permit = Some(permit);
+        }
+    }
+
+    /// Gives back the dial policy places of legs that are done.
+    fn release_done_permits(&mut self) {
+        for l in &mut self.legs {
+            if l.state == LegState::Done {
+                l.permit = None;
+            }
+        }
+    }
+
+    /// The dial policy's longest call was reached: everything is hung up.
+    async fn end_at_dial_limit(&mut self) {
+        self.dial_deadline = None;
+        if self.ended {
+            return;
+        }
+        tracing::warn!(call = self.no, "dial policy: maximum call duration reached");
+        let reason = "Q.850;cause=16;text=\"dial policy: max_call_secs\"";
+        self.ctl_note_dial_limit();
+        self.hang_up_caller(Some(reason)).await;
+        for i in 0..self.legs.len() {
+            if self.legs[i].state == LegState::Answered {
+                self.hang_up_leg_with(i, Some(reason)).await;
+            }
+        }
+        self.cancel_legs(None).await;
+        self.ctl_drop_all().await;
+        self.ended = true;
+    }
+
     /// An outbound leg to the trunk's target, with the trunk's caller ID.
-    async fn call_trunk(&mut self, trunk: &Trunk, number: &str) {
+    async fn call_trunk(&mut self, trunk: &Trunk, permit: crate::dial::DialPermit) {
+        let number = permit.number.clone();
         let Some(target) = trunk.outbound_target.as_deref() else {
             return self.reject(404, "Not Found", None).await;
         };
@@ -897,6 +989,7 @@ impl Call {
                     })
                     .await;
                 self.legs.push(leg);
+                self.attach_permit(self.legs.len() - 1, permit);
                 self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
             }
             None => self.reject(500, "Server Internal Error", None).await,
@@ -1077,6 +1170,7 @@ impl Call {
                 ack: None,
                 cancel_pending: false,
                 cause: None,
+                permit: None,
             }),
             Err(e) => {
                 tracing::debug!(error = %e, %request_uri, "cannot build INVITE for a leg");
@@ -1528,6 +1622,9 @@ impl Call {
     }
 
     async fn on_timer(&mut self, now: Instant) {
+        if self.dial_deadline.is_some_and(|d| now >= d) {
+            self.end_at_dial_limit().await;
+        }
         if let Some(d) = self.ring_deadline
             && now >= d
         {

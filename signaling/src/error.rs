@@ -58,6 +58,9 @@ pub enum Error {
         /// What was given.
         value: String,
     },
+    /// The dial policy refused the number (toll fraud): the rule is in the refusal.
+    #[error("dial policy: {rule}: {0}", rule = .0.rule())]
+    DialPolicy(parley_cases::dialpolicy::Refusal),
     /// The call refused a control command.
     #[error("call control refused: {reason}")]
     CallControl {

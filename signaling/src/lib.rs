@@ -67,6 +67,7 @@
 mod acd;
 pub mod browser;
 mod call;
+mod dial;
 mod driver;
 mod error;
 pub mod http_guard;
@@ -325,6 +326,7 @@ impl SipServer {
         let (in_tx, in_rx) = mpsc::channel(8192);
         let (cmd_tx, cmd_rx) = mpsc::channel(8192);
         let obs = Observability::new(config.trace_calls, 64);
+        dial::warm_up();
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         if config.digest_algorithms.is_empty() {

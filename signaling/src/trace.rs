@@ -129,6 +129,8 @@ pub(crate) struct Observability {
     pub(crate) calls: crate::call::control::Registry,
     /// Trunk reachability from keep-alive pings, by trunk id.
     trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
+    /// Outbound dial counters (the dial policy's caps), shared by every dialling path.
+    pub(crate) dial: crate::dial::DialGate,
 }
 
 impl Observability {
@@ -138,6 +140,7 @@ impl Observability {
             counters: Counters::default(),
             calls: Default::default(),
             trunks: Mutex::new(std::collections::HashMap::new()),
+            dial: Default::default(),
         })
     }
 

@@ -325,6 +325,9 @@ async function phoneStory(browser) {
     procs.push(trunkUas);
     const t = await api(ADMIN, 'POST', '/trunks', { name: 'carrier', outbound_target: `127.0.0.1:${carrierPort}`, caller_id: '+15550100' });
     assert(t.status === 201, 'trunk: ' + t.status + ' ' + JSON.stringify(t.body));
+    // International is off by the default dial policy: Germany is allowed here.
+    const dp = await api(ADMIN, 'PUT', '/dial-policy', { allow_prefixes: ['+49'] });
+    assert(dp.status === 200, 'dial policy: ' + dp.status + ' ' + JSON.stringify(dp.body));
     await page.fill('#softphone input[name=dial]', CUSTOMER);
     await page.click('#softphone [data-action=dial]');
     await page.waitForSelector('#softphone .oncall[data-call-state=talking]', { timeout: 30000 });

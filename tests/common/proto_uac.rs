@@ -50,6 +50,11 @@ impl ProtoUac {
 
     /// Calls `number`; returns the dialog and the RTP address from the 200's SDP answer.
     pub(crate) fn call(&self, number: &str) -> (Dialog, SocketAddr) {
+        self.call_as("+15550123", number)
+    }
+
+    /// [`ProtoUac::call`] with `from` as the caller's number (the From user part).
+    pub(crate) fn call_as(&self, from: &str, number: &str) -> (Dialog, SocketAddr) {
         let mut rng = rand::rng();
         let mut h = Headers::new();
         h.push("Via", self.via().to_string());
@@ -57,7 +62,7 @@ impl ProtoUac {
         h.push(
             "From",
             format!(
-                "<sip:+15550123@{}>;tag={}",
+                "<sip:{from}@{}>;tag={}",
                 self.me.ip(),
                 random_token(&mut rng, 10)
             ),

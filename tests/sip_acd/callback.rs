@@ -14,8 +14,17 @@ pub(super) fn call_and_wait_in_sales(
     p: &Parley,
     sup: &str,
 ) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
+    call_as_and_wait_in_sales(p, sup, "+15550123")
+}
+
+/// [`call_and_wait_in_sales`] from the caller number `from`.
+fn call_as_and_wait_in_sales(
+    p: &Parley,
+    sup: &str,
+    from: &str,
+) -> (ProtoUac, Dialog, SocketAddr, RtpOut) {
     let uac = ProtoUac::new(p.sip);
-    let (dialog, remote) = uac.call("+15550100");
+    let (dialog, remote) = uac.call_as(from, "+15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
     let mut rx: Vec<Vec<u8>> = Vec::new();
     for k in 0..25u16 {
@@ -541,6 +550,146 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(v[0]["callbacks"], 0, "{v}");
+}
+
+/// The audit actions of the tenant, newest first.
+fn audit_actions(p: &Parley, admin: &str) -> Vec<String> {
+    let log = http(p, "GET", "/api/v1/audit?limit=200", Some(admin), None);
+    log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The (path, number, rule) of every dial refusal audited.
+fn dial_refusals(p: &Parley, admin: &str) -> Vec<(String, String, String)> {
+    let log = http(p, "GET", "/api/v1/audit?limit=200", Some(admin), None);
+    log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "dial.refused")
+        .map(|e| {
+            let a = &e["after"];
+            (
+                a["path"].as_str().unwrap().to_owned(),
+                a["number"].as_str().unwrap().to_owned(),
+                a["refusal"]["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The dial policy at the IVR callback node: a caller who types a premium-rate number
+/// (2, then 1 900 555 0100 #) gets no callback: nothing is stored or queued, and the
+/// refusal is audited and noted with the request on the timeline. (Regression: any
+/// typed number was stored, to be dialled later through the trunk.)
+#[test]
+fn ivr_callback_node_refuses_a_typed_premium_number() {
+    let p = start("cbpremium", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(
+            json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
+        ),
+    );
+    http(
+        &p,
+        "POST",
+        "/api/v1/queues",
+        Some(&admin),
+        Some(json!({"name": "support"})),
+    );
+    let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
+    // At the callback node (after the 2 s wait): 2 (another number), then the number,
+    // typed ahead of the prompts.
+    let mut presses: Vec<(u16, char)> = vec![(250, '2')];
+    for (i, d) in "19005550100#".chars().enumerate() {
+        presses.push((300 + 15 * i as u16, d));
+    }
+    until_bye(&uac, remote, &mut out, &presses);
+    let calls = timeline_calls(&p, &sup, 1);
+    let b = body(&calls[0]);
+    assert_eq!(b["callback_request"]["queued"], false, "{b}");
+    assert_eq!(b["callback_request"]["refused"], "dial_policy", "{b}");
+    assert_eq!(
+        http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
+        json!([])
+    );
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    assert!(
+        v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
+        "{v}"
+    );
+    assert_eq!(
+        dial_refusals(&p, &admin),
+        [(
+            "callback".into(),
+            "19005550100".into(),
+            "blocked_type".into()
+        )]
+    );
+}
+
+/// The dial policy on the queue's callback key: the number called back is the
+/// caller's From, which anyone can spoof; a premium-rate From is refused (nothing
+/// stored, the caller stays in the queue). (Regression: a spoofed From was stored and
+/// dialled out through the trunk.)
+#[test]
+fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
+    let p = start("cbspoof", &[]);
+    let admin = admin_token(&p);
+    let sup = supervisor_token(&p);
+    open_all_week(&p, &admin);
+    let a = agents(&p, &admin);
+    sales_with_callback_key(&p, &admin, &a[1].id, free_port());
+    let (uac, mut dialog, remote, mut out) = call_as_and_wait_in_sales(&p, &sup, "+19005550100");
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    out.digit(&uac, remote, '*', &mut rx);
+    let mut refused = false;
+    for _ in 0..200 {
+        out.audio(&uac, remote, 0, &mut rx);
+        if audit_actions(&p, &admin)
+            .iter()
+            .any(|a| a == "dial.refused")
+        {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(refused, "the refusal audited");
+    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let sales = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "sales")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(sales["callbacks"], 0, "{sales}");
+    assert_eq!(sales["waiting"], 1, "still waiting: {sales}");
+    assert_eq!(
+        http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
+        json!([])
+    );
+    assert_eq!(
+        dial_refusals(&p, &admin),
+        [(
+            "callback".into(),
+            "+19005550100".into(),
+            "blocked_type".into()
+        )]
+    );
+    uac.hang_up(&mut dialog);
 }
 
 /// Regression (issue #13: a callback being dialled when Parley died went back to

@@ -270,6 +270,8 @@ pub enum CallControlError {
     NotFound,
     /// The call refused (e.g. no agent connected, target not registered).
     Refused(String),
+    /// The dial policy refused the number (answered 403 `dial_policy`, naming the rule).
+    DialPolicy(parley_cases::dialpolicy::Refusal),
 }
 
 /// Live calls and their controls, implemented by the binary over `parley-signaling`

@@ -716,6 +716,85 @@ async fn telephony_accounts_trunks_and_numbers() {
     assert_eq!(v, json!([]));
 }
 
+/// The dial policy API: supervisors read, admins write (validated, per tenant,
+/// audited); agents neither.
+#[tokio::test]
+async fn dial_policy_is_read_by_supervisors_and_written_by_admins_per_tenant() {
+    let t = T::new().await;
+    let admin = t.login("acme", Role::Admin).await;
+    let sup = t.login("acme", Role::Supervisor).await;
+    let agent = t.login("acme", Role::Agent).await;
+    let other_admin = t.login("globex", Role::Admin).await;
+    let (s, _) = t
+        .call(Method::GET, "/api/v1/dial-policy", Some(&agent), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/dial-policy", Some(&sup), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["country"], "US");
+    assert_eq!(v["international"], false);
+    assert_eq!(v["block_types"][0], "premium_rate");
+    let (s, _) = t
+        .call(
+            Method::PUT,
+            "/api/v1/dial-policy",
+            Some(&sup),
+            Some(json!({"international": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/dial-policy",
+            Some(&admin),
+            Some(json!({"country": "XX"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "country");
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/dial-policy",
+            Some(&admin),
+            Some(json!({"block_types": ["premium_rate", "satellite_phone"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/dial-policy",
+            Some(&admin),
+            Some(json!({"country": "de", "allow_prefixes": ["+43"], "max_concurrent_per_user": 1})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["country"], "DE");
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/dial-policy", Some(&sup), None)
+        .await;
+    assert_eq!(v["allow_prefixes"], json!(["+43"]));
+    let (_, v) = t
+        .call(Method::GET, "/api/v1/dial-policy", Some(&other_admin), None)
+        .await;
+    assert_eq!(v["country"], "US", "another tenant keeps the default");
+    let (_, log) = t
+        .call(Method::GET, "/api/v1/audit", Some(&admin), None)
+        .await;
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "dial_policy.update"),
+        "{log}"
+    );
+}
+
 #[tokio::test]
 async fn the_ui_is_served_offline_with_pages_assets_and_json_404s_elsewhere() {
     let t = T::new().await;

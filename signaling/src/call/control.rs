@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use parley_cases::dialpolicy::DialPath;
 use parley_cases::{Actor, Store};
 use parley_media::{LegId, PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
@@ -187,7 +188,7 @@ pub struct LiveCall {
 #[derive(Debug)]
 pub(crate) struct CtlRequest {
     cmd: Command,
-    reply: oneshot::Sender<std::result::Result<(), String>>,
+    reply: oneshot::Sender<CtlResult>,
 }
 
 struct Entry {
@@ -350,14 +351,42 @@ impl Controls {
                 reason: "no media engine".into(),
             });
         }
+        // The dial policy, before anything rings: a number (not a colleague's
+        // extension) is admitted now, and the admission travels with the call to the
+        // customer's leg.
+        let dials_number = device
+            .as_ref()
+            .is_none_or(|d| matches!(d.target, Target::Number(_)));
+        let permit = if dials_number {
+            let path = if callback.is_some() {
+                DialPath::Callback
+            } else if device.is_some() {
+                DialPath::Softphone
+            } else {
+                DialPath::ClickToCall
+            };
+            let origin = crate::dial::origin(&req.tenant_id, Some(&req.agent_user_id), path);
+            Some(
+                crate::dial::admit(&o.obs, &o.store, &req.number, origin)
+                    .await
+                    .map_err(Error::DialPolicy)?,
+            )
+        } else {
+            None
+        };
         let (tx, rx) = oneshot::channel();
         o.driver.send(Cmd::Originate { reply: tx }).await;
         let (no, inputs) = rx.await.map_err(|_| Error::Stopped)?;
         let (ready, started) = oneshot::channel();
-        tokio::spawn(run_outbound(o, no, inputs, req, callback, device, ready));
+        let placed = Placed {
+            callback,
+            device,
+            permit,
+        };
+        tokio::spawn(run_outbound(o, no, inputs, req, placed, ready));
         match tokio::time::timeout(Duration::from_secs(10), started).await {
             Ok(Ok(Ok(id))) => Ok(id),
-            Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
+            Ok(Ok(Err(e))) => Err(e.into()),
             _ => Err(Error::CallControl {
                 reason: "the call did not start in time".into(),
             }),
@@ -379,7 +408,7 @@ impl Controls {
             .map_err(|_| Error::CallNotFound)?;
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
-            Ok(Ok(Err(reason))) => Err(Error::CallControl { reason }),
+            Ok(Ok(Err(e))) => Err(e.into()),
             Ok(Err(_)) => Err(Error::CallNotFound),
             Err(_) => Err(Error::CallControl {
                 reason: "the call did not answer in time".into(),
@@ -470,6 +499,9 @@ pub(super) struct Ctl {
     callback: Option<CallbackLink>,
     /// Placed from this device of the agent (the browser softphone).
     device: Option<DeviceLink>,
+    /// Click-to-call: the dial policy's admission of the customer's number, taken by
+    /// the customer's leg when it is dialled.
+    permit: Option<crate::dial::DialPermit>,
 }
 
 /// Ties a placed call to the ACD callback item it serves: the router hears when the
@@ -512,6 +544,7 @@ impl Ctl {
             customer_media: None,
             callback: None,
             device: None,
+            permit: None,
         }
     }
 
@@ -655,7 +688,46 @@ struct Dial {
     transport: Transport,
 }
 
-type CtlResult = std::result::Result<(), String>;
+type CtlResult = std::result::Result<(), CtlError>;
+
+/// Why a call refused a command: in words, or the dial policy's rule.
+#[derive(Debug)]
+pub(crate) enum CtlError {
+    /// E.g. "no agent is connected".
+    Refused(String),
+    /// The dial policy refused the number.
+    Dial(parley_cases::dialpolicy::Refusal),
+}
+
+impl From<String> for CtlError {
+    fn from(s: String) -> Self {
+        CtlError::Refused(s)
+    }
+}
+
+impl From<&str> for CtlError {
+    fn from(s: &str) -> Self {
+        CtlError::Refused(s.to_owned())
+    }
+}
+
+impl From<CtlError> for Error {
+    fn from(e: CtlError) -> Self {
+        match e {
+            CtlError::Refused(reason) => Error::CallControl { reason },
+            CtlError::Dial(r) => Error::DialPolicy(r),
+        }
+    }
+}
+
+impl std::fmt::Display for CtlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CtlError::Refused(s) => f.write_str(s),
+            CtlError::Dial(r) => write!(f, "dial policy: {}: {r}", r.rule()),
+        }
+    }
+}
 
 impl Call {
     fn tenant(&self) -> Option<String> {
@@ -1154,6 +1226,7 @@ impl Call {
         let tenant = self.tenant().ok_or("the call has no tenant")?;
         let actor = Actor::system(&tenant);
         let mut dials = Vec::new();
+        let mut permit = None;
         let (user_id, address) = match target {
             Target::Extension { extension, user_id } => {
                 let (tx, rx) = oneshot::channel();
@@ -1195,6 +1268,31 @@ impl Call {
                 (user_id, extension.clone())
             }
             Target::Number(number) => {
+                // Click-to-call's customer: admitted when the call was placed.
+                let placed = if purpose == Purpose::OutCustomer {
+                    self.ctl.permit.take()
+                } else {
+                    None
+                };
+                let p = match placed {
+                    Some(p) => p,
+                    None => {
+                        let path = match purpose {
+                            Purpose::Blind => DialPath::Transfer,
+                            Purpose::Consult => DialPath::Consult,
+                            Purpose::Party => DialPath::AddParty,
+                            _ if self.ctl.is_callback() => DialPath::Callback,
+                            _ => DialPath::ClickToCall,
+                        };
+                        let agent = self.ctl.last.as_ref().and_then(|c| c.agent_user_id.clone());
+                        let origin = crate::dial::origin(&tenant, agent.as_deref(), path);
+                        crate::dial::admit(&self.obs, &self.store, number, origin)
+                            .await
+                            .map_err(CtlError::Dial)?
+                    }
+                };
+                let number = &p.number.clone();
+                permit = Some(p);
                 let trunks = self
                     .store
                     .list_trunks(&actor)
@@ -1222,7 +1320,7 @@ impl Call {
             }
         };
         if dials.is_empty() {
-            return Err(format!("{address} has no registered phone"));
+            return Err(format!("{address} has no registered phone").into());
         }
         let m = self.media.as_ref().ok_or("the call has no media")?;
         let leg = match reuse {
@@ -1284,6 +1382,9 @@ impl Call {
                 address: address.clone(),
             });
             self.legs.push(out);
+            if let Some(p) = permit.take() {
+                self.attach_permit(self.legs.len() - 1, p);
+            }
             sent += 1;
         }
         self.agent_offer = saved;
@@ -1331,8 +1432,14 @@ impl Call {
         self.ctl_after_removal(c).await;
     }
 
+    /// Notes on the call's controls that the dial policy's longest call ended it.
+    pub(super) fn ctl_note_dial_limit(&mut self) {
+        self.ctl
+            .note("dial_policy.max_call_secs", serde_json::json!({}));
+    }
+
     /// Ends every control leg.
-    async fn ctl_drop_all(&mut self) {
+    pub(super) async fn ctl_drop_all(&mut self) {
         let all = std::mem::take(&mut self.ctl.legs);
         for c in &all {
             self.ctl_end_sip(&c.call_id).await;
@@ -1633,8 +1740,10 @@ impl Call {
                 let reuse = self.ctl.customer_media;
                 if let Err(reason) = self.ctl_dial(&target, Purpose::OutCustomer, reuse).await {
                     tracing::warn!(call = self.no, %reason, "click-to-call: cannot dial the customer");
-                    self.ctl
-                        .note("customer.failed", serde_json::json!({ "reason": reason }));
+                    self.ctl.note(
+                        "customer.failed",
+                        serde_json::json!({ "reason": reason.to_string() }),
+                    );
                     if let Some(w) = self.winner.take() {
                         self.hang_up_leg(w).await;
                     }
@@ -1726,15 +1835,27 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
 }
 
 /// The task of a call Parley places: like `call::run` without a caller's INVITE.
+/// What a call Parley places is tied to: an ACD callback item, the device it was
+/// placed from, the dial policy's admission of its number.
+struct Placed {
+    callback: Option<CallbackLink>,
+    device: Option<DeviceLink>,
+    permit: Option<crate::dial::DialPermit>,
+}
+
 async fn run_outbound(
     o: Origin,
     no: u64,
     rx: mpsc::Receiver<CallInput>,
     req: Originate,
-    callback: Option<CallbackLink>,
-    device: Option<DeviceLink>,
-    ready: oneshot::Sender<std::result::Result<String, String>>,
+    placed: Placed,
+    ready: oneshot::Sender<std::result::Result<String, CtlError>>,
 ) {
+    let Placed {
+        callback,
+        device,
+        permit,
+    } = placed;
     let host = o.driver.host.clone();
     // Who the legs show as calling: the customer, or for a call between colleagues the
     // agent who placed it.
@@ -1768,7 +1889,7 @@ async fn run_outbound(
     let invite = match invite {
         Ok(i) => i,
         Err(e) => {
-            let _ = ready.send(Err(e.to_string()));
+            let _ = ready.send(Err(CtlError::Refused(e.to_string())));
             o.driver.send(Cmd::Ended { call_no: no }).await;
             return;
         }
@@ -1794,6 +1915,7 @@ async fn run_outbound(
     call.ctl.outbound = Some(req.number.clone());
     call.ctl.callback = callback;
     call.ctl.device = device;
+    call.ctl.permit = permit;
     call.ivr = Some(super::ivr::IvrRun::bare(
         Actor::system(&req.tenant_id),
         &req.number,

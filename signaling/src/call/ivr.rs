@@ -748,6 +748,17 @@ impl Call {
         let since_ms = waited
             .map(|w| w.1)
             .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond());
+        let Some(number) = self.acd_callback_number(&actor, &number).await else {
+            if let Some(run) = self.ivr.as_mut() {
+                run.callback = Some(serde_json::json!({
+                    "number": number,
+                    "queue": queue,
+                    "queued": false,
+                    "refused": "dial_policy",
+                }));
+            }
+            return;
+        };
         let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
         let item = format!("callback/{call_id}");
         let priority = self.acd.as_ref().map(|q| q.priority()).unwrap_or(0);

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use parley_cases::callbacks::{CallbackState, NewCallback};
+use parley_cases::dialpolicy::DialPath;
 use parley_cases::queues::{AgentLeg, CallRecord, Queue, RecordingDecision, recording_decision};
 use parley_cases::routing::{MaxWaitAction, Missed};
 use parley_cases::timeline::Attachment;
@@ -227,6 +228,24 @@ impl Call {
     /// the tenant's "Unknown callers" without a usable number) before the router takes
     /// it, so that it survives a restart. `None` when it could not be stored (the
     /// router still takes it, for this run only).
+    /// The dial policy for a number to call back later (typed by the caller at a
+    /// callback node, or the caller's own number from a spoofable From): its E.164 form,
+    /// or `None` when the policy refuses it (audited) — nothing is stored then.
+    pub(super) async fn acd_callback_number(&self, actor: &Actor, number: &str) -> Option<String> {
+        let origin = crate::dial::origin(&actor.tenant_id, None, DialPath::Callback);
+        match crate::dial::check_number(&self.obs, &self.store, number, origin).await {
+            Ok(n) => Some(n),
+            Err(r) => {
+                tracing::info!(
+                    call = self.no,
+                    rule = r.rule(),
+                    "callback number refused by the dial policy"
+                );
+                None
+            }
+        }
+    }
+
     pub(super) async fn acd_store_callback(
         &mut self,
         actor: &Actor,
@@ -706,7 +725,11 @@ impl Call {
             q.priority,
             q.tenant_id.clone(),
         );
-        let number = self.ivr_caller();
+        let Some(number) = self.acd_callback_number(&actor, &self.ivr_caller()).await else {
+            self.acd_say("Sorry, we cannot call you back on this number.")
+                .await;
+            return false;
+        };
         let id = self
             .acd_store_callback(&actor, &queue, &item, &number, since_ms, priority)
             .await;

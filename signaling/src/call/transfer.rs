@@ -14,6 +14,7 @@
 use std::net::SocketAddr;
 
 use parley_cases::Actor;
+use parley_cases::dialpolicy::DialPath;
 use parley_cases::telephony::{Trunk, normalize_e164};
 use parley_ivr::model::TransferTarget;
 use parley_ivr::{TrailEntry, TrailItem};
@@ -89,6 +90,22 @@ impl Call {
         }
     }
 
+    /// The dial policy for an IVR transfer's number (no user: the flow dials).
+    async fn admit_transfer(
+        &mut self,
+        tenant: &str,
+        number: &str,
+    ) -> Result<crate::dial::DialPermit, Refusal> {
+        let origin = crate::dial::origin(tenant, None, DialPath::IvrTransfer);
+        crate::dial::admit(&self.obs, &self.store, number, origin)
+            .await
+            .map_err(|r| Refusal {
+                outcome: "refused",
+                detail: format!("dial policy: {}: {r}", r.rule()),
+                q850: r.q850_cause(),
+            })
+    }
+
     async fn dial_out(&mut self, target: &TransferTarget, shown: &str) -> Result<(), Refusal> {
         let refuse = |outcome, detail: &str, q850| Refusal {
             outcome,
@@ -108,6 +125,7 @@ impl Call {
             .into_iter()
             .filter(|t| t.outbound_target.is_some() && t.transport == "udp")
             .collect();
+        let mut permit = None;
         let (user, trunk, target_hostport) = match target {
             TransferTarget::Number(n) => {
                 let plus = if n.starts_with('+') {
@@ -117,6 +135,9 @@ impl Call {
                 };
                 let number = normalize_e164("number", &plus)
                     .map_err(|_| refuse("refused", "not an E.164 number", 28))?;
+                let p = self.admit_transfer(&tenant, &number).await?;
+                let number = p.number.clone();
+                permit = Some(p);
                 let trunk = trunks
                     .into_iter()
                     .next()
@@ -141,6 +162,15 @@ impl Call {
                 let trunk = found.ok_or_else(|| {
                     refuse("refused", "not one of the tenant's trunk destinations", 21)
                 })?;
+                // A number in the URI's user part goes out through the trunk too: the
+                // same policy applies (a name such as `sales` is not a number).
+                if user.bytes().any(|b| b.is_ascii_digit())
+                    && user
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b"+-.()".contains(&b))
+                {
+                    permit = Some(self.admit_transfer(&tenant, &user).await?);
+                }
                 (user, trunk, hostport)
             }
             TransferTarget::Agent(_) | TransferTarget::Extension(_) => {
@@ -195,6 +225,9 @@ impl Call {
             })
             .await;
         self.legs.push(leg);
+        if let Some(p) = permit {
+            self.attach_permit(self.legs.len() - 1, p);
+        }
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
         if let Some(run) = self.ivr.as_mut() {
             run.agent_leg = Some(media_leg);

@@ -146,7 +146,20 @@ async fn click_to_call(
         .calls
         .clone()
         .ok_or_else(|| ApiError::new(StatusCode::CONFLICT, "conflict", "no SIP stack runs"))?;
-    let number = normalize_e164("number", &body.number)?;
+    // Read with the tenant's country (national formats), like every dialled number.
+    let number = s
+        .store
+        .dial_policy(&a.actor)
+        .await?
+        .normalize(&body.number)
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "number: not a phone number",
+            )
+            .with_field("number")
+        })?;
     let acc = s.store.sip_account(&a.actor, &a.user.id).await?;
     let extension = acc.extension.ok_or_else(|| {
         ApiError::new(
@@ -159,12 +172,7 @@ async fn click_to_call(
     let id = calls
         .originate(&tenant, &a.user.id, &extension, &number)
         .await
-        .map_err(|e| match e {
-            CallControlError::NotFound => ApiError::not_found("call"),
-            CallControlError::Refused(reason) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", reason)
-            }
-        })?;
+        .map_err(control_error)?;
     s.store
         .audit_call_control(
             &a.actor,
@@ -341,18 +349,31 @@ async fn call_action(
         CallAction::PauseRecording => CallCommand::PauseRecording,
         CallAction::ResumeRecording => CallCommand::ResumeRecording,
     };
-    match calls.command(&tenant, &id, cmd).await {
-        Ok(()) => {}
-        Err(CallControlError::NotFound) => return Err(ApiError::not_found("call")),
-        Err(CallControlError::Refused(reason)) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", reason));
-        }
-    }
+    calls
+        .command(&tenant, &id, cmd)
+        .await
+        .map_err(control_error)?;
     s.store
         .audit_call_control(&a.actor, &id, audit_name, details)
         .await?;
     let now = calls.get(&tenant, &id).unwrap_or(call);
     Ok(axum::Json(now))
+}
+
+/// A refused control as the API answers it: 404, 409 with the call's reason, or 403
+/// `dial_policy` naming the rule that refused the number.
+fn control_error(e: CallControlError) -> ApiError {
+    match e {
+        CallControlError::NotFound => ApiError::not_found("call"),
+        CallControlError::Refused(reason) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", reason)
+        }
+        CallControlError::DialPolicy(r) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "dial_policy",
+            format!("dial policy: {}: {r}", r.rule()),
+        ),
+    }
 }
 
 /// A supervisor joins (or switches mode) through the phone on their own extension.

@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod cases;
 mod customers;
+mod dialpolicy;
 mod directory;
 pub(crate) mod events;
 mod flows;
@@ -31,6 +32,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(queues::router())
         .merge(speech::router())
         .merge(recordings::router())
+        .merge(dialpolicy::router())
 }
 
 /// Common list parameters.

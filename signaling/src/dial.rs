@@ -1,0 +1,189 @@
+//! The runtime side of the outbound dial policy: the one place every path that dials
+//! out of Parley asks (extension calls through the trunk, click-to-call, the softphone,
+//! agent transfers, consultations and conference parties, IVR transfers, REFER,
+//! callbacks). The decision is `parley_cases::dialpolicy` (pure); this module loads the
+//! tenant's policy, keeps the one set of counters (concurrent calls per user and
+//! tenant, calls per minute) behind a `std` mutex held for one map operation, hands out
+//! a [`DialPermit`] that gives its place back when dropped (with the leg it was taken
+//! for), and audits every refusal, alerting the tenant's admins on a burst.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use parley_cases::dialpolicy::{DialCounters, DialOrigin, DialPath, DialPolicy, Refusal};
+use parley_cases::{Actor, Store};
+
+use crate::trace::Observability;
+
+/// The counters of every tenant (see `parley_cases::dialpolicy::DialCounters`).
+#[derive(Debug, Default)]
+pub(crate) struct DialGate {
+    // A std mutex: held for one counter update, never across an `.await`.
+    counters: Mutex<DialCounters>,
+}
+
+impl DialGate {
+    fn counters(&self) -> std::sync::MutexGuard<'_, DialCounters> {
+        // The counters stay consistent under a panic elsewhere (each update is one step).
+        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// An admitted outbound dial: counts towards the caps until dropped.
+#[derive(Debug)]
+pub(crate) struct DialPermit {
+    obs: Arc<Observability>,
+    tenant_id: String,
+    user_id: Option<String>,
+    /// The number to dial, E.164.
+    pub(crate) number: String,
+    /// The policy's longest call.
+    pub(crate) max_duration: Option<Duration>,
+}
+
+impl Drop for DialPermit {
+    fn drop(&mut self) {
+        self.obs
+            .dial
+            .counters()
+            .release(&self.tenant_id, self.user_id.as_deref());
+    }
+}
+
+/// Loads the numbering metadata off the async workers, at start-up.
+pub(crate) fn warm_up() {
+    tokio::task::spawn_blocking(parley_cases::dialpolicy::warm_up);
+}
+
+/// Who dials: a path, and the user when one does.
+pub(crate) fn origin(tenant_id: &str, user_id: Option<&str>, path: DialPath) -> DialOrigin {
+    DialOrigin {
+        tenant_id: tenant_id.to_owned(),
+        user_id: user_id.map(str::to_owned),
+        role: None,
+        path,
+    }
+}
+
+async fn load(store: &Store, origin: &mut DialOrigin) -> DialPolicy {
+    let actor = Actor::system(&origin.tenant_id);
+    if origin.role.is_none()
+        && let Some(u) = origin.user_id.as_deref()
+    {
+        origin.role = store.user(&actor, u).await.ok().map(|u| u.role);
+    }
+    match store.dial_policy(&actor).await {
+        Ok(p) => p,
+        Err(e) => {
+            // Fail closed to the built-in default (home country only, strict caps).
+            tracing::warn!(error = %e, tenant = %origin.tenant_id, "dial policy lookup failed; using the default");
+            DialPolicy::default()
+        }
+    }
+}
+
+/// Admits `raw` for `origin` (destination rules and caps), or refuses it: the refusal
+/// is audited and counted towards the burst alert.
+pub(crate) async fn admit(
+    obs: &Arc<Observability>,
+    store: &Store,
+    raw: &str,
+    mut origin: DialOrigin,
+) -> Result<DialPermit, Refusal> {
+    let policy = load(store, &mut origin).await;
+    // Reading the number is CPU work (a country's patterns are compiled on first use):
+    // off the async workers, and outside the counters' lock.
+    let (policy, origin, checked) = {
+        let raw = raw.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let c = policy.check_number(&raw, &origin);
+            (policy, origin, c)
+        })
+        .await
+        .map_err(|_| Refusal::InvalidNumber)?
+    };
+    let now = store.now().0;
+    let decision = checked.and_then(|(number, kind)| {
+        obs.dial
+            .counters()
+            .admit_checked(&policy, number, kind, &origin, now)
+    });
+    match decision {
+        Ok(a) => Ok(DialPermit {
+            obs: obs.clone(),
+            tenant_id: origin.tenant_id,
+            user_id: origin.user_id,
+            number: a.number,
+            max_duration: a.max_duration_ms.map(Duration::from_millis),
+        }),
+        Err(r) => {
+            refused(obs, store, &policy, &origin, raw, &r).await;
+            Err(r)
+        }
+    }
+}
+
+/// The destination rules alone, for a number about to be stored to be dialled later
+/// (a callback): the E.164 number, or the refusal (audited, counted for the alert).
+pub(crate) async fn check_number(
+    obs: &Arc<Observability>,
+    store: &Store,
+    raw: &str,
+    mut origin: DialOrigin,
+) -> Result<String, Refusal> {
+    let policy = load(store, &mut origin).await;
+    let (policy, origin, checked) = {
+        let raw = raw.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let c = policy.check_number(&raw, &origin);
+            (policy, origin, c)
+        })
+        .await
+        .map_err(|_| Refusal::InvalidNumber)?
+    };
+    match checked {
+        Ok((n, _)) => Ok(n),
+        Err(r) => {
+            refused(obs, store, &policy, &origin, raw, &r).await;
+            Err(r)
+        }
+    }
+}
+
+async fn refused(
+    obs: &Arc<Observability>,
+    store: &Store,
+    policy: &DialPolicy,
+    origin: &DialOrigin,
+    raw: &str,
+    r: &Refusal,
+) {
+    tracing::warn!(
+        tenant = %origin.tenant_id,
+        user = origin.user_id.as_deref().unwrap_or("-"),
+        path = origin.path.as_str(),
+        number = %raw.chars().take(32).collect::<String>(),
+        rule = r.rule(),
+        "dial refused by the dial policy: {r}"
+    );
+    let now = store.now().0;
+    let burst = obs.dial.counters().refused(policy, &origin.tenant_id, now);
+    let number: String = raw.chars().take(32).collect();
+    if let Err(e) = store.audit_dial_refusal(origin, &number, r).await {
+        tracing::warn!(error = %e, "dial refusal not audited");
+    }
+    if let Some(n) = burst {
+        tracing::warn!(
+            tenant = %origin.tenant_id,
+            refusals = n,
+            window_secs = policy.alert_window_secs,
+            "burst of refused dials: possible toll fraud"
+        );
+        if let Err(e) = store
+            .alert_dial_refusals(&origin.tenant_id, n, policy.alert_window_secs, r)
+            .await
+        {
+            tracing::warn!(error = %e, "dial refusal burst not published");
+        }
+    }
+}

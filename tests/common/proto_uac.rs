@@ -50,6 +50,19 @@ impl ProtoUac {
 
     /// Calls `number`; returns the dialog and the RTP address from the 200's SDP answer.
     pub(crate) fn call(&self, number: &str) -> (Dialog, SocketAddr) {
+        let (invite, ok, remote) = self.invite(number);
+        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
+        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
+        (dialog, remote)
+    }
+
+    /// Sends an INVITE to `number` (our offer names the `rtp` socket) and waits for its
+    /// 200 without acknowledging it; returns the INVITE, the 200 and the RTP address
+    /// of the answer.
+    pub(crate) fn invite(
+        &self,
+        number: &str,
+    ) -> (Request, parley_sip_proto::message::Response, SocketAddr) {
         let mut rng = rand::rng();
         let mut h = Headers::new();
         h.push("Via", self.via().to_string());
@@ -94,9 +107,7 @@ impl ProtoUac {
         let ip = sdp.connection_information.as_ref().unwrap();
         let ip = ip.address.as_ref().unwrap().address.parse().unwrap();
         let remote = SocketAddr::new(ip, u16::try_from(m.media_name.port.value).unwrap());
-        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
-        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
-        (dialog, remote)
+        (invite, ok, remote)
     }
 
     pub(crate) fn hang_up(&self, dialog: &mut Dialog) {

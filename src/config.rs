@@ -24,6 +24,12 @@ pub(crate) struct Config {
     pub(crate) sip_unauth_per_second: u32,
     /// Burst for the same (`PARLEY_SIP_UNAUTH_BURST`).
     pub(crate) sip_unauth_burst: u32,
+    /// Most calls at once; a new INVITE beyond it gets 503 with Retry-After, 0 = no
+    /// limit (`PARLEY_SIP_MAX_CALLS`).
+    pub(crate) sip_max_calls: usize,
+    /// New calls accepted per second, all sources together; beyond it 503 with
+    /// Retry-After, 0 = no limit (`PARLEY_SIP_MAX_CALL_RATE`).
+    pub(crate) sip_max_call_rate: u32,
     /// Seconds agents' phones ring before the caller gets 480 (`PARLEY_SIP_RING_TIMEOUT_SECS`).
     pub(crate) sip_ring_timeout_secs: u64,
     /// RFC 4028 session interval we ask for / accept at most, seconds
@@ -120,6 +126,8 @@ impl Default for Config {
             sip_advertised_host: None,
             sip_unauth_per_second: 20,
             sip_unauth_burst: 40,
+            sip_max_calls: 2000,
+            sip_max_call_rate: 200,
             sip_ring_timeout_secs: 30,
             sip_session_expires_secs: 1800,
             sip_min_se_secs: 90,

@@ -362,6 +362,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.advertised_host = cfg.sip_advertised_host.clone();
     sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
+    sip_cfg.max_calls = cfg.sip_max_calls;
+    sip_cfg.max_call_rate = cfg.sip_max_call_rate;
     sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
     sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
         session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),

@@ -2317,4 +2317,149 @@ fn backup_while_running_restore_refused_while_running_then_restored() {
         &sup,
     );
     assert_eq!(code, 404, "the later customer is not in the backup");
+// ---------------------------------------------------------------------------
+// Media and load hardening (SECURITY.md, "Media").
+
+/// RTP datagrams that reach `sock` within `window`.
+fn rtp_within(sock: &UdpSocket, window: Duration) -> usize {
+    let until = std::time::Instant::now() + window;
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let mut n = 0;
+    while std::time::Instant::now() < until {
+        if let Ok((len, _)) = sock.recv_from(&mut buf)
+            && RtpPacket::parse(&buf[..len]).is_ok()
+        {
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn spoofed_source_invite_sends_no_rtp_to_the_victim_before_the_ack() {
+    // Regression: the IVR answered and played its greeting to the SDP address of any
+    // INVITE at once, so an INVITE with a spoofed source and a victim's address in
+    // its SDP reflected a stream of RTP at the victim.
+    let p = start("spoofed", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    // The offer names the victim's socket (`rtp`); the 200 never reaches whoever
+    // spoofed the INVITE, so nobody acknowledges it.
+    let uac = ProtoUac::new(p.sip);
+    let (invite, ok, _remote) = uac.invite("15550100");
+    let heard = rtp_within(&uac.rtp, Duration::from_millis(1500));
+    assert_eq!(heard, 0, "RTP reached the victim before any ACK");
+    // An ACK that does not carry our tag (a blind guess) changes nothing.
+    let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", uac.me)).unwrap();
+    let ack = dialog.create_ack(1, &uac.via(), None).unwrap();
+    let mut blind = ack.clone();
+    let to = blind.headers.get("To").unwrap().to_owned();
+    let (uri, _) = to.split_once(";tag=").unwrap();
+    blind.headers.remove("To");
+    blind.headers.push("To", format!("{uri};tag=guessed"));
+    uac.send(&blind);
+    let heard = rtp_within(&uac.rtp, Duration::from_millis(600));
+    assert_eq!(heard, 0, "RTP after an ACK with the wrong tag");
+    // The real ACK: the greeting flows.
+    uac.send(&ack);
+    let heard = rtp_within(&uac.rtp, Duration::from_secs(2));
+    assert!(heard >= 20, "{heard} RTP packets after the ACK");
+}
+
+#[test]
+fn overload_sheds_new_calls_with_503_and_retry_after() {
+    // Regression: every INVITE got a call task, traces and media however many
+    // were already running; under 800–1,200 calls/s memory grew to over 1 GiB.
+    let p = start(
+        "overload",
+        &[
+            ("PARLEY_SIP_MAX_CALLS", "1"),
+            ("PARLEY_SIP_MAX_CALL_RATE", "0"),
+        ],
+    );
+    let first = ProtoUac::new(p.sip);
+    let (mut dialog, _) = first.call("*43");
+    let second = ProtoUac::new(p.sip);
+    let mut h = Headers::new();
+    h.push("Via", second.via().to_string());
+    h.push("Max-Forwards", "70");
+    h.push("From", format!("<sip:x@{}>;tag=o1", second.me.ip()));
+    h.push("To", format!("<sip:*43@{}>", p.sip));
+    h.push("Call-ID", "overload-2@uac.test");
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:x@{}>", second.me));
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:*43@{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
+    second.send(&invite);
+    let refused = loop {
+        if let SipMessage::Response(r) = second.recv()
+            && r.code() >= 200
+        {
+            break r;
+        }
+    };
+    assert_eq!(refused.code(), 503);
+    assert_eq!(refused.headers.get("Retry-After"), Some("5"));
+    let tok = supervisor_token(&p);
+    assert_eq!(counter(&p, &tok, "sip_overload_rejected_total"), 1);
+    // A slot frees when the call ends: the next call is taken.
+    first.hang_up(&mut dialog);
+    let mut taken = false;
+    for _ in 0..50 {
+        if counter(&p, &tok, "sip_calls_active") == 0 {
+            taken = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(taken, "the first call did not end");
+    let third = ProtoUac::new(p.sip);
+    let (mut d3, _) = third.call("*43");
+    third.hang_up(&mut d3);
+}
+
+#[test]
+fn call_rate_above_the_limit_is_shed_with_503() {
+    let p = start("callrate", &[("PARLEY_SIP_MAX_CALL_RATE", "2")]);
+    // Four INVITEs at once: a burst of two is taken, the rest refused at once.
+    let uacs: Vec<ProtoUac> = (0..4).map(|_| ProtoUac::new(p.sip)).collect();
+    for (i, u) in uacs.iter().enumerate() {
+        let mut h = Headers::new();
+        h.push("Via", u.via().to_string());
+        h.push("Max-Forwards", "70");
+        h.push("From", format!("<sip:x@{}>;tag=r{i}", u.me.ip()));
+        h.push("To", format!("<sip:*43@{}>", p.sip));
+        h.push("Call-ID", format!("rate-{i}@uac.test"));
+        h.push("CSeq", "1 INVITE");
+        h.push("Contact", format!("<sip:x@{}>", u.me));
+        let invite = Request::new(
+            Method::Invite,
+            &format!("sip:*43@{}", p.sip),
+            h,
+            bytes::Bytes::new(),
+        )
+        .unwrap();
+        u.send(&invite);
+    }
+    let mut codes: Vec<u16> = uacs
+        .iter()
+        .map(|u| {
+            loop {
+                if let SipMessage::Response(r) = u.recv()
+                    && r.code() >= 200
+                {
+                    break r.code();
+                }
+            }
+        })
+        .collect();
+    codes.sort_unstable();
+    assert_eq!(codes, vec![200, 200, 503, 503]);
 }

@@ -246,3 +246,12 @@ for p in sorted((ivr / "invalid").glob("*.json")):
 for p in sorted((ivr / "scripts").glob("*.json"))[:12]:
     case = json.loads(p.read_text())
     out("ivr_flow", "script-" + p.stem + ".json", json.dumps(case["script"], indent=1))
+
+# --- Audio files (prompt uploads) -------------------------------------------
+# The first byte selects the container hint (0 wav, 1 mp3, 2 ogg, 3 flac; see
+# audio_decode.rs); the small tone prompts of the web tests follow.
+prompts = ROOT / "web/tests/fixtures/prompts"
+for i, ext in enumerate(["wav", "mp3", "ogg", "flac"]):
+    p = prompts / ("tone." + ext)
+    if p.exists():
+        out("audio_decode", "tone-" + ext, bytes([i]) + p.read_bytes())

@@ -42,8 +42,25 @@ pub struct LegConfig {
     /// address is set (or first latched) and restarts with every packet.
     pub inactivity_timeout: Option<Duration>,
     /// Symmetric RTP: send to the address the peer's RTP comes from
-    /// (callers behind NAT), not only to the SDP address.
+    /// (callers behind NAT), not only to the SDP address. Strict: RTP from the
+    /// SDP address itself locks the leg to it at once; another source is latched
+    /// only if its IP is the SDP address's IP or [`latch_from`](Self::latch_from)
+    /// and it sends [`crate::leg::LATCH_PROBATION`] valid packets in a row (a
+    /// negotiated payload type, one SSRC, consecutive sequence numbers) before
+    /// anyone else does; once latched, every other source is dropped. With
+    /// latching off only the exact remote address is heard.
     pub latching: bool,
+    /// The one other IP a NATed peer's RTP may be latched from (the source of its
+    /// SIP request); `None`: only the SDP address's IP.
+    pub latch_from: Option<IpAddr>,
+    /// Send nothing (RTP, RTCP) until the remote address is confirmed: by valid
+    /// RTP from it or by [`crate::CallHandle::confirm_remote`] (the ACK of our
+    /// 2xx). For an inbound caller's offer, whose INVITE may carry a spoofed
+    /// source and a victim's address in its SDP: answering it with media would
+    /// reflect our audio at the victim. Playback does not advance meanwhile, so
+    /// a prompt is heard from its start. Off for legs whose SDP answers Parley's
+    /// own request (a target it chose) and for loopback relays.
+    pub confirm_remote: bool,
     /// Opus encoder complexity 0..=10: the main cost of a transcoded call
     /// (see the `codecs` bench: 1 ≈ 27 µs, 3 ≈ 49 µs, 5 ≈ 86 µs per 20 ms
     /// frame on the development VM). Default 3.
@@ -63,6 +80,8 @@ impl LegConfig {
             inband_dtmf: InbandDtmf::Fallback,
             inactivity_timeout: Some(Duration::from_secs(30)),
             latching: true,
+            latch_from: None,
+            confirm_remote: false,
             opus_complexity: 3,
         }
     }
@@ -83,6 +102,8 @@ impl LegConfig {
             inband_dtmf: InbandDtmf::Fallback,
             inactivity_timeout: Some(Duration::from_secs(30)),
             latching: true,
+            latch_from: None,
+            confirm_remote: false,
             opus_complexity: 3,
         }
     }

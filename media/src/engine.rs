@@ -307,6 +307,13 @@ impl CallHandle {
         self.send(Op::SetRemote(leg, addr))
     }
 
+    /// The leg's remote address is confirmed (see
+    /// [`LegConfig::confirm_remote`](crate::LegConfig::confirm_remote)): the ACK
+    /// of our 2xx came back with our tag, so the peer saw our answer.
+    pub fn confirm_remote(&self, leg: LegId) -> Result<()> {
+        self.send(Op::ConfirmRemote(leg))
+    }
+
     /// Change the RTP inactivity timeout (`None`: off, e.g. while held).
     pub fn set_inactivity_timeout(&self, leg: LegId, timeout: Option<Duration>) -> Result<()> {
         self.send(Op::SetInactivityTimeout(leg, timeout))

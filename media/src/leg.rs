@@ -56,14 +56,21 @@ use crate::event::{DtmfSource, Event, HangupCause, LegId, QualityStats};
 const EVENT_QUEUE: usize = 32;
 /// Buffer size a caller must offer to [`Leg::push`] / [`Leg::poll_rtcp`].
 pub const MAX_DATAGRAM: usize = 1500;
+/// Valid RTP packets in a row (one SSRC, consecutive sequence numbers, a
+/// negotiated payload type) a source other than the SDP address must send
+/// before the leg latches to it (Asterisk's `strictrtp` learns over 4).
+pub const LATCH_PROBATION: u8 = 3;
 
 /// Counters of things the leg dropped or ignored.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LegCounters {
     /// Datagrams that did not parse as RTP/RTCP.
     pub malformed: u64,
-    /// RTP from an address other than the latched one (dropped).
+    /// RTP from an address other than the latched one, or from an IP that may
+    /// not be latched (dropped).
     pub foreign_source: u64,
+    /// RTP from a latching candidate still on probation (dropped).
+    pub probation: u64,
     /// RTP with a payload type we did not negotiate.
     pub unknown_payload_type: u64,
     /// RTP packets received (all accepted payload types).
@@ -74,13 +81,26 @@ pub struct LegCounters {
     pub fec_recovered: u64,
 }
 
+/// A source on probation before the leg latches to it.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    from: SocketAddr,
+    ssrc: u32,
+    next_seq: u16,
+    count: u8,
+}
+
 /// One RTP/RTCP leg, sans-IO.
 pub struct Leg {
     id: LegId,
     cfg: LegConfig,
     remote: Option<SocketAddr>,
     remote_rtcp: Option<SocketAddr>,
+    /// RTP has been accepted from `remote`: no other source is heard or latched.
     latched: bool,
+    candidate: Option<Candidate>,
+    /// Whether media may be sent to `remote` ([`LegConfig::confirm_remote`]).
+    confirmed: bool,
     rx: ReceiverStats,
     jb: JitterBuffer,
     plc: Plc,
@@ -213,6 +233,8 @@ impl Leg {
             remote: None,
             remote_rtcp: None,
             latched: false,
+            candidate: None,
+            confirmed: !cfg.confirm_remote,
             rx: ReceiverStats::new(rate),
             jb,
             plc: Plc::new(pcm_frame, 5),
@@ -282,15 +304,89 @@ impl Leg {
     }
 
     /// Set the peer's RTP address from SDP (RTCP goes to port + 1 until
-    /// RTCP arrives from elsewhere). Latching starts again.
+    /// RTCP arrives from another port of the same IP). Latching starts again;
+    /// a confirmation already given stays (a new offer in the same dialog).
     pub fn set_remote(&mut self, now: Instant, addr: SocketAddr) {
         self.remote = Some(addr);
         let mut rtcp = addr;
         rtcp.set_port(addr.port().wrapping_add(1));
         self.remote_rtcp = Some(rtcp);
         self.latched = false;
+        self.candidate = None;
         self.last_rtp = now;
         self.timeout_reported = false;
+    }
+
+    /// The remote address is confirmed (the ACK of our 2xx arrived, with our
+    /// tag): media may be sent to it.
+    pub fn confirm_remote(&mut self) {
+        self.confirmed = true;
+    }
+
+    /// Whether media may be sent (see [`LegConfig::confirm_remote`]).
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed
+    }
+
+    /// Whether a packet from `from` is heard, latching and confirming as the
+    /// rules of [`LegConfig::latching`] say.
+    fn accept_source(&mut self, from: SocketAddr, pkt: &RtpPacket<'_>) -> bool {
+        if self.remote == Some(from) {
+            // The peer is where its SDP (or an earlier latch) says: lock to it.
+            self.latched = true;
+            self.candidate = None;
+            self.confirmed = true;
+            return true;
+        }
+        let ip_allowed = self.remote.is_some_and(|r| r.ip() == from.ip())
+            || self.cfg.latch_from == Some(from.ip());
+        if !self.cfg.latching || self.latched || !ip_allowed {
+            self.counters.foreign_source += 1;
+            return false;
+        }
+        let pt = pkt.payload_type();
+        let negotiated = pt == self.cfg.codec.payload_type()
+            || self
+                .cfg
+                .telephone_event
+                .is_some_and(|t| t.payload_type == pt);
+        if !negotiated {
+            self.counters.foreign_source += 1;
+            return false;
+        }
+        let c = match self.candidate.as_mut() {
+            Some(c) if c.from == from && c.ssrc == pkt.ssrc() && c.next_seq == pkt.sequence() => {
+                c.count += 1;
+                c.next_seq = c.next_seq.wrapping_add(1);
+                *c
+            }
+            _ => {
+                let c = Candidate {
+                    from,
+                    ssrc: pkt.ssrc(),
+                    next_seq: pkt.sequence().wrapping_add(1),
+                    count: 1,
+                };
+                self.candidate = Some(c);
+                c
+            }
+        };
+        if c.count < LATCH_PROBATION {
+            self.counters.probation += 1;
+            return false;
+        }
+        self.candidate = None;
+        self.latched = true;
+        self.confirmed = true;
+        self.remote = Some(from);
+        let mut rtcp = from;
+        rtcp.set_port(from.port().wrapping_add(1));
+        self.remote_rtcp = Some(rtcp);
+        self.event(Event::Latched {
+            leg: self.id,
+            remote: from,
+        });
+        true
     }
 
     /// Change the inactivity timeout (e.g. `None` while the peer holds the call).
@@ -349,23 +445,8 @@ impl Leg {
             self.counters.malformed += 1;
             return;
         };
-        if self.cfg.latching {
-            if !self.latched {
-                self.latched = true;
-                if self.remote != Some(from) {
-                    self.remote = Some(from);
-                    let mut rtcp = from;
-                    rtcp.set_port(from.port().wrapping_add(1));
-                    self.remote_rtcp = Some(rtcp);
-                    self.event(Event::Latched {
-                        leg: self.id,
-                        remote: from,
-                    });
-                }
-            } else if self.remote != Some(from) {
-                self.counters.foreign_source += 1;
-                return;
-            }
+        if !self.accept_source(from, &pkt) {
+            return;
         }
         self.last_rtp = now;
         self.timeout_reported = false;
@@ -437,7 +518,9 @@ impl Leg {
             self.counters.malformed += 1;
             return;
         };
-        if self.latched || !self.cfg.latching {
+        // Reports go back where the peer's RTCP comes from, if that is the IP
+        // its RTP is heard from (never to an address only a datagram named).
+        if self.latched && self.remote.is_some_and(|r| r.ip() == from.ip()) {
             self.remote_rtcp = Some(from);
         }
         let arrival = compact_ntp(self.ntp_at(now));
@@ -593,7 +676,7 @@ impl Leg {
         let frame = self.cfg.codec.frame_samples() as u32;
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(frame);
-        if !self.sending {
+        if !self.sending || !self.confirmed {
             return None;
         }
         let dest = self.remote?;
@@ -719,6 +802,9 @@ impl Leg {
             return None;
         }
         self.rtcp_due = false;
+        if !self.confirmed {
+            return None;
+        }
         let dest = self.remote_rtcp?;
         let blocks: &[ReportBlock] = match &self.last_block {
             Some(b) => std::slice::from_ref(b),

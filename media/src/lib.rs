@@ -38,8 +38,15 @@
 //!   owner go through a tokio unbounded channel (rare: digits, timeouts, one
 //!   quality report per leg per interval).
 //! * **Ports.** [`ports::PortAllocator`] hands out an even RTP port and the
-//!   odd RTCP port above it from a configured range, round-robin, skipping
-//!   pairs another process holds; ports return when the leg is dropped.
+//!   odd RTCP port above it from a configured range, at random (a pair just
+//!   freed last), skipping pairs another process holds; ports return when the
+//!   leg is dropped.
+//! * **Paced sending.** The tick runs in [`worker::PHASES`] passes, each over
+//!   the calls of one phase, so a far end receiving many calls sees their
+//!   packets spread over the 20 ms instead of in one burst.
+//! * **Whom a leg hears and sends to.** See [`LegConfig::latching`] (strict
+//!   symmetric RTP) and [`LegConfig::confirm_remote`] (nothing sent to an
+//!   inbound caller's address before it is confirmed).
 //! * **Control.** One owner per call: [`CallHandle`] (not `Clone`) sends
 //!   commands over a channel to the worker owning the call; results and
 //!   failures come back as [`Event`]s on the call's channel. Dropping the

@@ -1,5 +1,5 @@
 //! Prompts and tones: files decoded once by symphonia (WAV, MP3,
-//! OGG/Vorbis, FLAC), mixed down to mono, resampled to the engine rate and
+//! OGG/Vorbis, FLAC) under `parley-audio-decode`'s limits, mixed down to mono, resampled to the engine rate and
 //! cached by path and modification time; playback state advanced 20 ms per
 //! tick by the worker.
 //!
@@ -15,12 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use parley_media_core::tones::{ToneGenerator, ToneSpec};
-use symphonia::core::codecs::CodecParameters;
-use symphonia::core::codecs::audio::AudioDecoderOptions;
-use symphonia::core::formats::probe::Hint;
-use symphonia::core::formats::{FormatOptions, TrackType};
-use symphonia::core::io::{MediaSourceStream, MediaSourceStreamOptions};
-use symphonia::core::meta::MetadataOptions;
 
 use crate::codec::resample_clip;
 use crate::error::{Error, Result};
@@ -73,67 +67,16 @@ fn prompt_err(path: &Path, what: impl std::fmt::Display) -> Error {
     }
 }
 
-/// Decode any supported file to mono f32 and its sample rate.
+/// Decode any supported file to mono f32 and its sample rate, under the
+/// default [`parley_audio_decode::Limits`] (a file longer than 5 minutes, above
+/// 96 kHz or with more than 8 channels is refused, and decoding stops there).
 pub fn decode_file(path: &Path) -> Result<(Vec<f32>, u32)> {
     let file = File::open(path).map_err(|e| prompt_err(path, e))?;
-    let mss = MediaSourceStream::new(Box::new(file), MediaSourceStreamOptions::default());
-    let mut hint = Hint::new();
-    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
-        hint.with_extension(ext);
-    }
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| prompt_err(path, e))?;
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or_else(|| prompt_err(path, "no audio track"))?;
-    let track_id = track.id;
-    let Some(CodecParameters::Audio(params)) = track.codec_params.clone() else {
-        return Err(prompt_err(path, "track has no audio codec parameters"));
-    };
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| prompt_err(path, e))?;
-    let mut rate = params.sample_rate.unwrap_or(0);
-    let mut mono = Vec::new();
-    let mut interleaved: Vec<f32> = Vec::new();
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
-            Err(symphonia::core::errors::Error::IoError(e))
-                if e.kind() == std::io::ErrorKind::UnexpectedEof =>
-            {
-                break;
-            }
-            Err(e) => return Err(prompt_err(path, e)),
-        };
-        if packet.track_id != track_id {
-            continue;
-        }
-        let buf = match decoder.decode(&packet) {
-            Ok(b) => b,
-            // A corrupt frame: skip it, as players do.
-            Err(symphonia::core::errors::Error::DecodeError(_)) => continue,
-            Err(e) => return Err(prompt_err(path, e)),
-        };
-        let spec = buf.spec();
-        rate = spec.rate();
-        let channels = spec.channels().count().max(1);
-        buf.copy_to_vec_interleaved(&mut interleaved);
-        for frame in interleaved.chunks_exact(channels) {
-            mono.push(frame.iter().sum::<f32>() / channels as f32);
-        }
-    }
-    if rate == 0 {
-        return Err(prompt_err(path, "unknown sample rate"));
-    }
-    Ok((mono, rate))
+    let ext = path.extension().and_then(|e| e.to_str());
+    let (mono, info) =
+        parley_audio_decode::decode_mono(file, ext, &parley_audio_decode::Limits::default())
+            .map_err(|e| prompt_err(path, e))?;
+    Ok((mono, info.rate))
 }
 
 /// Decode `path` and resample it to `rate`.

@@ -995,6 +995,7 @@ fn inactivity_timer_in_virtual_time_restarts_on_rtp() {
     cfg.inactivity_timeout = Some(Duration::from_secs(2));
     let mut leg = Leg::new(LegId(7), cfg, 8000, Duration::from_secs(5), t0).unwrap();
     let from = "127.0.0.1:5004".parse().unwrap();
+    leg.set_remote(t0, from);
     let mut wire = [0u8; 200];
     let mut timeouts = Vec::new();
     let mut t = t0;
@@ -1362,6 +1363,7 @@ fn opus_with_a_loss(fec: bool) -> (Vec<i16>, Vec<i16>, u64) {
     };
     let mut leg = Leg::new(LegId(9), cfg, 8000, Duration::from_secs(5), t0).unwrap();
     let from = "127.0.0.1:5004".parse().unwrap();
+    leg.set_remote(t0, from);
     let mut enc = opus::Encoder::new(8000, opus::Channels::Mono, opus::Application::Voip).unwrap();
     enc.set_bitrate(opus::Bitrate::Bits(24_000)).unwrap();
     enc.set_inband_fec(true).unwrap();
@@ -1463,4 +1465,273 @@ fn a_held_leg_sends_nothing_and_resumes_with_the_marker_bit() {
         got[0][1] & 0x80 != 0,
         "first packet after hold has the marker bit"
     );
+}
+
+/// An RTP datagram for sans-IO legs.
+fn rtp(pt: u8, seq: u16, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+    let mut wire = [0u8; 400];
+    let n = parley_media_core::rtp::RtpHeader {
+        payload_type: pt,
+        sequence: seq,
+        timestamp: u32::from(seq) * 160,
+        ssrc,
+        ..Default::default()
+    }
+    .write(payload, &mut wire)
+    .unwrap();
+    wire[..n].to_vec()
+}
+
+#[test]
+fn rtp_spray_onto_a_new_calls_port_does_not_take_over_the_media() {
+    // Regression: the first datagram to reach a new leg's port latched it, so
+    // whoever sprayed the port before the real caller's RTP got the call's audio
+    // and had theirs mixed in.
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let leg = call.create_leg(LegConfig::g711(Codec::Pcmu)).unwrap();
+    let mut caller = Peer::new();
+    call.set_remote(leg.id, caller.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    // The attacker is on another host (127.0.0.2 here) and sprays valid,
+    // consecutive RTP at the port before the caller says a word.
+    let attacker = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    attacker.set_nonblocking(true).unwrap();
+    let mut spray = Peer {
+        sock: attacker,
+        seq: 1,
+        ts: 0,
+        ssrc: 0xBAD,
+    };
+    let loud = encode(Law::Ulaw, &tone(1000.0, 8000, 12000.0, 1)[0]);
+    paced(25, |_| spray.send_rtp(leg.local_rtp, 0, &loud, 160));
+    let frames = tone(440.0, 8000, 6000.0, 30);
+    let mut got = Vec::new();
+    paced(30, |i| {
+        spray.send_rtp(leg.local_rtp, 0, &loud, 160);
+        caller.send_rtp(leg.local_rtp, 0, &encode(Law::Ulaw, &frames[i]), 160);
+        caller.drain(&mut got);
+    });
+    drain_until(&caller, &mut got, 0, 20, 3 * SECOND);
+    let mut stolen = Vec::new();
+    spray.drain(&mut stolen);
+    assert!(
+        stolen.is_empty(),
+        "{} packets went to the sprayer",
+        stolen.len()
+    );
+    let heard = decode_g711(Law::Ulaw, &payloads(&got, 0));
+    assert!(hears(&heard, 440.0), "the caller hears its own echo");
+    assert!(
+        !hears(&heard, 1000.0),
+        "the sprayed audio is not mixed into the call"
+    );
+    let (latched, _) = parley_media::wait_for(
+        &mut events,
+        Instant::now() + Duration::from_millis(100),
+        |e| matches!(e, Event::Latched { .. }),
+    );
+    assert_eq!(latched, None, "no latch away from the SDP address");
+}
+
+#[test]
+fn a_nated_source_latches_only_after_consecutive_valid_packets_from_an_allowed_ip() {
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    // The SIP request came from 198.51.100.7; its SDP names a private address.
+    cfg.latch_from = Some("198.51.100.7".parse().unwrap());
+    let mut leg = Leg::new(LegId(9), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+    leg.set_remote(t0, "10.0.0.5:4000".parse().unwrap());
+    let nat: std::net::SocketAddr = "198.51.100.7:30000".parse().unwrap();
+    let stranger: std::net::SocketAddr = "203.0.113.9:30000".parse().unwrap();
+    let payload = [0xFFu8; 160];
+    let latched = |leg: &mut Leg| {
+        let mut any = false;
+        while let Some(ev) = leg.poll_event() {
+            any |= matches!(ev, Event::Latched { .. });
+        }
+        any
+    };
+    // Any number of packets from an IP that is neither is never latched.
+    for seq in 0..20 {
+        leg.handle_rtp(t0, stranger, &rtp(0, seq, 7, &payload));
+    }
+    assert!(!latched(&mut leg));
+    assert_eq!(leg.counters().foreign_source, 20);
+    // From the allowed IP: a payload type not negotiated, or an SSRC that
+    // changes every packet, or a gap in the sequence, does not make it.
+    for seq in 100..110 {
+        leg.handle_rtp(t0, nat, &rtp(8, seq, 7, &payload));
+        leg.handle_rtp(t0, nat, &rtp(0, seq, u32::from(seq), &payload));
+    }
+    for seq in (200..220).step_by(2) {
+        leg.handle_rtp(t0, nat, &rtp(0, seq, 7, &payload));
+    }
+    assert!(!latched(&mut leg));
+    assert_eq!(leg.remote(), Some("10.0.0.5:4000".parse().unwrap()));
+    assert_eq!(leg.counters().rtp_received, 0, "nothing heard on probation");
+    // Three in a row: latched, heard from then on, and nobody else is.
+    for seq in 300..303 {
+        leg.handle_rtp(t0, nat, &rtp(0, seq, 7, &payload));
+    }
+    assert!(latched(&mut leg));
+    assert_eq!(leg.remote(), Some(nat));
+    assert_eq!(leg.counters().rtp_received, 1);
+    let before = leg.counters().foreign_source;
+    for seq in 0..5 {
+        leg.handle_rtp(
+            t0,
+            "198.51.100.7:30002".parse().unwrap(),
+            &rtp(0, seq, 8, &payload),
+        );
+        leg.handle_rtp(
+            t0,
+            "10.0.0.5:4000".parse().unwrap(),
+            &rtp(0, seq, 9, &payload),
+        );
+    }
+    assert_eq!(leg.counters().foreign_source, before + 10);
+    assert_eq!(leg.remote(), Some(nat));
+}
+
+#[test]
+fn rtp_from_the_sdp_address_locks_the_leg_at_once() {
+    let t0 = Instant::now();
+    let mut leg = Leg::new(
+        LegId(10),
+        LegConfig::g711(Codec::Pcmu),
+        8000,
+        Duration::from_secs(5),
+        t0,
+    )
+    .unwrap();
+    let sdp: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    leg.set_remote(t0, sdp);
+    leg.handle_rtp(t0, sdp, &rtp(0, 1, 5, &[0xFF; 160]));
+    assert_eq!(leg.counters().rtp_received, 1);
+    // Another port of the same IP cannot latch any more.
+    for seq in 0..10 {
+        leg.handle_rtp(
+            t0,
+            "127.0.0.1:5000".parse().unwrap(),
+            &rtp(0, seq, 6, &[0xFF; 160]),
+        );
+    }
+    assert_eq!(leg.remote(), Some(sdp));
+    assert_eq!(leg.counters().foreign_source, 10);
+}
+
+#[test]
+fn without_latching_only_the_exact_remote_is_heard() {
+    // WebRTC engine legs: their only peer is the local relay socket.
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.latching = false;
+    let mut leg = Leg::new(LegId(11), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+    let relay: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    leg.handle_rtp(t0, relay, &rtp(0, 1, 5, &[0xFF; 160]));
+    assert_eq!(
+        leg.counters().rtp_received,
+        0,
+        "no remote yet: nothing heard"
+    );
+    leg.set_remote(t0, relay);
+    for seq in 2..6 {
+        leg.handle_rtp(
+            t0,
+            "127.0.0.1:4002".parse().unwrap(),
+            &rtp(0, seq, 5, &[0xFF; 160]),
+        );
+    }
+    assert_eq!(leg.counters().rtp_received, 0);
+    leg.handle_rtp(t0, relay, &rtp(0, 6, 5, &[0xFF; 160]));
+    assert_eq!(leg.counters().rtp_received, 1);
+}
+
+#[test]
+fn an_unconfirmed_leg_sends_nothing_until_the_ack_or_the_peers_rtp() {
+    // Regression: an inbound caller's SDP address got our RTP (and RTCP) from the
+    // 200 on, so a spoofed INVITE naming a victim reflected a prompt at it.
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.confirm_remote = true;
+    let victim: std::net::SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    for confirm_by_rtp in [false, true] {
+        let mut leg = Leg::new(LegId(12), cfg, 8000, Duration::from_millis(100), t0).unwrap();
+        leg.set_remote(t0, victim);
+        let pcm = [1000i16; 160];
+        let mut buf = [0u8; parley_media::leg::MAX_DATAGRAM];
+        let mut sent = 0;
+        for i in 1..=50u32 {
+            let t = t0 + Duration::from_millis(20) * i;
+            sent += usize::from(leg.push(t, &pcm, &mut buf).is_some());
+            leg.poll_timers(t);
+            sent += usize::from(leg.poll_rtcp(t, &mut buf).is_some());
+        }
+        assert_eq!(sent, 0, "nothing before confirmation");
+        assert!(!leg.is_confirmed());
+        // RTP from anywhere else (spoofed, a latching candidate) does not confirm.
+        for seq in 0..2 {
+            leg.handle_rtp(
+                t0,
+                "127.0.0.1:4100".parse().unwrap(),
+                &rtp(0, seq, 3, &[0xFF; 160]),
+            );
+        }
+        assert!(!leg.is_confirmed());
+        if confirm_by_rtp {
+            leg.handle_rtp(t0, victim, &rtp(0, 1, 5, &[0xFF; 160]));
+        } else {
+            leg.confirm_remote();
+        }
+        assert!(leg.is_confirmed());
+        let t = t0 + Duration::from_secs(2);
+        assert_eq!(leg.push(t, &pcm, &mut buf).map(|(d, _)| d), Some(victim));
+    }
+}
+
+#[test]
+fn a_prompt_waits_for_confirmation_and_is_heard_from_its_start() {
+    let engine = engine();
+    let (call, mut events) = engine.create_call().unwrap();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.confirm_remote = true;
+    let leg = call.create_leg(cfg).unwrap();
+    let victim = Peer::new();
+    call.set_remote(leg.id, victim.addr()).unwrap();
+    // A 300 ms tone: had it started at once, it would be over before the ACK.
+    let beep = Source::Tone(ToneSpec {
+        freqs: [440.0, 0.0],
+        amplitude: 6000,
+        on: Duration::from_millis(300),
+        off: Duration::ZERO,
+        repeat: false,
+    });
+    call.play(leg.id, beep, PlayOptions::default()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    let mut got = Vec::new();
+    victim.drain(&mut got);
+    assert!(got.is_empty(), "{} datagrams before the ACK", got.len());
+    let (done, _) = parley_media::wait_for(
+        &mut events,
+        Instant::now() + Duration::from_millis(50),
+        |e| matches!(e, Event::PlaybackDone { .. }),
+    );
+    assert_eq!(done, None, "the prompt has not run");
+    call.confirm_remote(leg.id).unwrap();
+    drain_until(&victim, &mut got, 0, 15, 3 * SECOND);
+    let heard = decode_g711(Law::Ulaw, &payloads(&got, 0));
+    assert!(
+        hears(&heard[..160 * 10], 440.0),
+        "the prompt from its start"
+    );
+    expect_event(&mut events, 3 * SECOND, "playback done", |e| {
+        matches!(
+            e,
+            Event::PlaybackDone {
+                interrupted: false,
+                ..
+            }
+        )
+    });
 }

@@ -719,7 +719,7 @@ impl Call {
     async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
         let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
         let offer::Choice {
-            cfg,
+            mut cfg,
             remote,
             mut caps,
             offer,
@@ -728,6 +728,11 @@ impl Call {
             engine.config().bind_ip,
             self.config.rtp_timeout,
         )?;
+        // The INVITE's source may be spoofed and its SDP name a victim: nothing is
+        // sent until the ACK comes back with our tag or the peer's RTP arrives, and
+        // a NATed caller is latched only from its own IP (SECURITY.md, "Media").
+        cfg.confirm_remote = true;
+        cfg.latch_from = Some(self.inbound.source.ip());
         let (handle, events) = engine
             .create_call()
             .map_err(|_| (503, "Media Not Available"))?;
@@ -1548,6 +1553,13 @@ impl Call {
             }
             Method::Ack => {
                 self.inbound.retx = None;
+                // Only the one who received our 2xx knows our tag: its ACK proves
+                // the caller is at the INVITE's source, so media may flow.
+                if req.to_tag().as_deref() == Some(self.inbound.local_tag.as_str())
+                    && let Some(m) = &self.media
+                {
+                    let _ = m.handle.confirm_remote(m.leg);
+                }
                 self.ack_answer(&req).await;
             }
             Method::Bye => {

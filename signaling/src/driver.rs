@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use parley_cases::Store;
 use parley_sip_proto::message::{MessageExt as _, Method, Request, Response, SipMessage, Via};
 use parley_sip_proto::transaction::{Output, TransactionLayer, TuEvent, TxKey};
@@ -160,6 +160,9 @@ pub(crate) struct Driver {
     tx_owner: HashMap<TxKey, u64>,
     next_call: u64,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// New calls (out-of-dialog INVITEs) accepted per second, all sources together
+    /// ([`SipConfig::max_call_rate`]); `None`: no limit.
+    call_rate: Option<DefaultDirectRateLimiter>,
     /// Trunk source addresses: their requests are not throttled (a carrier sends many
     /// unauthenticated INVITEs; it is identified by address instead).
     trunk_sources: HashSet<IpAddr>,
@@ -182,6 +185,8 @@ impl Driver {
     ) -> Driver {
         let per_sec = NonZeroU32::new(config.unauth_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.unauth_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let call_rate = NonZeroU32::new(config.max_call_rate)
+            .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(r)));
         Driver {
             layer,
             transports,
@@ -201,6 +206,7 @@ impl Driver {
             tx_owner: HashMap::new(),
             next_call: 1,
             limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
+            call_rate,
             trunk_sources: HashSet::new(),
         }
     }
@@ -588,10 +594,41 @@ impl Driver {
         }
     }
 
+    /// Whether a new call must be refused: the call table is full
+    /// ([`SipConfig::max_calls`]) or calls arrive faster than
+    /// [`SipConfig::max_call_rate`].
+    fn overloaded(&self) -> bool {
+        (self.config.max_calls > 0 && self.calls.len() >= self.config.max_calls)
+            || self.call_rate.as_ref().is_some_and(|l| l.check().is_err())
+    }
+
     fn new_call(&mut self, key: TxKey, request: Request, source: SocketAddr, transport: Transport) {
         let Ok(call_id) = request.call_id().map(str::to_owned) else {
             return;
         };
+        if self.overloaded() {
+            // Shed, never queue: a stateless 503 (no transaction, no call task, no
+            // trace) telling the sender when to try again (RFC 3261 §21.5.4).
+            bump(&self.obs.counters.overload_rejected);
+            self.layer.discard(&key);
+            let retry = self
+                .config
+                .overload_retry_after
+                .as_secs()
+                .max(1)
+                .to_string();
+            let size = request.to_bytes().len();
+            self.stateless(
+                &request,
+                source,
+                transport,
+                size,
+                503,
+                None,
+                &[("Retry-After", retry.as_str())],
+            );
+            return;
+        }
         let no = self.next_call;
         self.next_call += 1;
         let (tx, rx) = mpsc::channel(64);

@@ -133,6 +133,16 @@ pub struct SipConfig {
     pub min_expires: u32,
     /// Longest registration granted.
     pub max_expires: u32,
+    /// Most calls at once (the driver's call table: each has a task, traces and
+    /// media); a new INVITE beyond it gets a stateless 503 with `Retry-After`.
+    /// 0: no limit.
+    pub max_calls: usize,
+    /// New calls (out-of-dialog INVITEs, all sources together) accepted per
+    /// second, with a burst of one second's worth; beyond it, 503 with
+    /// `Retry-After`. 0: no limit.
+    pub max_call_rate: u32,
+    /// `Retry-After` of an overload 503 (whole seconds, at least 1).
+    pub overload_retry_after: Duration,
     /// Calls whose SIP traces (at most 64 messages each) are kept in memory, newest
     /// first; 0 disables tracing.
     pub trace_calls: usize,
@@ -220,6 +230,9 @@ impl SipConfig {
             nonce_lifetime: Duration::from_secs(300),
             min_expires: 60,
             max_expires: 3600,
+            max_calls: 2000,
+            max_call_rate: 200,
+            overload_retry_after: Duration::from_secs(5),
             trace_calls: 500,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
             media: None,

@@ -107,6 +107,9 @@ pub(crate) struct Counters {
     pub(crate) calls_answered: AtomicU64,
     pub(crate) calls_failed: AtomicU64,
     pub(crate) calls_active: AtomicU64,
+    /// New calls refused with 503 because the call table was full or calls came
+    /// in faster than the configured rate.
+    pub(crate) overload_rejected: AtomicU64,
     pub(crate) in_dialog_offers: AtomicU64,
     pub(crate) info_dtmf: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
@@ -240,6 +243,7 @@ impl Inspector {
             ("sip_calls_answered_total", v(&c.calls_answered)),
             ("sip_calls_failed_total", v(&c.calls_failed)),
             ("sip_calls_active", v(&c.calls_active)),
+            ("sip_overload_rejected_total", v(&c.overload_rejected)),
             ("sip_in_dialog_offers_total", v(&c.in_dialog_offers)),
             ("sip_info_dtmf_total", v(&c.info_dtmf)),
             ("sip_sessions_expired_total", v(&c.sessions_expired)),

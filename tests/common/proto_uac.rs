@@ -55,6 +55,28 @@ impl ProtoUac {
 
     /// [`ProtoUac::call`] with `from` as the caller's number (the From user part).
     pub(crate) fn call_as(&self, from: &str, number: &str) -> (Dialog, SocketAddr) {
+        let (invite, ok, remote) = self.invite_as(from, number);
+        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
+        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
+        (dialog, remote)
+    }
+
+    /// Sends an INVITE to `number` (our offer names the `rtp` socket) and waits for its
+    /// 200 without acknowledging it; returns the INVITE, the 200 and the RTP address
+    /// of the answer.
+    pub(crate) fn invite(
+        &self,
+        number: &str,
+    ) -> (Request, parley_sip_proto::message::Response, SocketAddr) {
+        self.invite_as("+15550123", number)
+    }
+
+    /// [`ProtoUac::invite`] with `from` as the caller's number.
+    pub(crate) fn invite_as(
+        &self,
+        from: &str,
+        number: &str,
+    ) -> (Request, parley_sip_proto::message::Response, SocketAddr) {
         let mut rng = rand::rng();
         let mut h = Headers::new();
         h.push("Via", self.via().to_string());
@@ -99,9 +121,7 @@ impl ProtoUac {
         let ip = sdp.connection_information.as_ref().unwrap();
         let ip = ip.address.as_ref().unwrap().address.parse().unwrap();
         let remote = SocketAddr::new(ip, u16::try_from(m.media_name.port.value).unwrap());
-        let dialog = Dialog::uac(&invite, &ok, &format!("sip:caller@{}", self.me)).unwrap();
-        self.send(&dialog.create_ack(1, &self.via(), None).unwrap());
-        (dialog, remote)
+        (invite, ok, remote)
     }
 
     pub(crate) fn hang_up(&self, dialog: &mut Dialog) {

@@ -252,18 +252,70 @@ pub(super) fn caller_number(call: &Call) -> String {
         .unwrap_or_else(|| "anonymous".to_owned())
 }
 
-/// FNV-1a, for cache file names of rendered TTS prompts.
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+/// Rendered TTS prompts kept per tenant; rendering one more removes the oldest.
+pub(super) const TTS_CACHE_FILES: usize = 1000;
+
+/// The cache file name of `text` spoken for `tenant_id`: SHA-256 over both, so a
+/// text crafted by one tenant can never name another tenant's rendering (the FNV-1a
+/// name it replaces was shared by all tenants and trivially collided).
+fn tts_key(tenant_id: &str, text: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update((tenant_id.len() as u64).to_le_bytes());
+    h.update(tenant_id.as_bytes());
+    h.update(text.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Renders a TTS prompt once with espeak-ng into `<data>/tts/`; without espeak-ng a
-/// short tone stands in (with a warning).
-pub(super) async fn tts(data_dir: &Path, text: &str) -> PromptSource {
-    let dir = data_dir.join("tts");
-    let path = dir.join(format!("{:016x}.wav", fnv(text)));
+/// A path segment that cannot leave its directory (tenant ids are UUIDs).
+fn tenant_segment(tenant_id: &str) -> Option<&str> {
+    let ok = !tenant_id.is_empty()
+        && tenant_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    ok.then_some(tenant_id)
+}
+
+/// Renders a TTS prompt once with espeak-ng into `<data>/tts/<tenant>/` (at most
+/// [`TTS_CACHE_FILES`] per tenant); without espeak-ng a short tone stands in (with a
+/// warning).
+pub(super) async fn tts(data_dir: &Path, tenant_id: &str, text: &str) -> PromptSource {
+    tts_cached(data_dir, tenant_id, text, TTS_CACHE_FILES).await
+}
+
+/// Removes the oldest files of `dir` (by modification time) beyond `keep`.
+fn trim_cache(dir: &Path, keep: usize) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, std::path::PathBuf)> = rd
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let p = e.path();
+            if p.extension()? != "wav" || p.to_string_lossy().ends_with(".tmp.wav") {
+                return None; // a rendering in progress
+            }
+            Some((e.metadata().ok()?.modified().ok()?, p))
+        })
+        .collect();
+    if files.len() <= keep {
+        return;
+    }
+    files.sort();
+    let excess = files.len() - keep;
+    for (_, p) in files.into_iter().take(excess) {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// [`tts`] keeping at most `keep` renderings of the tenant.
+async fn tts_cached(data_dir: &Path, tenant_id: &str, text: &str, keep: usize) -> PromptSource {
+    let Some(tenant) = tenant_segment(tenant_id) else {
+        tracing::warn!(tenant_id, "unsafe tenant id; a tone for a TTS prompt");
+        return PromptSource::Tone(ToneSpec::BEEP);
+    };
+    let dir = data_dir.join("tts").join(tenant);
+    let path = dir.join(format!("{}.wav", tts_key(tenant_id, text)));
     if path.exists() {
         return PromptSource::File(path);
     }
@@ -285,6 +337,8 @@ pub(super) async fn tts(data_dir: &Path, text: &str) -> PromptSource {
         .await;
     match out {
         Ok(s) if s.success() && tokio::fs::rename(&tmp, &path).await.is_ok() => {
+            let d = dir.clone();
+            let _ = tokio::task::spawn_blocking(move || trim_cache(&d, keep)).await;
             PromptSource::File(path)
         }
         other => {
@@ -534,7 +588,7 @@ impl Call {
                 let mut queue = VecDeque::new();
                 for p in prompts {
                     queue.push_back(match p {
-                        Prompt::Tts(text) => tts(&data_dir, &text).await,
+                        Prompt::Tts(text) => tts(&data_dir, &actor.tenant_id, &text).await,
                         Prompt::File(id) => match self.store.prompt(&actor, &id).await {
                             Ok(meta) => PromptSource::File(data_dir.join(meta.storage_path)),
                             Err(e) => {
@@ -1234,5 +1288,77 @@ impl Call {
         }
         self.acd_store_record(&run.actor, &run.caller, Some(customer))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tts_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn tts_cache_names_are_per_tenant_sha256() {
+        // Regression: the cache file was FNV-1a of the text alone, shared by every
+        // tenant: one tenant's crafted text could collide with another's prompt.
+        let a = tts_key("tenant-a", "Welcome");
+        let b = tts_key("tenant-b", "Welcome");
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 64);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        // The tenant/text boundary is not ambiguous.
+        assert_ne!(tts_key("ab", "c"), tts_key("a", "bc"));
+        assert_eq!(tenant_segment("../x"), None);
+        assert_eq!(tenant_segment(""), None);
+    }
+
+    #[tokio::test]
+    async fn tts_cache_is_kept_per_tenant_and_bounded() {
+        if std::process::Command::new("espeak-ng")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            eprintln!("espeak-ng missing: skipped");
+            return;
+        }
+        let root =
+            std::env::temp_dir().join(format!("parley-tts-{}", random_token(&mut rand::rng(), 10)));
+        let PromptSource::File(a) = tts_cached(&root, "tenant-a", "Hello", 3).await else {
+            panic!("no rendering")
+        };
+        let PromptSource::File(b) = tts_cached(&root, "tenant-b", "Hello", 3).await else {
+            panic!("no rendering")
+        };
+        assert_ne!(a, b);
+        assert!(a.starts_with(root.join("tts/tenant-a")));
+        assert!(b.starts_with(root.join("tts/tenant-b")));
+        for (i, text) in ["one", "two", "three", "four"].iter().enumerate() {
+            tts_cached(&root, "tenant-a", text, 3).await;
+            // Modification times must differ for "oldest" to mean something.
+            if i < 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+        let kept = files(&root.join("tts/tenant-a"));
+        assert_eq!(kept.len(), 3, "{kept:?}");
+        assert!(!a.exists(), "the oldest rendering was removed");
+        assert_eq!(
+            files(&root.join("tts/tenant-b")).len(),
+            1,
+            "other tenants untouched"
+        );
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

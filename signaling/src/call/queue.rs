@@ -329,7 +329,12 @@ impl Call {
     /// Speaks `text` to the caller (on top of the hold music).
     async fn acd_say(&mut self, text: &str) {
         let data_dir = self.config.data_dir.clone().unwrap_or_default();
-        let source = match tts(&data_dir, text).await {
+        let tenant = self
+            .acd
+            .as_ref()
+            .map(|q| q.tenant_id.clone())
+            .unwrap_or_default();
+        let source = match tts(&data_dir, &tenant, text).await {
             PromptSource::Tone(t) => Some(Source::Tone(t)),
             PromptSource::File(path) => match &self.config.media {
                 Some(engine) => {

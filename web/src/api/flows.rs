@@ -24,6 +24,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use parley_audio_decode::Error as AudioDecodeError;
 use parley_cases::flows::{
     FlowEvent, FlowVersion, IvrFlow, NewPrompt, PromptMeta, Route, new_prompt_id,
 };
@@ -1035,8 +1036,10 @@ const AUDIO_TYPES: &[(&[&str], &str, &str)] = &[
 
 /// Uploads a prompt (admin): the raw audio as the body with `Content-Type` audio/wav,
 /// audio/mpeg, audio/ogg or audio/flac. The file is decoded in full; one that does not
-/// decode, or is not what its Content-Type says, is 422 and nothing is stored. Over the
-/// size limit is 413. Flows play it as `{"file": "<id>"}`.
+/// decode, or is not what its Content-Type says, is 422 and nothing is stored, as is one
+/// longer than 5 minutes (`audio_too_long`: decoding stops there, so a small file that
+/// expands to hours costs no more than that) or above 96 kHz / 8 channels
+/// (`audio_limit`). Over the size limit is 413. Flows play it as `{"file": "<id>"}`.
 #[utoipa::path(post, path = "/ivr/prompts", tag = "ivr", security(("bearer" = [])), params(UploadQuery),
     request_body(content = Vec<u8>, content_type = "audio/wav", description = "The audio file (audio/wav, audio/mpeg, audio/ogg or audio/flac)"),
     responses((status = 201, body = PromptMeta), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody),
@@ -1087,7 +1090,7 @@ async fn upload_prompt(
     let duration_ms = tokio::task::spawn_blocking(move || decode_duration_ms(audio, ext, format))
         .await
         .map_err(|e| ApiError::internal(&e))?
-        .map_err(|reason| undecodable(&reason))?;
+        .map_err(|e| refused_audio(&e))?;
 
     let id = new_prompt_id();
     let rel = PathBuf::from("prompts")
@@ -1151,73 +1154,36 @@ async fn write_file(path: &FsPath, bytes: &Bytes) -> ApiResult<()> {
     Ok(())
 }
 
-/// Decodes the whole file; returns its duration in ms, or why it is not acceptable.
-fn decode_duration_ms(bytes: Bytes, ext: &str, expect: &str) -> Result<u64, String> {
-    use symphonia::core::codecs::audio::AudioDecoderOptions;
-    use symphonia::core::errors::Error as DecodeError;
-    use symphonia::core::formats::probe::Hint;
-    use symphonia::core::formats::{FormatOptions, TrackType};
-    use symphonia::core::io::MediaSourceStream;
-    use symphonia::core::meta::MetadataOptions;
+/// Decodes the file under the prompt limits (`parley_audio_decode::Limits`: at most
+/// 5 minutes, 96 kHz, 8 channels; decoding stops at the first limit passed, and no
+/// samples are kept); returns its duration in ms.
+fn decode_duration_ms(bytes: Bytes, ext: &str, expect: &str) -> Result<u64, AudioDecodeError> {
+    let info = parley_audio_decode::decode(
+        std::io::Cursor::new(bytes),
+        Some(ext),
+        Some(expect),
+        &parley_audio_decode::Limits::default(),
+        |_| (),
+    )?;
+    Ok(u64::try_from(info.duration().as_millis()).unwrap_or(u64::MAX))
+}
 
-    let mss = MediaSourceStream::new(Box::new(std::io::Cursor::new(bytes)), Default::default());
-    let mut hint = Hint::new();
-    hint.with_extension(ext);
-    let mut format = symphonia::default::get_probe()
-        .probe(
-            &hint,
-            mss,
-            FormatOptions::default(),
-            MetadataOptions::default(),
-        )
-        .map_err(|e| format!("not a recognised audio format ({e})"))?;
-    let found = format.format_info().short_name;
-    if found != expect {
-        return Err(format!(
-            "the content is {found}, not {expect} as the Content-Type says"
-        ));
-    }
-    let track = format
-        .default_track(TrackType::Audio)
-        .ok_or("no audio track")?;
-    let track_id = track.id;
-    let params = track
-        .codec_params
-        .as_ref()
-        .and_then(|p| p.audio())
-        .ok_or("no audio codec parameters")?
-        .clone();
-    let mut decoder = symphonia::default::get_codecs()
-        .make_audio_decoder(&params, &AudioDecoderOptions::default())
-        .map_err(|e| format!("unsupported codec ({e})"))?;
-    let (mut frames, mut rate, mut packets, mut bad) = (0u64, 0u32, 0u64, 0u64);
-    loop {
-        let packet = match format.next_packet() {
-            Ok(Some(p)) => p,
-            Ok(None) | Err(DecodeError::ResetRequired) => break,
-            Err(DecodeError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(format!("the stream is damaged ({e})")),
-        };
-        if packet.track_id != track_id {
-            continue;
+/// Why an upload's audio is refused: 422 `audio_too_long` / `audio_limit` for the
+/// limits, `undecodable_audio` for the rest.
+fn refused_audio(e: &AudioDecodeError) -> ApiError {
+    let code = match e {
+        AudioDecodeError::TooLong { .. } => "audio_too_long",
+        AudioDecodeError::RateTooHigh { .. } | AudioDecodeError::TooManyChannels { .. } => {
+            "audio_limit"
         }
-        packets += 1;
-        match decoder.decode(&packet) {
-            Ok(buf) => {
-                frames += u64::try_from(buf.frames()).unwrap_or(0);
-                rate = buf.spec().rate();
-            }
-            Err(DecodeError::DecodeError(_)) => bad += 1,
-            Err(e) => return Err(format!("decoding failed ({e})")),
-        }
-    }
-    if frames == 0 || rate == 0 {
-        return Err("no audio could be decoded".into());
-    }
-    if bad * 2 > packets {
-        return Err(format!("{bad} of {packets} packets do not decode"));
-    }
-    Ok(frames * 1000 / u64::from(rate))
+        _ => return undecodable(&e.to_string()),
+    };
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        format!("the prompt is refused: {e}"),
+    )
+    .with_field("body")
 }
 
 /// One prompt's metadata (supervisor).

@@ -1151,3 +1151,33 @@ async fn publishing_a_sub_flow_that_breaks_a_published_caller_is_refused() {
         .await;
     assert_eq!(v["current_version"], 2);
 }
+
+#[tokio::test]
+async fn a_10_mib_flac_of_silence_is_refused_as_too_long_and_not_stored() {
+    // Regression: the upload was decoded in full (two hours of audio decoded to
+    // count its frames) and stored; playing it kept every sample in memory.
+    let dir = std::env::temp_dir().join(format!("parley-silence-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("silence.flac");
+    let ok = std::process::Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&path)
+        .args(["trim", "0", "7800"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "sox failed");
+    let flac = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(flac.len() >= 10 << 20, "{} bytes", flac.len());
+    let ivr = Ivr::with_limit(12 << 20).await;
+    let admin = ivr.t.login("acme", Role::Admin).await;
+    let (s, v) = ivr.upload(&admin, "silence", "audio/flac", &flac).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["code"], "audio_too_long", "{v}");
+    assert_eq!(v["error"]["field"], "body");
+    assert_eq!(ivr.stored_files(), 0);
+    // A prompt within the limits is still taken.
+    let (s, v) = ivr.upload(&admin, "tone", "audio/flac", FLAC).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}

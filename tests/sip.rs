@@ -2317,6 +2317,8 @@ fn backup_while_running_restore_refused_while_running_then_restored() {
         &sup,
     );
     assert_eq!(code, 404, "the later customer is not in the backup");
+}
+
 // ---------------------------------------------------------------------------
 // Media and load hardening (SECURITY.md, "Media").
 

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::types::Role;
+use crate::types::{Actor, Role};
 
 /// A committed change, addressed to one tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,10 @@ pub struct DomainEvent {
     pub case_id: Option<String>,
     /// The new state of the entity, as the API would return it.
     pub data: serde_json::Value,
+    /// The one agent it is for (a call ringing them); supervisors and admins see it too.
+    /// `None`: every user of the tenant with at least `min_role`.
+    #[serde(skip)]
+    pub recipient: Option<String>,
 }
 
 impl DomainEvent {
@@ -37,6 +41,7 @@ impl DomainEvent {
             customer_id: None,
             case_id: None,
             data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
+            recipient: None,
         }
     }
 
@@ -50,8 +55,19 @@ impl DomainEvent {
         self
     }
 
-    /// Whether a user of `tenant_id` with `role` may receive this event.
+    /// Whether a user of `tenant_id` with `role` may receive this event (not looking at
+    /// its recipient: see [`DomainEvent::visible_to_user`]).
     pub fn visible_to(&self, tenant_id: &str, role: Role) -> bool {
         self.tenant_id == tenant_id && role >= self.min_role
+    }
+
+    /// Whether `actor` receives this event: [`DomainEvent::visible_to`], and an event
+    /// for one agent goes to that agent and to supervisors and admins only.
+    pub fn visible_to_user(&self, actor: &Actor) -> bool {
+        self.visible_to(&actor.tenant_id, actor.role)
+            && match &self.recipient {
+                None => true,
+                Some(r) => actor.role >= Role::Supervisor || actor.user_id.as_ref() == Some(r),
+            }
     }
 }

@@ -809,6 +809,11 @@ fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
         &format!("Proxy-Authorization: {bad}\r\n"),
     );
     assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+    // Regression (issue 14): the 407 challenge was counted as a failed call on the
+    // wallboard; only the 480 and the 403 are failures.
+    let tok = supervisor_token(&p);
+    assert_eq!(counter(&p, &tok, "sip_calls_failed_total"), 2);
+    assert_eq!(counter(&p, &tok, "sip_calls_challenged_total"), 1);
 }
 
 #[test]

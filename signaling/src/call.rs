@@ -910,7 +910,10 @@ impl Call {
         for c in auth.challenges(realm, stale) {
             r.headers.push("Proxy-Authenticate", c);
         }
-        self.reject_unauthenticated(r).await;
+        // A challenge is a step of a call, not a failed one: the caller retries with
+        // credentials (counted apart, so the wallboard does not count it twice).
+        bump(&self.obs.counters.calls_challenged);
+        self.send_unauthenticated(r).await;
     }
 
     /// Answers a caller that has not been accepted yet without transaction state: the
@@ -918,9 +921,14 @@ impl Call {
     /// amplification limit (no retransmissions toward a possibly spoofed source). The
     /// caller's retransmitted INVITE gets the same answer again.
     async fn reject_unauthenticated(&mut self, r: Response) {
+        bump(&self.obs.counters.calls_failed);
+        self.send_unauthenticated(r).await;
+    }
+
+    /// [`Call::reject_unauthenticated`] without counting a failed call (a challenge).
+    async fn send_unauthenticated(&mut self, r: Response) {
         self.inbound.final_sent = true;
         self.ended = true;
-        bump(&self.obs.counters.calls_failed);
         match self.unauth.take() {
             Some((key, size)) => {
                 self.driver

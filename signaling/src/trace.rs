@@ -106,6 +106,9 @@ pub(crate) struct Counters {
     pub(crate) calls_started: AtomicU64,
     pub(crate) calls_answered: AtomicU64,
     pub(crate) calls_failed: AtomicU64,
+    /// INVITEs answered with a digest challenge (407): the caller retries with
+    /// credentials as a new INVITE, so these are neither calls nor failures.
+    pub(crate) calls_challenged: AtomicU64,
     pub(crate) calls_active: AtomicU64,
     pub(crate) in_dialog_offers: AtomicU64,
     pub(crate) info_dtmf: AtomicU64,
@@ -236,6 +239,7 @@ impl Inspector {
             ("sip_calls_started_total", v(&c.calls_started)),
             ("sip_calls_answered_total", v(&c.calls_answered)),
             ("sip_calls_failed_total", v(&c.calls_failed)),
+            ("sip_calls_challenged_total", v(&c.calls_challenged)),
             ("sip_calls_active", v(&c.calls_active)),
             ("sip_in_dialog_offers_total", v(&c.in_dialog_offers)),
             ("sip_info_dtmf_total", v(&c.info_dtmf)),

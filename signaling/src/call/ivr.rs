@@ -851,9 +851,14 @@ impl Call {
             .map(str::to_owned)
             .collect::<Vec<_>>();
         for id in ids {
-            if !names.contains_key(&id) {
-                let name = self.store.user(actor, &id).await.ok().map(|u| u.name);
-                names.insert(id, name);
+            if let std::collections::btree_map::Entry::Vacant(slot) = names.entry(id) {
+                let name = self
+                    .store
+                    .user(actor, slot.key())
+                    .await
+                    .ok()
+                    .map(|u| u.name);
+                slot.insert(name);
             }
         }
         let name_of = |v: &serde_json::Value| {

@@ -910,23 +910,23 @@ impl Call {
         for c in auth.challenges(realm, stale) {
             r.headers.push("Proxy-Authenticate", c);
         }
-        // A challenge is a step of a call, not a failed one: the caller retries with
-        // credentials (counted apart, so the wallboard does not count it twice).
-        bump(&self.obs.counters.calls_challenged);
-        self.send_unauthenticated(r).await;
+        self.reject_unauthenticated(r).await;
     }
 
     /// Answers a caller that has not been accepted yet without transaction state: the
     /// INVITE's server transaction is discarded and the response sent once, within the
     /// amplification limit (no retransmissions toward a possibly spoofed source). The
     /// caller's retransmitted INVITE gets the same answer again.
+    ///
+    /// A 401/407 challenge is a step of a call, not a failed one: the caller retries with
+    /// credentials as a new INVITE. It is counted apart, so the wallboard counts neither
+    /// a failure nor a second call.
     async fn reject_unauthenticated(&mut self, r: Response) {
-        bump(&self.obs.counters.calls_failed);
-        self.send_unauthenticated(r).await;
-    }
-
-    /// [`Call::reject_unauthenticated`] without counting a failed call (a challenge).
-    async fn send_unauthenticated(&mut self, r: Response) {
+        if matches!(r.code(), 401 | 407) {
+            bump(&self.obs.counters.calls_challenged);
+        } else {
+            bump(&self.obs.counters.calls_failed);
+        }
         self.inbound.final_sent = true;
         self.ended = true;
         match self.unauth.take() {

@@ -1499,6 +1499,8 @@ fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_le
     let p = start("ivrnoagent", &[]);
     let admin = admin_token(&p);
     open_all_week(&p, &admin);
+    // Without the demo's queues (issue 14 seeds them): `enqueue` finds none.
+    sip_acd::bare_acd(&p, &admin);
     // A shorter voicemail limit in a copy of the demo flow, published over the API.
     let tok = admin.clone();
     let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&tok), None);

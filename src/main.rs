@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use parley_cases::directory::NewUser;
+use parley_cases::directory::{NewUser, UserPatch};
 use parley_cases::telephony::SipAccountPatch;
 use parley_cases::{Actor, Role, Store};
 
@@ -88,6 +88,20 @@ enum UserCommand {
         /// from standard input line 2.
         #[arg(long)]
         extension: Option<String>,
+    },
+    /// Set a user's web password (recovers the demo logins, printed only once): the new
+    /// password is read from standard input line 1, or generated and printed with
+    /// --generate. The user's tokens are revoked.
+    ResetPassword {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Generate a password (20 alphanumerics) and print it.
+        #[arg(long)]
+        generate: bool,
     },
 }
 
@@ -207,6 +221,50 @@ async fn main() -> anyhow::Result<()> {
                 "created {} {} ({}) in tenant {}",
                 user.role, user.email, user.id, t.name
             );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::ResetPassword {
+                    tenant,
+                    email,
+                    generate,
+                },
+        } => {
+            let password = if generate {
+                parley_cases::demo::generate_password()
+            } else {
+                read_passwords(1)?.remove(0)
+            };
+            let store = open_store(&cfg).await?;
+            let Some(t) = store.tenant_by_name(&tenant).await? else {
+                bail!("tenant {tenant:?} does not exist");
+            };
+            let system = Actor::system(&t.id);
+            let Some(user) = store
+                .list_users(&system)
+                .await?
+                .into_iter()
+                .find(|u| u.email.eq_ignore_ascii_case(email.trim()))
+            else {
+                bail!("no user {email:?} in tenant {tenant:?}");
+            };
+            store
+                .update_user(
+                    &system,
+                    &user.id,
+                    UserPatch {
+                        password: Some(password.clone()),
+                        ..UserPatch::default()
+                    },
+                )
+                .await?;
+            store.close().await;
+            if generate {
+                println!("{} password: {password}", user.email);
+            } else {
+                println!("password of {} set", user.email);
+            }
             Ok(())
         }
         Command::Config => {

@@ -57,6 +57,7 @@ check('facts of an answered queue call', callFacts(body), [
 check('trail by labels and choices', trailSteps(body.ivr_trail).map((s) => s.text),
   ['Greeting', 'Main menu', 'Pressed 1', 'sales queue']);
 check('a voicemail call without a queue', callFacts({ summary: 'Voicemail left in the IVR', queue: null, controls: { events: [] } }), []);
+check('a call that never queued shows no wait', callFacts({ queue: { wait_s: 0, agent_id: null, outcome: 'abandoned' }, controls: { events: [] } }), []);
 check('an abandoned queue call', callFacts({ queue: { queue: 'support', outcome: 'abandoned', wait_s: 40, agent_id: null } }),
   [['Queue', 'support — caller hung up while waiting'], ['Wait', '40 s']]);
 

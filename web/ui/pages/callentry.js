@@ -48,7 +48,7 @@ export function callFacts(b) {
   const q = b && b.queue && typeof b.queue === 'object' ? b.queue : null;
   const c = b && b.controls && typeof b.controls === 'object' ? b.controls : {};
   const events = Array.isArray(c.events) ? c.events : [];
-  if (q) {
+  if (q && q.queue) {
     if (q.agent_id) facts.push(['Agent', q.agent_name || 'an agent']);
     if (q.queue) facts.push(['Queue', `${q.queue}${q.outcome ? ' — ' + (OUTCOMES[q.outcome] || q.outcome) : ''}`]);
     facts.push(['Wait', seconds(q.wait_s)]);

@@ -666,6 +666,21 @@ impl parley_web::SipInspector for SipView {
         })
     }
 
+    fn registrations(&self, tenant_id: &str) -> Vec<parley_web::SipRegistration> {
+        self.sip
+            .registrations(tenant_id)
+            .into_iter()
+            .map(|r| parley_web::SipRegistration {
+                extension: r.extension,
+                contact: r.contact,
+                source: r.source.to_string(),
+                transport: r.transport,
+                user_agent: r.user_agent,
+                expires_in_s: r.expires_in_s,
+            })
+            .collect()
+    }
+
     fn counters(&self) -> Vec<parley_web::SipCounter> {
         let mut v: Vec<(&'static str, u64)> = self.sip.counters();
         v.extend(self.acd.counters());

@@ -132,6 +132,9 @@ pub(crate) struct Observability {
     pub(crate) calls: crate::call::control::Registry,
     /// Trunk reachability from keep-alive pings, by trunk id.
     trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
+    /// A copy of the registrar's bindings, replaced by the driver after each change
+    /// (the location service itself stays owned by the driver task); read by the API.
+    registrations: Mutex<Vec<(crate::registrar::Aor, crate::registrar::Binding)>>,
 }
 
 impl Observability {
@@ -141,6 +144,7 @@ impl Observability {
             counters: Counters::default(),
             calls: Default::default(),
             trunks: Mutex::new(std::collections::HashMap::new()),
+            registrations: Mutex::new(Vec::new()),
         })
     }
 
@@ -148,6 +152,15 @@ impl Observability {
         // A panic while holding the lock cannot leave the store inconsistent in a way
         // that matters for debugging output; keep serving it.
         self.traces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the copy of the registrar's bindings (held for microseconds, never
+    /// across an `.await`).
+    pub(crate) fn set_registrations(
+        &self,
+        v: Vec<(crate::registrar::Aor, crate::registrar::Binding)>,
+    ) {
+        *self.registrations.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
     /// Trunk reachability (held for microseconds, never across an `.await`).
@@ -206,7 +219,46 @@ pub struct Inspector {
     pub(crate) obs: Arc<Observability>,
 }
 
+/// A phone (or browser) registered to an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The extension.
+    pub extension: String,
+    /// The Contact the device registered.
+    pub contact: String,
+    /// Where its REGISTER came from.
+    pub source: std::net::SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    /// Its `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
+    /// Seconds until the registration lapses.
+    pub expires_in_s: u64,
+}
+
 impl Inspector {
+    /// The live registrations of `tenant_id`'s extensions, by extension.
+    pub fn registrations(&self, tenant_id: &str) -> Vec<Registration> {
+        let now = std::time::Instant::now();
+        let all = self
+            .obs
+            .registrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        all.into_iter()
+            .filter(|((t, _), b)| t == tenant_id && b.expires_at > now)
+            .map(|((_, extension), b)| Registration {
+                extension,
+                contact: b.contact,
+                source: b.source,
+                transport: b.transport.to_string(),
+                user_agent: b.user_agent,
+                expires_in_s: b.expires_at.saturating_duration_since(now).as_secs(),
+            })
+            .collect()
+    }
+
     /// What keep-alive pings know of a trunk (`None`: not pinged yet, or no outbound
     /// target).
     pub fn trunk_status(&self, trunk_id: &str) -> Option<crate::keepalive::TrunkHealth> {

@@ -800,6 +800,32 @@ test('admin: queues — the demo has sales and support; create, edit skills, str
   await sup.context().close();
 });
 
+test('admin: users show each extension\'s phone connection details and its registered devices', async () => {
+  // The agent's browser registers as a device of extension 1001 once logged in.
+  const agent = await newPage();
+  await login(agent, AGENT);
+  await agent.waitForSelector('#softphone [data-phone-status=ready]', { timeout: 30000 });
+  const regs = await apiAs(ADMIN, 'GET', '/sip/registrations');
+  const ext = server.sipAccounts[AGENT].extension;
+  assert(regs.status === 200 && regs.body.some((r) => r.extension === ext && r.user_agent === 'Parley browser softphone'),
+    'the browser is listed: ' + JSON.stringify(regs.body));
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(server.http + '/admin/users');
+  const row = `#admin-users tr[data-email="${AGENT}"]`;
+  await page.waitForSelector(row);
+  assert((await page.textContent(row)).includes('1 registered'), 'devices column: ' + await page.textContent(row));
+  await page.click(row + ' button.link');
+  await page.waitForSelector('#connection');
+  const conn = await page.textContent('#connection');
+  assert(conn.includes(ext) && conn.includes('127.0.0.1') && conn.includes('5060'), 'connection details: ' + conn);
+  assert((await page.textContent('#user-detail')).includes('Parley browser softphone'), 'the device is listed');
+  await shot(page, '32-admin-user-devices');
+  assert(page.errors.length === 0 && agent.errors.length === 0, 'no page errors: ' + page.errors.concat(agent.errors).join('; '));
+  await page.context().close();
+  await agent.context().close();
+});
+
 test('screen pop: a demo queue call opens the caller on the agent desktop while it rings', async () => {
   const procs = [];
   try {

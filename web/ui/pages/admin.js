@@ -31,8 +31,9 @@ const opt = (v) => (v === '' ? null : v);
 
 // --- users
 async function users(el) {
-  const [list, skillList] = await Promise.all([get('/users'), get('/skills')]);
+  const [list, skillList, regs] = await Promise.all([get('/users'), get('/skills'), get('/sip/registrations').catch(() => [])]);
   const sip = await Promise.all(list.map((u) => get('/users/' + enc(u.id) + '/sip').catch(() => null)));
+  const devicesOf = (s) => (s && s.extension ? regs.filter((r) => r.extension === s.extension) : []);
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Create user');
   const form = h('form', { id: 'new-user', class: 'inline-form' },
@@ -59,18 +60,35 @@ async function users(el) {
   mount(el,
     h('section', { class: 'card' }, h('h2', {}, 'Users'),
       table(list.map((u, i) => ({ u, s: sip[i] })), [
-        { label: 'Name', get: (r) => h('button', { type: 'button', class: 'link', onclick: () => editUser(detail, r.u, r.s, skillList, () => users(el)) }, r.u.name) },
+        { label: 'Name', get: (r) => h('button', { type: 'button', class: 'link', onclick: () => editUser(detail, r.u, r.s, skillList, () => users(el), devicesOf(r.s)) }, r.u.name) },
         { label: 'Email', get: (r) => r.u.email },
         { label: 'Role', get: (r) => badge(r.u.role) },
         { label: 'Extension', get: (r) => (r.s && r.s.extension) || '—' },
         { label: 'SIP password', get: (r) => (r.s && r.s.has_password ? 'set' : '—') },
+        { label: 'Devices', get: (r) => { const d = devicesOf(r.s); return d.length ? badge(`${d.length} registered`, 'ok') : (r.s && r.s.extension ? 'none' : '—'); } },
         { label: 'Active', get: (r) => (r.u.active ? 'yes' : badge('inactive', 'late')) },
       ], { rowData: (r) => ({ email: r.u.email }) })),
     detail,
     h('section', { class: 'card' }, h('h2', {}, 'New user'), form));
 }
 
-async function editUser(el, u, s, skillList, reload) {
+// How to set up a phone for this extension (docs/phones.md) and what is registered now.
+function connection(s, devices) {
+  if (!s || !s.extension) return h('p', { class: 'muted' }, 'No extension: give one (and a SIP password) to connect a phone.');
+  return [
+    h('dl', { class: 'call-facts', id: 'connection' },
+      [['User / auth ID', s.extension], ['Domain / server', location.hostname], ['Password', s.has_password ? 'the SIP password' : 'not set'],
+        ['Transport', 'UDP or TCP 5060, TLS 5061'], ['DTMF', 'RFC 2833']].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
+    devices.length ? table(devices, [
+      { label: 'Device', get: (d) => d.user_agent || '(no user agent)' },
+      { label: 'Address', get: (d) => `${d.source} (${d.transport})` },
+      // A browser stays registered while its page is connected (no SIP expiry).
+      { label: 'Expires in', get: (d) => (d.expires_in_s > 365 * 86400 ? 'while connected' : `${d.expires_in_s} s`) },
+    ], { rowData: (d) => ({ contact: d.contact }) }) : h('p', { class: 'muted', id: 'no-devices' }, 'No phone registered now.'),
+  ];
+}
+
+async function editUser(el, u, s, skillList, reload, devices = []) {
   const mine = await get('/users/' + enc(u.id) + '/skills');
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
@@ -101,13 +119,14 @@ async function editUser(el, u, s, skillList, reload) {
   const skBtn = h('button', { type: 'button' }, 'Set skill');
   skBtn.addEventListener('click', () => act(skBtn, skOut, async () => {
     await put(`/users/${enc(u.id)}/skills/${enc(skSel.value)}`, { proficiency: Number(prof.value) });
-    await editUser(el, u, s, skillList, reload);
+    await editUser(el, u, s, skillList, reload, devices);
   }));
   mount(el, h('section', { class: 'card' },
     h('h2', {}, `Edit ${u.name}`), form,
+    h('h3', {}, 'Phone connection'), connection(s, devices),
     h('h3', {}, 'Skills'),
     mine.length ? h('ul', { class: 'list' }, mine.map((k) => h('li', {}, `${k.name} — ${k.proficiency}/5 `,
-      h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload); } }, 'Remove'))))
+      h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload, devices); } }, 'Remove'))))
       : h('p', { class: 'muted' }, 'No skills.'),
     skillList.length ? h('div', { class: 'row' }, skSel, prof, skBtn) : h('p', { class: 'muted' }, 'Create skills first.'), skOut));
   el.scrollIntoView({ block: 'nearest' });

@@ -814,7 +814,8 @@ test('admin: users show each extension\'s phone connection details and its regis
   await page.goto(server.http + '/admin/users');
   const row = `#admin-users tr[data-email="${AGENT}"]`;
   await page.waitForSelector(row);
-  assert((await page.textContent(row)).includes('1 registered'), 'devices column: ' + await page.textContent(row));
+  // The browser, and agent1's sipp phone when the live-call tests ran before.
+  assert(/[1-9]\d* registered/.test(await page.textContent(row)), 'devices column: ' + await page.textContent(row));
   await page.click(row + ' button.link');
   await page.waitForSelector('#connection');
   const conn = await page.textContent('#connection');

@@ -2,24 +2,40 @@
 # Installs what Parley needs to build, run and test, idempotently. Safe to re-run:
 # it installs only missing Debian packages and starts PostgreSQL only if it is down.
 #
-#   scripts/setup.sh            # build + run dependencies
+#   scripts/setup.sh            # build + run dependencies (scripts/run.sh calls this)
 #   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL, Chromium, Node.js, coturn)
+#   scripts/setup.sh --list [--test]   # print the Debian packages it wants, install nothing
 set -euo pipefail
 
 want_tests=0
-[ "${1:-}" = "--test" ] && want_tests=1
+list_only=0
+for arg in "$@"; do
+  case "$arg" in
+    --test) want_tests=1 ;;
+    --list) list_only=1 ;;
+    *) echo "usage: $0 [--test] [--list]" >&2; exit 2 ;;
+  esac
+done
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
 # Build dependencies of the design card's crates: cmake (libopus, whisper.cpp),
-# libclang (bindgen), pkg-config; sox/espeak-ng make test audio.
-packages=(build-essential cmake libclang-dev pkg-config)
+# libclang (bindgen), pkg-config. To run: espeak-ng speaks the IVR's text prompts (the
+# demo line's greeting and menu; without it callers hear beeps), curl for the README's
+# "Try the API".
+packages=(build-essential cmake libclang-dev pkg-config espeak-ng curl)
 if [ "$want_tests" = 1 ]; then
-  # coturn: the TURN server of the relay-only browser test (started on its own port).
-  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 espeak-ng chromium iproute2 util-linux coturn)
+  # coturn: the TURN server of the relay-only browser test (started on its own port);
+  # sox/espeak-ng make test audio.
+  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 chromium iproute2 util-linux coturn)
   # The browser tests' driver (playwright-core, from npm) needs Node.js 20+; install
   # Debian's only when there is no node at all (a NodeSource node ships its own npm).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+fi
+
+if [ "$list_only" = 1 ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
 fi
 
 missing=()

@@ -94,6 +94,23 @@ fn load(files: &FlowFiles) -> anyhow::Result<Loaded> {
     })
 }
 
+/// The calendars the loaded flows read (validated against no calendar at all).
+fn calendars_read(l: &Loaded) -> Vec<String> {
+    let opts = ValidationOptions {
+        known_flows: Some(l.env.flows.keys().cloned().collect()),
+        known_calendars: Some(Default::default()),
+        ..ValidationOptions::default()
+    };
+    parley_ivr::validate_flows(&l.env.flows, &opts)
+        .into_values()
+        .flatten()
+        .filter_map(|e| match e.kind {
+            parley_ivr::ValidationErrorKind::UnknownCalendar { calendar } => Some(calendar),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The main flow's problems, one line each.
 fn problems(l: &Loaded) -> Vec<String> {
     let opts = ValidationOptions {
@@ -166,6 +183,17 @@ pub(crate) fn run(cmd: FlowCommand) -> anyhow::Result<i32> {
             }
             if let Some(c) = caller {
                 s.call.caller_number = c;
+            }
+            // No database here: calendars come only from a file, so say so up front
+            // rather than simulating a call that ends in an error at the first branch.
+            if files.calendars.is_none()
+                && let Some(calendar) = calendars_read(&l).into_iter().next()
+            {
+                bail!(
+                    "the flow reads business-hours calendar {calendar:?}: pass --calendars FILE \
+                     (a JSON object of name -> calendar, see docs/flows.md; the demo tenant's \
+                     is cases/src/demo_calendars.json)"
+                );
             }
             let trace = parley_ivr::simulate(&l.env, &s)?;
             if json {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use parley_cases::directory::NewUser;
+use parley_cases::directory::{NewUser, UserPatch};
 use parley_cases::telephony::SipAccountPatch;
 use parley_cases::{Actor, Role, Store};
 
@@ -115,6 +115,20 @@ enum UserCommand {
         /// from standard input line 2.
         #[arg(long)]
         extension: Option<String>,
+    },
+    /// Set a user's web password (recovers the demo logins, printed only once): the new
+    /// password is read from standard input line 1, or generated and printed with
+    /// --generate. The user's tokens are revoked.
+    ResetPassword {
+        /// Tenant name.
+        #[arg(long)]
+        tenant: String,
+        /// Login email.
+        #[arg(long)]
+        email: String,
+        /// Generate a password (20 alphanumerics) and print it.
+        #[arg(long)]
+        generate: bool,
     },
 }
 
@@ -234,6 +248,50 @@ async fn main() -> anyhow::Result<()> {
                 "created {} {} ({}) in tenant {}",
                 user.role, user.email, user.id, t.name
             );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::ResetPassword {
+                    tenant,
+                    email,
+                    generate,
+                },
+        } => {
+            let password = if generate {
+                parley_cases::demo::generate_password()
+            } else {
+                read_passwords(1)?.remove(0)
+            };
+            let store = open_store(&cfg).await?;
+            let Some(t) = store.tenant_by_name(&tenant).await? else {
+                bail!("tenant {tenant:?} does not exist");
+            };
+            let system = Actor::system(&t.id);
+            let Some(user) = store
+                .list_users(&system)
+                .await?
+                .into_iter()
+                .find(|u| u.email.eq_ignore_ascii_case(email.trim()))
+            else {
+                bail!("no user {email:?} in tenant {tenant:?}");
+            };
+            store
+                .update_user(
+                    &system,
+                    &user.id,
+                    UserPatch {
+                        password: Some(password.clone()),
+                        ..UserPatch::default()
+                    },
+                )
+                .await?;
+            store.close().await;
+            if generate {
+                println!("{} password: {password}", user.email);
+            } else {
+                println!("password of {} set", user.email);
+            }
             Ok(())
         }
         Command::Config => {
@@ -705,6 +763,21 @@ impl parley_web::SipInspector for SipView {
                 })
                 .collect()
         })
+    }
+
+    fn registrations(&self, tenant_id: &str) -> Vec<parley_web::SipRegistration> {
+        self.sip
+            .registrations(tenant_id)
+            .into_iter()
+            .map(|r| parley_web::SipRegistration {
+                extension: r.extension,
+                contact: r.contact,
+                source: r.source.to_string(),
+                transport: r.transport,
+                user_agent: r.user_agent,
+                expires_in_s: r.expires_in_s,
+            })
+            .collect()
     }
 
     fn counters(&self) -> Vec<parley_web::SipCounter> {

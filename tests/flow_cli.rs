@@ -255,3 +255,47 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("node `hours`: unknown calendar `main`"));
 }
+
+/// Regression (issue 14): simulating the demo without `--calendars` failed without
+/// saying that the flag was what it needed.
+#[test]
+fn simulate_without_calendars_names_the_flag_it_needs() {
+    let dir = Dir::new();
+    let demo = fixture("flows/demo.json");
+    let o = parley(&dir, &["flow", "simulate", demo.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("calendar \"main\""), "{err}");
+    assert!(err.contains("--calendars FILE"), "{err}");
+}
+
+/// Regression (issue 14): the demo tenant's calendar followed New York office hours, so
+/// a first call on a weekend or an evening heard "closed". Its calendar is open at any
+/// hour: Sunday 03:00 UTC reaches the menu and 1 the sales queue.
+#[test]
+fn the_demo_calendars_answer_at_any_hour() {
+    let dir = Dir::new();
+    let demo = fixture("flows/demo.json");
+    let cals = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/src/demo_calendars.json");
+    for at in ["2026-12-06T03:00:00Z", "2026-12-25T23:59:59Z"] {
+        let o = parley(
+            &dir,
+            &[
+                "flow",
+                "simulate",
+                demo.to_str().unwrap(),
+                "--calendars",
+                cals.to_str().unwrap(),
+                "--at",
+                at,
+                "--digits",
+                "1",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(0), "{o:?}");
+        let out = stdout(&o);
+        assert!(out.contains("node    demo/main_menu"), "{at}: {out}");
+        assert!(out.contains("node    demo/sales_queue"), "{at}: {out}");
+        assert!(!out.contains("demo/closed"), "{at}: {out}");
+    }
+}

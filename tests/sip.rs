@@ -726,6 +726,54 @@ fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Issue 14: an API lists each extension's registered devices (user agent, address,
+/// transport, expiry), so an admin can see whether a phone set up from the guide is
+/// connected.
+#[test]
+fn registrations_list_each_phone_with_its_user_agent_and_expiry() {
+    use parley_sip_proto::auth::DigestChallenge;
+    let p = start("regs", &[]);
+    let (ext, pw) = agent(&p, 0);
+    let tok = supervisor_token(&p);
+    let list = |p: &Parley| http(p, "GET", "/api/v1/sip/registrations", Some(&tok), None);
+    assert_eq!(list(&p), json!([]));
+    let mut ua = RawUa::new("127.0.0.1", p.sip);
+    let uri = format!("sip:{}", p.sip);
+    let extra = "User-Agent: Linphone/5.2.0 (test)\r\nExpires: 600\r\n";
+    let r = ua.request("REGISTER", &uri, &ext, "regs@test", 1, extra);
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "WWW-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 1);
+    let auth = format!("Authorization: {creds}\r\n{extra}");
+    let r = ua.request("REGISTER", &uri, &ext, "regs@test", 2, &auth);
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    let v = list(&p);
+    let regs = v.as_array().unwrap();
+    assert_eq!(regs.len(), 1, "{v}");
+    let reg = &regs[0];
+    assert_eq!(reg["extension"], ext.as_str(), "{v}");
+    assert_eq!(reg["user_agent"], "Linphone/5.2.0 (test)", "{v}");
+    assert_eq!(reg["transport"], "udp", "{v}");
+    assert!(
+        reg["source"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{v}"
+    );
+    let left = reg["expires_in_s"].as_u64().unwrap();
+    assert!((1..=600).contains(&left), "{v}");
+    // Un-registering removes it.
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "c0ffee", 2);
+    let r = ua.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "regs@test",
+        3,
+        &format!("Authorization: {creds}\r\nExpires: 0\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    assert_eq!(list(&p), json!([]));
+}
+
 #[test]
 fn sha256_digest_and_nonce_count_replay_protection() {
     use parley_sip_proto::auth::{Algorithm, DigestChallenge};
@@ -809,6 +857,11 @@ fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
         &format!("Proxy-Authorization: {bad}\r\n"),
     );
     assert!(r.starts_with("SIP/2.0 403 "), "{r}");
+    // Regression (issue 14): the 407 challenge was counted as a failed call on the
+    // wallboard; only the 480 and the 403 are failures.
+    let tok = supervisor_token(&p);
+    assert_eq!(counter(&p, &tok, "sip_calls_failed_total"), 2);
+    assert_eq!(counter(&p, &tok, "sip_calls_challenged_total"), 1);
 }
 
 #[test]
@@ -1621,6 +1674,8 @@ fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_le
     let p = start("ivrnoagent", &[]);
     let admin = admin_token(&p);
     open_all_week(&p, &admin);
+    // Without the demo's queues (issue 14 seeds them): `enqueue` finds none.
+    sip_acd::bare_acd(&p, &admin);
     // A shorter voicemail limit in a copy of the demo flow, published over the API.
     let tok = admin.clone();
     let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&tok), None);

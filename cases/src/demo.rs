@@ -7,6 +7,8 @@ use crate::case_types::FieldDef;
 use crate::cases::NewCase;
 use crate::customers::{Consent, NewCustomer, RawIdentity};
 use crate::directory::{NewUser, User};
+use crate::queues::{PresenceInput, QueueInput};
+use crate::routing::{MaxWaitAction, SkillRequirement, Strategy};
 use crate::sla::{CaseStatus, Priority, SlaPolicy};
 use crate::telephony::{NewPhoneNumber, SipAccountPatch, TrunkInput};
 use crate::timeline::NewInteraction;
@@ -36,6 +38,13 @@ pub const DEMO_TRUNK_SOURCE: &str = "127.0.0.1";
 /// The demo tenant's phone number, on the demo trunk.
 pub const DEMO_NUMBER: &str = "+15550100";
 
+/// The demo's queues, named as the demo flow's `enqueue` nodes name them (menu 1 and 2),
+/// each requiring the skill of the same name.
+pub const DEMO_QUEUES: [&str; 2] = ["sales", "support"];
+
+/// The key a caller waiting in a demo queue presses to be called back instead.
+pub const DEMO_CALLBACK_KEY: &str = "9";
+
 /// Generates a password strong enough for the demo (20 alphanumerics, ~119 bits).
 pub fn generate_password() -> String {
     rand::rng()
@@ -53,8 +62,9 @@ pub const DEFAULT_SLA: [(Priority, i64, i64); 4] = [
     (Priority::P3, 480, 4320),
 ];
 
-/// Creates the demo tenant with users, SLA policies, a case type, customers, cases and
-/// timeline entries. Returns `None` if it already exists (seeding is idempotent).
+/// Creates the demo tenant with users, SLA policies, a case type, customers, cases,
+/// timeline entries, the `sales` and `support` queues with their skills (both agents in
+/// both, available) and the demo IVR open around the clock. Returns `None` if it already exists (seeding is idempotent).
 pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     if store.tenant_by_name(DEMO_TENANT).await?.is_some() {
         return Ok(None);
@@ -151,14 +161,66 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     let english = store.create_skill(&system, "english").await?;
     let billing = store.create_skill(&system, "billing").await?;
     let spanish = store.create_skill(&system, "spanish").await?;
+    // The skills the demo flow's `enqueue` nodes ask for. Both agents have both, so a
+    // first call to either queue rings whichever agent is logged in; each is the
+    // stronger in their own team's queue (`most_skilled` picks them first).
+    let sales_skill = store.create_skill(&system, DEMO_QUEUES[0]).await?;
+    let support_skill = store.create_skill(&system, DEMO_QUEUES[1]).await?;
     for (l, skill, p) in [
         (&logins[2], &english, 5),
         (&logins[2], &billing, 4),
+        (&logins[2], &support_skill, 5),
+        (&logins[2], &sales_skill, 3),
         (&logins[3], &english, 4),
         (&logins[3], &spanish, 5),
+        (&logins[3], &sales_skill, 5),
+        (&logins[3], &support_skill, 3),
     ] {
         store
             .set_user_skill(&system, &l.user.id, &skill.id, Some(p))
+            .await?;
+    }
+    // The queues the demo flow names (`sales` for 1, `support` for 2), requiring their
+    // skill; a caller may press 9 while waiting to be called back instead, and after
+    // three minutes goes to voicemail (the flow's timeout exit).
+    for skill in [&sales_skill, &support_skill] {
+        store
+            .create_queue(
+                &system,
+                QueueInput {
+                    name: skill.name.clone(),
+                    strategy: Strategy::MostSkilled,
+                    skills: vec![SkillRequirement {
+                        skill: skill.id.clone(),
+                        min_proficiency: 1,
+                    }],
+                    sl_threshold_s: Some(20),
+                    overflow_queue_id: None,
+                    overflow_after_s: None,
+                    max_wait_s: Some(180),
+                    max_wait_action: MaxWaitAction::Voicemail,
+                    wrap_up_s: Some(10),
+                    ring_timeout_s: Some(20),
+                    max_missed_offers: Some(3),
+                    priority_aging_per_min: Some(0),
+                    announce_interval_s: Some(30),
+                    callback_key: Some(DEMO_CALLBACK_KEY.into()),
+                },
+            )
+            .await?;
+    }
+    // The agents start available, so the first call rings them as soon as they log in
+    // (their browser is a phone) or register a SIP phone.
+    for l in &logins[2..] {
+        store
+            .set_presence(
+                &system,
+                &l.user.id,
+                PresenceInput {
+                    status: "available".into(),
+                    reason: None,
+                },
+            )
             .await?;
     }
     let fields: Vec<FieldDef> = serde_json::from_value(serde_json::json!([

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::types::Role;
+use crate::types::{Actor, Role};
 
 /// A committed change, addressed to one tenant.
 #[derive(Debug, Clone, Serialize)]
@@ -65,5 +65,10 @@ impl DomainEvent {
                     .only_users
                     .as_ref()
                     .is_none_or(|users| user_id.is_some_and(|u| users.iter().any(|x| x == u))))
+    }
+
+    /// Whether `actor` receives this event ([`DomainEvent::visible_to`] for the actor).
+    pub fn visible_to_user(&self, actor: &Actor) -> bool {
+        self.visible_to(&actor.tenant_id, actor.role, actor.user_id.as_deref())
     }
 }

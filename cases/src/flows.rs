@@ -32,8 +32,11 @@ pub const MAX_DOCUMENT_BYTES: usize = 1 << 20;
 /// survey), the same file the `parley-ivr` fixture tests run.
 pub const DEMO_FLOW_JSON: &str = include_str!("../../ivr/tests/fixtures/flows/demo.json");
 
-/// Business-hours calendars the demo flow reads (`main`: New York, 9 to 5 on weekdays).
-pub const DEMO_CALENDARS_JSON: &str = include_str!("../../ivr/tests/fixtures/calendars.json");
+/// Business-hours calendars the demo tenant gets (`main`: open around the clock, every
+/// day, so a first call at any hour reaches the menu and an agent; the admin sets real
+/// hours in Admin → Business hours). The `parley-ivr` fixture tests run the demo flow
+/// against New York office hours instead (`ivr/tests/fixtures/calendars.json`).
+pub const DEMO_CALENDARS_JSON: &str = include_str!("demo_calendars.json");
 
 /// The demo number routed to the demo flow.
 pub const DEMO_NUMBER: &str = "+15550100";

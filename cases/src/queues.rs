@@ -430,6 +430,26 @@ impl QueueRow {
     }
 }
 
+/// A call ringing one agent (the screen pop): published as `call.offered` to that agent
+/// (and to supervisors) when the router offers them the call, before they answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+pub struct CallOffered {
+    /// The live call's id (as in `GET /calls`).
+    pub call_id: String,
+    /// The agent whose phones ring.
+    pub agent_id: String,
+    /// The caller's number.
+    pub caller: String,
+    /// The queue the call was routed from.
+    pub queue_id: String,
+    /// That queue's name.
+    pub queue: String,
+    /// The caller's customer (found by number, created if new) the desktop opens; `None`
+    /// for a caller without a usable number.
+    pub customer_id: Option<String>,
+}
+
 fn presence_event(tenant_id: &str, p: &AgentPresence) -> DomainEvent {
     DomainEvent::new(tenant_id, "agent.presence_changed", p)
 }
@@ -744,6 +764,18 @@ impl Store {
             &serde_json::json!({ "user_id": user_id, "activity": presence }),
         );
         e.min_role = Role::Agent;
+        self.publish([e]);
+    }
+
+    /// Publishes the screen pop of a call ringing `offer.agent_id` (`call.offered`, for
+    /// that agent and the tenant's supervisors). Nothing is stored: the call's record and
+    /// timeline entry come when it ends.
+    pub fn publish_call_offered(&self, tenant_id: &str, offer: &CallOffered) {
+        let mut e = DomainEvent::new(tenant_id, "call.offered", offer);
+        if let Some(c) = &offer.customer_id {
+            e = e.customer(c);
+        }
+        e.only_users = Some(vec![offer.agent_id.clone()]);
         self.publish([e]);
     }
 

@@ -42,8 +42,8 @@ on_both!(policy_is_per_tenant_audited_and_validated, |h| {
     );
     let e = events.recv().await.unwrap();
     assert_eq!(e.kind, "dial_policy.changed");
-    assert!(!e.visible_to(&a.tenant_id, Role::Supervisor));
-    assert!(e.visible_to(&a.tenant_id, Role::Admin));
+    assert!(!e.visible_to(&a.tenant_id, Role::Supervisor, None));
+    assert!(e.visible_to(&a.tenant_id, Role::Admin, None));
     // Replaced, not merged.
     let again = DialPolicy {
         max_calls_per_minute: 5,
@@ -105,7 +105,7 @@ on_both!(refusals_are_audited_and_bursts_alert_admins, |h| {
     assert_eq!(e.kind, "dial.refusal_burst");
     assert_eq!(e.data["refusals"], 5);
     assert_eq!(e.data["last_rule"], "blocked_prefix");
-    assert!(!e.visible_to(&a.tenant_id, Role::Supervisor));
+    assert!(!e.visible_to(&a.tenant_id, Role::Supervisor, None));
     let log = h
         .store
         .audit_log(&a, &AuditFilter::default())

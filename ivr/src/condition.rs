@@ -347,7 +347,9 @@ impl Day {
     }
 }
 
-/// Opening hours on some days: `open` inclusive, `close` exclusive, local time.
+/// Opening hours on some days: `open` inclusive, `close` exclusive, local time. A
+/// `close` of `"00:00"` is midnight at the end of the day, so `"00:00"`–`"00:00"` is
+/// open all day.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Hours {
@@ -355,8 +357,14 @@ pub struct Hours {
     pub days: Vec<Day>,
     /// Opening time (`"09:00"`).
     pub open: Time,
-    /// Closing time (`"17:30"`).
+    /// Closing time (`"17:30"`; `"00:00"`: midnight, the end of the day).
     pub close: Time,
+}
+
+/// Whether local time `t` is within `open` (inclusive) and `close` (exclusive), a
+/// `close` of midnight meaning the end of the day.
+fn within(open: Time, close: Time, t: Time) -> bool {
+    open <= t && (t < close || close == Time::midnight())
 }
 
 /// A closed day, or a day with special hours when `open` and `close` are given
@@ -407,7 +415,7 @@ impl Calendar {
             .map(|h| (h.open, h.close))
             .chain(self.holidays.iter().filter_map(Holiday::special_hours));
         for (open, close) in bad {
-            if open >= close {
+            if open >= close && close != Time::midnight() {
                 return Err(Error::Hours {
                     time_zone: self.time_zone.clone(),
                     open,
@@ -443,14 +451,14 @@ impl Calendar {
         if let Some(h) = self.holidays.iter().find(|h| h.date == local.date()) {
             return Ok(h
                 .special_hours()
-                .is_some_and(|(open, close)| open <= local.time() && local.time() < close));
+                .is_some_and(|(open, close)| within(open, close, local.time())));
         }
         let day = Day::of(local.weekday());
         let t = local.time();
         Ok(self
             .weekly
             .iter()
-            .any(|h| h.days.contains(&day) && h.open <= t && t < h.close))
+            .any(|h| h.days.contains(&day) && within(h.open, h.close, t)))
     }
 }
 
@@ -534,6 +542,40 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(inverted.check(), Err(Error::Hours { .. })));
+    }
+
+    /// Regression (issue 14): a calendar could not say "open around the clock" (close is
+    /// exclusive and there is no 24:00), so the demo line was closed most of the week.
+    #[test]
+    fn midnight_close_means_end_of_day_so_a_calendar_can_be_always_open() {
+        let cal: Calendar = serde_json::from_value(serde_json::json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "open": "00:00", "close": "00:00"}]
+        }))
+        .unwrap();
+        cal.check().unwrap();
+        for at in [
+            "2026-12-05T23:59:59.999Z", // Saturday, last instant
+            "2026-12-06T00:00:00Z",     // Sunday midnight
+            "2026-12-06T03:00:00Z",
+            "2026-12-07T12:00:00Z",
+        ] {
+            let now: Timestamp = at.parse().unwrap();
+            assert!(cal.is_open(now).unwrap(), "{at}");
+        }
+        let evening: Calendar = serde_json::from_value(serde_json::json!({
+            "time_zone": "UTC",
+            "weekly": [{"days": ["mon"], "open": "18:00", "close": "00:00"}]
+        }))
+        .unwrap();
+        evening.check().unwrap();
+        let mon = |t: &str| -> Timestamp { format!("2026-12-07T{t}Z").parse().unwrap() };
+        assert!(!evening.is_open(mon("17:59:59")).unwrap());
+        assert!(evening.is_open(mon("18:00:00")).unwrap());
+        assert!(evening.is_open(mon("23:59:59")).unwrap());
+        // Tuesday's midnight belongs to Tuesday, which has no hours.
+        let tue: Timestamp = "2026-12-08T00:00:00Z".parse().unwrap();
+        assert!(!evening.is_open(tue).unwrap());
     }
 
     #[test]

@@ -444,6 +444,10 @@ pub enum TrailItem {
         node: NodeId,
         /// Node kind.
         kind: String,
+        /// The node's label in the designer, if it has one (what people read on the
+        /// caller's timeline instead of the id).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        label: Option<String>,
     },
     /// Keys received.
     Digits {
@@ -820,6 +824,7 @@ impl CallState {
                         .map(|f| f.node.clone())
                         .unwrap_or_default(),
                     kind: node.kind.type_name().to_owned(),
+                    label: node.label.clone(),
                 },
             );
             match self.run_node(cx, node)? {

@@ -201,6 +201,26 @@ fn trail_records_nodes_and_inputs() {
     assert_eq!(trail[3]["type"], "no_match");
 }
 
+/// Regression (issue 14): the caller's timeline showed node ids; the trail now carries
+/// each node's designer label (and none when the node has no label).
+#[test]
+fn trail_carries_node_labels() {
+    let env = Env::new([flow(json!({
+        "version": 1, "id": "l", "start": "hi",
+        "nodes": {
+            "hi": {"type": "play", "label": "Greeting", "prompts": [{"tts": "Hi"}], "next": "bye"},
+            "bye": {"type": "hangup"}
+        }
+    }))]);
+    let (s, _) = start(&env, "l");
+    let (s, _) = step(&env, s, Event::PlaybackDone, t0());
+    let trail = serde_json::to_value(&s.trail).unwrap();
+    assert_eq!(trail[0]["node"], "hi");
+    assert_eq!(trail[0]["label"], "Greeting");
+    assert_eq!(trail[1]["node"], "bye");
+    assert!(trail[1].get("label").is_none(), "{trail}");
+}
+
 #[test]
 fn queue_outcome_without_exit_hangs_up_and_return_completes() {
     let env = Env::new([flow(json!({

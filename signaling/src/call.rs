@@ -1016,10 +1016,18 @@ impl Call {
     /// INVITE's server transaction is discarded and the response sent once, within the
     /// amplification limit (no retransmissions toward a possibly spoofed source). The
     /// caller's retransmitted INVITE gets the same answer again.
+    ///
+    /// A 401/407 challenge is a step of a call, not a failed one: the caller retries with
+    /// credentials as a new INVITE. It is counted apart, so the wallboard counts neither
+    /// a failure nor a second call.
     async fn reject_unauthenticated(&mut self, r: Response) {
+        if matches!(r.code(), 401 | 407) {
+            bump(&self.obs.counters.calls_challenged);
+        } else {
+            bump(&self.obs.counters.calls_failed);
+        }
         self.inbound.final_sent = true;
         self.ended = true;
-        bump(&self.obs.counters.calls_failed);
         match self.unauth.take() {
             Some((key, size)) => {
                 self.driver

@@ -169,6 +169,13 @@ pub(crate) struct Driver {
 }
 
 impl Driver {
+    /// Copies the live bindings where the API reads them (`Inspector::registrations`):
+    /// after each change, O(bindings), a few hundred for a contact center.
+    fn publish_registrations(&self) {
+        let now = std::time::Instant::now();
+        self.obs.set_registrations(self.location.snapshot(now));
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         layer: TransactionLayer,
@@ -249,6 +256,7 @@ impl Driver {
                 }
                 _ = purge.tick() => {
                     self.location.purge(Instant::now().into_std());
+                    self.publish_registrations();
                     self.limiter.retain_recent();
                 }
             }
@@ -746,8 +754,14 @@ impl Driver {
                 aor,
                 contact,
                 target,
-            } => self.location.add_device(aor, contact, target, now),
-            Cmd::RemoveDevice { aor, contact } => self.location.remove_device(&aor, &contact),
+            } => {
+                self.location.add_device(aor, contact, target, now);
+                self.publish_registrations();
+            }
+            Cmd::RemoveDevice { aor, contact } => {
+                self.location.remove_device(&aor, &contact);
+                self.publish_registrations();
+            }
             Cmd::Register {
                 request,
                 source,
@@ -765,6 +779,7 @@ impl Driver {
                 {
                     Ok(bindings) => {
                         bump(&self.obs.counters.registrations);
+                        self.publish_registrations();
                         let mut r = request.make_response(200, None, Some(STATELESS_TAG));
                         for (uri, secs) in bindings {
                             r.headers.push("Contact", format!("<{uri}>;expires={secs}"));

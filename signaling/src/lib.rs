@@ -102,7 +102,7 @@ pub use http_guard::{Cidr, HttpGuard};
 pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
 pub use tls::TlsSettings;
-pub use trace::{Inspector, TraceEntry};
+pub use trace::{Inspector, Registration, TraceEntry};
 
 use crate::driver::{Driver, DriverHandle};
 use crate::registrar::Authenticator;

@@ -35,6 +35,8 @@ pub struct Binding {
     pub transport: Transport,
     /// When it lapses.
     pub expires_at: Instant,
+    /// The phone's `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
     call_id: String,
     cseq: u32,
 }
@@ -118,6 +120,10 @@ impl Location {
                     target,
                     transport,
                     expires_at: now + Duration::from_secs(u64::from(expires)),
+                    user_agent: req
+                        .headers
+                        .get("User-Agent")
+                        .map(|ua| ua.chars().take(200).collect()),
                     call_id: call_id.clone(),
                     cseq,
                 };
@@ -170,6 +176,7 @@ impl Location {
             target,
             transport: Transport::Udp,
             expires_at: now + Duration::from_secs(10 * 365 * 86400),
+            user_agent: Some("Parley browser softphone".into()),
             call_id: String::new(),
             cseq: 0,
         });
@@ -180,6 +187,21 @@ impl Location {
         if let Some(list) = self.aors.get_mut(aor) {
             list.retain(|b| b.contact != contact);
         }
+    }
+
+    /// Every live binding with its address of record, for the registrations view.
+    pub(crate) fn snapshot(&self, now: Instant) -> Vec<(Aor, Binding)> {
+        let mut out: Vec<(Aor, Binding)> = self
+            .aors
+            .iter()
+            .flat_map(|(aor, list)| {
+                list.iter()
+                    .filter(|b| b.expires_at > now)
+                    .map(|b| (aor.clone(), b.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.0, &a.1.contact).cmp(&(&b.0, &b.1.contact)));
+        out
     }
 
     /// Drops every lapsed binding.

@@ -106,6 +106,9 @@ pub(crate) struct Counters {
     pub(crate) calls_started: AtomicU64,
     pub(crate) calls_answered: AtomicU64,
     pub(crate) calls_failed: AtomicU64,
+    /// INVITEs answered with a digest challenge (407): the caller retries with
+    /// credentials as a new INVITE, so these are neither calls nor failures.
+    pub(crate) calls_challenged: AtomicU64,
     pub(crate) calls_active: AtomicU64,
     /// New calls refused with 503 because the call table was full or calls came
     /// in faster than the configured rate.
@@ -134,6 +137,9 @@ pub(crate) struct Observability {
     trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
     /// Outbound dial counters (the dial policy's caps), shared by every dialling path.
     pub(crate) dial: crate::dial::DialGate,
+    /// A copy of the registrar's bindings, replaced by the driver after each change
+    /// (the location service itself stays owned by the driver task); read by the API.
+    registrations: Mutex<Vec<(crate::registrar::Aor, crate::registrar::Binding)>>,
 }
 
 impl Observability {
@@ -144,6 +150,7 @@ impl Observability {
             calls: Default::default(),
             trunks: Mutex::new(std::collections::HashMap::new()),
             dial: Default::default(),
+            registrations: Mutex::new(Vec::new()),
         })
     }
 
@@ -151,6 +158,15 @@ impl Observability {
         // A panic while holding the lock cannot leave the store inconsistent in a way
         // that matters for debugging output; keep serving it.
         self.traces.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Replaces the copy of the registrar's bindings (held for microseconds, never
+    /// across an `.await`).
+    pub(crate) fn set_registrations(
+        &self,
+        v: Vec<(crate::registrar::Aor, crate::registrar::Binding)>,
+    ) {
+        *self.registrations.lock().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
     /// Trunk reachability (held for microseconds, never across an `.await`).
@@ -209,7 +225,46 @@ pub struct Inspector {
     pub(crate) obs: Arc<Observability>,
 }
 
+/// A phone (or browser) registered to an extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The extension.
+    pub extension: String,
+    /// The Contact the device registered.
+    pub contact: String,
+    /// Where its REGISTER came from.
+    pub source: std::net::SocketAddr,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    /// Its `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
+    /// Seconds until the registration lapses.
+    pub expires_in_s: u64,
+}
+
 impl Inspector {
+    /// The live registrations of `tenant_id`'s extensions, by extension.
+    pub fn registrations(&self, tenant_id: &str) -> Vec<Registration> {
+        let now = std::time::Instant::now();
+        let all = self
+            .obs
+            .registrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        all.into_iter()
+            .filter(|((t, _), b)| t == tenant_id && b.expires_at > now)
+            .map(|((_, extension), b)| Registration {
+                extension,
+                contact: b.contact,
+                source: b.source,
+                transport: b.transport.to_string(),
+                user_agent: b.user_agent,
+                expires_in_s: b.expires_at.saturating_duration_since(now).as_secs(),
+            })
+            .collect()
+    }
+
     /// What keep-alive pings know of a trunk (`None`: not pinged yet, or no outbound
     /// target).
     pub fn trunk_status(&self, trunk_id: &str) -> Option<crate::keepalive::TrunkHealth> {
@@ -242,6 +297,7 @@ impl Inspector {
             ("sip_calls_started_total", v(&c.calls_started)),
             ("sip_calls_answered_total", v(&c.calls_answered)),
             ("sip_calls_failed_total", v(&c.calls_failed)),
+            ("sip_calls_challenged_total", v(&c.calls_challenged)),
             ("sip_calls_active", v(&c.calls_active)),
             ("sip_overload_rejected_total", v(&c.overload_rejected)),
             ("sip_in_dialog_offers_total", v(&c.in_dialog_offers)),

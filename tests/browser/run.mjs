@@ -794,6 +794,105 @@ function mediaPort() {
 }
 
 // ------------------------------------------------------------------------------------
+// The first hour (issue 14): the demo's queues in Admin, and the screen pop.
+
+test('admin: queues — the demo has sales and support; create, edit skills, strategy and callback key; the wallboard hint links here', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(server.http + '/admin/queues');
+  await page.waitForSelector('#admin-queues tr[data-queue=sales]');
+  const sales = await page.textContent('#admin-queues tr[data-queue=sales]');
+  assert(sales.includes('sales ≥ 1') && sales.includes('Most skilled') && sales.includes('9'), 'demo sales queue: ' + sales);
+  assert(await page.$('#admin-queues tr[data-queue=support]'), 'demo support queue listed');
+  // Create one with a skill, then change its strategy and callback key.
+  await page.fill('#queue-form [name=name]', 'billing line');
+  await page.selectOption('#queue-form [name=strategy]', 'round_robin');
+  await page.check('#queue-form input[aria-label="Requires billing"]');
+  await page.fill('#queue-form input[aria-label="Minimum billing proficiency"]', '3');
+  await page.fill('#queue-form [name=max_wait_s]', '120');
+  await page.click('#queue-form button[type=submit]');
+  await page.waitForSelector('#admin-queues tr[data-queue="billing line"]');
+  let row = await page.textContent('#admin-queues tr[data-queue="billing line"]');
+  assert(row.includes('Round robin') && row.includes('billing ≥ 3') && row.includes('120 s'), 'created: ' + row);
+  await page.click('#admin-queues tr[data-queue="billing line"] button.link');
+  await page.selectOption('#queue-form [name=strategy]', 'most_skilled');
+  await page.fill('#queue-form [name=callback_key]', '*');
+  await page.click('#queue-form button[type=submit]');
+  await page.waitForSelector('#admin-queues tr[data-queue="billing line"] >> text=Most skilled');
+  const stored = (await apiAs(ADMIN, 'GET', '/queues')).body.find((q) => q.name === 'billing line');
+  assert(stored && stored.strategy === 'most_skilled' && stored.callback_key === '*' && stored.max_wait_s === 120
+    && stored.skills.length === 1 && stored.skills[0].min_proficiency === 3, 'saved: ' + JSON.stringify(stored));
+  await shot(page, '30-admin-queues');
+  page.on('dialog', (d) => d.accept());
+  await page.click('#admin-queues tr[data-queue="billing line"] button.ghost');
+  await until('the queue deleted', async () => !(await page.$('#admin-queues tr[data-queue="billing line"]')));
+  assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+  await page.context().close();
+  // The supervisor's "no queue" hint points at this page (it exists).
+  const sup = await newPage();
+  await login(sup, SUPERVISOR);
+  await sup.waitForSelector('#wallboard [data-source=queues] tr[data-name=sales]', { timeout: 15000 });
+  await sup.context().close();
+});
+
+test('admin: users show each extension\'s phone connection details and its registered devices', async () => {
+  // The agent's browser registers as a device of extension 1001 once logged in.
+  const agent = await newPage();
+  await login(agent, AGENT);
+  await agent.waitForSelector('#softphone [data-phone-status=ready]', { timeout: 30000 });
+  const regs = await apiAs(ADMIN, 'GET', '/sip/registrations');
+  const ext = server.sipAccounts[AGENT].extension;
+  assert(regs.status === 200 && regs.body.some((r) => r.extension === ext && r.user_agent === 'Parley browser softphone'),
+    'the browser is listed: ' + JSON.stringify(regs.body));
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(server.http + '/admin/users');
+  const row = `#admin-users tr[data-email="${AGENT}"]`;
+  await page.waitForSelector(row);
+  // The browser, and agent1's sipp phone when the live-call tests ran before.
+  assert(/[1-9]\d* registered/.test(await page.textContent(row)), 'devices column: ' + await page.textContent(row));
+  await page.click(row + ' button.link');
+  await page.waitForSelector('#connection');
+  const conn = await page.textContent('#connection');
+  assert(conn.includes(ext) && conn.includes('127.0.0.1') && conn.includes('5060'), 'connection details: ' + conn);
+  assert((await page.textContent('#user-detail')).includes('Parley browser softphone'), 'the device is listed');
+  await shot(page, '32-admin-user-devices');
+  assert(page.errors.length === 0 && agent.errors.length === 0, 'no page errors: ' + page.errors.concat(agent.errors).join('; '));
+  await page.context().close();
+  await agent.context().close();
+});
+
+test('screen pop: a demo queue call opens the caller on the agent desktop while it rings', async () => {
+  const procs = [];
+  try {
+    const users = await apiAs(ADMIN, 'GET', '/users');
+    const me = users.body.find((u) => u.email === AGENT);
+    await apiAs(AGENT, 'PUT', `/users/${me.id}/presence`, { status: 'available' });
+    const agent = await newPage();
+    await login(agent, AGENT);
+    // The browser is agent1's only phone: it rings and nobody answers.
+    await agent.waitForSelector('#softphone [data-phone-status=ready]', { timeout: 30000 });
+    // A new caller (+15550177 is created by this run's earlier calls, or now) presses 1.
+    procs.push(await sippBg('uac_ivr_agent.xml', ['-s', '15550100', server.sip], { timeoutS: 120 }));
+    await agent.waitForSelector('#screen-pop', { timeout: 90000 });
+    const pop = await agent.textContent('#screen-pop');
+    assert(pop.includes('+15550177') && /queue (sales|support)/.test(pop), 'the pop names the caller and queue: ' + pop);
+    const name = await agent.textContent('#customer-name');
+    const path = new URL(agent.url()).pathname;
+    const c = await apiAs(AGENT, 'GET', '/customers/lookup?kind=phone&value=%2B15550177');
+    assert(c.status === 200 && path === '/agent/customers/' + c.body.id, `the caller's customer is open (${path}, ${JSON.stringify(c.body)})`);
+    assert(name === c.body.name, 'customer name shown: ' + name);
+    // Still ringing: the softphone shows the incoming call (the page was not re-rendered).
+    assert(/Answer/.test(await agent.textContent('#softphone')), 'the softphone still rings: ' + await agent.textContent('#softphone'));
+    await shot(agent, '31-agent-screen-pop');
+    assert(agent.errors.length === 0, 'no page errors: ' + agent.errors.join('; '));
+    await agent.context().close();
+  } finally {
+    for (const p of procs) p.kill('SIGKILL');
+  }
+});
+
+// ------------------------------------------------------------------------------------
 // Runner
 
 async function main() {

@@ -119,14 +119,9 @@ fn body(e: &Value) -> Value {
 /// Queue `sales` (skill `sales`, which agent `agent_id` has) with `*` for a callback,
 /// and the tenant's trunk to a carrier on `carrier_port`.
 fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port: u16) {
-    let skill = http(
-        p,
-        "POST",
-        "/api/v1/skills",
-        Some(admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap();
+    bare_acd(p, admin);
+    let sid = skill_id(p, admin, "sales");
+    let sid = sid.as_str();
     send(
         p,
         "PUT",
@@ -403,6 +398,7 @@ fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
     open_all_week(&p, &admin);
     // `sales` sends callers to the flow's callback node after 2 s; the node's queue is
     // `support`. Nobody is available.
+    bare_acd(&p, &admin);
     http(
         &p,
         "POST",
@@ -470,14 +466,9 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
     open_all_week(&p, &admin);
     let a = agents(&p, &admin);
     // The demo flow's `sales_queue` node asks for the skill `sales`.
-    let skill = http(
-        &p,
-        "POST",
-        "/api/v1/skills",
-        Some(&admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap();
+    bare_acd(&p, &admin);
+    let sid = skill_id(&p, &admin, "sales");
+    let sid = sid.as_str();
     send(
         &p,
         "PUT",

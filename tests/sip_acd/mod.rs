@@ -31,6 +31,73 @@ fn send(p: &Parley, method: &str, path: &str, token: &str, body: Value) {
     });
 }
 
+/// The demo tenant comes with queues `sales` and `support`, skills of those names that
+/// both demo agents have, and the agents available (issue 14). These tests build their
+/// own ACD set-up in that tenant: this deletes the demo's queues, takes every skill off
+/// every user and sets everyone offline.
+pub(super) fn bare_acd(p: &Parley, admin: &str) {
+    let queues = http(p, "GET", "/api/v1/queues", Some(admin), None);
+    for q in queues.as_array().unwrap() {
+        let id = q["id"].as_str().unwrap();
+        send(
+            p,
+            "DELETE",
+            &format!("/api/v1/queues/{id}"),
+            admin,
+            Value::Null,
+        );
+    }
+    let users = http(p, "GET", "/api/v1/users", Some(admin), None);
+    for u in users.as_array().unwrap() {
+        let uid = u["id"].as_str().unwrap();
+        let skills = http(
+            p,
+            "GET",
+            &format!("/api/v1/users/{uid}/skills"),
+            Some(admin),
+            None,
+        );
+        for k in skills.as_array().unwrap() {
+            let sid = k["skill_id"].as_str().unwrap();
+            send(
+                p,
+                "DELETE",
+                &format!("/api/v1/users/{uid}/skills/{sid}"),
+                admin,
+                Value::Null,
+            );
+        }
+        send(
+            p,
+            "PUT",
+            &format!("/api/v1/users/{uid}/presence"),
+            admin,
+            json!({"status": "offline"}),
+        );
+    }
+}
+
+/// The id of skill `name`: the demo's, or a new one.
+fn skill_id(p: &Parley, admin: &str, name: &str) -> String {
+    let skills = http(p, "GET", "/api/v1/skills", Some(admin), None);
+    if let Some(k) = skills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+    {
+        return k["id"].as_str().unwrap().to_owned();
+    }
+    let k = http(
+        p,
+        "POST",
+        "/api/v1/skills",
+        Some(admin),
+        Some(json!({"name": name})),
+    );
+    k["id"].as_str().unwrap().to_owned()
+}
+
 struct Agent {
     id: String,
     ext: String,
@@ -92,14 +159,9 @@ fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
 /// Queue `sales` with the given ring timeout; the skill `sales` with proficiency for
 /// the agents listed.
 fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent]) {
-    let skill = http(
-        p,
-        "POST",
-        "/api/v1/skills",
-        Some(admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap();
+    bare_acd(p, admin);
+    let sid = skill_id(p, admin, "sales");
+    let sid = sid.as_str();
     for a in skilled {
         send(
             p,
@@ -405,6 +467,7 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
         Some(&admin),
         None,
     );
+    bare_acd(&p, &admin);
     http(
         &p,
         "POST",

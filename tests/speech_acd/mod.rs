@@ -177,14 +177,43 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
         &admin,
         Some(json!({"recording": "on"})),
     );
-    let skill = http(
-        &p,
-        "POST",
-        "/api/v1/skills",
-        Some(&admin),
-        Some(json!({"name": "sales"})),
-    );
-    let sid = skill["id"].as_str().unwrap().to_owned();
+    // The demo's own queues, skills and available agents (issue 14) make way for this
+    // set-up.
+    for q in http(&p, "GET", "/api/v1/queues", Some(&admin), None)
+        .as_array()
+        .unwrap()
+    {
+        let id = q["id"].as_str().unwrap();
+        assert_eq!(
+            request(&p, "DELETE", &format!("/api/v1/queues/{id}"), &admin, None).0,
+            204
+        );
+    }
+    for u in http(&p, "GET", "/api/v1/users", Some(&admin), None)
+        .as_array()
+        .unwrap()
+    {
+        let uid = u["id"].as_str().unwrap();
+        let path = format!("/api/v1/users/{uid}/presence");
+        request(&p, "PUT", &path, &admin, Some(json!({"status": "offline"})));
+    }
+    let skills = http(&p, "GET", "/api/v1/skills", Some(&admin), None);
+    let sid = skills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == "sales")
+        .map(|k| k["id"].as_str().unwrap().to_owned())
+        .unwrap_or_else(|| {
+            let k = http(
+                &p,
+                "POST",
+                "/api/v1/skills",
+                Some(&admin),
+                Some(json!({"name": "sales"})),
+            );
+            k["id"].as_str().unwrap().to_owned()
+        });
     let q = http(
         &p,
         "POST",

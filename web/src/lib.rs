@@ -127,6 +127,23 @@ pub struct SipCounter {
     pub value: u64,
 }
 
+/// A phone (or browser) registered to one of the tenant's extensions.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SipRegistration {
+    /// The extension.
+    pub extension: String,
+    /// The Contact URI the device registered.
+    pub contact: String,
+    /// Where its REGISTER came from (`ip:port`).
+    pub source: String,
+    /// `udp`, `tcp` or `tls`.
+    pub transport: String,
+    /// Its `User-Agent`, if it sent one.
+    pub user_agent: Option<String>,
+    /// Seconds until the registration lapses.
+    pub expires_in_s: u64,
+}
+
 /// What the HTTP layer may ask the running SIP stack. Implemented by the binary over
 /// `parley-signaling`, so that this crate needs no SIP knowledge.
 pub trait SipInspector: Send + Sync + 'static {
@@ -135,6 +152,11 @@ pub trait SipInspector: Send + Sync + 'static {
     fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<SipTraceEntry>>;
     /// All counters.
     fn counters(&self) -> Vec<SipCounter>;
+    /// The live registrations of `tenant_id`'s extensions.
+    fn registrations(&self, tenant_id: &str) -> Vec<SipRegistration> {
+        let _ = tenant_id;
+        Vec::new()
+    }
 }
 
 /// One party of a live call.

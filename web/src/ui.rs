@@ -49,6 +49,7 @@ static ASSETS: &[Asset] = assets![
     "pages/flowgraph.js",
     "pages/presence.js",
     "pages/transcript.js",
+    "pages/callentry.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

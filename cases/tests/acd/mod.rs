@@ -389,3 +389,92 @@ on_both!(routing_profile_changes_are_published_for_the_router, |h| {
             .is_empty()
     );
 });
+
+// Regression (issue 14): the demo tenant had no queues, so the demo flow's `enqueue`
+// nodes found none (`outcome: no_queue`, no agent on the call record, nothing on the
+// wallboard), and its calendar kept the line closed outside New York office hours.
+on_both!(
+    demo_seed_has_the_flows_queues_and_skills_and_available_agents,
+    |h| {
+        parley_cases::demo::seed_demo(&h.store)
+            .await
+            .unwrap()
+            .unwrap();
+        let t = h.store.tenant_by_name("demo").await.unwrap().unwrap();
+        let sys = parley_cases::Actor::system(&t.id);
+        let queues = h.store.list_queues(&sys).await.unwrap();
+        let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["sales", "support"]);
+        let skills = h.store.list_skills(&sys).await.unwrap();
+        for q in &queues {
+            assert_eq!(q.callback_key.as_deref(), Some("9"));
+            // Each queue requires the skill of its own name (what the flow's node asks for).
+            let [req] = q.skills.as_slice() else {
+                panic!("{q:?}")
+            };
+            let skill = skills.iter().find(|s| s.id == req.skill).unwrap();
+            assert_eq!(skill.name, q.name);
+            // The router takes the flow's queue by name.
+            assert_eq!(h.store.queue_by_ref(&sys, &q.name).await.unwrap().id, q.id);
+        }
+        // Both agents (the ones with extensions) can take both queues' calls and start
+        // available, so the first call rings whoever is logged in.
+        let agents = h.store.routing_agents(Some(&t.id), None).await.unwrap();
+        assert_eq!(agents.len(), 2);
+        for (cfg, status) in &agents {
+            assert_eq!(*status, AgentStatus::Available, "{}", cfg.id);
+            for q in &queues {
+                let (by_id, by_name) = (q.skills[0].skill.as_str(), q.name.as_str());
+                assert!(cfg.skills.get(by_id).is_some_and(|p| *p >= 1), "{cfg:?}");
+                assert!(cfg.skills.get(by_name).is_some_and(|p| *p >= 1), "{cfg:?}");
+            }
+        }
+        // The demo calendar is open every day, all day (close "00:00" = midnight).
+        let cals = h.store.calendars(&sys).await.unwrap();
+        let main: serde_json::Value = serde_json::from_str(&cals[0].definition).unwrap();
+        assert_eq!(
+            main["weekly"],
+            serde_json::json!([{
+                "days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                "open": "00:00",
+                "close": "00:00"
+            }])
+        );
+    }
+);
+
+// The screen pop (issue 14): a call ringing one agent is published for that agent (and
+// supervisors), carrying the caller's customer, before anyone answers.
+on_both!(
+    call_offered_goes_to_the_ringing_agent_and_supervisors,
+    |h| {
+        let acme = h.tenant("acme").await;
+        let alice = user(&h.store, &acme, "alice@acme.test", Role::Agent).await;
+        let bob = user(&h.store, &acme, "bob@acme.test", Role::Agent).await;
+        let sup = user(&h.store, &acme, "sup@acme.test", Role::Supervisor).await;
+        let other = h.tenant("globex").await;
+        let mut rx = h.store.subscribe();
+        let offer = parley_cases::queues::CallOffered {
+            call_id: "c1".into(),
+            agent_id: alice.user_id.clone().unwrap(),
+            caller: "+15550123".into(),
+            queue_id: "q1".into(),
+            queue: "sales".into(),
+            customer_id: Some("cust1".into()),
+        };
+        h.store.publish_call_offered(&acme.tenant_id, &offer);
+        let e = rx.recv().await.unwrap();
+        assert_eq!(e.kind, "call.offered");
+        assert_eq!(e.customer_id.as_deref(), Some("cust1"));
+        assert_eq!(e.data["agent_id"], serde_json::json!(alice.user_id));
+        assert_eq!(e.data["queue"], "sales");
+        assert!(e.visible_to_user(&alice));
+        assert!(e.visible_to_user(&sup));
+        assert!(!e.visible_to_user(&bob), "another agent's ringing call");
+        let outsider = parley_cases::Actor {
+            role: Role::Admin,
+            ..other
+        };
+        assert!(!e.visible_to_user(&outsider), "another tenant");
+    }
+);

@@ -903,6 +903,65 @@ impl Call {
         Ok(id)
     }
 
+    /// Adds the names of the people a call's entry mentions by id (the agent who
+    /// answered, supervisors who listened, whispered or barged), so the timeline reads
+    /// without a directory lookup agents may not be allowed to make.
+    async fn name_people(&self, actor: &Actor, body: &mut serde_json::Value) {
+        let mut names: BTreeMap<String, Option<String>> = BTreeMap::new();
+        let ids = body["queue"]["agent_id"]
+            .as_str()
+            .into_iter()
+            .chain(
+                body["queue"]["agents"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|a| a["agent_id"].as_str()),
+            )
+            .chain(
+                body["controls"]["events"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e["user_id"].as_str()),
+            )
+            .map(str::to_owned)
+            .collect::<Vec<_>>();
+        for id in ids {
+            if let std::collections::btree_map::Entry::Vacant(slot) = names.entry(id) {
+                let name = self
+                    .store
+                    .user(actor, slot.key())
+                    .await
+                    .ok()
+                    .map(|u| u.name);
+                slot.insert(name);
+            }
+        }
+        let name_of = |v: &serde_json::Value| {
+            v.as_str()
+                .and_then(|id| names.get(id).cloned().flatten())
+                .map(serde_json::Value::String)
+        };
+        if let Some(n) = name_of(&body["queue"]["agent_id"]) {
+            body["queue"]["agent_name"] = n;
+        }
+        for a in body["queue"]["agents"].as_array_mut().into_iter().flatten() {
+            if let Some(n) = name_of(&a["agent_id"]) {
+                a["agent_name"] = n;
+            }
+        }
+        for e in body["controls"]["events"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(n) = name_of(&e["user_id"]) {
+                e["user_name"] = n;
+            }
+        }
+    }
+
     /// `Enqueue`/`Transfer` (to an agent or extension: only theirs): rings the
     /// tenant's registered agents with our own offer
     /// from a second media leg; the answering agent's leg is bridged with the caller's
@@ -1200,6 +1259,7 @@ impl Call {
             "controls": self.ctl.summary(),
             "queue": self.acd_summary(),
         });
+        self.name_people(&run.actor, &mut body).await;
         // The transcript and what it says (speech.rs): in the body, so the timeline
         // shows it and full-text search finds its words.
         let mut tags = vec![if outbound { "click-to-call" } else { "ivr" }.to_owned()];

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use parley_cases::callbacks::{CallbackState, NewCallback};
 use parley_cases::dialpolicy::DialPath;
-use parley_cases::queues::{AgentLeg, CallRecord, Queue, RecordingDecision, recording_decision};
+use parley_cases::queues::{
+    AgentLeg, CallOffered, CallRecord, Queue, RecordingDecision, recording_decision,
+};
 use parley_cases::routing::{MaxWaitAction, Missed};
 use parley_cases::timeline::Attachment;
 use parley_cases::{Actor, Timestamp};
@@ -520,11 +522,38 @@ impl Call {
         }
         if let Some(q) = self.acd.as_mut() {
             q.offer = Some(Offer {
-                agent,
+                agent: agent.clone(),
                 at,
                 first_leg,
             });
         }
+        self.acd_screen_pop(&tenant, agent).await;
+    }
+
+    /// The screen pop: while the agent's phones ring, their desktop opens the caller's
+    /// customer, found by number or created now (the call's timeline entry lands on the
+    /// same record when it ends).
+    async fn acd_screen_pop(&mut self, tenant: &str, agent_id: String) {
+        let caller = self.ivr_caller();
+        let customer_id = match self.find_customer(&caller, true).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(call = self.no, error = %e, "screen pop without a customer");
+                None
+            }
+        };
+        let Some(q) = self.acd.as_ref() else {
+            return;
+        };
+        let offer = CallOffered {
+            call_id: self.ctl_id().to_owned(),
+            agent_id,
+            caller,
+            queue_id: q.queue.id.clone(),
+            queue: q.queue.name.clone(),
+            customer_id,
+        };
+        self.store.publish_call_offered(tenant, &offer);
     }
 
     fn acd_destroy_agent_leg(&mut self) {

@@ -86,7 +86,7 @@ pub(crate) async fn pump<Tx, Rx, E>(
         tokio::select! {
             ev = events.recv() => {
                 let text = match ev {
-                    Ok(e) if e.visible_to(&actor.tenant_id, actor.role, actor.user_id.as_deref()) => match serde_json::to_string(&e) {
+                    Ok(e) if e.visible_to_user(&actor) => match serde_json::to_string(&e) {
                         Ok(t) => t,
                         Err(_) => continue,
                     },

@@ -789,7 +789,7 @@ pub(crate) struct SimulateBody {
     #[serde(default)]
     speech_available: bool,
     /// The script: `{"call": {...}, "start_time": "...", "steps": [{"digits": "1"}, {"wait": 3000}, "hangup"], ...}`.
-    /// `flow` may be left out (it is the path's flow).
+    /// `flow` may be left out (it is the path's flow); `start_time` too (it is now).
     #[serde(default)]
     #[schema(value_type = Object)]
     script: Value,
@@ -822,7 +822,7 @@ async fn simulate_flow(
         Some(v) => s.store.flow_version(&a.actor, &id, v).await?.definition,
     };
     let text = redact_text(a.actor.role, text)?;
-    let script = script_for(&id, body.script)?;
+    let script = script_for(&id, body.script, s.store.now())?;
     let flow = parse_stored(&text)?;
     let ctx = context(&s, &a.actor).await?;
     let errors = ctx.validate(&flow);
@@ -844,8 +844,10 @@ async fn simulate_flow(
     }))
 }
 
-/// Parses a script for flow `id`: `flow` defaults to it and must not name another.
-fn script_for(id: &str, script: Value) -> ApiResult<Script> {
+/// Parses a script for flow `id`: `flow` defaults to it and must not name another;
+/// `start_time` defaults to `now` (a test call without a time is a call made now, so
+/// business hours answer as they would for a real caller).
+fn script_for(id: &str, script: Value, now: parley_cases::Timestamp) -> ApiResult<Script> {
     let mut script = match script {
         Value::Null => serde_json::Map::new(),
         Value::Object(m) => m,
@@ -871,6 +873,11 @@ fn script_for(id: &str, script: Value) -> ApiResult<Script> {
             )
             .with_field("script.flow"));
         }
+    }
+    if !script.contains_key("start_time")
+        && let Ok(at) = jiff::Timestamp::from_millisecond(now.0)
+    {
+        script.insert("start_time".into(), Value::String(at.to_string()));
     }
     serde_path_to_error::deserialize(Value::Object(script)).map_err(|e| {
         let path = e.path().to_string();

@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Admin, Authed, Json, Supervisor};
-use crate::{AppState, SipCounter, SipTraceEntry};
+use crate::{AppState, SipCounter, SipRegistration, SipTraceEntry};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -22,6 +22,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(delete_number))
         .routes(routes!(sip_trace))
         .routes(routes!(sip_metrics))
+        .routes(routes!(sip_registrations))
 }
 
 /// A user's extension and whether a SIP password is set (supervisors see anyone, agents
@@ -184,5 +185,21 @@ async fn sip_metrics(
 ) -> ApiResult<axum::Json<Vec<SipCounter>>> {
     Ok(axum::Json(
         s.sip.as_ref().map(|sip| sip.counters()).unwrap_or_default(),
+    ))
+}
+
+/// The phones and browsers registered to the tenant's extensions now: extension,
+/// contact, source address, transport, user agent, seconds to expiry (supervisor).
+#[utoipa::path(get, path = "/sip/registrations", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SipRegistration>), (status = 403, body = ErrorBody)))]
+async fn sip_registrations(
+    State(s): State<AppState>,
+    Supervisor(a): Supervisor,
+) -> ApiResult<axum::Json<Vec<SipRegistration>>> {
+    Ok(axum::Json(
+        s.sip
+            .as_ref()
+            .map(|sip| sip.registrations(&a.actor.tenant_id))
+            .unwrap_or_default(),
     ))
 }

@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use parley_cases::Role;
-use parley_web::WebConfig;
+use parley_web::{AppState, WebConfig};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -1025,13 +1025,14 @@ async fn the_seeded_demo_flow_is_published_valid_and_routed() {
         )
         .await;
     assert_eq!(v, json!({"valid": true, "errors": []}));
-    // Christmas Day: the holiday branch.
+    // The demo answers at any hour: Christmas Day at 03:00 UTC (a Friday night in New
+    // York) reaches the menu, and 1 the sales queue.
     let (_, v) = t
         .call(
             Method::POST,
             "/api/v1/ivr/flows/demo/simulate",
             Some(&tok),
-            Some(json!({"version": 1, "script": {"start_time": "2026-12-25T15:00:00Z"}})),
+            Some(json!({"version": 1, "script": {"start_time": "2026-12-25T03:00:00Z", "steps": [{"digits": "1"}]}})),
         )
         .await;
     let nodes: Vec<&str> = v["trace"]["entries"]
@@ -1041,13 +1042,74 @@ async fn the_seeded_demo_flow_is_published_valid_and_routed() {
         .filter_map(|e| e["node"].as_str())
         .collect();
     assert_eq!(
-        nodes,
+        nodes[..4],
         [
             "demo/greeting",
             "demo/hours",
-            "demo/holiday",
-            "demo/voicemail"
-        ]
+            "demo/main_menu",
+            "demo/sales_queue"
+        ],
+        "{nodes:?}"
+    );
+}
+
+/// Regression (issue 14): the designer's test call without a time simulated a fixed
+/// Monday morning, so it showed the menu while real callers heard "closed".
+#[tokio::test]
+async fn a_test_call_without_a_time_is_a_call_made_now() {
+    let mut ivr = Ivr::new().await;
+    // Now: Saturday 2026-12-05 03:00 UTC.
+    let clock = parley_cases::ManualClock::new(parley_cases::Timestamp(1_796_439_600_000));
+    ivr.t.store = ivr.t.store.clone().with_clock(std::sync::Arc::new(clock));
+    ivr.t.app = parley_web::app(AppState::new(
+        ivr.t.store.clone(),
+        WebConfig {
+            data_dir: ivr.root.clone(),
+            ..WebConfig::default()
+        },
+    ));
+    let t = &ivr.t;
+    let admin = t.login("acme", Role::Admin).await;
+    let (s, v) = ivr.post_doc("/api/v1/ivr/flows", &admin, DEMO_FLOW).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let cal = json!({"time_zone": "UTC",
+        "weekly": [{"days": ["mon", "tue", "wed", "thu", "fri"], "open": "09:00", "close": "17:00"}]});
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/ivr/calendars/main",
+            Some(&admin),
+            Some(cal),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let admin = admin.as_str();
+    let third_node = |script: Value| async move {
+        let (s, v) = t
+            .call(
+                Method::POST,
+                "/api/v1/ivr/flows/demo/simulate",
+                Some(admin),
+                Some(json!({"script": script})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["trace"]["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["node"].as_str())
+            .nth(2)
+            .map(str::to_owned)
+    };
+    // Saturday night: closed.
+    assert_eq!(third_node(json!({})).await.as_deref(), Some("demo/closed"));
+    // A time given still wins: Monday 10:00 UTC is open.
+    assert_eq!(
+        third_node(json!({"start_time": "2026-12-07T10:00:00Z"}))
+            .await
+            .as_deref(),
+        Some("demo/main_menu")
     );
 }
 

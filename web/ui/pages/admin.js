@@ -1,5 +1,5 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
-// skills, trunks and numbers, business hours, speech settings (the AI toggle, consent,
+// skills, queues (strategy, required skills, timers, callback key, overflow), trunks and numbers, business hours, speech settings (the AI toggle, consent,
 // alert phrases). One tab per area at /admin/<tab>.
 
 import { get, post, put, patch, del, enc } from '../api.js';
@@ -9,6 +9,7 @@ const TABS = [
   ['users', 'Users'],
   ['teams', 'Teams'],
   ['skills', 'Skills'],
+  ['queues', 'Queues'],
   ['telephony', 'Trunks & numbers'],
   ['hours', 'Business hours'],
   ['speech', 'Speech & AI'],
@@ -23,15 +24,16 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, telephony, hours, speech })[tab](body);
+  await ({ users, teams, skills, queues, telephony, hours, speech })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);
 
 // --- users
 async function users(el) {
-  const [list, skillList] = await Promise.all([get('/users'), get('/skills')]);
+  const [list, skillList, regs] = await Promise.all([get('/users'), get('/skills'), get('/sip/registrations').catch(() => [])]);
   const sip = await Promise.all(list.map((u) => get('/users/' + enc(u.id) + '/sip').catch(() => null)));
+  const devicesOf = (s) => (s && s.extension ? regs.filter((r) => r.extension === s.extension) : []);
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Create user');
   const form = h('form', { id: 'new-user', class: 'inline-form' },
@@ -58,18 +60,35 @@ async function users(el) {
   mount(el,
     h('section', { class: 'card' }, h('h2', {}, 'Users'),
       table(list.map((u, i) => ({ u, s: sip[i] })), [
-        { label: 'Name', get: (r) => h('button', { type: 'button', class: 'link', onclick: () => editUser(detail, r.u, r.s, skillList, () => users(el)) }, r.u.name) },
+        { label: 'Name', get: (r) => h('button', { type: 'button', class: 'link', onclick: () => editUser(detail, r.u, r.s, skillList, () => users(el), devicesOf(r.s)) }, r.u.name) },
         { label: 'Email', get: (r) => r.u.email },
         { label: 'Role', get: (r) => badge(r.u.role) },
         { label: 'Extension', get: (r) => (r.s && r.s.extension) || '—' },
         { label: 'SIP password', get: (r) => (r.s && r.s.has_password ? 'set' : '—') },
+        { label: 'Devices', get: (r) => { const d = devicesOf(r.s); return d.length ? badge(`${d.length} registered`, 'ok') : (r.s && r.s.extension ? 'none' : '—'); } },
         { label: 'Active', get: (r) => (r.u.active ? 'yes' : badge('inactive', 'late')) },
       ], { rowData: (r) => ({ email: r.u.email }) })),
     detail,
     h('section', { class: 'card' }, h('h2', {}, 'New user'), form));
 }
 
-async function editUser(el, u, s, skillList, reload) {
+// How to set up a phone for this extension (docs/phones.md) and what is registered now.
+function connection(s, devices) {
+  if (!s || !s.extension) return h('p', { class: 'muted' }, 'No extension: give one (and a SIP password) to connect a phone.');
+  return [
+    h('dl', { class: 'call-facts', id: 'connection' },
+      [['User / auth ID', s.extension], ['Domain / server', location.hostname], ['Password', s.has_password ? 'the SIP password' : 'not set'],
+        ['Transport', 'UDP or TCP 5060, TLS 5061'], ['DTMF', 'RFC 2833']].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
+    devices.length ? table(devices, [
+      { label: 'Device', get: (d) => d.user_agent || '(no user agent)' },
+      { label: 'Address', get: (d) => `${d.source} (${d.transport})` },
+      // A browser stays registered while its page is connected (no SIP expiry).
+      { label: 'Expires in', get: (d) => (d.expires_in_s > 365 * 86400 ? 'while connected' : `${d.expires_in_s} s`) },
+    ], { rowData: (d) => ({ contact: d.contact }) }) : h('p', { class: 'muted', id: 'no-devices' }, 'No phone registered now.'),
+  ];
+}
+
+async function editUser(el, u, s, skillList, reload, devices = []) {
   const mine = await get('/users/' + enc(u.id) + '/skills');
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
@@ -100,13 +119,14 @@ async function editUser(el, u, s, skillList, reload) {
   const skBtn = h('button', { type: 'button' }, 'Set skill');
   skBtn.addEventListener('click', () => act(skBtn, skOut, async () => {
     await put(`/users/${enc(u.id)}/skills/${enc(skSel.value)}`, { proficiency: Number(prof.value) });
-    await editUser(el, u, s, skillList, reload);
+    await editUser(el, u, s, skillList, reload, devices);
   }));
   mount(el, h('section', { class: 'card' },
     h('h2', {}, `Edit ${u.name}`), form,
+    h('h3', {}, 'Phone connection'), connection(s, devices),
     h('h3', {}, 'Skills'),
     mine.length ? h('ul', { class: 'list' }, mine.map((k) => h('li', {}, `${k.name} — ${k.proficiency}/5 `,
-      h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload); } }, 'Remove'))))
+      h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload, devices); } }, 'Remove'))))
       : h('p', { class: 'muted' }, 'No skills.'),
     skillList.length ? h('div', { class: 'row' }, skSel, prof, skBtn) : h('p', { class: 'muted' }, 'Create skills first.'), skOut));
   el.scrollIntoView({ block: 'nearest' });
@@ -151,6 +171,94 @@ async function skills(el) {
     h('section', { class: 'card' }, h('h2', {}, 'Skills'), h('p', { class: 'muted' }, 'Give users skills (with proficiency) from the Users tab.'),
       list.length ? h('ul', { class: 'list' }, list.map((k) => h('li', {}, k.name))) : h('p', { class: 'muted' }, 'No skill yet.')),
     h('section', { class: 'card' }, h('h2', {}, 'New skill'), form));
+}
+
+// --- queues (/queues: a full replacement on save; the IVR's `enqueue` names a queue)
+const STRATEGIES = [['longest_idle', 'Longest idle'], ['most_skilled', 'Most skilled'], ['round_robin', 'Round robin']];
+const num = (v) => (v === '' || v === undefined ? null : Number(v));
+
+async function queues(el) {
+  const [list, skillList] = await Promise.all([get('/queues'), get('/skills')]);
+  const skillName = (id) => (skillList.find((k) => k.id === id) || {}).name || id;
+  const queueName = (id) => (list.find((q) => q.id === id) || {}).name || id;
+  const out = h('div');
+  const btn = h('button', { type: 'submit', class: 'primary' }, 'Create queue');
+  const title = h('h2', {}, 'New queue');
+  // One row per tenant skill: required or not, and the minimum proficiency.
+  const skillRows = skillList.map((k) => ({
+    k,
+    on: h('input', { type: 'checkbox', name: 'skill:' + k.id, 'aria-label': `Requires ${k.name}` }),
+    min: h('input', { type: 'number', min: 1, max: 5, value: 1, name: 'min:' + k.id, 'aria-label': `Minimum ${k.name} proficiency`, class: 'narrow' }),
+  }));
+  const overflowSel = h('select', { name: 'overflow_queue_id' }, h('option', { value: '' }, 'none'), list.map((q) => h('option', { value: q.id }, q.name)));
+  const form = h('form', { id: 'queue-form', class: 'inline-form' },
+    field('Name', h('input', { name: 'name', required: true, placeholder: 'sales' }), 'the IVR enqueue node names it'),
+    field('Strategy', h('select', { name: 'strategy' }, STRATEGIES.map(([v, l]) => h('option', { value: v }, l)))),
+    field('Service level (s)', h('input', { name: 'sl_threshold_s', type: 'number', min: 0, value: 20 })),
+    field('Ring time per agent (s)', h('input', { name: 'ring_timeout_s', type: 'number', min: 1, value: 15 })),
+    field('Wrap-up (s)', h('input', { name: 'wrap_up_s', type: 'number', min: 0, value: 10 })),
+    field('Announce every (s)', h('input', { name: 'announce_interval_s', type: 'number', min: 0, value: 30 }), '0: no announcements'),
+    field('Maximum wait (s)', h('input', { name: 'max_wait_s', type: 'number', min: 1, placeholder: 'none' })),
+    field('At the maximum wait', h('select', { name: 'max_wait_action' }, [['voicemail', 'voicemail'], ['callback', 'offer a callback']].map(([v, l]) => h('option', { value: v }, l)))),
+    field('Callback key', h('input', { name: 'callback_key', maxlength: 1, pattern: '[0-9*#]', placeholder: 'none', class: 'narrow' }), 'a caller presses it to be called back'),
+    field('Missed offers before away', h('input', { name: 'max_missed_offers', type: 'number', min: 0, value: 3 })),
+    field('Priority per minute waited', h('input', { name: 'priority_aging_per_min', type: 'number', min: 0, value: 0 })),
+    field('Overflow to', overflowSel),
+    field('Overflow after (s)', h('input', { name: 'overflow_after_s', type: 'number', min: 1, placeholder: 'none' })),
+    h('fieldset', { class: 'queue-skills' }, h('legend', {}, 'Required skills (minimum proficiency 1–5)'),
+      skillRows.length ? skillRows.map((r) => h('label', { class: 'row' }, r.on, ' ', r.k.name, ' ', r.min))
+        : h('p', { class: 'muted' }, 'No skills yet: any agent can take this queue\'s calls.')),
+    btn, out);
+  let editing = null;
+  const edit = (q) => {
+    editing = q;
+    const f = form.elements;
+    for (const k of ['name', 'strategy', 'sl_threshold_s', 'ring_timeout_s', 'wrap_up_s', 'announce_interval_s', 'max_wait_action', 'max_missed_offers', 'priority_aging_per_min']) f[k].value = q[k];
+    f.max_wait_s.value = q.max_wait_s ?? '';
+    f.callback_key.value = q.callback_key || '';
+    f.overflow_after_s.value = q.overflow_after_s ?? '';
+    overflowSel.value = q.overflow_queue_id || '';
+    for (const r of skillRows) {
+      const req = q.skills.find((s) => s.skill === r.k.id);
+      r.on.checked = !!req;
+      r.min.value = req ? req.min_proficiency : 1;
+    }
+    title.textContent = `Edit queue ${q.name}`;
+    btn.textContent = 'Save queue';
+    f.name.focus();
+  };
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const v = values(form);
+      const body = {
+        name: v.name.trim(), strategy: v.strategy,
+        skills: skillRows.filter((r) => r.on.checked).map((r) => ({ skill: r.k.id, min_proficiency: Number(r.min.value) || 1 })),
+        sl_threshold_s: num(v.sl_threshold_s), ring_timeout_s: num(v.ring_timeout_s), wrap_up_s: num(v.wrap_up_s),
+        announce_interval_s: num(v.announce_interval_s), max_wait_s: num(v.max_wait_s), max_wait_action: v.max_wait_action,
+        max_missed_offers: num(v.max_missed_offers), priority_aging_per_min: num(v.priority_aging_per_min),
+        callback_key: opt(v.callback_key.trim()), overflow_queue_id: opt(v.overflow_queue_id), overflow_after_s: num(v.overflow_after_s),
+      };
+      const q = editing ? await put('/queues/' + enc(editing.id), body) : await post('/queues', body);
+      toast(editing ? `Queue ${q.name} saved` : `Queue ${q.name} created`);
+      await queues(el);
+    });
+  });
+  const lOut = h('div');
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Queues'),
+      h('p', { class: 'muted' }, 'An IVR flow\'s enqueue node names a queue; its callers ring the agents who have the queue\'s skills and are available. Give agents skills in the Users tab.'),
+      table(list, [
+        { label: 'Name', get: (q) => h('button', { type: 'button', class: 'link', onclick: () => edit(q) }, q.name) },
+        { label: 'Strategy', get: (q) => (STRATEGIES.find(([v]) => v === q.strategy) || [0, q.strategy])[1] },
+        { label: 'Skills', get: (q) => (q.skills.length ? q.skills.map((s) => `${skillName(s.skill)} ≥ ${s.min_proficiency}`).join(', ') : 'any agent') },
+        { label: 'Service level', get: (q) => `${q.sl_threshold_s} s` },
+        { label: 'Max wait', get: (q) => (q.max_wait_s ? `${q.max_wait_s} s, then ${q.max_wait_action}` : '—') },
+        { label: 'Callback key', get: (q) => q.callback_key || '—' },
+        { label: 'Overflow', get: (q) => (q.overflow_queue_id ? `${queueName(q.overflow_queue_id)} after ${q.overflow_after_s} s` : '—') },
+        { label: '', get: (q) => h('button', { type: 'button', class: 'ghost', onclick: () => { if (confirm(`Delete queue ${q.name}?`)) act(null, lOut, async () => { await del('/queues/' + enc(q.id)); toast(`Queue ${q.name} deleted`); await queues(el); }); } }, 'Delete') },
+      ], { rowData: (q) => ({ queue: q.name }), empty: 'No queue yet: callers of an enqueue node ring every registered agent.' }), lOut),
+    h('section', { class: 'card' }, title, form));
 }
 
 // --- trunks and numbers

@@ -11,12 +11,13 @@ import { mountSoftphone } from './phone.js';
 import { mountCallBar, clickToCall } from './callbar.js';
 import { mountPresence } from './presence.js';
 import { mountLiveTranscript, callTranscript } from './transcript.js';
+import { callFacts, trailSteps } from './callentry.js';
 
 const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];
 const OPEN = new Set(['new', 'open', 'pending_customer', 'on_hold']);
 const label = (s) => s.replace(/_/g, ' ');
 
-export async function render(main, params, { user, navigate }) {
+export async function render(main, params, { user }) {
   const inbox = h('section', { id: 'inbox', class: 'card', 'aria-labelledby': 'inbox-h' });
   const search = h('section', { class: 'card', 'aria-labelledby': 'search-h' });
   const phone = h('section', { id: 'softphone', class: 'card softphone', 'aria-label': 'Phone' });
@@ -28,6 +29,16 @@ export async function render(main, params, { user, navigate }) {
   mount(main, callbar, liveText, h('div', { class: 'desk' }, h('aside', { class: 'side' }, presence, phone, inbox, search), detail));
   const unmountPresence = mountPresence(presence, { user });
 
+  // Opens a customer's screen in place: the URL follows, but the page (and with it the
+  // softphone, which may be ringing) is not rendered again.
+  let ringing = null; // the screen pop of a call ringing me: {call_id, caller, queue, customer_id}
+  function openCustomer(id) {
+    if (!id || id === customerId) return;
+    customerId = id;
+    history.pushState(null, '', '/agent/customers/' + enc(id));
+    loadCustomer();
+  }
+
   // A new call opens the caller's screen (when the number is a known customer).
   const bar = mountCallBar(callbar, {
     user,
@@ -35,7 +46,7 @@ export async function render(main, params, { user, navigate }) {
       if (!call.customer_number) return;
       try {
         const c = await get('/customers/lookup' + qs({ kind: 'phone', value: call.customer_number }));
-        if (c && c.id && c.id !== customerId) navigate('/agent/customers/' + enc(c.id));
+        if (c && c.id) openCustomer(c.id);
       } catch { /* an unknown caller: the customer is created when the call ends */ }
     },
   });
@@ -49,7 +60,7 @@ export async function render(main, params, { user, navigate }) {
   const unmountPhone = mountSoftphone(phone, {
     user,
     bar,
-    onCall: (info) => { if (info && info.customer_id) navigate('/agent/customers/' + enc(info.customer_id)); },
+    onCall: (info) => { if (info && info.customer_id) openCustomer(info.customer_id); },
   });
 
   // --- inbox
@@ -133,7 +144,10 @@ export async function render(main, params, { user, navigate }) {
     noteForm.addEventListener('submit', (e) => { e.preventDefault(); submit(); });
     noteBody.addEventListener('keydown', (e) => { if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); submit(); } });
 
+    const pop = ringing && ringing.customer_id === c.id ? ringing : null;
     mount(detail,
+      pop ? h('div', { id: 'screen-pop', class: 'card screen-pop', role: 'status', dataset: { callId: pop.call_id } },
+        h('strong', {}, 'Incoming call'), ` from ${pop.caller}`, pop.queue ? ` · queue ${pop.queue}` : '') : null,
       h('div', { class: 'card head' },
         h('h1', { id: 'customer-name' }, c.name || '(no name)'),
         h('div', { class: 'ids' }, c.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value,
@@ -173,7 +187,7 @@ export async function render(main, params, { user, navigate }) {
       try {
         const b = JSON.parse(i.body);
         body = b.summary || 'Call';
-        extra = [ivrTrail(b), callTranscript(b)];
+        extra = [callFactsList(b), ivrTrail(b), callTranscript(b)];
       } catch { /* a plain-text call note */ }
     }
     return h('li', { class: 'item ' + i.kind + (fresh.has(i.id) ? ' fresh' : ''), dataset: { id: i.id, kind: i.kind } },
@@ -220,24 +234,35 @@ export async function render(main, params, { user, navigate }) {
     }
   }
 
+  // Agent, queue, wait / talk / hold, disposition, transfers, supervisors, quality.
+  function callFactsList(b) {
+    const facts = callFacts(b);
+    if (!facts.length) return null;
+    return h('dl', { class: 'call-facts' }, facts.map(([k, v]) => h('div', { dataset: { fact: k.toLowerCase() } }, h('dt', {}, k), h('dd', {}, v))));
+  }
+
+  // The IVR trail: nodes by their labels, the caller's keys and words between them.
   function ivrTrail(b) {
-    const trail = Array.isArray(b.ivr_trail) ? b.ivr_trail : [];
-    if (!trail.length) return null;
-    return h('details', { class: 'trail', open: true },
-      h('summary', {}, `IVR trail${b.flow ? ' (flow ' + b.flow + ')' : ''}`),
-      h('ol', {}, trail.map((t) => h('li', { class: 'trail-' + t.type },
-        t.type === 'node' ? [h('code', {}, t.node), ' ', h('small', { class: 'muted' }, t.kind)]
-          : t.type === 'digits' ? ['Pressed ', h('kbd', {}, t.digits)]
-            : t.type === 'speech' ? ['Said “', t.text, '”']
-              : t.type === 'no_match' ? ['Not understood: ', t.input]
-                : t.type === 'queue' ? ['Queue: ', String(t.outcome)]
-                  : label(t.type)))),
-      b.quality && b.quality.mos ? h('div', { class: 'meta' }, `Call quality: MOS ${Number(b.quality.mos).toFixed(1)}`) : null);
+    const steps = trailSteps(b.ivr_trail);
+    if (!steps.length) return null;
+    return h('details', { class: 'trail' },
+      h('summary', {}, `IVR${b.flow ? ' (flow ' + b.flow + ')' : ''}: `, steps.map((x) => x.text).join(' → ')),
+      h('ol', {}, steps.map((x) => h('li', { class: 'trail-' + x.kind, title: x.node || null },
+        x.kind === 'input' ? h('kbd', {}, x.text) : x.text))));
   }
 
   // --- live updates
   const off = onEvent((ev) => {
     if (ev.type === 'connected' || ev.type === 'lagged') { loadInbox(); loadCustomer(); return; }
+    // The screen pop: a queue call rings me; its caller's customer (created if new) opens
+    // now, while it rings, with a banner until the call is answered elsewhere or ends.
+    if (ev.type === 'call.offered' && ev.data && ev.data.agent_id === user.id) {
+      ringing = ev.data;
+      if (ev.customer_id && ev.customer_id !== customerId) openCustomer(ev.customer_id);
+      else loadCustomer();
+      return;
+    }
+    if (ev.type === 'call.ended' && ringing) { ringing = null; loadCustomer(); }
     if (ev.type.startsWith('transcript.')) return; // live lines: the transcript panel, not a reload per utterance
     if (customerId && ev.customer_id === customerId) {
       if (ev.type === 'timeline.appended' && ev.data && ev.data.id) fresh.add(ev.data.id);

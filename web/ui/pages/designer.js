@@ -439,7 +439,7 @@ async function editor(main, flowId, { user }) {
     const btn = h('button', { type: 'submit', class: 'primary' }, 'Run test call');
     const form = h('form', { id: 'test-form' },
       h('p', { class: 'muted small' }, 'Runs the draft in the simulator (virtual time, nothing is dialled). Steps, comma separated: keys (1, 42#), "say …" (speech), "wait MS", "queue answered|timeout|abandoned", "hangup".'),
-      field('Steps', steps), h('div', { class: 'inline-form' }, field('Caller', caller), field('At (optional)', at), field('Speech recogniser', speech)), btn, out);
+      field('Steps', steps), h('div', { class: 'inline-form' }, field('Caller', caller), field('At (empty: now)', at), field('Speech recogniser', speech)), btn, out);
     form.addEventListener('submit', (e) => {
       e.preventDefault();
       act(btn, out, async () => {

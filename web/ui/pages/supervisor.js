@@ -36,6 +36,35 @@ const MODES = [
 const MODE_LABEL = { listen: 'listening', whisper: 'whispering', barge: 'barged in', full: 'talking' };
 
 const OPEN = ['new', 'open', 'pending_customer', 'on_hold'];
+
+/** What a live-activity event is, in words (the raw type stays in the title). */
+export const EVENT_LABELS = {
+  'case.created': 'New case',
+  'case.updated': 'Case updated',
+  'case.status_changed': 'Case status changed',
+  'customer.created': 'New customer',
+  'customer.updated': 'Customer updated',
+  'customer.merged': 'Customers merged',
+  'customer.erased': 'Customer erased',
+  'timeline.appended': 'Timeline entry',
+  'note.mentioned': 'Mentioned in a note',
+  'agent.presence_changed': 'Agent presence',
+  'call.offered': 'Call ringing an agent',
+  'call.ended': 'Call ended',
+  'callback.changed': 'Callback',
+  'queue.created': 'Queue created',
+  'queue.updated': 'Queue changed',
+  'queue.deleted': 'Queue deleted',
+  'speech.settings_changed': 'Speech settings changed',
+  'transcript.alert': 'Speech alert',
+};
+
+/** A human name for any event type: known ones from the table, others made readable. */
+export function eventLabel(type) {
+  if (EVENT_LABELS[type]) return EVENT_LABELS[type];
+  const words = String(type).replace(/[._]/g, ' ').trim();
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
 const label = (s) => s.replace(/_/g, ' ');
 
 export const SOURCES = [
@@ -49,7 +78,8 @@ export const SOURCES = [
       if (!counters.length) return [{ label: 'SIP', value: 'off', hint: 'no SIP stack in this server' }];
       return [
         { label: 'Active calls', value: v('sip_calls_active'), kind: 'big' },
-        { label: 'Calls since start', value: v('sip_calls_started_total') },
+        // A 407 challenge and the caller's retry with credentials are one call.
+        { label: 'Calls since start', value: v('sip_calls_started_total') === null ? null : v('sip_calls_started_total') - (v('sip_calls_challenged_total') || 0) },
         { label: 'Answered', value: v('sip_calls_answered_total') },
         { label: 'Failed', value: v('sip_calls_failed_total') },
       ];
@@ -80,7 +110,7 @@ export const SOURCES = [
       { label: 'Abandoned', get: (q) => pct(q.abandonment_rate) },
       { label: 'Agents free / staffed', get: (q) => `${q.agents_free} / ${q.agents_staffed}` },
       { label: 'In progress', get: (q) => String(q.in_progress) },
-    ], { empty: 'No queue (Admin creates queues; an IVR enqueue node sends calls to one).', rowData: (q) => ({ queueId: q.queue_id, name: q.name }) }),
+    ], { empty: h('span', { class: 'muted' }, 'No queue yet: create one in ', h('a', { href: '/admin/queues', 'data-link': '' }, 'Admin → Queues'), ' (an IVR enqueue node sends calls to a queue by its name).'), rowData: (q) => ({ queueId: q.queue_id, name: q.name }) }),
   },
   {
     id: 'agents',
@@ -276,7 +306,7 @@ export async function render(main, _params, { user }) {
     const ph = feed.querySelector('.placeholder');
     if (ph) ph.remove();
     feed.prepend(h('li', { class: 'fresh' },
-      h('span', { class: 'when' }, new Date().toLocaleTimeString()), ' ', badge(ev.type), ' ',
+      h('span', { class: 'when' }, new Date().toLocaleTimeString()), ' ', h('span', { class: 'badge', title: ev.type, dataset: { type: ev.type } }, eventLabel(ev.type)), ' ',
       ev.customer_id ? h('a', { href: '/agent/customers/' + enc(ev.customer_id), 'data-link': '' }, describe(ev) || 'customer') : describe(ev)));
     while (feed.children.length > 50) feed.lastChild.remove();
     for (const s of SOURCES) if (s.events && s.events.includes(ev.type)) refresh(s);

@@ -583,6 +583,7 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
+    bare_acd(&p, &admin);
     http(
         &p,
         "POST",

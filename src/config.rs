@@ -24,6 +24,31 @@ pub(crate) struct Config {
     pub(crate) sip_unauth_per_second: u32,
     /// Burst for the same (`PARLEY_SIP_UNAUTH_BURST`).
     pub(crate) sip_unauth_burst: u32,
+    /// SIP requests allowed per second per trunk source address
+    /// (`PARLEY_SIP_TRUNK_PER_SECOND`).
+    pub(crate) sip_trunk_per_second: u32,
+    /// Burst for the same (`PARLEY_SIP_TRUNK_BURST`).
+    pub(crate) sip_trunk_burst: u32,
+    /// Failed SIP authentications from one address within the window that ban it,
+    /// 0 = never ban (`PARLEY_SIP_BAN_THRESHOLD`).
+    pub(crate) sip_ban_threshold: u32,
+    /// The window those failures are counted in, seconds (`PARLEY_SIP_BAN_WINDOW_SECS`).
+    pub(crate) sip_ban_window_secs: u64,
+    /// How long a ban lasts, seconds; an admin may lift it earlier
+    /// (`PARLEY_SIP_BAN_SECS`).
+    pub(crate) sip_ban_secs: u64,
+    /// Most contacts one extension may register at once (`PARLEY_SIP_MAX_CONTACTS_PER_AOR`).
+    pub(crate) sip_max_contacts_per_aor: usize,
+    /// SIP TCP/TLS connections open at once from one IP (`PARLEY_SIP_TCP_MAX_PER_SOURCE`).
+    pub(crate) sip_tcp_max_per_source: usize,
+    /// SIP TCP/TLS connections open at once in all (`PARLEY_SIP_TCP_MAX_CONNECTIONS`).
+    pub(crate) sip_tcp_max_connections: usize,
+    /// Seconds a SIP TCP/TLS connection has to complete each message (from opening, or
+    /// from the message's first byte) (`PARLEY_SIP_TCP_MESSAGE_TIMEOUT_SECS`).
+    pub(crate) sip_tcp_message_timeout_secs: u64,
+    /// Seconds without a byte before an idle SIP TCP/TLS connection is closed
+    /// (`PARLEY_SIP_TCP_IDLE_TIMEOUT_SECS`).
+    pub(crate) sip_tcp_idle_timeout_secs: u64,
     /// Seconds agents' phones ring before the caller gets 480 (`PARLEY_SIP_RING_TIMEOUT_SECS`).
     pub(crate) sip_ring_timeout_secs: u64,
     /// RFC 4028 session interval we ask for / accept at most, seconds
@@ -109,6 +134,16 @@ impl Default for Config {
             sip_advertised_host: None,
             sip_unauth_per_second: 20,
             sip_unauth_burst: 40,
+            sip_trunk_per_second: 500,
+            sip_trunk_burst: 1000,
+            sip_ban_threshold: 10,
+            sip_ban_window_secs: 600,
+            sip_ban_secs: 3600,
+            sip_max_contacts_per_aor: 10,
+            sip_tcp_max_per_source: 32,
+            sip_tcp_max_connections: 4096,
+            sip_tcp_message_timeout_secs: 10,
+            sip_tcp_idle_timeout_secs: 3900,
             sip_ring_timeout_secs: 30,
             sip_session_expires_secs: 1800,
             sip_min_se_secs: 90,

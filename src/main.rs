@@ -198,6 +198,7 @@ async fn main() -> anyhow::Result<()> {
                         SipAccountPatch {
                             extension: Some(ext),
                             password: sip_password,
+                            current_password: None,
                         },
                     )
                     .await?;
@@ -292,6 +293,21 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.advertised_host = cfg.sip_advertised_host.clone();
     sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
+    sip_cfg.trunk_per_second = cfg.sip_trunk_per_second;
+    sip_cfg.trunk_burst = cfg.sip_trunk_burst;
+    sip_cfg.bans = parley_signaling::bans::BanPolicy {
+        threshold: cfg.sip_ban_threshold,
+        window: Duration::from_secs(cfg.sip_ban_window_secs.max(1)),
+        duration: Duration::from_secs(cfg.sip_ban_secs.max(1)),
+        ..parley_signaling::bans::BanPolicy::default()
+    };
+    sip_cfg.max_contacts_per_aor = cfg.sip_max_contacts_per_aor.max(1);
+    sip_cfg.connections = parley_signaling::transport::ConnectionLimits {
+        per_source: cfg.sip_tcp_max_per_source.max(1),
+        total: cfg.sip_tcp_max_connections.max(1),
+        message_timeout: Duration::from_secs(cfg.sip_tcp_message_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(cfg.sip_tcp_idle_timeout_secs.max(1)),
+    };
     sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
     sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
         session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),
@@ -395,6 +411,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
                 speech,
             }))
             .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
+            .with_sip_bans(std::sync::Arc::new(BansView(sip.bans())))
             .with_acd(std::sync::Arc::new(AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone)),
     );
@@ -580,6 +597,43 @@ impl parley_web::CallControl for CallsView {
                     _ => parley_web::CallControlError::NotFound,
                 })
         })
+    }
+}
+
+/// The SIP ban list seen from the HTTP API.
+struct BansView(parley_signaling::Bans);
+
+impl parley_web::SipBans for BansView {
+    fn list(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<Vec<parley_web::SipBan>>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let bans = self.0.list().await.ok()?;
+            let now = parley_cases::Clock::now(&parley_cases::SystemClock);
+            Some(
+                bans.into_iter()
+                    .map(|b| parley_web::SipBan {
+                        address: b.address.to_string(),
+                        expires_at: parley_cases::Timestamp(
+                            now.0.saturating_add(
+                                i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
+                            ),
+                        ),
+                        failures: b.failures,
+                        last_user: b.last_user,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn lift(
+        &self,
+        address: std::net::IpAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>> {
+        Box::pin(async move { self.0.lift(address).await.ok() })
     }
 }
 

@@ -1096,6 +1096,7 @@ mod telephony {
         SipAccountPatch {
             extension: ext.map(Into::into),
             password: pw.map(Into::into),
+            current_password: None,
         }
     }
 

@@ -90,6 +90,8 @@ pub struct AppState {
     pub(crate) acd: Option<Arc<dyn AcdView>>,
     /// The browser softphone service, when there is one (see [`AppState::with_softphone`]).
     pub(crate) softphone: Option<Arc<dyn Softphone>>,
+    /// The SIP ban list, when a SIP stack runs (see [`AppState::with_sip_bans`]).
+    pub(crate) sip_bans: Option<Arc<dyn SipBans>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -126,6 +128,34 @@ pub trait SipInspector: Send + Sync + 'static {
     fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<SipTraceEntry>>;
     /// All counters.
     fn counters(&self) -> Vec<SipCounter>;
+}
+
+/// A SIP source address banned for failing digest authentication repeatedly.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SipBan {
+    /// The banned IP address.
+    pub address: String,
+    /// When the ban lapses by itself.
+    pub expires_at: parley_cases::Timestamp,
+    /// Failed authentications counted against the address.
+    pub failures: u64,
+    /// The user name (extension) its last failed attempt claimed.
+    pub last_user: String,
+}
+
+/// The SIP stack's ban list (server-wide: one SIP port serves every tenant).
+/// Implemented by the binary over `parley-signaling`.
+pub trait SipBans: Send + Sync + 'static {
+    /// The bans in force; `None` when the SIP stack has stopped.
+    fn list(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<SipBan>>> + Send + '_>>;
+    /// Lifts the ban of `address`: `Some(true)` lifted, `Some(false)` there was none,
+    /// `None` the SIP stack has stopped.
+    fn lift(
+        &self,
+        address: std::net::IpAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>>;
 }
 
 /// One party of a live call.
@@ -314,7 +344,14 @@ impl AppState {
             calls: None,
             acd: None,
             softphone: None,
+            sip_bans: None,
         }
+    }
+
+    /// Attaches the SIP ban list (`/api/v1/sip/bans`).
+    pub fn with_sip_bans(mut self, bans: Arc<dyn SipBans>) -> AppState {
+        self.sip_bans = Some(bans);
+        self
     }
 
     /// Attaches the running SIP stack (traces and counters over the API).

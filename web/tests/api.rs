@@ -545,16 +545,33 @@ async fn telephony_accounts_trunks_and_numbers() {
     assert_eq!(v["realm"], "acme");
     assert_eq!(v["has_password"], true);
     assert!(!v.to_string().contains("sip password 1"));
-    // The agent may change their own SIP password, not their extension.
-    let (s, _) = t
+    // The agent may change their own SIP password, not their extension, and only by
+    // giving their web password again (issue #13: a stolen token alone must not be
+    // enough to take over the phone line).
+    for current in [None, Some("not my password")] {
+        let (s, v) = t
+            .call(
+                Method::PUT,
+                &sip_path,
+                Some(&agent),
+                Some(json!({"password": "another sip pw", "current_password": current})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::FORBIDDEN, Some("current_password")),
+            "{v}"
+        );
+    }
+    let (s, v) = t
         .call(
             Method::PUT,
             &sip_path,
             Some(&agent),
-            Some(json!({"password": "another sip pw"})),
+            Some(json!({"password": "another sip pw", "current_password": PW})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = t
         .call(
             Method::PUT,

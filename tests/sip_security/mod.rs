@@ -1,0 +1,264 @@
+//! Safe on a public IP (issue #13), part of the `sip` test binary: password guessing
+//! gets the guessing source banned while the real phone elsewhere keeps working, the
+//! ban list is read and lifted over the admin API, and slow or surplus TCP connections
+//! cannot exhaust Parley's descriptors.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::time::Instant;
+
+use parley_sip_proto::auth::DigestChallenge;
+
+use super::*;
+
+/// (status, body) of any request, 204s included.
+fn call(p: &Parley, method: &str, path: &str, token: &str) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = reqwest::Client::new()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", p.http),
+            )
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// Guesses passwords for `ext` from `ua` with the one nonce of the first challenge,
+/// `method` REGISTER (401/Authorization) or INVITE (407/Proxy-Authorization) to `uri`;
+/// returns how many guesses were answered before Parley went silent.
+fn guess_until_silent(ua: &mut RawUa, method: &str, uri: &str, ext: &str, tag: &str) -> u32 {
+    let (auth_header, challenge_header) = if method == "REGISTER" {
+        ("Authorization", "WWW-Authenticate")
+    } else {
+        ("Proxy-Authorization", "Proxy-Authenticate")
+    };
+    let r = ua
+        .try_request(method, uri, ext, &format!("{tag}-0@test"), 1, "")
+        .expect("the first request is challenged");
+    assert!(
+        r.starts_with("SIP/2.0 401 ") || r.starts_with("SIP/2.0 407 "),
+        "{r}"
+    );
+    let ch = DigestChallenge::parse(header(&r, challenge_header)[0]).unwrap();
+    let mut answered = 0;
+    for i in 1..=30u32 {
+        let creds = ch.answer(ext, &format!("guess {i}"), method, uri, "c0ffee", i);
+        let r = ua.try_request(
+            method,
+            uri,
+            ext,
+            &format!("{tag}-{i}@test"),
+            1,
+            &format!("{auth_header}: {creds}\r\n"),
+        );
+        match r {
+            Some(r) => {
+                assert!(r.starts_with("SIP/2.0 403 "), "guess {i}: {r}");
+                answered += 1;
+            }
+            None => break,
+        }
+    }
+    answered
+}
+
+// Before: a credential carrying a nonce Parley had issued skipped the per-source
+// throttle and failures were only counted, so one challenge allowed unlimited guesses.
+#[test]
+fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewhere_keeps_working()
+{
+    let p = start("ban", &[("PARLEY_SIP_BAN_THRESHOLD", "5")]);
+    let (ext, pw) = agent(&p, 0);
+    let uri = format!("sip:{}", p.sip);
+
+    // REGISTER storm from 127.0.0.2 against a real extension: five 403s, then silence.
+    let mut attacker = RawUa::new("127.0.0.2", p.sip);
+    attacker
+        .s
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(
+        guess_until_silent(&mut attacker, "REGISTER", &uri, &ext, "reg-storm"),
+        5
+    );
+    // Banned: even the right password from there is not answered now.
+    assert!(
+        attacker
+            .try_request("REGISTER", &uri, &ext, "reg-after@test", 1, "")
+            .is_none()
+    );
+
+    // The real phone, on 127.0.0.1, registers the very extension under attack.
+    let mut phone = RawUa::new("127.0.0.1", p.sip);
+    let r = phone.request("REGISTER", &uri, &ext, "phone@test", 1, "Expires: 120\r\n");
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    let ch = DigestChallenge::parse(header(&r, "WWW-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "beef", 1);
+    let r = phone.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "phone@test",
+        2,
+        &format!("Authorization: {creds}\r\nExpires: 120\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+
+    // INVITE storm (toll fraud: dialling out as the extension) from 127.0.0.3.
+    let mut fraud = RawUa::new("127.0.0.3", p.sip);
+    fraud
+        .s
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let out = format!("sip:+15557654321@{}", p.sip);
+    assert_eq!(
+        guess_until_silent(&mut fraud, "INVITE", &out, &ext, "inv-storm"),
+        5
+    );
+
+    // Admins see both bans and lift one; the lifted source is answered again.
+    let admin = admin_token(&p);
+    let (s, bans) = call(&p, "GET", "/api/v1/sip/bans", &admin);
+    assert_eq!(s, 200, "{bans}");
+    let mut listed: Vec<&str> = bans
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["address"].as_str().unwrap())
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, ["127.0.0.2", "127.0.0.3"], "{bans}");
+    assert_eq!(bans[0]["last_user"], ext.as_str());
+    let sup = supervisor_token(&p);
+    assert_eq!(call(&p, "GET", "/api/v1/sip/bans", &sup).0, 403);
+    assert_eq!(call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &sup).0, 403);
+    assert_eq!(
+        call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &admin).0,
+        204
+    );
+    assert_eq!(
+        call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &admin).0,
+        404
+    );
+    let r = attacker
+        .try_request("REGISTER", &uri, &ext, "reg-lifted@test", 1, "")
+        .expect("answered once the ban is lifted");
+    assert!(r.starts_with("SIP/2.0 401 "), "{r}");
+    let (_, audit) = call(&p, "GET", "/api/v1/audit?entity_id=127.0.0.2", &admin);
+    assert!(
+        audit.to_string().contains("sip.ban_lift"),
+        "lifting is audited: {audit}"
+    );
+    assert!(counter(&p, &sup, "sip_bans_total") >= 2);
+    assert!(counter(&p, &sup, "sip_banned_dropped_total") >= 2);
+}
+
+/// A TCP connection to `to` from the loopback address `from`.
+fn tcp_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+    s.bind(&format!("{from}:0").parse::<SocketAddr>().unwrap().into())?;
+    s.connect(&to.into())?;
+    Ok(s.into())
+}
+
+/// Parley's open file descriptors.
+fn open_fds(p: &Parley) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Whether the server has closed `s` (EOF or reset), waiting up to `within`.
+fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+// Before: every accepted SIP TCP connection got a task and a descriptor for as long as
+// the peer kept it open, with no cap and no timeout.
+#[test]
+fn slowloris_on_sip_tcp_does_not_exhaust_descriptors_and_a_good_client_is_served() {
+    let p = start(
+        "slowloris",
+        &[
+            ("PARLEY_SIP_TCP_MAX_PER_SOURCE", "8"),
+            ("PARLEY_SIP_TCP_MESSAGE_TIMEOUT_SECS", "3"),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let before = open_fds(&p);
+    // 60 connections from 127.0.0.2, each starting a request and never finishing it.
+    let mut slow = Vec::new();
+    for _ in 0..60 {
+        if let Ok(mut s) = tcp_from("127.0.0.2", p.sip_tcp) {
+            let _ = s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.2");
+            slow.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = open_fds(&p);
+    assert!(
+        during <= before + 8 + 4,
+        "{before} descriptors before, {during} with 60 slow connections"
+    );
+    // A good client on another address is served meanwhile.
+    let mut good = tcp_from("127.0.0.1", p.sip_tcp).unwrap();
+    let me = good.local_addr().unwrap();
+    let opt = format!(
+        "OPTIONS sip:{0} SIP/2.0\r\nVia: SIP/2.0/TCP {me};branch=z9hG4bKtcpgood\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@{me}>;tag=1\r\nTo: <sip:{0}>\r\nCall-ID: tcpgood@test\r\nCSeq: 1 OPTIONS\r\n\
+         Content-Length: 0\r\n\r\n",
+        p.sip_tcp
+    );
+    good.write_all(opt.as_bytes()).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = good.read(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 200 "),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+    // Trickling a byte now and then does not keep a half-sent message alive: every slow
+    // connection is closed within the message timeout (3 s, with margin for a loaded
+    // machine).
+    let t0 = Instant::now();
+    for s in &mut slow {
+        let _ = s.write_all(b";");
+    }
+    let mut still_open = 0;
+    for s in &mut slow {
+        let left = Duration::from_secs(30).saturating_sub(t0.elapsed());
+        if !closed_by_server(s, left.max(Duration::from_millis(10))) {
+            still_open += 1;
+        }
+    }
+    assert_eq!(still_open, 0, "slow connections left open");
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_tcp_refused_total") >= 50);
+    assert!(counter(&p, &tok, "sip_tcp_timeouts_total") >= 8);
+}

@@ -86,6 +86,13 @@ pub(crate) struct Config {
     pub(crate) token_ttl_secs: u64,
     /// Login attempts per minute per account (`PARLEY_LOGIN_ATTEMPTS_PER_MINUTE`).
     pub(crate) login_attempts_per_minute: u32,
+    /// HTTP connections open at once from one IP (`PARLEY_HTTP_MAX_PER_SOURCE`).
+    pub(crate) http_max_per_source: usize,
+    /// HTTP connections open at once in all (`PARLEY_HTTP_MAX_CONNECTIONS`).
+    pub(crate) http_max_connections: usize,
+    /// Seconds a client has to send a request's complete header
+    /// (`PARLEY_HTTP_HEADER_TIMEOUT_SECS`).
+    pub(crate) http_header_timeout_secs: u64,
     /// Largest HTTP request body in bytes (`PARLEY_MAX_BODY_BYTES`).
     pub(crate) max_body_bytes: usize,
     /// Largest IVR prompt upload in bytes (`PARLEY_MAX_PROMPT_BYTES`).
@@ -158,6 +165,9 @@ impl Default for Config {
             database_url: None,
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,
+            http_max_per_source: 64,
+            http_max_connections: 4096,
+            http_header_timeout_secs: 10,
             max_body_bytes: 2 << 20,
             max_prompt_bytes: 10 << 20,
             log_format: "text".into(),

@@ -422,11 +422,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     println!("Parley listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
     tracing::info!(%addr, database = %redact_url(&cfg.database_url()), "serving HTTP");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = parley_web::serve::HttpLimits {
+        per_source: cfg.http_max_per_source.max(1),
+        total: cfg.http_max_connections.max(1),
+        header_timeout: Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
+    };
+    let server = parley_web::serve::serve(listener, app, limits, async move {
         shutdown.await;
         let _ = stop_tx.send(());
     });

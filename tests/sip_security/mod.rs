@@ -262,3 +262,55 @@ fn slowloris_on_sip_tcp_does_not_exhaust_descriptors_and_a_good_client_is_served
     assert!(counter(&p, &tok, "sip_tcp_refused_total") >= 50);
     assert!(counter(&p, &tok, "sip_tcp_timeouts_total") >= 8);
 }
+
+/// The `host:port` of Parley's HTTP listener.
+fn http_addr(p: &Parley) -> SocketAddr {
+    p.http.trim_start_matches("http://").parse().unwrap()
+}
+
+// Before: `axum::serve` ran hyper without a timer, so no header timeout applied, and
+// nothing capped connections: a client trickling headers held one descriptor per
+// connection for as long as it liked.
+#[test]
+fn slowloris_on_http_does_not_exhaust_descriptors_and_the_api_stays_up() {
+    let p = start(
+        "http-slowloris",
+        &[
+            ("PARLEY_HTTP_MAX_PER_SOURCE", "8"),
+            ("PARLEY_HTTP_HEADER_TIMEOUT_SECS", "3"),
+        ],
+    );
+    let to = http_addr(&p);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = open_fds(&p);
+    let mut slow = Vec::new();
+    for _ in 0..60 {
+        if let Ok(mut s) = tcp_from("127.0.0.2", to) {
+            let _ = s.write_all(b"GET /api/v1/me HTTP/1.1\r\nHost: x\r\n");
+            slow.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let during = open_fds(&p);
+    assert!(
+        during <= before + 8 + 4,
+        "{before} descriptors before, {during} with 60 slow connections"
+    );
+    // The API answers others meanwhile.
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_requests_in_total") < u64::MAX);
+    // Trickled headers do not keep connections: all closed within the header timeout
+    // (3 s, with margin for a loaded machine).
+    let t0 = Instant::now();
+    for s in &mut slow {
+        let _ = s.write_all(b"X-Slow: 1\r\n");
+    }
+    let mut still_open = 0;
+    for s in &mut slow {
+        let left = Duration::from_secs(30).saturating_sub(t0.elapsed());
+        if !closed_by_server(s, left.max(Duration::from_millis(10))) {
+            still_open += 1;
+        }
+    }
+    assert_eq!(still_open, 0, "slow connections left open");
+}

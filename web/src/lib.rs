@@ -41,6 +41,7 @@ use utoipa_axum::router::OpenApiRouter;
 mod api;
 pub mod error;
 pub mod extract;
+pub mod serve;
 pub mod softphone;
 mod ui;
 

@@ -617,11 +617,9 @@ impl parley_web::SipBans for BansView {
                 bans.into_iter()
                     .map(|b| parley_web::SipBan {
                         address: b.address.to_string(),
-                        expires_at: parley_cases::Timestamp(
-                            now.0.saturating_add(
-                                i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
-                            ),
-                        ),
+                        expires_at: parley_cases::Timestamp(now.0.saturating_add(
+                            i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
+                        )),
                         failures: b.failures,
                         last_user: b.last_user,
                     })

@@ -731,7 +731,9 @@ impl RawUa {
         );
         self.s.send_to(msg.as_bytes(), self.to).unwrap();
         let mine = format!("Call-ID: {call_id}\r\n");
-        try_recv_until(&self.s, |r| !r.starts_with("SIP/2.0 1") && r.contains(&mine))
+        try_recv_until(&self.s, |r| {
+            !r.starts_with("SIP/2.0 1") && r.contains(&mine)
+        })
     }
 }
 

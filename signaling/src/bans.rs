@@ -176,8 +176,7 @@ impl BanList {
     pub fn has_recent_failures(&self, now: Instant, ip: IpAddr) -> bool {
         self.sources.get(&ip).is_some_and(|s| {
             s.banned_until.is_some_and(|u| u > now)
-                || s
-                    .recent
+                || s.recent
                     .back()
                     .is_some_and(|t| now.saturating_duration_since(*t) < self.policy.window)
         })
@@ -205,7 +204,11 @@ impl BanList {
                 })
             })
             .collect();
-        v.sort_by(|a, b| b.remaining.cmp(&a.remaining).then(a.address.cmp(&b.address)));
+        v.sort_by(|a, b| {
+            b.remaining
+                .cmp(&a.remaining)
+                .then(a.address.cmp(&b.address))
+        });
         v
     }
 
@@ -307,11 +310,17 @@ mod tests {
         let mut b = BanList::new(P);
         let (t0, a) = (Instant::now(), ip("192.0.2.1"));
         for i in 0..4 {
-            assert!(!b.failure(t0 + Duration::from_secs(i), a, Some("1001")).banned);
+            assert!(
+                !b.failure(t0 + Duration::from_secs(i), a, Some("1001"))
+                    .banned
+            );
         }
         assert!(!b.is_banned(t0 + Duration::from_secs(4), a));
         assert!(b.has_recent_failures(t0 + Duration::from_secs(4), a));
-        assert!(b.failure(t0 + Duration::from_secs(5), a, Some("1001")).banned);
+        assert!(
+            b.failure(t0 + Duration::from_secs(5), a, Some("1001"))
+                .banned
+        );
         assert!(b.is_banned(t0 + Duration::from_secs(5), a));
         // Further failures while banned do not ban again.
         assert!(!b.failure(t0 + Duration::from_secs(6), a, None).banned);

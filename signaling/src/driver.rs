@@ -289,7 +289,9 @@ impl Driver {
                             })
                             .await
                     }
-                    Err(err) => tracing::warn!(error = %err, "cannot re-check a user's SIP identity"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot re-check a user's SIP identity")
+                    }
                 }
             }
         });
@@ -894,9 +896,7 @@ impl Driver {
                 user_id,
                 current,
             } => {
-                let n = self
-                    .location
-                    .revoke(&tenant_id, &user_id, current.as_ref());
+                let n = self.location.revoke(&tenant_id, &user_id, current.as_ref());
                 if n > 0 {
                     tracing::info!(
                         tenant_id,
@@ -1157,7 +1157,13 @@ pub(crate) async fn authenticate(
         )
     });
     let user = creds.username.clone();
-    match auth.verify(&creds, req.method().as_str(), req.uri(), req.body(), expected) {
+    match auth.verify(
+        &creds,
+        req.method().as_str(),
+        req.uri(),
+        req.body(),
+        expected,
+    ) {
         Verdict::Ok => match stored {
             Some(c) => AuthOutcome::Ok {
                 tenant_id: c.tenant_id,

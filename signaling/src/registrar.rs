@@ -222,8 +222,7 @@ impl Location {
                 let Some((uid, ha1)) = &b.owner else {
                     return true;
                 };
-                let keep = uid != user_id
-                    || current.is_some_and(|(e, h)| e == ext && h == ha1);
+                let keep = uid != user_id || current.is_some_and(|(e, h)| e == ext && h == ha1);
                 if !keep {
                     dropped += 1;
                 }
@@ -527,7 +526,11 @@ mod tests {
             let r = loc.apply(
                 t0,
                 &aor,
-                &register(&format!("<sip:1001@127.0.0.1:{port}>"), Some(120), i as u32 + 1),
+                &register(
+                    &format!("<sip:1001@127.0.0.1:{port}>"),
+                    Some(120),
+                    i as u32 + 1,
+                ),
                 src,
                 Transport::Udp,
                 POLICY,
@@ -621,14 +624,20 @@ mod tests {
         let ha1_sha = DigestCredentials::ha1(Algorithm::Sha256, "1001", "demo", "pw");
         let expected = Some(("1001", "demo", ha1_md5.as_str(), ha1_sha.as_str()));
         let good = c.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 1);
-        assert_eq!(auth.verify(&good, "REGISTER", "sip:demo", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&good, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         // The same nc again is a replay.
         assert_eq!(
             auth.verify(&good, "REGISTER", "sip:demo", b"", expected),
             Verdict::Challenge { stale: false }
         );
         let next = c.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 2);
-        assert_eq!(auth.verify(&next, "REGISTER", "sip:demo", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&next, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         let wrong = c.answer("1001", "nope", "REGISTER", "sip:demo", "cn", 3);
         assert_eq!(
             auth.verify(&wrong, "REGISTER", "sip:demo", b"", expected),
@@ -647,7 +656,10 @@ mod tests {
         // SHA-256 works from its own HA1.
         let s = DigestChallenge::parse(&ch[0]).unwrap_or_else(|e| panic!("{e}"));
         let sha = s.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 4); // same nonce: nc goes on
-        assert_eq!(auth.verify(&sha, "REGISTER", "sip:demo", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&sha, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         // A forged nonce is challenged afresh; an old one is stale.
         let mut forged = good.clone();
         forged.nonce = "00".repeat(32);

@@ -481,6 +481,10 @@ mod tests {
         assert_eq!(gate.open(a), (1, 2));
         assert!(gate.admit(b).is_some(), "a freed place is reused");
         drop((a2, b1));
-        assert_eq!(gate.open(a), (0, 0), "permit dropped with the temporary above");
+        assert_eq!(
+            gate.open(a),
+            (0, 0),
+            "permit dropped with the temporary above"
+        );
     }
 }

@@ -74,8 +74,7 @@ fn guess_until_silent(ua: &mut RawUa, method: &str, uri: &str, ext: &str, tag: &
 // Before: a credential carrying a nonce Parley had issued skipped the per-source
 // throttle and failures were only counted, so one challenge allowed unlimited guesses.
 #[test]
-fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewhere_keeps_working()
-{
+fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewhere_keeps_working() {
     let p = start("ban", &[("PARLEY_SIP_BAN_THRESHOLD", "5")]);
     let (ext, pw) = agent(&p, 0);
     let uri = format!("sip:{}", p.sip);
@@ -140,7 +139,10 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
     assert_eq!(bans[0]["last_user"], ext.as_str());
     let sup = supervisor_token(&p);
     assert_eq!(call(&p, "GET", "/api/v1/sip/bans", &sup).0, 403);
-    assert_eq!(call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &sup).0, 403);
+    assert_eq!(
+        call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &sup).0,
+        403
+    );
     assert_eq!(
         call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &admin).0,
         204
@@ -235,7 +237,8 @@ fn slowloris_on_sip_tcp_does_not_exhaust_descriptors_and_a_good_client_is_served
         p.sip_tcp
     );
     good.write_all(opt.as_bytes()).unwrap();
-    good.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut buf = [0u8; 2048];
     let n = good.read(&mut buf).unwrap();
     assert!(

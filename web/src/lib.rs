@@ -93,6 +93,8 @@ pub struct AppState {
     pub(crate) softphone: Option<Arc<dyn Softphone>>,
     /// The SIP ban list, when a SIP stack runs (see [`AppState::with_sip_bans`]).
     pub(crate) sip_bans: Option<Arc<dyn SipBans>>,
+    /// Open WebSockets per user (see [`AppState::websocket_slot`]).
+    ws_open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -129,6 +131,31 @@ pub trait SipInspector: Send + Sync + 'static {
     fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<SipTraceEntry>>;
     /// All counters.
     fn counters(&self) -> Vec<SipCounter>;
+}
+
+/// WebSockets one user may have open at once (browser tabs × events and softphone).
+pub const MAX_WEBSOCKETS_PER_USER: usize = 16;
+
+/// Largest WebSocket message (and frame) accepted from a client: clients send commands
+/// and SDP, never bulk data (tungstenite's default would be 64 MiB).
+pub(crate) const MAX_WEBSOCKET_MESSAGE: usize = 256 << 10;
+
+/// An open WebSocket's place in its user's allowance; freed on drop.
+pub(crate) struct WebSocketSlot {
+    user_id: String,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Drop for WebSocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
 }
 
 /// A SIP source address banned for failing digest authentication repeatedly.
@@ -346,7 +373,25 @@ impl AppState {
             acd: None,
             softphone: None,
             sip_bans: None,
+            ws_open: Arc::default(),
         }
+    }
+
+    /// A place for one more WebSocket of `user_id` (events and softphone together),
+    /// or `None` when the user already has [`MAX_WEBSOCKETS_PER_USER`] open: one
+    /// account (or a stolen token) cannot hold an unbounded number of sockets. The map
+    /// is behind a `std` mutex held for one operation, never across an `.await`.
+    pub(crate) fn websocket_slot(&self, user_id: &str) -> Option<WebSocketSlot> {
+        let mut open = self.ws_open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(user_id.to_owned()).or_insert(0);
+        if *n >= MAX_WEBSOCKETS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(WebSocketSlot {
+            user_id: user_id.to_owned(),
+            open: self.ws_open.clone(),
+        })
     }
 
     /// Attaches the SIP ban list (`/api/v1/sip/bans`).

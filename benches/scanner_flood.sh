@@ -70,6 +70,7 @@ socks = []
 for i in range(sources):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.1.%d" % (10 + i), 0)); s.setblocking(False); socks.append(s)
+nonces = {}  # per source: the last nonce a 401 gave it (svcrack answers challenges)
 def msg(kind, n, me):
     h = "%s:%d" % me
     cid = "scan%d" % n
@@ -81,8 +82,8 @@ def msg(kind, n, me):
         ext = 1000 + n % 50
         return ("REGISTER sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"
                 "From: <sip:%d@%s>;tag=%d\r\nTo: <sip:%d@%s>\r\nCall-ID: %s\r\nCSeq: 1 REGISTER\r\nContact: <sip:%d@%s>\r\n"
-                "Authorization: Digest username=\"%d\", realm=\"demo\", nonce=\"%064x\", uri=\"sip:%s\", response=\"%032x\", qop=auth, nc=00000001, cnonce=\"x\"\r\n"
-                "User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n") % (target[0], h, cid, ext, target[0], n, ext, target[0], cid, ext, h, ext, n, target[0], n)
+                "Authorization: Digest username=\"%d\", realm=\"demo\", nonce=\"%s\", uri=\"sip:%s\", response=\"%032x\", qop=auth, nc=%08x, cnonce=\"x\", algorithm=MD5\r\n"
+                "User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n") % (target[0], h, cid, ext, target[0], n, ext, target[0], cid, ext, h, ext, nonces.get(me, "%064x" % n), target[0], n, n % 0xffffffff + 1)
     return ("INVITE sip:00972595%06d@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s\r\nMax-Forwards: 70\r\n"
             "From: <sip:100@%s>;tag=%d\r\nTo: <sip:00972595%06d@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:100@%s>\r\n"
             "User-Agent: friendly-scanner\r\nContent-Length: 0\r\n\r\n") % (n % 1000000, target[0], h, cid, target[0], n, n % 1000000, target[0], cid, h)
@@ -98,11 +99,14 @@ for n in itertools.count():
         socks[i].sendto(msg(n % 3, n, addrs[i]).encode(), target); sent += 1
     except BlockingIOError:
         pass
-    for s in socks[i:i+1]:
-        try:
-            while True: s.recv(65536)
-        except BlockingIOError:
-            pass
+    try:
+        while True:
+            data = socks[i].recv(65536)
+            k = data.find(b'nonce="')
+            if k >= 0:
+                nonces[addrs[i]] = data[k + 7:data.index(b'"', k + 7)].decode()
+    except BlockingIOError:
+        pass
 el = time.monotonic() - start
 print("flood: %d packets in %.1f s = %.0f packets/s from %d sources" % (sent, el, sent / el, sources))
 PY

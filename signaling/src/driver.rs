@@ -310,8 +310,12 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => break,
-                Some(i) = self.inbound.recv() => self.on_inbound(i),
+                // Commands first: they finish work already admitted (responses of call
+                // tasks, verdicts such as bans). With packets first, a flood kept the
+                // inbound queue full and starved them: bans took effect only after the
+                // flood, and legitimate calls failed (benches/scanner_flood.sh).
                 Some(c) = self.cmd_rx.recv() => self.on_cmd(c),
+                Some(i) = self.inbound.recv() => self.on_inbound(i),
                 _ = sleep_until(deadline) => {
                     self.layer.handle_timeout(Instant::now().into_std());
                 }
@@ -1176,9 +1180,13 @@ pub(crate) async fn authenticate(
                 Some(user),
             ),
         },
+        // A nonce we did not issue (or no longer know: every phone's first REGISTER
+        // after a restart), a stale one or a replayed count is challenged afresh and
+        // not counted as a failure: a NAT with many phones must not be banned for a
+        // restart. Guessing needs a nonce we issued, and a wrong answer with one counts.
         Verdict::Challenge { stale } => {
             let realm = stored.map(|c| c.realm).unwrap_or(creds.realm);
-            AuthOutcome::Respond(challenge(&realm, stale), (!stale).then_some(user))
+            AuthOutcome::Respond(challenge(&realm, stale), None)
         }
         Verdict::Forbidden => AuthOutcome::Respond(
             req.make_response(403, None, Some(STATELESS_TAG)),

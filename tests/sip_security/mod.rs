@@ -124,6 +124,25 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
         5
     );
 
+    // Nonces Parley never issued (every phone's first REGISTER after a restart, here 15
+    // phones behind one NAT address) are challenged afresh, not counted: no ban.
+    let mut office = RawUa::new("127.0.0.4", p.sip);
+    for i in 0..15u32 {
+        let mut stale = ch.answer(&ext, &pw, "REGISTER", &uri, "d00d", 1);
+        stale.nonce = format!("{:064x}", i);
+        let r = office
+            .try_request(
+                "REGISTER",
+                &uri,
+                &ext,
+                &format!("office-{i}@test"),
+                1,
+                &format!("Authorization: {stale}\r\n"),
+            )
+            .expect("a restart's old nonce is challenged");
+        assert!(r.starts_with("SIP/2.0 401 "), "phone {i}: {r}");
+    }
+
     // Admins see both bans and lift one; the lifted source is answered again.
     let admin = admin_token(&p);
     let (s, bans) = call(&p, "GET", "/api/v1/sip/bans", &admin);

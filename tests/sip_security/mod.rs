@@ -336,3 +336,114 @@ fn slowloris_on_http_does_not_exhaust_descriptors_and_the_api_stays_up() {
     }
     assert_eq!(still_open, 0, "slow connections left open");
 }
+
+// Before: a registration stayed bound until it expired (up to an hour) after its user's
+// SIP password changed: calls kept ringing the phone registered with the old password
+// (a phone an attacker had registered with a stolen one, say).
+#[test]
+fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
+    let p = start_b2bua("revoke", &[]);
+    let (ext, pw) = agent(&p, 0);
+    let uri = format!("sip:{}", p.sip);
+    let mut phone = RawUa::new("127.0.0.1", p.sip);
+    let r = phone.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "revoke@test",
+        1,
+        "Expires: 3600\r\n",
+    );
+    let ch = DigestChallenge::parse(header(&r, "WWW-Authenticate")[0]).unwrap();
+    let creds = ch.answer(&ext, &pw, "REGISTER", &uri, "feed", 1);
+    let r = phone.request(
+        "REGISTER",
+        &uri,
+        &ext,
+        "revoke@test",
+        2,
+        &format!("Authorization: {creds}\r\nExpires: 3600\r\n"),
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK\r\n"), "{r}");
+    let caller = UdpSocket::bind("127.0.0.1:0").unwrap();
+    caller
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let me = caller.local_addr().unwrap();
+    phone
+        .s
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    // One call to the demo number: whether the phone was offered it (it answers 486),
+    // and the caller's final response.
+    let ring = |i: u32| -> (bool, String) {
+        let call_id = format!("revoked-call-{i}@test");
+        let invite = format!(
+            "INVITE sip:15550100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKrevoke{i}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:caller@{me}>;tag=1\r\nTo: <sip:15550100@{0}>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\nContent-Length: 0\r\n\r\n",
+            p.sip
+        );
+        caller.send_to(invite.as_bytes(), p.sip).unwrap();
+        let mut offered = false;
+        for _ in 0..600 {
+            let mut buf = [0u8; 65536];
+            if let Ok((n, from)) = phone.s.recv_from(&mut buf)
+                && let Ok(SipMessage::Request(r)) =
+                    parley_sip_proto::message::parse(&buf[..n], 65536)
+                && r.method() == &parley_sip_proto::message::Method::Invite
+            {
+                offered = true;
+                let busy = SipMessage::Response(r.make_response(486, None, Some("busy")));
+                phone.s.send_to(&busy.to_bytes(), from).unwrap();
+            }
+            if let Some(r) = try_recv_until(&caller, |r| {
+                !r.starts_with("SIP/2.0 1") && r.contains(&call_id)
+            }) {
+                return (offered, r);
+            }
+        }
+        panic!("no final response to call {i}");
+    };
+    // The premise: registered, the phone is offered calls to the number.
+    let (offered, _) = ring(0);
+    assert!(offered, "the registered phone is rung");
+    // The admin gives the agent whose extension it is a new SIP password.
+    let admin = admin_token(&p);
+    let users = http(&p, "GET", "/api/v1/users", Some(&admin), None);
+    let id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .find(|id| {
+            http(
+                &p,
+                "GET",
+                &format!("/api/v1/users/{id}/sip"),
+                Some(&admin),
+                None,
+            )["extension"]
+                == ext.as_str()
+        })
+        .unwrap();
+    http(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{id}/sip"),
+        Some(&admin),
+        Some(json!({"password": "a brand new sip password"})),
+    );
+    // The change reaches the registrar asynchronously: calls are retried (bounded)
+    // until one gets 480 without the phone being offered it.
+    let mut rang = 0;
+    for i in 1..=50 {
+        let (offered, final_) = ring(i);
+        if !offered {
+            assert!(final_.starts_with("SIP/2.0 480 "), "{final_}");
+            return;
+        }
+        rang += 1;
+    }
+    panic!("the phone with the old password was still rung {rang} times");
+}

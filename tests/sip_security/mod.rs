@@ -124,6 +124,19 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
         5
     );
 
+    // The challenge does not tell whether an extension exists: an unknown one is
+    // challenged in the same realm as the real one (before: the domain it named).
+    let mut probe = RawUa::new("127.0.0.5", p.sip);
+    let known = probe.request("REGISTER", &uri, &ext, "probe-1@test", 1, "");
+    let unknown = probe.request("REGISTER", &uri, "9876", "probe-2@test", 1, "");
+    let realm = |r: &str| {
+        DigestChallenge::parse(header(r, "WWW-Authenticate")[0])
+            .unwrap()
+            .realm
+    };
+    assert_eq!(realm(&known), "demo");
+    assert_eq!(realm(&unknown), realm(&known), "{unknown}");
+
     // Nonces Parley never issued (every phone's first REGISTER after a restart, here 15
     // phones behind one NAT address) are challenged afresh, not counted: no ban.
     let mut office = RawUa::new("127.0.0.4", p.sip);
@@ -446,4 +459,37 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
         rang += 1;
     }
     panic!("the phone with the old password was still rung {rang} times");
+}
+
+// Before: trunk source addresses bypassed every rate limit (a spoofed or compromised
+// carrier address could flood the driver without bound).
+#[test]
+fn requests_from_a_trunk_address_are_rate_limited_too() {
+    let p = start(
+        "trunk-flood",
+        &[
+            ("PARLEY_SIP_TRUNK_PER_SECOND", "1"),
+            ("PARLEY_SIP_TRUNK_BURST", "3"),
+        ],
+    );
+    // 127.0.0.1 is the demo trunk's inbound address; the driver loads trunk addresses
+    // in a task of its own at start, so give it a moment first.
+    std::thread::sleep(Duration::from_secs(1));
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let me = s.local_addr().unwrap();
+    for n in 0..30u32 {
+        s.send_to(options(me, p.sip, n).as_bytes(), p.sip).unwrap();
+    }
+    let mut replies = 0;
+    let mut buf = [0u8; 65536];
+    while s.recv_from(&mut buf).is_ok() {
+        replies += 1;
+    }
+    assert!(replies >= 1, "the burst is answered");
+    assert!(
+        replies < 30,
+        "{replies} replies: trunk addresses not limited"
+    );
 }

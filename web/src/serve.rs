@@ -20,9 +20,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -96,13 +95,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let counts: Counts = Arc::new(Mutex::new((HashMap::new(), 0)));
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Shutdown: connections are told through `stop`; each holds a clone of `alive`, so
+    // `drained` ends when the last one has finished.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (alive, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    // HTTP/1.1 only, as `axum::serve` was built here (no HTTP/2 feature).
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -130,18 +131,29 @@ pub async fn serve(
                 app.clone().oneshot(req.map(axum::body::Body::new))
             });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), svc)
-            .into_owned();
-        let conn = graceful.watch(conn);
+            .serve_connection(TokioIo::new(stream), svc)
+            .with_upgrades();
+        let (mut stop, alive) = (stop_rx.clone(), alive.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            tokio::pin!(conn);
+            let r = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = r {
                 tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
             }
-            drop(permit);
+            drop((permit, alive));
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stop_tx.send(true);
+    drop(alive);
+    let _ = drained.recv().await;
     Ok(())
 }
 

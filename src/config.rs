@@ -30,6 +30,31 @@ pub(crate) struct Config {
     /// New calls accepted per second, all sources together; beyond it 503 with
     /// Retry-After, 0 = no limit (`PARLEY_SIP_MAX_CALL_RATE`).
     pub(crate) sip_max_call_rate: u32,
+    /// SIP requests allowed per second per trunk source address
+    /// (`PARLEY_SIP_TRUNK_PER_SECOND`).
+    pub(crate) sip_trunk_per_second: u32,
+    /// Burst for the same (`PARLEY_SIP_TRUNK_BURST`).
+    pub(crate) sip_trunk_burst: u32,
+    /// Failed SIP authentications from one address within the window that ban it,
+    /// 0 = never ban (`PARLEY_SIP_BAN_THRESHOLD`).
+    pub(crate) sip_ban_threshold: u32,
+    /// The window those failures are counted in, seconds (`PARLEY_SIP_BAN_WINDOW_SECS`).
+    pub(crate) sip_ban_window_secs: u64,
+    /// How long a ban lasts, seconds; an admin may lift it earlier
+    /// (`PARLEY_SIP_BAN_SECS`).
+    pub(crate) sip_ban_secs: u64,
+    /// Most contacts one extension may register at once (`PARLEY_SIP_MAX_CONTACTS_PER_AOR`).
+    pub(crate) sip_max_contacts_per_aor: usize,
+    /// SIP TCP/TLS connections open at once from one IP (`PARLEY_SIP_TCP_MAX_PER_SOURCE`).
+    pub(crate) sip_tcp_max_per_source: usize,
+    /// SIP TCP/TLS connections open at once in all (`PARLEY_SIP_TCP_MAX_CONNECTIONS`).
+    pub(crate) sip_tcp_max_connections: usize,
+    /// Seconds a SIP TCP/TLS connection has to complete each message (from opening, or
+    /// from the message's first byte) (`PARLEY_SIP_TCP_MESSAGE_TIMEOUT_SECS`).
+    pub(crate) sip_tcp_message_timeout_secs: u64,
+    /// Seconds without a byte before an idle SIP TCP/TLS connection is closed
+    /// (`PARLEY_SIP_TCP_IDLE_TIMEOUT_SECS`).
+    pub(crate) sip_tcp_idle_timeout_secs: u64,
     /// Seconds agents' phones ring before the caller gets 480 (`PARLEY_SIP_RING_TIMEOUT_SECS`).
     pub(crate) sip_ring_timeout_secs: u64,
     /// RFC 4028 session interval we ask for / accept at most, seconds
@@ -70,6 +95,13 @@ pub(crate) struct Config {
     pub(crate) token_ttl_secs: u64,
     /// Login attempts per minute per account (`PARLEY_LOGIN_ATTEMPTS_PER_MINUTE`).
     pub(crate) login_attempts_per_minute: u32,
+    /// HTTP connections open at once from one IP (`PARLEY_HTTP_MAX_PER_SOURCE`).
+    pub(crate) http_max_per_source: usize,
+    /// HTTP connections open at once in all (`PARLEY_HTTP_MAX_CONNECTIONS`).
+    pub(crate) http_max_connections: usize,
+    /// Seconds a client has to send a request's complete header
+    /// (`PARLEY_HTTP_HEADER_TIMEOUT_SECS`).
+    pub(crate) http_header_timeout_secs: u64,
     /// Largest HTTP request body in bytes (`PARLEY_MAX_BODY_BYTES`).
     pub(crate) max_body_bytes: usize,
     /// Largest IVR prompt upload in bytes (`PARLEY_MAX_PROMPT_BYTES`).
@@ -128,6 +160,16 @@ impl Default for Config {
             sip_unauth_burst: 40,
             sip_max_calls: 2000,
             sip_max_call_rate: 200,
+            sip_trunk_per_second: 2000,
+            sip_trunk_burst: 4000,
+            sip_ban_threshold: 10,
+            sip_ban_window_secs: 600,
+            sip_ban_secs: 3600,
+            sip_max_contacts_per_aor: 10,
+            sip_tcp_max_per_source: 32,
+            sip_tcp_max_connections: 4096,
+            sip_tcp_message_timeout_secs: 10,
+            sip_tcp_idle_timeout_secs: 3900,
             sip_ring_timeout_secs: 30,
             sip_session_expires_secs: 1800,
             sip_min_se_secs: 90,
@@ -143,6 +185,9 @@ impl Default for Config {
             database_url: None,
             token_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,
+            http_max_per_source: 64,
+            http_max_connections: 4096,
+            http_header_timeout_secs: 10,
             max_body_bytes: 2 << 20,
             max_prompt_bytes: 10 << 20,
             http_hsts: "auto".into(),

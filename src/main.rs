@@ -239,6 +239,7 @@ async fn main() -> anyhow::Result<()> {
                         SipAccountPatch {
                             extension: Some(ext),
                             password: sip_password,
+                            current_password: None,
                         },
                     )
                     .await?;
@@ -422,6 +423,21 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
     sip_cfg.max_calls = cfg.sip_max_calls;
     sip_cfg.max_call_rate = cfg.sip_max_call_rate;
+    sip_cfg.trunk_per_second = cfg.sip_trunk_per_second;
+    sip_cfg.trunk_burst = cfg.sip_trunk_burst;
+    sip_cfg.bans = parley_signaling::bans::BanPolicy {
+        threshold: cfg.sip_ban_threshold,
+        window: Duration::from_secs(cfg.sip_ban_window_secs.max(1)),
+        duration: Duration::from_secs(cfg.sip_ban_secs.max(1)),
+        ..parley_signaling::bans::BanPolicy::default()
+    };
+    sip_cfg.max_contacts_per_aor = cfg.sip_max_contacts_per_aor.max(1);
+    sip_cfg.connections = parley_signaling::transport::ConnectionLimits {
+        per_source: cfg.sip_tcp_max_per_source.max(1),
+        total: cfg.sip_tcp_max_connections.max(1),
+        message_timeout: Duration::from_secs(cfg.sip_tcp_message_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(cfg.sip_tcp_idle_timeout_secs.max(1)),
+    };
     sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
     sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
         session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),
@@ -527,6 +543,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
                 speech,
             }))
             .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
+            .with_sip_bans(std::sync::Arc::new(BansView(sip.bans())))
             .with_acd(std::sync::Arc::new(AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone)),
     );
@@ -537,11 +554,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     println!("Parley listening on http://{addr} (API docs: http://{addr}/api/v1/docs)");
     tracing::info!(%addr, database = %redact_url(&cfg.database_url()), "serving HTTP");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let limits = parley_web::serve::HttpLimits {
+        per_source: cfg.http_max_per_source.max(1),
+        total: cfg.http_max_connections.max(1),
+        header_timeout: Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
+    };
+    let server = parley_web::serve::serve(listener, app, limits, async move {
         shutdown.await;
         let _ = stop_tx.send(());
     });
@@ -737,6 +755,41 @@ impl parley_web::CallControl for CallsView {
                     _ => parley_web::CallControlError::NotFound,
                 })
         })
+    }
+}
+
+/// The SIP ban list seen from the HTTP API.
+struct BansView(parley_signaling::Bans);
+
+impl parley_web::SipBans for BansView {
+    fn list(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<Vec<parley_web::SipBan>>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let bans = self.0.list().await.ok()?;
+            let now = parley_cases::Clock::now(&parley_cases::SystemClock);
+            Some(
+                bans.into_iter()
+                    .map(|b| parley_web::SipBan {
+                        address: b.address.to_string(),
+                        expires_at: parley_cases::Timestamp(now.0.saturating_add(
+                            i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
+                        )),
+                        failures: b.failures,
+                        last_user: b.last_user,
+                    })
+                    .collect(),
+            )
+        })
+    }
+
+    fn lift(
+        &self,
+        address: std::net::IpAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>> {
+        Box::pin(async move { self.0.lift(address).await.ok() })
     }
 }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod sip_acd;
+mod sip_security;
 
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
 const SIPP: &str = "sipp";
@@ -704,6 +705,21 @@ impl RawUa {
         cseq: u32,
         extra: &str,
     ) -> String {
+        self.try_request(method, uri, from_user, call_id, cseq, extra)
+            .expect("no reply from parley")
+    }
+
+    /// Like [`RawUa::request`]; `None` when no final response for this Call-ID comes
+    /// within the socket's read timeout.
+    fn try_request(
+        &mut self,
+        method: &str,
+        uri: &str,
+        from_user: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+    ) -> Option<String> {
         self.branch += 1;
         let (me, b) = (self.me, self.branch);
         let msg = format!(
@@ -714,7 +730,10 @@ impl RawUa {
             host = self.to.ip(),
         );
         self.s.send_to(msg.as_bytes(), self.to).unwrap();
-        recv_until(&self.s, |r| !r.starts_with("SIP/2.0 1"))
+        let mine = format!("Call-ID: {call_id}\r\n");
+        try_recv_until(&self.s, |r| {
+            !r.starts_with("SIP/2.0 1") && r.contains(&mine)
+        })
     }
 }
 

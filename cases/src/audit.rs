@@ -239,6 +239,38 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records an administrative action on something that lives outside the database
+    /// (such as lifting a SIP ban) in the audit log, in a transaction of its own.
+    pub async fn audit_admin_action(
+        &self,
+        actor: &Actor,
+        action: &'static str,
+        entity_kind: &'static str,
+        entity_id: &str,
+        details: Value,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action,
+                entity_kind,
+                entity_id,
+                subject_customer_id: None,
+                before: Some(details),
+                after: None,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

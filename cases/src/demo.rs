@@ -112,6 +112,7 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
                 SipAccountPatch {
                     extension: Some(ext.into()),
                     password: Some(sip_password.clone()),
+                    current_password: None,
                 },
             )
             .await?;

@@ -454,6 +454,28 @@ impl Store {
         }
     }
 
+    /// Whether `password` is the acting user's own login password (re-authentication
+    /// before a sensitive change of their own account). The system actor has none.
+    pub async fn confirm_password(&self, actor: &Actor, password: &str) -> Result<bool> {
+        let Some(user_id) = actor.user_id.as_deref() else {
+            return Ok(false);
+        };
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT password_hash FROM users WHERE tenant_id = $1 AND id = $2 AND active = 1",
+        )
+        .bind(&actor.tenant_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some((hash,)) = row else {
+            return Ok(false);
+        };
+        let pw = password.to_owned();
+        tokio::task::spawn_blocking(move || verify_password(&pw, &hash))
+            .await
+            .map_err(|e| Error::PasswordHash(e.to_string()))
+    }
+
     /// Issues a bearer token for `user`, valid for `ttl_secs`.
     pub async fn issue_token(&self, user: &User, ttl_secs: u64) -> Result<IssuedToken> {
         let mut raw = [0u8; 32];

@@ -734,7 +734,8 @@ impl Store {
     }
 
     /// Routes `number` (normalised to E.164) to a published flow, replacing the tenant's
-    /// previous route for it. A number owned by another tenant is a conflict.
+    /// previous route for it. A number the tenant does not hold (as a phone number of
+    /// one of its trunks) is a conflict, "number not available", whoever holds it.
     pub async fn set_route(&self, actor: &Actor, number: &str, flow_id: &str) -> Result<Route> {
         let number = normalize_number("number", number)?;
         let now = self.now();
@@ -756,6 +757,21 @@ impl Store {
             }
             Some((Some(_),)) => {}
         }
+        // A tenant routes only numbers it holds (issue #13): the same answer whether
+        // another tenant holds the number or nobody does.
+        let owned: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM phone_numbers WHERE tenant_id = $1 AND number = $2")
+                .bind(&actor.tenant_id)
+                .bind(&number)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if owned.is_none() {
+            return Err(Error::Conflict {
+                entity: "route",
+                field: "number".into(),
+                detail: Some(crate::telephony::NUMBER_NOT_AVAILABLE.into()),
+            });
+        }
         let before = route_in(&mut tx, actor, &number).await?;
         let res = sqlx::query(
             "INSERT INTO ivr_routes (number, tenant_id, flow_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
@@ -772,7 +788,7 @@ impl Store {
             return Err(Error::Conflict {
                 entity: "route",
                 field: "number".into(),
-                detail: Some(format!("{number} is routed by another tenant")),
+                detail: Some(crate::telephony::NUMBER_NOT_AVAILABLE.into()),
             });
         }
         let after = Route {
@@ -851,7 +867,8 @@ impl Store {
 
     /// Inbound routing: the tenant, flow and current version for a dialled number, found by
     /// number alone (any punctuation; the number is normalised). `None` when the number
-    /// is not routed or not a phone number.
+    /// is not routed, not a phone number, or not held by the routing tenant (a route
+    /// left from before numbers were checked never takes another tenant's calls).
     pub async fn inbound_route(&self, number: &str) -> Result<Option<InboundRoute>> {
         let Ok(number) = normalize_number("number", number) else {
             return Ok(None);
@@ -859,6 +876,7 @@ impl Store {
         let row: Option<(String, String, String, Option<i64>)> = sqlx::query_as(
             "SELECT r.tenant_id, r.number, r.flow_id, f.current_version
              FROM ivr_routes r JOIN ivr_flows f ON f.tenant_id = r.tenant_id AND f.id = r.flow_id
+             JOIN phone_numbers p ON p.tenant_id = r.tenant_id AND p.number = r.number
              WHERE r.number = $1",
         )
         .bind(&number)

@@ -60,6 +60,11 @@ pub struct SipAccountPatch {
     pub extension: Option<String>,
     /// New SIP password (at least 10 characters). Only its HA1 digests are stored.
     pub password: Option<String>,
+    /// Your web (login) password: required when you change your own SIP password, so
+    /// that a stolen session token cannot take over your phone line. Not needed by an
+    /// admin setting someone else's.
+    #[serde(default)]
+    pub current_password: Option<String>,
 }
 
 /// What the registrar needs to check a user's digest response.
@@ -302,6 +307,10 @@ fn number_of(r: NumberRow) -> PhoneNumber {
     }
 }
 
+/// The one answer to adding or routing a number the tenant may not have (held by
+/// another tenant, or already its own): it does not say which.
+pub const NUMBER_NOT_AVAILABLE: &str = "number not available";
+
 impl Store {
     /// The tenant's SIP domain (digest realm): its `sip_domain`, else its name.
     pub async fn sip_realm(&self, actor: &Actor) -> Result<String> {
@@ -491,6 +500,41 @@ impl Store {
                 ha1_sha256,
             },
         ))
+    }
+
+    /// Every tenant's digest realm (its SIP domain, else its name), sorted
+    /// (system-wide: the SIP registrar challenges unknown user names with one of them,
+    /// so that a challenge does not tell whether a name exists).
+    pub async fn sip_realms(&self) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT COALESCE(sip_domain, name) AS realm FROM tenants ORDER BY realm",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// The SIP identity a registration of user `user_id` must still match to stay
+    /// bound (system-wide, for the registrar): `(extension, SHA-256 HA1)` of the user
+    /// when active with credentials, `None` when deactivated, without an extension or
+    /// password, or gone. A password or extension change gives a different pair.
+    pub async fn sip_binding_identity(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(String, String)>> {
+        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT extension, sip_ha1_sha256 FROM users
+             WHERE tenant_id = $1 AND id = $2 AND active = 1",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(match row {
+            Some((Some(ext), Some(ha1))) => Some((ext, ha1)),
+            _ => None,
+        })
     }
 
     /// Active users of the actor's tenant that have an extension and SIP credentials,
@@ -777,7 +821,16 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await
-        .map_err(|e| Error::from_unique(e, "phone_number", "number"))?;
+        .map_err(|e| match Error::from_unique(e, "phone_number", "number") {
+            // One message whether this tenant or another holds the number: an admin
+            // must not learn another tenant's numbers by trying them.
+            Error::Conflict { entity, field, .. } => Error::Conflict {
+                entity,
+                field,
+                detail: Some(NUMBER_NOT_AVAILABLE.into()),
+            },
+            other => other,
+        })?;
         audit::write(
             &mut tx,
             actor,

@@ -1176,6 +1176,7 @@ mod telephony {
         SipAccountPatch {
             extension: ext.map(Into::into),
             password: pw.map(Into::into),
+            current_password: None,
         }
     }
 
@@ -1484,6 +1485,62 @@ mod telephony {
             Err(Error::NotFound { .. })
         ));
     });
+
+    // Issue #13: before migration 0012 another tenant could add acme's number to its
+    // own trunk; inbound routing then found two owners and refused the number, so the
+    // squatter took acme's number out of service.
+    on_both!(
+        did_squatting_by_another_tenant_is_refused_without_revealing_the_owner,
+        |h| {
+            let acme = h.tenant("acme").await;
+            let globex = h.tenant("globex").await;
+            let trunk = |name: &str| TrunkInput {
+                name: name.into(),
+                inbound_addresses: vec![],
+                ..Default::default()
+            };
+            let ta = h.store.create_trunk(&acme, trunk("a")).await.unwrap();
+            let tg = h.store.create_trunk(&globex, trunk("g")).await.unwrap();
+            let number = |n: &str, t: &str| NewPhoneNumber {
+                number: n.into(),
+                trunk_id: t.into(),
+            };
+            h.store
+                .create_number(&acme, number("+15550100", &ta.id))
+                .await
+                .unwrap();
+            // Globex tries the same number, in another spelling.
+            let squat = h
+                .store
+                .create_number(&globex, number("+1 555 0100", &tg.id))
+                .await;
+            let own_dup = h
+                .store
+                .create_number(&acme, number("+15550100", &ta.id))
+                .await;
+            // The same answer for another tenant's number as for one's own duplicate.
+            for r in [&squat, &own_dup] {
+                match r {
+                    Err(Error::Conflict { field, detail, .. }) => {
+                        assert_eq!(field, "number");
+                        assert_eq!(detail.as_deref(), Some("number not available"));
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            // Acme's number still routes to acme.
+            let r = h.store.route_number("+15550100").await.unwrap().unwrap();
+            assert_eq!(r.number.tenant_id, acme.tenant_id);
+            assert!(h.store.list_numbers(&globex).await.unwrap().is_empty());
+            // Released by acme, the number is free for globex.
+            let n = h.store.list_numbers(&acme).await.unwrap().remove(0);
+            h.store.delete_number(&acme, &n.id).await.unwrap();
+            h.store
+                .create_number(&globex, number("+15550100", &tg.id))
+                .await
+                .unwrap();
+        }
+    );
 
     on_both!(demo_seed_has_telephony, |h| {
         let logins = parley_cases::demo::seed_demo(&h.store)

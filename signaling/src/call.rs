@@ -584,7 +584,7 @@ impl Call {
                 tc.ha1_md5.as_str(),
                 tc.ha1_sha256.as_str(),
             ));
-            return match auth.verify(&creds, "INVITE", req.body(), expected) {
+            return match auth.verify(&creds, "INVITE", req.uri(), req.body(), expected) {
                 Verdict::Ok => Ok(Plan::Agents(route)),
                 Verdict::Challenge { stale } => {
                     self.challenge(auth, &tc.realm, stale).await;
@@ -594,6 +594,7 @@ impl Call {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
+                            user: creds.username.clone(),
                         })
                         .await;
                     Err((403, "Forbidden"))
@@ -607,10 +608,11 @@ impl Call {
             }
             AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
             AuthOutcome::Respond(r, failed) => {
-                if failed {
+                if let Some(user) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
+                            user,
                         })
                         .await;
                 }
@@ -648,10 +650,11 @@ impl Call {
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok { tenant_id, .. } => Ok(Plan::Echo { tenant_id }),
             AuthOutcome::Respond(r, failed) => {
-                if failed {
+                if let Some(user) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
+                            user,
                         })
                         .await;
                 }
@@ -874,10 +877,11 @@ impl Call {
                 }
             }
             AuthOutcome::Respond(r, failed) => {
-                if failed {
+                if let Some(user) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
+                            user,
                         })
                         .await;
                 }

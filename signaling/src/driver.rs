@@ -66,6 +66,15 @@ pub(crate) enum Cmd {
         source: SocketAddr,
         transport: Transport,
         aor: Aor,
+        /// (user id, SHA-256 HA1) the REGISTER authenticated as.
+        owner: (String, String),
+    },
+    /// A user's SIP identity may have changed: drop their bindings that no longer
+    /// match `current` (extension, SHA-256 HA1; `None`: deactivated).
+    Revalidate {
+        tenant_id: String,
+        user_id: String,
+        current: Option<(String, String)>,
     },
     /// A stateless reply to an unauthenticated request (see `Driver::reply`).
     Reply {
@@ -82,8 +91,18 @@ pub(crate) enum Cmd {
         size: usize,
         response: Response,
     },
-    /// A request failed authentication: count it against its source's allowance.
-    AuthFailed { source: IpAddr },
+    /// A request failed authentication: count it against its source (towards a ban)
+    /// and the user name it claimed (for alerting).
+    AuthFailed { source: IpAddr, user: String },
+    /// The bans in force.
+    Bans {
+        reply: oneshot::Sender<Vec<crate::bans::Ban>>,
+    },
+    /// An admin lifts a ban; `reply` says whether there was one.
+    LiftBan {
+        address: IpAddr,
+        reply: oneshot::Sender<bool>,
+    },
     /// The source addresses of all trunks (refreshed periodically).
     TrunkSources(HashSet<IpAddr>),
     /// The call's tenant (scopes its trace).
@@ -163,9 +182,13 @@ pub(crate) struct Driver {
     /// New calls (out-of-dialog INVITEs) accepted per second, all sources together
     /// ([`SipConfig::max_call_rate`]); `None`: no limit.
     call_rate: Option<DefaultDirectRateLimiter>,
-    /// Trunk source addresses: their requests are not throttled (a carrier sends many
-    /// unauthenticated INVITEs; it is identified by address instead).
+    /// Trunk source addresses: their requests get the (higher) trunk allowance instead
+    /// of the unauthenticated one (a carrier sends many unauthenticated INVITEs; it is
+    /// identified by address instead), and they are never banned.
     trunk_sources: HashSet<IpAddr>,
+    trunk_limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Sources banned for failing authentication (fail2ban-style).
+    bans: crate::bans::BanList,
 }
 
 impl Driver {
@@ -194,6 +217,10 @@ impl Driver {
         let burst = NonZeroU32::new(config.unauth_burst.max(1)).unwrap_or(NonZeroU32::MIN);
         let call_rate = NonZeroU32::new(config.max_call_rate)
             .map(|r| RateLimiter::direct(Quota::per_second(r).allow_burst(r)));
+        let trunk_per_sec =
+            NonZeroU32::new(config.trunk_per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let trunk_burst = NonZeroU32::new(config.trunk_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let bans = crate::bans::BanList::new(config.bans);
         Driver {
             layer,
             transports,
@@ -215,6 +242,10 @@ impl Driver {
             limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
             call_rate,
             trunk_sources: HashSet::new(),
+            trunk_limiter: RateLimiter::keyed(
+                Quota::per_second(trunk_per_sec).allow_burst(trunk_burst),
+            ),
+            bans,
         }
     }
 
@@ -233,8 +264,55 @@ impl Driver {
         });
     }
 
+    /// Follows user changes (deactivation, new SIP password or extension, published as
+    /// `agent.profile_changed`) and has the driver drop registrations that no longer
+    /// match: a phone whose password was changed must authenticate again.
+    fn watch_identities(&self) {
+        let store = self.store.clone();
+        let handle = self.handle.clone();
+        let mut stop = self.stop.clone();
+        let mut events = store.subscribe();
+        tokio::spawn(async move {
+            loop {
+                let e = tokio::select! {
+                    e = events.recv() => e,
+                    _ = stop.changed() => return,
+                };
+                let e = match e {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "user change events missed");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                if e.kind != "agent.profile_changed" {
+                    continue;
+                }
+                let Some(user_id) = e.data.get("user_id").and_then(|v| v.as_str()) else {
+                    continue;
+                };
+                match store.sip_binding_identity(&e.tenant_id, user_id).await {
+                    Ok(current) => {
+                        handle
+                            .send(Cmd::Revalidate {
+                                tenant_id: e.tenant_id.clone(),
+                                user_id: user_id.to_owned(),
+                                current,
+                            })
+                            .await
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot re-check a user's SIP identity")
+                    }
+                }
+            }
+        });
+    }
+
     /// Runs until shutdown.
     pub(crate) async fn run(mut self) {
+        self.watch_identities();
         let mut purge = tokio::time::interval(Duration::from_secs(30));
         let mut trunks = tokio::time::interval(Duration::from_secs(10));
         let ping_every = self.config.trunk_keepalive;
@@ -245,8 +323,12 @@ impl Driver {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => break,
-                Some(i) = self.inbound.recv() => self.on_inbound(i),
+                // Commands first: they finish work already admitted (responses of call
+                // tasks, verdicts such as bans). With packets first, a flood kept the
+                // inbound queue full and starved them: bans took effect only after the
+                // flood, and legitimate calls failed (benches/scanner_flood.sh).
                 Some(c) = self.cmd_rx.recv() => self.on_cmd(c),
+                Some(i) = self.inbound.recv() => self.on_inbound(i),
                 _ = sleep_until(deadline) => {
                     self.layer.handle_timeout(Instant::now().into_std());
                 }
@@ -257,7 +339,10 @@ impl Driver {
                 _ = purge.tick() => {
                     self.location.purge(Instant::now().into_std());
                     self.publish_registrations();
+                    let now = self.now();
                     self.limiter.retain_recent();
+                    self.trunk_limiter.retain_recent();
+                    self.bans.purge(now);
                 }
             }
             self.drain();
@@ -299,6 +384,8 @@ impl Driver {
             } => self.transports.connected(peer, tx, transport),
             Inbound::Closed { peer } => self.transports.closed(peer),
             Inbound::Oversized => bump(&self.obs.counters.oversized),
+            Inbound::Refused => bump(&self.obs.counters.tcp_refused),
+            Inbound::TimedOut => bump(&self.obs.counters.tcp_timeouts),
             Inbound::Message {
                 bytes,
                 source,
@@ -308,6 +395,11 @@ impl Driver {
     }
 
     fn on_message(&mut self, bytes: Bytes, source: SocketAddr, transport: Transport) {
+        // A banned source is dropped before any parsing: its packets cost one lookup.
+        if self.bans.is_banned(self.now(), source.ip()) {
+            bump(&self.obs.counters.banned_dropped);
+            return;
+        }
         if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
             return; // keep-alive
         }
@@ -348,9 +440,14 @@ impl Driver {
     }
 
     /// Takes one unit of `ip`'s allowance for unauthenticated requests (trunk
-    /// addresses have no limit).
+    /// addresses have an allowance of their own, sized for a carrier).
     fn allow(&mut self, ip: IpAddr) -> bool {
-        if self.trunk_sources.contains(&ip) || self.limiter.check_key(&ip).is_ok() {
+        let ok = if self.trunk_sources.contains(&ip) {
+            self.trunk_limiter.check_key(&ip).is_ok()
+        } else {
+            self.limiter.check_key(&ip).is_ok()
+        };
+        if ok {
             true
         } else {
             bump(&self.obs.counters.throttled);
@@ -385,13 +482,18 @@ impl Driver {
             return;
         }
         // Out-of-dialog (or unknown-dialog) requests: throttled per source.
-        // Credentials with a nonce we issued skip the throttle (a failed check counts
-        // against the source afterwards); anything else is unauthenticated.
-        let authenticated_attempt = ["Authorization", "Proxy-Authorization"].iter().any(|h| {
-            req.headers
-                .get(h)
-                .is_some_and(|v| self.auth.issued_nonce(v))
-        });
+        // Credentials with a nonce we issued skip the throttle only while their source
+        // has no failed authentication in the ban window: a phone (or a busy PBX) that
+        // authenticates correctly is not slowed down, but the first wrong answer puts
+        // its source under the throttle, and repeated ones get it banned. Anything else
+        // is unauthenticated.
+        let clean = !self.bans.has_recent_failures(self.now(), source.ip());
+        let authenticated_attempt = clean
+            && ["Authorization", "Proxy-Authorization"].iter().any(|h| {
+                req.headers
+                    .get(h)
+                    .is_some_and(|v| self.auth.issued_nonce(v))
+            });
         if !authenticated_attempt && !self.allow(source.ip()) {
             return;
         }
@@ -690,6 +792,8 @@ impl Driver {
                 AuthOutcome::Ok {
                     tenant_id,
                     extension,
+                    user_id,
+                    ha1_sha256,
                 } => {
                     handle
                         .send(Cmd::Register {
@@ -697,14 +801,16 @@ impl Driver {
                             source,
                             transport,
                             aor: (tenant_id, extension),
+                            owner: (user_id, ha1_sha256),
                         })
                         .await
                 }
                 AuthOutcome::Respond(r, failed) => {
-                    if failed {
+                    if let Some(user) = failed {
                         handle
                             .send(Cmd::AuthFailed {
                                 source: source.ip(),
+                                user,
                             })
                             .await;
                     }
@@ -767,16 +873,27 @@ impl Driver {
                 source,
                 transport,
                 aor,
+                owner,
             } => {
                 let policy = ExpiryPolicy {
                     default: 3600,
                     min: self.config.min_expires,
                     max: self.config.max_expires,
+                    max_contacts: self.config.max_contacts_per_aor,
                 };
-                let resp = match self
-                    .location
-                    .apply(now, &aor, &request, source, transport, policy)
-                {
+                let applied = self.location.apply(
+                    now,
+                    &aor,
+                    &request,
+                    source,
+                    transport,
+                    policy,
+                    Some(owner),
+                );
+                if matches!(applied, Err((403, _))) {
+                    bump(&self.obs.counters.contacts_refused);
+                }
+                let resp = match applied {
                     Ok(bindings) => {
                         bump(&self.obs.counters.registrations);
                         self.publish_registrations();
@@ -819,9 +936,31 @@ impl Driver {
                 }
                 self.reply(source, transport, size, response);
             }
-            Cmd::AuthFailed { source } => {
-                bump(&self.obs.counters.auth_failures);
-                let _ = self.limiter.check_key(&source);
+            Cmd::AuthFailed { source, user } => self.auth_failed(now, source, &user),
+            Cmd::Bans { reply } => {
+                let _ = reply.send(self.bans.list(now));
+            }
+            Cmd::LiftBan { address, reply } => {
+                let lifted = self.bans.lift(now, address);
+                if lifted {
+                    tracing::info!(%address, "SIP ban lifted by an admin");
+                }
+                let _ = reply.send(lifted);
+            }
+            Cmd::Revalidate {
+                tenant_id,
+                user_id,
+                current,
+            } => {
+                let n = self.location.revoke(&tenant_id, &user_id, current.as_ref());
+                if n > 0 {
+                    tracing::info!(
+                        tenant_id,
+                        user_id,
+                        dropped = n,
+                        "registrations dropped: the user was deactivated or their SIP credentials changed"
+                    );
+                }
             }
             Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
             Cmd::TrunkSources(set) => self.trunk_sources = set,
@@ -890,7 +1029,38 @@ impl Driver {
         }
     }
 
-    /// Forgets a call: its Call-IDs and transactions no longer reach its task.
+    /// A failed authentication from `source` claiming `user`: it takes from the
+    /// source's allowance and counts towards a ban (trunk addresses are never banned:
+    /// a carrier's address must not be locked out by its own misconfiguration).
+    fn auth_failed(&mut self, now: std::time::Instant, source: IpAddr, user: &str) {
+        bump(&self.obs.counters.auth_failures);
+        let _ = self.limiter.check_key(&source);
+        if self.trunk_sources.contains(&source) {
+            return;
+        }
+        let out = self.bans.failure(now, source, Some(user));
+        if out.banned {
+            bump(&self.obs.counters.bans);
+            let p = self.bans.policy();
+            tracing::warn!(
+                %source,
+                user,
+                threshold = p.threshold,
+                window_s = p.window.as_secs(),
+                ban_s = p.duration.as_secs(),
+                "SIP source banned after repeated authentication failures"
+            );
+        }
+        if let Some(user) = out.targeted_user {
+            bump(&self.obs.counters.targeted_users);
+            tracing::warn!(
+                user,
+                "repeated SIP authentication failures for one user name from several sources \
+                 (the extension is not locked; the sources are throttled and banned)"
+            );
+        }
+    }
+
     /// A keep-alive ping answered (`Some(status)`) or failed (`None`); false when
     /// `key` is not a ping.
     fn keepalive_answer(&mut self, key: &TxKey, status: Option<u16>) -> bool {
@@ -898,6 +1068,7 @@ impl Driver {
         self.keepalive.answered(key, status, &mut health)
     }
 
+    /// Forgets a call: its Call-IDs and transactions no longer reach its task.
     fn end_call(&mut self, call_no: u64) {
         if let Some(e) = self.calls.remove(&call_no) {
             for cid in e.call_ids {
@@ -958,10 +1129,13 @@ pub(crate) enum AuthOutcome {
     Ok {
         tenant_id: String,
         extension: String,
+        user_id: String,
+        /// The SHA-256 HA1 it authenticated against (binds registrations to it).
+        ha1_sha256: String,
     },
-    /// Answer with this (401/407 challenge, 403); the flag says whether it counts as a
-    /// failed attempt.
-    Respond(Response, bool),
+    /// Answer with this (401/407 challenge, 403); `Some(user name claimed)` when it
+    /// counts as a failed attempt.
+    Respond(Response, Option<String>),
 }
 
 /// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
@@ -995,10 +1169,12 @@ pub(crate) async fn authenticate(
         .unwrap_or_default()
         .to_owned();
     // Challenge with the realm of the user the request claims to be (phones often put
-    // our IP address in the domain); unknown users get the domain they named.
+    // our IP address in the domain). An unknown user gets a realm that a real one could
+    // have as well (see `decoy_realm`), so the challenge does not tell a scanner which
+    // extensions exist.
     let challenge_realm = match store.sip_credentials(&realm_hint, &aor_user).await {
         Ok(Some(c)) => c.realm,
-        _ => realm_hint.clone(),
+        _ => decoy_realm(store, auth, &realm_hint, &aor_user).await,
     };
     let challenge = |realm: &str, stale: bool| {
         let mut r = req.make_response(code, None, Some(STATELESS_TAG));
@@ -1016,16 +1192,16 @@ pub(crate) async fn authenticate(
         Some(Err(e)) => {
             return AuthOutcome::Respond(
                 req.make_response(400, Some(&e.reason_phrase()), Some(STATELESS_TAG)),
-                true,
+                Some(aor_user),
             );
         }
-        None => return AuthOutcome::Respond(challenge(&challenge_realm, false), false),
+        None => return AuthOutcome::Respond(challenge(&challenge_realm, false), None),
     };
     let stored = match store.sip_credentials(&creds.realm, &creds.username).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "credential lookup failed");
-            return AuthOutcome::Respond(req.make_response(500, None, Some(STATELESS_TAG)), false);
+            return AuthOutcome::Respond(req.make_response(500, None, Some(STATELESS_TAG)), None);
         }
     };
     let expected = stored.as_ref().map(|c| {
@@ -1036,22 +1212,54 @@ pub(crate) async fn authenticate(
             c.ha1_sha256.as_str(),
         )
     });
-    match auth.verify(&creds, req.method().as_str(), req.body(), expected) {
+    let user = creds.username.clone();
+    match auth.verify(
+        &creds,
+        req.method().as_str(),
+        req.uri(),
+        req.body(),
+        expected,
+    ) {
         Verdict::Ok => match stored {
             Some(c) => AuthOutcome::Ok {
                 tenant_id: c.tenant_id,
                 extension: c.extension,
+                user_id: c.user_id,
+                ha1_sha256: c.ha1_sha256,
             },
-            None => AuthOutcome::Respond(req.make_response(403, None, Some(STATELESS_TAG)), true),
+            None => AuthOutcome::Respond(
+                req.make_response(403, None, Some(STATELESS_TAG)),
+                Some(user),
+            ),
         },
+        // A nonce we did not issue (or no longer know: every phone's first REGISTER
+        // after a restart), a stale one or a replayed count is challenged afresh and
+        // not counted as a failure: a NAT with many phones must not be banned for a
+        // restart. Guessing needs a nonce we issued, and a wrong answer with one counts.
         Verdict::Challenge { stale } => {
             let realm = stored.map(|c| c.realm).unwrap_or(creds.realm);
-            AuthOutcome::Respond(challenge(&realm, stale), !stale)
+            AuthOutcome::Respond(challenge(&realm, stale), None)
         }
-        Verdict::Forbidden => {
-            AuthOutcome::Respond(req.make_response(403, None, Some(STATELESS_TAG)), true)
-        }
+        Verdict::Forbidden => AuthOutcome::Respond(
+            req.make_response(403, None, Some(STATELESS_TAG)),
+            Some(user),
+        ),
     }
+}
+
+/// The realm to challenge a user name that has no credentials with: the tenant the
+/// request's domain names, else one of the tenants' realms chosen by a keyed hash of
+/// the name (stable for the name, unpredictable without the server's key). A scanner
+/// then sees the same kind of challenge for every name, known or not.
+async fn decoy_realm(store: &Store, auth: &Authenticator, domain: &str, user: &str) -> String {
+    let realms = match store.sip_realms().await {
+        Ok(r) if !r.is_empty() => r,
+        _ => return domain.to_owned(),
+    };
+    if let Some(r) = realms.iter().find(|r| r.eq_ignore_ascii_case(domain)) {
+        return r.clone();
+    }
+    realms[auth.decoy_index(user, realms.len())].clone()
 }
 
 /// A response to bytes that did not parse, built from their raw Via/From/To/Call-ID/

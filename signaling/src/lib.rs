@@ -65,6 +65,7 @@
 //! voicemail stored on the caller's timeline).
 
 mod acd;
+pub mod bans;
 pub mod browser;
 mod call;
 mod dial;
@@ -125,6 +126,17 @@ pub struct SipConfig {
     pub unauth_per_second: u32,
     /// Burst allowance for the same.
     pub unauth_burst: u32,
+    /// Requests allowed per second per trunk source address (a carrier's allowance:
+    /// trunks are identified by address, not digest, so they get their own limit).
+    pub trunk_per_second: u32,
+    /// Burst allowance for the same.
+    pub trunk_burst: u32,
+    /// Bans of sources that keep failing digest authentication.
+    pub bans: bans::BanPolicy,
+    /// Most contacts one address of record may register (more: 403).
+    pub max_contacts_per_aor: usize,
+    /// Limits on SIP TCP and TLS connections.
+    pub connections: transport::ConnectionLimits,
     /// How long agents' phones ring before the caller gets 480.
     pub ring_timeout: Duration,
     /// Lifetime of digest nonces (then `stale=true`).
@@ -226,6 +238,11 @@ impl SipConfig {
             max_message_size: 16 * 1024,
             unauth_per_second: 20,
             unauth_burst: 40,
+            trunk_per_second: 2000,
+            trunk_burst: 4000,
+            bans: bans::BanPolicy::default(),
+            max_contacts_per_aor: 10,
+            connections: transport::ConnectionLimits::default(),
             ring_timeout: Duration::from_secs(30),
             nonce_lifetime: Duration::from_secs(300),
             min_expires: 60,
@@ -354,6 +371,7 @@ impl SipServer {
             config.digest_algorithms.clone(),
         ));
         let max = config.max_message_size;
+        let limits = config.connections;
         let config = Arc::new(config);
         let handle = DriverHandle {
             cmd: cmd_tx,
@@ -387,6 +405,7 @@ impl SipServer {
             stop_rx.clone(),
             in_tx.clone(),
         );
+        let gate = transport::ConnGate::new(limits);
         let mut tasks = vec![
             tokio::spawn(transport::udp_loop(
                 udp,
@@ -398,13 +417,14 @@ impl SipServer {
                 tcp,
                 in_tx.clone(),
                 max,
+                gate.clone(),
                 stop_rx.clone(),
             )),
             tokio::spawn(driver.run()),
         ];
         if let Some((listener, _, server)) = tls {
             tasks.push(tokio::spawn(tls::tls_accept_loop(
-                listener, server, in_tx, max, stop_rx,
+                listener, server, in_tx, max, gate, stop_rx,
             )));
         }
         tracing::info!(%udp_addr, %tcp_addr, "SIP listening");
@@ -438,6 +458,13 @@ impl SipServer {
     /// Traces and counters.
     pub fn inspector(&self) -> Inspector {
         self.inspector.clone()
+    }
+
+    /// Sources banned for failing authentication: listed and lifted by admins.
+    pub fn bans(&self) -> Bans {
+        Bans {
+            driver: self.devices.clone(),
+        }
     }
 
     /// Live calls and their controls (hold, transfers, supervisor modes, …).
@@ -477,6 +504,30 @@ impl SipServer {
         {
             tracing::warn!("SIP tasks did not stop within 5 s");
         }
+    }
+}
+
+/// A handle on the SIP driver's ban list ([`SipServer::bans`]).
+#[derive(Debug, Clone)]
+pub struct Bans {
+    driver: DriverHandle,
+}
+
+impl Bans {
+    /// The bans in force, longest remaining first.
+    pub async fn list(&self) -> Result<Vec<bans::Ban>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.driver.send(driver::Cmd::Bans { reply }).await;
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// Lifts the ban of `address`; `Ok(false)` when it was not banned.
+    pub async fn lift(&self, address: std::net::IpAddr) -> Result<bool> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.driver
+            .send(driver::Cmd::LiftBan { address, reply })
+            .await;
+        rx.await.map_err(|_| Error::Stopped)
     }
 }
 

@@ -28,8 +28,11 @@ pub struct Binding {
     /// Where the REGISTER came from.
     pub source: SocketAddr,
     /// Where requests to this contact go: over UDP the Contact URI's address when it is
-    /// an IP literal (RFC 3261 §8.1.2), else (host names, TCP) the source, which reuses
-    /// the phone's connection (as RFC 5626 flows do).
+    /// an IP literal on the source's own IP (RFC 3261 §8.1.2; a phone sending from one
+    /// port and listening on another), else the source itself (host names, NAT, and
+    /// any Contact naming another host: a registration must not turn Parley into a
+    /// call generator aimed at a third party); over TCP the source, which reuses the
+    /// phone's connection (as RFC 5626 flows do).
     pub target: SocketAddr,
     /// Transport it registered over.
     pub transport: Transport,
@@ -39,6 +42,9 @@ pub struct Binding {
     pub user_agent: Option<String>,
     call_id: String,
     cseq: u32,
+    /// Who registered it: (user id, SHA-256 HA1 it authenticated with). The binding is
+    /// dropped when that user is deactivated or their credentials change.
+    owner: Option<(String, String)>,
 }
 
 /// Registrar limits.
@@ -47,6 +53,8 @@ pub(crate) struct ExpiryPolicy {
     pub(crate) default: u32,
     pub(crate) min: u32,
     pub(crate) max: u32,
+    /// Most contacts bound to one AOR at once.
+    pub(crate) max_contacts: usize,
 }
 
 /// Why a REGISTER could not be applied: (status, reason).
@@ -59,8 +67,10 @@ pub(crate) struct Location {
 }
 
 impl Location {
-    /// Applies an authenticated REGISTER for `aor` (§10.3 steps 6–8) and returns the
-    /// bindings now in effect, with their remaining seconds.
+    /// Applies an authenticated REGISTER for `aor` by `owner` (user id, HA1) (§10.3
+    /// steps 6–8) and returns the bindings now in effect, with their remaining seconds.
+    /// A new contact beyond `policy.max_contacts` is refused (403) and nothing changes.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         &mut self,
         now: Instant,
@@ -69,6 +79,7 @@ impl Location {
         source: SocketAddr,
         transport: Transport,
         policy: ExpiryPolicy,
+        owner: Option<(String, String)>,
     ) -> Result<Vec<(String, u64)>, Refusal> {
         let call_id = req
             .call_id()
@@ -85,6 +96,20 @@ impl Location {
             list.retain(|b| b.call_id == call_id && b.cseq >= cseq);
         } else {
             let contacts = req.contacts().map_err(|_| (400, "Invalid Contact"))?;
+            let new = contacts
+                .iter()
+                .filter(|c| {
+                    !list.iter().any(|b| b.contact == c.uri)
+                        && c.params.value("expires").map(str::trim) != Some("0")
+                        && !(header_expires == Some(0) && c.params.value("expires").is_none())
+                })
+                .count();
+            if list.len() + new > policy.max_contacts {
+                if list.is_empty() {
+                    self.aors.remove(aor);
+                }
+                return Err((403, "Too Many Contacts"));
+            }
             for c in contacts {
                 let expires = c
                     .params
@@ -111,7 +136,9 @@ impl Location {
                     continue;
                 }
                 let target = match transport {
-                    Transport::Udp => contact_addr(&c.uri).unwrap_or(source),
+                    Transport::Udp => contact_addr(&c.uri)
+                        .filter(|a| a.ip() == source.ip())
+                        .unwrap_or(source),
                     Transport::Tcp | Transport::Tls => source,
                 };
                 let b = Binding {
@@ -126,6 +153,7 @@ impl Location {
                         .map(|ua| ua.chars().take(200).collect()),
                     call_id: call_id.clone(),
                     cseq,
+                    owner: owner.clone(),
                 };
                 match existing {
                     Some(i) => list[i] = b,
@@ -179,7 +207,37 @@ impl Location {
             user_agent: Some("Parley browser softphone".into()),
             call_id: String::new(),
             cseq: 0,
+            owner: None,
         });
+    }
+
+    /// Drops the bindings of user `user_id` in `tenant_id` that no longer match its
+    /// identity `current` (extension, SHA-256 HA1; `None`: deactivated or without
+    /// credentials, so all of them); returns how many went.
+    pub(crate) fn revoke(
+        &mut self,
+        tenant_id: &str,
+        user_id: &str,
+        current: Option<&(String, String)>,
+    ) -> usize {
+        let mut dropped = 0;
+        self.aors.retain(|(t, ext), list| {
+            if t != tenant_id {
+                return true;
+            }
+            list.retain(|b| {
+                let Some((uid, ha1)) = &b.owner else {
+                    return true;
+                };
+                let keep = uid != user_id || current.is_some_and(|(e, h)| e == ext && h == ha1);
+                if !keep {
+                    dropped += 1;
+                }
+                keep
+            });
+            !list.is_empty()
+        });
+        dropped
     }
 
     /// Removes a device added with [`Location::add_device`].
@@ -250,6 +308,8 @@ pub(crate) struct Authenticator {
     issuer: NonceIssuer,
     counter: Mutex<NonceCounter>,
     algorithms: Vec<Algorithm>,
+    /// A randomly keyed hash (SipHash) for [`Authenticator::decoy_index`].
+    decoy: std::collections::hash_map::RandomState,
 }
 
 pub(crate) fn unix_now() -> Duration {
@@ -268,7 +328,16 @@ impl Authenticator {
             issuer: NonceIssuer::new(secret, nonce_lifetime),
             counter: Mutex::new(NonceCounter::new(100_000)),
             algorithms,
+            decoy: std::collections::hash_map::RandomState::new(),
         }
+    }
+
+    /// A stable index below `n` for a user name, unpredictable without this server's
+    /// random key (the decoy realm of unknown users, see `driver::authenticate`).
+    pub(crate) fn decoy_index(&self, user: &str, n: usize) -> usize {
+        use std::hash::BuildHasher as _;
+        let h = self.decoy.hash_one(user);
+        usize::try_from(h % n.max(1) as u64).unwrap_or(0)
     }
 
     /// Challenge header values, one per configured algorithm in order of preference
@@ -299,12 +368,15 @@ impl Authenticator {
             .is_ok_and(|c| self.issuer.check(&c.nonce, unix_now()) != NonceStatus::Invalid)
     }
 
-    /// Checks `creds` for a request with `method` and `body` against the stored HA1
-    /// values (`None` when the user is unknown: same verdict as a wrong password).
+    /// Checks `creds` for a request with `method`, Request-URI `request_uri` and `body`
+    /// against the stored HA1 values (`None` when the user is unknown: same verdict as a
+    /// wrong password). The digest `uri` must be the Request-URI (RFC 2617 §3.2.2.5):
+    /// credentials captured from another request do not authenticate this one.
     pub(crate) fn verify(
         &self,
         creds: &DigestCredentials,
         method: &str,
+        request_uri: &str,
         body: &[u8],
         expected: Option<(&str, &str, &str, &str)>,
     ) -> Verdict {
@@ -324,7 +396,10 @@ impl Authenticator {
         else {
             return Verdict::Forbidden;
         };
-        if creds.username != username || creds.realm != realm {
+        if creds.username != username
+            || creds.realm != realm
+            || !creds.uri.trim().eq_ignore_ascii_case(request_uri.trim())
+        {
             return Verdict::Forbidden;
         }
         let base = match creds.algorithm {
@@ -375,6 +450,7 @@ mod tests {
         default: 3600,
         min: 60,
         max: 7200,
+        max_contacts: 3,
     };
 
     #[test]
@@ -391,6 +467,7 @@ mod tests {
                 src,
                 Transport::Udp,
                 POLICY,
+                None,
             )
             .unwrap_or_default();
         assert_eq!(r, vec![("sip:1001@127.0.0.1:5062".to_owned(), 120)]);
@@ -402,6 +479,7 @@ mod tests {
                 src,
                 Transport::Udp,
                 POLICY,
+                None,
             )
             .unwrap_or_default();
         assert_eq!(r.len(), 2);
@@ -413,7 +491,8 @@ mod tests {
                 &register("<sip:x@h>", Some(10), 3),
                 src,
                 Transport::Udp,
-                POLICY
+                POLICY,
+                None
             ),
             Err((423, "Interval Too Brief"))
         );
@@ -428,6 +507,7 @@ mod tests {
                 src,
                 Transport::Udp,
                 POLICY,
+                None,
             )
             .unwrap_or_default();
         assert_eq!(r.len(), 1);
@@ -438,7 +518,8 @@ mod tests {
                 &register("*", None, 5),
                 src,
                 Transport::Udp,
-                POLICY
+                POLICY,
+                None
             ),
             Err((400, "Contact * Needs Expires 0 Alone"))
         );
@@ -450,9 +531,87 @@ mod tests {
                 src,
                 Transport::Udp,
                 POLICY,
+                None,
             )
             .unwrap_or_default();
         assert!(r.is_empty());
+        assert!(loc.lookup(t0, &aor).is_empty());
+    }
+
+    #[test]
+    fn contacts_per_aor_are_capped_and_a_foreign_contact_host_is_not_a_target() {
+        let mut loc = Location::default();
+        let aor: Aor = ("t".into(), "1001".into());
+        let src: SocketAddr = "127.0.0.1:5062".parse().unwrap_or_else(|_| unreachable!());
+        let t0 = Instant::now();
+        for (i, port) in [5062, 5064, 5066].into_iter().enumerate() {
+            let r = loc.apply(
+                t0,
+                &aor,
+                &register(
+                    &format!("<sip:1001@127.0.0.1:{port}>"),
+                    Some(120),
+                    i as u32 + 1,
+                ),
+                src,
+                Transport::Udp,
+                POLICY,
+                None,
+            );
+            assert!(r.is_ok(), "{r:?}");
+        }
+        // A fourth contact is refused; refreshing one already bound is fine.
+        let fourth = register("<sip:1001@127.0.0.1:5068>", Some(120), 10);
+        assert_eq!(
+            loc.apply(t0, &aor, &fourth, src, Transport::Udp, POLICY, None),
+            Err((403, "Too Many Contacts"))
+        );
+        assert_eq!(loc.lookup(t0, &aor).len(), 3);
+        let refresh = register("<sip:1001@127.0.0.1:5064>", Some(120), 11);
+        assert!(
+            loc.apply(t0, &aor, &refresh, src, Transport::Udp, POLICY, None)
+                .is_ok()
+        );
+        // A Contact naming another host: requests go back to the source instead.
+        let mut other = Location::default();
+        let victim = register("<sip:1001@192.0.2.50:5060>", Some(120), 1);
+        assert!(
+            other
+                .apply(t0, &aor, &victim, src, Transport::Udp, POLICY, None)
+                .is_ok()
+        );
+        assert_eq!(other.lookup(t0, &aor)[0].target, src);
+    }
+
+    #[test]
+    fn bindings_of_a_user_whose_credentials_change_or_who_is_deactivated_are_dropped() {
+        let mut loc = Location::default();
+        let aor: Aor = ("t".into(), "1001".into());
+        let src: SocketAddr = "127.0.0.1:5062".parse().unwrap_or_else(|_| unreachable!());
+        let t0 = Instant::now();
+        let owner = Some(("u1".to_owned(), "ha1-old".to_owned()));
+        let r = register("<sip:1001@127.0.0.1:5062>", Some(120), 1);
+        assert!(
+            loc.apply(t0, &aor, &r, src, Transport::Udp, POLICY, owner)
+                .is_ok()
+        );
+        // Another user's change, or the same identity: nothing goes.
+        assert_eq!(loc.revoke("t", "u2", None), 0);
+        let same = ("1001".to_owned(), "ha1-old".to_owned());
+        assert_eq!(loc.revoke("t", "u1", Some(&same)), 0);
+        assert_eq!(loc.lookup(t0, &aor).len(), 1);
+        // A new password: the binding made with the old one goes.
+        let changed = ("1001".to_owned(), "ha1-new".to_owned());
+        assert_eq!(loc.revoke("t", "u1", Some(&changed)), 1);
+        assert!(loc.lookup(t0, &aor).is_empty());
+        // Deactivated.
+        let owner = Some(("u1".to_owned(), "ha1-new".to_owned()));
+        let r = register("<sip:1001@127.0.0.1:5062>", Some(120), 2);
+        assert!(
+            loc.apply(t0, &aor, &r, src, Transport::Udp, POLICY, owner)
+                .is_ok()
+        );
+        assert_eq!(loc.revoke("t", "u1", None), 1);
         assert!(loc.lookup(t0, &aor).is_empty());
     }
 
@@ -487,32 +646,47 @@ mod tests {
         let ha1_sha = DigestCredentials::ha1(Algorithm::Sha256, "1001", "demo", "pw");
         let expected = Some(("1001", "demo", ha1_md5.as_str(), ha1_sha.as_str()));
         let good = c.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 1);
-        assert_eq!(auth.verify(&good, "REGISTER", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&good, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         // The same nc again is a replay.
         assert_eq!(
-            auth.verify(&good, "REGISTER", b"", expected),
+            auth.verify(&good, "REGISTER", "sip:demo", b"", expected),
             Verdict::Challenge { stale: false }
         );
         let next = c.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 2);
-        assert_eq!(auth.verify(&next, "REGISTER", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&next, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         let wrong = c.answer("1001", "nope", "REGISTER", "sip:demo", "cn", 3);
         assert_eq!(
-            auth.verify(&wrong, "REGISTER", b"", expected),
+            auth.verify(&wrong, "REGISTER", "sip:demo", b"", expected),
             Verdict::Forbidden
         );
         assert_eq!(
-            auth.verify(&good, "REGISTER", b"", None),
+            auth.verify(&good, "REGISTER", "sip:demo", b"", None),
+            Verdict::Forbidden
+        );
+        // Credentials made for another Request-URI do not authenticate this one.
+        let elsewhere = c.answer("1001", "pw", "REGISTER", "sip:other", "cn", 3);
+        assert_eq!(
+            auth.verify(&elsewhere, "REGISTER", "sip:demo", b"", expected),
             Verdict::Forbidden
         );
         // SHA-256 works from its own HA1.
         let s = DigestChallenge::parse(&ch[0]).unwrap_or_else(|e| panic!("{e}"));
         let sha = s.answer("1001", "pw", "REGISTER", "sip:demo", "cn", 4); // same nonce: nc goes on
-        assert_eq!(auth.verify(&sha, "REGISTER", b"", expected), Verdict::Ok);
+        assert_eq!(
+            auth.verify(&sha, "REGISTER", "sip:demo", b"", expected),
+            Verdict::Ok
+        );
         // A forged nonce is challenged afresh; an old one is stale.
         let mut forged = good.clone();
         forged.nonce = "00".repeat(32);
         assert_eq!(
-            auth.verify(&forged, "REGISTER", b"", expected),
+            auth.verify(&forged, "REGISTER", "sip:demo", b"", expected),
             Verdict::Challenge { stale: false }
         );
         let old_issuer = NonceIssuer::new(b"secret", Duration::from_secs(30));
@@ -520,7 +694,7 @@ mod tests {
         let mut stale = good;
         stale.nonce = old;
         assert_eq!(
-            auth.verify(&stale, "REGISTER", b"", expected),
+            auth.verify(&stale, "REGISTER", "sip:demo", b"", expected),
             Verdict::Challenge { stale: true }
         );
     }

@@ -104,6 +104,7 @@ pub(crate) async fn tls_accept_loop(
     config: Arc<ServerConfig>,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
+    gate: crate::transport::ConnGate,
     mut stop: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(config);
@@ -114,20 +115,39 @@ pub(crate) async fn tls_accept_loop(
         };
         match r {
             Ok((stream, peer)) => {
+                // The caps count TLS connections from their acceptance, handshake included.
+                let Some(permit) = gate.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "SIP TLS connection refused: connection cap reached");
+                    let _ = to_driver.try_send(Inbound::Refused);
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let (acceptor, to_driver, stop) =
                     (acceptor.clone(), to_driver.clone(), stop.clone());
+                let limits = gate.limits;
                 tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
+                    let handshake = limits.message_timeout.min(Duration::from_secs(10));
+                    match tokio::time::timeout(handshake, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            tcp_connection(tls, peer, Transport::Tls, to_driver, max_size, stop)
-                                .await;
+                            tcp_connection(
+                                tls,
+                                peer,
+                                Transport::Tls,
+                                to_driver,
+                                max_size,
+                                Some(limits),
+                                stop,
+                            )
+                            .await;
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            let _ = to_driver.try_send(Inbound::TimedOut);
+                        }
                     }
+                    drop(permit);
                 });
             }
             Err(e) => {

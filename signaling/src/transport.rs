@@ -5,14 +5,107 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use parley_sip_proto::message::{Frame, frame};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Limits on accepted TCP and TLS connections, against descriptor exhaustion
+/// (slowloris: many connections, each trickling a partial message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections open at once from one IP address (TCP and TLS together); more are
+    /// closed as soon as they are accepted.
+    pub per_source: usize,
+    /// Connections open at once in all.
+    pub total: usize,
+    /// Time a connection has to deliver a complete message, from its opening (the first
+    /// one) or from the first byte of each later one; then it is closed.
+    pub message_timeout: Duration,
+    /// A connection with nothing in flight is closed after this long without a byte
+    /// (CRLF keep-alives, RFC 5626, count). Keep it above the registration interval
+    /// phones use over TCP when they send no keep-alives.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            per_source: 32,
+            total: 4096,
+            message_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(3900),
+        }
+    }
+}
+
+/// Counts open accepted connections per source and in all (see [`ConnectionLimits`]).
+/// The counts are behind a `std` mutex held for one map operation, never across an
+/// `.await`: the TCP and TLS accept loops and every connection task's end share them.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnGate {
+    pub(crate) limits: ConnectionLimits,
+    open: Arc<Mutex<(HashMap<IpAddr, usize>, usize)>>,
+}
+
+/// An admitted connection's place; dropping it frees the place.
+#[derive(Debug)]
+pub(crate) struct ConnPermit {
+    ip: IpAddr,
+    open: Arc<Mutex<(HashMap<IpAddr, usize>, usize)>>,
+}
+
+impl ConnGate {
+    pub(crate) fn new(limits: ConnectionLimits) -> ConnGate {
+        ConnGate {
+            limits,
+            open: Arc::new(Mutex::new((HashMap::new(), 0))),
+        }
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    pub(crate) fn admit(&self, ip: IpAddr) -> Option<ConnPermit> {
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (per, total) = &mut *g;
+        let n = per.get(&ip).copied().unwrap_or(0);
+        if *total >= self.limits.total || n >= self.limits.per_source {
+            return None;
+        }
+        per.insert(ip, n + 1);
+        *total += 1;
+        Some(ConnPermit {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+
+    /// Connections open (from `ip`, in all).
+    #[cfg(test)]
+    pub(crate) fn open(&self, ip: IpAddr) -> (usize, usize) {
+        let g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        (g.0.get(&ip).copied().unwrap_or(0), g.1)
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        let mut g = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let (per, total) = &mut *g;
+        *total = total.saturating_sub(1);
+        if let Some(n) = per.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// A SIP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +163,10 @@ pub(crate) enum Inbound {
     },
     /// A TCP connection is gone.
     Closed { peer: SocketAddr },
+    /// An accepted connection was closed at once: a connection cap was reached.
+    Refused,
+    /// A connection was closed for taking too long (message or idle timeout).
+    TimedOut,
 }
 
 /// Sending side, owned by the driver.
@@ -155,11 +252,13 @@ pub(crate) async fn udp_loop(
     }
 }
 
-/// Accepts TCP connections until shutdown; each gets its own task.
+/// Accepts TCP connections until shutdown; each admitted one (see [`ConnGate`]) gets
+/// its own task, the others are closed at once.
 pub(crate) async fn tcp_accept_loop(
     listener: TcpListener,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
+    gate: ConnGate,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -169,15 +268,27 @@ pub(crate) async fn tcp_accept_loop(
         };
         match r {
             Ok((stream, peer)) => {
+                let Some(permit) = gate.admit(peer.ip()) else {
+                    tracing::debug!(%peer, "SIP TCP connection refused: connection cap reached");
+                    let _ = to_driver.try_send(Inbound::Refused);
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(tcp_connection(
-                    stream,
-                    peer,
-                    Transport::Tcp,
-                    to_driver.clone(),
-                    max_size,
-                    stop.clone(),
-                ));
+                let (to_driver, stop, limits) = (to_driver.clone(), stop.clone(), gate.limits);
+                tokio::spawn(async move {
+                    tcp_connection(
+                        stream,
+                        peer,
+                        Transport::Tcp,
+                        to_driver,
+                        max_size,
+                        Some(limits),
+                        stop,
+                    )
+                    .await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "TCP accept failed");
@@ -211,18 +322,21 @@ pub(crate) async fn connect(
         tx.clone(),
         to_driver,
         max_size,
+        None,
         stop,
     ));
     Ok(tx)
 }
 
-/// One accepted TCP (or TLS) connection: announced to the driver, then run.
+/// One accepted TCP (or TLS) connection: announced to the driver, then run under
+/// `limits`' timeouts.
 pub(crate) async fn tcp_connection<S>(
     stream: S,
     peer: SocketAddr,
     transport: Transport,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
+    limits: Option<ConnectionLimits>,
     stop: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -240,12 +354,17 @@ pub(crate) async fn tcp_connection<S>(
     {
         return;
     }
-    run_connection(stream, peer, transport, rx, pong, to_driver, max_size, stop).await;
+    run_connection(
+        stream, peer, transport, rx, pong, to_driver, max_size, limits, stop,
+    )
+    .await;
 }
 
 /// A TCP connection (accepted or opened): frames incoming bytes with
 /// `parley_sip_proto::message::frame` and writes what the driver queues for it. Ends
-/// on EOF, error, a framing error (the stream cannot be resynchronised), or shutdown.
+/// on EOF, error, a framing error (the stream cannot be resynchronised), shutdown, or
+/// (with `limits`, for accepted connections) a message not completed within the
+/// message timeout or no byte within the idle timeout.
 #[allow(clippy::too_many_arguments)]
 async fn run_connection<S>(
     stream: S,
@@ -255,6 +374,7 @@ async fn run_connection<S>(
     pong: mpsc::Sender<Bytes>,
     to_driver: mpsc::Sender<Inbound>,
     max_size: usize,
+    limits: Option<ConnectionLimits>,
     mut stop: watch::Receiver<bool>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
@@ -268,11 +388,20 @@ async fn run_connection<S>(
         }
     });
     let mut buf = BytesMut::with_capacity(8192);
+    // The first message is due within the message timeout of the connection opening.
+    let mut deadline = limits.map(|l| Instant::now() + l.message_timeout);
+    let mut partial_since: Option<Instant> = None;
     'conn: loop {
         tokio::select! {
             r = rd.read_buf(&mut buf) => if let Ok(0) | Err(_) = r { break },
+            _ = sleep_until(deadline) => {
+                tracing::debug!(%peer, "SIP connection timed out; closing");
+                let _ = to_driver.try_send(Inbound::TimedOut);
+                break;
+            }
             _ = stop.changed() => break,
         }
+        let now = Instant::now();
         loop {
             match frame(&buf, max_size) {
                 Ok(Frame::NeedMore) => break,
@@ -306,7 +435,56 @@ async fn run_connection<S>(
                 }
             }
         }
+        if let Some(l) = limits {
+            // Nothing in flight: idle. A message begun: it must be complete within the
+            // message timeout of its first byte, however slowly the bytes trickle.
+            deadline = Some(if buf.is_empty() {
+                partial_since = None;
+                now + l.idle_timeout
+            } else {
+                *partial_since.get_or_insert(now) + l.message_timeout
+            });
+        }
     }
     let _ = to_driver.send(Inbound::Closed { peer }).await;
     writer.abort();
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_caps_connections_per_source_and_in_all_and_frees_places_on_drop() {
+        let gate = ConnGate::new(ConnectionLimits {
+            per_source: 2,
+            total: 3,
+            ..ConnectionLimits::default()
+        });
+        let a: IpAddr = "192.0.2.1".parse().unwrap_or_else(|_| unreachable!());
+        let b: IpAddr = "192.0.2.2".parse().unwrap_or_else(|_| unreachable!());
+        let a1 = gate.admit(a);
+        let a2 = gate.admit(a);
+        assert!(a1.is_some() && a2.is_some());
+        assert!(gate.admit(a).is_none(), "per-source cap");
+        let b1 = gate.admit(b);
+        assert!(b1.is_some());
+        assert!(gate.admit(b).is_none(), "total cap");
+        drop(a1);
+        assert_eq!(gate.open(a), (1, 2));
+        assert!(gate.admit(b).is_some(), "a freed place is reused");
+        drop((a2, b1));
+        assert_eq!(
+            gate.open(a),
+            (0, 0),
+            "permit dropped with the temporary above"
+        );
+    }
 }

@@ -42,6 +42,7 @@ mod api;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod serve;
 pub mod softphone;
 mod ui;
 
@@ -99,6 +100,10 @@ pub struct AppState {
     pub(crate) acd: Option<Arc<dyn AcdView>>,
     /// The browser softphone service, when there is one (see [`AppState::with_softphone`]).
     pub(crate) softphone: Option<Arc<dyn Softphone>>,
+    /// The SIP ban list, when a SIP stack runs (see [`AppState::with_sip_bans`]).
+    pub(crate) sip_bans: Option<Arc<dyn SipBans>>,
+    /// Open WebSockets per user (see [`AppState::websocket_slot`]).
+    ws_open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 /// One SIP message in a call's ladder.
@@ -157,6 +162,59 @@ pub trait SipInspector: Send + Sync + 'static {
         let _ = tenant_id;
         Vec::new()
     }
+}
+
+/// WebSockets one user may have open at once (browser tabs × events and softphone).
+pub const MAX_WEBSOCKETS_PER_USER: usize = 16;
+
+/// Largest WebSocket message (and frame) accepted from a client: clients send commands
+/// and SDP, never bulk data (tungstenite's default would be 64 MiB).
+pub(crate) const MAX_WEBSOCKET_MESSAGE: usize = 256 << 10;
+
+/// An open WebSocket's place in its user's allowance; freed on drop.
+pub(crate) struct WebSocketSlot {
+    user_id: String,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+}
+
+impl Drop for WebSocketSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.user_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.user_id);
+            }
+        }
+    }
+}
+
+/// A SIP source address banned for failing digest authentication repeatedly.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct SipBan {
+    /// The banned IP address.
+    pub address: String,
+    /// When the ban lapses by itself.
+    pub expires_at: parley_cases::Timestamp,
+    /// Failed authentications counted against the address.
+    pub failures: u64,
+    /// The user name (extension) its last failed attempt claimed.
+    pub last_user: String,
+}
+
+/// The SIP stack's ban list (server-wide: one SIP port serves every tenant).
+/// Implemented by the binary over `parley-signaling`.
+pub trait SipBans: Send + Sync + 'static {
+    /// The bans in force; `None` when the SIP stack has stopped.
+    fn list(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<SipBan>>> + Send + '_>>;
+    /// Lifts the ban of `address`: `Some(true)` lifted, `Some(false)` there was none,
+    /// `None` the SIP stack has stopped.
+    fn lift(
+        &self,
+        address: std::net::IpAddr,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>>;
 }
 
 /// One party of a live call.
@@ -347,7 +405,32 @@ impl AppState {
             calls: None,
             acd: None,
             softphone: None,
+            sip_bans: None,
+            ws_open: Arc::default(),
         }
+    }
+
+    /// A place for one more WebSocket of `user_id` (events and softphone together),
+    /// or `None` when the user already has [`MAX_WEBSOCKETS_PER_USER`] open: one
+    /// account (or a stolen token) cannot hold an unbounded number of sockets. The map
+    /// is behind a `std` mutex held for one operation, never across an `.await`.
+    pub(crate) fn websocket_slot(&self, user_id: &str) -> Option<WebSocketSlot> {
+        let mut open = self.ws_open.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(user_id.to_owned()).or_insert(0);
+        if *n >= MAX_WEBSOCKETS_PER_USER {
+            return None;
+        }
+        *n += 1;
+        Some(WebSocketSlot {
+            user_id: user_id.to_owned(),
+            open: self.ws_open.clone(),
+        })
+    }
+
+    /// Attaches the SIP ban list (`/api/v1/sip/bans`).
+    pub fn with_sip_bans(mut self, bans: Arc<dyn SipBans>) -> AppState {
+        self.sip_bans = Some(bans);
+        self
     }
 
     /// Attaches the running SIP stack (traces and counters over the API).

@@ -523,6 +523,72 @@ async fn events_websocket_pushes_only_the_tenants_changes() {
     );
 }
 
+// Issue #13: before, one user (or a stolen token) could open any number of event
+// sockets and send 64 MiB messages.
+#[tokio::test]
+async fn websockets_are_capped_per_user_and_large_client_messages_close_the_socket() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let t = T::new().await;
+    let acme = t.login("acme", Role::Agent).await;
+    let other = t.login("acme", Role::Supervisor).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = t.app.clone();
+    tokio::spawn(parley_web::serve::serve(
+        listener,
+        app,
+        parley_web::serve::HttpLimits::default(),
+        std::future::pending(),
+    ));
+    let url = |tok: &str| format!("ws://{addr}/api/v1/events?access_token={tok}");
+    let mut open = Vec::new();
+    for _ in 0..parley_web::MAX_WEBSOCKETS_PER_USER {
+        open.push(
+            tokio_tungstenite::connect_async(url(&acme))
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    match tokio_tungstenite::connect_async(url(&acme)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+            assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        }
+        other => panic!("a socket over the cap: {:?}", other.map(|_| ())),
+    }
+    // Another user is not affected; a closed socket frees its place.
+    let _sup = tokio_tungstenite::connect_async(url(&other))
+        .await
+        .unwrap()
+        .0;
+    let mut first = open.remove(0);
+    first.close(None).await.unwrap();
+    while first.next().await.is_some() {}
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(url(&acme)).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut ws = again.expect("a freed place is reused");
+    // A 1 MiB message from the client ends the socket.
+    let _ = ws.send(Message::Text("x".repeat(1 << 20).into())).await;
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the oversized message closed the socket");
+}
+
 #[tokio::test]
 async fn telephony_accounts_trunks_and_numbers() {
     let t = T::new().await;
@@ -547,16 +613,33 @@ async fn telephony_accounts_trunks_and_numbers() {
     assert_eq!(v["realm"], "acme");
     assert_eq!(v["has_password"], true);
     assert!(!v.to_string().contains("sip password 1"));
-    // The agent may change their own SIP password, not their extension.
-    let (s, _) = t
+    // The agent may change their own SIP password, not their extension, and only by
+    // giving their web password again (issue #13: a stolen token alone must not be
+    // enough to take over the phone line).
+    for current in [None, Some("not my password")] {
+        let (s, v) = t
+            .call(
+                Method::PUT,
+                &sip_path,
+                Some(&agent),
+                Some(json!({"password": "another sip pw", "current_password": current})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::FORBIDDEN, Some("current_password")),
+            "{v}"
+        );
+    }
+    let (s, v) = t
         .call(
             Method::PUT,
             &sip_path,
             Some(&agent),
-            Some(json!({"password": "another sip pw"})),
+            Some(json!({"password": "another sip pw", "current_password": PW})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{v}");
     let (s, v) = t
         .call(
             Method::PUT,

@@ -162,6 +162,7 @@ on_both!(presence_is_stored_audited_and_published, |h| {
             SipAccountPatch {
                 extension: Some("1001".into()),
                 password: None,
+                current_password: None,
             },
         )
         .await
@@ -354,6 +355,7 @@ on_both!(routing_profile_changes_are_published_for_the_router, |h| {
             SipAccountPatch {
                 extension: Some("1001".into()),
                 password: None,
+                current_password: None,
             },
         )
         .await

@@ -154,6 +154,34 @@ on_both!(flow_drafts_publish_as_immutable_versions, |h| {
     ));
 });
 
+/// Gives `actor`'s tenant the phone number `number` (on a trunk of its own); its id.
+async fn hold(s: &parley_cases::Store, actor: &Actor, number: &str) -> String {
+    use parley_cases::telephony::{NewPhoneNumber, TrunkInput};
+    let trunk = match s.list_trunks(actor).await.unwrap().into_iter().next() {
+        Some(t) => t,
+        None => s
+            .create_trunk(
+                actor,
+                TrunkInput {
+                    name: "carrier".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap(),
+    };
+    s.create_number(
+        actor,
+        NewPhoneNumber {
+            number: number.into(),
+            trunk_id: trunk.id,
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
 on_both!(routes_map_numbers_to_published_flows, |h| {
     let s = &h.store;
     let a = h.tenant("acme").await;
@@ -173,6 +201,15 @@ on_both!(routes_map_numbers_to_published_flows, |h| {
     s.publish_flow(&a, "main", &doc("main", "A"), &[])
         .await
         .unwrap();
+    // A number the tenant does not hold cannot be routed (issue #13).
+    match s.set_route(&a, "+1 555-0100", "main").await {
+        Err(Error::Conflict { field, detail, .. }) => {
+            assert_eq!(field, "number");
+            assert_eq!(detail.as_deref(), Some("number not available"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let number_a = hold(s, &a, "+15550100").await;
     let r = s.set_route(&a, "+1 555-0100", "main").await.unwrap();
     assert_eq!(r.number, "+15550100");
     let inbound = s.inbound_route("+1 (555) 0100").await.unwrap().unwrap();
@@ -209,7 +246,10 @@ on_both!(routes_map_numbers_to_published_flows, |h| {
         .await
         .unwrap();
     match s.set_route(&b, "+15550100", "main").await {
-        Err(Error::Conflict { field, .. }) => assert_eq!(field, "number"),
+        Err(Error::Conflict { field, detail, .. }) => {
+            assert_eq!(field, "number");
+            assert_eq!(detail.as_deref(), Some("number not available"));
+        }
         other => panic!("{other:?}"),
     }
     assert!(matches!(
@@ -220,7 +260,9 @@ on_both!(routes_map_numbers_to_published_flows, |h| {
     assert_eq!(s.list_routes(&a).await.unwrap().len(), 1);
     s.delete_route(&a, "+15550100").await.unwrap();
     assert_eq!(s.inbound_route("+15550100").await.unwrap(), None);
-    // Now free for the other tenant.
+    // Released by its holder, the number can be taken and routed by the other tenant.
+    s.delete_number(&a, &number_a).await.unwrap();
+    hold(s, &b, "+15550100").await;
     s.set_route(&b, "+15550100", "main").await.unwrap();
     assert_eq!(
         s.inbound_route("+15550100")

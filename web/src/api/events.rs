@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
@@ -43,9 +44,22 @@ pub(crate) async fn events(
     // Authentication comes first: an anonymous caller learns nothing, not even that this
     // route wants a WebSocket.
     let ws = ws.map_err(|e| ApiError::new(e.status(), "websocket_required", e.body_text()))?;
+    let slot = s
+        .websocket_slot(actor.user_id.as_deref().unwrap_or_default())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_websockets",
+                "too many open WebSockets for this user",
+            )
+        })?;
+    let ws = ws
+        .max_message_size(crate::MAX_WEBSOCKET_MESSAGE)
+        .max_frame_size(crate::MAX_WEBSOCKET_MESSAGE);
     let rx = s.store.subscribe();
     let store = s.store.clone();
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
+        let _slot = slot;
         let (sink, stream) = socket.split();
         pump(
             sink,

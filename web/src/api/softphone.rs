@@ -50,8 +50,21 @@ pub(crate) async fn softphone(
         ));
     };
     let ws = ws.map_err(|e| ApiError::new(e.status(), "websocket_required", e.body_text()))?;
+    let slot = s
+        .websocket_slot(actor.user_id.as_deref().unwrap_or_default())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_websockets",
+                "too many open WebSockets for this user",
+            )
+        })?;
+    let ws = ws
+        .max_message_size(crate::MAX_WEBSOCKET_MESSAGE)
+        .max_frame_size(crate::MAX_WEBSOCKET_MESSAGE);
     let store = s.store.clone();
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
+        let _slot = slot;
         let session = phone.open(&actor);
         let (mut sink, mut stream) = socket.split();
         let (commands, mut events) = (session.commands, session.events);

@@ -11,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Admin, Authed, Json, Supervisor};
-use crate::{AppState, SipCounter, SipRegistration, SipTraceEntry};
+use crate::{AppState, SipBan, SipCounter, SipRegistration, SipTraceEntry};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -23,6 +23,8 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sip_trace))
         .routes(routes!(sip_metrics))
         .routes(routes!(sip_registrations))
+        .routes(routes!(list_sip_bans))
+        .routes(routes!(lift_sip_ban))
 }
 
 /// A user's extension and whether a SIP password is set (supervisors see anyone, agents
@@ -41,8 +43,9 @@ async fn get_sip_account(
 }
 
 /// Sets a user's extension and/or SIP password. Admins may set both for anyone; a user
-/// may change their own SIP password (not their extension). The password is kept only as
-/// digest HA1 values.
+/// may change their own SIP password (not their extension), giving their web password
+/// again as `current_password` (403 without it). The password is kept only as digest
+/// HA1 values; phones registered with the old one are unregistered.
 #[utoipa::path(put, path = "/users/{id}/sip", tag = "telephony", security(("bearer" = [])), request_body = SipAccountPatch,
     responses((status = 200, body = SipAccount), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -55,6 +58,24 @@ async fn set_sip_account(
     let is_admin = a.require(Role::Admin).is_ok();
     if !is_admin && (a.user.id != id || body.extension.is_some()) {
         return Err(ApiError::forbidden(Role::Admin));
+    }
+    // Changing one's own SIP password needs the web password again (admins too, for
+    // their own): a bearer token alone must not be enough to take over a phone line.
+    if a.user.id == id && body.password.is_some() {
+        s.login_attempt(format!("sip-password:{id}"))
+            .map_err(ApiError::rate_limited)?;
+        let confirmed = match body.current_password.as_deref() {
+            Some(p) => s.store.confirm_password(&a.actor, p).await?,
+            None => false,
+        };
+        if !confirmed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "reauthentication_required",
+                "current_password: your web password is required to change your own SIP password",
+            )
+            .with_field("current_password"));
+        }
     }
     Ok(axum::Json(
         s.store.set_sip_account(&a.actor, &id, body).await?,
@@ -202,4 +223,65 @@ async fn sip_registrations(
             .map(|sip| sip.registrations(&a.actor.tenant_id))
             .unwrap_or_default(),
     ))
+}
+
+/// Source addresses banned for failing SIP digest authentication repeatedly (admin).
+/// The ban list is server-wide: one SIP port serves every tenant, so a ban protects
+/// all of them (see SECURITY.md, "SIP brute force and connection limits").
+#[utoipa::path(get, path = "/sip/bans", tag = "telephony", security(("bearer" = [])),
+    responses((status = 200, body = Vec<SipBan>), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn list_sip_bans(
+    State(s): State<AppState>,
+    Admin(_a): Admin,
+) -> ApiResult<axum::Json<Vec<SipBan>>> {
+    let Some(bans) = s.sip_bans.as_ref() else {
+        return Ok(axum::Json(Vec::new()));
+    };
+    bans.list().await.map(axum::Json).ok_or_else(sip_stopped)
+}
+
+/// Lifts the ban of a source address (admin, audited as `sip.ban_lift`); 404 when it
+/// is not banned.
+#[utoipa::path(delete, path = "/sip/bans/{addr}", tag = "telephony", security(("bearer" = [])),
+    params(("addr" = String, Path, description = "The banned IP address")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn lift_sip_ban(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(addr): Path<String>,
+) -> ApiResult<StatusCode> {
+    let address: std::net::IpAddr = addr.trim().parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "addr: not an IP address",
+        )
+        .with_field("addr")
+    })?;
+    let lifted = match s.sip_bans.as_ref() {
+        Some(b) => b.lift(address).await.ok_or_else(sip_stopped)?,
+        None => false,
+    };
+    if !lifted {
+        return Err(ApiError::not_found("ban"));
+    }
+    s.store
+        .audit_admin_action(
+            &a.actor,
+            "sip.ban_lift",
+            "sip_ban",
+            &address.to_string(),
+            serde_json::json!({ "address": address.to_string() }),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn sip_stopped() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the SIP stack is not running",
+    )
 }

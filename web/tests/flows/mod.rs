@@ -472,7 +472,39 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
         .await;
     assert_eq!(v.as_array().unwrap().len(), 2);
 
-    // Numbers route only to published flows; another tenant cannot take one.
+    // Numbers route only to published flows and only when the tenant holds them
+    // (issue #13); another tenant cannot take one.
+    let (s, v) = t
+        .call(
+            Method::PUT,
+            "/api/v1/ivr/numbers/+15550123",
+            Some(&admin),
+            Some(json!({"flow_id": "main"})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["message"].as_str()),
+        (StatusCode::CONFLICT, Some("number not available")),
+        "not held yet: {v}"
+    );
+    let (s, trunk) = t
+        .call(
+            Method::POST,
+            "/api/v1/trunks",
+            Some(&admin),
+            Some(json!({"name": "carrier", "inbound_addresses": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{trunk}");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/numbers",
+            Some(&admin),
+            Some(json!({"number": "+15550123", "trunk_id": trunk["id"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, v) = t
         .call(
             Method::PUT,
@@ -520,7 +552,7 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
         None,
     )
     .await;
-    let (s, _) = t
+    let (s, v) = t
         .call(
             Method::PUT,
             "/api/v1/ivr/numbers/+15550123",
@@ -528,7 +560,32 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
             Some(json!({"flow_id": "main"})),
         )
         .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        (s, v["error"]["message"].as_str()),
+        (StatusCode::CONFLICT, Some("number not available"))
+    );
+    // Nor add it to a trunk of its own: the same answer, naming no tenant.
+    let (_, gtrunk) = t
+        .call(
+            Method::POST,
+            "/api/v1/trunks",
+            Some(&other),
+            Some(json!({"name": "carrier", "inbound_addresses": []})),
+        )
+        .await;
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/numbers",
+            Some(&other),
+            Some(json!({"number": "+1 555 0123", "trunk_id": gtrunk["id"]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["message"].as_str()),
+        (StatusCode::CONFLICT, Some("number not available")),
+        "{v}"
+    );
     let (_, v) = t
         .call(Method::GET, "/api/v1/ivr/numbers", Some(&admin), None)
         .await;

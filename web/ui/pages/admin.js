@@ -2,7 +2,7 @@
 // skills, queues (strategy, required skills, timers, callback key, overflow), trunks and numbers, business hours, speech settings (the AI toggle, consent,
 // alert phrases). One tab per area at /admin/<tab>.
 
-import { get, post, put, patch, del, enc } from '../api.js';
+import { get, post, put, patch, del, enc, session } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
 
 const TABS = [
@@ -90,6 +90,7 @@ function connection(s, devices) {
 
 async function editUser(el, u, s, skillList, reload, devices = []) {
   const mine = await get('/users/' + enc(u.id) + '/skills');
+  const self = session.user && session.user.id === u.id;
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
   const form = h('form', { class: 'inline-form', id: 'edit-user' },
@@ -99,6 +100,8 @@ async function editUser(el, u, s, skillList, reload, devices = []) {
     field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', placeholder: 'unchanged' })),
     field('Extension', h('input', { name: 'extension', value: (s && s.extension) || '' })),
     field('New SIP password', h('input', { name: 'sip_password', type: 'password', autocomplete: 'new-password', placeholder: s && s.has_password ? 'unchanged' : 'not set' })),
+    // Changing one's own SIP password needs one's web password again (SECURITY.md).
+    self ? field('Your current password (for a new SIP password)', h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password' })) : null,
     btn, out);
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -107,7 +110,7 @@ async function editUser(el, u, s, skillList, reload, devices = []) {
       await patch('/users/' + enc(u.id), { name: v.name, role: v.role, active: v.active, password: opt(v.password) });
       const ext = v.extension.trim();
       if ((ext && ext !== ((s && s.extension) || '')) || v.sip_password) {
-        await put('/users/' + enc(u.id) + '/sip', { extension: ext && ext !== ((s && s.extension) || '') ? ext : null, password: opt(v.sip_password) });
+        await put('/users/' + enc(u.id) + '/sip', { extension: ext && ext !== ((s && s.extension) || '') ? ext : null, password: opt(v.sip_password), current_password: self ? opt(v.current_password) : null });
       }
       toast('Saved');
       await reload();

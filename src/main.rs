@@ -4,6 +4,7 @@
 mod config;
 mod data;
 mod flow_cli;
+mod models_cli;
 mod softphone;
 mod turn;
 
@@ -80,6 +81,12 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Local models (speech, embeddings, language): list, verify, install from the
+    /// wheels the set-up downloaded (no network).
+    Models {
+        #[command(subcommand)]
+        command: models_cli::ModelsCommand,
     },
 }
 
@@ -327,7 +334,28 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Models { command } => match models_cli::run(&cfg, command)? {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        },
     }
+}
+
+/// Starts the whisper workers on `model`.
+fn start_speech(
+    cfg: &Config,
+    model: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<parley_speech::SpeechEngine>> {
+    let mut sc = parley_speech::SpeechConfig::new(model);
+    if cfg.speech_workers > 0 {
+        sc.workers = cfg.speech_workers;
+    }
+    sc.threads_per_worker = cfg.speech_threads.max(1);
+    sc.queue = cfg.speech_queue.max(1);
+    let e = parley_speech::SpeechEngine::start(sc)
+        .with_context(|| format!("cannot start speech with model {}", model.display()))?;
+    tracing::info!(model = %model.display(), workers = e.config().workers, "speech engine started");
+    Ok(std::sync::Arc::new(e))
 }
 
 fn toml_like(cfg: &Config) -> String {
@@ -478,22 +506,35 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     );
     tracing::info!(ip = %cfg.sip_addr.ip(), port_min, port_max, "media engine started");
     sip_cfg.media = Some(engine.clone());
-    // Speech: whisper workers when a model is configured.
-    let speech = match &cfg.speech_model {
-        Some(model) => {
-            let mut sc = parley_speech::SpeechConfig::new(model);
-            if cfg.speech_workers > 0 {
-                sc.workers = cfg.speech_workers;
-            }
-            sc.threads_per_worker = cfg.speech_threads.max(1);
-            sc.queue = cfg.speech_queue.max(1);
-            let e = parley_speech::SpeechEngine::start(sc)
-                .with_context(|| format!("cannot start speech with model {}", model.display()))?;
-            tracing::info!(model = %model.display(), workers = e.config().workers, "speech engine started");
-            Some(std::sync::Arc::new(e))
+    // Speech: whisper workers with the configured model, else the installed one.
+    let models_dir = models_cli::models_dir(&cfg, None);
+    let source = models_cli::speech_source(cfg.speech_model.as_deref(), &models_dir);
+    let (speech, speech_detail) = match &source {
+        models_cli::SpeechSource::Configured(model) => {
+            // A configured model that does not load is a start-up error.
+            let e = start_speech(&cfg, model)?;
+            (Some(e), format!("PARLEY_SPEECH_MODEL {}", model.display()))
         }
-        None => None,
+        models_cli::SpeechSource::Installed { id, path } => match start_speech(&cfg, path) {
+            Ok(e) => (
+                Some(e),
+                format!("installed model {id} ({})", path.display()),
+            ),
+            // An installed model that does not load turns transcription off, loudly.
+            Err(e) => {
+                tracing::warn!("transcription off: {e:#}");
+                (None, format!("installed model {id} does not load: {e:#}"))
+            }
+        },
+        models_cli::SpeechSource::Off(why) => {
+            tracing::warn!("transcription off: {why}");
+            (None, why.clone())
+        }
     };
+    let ai = models_cli::ai_status(&models_dir, speech.is_some(), &speech_detail);
+    for f in &ai.features {
+        tracing::info!(feature = %f.feature, on = f.on, detail = %f.detail, "AI feature");
+    }
     sip_cfg.speech = speech.clone();
     sip_cfg.data_dir = Some(cfg.data_dir.clone());
     sip_cfg.http_guard = cfg.http_guard()?;
@@ -545,7 +586,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
             .with_sip_bans(std::sync::Arc::new(BansView(sip.bans())))
             .with_acd(std::sync::Arc::new(AcdView(acd)))
-            .with_softphone(std::sync::Arc::new(phone)),
+            .with_softphone(std::sync::Arc::new(phone))
+            .with_ai(ai),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await

@@ -285,6 +285,16 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
             .iter()
             .any(|t| t == "transcribed")
     );
+    // The caller's language is on the call (tiny.en: English).
+    assert_eq!(body["language"], "en", "{call:#}");
+    assert!(
+        call["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "language:en"),
+        "{call:#}"
+    );
     assert_eq!(call["intent"], "technical_support", "{call:#}");
     let id = call["id"].as_str().unwrap();
     let stored = http(

@@ -388,6 +388,18 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     }
     // The demo IVR: its flow published and routed from the demo number.
     crate::flows::seed_demo_ivr(store, &system).await?;
+    // Speech: the first demo call shows a live transcript. The demo's callers consent
+    // (its greeting is the call notice), so no per-customer consent is required.
+    store
+        .set_speech_settings(
+            &system,
+            crate::transcripts::SpeechSettings {
+                transcription: true,
+                require_consent: false,
+                ..Default::default()
+            },
+        )
+        .await?;
     Ok(Some(logins))
 }
 

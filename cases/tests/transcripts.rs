@@ -290,3 +290,19 @@ on_both!(
         h.store.delete_queue(&a, &q.id).await.unwrap();
     }
 );
+
+// Regression: a fresh install's first call to the demo number showed no transcript,
+// because the demo tenant kept the default settings (transcription off, consent
+// required from a customer record the caller does not have).
+on_both!(demo_tenant_transcribes_its_callers, |h| {
+    parley_cases::demo::seed_demo(&h.store)
+        .await
+        .unwrap()
+        .unwrap();
+    let route = h.store.route_number("15550100").await.unwrap().unwrap();
+    let actor = Actor::system(&route.number.tenant_id);
+    let s = h.store.speech_settings(&actor).await.unwrap();
+    assert!(s.transcription, "the demo transcribes calls");
+    assert!(!s.require_consent, "the demo's callers consent");
+    assert!(s.alert_phrases.contains(&"lawyer".to_owned()));
+});

@@ -104,6 +104,41 @@ pub struct AppState {
     pub(crate) sip_bans: Option<Arc<dyn SipBans>>,
     /// Open WebSockets per user (see [`AppState::websocket_slot`]).
     ws_open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    /// The local AI features and models, for `/readyz` (see [`AppState::with_ai`]).
+    pub(crate) ai: Arc<AiStatus>,
+}
+
+/// Which local AI features are on, and why not; which models are installed.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct AiStatus {
+    /// One entry per feature.
+    pub features: Vec<AiFeature>,
+    /// The models directory's contents.
+    pub models: Vec<AiModel>,
+}
+
+/// A local AI feature.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AiFeature {
+    /// e.g. `transcription`.
+    pub feature: String,
+    /// Whether it runs.
+    pub on: bool,
+    /// The model in use, or why it is off.
+    pub detail: String,
+}
+
+/// A model of the catalogue in the models directory.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AiModel {
+    /// Catalogue id, e.g. `whisper-tiny.en`.
+    pub id: String,
+    /// `speech`, `embedding` or `language`.
+    pub kind: String,
+    /// Present with its pinned size.
+    pub installed: bool,
+    /// Where it is (or would be).
+    pub path: String,
 }
 
 /// One SIP message in a call's ladder.
@@ -407,6 +442,7 @@ impl AppState {
             softphone: None,
             sip_bans: None,
             ws_open: Arc::default(),
+            ai: Arc::new(AiStatus::default()),
         }
     }
 
@@ -430,6 +466,12 @@ impl AppState {
     /// Attaches the SIP ban list (`/api/v1/sip/bans`).
     pub fn with_sip_bans(mut self, bans: Arc<dyn SipBans>) -> AppState {
         self.sip_bans = Some(bans);
+        self
+    }
+
+    /// Attaches what `/readyz` reports about the local AI features and models.
+    pub fn with_ai(mut self, ai: AiStatus) -> AppState {
+        self.ai = Arc::new(ai);
         self
     }
 
@@ -578,14 +620,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers and all migrations are applied.
+/// Readiness: the database answers and all migrations are applied (the status code).
+/// The JSON body also says which local AI features are on and why not, and which
+/// models are installed: `{"status": "ready", "features": [...], "models": [...]}`.
 async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    match s.store.ready().await {
-        Ok(true) => (StatusCode::OK, "ready").into_response(),
-        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending").into_response(),
+    let (code, status) = match s.store.ready().await {
+        Ok(true) => (StatusCode::OK, "ready"),
+        Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
         }
-    }
+    };
+    let body = serde_json::json!({
+        "status": status,
+        "features": s.ai.features,
+        "models": s.ai.models,
+    });
+    (code, axum::Json(body)).into_response()
 }

@@ -1186,3 +1186,40 @@ async fn transcript_events_reach_only_the_agents_on_the_call() {
     let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
     assert_eq!(v["type"], "customer.created", "{v}");
 }
+
+/// `/readyz` keeps its status code for probes and says in its body which local AI
+/// features are on, why the others are off, and which models are installed.
+#[tokio::test]
+async fn readyz_reports_ai_features_and_why_not() {
+    let mut t = T::new().await;
+    let (s, v) = t.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["features"], json!([]));
+    let ai = parley_web::AiStatus {
+        features: vec![parley_web::AiFeature {
+            feature: "transcription".into(),
+            on: false,
+            detail: "no speech model: none installed".into(),
+        }],
+        models: vec![parley_web::AiModel {
+            id: "whisper-tiny.en".into(),
+            kind: "speech".into(),
+            installed: false,
+            path: "data/models/ggml-tiny.en.bin".into(),
+        }],
+    };
+    t.app = app(AppState::new(t.store.clone(), WebConfig::default()).with_ai(ai));
+    let (s, v) = t.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["features"][0]["feature"], "transcription");
+    assert_eq!(v["features"][0]["on"], false);
+    assert!(
+        v["features"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no speech model")
+    );
+    assert_eq!(v["models"][0]["id"], "whisper-tiny.en");
+    assert_eq!(v["models"][0]["installed"], false);
+}

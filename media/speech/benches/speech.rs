@@ -79,14 +79,34 @@ fn wer(model: &std::path::Path, threads: usize) {
         "## WER on {} espeak-ng sentences, {rate} Hz -> 16 kHz",
         sentences.len()
     );
-    for fit in [false, true] {
+    // SPEECH_WER_SET=alt: the second set (other espeak-ng voices and speeds, white
+    // noise at 20 dB SNR); SPEECH_WER_FIT=1: only the fitted context (the live path).
+    let alt = std::env::var("SPEECH_WER_SET").as_deref() == Ok("alt");
+    let fits: &[bool] = if env_usize("SPEECH_WER_FIT", 0) == 1 {
+        &[true]
+    } else {
+        &[false, true]
+    };
+    if alt {
+        println!("(second set: voices and speeds per sentence, white noise at 20 dB SNR)");
+    }
+    for &fit in fits {
         let (mut errs, mut words) = (0, 0);
         let mut worst = Vec::new();
-        for s in &sentences {
+        let started = Instant::now();
+        for (i, s) in sentences.iter().enumerate() {
             let pad = vec![0i16; rate as usize * 3 / 10];
             let mut pcm = pad.clone();
-            pcm.extend(common::speak(s, rate));
+            if alt {
+                let (voice, wpm) = common::alt_voice(i);
+                pcm.extend(common::speak_voice(s, rate, voice, wpm));
+            } else {
+                pcm.extend(common::speak(s, rate));
+            }
             pcm.extend(&pad);
+            if alt {
+                common::add_noise(&mut pcm, 20.0, i as u64);
+            }
             let a = parley_speech::resample::clip_to_16k(&pcm, rate).expect("resample");
             let hyp = t.transcribe(&a, fit).expect("transcribe");
             let (e, n) = common::wer(s, &hyp);
@@ -97,8 +117,9 @@ fn wer(model: &std::path::Path, threads: usize) {
             }
         }
         println!(
-            "fit_audio_ctx={fit} (floor {floor}): WER {:.1}% ({errs}/{words} words)",
-            100.0 * errs as f64 / words as f64
+            "fit_audio_ctx={fit} (floor {floor}): WER {:.1}% ({errs}/{words} words), {:.0} ms per sentence",
+            100.0 * errs as f64 / words as f64,
+            started.elapsed().as_secs_f64() * 1000.0 / sentences.len() as f64
         );
         for w in worst {
             println!("{w}");

@@ -113,6 +113,9 @@ pub struct Segment {
     pub parts: u32,
     /// End of utterance detected → transcript ready, ms.
     pub latency_ms: u64,
+    /// The spoken language whisper detected (ISO 639-1; always `en` with an
+    /// English-only model).
+    pub language: &'static str,
 }
 
 /// How a stream's transcription was degraded.
@@ -580,7 +583,7 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
             }
         };
         let started = Instant::now();
-        let result = t.transcribe(&job.utt.audio, fit);
+        let result = t.transcribe_lang(&job.utt.audio, fit);
         let done = Instant::now();
         let c = &sh.counters;
         c.busy_ms.fetch_add(
@@ -593,10 +596,10 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
         }
         match job.reply {
             Reply::Clip(tx) => {
-                let _ = tx.send(result);
+                let _ = tx.send(result.map(|(text, _)| text));
             }
             Reply::Stream(out) => {
-                let text = result.unwrap_or_default();
+                let (text, language) = result.unwrap_or_default();
                 let latency_ms = done.duration_since(job.ended_at).as_millis() as u64;
                 if job.live {
                     c.live_segments.fetch_add(1, Ordering::Relaxed);
@@ -618,6 +621,7 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
                     live: job.live,
                     parts: job.utt.parts,
                     latency_ms,
+                    language,
                 }));
             }
         }

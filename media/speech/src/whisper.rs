@@ -55,6 +55,11 @@ impl Model {
         Ok(Model { ctx: Arc::new(ctx) })
     }
 
+    /// Whether the model is multilingual (then each clip's language is detected).
+    pub fn multilingual(&self) -> bool {
+        self.ctx.is_multilingual()
+    }
+
     /// A decoding state (one per thread).
     pub fn transcriber(&self, threads: usize) -> Result<Transcriber> {
         let state = self.ctx.create_state().map_err(|e| Error::Transcribe {
@@ -62,6 +67,7 @@ impl Model {
         })?;
         Ok(Transcriber {
             state,
+            multilingual: self.ctx.is_multilingual(),
             threads: threads.max(1),
             min_ctx: MIN_AUDIO_CTX,
             pad: Vec::new(),
@@ -72,6 +78,7 @@ impl Model {
 /// One worker's decoding state.
 pub struct Transcriber {
     state: WhisperState,
+    multilingual: bool,
     threads: usize,
     min_ctx: i32,
     pad: Vec<f32>,
@@ -91,9 +98,16 @@ impl Transcriber {
         self.min_ctx = floor;
     }
 
-    /// Transcribes 16 kHz mono audio (English, greedy). `fit`: shrink the encoder
-    /// context to the clip ([`fitted_audio_ctx`]); otherwise whisper's 30 s window.
+    /// Transcribes 16 kHz mono audio (greedy). `fit`: shrink the encoder context to
+    /// the clip ([`fitted_audio_ctx`]); otherwise whisper's 30 s window.
     pub fn transcribe(&mut self, audio: &[f32], fit: bool) -> Result<String> {
+        self.transcribe_lang(audio, fit).map(|(text, _)| text)
+    }
+
+    /// [`Transcriber::transcribe`], and the clip's language: with a multilingual model
+    /// whisper detects it (ISO 639-1 code, e.g. `es`) and transcribes in it; an
+    /// English-only model always answers `en`.
+    pub fn transcribe_lang(&mut self, audio: &[f32], fit: bool) -> Result<(String, &'static str)> {
         let audio = if audio.len() < MIN_CLIP_SAMPLES {
             self.pad.clear();
             self.pad.extend_from_slice(audio);
@@ -104,7 +118,8 @@ impl Transcriber {
         };
         let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         p.set_n_threads(self.threads as i32);
-        p.set_language(Some("en"));
+        // "auto": whisper.cpp detects the language from the clip's encoding first.
+        p.set_language(Some(if self.multilingual { "auto" } else { "en" }));
         p.set_translate(false);
         p.set_no_context(true);
         p.set_single_segment(true);
@@ -131,7 +146,12 @@ impl Transcriber {
                 text.push_str(&s);
             }
         }
-        Ok(clean(&text))
+        let lang = if self.multilingual {
+            whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("en")
+        } else {
+            "en"
+        };
+        Ok((clean(&text), lang))
     }
 }
 

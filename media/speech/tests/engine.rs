@@ -246,3 +246,32 @@ fn overload_degrades_in_order_and_says_so() {
     assert_eq!(m.dropped_ms, 0);
     assert_eq!(m.utterances, 32);
 }
+
+/// With the multilingual model each utterance's language is detected and transcribed
+/// in it: a Spanish caller gets Spanish words and `es`, an English one `en`.
+#[test]
+fn multilingual_model_detects_the_callers_language() {
+    let Some(path) = common::multilingual_model() else {
+        return;
+    };
+    let model = parley_speech::Model::load(&path).expect("model");
+    assert!(model.multilingual());
+    let mut t = model.transcriber(2).expect("state");
+    let es = common::speak_voice("Quiero pagar mi factura de teléfono.", 8000, "es", 150);
+    let es16 = parley_speech::resample::clip_to_16k(&es, 8000).expect("resample");
+    let (text, lang) = t.transcribe_lang(&es16, true).expect("transcribe");
+    assert_eq!(lang, "es", "{text:?}");
+    let w = common::words(&text);
+    assert!(
+        w.iter().any(|x| x == "factura" || x == "pagar"),
+        "a Spanish transcript: {text:?}"
+    );
+    let en = common::speak_8k("I want to check my account balance.");
+    let en16 = parley_speech::resample::clip_to_16k(&en, 8000).expect("resample");
+    let (text, lang) = t.transcribe_lang(&en16, true).expect("transcribe");
+    assert_eq!(lang, "en", "{text:?}");
+    assert!(
+        common::words(&text).contains(&"account".to_owned()),
+        "{text:?}"
+    );
+}

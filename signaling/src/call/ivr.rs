@@ -1276,6 +1276,12 @@ impl Call {
             sentiment = Some(f64::from(f.insights.trend.overall));
             intent.clone_from(&f.insights.intent);
             tags.push("transcribed".into());
+            // The caller's language as whisper detected it (always `en` with an
+            // English-only model): a field and a tag, so calls can be filtered by it.
+            if let Some(lang) = f.language {
+                body["language"] = lang.into();
+                tags.push(format!("language:{lang}"));
+            }
         }
         if let Some(t) = &voicemail_text {
             body["voicemail_transcript"] = t.clone().into();

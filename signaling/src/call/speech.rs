@@ -48,12 +48,27 @@ pub(super) struct CallSpeech {
     analysis: CallAnalysis,
     segments: Vec<TranscriptSegment>,
     customer_id: Option<String>,
+    /// Words the caller said per detected language.
+    languages: std::collections::BTreeMap<&'static str, usize>,
 }
 
 /// What the end of a transcribed call leaves for its interaction.
 pub(super) struct Finished {
     pub(super) insights: CallInsights,
     pub(super) segments: Vec<TranscriptSegment>,
+    /// The caller's language: the one most of their words were detected in.
+    pub(super) language: Option<&'static str>,
+}
+
+/// The language most words were said in (ties: the alphabetically first).
+pub(super) fn main_language(
+    words: &std::collections::BTreeMap<&'static str, usize>,
+) -> Option<&'static str> {
+    words
+        .iter()
+        .filter(|(l, n)| !l.is_empty() && **n > 0)
+        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .map(|(l, _)| *l)
 }
 
 /// The next speech event of the call, or never.
@@ -164,6 +179,7 @@ impl Call {
             }),
             segments: Vec::new(),
             customer_id,
+            languages: std::collections::BTreeMap::new(),
         });
         if transcribe && let Some(leg) = self.media.as_ref().map(|m| m.leg) {
             self.speech_tap(leg, Speaker::Caller);
@@ -289,6 +305,10 @@ impl Call {
         }
         let feed_ivr = s.listening && seg.speaker == Speaker::Caller && seg.live;
         if s.transcribe {
+            if seg.speaker == Speaker::Caller {
+                *s.languages.entry(seg.language).or_default() +=
+                    seg.text.split_whitespace().count();
+            }
             let segment = TranscriptSegment {
                 speaker: seg.speaker.as_str().to_owned(),
                 start_ms: seg.start_ms as i64,
@@ -378,6 +398,7 @@ impl Call {
         Some(Finished {
             insights: s.analysis.finish(&ExtractiveSummarizer),
             segments,
+            language: main_language(&s.languages),
         })
     }
 
@@ -412,5 +433,22 @@ impl Call {
         })
         .await;
         r.ok().flatten().filter(|t| !t.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_call_language_is_where_most_caller_words_were() {
+        let mut w = std::collections::BTreeMap::new();
+        assert_eq!(main_language(&w), None);
+        w.insert("en", 3);
+        w.insert("es", 11);
+        w.insert("", 40);
+        assert_eq!(main_language(&w), Some("es"));
+        w.insert("en", 11);
+        assert_eq!(main_language(&w), Some("en"), "ties: alphabetical");
     }
 }

@@ -28,6 +28,30 @@ pub fn model() -> Option<PathBuf> {
     None
 }
 
+/// The multilingual model (Whisper base): `PARLEY_SPEECH_MODEL_MULTILINGUAL`, else the
+/// one `parley models install` puts in `data/models`. Missing: a panic under `CI=true`,
+/// a loud warning (and `None`: skip) otherwise.
+pub fn multilingual_model() -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = std::env::var_os("PARLEY_SPEECH_MODEL_MULTILINGUAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("data/models/ggml-base-q8_0.bin"));
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "no multilingual speech model at {} (parley models install whisper-base-q8_0, or set PARLEY_SPEECH_MODEL_MULTILINGUAL)",
+            path.display()
+        );
+    }
+    eprintln!(
+        "\n!!! NO MULTILINGUAL SPEECH MODEL at {}: SKIPPING this language test !!!\n",
+        path.display()
+    );
+    None
+}
+
 /// `text` spoken by espeak-ng, as 8 kHz mono 16-bit PCM (sox resamples).
 pub fn speak_8k(text: &str) -> Vec<i16> {
     speak(text, 8000)
@@ -35,16 +59,22 @@ pub fn speak_8k(text: &str) -> Vec<i16> {
 
 /// `text` spoken by espeak-ng at `rate` Hz, mono 16-bit PCM.
 pub fn speak(text: &str, rate: u32) -> Vec<i16> {
+    speak_voice(text, rate, "en-us", 150)
+}
+
+/// `text` spoken by espeak-ng's `voice` (e.g. `en-gb+f3`) at `wpm` words per minute,
+/// resampled to `rate` Hz, mono 16-bit PCM.
+pub fn speak_voice(text: &str, rate: u32, voice: &str, wpm: u32) -> Vec<i16> {
     let dir = std::env::temp_dir().join(format!(
         "parley-speech-{}-{}",
         std::process::id(),
-        fnv(text)
+        fnv(&format!("{voice}/{wpm}/{text}"))
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let wav = dir.join("s.wav");
     let raw = dir.join("s.raw");
     let ok = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
+        .args(["-v", voice, "-s", &wpm.to_string(), "-w"])
         .arg(&wav)
         .arg(text)
         .status()
@@ -114,4 +144,37 @@ pub fn sentences() -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The second WER set: sentence `i` gets a voice and a speed of its own (varied
+/// accents, female/male variants, 130–190 words per minute).
+pub fn alt_voice(i: usize) -> (&'static str, u32) {
+    const VOICES: [&str; 5] = [
+        "en-gb",
+        "en-us+f3",
+        "en-gb-scotland",
+        "en-029+m3",
+        "en-gb-x-rp+f2",
+    ];
+    const WPM: [u32; 4] = [130, 170, 150, 190];
+    (VOICES[i % VOICES.len()], WPM[i % WPM.len()])
+}
+
+/// Adds white noise at `snr_db` below the clip's RMS (deterministic: a fixed LCG).
+pub fn add_noise(pcm: &mut [i16], snr_db: f64, seed: u64) {
+    let n = pcm.len().max(1) as f64;
+    let rms = (pcm.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / n).sqrt();
+    let noise_rms = rms / 10f64.powf(snr_db / 20.0);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    // Uniform in [-a, a] has RMS a/sqrt(3).
+    let a = noise_rms * 3f64.sqrt();
+    for s in pcm.iter_mut() {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let u = (state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0;
+        *s = (f64::from(*s) + u * a).round().clamp(-32768.0, 32767.0) as i16;
+    }
 }

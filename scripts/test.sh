@@ -46,7 +46,7 @@ cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (SQLite and PostgreSQL)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 echo "== browser tests (Chromium + playwright-core; screenshots in tests/browser/artifacts)"
 loud() { printf '\n\033[1;31m!!! %s !!!\033[0m\n\n' "$*"; }

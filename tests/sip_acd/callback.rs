@@ -112,6 +112,12 @@ fn timeline_calls(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
     panic!("fewer than {n} calls on the caller's timeline");
 }
 
+/// The callback tests' carriers are sipp UAS scenarios that expect an INVITE first: the
+/// trunk's OPTIONS keep-alive (retransmitted for 32 s after start-up) would abort them.
+/// (Regression: `acd_callback_survives_a_restart…` failed whenever a keep-alive landed
+/// before the callback's INVITE.)
+const NO_KEEPALIVE: &[(&str, &str)] = &[("PARLEY_SIP_TRUNK_KEEPALIVE_SECS", "0")];
+
 fn body(e: &Value) -> Value {
     serde_json::from_str(e["body"].as_str().unwrap()).unwrap()
 }
@@ -154,7 +160,7 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
 
 #[test]
 fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
-    let p = start("acdcallback", &[]);
+    let p = start("acdcallback", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -262,7 +268,7 @@ fn callback_in(p: &Parley, sup: &str, state: &str) -> Value {
 
 #[test]
 fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
-    let mut p = start("acdcbrestart", &[]);
+    let mut p = start("acdcbrestart", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -392,7 +398,7 @@ fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, Strin
 
 #[test]
 fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
-    let p = start("ivrcallback", &[]);
+    let p = start("ivrcallback", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -460,7 +466,7 @@ fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
 
 #[test]
 fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
-    let p = start("acdcbretry", &[]);
+    let p = start("acdcbretry", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -579,7 +585,7 @@ fn dial_refusals(p: &Parley, admin: &str) -> Vec<(String, String, String)> {
 /// typed number was stored, to be dialled later through the trunk.)
 #[test]
 fn ivr_callback_node_refuses_a_typed_premium_number() {
-    let p = start("cbpremium", &[]);
+    let p = start("cbpremium", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -637,7 +643,7 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
 /// dialled out through the trunk.)
 #[test]
 fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
-    let p = start("cbspoof", &[]);
+    let p = start("cbspoof", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
@@ -690,7 +696,7 @@ fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
 /// stays out of the router.
 #[test]
 fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
-    let mut p = start("acdcbcrash", &[]);
+    let mut p = start("acdcbcrash", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);

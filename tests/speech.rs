@@ -328,8 +328,16 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
     let p = start("speechivr", &[("PARLEY_SPEECH_MODEL", &model)]);
     let admin = admin_token(&p);
     open_all_week(&p, &admin);
-    // The demo flow asks "how can we help" after its greeting (transcription itself
-    // stays off: the IVR uses the engine regardless).
+    // Transcription off for the tenant (the demo has it on): the IVR uses the engine
+    // regardless.
+    http(
+        &p,
+        "PUT",
+        "/api/v1/speech/settings",
+        Some(&admin),
+        Some(json!({"transcription": false, "require_consent": true, "alert_phrases": []})),
+    );
+    // The demo flow asks "how can we help" after its greeting.
     let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),

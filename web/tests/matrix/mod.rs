@@ -379,7 +379,8 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
             Method::PUT,
             &format!("/api/v1/users/{}/sip", ids[who]),
             admin,
-            json!({"extension": ext, "password": "a sip password"}),
+            // The admin sets their own SIP password too: that needs their web password.
+            json!({"extension": ext, "password": "a sip password", "current_password": crate::PW}),
         )
         .await;
     }

@@ -482,7 +482,13 @@ async function until(what, f, ms = 60000) {
   throw new Error('timed out waiting for ' + what);
 }
 
-test('click-to-call: the Call button next to a phone number sends POST /calls; a refusal (no outbound trunk yet) is shown on the customer screen', async () => {
+// International calls are off by default (dial policy): the demo's Maria is in Spain.
+async function allowSpain() {
+  const dp = await apiAs(ADMIN, 'PUT', '/dial-policy', { allow_prefixes: ['+34'] });
+  assert(dp.status === 200, 'dial policy: ' + dp.status + ' ' + JSON.stringify(dp.body));
+}
+
+test('click-to-call: the Call button next to a phone number sends POST /calls; a refusal (the dial policy, then no outbound trunk yet) is shown on the customer screen', async () => {
   const page = await newPage();
   await login(page, AGENT);
   const c = await apiAs(AGENT, 'GET', '/customers?q=Maria');
@@ -491,14 +497,20 @@ test('click-to-call: the Call button next to a phone number sends POST /calls; a
   await page.goto(server.http + '/agent/customers/' + encodeURIComponent(c.body.items[0].id));
   const btn = `#customer button.call-btn[data-number="${phoneId.value}"]`;
   await page.waitForSelector(btn);
-  // The request goes out as POST /calls {number}; the demo trunk has no outbound
-  // address, so Parley refuses and the screen says why.
+  // The request goes out as POST /calls {number}. Maria's number is Spanish: the dial
+  // policy (home country only by default) refuses it, and the screen says why.
   const req = page.waitForRequest((r) => r.url().endsWith('/api/v1/calls') && r.method() === 'POST');
   await page.click(btn);
   const sent = await req;
   assert(JSON.parse(sent.postData()).number === phoneId.value, 'the number is sent: ' + sent.postData());
   await page.waitForSelector('#call-out .error');
-  assert(/trunk|registered/.test(await page.textContent('#call-out .error')), 'the refusal is explained');
+  const policyErr = await page.textContent('#call-out .error');
+  assert(/dial policy/.test(policyErr) && /international/.test(policyErr), 'the dial policy refusal is explained: ' + policyErr);
+  await shot(page, '20-agent-click-to-call-dial-policy');
+  // Once the admin allows Spain, the demo trunk (no outbound address) is the refusal.
+  await allowSpain();
+  await page.click(btn);
+  await page.waitForFunction(() => /trunk|registered/.test(document.querySelector('#call-out .error')?.textContent || ''));
   await shot(page, '20-agent-click-to-call-refused');
   await page.context().close();
 });
@@ -646,6 +658,7 @@ test('click-to-call through a trunk: the Call button rings the agent phone, dial
     // The carrier: a sipp UAS behind a trunk's outbound target.
     const carrierPort = await freePort();
     procs.push(await sippBg('uas_bridge.xml', ['-rtp_echo'], { port: carrierPort }));
+    await allowSpain();
     const t = await apiAs(ADMIN, 'POST', '/trunks', { name: 'carrier', outbound_target: `127.0.0.1:${carrierPort}`, caller_id: '+15550100' });
     assert(t.status === 201, 'trunk: ' + t.status + ' ' + JSON.stringify(t.body));
     const acct = server.sipAccounts[AGENT2];
@@ -719,7 +732,14 @@ test('admin: speech settings (AI toggle, consent, alert phrases) round-trip', as
   await login(page, ADMIN);
   await page.goto(server.http + '/admin/speech');
   await page.waitForSelector('#speech-form');
-  assert(!(await page.isChecked('#speech-form [name=transcription]')), 'transcription off by default');
+  // The form reads the tenant's setting: the demo transcribes its callers.
+  assert(await page.isChecked('#speech-form [name=transcription]'), 'the demo has transcription on');
+  await page.uncheck('#speech-form [name=transcription]');
+  await page.click('#speech-form button[type=submit]');
+  await page.waitForSelector('#speech-form .ok-msg');
+  assert((await apiAs(ADMIN, 'GET', '/speech/settings')).body.transcription === false, 'the toggle goes off');
+  await page.reload();
+  await page.waitForSelector('#speech-form');
   await page.check('#speech-form [name=transcription]');
   await page.uncheck('#speech-form [name=require_consent]');
   await page.fill('#speech-form [name=alert_phrases]', 'Cancel my account\nspeak to a   manager\n');

@@ -396,31 +396,35 @@ fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, Strin
     (status, err)
 }
 
+/// Queue `sales` sends its callers to the flow's callback node after 2 s (the node's
+/// queue is `support`); nobody is available.
+fn sales_overflowing_to_the_callback_node(p: &Parley, admin: &str) {
+    bare_acd(p, admin);
+    http(
+        p,
+        "POST",
+        "/api/v1/queues",
+        Some(admin),
+        Some(
+            json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
+        ),
+    );
+    http(
+        p,
+        "POST",
+        "/api/v1/queues",
+        Some(admin),
+        Some(json!({"name": "support"})),
+    );
+}
+
 #[test]
 fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
     let p = start("ivrcallback", NO_KEEPALIVE);
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
-    // `sales` sends callers to the flow's callback node after 2 s; the node's queue is
-    // `support`. Nobody is available.
-    bare_acd(&p, &admin);
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(
-            json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
-        ),
-    );
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(json!({"name": "support"})),
-    );
+    sales_overflowing_to_the_callback_node(&p, &admin);
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // The callback node's confirmation ("press 1 to confirm") comes after the max
     // wait; 1 is pressed a few times over ~10 s (the prompt allows barge-in or not).
@@ -589,23 +593,7 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
     let admin = admin_token(&p);
     let sup = supervisor_token(&p);
     open_all_week(&p, &admin);
-    bare_acd(&p, &admin);
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(
-            json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
-        ),
-    );
-    http(
-        &p,
-        "POST",
-        "/api/v1/queues",
-        Some(&admin),
-        Some(json!({"name": "support"})),
-    );
+    sales_overflowing_to_the_callback_node(&p, &admin);
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // At the callback node (after the 2 s wait): 2 (another number), then the number,
     // typed ahead of the prompts.

@@ -1493,13 +1493,7 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
         std::thread::sleep(Duration::from_millis(20));
         if i >= 100 && i % 50 == 0 {
             // Stop once the voicemail file exists and has grown (2 s of talk).
-            let dir = p.dir.join("data/recordings");
-            let grown = std::fs::read_dir(&dir)
-                .ok()
-                .and_then(|mut d| d.next())
-                .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
-                .and_then(|f| f.ok()?.metadata().ok())
-                .is_some_and(|m| m.len() > 32_000);
+            let grown = recording_size(&p.dir.join("data/recordings")) > 32_000;
             if grown {
                 break;
             }
@@ -1986,6 +1980,20 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
     assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
 }
 
+/// The first recording under `recordings` (`<tenant>/<file>`): tests with one call
+/// have at most one.
+fn first_recording(recordings: &Path) -> Option<PathBuf> {
+    let tenant = std::fs::read_dir(recordings).ok()?.next()?.ok()?;
+    Some(std::fs::read_dir(tenant.path()).ok()?.next()?.ok()?.path())
+}
+
+/// The size of [`first_recording`], 0 while there is none.
+fn recording_size(recordings: &Path) -> u64 {
+    first_recording(recordings)
+        .and_then(|f| f.metadata().ok())
+        .map_or(0, |m| m.len())
+}
+
 #[test]
 fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
     let p = start("ivrsilent", &[("PARLEY_RTP_TIMEOUT_SECS", "2")]);
@@ -2002,13 +2010,7 @@ fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
     out.digit(&uac, remote, '3', &mut rx);
     // Talk until the voicemail recording has started (bounded: 20 s), then go silent.
     let recordings = p.dir.join("data/recordings");
-    let recording = || {
-        std::fs::read_dir(&recordings)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
-            .is_some()
-    };
+    let recording = || first_recording(&recordings).is_some();
     for k in 0..1000u16 {
         out.audio(&uac, remote, k, &mut rx);
         std::thread::sleep(Duration::from_millis(20));
@@ -2221,14 +2223,7 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
     // (bounded: 30 s of frames).
     out.digit(&uac, remote, '3', &mut rx);
     let recordings = p.dir.join("data/recordings");
-    let size = || {
-        std::fs::read_dir(&recordings)
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(|t| std::fs::read_dir(t.ok()?.path()).ok()?.next())
-            .and_then(|f| f.ok()?.metadata().ok())
-            .map_or(0, |m| m.len())
-    };
+    let size = || recording_size(&recordings);
     for i in 0..1500u16 {
         out.audio(&uac, remote, i, &mut rx);
         std::thread::sleep(Duration::from_millis(20));

@@ -85,6 +85,12 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
         .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
+        // No transcription unless a test asks for it: the demo tenant transcribes its
+        // callers, and a speech model inherited from the test command would put whisper
+        // on every call of these tests (regression: call entries were written late
+        // under load, past the tests' deadlines).
+        .env_remove("PARLEY_SPEECH_MODEL")
+        .env_remove("PARLEY_MODELS_DIR")
         .stdout(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);

@@ -31,8 +31,9 @@ say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 packages=(build-essential cmake libclang-dev pkg-config espeak-ng curl python3-pip)
 if [ "$want_tests" = 1 ]; then
   # coturn: the TURN server of the relay-only browser test (started on its own port);
-  # sox/espeak-ng make test audio.
-  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 chromium iproute2 util-linux coturn)
+  # sox/espeak-ng make test audio; baresip is the real softphone of tests/sip_phones/
+  # (iproute2 makes its network namespace).
+  packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 chromium iproute2 util-linux coturn baresip)
   # The browser tests' driver (playwright-core, from npm) needs Node.js 20+; install
   # Debian's only when there is no node at all (a NodeSource node ships its own npm).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

@@ -18,7 +18,8 @@ pub(crate) struct Config {
     pub(crate) http_addr: SocketAddr,
     /// SIP listen address, UDP and TCP (`PARLEY_SIP_ADDR`).
     pub(crate) sip_addr: SocketAddr,
-    /// Host in our SIP Via/Contact when `sip_addr` is unspecified (`PARLEY_SIP_ADVERTISED_HOST`).
+    /// Host in our SIP Via/Contact and SDP for every peer, e.g. the public IP behind NAT
+    /// (`PARLEY_SIP_ADVERTISED_HOST`); unset, the address is chosen per peer.
     pub(crate) sip_advertised_host: Option<String>,
     /// Unauthenticated SIP requests allowed per second per source IP (`PARLEY_SIP_UNAUTH_PER_SECOND`).
     pub(crate) sip_unauth_per_second: u32,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 mod sip_acd;
+mod sip_phones;
 mod sip_security;
 
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
@@ -85,6 +86,8 @@ fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
         .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
+        // What Parley tells phones its address is: chosen per peer unless a test sets it.
+        .env_remove("PARLEY_SIP_ADVERTISED_HOST")
         // No transcription unless a test asks for it: the demo tenant transcribes its
         // callers, and a speech model inherited from the test command would put whisper
         // on every call of these tests (regression: call entries were written late

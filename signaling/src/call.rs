@@ -269,7 +269,7 @@ struct Call {
     ivr: Option<ivr::IvrRun>,
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
-    agent_offer: Option<Bytes>,
+    agent_offer: Option<LocalCapabilities>,
     /// Live-call controls: registry snapshot, commands, extra legs.
     ctl: control::Ctl,
     /// The call's life in an ACD queue (`call::queue`).
@@ -530,19 +530,36 @@ impl Call {
         .min()
     }
 
-    fn local_contact(&self, transport: Transport) -> String {
+    /// Our Contact URI for `peer` over `transport` (the host `peer` reaches us on).
+    fn local_contact(&self, transport: Transport, peer: SocketAddr) -> String {
+        let host = self.driver.host_for(peer.ip());
         match transport {
-            Transport::Udp => format!("sip:parley@{}:{}", self.driver.host, self.driver.port),
-            Transport::Tcp => format!(
-                "sip:parley@{}:{};transport=tcp",
-                self.driver.host, self.driver.port
-            ),
+            Transport::Udp => format!("sip:parley@{host}:{}", self.driver.port),
+            Transport::Tcp => format!("sip:parley@{host}:{};transport=tcp", self.driver.port),
             Transport::Tls => format!(
-                "sip:parley@{}:{};transport=tls",
-                self.driver.host,
+                "sip:parley@{host}:{};transport=tls",
                 self.driver.tls_port.unwrap_or(self.driver.port)
             ),
         }
+    }
+
+    /// Our offer `caps` as SDP for `peer`: a media address bound to 0.0.0.0 becomes the
+    /// one `peer` reaches us on.
+    fn offer_sdp(&self, caps: &LocalCapabilities, peer: SocketAddr) -> Bytes {
+        let mut caps = caps.clone();
+        if caps.address.is_unspecified() {
+            caps.address = self.driver.media_ip_for(peer.ip());
+        }
+        offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps))
+    }
+
+    /// Our Via for a new request to `peer` over `transport`.
+    fn via_to(&self, transport: Transport, peer: SocketAddr) -> parley_sip_proto::message::Via {
+        our_via(
+            &self.driver.host_for(peer.ip()),
+            self.driver.port,
+            transport,
+        )
     }
 
     /// Finds the tenant and trunk of the dialled number and checks that the caller
@@ -750,10 +767,7 @@ impl Call {
         }
         caps.audio_port = leg.local_rtp.port();
         caps.address = if leg.local_rtp.ip().is_unspecified() {
-            self.driver
-                .host
-                .parse()
-                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
+            self.driver.media_ip_for(self.inbound.source.ip())
         } else {
             leg.local_rtp.ip()
         };
@@ -775,7 +789,7 @@ impl Call {
             leg: leg.id,
         });
         bump(&self.obs.counters.calls_answered);
-        let local_contact = self.local_contact(self.inbound.transport);
+        let local_contact = self.local_contact(self.inbound.transport, self.inbound.source);
         self.inbound.dialog = Dialog::uas(
             &self.inbound.invite,
             &self.inbound.local_tag,
@@ -896,7 +910,7 @@ impl Call {
             "Warning",
             format!(
                 "399 {} \"dial policy: {}\"",
-                self.driver.host,
+                self.driver.host_for(self.inbound.source.ip()),
                 refusal.rule()
             ),
         );
@@ -1088,7 +1102,7 @@ impl Call {
         let realm = store
             .sip_realm(&actor)
             .await
-            .unwrap_or_else(|_| self.driver.host.to_string());
+            .unwrap_or_else(|_| self.driver.default_host().to_string());
         for (ext, b) in targets {
             let to = format!("<sip:{ext}@{realm}>");
             if let Some(mut leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
@@ -1125,8 +1139,9 @@ impl Call {
     ) -> Option<OutboundLeg> {
         let inv = &self.inbound.invite;
         let mut rng = rand::rng();
-        let call_id = format!("{}@{}", random_token(&mut rng, 20), self.driver.host);
-        let via = our_via(&self.driver.host, self.driver.port, transport);
+        let host = self.driver.host_for(dest.ip());
+        let call_id = format!("{}@{host}", random_token(&mut rng, 20));
+        let via = our_via(&host, self.driver.port, transport);
         let branch = via.branch().unwrap_or_default().to_owned();
         let caller = inv.from().ok();
         let caller_user = from_user
@@ -1146,20 +1161,22 @@ impl Call {
         h.push(
             "From",
             format!(
-                "{display}<sip:{caller_user}@{}>;tag={}",
-                self.driver.host,
+                "{display}<sip:{caller_user}@{host}>;tag={}",
                 random_token(&mut rng, 12)
             ),
         );
         h.push("To", to);
         h.push("Call-ID", call_id.clone());
         h.push("CSeq", "1 INVITE");
-        h.push("Contact", format!("<{}>", self.local_contact(transport)));
+        h.push(
+            "Contact",
+            format!("<{}>", self.local_contact(transport, dest)),
+        );
         h.push("Allow", crate::driver::ALLOW);
         let body = match &self.agent_offer {
-            Some(sdp) => {
+            Some(caps) => {
                 h.push("Content-Type", "application/sdp");
-                sdp.clone()
+                self.offer_sdp(caps, dest)
             }
             None => {
                 if let Some(ct) = inv.headers.get("Content-Type") {
@@ -1195,7 +1212,10 @@ impl Call {
         if (101..300).contains(&code) {
             r.headers.push(
                 "Contact",
-                format!("<{}>", self.local_contact(self.inbound.transport)),
+                format!(
+                    "<{}>",
+                    self.local_contact(self.inbound.transport, self.inbound.source)
+                ),
             );
         }
         if let Some((ct, b)) = body {
@@ -1284,7 +1304,8 @@ impl Call {
     /// A response to our INVITE on leg `i`, as a leg event.
     async fn leg_response(&mut self, i: usize, r: &Response) -> Option<LegEvent> {
         let code = r.code();
-        let contact = self.local_contact(self.legs[i].transport);
+        let contact = self.local_contact(self.legs[i].transport, self.legs[i].dest);
+        let leg_via = self.via_to(self.legs[i].transport, self.legs[i].dest);
         let leg = &mut self.legs[i];
         if leg.state == LegState::Done && !(200..300).contains(&code) {
             return None;
@@ -1331,7 +1352,7 @@ impl Call {
                 }
                 let dialog = Dialog::uac(&leg.invite, r, &contact).ok();
                 let seq = leg.invite.cseq().map(|c| c.seq).unwrap_or(1);
-                let via = our_via(&self.driver.host, self.driver.port, leg.transport);
+                let via = leg_via;
                 let ack = dialog
                     .as_ref()
                     .and_then(|d| d.create_ack(seq, &via, None).ok());
@@ -1415,7 +1436,7 @@ impl Call {
                 self.ring_deadline = None;
                 bump(&self.obs.counters.calls_answered);
                 self.cancel_legs(Some(i)).await;
-                let local_contact = self.local_contact(self.inbound.transport);
+                let local_contact = self.local_contact(self.inbound.transport, self.inbound.source);
                 self.inbound.dialog = Dialog::uas(
                     &self.inbound.invite,
                     &self.inbound.local_tag,
@@ -1485,7 +1506,7 @@ impl Call {
 
     /// BYE to leg `i`, with an RFC 3326 `Reason` header when given.
     async fn hang_up_leg_with(&mut self, i: usize, reason: Option<&str>) {
-        let via = our_via(&self.driver.host, self.driver.port, self.legs[i].transport);
+        let via = self.via_to(self.legs[i].transport, self.legs[i].dest);
         let leg = &mut self.legs[i];
         let bye = leg
             .dialog
@@ -1513,7 +1534,7 @@ impl Call {
         if self.ctl_hang_up_customer().await {
             return; // a call Parley placed: the customer is an outbound leg
         }
-        let via = our_via(&self.driver.host, self.driver.port, self.inbound.transport);
+        let via = self.via_to(self.inbound.transport, self.inbound.source);
         let bye = self
             .inbound
             .dialog

@@ -133,13 +133,29 @@ pub(crate) enum Cmd {
 #[derive(Debug, Clone)]
 pub(crate) struct DriverHandle {
     pub(crate) cmd: mpsc::Sender<Cmd>,
-    pub(crate) host: Arc<str>,
+    /// Our address as each peer is told it (see [`crate::advertise`]).
+    pub(crate) adv: Arc<crate::advertise::Advertiser>,
     pub(crate) port: u16,
     /// Our TLS port, when TLS listens.
     pub(crate) tls_port: Option<u16>,
 }
 
 impl DriverHandle {
+    /// Our host in SIP headers of messages to `peer`.
+    pub(crate) fn host_for(&self, peer: std::net::IpAddr) -> Arc<str> {
+        self.adv.host_for(peer)
+    }
+
+    /// Our address in SDP of media offered or answered to `peer`.
+    pub(crate) fn media_ip_for(&self, peer: std::net::IpAddr) -> std::net::IpAddr {
+        self.adv.media_ip_for(peer)
+    }
+
+    /// Our host where no peer is known.
+    pub(crate) fn default_host(&self) -> Arc<str> {
+        self.adv.default_host()
+    }
+
     pub(crate) async fn send(&self, c: Cmd) {
         // The driver outlives every call task unless shutting down; then nothing matters.
         let _ = self.cmd.send(c).await;
@@ -1004,8 +1020,12 @@ impl Driver {
                 });
             }
             Cmd::Pings(targets) => {
-                let (host, port) = (self.handle.host.clone(), self.handle.port);
+                let port = self.handle.port;
                 for t in targets {
+                    let host = match t.dest {
+                        Some(d) => self.handle.host_for(d.ip()),
+                        None => self.handle.default_host(),
+                    };
                     let ping = {
                         let mut health = self.obs.trunk_health();
                         self.keepalive.ping(&t, &host, port, &mut health)

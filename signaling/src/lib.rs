@@ -65,6 +65,7 @@
 //! voicemail stored on the caller's timeline).
 
 mod acd;
+mod advertise;
 pub mod bans;
 pub mod browser;
 mod call;
@@ -115,8 +116,10 @@ use crate::transport::Transports;
 pub struct SipConfig {
     /// Listen address for UDP and TCP (port 0: an ephemeral port, the same for both).
     pub addr: SocketAddr,
-    /// Host put in our Via and Contact headers (default: the bound IP, or 127.0.0.1 with
-    /// a warning when binding to an unspecified address such as 0.0.0.0).
+    /// Host put in our Via and Contact headers and (its address) in our SDP, for every
+    /// peer: e.g. the public IP behind NAT. Default: the bound IP, or — bound to an
+    /// unspecified address such as 0.0.0.0 — per peer the local address the kernel
+    /// routes to that peer from (127.0.0.1 for loopback peers; see `advertise`).
     pub advertised_host: Option<String>,
     /// Transaction timers T1/T2/T4.
     pub timers: TimerConfig,
@@ -326,17 +329,26 @@ impl SipServer {
             addr: config.addr,
             source,
         })?;
-        let host: Arc<str> = match &config.advertised_host {
-            Some(h) => h.as_str().into(),
-            None if udp_addr.ip().is_unspecified() => {
-                tracing::warn!(
-                    "SIP listens on an unspecified address and no advertised host is set; \
-                     using 127.0.0.1 in Via/Contact (set the advertised host for phones on the network)"
-                );
-                "127.0.0.1".into()
+        // A configured host name is resolved once, for the SDP (which needs an IP).
+        let resolved = match config.advertised_host.as_deref().map(str::trim) {
+            Some(h) if !h.is_empty() && h.parse::<std::net::IpAddr>().is_err() => {
+                match tokio::net::lookup_host((h, 0)).await {
+                    Ok(mut addrs) => addrs.next().map(|a| a.ip()),
+                    Err(error) => {
+                        tracing::warn!(host = h, %error,
+                            "the advertised host does not resolve; SDP names the address of the route to each peer");
+                        None
+                    }
+                }
             }
-            None => udp_addr.ip().to_string().into(),
+            _ => None,
         };
+        let adv = advertise::Advertiser::new(advertise::Policy::new(
+            config.advertised_host.as_deref(),
+            udp_addr.ip(),
+            resolved,
+        ));
+        let host = adv.default_host();
         let tls = match config.tls_addr {
             Some(addr) => {
                 let listener = tls::bind(addr).await?;
@@ -345,7 +357,10 @@ impl SipServer {
                     addr,
                     source,
                 })?;
-                let server = tls::server_config(&config.tls, &host)?;
+                let server = tls::server_config(
+                    &config.tls,
+                    host.trim_start_matches('[').trim_end_matches(']'),
+                )?;
                 Some((listener, bound, server))
             }
             None => None,
@@ -375,7 +390,7 @@ impl SipServer {
         let config = Arc::new(config);
         let handle = DriverHandle {
             cmd: cmd_tx,
-            host,
+            adv,
             port: udp_addr.port(),
             tls_port: tls_addr.map(|a| a.port()),
         };

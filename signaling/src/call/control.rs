@@ -1240,7 +1240,7 @@ impl Call {
                     .store
                     .sip_realm(&actor)
                     .await
-                    .unwrap_or_else(|_| self.driver.host.to_string());
+                    .unwrap_or_else(|_| self.driver.default_host().to_string());
                 // A call placed from a device rings that device only, which knows it
                 // by the token in the request-URI.
                 let device = self
@@ -1342,15 +1342,11 @@ impl Call {
         };
         let fresh = reuse.is_none();
         let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-        if leg.local_rtp.ip().is_unspecified() {
-            caps.address = self.driver.host.parse().unwrap_or(caps.address);
-        }
         caps.codecs
             .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-        let sdp = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps));
         let group = self.ctl.next_group;
         self.ctl.next_group += 1;
-        let saved = self.agent_offer.replace(sdp);
+        let saved = self.agent_offer.replace(caps);
         let mut sent = 0;
         let internal = matches!(target, Target::Extension { .. });
         for d in dials {
@@ -1856,7 +1852,8 @@ async fn run_outbound(
         device,
         permit,
     } = placed;
-    let host = o.driver.host.clone();
+    // A placeholder caller (this call has none): the host of no particular peer.
+    let host = o.driver.default_host();
     // Who the legs show as calling: the customer, or for a call between colleagues the
     // agent who placed it.
     let shown = match device.as_ref().map(|d| &d.target) {

@@ -38,7 +38,8 @@ use rand::Rng as _;
 use tokio::time::Instant;
 
 use super::{Call, CallInput, LegState, Retx};
-use crate::driver::{Cmd, our_via, uri_user};
+use crate::driver::{Cmd, uri_user};
+use crate::transport::Transport;
 
 /// Bodies we accept (OPTIONS, 415).
 pub(crate) const ACCEPT: &str =
@@ -164,6 +165,18 @@ impl Call {
         }
     }
 
+    /// The side's transport and peer address (the caller's when the leg is gone).
+    fn transport_and_peer(&self, side: &Side) -> (Transport, std::net::SocketAddr) {
+        match side {
+            Side::Leg(cid) => self
+                .leg_index(cid)
+                .map_or((self.inbound.transport, self.inbound.source), |i| {
+                    (self.legs[i].transport, self.legs[i].dest)
+                }),
+            Side::Caller => (self.inbound.transport, self.inbound.source),
+        }
+    }
+
     /// Where requests on the side's dialog go.
     fn dest_of(&self, side: &Side) -> Option<std::net::SocketAddr> {
         match side {
@@ -179,10 +192,9 @@ impl Call {
         method: Method,
         body: Option<(&str, Bytes)>,
     ) -> Option<Request> {
-        let (host, port) = (self.driver.host.clone(), self.driver.port);
         match side {
             Side::Caller => {
-                let via = our_via(&host, port, self.inbound.transport);
+                let via = self.via_to(self.inbound.transport, self.inbound.source);
                 self.inbound
                     .dialog
                     .as_mut()?
@@ -191,7 +203,7 @@ impl Call {
             }
             Side::Leg(cid) => {
                 let i = self.leg_index(cid)?;
-                let via = our_via(&host, port, self.legs[i].transport);
+                let via = self.via_to(self.legs[i].transport, self.legs[i].dest);
                 self.legs[i]
                     .dialog
                     .as_mut()?
@@ -349,7 +361,10 @@ impl Call {
                 .unwrap_or_default(),
             Side::Leg(cid) => match &self.dlg.leg_sdp {
                 Some((c, sdp)) if c == cid => sdp.clone(),
-                _ if self.ivr.is_some() => self.agent_offer.clone().unwrap_or_default(),
+                _ if self.ivr.is_some() => match (&self.agent_offer, self.leg_index(cid)) {
+                    (Some(caps), Some(i)) => self.offer_sdp(caps, self.legs[i].dest),
+                    _ => Bytes::new(),
+                },
                 _ => Bytes::new(),
             },
         }
@@ -455,14 +470,11 @@ impl Call {
     /// Contact, Allow, Supported and (on the caller's dialog) the session timer of a
     /// 2xx to a re-INVITE/UPDATE; restarts our session timer.
     fn add_2xx_headers(&mut self, side: &Side, ok: &mut Response, decision: UasDecision) {
-        let transport = match side {
-            Side::Caller => self.inbound.transport,
-            Side::Leg(cid) => self
-                .leg_index(cid)
-                .map_or(self.inbound.transport, |i| self.legs[i].transport),
-        };
-        ok.headers
-            .push("Contact", format!("<{}>", self.local_contact(transport)));
+        let (transport, peer) = self.transport_and_peer(side);
+        ok.headers.push(
+            "Contact",
+            format!("<{}>", self.local_contact(transport, peer)),
+        );
         ok.headers.push("Allow", crate::driver::ALLOW);
         ok.headers.push("Supported", SUPPORTED);
         if side == &Side::Caller {
@@ -663,14 +675,17 @@ impl Call {
     /// ACK for a 2xx to our re-INVITE on `side`'s dialog, remembered for
     /// retransmitted 2xx.
     async fn ack_2xx(&mut self, side: &Side, seq: u32) {
-        let (host, port) = (self.driver.host.clone(), self.driver.port);
         let built = match side {
             Side::Caller => self.inbound.dialog.as_ref().and_then(|d| {
-                d.create_ack(seq, &our_via(&host, port, self.inbound.transport), None)
-                    .ok()
+                d.create_ack(
+                    seq,
+                    &self.via_to(self.inbound.transport, self.inbound.source),
+                    None,
+                )
+                .ok()
             }),
             Side::Leg(cid) => self.leg_index(cid).and_then(|i| {
-                let via = our_via(&host, port, self.legs[i].transport);
+                let via = self.via_to(self.legs[i].transport, self.legs[i].dest);
                 self.legs[i]
                     .dialog
                     .as_ref()
@@ -1080,12 +1095,7 @@ impl Call {
         ) else {
             return;
         };
-        let transport = match side {
-            Side::Caller => self.inbound.transport,
-            Side::Leg(cid) => self
-                .leg_index(cid)
-                .map_or(self.inbound.transport, |i| self.legs[i].transport),
-        };
+        let (transport, peer) = self.transport_and_peer(side);
         n.headers.push("Event", "refer");
         n.headers.push(
             "Subscription-State",
@@ -1095,8 +1105,10 @@ impl Call {
                 "active;expires=60"
             },
         );
-        n.headers
-            .push("Contact", format!("<{}>", self.local_contact(transport)));
+        n.headers.push(
+            "Contact",
+            format!("<{}>", self.local_contact(transport, peer)),
+        );
         if let Some(dest) = self.dest_of(side) {
             self.driver
                 .send(Cmd::Request {

@@ -979,24 +979,18 @@ impl Call {
                 })
                 .ok()?;
             let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            if leg.local_rtp.ip().is_unspecified() {
-                caps.address = self.driver.host.parse().unwrap_or(caps.address);
-            }
             caps.codecs
                 .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((
-                leg.id,
-                offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps)),
-            ))
+            Some((leg.id, caps))
         });
-        let Some((leg, sdp)) = offer else {
+        let Some((leg, caps)) = offer else {
             self.queue_result(parley_ivr::QueueOutcome::Timeout);
             return;
         };
         if let Some(run) = self.ivr.as_mut() {
             run.agent_leg = Some(leg);
         }
-        self.agent_offer = Some(sdp);
+        self.agent_offer = Some(caps);
         let store = self.store.clone();
         self.ring_agents_only(&store, &tenant, |user_id, ext| match &only {
             None => true,

@@ -33,7 +33,7 @@ use parley_media::{PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::MessageExt as _;
-use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::offer_answer::LocalCapabilities;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -472,17 +472,11 @@ impl Call {
                 })
                 .ok()?;
             let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            if leg.local_rtp.ip().is_unspecified() {
-                caps.address = self.driver.host.parse().unwrap_or(caps.address);
-            }
             caps.codecs
                 .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((
-                leg.id,
-                offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps)),
-            ))
+            Some((leg.id, caps))
         });
-        let Some((leg, sdp)) = offer else {
+        let Some((leg, caps)) = offer else {
             self.acd_tell(AcdMsg::Missed {
                 item,
                 why: Missed::Rejected,
@@ -493,7 +487,7 @@ impl Call {
         if let Some(run) = self.ivr.as_mut() {
             run.agent_leg = Some(leg);
         }
-        self.agent_offer = Some(sdp);
+        self.agent_offer = Some(caps);
         let first_leg = self.legs.len();
         let store = self.store.clone();
         let target = agent.clone();

@@ -20,7 +20,7 @@ use parley_ivr::model::TransferTarget;
 use parley_ivr::{TrailEntry, TrailItem};
 use parley_media::{PlayOptions, Source};
 use parley_media_core::tones::ToneSpec;
-use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::offer_answer::LocalCapabilities;
 use tokio::time::Instant;
 
 use super::{Call, Cause, LegState};
@@ -190,18 +190,12 @@ impl Call {
                 })
                 .ok()?;
             let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            if leg.local_rtp.ip().is_unspecified() {
-                caps.address = self.driver.host.parse().unwrap_or(caps.address);
-            }
             caps.codecs
                 .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((
-                leg.id,
-                offer_answer::sdp_to_bytes(&offer_answer::build_offer(&caps)),
-            ))
+            Some((leg.id, caps))
         });
-        let (media_leg, sdp) = offer.ok_or_else(|| refuse("failed", "no media", 47))?;
-        self.agent_offer = Some(sdp);
+        let (media_leg, caps) = offer.ok_or_else(|| refuse("failed", "no media", 47))?;
+        self.agent_offer = Some(caps);
         let uri = format!("sip:{user}@{target_hostport}");
         let Some(leg) = self.new_leg(
             &uri,

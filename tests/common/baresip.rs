@@ -46,10 +46,18 @@ pub(crate) struct Baresip {
     token: u32,
 }
 
-/// A port free on `ip` for UDP and TCP (for baresip's SIP and control sockets).
+/// A port free on `ip` for UDP and TCP (for baresip's SIP and control sockets). An
+/// address of another network namespace (a fresh one: every port is free there) gets
+/// a port drawn from the process id and a counter.
 fn free_port(ip: IpAddr) -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
     loop {
-        let u = std::net::UdpSocket::bind((ip, 0)).unwrap();
+        let Ok(u) = std::net::UdpSocket::bind((ip, 0)) else {
+            // Steps of 4: baresip also listens for TLS on its SIP port + 1.
+            let n = NEXT.fetch_add(4, Ordering::Relaxed);
+            return 20_000 + u16::try_from(std::process::id() % 20_000).unwrap() + n;
+        };
         let port = u.local_addr().unwrap().port();
         if std::net::TcpListener::bind((ip, port)).is_ok() {
             return port;
@@ -139,7 +147,13 @@ impl Baresip {
         let tone = dir.join("tone.wav");
         write_tone(&tone, phone.tone_hz, 60);
         let sip_port = free_port(phone.listen);
-        let ctrl_port = free_port(phone.listen);
+        // Not SIP + 1, where baresip listens for TLS.
+        let ctrl_port = loop {
+            let p = free_port(phone.listen);
+            if p != sip_port.wrapping_add(1) && p != sip_port {
+                break p;
+            }
+        };
         let listen = match phone.listen {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),

@@ -438,3 +438,79 @@ fn baresip_as_an_agents_phone_answers_a_queued_demo_call_with_audio_both_ways() 
         phone.log()
     );
 }
+
+/// Issue 14's "Done when" walk without the browser: baresip on another (namespaced)
+/// host, configured as docs/phones.md says with the server's address as its domain,
+/// registers with a Parley bound to 0.0.0.0 and no advertised host, calls the demo
+/// number, presses 1 (RFC 4733) and the sales queue's agent — a second baresip, agent 1,
+/// on this host — answers; each hears the other's tone. With 127.0.0.1 advertised (the
+/// old default) the agent never answers: the customer's audio and ACK go to its own
+/// loopback.
+#[test]
+fn baresip_in_a_namespace_calls_the_demo_number_presses_1_and_talks_to_the_agent() {
+    if !have_baresip() {
+        return;
+    }
+    let Some(ns) = NetNs::create() else {
+        return;
+    };
+    let p = start(
+        "baresip-walk",
+        &[("PARLEY_SIP_ADDR", "0.0.0.0:0"), BARESIP_1_0_DIGEST],
+    );
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    presence(&p, &admin, "agent2@demo.parley.test", "offline");
+    presence(&p, &admin, "agent1@demo.parley.test", "available");
+    let loopback = SocketAddr::from(([127, 0, 0, 1], p.sip.port()));
+    let (ext1, pw1) = agent(&p, 0);
+    let agent_phone = Baresip::start(
+        Command::new("baresip"),
+        &Phone {
+            ext: &ext1,
+            password: &pw1,
+            server: loopback,
+            listen: "127.0.0.1".parse().unwrap(),
+            tone_hz: 1400,
+            auto_answer: true,
+        },
+    );
+    agent_phone.wait_registered(15);
+    // The customer: agent 2's extension, on the other host.
+    let (ext2, pw2) = agent(&p, 1);
+    let server = SocketAddr::from((ns.host_ip, p.sip.port()));
+    let mut customer = Baresip::start(
+        ns.command("baresip"),
+        &Phone {
+            ext: &ext2,
+            password: &pw2,
+            server,
+            listen: std::net::IpAddr::V4(ns.ns_ip),
+            tone_hz: 600,
+            auto_answer: false,
+        },
+    );
+    customer.wait_registered(15);
+    customer.command("dial", &format!("sip:+15550100@{server}"));
+    customer.wait_event("CALL_ESTABLISHED", 15);
+    // The greeting, then 1 (sales).
+    std::thread::sleep(Duration::from_secs(2));
+    customer.command("sndcode", "1");
+    agent_phone.wait_event("CALL_ESTABLISHED", 45);
+    std::thread::sleep(Duration::from_secs(4));
+    customer.command("hangup", "");
+    customer.wait_event("CALL_CLOSED", 10);
+    agent_phone.wait_event("CALL_CLOSED", 10);
+    let customer_heard = tone_blocks(&customer.received(), 1400);
+    let agent_heard = tone_blocks(&agent_phone.received(), 600);
+    assert!(
+        customer_heard >= 50,
+        "the customer heard {customer_heard} blocks of the agent's tone\n{}",
+        customer.log()
+    );
+    assert!(
+        agent_heard >= 50,
+        "the agent heard {agent_heard} blocks of the customer's tone\n{}",
+        agent_phone.log()
+    );
+}

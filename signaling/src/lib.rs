@@ -331,7 +331,13 @@ impl SipServer {
         })?;
         // A configured host name is resolved once, for the SDP (which needs an IP).
         let resolved = match config.advertised_host.as_deref().map(str::trim) {
-            Some(h) if !h.is_empty() && h.parse::<std::net::IpAddr>().is_err() => {
+            Some(h)
+                if !h.is_empty()
+                    && h.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse::<std::net::IpAddr>()
+                        .is_err() =>
+            {
                 match tokio::net::lookup_host((h, 0)).await {
                     Ok(mut addrs) => addrs.next().map(|a| a.ip()),
                     Err(error) => {

@@ -169,10 +169,10 @@ on_both!(
         assert_eq!(down.refused.load(Ordering::SeqCst), 1);
         assert_eq!(s.outbox_pending().await.unwrap(), 1);
         let rows = s.outbox_events(&a.tenant_id).await.unwrap();
-    let unpublished: Vec<_> = rows.iter().filter(|(_, published)| !published).collect();
-    assert_eq!(unpublished.len(), 1);
-    assert_eq!(unpublished[0].0.kind, "skill.created");
-    let id = unpublished[0].0.id.clone();
+        let unpublished: Vec<_> = rows.iter().filter(|(_, published)| !published).collect();
+        assert_eq!(unpublished.len(), 1);
+        assert_eq!(unpublished[0].0.kind, "skill.created");
+        let id = unpublished[0].0.id.clone();
         // "Restart": a new store on the same database (its sinks are up).
         let after = h.reopen().await;
         let mut rx = after.subscribe();

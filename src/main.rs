@@ -395,6 +395,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
     let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    // Events committed but not published when Parley last stopped (a crash between
+    // commit and publish) go out now: at-least-once, consumers dedupe by event id.
+    match store.relay_outbox().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(events = n, "unpublished events from the outbox published"),
+        Err(e) => tracing::warn!(error = %e, "outbox not relayed at start-up"),
+    }
     let interrupted = data::close_interrupted_calls(&store, &cfg.data_dir, &keys).await?;
     if interrupted > 0 {
         tracing::warn!(calls = interrupted, "calls cut off by the last stop closed");
@@ -606,22 +613,35 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         let _ = stop_tx.send(());
     });
     let mut stop_rx2 = stop_rx.clone();
-    tokio::select! {
-        r = server => r.context("HTTP server failed")?,
-        // In-flight requests get 10 s after the signal; then we stop regardless.
-        _ = async move {
-            let _ = stop_rx2.changed().await;
-            tokio::time::sleep(Duration::from_secs(10)).await;
-        } => tracing::warn!("in-flight requests did not finish within 10 s"),
-    }
-    drop(stop_rx);
+    let http = async move {
+        tokio::select! {
+            r = server => r.context("HTTP server failed"),
+            // In-flight requests get 10 s after the signal; then we stop regardless.
+            _ = async move {
+                let _ = stop_rx2.changed().await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish within 10 s");
+                Ok(())
+            }
+        }
+    };
+    // On the signal (or when the HTTP server ended on its own), SIP stops taking calls
+    // and hangs up the live ones (BYE with a Reason; each stores its record) while
+    // HTTP finishes its in-flight requests.
+    let mut stop_rx3 = stop_rx;
+    let sip_stop = async move {
+        let _ = stop_rx3.changed().await;
+        sip.shutdown().await;
+    };
+    let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
-    sip.shutdown().await;
     // The engine's last owner stops its workers and flushes recordings (blocking joins).
     let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
+    // Publishes what is left in the outbox, then closes the pool.
     store.close().await;
     tracing::info!("stopped");
-    Ok(())
+    served
 }
 
 /// How often expired and revoked login tokens are deleted.

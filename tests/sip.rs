@@ -1183,6 +1183,59 @@ fn sigterm_stops_sip_and_http_gracefully() {
     std::net::TcpListener::bind(p.sip_tcp).expect("SIP TCP port released");
 }
 
+/// Regression (issue #15: on SIGTERM live calls got no BYE and their tasks raced the
+/// database close, so the call was closed at the next start as `server_restart`): a
+/// caller in the IVR when Parley gets SIGTERM receives a BYE with
+/// `Reason: SIP;cause=503;text="shutting down"` (sipp checks it), Parley exits
+/// cleanly, and after the restart on the same database the call record says
+/// `shutdown`, with no `server_restart` record.
+#[test]
+fn sigterm_mid_call_byes_the_caller_with_a_reason_and_stores_the_call_as_shutdown() {
+    let mut p = start("sigterm-call", &[]);
+    let sup = supervisor_token(&p);
+    let caller = sipp("uac_shutdown_bye.xml", free_port(), 1, Some(p.sip))
+        .args(["-s", "15550100"])
+        .spawn()
+        .unwrap();
+    // The IVR answered: the call is live.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while http(&p, "GET", "/api/v1/calls", Some(&sup), None)
+        .as_array()
+        .is_none_or(Vec::is_empty)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call did not go live"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    check(
+        "caller hung up with the shutdown Reason",
+        caller.wait_with_output().unwrap(),
+    );
+    let exit = p.child.wait().unwrap();
+    assert!(exit.success(), "parley stopped cleanly: {exit:?}");
+    p.child = spawn(&p.dir, &p.env);
+    p.wait_listening();
+    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    let recs = recs.as_array().unwrap();
+    assert!(
+        recs.iter().all(|r| r["outcome"] != "server_restart"),
+        "the call was closed at shutdown, not at the restart: {recs:#?}"
+    );
+    let rec = recs
+        .iter()
+        .find(|r| r["caller"] == "+15550123")
+        .unwrap_or_else(|| panic!("the call's record: {recs:#?}"));
+    assert_eq!(rec["hangup_cause"], "shutdown", "{rec:#}");
+    assert_eq!(rec["hangup_side"], "system", "{rec:#}");
+}
+
 // ---------------------------------------------------------------------------
 // Calls Parley answers with its own media (echo test).
 

@@ -7,8 +7,12 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::events::DomainEvent;
+use crate::outbox::Audited;
 use crate::store::Tx;
-use crate::types::{Actor, Cursor, Page, Timestamp, from_json_text, into_page, new_id, page_limit};
+use crate::types::{
+    Actor, Cursor, Page, Role, Timestamp, from_json_text, into_page, new_id, page_limit,
+};
 use crate::{Result, Store};
 
 /// Keys whose values never enter the audit log.
@@ -75,13 +79,14 @@ pub(crate) fn snapshot(v: &impl Serialize) -> Option<Value> {
     serde_json::to_value(v).ok()
 }
 
-/// Writes an audit record inside the caller's transaction.
+/// Writes an audit record inside the caller's transaction; the proof it returns is what
+/// [`Store::commit_audited`] needs to commit.
 pub(crate) async fn write(
     tx: &mut Tx,
     actor: &Actor,
     now: Timestamp,
     rec: Record<'_>,
-) -> Result<()> {
+) -> Result<Audited> {
     let before = rec.before.map(|v| redact(v).to_string());
     let after = rec.after.map(|v| redact(v).to_string());
     sqlx::query(
@@ -102,7 +107,30 @@ pub(crate) async fn write(
     .bind(now.0)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(Audited::written())
+}
+
+/// The event of an audit-only record (a control used on a live call, a refused dial, a
+/// recording downloaded, an action on something outside the database):
+/// `audit.recorded` for the tenant's admins, naming what was done to what, by whom
+/// (the details stay in the audit log).
+pub(crate) fn audit_event(
+    actor: &Actor,
+    action: &'static str,
+    entity_kind: &'static str,
+    entity_id: &str,
+) -> DomainEvent {
+    DomainEvent::new(
+        &actor.tenant_id,
+        "audit.recorded",
+        &serde_json::json!({
+            "action": action,
+            "entity_kind": entity_kind,
+            "entity_id": entity_id,
+            "actor_id": actor.user_id,
+        }),
+    )
+    .min_role(Role::Admin)
 }
 
 /// Filters for [`Store::audit_log`].
@@ -220,7 +248,7 @@ impl Store {
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        write(
+        let audited = write(
             &mut tx,
             actor,
             now,
@@ -234,7 +262,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = audit_event(actor, action, "call", call_id);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 }
@@ -252,7 +281,7 @@ impl Store {
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        write(
+        let audited = write(
             &mut tx,
             actor,
             now,
@@ -266,7 +295,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = audit_event(actor, action, entity_kind, entity_id);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 }

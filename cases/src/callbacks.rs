@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Record, snapshot};
 use crate::events::DomainEvent;
+use crate::outbox::Audited;
 use crate::timeline::insert_system_entry;
 use crate::types::{Actor, Role, Timestamp, new_id};
 use crate::{Error, Result, Store};
@@ -227,7 +228,7 @@ impl Store {
         .bind(cb.updated_at.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -254,8 +255,7 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
-        self.publish([event(&cb)]);
+        self.commit_audited(tx, audited, [event(&cb)]).await?;
         Ok(cb)
     }
 
@@ -342,8 +342,11 @@ impl Store {
         if n == 0 {
             return Ok(None); // closed meanwhile
         }
+        // Progress while open (dialling, another attempt) lives in the callback's own
+        // row; completing it is audited.
+        let mut audited = Audited::own_record();
         if !state.is_open() {
-            audit::write(
+            audited = audit::write(
                 &mut tx,
                 actor,
                 now,
@@ -377,8 +380,7 @@ impl Store {
             )
             .await?;
         }
-        tx.commit().await?;
-        self.publish([event(&after)]);
+        self.commit_audited(tx, audited, [event(&after)]).await?;
         Ok(Some(after))
     }
 
@@ -414,7 +416,7 @@ impl Store {
         if n == 0 {
             return Err(refused()); // dialled or closed meanwhile
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -441,8 +443,7 @@ impl Store {
             now,
         )
         .await?;
-        tx.commit().await?;
-        self.publish([event(&after)]);
+        self.commit_audited(tx, audited, [event(&after)]).await?;
         Ok(after)
     }
 

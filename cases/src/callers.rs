@@ -62,7 +62,7 @@ impl Store {
                 drop(tx);
                 continue;
             }
-            audit::write(
+            let audited = audit::write(
                 &mut tx,
                 actor,
                 now,
@@ -76,11 +76,15 @@ impl Store {
                 },
             )
             .await?;
-            tx.commit().await?;
-            self.publish([
-                DomainEvent::new(&actor.tenant_id, "customer.created", &customer)
-                    .customer(&customer.id),
-            ]);
+            self.commit_audited(
+                tx,
+                audited,
+                [
+                    DomainEvent::new(&actor.tenant_id, "customer.created", &customer)
+                        .customer(&customer.id),
+                ],
+            )
+            .await?;
             return Ok(customer.id);
         }
         Err(crate::Error::not_found("unknown callers customer"))

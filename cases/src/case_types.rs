@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::audit::{self, Record, snapshot};
 use crate::directory::check_name;
+use crate::events::DomainEvent;
 use crate::types::{Actor, Timestamp, from_json_text, json_text, new_id};
 use crate::{Error, Result, Store};
 
@@ -163,7 +164,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "case_type", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -177,7 +178,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "case_type.created", &ct);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(ct)
     }
 
@@ -206,7 +208,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -220,7 +222,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "case_type.updated", &after);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(after)
     }
 

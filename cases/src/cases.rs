@@ -418,7 +418,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -432,7 +432,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "sla_policy.changed", &policy);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(policy)
     }
 
@@ -570,7 +571,7 @@ impl Store {
         )
         .await?;
         let case = self.case_in(&mut tx, actor, &id, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -584,15 +585,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.created", actor, &case);
+        self.commit_audited(tx, audited, [case_event("case.created", actor, &case)])
+            .await?;
         Ok(case)
-    }
-
-    fn publish_case(&self, kind: &'static str, actor: &Actor, case: &Case) {
-        let mut e = DomainEvent::new(&actor.tenant_id, kind, case).case(&case.id);
-        e.customer_id = case.customer_id.clone();
-        self.publish([e]);
     }
 
     async fn case_in(&self, tx: &mut Tx, actor: &Actor, id: &str, now: Timestamp) -> Result<Case> {
@@ -799,7 +794,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let after = self.case_in(&mut tx, actor, id, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -813,8 +808,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.updated", actor, &after);
+        self.commit_audited(tx, audited, [case_event("case.updated", actor, &after)])
+            .await?;
         Ok(after)
     }
 
@@ -883,7 +878,7 @@ impl Store {
         )
         .await?;
         let after = self.case_in(&mut tx, actor, id, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -897,8 +892,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.status_changed", actor, &after);
+        self.commit_audited(
+            tx,
+            audited,
+            [case_event("case.status_changed", actor, &after)],
+        )
+        .await?;
         Ok(after)
     }
 
@@ -988,7 +987,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let after = self.case_in(&mut tx, actor, id, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -1002,8 +1001,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.updated", actor, &after);
+        self.commit_audited(tx, audited, [case_event("case.updated", actor, &after)])
+            .await?;
         Ok(after)
     }
 
@@ -1048,7 +1047,7 @@ impl Store {
         )
         .await?;
         let after = self.case_in(&mut tx, actor, id, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -1062,8 +1061,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.updated", actor, &after);
+        self.commit_audited(tx, audited, [case_event("case.updated", actor, &after)])
+            .await?;
         Ok(after)
     }
 
@@ -1161,7 +1160,7 @@ impl Store {
         )
         .await?;
         let after = self.case_in(&mut tx, actor, target, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -1175,8 +1174,15 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish_case("case.updated", actor, &after);
+        self.commit_audited(tx, audited, [case_event("case.updated", actor, &after)])
+            .await?;
         Ok(after)
     }
+}
+
+/// The event of a case mutation.
+fn case_event(kind: &'static str, actor: &Actor, case: &Case) -> DomainEvent {
+    let mut e = DomainEvent::new(&actor.tenant_id, kind, case).case(&case.id);
+    e.customer_id = case.customer_id.clone();
+    e
 }

@@ -196,7 +196,7 @@ impl Store {
         .await?;
         self.insert_identities(&mut tx, actor, &customer.id, &customer.identities, now)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -210,11 +210,15 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([
-            DomainEvent::new(&actor.tenant_id, "customer.created", &customer)
-                .customer(&customer.id),
-        ]);
+        self.commit_audited(
+            tx,
+            audited,
+            [
+                DomainEvent::new(&actor.tenant_id, "customer.created", &customer)
+                    .customer(&customer.id),
+            ],
+        )
+        .await?;
         Ok(customer)
     }
 
@@ -400,7 +404,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -414,8 +418,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([DomainEvent::new(&actor.tenant_id, "customer.updated", &after).customer(id)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [DomainEvent::new(&actor.tenant_id, "customer.updated", &after).customer(id)],
+        )
+        .await?;
         Ok(after)
     }
 
@@ -436,7 +444,7 @@ impl Store {
         let mut tx = self.write_tx().await?;
         self.insert_identities(&mut tx, actor, &id, &ids, now)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -450,7 +458,15 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let mut after = before.clone();
+        for i in &ids {
+            if !after.identities.contains(i) {
+                after.identities.push(i.clone());
+            }
+        }
+        after.updated_at = now;
+        let e = DomainEvent::new(&actor.tenant_id, "customer.updated", &after).customer(&id);
+        self.commit_audited(tx, audited, [e]).await?;
         self.customer(actor, &id).await
     }
 
@@ -510,7 +526,7 @@ impl Store {
             src.name, src.id
         );
         crate::timeline::insert_system_entry(&mut tx, actor, target, None, &body, now).await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -524,12 +540,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        let merged = self.customer(actor, target).await?;
-        self.publish([
-            DomainEvent::new(&actor.tenant_id, "customer.merged", &merged).customer(target),
-        ]);
-        Ok(merged)
+        // The surviving customer as it now reads: the source's identities joined.
+        let mut merged = dst.clone();
+        merged.identities.extend(src.identities.iter().cloned());
+        merged.updated_at = now;
+        let e = DomainEvent::new(&actor.tenant_id, "customer.merged", &merged).customer(target);
+        self.commit_audited(tx, audited, [e]).await?;
+        self.customer(actor, target).await
     }
 }
 

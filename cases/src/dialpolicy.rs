@@ -653,7 +653,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -667,10 +667,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut e = DomainEvent::new(&actor.tenant_id, "dial_policy.changed", &policy);
         e.min_role = Role::Admin;
-        self.publish([e]);
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(policy)
     }
 
@@ -695,7 +694,7 @@ impl Store {
         });
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             &actor,
             now,
@@ -709,7 +708,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = audit::audit_event(&actor, "dial.refused", "dial", origin.path.as_str());
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 
@@ -729,7 +729,7 @@ impl Store {
         });
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             &Actor::system(tenant_id),
             now,
@@ -743,10 +743,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut e = DomainEvent::new(tenant_id, "dial.refusal_burst", &data);
         e.min_role = Role::Admin;
-        self.publish([e]);
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(())
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Record, snapshot};
+use crate::events::DomainEvent;
 use crate::types::{Actor, Role, Timestamp, flag, new_id};
 use crate::{Error, Result, Store};
 
@@ -232,7 +233,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::from_unique(e, "tenant", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             &Actor::system(&tenant.id),
             now,
@@ -246,7 +247,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event =
+            DomainEvent::redacted(&tenant.id, "tenant.created", &tenant).min_role(Role::Admin);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(tenant)
     }
 
@@ -303,7 +306,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "user", "email"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -317,7 +320,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::redacted(&actor.tenant_id, "user.created", &user)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(user)
     }
 
@@ -394,7 +399,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -412,8 +417,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([crate::queues::agent_changed(&actor.tenant_id, id)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [crate::queues::agent_changed(&actor.tenant_id, id)],
+        )
+        .await?;
         Ok(after)
     }
 
@@ -565,7 +574,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::from_unique(e, "team", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -579,7 +588,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "team.created", &team);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(team)
     }
 
@@ -642,7 +652,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -660,7 +670,17 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            if member {
+                "team.member_added"
+            } else {
+                "team.member_removed"
+            },
+            &serde_json::json!({ "team_id": team_id, "user_id": user_id }),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 
@@ -678,7 +698,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| Error::from_unique(e, "skill", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -692,7 +712,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "skill.created", &skill);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(skill)
     }
 
@@ -748,7 +769,7 @@ impl Store {
                     .await?;
             }
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -764,8 +785,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([crate::queues::agent_changed(&actor.tenant_id, user_id)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [crate::queues::agent_changed(&actor.tenant_id, user_id)],
+        )
+        .await?;
         Ok(())
     }
 

@@ -75,6 +75,13 @@ pub enum Error {
         /// What was asked for.
         what: &'static str,
     },
+    /// An event sink of the outbox relay did not take the events (they stay in the
+    /// outbox and are delivered again later).
+    #[error("event sink {sink} did not take the events")]
+    SinkUnavailable {
+        /// Which sink.
+        sink: &'static str,
+    },
     /// Password hashing failed (not a wrong password: an internal failure).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),

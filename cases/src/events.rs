@@ -1,6 +1,7 @@
 //! Domain events: what changed, for live subscribers (the events WebSocket today, NATS
-//! across nodes later). Durable history lives in `case_events` and `audit_log`; these are
-//! notifications published after commit.
+//! across nodes later). Durable history lives in `case_events` and `audit_log`; events of
+//! mutations are written to the transactional outbox with the change and published
+//! after the commit (see [`crate::outbox`]).
 
 use serde::Serialize;
 
@@ -9,6 +10,9 @@ use crate::types::{Actor, Role};
 /// A committed change, addressed to one tenant.
 #[derive(Debug, Clone, Serialize)]
 pub struct DomainEvent {
+    /// Unique id (UUIDv7): delivery from the outbox is at-least-once, consumers drop
+    /// an id they have seen.
+    pub id: String,
     /// The tenant whose users may see it.
     #[serde(skip)]
     pub tenant_id: String,
@@ -36,6 +40,7 @@ pub struct DomainEvent {
 impl DomainEvent {
     pub(crate) fn new(tenant_id: &str, kind: &'static str, data: &impl Serialize) -> DomainEvent {
         DomainEvent {
+            id: crate::types::new_id(),
             tenant_id: tenant_id.to_owned(),
             min_role: Role::Agent,
             only_users: None,
@@ -44,6 +49,24 @@ impl DomainEvent {
             case_id: None,
             data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),
         }
+    }
+
+    /// An event whose data is redacted like an audit snapshot (no password, token or
+    /// secret ever leaves in an event).
+    pub(crate) fn redacted(
+        tenant_id: &str,
+        kind: &'static str,
+        data: &impl Serialize,
+    ) -> DomainEvent {
+        let mut e = DomainEvent::new(tenant_id, kind, data);
+        e.data = crate::audit::redact(e.data);
+        e
+    }
+
+    /// Only users with `role` or above receive it.
+    pub(crate) fn min_role(mut self, role: Role) -> Self {
+        self.min_role = role;
+        self
     }
 
     pub(crate) fn customer(mut self, id: &str) -> Self {

@@ -20,9 +20,11 @@ use sha2::Digest as _;
 
 use crate::audit::{self, Record, snapshot};
 use crate::directory::check_name;
+use crate::events::DomainEvent;
 use crate::identity::IdentityKind;
+use crate::outbox::Audited;
 use crate::store::Tx;
-use crate::types::{Actor, Timestamp, new_id};
+use crate::types::{Actor, Role, Timestamp, new_id};
 use crate::{Error, Result, Store};
 
 /// Largest flow or calendar document stored, in bytes.
@@ -383,7 +385,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "flow", "id"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -397,7 +399,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "ivr_flow.created", &flow_snapshot(&flow))
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(flow)
     }
 
@@ -427,7 +431,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -441,7 +445,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "ivr_flow.draft_updated",
+            &flow_snapshot(&after),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(after)
     }
 
@@ -544,7 +554,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        set_current(
+        let (after, audited) = set_current(
             &mut tx,
             actor,
             now,
@@ -553,7 +563,13 @@ impl Store {
             FlowEventKind::Publish,
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "ivr_flow.published",
+            &flow_snapshot(&after),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(version)
     }
 
@@ -580,7 +596,7 @@ impl Store {
                 format!("version {version} is already current"),
             ));
         }
-        let after = set_current(
+        let (after, audited) = set_current(
             &mut tx,
             actor,
             now,
@@ -589,7 +605,13 @@ impl Store {
             FlowEventKind::Rollback,
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "ivr_flow.rolled_back",
+            &flow_snapshot(&after),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(after)
     }
 
@@ -693,7 +715,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let parse = |s: &str| serde_json::from_str::<Value>(s).ok();
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -707,7 +729,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "ivr_calendar.changed",
+            &serde_json::json!({ "name": name }),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(IvrCalendar {
             name,
             definition: definition.to_owned(),
@@ -797,7 +825,7 @@ impl Store {
             created_at: before.as_ref().map_or(now, |r| r.created_at),
             updated_at: now,
         };
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -811,7 +839,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "ivr_route.changed", &after)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(after)
     }
 
@@ -828,7 +858,7 @@ impl Store {
             .bind(&number)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -842,7 +872,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "ivr_route.deleted", &before)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(before)
     }
 
@@ -923,7 +955,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "prompt", "id"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -937,7 +969,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "ivr_prompt.created", &meta)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(meta)
     }
 
@@ -1000,7 +1034,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -1014,7 +1048,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "ivr_prompt.deleted", &meta)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(meta)
     }
 }
@@ -1049,7 +1085,7 @@ async fn set_current(
     before: &IvrFlow,
     version: i64,
     kind: FlowEventKind,
-) -> Result<IvrFlow> {
+) -> Result<(IvrFlow, Audited)> {
     sqlx::query("UPDATE ivr_flows SET current_version = $1 WHERE tenant_id = $2 AND id = $3")
         .bind(version)
         .bind(&actor.tenant_id)
@@ -1075,7 +1111,7 @@ async fn set_current(
         updated_at: now,
         ..before.clone()
     };
-    audit::write(
+    let audited = audit::write(
         tx,
         actor,
         now,
@@ -1092,7 +1128,7 @@ async fn set_current(
         },
     )
     .await?;
-    Ok(after)
+    Ok((after, audited))
 }
 
 async fn route_in(tx: &mut Tx, actor: &Actor, number: &str) -> Result<Option<Route>> {

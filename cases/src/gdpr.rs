@@ -336,7 +336,7 @@ impl Store {
 
         // Deliberately no subject_customer_id and only counts: this record must survive
         // any later scrub and holds nothing personal.
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -350,7 +350,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut events = vec![DomainEvent::new(t, "customer.erased", &receipt).customer(id)];
         for (cb, item) in &cancelled {
             // What the ACD follows to drop a cancelled callback from its router (no
@@ -364,7 +363,7 @@ impl Store {
             e.min_role = crate::types::Role::Supervisor;
             events.push(e);
         }
-        self.publish(events);
+        self.commit_audited(tx, audited, events).await?;
         Ok(receipt)
     }
 }

@@ -8,8 +8,9 @@
 //! Storage is sqlx over SQLite (the embedded default) or PostgreSQL, chosen by URL; the
 //! same code and the same test suite run on both. Every tenant-scoped call takes an
 //! [`Actor`]: its `tenant_id` confines every query (isolation is enforced in SQL, not by
-//! convention) and its user is the audit log's "who". Mutations write their audit record
-//! (and case events) in the same transaction, then publish a [`DomainEvent`].
+//! convention) and its user is the audit log's "who". Mutations write their change, their
+//! audit record (and case events) and their [`DomainEvent`]s into the transactional
+//! [`outbox`] in one transaction; the relay publishes after the commit.
 //!
 //! The status machine and SLA arithmetic ([`sla`]) are pure functions of
 //! `(state, command, now)`; the store feeds them time from its [`Clock`].
@@ -47,6 +48,7 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod outbox;
 pub mod queues;
 pub mod recordings;
 pub mod routing;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Record, snapshot};
 use crate::events::DomainEvent;
+use crate::outbox::Audited;
 use crate::routing::{
     AgentConfig, AgentStatus, MaxWaitAction, Presence, QueueConfig, SkillRequirement, Strategy,
 };
@@ -205,6 +206,15 @@ impl RecordingPolicy {
 
 /// `agent.profile_changed`: a user's routing profile (active, extension, skills) may
 /// have changed; the ACD reloads that agent at once (supervisors may see it too).
+/// `call.ended`: a call record stored (for supervisors; on the customer when known).
+pub(crate) fn call_ended_event(tenant_id: &str, rec: &CallRecord) -> DomainEvent {
+    let mut e = DomainEvent::new(tenant_id, "call.ended", rec).min_role(Role::Supervisor);
+    if let Some(c) = &rec.customer_id {
+        e = e.customer(c);
+    }
+    e
+}
+
 pub(crate) fn agent_changed(tenant_id: &str, user_id: &str) -> DomainEvent {
     let mut e = DomainEvent::new(
         tenant_id,
@@ -486,7 +496,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "queue", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -500,8 +510,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([DomainEvent::new(&actor.tenant_id, "queue.created", &q)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [DomainEvent::new(&actor.tenant_id, "queue.created", &q)],
+        )
+        .await?;
         Ok(q)
     }
 
@@ -601,7 +615,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "queue", "name"))?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -615,8 +629,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([DomainEvent::new(&actor.tenant_id, "queue.updated", &q)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [DomainEvent::new(&actor.tenant_id, "queue.updated", &q)],
+        )
+        .await?;
         Ok(q)
     }
 
@@ -638,7 +656,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -652,12 +670,16 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([DomainEvent::new(
-            &actor.tenant_id,
-            "queue.deleted",
-            &serde_json::json!({ "id": id }),
-        )]);
+        self.commit_audited(
+            tx,
+            audited,
+            [DomainEvent::new(
+                &actor.tenant_id,
+                "queue.deleted",
+                &serde_json::json!({ "id": id }),
+            )],
+        )
+        .await?;
         Ok(())
     }
 
@@ -736,7 +758,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -750,8 +772,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([presence_event(&actor.tenant_id, &p)]);
+        self.commit_audited(tx, audited, [presence_event(&actor.tenant_id, &p)])
+            .await?;
         Ok(p)
     }
 
@@ -867,7 +889,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -881,13 +903,16 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "acd.recording_policy_changed", &policy)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 
     /// Stores a finished call's record (written by the call task as the system).
     pub async fn add_call_record(&self, actor: &Actor, mut rec: CallRecord) -> Result<CallRecord> {
         rec.id = new_id();
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO call_records (id, tenant_id, call_id, direction, caller, dialled, customer_id,
                 queue_id, agent_id, agents, started_at, enqueued_at, answered_at, ended_at, wait_ms,
@@ -917,14 +942,11 @@ impl Store {
         .bind(&rec.hangup_cause)
         .bind(&rec.recording)
         .bind(i64::from(rec.sl_met))
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        let mut e = DomainEvent::new(&actor.tenant_id, "call.ended", &rec);
-        e.min_role = Role::Supervisor;
-        if let Some(c) = &rec.customer_id {
-            e = e.customer(c);
-        }
-        self.publish([e]);
+        let event = call_ended_event(&actor.tenant_id, &rec);
+        self.commit_audited(tx, Audited::own_record(), [event])
+            .await?;
         Ok(rec)
     }
 

@@ -166,7 +166,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -180,12 +180,16 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([DomainEvent::new(
-            &actor.tenant_id,
-            "recordings.retention_changed",
-            &new,
-        )]);
+        self.commit_audited(
+            tx,
+            audited,
+            [DomainEvent::new(
+                &actor.tenant_id,
+                "recordings.retention_changed",
+                &new,
+            )],
+        )
+        .await?;
         Ok(new)
     }
 
@@ -278,7 +282,7 @@ impl Store {
                     }
                 }
             }
-            audit::write(
+            let audited = audit::write(
                 &mut tx,
                 &actor,
                 now,
@@ -298,7 +302,17 @@ impl Store {
                 },
             )
             .await?;
-            tx.commit().await?;
+            let event = DomainEvent::new(
+                &tenant,
+                "recordings.purged",
+                &serde_json::json!({
+                    "files": report.files,
+                    "interactions": report.interactions,
+                    "call_records": report.call_records,
+                }),
+            )
+            .min_role(Role::Supervisor);
+            self.commit_audited(tx, audited, [event]).await?;
             total.files += report.files;
             total.interactions += report.interactions;
             total.call_records += report.call_records;
@@ -373,7 +387,7 @@ impl Store {
     ) -> Result<()> {
         let now = self.now();
         let mut tx = self.write_tx().await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -387,7 +401,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = audit::audit_event(actor, "recording.download", "interaction", interaction_id);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 
@@ -569,7 +584,7 @@ impl Store {
             .bind(&call.id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             &actor,
             now,
@@ -583,7 +598,8 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = crate::queues::call_ended_event(&actor.tenant_id, &rec);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(rec)
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::broadcast;
 
 use crate::Result;
 use crate::events::DomainEvent;
+use crate::outbox::{BroadcastSink, EventSink};
 use crate::types::{Clock, SystemClock, Timestamp};
 
 /// Which database engine a [`Store`] talks to.
@@ -53,6 +54,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     events: broadcast::Sender<DomainEvent>,
+    /// Where the outbox relay delivers: the broadcast behind `events` first.
+    sinks: Arc<std::sync::Mutex<Vec<Arc<dyn EventSink>>>>,
     clock: Arc<dyn Clock>,
     files: Option<Arc<Path>>,
 }
@@ -100,10 +103,12 @@ impl Store {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
         let (events, _) = broadcast::channel(1024);
+        let sinks: Vec<Arc<dyn EventSink>> = vec![Arc::new(BroadcastSink(events.clone()))];
         Ok(Store {
             pool,
             backend,
             events,
+            sinks: Arc::new(std::sync::Mutex::new(sinks)),
             clock: Arc::new(SystemClock),
             files: None,
         })
@@ -209,8 +214,15 @@ impl Store {
         self.events.subscribe()
     }
 
-    /// Publishes committed events. Call only after the transaction that stored the change
-    /// has committed, so subscribers never see a change that was rolled back.
+    /// The relay's sinks, for reading or adding (never held across an await).
+    pub(crate) fn sinks_lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<dyn EventSink>>> {
+        self.sinks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes live notifications that are not mutations of stored data (an agent's
+    /// phone ringing, a transcript segment as it is heard) to in-process subscribers,
+    /// bypassing the outbox: they are not durable and are not replayed. Mutations
+    /// publish through [`Store::commit_audited`] instead.
     pub(crate) fn publish(&self, events: impl IntoIterator<Item = DomainEvent>) {
         for e in events {
             // No subscribers is fine: events are also durable as audit/case_events rows.
@@ -229,7 +241,21 @@ impl Store {
     }
 
     /// Closes the pool, waiting for checked-out connections; flushes the SQLite WAL.
+    /// Events still in the outbox are published first (bounded: 5 s).
     pub async fn close(&self) {
+        // Only on a migrated database (tools such as `parley backup` open others).
+        if !matches!(self.ready().await, Ok(true)) {
+            return self.close_pool().await;
+        }
+        match tokio::time::timeout(Duration::from_secs(5), self.relay_outbox()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "outbox not flushed before closing"),
+            Err(_) => tracing::warn!("outbox not flushed within 5 s before closing"),
+        }
+        self.close_pool().await;
+    }
+
+    async fn close_pool(&self) {
         if self.backend == Backend::Sqlite {
             let _ = self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
         }

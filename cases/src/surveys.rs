@@ -54,7 +54,7 @@ impl Store {
         let before = old_survey
             .zip(old_score)
             .map(|(s, n)| serde_json::json!({"survey": s, "score": n}));
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -68,7 +68,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut ev = DomainEvent::new(
             &actor.tenant_id,
             "interaction.csat",
@@ -78,7 +77,7 @@ impl Store {
         if let Some(c) = &case_id {
             ev = ev.case(c);
         }
-        self.publish(vec![ev]);
+        self.commit_audited(tx, audited, [ev]).await?;
         Ok(())
     }
 }

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Record, snapshot};
-use crate::types::{Actor, Timestamp, from_json_text, json_text, new_id};
+use crate::events::DomainEvent;
+use crate::types::{Actor, Role, Timestamp, from_json_text, json_text, new_id};
 use crate::{Error, Result, Store};
 
 /// Lower-case hex `H(username:realm:password)` for `MD5` or `SHA-256` (RFC 7616 §3.4.2).
@@ -430,7 +431,7 @@ impl Store {
             },
             has_password: before.has_password || ha1.is_some(),
         };
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -448,8 +449,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
-        self.publish([crate::queues::agent_changed(&actor.tenant_id, user_id)]);
+        self.commit_audited(
+            tx,
+            audited,
+            [crate::queues::agent_changed(&actor.tenant_id, user_id)],
+        )
+        .await?;
         Ok(after)
     }
 
@@ -628,7 +633,7 @@ impl Store {
             caller_id,
             created_at: now,
         };
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -642,7 +647,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event =
+            DomainEvent::redacted(&actor.tenant_id, "trunk.created", &trunk).min_role(Role::Admin);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(trunk)
     }
 
@@ -745,7 +752,7 @@ impl Store {
             caller_id,
             ..before.clone()
         };
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -759,7 +766,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event =
+            DomainEvent::redacted(&actor.tenant_id, "trunk.updated", &after).min_role(Role::Admin);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(after)
     }
 
@@ -778,7 +787,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -792,7 +801,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "trunk.deleted",
+            &serde_json::json!({ "id": id }),
+        )
+        .min_role(Role::Admin);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 
@@ -831,7 +846,7 @@ impl Store {
             },
             other => other,
         })?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -845,7 +860,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(&actor.tenant_id, "phone_number.created", &n)
+            .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(n)
     }
 
@@ -879,7 +896,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -893,7 +910,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "phone_number.deleted",
+            &serde_json::json!({ "id": id }),
+        )
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
 

@@ -435,7 +435,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -449,7 +449,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut events = vec![
             DomainEvent::new(&actor.tenant_id, "timeline.appended", &interaction)
                 .customer(&customer_id),
@@ -463,7 +462,7 @@ impl Store {
         if let Some(case_id) = &interaction.case_id {
             events[0].case_id = Some(case_id.clone());
         }
-        self.publish(events);
+        self.commit_audited(tx, audited, events).await?;
         Ok(interaction)
     }
 

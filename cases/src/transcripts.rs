@@ -137,7 +137,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -151,10 +151,9 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut e = DomainEvent::new(&actor.tenant_id, "speech.settings_changed", &settings);
         e.min_role = Role::Supervisor;
-        self.publish([e]);
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(settings)
     }
 
@@ -195,7 +194,7 @@ impl Store {
         .bind(now.0)
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -209,7 +208,13 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let mut e = DomainEvent::new(
+            &actor.tenant_id,
+            "queue.transcription_changed",
+            &serde_json::json!({ "queue_id": queue_id, "transcription": transcription }),
+        );
+        e.min_role = Role::Supervisor;
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(transcription)
     }
 
@@ -290,7 +295,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -304,7 +309,14 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "transcript.stored",
+            &serde_json::json!({ "interaction_id": interaction_id, "segments": segments.len() }),
+        )
+        .customer(&customer_id)
+        .min_role(Role::Supervisor);
+        self.commit_audited(tx, audited, [event]).await?;
         Ok(segments.len())
     }
 

@@ -315,6 +315,8 @@ pub(crate) async fn run(ctx: CallCtx) {
         source,
         transport,
     } = ctx;
+    // Held until the call's record is stored: shutdown waits for it.
+    let _task = obs.call_task();
     let local_tag = random_token(&mut rand::rng(), 12);
     let mut call = Call::new(
         no,

@@ -109,6 +109,8 @@ pub(crate) enum Cmd {
     Tenant { call_no: u64, tenant_id: String },
     /// The call task is done.
     Ended { call_no: u64 },
+    /// Parley shuts down: new calls are refused (503 with Retry-After) from now on.
+    Drain,
     /// A call Parley places itself (click-to-call): a call number and the channel its
     /// task will read, with no INVITE received.
     Originate {
@@ -194,6 +196,8 @@ pub(crate) struct Driver {
     call_ids: HashMap<String, u64>,
     tx_owner: HashMap<TxKey, u64>,
     next_call: u64,
+    /// Shutting down: new calls are refused.
+    draining: bool,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// New calls (out-of-dialog INVITEs) accepted per second, all sources together
     /// ([`SipConfig::max_call_rate`]); `None`: no limit.
@@ -255,6 +259,7 @@ impl Driver {
             call_ids: HashMap::new(),
             tx_owner: HashMap::new(),
             next_call: 1,
+            draining: false,
             limiter: RateLimiter::keyed(Quota::per_second(per_sec).allow_burst(burst)),
             call_rate,
             trunk_sources: HashSet::new(),
@@ -732,7 +737,7 @@ impl Driver {
         let Ok(call_id) = request.call_id().map(str::to_owned) else {
             return;
         };
-        if self.overloaded() {
+        if self.draining || self.overloaded() {
             // Shed, never queue: a stateless 503 (no transaction, no call task, no
             // trace) telling the sender when to try again (RFC 3261 §21.5.4).
             bump(&self.obs.counters.overload_rejected);
@@ -981,6 +986,7 @@ impl Driver {
             Cmd::Tenant { call_no, tenant_id } => self.obs.set_tenant(call_no, &tenant_id),
             Cmd::TrunkSources(set) => self.trunk_sources = set,
             Cmd::Ended { call_no } => self.end_call(call_no),
+            Cmd::Drain => self.draining = true,
             Cmd::Originate { reply } => {
                 let no = self.next_call;
                 self.next_call += 1;

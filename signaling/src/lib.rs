@@ -511,11 +511,39 @@ impl SipServer {
         }
     }
 
-    /// Stops listening, ends the driver (which ends every call task) and waits up to
-    /// five seconds for the tasks to finish.
+    /// Graceful stop ([`SipServer::shutdown_within`] with [`SHUTDOWN_GRACE`]).
     pub async fn shutdown(self) {
+        self.shutdown_within(SHUTDOWN_GRACE).await;
+    }
+
+    /// Graceful stop: new calls are refused (503), every live call hangs up all its
+    /// legs with a BYE carrying `Reason: SIP;cause=503;text="shutting down"` and
+    /// stores its record (cause `shutdown`), for at most `grace`; then listening stops,
+    /// the driver ends (ending calls that were still finishing) and their tasks get a
+    /// last few seconds to store what they have. Callers close the database after.
+    pub async fn shutdown_within(self, grace: Duration) {
         if let Some(acd) = &self.origin.config.acd {
             acd.detach_dialer().await;
+        }
+        self.devices.send(driver::Cmd::Drain).await;
+        let obs = self.inspector.obs.clone();
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut told = std::collections::HashSet::new();
+        loop {
+            // Calls still being set up register later: they are told on a later round.
+            obs.calls.shut_down_calls(&mut told);
+            if obs.call_tasks.live() == 0 {
+                break;
+            }
+            let round = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            let _ = tokio::time::timeout_at(round, obs.call_tasks.wait_idle()).await;
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    calls = obs.call_tasks.live(),
+                    "calls did not end within the shutdown grace period"
+                );
+                break;
+            }
         }
         let _ = self.stop.send(true);
         let all = futures_join(self.tasks);
@@ -525,8 +553,22 @@ impl SipServer {
         {
             tracing::warn!("SIP tasks did not stop within 5 s");
         }
+        // Calls the grace period did not end lost their driver: let them store what
+        // they have before the database closes.
+        if tokio::time::timeout(Duration::from_secs(3), obs.call_tasks.wait_idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                calls = obs.call_tasks.live(),
+                "call tasks did not store their records; they are closed at the next start"
+            );
+        }
     }
 }
+
+/// How long [`SipServer::shutdown`] lets live calls hang up and store their records.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// A handle on the SIP driver's ban list ([`SipServer::bans`]).
 #[derive(Debug, Clone)]

@@ -139,6 +139,8 @@ pub(crate) struct Observability {
     pub(crate) counters: Counters,
     /// Live calls and their control channels (see `call::control`).
     pub(crate) calls: crate::call::control::Registry,
+    /// Call tasks still running (shutdown waits for them to store their records).
+    pub(crate) call_tasks: CallTasks,
     /// Trunk reachability from keep-alive pings, by trunk id.
     trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
     /// Outbound dial counters (the dial policy's caps), shared by every dialling path.
@@ -148,12 +150,59 @@ pub(crate) struct Observability {
     registrations: Mutex<Vec<(crate::registrar::Aor, crate::registrar::Binding)>>,
 }
 
+/// Counts the running call tasks, so that shutdown can wait until every call stored
+/// its record. Each task holds a [`CallTask`] from its start to its very end.
+#[derive(Debug, Default)]
+pub(crate) struct CallTasks {
+    live: std::sync::atomic::AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+impl CallTasks {
+    /// How many call tasks run.
+    pub(crate) fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once no call task runs.
+    pub(crate) async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.live() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A running call task's share of [`CallTasks`] (released when the task ends).
+#[derive(Debug)]
+pub(crate) struct CallTask(Arc<Observability>);
+
+impl Drop for CallTask {
+    fn drop(&mut self) {
+        if self.0.call_tasks.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.call_tasks.idle.notify_waiters();
+        }
+    }
+}
+
 impl Observability {
+    /// Registers a call task; keep the value for as long as the task runs.
+    pub(crate) fn call_task(self: &Arc<Self>) -> CallTask {
+        self.call_tasks.live.fetch_add(1, Ordering::SeqCst);
+        CallTask(self.clone())
+    }
+
     pub(crate) fn new(max_calls: usize, max_entries: usize) -> Arc<Observability> {
         Arc::new(Observability {
             traces: Mutex::new(TraceStore::new(max_calls, max_entries)),
             counters: Counters::default(),
             calls: Default::default(),
+            call_tasks: CallTasks::default(),
             trunks: Mutex::new(std::collections::HashMap::new()),
             dial: Default::default(),
             registrations: Mutex::new(Vec::new()),

@@ -11,6 +11,8 @@ pub struct Harness {
     pub store: Store,
     pub clock: ManualClock,
     cleanup: Cleanup,
+    /// The database's URL, for opening it again ([`Harness::reopen`]).
+    url: String,
 }
 
 enum Cleanup {
@@ -30,7 +32,8 @@ impl Harness {
     pub async fn sqlite() -> Harness {
         let dir = std::env::temp_dir().join(format!("parley-test-{}", uuid::Uuid::new_v4()));
         let store = Store::open_sqlite_dir(&dir).await.unwrap();
-        Harness::finish(store, Cleanup::Dir(dir)).await
+        let url = format!("sqlite://{}", dir.join("parley.db").display());
+        Harness::finish(store, Cleanup::Dir(dir), url).await
     }
 
     /// None (with a loud warning) when PostgreSQL is unreachable, unless CI=true, where
@@ -59,11 +62,19 @@ impl Harness {
             .rsplit_once('/')
             .map(|(b, _)| b.to_owned())
             .unwrap();
-        let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-        Some(Harness::finish(store, Cleanup::PgDb { admin_url, name }).await)
+        let url = format!("{base}/{name}");
+        let store = Store::connect(&url).await.unwrap();
+        Some(Harness::finish(store, Cleanup::PgDb { admin_url, name }, url).await)
     }
 
-    async fn finish(store: Store, cleanup: Cleanup) -> Harness {
+    /// A second, independent store on the same database (as after a restart), on the
+    /// same clock.
+    pub async fn reopen(&self) -> Store {
+        let store = Store::connect(&self.url).await.unwrap();
+        store.with_clock(Arc::new(self.clock.clone()))
+    }
+
+    async fn finish(store: Store, cleanup: Cleanup, url: String) -> Harness {
         store.migrate().await.unwrap();
         let clock = ManualClock::new(T0);
         let store = store.with_clock(Arc::new(clock.clone()));
@@ -71,6 +82,7 @@ impl Harness {
             store,
             clock,
             cleanup,
+            url,
         }
     }
 

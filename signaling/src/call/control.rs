@@ -187,9 +187,20 @@ pub struct LiveCall {
 /// A command with the way to answer it.
 #[derive(Debug)]
 pub(crate) struct CtlRequest {
-    cmd: Command,
+    cmd: CtlOp,
     reply: oneshot::Sender<CtlResult>,
 }
+
+/// What a call task is asked to do: a user's [`Command`], or the runtime's own.
+#[derive(Debug)]
+enum CtlOp {
+    Command(Command),
+    /// Parley is shutting down: BYE every leg with [`SHUTDOWN_REASON`], store the call.
+    Shutdown,
+}
+
+/// The `Reason` (RFC 3326) of the BYEs Parley sends when it shuts down.
+pub(crate) const SHUTDOWN_REASON: &str = "SIP;cause=503;text=\"shutting down\"";
 
 struct Entry {
     call: LiveCall,
@@ -214,6 +225,31 @@ impl Registry {
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         // Entries are replaced whole; a panic elsewhere cannot leave one half-written.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells every live call not in `told` that Parley shuts down (it hangs up every
+    /// leg and stores its record), and adds it to `told`. Returns how many were told.
+    pub(crate) fn shut_down_calls(&self, told: &mut std::collections::HashSet<String>) -> usize {
+        let fresh: Vec<(String, mpsc::Sender<CtlRequest>)> = self
+            .map()
+            .iter()
+            .filter(|(id, _)| !told.contains(*id))
+            .map(|(id, e)| (id.clone(), e.tx.clone()))
+            .collect();
+        for (id, tx) in &fresh {
+            let (reply, _) = oneshot::channel();
+            // A full command queue: the call is told again on the next round.
+            if tx
+                .try_send(CtlRequest {
+                    cmd: CtlOp::Shutdown,
+                    reply,
+                })
+                .is_ok()
+            {
+                told.insert(id.clone());
+            }
+        }
+        fresh.len()
     }
 }
 
@@ -403,9 +439,12 @@ impl Controls {
             .map(|e| e.tx.clone())
             .ok_or(Error::CallNotFound)?;
         let (reply, rx) = oneshot::channel();
-        tx.send(CtlRequest { cmd, reply })
-            .await
-            .map_err(|_| Error::CallNotFound)?;
+        tx.send(CtlRequest {
+            cmd: CtlOp::Command(cmd),
+            reply,
+        })
+        .await
+        .map_err(|_| Error::CallNotFound)?;
         match tokio::time::timeout(Duration::from_secs(10), rx).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.into()),
@@ -470,6 +509,8 @@ pub(super) struct Ctl {
     tx: mpsc::Sender<CtlRequest>,
     rx: mpsc::Receiver<CtlRequest>,
     registered: bool,
+    /// Ended by Parley shutting down (the record's cause is `shutdown`).
+    pub(super) shut_down: bool,
     started_ms: i64,
     answered_ms: Option<i64>,
     /// Extension → user id of the agents this call rang.
@@ -524,6 +565,7 @@ impl Ctl {
             tx,
             rx,
             registered: false,
+            shut_down: false,
             started_ms: jiff::Timestamp::now().as_millisecond(),
             answered_ms: None,
             agents: HashMap::new(),
@@ -905,8 +947,39 @@ impl Call {
         let Some(CtlRequest { cmd, reply }) = req else {
             return;
         };
-        let result = self.ctl_command(cmd).await;
+        let result = match cmd {
+            CtlOp::Command(cmd) => self.ctl_command(cmd).await,
+            CtlOp::Shutdown => {
+                self.ctl_shutdown().await;
+                Ok(())
+            }
+        };
         let _ = reply.send(result);
+    }
+
+    /// Parley shuts down: every answered leg and the caller get a BYE with
+    /// [`SHUTDOWN_REASON`] (an unanswered caller a 503), ringing legs are cancelled, and
+    /// the call ends the ordinary way, its record stored with cause `shutdown`.
+    async fn ctl_shutdown(&mut self) {
+        if self.ended {
+            return;
+        }
+        self.ctl.note("shutdown", serde_json::json!({}));
+        self.ctl.shut_down = true;
+        for i in 0..self.legs.len() {
+            if self.legs[i].state == LegState::Answered {
+                self.hang_up_leg_with(i, Some(SHUTDOWN_REASON)).await;
+            }
+        }
+        if self.inbound.final_sent {
+            self.hang_up_caller(Some(SHUTDOWN_REASON)).await;
+        } else if !self.ctl.is_outbound() {
+            self.respond(503, Some("Service Unavailable"), None).await;
+        }
+        self.cancel_legs(None).await;
+        self.ctl_drop_all().await;
+        self.ended = true;
+        self.ring_deadline = None;
     }
 
     async fn ctl_command(&mut self, cmd: Command) -> CtlResult {
@@ -1852,6 +1925,8 @@ async fn run_outbound(
         device,
         permit,
     } = placed;
+    // Held until the call's record is stored: shutdown waits for it.
+    let _task = o.obs.call_task();
     // A placeholder caller (this call has none): the host of no particular peer.
     let host = o.driver.default_host();
     // Who the legs show as calling: the customer, or for a call between colleagues the

@@ -967,6 +967,11 @@ impl Call {
             rec.recording = q.recorded.as_ref().map(|r| r.0.clone());
             rec.sl_met = q.answered.is_some() && wait <= i64::from(q.queue.sl_threshold_s) * 1000;
         }
+        if self.ctl.shut_down {
+            // Parley hung up because it was shutting down (SIGTERM), not the caller.
+            rec.hangup_side = Some("system".into());
+            rec.hangup_cause = Some("shutdown".into());
+        }
         if let Err(e) = self.store.add_call_record(actor, rec).await {
             tracing::warn!(call = self.no, error = %e, "cannot store the call record");
         }

@@ -148,6 +148,23 @@ const loopy = () => ({
   checkGeometry('wide menu', flow);
 }
 
+// --- A big tangled flow (60 nodes, menus jumping ahead and back): still clean.
+{
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const n = 60;
+  const nodes = {};
+  for (let i = 0; i < n; i++) {
+    const choices = [];
+    for (let j = 0; j < Math.floor(rnd() * 4); j++) choices.push({ digit: String(j), next: 'n' + Math.min(n - 1, i + 1 + Math.floor(rnd() * 6)) });
+    nodes['n' + i] = { type: 'menu', choices, on_max_retries: rnd() < 0.2 ? 'n' + Math.floor(rnd() * i) : 'n' + Math.min(n - 1, i + 1) };
+  }
+  const flow = { start: 'n0', nodes };
+  placeMissing(flow);
+  check('big: some loops back', routeEdges(flow).some((r) => r.back));
+  checkGeometry('big', flow);
+}
+
 // --- Positions the user moved are kept; only new nodes are placed, clear of them.
 {
   const flow = demo();

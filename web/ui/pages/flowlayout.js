@@ -110,17 +110,23 @@ export function backEdges(flow, edges = graphEdges(flow)) {
 // -------------------------------------------------------------------------------------
 // Layered layout
 
-/** Crossings between two adjacent ranks' edges ([u, v] pairs, positions given). */
+/** Crossings between two adjacent ranks' edges ([u, v] pairs, positions given): the
+ * inversions of the lower ends once sorted by the upper ends (merge sort count). */
 function crossingsBetween(pairs, pos) {
-  let c = 0;
-  for (let i = 0; i < pairs.length; i++) {
-    for (let j = i + 1; j < pairs.length; j++) {
-      const a = pos.get(pairs[i][0]) - pos.get(pairs[j][0]);
-      const b = pos.get(pairs[i][1]) - pos.get(pairs[j][1]);
-      if (a * b < 0) c++;
+  const seq = pairs.map(([u, v]) => [pos.get(u), pos.get(v)]).sort((a, b) => a[0] - b[0] || a[1] - b[1]).map((p) => p[1]);
+  const count = (a) => {
+    if (a.length < 2) return [a, 0];
+    const m = a.length >> 1;
+    const [l, cl] = count(a.slice(0, m));
+    const [r, cr] = count(a.slice(m));
+    const out = [];
+    let c = cl + cr; let i = 0; let j = 0;
+    while (i < l.length && j < r.length) {
+      if (r[j] < l[i]) { out.push(r[j++]); c += l.length - i; } else out.push(l[i++]);
     }
-  }
-  return c;
+    return [out.concat(l.slice(i), r.slice(j)), c];
+  };
+  return count(seq)[1];
 }
 
 /** Weighted isotonic regression (pool adjacent violators): non-decreasing values closest
@@ -160,9 +166,23 @@ function rankTops(maxRank) {
  * path goes through, from the source's end], label: {x, y, w, h} | null}.
  */
 export function layeredLayout(flow, measure = labelWidth) {
+  // The layout depends on the graph and the labels' widths only: the designer asks for it
+  // on every drawing, the last few are remembered.
+  const all = graphEdges(flow);
+  const key = JSON.stringify([flow.start, Object.keys(flow.nodes || {}), all.map((e) => [e.from, e.to, e.label, e.label ? measure(e.label) : 0])]);
+  const hit = memo.get(key);
+  if (hit) return hit;
+  const result = computeLayout(flow, all, measure);
+  memo.set(key, result);
+  if (memo.size > 8) memo.delete(memo.keys().next().value);
+  return result;
+}
+
+const memo = new Map();
+
+function computeLayout(flow, all, measure) {
   const nodes = flow.nodes || {};
   const ids = Object.keys(nodes);
-  const all = graphEdges(flow);
   const edges = all.filter((e) => !e.dangling && e.from !== e.to);
   const back = backEdges(flow, edges);
   // The acyclic graph: loops reversed.
@@ -259,26 +279,32 @@ export function layeredLayout(flow, measure = labelWidth) {
     if (!list.length) return pos.get(id);
     return list.reduce((s, v) => s + pos.get(v), 0) / list.length;
   };
-  // Swaps of neighbours in rank `r` while they remove crossings with both adjacent ranks.
-  const local = (r) => (r > 0 ? crossingsBetween(pairsBelow(r - 1), pos) : 0) + (r < maxRank ? crossingsBetween(pairsBelow(r), pos) : 0);
+  // Swaps of neighbours in rank `r` while they remove crossings with both adjacent
+  // ranks: the crossings of u's edges with v's, u left of v.
+  const cross = (u, v) => {
+    let c = 0;
+    for (const nb of [up, down]) for (const a of nb.get(u)) for (const b of nb.get(v)) if (pos.get(a) > pos.get(b)) c++;
+    return c;
+  };
   const transpose = (r) => {
     let improved = true;
     let guard = 0;
-    while (improved && guard++ < 20) {
+    while (improved && guard++ < 6) {
       improved = false;
       const l = layers[r];
       for (let i = 0; i + 1 < l.length; i++) {
-        const before = local(r);
-        [l[i], l[i + 1]] = [l[i + 1], l[i]];
-        pos.set(l[i], i); pos.set(l[i + 1], i + 1);
-        if (local(r) < before) { improved = true; } else {
+        if (cross(l[i + 1], l[i]) < cross(l[i], l[i + 1])) {
           [l[i], l[i + 1]] = [l[i + 1], l[i]];
           pos.set(l[i], i); pos.set(l[i + 1], i + 1);
+          improved = true;
         }
       }
     }
   };
-  for (let iter = 0; iter < 16 && bestC > 0; iter++) {
+  // Sweeps until four in a row bring nothing (fewer for big graphs: this runs as the
+  // designer draws).
+  const sweeps = items.size > 3000 ? 4 : items.size > 800 ? 8 : 16;
+  for (let iter = 0, stale = 0; iter < sweeps && bestC > 0 && stale < 4; iter++) {
     const downward = iter % 2 === 0;
     const order = downward ? [...Array(maxRank).keys()].map((k) => k + 1) : [...Array(maxRank).keys()].map((k) => maxRank - 1 - k);
     for (const r of order) {
@@ -290,7 +316,7 @@ export function layeredLayout(flow, measure = labelWidth) {
     }
     for (let r = 0; r <= maxRank; r++) transpose(r);
     const c = total();
-    if (c < bestC) { bestC = c; best = layers.map((l) => [...l]); }
+    if (c < bestC) { bestC = c; best = layers.map((l) => [...l]); stale = 0; } else stale++;
   }
   for (let r = 0; r <= maxRank; r++) layers[r] = best[r];
   index();
@@ -313,14 +339,15 @@ export function layeredLayout(flow, measure = labelWidth) {
     const fit = isotonic(want.map((w, i) => w - off[i]), weight);
     l.forEach((id, i) => cx.set(id, fit[i] + off[i]));
   };
-  for (let iter = 0; iter < 20; iter++) {
+  const passes = items.size > 3000 ? 8 : 20;
+  for (let iter = 0; iter < passes; iter++) {
     const downward = iter % 2 === 0;
     const order = downward ? [...Array(maxRank + 1).keys()] : [...Array(maxRank + 1).keys()].reverse();
     for (const r of order) {
       const l = layers[r];
       if (!l.length) continue;
       const want = l.map((id) => {
-        const nb = iter >= 14 ? [...up.get(id), ...down.get(id)] : (downward ? up : down).get(id);
+        const nb = iter >= passes - 6 ? [...up.get(id), ...down.get(id)] : (downward ? up : down).get(id);
         return nb.length ? nb.reduce((s, v) => s + cx.get(v), 0) / nb.length : cx.get(id);
       });
       place(l, want, l.map((id) => (items.get(id).dummy ? 6 : 1)));

@@ -193,9 +193,12 @@ const loopy = () => ({
     nodes: {
       a: { type: 'play', next: 'c', ui: { x: 100, y: 20 } },
       b: { type: 'play', next: 'c', ui: { x: 100, y: 180 } }, // right between a and c
-      c: { type: 'hangup', ui: { x: 100, y: 360 } },
+      c: { type: 'play', next: 'd', ui: { x: 100, y: 360 } },
+      d: { type: 'hangup', ui: { x: 400, y: 20 } }, // placed above: an edge up, not a loop
     },
   };
+  const up = routeEdges(flow).find((r) => r.from === 'c');
+  check('hand-placed: an edge up to a node placed higher goes up, and is no loop', up.kind === 'up' && !up.back);
   checkGeometry('hand-placed', flow);
 }
 

@@ -143,7 +143,9 @@ async function editor(main, flowId, { user }) {
       if (onPath) cls.push('walked');
       edges.append(h('g', { class: cls.join(' '), dataset: { from: r.from, to: r.to } },
         h('title', {}, `${r.from} → ${r.to}${r.dangling ? ' (missing)' : ''}: ${r.labels.join(', ')}`),
-        h('path', { d: r.d, 'marker-end': `url(#${r.dangling ? 'arrow-bad' : r.back ? 'arrow-back' : 'arrow'})` })));
+        h('path', { d: r.d, 'marker-end': `url(#${r.dangling ? 'arrow-bad' : r.back ? 'arrow-back' : 'arrow'})` }),
+        // A wide invisible stroke over it: the edge's tooltip is easy to hover.
+        h('path', { d: r.d, class: 'hit' })));
       const l = labels.get(r.key);
       // Labels above every edge (their background hides lines that pass under them).
       if (l) {

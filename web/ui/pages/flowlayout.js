@@ -511,8 +511,9 @@ const samePlace = (p, q) => p && q && p.x === q.x && p.y === q.y;
  * the free corridors between the rows of nodes. Edges to a node below (`down`) leave
  * the bottom and enter the top; edges to a node above (`up`) leave the top and enter
  * the bottom; `side` edges join facing sides; `self` loops on a node's right side;
- * `stub`s are dangling exits. `back` (drawn dashed): every edge that closes a cycle,
- * goes up or loops.
+ * `stub`s are dangling exits. `back` (drawn dashed): every edge that closes a cycle
+ * (found from the start, see `backEdges`), a node's loop on itself included; an edge up
+ * to a node the user placed higher is not one unless it closes a loop.
  */
 export function routeEdges(flow, measure = labelWidth) {
   const nodes = flow.nodes || {};
@@ -626,7 +627,7 @@ export function routeEdges(flow, measure = labelWidth) {
     out.push({
       key: e.key, from: e.from, to: e.to, label: e.label, labels: e.labels,
       dangling: e.dangling, kind: e.kind,
-      back: !e.dangling && (loops.has(e.key) || e.kind === 'up' || e.kind === 'self'),
+      back: !e.dangling && (loops.has(e.key) || e.kind === 'self'),
       d: path.d, pts: path.pts, labelBox,
     });
   }

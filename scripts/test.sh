@@ -65,8 +65,10 @@ else
   # softphone.spec.mjs: WebRTC media with the real server (echo, sipp caller -> browser);
   # phone.spec.mjs: the agent desktop's phone panel and call bar on browser calls;
   # transcript.spec.mjs: the live transcript of a sipp caller's speech (supervisor, agent);
-  # callentry.test.mjs: the words of a call entry on the timeline (plain Node, no browser).
-  browser_tests='node tests/browser/callentry.test.mjs && node tests/browser/softphone.spec.mjs && node tests/browser/phone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/run.mjs'
+  # designer.spec.mjs: the IVR designer's layout (fitted, labels clear, positions kept);
+  # callentry.test.mjs: the words of a call entry on the timeline (plain Node, no browser);
+  # flowlayout.test.mjs: the designer's layout algorithm (plain Node, no browser).
+  browser_tests='node tests/browser/callentry.test.mjs && node tests/browser/flowlayout.test.mjs && node tests/browser/softphone.spec.mjs && node tests/browser/phone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/designer.spec.mjs && node tests/browser/run.mjs'
   run_browser="ip link set lo up && $browser_tests"
   if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
     unshare -n sh -c "$run_browser"

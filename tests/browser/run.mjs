@@ -81,6 +81,29 @@ async function login(page, email) {
   await page.waitForSelector('#conn.open');
 }
 
+/** Clicks a recording's play button; resolves to what the server sent the page for its
+ * player (which plays it from a blob: URL): status, type, size, RIFF/WAVE magic. The
+ * response passes through a route handler that keeps a copy of its body. */
+async function playRecording(page, selector) {
+  const pattern = /\/api\/v1\/interactions\/[^/]+\/attachments\/\d+$/;
+  let got = null;
+  const handler = async (route) => {
+    const res = await route.fetch();
+    const body = await res.body();
+    got = {
+      status: res.status(), type: res.headers()['content-type'], size: body.length,
+      riff: body.subarray(0, 4).toString('latin1'), wave: body.subarray(8, 12).toString('latin1'),
+    };
+    await route.fulfill({ response: res, body });
+  };
+  await page.route(pattern, handler);
+  await page.click(selector);
+  await page.waitForSelector('#timeline audio.recording-audio');
+  await page.unroute(pattern, handler);
+  assert(got, 'the player downloaded the recording');
+  return got;
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: join(ARTIFACTS, name + '.png'), fullPage: true });
 }
@@ -303,7 +326,8 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   await page.fill('#new-node-id', 'vm');
   await page.selectOption('#new-node-type', 'voicemail');
   await page.click('#add-node');
-  await page.waitForSelector('#canvas .edge[data-from=menu][data-to=vm]');
+  // (attached: a straight vertical edge has a zero-width box, which Playwright calls hidden)
+  await page.waitForSelector('#canvas .edge[data-from=menu][data-to=vm]', { state: 'attached' });
   assert(await page.$('#canvas .edge[data-from=welcome][data-to=menu]'), 'welcome is connected to menu');
   // A node added by mistake is deleted from the keyboard.
   await page.fill('#new-node-id', 'oops');
@@ -321,7 +345,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   // Fix: retries exhausted -> goodbye, connected with Shift+click on the target.
   await page.click('#canvas .node[data-node=menu]');
   await page.click('#canvas .node[data-node=goodbye]', { modifiers: ['Shift'] });
-  await page.waitForSelector('#canvas .edge[data-from=menu][data-to=goodbye]');
+  await page.waitForSelector('#canvas .edge[data-from=menu][data-to=goodbye]', { state: 'attached' });
   assert(await page.$eval('#inspector select[data-exit=on_max_retries]', (s) => s.value) === 'goodbye', 'on_max_retries is goodbye');
   // Keyboard: Tab to a node and move it with the arrow keys.
   await page.focus('#canvas .node[data-node=vm]');
@@ -423,7 +447,7 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   assert(trail.includes('ui_test') && trail.includes('vm') && trail.includes('3'), 'trail rendered: ' + trail);
   await shot(agent, '14-agent-call-trail');
   // The voicemail plays inline: decrypted by the server, an <audio> with a duration.
-  await agent.click('#timeline .recording button.play');
+  const wav = await playRecording(agent, '#timeline .recording button.play');
   await agent.waitForSelector('#timeline audio.recording-audio');
   await agent.waitForFunction(() => {
     const a = document.querySelector('#timeline audio.recording-audio');
@@ -433,8 +457,25 @@ test('IVR designer: build, validate (error on a node, fixed), test call, publish
   assert(duration > 0.2, 'the voicemail has a duration: ' + duration);
   await agent.$eval('#timeline audio.recording-audio', (a) => a.pause());
   await shot(agent, '15-agent-voicemail-player');
+  // What the player loaded is the decrypted WAV file (not the encrypted bytes at rest).
+  assert(wav.status === 200 && wav.type === 'audio/wav' && wav.riff === 'RIFF' && wav.wave === 'WAVE' && wav.size > 1000, 'the player got a WAV file: ' + JSON.stringify(wav));
   assert(agent.errors.length === 0, 'no page errors: ' + agent.errors.join('; '));
   await agent.context().close();
+  // The supervisor plays it on the same timeline.
+  const sup2 = await newPage();
+  await login(sup2, SUPERVISOR);
+  await sup2.goto(server.http + '/agent/customers/' + encodeURIComponent(call.customer_id));
+  await sup2.waitForSelector('#timeline .trail');
+  const wav2 = await playRecording(sup2, '#timeline .recording button.play');
+  await sup2.waitForFunction(() => {
+    const a = document.querySelector('#timeline audio.recording-audio');
+    return a && a.readyState >= 1 && Number.isFinite(a.duration) && a.duration > 0.2;
+  }, null, { timeout: 15000 });
+  assert(wav2.riff === 'RIFF' && wav2.size === wav.size, 'the supervisor gets the same file: ' + JSON.stringify(wav2));
+  await sup2.$eval('#timeline audio.recording-audio', (a) => a.pause());
+  await shot(sup2, '15b-supervisor-voicemail-player');
+  assert(sup2.errors.length === 0, 'no page errors: ' + sup2.errors.join('; '));
+  await sup2.context().close();
 });
 
 // ------------------------------------------------------------------------------------

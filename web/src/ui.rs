@@ -47,6 +47,7 @@ static ASSETS: &[Asset] = assets![
     "pages/admin.js",
     "pages/designer.js",
     "pages/flowgraph.js",
+    "pages/flowlayout.js",
     "pages/presence.js",
     "pages/transcript.js",
     "pages/callentry.js",

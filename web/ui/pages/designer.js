@@ -7,13 +7,17 @@
 // px); Delete removes it; Shift+Enter on another node (or Shift+click) connects the
 // selected node's first free exit to it; Ctrl+S saves the draft. Supervisors get the
 // same view read-only (validate and test calls only).
+//
+// Layout (flowlayout.js): nodes without a stored position (`node.ui`, e.g. the seeded
+// demo) are laid out automatically, top to bottom; positions the user moved are kept
+// and saved with the draft; "Auto-layout" lays the whole flow out again. The view fits
+// the whole graph when the flow opens and on "Fit to view"; it grows when a node is
+// moved or added outside it.
 
 import { get, post, put, del, apiRaw, enc, ApiError } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, errorBox, fmtTime, fmtDuration } from '../dom.js';
-import { NODE_TYPES, exits, setExit, layout, problemsByNode, visited, parseSteps } from './flowgraph.js';
-
-const W = 170;
-const H = 58;
+import { NODE_TYPES, exits, setExit, problemsByNode, visited, parseSteps } from './flowgraph.js';
+import { NODE_W as W, NODE_H as H, LABEL_H, labelWidth, placeMissing, routeEdges, placeLabels, contentBounds, fitView } from './flowlayout.js';
 
 export async function render(main, params, ctx) {
   if (!params.flow) return flowList(main, ctx);
@@ -38,8 +42,8 @@ async function flowList(main, { navigate }) {
       await post('/ivr/flows', {
         version: 1, id: v.id, name: v.name || v.id, start: 'welcome',
         nodes: {
-          welcome: { type: 'play', prompts: [{ tts: 'Welcome.' }], next: 'goodbye', ui: { x: 30, y: 30 } },
-          goodbye: { type: 'hangup', ui: { x: 260, y: 30 } },
+          welcome: { type: 'play', prompts: [{ tts: 'Welcome.' }], next: 'goodbye' },
+          goodbye: { type: 'hangup' },
         },
       });
       navigate('/designer/' + enc(v.id));
@@ -69,6 +73,8 @@ async function editor(main, flowId, { user }) {
     problems: new Map(),
     path: new Set(),
     prompts: [],
+    view: null, // the canvas's viewBox {x, y, w, h}
+    bounds: null, // the box around everything drawn
   };
 
   const status = h('span', { id: 'flow-status', class: 'muted', role: 'status', 'aria-live': 'polite' });
@@ -88,6 +94,8 @@ async function editor(main, flowId, { user }) {
   const newId = h('input', { id: 'new-node-id', placeholder: 'node id', pattern: '[A-Za-z0-9_.\\-]+', 'aria-label': 'New node id', size: 12 });
   const newType = h('select', { id: 'new-node-type', 'aria-label': 'New node type' }, Object.keys(NODE_TYPES).map((t) => h('option', { value: t }, t)));
   const addBtn = h('button', { type: 'button', id: 'add-node', onclick: addNode }, 'Add node');
+  const fitBtn = h('button', { type: 'button', id: 'fit-view', title: 'Show the whole flow', onclick: () => fit() }, 'Fit to view');
+  const layoutBtn = h('button', { type: 'button', id: 'auto-layout', title: 'Lay the whole flow out again (moved nodes too)', onclick: autoLayout }, 'Auto-layout');
 
   const heading = h('h1', {}, 'Flow ', h('code', {}, flowId));
   mount(main,
@@ -96,19 +104,23 @@ async function editor(main, flowId, { user }) {
         isAdmin ? h('span', { class: 'row' }, newId, newType, addBtn) : null,
         isAdmin ? saveBtn : null, validateBtn, isAdmin ? publishBtn : null, status),
       topOut, problemsBox,
-      h('div', { class: 'workspace' }, h('div', { class: 'canvas-wrap' }, svg), inspector),
+      h('div', { class: 'workspace' }, h('div', { class: 'canvas-pane' },
+        h('div', { class: 'canvas-tools row' }, fitBtn, layoutBtn,
+          h('span', { class: 'muted small legend' }, h('span', { class: 'key-back' }, '- - →'), ' goes back (a loop)')),
+        h('div', { class: 'canvas-wrap' }, svg)), inspector),
       h('div', { class: 'panels' }, testPanel, versionsPanel, promptsPanel, routingPanel)));
 
   // --- load
   async function load() {
     const f = await get('/ivr/flows/' + enc(flowId));
     st.flow = f.draft;
-    layout(st.flow);
+    placeMissing(st.flow, false, measure);
     heading.replaceChildren('Flow ', h('code', {}, flowId), ' ', h('span', { class: 'muted' }, st.flow.name || ''), ' ',
       f.current_version ? badge('live: v' + f.current_version, 'ok') : badge('not published'));
     st.dirty = false;
     setStatus(`Draft saved ${fmtTime(f.updated_at)}`);
     draw();
+    fit();
     inspect();
   }
 
@@ -119,53 +131,85 @@ async function editor(main, flowId, { user }) {
   function draw() {
     const nodes = st.flow.nodes;
     const ids = Object.keys(nodes);
-    let maxX = 600; let maxY = 300;
-    for (const id of ids) { maxX = Math.max(maxX, nodes[id].ui.x + W + 60); maxY = Math.max(maxY, nodes[id].ui.y + H + 60); }
-    svg.setAttribute('viewBox', `0 0 ${maxX} ${maxY}`);
-    svg.setAttribute('width', maxX);
-    svg.setAttribute('height', maxY);
+    const routes = routeEdges(st.flow, measure);
+    const labels = new Map(placeLabels(st.flow, routes, measure).map((l) => [l.key, l]));
+    st.bounds = contentBounds(st.flow, routes, [...labels.values()]);
     const edges = h('g', { class: 'edges' });
-    const boxes = h('g', { class: 'nodes' });
-    for (const id of ids) {
-      const n = nodes[id];
-      const outs = exits(n).filter((e) => e.target);
-      outs.forEach((e, i) => {
-        const t = nodes[e.target];
-        const x1 = n.ui.x + W; const y1 = n.ui.y + 14 + (i * (H - 20)) / Math.max(1, outs.length - 1 || 1);
-        if (!t) {
-          edges.append(h('g', { class: 'edge dangling' }, h('path', { d: `M${x1},${y1} h30`, 'marker-end': 'url(#arrow)' }),
-            h('text', { x: x1 + 34, y: y1 + 4 }, `${e.label} → ${e.target}?`)));
-          return;
-        }
-        let x2 = t.ui.x; let y2 = t.ui.y + H / 2;
-        let d;
-        let lx; let ly;
-        if (x2 > x1 + 10) {
-          const dx = Math.max(40, (x2 - x1) / 2);
-          d = `M${x1},${y1} C${x1 + dx},${y1} ${x2 - dx},${y2} ${x2},${y2}`;
-          lx = (x1 + x2) / 2; ly = (y1 + y2) / 2 - 4;
-        } else {
-          // Target to the left (or in the same column): leave from the bottom or top and
-          // enter the target's facing side.
-          const down = t.ui.y > n.ui.y;
-          const sx = n.ui.x + W / 2 + (i - (outs.length - 1) / 2) * 14; const sy = down ? n.ui.y + H : n.ui.y;
-          x2 = t.ui.x + W / 2; y2 = down ? t.ui.y : t.ui.y + H;
-          if (t === n) { x2 = n.ui.x + W - 20; y2 = n.ui.y + H; }
-          const bend = down ? 40 : -40;
-          d = `M${sx},${sy} C${sx},${sy + bend} ${x2},${y2 - bend} ${x2},${y2}`;
-          lx = (sx + x2) / 2 + 4; ly = (sy + y2) / 2;
-        }
-        const onPath = st.path.has(id) && st.path.has(e.target);
-        edges.append(h('g', { class: 'edge' + (onPath ? ' walked' : ''), dataset: { from: id, to: e.target } },
-          h('path', { d, 'marker-end': 'url(#arrow)' }),
-          h('text', { x: lx, y: ly, class: 'edge-label' }, e.label)));
-      });
+    const labelLayer = h('g', { class: 'edge-labels' });
+    for (const r of routes) {
+      const onPath = !r.dangling && st.path.has(r.from) && st.path.has(r.to);
+      const cls = ['edge'];
+      if (r.dangling) cls.push('dangling'); else if (r.back) cls.push('back');
+      if (onPath) cls.push('walked');
+      edges.append(h('g', { class: cls.join(' '), dataset: { from: r.from, to: r.to } },
+        h('title', {}, `${r.from} → ${r.to}${r.dangling ? ' (missing)' : ''}: ${r.labels.join(', ')}`),
+        h('path', { d: r.d, 'marker-end': `url(#${r.dangling ? 'arrow-bad' : r.back ? 'arrow-back' : 'arrow'})` }),
+        // A wide invisible stroke over it: the edge's tooltip is easy to hover.
+        h('path', { d: r.d, class: 'hit' })));
+      const l = labels.get(r.key);
+      // Labels above every edge (their background hides lines that pass under them).
+      if (l) {
+        labelLayer.append(h('g', { class: cls.join(' ').replace('edge', 'edge-tag'), dataset: { from: r.from, to: r.to } },
+          h('rect', { x: l.x, y: l.y, width: l.w, height: l.h, rx: 3, class: 'label-bg' }),
+          h('text', { x: l.x + 4, y: l.y + LABEL_H - 4, class: 'edge-label' }, l.text)));
+      }
     }
+    const boxes = h('g', { class: 'nodes' });
     for (const id of ids) boxes.append(nodeBox(id, nodes[id]));
+    const marker = (id, cls) => h('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: 'auto-start-reverse' },
+      h('path', { d: 'M0,0 L10,5 L0,10 z', class: cls }));
     mount(svg,
-      h('defs', {}, h('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: 'auto-start-reverse' },
-        h('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' }))),
-      edges, boxes);
+      h('defs', {}, marker('arrow', 'arrowhead'), marker('arrow-back', 'arrowhead back'), marker('arrow-bad', 'arrowhead bad')),
+      edges, labelLayer, boxes);
+    // The view grows to show what moved or was added outside it.
+    const v = st.view;
+    const b = st.bounds;
+    if (!v) fit();
+    else if (b.x < v.x || b.y < v.y || b.x + b.w > v.x + v.w || b.y + b.h > v.y + v.h) {
+      const x0 = Math.min(v.x, b.x); const y0 = Math.min(v.y, b.y);
+      const union = { x: x0, y: y0, w: Math.max(v.x + v.w, b.x + b.w) - x0, h: Math.max(v.y + v.h, b.y + b.h) - y0 };
+      showView(fitView(union, ...viewport(), 0));
+    }
+  }
+
+  /** An edge label's box width: its text measured in the page (bold, as on a walked
+   * path, plus padding), the layout's estimate where nothing can be measured. */
+  const widths = new Map();
+  function measure(text) {
+    if (!widths.has(text)) {
+      const t = h('text', { x: 0, y: -100 }, text);
+      const g = h('g', { class: 'edge-tag walked', 'aria-hidden': 'true' }, t);
+      svg.append(g);
+      const w = t.getComputedTextLength();
+      g.remove();
+      widths.set(text, w > 0 ? Math.ceil(w + 9) : labelWidth(text));
+    }
+    return widths.get(text);
+  }
+
+  /** The canvas's size in pixels. */
+  function viewport() {
+    const r = svg.getBoundingClientRect();
+    return [Math.max(320, r.width), Math.max(240, r.height)];
+  }
+
+  function showView(v) {
+    st.view = v;
+    svg.setAttribute('viewBox', `${v.x} ${v.y} ${v.w} ${v.h}`);
+    svg.setAttribute('preserveAspectRatio', 'xMidYMin meet');
+    svg.dataset.scale = v.scale.toFixed(3);
+  }
+
+  /** Shows the whole flow (shrunk to fit, never enlarged). */
+  function fit() {
+    if (st.bounds) showView(fitView(st.bounds, ...viewport()));
+  }
+
+  /** Lays the whole flow out again (moved nodes too), and shows it all. */
+  function autoLayout() {
+    placeMissing(st.flow, true, measure);
+    if (isAdmin) touch(); else draw();
+    fit();
   }
 
   function nodeBox(id, n) {
@@ -182,7 +226,7 @@ async function editor(main, flowId, { user }) {
     },
     h('title', {}, errs ? errs.join('\n') : `${id} (${n.type})`),
     h('rect', { width: W, height: H, rx: 8 }),
-    h('text', { x: 10, y: 22, class: 'nid' }, trim(id, 20)),
+    h('text', { x: 10, y: 22, class: 'nid' }, trim(id, id === st.flow.start ? 13 : 20)),
     h('text', { x: 10, y: 42, class: 'ntype' }, n.type + (n.label ? ' · ' + trim(n.label, 14) : '')),
     id === st.flow.start ? h('text', { x: W - 10, y: 20, class: 'flag', 'text-anchor': 'end' }, '▶ start') : null,
     errs ? h('g', { class: 'err-badge' }, h('circle', { cx: W - 4, cy: 4, r: 11 }), h('text', { x: W - 4, y: 9, 'text-anchor': 'middle' }, String(errs.length))) : null);
@@ -269,7 +313,8 @@ async function editor(main, flowId, { user }) {
     if (st.flow.nodes[id]) { toast(`There is already a node ${id}`, 'bad'); return; }
     const node = NODE_TYPES[newType.value]();
     const from = st.selected && st.flow.nodes[st.selected];
-    node.ui = freeSpot(from ? from.ui.x + 230 : 30, from ? from.ui.y : 30);
+    // Below the node it is connected from (the layout runs top to bottom).
+    node.ui = freeSpot(from ? from.ui.x : 30, from ? from.ui.y + H + 60 : 30);
     st.flow.nodes[id] = node;
     // Connect the selected node's first empty exit to the new one.
     if (from) {
@@ -284,7 +329,7 @@ async function editor(main, flowId, { user }) {
   /** The first place at (x, y) or below it that no node overlaps. */
   function freeSpot(x, y) {
     const taken = (yy) => Object.values(st.flow.nodes).some((n) => n.ui && Math.abs(n.ui.x - x) < W + 20 && Math.abs(n.ui.y - yy) < H + 20);
-    while (taken(y)) y += H + 30;
+    while (taken(y)) y += H + 60;
     return { x, y };
   }
 

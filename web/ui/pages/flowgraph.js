@@ -1,6 +1,8 @@
 // Pure helpers over a flow document (no DOM): the exits of a node (the edges of the
-// graph), setting an exit, node templates, an automatic layout for nodes without a
-// saved position (`node.ui = {x, y}` is the designer's data in the flow format).
+// graph), setting an exit, node templates, validator problems by node, a simulated
+// trace's path, the test-call steps. The graph's geometry (automatic layout, edge
+// routes, label places, fit to view) is in flowlayout.js; `node.ui = {x, y}` is the
+// designer's data in the flow format.
 
 export const NODE_TYPES = {
   play: () => ({ type: 'play', prompts: [{ tts: 'Hello, thanks for calling.' }], next: '' }),
@@ -42,30 +44,6 @@ export function setExit(node, path, target, optional) {
     return;
   }
   node[path[0]][path[1]][path[2]] = target;
-}
-
-/** Positions for nodes that have none: columns by distance from `start`. */
-export function layout(flow) {
-  const ids = Object.keys(flow.nodes);
-  const depth = new Map();
-  const queue = flow.start in flow.nodes ? [flow.start] : [];
-  if (queue.length) depth.set(flow.start, 0);
-  while (queue.length) {
-    const id = queue.shift();
-    for (const e of exits(flow.nodes[id])) {
-      if (e.target in flow.nodes && !depth.has(e.target)) { depth.set(e.target, depth.get(id) + 1); queue.push(e.target); }
-    }
-  }
-  let maxDepth = Math.max(0, ...depth.values());
-  const rows = new Map();
-  for (const id of ids) {
-    const n = flow.nodes[id];
-    if (n.ui && Number.isFinite(n.ui.x) && Number.isFinite(n.ui.y)) continue;
-    const d = depth.has(id) ? depth.get(id) : ++maxDepth;
-    const r = rows.get(d) || 0;
-    rows.set(d, r + 1);
-    n.ui = { ...(n.ui || {}), x: 30 + d * 230, y: 30 + r * 100 };
-  }
 }
 
 /** Node ids named by validator problems: Map(node -> [messages]); `null` for the flow. */

@@ -507,9 +507,7 @@ fn transfer_targets_built_from_caller_input_are_warned_about() {
     let got: Vec<(String, String)> = w
         .iter()
         .map(|w| {
-            let ValidationWarningKind::TargetFromCallerInput { variable } = &w.kind else {
-                panic!("{w}")
-            };
+            let ValidationWarningKind::TargetFromCallerInput { variable } = &w.kind;
             (w.node.clone().unwrap().0, variable.clone())
         })
         .collect();

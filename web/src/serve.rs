@@ -6,7 +6,8 @@
 //! still arriving when it passes is answered `408` and the connection closed: hyper has
 //! no body timeout, so a client trickling a body held its connection as long as it
 //! liked), and an idle timeout (a connection on which nothing was read or written for
-//! that long is closed once its request in flight, if any, is answered). WebSocket
+//! that long is closed once its request in flight, if any, is answered — or dropped
+//! after a second idle period, when the client does not read its answer). WebSocket
 //! upgrades are served as before (once upgraded, the socket is the WebSocket's).
 //!
 //! ```no_run
@@ -337,10 +338,15 @@ pub async fn serve(
                     }
                     () = tokio::time::sleep_until(quiet_until) => {
                         if activity.last() + idle <= Instant::now() {
-                            // Idle: closed now, or after the request in flight.
+                            // Idle: closed now, or after the request in flight — which
+                            // gets one more idle period (a client that stopped reading
+                            // its answer would otherwise hold the connection for ever);
+                            // then the connection is dropped.
                             tracing::debug!(%peer, "HTTP connection idle: closing");
                             conn.as_mut().graceful_shutdown();
-                            break conn.await;
+                            break tokio::time::timeout(idle, conn.as_mut())
+                                .await
+                                .unwrap_or(Ok(()));
                         }
                     }
                 }

@@ -103,6 +103,12 @@ pub(crate) struct Config {
     /// Seconds a client has to send a request's complete header
     /// (`PARLEY_HTTP_HEADER_TIMEOUT_SECS`).
     pub(crate) http_header_timeout_secs: u64,
+    /// Seconds a client has to send a request's complete body, from its header
+    /// (`PARLEY_HTTP_BODY_TIMEOUT_SECS`).
+    pub(crate) http_body_timeout_secs: u64,
+    /// Seconds after which a connection with nothing read or written is closed
+    /// (`PARLEY_HTTP_IDLE_TIMEOUT_SECS`).
+    pub(crate) http_idle_timeout_secs: u64,
     /// Largest HTTP request body in bytes (`PARLEY_MAX_BODY_BYTES`).
     pub(crate) max_body_bytes: usize,
     /// Largest IVR prompt upload in bytes (`PARLEY_MAX_PROMPT_BYTES`).
@@ -192,6 +198,8 @@ impl Default for Config {
             http_max_per_source: 64,
             http_max_connections: 4096,
             http_header_timeout_secs: 10,
+            http_body_timeout_secs: 60,
+            http_idle_timeout_secs: 30,
             max_body_bytes: 2 << 20,
             max_prompt_bytes: 10 << 20,
             http_hsts: "auto".into(),

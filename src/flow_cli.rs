@@ -140,6 +140,9 @@ pub(crate) fn run(cmd: FlowCommand) -> anyhow::Result<i32> {
                 }
             };
             let errors = problems(&l);
+            for w in parley_ivr::warnings(&l.main) {
+                println!("{w}");
+            }
             if errors.is_empty() {
                 println!(
                     "{}: flow `{}` is valid ({} nodes)",

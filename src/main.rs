@@ -607,6 +607,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         per_source: cfg.http_max_per_source.max(1),
         total: cfg.http_max_connections.max(1),
         header_timeout: Duration::from_secs(cfg.http_header_timeout_secs.max(1)),
+        body_timeout: Duration::from_secs(cfg.http_body_timeout_secs.max(1)),
+        idle_timeout: Duration::from_secs(cfg.http_idle_timeout_secs.max(1)),
     };
     let server = parley_web::serve::serve(listener, app, limits, async move {
         shutdown.await;
@@ -827,20 +829,20 @@ impl parley_web::SipBans for BansView {
     fn list(
         &self,
     ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Option<Vec<parley_web::SipBan>>> + Send + '_>,
+        Box<dyn std::future::Future<Output = Option<Vec<parley_web::SipBanRecord>>> + Send + '_>,
     > {
         Box::pin(async move {
             let bans = self.0.list().await.ok()?;
             let now = parley_cases::Clock::now(&parley_cases::SystemClock);
             Some(
                 bans.into_iter()
-                    .map(|b| parley_web::SipBan {
-                        address: b.address.to_string(),
+                    .map(|b| parley_web::SipBanRecord {
+                        address: b.address,
                         expires_at: parley_cases::Timestamp(now.0.saturating_add(
                             i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
                         )),
                         failures: b.failures,
-                        last_user: b.last_user,
+                        tenants: b.tenants,
                     })
                     .collect(),
             )

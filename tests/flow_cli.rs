@@ -74,7 +74,7 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
     );
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(
-        stdout(&o).contains("flow `demo` is valid (13 nodes)"),
+        stdout(&o).contains("flow `demo` is valid (14 nodes)"),
         "{}",
         stdout(&o)
     );

@@ -164,6 +164,46 @@ pub struct DialPolicy {
     pub alert_window_secs: u32,
     /// Per-role and per-user exceptions.
     pub overrides: Vec<DialOverride>,
+    /// Prices per minute by destination prefix, for the daily spend estimate (the
+    /// longest matching prefix wins; a number no prefix matches costs nothing; `+`
+    /// alone matches every number).
+    pub rates: Vec<DialRate>,
+    /// The currency of `rates` and `daily_spend_cap_milli` (ISO 4217, informative).
+    pub currency: String,
+    /// The most the tenant's outbound calls may cost in one day (UTC), in thousandths
+    /// of `currency` (0: no cap). A dial whose first minute would take the day's
+    /// estimate over it is refused (`daily_spend`).
+    pub daily_spend_cap_milli: u64,
+}
+
+/// A price per minute for numbers starting with `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DialRate {
+    /// E.164 prefix (`+44`, `+4477`), or `+` for every number.
+    pub prefix: String,
+    /// Price of one started minute, in thousandths of the policy's currency.
+    pub per_minute_milli: u64,
+}
+
+/// A day (UTC) in ms.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The UTC day (days since 1970-01-01) of a time in ms.
+pub fn day_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(DAY_MS)
+}
+
+/// The estimated cost of a call at `per_minute_milli` that has lasted `elapsed_ms`
+/// since it was dialled: every started minute counts (ringing included — an estimate
+/// errs on the side of the bill).
+pub fn call_cost_milli(per_minute_milli: u64, elapsed_ms: i64) -> u64 {
+    let minutes = u64::try_from(elapsed_ms.max(0))
+        .unwrap_or(0)
+        .div_ceil(60_000)
+        .max(1);
+    minutes.saturating_mul(per_minute_milli)
 }
 
 impl Default for DialPolicy {
@@ -193,6 +233,9 @@ impl Default for DialPolicy {
             alert_refusals: 5,
             alert_window_secs: 60,
             overrides: Vec::new(),
+            rates: Vec::new(),
+            currency: "USD".into(),
+            daily_spend_cap_milli: 0,
         }
     }
 }
@@ -217,6 +260,18 @@ impl DialPolicy {
                 ));
             }
         }
+        for r in &self.rates {
+            let digits = r.prefix.strip_prefix('+').unwrap_or("-");
+            if digits.len() > 15 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::invalid(
+                    "rates",
+                    "each rate's prefix is + and up to 15 digits, e.g. +44 (or + for every number)",
+                ));
+            }
+        }
+        if self.currency.len() != 3 || !self.currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(Error::invalid("currency", "an ISO 4217 code, e.g. USD"));
+        }
         if self.alert_window_secs == 0 {
             return Err(Error::invalid("alert_window_secs", "must be at least 1"));
         }
@@ -235,6 +290,16 @@ impl DialPolicy {
     /// it in E.164 (`+15550100`), or the refusal for a string that is no phone number.
     pub fn normalize(&self, raw: &str) -> Result<String, Refusal> {
         parse(&self.country, raw).map(|(_, e164)| e164)
+    }
+
+    /// The price per minute (thousandths of `currency`) of calls to `e164`: the rate
+    /// with the longest matching prefix, 0 when none matches.
+    pub fn rate_for(&self, e164: &str) -> u64 {
+        self.rates
+            .iter()
+            .filter(|r| e164.starts_with(&r.prefix))
+            .max_by_key(|r| r.prefix.len())
+            .map_or(0, |r| r.per_minute_milli)
     }
 
     /// The policy as it applies to `origin` (its overrides merged in).
@@ -407,6 +472,19 @@ pub enum Refusal {
         /// The cap.
         limit: u32,
     },
+    /// The day's estimated spend (finished and running calls) plus this call's first
+    /// minute would exceed the daily cap.
+    #[error(
+        "the day's outbound spend would exceed {cap_milli}/1000 {currency} (estimated {estimate_milli}/1000 so far)"
+    )]
+    DailySpend {
+        /// The cap, thousandths of the currency.
+        cap_milli: u64,
+        /// The day's estimate before this call.
+        estimate_milli: u64,
+        /// The currency.
+        currency: String,
+    },
 }
 
 impl Refusal {
@@ -421,6 +499,7 @@ impl Refusal {
             Refusal::UserConcurrency { .. } => "user_concurrency",
             Refusal::TenantConcurrency { .. } => "tenant_concurrency",
             Refusal::RateLimit { .. } => "rate_limit",
+            Refusal::DailySpend { .. } => "daily_spend",
         }
     }
 
@@ -430,7 +509,8 @@ impl Refusal {
         match self {
             Refusal::UserConcurrency { .. }
             | Refusal::TenantConcurrency { .. }
-            | Refusal::RateLimit { .. } => 34,
+            | Refusal::RateLimit { .. }
+            | Refusal::DailySpend { .. } => 34,
             _ => 21,
         }
     }
@@ -455,6 +535,10 @@ pub struct Allowed {
     pub kind: NumberKind,
     /// Hang up after this long (ms), if the policy limits it.
     pub max_duration_ms: Option<u64>,
+    /// The call's place in the counters, for [`DialCounters::release`].
+    pub call: u64,
+    /// Its price per minute (thousandths of the policy's currency).
+    pub per_minute_milli: u64,
 }
 
 /// Loads the numbering metadata (decoded on first use: about a second in a debug
@@ -504,11 +588,14 @@ fn parse(country: &str, raw: &str) -> Result<(PhoneNumber, String), Refusal> {
 #[derive(Debug, Default)]
 pub struct DialCounters {
     tenants: HashMap<String, TenantCounters>,
+    next_call: u64,
 }
 
 #[derive(Debug, Default)]
 struct TenantCounters {
     active: u32,
+    /// Running calls: when each was dialled (ms) and its price per minute.
+    running: HashMap<u64, (i64, u64)>,
     per_user: HashMap<String, u32>,
     started: VecDeque<i64>,
     refusals: VecDeque<i64>,
@@ -516,17 +603,30 @@ struct TenantCounters {
 }
 
 impl DialCounters {
-    /// Decides a dial: the destination rules, then the caps. Admitted, it counts
-    /// towards the caps until [`DialCounters::release`].
+    /// Decides a dial: the destination rules, then the caps. `day_spent_milli` is the
+    /// estimated cost of the tenant's outbound calls that ended today (UTC; the runtime
+    /// keeps the tally), for the daily spend cap. Admitted, it counts towards the caps
+    /// (and, while it runs, the day's spend) until [`DialCounters::release`].
     pub fn admit(
         &mut self,
         policy: &DialPolicy,
         raw: &str,
         origin: &DialOrigin,
         now_ms: i64,
+        day_spent_milli: u64,
     ) -> Result<Allowed, Refusal> {
         let (number, kind) = policy.check_number(raw, origin)?;
-        self.admit_checked(policy, number, kind, origin, now_ms)
+        self.admit_checked(policy, number, kind, origin, now_ms, day_spent_milli)
+    }
+
+    /// The estimated cost of the tenant's running calls at `now_ms`.
+    pub fn running_spend_milli(&self, tenant_id: &str, now_ms: i64) -> u64 {
+        self.tenants.get(tenant_id).map_or(0, |t| {
+            t.running
+                .values()
+                .map(|(at, rate)| call_cost_milli(*rate, now_ms - at))
+                .fold(0, u64::saturating_add)
+        })
     }
 
     /// The caps alone, for a number [`DialPolicy::check_number`] already admitted (so
@@ -538,7 +638,21 @@ impl DialCounters {
         kind: NumberKind,
         origin: &DialOrigin,
         now_ms: i64,
+        day_spent_milli: u64,
     ) -> Result<Allowed, Refusal> {
+        let per_minute_milli = policy.rate_for(&number);
+        let cap = policy.daily_spend_cap_milli;
+        if cap > 0 {
+            let estimate_milli =
+                day_spent_milli.saturating_add(self.running_spend_milli(&origin.tenant_id, now_ms));
+            if estimate_milli.saturating_add(per_minute_milli) > cap {
+                return Err(Refusal::DailySpend {
+                    cap_milli: cap,
+                    estimate_milli,
+                    currency: policy.currency.clone(),
+                });
+            }
+        }
         let (_, _, per_user) = policy.effective(origin);
         let t = self.tenants.entry(origin.tenant_id.clone()).or_default();
         while t.started.front().is_some_and(|s| now_ms - s >= MINUTE_MS) {
@@ -563,19 +677,35 @@ impl DialCounters {
             *t.per_user.entry(u.clone()).or_default() += 1;
         }
         t.started.push_back(now_ms);
+        self.next_call += 1;
+        let call = self.next_call;
+        t.running.insert(call, (now_ms, per_minute_milli));
         Ok(Allowed {
             number,
             kind,
             max_duration_ms: (policy.max_call_secs > 0)
                 .then(|| u64::from(policy.max_call_secs) * 1000),
+            call,
+            per_minute_milli,
         })
     }
 
-    /// An admitted call ended (or was never placed).
-    pub fn release(&mut self, tenant_id: &str, user_id: Option<&str>) {
+    /// An admitted call ended (or was never placed) at `now_ms`: returns its
+    /// estimated cost, for the runtime to add to the day's tally.
+    pub fn release(
+        &mut self,
+        tenant_id: &str,
+        user_id: Option<&str>,
+        call: u64,
+        now_ms: i64,
+    ) -> u64 {
         let Some(t) = self.tenants.get_mut(tenant_id) else {
-            return;
+            return 0;
         };
+        let cost = t
+            .running
+            .remove(&call)
+            .map_or(0, |(at, rate)| call_cost_milli(rate, now_ms - at));
         t.active = t.active.saturating_sub(1);
         if let Some(u) = user_id
             && let Some(n) = t.per_user.get_mut(u)
@@ -585,6 +715,7 @@ impl DialCounters {
                 t.per_user.remove(u);
             }
         }
+        cost
     }
 
     /// The tenant's concurrent outbound calls and those of `user_id`.
@@ -671,6 +802,38 @@ impl Store {
         e.min_role = Role::Admin;
         self.commit_audited(tx, audited, [e]).await?;
         Ok(policy)
+    }
+
+    /// The estimated cost of the tenant's outbound calls that ended on the UTC day
+    /// of `now_ms` (thousandths of the policy's currency).
+    pub async fn dial_spend_on(&self, tenant_id: &str, now_ms: i64) -> Result<u64> {
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT spent_milli FROM dial_spend WHERE tenant_id = $1 AND day = $2")
+                .bind(tenant_id)
+                .bind(day_of(now_ms))
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(row.map_or(0, |(n,)| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Adds an ended call's estimated cost to the tenant's tally of the UTC day of
+    /// `now_ms`.
+    pub async fn add_dial_spend(&self, tenant_id: &str, now_ms: i64, milli: u64) -> Result<()> {
+        if milli == 0 {
+            return Ok(());
+        }
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO dial_spend (tenant_id, day, spent_milli) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant_id, day) DO UPDATE SET spent_milli = dial_spend.spent_milli + $3",
+        )
+        .bind(tenant_id)
+        .bind(day_of(now_ms))
+        .bind(i64::try_from(milli).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a refused dial in the audit log (`dial.refused`, entity `dial`, the
@@ -846,27 +1009,120 @@ mod tests {
         };
         let mut c = DialCounters::default();
         let n = "+12015550123";
-        assert!(c.admit(&p, n, &agent("a"), 0).is_ok());
+        let a = c.admit(&p, n, &agent("a"), 0, 0).unwrap();
         assert_eq!(
-            c.admit(&p, n, &agent("a"), 1),
+            c.admit(&p, n, &agent("a"), 1, 0),
             Err(Refusal::UserConcurrency { limit: 1 })
         );
-        assert!(c.admit(&p, n, &agent("b"), 2).is_ok());
+        let b = c.admit(&p, n, &agent("b"), 2, 0).unwrap();
         assert_eq!(
-            c.admit(&p, n, &agent("c"), 3),
+            c.admit(&p, n, &agent("c"), 3, 0),
             Err(Refusal::TenantConcurrency { limit: 2 })
         );
-        c.release("t", Some("a"));
+        c.release("t", Some("a"), a.call, 3);
         assert_eq!(c.active("t", Some("a")), (1, 0));
-        assert!(c.admit(&p, n, &agent("a"), 4).is_ok());
-        c.release("t", Some("a"));
-        c.release("t", Some("b"));
+        let a = c.admit(&p, n, &agent("a"), 4, 0).unwrap();
+        c.release("t", Some("a"), a.call, 5);
+        c.release("t", Some("b"), b.call, 5);
         // Three started within the minute: the fourth waits for the window to pass.
         assert_eq!(
-            c.admit(&p, n, &agent("d"), 59_999),
+            c.admit(&p, n, &agent("d"), 59_999, 0),
             Err(Refusal::RateLimit { limit: 3 })
         );
-        assert!(c.admit(&p, n, &agent("d"), 60_000).is_ok());
+        assert!(c.admit(&p, n, &agent("d"), 60_000, 0).is_ok());
+    }
+
+    /// #13: the daily spend estimate — the day's finished calls (the tally the runtime
+    /// keeps) plus the running calls' started minutes plus the new call's first minute
+    /// — is held against the cap; rates by longest prefix; in virtual time.
+    #[test]
+    fn the_daily_spend_cap_counts_finished_and_running_calls() {
+        let p = DialPolicy {
+            international: true,
+            max_calls_per_minute: 0,
+            max_concurrent_per_user: 0,
+            rates: vec![
+                DialRate {
+                    prefix: "+".into(),
+                    per_minute_milli: 10,
+                },
+                DialRate {
+                    prefix: "+44".into(),
+                    per_minute_milli: 50,
+                },
+                DialRate {
+                    prefix: "+447".into(),
+                    per_minute_milli: 200,
+                },
+            ],
+            currency: "EUR".into(),
+            daily_spend_cap_milli: 1_000,
+            ..DialPolicy::default()
+        };
+        assert_eq!(p.rate_for("+447700900123"), 200);
+        assert_eq!(p.rate_for("+442079460000"), 50);
+        assert_eq!(p.rate_for("+12015550123"), 10);
+        assert_eq!(
+            call_cost_milli(50, 0),
+            50,
+            "a dialled call costs its first minute"
+        );
+        assert_eq!(call_cost_milli(50, 60_000), 50);
+        assert_eq!(call_cost_milli(50, 60_001), 100);
+        let mut c = DialCounters::default();
+        let uk_mobile = "+447700900123";
+        // 700 spent today already: a mobile call (200/min) fits, 900 with its first minute.
+        let call = c.admit(&p, uk_mobile, &agent("a"), 0, 700).unwrap();
+        assert_eq!(call.per_minute_milli, 200);
+        // While it runs, its first minute counts: 900 + a landline's 50 > 1000? No: 950.
+        let land = c
+            .admit(&p, "+44 20 7946 0000", &agent("b"), 1_000, 700)
+            .unwrap();
+        c.release("t", Some("b"), land.call, 30_000);
+        // Two minutes into the mobile call: 700 + 400 = 1100 > cap, even a cheap call.
+        assert_eq!(
+            c.admit(&p, "+1 201 555 0123", &agent("c"), 90_000, 700),
+            Err(Refusal::DailySpend {
+                cap_milli: 1_000,
+                estimate_milli: 1_100,
+                currency: "EUR".into()
+            })
+        );
+        // The call ends after 2.5 minutes: three started minutes go to the tally.
+        assert_eq!(c.release("t", Some("a"), call.call, 150_000), 600);
+        // With the tally the runtime now holds (700 + 50 + 600) the cap is still passed.
+        assert_eq!(
+            c.admit(&p, "+1 201 555 0123", &agent("c"), 160_000, 1_350)
+                .map_err(|r| r.rule()),
+            Err("daily_spend")
+        );
+        // A new day's tally starts at zero.
+        assert!(
+            c.admit(&p, "+1 201 555 0123", &agent("c"), DAY_MS, 0)
+                .is_ok()
+        );
+        assert_eq!(day_of(DAY_MS - 1), 0);
+        assert_eq!(day_of(DAY_MS), 1);
+        // No cap: nothing refused on spend.
+        let free = DialPolicy {
+            daily_spend_cap_milli: 0,
+            ..p.clone()
+        };
+        assert!(c.admit(&free, uk_mobile, &agent("d"), 0, u64::MAX).is_ok());
+        // Validation of rates and the currency.
+        let bad = DialPolicy {
+            rates: vec![DialRate {
+                prefix: "44".into(),
+                per_minute_milli: 1,
+            }],
+            ..p.clone()
+        };
+        assert!(bad.validate().is_err());
+        let bad = DialPolicy {
+            currency: "euro".into(),
+            ..p
+        };
+        assert!(bad.validate().is_err());
     }
 
     #[test]

@@ -113,6 +113,9 @@ impl Store {
                 "erase the customer this one was merged into",
             ));
         }
+        // Refused dials hold the number as it was typed (national formats, spaces), read
+        // with the tenant's country to be matched with their numbers.
+        let policy = self.dial_policy(actor).await?;
         let now = self.now();
         let t = &actor.tenant_id;
         let mut tx = self.write_tx().await?;
@@ -242,6 +245,10 @@ impl Store {
                 .await?
                 .rows_affected();
             }
+            // Refused dials (`dial.refused`) name no customer and hold the number as it
+            // was given (`020 7946 0000`, `1 555 0177`): read each with the tenant's
+            // country and compare digits; a match keeps the rule but loses the number.
+            audit_records += erase_refused_dials(&mut tx, t, &policy, &numbers).await?;
             // Call records: their number goes, the recording reference with the file.
             call_records += sqlx::query(
                 "UPDATE call_records SET caller = CASE WHEN direction = 'outbound' THEN caller ELSE '[erased]' END,
@@ -366,6 +373,58 @@ impl Store {
         self.commit_audited(tx, audited, events).await?;
         Ok(receipt)
     }
+}
+
+/// Redacts the number of each `dial.refused` audit record of tenant `t` that dials
+/// one of `numbers` (E.164 and bare digits); returns how many.
+async fn erase_refused_dials(
+    tx: &mut crate::store::Tx,
+    t: &str,
+    policy: &crate::dialpolicy::DialPolicy,
+    numbers: &[String],
+) -> Result<u64> {
+    let digits = |v: &str| -> String { v.chars().filter(char::is_ascii_digit).collect() };
+    let wanted: Vec<String> = numbers
+        .iter()
+        .map(|n| digits(n))
+        .filter(|d| d.len() >= 4)
+        .collect();
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, after FROM audit_log
+         WHERE tenant_id = $1 AND action = 'dial.refused' AND after IS NOT NULL",
+    )
+    .bind(t)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut n = 0;
+    for (id, after) in rows {
+        let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(&after) else {
+            continue;
+        };
+        let Some(raw) = doc.get("number").and_then(|v| v.as_str()) else {
+            continue;
+        };
+        let as_given = digits(raw);
+        let read = policy.normalize(raw).map(|e| digits(&e)).ok();
+        let hit = wanted
+            .iter()
+            .any(|w| *w == as_given || read.as_deref() == Some(w.as_str()));
+        if !hit {
+            continue;
+        }
+        doc["number"] = serde_json::Value::from("[erased]");
+        n += sqlx::query("UPDATE audit_log SET after = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(doc.to_string())
+            .bind(t)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+    }
+    Ok(n)
 }
 
 /// `loc` (relative to the files directory, as stored) as a path under `root`; `None`

@@ -194,6 +194,14 @@ pub enum Event {
         /// Outcome.
         outcome: QueueOutcome,
     },
+    /// What became of `CreateCallback`.
+    CallbackResult {
+        /// Request id from `CreateCallback`.
+        id: u64,
+        /// The dial policy's rule when it refused the number (nothing was stored).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refused: Option<String>,
+    },
     /// A voicemail recording finished.
     RecordingDone,
     /// The caller hung up.
@@ -322,8 +330,10 @@ pub enum Action {
         /// Maximum length.
         max_length_s: u32,
     },
-    /// Create a callback work item.
+    /// Create a callback work item; answer with `CallbackResult` (the node waits).
     CreateCallback {
+        /// Request id.
+        id: u64,
         /// Number to call back.
         number: String,
         /// Queue.
@@ -416,6 +426,13 @@ pub enum Wait {
         /// Request id.
         id: u64,
     },
+    /// The runtime's answer to `CreateCallback`.
+    Callback {
+        /// Request id.
+        id: u64,
+        /// The number asked for.
+        number: String,
+    },
     /// A queue outcome.
     Queue,
     /// The end of a voicemail recording.
@@ -490,6 +507,11 @@ pub enum TrailItem {
     },
     /// A voicemail was recorded.
     Recording,
+    /// The dial policy refused the callback number: nothing was stored.
+    CallbackRefused {
+        /// The rule.
+        rule: String,
+    },
     /// How a transfer out of the flow went (noted by the call task, not the
     /// interpreter: the flow has ended when the far end answers or fails).
     Transfer {
@@ -718,6 +740,7 @@ impl CallState {
             } => self.on_customer(cx, id, Ok((customer_id, attributes)))?,
             Event::CustomerFailed { id, .. } => self.on_customer(cx, id, Err(()))?,
             Event::QueueResult { outcome } => self.on_queue(cx, outcome)?,
+            Event::CallbackResult { id, refused } => self.on_callback(cx, id, refused)?,
             Event::RecordingDone => self.on_recording_done(cx)?,
         };
         if let Go::To(node) = go {
@@ -1300,8 +1323,8 @@ impl CallState {
             (NodeKind::Callback(n), Collected::Key(c)) if step == 0 => match c {
                 '1' => {
                     let number = value_to_string(self.vars.get("caller_number"));
-                    self.create_callback(cx, n, number);
-                    Some(n.next.clone())
+                    self.leave_collect(cx, node);
+                    return Ok(self.create_callback(cx, n, number));
                 }
                 '2' => {
                     cx.out.push(Action::CollectDigits {
@@ -1315,8 +1338,8 @@ impl CallState {
             (NodeKind::Callback(n), Collected::Digits(d)) => {
                 let len = d.chars().count();
                 if len >= n.min_len && len <= n.max_len {
-                    self.create_callback(cx, n, d.clone());
-                    Some(n.next.clone())
+                    self.leave_collect(cx, node);
+                    return Ok(self.create_callback(cx, n, d.clone()));
                 } else {
                     None
                 }
@@ -1335,12 +1358,58 @@ impl CallState {
         }
     }
 
-    fn create_callback(&mut self, cx: &mut Cx<'_>, n: &crate::model::Callback, number: String) {
-        self.set_var(cx, "callback_number", Value::String(number.clone()));
+    /// Asks the runtime for the callback and waits for its answer: the number may
+    /// still be refused by the tenant's dial policy, and then the caller must not hear
+    /// the confirmation.
+    fn create_callback(
+        &mut self,
+        cx: &mut Cx<'_>,
+        n: &crate::model::Callback,
+        number: String,
+    ) -> Go {
+        self.cancel_timer(cx);
+        let id = self.new_id();
         cx.out.push(Action::CreateCallback {
-            number,
+            id,
+            number: number.clone(),
             queue: n.queue.clone(),
         });
+        self.wait = Wait::Callback { id, number };
+        Go::Stay
+    }
+
+    fn on_callback(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u64,
+        refused: Option<String>,
+    ) -> Result<Go, Error> {
+        let env = cx.env;
+        let Wait::Callback { id: want, number } = &self.wait else {
+            return Ok(Go::Stay);
+        };
+        if *want != id {
+            return Ok(Go::Stay);
+        }
+        let number = number.clone();
+        let (_, node) = self.node(env)?;
+        let NodeKind::Callback(n) = &node.kind else {
+            return Ok(Go::Stay);
+        };
+        self.wait = Wait::Nothing;
+        match refused {
+            None => {
+                self.set_var(cx, "callback_number", Value::String(number));
+                Ok(Go::To(n.next.clone()))
+            }
+            Some(rule) => {
+                self.note(cx, TrailItem::CallbackRefused { rule: rule.clone() });
+                self.set_var(cx, "callback_refused", Value::String(rule));
+                Ok(Go::To(
+                    n.on_refused.clone().unwrap_or_else(|| n.on_failure.clone()),
+                ))
+            }
+        }
     }
 
     fn retry(&mut self, cx: &mut Cx<'_>, node: &Node, why: Reprompt) -> Result<Go, Error> {

@@ -63,7 +63,8 @@ pub use interp::{
 pub use model::{Flow, FlowId, Node, NodeId, NodeKind, Prompt, SCHEMA_VERSION};
 pub use sim::{Script, ScriptStep, Trace, TraceEntry, TraceItem, simulate};
 pub use validate::{
-    ValidationError, ValidationErrorKind, ValidationOptions, check, validate, validate_flows,
+    ValidationError, ValidationErrorKind, ValidationOptions, ValidationWarning,
+    ValidationWarningKind, check, validate, validate_flows, warnings,
 };
 
 #[cfg(test)]

@@ -574,6 +574,10 @@ pub struct Callback {
     pub next: NodeId,
     /// Exit when retries are exhausted.
     pub on_failure: NodeId,
+    /// Exit when the tenant's dial policy refuses the number (nothing is stored; the
+    /// rule is in `callback_refused`); without it, `on_failure`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_refused: Option<NodeId>,
 }
 
 /// `survey` node: a 1..=scale score by DTMF.
@@ -755,10 +759,16 @@ impl NodeKind {
             .collect(),
             NodeKind::Transfer(_) | NodeKind::Return(_) | NodeKind::Hangup(_) => vec![],
             NodeKind::Voicemail(n) => n.next.iter().map(|t| exit("next", t, vec![])).collect(),
-            NodeKind::Callback(n) => vec![
-                exit("next", &n.next, vec!["callback_number".to_owned()]),
-                exit("on_failure", &n.on_failure, vec![]),
-            ],
+            NodeKind::Callback(n) => {
+                let mut v = vec![
+                    exit("next", &n.next, vec!["callback_number".to_owned()]),
+                    exit("on_failure", &n.on_failure, vec![]),
+                ];
+                if let Some(t) = &n.on_refused {
+                    v.push(exit("on_refused", t, vec!["callback_refused".to_owned()]));
+                }
+                v
+            }
             NodeKind::Survey(n) => vec![exit("next", &n.next, vec![])],
             NodeKind::SubFlow(n) => vec![exit("next", &n.next, n.outputs.clone())],
         }

@@ -117,6 +117,9 @@ pub enum ScriptStep {
     },
     /// The pending customer lookup fails.
     CustomerFailed(String),
+    /// The pending callback is refused by the dial policy with this rule (without this
+    /// step, the runtime stores every callback the flow asks for).
+    CallbackRefused(String),
     /// The queue reports an outcome.
     Queue(QueueOutcome),
     /// A queue's live state changes.
@@ -230,6 +233,7 @@ pub fn simulate(env: &Env, script: &Script) -> Result<Trace, Error> {
         timers: BTreeMap::new(),
         last_http: 0,
         last_customer: 0,
+        pending_callback: None,
         entries: Vec::new(),
         delivered: 0,
     };
@@ -238,7 +242,18 @@ pub fn simulate(env: &Env, script: &Script) -> Result<Trace, Error> {
         if sim.stopped() {
             break;
         }
+        if !matches!(step, ScriptStep::CallbackRefused(_)) {
+            sim.store_callback();
+        }
         match step {
+            ScriptStep::CallbackRefused(rule) => {
+                if let Some(id) = sim.pending_callback.take() {
+                    sim.deliver(Event::CallbackResult {
+                        id,
+                        refused: Some(rule.clone()),
+                    });
+                }
+            }
             ScriptStep::Digits(d) => {
                 sim.settle();
                 sim.deliver(Event::Digits { digits: d.clone() });
@@ -315,6 +330,8 @@ struct Sim<'a> {
     timers: BTreeMap<u64, u64>,
     last_http: u64,
     last_customer: u64,
+    /// A `CreateCallback` not answered yet.
+    pending_callback: Option<u64>,
     entries: Vec<TraceEntry>,
     delivered: usize,
 }
@@ -337,6 +354,14 @@ impl Sim<'_> {
     fn offset(&self, at: Timestamp) -> u64 {
         let ms = at.duration_since(self.script.start_time).as_millis();
         u64::try_from(ms.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// Answers a pending `CreateCallback` as stored (at the current virtual time: the
+    /// runtime answers at once).
+    fn store_callback(&mut self) {
+        if let Some(id) = self.pending_callback.take() {
+            self.deliver(Event::CallbackResult { id, refused: None });
+        }
     }
 
     fn stopped(&self) -> bool {
@@ -393,6 +418,7 @@ impl Sim<'_> {
             }
             Action::HttpRequest { id, .. } => self.last_http = *id,
             Action::LookupCustomer { id, .. } => self.last_customer = *id,
+            Action::CreateCallback { id, .. } => self.pending_callback = Some(*id),
             Action::RecordVoicemail { max_length_s, .. } => {
                 let max = u64::from(*max_length_s).saturating_mul(1000);
                 self.recording_end = Some(self.now + self.script.recording_ms.min(max));
@@ -468,6 +494,10 @@ impl Sim<'_> {
     /// Runs until the flow ends, nothing is pending, or `max_ms`.
     fn drain(&mut self) {
         while !self.stopped() {
+            self.store_callback();
+            if self.stopped() {
+                break;
+            }
             match self.next_due() {
                 Some((at, due)) if at <= self.script.max_ms => self.fire(at, due),
                 _ => break,

@@ -480,3 +480,47 @@ fn prompt_files_lists_each_uploaded_prompt_once() {
         ["menu.wav", "oops.wav"]
     );
 }
+
+/// #13: a transfer target built from what the caller typed (a gather's digits, carried
+/// on by a `set`) or from the spoofable caller number is flagged; fixed targets and
+/// targets built from trusted variables are not, and warnings never block publishing.
+#[test]
+fn transfer_targets_built_from_caller_input_are_warned_about() {
+    let f = flow(json!({
+        "version": 1, "id": "w", "start": "ask",
+        "nodes": {
+            "ask": {"type": "gather", "prompts": [{"tts": "Number?"}], "variable": "typed",
+                    "max_len": 12, "next": "copy", "on_invalid": "fixed"},
+            "copy": {"type": "set", "variable": "dest", "value": "+{{typed}}", "next": "pick"},
+            "pick": {"type": "menu", "prompts": [{"tts": "1 or 2"}],
+                     "choices": [{"digit": "1", "next": "to_typed"}, {"digit": "2", "next": "to_caller"},
+                                 {"digit": "3", "next": "to_trusted"}],
+                     "on_max_retries": "fixed"},
+            "to_typed": {"type": "transfer", "target": {"number": "{{dest}}"}},
+            "to_caller": {"type": "transfer", "target": {"sip_uri": "sip:{{caller_number}}@trunk"}},
+            "to_trusted": {"type": "transfer", "target": {"extension": "{{tenant_id}}"}},
+            "fixed": {"type": "transfer", "target": {"number": "+15550123"}}
+        }
+    }));
+    assert!(validate(&f, &ValidationOptions::default()).is_empty());
+    let w = warnings(&f);
+    let got: Vec<(String, String)> = w
+        .iter()
+        .map(|w| {
+            let ValidationWarningKind::TargetFromCallerInput { variable } = &w.kind;
+            (w.node.clone().unwrap().0, variable.clone())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("to_caller".to_owned(), "caller_number".to_owned()),
+            ("to_typed".to_owned(), "dest".to_owned()),
+        ]
+    );
+    assert!(
+        w[1].to_string().starts_with("warning: node `to_typed`: "),
+        "{}",
+        w[1]
+    );
+}

@@ -311,6 +311,112 @@ impl fmt::Display for ValidationErrorKind {
     }
 }
 
+/// Something a flow may publish with, but that its author should look at: shown by the
+/// designer next to the node and printed by `parley flow validate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValidationWarning {
+    /// The node it is about.
+    pub node: Option<NodeId>,
+    /// What to look at.
+    pub kind: ValidationWarningKind,
+}
+
+impl fmt::Display for ValidationWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.node {
+            Some(n) => write!(f, "warning: node `{n}`: {}", self.kind),
+            None => write!(f, "warning: flow: {}", self.kind),
+        }
+    }
+}
+
+/// The kinds of warning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ValidationWarningKind {
+    /// A transfer target is built from something the caller controls (digits or speech
+    /// collected by a menu, gather, speech or callback node, or the spoofable caller
+    /// number): a caller could steer the call to a number of their choosing. The dial
+    /// policy still applies, but a fixed target (or a branch over allowed values) is
+    /// safer.
+    TargetFromCallerInput {
+        /// The variable the target reads.
+        variable: String,
+    },
+}
+
+impl fmt::Display for ValidationWarningKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValidationWarningKind::TargetFromCallerInput { variable } => write!(
+                f,
+                "the transfer target is built from caller input (`{variable}`): a caller \
+                 could choose where the call goes (the dial policy still applies)"
+            ),
+        }
+    }
+}
+
+/// The warnings of a flow (never a reason not to publish it): transfer targets built
+/// from caller input. A variable is caller input when a `menu`, `gather` or `speech`
+/// node fills it, when it is `callback_number` or the caller's `caller_number`, or when
+/// a `set` node builds it from such a variable.
+pub fn warnings(flow: &Flow) -> Vec<ValidationWarning> {
+    let mut tainted: BTreeSet<String> = ["caller_number", "callback_number"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    for node in flow.nodes.values() {
+        match &node.kind {
+            NodeKind::Menu(n) => tainted.extend(n.variable.iter().cloned()),
+            NodeKind::Gather(n) => {
+                tainted.insert(n.variable.clone());
+            }
+            NodeKind::Speech(n) => tainted.extend(n.variable.iter().cloned()),
+            _ => {}
+        }
+    }
+    // `set` nodes carry the taint on, to a fixed point (each round adds a variable).
+    loop {
+        let before = tainted.len();
+        for node in flow.nodes.values() {
+            if let NodeKind::Set(n) = &node.kind
+                && template_vars(&n.value)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|v| tainted.contains(v))
+            {
+                tainted.insert(n.variable.clone());
+            }
+        }
+        if tainted.len() == before {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    for (id, node) in &flow.nodes {
+        let NodeKind::Transfer(t) = &node.kind else {
+            continue;
+        };
+        let target = match &t.target {
+            crate::model::TransferTarget::Agent(s)
+            | crate::model::TransferTarget::Extension(s)
+            | crate::model::TransferTarget::Number(s)
+            | crate::model::TransferTarget::SipUri(s) => s,
+        };
+        for variable in template_vars(target).unwrap_or_default() {
+            if tainted.contains(&variable) {
+                out.push(ValidationWarning {
+                    node: Some(id.clone()),
+                    kind: ValidationWarningKind::TargetFromCallerInput { variable },
+                });
+            }
+        }
+    }
+    out
+}
+
 fn join(ids: &[NodeId]) -> String {
     ids.iter()
         .map(|n| format!("`{n}`"))

@@ -19,7 +19,7 @@
 //! assert!(bans.is_banned(t0, ip));
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -60,7 +60,15 @@ pub struct Ban {
     pub failures: u64,
     /// The user name its last failed attempt claimed (empty when none was given).
     pub last_user: String,
+    /// The tenants whose users (or SIP domain) its failed attempts named, each with the
+    /// last user name claimed there: who may see and lift the ban (see SECURITY.md).
+    /// Empty for a source that only guessed names no tenant has.
+    pub tenants: BTreeMap<String, String>,
 }
+
+/// Most tenants remembered per banned source (a source attacking more is listed to
+/// those first named, and lifted by none of them alone).
+pub const MAX_TENANTS_PER_SOURCE: usize = 16;
 
 /// What one failed authentication led to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -80,6 +88,7 @@ struct Source {
     failures: u64,
     last_user: String,
     last_seen: Option<Instant>,
+    tenants: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default)]
@@ -120,8 +129,20 @@ impl BanList {
         self.policy
     }
 
-    /// Counts a failed authentication from `ip` claiming `user`.
+    /// Counts a failed authentication from `ip` claiming `user`, in no known tenant.
     pub fn failure(&mut self, now: Instant, ip: IpAddr, user: Option<&str>) -> FailureOutcome {
+        self.failure_in(now, ip, user, None)
+    }
+
+    /// Counts a failed authentication from `ip` claiming `user` of `tenant` (the
+    /// tenant the claimed user, or the SIP domain the request named, belongs to).
+    pub fn failure_in(
+        &mut self,
+        now: Instant,
+        ip: IpAddr,
+        user: Option<&str>,
+        tenant: Option<&str>,
+    ) -> FailureOutcome {
         let p = self.policy;
         let mut out = FailureOutcome::default();
         if !self.sources.contains_key(&ip) {
@@ -131,6 +152,11 @@ impl BanList {
         s.failures += 1;
         s.last_seen = Some(now);
         s.last_user = user.unwrap_or_default().chars().take(64).collect();
+        if let Some(t) = tenant
+            && (s.tenants.contains_key(t) || s.tenants.len() < MAX_TENANTS_PER_SOURCE)
+        {
+            s.tenants.insert(t.to_owned(), s.last_user.clone());
+        }
         trim(&mut s.recent, now, p.window);
         s.recent.push_back(now);
         while s.recent.len() > p.threshold.max(1) as usize {
@@ -201,6 +227,7 @@ impl BanList {
                     remaining: until - now,
                     failures: s.failures,
                     last_user: s.last_user.clone(),
+                    tenants: s.tenants.clone(),
                 })
             })
             .collect();
@@ -334,6 +361,34 @@ mod tests {
         assert!(!b.is_banned(later, a));
         b.purge(later + Duration::from_secs(61));
         assert_eq!(b.tracked().0, 0);
+    }
+
+    /// #13: the ban list is server-wide, but each ban remembers which tenants its
+    /// source attacked (and the user claimed in each), so that one tenant's admin is
+    /// shown only the bans that concern their tenant.
+    #[test]
+    fn a_ban_remembers_the_tenants_its_source_attacked() {
+        let mut b = BanList::new(P);
+        let (t0, a, c) = (Instant::now(), ip("192.0.2.4"), ip("192.0.2.5"));
+        for _ in 0..3 {
+            b.failure_in(t0, a, Some("1001"), Some("acme"));
+        }
+        b.failure_in(t0, a, Some("2002"), Some("globex"));
+        b.failure_in(t0, a, Some("9999"), None);
+        for _ in 0..5 {
+            b.failure_in(t0, c, Some("7777"), None);
+        }
+        let list = b.list(t0);
+        let of = |x: IpAddr| list.iter().find(|b| b.address == x).cloned();
+        let ban_a = of(a).unwrap_or_else(|| unreachable!());
+        assert_eq!(
+            ban_a.tenants.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("acme".to_owned(), "1001".to_owned()),
+                ("globex".to_owned(), "2002".to_owned())
+            ]
+        );
+        assert!(of(c).is_some_and(|b| b.tenants.is_empty()));
     }
 
     #[test]

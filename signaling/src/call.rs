@@ -614,6 +614,7 @@ impl Call {
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
                             user: creds.username.clone(),
+                            tenant_id: Some(route.trunk.tenant_id.clone()),
                         })
                         .await;
                     Err((403, "Forbidden"))
@@ -627,11 +628,12 @@ impl Call {
             }
             AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
             AuthOutcome::Respond(r, failed) => {
-                if let Some(user) = failed {
+                if let Some(f) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
-                            user,
+                            user: f.user,
+                            tenant_id: f.tenant_id,
                         })
                         .await;
                 }
@@ -669,11 +671,12 @@ impl Call {
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok { tenant_id, .. } => Ok(Plan::Echo { tenant_id }),
             AuthOutcome::Respond(r, failed) => {
-                if let Some(user) = failed {
+                if let Some(f) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
-                            user,
+                            user: f.user,
+                            tenant_id: f.tenant_id,
                         })
                         .await;
                 }
@@ -886,11 +889,12 @@ impl Call {
                 }
             }
             AuthOutcome::Respond(r, failed) => {
-                if let Some(user) = failed {
+                if let Some(f) = failed {
                     self.driver
                         .send(Cmd::AuthFailed {
                             source: self.inbound.source.ip(),
-                            user,
+                            user: f.user,
+                            tenant_id: f.tenant_id,
                         })
                         .await;
                 }

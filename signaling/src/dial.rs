@@ -29,12 +29,15 @@ impl DialGate {
     }
 }
 
-/// An admitted outbound dial: counts towards the caps until dropped.
+/// An admitted outbound dial: counts towards the caps (and the day's spend) until
+/// dropped; dropped, its estimated cost goes to the tenant's daily tally.
 #[derive(Debug)]
 pub(crate) struct DialPermit {
     obs: Arc<Observability>,
+    store: Store,
     tenant_id: String,
     user_id: Option<String>,
+    call: u64,
     /// The number to dial, E.164.
     pub(crate) number: String,
     /// The policy's longest call.
@@ -43,10 +46,23 @@ pub(crate) struct DialPermit {
 
 impl Drop for DialPermit {
     fn drop(&mut self) {
-        self.obs
-            .dial
-            .counters()
-            .release(&self.tenant_id, self.user_id.as_deref());
+        let now = self.store.now().0;
+        let cost = self.obs.dial.counters().release(
+            &self.tenant_id,
+            self.user_id.as_deref(),
+            self.call,
+            now,
+        );
+        if cost > 0
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let (store, tenant) = (self.store.clone(), self.tenant_id.clone());
+            rt.spawn(async move {
+                if let Err(e) = store.add_dial_spend(&tenant, now, cost).await {
+                    tracing::warn!(error = %e, tenant, "dial spend not recorded");
+                }
+            });
+        }
     }
 }
 
@@ -103,16 +119,31 @@ pub(crate) async fn admit(
         .map_err(|_| Refusal::InvalidNumber)?
     };
     let now = store.now().0;
+    // The day's finished calls, read only when the policy caps the spend; a failed
+    // read fails closed (as if the cap were reached).
+    let spent = if policy.daily_spend_cap_milli > 0 {
+        store
+            .dial_spend_on(&origin.tenant_id, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "daily dial spend not read: refusing as over the cap");
+                policy.daily_spend_cap_milli
+            })
+    } else {
+        0
+    };
     let decision = checked.and_then(|(number, kind)| {
         obs.dial
             .counters()
-            .admit_checked(&policy, number, kind, &origin, now)
+            .admit_checked(&policy, number, kind, &origin, now, spent)
     });
     match decision {
         Ok(a) => Ok(DialPermit {
             obs: obs.clone(),
+            store: store.clone(),
             tenant_id: origin.tenant_id,
             user_id: origin.user_id,
+            call: a.call,
             number: a.number,
             max_duration: a.max_duration_ms.map(Duration::from_millis),
         }),

@@ -93,7 +93,12 @@ pub(crate) enum Cmd {
     },
     /// A request failed authentication: count it against its source (towards a ban)
     /// and the user name it claimed (for alerting).
-    AuthFailed { source: IpAddr, user: String },
+    AuthFailed {
+        source: IpAddr,
+        user: String,
+        /// The tenant the attempt was against, when known (who may see the ban).
+        tenant_id: Option<String>,
+    },
     /// The bans in force.
     Bans {
         reply: oneshot::Sender<Vec<crate::bans::Ban>>,
@@ -827,11 +832,12 @@ impl Driver {
                         .await
                 }
                 AuthOutcome::Respond(r, failed) => {
-                    if let Some(user) = failed {
+                    if let Some(f) = failed {
                         handle
                             .send(Cmd::AuthFailed {
                                 source: source.ip(),
-                                user,
+                                user: f.user,
+                                tenant_id: f.tenant_id,
                             })
                             .await;
                     }
@@ -957,7 +963,11 @@ impl Driver {
                 }
                 self.reply(source, transport, size, response);
             }
-            Cmd::AuthFailed { source, user } => self.auth_failed(now, source, &user),
+            Cmd::AuthFailed {
+                source,
+                user,
+                tenant_id,
+            } => self.auth_failed(now, source, &user, tenant_id.as_deref()),
             Cmd::Bans { reply } => {
                 let _ = reply.send(self.bans.list(now));
             }
@@ -1058,13 +1068,19 @@ impl Driver {
     /// A failed authentication from `source` claiming `user`: it takes from the
     /// source's allowance and counts towards a ban (trunk addresses are never banned:
     /// a carrier's address must not be locked out by its own misconfiguration).
-    fn auth_failed(&mut self, now: std::time::Instant, source: IpAddr, user: &str) {
+    fn auth_failed(
+        &mut self,
+        now: std::time::Instant,
+        source: IpAddr,
+        user: &str,
+        tenant_id: Option<&str>,
+    ) {
         bump(&self.obs.counters.auth_failures);
         let _ = self.limiter.check_key(&source);
         if self.trunk_sources.contains(&source) {
             return;
         }
-        let out = self.bans.failure(now, source, Some(user));
+        let out = self.bans.failure_in(now, source, Some(user), tenant_id);
         if out.banned {
             bump(&self.obs.counters.bans);
             let p = self.bans.policy();
@@ -1159,9 +1175,18 @@ pub(crate) enum AuthOutcome {
         /// The SHA-256 HA1 it authenticated against (binds registrations to it).
         ha1_sha256: String,
     },
-    /// Answer with this (401/407 challenge, 403); `Some(user name claimed)` when it
-    /// counts as a failed attempt.
-    Respond(Response, Option<String>),
+    /// Answer with this (401/407 challenge, 403); `Some` when it counts as a failed
+    /// attempt.
+    Respond(Response, Option<AuthFailure>),
+}
+
+/// A failed authentication: the user name claimed, and the tenant it was against —
+/// the claimed user's, else the tenant whose SIP domain the request named (never the
+/// decoy realm an unknown name is challenged with).
+#[derive(Debug)]
+pub(crate) struct AuthFailure {
+    pub(crate) user: String,
+    pub(crate) tenant_id: Option<String>,
 }
 
 /// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
@@ -1216,9 +1241,13 @@ pub(crate) async fn authenticate(
     {
         Some(Ok(c)) => c,
         Some(Err(e)) => {
+            let tenant_id = store.tenant_by_sip_domain(&realm_hint).await.ok().flatten();
             return AuthOutcome::Respond(
                 req.make_response(400, Some(&e.reason_phrase()), Some(STATELESS_TAG)),
-                Some(aor_user),
+                Some(AuthFailure {
+                    user: aor_user,
+                    tenant_id,
+                }),
             );
         }
         None => return AuthOutcome::Respond(challenge(&challenge_realm, false), None),
@@ -1239,6 +1268,16 @@ pub(crate) async fn authenticate(
         )
     });
     let user = creds.username.clone();
+    let known_tenant = stored.as_ref().map(|c| c.tenant_id.clone());
+    // Looked up only for a failure (not on every request of an unknown name's flood
+    // that ends in a challenge).
+    let failure = async || AuthFailure {
+        user,
+        tenant_id: match known_tenant {
+            Some(t) => Some(t),
+            None => store.tenant_by_sip_domain(&realm_hint).await.ok().flatten(),
+        },
+    };
     match auth.verify(
         &creds,
         req.method().as_str(),
@@ -1255,7 +1294,7 @@ pub(crate) async fn authenticate(
             },
             None => AuthOutcome::Respond(
                 req.make_response(403, None, Some(STATELESS_TAG)),
-                Some(user),
+                Some(failure().await),
             ),
         },
         // A nonce we did not issue (or no longer know: every phone's first REGISTER
@@ -1268,7 +1307,7 @@ pub(crate) async fn authenticate(
         }
         Verdict::Forbidden => AuthOutcome::Respond(
             req.make_response(403, None, Some(STATELESS_TAG)),
-            Some(user),
+            Some(failure().await),
         ),
     }
 }

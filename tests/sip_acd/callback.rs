@@ -606,6 +606,17 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
     let b = body(&calls[0]);
     assert_eq!(b["callback_request"]["queued"], false, "{b}");
     assert_eq!(b["callback_request"]["refused"], "dial_policy", "{b}");
+    // The caller hears that the number cannot be used, not the confirmation
+    // (regression, #13: the flow went on to "Thank you. We will call you back at …"
+    // although nothing was stored).
+    let nodes: Vec<&str> = b["ivr_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"].as_str())
+        .collect();
+    assert!(nodes.contains(&"callback_refused"), "{nodes:?}");
+    assert!(!nodes.contains(&"callback_ok"), "{nodes:?}");
     assert_eq!(
         http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
         json!([])

@@ -233,8 +233,23 @@ pub struct SipBan {
     pub expires_at: parley_cases::Timestamp,
     /// Failed authentications counted against the address.
     pub failures: u64,
-    /// The user name (extension) its last failed attempt claimed.
+    /// The user name (extension) its last failed attempt against your tenant claimed.
     pub last_user: String,
+}
+
+/// A ban as the SIP stack keeps it (server-wide), with the tenants its source
+/// attacked; the API shows each tenant's admins only the bans that concern them.
+#[derive(Debug, Clone)]
+pub struct SipBanRecord {
+    /// The banned IP address.
+    pub address: std::net::IpAddr,
+    /// When the ban lapses by itself.
+    pub expires_at: parley_cases::Timestamp,
+    /// Failed authentications counted against the address.
+    pub failures: u64,
+    /// The tenants whose users (or SIP domain) its failed attempts named, each with
+    /// the last user name claimed there; empty when it named none.
+    pub tenants: std::collections::BTreeMap<String, String>,
 }
 
 /// The SIP stack's ban list (server-wide: one SIP port serves every tenant).
@@ -243,7 +258,7 @@ pub trait SipBans: Send + Sync + 'static {
     /// The bans in force; `None` when the SIP stack has stopped.
     fn list(
         &self,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<SipBan>>> + Send + '_>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Vec<SipBanRecord>>> + Send + '_>>;
     /// Lifts the ban of `address`: `Some(true)` lifted, `Some(false)` there was none,
     /// `None` the SIP stack has stopped.
     fn lift(

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod acd;
+mod bans;
+mod calls;
 mod flows;
 mod matrix;
 mod recordings;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use parley_cases::callbacks::{CallbackState, NewCallback};
 use parley_cases::cases::NewCase;
+use parley_cases::dialpolicy::{DialOrigin, DialPath, Refusal};
 use parley_cases::directory::NewUser;
 use parley_cases::queues::{CallRecord, QueueInput};
 use parley_cases::recordings::{LiveCall, RecordingRetention};
@@ -180,6 +181,20 @@ on_both!(
             )
             .await
             .unwrap();
+        // Refused dials of their number, typed in other shapes (no customer attached:
+        // the regression of #13, erasure did not find these), and someone else's.
+        for typed in ["15550177", "+1 555-0177", "+1 (555) 0199"] {
+            let origin = DialOrigin {
+                tenant_id: t.clone(),
+                user_id: None,
+                role: None,
+                path: DialPath::Callback,
+            };
+            store
+                .audit_dial_refusal(&origin, typed, &Refusal::Unrecognised)
+                .await
+                .unwrap();
+        }
         let before = count(
             &store,
             "SELECT COUNT(*) FROM call_records WHERE tenant_id = $1 AND caller LIKE $2",
@@ -226,6 +241,26 @@ on_both!(
                 assert_eq!(count(&store, sql, &t, like).await, 0, "{sql} {like}");
             }
         }
+        // The refusals of their number keep their rule but not the number; the other
+        // caller's keeps its number.
+        let refused: Vec<(String,)> = sqlx::query_as(
+            "SELECT after FROM audit_log WHERE tenant_id = $1 AND action = 'dial.refused'",
+        )
+        .bind(&t)
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let numbers: Vec<String> = refused
+            .iter()
+            .map(|(a,)| {
+                let v: serde_json::Value = serde_json::from_str(a).unwrap();
+                assert_eq!(v["refusal"]["rule"], "unrecognised", "{v}");
+                v["number"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let mut numbers = numbers;
+        numbers.sort();
+        assert_eq!(numbers, ["+1 (555) 0199", "[erased]", "[erased]"]);
         // Neither the recording's location nor the full-text index keeps anything.
         assert_eq!(
             count(

@@ -776,7 +776,17 @@ impl Call {
                 // The call itself ends in `ivr_run` unless agents ring or talk.
                 tracing::debug!(call = self.no, ?reason, "flow ended");
             }
-            Action::CreateCallback { number, queue } => self.ivr_callback(number, queue).await,
+            Action::CreateCallback { id, number, queue } => {
+                // The node waits for the answer: a refused number takes its refusal
+                // branch instead of the confirmation.
+                let refused = self.ivr_callback(number, queue).await;
+                if let Some(run) = self.ivr.as_mut() {
+                    run.pending.push_back(Event::CallbackResult {
+                        id,
+                        refused: refused.map(str::to_owned),
+                    });
+                }
+            }
             Action::StartSpeechRecognition { .. } => self.speech_listen(true),
             Action::StopSpeechRecognition => self.speech_listen(false),
             // The rest is informational here.
@@ -785,11 +795,16 @@ impl Call {
     }
 
     /// `CreateCallback`: a callback work item in the node's queue (or the one the call
-    /// waited in), keeping the caller's place when they were waiting.
-    async fn ivr_callback(&mut self, number: String, queue: Option<String>) {
+    /// waited in), keeping the caller's place when they were waiting. `Some(rule)` when
+    /// the dial policy refused the number (nothing stored).
+    async fn ivr_callback(
+        &mut self,
+        number: String,
+        queue: Option<String>,
+    ) -> Option<&'static str> {
         let (Some(acd), Some(actor)) = (self.config.acd.clone(), self.ivr_actor()) else {
             tracing::warn!(call = self.no, "callback: no ACD router");
-            return;
+            return None;
         };
         let waited = self
             .acd
@@ -797,21 +812,24 @@ impl Call {
             .map(|q| (q.queue_id().to_owned(), q.enqueued_at()));
         let Some(queue) = queue.or_else(|| waited.as_ref().map(|w| w.0.clone())) else {
             tracing::warn!(call = self.no, "callback: no queue");
-            return;
+            return None;
         };
         let since_ms = waited
             .map(|w| w.1)
             .unwrap_or_else(|| jiff::Timestamp::now().as_millisecond());
-        let Some(number) = self.acd_callback_number(&actor, &number).await else {
-            if let Some(run) = self.ivr.as_mut() {
-                run.callback = Some(serde_json::json!({
-                    "number": number,
-                    "queue": queue,
-                    "queued": false,
-                    "refused": "dial_policy",
-                }));
+        let number = match self.acd_callback_number(&actor, &number).await {
+            Ok(n) => n,
+            Err(rule) => {
+                if let Some(run) = self.ivr.as_mut() {
+                    run.callback = Some(serde_json::json!({
+                        "number": number,
+                        "queue": queue,
+                        "queued": false,
+                        "refused": "dial_policy",
+                    }));
+                }
+                return Some(rule);
             }
-            return;
         };
         let call_id = self.inbound.invite.call_id().unwrap_or_default().to_owned();
         let item = format!("callback/{call_id}");
@@ -843,6 +861,7 @@ impl Call {
                 "queued": ok,
             }));
         }
+        None
     }
 
     /// Hangs up the caller (and a bridged agent) from the flow.

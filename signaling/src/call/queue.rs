@@ -233,17 +233,21 @@ impl Call {
     /// The dial policy for a number to call back later (typed by the caller at a
     /// callback node, or the caller's own number from a spoofable From): its E.164 form,
     /// or `None` when the policy refuses it (audited) — nothing is stored then.
-    pub(super) async fn acd_callback_number(&self, actor: &Actor, number: &str) -> Option<String> {
+    pub(super) async fn acd_callback_number(
+        &self,
+        actor: &Actor,
+        number: &str,
+    ) -> Result<String, &'static str> {
         let origin = crate::dial::origin(&actor.tenant_id, None, DialPath::Callback);
         match crate::dial::check_number(&self.obs, &self.store, number, origin).await {
-            Ok(n) => Some(n),
+            Ok(n) => Ok(n),
             Err(r) => {
                 tracing::info!(
                     call = self.no,
                     rule = r.rule(),
                     "callback number refused by the dial policy"
                 );
-                None
+                Err(r.rule())
             }
         }
     }
@@ -753,7 +757,7 @@ impl Call {
             q.priority,
             q.tenant_id.clone(),
         );
-        let Some(number) = self.acd_callback_number(&actor, &self.ivr_caller()).await else {
+        let Ok(number) = self.acd_callback_number(&actor, &self.ivr_caller()).await else {
             self.acd_say("Sorry, we cannot call you back on this number.")
                 .await;
             return false;

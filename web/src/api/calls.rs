@@ -8,7 +8,6 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parley_cases::Role;
-use parley_cases::telephony::normalize_e164;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -30,7 +29,8 @@ pub(crate) struct TargetBody {
     user_id: Option<String>,
     /// An extension.
     extension: Option<String>,
-    /// An E.164 number, dialled through the tenant's trunk with its caller ID.
+    /// A phone number (E.164, or national in the tenant's dial-policy country), dialled
+    /// through the tenant's trunk with its caller ID.
     number: Option<String>,
 }
 
@@ -127,7 +127,7 @@ impl CallAction {
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewCall {
-    /// The customer's number (E.164).
+    /// The customer's number (E.164, or national in the tenant's dial-policy country).
     number: String,
 }
 
@@ -256,10 +256,23 @@ async fn resolve(s: &AppState, a: &Authed, t: TargetBody) -> ApiResult<CallTarge
                 .map(|(u, _)| u);
             Ok(CallTarget::Extension { extension, user_id })
         }
-        (None, None, Some(number)) => Ok(CallTarget::Number(normalize_e164(
-            "target.number",
-            &number,
-        )?)),
+        // Read with the tenant's country, as click-to-call and every dialled number
+        // (`020 7946 0000` in a GB tenant is +442079460000); the dial policy itself
+        // is applied by the SIP stack when the target is dialled.
+        (None, None, Some(number)) => Ok(CallTarget::Number(
+            s.store
+                .dial_policy(&a.actor)
+                .await?
+                .normalize(&number)
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid",
+                        "target.number: not a phone number",
+                    )
+                    .with_field("target.number")
+                })?,
+        )),
         _ => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid",

@@ -270,6 +270,21 @@ pub(crate) struct ValidationView {
     valid: bool,
     /// Every problem, each naming its node.
     errors: Vec<ProblemView>,
+    /// What the flow may be published with but deserves a look (a transfer target
+    /// built from caller input…), each naming its node.
+    warnings: Vec<ProblemView>,
+}
+
+fn warning_views(flow: &Flow) -> Vec<ProblemView> {
+    parley_ivr::warnings(flow)
+        .iter()
+        .map(|w| ProblemView {
+            flow: None,
+            node: w.node.as_ref().map(|n| n.0.clone()),
+            message: w.to_string(),
+            kind: serde_json::to_value(&w.kind).unwrap_or(Value::Null),
+        })
+        .collect()
 }
 
 /// 422 `invalid_flow` with the validator's errors in `error.details.errors`.
@@ -617,7 +632,8 @@ async fn import_flow(
 }
 
 /// Validates the draft against the tenant's published flows, calendars and prompts
-/// (supervisor). Always 200; `valid` says whether it could be published.
+/// (supervisor). Always 200; `valid` says whether it could be published; `warnings`
+/// (transfer targets built from caller input) never stop publishing.
 #[utoipa::path(post, path = "/ivr/flows/{id}/validate", tag = "ivr", security(("bearer" = [])),
     responses((status = 200, body = ValidationView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn validate_flow(
@@ -631,6 +647,7 @@ async fn validate_flow(
     Ok(axum::Json(ValidationView {
         valid: errors.is_empty(),
         errors: problems(&errors),
+        warnings: warning_views(&flow),
     }))
 }
 

@@ -225,27 +225,45 @@ async fn sip_registrations(
     ))
 }
 
-/// Source addresses banned for failing SIP digest authentication repeatedly (admin).
-/// The ban list is server-wide: one SIP port serves every tenant, so a ban protects
-/// all of them (see SECURITY.md, "SIP brute force and connection limits").
+/// Source addresses banned for failing SIP digest authentication repeatedly against
+/// your tenant (admin). The ban list is server-wide — one SIP port serves every tenant,
+/// so a ban protects all of them — but an admin sees only the bans of sources whose
+/// failed attempts named a user (or the SIP domain) of their tenant (see SECURITY.md,
+/// "SIP brute force and connection limits").
 #[utoipa::path(get, path = "/sip/bans", tag = "telephony", security(("bearer" = [])),
     responses((status = 200, body = Vec<SipBan>), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn list_sip_bans(
     State(s): State<AppState>,
-    Admin(_a): Admin,
+    Admin(a): Admin,
 ) -> ApiResult<axum::Json<Vec<SipBan>>> {
     let Some(bans) = s.sip_bans.as_ref() else {
         return Ok(axum::Json(Vec::new()));
     };
-    bans.list().await.map(axum::Json).ok_or_else(sip_stopped)
+    let all = bans.list().await.ok_or_else(sip_stopped)?;
+    let tenant = &a.actor.tenant_id;
+    Ok(axum::Json(
+        all.into_iter()
+            .filter_map(|b| {
+                let last_user = b.tenants.get(tenant)?.clone();
+                Some(SipBan {
+                    address: b.address.to_string(),
+                    expires_at: b.expires_at,
+                    failures: b.failures,
+                    last_user,
+                })
+            })
+            .collect(),
+    ))
 }
 
-/// Lifts the ban of a source address (admin, audited as `sip.ban_lift`); 404 when it
-/// is not banned.
+/// Lifts the ban of a source address (admin, audited as `sip.ban_lift`). Only a ban
+/// that concerns your tenant alone: 404 when the address is not banned or its source
+/// did not attack your tenant, 409 when it also attacked other tenants (it then lapses
+/// by itself).
 #[utoipa::path(delete, path = "/sip/bans/{addr}", tag = "telephony", security(("bearer" = [])),
     params(("addr" = String, Path, description = "The banned IP address")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn lift_sip_ban(
     State(s): State<AppState>,
     Admin(a): Admin,
@@ -259,10 +277,24 @@ async fn lift_sip_ban(
         )
         .with_field("addr")
     })?;
-    let lifted = match s.sip_bans.as_ref() {
-        Some(b) => b.lift(address).await.ok_or_else(sip_stopped)?,
-        None => false,
+    let Some(bans) = s.sip_bans.as_ref() else {
+        return Err(ApiError::not_found("ban"));
     };
+    let ban = bans
+        .list()
+        .await
+        .ok_or_else(sip_stopped)?
+        .into_iter()
+        .find(|b| b.address == address && b.tenants.contains_key(&a.actor.tenant_id))
+        .ok_or_else(|| ApiError::not_found("ban"))?;
+    if ban.tenants.len() > 1 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "this source also attacked other tenants: its ban lapses by itself",
+        ));
+    }
+    let lifted = bans.lift(address).await.ok_or_else(sip_stopped)?;
     if !lifted {
         return Err(ApiError::not_found("ban"));
     }

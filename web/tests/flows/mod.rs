@@ -297,7 +297,7 @@ async fn flow_drafts_validate_publish_roll_back_and_export() {
             None,
         )
         .await;
-    assert_eq!(v, json!({"valid": true, "errors": []}));
+    assert_eq!(v, json!({"valid": true, "errors": [], "warnings": []}));
     let (s, v) = t
         .call(
             Method::POST,
@@ -1081,7 +1081,7 @@ async fn the_seeded_demo_flow_is_published_valid_and_routed() {
             None,
         )
         .await;
-    assert_eq!(v, json!({"valid": true, "errors": []}));
+    assert_eq!(v, json!({"valid": true, "errors": [], "warnings": []}));
     // The demo answers at any hour: Christmas Day at 03:00 UTC (a Friday night in New
     // York) reaches the menu, and 1 the sales queue.
     let (_, v) = t
@@ -1298,5 +1298,44 @@ async fn a_10_mib_flac_of_silence_is_refused_as_too_long_and_not_stored() {
     assert_eq!(ivr.stored_files(), 0);
     // A prompt within the limits is still taken.
     let (s, v) = ivr.upload(&admin, "tone", "audio/flac", FLAC).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+}
+
+/// #13: the designer's validation lists transfer targets built from caller input as
+/// warnings; the flow stays valid and publishable.
+#[tokio::test]
+async fn validation_warns_about_a_transfer_target_the_caller_typed() {
+    let ivr = Ivr::new().await;
+    let t = &ivr.t;
+    let admin = t.login("acme", Role::Admin).await;
+    let doc = r#"{"version": 1, "id": "steer", "start": "ask", "nodes": {
+        "ask": {"type": "gather", "prompts": [{"tts": "Which number?"}], "variable": "typed",
+                "max_len": 12, "next": "out", "on_invalid": "bye"},
+        "out": {"type": "transfer", "target": {"number": "+{{typed}}"}},
+        "bye": {"type": "hangup"}}}"#;
+    let (s, v) = ivr.post_doc("/api/v1/ivr/flows", &admin, doc).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/steer/validate",
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["valid"], true, "{v}");
+    let w = &v["warnings"][0];
+    assert_eq!(w["node"], "out", "{v}");
+    assert_eq!(w["kind"]["type"], "target_from_caller_input", "{v}");
+    assert_eq!(w["kind"]["variable"], "typed", "{v}");
+    let (s, v) = t
+        .call(
+            Method::POST,
+            "/api/v1/ivr/flows/steer/publish",
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 }

@@ -442,13 +442,18 @@ async function editor(main, flowId, { user }) {
     setStatus(`Draft saved ${fmtTime(f.updated_at)}`);
   }
 
-  function showProblems(errors) {
+  function showProblems(errors, warnings = []) {
     st.problems = problemsByNode(errors);
+    const item = (e) => h('li', {}, e.node && !e.flow ? h('button', { type: 'button', class: 'link', onclick: () => select(e.node) }, e.node) : null, ' ', e.message);
+    // Warnings (a transfer target built from caller input…) never stop publishing.
+    const warned = warnings.length
+      ? h('div', { class: 'warn', id: 'warnings' }, h('strong', {}, `${warnings.length} warning(s):`), h('ul', {}, warnings.map(item)))
+      : null;
     if (!errors.length) {
-      mount(problemsBox, h('p', { class: 'ok-msg', id: 'valid' }, '✓ The flow is valid and can be published.'));
+      mount(problemsBox, h('div', {}, h('p', { class: 'ok-msg', id: 'valid' }, '✓ The flow is valid and can be published.'), warned));
     } else {
-      mount(problemsBox, h('div', { class: 'error', id: 'invalid' }, h('strong', {}, `${errors.length} problem(s):`),
-        h('ul', {}, errors.map((e) => h('li', {}, e.node && !e.flow ? h('button', { type: 'button', class: 'link', onclick: () => select(e.node) }, e.node) : null, ' ', e.message)))));
+      mount(problemsBox, h('div', {}, h('div', { class: 'error', id: 'invalid' }, h('strong', {}, `${errors.length} problem(s):`),
+        h('ul', {}, errors.map(item))), warned));
     }
     draw();
     inspect();
@@ -457,7 +462,7 @@ async function editor(main, flowId, { user }) {
   async function validate() {
     await save();
     const v = await post('/ivr/flows/' + enc(flowId) + '/validate');
-    showProblems(v.errors);
+    showProblems(v.errors, v.warnings || []);
     return v.valid;
   }
 

@@ -31,7 +31,7 @@ export function exits(node) {
     }
   }
   // Optional exits a type has but the node leaves out (so they can be connected).
-  const optional = { voicemail: ['next'], enqueue: ['on_answered', 'on_abandoned', 'on_timeout', 'on_callback'], customer: ['on_not_found'] }[node.type] || [];
+  const optional = { voicemail: ['next'], enqueue: ['on_answered', 'on_abandoned', 'on_timeout', 'on_callback'], customer: ['on_not_found'], callback: ['on_refused'] }[node.type] || [];
   for (const k of optional) if (!(k in node)) out.push({ label: k, path: [k], target: '', optional: true });
   return out;
 }

@@ -794,6 +794,7 @@ impl Driver {
                     extension,
                     user_id,
                     ha1_sha256,
+                    ..
                 } => {
                     handle
                         .send(Cmd::Register {
@@ -1132,10 +1133,25 @@ pub(crate) enum AuthOutcome {
         user_id: String,
         /// The SHA-256 HA1 it authenticated against (binds registrations to it).
         ha1_sha256: String,
+        /// The user's SRTP policy (their phones' calls).
+        srtp: parley_sip_proto::sdes::SrtpPolicy,
     },
     /// Answer with this (401/407 challenge, 403); `Some(user name claimed)` when it
     /// counts as a failed attempt.
     Respond(Response, Option<String>),
+}
+
+/// The stored SRTP policy as offer/answer knows it.
+pub(crate) fn srtp_policy(
+    p: parley_cases::telephony::SrtpPolicy,
+) -> parley_sip_proto::sdes::SrtpPolicy {
+    use parley_cases::telephony::SrtpPolicy as Stored;
+    use parley_sip_proto::sdes::SrtpPolicy;
+    match p {
+        Stored::Off => SrtpPolicy::Off,
+        Stored::Optional => SrtpPolicy::Optional,
+        Stored::Required => SrtpPolicy::Required,
+    }
 }
 
 /// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
@@ -1226,6 +1242,7 @@ pub(crate) async fn authenticate(
                 extension: c.extension,
                 user_id: c.user_id,
                 ha1_sha256: c.ha1_sha256,
+                srtp: srtp_policy(c.srtp),
             },
             None => AuthOutcome::Respond(
                 req.make_response(403, None, Some(STATELESS_TAG)),

@@ -247,6 +247,7 @@ async fn main() -> anyhow::Result<()> {
                             extension: Some(ext),
                             password: sip_password,
                             current_password: None,
+                            srtp: None,
                         },
                     )
                     .await?;
@@ -557,6 +558,21 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
                 cfg.recording_format
             )
         })?;
+    // SDES-SRTP keys travel in the SDP: on UDP/TCP signalling anyone who sees the
+    // SIP can decrypt the media (SECURITY.md, "Media encryption"). Trunks have no TLS
+    // transport, and phones may register over UDP: say so at start.
+    match store.srtp_required_peers().await {
+        Ok((trunks, users)) if !trunks.is_empty() || users > 0 => tracing::warn!(
+            ?trunks,
+            users,
+            tls = sip_cfg.tls_addr.is_some(),
+            "SRTP is required for these trunks/users, but SDES keys are only as safe as the \
+             SIP that carries them: on UDP or TCP they are readable by anyone on the path; \
+             use SIP over TLS"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "SRTP policy check failed"),
+    }
     let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 mod sip_acd;
 mod sip_phones;
 mod sip_security;
+mod sip_srtp;
 
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
 const SIPP: &str = "sipp";

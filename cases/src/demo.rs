@@ -113,6 +113,7 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
                     extension: Some(ext.into()),
                     password: Some(sip_password.clone()),
                     current_password: None,
+                    srtp: None,
                 },
             )
             .await?;
@@ -447,6 +448,7 @@ pub async fn set_demo_mode(store: &Store, on: bool) -> Result<bool> {
                 outbound_target: trunk.outbound_target,
                 transport: Some(trunk.transport),
                 caller_id: trunk.caller_id,
+                srtp: Some(trunk.srtp),
             },
         )
         .await?;

@@ -39,6 +39,43 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// SDES-SRTP (RFC 4568) policy of a trunk or a user's phones (migration 0013).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP only: `RTP/SAVP` offers are declined.
+    Off,
+    /// SRTP answered when the peer offers it; Parley's own offers are plain RTP (the
+    /// default).
+    #[default]
+    Optional,
+    /// SRTP only: an offer without usable `a=crypto` gets 488, Parley's offers are
+    /// `RTP/SAVP`. Use it with SIP over TLS: SDES keys travel in the SDP.
+    Required,
+}
+
+impl SrtpPolicy {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpPolicy::Off => "off",
+            SrtpPolicy::Optional => "optional",
+            SrtpPolicy::Required => "required",
+        }
+    }
+
+    /// The stored word read back (the column's CHECK allows only these; anything
+    /// else reads as the default).
+    pub fn from_db(s: &str) -> SrtpPolicy {
+        match s {
+            "off" => SrtpPolicy::Off,
+            "required" => SrtpPolicy::Required,
+            _ => SrtpPolicy::Optional,
+        }
+    }
+}
+
 /// A user's SIP identity (no secrets).
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
@@ -51,6 +88,8 @@ pub struct SipAccount {
     pub realm: String,
     /// Whether a SIP password is set.
     pub has_password: bool,
+    /// SRTP policy for calls from and to this user's phones.
+    pub srtp: SrtpPolicy,
 }
 
 /// Changes for [`Store::set_sip_account`]; absent fields stay as they are.
@@ -66,6 +105,9 @@ pub struct SipAccountPatch {
     /// admin setting someone else's.
     #[serde(default)]
     pub current_password: Option<String>,
+    /// SRTP policy for this user's phones (admins only).
+    #[serde(default)]
+    pub srtp: Option<SrtpPolicy>,
 }
 
 /// What the registrar needs to check a user's digest response.
@@ -83,6 +125,8 @@ pub struct SipCredentials {
     pub ha1_md5: String,
     /// `SHA-256(extension:realm:password)`, hex.
     pub ha1_sha256: String,
+    /// The user's SRTP policy.
+    pub srtp: SrtpPolicy,
 }
 
 /// A SIP trunk to a carrier or PBX.
@@ -107,6 +151,8 @@ pub struct Trunk {
     pub transport: String,
     /// Caller-ID number (E.164) presented on outbound calls.
     pub caller_id: Option<String>,
+    /// SRTP policy for calls from and to this trunk.
+    pub srtp: SrtpPolicy,
     /// Created.
     pub created_at: Timestamp,
 }
@@ -131,6 +177,9 @@ pub struct TrunkInput {
     pub transport: Option<String>,
     /// Outbound caller-ID number (E.164).
     pub caller_id: Option<String>,
+    /// SRTP policy; absent: `optional` on create, unchanged on update.
+    #[serde(default)]
+    pub srtp: Option<SrtpPolicy>,
 }
 
 /// A trunk's inbound digest credentials.
@@ -253,11 +302,12 @@ struct TrunkRow {
     outbound_target: Option<String>,
     transport: String,
     caller_id: Option<String>,
+    srtp: String,
     created_at: i64,
 }
 
 const TRUNK_COLS: &str = "id, tenant_id, name, inbound_addresses, inbound_username, inbound_realm, \
-     inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport, caller_id, created_at";
+     inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport, caller_id, srtp, created_at";
 
 impl TrunkRow {
     fn split(self) -> Result<(Trunk, Option<TrunkCredentials>)> {
@@ -289,6 +339,7 @@ impl TrunkRow {
                 outbound_target: self.outbound_target,
                 transport: self.transport,
                 caller_id: self.caller_id,
+                srtp: SrtpPolicy::from_db(&self.srtp),
                 created_at: Timestamp(self.created_at),
             },
             creds,
@@ -336,14 +387,15 @@ impl Store {
 
     /// A user's SIP identity.
     pub async fn sip_account(&self, actor: &Actor, user_id: &str) -> Result<SipAccount> {
-        let row: Option<(Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT extension, sip_realm, sip_ha1_md5 FROM users WHERE tenant_id = $1 AND id = $2",
+        type Row = (Option<String>, Option<String>, Option<String>, String);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT extension, sip_realm, sip_ha1_md5, srtp FROM users WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&actor.tenant_id)
         .bind(user_id)
         .fetch_optional(self.pool())
         .await?;
-        let (extension, realm, ha1) = row.ok_or_else(|| Error::not_found("user"))?;
+        let (extension, realm, ha1, srtp) = row.ok_or_else(|| Error::not_found("user"))?;
         let realm = match realm {
             Some(r) => r,
             None => self.sip_realm(actor).await?,
@@ -353,6 +405,7 @@ impl Store {
             extension,
             realm,
             has_password: ha1.is_some(),
+            srtp: SrtpPolicy::from_db(&srtp),
         })
     }
 
@@ -398,10 +451,12 @@ impl Store {
         };
         let now = self.now();
         let mut tx = self.write_tx().await?;
+        let srtp = patch.srtp.unwrap_or(before.srtp);
         sqlx::query(
-            "UPDATE users SET extension = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+            "UPDATE users SET extension = $1, srtp = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5",
         )
         .bind(new_ext.as_deref())
+        .bind(srtp.as_str())
         .bind(now.0)
         .bind(&actor.tenant_id)
         .bind(user_id)
@@ -430,6 +485,7 @@ impl Store {
                 before.realm.clone()
             },
             has_password: before.has_password || ha1.is_some(),
+            srtp,
         };
         let audited = audit::write(
             &mut tx,
@@ -438,6 +494,8 @@ impl Store {
             Record {
                 action: if ha1.is_some() {
                     "user.set_sip_password"
+                } else if srtp != before.srtp && after.extension == before.extension {
+                    "user.set_srtp"
                 } else {
                     "user.set_extension"
                 },
@@ -467,9 +525,9 @@ impl Store {
         domain: &str,
         extension: &str,
     ) -> Result<Option<SipCredentials>> {
-        type Row = (String, String, String, String, String, String);
-        const COLS: &str =
-            "u.tenant_id, u.id, u.extension, u.sip_realm, u.sip_ha1_md5, u.sip_ha1_sha256";
+        type Row = (String, String, String, String, String, String, String);
+        const COLS: &str = "u.tenant_id, u.id, u.extension, u.sip_realm, u.sip_ha1_md5, \
+             u.sip_ha1_sha256, u.srtp";
         let by_domain: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLS} FROM users u JOIN tenants t ON t.id = u.tenant_id
              WHERE LOWER(COALESCE(t.sip_domain, t.name)) = LOWER($1) AND u.extension = $2
@@ -496,13 +554,14 @@ impl Store {
             return Ok(None);
         }
         Ok(rows.into_iter().next().map(
-            |(tenant_id, user_id, extension, realm, ha1_md5, ha1_sha256)| SipCredentials {
+            |(tenant_id, user_id, extension, realm, ha1_md5, ha1_sha256, srtp)| SipCredentials {
                 tenant_id,
                 user_id,
                 extension,
                 realm,
                 ha1_md5,
                 ha1_sha256,
+                srtp: SrtpPolicy::from_db(&srtp),
             },
         ))
     }
@@ -597,14 +656,15 @@ impl Store {
             (None, Some(u)) => Some(check_name_plain("inbound_username", u)?),
             (None, None) => None,
         };
+        let srtp = input.srtp.unwrap_or_default();
         let now = self.now();
         let id = new_id();
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO trunks (id, tenant_id, name, inbound_addresses, inbound_username, inbound_realm,
                                  inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport,
-                                 caller_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+                                 caller_id, srtp, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
         )
         .bind(&id)
         .bind(&actor.tenant_id)
@@ -617,6 +677,7 @@ impl Store {
         .bind(target.as_deref())
         .bind(&transport)
         .bind(caller_id.as_deref())
+        .bind(srtp.as_str())
         .bind(now.0)
         .execute(&mut *tx)
         .await
@@ -631,6 +692,7 @@ impl Store {
             outbound_target: target,
             transport,
             caller_id,
+            srtp,
             created_at: now,
         };
         let audited = audit::write(
@@ -710,12 +772,13 @@ impl Store {
                 "is required with a new inbound_username",
             ));
         }
+        let srtp = input.srtp.unwrap_or(before.srtp);
         let now = self.now();
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE trunks SET name = $1, inbound_addresses = $2, inbound_username = $3,
-                    outbound_target = $4, transport = $5, caller_id = $6, updated_at = $7
-             WHERE tenant_id = $8 AND id = $9",
+                    outbound_target = $4, transport = $5, caller_id = $6, srtp = $7, updated_at = $8
+             WHERE tenant_id = $9 AND id = $10",
         )
         .bind(&name)
         .bind(json_text(&addresses))
@@ -723,6 +786,7 @@ impl Store {
         .bind(target.as_deref())
         .bind(&transport)
         .bind(caller_id.as_deref())
+        .bind(srtp.as_str())
         .bind(now.0)
         .bind(&actor.tenant_id)
         .bind(id)
@@ -750,6 +814,7 @@ impl Store {
             outbound_target: target,
             transport,
             caller_id,
+            srtp,
             ..before.clone()
         };
         let audited = audit::write(
@@ -968,6 +1033,35 @@ impl Store {
     /// tenant is what is being found), for services such as the echo test that any
     /// trusted trunk may reach. Sorted, without duplicates.
     pub async fn trunk_tenants_for_source(&self, ip: &str) -> Result<Vec<String>> {
+        let mut out: Vec<String> = self
+            .trunks_for_source(ip)
+            .await?
+            .into_iter()
+            .map(|t| t.tenant_id)
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The SRTP policy for a call from `ip` as a trunk source (system-wide): the
+    /// strictest of the trunks with that inbound address (`required` over `optional`
+    /// over `off`); `None` when no trunk has it.
+    pub async fn trunk_srtp_for_source(&self, ip: &str) -> Result<Option<SrtpPolicy>> {
+        let rank = |p: SrtpPolicy| match p {
+            SrtpPolicy::Off => 0,
+            SrtpPolicy::Optional => 1,
+            SrtpPolicy::Required => 2,
+        };
+        Ok(self
+            .trunks_for_source(ip)
+            .await?
+            .into_iter()
+            .map(|t| t.srtp)
+            .max_by_key(|p| rank(*p)))
+    }
+
+    async fn trunks_for_source(&self, ip: &str) -> Result<Vec<Trunk>> {
         let rows: Vec<TrunkRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {TRUNK_COLS} FROM trunks WHERE inbound_addresses LIKE $1"
         )))
@@ -978,12 +1072,24 @@ impl Store {
         for row in rows {
             let (trunk, _) = row.split()?;
             if trunk.inbound_addresses.iter().any(|a| a == ip) {
-                out.push(trunk.tenant_id);
+                out.push(trunk);
             }
         }
-        out.sort();
-        out.dedup();
         Ok(out)
+    }
+
+    /// Trunks (names) and the number of active users whose SRTP policy is `required`
+    /// (system-wide): the server warns at start that their SDES keys need SIP over TLS.
+    pub async fn srtp_required_peers(&self) -> Result<(Vec<String>, i64)> {
+        let trunks: Vec<(String,)> =
+            sqlx::query_as("SELECT name FROM trunks WHERE srtp = 'required' ORDER BY name")
+                .fetch_all(self.pool())
+                .await?;
+        let (users,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM users WHERE srtp = 'required' AND active = 1")
+                .fetch_one(self.pool())
+                .await?;
+        Ok((trunks.into_iter().map(|t| t.0).collect(), users))
     }
 }
 

@@ -1178,8 +1178,111 @@ mod telephony {
             extension: ext.map(Into::into),
             password: pw.map(Into::into),
             current_password: None,
+            srtp: None,
         }
     }
+
+    // Issue #13: SRTP policy per trunk and per phone (migration 0013): stored, read
+    // back by the SIP layer's lookups, kept when an update leaves it out.
+    on_both!(srtp_policy_is_stored_per_trunk_and_per_phone, |h| {
+        use parley_cases::telephony::SrtpPolicy;
+        let acme = h.tenant("acme").await;
+        let t = h
+            .store
+            .create_trunk(
+                &acme,
+                TrunkInput {
+                    name: "secure".into(),
+                    inbound_addresses: vec!["192.0.2.44".into()],
+                    srtp: Some(SrtpPolicy::Required),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(t.srtp, SrtpPolicy::Required);
+        let plain = h
+            .store
+            .create_trunk(
+                &acme,
+                TrunkInput {
+                    name: "plain".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(plain.srtp, SrtpPolicy::Optional, "the default");
+        // An update without the field keeps it; with it, changes it.
+        let same = h
+            .store
+            .update_trunk(
+                &acme,
+                &t.id,
+                TrunkInput {
+                    name: "secure".into(),
+                    inbound_addresses: vec!["192.0.2.44".into()],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(same.srtp, SrtpPolicy::Required);
+        assert_eq!(
+            h.store.trunk(&acme, &t.id).await.unwrap().srtp,
+            SrtpPolicy::Required
+        );
+        let off = h
+            .store
+            .update_trunk(
+                &acme,
+                &t.id,
+                TrunkInput {
+                    name: "secure".into(),
+                    srtp: Some(SrtpPolicy::Off),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(off.srtp, SrtpPolicy::Off);
+        assert_eq!(
+            h.store
+                .list_trunks(&acme)
+                .await
+                .unwrap()
+                .iter()
+                .find(|x| x.id == t.id)
+                .unwrap()
+                .srtp,
+            SrtpPolicy::Off
+        );
+        // A user's phones.
+        let ann = user(&h.store, &acme, "ann.srtp@acme.test", Role::Agent).await;
+        let uid = ann.user_id.clone().unwrap();
+        let acc = h
+            .store
+            .set_sip_account(&acme, &uid, patch(Some("1044"), Some("sip secret 123")))
+            .await
+            .unwrap();
+        assert_eq!(acc.srtp, SrtpPolicy::Optional);
+        let mut p = patch(None, None);
+        p.srtp = Some(SrtpPolicy::Required);
+        let acc = h.store.set_sip_account(&acme, &uid, p).await.unwrap();
+        assert_eq!(acc.srtp, SrtpPolicy::Required);
+        assert_eq!(acc.extension.as_deref(), Some("1044"));
+        let c = h
+            .store
+            .sip_credentials("acme", "1044")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.srtp, SrtpPolicy::Required);
+        assert_eq!(
+            h.store.sip_account(&acme, &uid).await.unwrap().srtp,
+            SrtpPolicy::Required
+        );
+    });
 
     on_both!(sip_credentials_are_stored_as_ha1_only, |h| {
         let acme = h.tenant("acme").await;
@@ -1357,6 +1460,7 @@ mod telephony {
                     outbound_target: Some("127.0.0.1:5080".into()),
                     transport: Some("UDP".into()),
                     caller_id: Some("+1 555 0100".into()),
+                    srtp: None,
                 },
             )
             .await

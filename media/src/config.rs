@@ -65,6 +65,10 @@ pub struct LegConfig {
     /// (see the `codecs` bench: 1 ≈ 27 µs, 3 ≈ 49 µs, 5 ≈ 86 µs per 20 ms
     /// frame on the development VM). Default 3.
     pub opus_complexity: u8,
+    /// SDES-SRTP keys (RFC 4568) when the leg's m-line is `RTP/SAVP`: RTP and RTCP
+    /// are encrypted and authenticated both ways, packets that fail are dropped and
+    /// counted ([`crate::leg::LegCounters::srtp_auth_failed`]). `None`: plain RTP.
+    pub srtp: Option<crate::srtp::SrtpKeys>,
 }
 
 impl LegConfig {
@@ -83,6 +87,7 @@ impl LegConfig {
             latch_from: None,
             confirm_remote: false,
             opus_complexity: 3,
+            srtp: None,
         }
     }
 
@@ -105,6 +110,7 @@ impl LegConfig {
             latch_from: None,
             confirm_remote: false,
             opus_complexity: 3,
+            srtp: None,
         }
     }
 }

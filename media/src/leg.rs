@@ -8,7 +8,9 @@
 //! [`Leg::push`] (resample → encode → RTP into the caller's buffer),
 //! [`Leg::poll_timers`], [`Leg::poll_rtcp`] and [`Leg::poll_event`] until
 //! `None`. Datagrams go to [`Leg::handle_rtp`] / [`Leg::handle_rtcp`] as they
-//! arrive. None of these allocate.
+//! arrive. None of these allocate, except on SRTP legs ([`LegConfig::srtp`]), where
+//! the `rtc-srtp` crate returns each packet it protects or unprotects in a new
+//! buffer (see BENCHMARKS.md for the cost).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -51,6 +53,7 @@ use crate::codec::{Codec, Decoder, Encoder, FrameResampler};
 use crate::config::{InbandDtmf, LegConfig};
 use crate::error::{Error, Result};
 use crate::event::{DtmfSource, Event, HangupCause, LegId, QualityStats};
+use crate::srtp::{SrtpSession, Unprotect};
 
 /// Most events a leg queues between two drains (older ones are dropped).
 const EVENT_QUEUE: usize = 32;
@@ -79,6 +82,11 @@ pub struct LegCounters {
     pub codec_errors: u64,
     /// Frames recovered from Opus in-band FEC.
     pub fec_recovered: u64,
+    /// SRTP/SRTCP packets that did not authenticate with the peer's key (dropped
+    /// before latching or decoding).
+    pub srtp_auth_failed: u64,
+    /// SRTP/SRTCP packets already received (replay window; dropped).
+    pub srtp_replayed: u64,
 }
 
 /// A source on probation before the leg latches to it.
@@ -149,6 +157,8 @@ pub struct Leg {
     last_block: Option<ReportBlock>,
     events: VecDeque<Event>,
     counters: LegCounters,
+    /// SRTP contexts when [`LegConfig::srtp`] is set.
+    srtp: Option<SrtpSession>,
 }
 
 impl std::fmt::Debug for Leg {
@@ -275,6 +285,7 @@ impl Leg {
             last_block: None,
             events: VecDeque::with_capacity(EVENT_QUEUE),
             counters: LegCounters::default(),
+            srtp: cfg.srtp.as_ref().map(SrtpSession::new).transpose()?,
         })
     }
 
@@ -439,8 +450,25 @@ impl Leg {
         }
     }
 
-    /// An RTP datagram from `from` arrived at `now`.
+    /// An RTP datagram from `from` arrived at `now`. On an SRTP leg it must
+    /// authenticate first: a packet that does not is dropped and counted before
+    /// latching looks at it, so only the keyed peer can be latched.
     pub fn handle_rtp(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return self.handle_plain_rtp(now, from, buf);
+        };
+        if RtpPacket::parse(buf).is_err() {
+            self.counters.malformed += 1;
+            return;
+        }
+        match srtp.unprotect_rtp(buf) {
+            Ok(plain) => self.handle_plain_rtp(now, from, &plain),
+            Err(Unprotect::Auth) => self.counters.srtp_auth_failed += 1,
+            Err(Unprotect::Replay) => self.counters.srtp_replayed += 1,
+        }
+    }
+
+    fn handle_plain_rtp(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
         let Ok(pkt) = RtpPacket::parse(buf) else {
             self.counters.malformed += 1;
             return;
@@ -512,8 +540,19 @@ impl Leg {
         ntp_from_unix(self.epoch_unix + now.saturating_duration_since(self.epoch))
     }
 
-    /// An RTCP datagram from `from` arrived at `now`.
+    /// An RTCP datagram from `from` arrived at `now` (SRTCP on an SRTP leg).
     pub fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return self.handle_plain_rtcp(now, from, buf);
+        };
+        match srtp.unprotect_rtcp(buf) {
+            Ok(plain) => self.handle_plain_rtcp(now, from, &plain),
+            Err(Unprotect::Auth) => self.counters.srtp_auth_failed += 1,
+            Err(Unprotect::Replay) => self.counters.srtp_replayed += 1,
+        }
+    }
+
+    fn handle_plain_rtcp(&mut self, now: Instant, from: SocketAddr, buf: &[u8]) {
         let Ok(compound) = RtcpCompound::parse(buf) else {
             self.counters.malformed += 1;
             return;
@@ -666,8 +705,27 @@ impl Leg {
     /// RTP packet in `out` (at least [`MAX_DATAGRAM`] bytes). Returns the
     /// destination and length, or `None` when there is nothing to send (no
     /// remote yet, Opus DTX silence). A DTMF digit being sent replaces the
-    /// audio.
+    /// audio. On an SRTP leg the packet is encrypted in `out`.
     pub fn push(
+        &mut self,
+        now: Instant,
+        pcm: &[i16],
+        out: &mut [u8],
+    ) -> Option<(SocketAddr, usize)> {
+        let (dest, n) = self.push_plain(now, pcm, out)?;
+        match self.srtp.as_mut() {
+            None => Some((dest, n)),
+            Some(s) => match s.protect_rtp(out, n) {
+                Some(n) => Some((dest, n)),
+                None => {
+                    self.counters.codec_errors += 1;
+                    None
+                }
+            },
+        }
+    }
+
+    fn push_plain(
         &mut self,
         now: Instant,
         pcm: &[i16],
@@ -819,7 +877,11 @@ impl Leg {
         };
         ok.ok()?;
         w.sdes_cname(self.ssrc, b"parley").ok()?;
-        Some((dest, w.finish()))
+        let n = w.finish();
+        match self.srtp.as_mut() {
+            None => Some((dest, n)),
+            Some(s) => s.protect_rtcp(out, n).map(|n| (dest, n)),
+        }
     }
 
     /// Next queued event.

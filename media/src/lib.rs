@@ -117,6 +117,7 @@ mod oggopus;
 pub mod player;
 pub mod ports;
 mod recorder;
+pub mod srtp;
 pub mod webrtc;
 pub mod worker;
 

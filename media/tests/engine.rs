@@ -1735,3 +1735,130 @@ fn a_prompt_waits_for_confirmation_and_is_heard_from_its_start() {
         )
     });
 }
+
+// ---- SRTP (SDES keys, RFC 3711 / 4568) ----
+
+fn srtp_keys(ours: u8, theirs: u8) -> parley_media::srtp::SrtpKeys {
+    parley_media::srtp::SrtpKeys {
+        profile: parley_media::srtp::SrtpProfile::AesCm128HmacSha1_80,
+        local: [ours; 30],
+        remote: [theirs; 30],
+    }
+}
+
+/// An SRTP packet as the keyed peer (key `key`) would send it.
+fn srtp_packet(
+    s: &mut parley_media::srtp::SrtpSession,
+    seq: u16,
+    ssrc: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let plain = rtp(0, seq, ssrc, payload);
+    let mut buf = [0u8; 1500];
+    buf[..plain.len()].copy_from_slice(&plain);
+    let n = s.protect_rtp(&mut buf, plain.len()).unwrap();
+    buf[..n].to_vec()
+}
+
+#[test]
+fn an_srtp_leg_latches_only_to_packets_that_authenticate() {
+    let t0 = Instant::now();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.latch_from = Some("198.51.100.7".parse().unwrap());
+    cfg.srtp = Some(srtp_keys(1, 2));
+    let mut leg = Leg::new(LegId(21), cfg, 8000, Duration::from_secs(5), t0).unwrap();
+    leg.set_remote(t0, "10.0.0.5:4000".parse().unwrap());
+    let nat: std::net::SocketAddr = "198.51.100.7:30000".parse().unwrap();
+    let payload = [0xFFu8; 160];
+    // A sprayer from the allowed IP: plain RTP, then SRTP under a guessed key.
+    // Consecutive, valid-looking packets: on a plain leg these would latch.
+    let mut wrong = parley_media::srtp::SrtpSession::new(&srtp_keys(5, 9)).unwrap();
+    for seq in 0..10 {
+        leg.handle_rtp(t0, nat, &rtp(0, seq, 7, &payload));
+        leg.handle_rtp(t0, nat, &srtp_packet(&mut wrong, 100 + seq, 7, &payload));
+    }
+    let mut latched = false;
+    while let Some(ev) = leg.poll_event() {
+        latched |= matches!(ev, Event::Latched { .. });
+    }
+    assert!(!latched, "unauthenticated packets latched the leg");
+    assert_eq!(leg.counters().srtp_auth_failed, 20);
+    assert_eq!(leg.counters().rtp_received, 0);
+    // The keyed peer (it encrypts with key 2, decrypts with key 1).
+    let mut peer = parley_media::srtp::SrtpSession::new(&srtp_keys(2, 1)).unwrap();
+    let first = srtp_packet(&mut peer, 500, 7, &payload);
+    for seq in 500..503 {
+        let p = if seq == 500 {
+            first.clone()
+        } else {
+            srtp_packet(&mut peer, seq, 7, &payload)
+        };
+        leg.handle_rtp(t0, nat, &p);
+    }
+    assert_eq!(
+        leg.remote(),
+        Some(nat),
+        "latched after authenticated packets"
+    );
+    assert_eq!(leg.counters().rtp_received, 1);
+    // A replayed packet is dropped and counted.
+    leg.handle_rtp(t0, nat, &first);
+    assert_eq!(leg.counters().srtp_replayed, 1);
+    assert_eq!(leg.counters().rtp_received, 1);
+    // What the leg sends decrypts with its key, and only with it.
+    let mut out = [0u8; parley_media::leg::MAX_DATAGRAM];
+    let t = t0 + Duration::from_millis(20);
+    leg.pull(t);
+    let (dest, n) = leg.push(t, &[0i16; 160], &mut out).unwrap();
+    assert_eq!(dest, nat);
+    assert_eq!(n, 12 + 160 + 10, "RTP header, PCMU frame, 80-bit tag");
+    let plain = peer.unprotect_rtp(&out[..n]).unwrap();
+    assert_eq!(plain.len(), 172);
+    assert!(wrong.unprotect_rtp(&out[..n]).is_err());
+}
+
+#[test]
+fn srtp_echo_returns_the_payloads_decrypted_and_reencrypted() {
+    let engine = engine();
+    let (call, _events) = engine.create_call().unwrap();
+    let mut cfg = LegConfig::g711(Codec::Pcmu);
+    cfg.srtp = Some(srtp_keys(1, 2));
+    let leg = call.create_leg(cfg).unwrap();
+    let peer = Peer::new();
+    call.set_remote(leg.id, peer.addr()).unwrap();
+    call.set_echo(leg.id, true).unwrap();
+    let mut keyed = parley_media::srtp::SrtpSession::new(&srtp_keys(2, 1)).unwrap();
+    let sent: Vec<Vec<u8>> = (0..60)
+        .map(|i| {
+            encode(
+                Law::Ulaw,
+                &tone(440.0, 8000, 3000.0 + 100.0 * i as f64, 60)[i],
+            )
+        })
+        .collect();
+    let mut got = Vec::new();
+    paced(sent.len() + 10, |i| {
+        if let Some(p) = sent.get(i) {
+            let pkt = srtp_packet(&mut keyed, i as u16, 0x1234, p);
+            peer.sock.send_to(&pkt, leg.local_rtp).unwrap();
+        }
+        peer.drain(&mut got);
+    });
+    let deadline = Instant::now() + 3 * SECOND;
+    while got.len() < 60 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        peer.drain(&mut got);
+    }
+    // On the wire: nothing readable as the plain frames.
+    assert!(
+        payloads(&got, 0).iter().all(|p| !sent.contains(p)),
+        "plain audio on an SRTP leg"
+    );
+    let back: Vec<Vec<u8>> = got
+        .iter()
+        .filter_map(|d| keyed.unprotect_rtp(d).ok())
+        .map(|p| p[12..].to_vec())
+        .collect();
+    let matched = echoed_in_order(&sent, &back);
+    assert!(matched >= 48, "{matched} of 60 frames echoed through SRTP");
+}

@@ -20,6 +20,7 @@ use parley_media::{CallHandle, EventReceiver, LegId};
 use parley_sip_proto::dialog::{Dialog, random_token};
 use parley_sip_proto::message::{Headers, MessageExt as _, Method, Request, Response, SipMessage};
 use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::sdes::SrtpPolicy;
 use parley_sip_proto::transaction::{TxKey, build_cancel};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -36,7 +37,7 @@ mod transfer;
 mod webhook;
 
 use crate::SipConfig;
-use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, uri_user};
+use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, srtp_policy, uri_user};
 use crate::registrar::{Authenticator, Binding, Verdict};
 use crate::trace::{Observability, bump};
 use crate::transport::Transport;
@@ -287,6 +288,9 @@ struct Call {
     /// The dial policy's longest call: the call ends then (the earliest of its
     /// dialled-out legs' limits, counted from dialling).
     dial_deadline: Option<Instant>,
+    /// SRTP policy of the caller's side: its trunk's or its user's, set by routing
+    /// (`required` also when a user dials out through a trunk that requires it).
+    srtp: SrtpPolicy,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -343,6 +347,7 @@ pub(crate) async fn run(ctx: CallCtx) {
     } else {
         call.route(&store, &auth).await
     };
+    let plan = plan.and_then(|p| call.srtp_admits().map(|()| p));
     match plan {
         Ok(Plan::Agents(route)) => {
             call.unauth = None;
@@ -507,6 +512,7 @@ impl Call {
             media_call: None,
             speech: None,
             dial_deadline: None,
+            srtp: SrtpPolicy::default(),
         }
     }
     fn finished(&self) -> bool {
@@ -590,6 +596,7 @@ impl Call {
         };
         let ip = self.inbound.source.ip().to_string();
         if route.trunk.inbound_addresses.contains(&ip) {
+            self.srtp = srtp_policy(route.trunk.srtp);
             return Ok(Plan::Agents(route));
         }
         let req = &self.inbound.invite;
@@ -603,8 +610,12 @@ impl Call {
                 tc.ha1_md5.as_str(),
                 tc.ha1_sha256.as_str(),
             ));
+            let trunk_srtp = srtp_policy(route.trunk.srtp);
             return match auth.verify(&creds, "INVITE", req.uri(), req.body(), expected) {
-                Verdict::Ok => Ok(Plan::Agents(route)),
+                Verdict::Ok => {
+                    self.srtp = trunk_srtp;
+                    Ok(Plan::Agents(route))
+                }
                 Verdict::Challenge { stale } => {
                     self.challenge(auth, &tc.realm, stale).await;
                     Err((0, ""))
@@ -623,7 +634,10 @@ impl Call {
         }
         // Digest as a user of the tenant (a registered phone calling the number).
         match authenticate(store, auth, req, "Proxy-Authorization").await {
-            AuthOutcome::Ok { tenant_id, .. } if tenant_id == route.number.tenant_id => {
+            AuthOutcome::Ok {
+                tenant_id, srtp, ..
+            } if tenant_id == route.number.tenant_id => {
+                self.srtp = srtp;
                 Ok(Plan::Agents(route))
             }
             AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
@@ -661,6 +675,10 @@ impl Call {
             .await
             .map_err(|_| (500, "Server Internal Error"))?;
         if let [tenant_id] = tenants.as_slice() {
+            self.srtp = match store.trunk_srtp_for_source(&ip).await {
+                Ok(p) => p.map(srtp_policy).unwrap_or_default(),
+                Err(_) => return Err((500, "Server Internal Error")),
+            };
             return Ok(Plan::Echo {
                 tenant_id: tenant_id.clone(),
             });
@@ -669,7 +687,12 @@ impl Call {
             return Err((404, "Not Found"));
         }
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
-            AuthOutcome::Ok { tenant_id, .. } => Ok(Plan::Echo { tenant_id }),
+            AuthOutcome::Ok {
+                tenant_id, srtp, ..
+            } => {
+                self.srtp = srtp;
+                Ok(Plan::Echo { tenant_id })
+            }
             AuthOutcome::Respond(r, failed) => {
                 if let Some(f) = failed {
                     self.driver
@@ -733,6 +756,26 @@ impl Call {
         self.ivr_run().await;
     }
 
+    /// The SRTP policy of the caller's side ([`Call::srtp`]) against the INVITE's
+    /// offer: `required` refuses an offer without usable SDES-SRTP (or no offer)
+    /// with 488, for every plan (answered here or passed through).
+    fn srtp_admits(&self) -> Result<(), (u16, &'static str)> {
+        let body = self.inbound.invite.body();
+        let offer = if body.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            // An unparsable offer is refused by whoever reads it next.
+            match offer_answer::parse_sdp(body) {
+                Ok(o) => Some(o),
+                Err(_) => return Ok(()),
+            }
+        };
+        offer_answer::check_srtp(offer.as_ref(), self.srtp).map_err(|e| {
+            tracing::info!(call = self.no, error = %e, "SRTP required: offer refused");
+            (488, "Not Acceptable Here")
+        })
+    }
+
     fn media_engine(&self) -> Option<Arc<parley_media::Engine>> {
         self.config.media.clone()
     }
@@ -752,6 +795,7 @@ impl Call {
             &self.inbound.invite,
             engine.config().bind_ip,
             self.config.rtp_timeout,
+            self.srtp,
         )?;
         // The INVITE's source may be spoofed and its SDP name a victim: nothing is
         // sent until the ACK comes back with our tag or the peer's RTP arrives, and
@@ -863,7 +907,10 @@ impl Call {
         };
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok {
-                tenant_id, user_id, ..
+                tenant_id,
+                user_id,
+                srtp,
+                ..
             } => {
                 let actor = Actor::system(&tenant_id);
                 let trunks = store
@@ -872,6 +919,12 @@ impl Call {
                     .map_err(|_| (500, "Server Internal Error"))?;
                 let Some(trunk) = trunks.into_iter().find(|t| t.outbound_target.is_some()) else {
                     return Err((404, "Not Found"));
+                };
+                // The phone's offer goes to the trunk as it is: it must carry SRTP
+                // when either side requires it.
+                self.srtp = match srtp_policy(trunk.srtp) {
+                    SrtpPolicy::Required => SrtpPolicy::Required,
+                    _ => srtp,
                 };
                 // The dial policy, as the user who authenticated.
                 let origin =

@@ -820,6 +820,7 @@ impl Driver {
                     extension,
                     user_id,
                     ha1_sha256,
+                    ..
                 } => {
                     handle
                         .send(Cmd::Register {
@@ -1174,6 +1175,8 @@ pub(crate) enum AuthOutcome {
         user_id: String,
         /// The SHA-256 HA1 it authenticated against (binds registrations to it).
         ha1_sha256: String,
+        /// The user's SRTP policy (their phones' calls).
+        srtp: parley_sip_proto::sdes::SrtpPolicy,
     },
     /// Answer with this (401/407 challenge, 403); `Some` when it counts as a failed
     /// attempt.
@@ -1187,6 +1190,19 @@ pub(crate) enum AuthOutcome {
 pub(crate) struct AuthFailure {
     pub(crate) user: String,
     pub(crate) tenant_id: Option<String>,
+}
+
+/// The stored SRTP policy as offer/answer knows it.
+pub(crate) fn srtp_policy(
+    p: parley_cases::telephony::SrtpPolicy,
+) -> parley_sip_proto::sdes::SrtpPolicy {
+    use parley_cases::telephony::SrtpPolicy as Stored;
+    use parley_sip_proto::sdes::SrtpPolicy;
+    match p {
+        Stored::Off => SrtpPolicy::Off,
+        Stored::Optional => SrtpPolicy::Optional,
+        Stored::Required => SrtpPolicy::Required,
+    }
 }
 
 /// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
@@ -1291,6 +1307,7 @@ pub(crate) async fn authenticate(
                 extension: c.extension,
                 user_id: c.user_id,
                 ha1_sha256: c.ha1_sha256,
+                srtp: srtp_policy(c.srtp),
             },
             None => AuthOutcome::Respond(
                 req.make_response(403, None, Some(STATELESS_TAG)),

@@ -163,6 +163,7 @@ on_both!(presence_is_stored_audited_and_published, |h| {
                 extension: Some("1001".into()),
                 password: None,
                 current_password: None,
+                srtp: None,
             },
         )
         .await
@@ -356,6 +357,7 @@ on_both!(routing_profile_changes_are_published_for_the_router, |h| {
                 extension: Some("1001".into()),
                 password: None,
                 current_password: None,
+                srtp: None,
             },
         )
         .await

@@ -134,6 +134,13 @@ pub enum Error {
     /// No media line of the offer could be accepted.
     #[error("no common codec with the offer")]
     NoCommonCodec,
+    /// No media line could be accepted, and an `RTP/SAVP` one failed on its
+    /// `a=crypto` lines (RFC 4568): the last reason.
+    #[error("no acceptable SRTP crypto: {0}")]
+    Crypto(#[from] crate::sdes::CryptoError),
+    /// SRTP is required for this peer and the offer (or answer) is plain RTP.
+    #[error("SRTP is required and the SDP offers plain RTP/AVP")]
+    SrtpRequired,
     /// An in-dialog request has a CSeq lower than or equal to the last one seen.
     #[error("CSeq {got} is not above the last remote CSeq {last}")]
     CSeqOutOfOrder {
@@ -155,7 +162,7 @@ impl Error {
         Some(match self {
             Error::TooLarge { .. } => 513,
             Error::BadVersion { .. } => 505,
-            Error::NoCommonCodec => 488,
+            Error::NoCommonCodec | Error::Crypto(_) | Error::SrtpRequired => 488,
             Error::InvalidSdp { .. } => 400,
             Error::CSeqOutOfOrder { .. } => 500,
             Error::DialogMismatch => 481,
@@ -191,7 +198,9 @@ impl Error {
             Error::InvalidAuth { .. } => "Invalid Authorization".into(),
             Error::UnsupportedAlgorithm { .. } => "Unsupported Digest Algorithm".into(),
             Error::InvalidSdp { .. } => "Invalid SDP".into(),
-            Error::NoCommonCodec => "Not Acceptable Here".into(),
+            Error::NoCommonCodec | Error::Crypto(_) | Error::SrtpRequired => {
+                "Not Acceptable Here".into()
+            }
             Error::CSeqOutOfOrder { .. } => "CSeq Out Of Order".into(),
             Error::DialogMismatch => "Call/Transaction Does Not Exist".into(),
         }

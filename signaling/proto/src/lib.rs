@@ -29,6 +29,7 @@
 //! - [`auth`]: digest challenges and credentials, MD5 / SHA-256, stateless nonces,
 //!   nonce-count replay protection.
 //! - [`offer_answer`]: SDP offer/answer with the `sdp` crate.
+//! - [`sdes`]: SRTP keys in SDP (`a=crypto`, RFC 4568) and the per-peer SRTP policy.
 //! - [`dialog`]: dialog state, route sets and in-dialog requests.
 //!
 //! # Non-goals
@@ -83,6 +84,7 @@ pub mod error;
 pub mod info;
 pub mod message;
 pub mod offer_answer;
+pub mod sdes;
 pub mod session_timer;
 pub mod transaction;
 

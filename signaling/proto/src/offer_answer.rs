@@ -8,10 +8,22 @@
 //! is [`Error::NoCommonCodec`] (the runtime answers 488). [`build_offer`] makes our
 //! own offers. SDP text is only produced by the `sdp` crate's marshaller.
 //!
+//! SDES-SRTP (RFC 4568): with [`LocalCapabilities::srtp`] set, an `RTP/SAVP` m-line
+//! is accepted on the first of its `a=crypto` lines that [`sdes::parse_crypto`]
+//! accepts, and answered with the same tag and suite and our key; a policy of
+//! [`SrtpPolicy::Required`] declines plain `RTP/AVP` m-lines ([`Error::SrtpRequired`]
+//! when nothing is left) and makes our offers `RTP/SAVP`. Without `srtp`, or with
+//! [`SrtpPolicy::Off`], `RTP/SAVP` m-lines are declined. When an offer is refused
+//! because of its crypto lines the error says why ([`Error::Crypto`]); all three
+//! are 488 for the runtime.
+//!
 //! ICE and DTLS attributes for WebRTC peers are the media engine's business; this
-//! module only negotiates codecs, addresses and directions.
+//! module only negotiates codecs, addresses, directions and SDES keys.
 
 use crate::error::{Error, Result};
+use crate::sdes::{
+    self, CryptoAttr, CryptoError, LocalSrtp, NegotiatedSrtp, SrtpPolicy, SrtpSuite,
+};
 use bytes::Bytes;
 use sdp::description::common::{Address, Attribute, ConnectionInformation};
 use sdp::description::media::{MediaDescription, MediaName, RangedPort};
@@ -137,6 +149,8 @@ pub struct LocalCapabilities {
     pub session_id: u64,
     /// `o=` session version (increment for every new offer/answer in a dialog).
     pub session_version: u64,
+    /// SDES-SRTP: policy and our key (`None`: plain RTP only, as [`SrtpPolicy::Off`]).
+    pub srtp: Option<LocalSrtp>,
 }
 
 impl LocalCapabilities {
@@ -158,6 +172,7 @@ impl LocalCapabilities {
             username: "parley".to_owned(),
             session_id: 1,
             session_version: 1,
+            srtp: None,
         }
     }
 }
@@ -192,6 +207,8 @@ pub struct NegotiatedMedia {
     pub direction: Direction,
     /// `a=ptime` of the offer, if any.
     pub ptime: Option<u32>,
+    /// SRTP keys, when the m-line is `RTP/SAVP`.
+    pub srtp: Option<NegotiatedSrtp>,
 }
 
 /// An answer with what was agreed.
@@ -277,6 +294,55 @@ pub fn remote_codecs(md: &MediaDescription) -> Vec<RemoteCodec> {
         });
     }
     out
+}
+
+/// Whether an m-line's transport is SDES-SRTP.
+fn is_savp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP")
+}
+
+fn is_avp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/AVP")
+}
+
+fn policy(local: &LocalCapabilities) -> SrtpPolicy {
+    local.srtp.map_or(SrtpPolicy::Off, |s| s.policy)
+}
+
+/// The first `a=crypto` line of `md` we accept, or why none was.
+fn pick_crypto(md: &MediaDescription) -> std::result::Result<CryptoAttr, CryptoError> {
+    let mut last = CryptoError::Malformed {
+        what: "no a=crypto line",
+    };
+    for a in md.attributes.iter().filter(|a| a.key == "crypto") {
+        match sdes::parse_crypto(a.value.as_deref().unwrap_or_default()) {
+            Ok(c) => return Ok(c),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Why an m-line was declined, for the error when all are.
+#[derive(Default)]
+struct Declined {
+    crypto: Option<CryptoError>,
+    srtp_required: bool,
+}
+
+impl Declined {
+    fn into_error(self) -> Error {
+        match self {
+            Declined {
+                crypto: Some(e), ..
+            } => Error::Crypto(e),
+            Declined {
+                srtp_required: true,
+                ..
+            } => Error::SrtpRequired,
+            _ => Error::NoCommonCodec,
+        }
+    }
 }
 
 fn matches(l: &LocalCodec, r: &RemoteCodec) -> bool {
@@ -379,13 +445,37 @@ pub fn answer(offer: &SessionDescription, local: &LocalCapabilities) -> Result<A
     }
     let mut out = session(local);
     let mut negotiated = Vec::new();
+    let mut declined = Declined::default();
     let session_dir = Direction::from_attrs(&offer.attributes);
+    let policy = policy(local);
     for (index, md) in offer.media_descriptions.iter().enumerate() {
         let proto = md.media_name.protos.join("/");
         let offered_port = md.media_name.port.value;
-        let acceptable = md.media_name.media == "audio"
-            && offered_port > 0
-            && local.protos.iter().any(|p| p.eq_ignore_ascii_case(&proto));
+        let audio = md.media_name.media == "audio" && offered_port > 0;
+        // SDES: an RTP/SAVP m-line needs SRTP allowed and an a=crypto we accept; a
+        // plain one is declined when SRTP is required.
+        let mut crypto = None;
+        let proto_ok = if is_savp(&proto) {
+            match (audio, local.srtp) {
+                (true, Some(ours)) if ours.policy != SrtpPolicy::Off => match pick_crypto(md) {
+                    Ok(c) => {
+                        crypto = Some((c, ours.key));
+                        true
+                    }
+                    Err(e) => {
+                        declined.crypto = Some(e);
+                        false
+                    }
+                },
+                _ => false,
+            }
+        } else if is_avp(&proto) && policy == SrtpPolicy::Required {
+            declined.srtp_required |= audio;
+            false
+        } else {
+            local.protos.iter().any(|p| p.eq_ignore_ascii_case(&proto))
+        };
+        let acceptable = audio && proto_ok;
         let codecs = remote_codecs(md);
         let chosen = if acceptable {
             codecs.iter().find_map(|r| {
@@ -462,6 +552,17 @@ pub fn answer(offer: &SessionDescription, local: &LocalCapabilities) -> Result<A
             a = a.with_value_attribute("ptime".to_owned(), p.to_string());
         }
         a = a.with_property_attribute(direction.as_str().to_owned());
+        let srtp = crypto.map(|(theirs, key)| {
+            let ours = CryptoAttr { key, ..theirs };
+            a = a
+                .clone()
+                .with_value_attribute("crypto".to_owned(), ours.to_value());
+            NegotiatedSrtp {
+                suite: theirs.suite,
+                local: key,
+                remote: theirs.key,
+            }
+        });
         out.media_descriptions.push(a);
 
         let remote = match (ip, u16::try_from(offered_port)) {
@@ -477,10 +578,11 @@ pub fn answer(offer: &SessionDescription, local: &LocalCapabilities) -> Result<A
             remote,
             direction,
             ptime,
+            srtp,
         }));
     }
     if negotiated.iter().all(Option::is_none) {
-        return Err(Error::NoCommonCodec);
+        return Err(declined.into_error());
     }
     Ok(Answer {
         sdp: out,
@@ -488,14 +590,26 @@ pub fn answer(offer: &SessionDescription, local: &LocalCapabilities) -> Result<A
     })
 }
 
-/// Builds our offer: one audio m-line with every local codec in our order.
+/// Our `a=crypto` tags in offers: 1 for the 80-bit tag, 2 for the 32-bit one.
+const OFFER_SUITES: [(u32, SrtpSuite); 2] = [
+    (1, SrtpSuite::AesCm128HmacSha1_80),
+    (2, SrtpSuite::AesCm128HmacSha1_32),
+];
+
+/// Builds our offer: one audio m-line with every local codec in our order;
+/// `RTP/SAVP` with our `a=crypto` lines when SRTP is [`SrtpPolicy::Required`].
 pub fn build_offer(local: &LocalCapabilities) -> SessionDescription {
     let mut s = session(local);
-    let proto = local
-        .protos
-        .first()
-        .map(String::as_str)
-        .unwrap_or("RTP/AVP");
+    let secure = local.srtp.filter(|s| s.policy == SrtpPolicy::Required);
+    let proto = if secure.is_some() {
+        "RTP/SAVP"
+    } else {
+        local
+            .protos
+            .first()
+            .map(String::as_str)
+            .unwrap_or("RTP/AVP")
+    };
     let mut m = media_line("audio", local.audio_port, proto, vec![]);
     for c in &local.codecs {
         m = add_codec(
@@ -508,8 +622,37 @@ pub fn build_offer(local: &LocalCapabilities) -> SessionDescription {
         );
     }
     m = m.with_property_attribute(local.direction.as_str().to_owned());
+    if let Some(ours) = secure {
+        for (tag, suite) in OFFER_SUITES {
+            let c = CryptoAttr {
+                tag,
+                suite,
+                key: ours.key,
+            };
+            m = m.with_value_attribute("crypto".to_owned(), c.to_value());
+        }
+    }
     s.media_descriptions.push(m);
     s
+}
+
+/// The keys of an answer's `RTP/SAVP` m-line to our offer: its `a=crypto` must
+/// repeat one of our tags with that tag's suite.
+fn answered_crypto(
+    md: &MediaDescription,
+    ours: LocalSrtp,
+) -> std::result::Result<NegotiatedSrtp, CryptoError> {
+    let theirs = pick_crypto(md)?;
+    if !OFFER_SUITES.contains(&(theirs.tag, theirs.suite)) {
+        return Err(CryptoError::Malformed {
+            what: "answer's a=crypto tag or suite was not offered",
+        });
+    }
+    Ok(NegotiatedSrtp {
+        suite: theirs.suite,
+        local: ours.key,
+        remote: theirs.key,
+    })
 }
 
 /// Reads the peer's answer to our offer: for each m-line, the codec they picked
@@ -520,11 +663,36 @@ pub fn read_answer(
 ) -> Result<Vec<Option<NegotiatedMedia>>> {
     let session_dir = Direction::from_attrs(&answer.attributes);
     let mut out = Vec::new();
+    let mut declined = Declined::default();
+    let policy = policy(local);
     for (index, md) in answer.media_descriptions.iter().enumerate() {
         if md.media_name.port.value == 0 {
             out.push(None);
             continue;
         }
+        let proto = md.media_name.protos.join("/");
+        let srtp = match local.srtp {
+            Some(ours) if is_savp(&proto) && ours.policy != SrtpPolicy::Off => {
+                match answered_crypto(md, ours) {
+                    Ok(n) => Some(n),
+                    Err(e) => {
+                        declined.crypto = Some(e);
+                        out.push(None);
+                        continue;
+                    }
+                }
+            }
+            _ if is_savp(&proto) => {
+                out.push(None);
+                continue;
+            }
+            _ if policy == SrtpPolicy::Required => {
+                declined.srtp_required = true;
+                out.push(None);
+                continue;
+            }
+            _ => None,
+        };
         let codecs = remote_codecs(md);
         let Some(codec) = codecs
             .iter()
@@ -563,10 +731,43 @@ pub fn read_answer(
                 .attribute("ptime")
                 .flatten()
                 .and_then(|p| p.trim().parse::<u32>().ok()),
+            srtp,
         }));
     }
     if out.iter().all(Option::is_none) {
-        return Err(Error::NoCommonCodec);
+        return Err(declined.into_error());
     }
     Ok(out)
+}
+
+/// Whether an offer Parley forwards without answering it itself (SDP passed through
+/// to phones or a trunk) meets an SRTP `policy`: with [`SrtpPolicy::Required`] at
+/// least one audio m-line must be `RTP/SAVP` with an `a=crypto` line Parley accepts
+/// ([`Error::Crypto`] saying why not, or [`Error::SrtpRequired`]); an INVITE without
+/// an offer (`None`) cannot show that and is refused too. Other policies accept
+/// anything here.
+pub fn check_srtp(offer: Option<&SessionDescription>, policy: SrtpPolicy) -> Result<()> {
+    if policy != SrtpPolicy::Required {
+        return Ok(());
+    }
+    let Some(offer) = offer else {
+        return Err(Error::SrtpRequired);
+    };
+    let mut declined = Declined {
+        srtp_required: true,
+        ..Declined::default()
+    };
+    for md in &offer.media_descriptions {
+        if md.media_name.media != "audio" || md.media_name.port.value == 0 {
+            continue;
+        }
+        if !is_savp(&md.media_name.protos.join("/")) {
+            continue;
+        }
+        match pick_crypto(md) {
+            Ok(_) => return Ok(()),
+            Err(e) => declined.crypto = Some(e),
+        }
+    }
+    Err(declined.into_error())
 }

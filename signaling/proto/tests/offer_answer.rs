@@ -267,3 +267,166 @@ fn garbage_sdp_is_a_structured_error() {
         Err(Error::InvalidSdp { .. })
     ));
 }
+
+// ---- SDES-SRTP (RFC 4568) ----
+
+mod sdes {
+    use super::*;
+    use parley_sip_proto::sdes::{
+        CryptoError, KeySalt, LocalSrtp, SrtpPolicy, SrtpSuite, parse_crypto,
+    };
+
+    /// baresip 1.0 with `mediaenc srtp-mand`: RTP/SAVP, two suites (the 32-bit one first).
+    const BARESIP_SAVP: &str = "v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
+        m=audio 10000 RTP/SAVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk\n\
+        a=sendrecv\n";
+    const PLAIN: &str = "v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
+        m=audio 10000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+
+    fn parse(s: &str) -> sdp::description::session::SessionDescription {
+        parse_sdp(s.replace('\n', "\r\n").as_bytes()).unwrap()
+    }
+
+    fn caps(policy: SrtpPolicy) -> LocalCapabilities {
+        let mut c = local();
+        c.srtp = Some(LocalSrtp {
+            policy,
+            key: KeySalt([9; 30]),
+        });
+        c
+    }
+
+    #[test]
+    fn savp_offer_is_answered_with_the_first_crypto_line_and_our_key() {
+        let a = answer(&parse(BARESIP_SAVP), &caps(SrtpPolicy::Optional)).unwrap();
+        let neg = a.media[0].as_ref().unwrap();
+        let srtp = neg.srtp.unwrap();
+        assert_eq!(srtp.suite, SrtpSuite::AesCm128HmacSha1_32);
+        assert_eq!(srtp.local, KeySalt([9; 30]));
+        assert_eq!(&srtp.remote.0[..4], b"YS__");
+        let text = String::from_utf8(sdp_to_bytes(&a.sdp).to_vec()).unwrap();
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 101"), "{text}");
+        let crypto: Vec<&str> = text.lines().filter(|l| l.starts_with("a=crypto")).collect();
+        assert_eq!(crypto.len(), 1, "{text}");
+        let ours = parse_crypto(crypto[0].trim_start_matches("a=crypto:")).unwrap();
+        assert_eq!((ours.tag, ours.suite), (1, SrtpSuite::AesCm128HmacSha1_32));
+        assert_eq!(ours.key, KeySalt([9; 30]));
+    }
+
+    #[test]
+    fn policy_decides_plain_and_secure_offers() {
+        // Required: a plain offer is 488 with its own error.
+        assert_eq!(
+            answer(&parse(PLAIN), &caps(SrtpPolicy::Required)).err(),
+            Some(Error::SrtpRequired)
+        );
+        assert_eq!(Error::SrtpRequired.status_code(), Some(488));
+        // Optional: plain is answered plain.
+        let a = answer(&parse(PLAIN), &caps(SrtpPolicy::Optional)).unwrap();
+        assert!(a.media[0].as_ref().unwrap().srtp.is_none());
+        // Off (or no SRTP configured): RTP/SAVP is declined.
+        assert_eq!(
+            answer(&parse(BARESIP_SAVP), &caps(SrtpPolicy::Off)).err(),
+            Some(Error::NoCommonCodec)
+        );
+        assert_eq!(
+            answer(&parse(BARESIP_SAVP), &local()).err(),
+            Some(Error::NoCommonCodec)
+        );
+    }
+
+    #[test]
+    fn unusable_crypto_lines_are_a_488_saying_why_never_a_panic() {
+        let one = |line: &str| {
+            format!(
+                "v=0\no=- 1 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                 m=audio 10000 RTP/SAVP 0\na=rtpmap:0 PCMU/8000\n{line}"
+            )
+        };
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
+        let cases: Vec<(String, Error)> = vec![
+            (
+                one(""),
+                Error::Crypto(CryptoError::Malformed {
+                    what: "no a=crypto line",
+                }),
+            ),
+            (
+                one(&format!(
+                    "a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{key}\n"
+                )),
+                Error::Crypto(CryptoError::UnsupportedSuite {
+                    suite: "AES_256_CM_HMAC_SHA1_80".into(),
+                }),
+            ),
+            (
+                one(&format!(
+                    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^31|1:4\n"
+                )),
+                Error::Crypto(CryptoError::MkiUnsupported),
+            ),
+            (
+                one("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ=\n"),
+                Error::Crypto(CryptoError::BadKey),
+            ),
+            (
+                one("a=crypto:\n"),
+                Error::Crypto(CryptoError::Malformed { what: "tag" }),
+            ),
+        ];
+        for (offer, want) in cases {
+            let got = answer(&parse(&offer), &caps(SrtpPolicy::Required)).err();
+            assert_eq!(got.as_ref(), Some(&want), "{offer}");
+            assert_eq!(want.status_code(), Some(488));
+        }
+        // A bad line before a good one: the good one is used.
+        let offer = one(&format!(
+            "a=crypto:1 F8_128_HMAC_SHA1_80 inline:{key}\na=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{key}\n"
+        ));
+        let a = answer(&parse(&offer), &caps(SrtpPolicy::Required)).unwrap();
+        assert_eq!(
+            a.media[0].as_ref().unwrap().srtp.unwrap().suite,
+            SrtpSuite::AesCm128HmacSha1_80
+        );
+    }
+
+    #[test]
+    fn required_offers_savp_and_reads_the_peers_key_from_its_answer() {
+        let ours = caps(SrtpPolicy::Required);
+        let offer = build_offer(&ours);
+        let text = String::from_utf8(sdp_to_bytes(&offer).to_vec()).unwrap();
+        assert!(text.contains("RTP/SAVP"), "{text}");
+        assert_eq!(text.matches("a=crypto:").count(), 2, "{text}");
+        // Optional offers stay plain, without crypto lines (best-effort SRTP in
+        // RTP/AVP confuses peers that do not know it).
+        let plain =
+            String::from_utf8(sdp_to_bytes(&build_offer(&caps(SrtpPolicy::Optional))).to_vec())
+                .unwrap();
+        assert!(
+            plain.contains("RTP/AVP") && !plain.contains("crypto"),
+            "{plain}"
+        );
+
+        // The peer answers our offer as Parley would.
+        let mut peer = caps(SrtpPolicy::Optional);
+        peer.srtp = Some(LocalSrtp {
+            policy: SrtpPolicy::Optional,
+            key: KeySalt([3; 30]),
+        });
+        let ans = answer(&parse_sdp(&sdp_to_bytes(&offer)).unwrap(), &peer).unwrap();
+        let read = read_answer(&parse_sdp(&sdp_to_bytes(&ans.sdp)).unwrap(), &ours).unwrap();
+        let srtp = read[0].as_ref().unwrap().srtp.unwrap();
+        assert_eq!(srtp.suite, SrtpSuite::AesCm128HmacSha1_80);
+        assert_eq!(
+            (srtp.local, srtp.remote),
+            (KeySalt([9; 30]), KeySalt([3; 30]))
+        );
+        // A plain answer to a required offer is refused.
+        assert_eq!(
+            read_answer(&parse(PLAIN), &ours).err(),
+            Some(Error::SrtpRequired)
+        );
+    }
+}

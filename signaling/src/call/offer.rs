@@ -8,14 +8,20 @@
 //! - an INVITE without SDP gets our offer in the 200 (PCMU with telephone-event/8000,
 //!   the one codec every peer has) and the caller's answer is read from the ACK; an ACK
 //!   without a usable answer ends the call with a BYE (RFC 3261 §13.2.2.4 leaves the
-//!   UAS no other choice).
+//!   UAS no other choice);
+//! - SDES-SRTP (RFC 4568) by the caller's side's policy: an `RTP/SAVP` offer with an
+//!   `a=crypto` line we accept is answered with a fresh random key of ours and the leg
+//!   encrypts and authenticates its media; `required` refuses a plain offer (488), and
+//!   an INVITE without SDP too (the leg's keys must be known when it is created).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use parley_media::srtp::{SrtpKeys, SrtpProfile};
 use parley_media::{Codec, LegConfig, TelephoneEvent};
 use parley_sip_proto::message::Request;
 use parley_sip_proto::offer_answer::{self, LocalCapabilities, NegotiatedMedia};
+use parley_sip_proto::sdes::{KeySalt, LocalSrtp, NegotiatedSrtp, SrtpPolicy, SrtpSuite};
 use sdp::description::session::SessionDescription;
 
 use super::Call;
@@ -60,6 +66,18 @@ fn fmtp_flag(fmtp: Option<&str>, key: &str) -> bool {
     })
 }
 
+/// The media engine's SRTP keys for what offer/answer agreed.
+fn srtp_keys(n: &NegotiatedSrtp) -> SrtpKeys {
+    SrtpKeys {
+        profile: match n.suite {
+            SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::AesCm128HmacSha1_80,
+            SrtpSuite::AesCm128HmacSha1_32 => SrtpProfile::AesCm128HmacSha1_32,
+        },
+        local: n.local.0,
+        remote: n.remote.0,
+    }
+}
+
 /// The leg for a negotiated m-line of `sdp` (the offer, or the answer to our offer).
 fn leg_config(
     sdp: &SessionDescription,
@@ -92,6 +110,7 @@ fn leg_config(
         payload_type,
         clock_rate: te_rate.unwrap_or(8000),
     });
+    cfg.srtp = neg.srtp.as_ref().map(srtp_keys);
     cfg
 }
 
@@ -100,9 +119,13 @@ pub(super) fn choose(
     invite: &Request,
     ip: IpAddr,
     timeout: Option<Duration>,
+    srtp: SrtpPolicy,
 ) -> Result<Choice, (u16, &'static str)> {
     let body = invite.body();
     if body.iter().all(u8::is_ascii_whitespace) {
+        if srtp == SrtpPolicy::Required {
+            return Err((488, "Not Acceptable Here"));
+        }
         let mut caps = g711_caps(ip);
         caps.codecs.retain(|c| !c.name.eq_ignore_ascii_case("PCMA"));
         let mut cfg = LegConfig::g711(Codec::Pcmu);
@@ -115,9 +138,19 @@ pub(super) fn choose(
         });
     }
     let offer = offer_answer::parse_sdp(body).map_err(|_| (488, "Not Acceptable Here"))?;
-    for caps in [g711_caps(ip), opus_caps(ip)] {
-        let Ok(first) = offer_answer::answer(&offer, &caps) else {
-            continue;
+    // One fresh key per call (never reused across calls or legs).
+    let local = LocalSrtp {
+        policy: srtp,
+        key: KeySalt::random(),
+    };
+    for mut caps in [g711_caps(ip), opus_caps(ip)] {
+        caps.srtp = Some(local);
+        let first = match offer_answer::answer(&offer, &caps) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(error = %e, "offer not answerable with these codecs");
+                continue;
+            }
         };
         let Some(neg) = first.media.iter().flatten().next() else {
             continue;
@@ -196,12 +229,12 @@ mod tests {
         let both = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 4000 RTP/AVP 111 0 101\na=rtpmap:111 opus/48000/2\n\
                     a=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\n";
-        let c = choose(&invite(both), LO, None).unwrap();
+        let c = choose(&invite(both), LO, None, SrtpPolicy::Optional).unwrap();
         assert_eq!(c.cfg.codec, Codec::Pcmu);
         let opus = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 4000 RTP/AVP 96 97\na=rtpmap:96 opus/48000/2\n\
                     a=fmtp:96 useinbandfec=1; usedtx=1\na=rtpmap:97 telephone-event/48000\n";
-        let c = choose(&invite(opus), LO, None).unwrap();
+        let c = choose(&invite(opus), LO, None, SrtpPolicy::Optional).unwrap();
         assert_eq!(
             c.cfg.codec,
             Codec::Opus {
@@ -221,14 +254,51 @@ mod tests {
         let g722 = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 4000 RTP/AVP 9\na=rtpmap:9 G722/8000\n";
         assert_eq!(
-            choose(&invite(g722), LO, None).err(),
+            choose(&invite(g722), LO, None, SrtpPolicy::Optional).err(),
+            Some((488, "Not Acceptable Here"))
+        );
+    }
+
+    #[test]
+    fn an_srtp_offer_gets_a_keyed_leg_and_required_refuses_plain_offers() {
+        let savp = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                    m=audio 4000 RTP/SAVP 0 101\na=rtpmap:0 PCMU/8000\n\
+                    a=rtpmap:101 telephone-event/8000\n\
+                    a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n";
+        let c = choose(&invite(savp), LO, None, SrtpPolicy::Optional).unwrap();
+        let keys = c.cfg.srtp.unwrap();
+        assert_eq!(keys.profile, SrtpProfile::AesCm128HmacSha1_80);
+        assert_eq!(&keys.remote[..4], b"YS__");
+        // Our key is fresh per call.
+        let again = choose(&invite(savp), LO, None, SrtpPolicy::Optional).unwrap();
+        assert_ne!(again.cfg.srtp.unwrap().local, keys.local);
+        // Off: SAVP is declined.
+        assert_eq!(
+            choose(&invite(savp), LO, None, SrtpPolicy::Off).err(),
+            Some((488, "Not Acceptable Here"))
+        );
+        let plain = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
+                    m=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+        assert!(
+            choose(&invite(plain), LO, None, SrtpPolicy::Optional)
+                .unwrap()
+                .cfg
+                .srtp
+                .is_none()
+        );
+        assert_eq!(
+            choose(&invite(plain), LO, None, SrtpPolicy::Required).err(),
+            Some((488, "Not Acceptable Here"))
+        );
+        assert_eq!(
+            choose(&invite(""), LO, None, SrtpPolicy::Required).err(),
             Some((488, "Not Acceptable Here"))
         );
     }
 
     #[test]
     fn no_sdp_means_we_offer_pcmu() {
-        let c = choose(&invite(""), LO, None).unwrap();
+        let c = choose(&invite(""), LO, None, SrtpPolicy::Optional).unwrap();
         assert!(c.offer.is_none());
         assert_eq!(c.cfg.codec, Codec::Pcmu);
         let names: Vec<&str> = c.caps.codecs.iter().map(|c| c.name.as_str()).collect();

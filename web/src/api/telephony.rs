@@ -56,7 +56,9 @@ async fn set_sip_account(
     Json(body): Json<SipAccountPatch>,
 ) -> ApiResult<axum::Json<SipAccount>> {
     let is_admin = a.require(Role::Admin).is_ok();
-    if !is_admin && (a.user.id != id || body.extension.is_some()) {
+    // The SRTP policy is the admin's (a user must not turn encryption off for their
+    // own phones).
+    if !is_admin && (a.user.id != id || body.extension.is_some() || body.srtp.is_some()) {
         return Err(ApiError::forbidden(Role::Admin));
     }
     // Changing one's own SIP password needs the web password again (admins too, for

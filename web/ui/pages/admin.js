@@ -100,6 +100,8 @@ async function editUser(el, u, s, skillList, reload, devices = []) {
     field('New password', h('input', { name: 'password', type: 'password', autocomplete: 'new-password', placeholder: 'unchanged' })),
     field('Extension', h('input', { name: 'extension', value: (s && s.extension) || '' })),
     field('New SIP password', h('input', { name: 'sip_password', type: 'password', autocomplete: 'new-password', placeholder: s && s.has_password ? 'unchanged' : 'not set' })),
+    // SDES-SRTP for this user's phones (SECURITY.md, "Media encryption").
+    field('SRTP', h('select', { name: 'srtp' }, ['optional', 'required', 'off'].map((m) => h('option', { value: m, selected: m === ((s && s.srtp) || 'optional') }, m)))),
     // Changing one's own SIP password needs one's web password again (SECURITY.md).
     self ? field('Your current password (for a new SIP password)', h('input', { name: 'current_password', type: 'password', autocomplete: 'current-password' })) : null,
     btn, out);
@@ -109,8 +111,9 @@ async function editUser(el, u, s, skillList, reload, devices = []) {
       const v = values(form);
       await patch('/users/' + enc(u.id), { name: v.name, role: v.role, active: v.active, password: opt(v.password) });
       const ext = v.extension.trim();
-      if ((ext && ext !== ((s && s.extension) || '')) || v.sip_password) {
-        await put('/users/' + enc(u.id) + '/sip', { extension: ext && ext !== ((s && s.extension) || '') ? ext : null, password: opt(v.sip_password), current_password: self ? opt(v.current_password) : null });
+      const srtpChanged = s && v.srtp && v.srtp !== s.srtp;
+      if ((ext && ext !== ((s && s.extension) || '')) || v.sip_password || srtpChanged) {
+        await put('/users/' + enc(u.id) + '/sip', { extension: ext && ext !== ((s && s.extension) || '') ? ext : null, password: opt(v.sip_password), current_password: self ? opt(v.current_password) : null, srtp: srtpChanged ? v.srtp : null });
       }
       toast('Saved');
       await reload();
@@ -279,6 +282,7 @@ async function telephony(el) {
     field('Outbound target', h('input', { name: 'outbound_target', placeholder: 'sip.example.net:5060' })),
     field('Transport', h('select', { name: 'transport' }, ['udp', 'tcp'].map((t) => h('option', { value: t }, t)))),
     field('Caller ID', h('input', { name: 'caller_id', placeholder: '+15550100' })),
+    field('SRTP', h('select', { name: 'srtp' }, ['optional', 'required', 'off'].map((m) => h('option', { value: m, selected: m === ('optional') }, m))), 'required: use SIP over TLS'),
     tBtn, tOut);
   let editing = null; // the trunk being edited, or null for a new one
   const tTitle = h('h2', {}, 'New trunk');
@@ -293,6 +297,7 @@ async function telephony(el) {
     f.outbound_target.value = t.outbound_target || '';
     f.transport.value = t.transport;
     f.caller_id.value = t.caller_id || '';
+    f.srtp.value = t.srtp || 'optional';
     tTitle.textContent = `Edit trunk ${t.name}`;
     tBtn.textContent = 'Save trunk';
     f.name.focus();
@@ -306,6 +311,7 @@ async function telephony(el) {
         inbound_addresses: v.inbound_addresses.split(',').map((s) => s.trim()).filter(Boolean),
         inbound_username: opt(v.inbound_username), inbound_password: opt(v.inbound_password),
         outbound_target: opt(v.outbound_target), transport: v.transport, caller_id: opt(v.caller_id),
+        srtp: v.srtp,
       });
       toast(editing ? 'Trunk saved' : 'Trunk added');
       await telephony(el);
@@ -334,6 +340,7 @@ async function telephony(el) {
         { label: 'Outbound', get: (t) => t.outbound_target || '—' },
         { label: 'Transport', get: (t) => t.transport },
         { label: 'Caller ID', get: (t) => t.caller_id || '—' },
+        { label: 'SRTP', get: (t) => t.srtp },
         { label: '', get: (t) => h('button', { type: 'button', class: 'ghost', onclick: rm('/trunks/' + enc(t.id), `trunk ${t.name} and its numbers`) }, 'Delete') },
       ])),
     h('section', { class: 'card' }, tTitle, tForm),

@@ -1,0 +1,304 @@
+//! SDES-SRTP on SIP legs (issue #13, Media), part of the `sip` test binary: a real
+//! peer, Debian's `baresip` with `mediaenc=srtp-mand`, calls Parley's echo test;
+//! its audio (a 440 Hz tone from a WAV file) must come back through Parley, which
+//! has to decrypt it and encrypt it again, and baresip has to decrypt what Parley
+//! sends. A trunk whose SRTP policy is `required` refuses a plain RTP/AVP offer
+//! with 488, and still takes baresip's SRTP call.
+//!
+//! The baresip helpers are here (not shared): another test file drives baresip for
+//! a different purpose.
+
+use std::io::Read as _;
+use std::time::Instant;
+
+use parley_sip_proto::sdes::parse_crypto;
+
+use super::*;
+
+/// A baresip run in its own config folder: plays `tone.wav` into the call and dumps
+/// what it decodes (module `sndfile`) to `dump-*-dec.wav`.
+struct Baresip {
+    dir: PathBuf,
+}
+
+impl Drop for Baresip {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// 8 kHz mono S16LE (what baresip's `aufile` needs for PCMU): a tone of `freq` Hz.
+fn write_tone(path: &Path, freq: f64, secs: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let n = (8000.0 * secs) as usize;
+    for i in 0..n {
+        let v = (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin() * 8000.0;
+        w.write_sample(v as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Relative power of `freq` in `pcm` (Goertzel), 0..=1 of the signal's power.
+fn tone_share(pcm: &[i16], freq: f64, rate: f64) -> f64 {
+    let k = 2.0 * (2.0 * std::f64::consts::PI * freq / rate).cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut energy = 0.0f64;
+    for &x in pcm {
+        let x = f64::from(x);
+        let s = x + k * s1 - s2;
+        s2 = s1;
+        s1 = s;
+        energy += x * x;
+    }
+    let power = s1 * s1 + s2 * s2 - k * s1 * s2;
+    if energy == 0.0 {
+        return 0.0;
+    }
+    (2.0 * power / (pcm.len() as f64 * energy)).min(1.0)
+}
+
+impl Baresip {
+    fn new(tag: &str) -> Baresip {
+        let dir = temp_dir(&format!("baresip-{tag}"));
+        write_tone(&dir.join("tone.wav"), 440.0, 4.0);
+        let port = free_port();
+        // An RTP port pair of its own (four free ports from the shared sequence).
+        let rtp = free_media_port();
+        let config = format!(
+            "poll_method\t\tpoll\n\
+             sip_listen\t\t127.0.0.1:{port}\n\
+             sip_transports\t\tudp\n\
+             audio_player\t\talsa,null\n\
+             audio_source\t\taufile,{tone}\n\
+             audio_alert\t\talsa,null\n\
+             audio_srate\t\t8000\n\
+             audio_channels\t\t1\n\
+             rtp_ports\t\t{rtp}-{rtp_end}\n\
+             snd_path\t\t{dir}\n\
+             module_path\t\t/usr/lib/baresip/modules\n\
+             module\t\t\tg711.so\n\
+             module\t\t\taufile.so\n\
+             module\t\t\talsa.so\n\
+             module\t\t\tsrtp.so\n\
+             module\t\t\tsndfile.so\n\
+             module_app\t\tmenu.so\n\
+             module_app\t\taccount.so\n",
+            tone = dir.join("tone.wav").display(),
+            dir = dir.display(),
+            rtp_end = rtp + 3,
+        );
+        std::fs::write(dir.join("config"), config).unwrap();
+        std::fs::write(
+            dir.join("accounts"),
+            "<sip:srtp-test@127.0.0.1>;regint=0;mediaenc=srtp-mand;audio_codecs=PCMU\n",
+        )
+        .unwrap();
+        Baresip { dir }
+    }
+
+    /// Dials `uri`, runs for `secs` seconds with SIP tracing, returns its output.
+    fn call(&self, uri: &str, secs: u32) -> String {
+        let out = Command::new("baresip")
+            .arg("-f")
+            .arg(&self.dir)
+            // Loopback only: without -n it puts the host's own address in its SDP.
+            .args(["-4", "-n", "127.0.0.1", "-s", "-t", &secs.to_string()])
+            .args(["-e", &format!("/dial {uri}")])
+            .stdin(Stdio::null())
+            .output()
+            .expect("baresip is installed (apt install baresip)");
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        text
+    }
+
+    /// The audio baresip decoded from the call (its `sndfile` dump).
+    fn decoded(&self) -> Vec<i16> {
+        let dump = std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.ends_with("-dec.wav"))
+            });
+        let Some(dump) = dump else {
+            return Vec::new();
+        };
+        let mut bytes = Vec::new();
+        std::fs::File::open(&dump)
+            .unwrap()
+            .read_to_end(&mut bytes)
+            .unwrap();
+        match hound::WavReader::new(std::io::Cursor::new(bytes)) {
+            Ok(r) => r.into_samples::<i16>().filter_map(Result::ok).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+/// The SDP body of the first `200 OK` to an INVITE in baresip's SIP trace.
+fn answer_in_trace(trace: &str) -> Option<String> {
+    let i = trace.find("SIP/2.0 200 OK")?;
+    let rest = &trace[i..];
+    let j = rest.find("v=0")?;
+    let body = &rest[j..];
+    let end = body.find("\n\n").unwrap_or(body.len());
+    Some(body[..end].to_owned())
+}
+
+fn assert_srtp_echo(b: &Baresip, trace: &str) {
+    let answer = answer_in_trace(trace).unwrap_or_else(|| panic!("no 200 OK answer:\n{trace}"));
+    assert!(answer.contains("RTP/SAVP"), "answer: {answer}");
+    let crypto = answer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=crypto:"))
+        .unwrap_or_else(|| panic!("no a=crypto in the answer: {answer}"));
+    parse_crypto(crypto).unwrap();
+    let heard = b.decoded();
+    // 4 s of tone sent; the echo is what baresip decrypted and decoded. Skip the
+    // first half second (jitter buffers filling), then look at the tone.
+    assert!(
+        heard.len() > 8000,
+        "baresip decoded {} samples:\n{trace}",
+        heard.len()
+    );
+    // 50 ms blocks (22 periods of 440 Hz exactly): the loud ones must be the tone.
+    // (Per block: jitter buffer gaps and concealment break the phase between blocks.)
+    let blocks: Vec<&[i16]> = heard[4000..]
+        .chunks_exact(400)
+        .filter(|b| b.iter().filter(|s| s.unsigned_abs() > 2000).count() > 100)
+        .collect();
+    assert!(
+        blocks.len() >= 40,
+        "the echo is (mostly) silent: {} loud 50 ms blocks of {} samples",
+        blocks.len(),
+        heard.len()
+    );
+    let tonal = blocks
+        .iter()
+        .filter(|b| tone_share(b, 440.0, 8000.0) > 0.5)
+        .count();
+    // Audio that failed to decrypt would decode as noise (a share near 1/200); the
+    // echo through a loaded machine's jitter buffers has some concealed blocks.
+    assert!(
+        tonal >= 30 && tonal * 10 >= blocks.len() * 6,
+        "{tonal} of {} loud blocks are the 440 Hz tone",
+        blocks.len()
+    );
+}
+
+#[test]
+fn baresip_with_mandatory_srtp_hears_its_audio_back_through_the_echo_test() {
+    let p = start("srtp-echo", &[]);
+    let b = Baresip::new("echo");
+    let started = Instant::now();
+    // From 127.0.0.1, the demo trunk's address: "43" is the echo test.
+    let trace = b.call(&format!("sip:43@{}", p.sip), 6);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_srtp_echo(&b, &trace);
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 1);
+}
+
+/// A plain RTP/AVP INVITE to `number` from a raw UDP socket; the final status.
+fn plain_invite_status(p: &Parley, number: &str) -> u16 {
+    let uac = ProtoUac::new(p.sip);
+    let me = uac.me;
+    let mut h = Headers::new();
+    h.push("Via", uac.via().to_string());
+    h.push("Max-Forwards", "70");
+    let mut rng = rand::rng();
+    let tag = parley_sip_proto::dialog::random_token(&mut rng, 10);
+    let call_id = parley_sip_proto::dialog::random_token(&mut rng, 16);
+    h.push("From", format!("<sip:plain@{}>;tag={tag}", me.ip()));
+    h.push("To", format!("<sip:{number}@{}>", p.sip));
+    h.push("Call-ID", format!("plain-{call_id}@uac.test"));
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:plain@{me}>"));
+    h.push("Content-Type", "application/sdp");
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        uac.rtp.local_addr().unwrap().port()
+    );
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:{number}@{}", p.sip),
+        h,
+        bytes::Bytes::from(sdp),
+    )
+    .unwrap();
+    uac.send(&invite);
+    loop {
+        if let SipMessage::Response(r) = uac.recv()
+            && r.code() >= 200
+        {
+            if r.code() == 200 {
+                // Not expected; end the call politely.
+                let mut d =
+                    parley_sip_proto::dialog::Dialog::uac(&invite, &r, &format!("sip:plain@{me}"))
+                        .unwrap();
+                uac.send(&d.create_ack(1, &uac.via(), None).unwrap());
+                uac.hang_up(&mut d);
+            }
+            return r.code();
+        }
+    }
+}
+
+#[test]
+fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
+    let p = start("srtp-required", &[]);
+    let admin = admin_token(&p);
+    // Plain RTP is fine while the demo trunk's policy is the default (optional).
+    assert_eq!(plain_invite_status(&p, "43"), 200);
+    let trunks = http(&p, "GET", "/api/v1/trunks", Some(&admin), None);
+    let trunk = trunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["inbound_addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "127.0.0.1")
+        })
+        .unwrap()
+        .clone();
+    assert_eq!(trunk["srtp"], "optional");
+    let mut input = json!({
+        "name": trunk["name"],
+        "inbound_addresses": trunk["inbound_addresses"],
+        "transport": trunk["transport"],
+        "caller_id": trunk["caller_id"],
+        "srtp": "required",
+    });
+    if let Some(t) = trunk["outbound_target"].as_str() {
+        input["outbound_target"] = json!(t);
+    }
+    let id = trunk["id"].as_str().unwrap();
+    let updated = http(
+        &p,
+        "PUT",
+        &format!("/api/v1/trunks/{id}"),
+        Some(&admin),
+        Some(input),
+    );
+    assert_eq!(updated["srtp"], "required");
+    // The echo test and the demo number (its IVR) both refuse plain RTP now.
+    assert_eq!(plain_invite_status(&p, "43"), 488);
+    assert_eq!(plain_invite_status(&p, "+15550100"), 488);
+    // A peer that offers SRTP still gets through, and hears its audio back.
+    let b = Baresip::new("required");
+    let trace = b.call(&format!("sip:43@{}", p.sip), 6);
+    assert_srtp_echo(&b, &trace);
+}

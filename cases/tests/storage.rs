@@ -7,6 +7,7 @@ mod common;
 mod flows;
 mod recordings;
 mod surveys;
+mod work_items;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};
 use parley_cases::customers::{Consent, NewCustomer, RawIdentity};

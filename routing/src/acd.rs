@@ -913,11 +913,23 @@ impl Task {
         action: WorkAction,
         reply: oneshot::Sender<Result<(), parley_cases::Error>>,
     ) {
-        if self.work.get(&item) != Some(&actor.tenant_id) {
-            let _ = reply.send(Err(parley_cases::Error::NotFound {
-                entity: "work_item",
-            }));
-            return;
+        match self.work.get(&item) {
+            Some(t) if *t == actor.tenant_id => {}
+            Some(_) => {
+                let _ = reply.send(Err(parley_cases::Error::NotFound {
+                    entity: "work_item",
+                }));
+                return;
+            }
+            None => {
+                // Not (or no longer) routed: completed, expired, or never ours.
+                let _ = reply.send(Err(parley_cases::Error::InvalidTransition {
+                    entity: "work_item",
+                    from: "closed".to_owned(),
+                    to: action.target().as_str().to_owned(),
+                }));
+                return;
+            }
         }
         let user = actor.user_id.clone().unwrap_or_default();
         let offered = self.router.offered_to(&item) == Some(user.as_str());

@@ -691,6 +691,18 @@ impl parley_web::AcdView for AcdView {
     fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)> {
         self.0.agent_presence(tenant_id)
     }
+
+    fn work_item(
+        &self,
+        actor: parley_cases::Actor,
+        item: String,
+        action: parley_cases::work_items::WorkAction,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), parley_cases::Error>> + Send + 'static>,
+    > {
+        let acd = self.0.clone();
+        Box::pin(async move { acd.work_item(actor, item, action).await })
+    }
 }
 
 /// Live calls and their controls seen from the HTTP API.

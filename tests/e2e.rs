@@ -507,3 +507,295 @@ async fn a_fresh_server_has_no_demo_tenant_and_sends_security_headers() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next event of type `ty` on the event stream (30 s at most), skipping others.
+async fn next_event(ws: &mut Ws, ty: &str) -> Value {
+    use futures_util::StreamExt as _;
+    let fut = async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == ty {
+                    return v;
+                }
+            }
+        }
+        panic!("event stream closed before {ty}");
+    };
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("no {ty} within 30 s"))
+}
+
+/// Issue #15's work items over HTTP: an integration creates tasks in a queue; the
+/// router offers each to an agent with capacity on the async channel (5), over the
+/// agent's event stream; the agent accepts and completes; items beyond the first
+/// agent's capacity wait and go to a second agent once available; a declined offer
+/// moves on to the other agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
+    use reqwest::Method as M;
+    let dir = tempdir();
+    let server = start(&dir, None, &["serve", "--demo"]);
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let admin = api
+        .login("demo", "admin@demo.parley.test", &server.admin_password)
+        .await;
+    let ok = |(s, v): (u16, Value)| {
+        assert!((200..300).contains(&s), "{s} {v}");
+        v
+    };
+    // A skill only our two agents have (the demo's agents stay out of it), and a queue.
+    let skill = ok(api
+        .call(
+            M::POST,
+            "/api/v1/skills",
+            Some(&admin),
+            Some(json!({"name": "back office"})),
+        )
+        .await);
+    let sid = skill["id"].as_str().unwrap().to_owned();
+    ok(api
+        .call(
+            M::POST,
+            "/api/v1/queues",
+            Some(&admin),
+            Some(
+                json!({"name": "back", "skills": [{"skill": sid, "min_proficiency": 1}],
+                        "ring_timeout_s": 120}),
+            ),
+        )
+        .await);
+    let mut agents = Vec::new();
+    for (name, ext) in [("ann", "2101"), ("bob", "2102")] {
+        let u = ok(api
+            .call(
+                M::POST,
+                "/api/v1/users",
+                Some(&admin),
+                Some(
+                    json!({"email": format!("{name}@demo.parley.test"), "name": name,
+                            "role": "agent", "password": "long enough pw"}),
+                ),
+            )
+            .await);
+        let id = u["id"].as_str().unwrap().to_owned();
+        ok(api
+            .call(
+                M::PUT,
+                &format!("/api/v1/users/{id}/sip"),
+                Some(&admin),
+                Some(json!({"extension": ext, "password": "a sip password"})),
+            )
+            .await);
+        ok(api
+            .call(
+                M::PUT,
+                &format!("/api/v1/users/{id}/skills/{sid}"),
+                Some(&admin),
+                Some(json!({"proficiency": 3})),
+            )
+            .await);
+        let token = api
+            .login(
+                "demo",
+                &format!("{name}@demo.parley.test"),
+                "long enough pw",
+            )
+            .await;
+        let url = format!(
+            "{}/api/v1/events?access_token={token}",
+            server.base.replace("http://", "ws://")
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        agents.push((id, token, ws));
+    }
+    let (mut ann, mut bob) = {
+        let mut it = agents.into_iter();
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    let available = |id: &str| format!("/api/v1/users/{id}/presence");
+    ok(api
+        .call(
+            M::PUT,
+            &available(&ann.0),
+            Some(&ann.1),
+            Some(json!({"status": "available"})),
+        )
+        .await);
+
+    // Six tasks; Ann takes five (her async capacity), one offer at a time.
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        let v = ok(api
+            .call(
+                M::POST,
+                "/api/v1/work-items",
+                Some(&admin),
+                Some(json!({"kind": "task", "queue": "back", "priority": "P2",
+                            "title": format!("Check order {n}")})),
+            )
+            .await);
+        assert_eq!(v["state"], "queued", "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let mut taken = Vec::new();
+    for _ in 0..5 {
+        let offer = next_event(&mut ann.2, "work_item.offered").await;
+        let id = offer["data"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(offer["data"]["agent_id"], ann.0.as_str());
+        let v = ok(api
+            .call(
+                M::POST,
+                &format!("/api/v1/work-items/{id}/accept"),
+                Some(&ann.1),
+                None,
+            )
+            .await);
+        assert_eq!(
+            (v["state"].as_str(), v["agent_id"].as_str()),
+            (Some("assigned"), Some(ann.0.as_str()))
+        );
+        let _ = next_event(&mut ann.2, "work_item.assigned").await;
+        taken.push(id);
+    }
+    taken.sort();
+    let (s, mine) = api
+        .call(M::GET, "/api/v1/work-items?mine", Some(&ann.1), None)
+        .await;
+    assert_eq!(s, 200);
+    let mut listed: Vec<String> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["id"].as_str().unwrap().to_owned())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, taken);
+    let sixth = ids.iter().find(|i| !taken.contains(i)).unwrap().clone();
+    // At capacity: the sixth waits (not offered to Ann).
+    let v = ok(api
+        .call(
+            M::GET,
+            &format!("/api/v1/work-items/{sixth}"),
+            Some(&admin),
+            None,
+        )
+        .await);
+    assert_eq!(v["state"], "queued", "{v}");
+    // Accepting what is not offered to you is refused.
+    let (s, _) = api
+        .call(
+            M::POST,
+            &format!("/api/v1/work-items/{sixth}/accept"),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    // Bob comes: the item beyond Ann's capacity is his.
+    ok(api
+        .call(
+            M::PUT,
+            &available(&bob.0),
+            Some(&bob.1),
+            Some(json!({"status": "available"})),
+        )
+        .await);
+    let offer = next_event(&mut bob.2, "work_item.offered").await;
+    assert_eq!(offer["data"]["id"], sixth.as_str());
+    ok(api
+        .call(
+            M::POST,
+            &format!("/api/v1/work-items/{sixth}/accept"),
+            Some(&bob.1),
+            None,
+        )
+        .await);
+
+    // Ann completes one, freeing a slot.
+    let done = ok(api
+        .call(
+            M::POST,
+            &format!("/api/v1/work-items/{}/complete", taken[0]),
+            Some(&ann.1),
+            None,
+        )
+        .await);
+    assert_eq!(done["state"], "completed");
+    let ev = next_event(&mut ann.2, "work_item.completed").await;
+    assert_eq!(ev["data"]["id"], taken[0].as_str());
+    // Completing it twice is refused.
+    let (s, _) = api
+        .call(
+            M::POST,
+            &format!("/api/v1/work-items/{}/complete", taken[0]),
+            Some(&ann.1),
+            None,
+        )
+        .await;
+    assert_eq!(s, 409);
+
+    let v = ok(api
+        .call(
+            M::POST,
+            "/api/v1/work-items",
+            Some(&admin),
+            Some(json!({"kind": "task", "queue": "back", "title": "One more"})),
+        )
+        .await);
+    let extra = v["id"].as_str().unwrap().to_owned();
+    // Both have capacity; whoever is offered it declines, and it moves on to the other.
+    let (offer, who) = tokio::select! {
+        v = next_event(&mut ann.2, "work_item.offered") => (v, 0),
+        v = next_event(&mut bob.2, "work_item.offered") => (v, 1),
+    };
+    assert_eq!(offer["data"]["id"], extra.as_str());
+    let (decliner, taker) = if who == 0 {
+        (&mut ann, &mut bob)
+    } else {
+        (&mut bob, &mut ann)
+    };
+    ok(api
+        .call(
+            M::POST,
+            &format!("/api/v1/work-items/{extra}/decline"),
+            Some(&decliner.1),
+            None,
+        )
+        .await);
+    let _ = next_event(&mut decliner.2, "work_item.revoked").await;
+    let offer = next_event(&mut taker.2, "work_item.offered").await;
+    assert_eq!(offer["data"]["id"], extra.as_str());
+    assert_eq!(offer["data"]["agent_id"], taker.0.as_str());
+
+    // Live metrics split the queue by channel.
+    let (s, live) = api
+        .call(M::GET, "/api/v1/queues/live", Some(&admin), None)
+        .await;
+    assert_eq!(s, 200);
+    let back = live
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "back")
+        .unwrap()
+        .clone();
+    let async_ch = back["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == "async")
+        .cloned()
+        .unwrap_or_else(|| panic!("{back}"));
+    assert!(async_ch["in_progress"].as_u64().unwrap() >= 5, "{back}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -303,6 +303,16 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Routed work items about them: the title (free text) goes.
+            sqlx::query(
+                "UPDATE work_items SET title = '[erased]', updated_at = $3
+                 WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
         }
         let mut receipt = ErasureReceipt {
             customer_id: id.to_owned(),

@@ -59,6 +59,7 @@ pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
 mod types;
+pub mod work_items;
 
 pub use error::{Error, Result};
 pub use events::DomainEvent;

@@ -2,7 +2,8 @@
 //! audited), the tenant's call-recording policy, and call detail records (CDRs) with
 //! per-queue and per-agent statistics over a time range.
 //!
-//! Routing itself is the pure [`crate::routing::Router`]; the runtime that owns it loads
+//! Routing itself is the pure router of `parley-routing` (over the types of
+//! [`crate::routing`]); its runtime that owns it loads
 //! queues and agents from here ([`Store::routing_queues`], [`Store::routing_agents`])
 //! and follows `queue.*` and `agent.presence_changed` [`DomainEvent`]s.
 //!
@@ -80,6 +81,7 @@ impl Queue {
             ring_timeout_s: self.ring_timeout_s,
             max_missed_offers: self.max_missed_offers,
             priority_aging_per_min: self.priority_aging_per_min,
+            ..QueueConfig::new(&self.id, &self.tenant_id, &self.name)
         }
     }
 }

@@ -8,6 +8,7 @@ mod flows;
 mod outbox;
 mod recordings;
 mod surveys;
+mod work_items;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};
 use parley_cases::customers::{Consent, NewCustomer, RawIdentity};

@@ -24,7 +24,7 @@
 //!   task) and commands to call tasks — hold, mute, transfers, conference, supervisor
 //!   listen/whisper/barge/take over, hang-up, disposition, click-to-call — read and sent
 //!   through [`Controls`] ([`SipServer::controls`]).
-//! - [`Acd`]: **one task** owning the pure ACD router of `parley-cases`; IVR `enqueue`
+//! - [`Acd`]: **one task** owning the pure router (both in `parley-routing`, re-exported); IVR `enqueue`
 //!   nodes put calls into it (`call::queue`: music on hold, announcements, the chosen
 //!   agent rung, re-routing, bridging, recording, call records).
 //!
@@ -64,7 +64,7 @@
 //! agents rung with our own offer and bridged in a room; the call, its IVR trail and
 //! voicemail stored on the caller's timeline).
 
-mod acd;
+pub use parley_routing::acd;
 mod advertise;
 pub mod bans;
 pub mod browser;
@@ -408,10 +408,10 @@ impl SipServer {
             obs: obs.clone(),
         };
         if let Some(acd) = &config.acd {
-            acd.attach_dialer(Controls {
+            acd.attach_dialer(Arc::new(Controls {
                 reg: obs.calls.clone(),
                 origin: origin.clone(),
-            });
+            }));
         }
         let driver = Driver::new(
             TransactionLayer::new(config.timers),

@@ -440,6 +440,23 @@ pub trait AcdView: Send + Sync + 'static {
     fn queue_metrics(&self, tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics>;
     /// Live presence of the tenant's routable agents.
     fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)>;
+    /// An agent (`actor`) accepts, declines or completes a routed work item; answered
+    /// once the router decided and the new state is stored.
+    fn work_item(
+        &self,
+        actor: parley_cases::Actor,
+        item: String,
+        action: parley_cases::work_items::WorkAction,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), parley_cases::Error>> + Send + 'static>,
+    > {
+        let _ = (actor, item, action);
+        Box::pin(async {
+            Err(parley_cases::Error::Unsupported {
+                what: "routing of work items",
+            })
+        })
+    }
 }
 
 impl AppState {
@@ -549,6 +566,7 @@ impl AppState {
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
         (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
+        (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
     )

@@ -545,15 +545,44 @@ pub(super) struct Ctl {
     permit: Option<crate::dial::DialPermit>,
 }
 
-/// Ties a placed call to the ACD callback item it serves: the router hears when the
-/// agent answers and how the call ended.
-#[derive(Debug, Clone)]
-pub(crate) struct CallbackLink {
-    pub(crate) item: String,
-    pub(crate) attempt: u32,
-    pub(crate) agent: String,
-    pub(crate) acd: mpsc::Sender<crate::acd::AcdMsg>,
-    pub(crate) connected: bool,
+/// Ties a placed call to the ACD callback item it serves (the router's type).
+pub(crate) use parley_routing::acd::CallbackLink;
+
+/// The router places callbacks through the SIP server's controls.
+impl parley_routing::acd::Dialer for Controls {
+    fn place_callback(
+        &self,
+        dial: parley_routing::acd::CallbackDial,
+    ) -> parley_routing::acd::BoxFuture<
+        'static,
+        std::result::Result<String, parley_routing::RouterError>,
+    > {
+        let c = self.clone();
+        Box::pin(async move {
+            let req = Originate {
+                tenant_id: dial.tenant_id,
+                agent_user_id: dial.agent,
+                agent_extension: dial.agent_extension,
+                number: dial.number,
+            };
+            c.originate_with(req, Some(dial.link))
+                .await
+                .map_err(|e| parley_routing::RouterError::NotPlaced(e.to_string()))
+        })
+    }
+
+    fn hang_up(
+        &self,
+        tenant_id: String,
+        call_id: String,
+    ) -> parley_routing::acd::BoxFuture<'static, ()> {
+        let c = self.clone();
+        Box::pin(async move {
+            let _ = c
+                .command(&tenant_id, &call_id, crate::CallCommand::Hangup)
+                .await;
+        })
+    }
 }
 
 impl Ctl {

@@ -26,11 +26,11 @@ use parley_cases::dialpolicy::DialPath;
 use parley_cases::queues::{
     AgentLeg, CallOffered, CallRecord, Queue, RecordingDecision, recording_decision,
 };
-use parley_cases::routing::{MaxWaitAction, Missed};
 use parley_cases::timeline::Attachment;
 use parley_cases::{Actor, Timestamp};
 use parley_media::{PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
+use parley_routing::{MaxWaitAction, Missed};
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::MessageExt as _;
 use parley_sip_proto::offer_answer::LocalCapabilities;

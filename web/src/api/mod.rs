@@ -18,6 +18,7 @@ mod recordings;
 pub(crate) mod softphone;
 mod speech;
 mod telephony;
+mod work_items;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -33,6 +34,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(speech::router())
         .merge(recordings::router())
         .merge(dialpolicy::router())
+        .merge(work_items::router())
 }
 
 /// Common list parameters.

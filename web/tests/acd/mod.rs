@@ -30,6 +30,7 @@ impl AcdView for FakeRouter {
             service_level: Some(0.8),
             abandonment_rate: Some(0.1),
             aht_s: 90,
+            channels: vec![],
         }]
     }
     fn agent_presence(&self, _tenant_id: &str) -> Vec<(String, Presence)> {

@@ -401,6 +401,18 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         .await
         .unwrap();
     ids.insert("callback", cb.id);
+    let wi = t
+        .store
+        .create_work_item(
+            &Actor::system(&acme_id.tenant_id),
+            serde_json::from_value(
+                json!({"kind": "task", "queue": "sales", "title": "Check the order"}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    ids.insert("work_item", wi.id);
     ids.insert("call", "call-1".into());
     ids.insert("sip_call", "sip-1".into());
     World { ids }
@@ -519,6 +531,14 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::PUT, "/acd/recording", "/acd/recording", json!({"recording": "on"}), "UFFAO"),
         (M::GET, "/callbacks", "/callbacks", json!(null), "UFAAO"),
         (M::POST, "/callbacks/{id}/cancel", "/callbacks/{callback}/cancel", json!(null), "UFAAN"),
+        // Work items: no router runs here, so acting on one is refused (409) after the
+        // checks; the agent sees only items offered or assigned to them.
+        (M::GET, "/work-items", "/work-items", json!(null), "UAAAO"),
+        (M::POST, "/work-items", "/work-items", json!({"kind": "task", "queue": "{queue}", "title": "Call back", "priority": "P1"}), "UFAAR"),
+        (M::GET, "/work-items/{id}", "/work-items/{work_item}", json!(null), "UNAAN"),
+        (M::POST, "/work-items/{id}/accept", "/work-items/{work_item}/accept", json!(null), "UNAAN"),
+        (M::POST, "/work-items/{id}/decline", "/work-items/{work_item}/decline", json!(null), "UNAAN"),
+        (M::POST, "/work-items/{id}/complete", "/work-items/{work_item}/complete", json!(null), "UNAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),

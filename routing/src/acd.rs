@@ -1,9 +1,19 @@
-//! The ACD runtime: **one task** owns the pure [`Router`] of `parley-cases` and is the
-//! only place routing decisions are made. Call tasks send it [`AcdMsg`]s (a call joins
-//! a queue, an agent answered or missed, the caller left, the call ended) and get
-//! [`AcdEvent`]s back on their own unbounded channel (offer an agent, stop ringing,
-//! maximum wait reached), so the router never waits on a call task and a call task
-//! only waits for the router's short replies.
+//! The routing runtime: **one task** owns the pure [`Router`] and is the only place
+//! routing decisions are made, for every kind of work. It knows nothing of SIP: it
+//! talks to whoever offers work through channels.
+//!
+//! - Call tasks send it [`AcdMsg`]s (a call joins a queue, an agent answered or
+//!   missed, the caller left, the call ended) and get [`AcdEvent`]s back on their own
+//!   unbounded channel (offer an agent, stop ringing, maximum wait reached), so the
+//!   router never waits on a call task and a call task only waits for the router's
+//!   short replies.
+//! - Work items created over HTTP (`parley_cases::work_items`) reach it as
+//!   `work_item.created` events; an agent's accept, decline and complete come as
+//!   [`AcdMsg::Work`] with a reply; every decision about them (offered, revoked,
+//!   assigned, completed, expired) is written to the store in order by one writer task,
+//!   which publishes the `work_item.*` events to the agent concerned, and the reply to
+//!   the agent's request is sent once that write is done.
+//! - Callbacks are placed through a [`Dialer`] the SIP side implements.
 //!
 //! Configuration follows the store: queues and agents are loaded at start, then
 //! `queue.*` and `agent.presence_changed` [`parley_cases::DomainEvent`]s update the
@@ -29,19 +39,70 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use parley_cases::callbacks::CallbackState;
 use parley_cases::queues::{PresenceInput, Queue};
-use parley_cases::routing::{
-    AgentConfig, AgentStatus, MaxWaitAction, Missed, NewItem, Output, Presence, QueueMetrics,
-    Router,
-};
+use parley_cases::routing::{AgentConfig, AgentStatus, MaxWaitAction, Presence, QueueMetrics};
+use parley_cases::work_items::{WorkAction, WorkItem, WorkItemState};
 use parley_cases::{Actor, DomainEvent, Store, Timestamp};
+
+use crate::RouterError;
+use crate::router::{Missed, NewItem, Output, Router};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-/// What a call task asks of the router.
+/// A boxed future, for the [`Dialer`] trait.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A callback to place: ring the agent's phone, then dial the customer.
+#[derive(Debug, Clone)]
+pub struct CallbackDial {
+    /// Tenant.
+    pub tenant_id: String,
+    /// The agent (user id).
+    pub agent: String,
+    /// The agent's extension.
+    pub agent_extension: String,
+    /// The customer's number.
+    pub number: String,
+    /// What the placed call reports back to the router.
+    pub link: CallbackLink,
+}
+
+/// Ties a placed call to the callback item it serves: the router hears when the
+/// agent answers ([`AcdMsg::CallbackAnswered`]) and how the call ended
+/// ([`AcdMsg::CallbackEnded`]).
+#[derive(Debug, Clone)]
+pub struct CallbackLink {
+    /// The item.
+    pub item: String,
+    /// Which attempt.
+    pub attempt: u32,
+    /// The agent.
+    pub agent: String,
+    /// The router's inbox.
+    pub acd: mpsc::Sender<AcdMsg>,
+    /// The customer answered.
+    pub connected: bool,
+}
+
+/// How the router places callbacks and hangs calls up (implemented over the SIP
+/// server's call controls).
+pub trait Dialer: Send + Sync + std::fmt::Debug + 'static {
+    /// Places a callback; the placed call's id, or why not
+    /// ([`RouterError::NotPlaced`]).
+    fn place_callback(&self, dial: CallbackDial)
+    -> BoxFuture<'static, Result<String, RouterError>>;
+    /// Hangs a call up.
+    fn hang_up(&self, tenant_id: String, call_id: String) -> BoxFuture<'static, ()>;
+}
+
+/// What a call task (or the HTTP API) asks of the router.
 #[derive(Debug)]
-pub(crate) enum AcdMsg {
+#[allow(missing_docs)] // the fields are described on each variant
+pub enum AcdMsg {
     /// Put a call in a queue (by id or name). The reply is the queue's settings, or
     /// `None` when the tenant has no such queue.
     Enqueue {
@@ -98,7 +159,15 @@ pub(crate) enum AcdMsg {
     /// How callbacks are dialled: the SIP server's controls (set at its start, taken
     /// away at its shutdown: the controls hold this task's own sender, a cycle that
     /// would otherwise keep the task alive).
-    Dialer(Option<Box<crate::Controls>>),
+    Dialer(Option<Arc<dyn Dialer>>),
+    /// An agent (`user`) accepts, declines or completes work item `item` of
+    /// `tenant_id`. The reply comes once the new state is stored.
+    Work {
+        actor: Actor,
+        item: String,
+        action: WorkAction,
+        reply: oneshot::Sender<Result<(), parley_cases::Error>>,
+    },
     /// Attempt `attempt` of a callback was placed (its controls id): the agent's phone
     /// rings. A stale attempt (its offer was revoked meanwhile) is hung up.
     CallbackPlaced {
@@ -132,7 +201,7 @@ pub(crate) enum AcdMsg {
 }
 
 /// Attempts at reaching a customer for one callback before it is marked failed.
-pub(crate) const CALLBACK_ATTEMPTS: u32 = 3;
+pub const CALLBACK_ATTEMPTS: u32 = 3;
 
 /// A callback item the ACD task dials when the router offers it.
 #[derive(Debug, Clone)]
@@ -174,9 +243,57 @@ async fn write_progress(store: Store, mut rx: mpsc::UnboundedReceiver<Progress>)
     }
 }
 
+/// A work item's new state, for the writer task; `reply` answers the agent's request
+/// once stored.
+#[derive(Debug)]
+struct WorkWrite {
+    actor: Actor,
+    id: String,
+    state: WorkItemState,
+    agent: Option<String>,
+    reply: Option<oneshot::Sender<Result<(), parley_cases::Error>>>,
+}
+
+/// Writes work items' states in the order the router decided them.
+async fn write_work(store: Store, mut rx: mpsc::UnboundedReceiver<WorkWrite>) {
+    while let Some(w) = rx.recv().await {
+        let r = store
+            .work_item_progress(&w.actor, &w.id, w.state, w.agent.as_deref())
+            .await
+            .map(|_| ());
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, id = %w.id, "ACD: cannot store the work item's state");
+        }
+        if let Some(reply) = w.reply {
+            let _ = reply.send(r);
+        }
+    }
+}
+
+/// The router's priority of a work item: P0 → 3 … P3 → 0.
+fn work_priority(p: parley_cases::sla::Priority) -> i32 {
+    use parley_cases::sla::Priority;
+    match p {
+        Priority::P0 => 3,
+        Priority::P1 => 2,
+        Priority::P2 => 1,
+        Priority::P3 => 0,
+    }
+}
+
+fn work_new_item(w: &WorkItem, tenant_id: &str) -> NewItem {
+    NewItem {
+        priority: work_priority(w.priority),
+        customer_id: w.customer_id.clone(),
+        sla_due: w.sla_due_at,
+        ..NewItem::work(&w.id, tenant_id, &w.queue_id, w.kind)
+    }
+}
+
 /// What the router tells a call task.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum AcdEvent {
+#[allow(missing_docs)]
+pub enum AcdEvent {
     /// Ring this agent (user id).
     Offer { agent: String },
     /// Stop ringing: the offer timed out (another may follow).
@@ -216,7 +333,8 @@ type Snapshot = HashMap<String, (Vec<QueueMetrics>, Vec<(String, Presence)>)>;
 /// for the HTTP API. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Acd {
-    pub(crate) tx: mpsc::Sender<AcdMsg>,
+    /// The router's inbox.
+    pub tx: mpsc::Sender<AcdMsg>,
     snapshot: watch::Receiver<Arc<Snapshot>>,
     stats: Arc<Stats>,
 }
@@ -229,8 +347,12 @@ impl Acd {
         let stats = Arc::new(Stats::default());
         let (log, log_rx) = mpsc::unbounded_channel();
         tokio::spawn(write_progress(store.clone(), log_rx));
+        let (work_log, work_rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_work(store.clone(), work_rx));
         let task = Task {
             log,
+            work_log,
+            work: HashMap::new(),
             store: store.clone(),
             router: Router::default(),
             queues: HashMap::new(),
@@ -252,20 +374,42 @@ impl Acd {
 
     /// Gives the router the SIP server's controls, through which callback items are
     /// dialled (the agent's phone first, then the customer through the trunk).
-    pub(crate) fn attach_dialer(&self, controls: crate::Controls) {
-        if self
-            .tx
-            .try_send(AcdMsg::Dialer(Some(Box::new(controls))))
-            .is_err()
-        {
+    pub fn attach_dialer(&self, dialer: Arc<dyn Dialer>) {
+        if self.tx.try_send(AcdMsg::Dialer(Some(dialer))).is_err() {
             tracing::warn!("ACD: cannot attach the callback dialer");
         }
     }
 
     /// Drops the callback dialer (the SIP server is shutting down), breaking the
     /// task → controls → configuration → task sender cycle.
-    pub(crate) async fn detach_dialer(&self) {
+    pub async fn detach_dialer(&self) {
         let _ = self.tx.send(AcdMsg::Dialer(None)).await;
+    }
+
+    /// An agent (`actor`) accepts, declines or completes a work item; answered once the
+    /// new state is stored. Refused ([`parley_cases::Error::InvalidTransition`]) when
+    /// the item is not offered to (accept, decline) or held by (complete) the agent,
+    /// e.g. an accept that crossed the offer's timeout.
+    pub async fn work_item(
+        &self,
+        actor: Actor,
+        item: String,
+        action: WorkAction,
+    ) -> Result<(), parley_cases::Error> {
+        let (reply, rx) = oneshot::channel();
+        let gone = || parley_cases::Error::Unsupported {
+            what: "routing is not running",
+        };
+        self.tx
+            .send(AcdMsg::Work {
+                actor,
+                item,
+                action,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
     }
 
     /// Live metrics of the tenant's queues.
@@ -325,12 +469,15 @@ impl Acd {
 
 struct Task {
     log: mpsc::UnboundedSender<Progress>,
+    work_log: mpsc::UnboundedSender<WorkWrite>,
+    /// Work items the router holds → their tenant.
+    work: HashMap<String, String>,
     store: Store,
     router: Router,
     queues: HashMap<String, Queue>,
     calls: HashMap<String, mpsc::UnboundedSender<AcdEvent>>,
     callbacks: HashMap<String, Callback>,
-    dialer: Option<crate::Controls>,
+    dialer: Option<Arc<dyn Dialer>>,
     self_tx: mpsc::WeakSender<AcdMsg>,
     snap_tx: watch::Sender<Arc<Snapshot>>,
     stats: Arc<Stats>,
@@ -371,6 +518,10 @@ impl Task {
         match self.store.open_callbacks().await {
             Ok(cbs) => self.restore_callbacks(now(), cbs),
             Err(e) => tracing::warn!(error = %e, "ACD: cannot load the open callbacks"),
+        }
+        match self.store.open_work_items().await {
+            Ok(items) => self.restore_work(now(), items),
+            Err(e) => tracing::warn!(error = %e, "ACD: cannot load the open work items"),
         }
         self.spawn_reload(None);
         let mut reload = tokio::time::interval(Duration::from_secs(10));
@@ -486,7 +637,13 @@ impl Task {
                 };
                 let _ = reply.send(self.on_callback(now, item, cb));
             }
-            AcdMsg::Dialer(c) => self.dialer = c.map(|c| *c),
+            AcdMsg::Dialer(c) => self.dialer = c,
+            AcdMsg::Work {
+                actor,
+                item,
+                action,
+                reply,
+            } => self.on_work(now, actor, item, action, reply),
             AcdMsg::CallbackPlaced {
                 item,
                 attempt,
@@ -706,6 +863,117 @@ impl Task {
         }
     }
 
+    /// Restores the open work items: waiting ones (offered ones too: offered again),
+    /// and those assigned, on their agent's capacity.
+    fn restore_work(&mut self, now: Timestamp, items: Vec<WorkItem>) {
+        let n = items.len();
+        for w in items {
+            let new = work_new_item(&w, &w.tenant_id);
+            let r = match (w.state, &w.agent_id) {
+                (WorkItemState::Assigned, Some(agent)) => {
+                    self.router.enqueue_assigned(now, new, agent)
+                }
+                _ => self.router.enqueue(now, new),
+            };
+            match r {
+                Ok(()) => {
+                    self.work.insert(w.id.clone(), w.tenant_id.clone());
+                    if w.state == WorkItemState::Offered {
+                        self.write_work(&w.id, WorkItemState::Queued, None);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, id = %w.id, "ACD: work item not restored"),
+            }
+        }
+        if n > 0 {
+            tracing::info!(work_items = n, "ACD: open work items restored");
+        }
+    }
+
+    /// Queues a work item's new state for the writer, as the system.
+    fn write_work(&self, item: &str, state: WorkItemState, agent: Option<String>) {
+        let Some(tenant) = self.work.get(item) else {
+            return;
+        };
+        let _ = self.work_log.send(WorkWrite {
+            actor: Actor::system(tenant),
+            id: item.to_owned(),
+            state,
+            agent,
+            reply: None,
+        });
+    }
+
+    /// An agent accepts, declines or completes a work item.
+    fn on_work(
+        &mut self,
+        now: Timestamp,
+        actor: Actor,
+        item: String,
+        action: WorkAction,
+        reply: oneshot::Sender<Result<(), parley_cases::Error>>,
+    ) {
+        match self.work.get(&item) {
+            Some(t) if *t == actor.tenant_id => {}
+            Some(_) => {
+                let _ = reply.send(Err(parley_cases::Error::NotFound {
+                    entity: "work_item",
+                }));
+                return;
+            }
+            None => {
+                // Not (or no longer) routed: completed, expired, or never ours.
+                let _ = reply.send(Err(parley_cases::Error::InvalidTransition {
+                    entity: "work_item",
+                    from: "closed".to_owned(),
+                    to: action.target().as_str().to_owned(),
+                }));
+                return;
+            }
+        }
+        let user = actor.user_id.clone().unwrap_or_default();
+        let offered = self.router.offered_to(&item) == Some(user.as_str());
+        let held = !offered && self.router.agent_of(&item) == Some(user.as_str());
+        let done = match action {
+            WorkAction::Accept => offered && self.router.answered(now, &item, &user).is_ok(),
+            WorkAction::Decline => {
+                offered && self.router.missed(now, &item, Missed::Rejected).is_ok()
+            }
+            WorkAction::Complete => {
+                if held {
+                    self.router.completed(now, &item);
+                }
+                held
+            }
+        };
+        if !done {
+            let from = if offered {
+                "offered"
+            } else if held {
+                "assigned"
+            } else {
+                "not yours"
+            };
+            let _ = reply.send(Err(parley_cases::Error::InvalidTransition {
+                entity: "work_item",
+                from: from.to_owned(),
+                to: action.target().as_str().to_owned(),
+            }));
+            return;
+        }
+        let state = action.target();
+        let _ = self.work_log.send(WorkWrite {
+            actor,
+            id: item.clone(),
+            state,
+            agent: (state != WorkItemState::Queued).then_some(user),
+            reply: Some(reply),
+        });
+        if state == WorkItemState::Completed {
+            self.work.remove(&item);
+        }
+    }
+
     /// Queues a callback's new state for the writer (callbacks stored only).
     fn progress(&self, item: &str, state: CallbackState, error: Option<String>) {
         let Some(cb) = self.callbacks.get(item) else {
@@ -724,12 +992,7 @@ impl Task {
     /// Hangs up a call placed for a callback (through the dialer's controls).
     fn hang_up(&self, tenant: &str, call_id: String) {
         if let Some(d) = &self.dialer {
-            let (d, tenant) = (d.clone(), tenant.to_owned());
-            tokio::spawn(async move {
-                let _ = d
-                    .command(&tenant, &call_id, crate::CallCommand::Hangup)
-                    .await;
-            });
+            tokio::spawn(d.hang_up(tenant.to_owned(), call_id));
         }
     }
 
@@ -776,20 +1039,21 @@ impl Task {
                     .await;
                 return;
             };
-            let link = crate::call::control::CallbackLink {
+            let link = CallbackLink {
                 item: item.clone(),
                 attempt,
                 agent: agent.clone(),
                 acd: acd.clone(),
                 connected: false,
             };
-            let req = crate::Originate {
+            let dial = CallbackDial {
                 tenant_id,
-                agent_user_id: agent.clone(),
+                agent: agent.clone(),
                 agent_extension: ext,
                 number,
+                link,
             };
-            match dialer.originate_with(req, Some(link)).await {
+            match dialer.place_callback(dial).await {
                 Ok(call_id) => {
                     let _ = acd
                         .send(AcdMsg::CallbackPlaced {
@@ -901,6 +1165,16 @@ impl Task {
                     Err(err) => tracing::warn!(error = %err, "ACD: bad queue event"),
                 }
             }
+            "work_item.created" => match serde_json::from_value::<WorkItem>(e.data.clone()) {
+                Ok(w) => {
+                    if let Err(err) = self.router.enqueue(now, work_new_item(&w, &e.tenant_id)) {
+                        tracing::warn!(error = %err, id = %w.id, "ACD: work item not routed");
+                    } else {
+                        self.work.insert(w.id, e.tenant_id.clone());
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "ACD: bad work item event"),
+            },
             "queue.deleted" => {
                 if let Some(id) = e.data.get("id").and_then(|v| v.as_str()) {
                     self.queues.remove(id);
@@ -960,6 +1234,27 @@ impl Task {
     fn drain(&mut self, from_presence_event: bool) {
         while let Some(out) = self.router.poll_output() {
             match out {
+                Output::Offer { item, agent, .. } if self.work.contains_key(&item) => {
+                    self.stats.offers.fetch_add(1, Ordering::Relaxed);
+                    self.write_work(&item, WorkItemState::Offered, Some(agent));
+                }
+                Output::Assigned { item, agent, .. } => {
+                    self.stats.offers.fetch_add(1, Ordering::Relaxed);
+                    if self.work.contains_key(&item) {
+                        self.write_work(&item, WorkItemState::Assigned, Some(agent));
+                    } else {
+                        // Calls come from queues that offer; nothing else assigns.
+                        tracing::warn!(%item, "ACD: an automatic assignment of a call");
+                    }
+                }
+                Output::Revoke { item, .. } if self.work.contains_key(&item) => {
+                    self.write_work(&item, WorkItemState::Queued, None);
+                }
+                Output::MaxWait { item, .. } if self.work.contains_key(&item) => {
+                    self.write_work(&item, WorkItemState::Expired, None);
+                    self.work.remove(&item);
+                }
+                Output::Overflowed { item, .. } if self.work.contains_key(&item) => {}
                 Output::Offer { item, agent, .. } => {
                     self.stats.offers.fetch_add(1, Ordering::Relaxed);
                     if self.callbacks.contains_key(&item) {

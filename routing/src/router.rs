@@ -1,6 +1,6 @@
-//! The ACD router: one pure state machine that matches work items (calls today; chats
-//! and emails through the same code later) waiting in queues with agents, by skills,
-//! presence, capacity and a queue's strategy.
+//! The router: one pure state machine that matches work items of every kind (calls,
+//! callbacks, chats, emails, messages, tasks) waiting in queues with agents, by skills
+//! (language included), presence, per-channel capacity and a queue's strategy.
 //!
 //! It is sans-IO: every input takes `now` ([`Timestamp`], milliseconds), nothing reads a
 //! clock, and the decisions come out of [`Router::poll_output`]. A runtime owns one
@@ -8,8 +8,7 @@
 //! presence change) and calls [`Router::handle_timeout`] at [`Router::poll_timeout`]:
 //!
 //! ```
-//! use parley_cases::routing::*;
-//! use parley_cases::Timestamp;
+//! use parley_routing::*;
 //! let mut r = Router::default();
 //! let t0 = Timestamp(0);
 //! r.upsert_queue(QueueConfig::new("q1", "tenant", "support"));
@@ -24,13 +23,27 @@
 //! ```
 //!
 //! ## Rules
-//! - An item's *score* is `priority × 1000 + aging` where aging is the queue's
-//!   `priority_aging_per_min` × 1000 per minute waited; higher scores are served first,
-//!   then the earliest enqueued.
+//! - An item's *score* is `priority × 1000 + aging + urgency` where aging is the
+//!   queue's `priority_aging_per_min` × 1000 per minute waited and urgency, for an item
+//!   with an SLA due time, is 50 per minute inside the last hour before the breach
+//!   (3,000 at the breach: a P3 item at its breach ranks with a fresh P0), growing on
+//!   past it up to 6,000; higher scores are served first, then the earliest enqueued.
+//!   Work-item priorities P0…P3 map to 3…0.
+//! - Each item takes from one [`Channel`]'s capacity ([`WorkKind::channel`]: calls and
+//!   callbacks voice; chats chat; emails, messages and tasks async). Defaults per
+//!   agent: 1 voice, 3 chat, 5 async. An item offered to an agent is *reserved* on their
+//!   capacity: `active + offered ≤ capacity` on every channel, always.
 //! - An agent is *eligible* for an item when their own status is `available`, no offer to
 //!   them is pending, they are not wrapping up, they have capacity left on the item's
 //!   channel, they belong to the tenant, and they hold every skill the queue and the item
-//!   require at the minimum proficiency (item skills: proficiency ≥ 1).
+//!   require at the minimum proficiency (item skills, and `lang:<code>` for an item's
+//!   language: proficiency ≥ 1). Blending: a call is offered only to an agent on no
+//!   call and no chat; while on a call an agent is offered nothing else unless their
+//!   `call_blocks_other_work` is off; async work never keeps a call away.
+//! - Sticky routing: in a queue with `sticky_window_s`, a customer's item goes to the
+//!   agent who last handled one of theirs (answered or finished within the window)
+//!   when that agent is eligible, whatever the strategy.
+//! - A queue with `auto_assign` assigns instead of offering ([`Output::Assigned`]).
 //! - Strategies pick among eligible agents: `longest_idle` (idle since longest),
 //!   `most_skilled` (highest total proficiency in the required skills, ties by longest
 //!   idle), `round_robin` (least recently offered, ties by id).
@@ -45,7 +58,11 @@
 //! - A waiting item (not offered) overflows to the queue's `overflow_queue` after
 //!   `overflow_after_s` in the queue; after `max_wait_s` in total it leaves with
 //!   [`Output::MaxWait`] (the queue's voicemail or callback action). Callback items keep
-//!   their place and never time out.
+//!   their place and never time out. An overflow queue with a `channel` moves the item
+//!   to that channel (chat → email).
+//! - A waiting item is never forgotten: every change that can free capacity (an
+//!   answer, a completion, a miss, a status change, a wrap-up end, an agent added) runs
+//!   the dispatcher over all waiting items.
 //!
 //! ## Metrics
 //! See [`QueueMetrics`]: the estimated wait time (EWT) is `position × AHT ÷ staffed`,
@@ -55,248 +72,19 @@
 //! served at once (an eligible agent is free and nobody waits ahead) has EWT 0. Service
 //! level is the share of the last 100 ended items answered within the queue's
 //! `sl_threshold_s`, counting abandoned items as not answered; abandonment is the share
-//! of the last 100 ended items abandoned by the caller.
+//! of the last 100 ended items abandoned by the caller. [`QueueMetrics::channels`]
+//! splits waiting, in-progress and free agents by channel.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
-use crate::types::Timestamp;
+use parley_cases::Timestamp;
+use parley_cases::routing::{
+    AgentConfig, AgentStatus, Channel, ChannelMetrics, MaxWaitAction, Presence, QueueConfig,
+    QueueMetrics, Strategy, WorkKind,
+};
 
 #[cfg(test)]
 mod tests;
-
-/// How a work item reaches its customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Channel {
-    /// A phone call.
-    Voice,
-    /// A chat conversation.
-    Chat,
-    /// An email thread.
-    Email,
-}
-
-/// How a queue picks among eligible agents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    /// The agent idle the longest.
-    #[default]
-    LongestIdle,
-    /// The highest total proficiency in the required skills.
-    MostSkilled,
-    /// The agent offered least recently.
-    RoundRobin,
-}
-
-impl Strategy {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Strategy::LongestIdle => "longest_idle",
-            Strategy::MostSkilled => "most_skilled",
-            Strategy::RoundRobin => "round_robin",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Strategy> {
-        Some(match s {
-            "longest_idle" => Strategy::LongestIdle,
-            "most_skilled" => Strategy::MostSkilled,
-            "round_robin" => Strategy::RoundRobin,
-            _ => return None,
-        })
-    }
-}
-
-/// What happens when an item waits longer than the queue's maximum.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum MaxWaitAction {
-    /// The caller leaves a voicemail (the flow's timeout exit).
-    #[default]
-    Voicemail,
-    /// The caller is offered a callback.
-    Callback,
-}
-
-impl MaxWaitAction {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MaxWaitAction::Voicemail => "voicemail",
-            MaxWaitAction::Callback => "callback",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<MaxWaitAction> {
-        match s {
-            "voicemail" => Some(MaxWaitAction::Voicemail),
-            "callback" => Some(MaxWaitAction::Callback),
-            _ => None,
-        }
-    }
-}
-
-/// A skill a queue requires, with the minimum proficiency (1..=5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct SkillRequirement {
-    /// Skill id (or name, consistently with the agents' skills).
-    pub skill: String,
-    /// Minimum proficiency.
-    pub min_proficiency: u8,
-}
-
-/// A queue's routing settings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueueConfig {
-    /// Queue id.
-    pub id: String,
-    /// Tenant.
-    pub tenant_id: String,
-    /// Name.
-    pub name: String,
-    /// Agent selection.
-    pub strategy: Strategy,
-    /// Required skills.
-    pub skills: Vec<SkillRequirement>,
-    /// Service-level threshold, seconds.
-    pub sl_threshold_s: u32,
-    /// Queue to move waiting items to, with the delay in this queue.
-    pub overflow: Option<(String, u32)>,
-    /// Maximum total wait, seconds.
-    pub max_wait_s: Option<u32>,
-    /// What happens at the maximum wait.
-    pub max_wait_action: MaxWaitAction,
-    /// Wrap-up after a call, seconds.
-    pub wrap_up_s: u32,
-    /// How long an offer rings, seconds.
-    pub ring_timeout_s: u32,
-    /// Missed offers in a row that set an agent away (0: never).
-    pub max_missed_offers: u32,
-    /// Priority points gained per minute of waiting.
-    pub priority_aging_per_min: u32,
-}
-
-impl QueueConfig {
-    /// A queue with defaults: longest idle, SL 20 s, wrap-up 10 s, ring 15 s, 3 misses.
-    pub fn new(id: &str, tenant_id: &str, name: &str) -> QueueConfig {
-        QueueConfig {
-            id: id.to_owned(),
-            tenant_id: tenant_id.to_owned(),
-            name: name.to_owned(),
-            strategy: Strategy::LongestIdle,
-            skills: Vec::new(),
-            sl_threshold_s: 20,
-            overflow: None,
-            max_wait_s: None,
-            max_wait_action: MaxWaitAction::Voicemail,
-            wrap_up_s: 10,
-            ring_timeout_s: 15,
-            max_missed_offers: 3,
-            priority_aging_per_min: 0,
-        }
-    }
-}
-
-/// An agent's own choice of presence.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum AgentStatus {
-    /// Not working.
-    Offline,
-    /// Ready for work.
-    Available,
-    /// Working but not taking work, with a reason.
-    Away {
-        /// Why (e.g. `break`, `missed_offers`).
-        reason: String,
-    },
-}
-
-/// What an agent is doing, as shown to supervisors: the agent's status unless work
-/// overrides it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-#[serde(tag = "presence", rename_all = "snake_case")]
-pub enum Presence {
-    /// Not working.
-    Offline,
-    /// Ready for work.
-    Available,
-    /// An offer rings.
-    Ringing,
-    /// On a call (or at capacity on another channel).
-    OnCall,
-    /// Wrapping up after a call until `until`.
-    WrapUp {
-        /// End of wrap-up.
-        until: Timestamp,
-    },
-    /// Away, with a reason.
-    Away {
-        /// Why.
-        reason: String,
-    },
-}
-
-impl Presence {
-    /// Short name (`offline`, `available`, `ringing`, `on_call`, `wrap_up`, `away`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Presence::Offline => "offline",
-            Presence::Available => "available",
-            Presence::Ringing => "ringing",
-            Presence::OnCall => "on_call",
-            Presence::WrapUp { .. } => "wrap_up",
-            Presence::Away { .. } => "away",
-        }
-    }
-}
-
-/// An agent's routing profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AgentConfig {
-    /// User id.
-    pub id: String,
-    /// Tenant.
-    pub tenant_id: String,
-    /// Skill → proficiency (1..=5).
-    pub skills: BTreeMap<String, u8>,
-    /// Items at once per channel (default: 1 call, 3 chats, 5 emails).
-    pub capacity: BTreeMap<Channel, u32>,
-}
-
-impl AgentConfig {
-    /// An agent without skills, with the default capacity.
-    pub fn new(id: &str, tenant_id: &str) -> AgentConfig {
-        AgentConfig {
-            id: id.to_owned(),
-            tenant_id: tenant_id.to_owned(),
-            skills: BTreeMap::new(),
-            capacity: BTreeMap::from([
-                (Channel::Voice, 1),
-                (Channel::Chat, 3),
-                (Channel::Email, 5),
-            ]),
-        }
-    }
-
-    /// With a skill.
-    pub fn skill(mut self, skill: &str, proficiency: u8) -> AgentConfig {
-        self.skills.insert(skill.to_owned(), proficiency);
-        self
-    }
-}
 
 /// A new work item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,12 +95,20 @@ pub struct NewItem {
     pub tenant_id: String,
     /// Queue id.
     pub queue: String,
-    /// Channel.
+    /// What it is.
+    pub kind: WorkKind,
+    /// The capacity it takes (normally `kind.channel()`).
     pub channel: Channel,
     /// Priority, higher first.
     pub priority: i32,
     /// Skills required on top of the queue's (proficiency ≥ 1).
     pub skills: Vec<String>,
+    /// The customer, for sticky routing.
+    pub customer_id: Option<String>,
+    /// When the item breaches its SLA (raises its score as it nears).
+    pub sla_due: Option<Timestamp>,
+    /// The language the agent must speak (skill `lang:<code>`).
+    pub language: Option<String>,
 }
 
 impl NewItem {
@@ -322,9 +118,22 @@ impl NewItem {
             id: id.to_owned(),
             tenant_id: tenant_id.to_owned(),
             queue: queue.to_owned(),
+            kind: WorkKind::Call,
             channel: Channel::Voice,
             priority: 0,
             skills: Vec::new(),
+            customer_id: None,
+            sla_due: None,
+            language: None,
+        }
+    }
+
+    /// An item of `kind` with priority 0 on the kind's channel.
+    pub fn work(id: &str, tenant_id: &str, queue: &str, kind: WorkKind) -> NewItem {
+        NewItem {
+            kind,
+            channel: kind.channel(),
+            ..NewItem::call(id, tenant_id, queue)
         }
     }
 }
@@ -345,6 +154,9 @@ pub enum RouterError {
     /// The item is not in the state the event needs.
     #[error("item {0} is not offered or assigned")]
     WrongState(String),
+    /// A callback could not be placed (the dialer's reason).
+    #[error("callback not placed: {0}")]
+    NotPlaced(String),
 }
 
 /// Why an offer ended without an answer.
@@ -389,6 +201,15 @@ pub enum Output {
         /// Voicemail or callback.
         action: MaxWaitAction,
     },
+    /// The item is assigned to `agent` without an offer (a queue with `auto_assign`).
+    Assigned {
+        /// The item.
+        item: String,
+        /// The agent.
+        agent: String,
+        /// The queue it was routed from.
+        queue: String,
+    },
     /// The item moved to another queue.
     Overflowed {
         /// The item.
@@ -423,6 +244,8 @@ struct Item {
     channel: Channel,
     priority: i32,
     skills: Vec<String>,
+    customer_id: Option<String>,
+    sla_due: Option<Timestamp>,
     enqueued_at: Timestamp,
     queue_entered_at: Timestamp,
     state: ItemState,
@@ -461,36 +284,6 @@ struct QueueStats {
 const WINDOW: usize = 100;
 const DEFAULT_AHT_MS: i64 = 180_000;
 
-/// Live figures of one queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
-pub struct QueueMetrics {
-    /// Queue id.
-    pub queue_id: String,
-    /// Queue name.
-    pub name: String,
-    /// Items waiting (not yet answered; offered ones included).
-    pub waiting: u32,
-    /// Callbacks among them.
-    pub callbacks: u32,
-    /// Longest current wait, seconds.
-    pub longest_wait_s: u64,
-    /// Estimated wait of a new arrival, seconds (method in the module docs).
-    pub estimated_wait_s: u64,
-    /// Agents able to serve the queue whose status is available.
-    pub agents_staffed: u32,
-    /// Of those, free now.
-    pub agents_free: u32,
-    /// Items being handled.
-    pub in_progress: u32,
-    /// Answered within the SL threshold ÷ ended (last 100), 0..=1; `None` before any.
-    pub service_level: Option<f64>,
-    /// Abandoned ÷ ended (last 100), 0..=1; `None` before any.
-    pub abandonment_rate: Option<f64>,
-    /// Mean handle time used for the estimate, seconds.
-    pub aht_s: u64,
-}
-
 /// The router. See the module docs.
 #[derive(Debug, Default)]
 pub struct Router {
@@ -500,6 +293,8 @@ pub struct Router {
     stats: HashMap<String, QueueStats>,
     out: VecDeque<Output>,
     seq: u64,
+    /// (tenant, customer) → the agent who last handled one of their items, and when.
+    last_agent: HashMap<(String, String), (String, Timestamp)>,
 }
 
 impl Router {
@@ -537,13 +332,20 @@ impl Router {
             Some(a) => a.cfg = cfg,
             None => {
                 let id = cfg.id.clone();
+                // Items restored as assigned to them before they were known.
+                let mut active: BTreeMap<Channel, u32> = BTreeMap::new();
+                for it in self.items.values() {
+                    if matches!(&it.state, ItemState::Assigned { agent, .. } if *agent == id) {
+                        *active.entry(it.channel).or_default() += 1;
+                    }
+                }
                 self.agents.insert(
                     id,
                     Agent {
                         cfg,
                         status: AgentStatus::Offline,
                         offer: None,
-                        active: BTreeMap::new(),
+                        active,
                         wrap_until: None,
                         idle_since: now,
                         missed: 0,
@@ -623,30 +425,7 @@ impl Router {
 
     /// Queues an item.
     pub fn enqueue(&mut self, now: Timestamp, new: NewItem) -> Result<(), RouterError> {
-        if !self.queues.contains_key(&new.queue) {
-            return Err(RouterError::UnknownQueue(new.queue));
-        }
-        if self.items.contains_key(&new.id) {
-            return Err(RouterError::Duplicate(new.id));
-        }
-        self.seq += 1;
-        self.items.insert(
-            new.id,
-            Item {
-                tenant_id: new.tenant_id,
-                queue: new.queue,
-                channel: new.channel,
-                priority: new.priority,
-                skills: new.skills,
-                enqueued_at: now,
-                queue_entered_at: now,
-                state: ItemState::Waiting,
-                tried: Vec::new(),
-                callback: false,
-                attempts: 0,
-                seq: self.seq,
-            },
-        );
+        self.insert(now, new, now, false)?;
         self.dispatch(now);
         Ok(())
     }
@@ -661,6 +440,42 @@ impl Router {
         new: NewItem,
         since: Timestamp,
     ) -> Result<(), RouterError> {
+        self.insert(now, new, since, true)?;
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Restores an item already assigned to `agent` (a runtime restarting with work in
+    /// progress): it takes the agent's capacity until [`Router::completed`].
+    pub fn enqueue_assigned(
+        &mut self,
+        now: Timestamp,
+        new: NewItem,
+        agent: &str,
+    ) -> Result<(), RouterError> {
+        let (id, channel) = (new.id.clone(), new.channel);
+        self.insert(now, new, now, false)?;
+        if let Some(it) = self.items.get_mut(&id) {
+            it.state = ItemState::Assigned {
+                agent: agent.to_owned(),
+                at: now,
+            };
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            *a.active.entry(channel).or_default() += 1;
+        }
+        self.refresh(now, agent);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        now: Timestamp,
+        new: NewItem,
+        since: Timestamp,
+        callback: bool,
+    ) -> Result<(), RouterError> {
         if !self.queues.contains_key(&new.queue) {
             return Err(RouterError::UnknownQueue(new.queue));
         }
@@ -668,6 +483,10 @@ impl Router {
             return Err(RouterError::Duplicate(new.id));
         }
         self.seq += 1;
+        let mut skills = new.skills;
+        if let Some(l) = new.language.filter(|l| !l.is_empty()) {
+            skills.push(format!("lang:{l}"));
+        }
         self.items.insert(
             new.id,
             Item {
@@ -675,17 +494,18 @@ impl Router {
                 queue: new.queue,
                 channel: new.channel,
                 priority: new.priority,
-                skills: new.skills,
+                skills,
+                customer_id: new.customer_id,
+                sla_due: new.sla_due,
                 enqueued_at: Timestamp(since.0.min(now.0)),
                 queue_entered_at: now,
                 state: ItemState::Waiting,
                 tried: Vec::new(),
-                callback: true,
+                callback,
                 attempts: 0,
                 seq: self.seq,
             },
         );
-        self.dispatch(now);
         Ok(())
     }
 
@@ -704,14 +524,29 @@ impl Router {
         if offered != agent {
             return Err(RouterError::WrongState(item.to_owned()));
         }
-        let agent = agent.to_owned();
+        self.assign(now, item, agent);
+        self.dispatch(now);
+        Ok(())
+    }
+
+    /// Assigns a waiting or offered item to `agent` (validated by the caller).
+    fn assign(&mut self, now: Timestamp, item: &str, agent: &str) {
+        let Some(it) = self.items.get_mut(item) else {
+            return;
+        };
         it.state = ItemState::Assigned {
-            agent: agent.clone(),
+            agent: agent.to_owned(),
             at: now,
         };
         let (wait, queue, channel) = (now.0 - it.enqueued_at.0, it.queue.clone(), it.channel);
-        if let Some(a) = self.agents.get_mut(&agent) {
-            a.offer = None;
+        if let Some(c) = &it.customer_id {
+            self.last_agent
+                .insert((it.tenant_id.clone(), c.clone()), (agent.to_owned(), now));
+        }
+        if let Some(a) = self.agents.get_mut(agent) {
+            if a.offer.as_deref() == Some(item) {
+                a.offer = None;
+            }
             a.missed = 0;
             *a.active.entry(channel).or_default() += 1;
         }
@@ -722,9 +557,7 @@ impl Router {
                 answered: true,
             },
         );
-        self.refresh(now, &agent);
-        self.dispatch(now);
-        Ok(())
+        self.refresh(now, agent);
     }
 
     /// The offer ended without an answer before the router's own ring timeout.
@@ -790,6 +623,12 @@ impl Router {
                     .map(|q| i64::from(q.wrap_up_s) * 1000)
                     .unwrap_or(0);
                 let talk = now.0 - at.0;
+                if let Some(c) = &it.customer_id
+                    && let Some(last) = self.last_agent.get_mut(&(it.tenant_id.clone(), c.clone()))
+                    && last.0 == *agent
+                {
+                    last.1 = now;
+                }
                 if let Some(a) = self.agents.get_mut(agent) {
                     if let Some(n) = a.active.get_mut(&it.channel) {
                         *n = n.saturating_sub(1);
@@ -930,10 +769,14 @@ impl Router {
                 && *to != it.queue
             {
                 let (from, to) = (it.queue.clone(), to.clone());
+                let channel = self.queues.get(&to).and_then(|q| q.channel);
                 if let Some(it) = self.items.get_mut(&id) {
                     it.queue = to.clone();
                     it.queue_entered_at = now;
                     it.tried.clear();
+                    if let Some(c) = channel {
+                        it.channel = c;
+                    }
                 }
                 self.out
                     .push_back(Output::Overflowed { item: id, from, to });
@@ -977,19 +820,41 @@ impl Router {
         let mut callbacks = 0;
         let mut in_progress = 0;
         let mut longest = 0i64;
+        // Per channel: waiting, in progress, longest wait (ms).
+        let mut per: BTreeMap<Channel, (u32, u32, i64)> = BTreeMap::new();
         for it in self.items.values().filter(|i| i.queue == q.id) {
+            let c = per.entry(it.channel).or_default();
             match it.state {
-                ItemState::Assigned { .. } => in_progress += 1,
+                ItemState::Assigned { .. } => {
+                    in_progress += 1;
+                    c.1 += 1;
+                }
                 _ => {
                     waiting += 1;
                     if it.callback {
                         callbacks += 1;
                     }
                     longest = longest.max(now.0 - it.enqueued_at.0);
+                    c.0 += 1;
+                    c.2 = c.2.max(now.0 - it.enqueued_at.0);
                 }
             }
         }
-        let (staffed, free) = self.staffing(now, q);
+        let channels = Channel::ALL
+            .into_iter()
+            .filter_map(|c| {
+                let (w, p, l) = per.get(&c).copied().unwrap_or_default();
+                let free = self.staffing(now, q, c).1;
+                (w > 0 || p > 0 || free > 0).then(|| ChannelMetrics {
+                    channel: c,
+                    waiting: w,
+                    in_progress: p,
+                    longest_wait_s: u64::try_from(l / 1000).unwrap_or(0),
+                    agents_free: free,
+                })
+            })
+            .collect();
+        let (staffed, free) = self.staffing(now, q, q.channel.unwrap_or(Channel::Voice));
         let s = self.stats.get(&q.id);
         let ended = s.map(|s| s.ended.len()).unwrap_or(0);
         let (sl, ab) = match s {
@@ -1020,6 +885,7 @@ impl Router {
             service_level: sl,
             abandonment_rate: ab,
             aht_s: u64::try_from(self.aht_ms(&q.id) / 1000).unwrap_or(0),
+            channels,
         }
     }
 
@@ -1041,7 +907,7 @@ impl Router {
         }
     }
 
-    fn staffing(&self, now: Timestamp, q: &QueueConfig) -> (u32, u32) {
+    fn staffing(&self, now: Timestamp, q: &QueueConfig, c: Channel) -> (u32, u32) {
         let mut staffed = 0;
         let mut free = 0;
         for a in self.agents.values() {
@@ -1052,7 +918,7 @@ impl Router {
                 continue;
             }
             staffed += 1;
-            if eligible(a, now, Channel::Voice) {
+            if eligible(a, now, c) {
                 free += 1;
             }
         }
@@ -1063,7 +929,7 @@ impl Router {
         let Some(q) = self.queues.get(queue) else {
             return 0;
         };
-        let (staffed, free) = self.staffing(now, q);
+        let (staffed, free) = self.staffing(now, q, q.channel.unwrap_or(Channel::Voice));
         if free >= pos {
             return 0;
         }
@@ -1170,7 +1036,7 @@ impl Router {
             .map(|q| i64::from(q.priority_aging_per_min))
             .unwrap_or(0);
         let minutes = (now.0 - it.enqueued_at.0).max(0) / 60_000;
-        i64::from(it.priority) * 1000 + aging * minutes * 1000
+        i64::from(it.priority) * 1000 + aging * minutes * 1000 + urgency(now, it.sla_due)
     }
 
     /// Offers waiting items to eligible agents until nothing more matches.
@@ -1188,14 +1054,25 @@ impl Router {
             let Some(q) = self.queues.get(&it.queue) else {
                 continue;
             };
+            let ok = |a: &Agent| {
+                a.cfg.tenant_id == it.tenant_id
+                    && eligible(a, now, it.channel)
+                    && has_skills(a, q, &it.skills)
+                    && !it.tried.iter().any(|(t, _)| *t == a.cfg.id)
+            };
+            let sticky = || -> Option<String> {
+                if q.sticky_window_s == 0 {
+                    return None;
+                }
+                let c = it.customer_id.as_ref()?;
+                let (agent, at) = self.last_agent.get(&(it.tenant_id.clone(), c.clone()))?;
+                let within = now.0 - at.0 <= i64::from(q.sticky_window_s) * 1000;
+                (within && self.agents.get(agent).is_some_and(ok)).then(|| agent.clone())
+            };
             let pick = || -> Option<String> {
                 let mut best: Option<(&Agent, i64)> = None;
                 for a in self.agents.values() {
-                    if a.cfg.tenant_id != it.tenant_id
-                        || !eligible(a, now, it.channel)
-                        || !has_skills(a, q, &it.skills)
-                        || it.tried.iter().any(|(t, _)| *t == a.cfg.id)
-                    {
+                    if !ok(a) {
                         continue;
                     }
                     let key = match q.strategy {
@@ -1224,9 +1101,23 @@ impl Router {
                 }
                 best.map(|(a, _)| a.cfg.id.clone())
             };
-            let Some(agent) = pick() else {
+            let Some(agent) = sticky().or_else(pick) else {
                 continue;
             };
+            if q.auto_assign {
+                let queue = it.queue.clone();
+                self.seq += 1;
+                if let Some(a) = self.agents.get_mut(&agent) {
+                    a.last_offer_seq = self.seq;
+                }
+                self.assign(now, &id, &agent);
+                self.out.push_back(Output::Assigned {
+                    item: id,
+                    agent,
+                    queue,
+                });
+                continue;
+            }
             let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
             let queue = it.queue.clone();
             self.seq += 1;
@@ -1262,19 +1153,30 @@ fn cap(a: &Agent, c: Channel) -> u32 {
     a.cfg.capacity.get(&c).copied().unwrap_or(0)
 }
 
+/// Score points of an item nearing (or past) its SLA due time: 50 per minute inside
+/// the last hour, up to 6,000 (an hour past the breach).
+fn urgency(now: Timestamp, due: Option<Timestamp>) -> i64 {
+    let Some(due) = due else { return 0 };
+    let minutes_left = (due.0 - now.0).div_euclid(60_000);
+    (60 - minutes_left).clamp(0, 120) * 50
+}
+
 fn eligible_any(a: &Agent, now: Timestamp) -> bool {
-    [Channel::Voice, Channel::Chat, Channel::Email]
-        .into_iter()
-        .any(|c| eligible(a, now, c))
+    Channel::ALL.into_iter().any(|c| eligible(a, now, c))
+}
+
+fn active(a: &Agent, c: Channel) -> u32 {
+    a.active.get(&c).copied().unwrap_or(0)
 }
 
 fn eligible(a: &Agent, now: Timestamp, c: Channel) -> bool {
+    let on_call = active(a, Channel::Voice) > 0;
     a.status == AgentStatus::Available
         && a.offer.is_none()
         && a.wrap_until.is_none_or(|w| w <= now)
-        && a.active.get(&c).copied().unwrap_or(0) < cap(a, c)
-        && (c == Channel::Voice || a.active.get(&Channel::Voice).copied().unwrap_or(0) == 0)
-        && (c != Channel::Voice || a.active.values().all(|n| *n == 0))
+        && active(a, c) < cap(a, c)
+        && (c == Channel::Voice || !on_call || !a.cfg.call_blocks_other_work)
+        && (c != Channel::Voice || (!on_call && active(a, Channel::Chat) == 0))
 }
 
 fn has_skills(a: &Agent, q: &QueueConfig, extra: &[String]) -> bool {

@@ -6,6 +6,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use parley_cases::routing::SkillRequirement;
 
 const T: &str = "tenant";
 
@@ -498,6 +499,7 @@ fn random_scenarios_keep_the_invariants() {
                         assert!(live.remove(&item), "seed {seed}");
                         assert!(ended.insert(item));
                     }
+                    Output::Assigned { .. } => panic!("seed {seed}: no queue auto-assigns"),
                     Output::Overflowed { .. } | Output::Presence { .. } => {}
                 }
             }
@@ -611,4 +613,465 @@ fn a_removed_agent_is_offered_nothing_and_their_ringing_offer_moves_on() {
     r.completed(t(7), "c1");
     assert_eq!(r.position(t(7), "c1"), None);
     assert!(r.poll_timeout().is_none());
+}
+
+fn work(id: &str, queue: &str, kind: WorkKind) -> NewItem {
+    NewItem::work(id, T, queue, kind)
+}
+
+fn assigned(out: &[Output]) -> Vec<(String, String)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Assigned { item, agent, .. } => Some((item.clone(), agent.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Offers every item in `out` is offered, answered by its agent.
+fn answer_all(r: &mut Router, now: Timestamp, out: &[Output]) -> Vec<(String, String)> {
+    let o = offers(out);
+    for (item, agent) in &o {
+        r.answered(now, item, agent).unwrap();
+    }
+    o
+}
+
+#[test]
+fn default_capacity_is_five_async_items_and_the_next_waits_for_a_free_slot() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("back", T, "Back office"));
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    let mut got = 0;
+    for n in 0..7 {
+        r.enqueue(t(1), work(&format!("task{n}"), "back", WorkKind::Task))
+            .unwrap();
+        let out = drain(&mut r);
+        got += answer_all(&mut r, t(1), &out).len();
+    }
+    assert_eq!(got, 5, "one agent holds at most 5 async items");
+    let m = &r.metrics(t(2), T)[0];
+    assert_eq!((m.in_progress, m.waiting), (5, 2));
+    // A second agent takes the items beyond the first's capacity.
+    available(&mut r, t(3), AgentConfig::new("bob", T));
+    let out = drain(&mut r);
+    assert_eq!(offers(&out), [("task5".into(), "bob".into())]);
+    answer_all(&mut r, t(3), &out);
+    assert_eq!(offers(&drain(&mut r)), [("task6".into(), "bob".into())]);
+    // Emails and messages share the async capacity with tasks.
+    r.enqueue(t(4), work("mail", "back", WorkKind::Email))
+        .unwrap();
+    assert_eq!(offers(&drain(&mut r)), []);
+    r.completed(t(5), "task0");
+    assert_eq!(offers(&drain(&mut r)), [("mail".into(), "ann".into())]);
+}
+
+#[test]
+fn a_call_blocks_other_work_unless_the_agent_is_blended_and_async_never_blocks_a_call() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    // Async work in progress does not keep a call away.
+    r.enqueue(t(1), work("task", "q", WorkKind::Task)).unwrap();
+    let out = drain(&mut r);
+    answer_all(&mut r, t(1), &out);
+    r.enqueue(t(2), NewItem::call("call", T, "q")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("call".into(), "ann".into())]);
+    r.answered(t(2), "call", "ann").unwrap();
+    // On a call: no chat (the call blocks other work by default).
+    r.enqueue(t(3), work("chat", "q", WorkKind::Chat)).unwrap();
+    assert_eq!(offers(&drain(&mut r)), []);
+    // Blended: the chat is offered during the call.
+    let mut cfg = AgentConfig::new("ann", T);
+    cfg.call_blocks_other_work = false;
+    r.upsert_agent(t(4), cfg);
+    assert_eq!(offers(&drain(&mut r)), [("chat".into(), "ann".into())]);
+    r.answered(t(4), "chat", "ann").unwrap();
+    // A chat in progress keeps the next call away.
+    r.completed(t(5), "call");
+    r.handle_timeout(t(20));
+    r.enqueue(t(21), NewItem::call("call2", T, "q")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), []);
+    r.completed(t(22), "chat");
+    assert_eq!(offers(&drain(&mut r)), [("call2".into(), "ann".into())]);
+}
+
+#[test]
+fn an_auto_assign_queue_assigns_without_an_offer_up_to_capacity() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("chat", T, "Chat");
+    q.auto_assign = true;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    for n in 0..4 {
+        r.enqueue(t(1), work(&format!("c{n}"), "chat", WorkKind::Chat))
+            .unwrap();
+    }
+    let out = drain(&mut r);
+    assert_eq!(offers(&out), []);
+    assert_eq!(assigned(&out).len(), 3, "three chats at once");
+    assert_eq!(r.agent_of("c3"), None);
+    r.completed(t(2), "c0");
+    assert_eq!(assigned(&drain(&mut r)), [("c3".into(), "ann".into())]);
+}
+
+#[test]
+fn time_to_sla_breach_raises_an_item_above_higher_priorities() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    r.upsert_agent(t(0), AgentConfig::new("ann", T));
+    // P0 (3) without an SLA, P2 (1) due in two hours, P2 due in ten minutes.
+    r.enqueue(
+        t(0),
+        NewItem {
+            priority: 3,
+            ..work("p0", "q", WorkKind::Task)
+        },
+    )
+    .unwrap();
+    for (id, due_min) in [("later", 120), ("soon", 10)] {
+        r.enqueue(
+            t(1),
+            NewItem {
+                priority: 1,
+                sla_due: Some(t(60 * due_min)),
+                ..work(id, "q", WorkKind::Task)
+            },
+        )
+        .unwrap();
+    }
+    // Ten minutes before its breach: 1,000 + 2,500 > 3,000.
+    r.set_status(t(2), "ann", AgentStatus::Available);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let o = offers(&drain(&mut r));
+        for (item, agent) in &o {
+            r.answered(t(3), item, agent).unwrap();
+            r.completed(t(3), item);
+            order.push(item.clone());
+        }
+    }
+    assert_eq!(order, ["soon", "p0", "later"]);
+}
+
+#[test]
+fn an_items_language_is_a_skill() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "Q"));
+    available(&mut r, t(0), AgentConfig::new("ann", T).skill("lang:en", 5));
+    available(&mut r, t(1), AgentConfig::new("bob", T).skill("lang:es", 3));
+    r.enqueue(
+        t(2),
+        NewItem {
+            language: Some("es".into()),
+            ..work("hola", "q", WorkKind::Email)
+        },
+    )
+    .unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("hola".into(), "bob".into())]);
+}
+
+#[test]
+fn sticky_routing_prefers_the_last_agent_within_the_window() {
+    let mut r = Router::default();
+    let mut q = QueueConfig::new("chat", T, "Chat");
+    q.sticky_window_s = 600;
+    r.upsert_queue(q);
+    available(&mut r, t(0), AgentConfig::new("ann", T));
+    available(&mut r, t(1), AgentConfig::new("bob", T));
+    let item = |id: &str| NewItem {
+        customer_id: Some("cust".into()),
+        ..work(id, "chat", WorkKind::Chat)
+    };
+    r.enqueue(t(2), item("first")).unwrap();
+    // Ann has been idle the longest.
+    assert_eq!(offers(&drain(&mut r)), [("first".into(), "ann".into())]);
+    r.answered(t(2), "first", "ann").unwrap();
+    r.completed(t(100), "first");
+    drain(&mut r);
+    // Bob is idle longer now (since 1 s) than Ann (since 100 s), but the customer
+    // comes back within ten minutes of Ann finishing: Ann.
+    r.enqueue(t(650), item("second")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("second".into(), "ann".into())]);
+    r.answered(t(650), "second", "ann").unwrap();
+    r.completed(t(700), "second");
+    drain(&mut r);
+    // Past the window: the strategy decides (Bob, idle since 1 s).
+    r.enqueue(t(1301), item("third")).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("third".into(), "bob".into())]);
+}
+
+#[test]
+fn a_chat_overflows_to_an_email_queue_and_takes_async_capacity() {
+    let mut r = Router::default();
+    let mut chat = QueueConfig::new("chat", T, "Chat");
+    chat.overflow = Some(("mail".into(), 60));
+    r.upsert_queue(chat);
+    let mut mail = QueueConfig::new("mail", T, "Mail");
+    mail.channel = Some(Channel::Async);
+    r.upsert_queue(mail);
+    let mut cfg = AgentConfig::new("ann", T);
+    cfg.capacity.insert(Channel::Chat, 1);
+    available(&mut r, t(0), cfg);
+    r.enqueue(t(1), work("c1", "chat", WorkKind::Chat)).unwrap();
+    let out = drain(&mut r);
+    answer_all(&mut r, t(1), &out);
+    r.enqueue(t(2), work("c2", "chat", WorkKind::Chat)).unwrap();
+    assert_eq!(offers(&drain(&mut r)), []);
+    let m = &r.metrics(t(3), T)[0];
+    assert_eq!(m.name, "Chat");
+    let chat_m = m
+        .channels
+        .iter()
+        .find(|c| c.channel == Channel::Chat)
+        .unwrap();
+    assert_eq!(
+        (chat_m.waiting, chat_m.in_progress, chat_m.agents_free),
+        (1, 1, 0)
+    );
+    // At capacity on chat; after a minute the chat becomes an email and Ann, with
+    // async capacity, gets it.
+    assert_eq!(r.poll_timeout(), Some(t(62)));
+    r.handle_timeout(t(62));
+    let out = drain(&mut r);
+    assert!(out.contains(&Output::Overflowed {
+        item: "c2".into(),
+        from: "chat".into(),
+        to: "mail".into()
+    }));
+    assert_eq!(offers(&out), [("c2".into(), "ann".into())]);
+}
+
+/// Randomised scenarios over voice, chat and async queues (auto-assign, sticky
+/// windows, chat → email overflow), agents with random capacities, skills, languages
+/// and blending, items of every kind with priorities, SLA due times and customers.
+/// After every step: no agent holds more than their capacity on any channel (offered
+/// items reserved), no item has two offers, no waiting item has an eligible agent with
+/// capacity (unless that agent just missed or refused it), and an item of a sticky
+/// queue goes to the customer's last agent when that agent, handling within the
+/// window, is eligible.
+#[test]
+fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
+    let kinds = [
+        WorkKind::Call,
+        WorkKind::Chat,
+        WorkKind::Email,
+        WorkKind::Message,
+        WorkKind::Task,
+    ];
+    let (mut total_offers, mut total_assigned, mut sticky_hits) = (0, 0, 0);
+    for seed in 0..150u64 {
+        let mut rng = StdRng::seed_from_u64(1_000 + seed);
+        let mut r = Router::default();
+        for name in ["voice", "chat", "mail"] {
+            let mut q = QueueConfig::new(name, T, name);
+            q.ring_timeout_s = rng.random_range(5..20);
+            q.wrap_up_s = rng.random_range(0..10);
+            q.priority_aging_per_min = rng.random_range(0..2);
+            q.auto_assign = name != "voice" && rng.random_bool(0.4);
+            q.sticky_window_s = if rng.random_bool(0.6) {
+                rng.random_range(30..600)
+            } else {
+                0
+            };
+            if name == "chat" {
+                q.overflow = Some(("mail".into(), rng.random_range(20..90)));
+            }
+            if name == "mail" {
+                q.channel = Some(Channel::Async);
+            }
+            r.upsert_queue(q);
+        }
+        for a in 0..6 {
+            let mut cfg = AgentConfig::new(&format!("a{a}"), T);
+            cfg.capacity.insert(Channel::Chat, rng.random_range(0..=3));
+            cfg.capacity.insert(Channel::Async, rng.random_range(0..=5));
+            cfg.call_blocks_other_work = rng.random_bool(0.5);
+            for l in ["en", "es"] {
+                if rng.random_bool(0.7) {
+                    cfg = cfg.skill(&format!("lang:{l}"), rng.random_range(1..=5));
+                }
+            }
+            r.upsert_agent(t(0), cfg);
+        }
+        let mut now = 0i64;
+        // The test's own model: offers, assignments, each customer's last agent.
+        let mut offered: BTreeMap<String, String> = BTreeMap::new();
+        let mut held: BTreeMap<String, String> = BTreeMap::new();
+        let mut customer: BTreeMap<String, String> = BTreeMap::new(); // item → customer
+        let mut last: BTreeMap<String, (String, i64)> = BTreeMap::new();
+        let mut next_item = 0;
+        for _ in 0..400 {
+            now += rng.random_range(0..6_000);
+            let at = Timestamp(now);
+            if r.poll_timeout().is_some_and(|d| d <= at) {
+                r.handle_timeout(at);
+            } else {
+                match rng.random_range(0..12) {
+                    0..=3 => {
+                        next_item += 1;
+                        let id = format!("i{next_item}");
+                        let kind = kinds[rng.random_range(0..kinds.len())];
+                        let q = match kind.channel() {
+                            Channel::Voice => "voice",
+                            Channel::Chat => "chat",
+                            Channel::Async => "mail",
+                        };
+                        let c = format!("c{}", rng.random_range(0..4));
+                        customer.insert(id.clone(), c.clone());
+                        let new = NewItem {
+                            priority: rng.random_range(0..4),
+                            sla_due: rng
+                                .random_bool(0.5)
+                                .then(|| Timestamp(now + rng.random_range(-600_000..3_600_000))),
+                            language: rng
+                                .random_bool(0.5)
+                                .then(|| if rng.random_bool(0.5) { "en" } else { "es" }.into()),
+                            customer_id: Some(c),
+                            ..work(&id, q, kind)
+                        };
+                        r.enqueue(at, new).unwrap();
+                    }
+                    4 => {
+                        let a = format!("a{}", rng.random_range(0..6));
+                        let st = if rng.random_bool(0.7) {
+                            AgentStatus::Available
+                        } else {
+                            AgentStatus::Away {
+                                reason: "break".into(),
+                            }
+                        };
+                        r.set_status(at, &a, st);
+                    }
+                    5 | 6 => {
+                        if let Some((item, agent)) =
+                            offered.iter().next().map(|(i, a)| (i.clone(), a.clone()))
+                        {
+                            r.answered(at, &item, &agent).unwrap();
+                            offered.remove(&item);
+                            last.insert(customer[&item].clone(), (agent.clone(), now));
+                            held.insert(item, agent);
+                            total_assigned += 1;
+                        }
+                    }
+                    7 | 8 => {
+                        let n = held.len();
+                        if n > 0 {
+                            let item = held.keys().nth(rng.random_range(0..n)).cloned().unwrap();
+                            let agent = held.remove(&item).unwrap();
+                            let c = &customer[&item];
+                            if last.get(c).is_some_and(|(a, _)| *a == agent) {
+                                last.insert(c.clone(), (agent, now));
+                            }
+                            r.completed(at, &item);
+                        }
+                    }
+                    9 => {
+                        if let Some(item) = offered.keys().next().cloned() {
+                            r.missed(at, &item, Missed::Rejected).unwrap();
+                            offered.remove(&item);
+                        }
+                    }
+                    _ => {
+                        // A customer gives up on a waiting or offered item.
+                        let waiting: Vec<String> = r
+                            .items
+                            .iter()
+                            .filter(|(_, i)| !matches!(i.state, ItemState::Assigned { .. }))
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        if let Some(item) = waiting.first() {
+                            r.abandoned(at, item);
+                            offered.remove(item);
+                        }
+                    }
+                }
+            }
+            for o in drain(&mut r) {
+                let (item, agent, is_offer) = match o {
+                    Output::Offer { item, agent, .. } => (item, agent, true),
+                    Output::Assigned { item, agent, .. } => (item, agent, false),
+                    Output::Revoke { item, agent } => {
+                        assert_eq!(offered.remove(&item), Some(agent), "seed {seed}");
+                        continue;
+                    }
+                    Output::MaxWait { .. } => panic!("seed {seed}: no maximum wait set"),
+                    Output::Overflowed { .. } | Output::Presence { .. } => continue,
+                };
+                assert!(
+                    !offered.contains_key(&item) && !held.contains_key(&item),
+                    "seed {seed}: {item} offered twice"
+                );
+                // Sticky: the customer's last agent, within the window and eligible
+                // (still, after this dispatch), would have been chosen.
+                let it = &r.items[&item];
+                let q = r.queue(&it.queue).unwrap();
+                if let Some((sticky, when)) = last.get(&customer[&item])
+                    && *sticky != agent
+                    && q.sticky_window_s > 0
+                    && now - when <= i64::from(q.sticky_window_s) * 1000
+                    && let Some(a) = r.agents.get(sticky)
+                {
+                    assert!(
+                        !(eligible(a, at, it.channel)
+                            && has_skills(a, q, &it.skills)
+                            && !it.tried.iter().any(|(t, u)| t == sticky && *u > at)),
+                        "seed {seed}: {item} went to {agent}, not to the sticky {sticky}"
+                    );
+                } else if last.get(&customer[&item]).is_some_and(|(s, _)| *s == agent) {
+                    sticky_hits += 1;
+                }
+                if is_offer {
+                    total_offers += 1;
+                    offered.insert(item, agent);
+                } else {
+                    total_assigned += 1;
+                    last.insert(customer[&item].clone(), (agent.clone(), now));
+                    held.insert(item, agent);
+                }
+            }
+            // The router forgets finished items; the model follows.
+            offered.retain(|i, _| r.items.contains_key(i));
+            // Capacity: assigned + offered ≤ capacity on every channel.
+            for a in r.agents.values() {
+                for c in Channel::ALL {
+                    let n = r
+                        .items
+                        .values()
+                        .filter(|i| i.channel == c)
+                        .filter(|i| match &i.state {
+                            ItemState::Offered { agent, .. }
+                            | ItemState::Assigned { agent, .. } => *agent == a.cfg.id,
+                            ItemState::Waiting => false,
+                        })
+                        .count();
+                    assert!(
+                        n <= cap(a, c) as usize,
+                        "seed {seed}: {} holds {n} on {c:?}",
+                        a.cfg.id
+                    );
+                }
+            }
+            // No item starves while an eligible agent has capacity.
+            for (id, it) in &r.items {
+                if it.state != ItemState::Waiting {
+                    continue;
+                }
+                let q = r.queue(&it.queue).unwrap();
+                for a in r.agents.values() {
+                    assert!(
+                        !(eligible(a, at, it.channel)
+                            && has_skills(a, q, &it.skills)
+                            && !it.tried.iter().any(|(t, u)| *t == a.cfg.id && *u > at)),
+                        "seed {seed}: {id} waits while {} is free",
+                        a.cfg.id
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        total_offers > 3_000 && total_assigned > 3_000 && sticky_hits > 200,
+        "{total_offers} {total_assigned} {sticky_hits}"
+    );
 }

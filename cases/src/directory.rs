@@ -247,6 +247,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(tenant)
     }
 
@@ -318,6 +319,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(user)
     }
 
@@ -413,6 +415,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         self.publish([crate::queues::agent_changed(&actor.tenant_id, id)]);
         Ok(after)
     }

@@ -554,6 +554,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(version)
     }
 
@@ -590,6 +591,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -708,6 +710,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(IvrCalendar {
             name,
             definition: definition.to_owned(),
@@ -812,6 +815,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -843,6 +847,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.lookups_changed();
         Ok(before)
     }
 
@@ -869,7 +874,12 @@ impl Store {
     /// number alone (any punctuation; the number is normalised). `None` when the number
     /// is not routed, not a phone number, or not held by the routing tenant (a route
     /// left from before numbers were checked never takes another tenant's calls).
+    /// Cached (see [`crate::lookups`]).
     pub async fn inbound_route(&self, number: &str) -> Result<Option<InboundRoute>> {
+        self.inbound_route_cached(number).await
+    }
+
+    pub(crate) async fn inbound_route_db(&self, number: &str) -> Result<Option<InboundRoute>> {
         let Ok(number) = normalize_number("number", number) else {
             return Ok(None);
         };

@@ -47,6 +47,7 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod lookups;
 pub mod queues;
 pub mod recordings;
 pub mod routing;

@@ -55,6 +55,8 @@ pub struct Store {
     events: broadcast::Sender<DomainEvent>,
     clock: Arc<dyn Clock>,
     files: Option<Arc<Path>>,
+    /// The per-call lookup cache, shared by every clone (see [`crate::lookups`]).
+    pub(crate) lookups: Arc<crate::lookups::Lookups>,
 }
 
 impl Store {
@@ -106,6 +108,7 @@ impl Store {
             events,
             clock: Arc::new(SystemClock),
             files: None,
+            lookups: Arc::default(),
         })
     }
 

@@ -162,7 +162,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
         .await
         .with_context(|| format!("cannot open database {}", redact_url(&url)))?;
     store.migrate().await.context("database migration failed")?;
-    Ok(store)
+    Ok(store.with_lookup_ttl(Duration::from_secs(cfg.lookup_ttl_secs)))
 }
 
 /// Hides a password in a database URL for messages.
@@ -392,6 +392,8 @@ fn read_passwords(n: usize) -> anyhow::Result<Vec<String>> {
 }
 
 async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
+    // Before anything records: counters touched earlier would go nowhere.
+    let metrics_handle = parley_web::metrics::install_recorder();
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
     let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
@@ -575,8 +577,15 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         devices: sip.browser_devices(engine.clone(), webrtc),
         controls: sip.controls(),
     };
+    let mut state = parley_web::AppState::new(store.clone(), web_cfg);
+    if let Some(handle) = metrics_handle {
+        state = state.with_metrics(parley_web::metrics::MetricsExport::new(
+            handle,
+            cfg.metrics_token.clone(),
+        ));
+    }
     let app = parley_web::app(
-        parley_web::AppState::new(store.clone(), web_cfg)
+        state
             .with_sip(std::sync::Arc::new(SipView {
                 sip: sip.inspector(),
                 acd: acd.clone(),

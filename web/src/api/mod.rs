@@ -33,6 +33,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(speech::router())
         .merge(recordings::router())
         .merge(dialpolicy::router())
+        .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 
 /// Common list parameters.

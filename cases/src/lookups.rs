@@ -60,12 +60,15 @@ struct Entry<T> {
     value: T,
 }
 
+/// A tenant's SIP agents as (user id, extension).
+type Agents = Arc<Vec<(String, String)>>;
+
 #[derive(Default)]
 struct Maps {
     route_number: HashMap<String, Entry<Option<telephony::InboundRoute>>>,
     inbound_route: HashMap<String, Entry<Option<flows::InboundRoute>>>,
     flow_sets: HashMap<String, Entry<Arc<FlowSet>>>,
-    sip_users: HashMap<String, Entry<Arc<Vec<(String, String)>>>>,
+    sip_users: HashMap<String, Entry<Agents>>,
     realms: HashMap<String, Entry<String>>,
 }
 

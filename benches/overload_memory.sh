@@ -7,6 +7,7 @@
 #
 #   benches/overload_memory.sh                       # steps 800 1000 1200 calls/s, 5 s each
 #   STEPS="200 400" SECS=10 benches/overload_memory.sh
+#   TRIM=1 benches/overload_memory.sh                # then malloc_trim(0) through gdb
 #
 # Default configuration (PARLEY_SIP_MAX_CALLS 2000, PARLEY_SIP_MAX_CALL_RATE 200/s)
 # unless set in the environment. Loopback only, ephemeral ports. Builds nothing: uses
@@ -80,3 +81,9 @@ for rate in $STEPS; do
     echo "step $rate calls/s x ${SECS} s ($calls offered): answered $(( $(counter sip_calls_answered_total) - ans0 )), shed with 503 $(( $(counter sip_overload_rejected_total) - shed0 )); RSS peak so far $((peak / 1024)) MiB, at step end $((end / 1024)) MiB, ${SETTLE} s later $(( $(kib VmRSS) / 1024 )) MiB; load $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "active calls at the end: $(counter sip_calls_active)"
+# TRIM=1: ask glibc to return its free memory (gdb attached, malloc_trim(0)): what RSS
+# then drops by was freed memory the allocator kept, not memory Parley still holds.
+if [ -n "${TRIM:-}" ] && command -v gdb >/dev/null; then
+    gdb -p "$parley_pid" -batch -ex 'call (int) malloc_trim(0)' > /dev/null 2>&1 || true
+    echo "after malloc_trim(0): RSS $(( $(kib VmRSS) / 1024 )) MiB"
+fi

@@ -21,6 +21,13 @@ use parley_cases::{Actor, Role, Store};
 
 use crate::config::Config;
 
+/// mimalloc instead of glibc's malloc. Measured (issue #13, BENCHMARKS.md "Memory under
+/// call-rate overload"): after overload steps glibc kept ~200 MiB of freed memory in
+/// its per-thread arenas (RSS 336 MiB with the calls gone; 155 MiB once
+/// `malloc_trim(0)` was forced); mimalloc returns freed pages to the system.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "parley",

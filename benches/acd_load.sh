@@ -37,14 +37,14 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 
 (cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
     RUST_LOG=error \
-    exec "$BIN" serve > "$work/parley.out" 2> "$work/parley.err") &
+    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
 pids+=($!)
 for _ in $(seq 300); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
 sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
 http=$(sed -n 's/^Parley listening on \([^ ]*\).*/\1/p' "$work/parley.out")
 adminpw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
 [ -n "$sip" ] && [ -n "$http" ] && [ -n "$adminpw" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
-parley_pid=$(pgrep -n -f "^$BIN serve" || true)
+parley_pid=$(pgrep -n -f "^$BIN serve --demo" || true)
 
 api() { # method path [json]
     curl -sf -X "$1" "$http/api/v1$2" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' ${3:+-d "$3"}

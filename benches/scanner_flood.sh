@@ -38,7 +38,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 
 (cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
     RUST_LOG=error \
-    exec "$BIN" serve > "$work/parley.out" 2> "$work/parley.err") &
+    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
 parley_pid=$!
 pids+=($parley_pid)
 for _ in $(seq 300); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done

@@ -3,6 +3,11 @@
 #
 #   benches/sip_load.sh                      # 2000 short calls offered at 200 calls/s
 #   CALLS=5000 RATE=500 LIMIT=400 benches/sip_load.sh
+#   PARLEY_SIP_MAX_CALL_RATE=0 CALLS=20000 RATE=2000 LIMIT=2000 benches/sip_load.sh
+#
+# Parley's own overload limits apply (PARLEY_SIP_MAX_CALL_RATE, default 200 calls/s, and
+# PARLEY_SIP_MAX_CALLS): offered beyond them, calls get 503 + Retry-After and count as
+# failed here. Set them in the environment to measure the B2BUA itself.
 #
 # Everything runs on 127.0.0.1 with ephemeral ports; the run is bounded by CALLS and by
 # sipp's -timeout. It builds nothing: it uses $PARLEY_BIN (default: the release binary
@@ -35,13 +40,22 @@ free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.
 # the unauthenticated-request throttle exempts.
 (cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
     RUST_LOG=error \
-    exec "$BIN" serve > "$work/parley.out" 2> "$work/parley.err") &
+    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
 pids+=($!)
 for _ in $(seq 100); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
 sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
 pw=$(sed -n 's/.*SIP extension 1001 password: \([^ ]*\).*/\1/p' "$work/parley.out")
 [ -n "$sip" ] && [ -n "$pw" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
-parley_pid=$(pgrep -n -f "^$BIN serve" || true)
+parley_pid=$(pgrep -n -f "^$BIN serve --demo" || true)
+
+# B2BUA: the demo number rings the agents directly (its IVR route removed), as in
+# tests/sip.rs start_b2bua.
+http=$(sed -n 's/^Parley listening on \([^ ]*\).*/\1/p' "$work/parley.out")
+admin_pw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
+token=$(curl -sf "$http/api/v1/auth/login" -H 'content-type: application/json' \
+    -d "{\"tenant\":\"demo\",\"email\":\"admin@demo.parley.test\",\"password\":\"$admin_pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -sf -X DELETE "$http/api/v1/ivr/numbers/%2B15550100" -H "authorization: Bearer $token" > /dev/null \
+    || { echo "could not unroute the demo number"; exit 1; }
 
 uas_port=$(free_port)
 (cd "$work" && exec sipp -sf "$here/sipp/uas_bench.xml" -i 127.0.0.1 -bind_local -p "$uas_port" -mp "$(free_port)" \
@@ -83,3 +97,9 @@ echo "completed: $ok ok, $failed failed in $(printf %.2f "$elapsed") s => $(echo
 echo "parley CPU: $(printf %.2f "$cpu_s") s => $(echo "$cpu_s * 1000 / ($ok + 0.000001)" | bc -l | xargs printf %.3f) ms CPU per call"
 echo "INVITE->180 ms: p50 $(pct invite_180 50)  p99 $(pct invite_180 99)"
 echo "INVITE->200 ms: p50 $(pct invite_200 50)  p99 $(pct invite_200 99)"
+if [ -n "$parley_pid" ] && [ -r "/proc/$parley_pid/status" ]; then
+    kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$parley_pid/status"; }
+    rss_end=$(kib VmRSS)
+    sleep "${SETTLE:-10}"
+    echo "parley memory: peak $(( $(kib VmHWM) / 1024 )) MiB, at the end $(( rss_end / 1024 )) MiB, ${SETTLE:-10} s later $(( $(kib VmRSS) / 1024 )) MiB"
+fi

@@ -157,6 +157,14 @@ pub(crate) struct Config {
     pub(crate) speech_threads: usize,
     /// Live utterances queued before transcription degrades (`PARLEY_SPEECH_QUEUE`).
     pub(crate) speech_queue: usize,
+    /// Bearer token of the Prometheus scrape at `/metrics`; unset: the endpoint
+    /// answers nobody (`PARLEY_METRICS_TOKEN`).
+    #[serde(skip_serializing)]
+    pub(crate) metrics_token: Option<String>,
+    /// Seconds a cached per-call lookup (number, trunk, flows, agents, realm) is
+    /// trusted without an in-process change: how long a change made by another Parley
+    /// on the same database can go unseen (`PARLEY_LOOKUP_TTL_SECS`).
+    pub(crate) lookup_ttl_secs: u64,
 }
 
 impl Default for Config {
@@ -217,6 +225,8 @@ impl Default for Config {
             speech_workers: 0,
             speech_threads: 2,
             speech_queue: 8,
+            metrics_token: None,
+            lookup_ttl_secs: 10,
         }
     }
 }

@@ -387,6 +387,150 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
     assert!(counter(&p, &tok, "sip_registrations_total") >= 1);
 }
 
+/// GET with an optional bearer token: (status, body as text).
+fn get_text(p: &Parley, path: &str, token: Option<&str>) -> (u16, String) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut r = reqwest::Client::new().get(format!("{}{path}", p.http));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let res = r.send().await.unwrap();
+        (res.status().as_u16(), res.text().await.unwrap_or_default())
+    })
+}
+
+/// Checks the Prometheus text exposition format (0.0.4) line by line and returns the
+/// samples: (name with labels, value).
+fn prometheus_samples(text: &str) -> Vec<(String, f64)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                && !name.starts_with(|c: char| c.is_ascii_digit()),
+            "bad metric name in {line:?}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "bad labels in {line:?}"
+            );
+        }
+        let v: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            v => v
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        out.push((series.to_owned(), v));
+    }
+    out
+}
+
+fn sample(samples: &[(String, f64)], series: &str) -> f64 {
+    samples
+        .iter()
+        .find(|(s, _)| s == series)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("{series} not exported"))
+}
+
+/// Issue #15: `GET /metrics` exports Prometheus text that moves with calls, only to the
+/// operator's metrics token; and calls after the first read their number, trunk,
+/// agents and realm from the lookup cache (regression: four-plus database round trips
+/// before every answer).
+#[test]
+fn prometheus_metrics_move_with_calls_and_later_calls_make_no_lookup_queries() {
+    const TOKEN: &str = "metrics-scrape-token-0123456789";
+    let p = start_b2bua(
+        "metrics",
+        &[
+            ("PARLEY_METRICS_TOKEN", TOKEN),
+            // The test compares counters across calls, however slow the machine.
+            ("PARLEY_LOOKUP_TTL_SECS", "3600"),
+        ],
+    );
+    let sup = supervisor_token(&p);
+    assert_eq!(get_text(&p, "/metrics", None).0, 401);
+    assert_eq!(get_text(&p, "/metrics", Some("not-the-token")).0, 401);
+    // A tenant's user, even a supervisor or admin, does not read server-wide figures.
+    assert_eq!(get_text(&p, "/metrics", Some(&sup)).0, 403);
+    assert_eq!(get_text(&p, "/metrics", Some(&admin_token(&p))).0, 403);
+
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    let phone = uas("uas_answer.xml", uas_port, 3, &[]);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    check(
+        "first call",
+        sipp("uac_call.xml", free_port(), 1, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    let (status, text) = get_text(&p, "/metrics", Some(TOKEN));
+    assert_eq!(status, 200, "{text}");
+    let first = prometheus_samples(&text);
+    let lookups = sample(&first, "parley_db_lookup_queries_total");
+    assert!(lookups >= 1.0, "the first call looked its number up");
+    assert!(sample(&first, "parley_sip_calls_answered_total") >= 1.0);
+
+    check(
+        "two more calls",
+        sipp("uac_call.xml", free_port(), 2, Some(p.sip))
+            .args(["-s", "15550100"])
+            .output()
+            .unwrap(),
+    );
+    check("agent phone", phone.wait_with_output().unwrap());
+    // The same at the API's path.
+    let (status, text) = get_text(&p, "/api/v1/metrics", Some(TOKEN));
+    assert_eq!(status, 200, "{text}");
+    let after = prometheus_samples(&text);
+    assert!(sample(&after, "parley_sip_calls_answered_total") >= 3.0);
+    assert_eq!(
+        sample(&after, "parley_db_lookup_queries_total"),
+        lookups,
+        "the calls after the first made lookup queries"
+    );
+    // HTTP requests by route template (never by id or token), and the scrape's own
+    // earlier refusals.
+    assert!(
+        sample(
+            &after,
+            r#"parley_http_requests_total{method="GET",route="/metrics",status="2xx"}"#
+        ) >= 1.0
+    );
+    assert!(
+        sample(
+            &after,
+            r#"parley_http_requests_total{method="GET",route="/metrics",status="4xx"}"#
+        ) >= 4.0
+    );
+    assert!(
+        !text.contains(&sup) && !text.contains("demo"),
+        "no token or tenant in labels"
+    );
+}
+
 #[test]
 fn rfc3665_busy_maps_to_486() {
     let p = start_b2bua("busy", &[]);

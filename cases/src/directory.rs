@@ -250,6 +250,7 @@ impl Store {
         let event =
             DomainEvent::redacted(&tenant.id, "tenant.created", &tenant).min_role(Role::Admin);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(tenant)
     }
 
@@ -323,6 +324,7 @@ impl Store {
         let event = DomainEvent::redacted(&actor.tenant_id, "user.created", &user)
             .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(user)
     }
 
@@ -423,6 +425,7 @@ impl Store {
             [crate::queues::agent_changed(&actor.tenant_id, id)],
         )
         .await?;
+        self.lookups_changed();
         Ok(after)
     }
 

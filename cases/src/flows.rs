@@ -570,6 +570,7 @@ impl Store {
         )
         .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(version)
     }
 
@@ -612,6 +613,7 @@ impl Store {
         )
         .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -736,6 +738,7 @@ impl Store {
         )
         .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(IvrCalendar {
             name,
             definition: definition.to_owned(),
@@ -842,6 +845,7 @@ impl Store {
         let event = DomainEvent::new(&actor.tenant_id, "ivr_route.changed", &after)
             .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -875,6 +879,7 @@ impl Store {
         let event = DomainEvent::new(&actor.tenant_id, "ivr_route.deleted", &before)
             .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(before)
     }
 
@@ -901,7 +906,12 @@ impl Store {
     /// number alone (any punctuation; the number is normalised). `None` when the number
     /// is not routed, not a phone number, or not held by the routing tenant (a route
     /// left from before numbers were checked never takes another tenant's calls).
+    /// Cached (see [`crate::lookups`]).
     pub async fn inbound_route(&self, number: &str) -> Result<Option<InboundRoute>> {
+        self.inbound_route_cached(number).await
+    }
+
+    pub(crate) async fn inbound_route_db(&self, number: &str) -> Result<Option<InboundRoute>> {
         let Ok(number) = normalize_number("number", number) else {
             return Ok(None);
         };

@@ -48,6 +48,7 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod lookups;
 pub mod outbox;
 pub mod queues;
 pub mod recordings;

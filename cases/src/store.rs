@@ -58,6 +58,8 @@ pub struct Store {
     sinks: Arc<std::sync::Mutex<Vec<Arc<dyn EventSink>>>>,
     clock: Arc<dyn Clock>,
     files: Option<Arc<Path>>,
+    /// The per-call lookup cache, shared by every clone (see [`crate::lookups`]).
+    pub(crate) lookups: Arc<crate::lookups::Lookups>,
 }
 
 impl Store {
@@ -111,6 +113,7 @@ impl Store {
             sinks: Arc::new(std::sync::Mutex::new(sinks)),
             clock: Arc::new(SystemClock),
             files: None,
+            lookups: Arc::default(),
         })
     }
 

@@ -365,7 +365,12 @@ pub const NUMBER_NOT_AVAILABLE: &str = "number not available";
 
 impl Store {
     /// The tenant's SIP domain (digest realm): its `sip_domain`, else its name.
+    /// Cached (see [`crate::lookups`]).
     pub async fn sip_realm(&self, actor: &Actor) -> Result<String> {
+        self.sip_realm_cached(actor).await
+    }
+
+    pub(crate) async fn sip_realm_db(&self, actor: &Actor) -> Result<String> {
         let row: Option<(String,)> =
             sqlx::query_as("SELECT COALESCE(sip_domain, name) FROM tenants WHERE id = $1")
                 .bind(&actor.tenant_id)
@@ -513,6 +518,7 @@ impl Store {
             [crate::queues::agent_changed(&actor.tenant_id, user_id)],
         )
         .await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -603,7 +609,12 @@ impl Store {
 
     /// Active users of the actor's tenant that have an extension and SIP credentials,
     /// as `(user id, extension)`, by extension.
+    /// Cached (see [`crate::lookups`]).
     pub async fn sip_users(&self, actor: &Actor) -> Result<Vec<(String, String)>> {
+        self.sip_users_cached(actor).await
+    }
+
+    pub(crate) async fn sip_users_db(&self, actor: &Actor) -> Result<Vec<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT id, extension FROM users
              WHERE tenant_id = $1 AND active = 1 AND extension IS NOT NULL
@@ -712,6 +723,7 @@ impl Store {
         let event =
             DomainEvent::redacted(&actor.tenant_id, "trunk.created", &trunk).min_role(Role::Admin);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(trunk)
     }
 
@@ -834,6 +846,7 @@ impl Store {
         let event =
             DomainEvent::redacted(&actor.tenant_id, "trunk.updated", &after).min_role(Role::Admin);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(after)
     }
 
@@ -873,6 +886,7 @@ impl Store {
         )
         .min_role(Role::Admin);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(())
     }
 
@@ -928,6 +942,7 @@ impl Store {
         let event = DomainEvent::new(&actor.tenant_id, "phone_number.created", &n)
             .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(n)
     }
 
@@ -982,13 +997,19 @@ impl Store {
         )
         .min_role(Role::Supervisor);
         self.commit_audited(tx, audited, [event]).await?;
+        self.lookups_changed();
         Ok(())
     }
 
     /// Inbound routing (system-wide, no actor: the tenant is what is being found): the
     /// number and trunk for a dialled number, given as E.164 with or without the `+`.
     /// `None` when the number is unknown, or owned by more than one tenant (ambiguous).
+    /// Cached (see [`crate::lookups`]).
     pub async fn route_number(&self, dialled: &str) -> Result<Option<InboundRoute>> {
+        self.route_number_cached(dialled).await
+    }
+
+    pub(crate) async fn route_number_db(&self, dialled: &str) -> Result<Option<InboundRoute>> {
         let d = dialled.trim();
         let plus = if d.starts_with('+') {
             d.to_owned()

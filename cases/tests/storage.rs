@@ -5,6 +5,7 @@ mod acd;
 mod callbacks;
 mod common;
 mod flows;
+mod lookups;
 mod outbox;
 mod recordings;
 mod surveys;

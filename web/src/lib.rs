@@ -42,6 +42,7 @@ mod api;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod metrics;
 pub mod serve;
 pub mod softphone;
 mod ui;
@@ -106,6 +107,8 @@ pub struct AppState {
     ws_open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// The local AI features and models, for `/readyz` (see [`AppState::with_ai`]).
     pub(crate) ai: Arc<AiStatus>,
+    /// The Prometheus scrape, when enabled (see [`AppState::with_metrics`]).
+    pub(crate) metrics: Option<metrics::MetricsExport>,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -475,7 +478,15 @@ impl AppState {
             sip_bans: None,
             ws_open: Arc::default(),
             ai: Arc::new(AiStatus::default()),
+            metrics: None,
         }
+    }
+
+    /// Serves Prometheus metrics at `/api/v1/metrics` and `/metrics` to the holder of
+    /// the export's token (see [`metrics`]).
+    pub fn with_metrics(mut self, export: metrics::MetricsExport) -> AppState {
+        self.metrics = Some(export);
+        self
     }
 
     /// A place for one more WebSocket of `user_id` (events and softphone together),
@@ -604,6 +615,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(api_router)
         .route("/api/v1/events", get(api::events::events))
         .route("/api/v1/softphone", get(api::softphone::softphone))
@@ -612,6 +624,7 @@ pub fn app(state: AppState) -> Router {
         .route("/softphone-test.js", get(softphone_test_js))
         .merge(utoipa_swagger_ui::SwaggerUi::new("/api/v1/docs").url("/api/v1/openapi.json", doc))
         .fallback(ui::fallback)
+        .layer(axum::middleware::from_fn(metrics::track_http))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn_with_state(
             hsts,

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parley_cases::customers::{NewCustomer, RawIdentity};
@@ -26,7 +27,11 @@ use super::{Call, uri_user};
 
 /// A flow running on a call.
 pub(super) struct IvrRun {
-    env: Env,
+    /// The tenant's parsed flows and calendars, shared with every call of the same
+    /// publication (see [`ParsedFlows`]).
+    env: Arc<Env>,
+    /// Both speech variants of `env`, when it came from the tenant's published set.
+    parsed: Option<Arc<ParsedFlows>>,
     pub(super) state: Option<CallState>,
     pub(super) actor: Actor,
     pub(super) caller: String,
@@ -76,7 +81,56 @@ impl IvrRun {
 
     /// Offer speech input in `speech` nodes (a speech engine is configured).
     pub(super) fn set_speech_available(&mut self, on: bool) {
-        self.env.speech_available = on;
+        match &self.parsed {
+            Some(p) => {
+                self.env = if on {
+                    p.speech.clone()
+                } else {
+                    p.plain.clone()
+                }
+            }
+            None if self.env.speech_available != on => {
+                Arc::make_mut(&mut self.env).speech_available = on;
+            }
+            None => {}
+        }
+    }
+}
+
+/// A tenant's published flows and calendars parsed once per publication, in both
+/// speech variants so that a call picks one without copying.
+pub(super) struct ParsedFlows {
+    plain: Arc<Env>,
+    speech: Arc<Env>,
+}
+
+impl ParsedFlows {
+    fn parse(set: &parley_cases::lookups::FlowSet) -> ParsedFlows {
+        let mut flows = Vec::new();
+        for v in &set.versions {
+            match Flow::from_json(&v.definition) {
+                Ok(f) => flows.push(f),
+                Err(e) => {
+                    tracing::warn!(flow = %v.flow_id, error = %e, "published flow does not parse")
+                }
+            }
+        }
+        let mut env = Env::new(flows);
+        for c in &set.calendars {
+            match serde_json::from_str(&c.definition) {
+                Ok(cal) => {
+                    env.calendars.insert(c.name.clone(), cal);
+                }
+                Err(e) => tracing::warn!(calendar = %c.name, error = %e, "bad calendar"),
+            }
+        }
+        let mut speech = env.clone();
+        speech.speech_available = true;
+        env.speech_available = false;
+        ParsedFlows {
+            plain: Arc::new(env),
+            speech: Arc::new(speech),
+        }
     }
 }
 
@@ -129,7 +183,8 @@ impl IvrRun {
     /// customer is `caller`.
     pub(super) fn bare(actor: Actor, caller: &str) -> IvrRun {
         IvrRun {
-            env: Env::new(Vec::new()),
+            env: Arc::new(Env::new(Vec::new())),
+            parsed: None,
             state: None,
             actor,
             caller: caller.to_owned(),
@@ -170,36 +225,17 @@ pub(super) async fn load(
     call_id: &str,
 ) -> Option<IvrRun> {
     let actor = Actor::system(tenant_id);
-    let versions = match store.published_flows(&actor).await {
+    // One read and one parse per publication: the store caches the tenant's set until
+    // a flow or calendar changes, and the set keeps its parsed form for every call.
+    let set = match store.flow_set(&actor).await {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, "cannot load the tenant's flows");
             return None;
         }
     };
-    let mut flows = Vec::new();
-    for v in versions {
-        match Flow::from_json(&v.definition) {
-            Ok(f) => flows.push(f),
-            Err(e) => {
-                tracing::warn!(flow = %v.flow_id, error = %e, "published flow does not parse")
-            }
-        }
-    }
-    let mut env = Env::new(flows);
-    match store.calendars(&actor).await {
-        Ok(cals) => {
-            for c in cals {
-                match serde_json::from_str(&c.definition) {
-                    Ok(cal) => {
-                        env.calendars.insert(c.name, cal);
-                    }
-                    Err(e) => tracing::warn!(calendar = %c.name, error = %e, "bad calendar"),
-                }
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot load calendars"),
-    }
+    let parsed = set.parsed(ParsedFlows::parse)?;
+    let env = parsed.plain.clone();
     let id = FlowId(flow_id.to_owned());
     if env.flow(&id).is_err() {
         tracing::warn!(flow = flow_id, "routed flow is not published");
@@ -214,6 +250,7 @@ pub(super) async fn load(
     };
     Some(IvrRun {
         env,
+        parsed: Some(parsed),
         state: Some(CallState::new(id, &info)),
         actor,
         caller: caller.to_owned(),

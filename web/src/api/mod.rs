@@ -35,6 +35,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(recordings::router())
         .merge(dialpolicy::router())
         .merge(work_items::router())
+        .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 
 /// Common list parameters.

@@ -505,6 +505,8 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/sip/metrics", "/sip/metrics", json!(null), "UFAAO"),
         (M::GET, "/sip/registrations", "/sip/registrations", json!(null), "UFAAO"),
         (M::GET, "/sip/bans", "/sip/bans", json!(null), "UFFAO"),
+        // Server-wide figures: only the operator's metrics token, no tenant user.
+        (M::GET, "/metrics", "/metrics", json!(null), "UFFFF"),
         // No source is banned: the admin's lift is "not found", the others are refused first.
         (M::DELETE, "/sip/bans/{addr}", "/sip/bans/192.0.2.1", json!(null), "UFFNN"),
         (M::GET, "/dial-policy", "/dial-policy", json!(null), "UFAAO"),

@@ -280,7 +280,7 @@ impl Store {
         .bind(item.completed_at.map(|t| t.0))
         .execute(&mut *tx)
         .await?;
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -294,13 +294,12 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let mut e = DomainEvent::new(&item.tenant_id, "work_item.created", &item);
         e.min_role = Role::Supervisor;
         if let Some(c) = &item.customer_id {
             e = e.customer(c);
         }
-        self.publish([e]);
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(item)
     }
 
@@ -404,7 +403,7 @@ impl Store {
                 to: state.as_str().to_owned(),
             });
         }
-        audit::write(
+        let audited = audit::write(
             &mut tx,
             actor,
             now,
@@ -418,7 +417,6 @@ impl Store {
             },
         )
         .await?;
-        tx.commit().await?;
         let (kind, to) = match state {
             WorkItemState::Offered => ("work_item.offered", after.agent_id.as_deref()),
             WorkItemState::Assigned => ("work_item.assigned", after.agent_id.as_deref()),
@@ -426,7 +424,8 @@ impl Store {
             WorkItemState::Queued => ("work_item.revoked", before.agent_id.as_deref()),
             WorkItemState::Expired => ("work_item.expired", before.agent_id.as_deref()),
         };
-        self.publish([event(kind, &after, to)]);
+        self.commit_audited(tx, audited, [event(kind, &after, to)])
+            .await?;
         Ok(after)
     }
 }

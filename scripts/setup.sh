@@ -100,8 +100,11 @@ if [ "${PARLEY_SKIP_MODELS:-}" != 1 ]; then
   downloads="$models_dir/downloads"
   mkdir -p "$downloads"
   lists=("$(dirname "$0")/models.txt")
-  # Whisper base (multilingual, 133 MB more) for the tests, or on request.
-  if [ "$want_tests" = 1 ] || [ "${PARLEY_MODELS_MULTILINGUAL:-}" = 1 ]; then
+  # Whisper base (multilingual, 133 MB more) for the tests, on request, or where the
+  # machine's size makes it the default speech model (ACCURATE_MIN_CORES in
+  # models/src/choice.rs; `parley models install` then installs it).
+  cores="$(nproc 2>/dev/null || echo 1)"
+  if [ "$want_tests" = 1 ] || [ "${PARLEY_MODELS_MULTILINGUAL:-}" = 1 ] || [ "$cores" -ge 8 ]; then
     lists+=("$(dirname "$0")/models-multilingual.txt")
   fi
   for list in "${lists[@]}"; do

@@ -349,12 +349,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-/// Starts the whisper workers on `model`.
+/// Starts the whisper workers on `model`; `alternatives` are the other installed
+/// models a tenant may choose (loaded on first use, at most two models loaded).
 fn start_speech(
     cfg: &Config,
     model: &std::path::Path,
+    alternatives: Vec<(String, std::path::PathBuf)>,
 ) -> anyhow::Result<std::sync::Arc<parley_speech::SpeechEngine>> {
     let mut sc = parley_speech::SpeechConfig::new(model);
+    sc.alternatives = alternatives;
     if cfg.speech_workers > 0 {
         sc.workers = cfg.speech_workers;
     }
@@ -529,14 +532,27 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let (speech, speech_detail) = match &source {
         models_cli::SpeechSource::Configured(model) => {
             // A configured model that does not load is a start-up error.
-            let e = start_speech(&cfg, model)?;
+            let alts = models_cli::speech_alternatives(&models_dir, model);
+            let e = start_speech(&cfg, model, alts)?;
             (Some(e), format!("PARLEY_SPEECH_MODEL {}", model.display()))
         }
-        models_cli::SpeechSource::Installed { id, path } => match start_speech(&cfg, path) {
-            Ok(e) => (
-                Some(e),
-                format!("installed model {id} ({})", path.display()),
-            ),
+        models_cli::SpeechSource::Installed { id, path, why } => match start_speech(
+            &cfg,
+            path,
+            models_cli::speech_alternatives(&models_dir, path),
+        ) {
+            Ok(e) => {
+                let detail = format!(
+                    "installed model {id} ({}; {} cores: {why}); tenants may choose: {}",
+                    path.display(),
+                    models_cli::cores(),
+                    std::iter::once("auto")
+                        .chain(e.models())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                (Some(e), detail)
+            }
             // An installed model that does not load turns transcription off, loudly.
             Err(e) => {
                 tracing::warn!("transcription off: {e:#}");

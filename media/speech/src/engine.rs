@@ -37,7 +37,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::analysis::{Speaker, sentiment};
 use crate::error::{Error, Result};
 use crate::vad::{SegEvent, Segmenter, Utterance, VadConfig};
-use crate::whisper::{Model, Transcriber};
+use crate::whisper::{Decoding, Model, Transcriber};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +54,14 @@ pub struct SpeechConfig {
     pub tap_capacity: usize,
     /// Fit whisper's encoder context to each utterance.
     pub fit_audio_ctx: bool,
+    /// How whisper decodes (language, beam, temperature fallback, context floor).
+    pub decoding: Decoding,
+    /// Other models a stream may ask for by name ([`StreamModel::model`], e.g. a
+    /// tenant's choice): loaded on first use, at most [`SpeechConfig::max_loaded`]
+    /// models (the default included) kept loaded, the least recently used unloaded.
+    pub alternatives: Vec<(String, PathBuf)>,
+    /// Models loaded at most (each worker keeps a decoding state per loaded model).
+    pub max_loaded: usize,
     /// Segmentation.
     pub vad: VadConfig,
     /// Longest merged utterance while degraded, ms.
@@ -75,12 +83,25 @@ impl SpeechConfig {
             queue: 8,
             tap_capacity: 4096,
             fit_audio_ctx: true,
+            decoding: Decoding::default(),
+            alternatives: Vec::new(),
+            max_loaded: 2,
             vad: VadConfig::default(),
             merge_max_ms: 12_000,
             merge_wait_ms: 4_000,
             backlog_max_ms: 30 * 60 * 1000,
         }
     }
+}
+
+/// Which model and language transcribe a stream (e.g. its tenant's choice).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StreamModel {
+    /// One of [`SpeechConfig::alternatives`] by name; `None`: the engine's model.
+    pub model: Option<String>,
+    /// The spoken language forced on a multilingual model (ISO 639-1); `None`: the
+    /// engine's decoding setting (detected per utterance unless configured).
+    pub language: Option<String>,
 }
 
 /// How much a stream's live transcript matters when the engine is overloaded.
@@ -261,6 +282,9 @@ enum Reply {
 }
 
 struct Job {
+    /// `None`: the default model; else an index into the alternatives.
+    model: Option<usize>,
+    language: Option<Arc<str>>,
     stream: u64,
     speaker: Speaker,
     utt: Utterance,
@@ -276,8 +300,17 @@ struct Queues {
     shutdown: bool,
 }
 
+/// The alternative models loaded now, least recently used first.
+#[derive(Default)]
+struct Loaded {
+    models: Vec<(usize, Model)>,
+}
+
 struct Shared {
     queues: Mutex<Queues>,
+    alternatives: Vec<(String, PathBuf)>,
+    loaded: Mutex<Loaded>,
+    max_loaded: usize,
     ready: Condvar,
     counters: Counters,
     latencies: Mutex<VecDeque<u32>>,
@@ -288,6 +321,34 @@ struct Shared {
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
         self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Alternative model `i`, loaded if needed (outside the lock); the least recently
+    /// used others are unloaded beyond `max_loaded - 1` (the default stays).
+    fn model(&self, i: usize) -> Result<Model> {
+        let lock = || self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut l = lock();
+            if let Some(pos) = l.models.iter().position(|(k, _)| *k == i) {
+                let entry = l.models.remove(pos);
+                let m = entry.1.clone();
+                l.models.push(entry);
+                return Ok(m);
+            }
+        }
+        let (name, path) = self.alternatives.get(i).ok_or(Error::Stopped)?;
+        tracing::info!(model = %name, path = %path.display(), "loading speech model");
+        let m = Model::load(path)?;
+        let mut l = lock();
+        if !l.models.iter().any(|(k, _)| *k == i) {
+            l.models.push((i, m.clone()));
+        }
+        let keep = self.max_loaded.saturating_sub(1).max(1);
+        while l.models.len() > keep {
+            let (k, _) = l.models.remove(0);
+            tracing::info!(model = %self.alternatives[k].0, "unloading speech model (least recently used)");
+        }
+        Ok(m)
     }
 
     fn live_len(&self) -> usize {
@@ -309,6 +370,8 @@ impl Shared {
 enum Ctl {
     Open {
         id: u64,
+        model: Option<usize>,
+        language: Option<Arc<str>>,
         speaker: Speaker,
         priority: Priority,
         epoch: Instant,
@@ -355,8 +418,14 @@ impl SpeechEngine {
             });
         }
         let model = Model::load(&cfg.model)?;
+        if let Some(code) = &cfg.decoding.language {
+            crate::whisper::language_code(code)?;
+        }
         let shared = Arc::new(Shared {
             queues: Mutex::new(Queues::default()),
+            alternatives: cfg.alternatives.clone(),
+            loaded: Mutex::new(Loaded::default()),
+            max_loaded: cfg.max_loaded.max(1),
             ready: Condvar::new(),
             counters: Counters::default(),
             latencies: Mutex::new(VecDeque::with_capacity(1024)),
@@ -368,13 +437,20 @@ impl SpeechEngine {
             what: format!("cannot start thread: {e}"),
         };
         for i in 0..cfg.workers {
-            let t = model.transcriber(cfg.threads_per_worker)?;
+            let mut t = model.transcriber(cfg.threads_per_worker)?;
+            t.set_decoding(cfg.decoding.clone());
             let sh = Arc::clone(&shared);
-            let fit = cfg.fit_audio_ctx;
+            let w = Worker {
+                default: t,
+                others: Vec::new(),
+                decoding: cfg.decoding.clone(),
+                threads: cfg.threads_per_worker,
+                fit: cfg.fit_audio_ctx,
+            };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("parley-whisper-{i}"))
-                    .spawn(move || worker(t, sh, fit))
+                    .spawn(move || worker(w, sh))
                     .map_err(spawn_err)?,
             );
         }
@@ -423,9 +499,45 @@ impl SpeechEngine {
         rate: u32,
         out: UnboundedSender<SpeechEvent>,
     ) -> Result<StreamTap> {
+        self.open_stream_with(speaker, priority, epoch, rate, out, &StreamModel::default())
+    }
+
+    /// The names of the models a stream may ask for ([`SpeechConfig::alternatives`]).
+    pub fn models(&self) -> impl Iterator<Item = &str> {
+        self.cfg.alternatives.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// [`open_stream`](Self::open_stream) transcribed with `choice`: an unknown model
+    /// name is [`Error::UnknownModel`], an unknown language [`Error::Language`]
+    /// (nothing is opened).
+    pub fn open_stream_with(
+        &self,
+        speaker: Speaker,
+        priority: Priority,
+        epoch: Instant,
+        rate: u32,
+        out: UnboundedSender<SpeechEvent>,
+        choice: &StreamModel,
+    ) -> Result<StreamTap> {
+        let model = match &choice.model {
+            None => None,
+            Some(name) => Some(
+                self.cfg
+                    .alternatives
+                    .iter()
+                    .position(|(n, _)| n == name)
+                    .ok_or_else(|| Error::UnknownModel { name: name.clone() })?,
+            ),
+        };
+        let language = match &choice.language {
+            None => None,
+            Some(code) => Some(Arc::from(crate::whisper::language_code(code)?)),
+        };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.ctl(Ctl::Open {
             id,
+            model,
+            language,
             speaker,
             priority,
             epoch,
@@ -465,6 +577,8 @@ impl SpeechEngine {
             .map(|utt| {
                 let (tx, rx) = std::sync::mpsc::channel();
                 self.shared.push(Job {
+                    model: None,
+                    language: None,
                     stream: 0,
                     speaker: Speaker::Caller,
                     utt,
@@ -568,7 +682,50 @@ fn clip_utterances(pcm: &[i16], rate: u32, vad: VadConfig) -> Result<Vec<Utteran
     Ok(out)
 }
 
-fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
+/// A worker's decoding states: the default model's, and those of alternatives it has
+/// used (least recently used first, bounded like the loaded models).
+struct Worker {
+    default: Transcriber,
+    others: Vec<(usize, Transcriber)>,
+    decoding: Decoding,
+    threads: usize,
+    fit: bool,
+}
+
+impl Worker {
+    fn transcribe(&mut self, sh: &Shared, job: &Job) -> Result<(String, &'static str)> {
+        let t = match job.model {
+            None => &mut self.default,
+            Some(i) => {
+                if let Some(pos) = self.others.iter().position(|(k, _)| *k == i) {
+                    let e = self.others.remove(pos);
+                    self.others.push(e);
+                } else {
+                    let mut t = sh.model(i)?.transcriber(self.threads)?;
+                    t.set_decoding(self.decoding.clone());
+                    self.others.push((i, t));
+                    let keep = sh.max_loaded.saturating_sub(1).max(1);
+                    while self.others.len() > keep {
+                        self.others.remove(0);
+                    }
+                }
+                match self.others.last_mut() {
+                    Some((_, t)) => t,
+                    None => return Err(Error::Stopped),
+                }
+            }
+        };
+        let language = job
+            .language
+            .as_deref()
+            .map(str::to_owned)
+            .or_else(|| self.decoding.language.clone());
+        t.set_language(language);
+        t.transcribe_lang(&job.utt.audio, self.fit)
+    }
+}
+
+fn worker(mut w: Worker, sh: Arc<Shared>) {
     loop {
         let job = {
             let mut q = sh.lock();
@@ -583,7 +740,7 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
             }
         };
         let started = Instant::now();
-        let result = t.transcribe_lang(&job.utt.audio, fit);
+        let result = w.transcribe(&sh, &job);
         let done = Instant::now();
         let c = &sh.counters;
         c.busy_ms.fetch_add(
@@ -629,6 +786,8 @@ fn worker(mut t: Transcriber, sh: Arc<Shared>, fit: bool) {
 }
 
 struct Stream {
+    model: Option<usize>,
+    language: Option<Arc<str>>,
     speaker: Speaker,
     priority: Priority,
     epoch: Instant,
@@ -663,6 +822,8 @@ impl Ingest {
             match self.ctl.try_recv() {
                 Ok(Ctl::Open {
                     id,
+                    model,
+                    language,
                     speaker,
                     priority,
                     epoch,
@@ -674,6 +835,8 @@ impl Ingest {
                         self.streams.insert(
                             id,
                             Stream {
+                                model,
+                                language,
                                 speaker,
                                 priority,
                                 epoch,
@@ -872,6 +1035,8 @@ impl Ingest {
         let backlog = std::mem::take(&mut s.backlog);
         for u in backlog.into_iter().chain(held) {
             self.sh.push(Job {
+                model: s.model,
+                language: s.language.clone(),
                 stream: id,
                 speaker: s.speaker,
                 utt: u,
@@ -889,6 +1054,8 @@ impl Ingest {
 
 fn queue_live(sh: &Shared, id: u64, s: &Stream, u: Utterance) {
     sh.push(Job {
+        model: s.model,
+        language: s.language.clone(),
         stream: id,
         speaker: s.speaker,
         utt: u,

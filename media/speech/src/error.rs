@@ -29,6 +29,18 @@ pub enum Error {
         /// whisper's error.
         what: String,
     },
+    /// A language whisper does not know.
+    #[error("unknown language {code:?}")]
+    Language {
+        /// The code asked for.
+        code: String,
+    },
+    /// A stream asked for a model the engine was not given.
+    #[error("no speech model named {name:?}")]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+    },
     /// The engine has stopped.
     #[error("speech engine stopped")]
     Stopped,

@@ -30,8 +30,8 @@ pub use analysis::{
 };
 pub use engine::{
     Degradation, Priority, Segment, SpeechConfig, SpeechEngine, SpeechEvent, SpeechMetrics,
-    StreamTap,
+    StreamModel, StreamTap,
 };
 pub use error::{Error, Result};
 pub use vad::VadConfig;
-pub use whisper::{Model, Transcriber, fitted_audio_ctx};
+pub use whisper::{Decoding, Model, Transcriber, fitted_audio_ctx};

@@ -25,6 +25,42 @@ pub fn fitted_audio_ctx(samples: usize, floor: i32) -> i32 {
     frames.clamp(floor.min(FULL_AUDIO_CTX), FULL_AUDIO_CTX)
 }
 
+/// How whisper decodes a clip. The defaults are what the live path uses; the choices
+/// are measured in BENCHMARKS.md ("Local models").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decoding {
+    /// The spoken language (ISO 639-1, e.g. `es`) forced on a multilingual model;
+    /// `None`: detected per clip. An English-only model always decodes English.
+    pub language: Option<String>,
+    /// Beam width; 1 (or 0) is greedy.
+    pub beam_size: u32,
+    /// Retry at rising temperature (0.2 steps) when a decode looks like a repetition
+    /// loop (the entropy of its last tokens under 2.4, whisper.cpp's stand-in for
+    /// OpenAI's compression ratio) or is unlikely (mean log-probability under -1), as
+    /// OpenAI's decoder does. Off by default: on Whisper base it took the committed set
+    /// from 70 % to 33 % WER, but dropping repeated sentences ([`collapse_repeats`],
+    /// always on) took it to 28 % without it, at no cost, and both together measured
+    /// 30 % (BENCHMARKS.md, "Local models").
+    pub temperature_fallback: bool,
+    /// The floor of the fitted encoder context ([`fitted_audio_ctx`]).
+    pub min_audio_ctx: i32,
+    /// Text given to the decoder as the previous context (e.g. the tenant's
+    /// vocabulary: product and queue names).
+    pub prompt: Option<String>,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Decoding {
+            language: None,
+            beam_size: 1,
+            temperature_fallback: false,
+            min_audio_ctx: MIN_AUDIO_CTX,
+            prompt: None,
+        }
+    }
+}
+
 /// A loaded model, shared by the workers.
 #[derive(Clone)]
 pub struct Model {
@@ -69,7 +105,7 @@ impl Model {
             state,
             multilingual: self.ctx.is_multilingual(),
             threads: threads.max(1),
-            min_ctx: MIN_AUDIO_CTX,
+            decoding: Decoding::default(),
             pad: Vec::new(),
         })
     }
@@ -80,7 +116,7 @@ pub struct Transcriber {
     state: WhisperState,
     multilingual: bool,
     threads: usize,
-    min_ctx: i32,
+    decoding: Decoding,
     pad: Vec<f32>,
 }
 
@@ -95,7 +131,22 @@ impl std::fmt::Debug for Transcriber {
 impl Transcriber {
     /// Sets the floor of the fitted encoder context.
     pub fn set_min_audio_ctx(&mut self, floor: i32) {
-        self.min_ctx = floor;
+        self.decoding.min_audio_ctx = floor;
+    }
+
+    /// Sets how clips are decoded.
+    pub fn set_decoding(&mut self, decoding: Decoding) {
+        self.decoding = decoding;
+    }
+
+    /// Forces a language on a multilingual model (`None`: detected per clip).
+    pub fn set_language(&mut self, language: Option<String>) {
+        self.decoding.language = language;
+    }
+
+    /// How clips are decoded.
+    pub fn decoding(&self) -> &Decoding {
+        &self.decoding
     }
 
     /// Transcribes 16 kHz mono audio (greedy). `fit`: shrink the encoder context to
@@ -116,10 +167,27 @@ impl Transcriber {
         } else {
             audio
         };
-        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let d = &self.decoding;
+        let mut p = if d.beam_size > 1 {
+            FullParams::new(SamplingStrategy::BeamSearch {
+                beam_size: d.beam_size as i32,
+                patience: -1.0,
+            })
+        } else {
+            FullParams::new(SamplingStrategy::Greedy { best_of: 1 })
+        };
         p.set_n_threads(self.threads as i32);
-        // "auto": whisper.cpp detects the language from the clip's encoding first.
-        p.set_language(Some(if self.multilingual { "auto" } else { "en" }));
+        // A forced language must be one whisper knows; "auto": whisper.cpp detects the
+        // language from the clip's encoding first.
+        let forced = match d.language.as_deref() {
+            Some(code) if self.multilingual => Some(language_code(code)?),
+            _ => None,
+        };
+        p.set_language(Some(match forced {
+            Some(code) => code,
+            None if self.multilingual => "auto",
+            None => "en",
+        }));
         p.set_translate(false);
         p.set_no_context(true);
         p.set_single_segment(true);
@@ -130,12 +198,22 @@ impl Transcriber {
         p.set_print_timestamps(false);
         p.set_suppress_blank(true);
         p.set_suppress_nst(true);
-        // Greedy without temperature fallback (latency), but bounded: a decoder stuck
-        // in a repetition loop stops at ~8 tokens per second of audio.
-        p.set_temperature_inc(0.0);
+        if let Some(prompt) = d.prompt.as_deref().filter(|t| !t.trim().is_empty()) {
+            p.set_initial_prompt(prompt);
+        }
+        if d.temperature_fallback {
+            p.set_temperature_inc(0.2);
+            p.set_entropy_thold(2.4);
+            p.set_logprob_thold(-1.0);
+        } else {
+            // Greedy without temperature fallback (latency).
+            p.set_temperature_inc(0.0);
+        }
+        // Bounded either way: a decoder stuck in a repetition loop stops at ~8 tokens
+        // per second of audio.
         p.set_max_tokens((16 + audio.len() / 2000) as i32);
         if fit {
-            p.set_audio_ctx(fitted_audio_ctx(audio.len(), self.min_ctx));
+            p.set_audio_ctx(fitted_audio_ctx(audio.len(), d.min_audio_ctx));
         }
         self.state.full(p, audio).map_err(|e| Error::Transcribe {
             what: e.to_string(),
@@ -146,13 +224,62 @@ impl Transcriber {
                 text.push_str(&s);
             }
         }
-        let lang = if self.multilingual {
+        let lang = if let Some(code) = forced {
+            code
+        } else if self.multilingual {
             whisper_rs::get_lang_str(self.state.full_lang_id_from_state()).unwrap_or("en")
         } else {
             "en"
         };
-        Ok((clean(&text), lang))
+        Ok((collapse_repeats(&clean(&text)), lang))
     }
+}
+
+/// whisper's own spelling of a language code (a `&'static str`), or
+/// [`Error::Language`] for one it does not know.
+pub fn language_code(code: &str) -> Result<&'static str> {
+    // whisper-rs panics on an interior NUL; whisper knows only short ASCII names.
+    if code.is_empty() || code.len() > 32 || !code.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return Err(Error::Language {
+            code: code.to_owned(),
+        });
+    }
+    whisper_rs::get_lang_id(&code.to_ascii_lowercase())
+        .and_then(whisper_rs::get_lang_str)
+        .ok_or_else(|| Error::Language {
+            code: code.to_owned(),
+        })
+}
+
+/// Drops a sentence that repeats the one before it word for word (case and
+/// punctuation aside) when it has at least three words: the residue of a repetition
+/// loop that the temperature fallback's entropy test does not catch (two copies of a
+/// sentence, e.g. "Clean, cancel my account today. Clean, cancel my account today.").
+/// Short repeats ("No. No.") are speech and stay.
+pub fn collapse_repeats(text: &str) -> String {
+    let norm = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric() && c != '\'')
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut last: Vec<String> = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let end = rest.find(['.', '?', '!']).map_or(rest.len(), |i| i + 1);
+        let (sentence, tail) = rest.split_at(end);
+        rest = tail;
+        let words = norm(sentence);
+        if words.len() >= 3 && words == last {
+            continue;
+        }
+        if !words.is_empty() {
+            last = words;
+        }
+        out.push_str(sentence);
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Trims whisper's output and drops non-speech markers (`[BLANK_AUDIO]`, `(music)`).
@@ -180,6 +307,42 @@ mod tests {
         assert_eq!(fitted_audio_ctx(16_000 * 10, 256), 532);
         assert_eq!(fitted_audio_ctx(16_000 * 10, 768), 768);
         assert_eq!(fitted_audio_ctx(16_000 * 40, MIN_AUDIO_CTX), FULL_AUDIO_CTX);
+    }
+
+    /// A tenant's language reaches whisper-rs, which panics on an interior NUL: codes
+    /// are checked first, and only languages whisper knows pass.
+    #[test]
+    fn language_codes_are_whispers_own_or_refused() {
+        assert_eq!(language_code("es").ok(), Some("es"));
+        assert_eq!(language_code("EN").ok(), Some("en"));
+        assert_eq!(language_code("spanish").ok(), Some("es"));
+        for bad in ["", "xx", "e\0s", "es-ES", "../en", &"a".repeat(40)] {
+            assert!(
+                matches!(language_code(bad), Err(Error::Language { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(!Decoding::default().temperature_fallback);
+    }
+
+    /// Whisper base's residual loops (BENCHMARKS.md, "Local models").
+    #[test]
+    fn repeated_sentences_collapse_short_ones_stay() {
+        assert_eq!(
+            collapse_repeats("Clean, cancel my account today. Clean, cancel my account today."),
+            "Clean, cancel my account today."
+        );
+        assert_eq!(
+            collapse_repeats("Clean and me an outlet card. clean and me an outlet card"),
+            "Clean and me an outlet card."
+        );
+        assert_eq!(collapse_repeats("No. No. I said no."), "No. No. I said no.");
+        assert_eq!(
+            collapse_repeats("I want a refund. I want a refund now."),
+            "I want a refund. I want a refund now."
+        );
+        assert_eq!(collapse_repeats("Is it 3.5 percent?"), "Is it 3.5 percent?");
+        assert_eq!(collapse_repeats(""), "");
     }
 
     #[test]

@@ -275,3 +275,73 @@ fn multilingual_model_detects_the_callers_language() {
         "{text:?}"
     );
 }
+
+/// Issue 16: a stream names the model it is transcribed with (a tenant's choice):
+/// the engine's default is tiny.en (English only), the stream asks for the
+/// multilingual alternative, loaded on first use, and its Spanish utterance comes back
+/// Spanish and tagged `es`; an unknown model or language opens nothing.
+#[test]
+fn a_stream_transcribed_by_its_chosen_model_detects_spanish() {
+    let (Some(tiny), Some(base)) = (common::model(), common::multilingual_model()) else {
+        return;
+    };
+    let mut cfg = SpeechConfig::new(tiny);
+    cfg.workers = 1;
+    cfg.threads_per_worker = 2;
+    cfg.alternatives = vec![("whisper-base-q8_0".into(), base)];
+    let engine = SpeechEngine::start(cfg).expect("engine");
+    assert_eq!(engine.models().collect::<Vec<_>>(), ["whisper-base-q8_0"]);
+    let mut pcm = silence(600);
+    pcm.extend(common::speak_voice(
+        "Quiero pagar mi factura de teléfono.",
+        8000,
+        "es",
+        150,
+    ));
+    pcm.extend(silence(1000));
+    let open = |choice: &parley_speech::StreamModel| {
+        let (tx, rx) = unbounded_channel();
+        let tap = engine.open_stream_with(
+            Speaker::Caller,
+            Priority::Normal,
+            Instant::now(),
+            8000,
+            tx,
+            choice,
+        );
+        (tap, rx)
+    };
+    let chosen = parley_speech::StreamModel {
+        model: Some("whisper-base-q8_0".into()),
+        language: None,
+    };
+    let (tap, rx) = open(&chosen);
+    let tap = tap.expect("stream");
+    feed(&tap, Instant::now(), &pcm, |_| false);
+    engine.close_stream(tap.id);
+    let segs = segments(&drain(rx));
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!(segs[0].language, "es", "{segs:?}");
+    let w = common::words(&segs[0].text);
+    assert!(w.iter().any(|x| x == "factura" || x == "pagar"), "{segs:?}");
+    for bad in [
+        parley_speech::StreamModel {
+            model: Some("whisper-large".into()),
+            language: None,
+        },
+        parley_speech::StreamModel {
+            model: None,
+            language: Some("xx".into()),
+        },
+    ] {
+        let (tap, _rx) = open(&bad);
+        assert!(
+            matches!(
+                tap,
+                Err(parley_speech::Error::UnknownModel { .. }
+                    | parley_speech::Error::Language { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+}

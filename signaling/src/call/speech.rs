@@ -18,7 +18,7 @@ use parley_cases::transcripts::{SpeechSettings, TranscriptSegment};
 use parley_media::LegId;
 use parley_speech::{
     AlertRules, CallAnalysis, CallInsights, ExtractiveSummarizer, Line, Priority, Speaker,
-    SpeechEngine, SpeechEvent,
+    SpeechEngine, SpeechEvent, StreamModel,
 };
 use tokio::sync::mpsc;
 
@@ -32,6 +32,8 @@ const FINISH_WAIT: Duration = Duration::from_secs(60);
 /// The speech state of one call.
 pub(super) struct CallSpeech {
     engine: Arc<SpeechEngine>,
+    /// The tenant's model and language choice for this call's streams.
+    model: StreamModel,
     epoch: std::time::Instant,
     tx: Option<mpsc::UnboundedSender<SpeechEvent>>,
     rx: mpsc::UnboundedReceiver<SpeechEvent>,
@@ -58,6 +60,23 @@ pub(super) struct Finished {
     pub(super) segments: Vec<TranscriptSegment>,
     /// The caller's language: the one most of their words were detected in.
     pub(super) language: Option<&'static str>,
+}
+
+/// The engine's model and language for a tenant's settings: its chosen model when the
+/// engine has it (else the engine's default: `auto`, the default's own id, or a model
+/// not installed here), its forced language if any.
+pub(super) fn stream_model(engine: &SpeechEngine, settings: &SpeechSettings) -> StreamModel {
+    let model = (settings.model != "auto")
+        .then(|| engine.models().find(|m| *m == settings.model))
+        .flatten()
+        .map(str::to_owned);
+    if model.is_none() && settings.model != "auto" {
+        tracing::debug!(model = %settings.model, "tenant's speech model is the default or not installed; using the default");
+    }
+    StreamModel {
+        model,
+        language: settings.language.clone(),
+    }
 }
 
 /// The language most words were said in (ties: the alphabetically first).
@@ -163,8 +182,10 @@ impl Call {
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
+        let model = stream_model(&engine, &settings);
         self.speech = Some(CallSpeech {
             engine,
+            model,
             epoch: std::time::Instant::now(),
             tx: Some(tx),
             rx,
@@ -197,10 +218,16 @@ impl Call {
         }
         let Some(tx) = s.tx.clone() else { return };
         let rate = 8000;
-        match s
+        let opened = s
             .engine
-            .open_stream(speaker, Priority::Normal, s.epoch, rate, tx)
-        {
+            .open_stream_with(speaker, Priority::Normal, s.epoch, rate, tx.clone(), &s.model)
+            .or_else(|e| {
+                // A language whisper does not know: the tenant's model, detected.
+                tracing::warn!(error = %e, "speech stream with the tenant's choice not opened; trying the default");
+                s.engine
+                    .open_stream(speaker, Priority::Normal, s.epoch, rate, tx)
+            });
+        match opened {
             Ok(tap) => {
                 if m.handle.tap(leg, tap.sender.clone()).is_ok() {
                     // A leg added during a PCI pause starts paused.

@@ -359,8 +359,26 @@ async function telephony(el) {
 const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 
 // --- speech (GET/PUT /speech/settings)
+// The speech models installed on this server (from /readyz), for the tenant's choice.
+async function installedSpeechModels() {
+  try {
+    const r = await fetch('/readyz');
+    const body = await r.json();
+    return (body.models || []).filter((m) => m.kind === 'speech' && m.installed).map((m) => m.id);
+  } catch (_) {
+    return [];
+  }
+}
+
+const SPEECH_LANGUAGES = [['', 'detect per utterance'], ['en', 'English'], ['es', 'Spanish'], ['fr', 'French'],
+  ['de', 'German'], ['it', 'Italian'], ['pt', 'Portuguese'], ['nl', 'Dutch'], ['pl', 'Polish']];
+
 async function speech(el) {
-  const s = await get('/speech/settings');
+  const [s, installed] = await Promise.all([get('/speech/settings'), installedSpeechModels()]);
+  const models = ['auto', ...installed];
+  if (!models.includes(s.model)) models.push(s.model);
+  const langs = SPEECH_LANGUAGES.slice();
+  if (s.language && !langs.some(([c]) => c === s.language)) langs.push([s.language, s.language]);
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
   const form = h('form', { id: 'speech-form', class: 'stack' },
@@ -368,6 +386,11 @@ async function speech(el) {
       ' Transcribe calls live (local speech model: live transcript for agents and supervisors, alerts, summary and sentiment on the timeline)'),
     h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'require_consent', checked: s.require_consent }),
       ' Only callers whose customer record has recording consent (off: your call notice covers every caller)'),
+    field('Speech model', h('select', { name: 'model' }, models.map((m) => h('option', { value: m, selected: m === s.model },
+      m === 'auto' ? 'auto (this server\'s default for its size)' : (installed.includes(m) ? m : `${m} (not installed: default used)`)))),
+      'Which installed model transcribes your calls; whisper-base-* are multilingual and more accurate, whisper-tiny.en is English-only and fastest.'),
+    field('Callers\' language', h('select', { name: 'language' }, langs.map(([c, label]) => h('option', { value: c, selected: c === (s.language || '') }, label))),
+      'With a multilingual model: detected per utterance (the call is tagged with it), or forced.'),
     field('Alert phrases (one per line)', h('textarea', { name: 'alert_phrases', rows: 5, value: s.alert_phrases.join('\n') }),
       'Supervisors get an alert when one is said (case-insensitive, whole words).'),
     h('div', { class: 'row' }, btn), out);
@@ -378,14 +401,15 @@ async function speech(el) {
       const saved = await put('/speech/settings', {
         transcription: v.transcription, require_consent: v.require_consent,
         alert_phrases: v.alert_phrases.split('\n').map((x) => x.trim()).filter(Boolean),
+        model: v.model, language: v.language || null,
       });
       toast('Speech settings saved');
-      mount(out, h('p', { class: 'ok-msg' }, `Saved: transcription ${saved.transcription ? 'on' : 'off'}, ${saved.alert_phrases.length} alert phrase(s).`));
+      mount(out, h('p', { class: 'ok-msg' }, `Saved: transcription ${saved.transcription ? 'on' : 'off'}, model ${saved.model}, language ${saved.language || 'detected'}, ${saved.alert_phrases.length} alert phrase(s).`));
       form.elements.alert_phrases.value = saved.alert_phrases.join('\n');
     });
   });
   mount(el, h('section', { class: 'card' }, h('h2', {}, 'Speech & AI'),
-    h('p', { class: 'muted' }, 'Transcription runs on this server when a speech model is configured (PARLEY_SPEECH_MODEL); nothing leaves the machine.'),
+    h('p', { class: 'muted' }, 'Transcription runs on this server with its installed speech models (`parley models list`); nothing leaves the machine.'),
     form));
 }
 

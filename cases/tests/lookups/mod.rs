@@ -59,6 +59,7 @@ fn sip(ext: &str) -> SipAccountPatch {
         extension: Some(ext.into()),
         password: Some("sip secret 123".into()),
         current_password: None,
+        srtp: None,
     }
 }
 

@@ -776,26 +776,37 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     assert_eq!(offer["data"]["id"], extra.as_str());
     assert_eq!(offer["data"]["agent_id"], taker.0.as_str());
 
-    // Live metrics split the queue by channel.
-    let (s, live) = api
-        .call(M::GET, "/api/v1/queues/live", Some(&admin), None)
-        .await;
-    assert_eq!(s, 200);
-    let back = live
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "back")
-        .unwrap()
-        .clone();
-    let async_ch = back["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["channel"] == "async")
-        .cloned()
-        .unwrap_or_else(|| panic!("{back}"));
-    assert!(async_ch["in_progress"].as_u64().unwrap() >= 5, "{back}");
+    // Live metrics split the queue by channel. They are a snapshot the routing task
+    // publishes within 200 ms of a change, so read them until they show the work above
+    // (the first version read once and saw the snapshot from before the accepts).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, live) = api
+            .call(M::GET, "/api/v1/queues/live", Some(&admin), None)
+            .await;
+        assert_eq!(s, 200);
+        let back = live
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "back")
+            .unwrap()
+            .clone();
+        let in_progress = back["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == "async")
+            .and_then(|c| c["in_progress"].as_u64());
+        if in_progress.is_some_and(|n| n >= 5) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the async channel never showed 5 items in progress: {back}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }

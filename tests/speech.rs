@@ -48,11 +48,12 @@ fn speak_ulaw(text: &str) -> Vec<u8> {
 
 /// [`speak_ulaw`] in an espeak-ng voice (e.g. `es`).
 fn speak_ulaw_voice(text: &str, voice: &str) -> Vec<u8> {
-    let dir = std::env::temp_dir().join(format!(
-        "parley-speak-{}-{}",
-        std::process::id(),
-        text.len()
-    ));
+    // One folder per call: the folder was named by the text's length, so two tests
+    // speaking different texts of the same length in parallel wrote over (and removed)
+    // each other's files — the `speech_acd` sox flake noted on 2026-12-06.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("parley-speak-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let wav = dir.join("s.wav");
     let ul = dir.join("s.ul");

@@ -63,11 +63,33 @@ fn tone_share(pcm: &[i16], freq: f64, rate: f64) -> f64 {
     (2.0 * power / (pcm.len() as f64 * energy)).min(1.0)
 }
 
+/// A SIP port for baresip: it binds UDP and TCP on the port and TLS on the next one,
+/// whatever `sip_transports` says. Drawn from a per-process sequence below the
+/// ephemeral range (32768+), so no socket the kernel hands out can take it between
+/// this check and baresip's bind. A port from `bind(0)` could, and did: "SIP Transport
+/// failed: Address already in use" under the full suite.
+fn baresip_sip_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 500) * 16;
+    loop {
+        let n = u32::from(NEXT.fetch_add(2, Ordering::Relaxed)) % 16;
+        let port = u16::try_from(10_000 + offset + n).unwrap();
+        let free = (0..2).all(|i| {
+            UdpSocket::bind(("127.0.0.1", port + i)).is_ok()
+                && std::net::TcpListener::bind(("127.0.0.1", port + i)).is_ok()
+        });
+        if free {
+            return port;
+        }
+    }
+}
+
 impl Baresip {
     fn new(tag: &str) -> Baresip {
         let dir = temp_dir(&format!("baresip-{tag}"));
         write_tone(&dir.join("tone.wav"), 440.0, 4.0);
-        let port = free_port();
+        let port = baresip_sip_port();
         // An RTP port pair of its own (four free ports from the shared sequence).
         let rtp = free_media_port();
         let config = format!(

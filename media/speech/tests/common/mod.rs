@@ -65,8 +65,13 @@ pub fn speak(text: &str, rate: u32) -> Vec<i16> {
 /// `text` spoken by espeak-ng's `voice` (e.g. `en-gb+f3`) at `wpm` words per minute,
 /// resampled to `rate` Hz, mono 16-bit PCM.
 pub fn speak_voice(text: &str, rate: u32, voice: &str, wpm: u32) -> Vec<i16> {
+    // One folder per call: two tests speaking the same text in parallel shared a folder
+    // named by the text alone, and one removed it while the other's espeak-ng was
+    // writing into it ("Can't write to …/s.wav", then "sox failed").
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "parley-speech-{}-{}",
+        "parley-speech-{}-{call}-{}",
         std::process::id(),
         fnv(&format!("{voice}/{wpm}/{text}"))
     ));

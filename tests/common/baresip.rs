@@ -46,20 +46,25 @@ pub(crate) struct Baresip {
     token: u32,
 }
 
-/// A port free on `ip` for UDP and TCP (for baresip's SIP and control sockets). An
-/// address of another network namespace (a fresh one: every port is free there) gets
-/// a port drawn from the process id and a counter.
+/// A port free on `ip` for UDP and TCP, with the next one free too (baresip binds TLS
+/// on its SIP port + 1 whatever `sip_transports` says). Ports come from a per-process
+/// sequence below the ephemeral range (32768+): a port from `bind(0)` was released
+/// before baresip bound it, and under the full suite the kernel handed it (or the
+/// one after it) to another socket first ("SIP/TLS transport failed: Address already
+/// in use"). An address of another network namespace (a fresh one: every port is free
+/// there) gets the next port of the sequence without a check.
 fn free_port(ip: IpAddr) -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 18_000 + u16::try_from(std::process::id() % 200).unwrap() * 64;
     loop {
-        let Ok(u) = std::net::UdpSocket::bind((ip, 0)) else {
-            // Steps of 4: baresip also listens for TLS on its SIP port + 1.
-            let n = NEXT.fetch_add(4, Ordering::Relaxed);
-            return 20_000 + u16::try_from(std::process::id() % 20_000).unwrap() + n;
+        // Steps of 4 within the process's 64 ports (SIP and TLS, or a control port).
+        let port = base + NEXT.fetch_add(4, Ordering::Relaxed) % 64;
+        let free = |p: u16| {
+            std::net::UdpSocket::bind((ip, p)).is_ok()
+                && std::net::TcpListener::bind((ip, p)).is_ok()
         };
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind((ip, port)).is_ok() {
+        if std::net::UdpSocket::bind((ip, 0)).is_err() || (free(port) && free(port + 1)) {
             return port;
         }
     }

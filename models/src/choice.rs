@@ -4,9 +4,10 @@
 
 use crate::catalog::{CATALOG, Kind, ModelSpec, find};
 
-/// Cores from which the more accurate model is the default. Below it the measured
-/// 10-stream live p95 of the accurate model misses the 800 ms target (BENCHMARKS.md),
-/// so the fast model is the default there.
+/// Cores from which the more accurate model is the default. An estimate, not yet a
+/// measurement: base costs ~2.6× tiny.en's compute per utterance (BENCHMARKS.md), and
+/// tiny.en's 10-stream live p95 on an idle 2-core box was 353 ms; base's own 10-stream
+/// p95 has not been measured on an idle machine of any size.
 pub const ACCURATE_MIN_CORES: usize = 8;
 
 /// The more accurate speech model (the default from [`ACCURATE_MIN_CORES`]).
@@ -23,10 +24,8 @@ pub struct SpeechChoice {
     pub why: &'static str,
 }
 
-const WHY_ACCURATE: &str =
-    "the more accurate model: this machine has enough cores for 10 live calls with it";
-const WHY_FAST: &str =
-    "the fast model: on this machine the more accurate one cannot keep 10 live calls under 800 ms";
+const WHY_ACCURATE: &str = "the more accurate model: 8 cores or more (estimated to keep 10 live calls under 800 ms; not yet measured)";
+const WHY_FAST: &str = "the fast model: fewer than 8 cores (the more accurate one costs ~2.6x the compute; its live latency here is not yet measured)";
 const WHY_FALLBACK: &str = "the preferred model for this machine is not installed";
 
 /// The speech models in the order a machine with `cores` cores prefers them, with why.

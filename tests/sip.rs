@@ -4,10 +4,9 @@
 //! answer, CANCEL; plus auth failure, packet loss, malformed input, throttling.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -17,305 +16,25 @@ mod sip_phones;
 mod sip_security;
 mod sip_srtp;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
-const SIPP: &str = "sipp";
-
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    env: Vec<(String, String)>,
-    sip: SocketAddr,
-    sip_tcp: SocketAddr,
-    http: String,
-    /// (extension, SIP password) of the demo agents.
-    agents: Vec<(String, String)>,
-    supervisor_password: String,
-    admin_password: String,
-}
-
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "parley-sip-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
-fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
-    let dir = temp_dir(tag);
-    let env: Vec<(String, String)> = env
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let mut p = Parley {
-        child: spawn(&dir, &env),
-        dir,
-        env,
-        sip: "127.0.0.1:9".parse().unwrap(),
-        sip_tcp: "127.0.0.1:9".parse().unwrap(),
-        http: String::new(),
-        agents: Vec::new(),
-        supervisor_password: String::new(),
-        admin_password: String::new(),
-    };
-    p.wait_listening();
-    p
-}
-
-// The child is owned by the Parley it goes into, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-fn spawn(dir: &Path, env: &[(String, String)]) -> Child {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--demo"])
-        .current_dir(dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        // What Parley tells phones its address is: chosen per peer unless a test sets it.
-        .env_remove("PARLEY_SIP_ADVERTISED_HOST")
-        // No transcription unless a test asks for it: the demo tenant transcribes its
-        // callers, and a speech model inherited from the test command would put whisper
-        // on every call of these tests (regression: call entries were written late
-        // under load, past the tests' deadlines).
-        .env_remove("PARLEY_SPEECH_MODEL")
-        .env_remove("PARLEY_MODELS_DIR")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.spawn().unwrap()
-}
-
-impl Parley {
-    /// Reads the child's start-up lines: ports, and the demo passwords on a first start.
-    fn wait_listening(&mut self) {
-        let mut lines = BufReader::new(self.child.stdout.take().unwrap()).lines();
-        let (mut sip, mut sip_tcp) = (None, None);
-        loop {
-            let line = lines
-                .next()
-                .expect("parley exited before listening")
-                .unwrap();
-            if let Some(i) = line.find("SIP extension ") {
-                let rest: Vec<&str> = line[i..].split_whitespace().collect();
-                // "SIP extension 1001 password: XXXX"
-                self.agents.push((rest[2].to_owned(), rest[4].to_owned()));
-            }
-            if line.contains("admin@demo.parley.test") {
-                self.admin_password = line.rsplit(' ').next().unwrap().to_owned();
-            }
-            if line.contains("supervisor@demo.parley.test") {
-                self.supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
-            }
-            if let Some(rest) = line.strip_prefix("SIP listening on ") {
-                for part in rest.split_whitespace() {
-                    if let Some(a) = part.strip_prefix("udp:") {
-                        sip = Some(a.parse().unwrap());
-                    }
-                    if let Some(a) = part.strip_prefix("tcp:") {
-                        sip_tcp = Some(a.parse().unwrap());
-                    }
-                }
-            }
-            if let Some(rest) = line.strip_prefix("Parley listening on ") {
-                self.http = rest.split(' ').next().unwrap().to_owned();
-                self.sip = sip.expect("SIP line before the HTTP line");
-                self.sip_tcp = sip_tcp.unwrap();
-                std::thread::spawn(move || for _ in lines {});
-                return;
-            }
-        }
-    }
-
-    /// Stops Parley (SIGTERM, as an operator would) and starts it again on the same
-    /// data directory (the same SQLite file); new ports, same passwords and tokens.
-    fn restart(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "parley stopped cleanly: {exit:?}");
-        self.child = spawn(&self.dir, &self.env);
-        self.wait_listening();
-    }
-}
+mod common;
+use common::parley::{Parley, temp_dir};
+use common::sipp::{check, finished, free_media_port, free_port, register, scenario, sipp, uas};
+use common::wait::{eventually, wait_every, wait_until};
 
 /// Parley whose demo number rings the agents directly (B2BUA, SDP passed through):
 /// the demo flow's route is removed, so no IVR answers the number.
 fn start_b2bua(tag: &str, env: &[(&str, &str)]) -> Parley {
-    let p = start(tag, env);
-    let admin = admin_token(&p);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .delete(format!("{}/api/v1/ivr/numbers/%2B15550100", p.http))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert!(status.is_success(), "unroute the demo number: {status}");
+    let p = Parley::start_with(tag, env);
+    let admin = p.admin_token();
+    let (status, v) = p.request("DELETE", "/api/v1/ivr/numbers/%2B15550100", Some(&admin), None);
+    assert!((200..300).contains(&status), "unroute the demo number: {status} {v}");
     p
-}
-
-fn free_port() -> u16 {
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.local_addr().unwrap().port()
-}
-
-/// A media port for sipp: it binds the port and the next three (audio and video RTP and
-/// RTCP), so all four must be free. Ports come from a per-process sequence in the
-/// ephemeral range so that tests running in parallel do not pick the same ones.
-fn free_media_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 500) * 40;
-    loop {
-        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
-        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
-        let all_free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok());
-        if all_free {
-            return port;
-        }
-    }
-}
-
-fn scenario(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-/// A sipp command with the bounds every run gets: loopback, an explicit ephemeral
-/// signalling and media port, a call count and a global timeout that fails the run.
-fn sipp(scenario_file: &str, port: u16, calls: u32, target: Option<SocketAddr>) -> Command {
-    let mut c = Command::new(SIPP);
-    c.args(["-sf", &scenario(scenario_file)])
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", &calls.to_string()])
-        .args(["-timeout", "30s", "-timeout_error"])
-        .arg("-nostdin")
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(t) = target {
-        c.arg(t.to_string());
-    }
-    c
-}
-
-fn check(what: &str, out: Output) {
-    assert!(
-        out.status.success(),
-        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Registers `ext` (digest auth) with a Contact pointing at a UAS on `uas_port`.
-fn register(p: &Parley, ext: &str, password: &str, uas_port: u16, scenario_file: &str) -> Output {
-    sipp(scenario_file, free_port(), 1, Some(p.sip))
-        .args(["-s", ext, "-au", ext, "-ap", password])
-        .args(["-key", "contact_port", &uas_port.to_string()])
-        .output()
-        .unwrap()
-}
-
-// A UAS child is waited for (or killed) by its caller before the test ends.
-#[allow(clippy::zombie_processes)]
-fn uas(scenario_file: &str, port: u16, calls: u32, extra: &[&str]) -> Child {
-    let mut c = sipp(scenario_file, port, calls, None);
-    c.args(extra);
-    c.spawn().unwrap()
-}
-
-fn agent(p: &Parley, i: usize) -> (String, String) {
-    p.agents.get(i).cloned().expect("demo agents printed")
-}
-
-fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut r = c.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", p.http),
-        );
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        assert!(
-            res.status().is_success(),
-            "{method} {path}: {}",
-            res.status()
-        );
-        res.json().await.unwrap()
-    })
-}
-
-fn supervisor_token(p: &Parley) -> String {
-    let v = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            json!({"tenant": "demo", "email": "supervisor@demo.parley.test", "password": p.supervisor_password}),
-        ),
-    );
-    v["token"].as_str().unwrap().to_owned()
-}
-
-fn counter(p: &Parley, token: &str, name: &str) -> u64 {
-    let v = http(p, "GET", "/api/v1/sip/metrics", Some(token), None);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["value"].as_u64())
-        .unwrap()
 }
 
 #[test]
 fn rfc3665_registration_and_successful_session_through_the_b2bua() {
     let p = start_b2bua("answer", &[]);
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     // Three calls: dialled as 15550100 and +15550100 over UDP, and once over TCP.
     let phone = uas("uas_answer.xml", uas_port, 3, &[]);
@@ -347,10 +66,8 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
     check("agent phone", phone.wait_with_output().unwrap());
 
     // The ladder of the first call, across both legs, over the API.
-    let tok = supervisor_token(&p);
-    let trace = http(
-        &p,
-        "GET",
+    let tok = p.supervisor_token();
+    let trace = p.http("GET",
         "/api/v1/sip/calls/answered-1@parley.test/trace",
         Some(&tok),
         None,
@@ -383,24 +100,8 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
     ] {
         assert!(has(expected), "{expected:?} missing from {summaries:#?}");
     }
-    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 3);
-    assert!(counter(&p, &tok, "sip_registrations_total") >= 1);
-}
-
-/// GET with an optional bearer token: (status, body as text).
-fn get_text(p: &Parley, path: &str, token: Option<&str>) -> (u16, String) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new().get(format!("{}{path}", p.http));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        let res = r.send().await.unwrap();
-        (res.status().as_u16(), res.text().await.unwrap_or_default())
-    })
+    assert!(p.counter(&tok, "sip_calls_answered_total") >= 3);
+    assert!(p.counter(&tok, "sip_registrations_total") >= 1);
 }
 
 /// Checks the Prometheus text exposition format (0.0.4) line by line and returns the
@@ -465,14 +166,14 @@ fn prometheus_metrics_move_with_calls_and_later_calls_make_no_lookup_queries() {
             ("PARLEY_LOOKUP_TTL_SECS", "3600"),
         ],
     );
-    let sup = supervisor_token(&p);
-    assert_eq!(get_text(&p, "/metrics", None).0, 401);
-    assert_eq!(get_text(&p, "/metrics", Some("not-the-token")).0, 401);
+    let sup = p.supervisor_token();
+    assert_eq!(p.get_text("/metrics", None).0, 401);
+    assert_eq!(p.get_text("/metrics", Some("not-the-token")).0, 401);
     // A tenant's user, even a supervisor or admin, does not read server-wide figures.
-    assert_eq!(get_text(&p, "/metrics", Some(&sup)).0, 403);
-    assert_eq!(get_text(&p, "/metrics", Some(&admin_token(&p))).0, 403);
+    assert_eq!(p.get_text("/metrics", Some(&sup)).0, 403);
+    assert_eq!(p.get_text("/metrics", Some(&p.admin_token())).0, 403);
 
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     let phone = uas("uas_answer.xml", uas_port, 3, &[]);
     check(
@@ -486,7 +187,7 @@ fn prometheus_metrics_move_with_calls_and_later_calls_make_no_lookup_queries() {
             .output()
             .unwrap(),
     );
-    let (status, text) = get_text(&p, "/metrics", Some(TOKEN));
+    let (status, text) = p.get_text("/metrics", Some(TOKEN));
     assert_eq!(status, 200, "{text}");
     let first = prometheus_samples(&text);
     let lookups = sample(&first, "parley_db_lookup_queries_total");
@@ -502,7 +203,7 @@ fn prometheus_metrics_move_with_calls_and_later_calls_make_no_lookup_queries() {
     );
     check("agent phone", phone.wait_with_output().unwrap());
     // The same at the API's path.
-    let (status, text) = get_text(&p, "/api/v1/metrics", Some(TOKEN));
+    let (status, text) = p.get_text("/api/v1/metrics", Some(TOKEN));
     assert_eq!(status, 200, "{text}");
     let after = prometheus_samples(&text);
     assert!(sample(&after, "parley_sip_calls_answered_total") >= 3.0);
@@ -534,7 +235,7 @@ fn prometheus_metrics_move_with_calls_and_later_calls_make_no_lookup_queries() {
 #[test]
 fn rfc3665_busy_maps_to_486() {
     let p = start_b2bua("busy", &[]);
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     let phone = uas("uas_busy.xml", uas_port, 1, &[]);
     check(
@@ -554,7 +255,7 @@ fn rfc3665_busy_maps_to_486() {
 #[test]
 fn rfc3665_cancel_propagates_to_the_ringing_agent() {
     let p = start_b2bua("cancel", &[]);
-    let (ext, pw) = agent(&p, 1);
+    let (ext, pw) = p.agent(1);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
     check(
@@ -574,7 +275,7 @@ fn rfc3665_cancel_propagates_to_the_ringing_agent() {
 #[test]
 fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
     let p = start_b2bua("noanswer", &[("PARLEY_SIP_RING_TIMEOUT_SECS", "1")]);
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     let phone = uas("uas_cancel.xml", uas_port, 1, &[]);
     check(
@@ -594,7 +295,7 @@ fn rfc3665_no_answer_times_out_with_480_and_cancels_the_agent() {
 #[test]
 fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
     let p = start_b2bua("forbidden", &[]);
-    let (ext, _) = agent(&p, 0);
+    let (ext, _) = p.agent(0);
     check(
         "REGISTER with a wrong password gets 403",
         register(
@@ -618,8 +319,8 @@ fn register_with_a_wrong_password_is_forbidden_and_nobody_rings() {
     s.send_to(invite.as_bytes(), p.sip).unwrap();
     let finals = recv_until(&s, |r| !r.starts_with("SIP/2.0 1"));
     assert!(finals.starts_with("SIP/2.0 480 "), "{finals}");
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_auth_failures_total") >= 1);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_auth_failures_total") >= 1);
 }
 
 /// The cumulative "Successful call" count from a sipp run's final statistics screen.
@@ -635,7 +336,7 @@ fn successful_calls(out: &Output) -> u32 {
 #[test]
 fn calls_complete_when_packets_are_lost_both_ways() {
     let p = start_b2bua("lost", &[]);
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     // sipp drops 10 % of what it sends and receives, on both sides of the B2BUA; each
     // call is a dozen messages, so without retransmissions (Parley's timers A/E/G and
@@ -698,7 +399,7 @@ fn options(me: SocketAddr, to: SocketAddr, n: u32) -> String {
 
 #[test]
 fn malformed_unknown_and_oversized_messages() {
-    let p = start("malformed", &[]);
+    let p = Parley::start_with("malformed", &[]);
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let me = s.local_addr().unwrap();
@@ -759,14 +460,14 @@ fn malformed_unknown_and_oversized_messages() {
     s.send_to(bye.as_bytes(), to).unwrap();
     let r = recv_until(&s, |_| true);
     assert!(r.starts_with("SIP/2.0 481 "), "{r}");
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_malformed_total") >= 3);
-    assert!(counter(&p, &tok, "sip_oversized_dropped_total") >= 1);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_malformed_total") >= 3);
+    assert!(p.counter(&tok, "sip_oversized_dropped_total") >= 1);
 }
 
 #[test]
 fn unauthenticated_floods_are_throttled_without_amplification() {
-    let p = start(
+    let p = Parley::start_with(
         "flood",
         &[
             ("PARLEY_SIP_UNAUTH_PER_SECOND", "1"),
@@ -823,8 +524,8 @@ fn unauthenticated_floods_are_throttled_without_amplification() {
     }
     assert!(replies < 30, "{replies} replies: no throttling");
     assert!(replies >= 1, "the burst allowance answers a few");
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_throttled_total") >= 10);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_throttled_total") >= 10);
 }
 
 /// A minimal UDP SIP client on its own loopback address, answering digest challenges
@@ -905,10 +606,10 @@ fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
 #[test]
 fn registrations_list_each_phone_with_its_user_agent_and_expiry() {
     use parley_sip_proto::auth::DigestChallenge;
-    let p = start("regs", &[]);
-    let (ext, pw) = agent(&p, 0);
-    let tok = supervisor_token(&p);
-    let list = |p: &Parley| http(p, "GET", "/api/v1/sip/registrations", Some(&tok), None);
+    let p = Parley::start_with("regs", &[]);
+    let (ext, pw) = p.agent(0);
+    let tok = p.supervisor_token();
+    let list = |p: &Parley| p.http("GET", "/api/v1/sip/registrations", Some(&tok), None);
     assert_eq!(list(&p), json!([]));
     let mut ua = RawUa::new("127.0.0.1", p.sip);
     let uri = format!("sip:{}", p.sip);
@@ -950,8 +651,8 @@ fn registrations_list_each_phone_with_its_user_agent_and_expiry() {
 #[test]
 fn sha256_digest_and_nonce_count_replay_protection() {
     use parley_sip_proto::auth::{Algorithm, DigestChallenge};
-    let p = start("sha256", &[("PARLEY_SIP_DIGEST_ALGORITHMS", "SHA-256,MD5")]);
-    let (ext, pw) = agent(&p, 0);
+    let p = Parley::start_with("sha256", &[("PARLEY_SIP_DIGEST_ALGORITHMS", "SHA-256,MD5")]);
+    let (ext, pw) = p.agent(0);
     let mut ua = RawUa::new("127.0.0.1", p.sip);
     let uri = format!("sip:{}", p.sip);
     let r = ua.request("REGISTER", &uri, &ext, "sha@test", 1, "Expires: 120\r\n");
@@ -1002,7 +703,7 @@ fn sha256_digest_and_nonce_count_replay_protection() {
 fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
     use parley_sip_proto::auth::DigestChallenge;
     let p = start_b2bua("userauth", &[]);
-    let (ext, pw) = agent(&p, 1);
+    let (ext, pw) = p.agent(1);
     // 127.0.0.2 is loopback too, but not one of the demo trunk's addresses.
     let mut ua = RawUa::new("127.0.0.2", p.sip);
     let uri = format!("sip:15550100@{}", p.sip);
@@ -1032,43 +733,29 @@ fn a_user_outside_the_trunk_addresses_must_authenticate_to_call() {
     assert!(r.starts_with("SIP/2.0 403 "), "{r}");
     // Regression (issue 14): the 407 challenge was counted as a failed call on the
     // wallboard; only the 480 and the 403 are failures.
-    let tok = supervisor_token(&p);
-    assert_eq!(counter(&p, &tok, "sip_calls_failed_total"), 2);
-    assert_eq!(counter(&p, &tok, "sip_calls_challenged_total"), 1);
+    let tok = p.supervisor_token();
+    assert_eq!(p.counter(&tok, "sip_calls_failed_total"), 2);
+    assert_eq!(p.counter(&tok, "sip_calls_challenged_total"), 1);
 }
 
 #[test]
 fn cli_user_add_with_extension_reads_both_passwords_and_the_phone_registers() {
-    let p = start("cli", &[]);
-    let out = {
-        use std::io::Write as _;
-        let mut child = Command::new(BIN)
-            .args([
-                "user",
-                "add",
-                "--tenant",
-                "demo",
-                "--email",
-                "carol@demo.parley.test",
-            ])
-            .args(["--role", "agent", "--extension", "1003"])
-            .current_dir(&p.dir)
-            .env("PARLEY_DATA_DIR", p.dir.join("data"))
-            .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"web password 123\nsip password 456\n")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let p = Parley::start_with("cli", &[]);
+    let out = p.cli(
+        &[
+            "user",
+            "add",
+            "--tenant",
+            "demo",
+            "--email",
+            "carol@demo.parley.test",
+            "--role",
+            "agent",
+            "--extension",
+            "1003",
+        ],
+        "web password 123\nsip password 456\n",
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -1093,13 +780,11 @@ fn cli_user_add_with_extension_reads_both_passwords_and_the_phone_registers() {
 #[test]
 fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
     use parley_sip_proto::auth::DigestChallenge;
-    let p = start("outbound", &[]);
-    let (ext, pw) = agent(&p, 1);
+    let p = Parley::start_with("outbound", &[]);
+    let (ext, pw) = p.agent(1);
     let carrier_port = free_port();
     let carrier = uas("uas_trunk.xml", carrier_port, 1, &[]);
-    let login = http(
-        &p,
-        "POST",
+    let login = p.http("POST",
         "/api/v1/auth/login",
         None,
         Some(
@@ -1107,9 +792,7 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
         ),
     );
     let admin = login["token"].as_str().unwrap().to_owned();
-    http(
-        &p,
-        "POST",
+    p.http("POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
@@ -1117,9 +800,7 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
         ),
     );
     // International is off by default (the dial policy): Germany is allowed here.
-    http(
-        &p,
-        "PUT",
+    p.http("PUT",
         "/api/v1/dial-policy",
         Some(&admin),
         Some(json!({"allow_prefixes": ["+49"]})),
@@ -1249,23 +930,19 @@ fn invites_at(carrier: &UdpSocket) -> Vec<String> {
 /// and the carrier sees no INVITE for them. (Regression: any number went out.)
 #[test]
 fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite() {
-    let p = start("dialpolicy", &[]);
-    let (ext, pw) = agent(&p, 1);
+    let p = Parley::start_with("dialpolicy", &[]);
+    let (ext, pw) = p.agent(1);
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
-    let admin = admin_token(&p);
-    http(
-        &p,
-        "POST",
+    let admin = p.admin_token();
+    p.http("POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
             json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
         ),
     );
-    let v = http(
-        &p,
-        "PUT",
+    let v = p.http("PUT",
         "/api/v1/dial-policy",
         Some(&admin),
         Some(json!({"max_concurrent_per_user": 1})),
@@ -1309,20 +986,15 @@ fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite
 
 #[test]
 fn sigterm_stops_sip_and_http_gracefully() {
-    let mut p = start("shutdown", &[]);
+    let mut p = Parley::start_with("shutdown", &[]);
     // The SIP side answers before the signal...
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let me = s.local_addr().unwrap();
     s.send_to(options(me, p.sip, 1).as_bytes(), p.sip).unwrap();
     assert!(recv_until(&s, |_| true).starts_with("SIP/2.0 200 OK\r\n"));
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
     // ...and the process then exits cleanly on its own, having released both ports.
-    let exit = p.child.wait().unwrap();
+    let exit = p.terminate();
     assert!(exit.success(), "{exit:?}");
     UdpSocket::bind(p.sip).expect("SIP UDP port released");
     std::net::TcpListener::bind(p.sip_tcp).expect("SIP TCP port released");
@@ -1336,38 +1008,25 @@ fn sigterm_stops_sip_and_http_gracefully() {
 /// `shutdown`, with no `server_restart` record.
 #[test]
 fn sigterm_mid_call_byes_the_caller_with_a_reason_and_stores_the_call_as_shutdown() {
-    let mut p = start("sigterm-call", &[]);
-    let sup = supervisor_token(&p);
+    let mut p = Parley::start_with("sigterm-call", &[]);
+    let sup = p.supervisor_token();
     let caller = sipp("uac_shutdown_bye.xml", free_port(), 1, Some(p.sip))
         .args(["-s", "15550100"])
         .spawn()
         .unwrap();
     // The IVR answered: the call is live.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while http(&p, "GET", "/api/v1/calls", Some(&sup), None)
-        .as_array()
-        .is_none_or(Vec::is_empty)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the call did not go live"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    eventually("the call to go live", Duration::from_secs(20), || {
+        let calls = p.http("GET", "/api/v1/calls", Some(&sup), None);
+        calls.as_array().is_some_and(|c| !c.is_empty()).then_some(())
+    });
+    let exit = p.terminate();
     check(
         "caller hung up with the shutdown Reason",
         caller.wait_with_output().unwrap(),
     );
-    let exit = p.child.wait().unwrap();
     assert!(exit.success(), "parley stopped cleanly: {exit:?}");
-    p.child = spawn(&p.dir, &p.env);
-    p.wait_listening();
-    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    p.relaunch();
+    let recs = p.http("GET", "/api/v1/call-records", Some(&sup), None);
     let recs = recs.as_array().unwrap();
     assert!(
         recs.iter().all(|r| r["outcome"] != "server_restart"),
@@ -1407,7 +1066,7 @@ fn pcmu_frame(k: u16) -> Vec<u8> {
 
 #[test]
 fn echo_test_returns_the_callers_g711_payloads() {
-    let p = start("echo", &[]);
+    let p = Parley::start_with("echo", &[]);
     let uac = ProtoUac::new(p.sip);
     let (mut dialog, remote) = uac.call("*43");
     let frames: Vec<Vec<u8>> = (0..50).map(pcmu_frame).collect();
@@ -1463,7 +1122,7 @@ fn echo_test_returns_the_callers_g711_payloads() {
 
 #[test]
 fn echo_test_hangs_up_with_a_media_timeout_cause_without_rtp() {
-    let p = start("rtptimeout", &[("PARLEY_RTP_TIMEOUT_SECS", "1")]);
+    let p = Parley::start_with("rtptimeout", &[("PARLEY_RTP_TIMEOUT_SECS", "1")]);
     let uac = ProtoUac::new(p.sip);
     let (_dialog, _remote) = uac.call("43");
     // No RTP from us: Parley's BYE carries the cause.
@@ -1485,7 +1144,7 @@ fn echo_test_hangs_up_with_a_media_timeout_cause_without_rtp() {
 
 #[test]
 fn sipp_echo_test_call_plays_g711a_into_parleys_media() {
-    let p = start("sippecho", &[]);
+    let p = Parley::start_with("sippecho", &[]);
     for number in ["43", "*43"] {
         check(
             &format!("echo call to {number}"),
@@ -1495,13 +1154,13 @@ fn sipp_echo_test_call_plays_g711a_into_parleys_media() {
                 .unwrap(),
         );
     }
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 2);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_calls_answered_total") >= 2);
 }
 
 #[test]
 fn echo_test_is_refused_to_unknown_sources_dialling_43() {
-    let p = start("echo404", &[]);
+    let p = Parley::start_with("echo404", &[]);
     // 127.0.0.2 is no trunk's address: 43 is not a number there.
     let uac = ProtoUac {
         sip: UdpSocket::bind("127.0.0.2:0").unwrap(),
@@ -1542,54 +1201,6 @@ fn echo_test_is_refused_to_unknown_sources_dialling_43() {
 
 // ---------------------------------------------------------------------------
 // IVR on live calls (the demo flow on +15550100).
-
-fn admin_token(p: &Parley) -> String {
-    let login = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
-        ),
-    );
-    login["token"].as_str().unwrap().to_owned()
-}
-
-/// The demo flow branches on the `main` calendar; make it open around the clock (no
-/// holidays) so the menu is reached whatever the date.
-fn open_all_week(p: &Parley, admin: &str) {
-    http(
-        p,
-        "PUT",
-        "/api/v1/ivr/calendars/main",
-        Some(admin),
-        Some(json!({
-            "time_zone": "UTC",
-            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
-                        "open": "00:00", "close": "23:59:59.999"}],
-            "holidays": []
-        })),
-    );
-}
-
-/// GET that may fail: (status, body).
-fn try_get(p: &Parley, path: &str, token: &str) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let res = reqwest::Client::new()
-            .get(format!("{}{path}", p.http))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    })
-}
 
 /// A PCMU payload that is not silence (µ-law silence is 0xff / 0x7f and their
 /// neighbours).
@@ -1672,9 +1283,9 @@ fn drain(uac: &ProtoUac, rx: &mut Vec<Vec<u8>>) {
 
 #[test]
 fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
-    let p = start("ivrvm", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("ivrvm", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     let uac = ProtoUac::new(p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
@@ -1708,36 +1319,8 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
     }
     uac.hang_up(&mut dialog);
     // The call appears on the caller's timeline with the recording.
-    let tok = supervisor_token(&p);
-    let mut found = None;
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&tok),
-                None,
-            );
-            if let Some(i) = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-            {
-                found = Some(i.clone());
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let call = found.expect("a call interaction on the caller's timeline");
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
     assert_eq!(call["channel"], "voice");
     assert_eq!(call["direction"], "inbound");
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
@@ -1762,10 +1345,10 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
 
 #[test]
 fn ivr_option_1_rings_the_registered_agent_and_bridges_the_media() {
-    let p = start("ivrbridge", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
-    let (ext, pw) = agent(&p, 0);
+    let p = Parley::start_with("ivrbridge", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     // The agent's phone answers and echoes the RTP it gets (sipp -rtp_echo).
     let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
@@ -1807,27 +1390,15 @@ fn ivr_option_1_rings_the_registered_agent_and_bridges_the_media() {
         rx.len()
     );
     uac.hang_up(&mut dialog);
-    let status = (0..100)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            phone.try_wait().unwrap()
-        })
-        .unwrap_or_else(|| {
-            let _ = phone.kill();
-            phone.wait().unwrap()
-        });
-    let mut err = String::new();
-    if let Some(mut e) = phone.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
+    let (status, err) = finished(&mut phone, Duration::from_secs(10));
     assert!(status.success(), "agent phone: {status:?} {err}");
 }
 
 #[test]
 fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
-    let p = start("sippvm", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("sippvm", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     check(
         "IVR call to 15550100",
         sipp("uac_ivr_voicemail.xml", free_port(), 1, Some(p.sip))
@@ -1835,36 +1406,8 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
             .output()
             .unwrap(),
     );
-    let tok = supervisor_token(&p);
-    let mut call = None;
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&tok),
-                None,
-            );
-            call = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-                .cloned();
-            if call.is_some() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let call = call.expect("the call on the caller's timeline");
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     let trail = body["ivr_trail"].as_array().unwrap();
     assert!(trail.iter().any(|e| e["digits"] == "3"), "{trail:?}");
@@ -1891,23 +1434,21 @@ fn sipp_caller_presses_3_with_rfc4733_and_leaves_a_voicemail() {
 
 #[test]
 fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_length() {
-    let p = start("ivrnoagent", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("ivrnoagent", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     // Without the demo's queues (issue 14 seeds them): `enqueue` finds none.
     sip_acd::bare_acd(&p, &admin);
     // A shorter voicemail limit in a copy of the demo flow, published over the API.
     let tok = admin.clone();
-    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&tok), None);
+    let flow = p.http("GET", "/api/v1/ivr/flows/demo", Some(&tok), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
     };
     doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
-    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&tok), Some(doc));
-    http(
-        &p,
-        "POST",
+    p.http("PUT", "/api/v1/ivr/flows/demo", Some(&tok), Some(doc));
+    p.http("POST",
         "/api/v1/ivr/flows/demo/publish",
         Some(&tok),
         None,
@@ -1952,45 +1493,19 @@ fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_le
             p.sip,
         )
         .unwrap();
-    let stok = supervisor_token(&p);
-    let mut trail = Vec::new();
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &stok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&stok),
-                None,
-            );
-            if let Some(call) = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-            {
-                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
-                trail = body["ivr_trail"].as_array().unwrap().clone();
-                assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let stok = p.supervisor_token();
+    let call = p.stored_call(&stok, "%2B15550123", Duration::from_secs(15));
+    assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let trail = body["ivr_trail"].as_array().unwrap().clone();
     let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
     assert!(nodes.ends_with(&["sales_queue", "voicemail"]), "{nodes:?}");
 }
 
 #[test]
 fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
-    let p = start("ivrxfer", &[]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("ivrxfer", &[]);
+    let admin = p.admin_token();
     let flow = json!({
         "version": 1, "id": "xfer", "start": "hi",
         "nodes": {
@@ -1998,23 +1513,19 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
             "go": {"type": "transfer", "target": {"extension": "1002"}}
         }
     });
-    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
-    http(
-        &p,
-        "POST",
+    p.http("POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    p.http("POST",
         "/api/v1/ivr/flows/xfer/publish",
         Some(&admin),
         None,
     );
-    http(
-        &p,
-        "PUT",
+    p.http("PUT",
         "/api/v1/ivr/numbers/%2B15550100",
         Some(&admin),
         Some(json!({"flow_id": "xfer"})),
     );
     // 1001's phone is a bare socket that must not be rung; 1002 answers and echoes.
-    let (ext1, pw1) = agent(&p, 0);
+    let (ext1, pw1) = p.agent(0);
     let other = UdpSocket::bind("127.0.0.1:0").unwrap();
     check(
         "REGISTER 1001",
@@ -2026,7 +1537,7 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
             "register.xml",
         ),
     );
-    let (ext2, pw2) = agent(&p, 1);
+    let (ext2, pw2) = p.agent(1);
     let uas_port = free_port();
     let mut phone = uas("uas_bridge.xml", uas_port, 1, &["-rtp_echo"]);
     check(
@@ -2052,15 +1563,7 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
     }
     assert!(echoed >= 25, "{echoed} frames came back through 1002");
     uac.hang_up(&mut dialog);
-    let status = (0..100)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            phone.try_wait().unwrap()
-        })
-        .unwrap_or_else(|| {
-            let _ = phone.kill();
-            phone.wait().unwrap()
-        });
+    let (status, _) = finished(&mut phone, Duration::from_secs(10));
     assert!(status.success(), "1002's phone: {status:?}");
     other.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 4096];
@@ -2073,8 +1576,8 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
 
 #[test]
 fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
-    let p = start("ivrcase", &[]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("ivrcase", &[]);
+    let admin = p.admin_token();
     let wav: &[u8] = include_bytes!("../web/tests/fixtures/prompts/tone.wav");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -2102,17 +1605,13 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
             "vm": {"type": "voicemail", "beep": false, "max_length_s": 1}
         }
     });
-    http(&p, "POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
-    http(
-        &p,
-        "POST",
+    p.http("POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
+    p.http("POST",
         "/api/v1/ivr/flows/casey/publish",
         Some(&admin),
         None,
     );
-    http(
-        &p,
-        "PUT",
+    p.http("PUT",
         "/api/v1/ivr/numbers/%2B15550100",
         Some(&admin),
         Some(json!({"flow_id": "casey"})),
@@ -2145,40 +1644,10 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
         .unwrap();
     let heard = rx.iter().filter(|p| audible(p)).count();
     assert!(heard >= 10, "the uploaded tone: {heard} audible packets");
-    let tok = supervisor_token(&p);
-    let mut call = None;
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&tok),
-                None,
-            );
-            call = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-                .cloned();
-            if call.is_some() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let call = call.expect("the call on the timeline");
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
     let case = call["case_id"].as_str().expect("filed under the new case");
-    let c = http(
-        &p,
-        "GET",
+    let c = p.http("GET",
         &format!("/api/v1/cases/{case}"),
         Some(&tok),
         None,
@@ -2203,9 +1672,9 @@ fn recording_size(recordings: &Path) -> u64 {
 
 #[test]
 fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
-    let p = start("ivrsilent", &[("PARLEY_RTP_TIMEOUT_SECS", "2")]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("ivrsilent", &[("PARLEY_RTP_TIMEOUT_SECS", "2")]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     let uac = ProtoUac::new(p.sip);
     let (_dialog, remote) = uac.call("15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
@@ -2240,36 +1709,8 @@ fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
             p.sip,
         )
         .unwrap();
-    let tok = supervisor_token(&p);
-    let mut call = None;
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&tok),
-                None,
-            );
-            call = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-                .cloned();
-            if call.is_some() {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let call = call.expect("the call on the timeline");
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
     let location = call["attachments"][0]["location"]
         .as_str()
         .unwrap_or_else(|| panic!("voicemail kept: {call:#}"));
@@ -2278,10 +1719,10 @@ fn a_caller_gone_silent_in_voicemail_is_hung_up_and_the_voicemail_kept() {
 
 #[test]
 fn ivr_caller_returns_to_the_flow_when_the_agent_hangs_up() {
-    let p = start("ivrback", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
-    let (ext, pw) = agent(&p, 0);
+    let p = Parley::start_with("ivrback", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    let (ext, pw) = p.agent(0);
     let uas_port = free_port();
     let mut phone = uas("uas_bridge_hangup.xml", uas_port, 1, &[]);
     check(
@@ -2340,63 +1781,19 @@ fn ivr_caller_returns_to_the_flow_when_the_agent_hangs_up() {
         "survey prompt"
     );
     uac.hang_up(&mut dialog);
-    let tok = supervisor_token(&p);
-    let mut nodes = Vec::new();
-    for _ in 0..100 {
-        let (code, c) = try_get(
-            &p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            &tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                &p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(&tok),
-                None,
-            );
-            if let Some(call) = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-            {
-                let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
-                nodes = body["ivr_trail"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter_map(|e| e["node"].as_str().map(str::to_owned))
-                    .collect();
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
+    let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
+    let nodes: Vec<String> = body["ivr_trail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["node"].as_str().map(str::to_owned))
+        .collect();
     assert!(
         nodes.ends_with(&["support_queue".to_owned(), "survey".to_owned()]),
         "{nodes:?}"
     );
-}
-
-/// GET returning status and raw bytes (audio).
-fn http_bytes(p: &Parley, path: &str, token: &str) -> (u16, Vec<u8>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let res = reqwest::Client::new()
-            .get(format!("{}{path}", p.http))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.bytes().await.unwrap().to_vec())
-    })
 }
 
 /// Regression (issue #13: a call was stored only when it ended, so `kill -9` lost it
@@ -2405,13 +1802,11 @@ fn http_bytes(p: &Parley, path: &str, token: &str) -> (u16, Vec<u8>) {
 /// timeline with its recording, sealed on disk and playable through the API.
 #[test]
 fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_its_recording() {
-    let mut p = start("crash", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
-    let sup = supervisor_token(&p);
-    let customer = http(
-        &p,
-        "POST",
+    let mut p = Parley::start_with("crash", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    let sup = p.supervisor_token();
+    let customer = p.http("POST",
         "/api/v1/customers",
         Some(&sup),
         Some(
@@ -2444,11 +1839,9 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
         size()
     );
     // kill -9, mid-call: no BYE, no clean shutdown.
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
-    p.child = spawn(&p.dir, &p.env);
-    p.wait_listening();
-    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    p.kill();
+    p.relaunch();
+    let recs = p.http("GET", "/api/v1/call-records", Some(&sup), None);
     let rec = recs
         .as_array()
         .unwrap()
@@ -2477,9 +1870,7 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
     }
     // On the caller's timeline, playable: a WAV of what was said before the kill.
     let cid = customer["id"].as_str().unwrap();
-    let tl = http(
-        &p,
-        "GET",
+    let tl = p.http("GET",
         &format!("/api/v1/customers/{cid}/timeline"),
         Some(&sup),
         None,
@@ -2492,13 +1883,12 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
         .unwrap_or_else(|| panic!("the cut-off call on the timeline: {tl:#}"))
         .clone();
     assert_eq!(call["attachments"][0]["location"], location);
-    let (status, wav) = http_bytes(
-        &p,
+    let (status, wav) = p.get_bytes(
         &format!(
             "/api/v1/interactions/{}/attachments/0",
             call["id"].as_str().unwrap()
         ),
-        &sup,
+        Some(&sup),
     );
     assert_eq!(status, 200);
     let r = hound::WavReader::new(std::io::Cursor::new(wav)).unwrap();
@@ -2507,7 +1897,7 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
     assert!(secs >= 1.0, "{secs} s of the voicemail kept");
     // Closed once: a second restart adds nothing.
     p.restart();
-    let again = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    let again = p.http("GET", "/api/v1/call-records", Some(&sup), None);
     let n = again
         .as_array()
         .unwrap()
@@ -2521,11 +1911,9 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
 /// then brings the backed-up data back.
 #[test]
 fn backup_while_running_restore_refused_while_running_then_restored() {
-    let mut p = start("backup", &[]);
-    let sup = supervisor_token(&p);
-    let before = http(
-        &p,
-        "POST",
+    let mut p = Parley::start_with("backup", &[]);
+    let sup = p.supervisor_token();
+    let before = p.http("POST",
         "/api/v1/customers",
         Some(&sup),
         Some(
@@ -2533,17 +1921,7 @@ fn backup_while_running_restore_refused_while_running_then_restored() {
         ),
     );
     let file = p.dir.join("backup.db");
-    let cli = |args: &[&str]| {
-        Command::new(BIN)
-            .args(args)
-            .current_dir(&p.dir)
-            .env("PARLEY_DATA_DIR", p.dir.join("data"))
-            .env_remove("DATABASE_URL")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap()
-    };
-    let out = cli(&["backup", file.to_str().unwrap()]);
+    let out = p.cli(&["backup", file.to_str().unwrap()], "");
     assert!(
         out.status.success(),
         "{}",
@@ -2551,47 +1929,33 @@ fn backup_while_running_restore_refused_while_running_then_restored() {
     );
     assert_eq!(&std::fs::read(&file).unwrap()[..16], b"SQLite format 3\0");
     // Written after the backup: gone once it is restored.
-    http(
-        &p,
-        "POST",
+    p.http("POST",
         "/api/v1/customers",
         Some(&sup),
         Some(
             json!({"name": "After The Backup", "identities": [{"kind": "phone", "value": "+15550161"}]}),
         ),
     );
-    let out = cli(&["restore", file.to_str().unwrap()]);
+    let out = p.cli(&["restore", file.to_str().unwrap()], "");
     assert!(!out.status.success(), "restore while running must fail");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("another Parley is running"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status = Command::new("kill")
-        .args(["-TERM", &p.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    p.child.wait().unwrap();
-    let out = cli(&["restore", file.to_str().unwrap()]);
+    p.terminate();
+    let out = p.cli(&["restore", file.to_str().unwrap()], "");
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    p.child = spawn(&p.dir, &p.env);
-    p.wait_listening();
-    let (code, c) = try_get(
-        &p,
-        "/api/v1/customers/lookup?kind=phone&value=%2B15550160",
-        &sup,
-    );
+    p.relaunch();
+    let (code, c) = p.request("GET", "/api/v1/customers/lookup?kind=phone&value=%2B15550160", Some(&sup,
+    ), None);
     assert_eq!((code, &c["id"]), (200, &before["id"]));
-    let (code, _) = try_get(
-        &p,
-        "/api/v1/customers/lookup?kind=phone&value=%2B15550161",
-        &sup,
-    );
+    let (code, _) = p.request("GET", "/api/v1/customers/lookup?kind=phone&value=%2B15550161", Some(&sup,
+    ), None);
     assert_eq!(code, 404, "the later customer is not in the backup");
 }
 
@@ -2620,9 +1984,9 @@ fn spoofed_source_invite_sends_no_rtp_to_the_victim_before_the_ack() {
     // Regression: the IVR answered and played its greeting to the SDP address of any
     // INVITE at once, so an INVITE with a spoofed source and a victim's address in
     // its SDP reflected a stream of RTP at the victim.
-    let p = start("spoofed", &[]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("spoofed", &[]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     // The offer names the victim's socket (`rtp`); the 200 never reaches whoever
     // spoofed the INVITE, so nobody acknowledges it.
     let uac = ProtoUac::new(p.sip);
@@ -2650,7 +2014,7 @@ fn spoofed_source_invite_sends_no_rtp_to_the_victim_before_the_ack() {
 fn overload_sheds_new_calls_with_503_and_retry_after() {
     // Regression: every INVITE got a call task, traces and media however many
     // were already running; under 800–1,200 calls/s memory grew to over 1 GiB.
-    let p = start(
+    let p = Parley::start_with(
         "overload",
         &[
             ("PARLEY_SIP_MAX_CALLS", "1"),
@@ -2685,19 +2049,13 @@ fn overload_sheds_new_calls_with_503_and_retry_after() {
     };
     assert_eq!(refused.code(), 503);
     assert_eq!(refused.headers.get("Retry-After"), Some("5"));
-    let tok = supervisor_token(&p);
-    assert_eq!(counter(&p, &tok, "sip_overload_rejected_total"), 1);
+    let tok = p.supervisor_token();
+    assert_eq!(p.counter(&tok, "sip_overload_rejected_total"), 1);
     // A slot frees when the call ends: the next call is taken.
     first.hang_up(&mut dialog);
-    let mut taken = false;
-    for _ in 0..50 {
-        if counter(&p, &tok, "sip_calls_active") == 0 {
-            taken = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(taken, "the first call did not end");
+    eventually("the first call to end", Duration::from_secs(5), || {
+        (p.counter(&tok, "sip_calls_active") == 0).then_some(())
+    });
     let third = ProtoUac::new(p.sip);
     let (mut d3, _) = third.call("*43");
     third.hang_up(&mut d3);
@@ -2705,7 +2063,7 @@ fn overload_sheds_new_calls_with_503_and_retry_after() {
 
 #[test]
 fn call_rate_above_the_limit_is_shed_with_503() {
-    let p = start("callrate", &[("PARLEY_SIP_MAX_CALL_RATE", "2")]);
+    let p = Parley::start_with("callrate", &[("PARLEY_SIP_MAX_CALL_RATE", "2")]);
     // Four INVITEs at once: a burst of two is taken, the rest refused at once.
     let uacs: Vec<ProtoUac> = (0..4).map(|_| ProtoUac::new(p.sip)).collect();
     for (i, u) in uacs.iter().enumerate() {

@@ -32,21 +32,19 @@ fn call_as_and_wait_in_sales(
         std::thread::sleep(Duration::from_millis(20));
     }
     out.digit(&uac, remote, '1', &mut rx);
-    let mut seen = false;
-    for _ in 0..600 {
-        let v = http(p, "GET", "/api/v1/queues/live", Some(sup), None);
-        if v.as_array()
-            .unwrap()
-            .iter()
-            .any(|q| q["name"] == "sales" && q["waiting"] == 1)
-        {
-            seen = true;
-            break;
-        }
-        out.audio(&uac, remote, 0, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(seen, "the waiting call in the live metrics");
+    wait_every(
+        "the waiting call in the live metrics",
+        Duration::from_secs(12),
+        Duration::from_millis(20),
+        || {
+            if p.live_queue(sup, "sales")["waiting"] == 1 {
+                return Some(());
+            }
+            out.audio(&uac, remote, 0, &mut rx);
+            None
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     (uac, dialog, remote, out)
 }
 
@@ -81,21 +79,16 @@ fn until_bye(uac: &ProtoUac, remote: SocketAddr, out: &mut RtpOut, digits: &[(u1
 
 /// Every call entry on the caller's (+15550123) timeline once `n` are there.
 fn timeline_calls(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
-    for _ in 0..300 {
-        let (s, c) = try_get(
-            p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            sup,
-        );
-        if s == 200 {
+    eventually(
+        &format!("{n} calls on the caller's timeline"),
+        Duration::from_secs(30),
+        || {
+            let (s, c) = p.try_get("/api/v1/customers/lookup?kind=phone&value=%2B15550123", sup);
+            if s != 200 {
+                return None;
+            }
             let id = c["id"].as_str().unwrap();
-            let t = http(
-                p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(sup),
-                None,
-            );
+            let t = p.http("GET", &format!("/api/v1/customers/{id}/timeline"), Some(sup), None);
             let calls: Vec<Value> = t["items"]
                 .as_array()
                 .unwrap()
@@ -103,13 +96,9 @@ fn timeline_calls(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
                 .filter(|e| e["kind"] == "call")
                 .cloned()
                 .collect();
-            if calls.len() >= n {
-                return calls;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {n} calls on the caller's timeline");
+            (calls.len() >= n).then_some(calls)
+        },
+    )
 }
 
 /// The callback tests' carriers are sipp UAS scenarios that expect an INVITE first: the
@@ -135,9 +124,7 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
         admin,
         json!({"proficiency": 3}),
     );
-    http(
-        p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(admin),
         Some(
@@ -146,9 +133,7 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
                     "callback_key": "*"}),
         ),
     );
-    http(
-        p,
-        "POST",
+    p.http("POST",
         "/api/v1/trunks",
         Some(admin),
         Some(
@@ -160,10 +145,10 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
 
 #[test]
 fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
-    let p = start("acdcallback", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdcallback", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     // The carrier behind the tenant's trunk.
     let carrier_port = free_port();
@@ -180,40 +165,22 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // '*': a callback in place; Parley confirms and hangs up.
     until_bye(&uac, remote, &mut out, &[(5, '*')]);
-    let mut queued = false;
-    for _ in 0..100 {
-        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        let s = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "sales")
-            .cloned()
-            .unwrap_or_default();
-        if s["callbacks"] == 1 {
-            queued = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(queued, "the callback waits in the queue");
-    let mut recs = Value::Null;
-    for _ in 0..100 {
-        recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
-        if recs.as_array().is_some_and(|a| !a.is_empty()) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    eventually("the callback waiting in the queue", Duration::from_secs(10), || {
+        (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(())
+    });
+    let recs = eventually("a call record", Duration::from_secs(10), || {
+        let recs = p.http("GET", "/api/v1/call-records", Some(&sup), None);
+        recs.as_array().is_some_and(|a| !a.is_empty()).then_some(recs)
+    });
     assert_eq!(recs[0]["outcome"], "callback", "{recs}");
 
     // The agent becomes available: their phone rings, answers, the carrier gets the
     // caller's number with the trunk's caller ID (checked by the scenario), answers,
     // talks and hangs up.
     available(&p, &admin, &a[1]);
-    let (status, err) = finished_within(&mut carrier, 60);
+    let (status, err) = finished(&mut carrier, Duration::from_secs(60));
     assert!(status.success(), "the carrier: {status:?} {err}");
-    let (status, err) = finished_within(&mut phone, 20);
+    let (status, err) = finished(&mut phone, Duration::from_secs(20));
     assert!(status.success(), "1002's phone: {status:?} {err}");
 
     // Both calls on the caller's timeline: the request, and the callback connected.
@@ -243,7 +210,7 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
         assert!(events.contains(&e), "{e} missing from {events:?}");
     }
     // The router is done with it.
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
     assert!(
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
@@ -253,25 +220,25 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
 /// The stored callbacks (`GET /callbacks`) once one is in `state`.
 fn callback_in(p: &Parley, sup: &str, state: &str) -> Value {
     let mut v = Value::Null;
-    for _ in 0..200 {
-        v = http(p, "GET", "/api/v1/callbacks", Some(sup), None);
-        if let Some(c) = v
-            .as_array()
-            .and_then(|a| a.iter().find(|c| c["state"] == state))
-        {
-            return c.clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no callback in state {state}: {v}");
+    wait_until(
+        &format!("a callback in state {state}"),
+        Duration::from_secs(20),
+        || {
+            v = p.http("GET", "/api/v1/callbacks", Some(sup), None);
+            v.as_array()
+                .and_then(|a| a.iter().find(|c| c["state"] == state))
+                .cloned()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {v}"))
 }
 
 #[test]
 fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
-    let mut p = start("acdcbrestart", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let mut p = Parley::start_with("acdcbrestart", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     let carrier_port = free_port();
     sales_with_callback_key(&p, &admin, &a[1].id, carrier_port);
@@ -282,40 +249,23 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     assert_eq!(before["number"], "+15550123", "{before}");
     assert_eq!(before["attempts"], 0);
     // The request's call links to it once filed on the timeline.
-    let mut linked = Value::Null;
-    for _ in 0..100 {
-        linked = callback_in(&p, &sup, "waiting");
-        if linked["interaction_id"].is_string() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(linked["interaction_id"].is_string(), "{linked}");
+    eventually("the callback linked to its call", Duration::from_secs(10), || {
+        callback_in(&p, &sup, "waiting")["interaction_id"]
+            .is_string()
+            .then_some(())
+    });
 
     // Parley stops and starts again on the same database.
     p.restart();
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
     let after = callback_in(&p, &sup, "waiting");
     assert_eq!(after["id"], before["id"]);
     assert_eq!(after["since"], before["since"], "the place is kept");
     // Back in the router, with its original wait.
-    let mut sales = Value::Null;
-    for _ in 0..100 {
-        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        sales = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "sales")
-            .cloned()
-            .unwrap_or_default();
-        if sales["callbacks"] == 1 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(sales["callbacks"], 1, "restored: {sales}");
+    eventually("the callback restored in the router", Duration::from_secs(10), || {
+        (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(())
+    });
 
     // An agent becomes available: their phone rings, answers; the carrier gets the
     // caller's number with the trunk's caller ID, answers, talks and hangs up.
@@ -327,9 +277,9 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
         register(&p, &a[1].ext, &a[1].pw, phone_port, "register.xml"),
     );
     available(&p, &admin, &a[1]);
-    let (status, err) = finished_within(&mut carrier, 60);
+    let (status, err) = finished(&mut carrier, Duration::from_secs(60));
     assert!(status.success(), "the carrier: {status:?} {err}");
-    let (status, err) = finished_within(&mut phone, 20);
+    let (status, err) = finished(&mut phone, Duration::from_secs(20));
     assert!(status.success(), "1002's phone: {status:?} {err}");
     let done = callback_in(&p, &sup, "connected");
     assert_eq!(done["id"], before["id"]);
@@ -344,9 +294,7 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
         .unwrap_or_else(|| panic!("the callback call on the timeline: {calls:?}"));
     assert_eq!(placed["controls"]["callback"]["outcome"], "connected");
     let customer = &done["customer_id"];
-    let t = http(
-        &p,
-        "GET",
+    let t = p.http("GET",
         &format!("/api/v1/customers/{}/timeline", customer.as_str().unwrap()),
         Some(&sup),
         None,
@@ -361,7 +309,7 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     for want in ["Callback requested", "Callback connected"] {
         assert!(system.iter().any(|s| s == want), "{want} in {system:?}");
     }
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
     assert!(
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
@@ -369,7 +317,7 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     // Every call ended cleanly, the one Parley placed included: another restart
     // finds no call left in progress to close as `server_restart`.
     p.restart();
-    let recs = http(&p, "GET", "/api/v1/call-records", Some(&sup), None);
+    let recs = p.http("GET", "/api/v1/call-records", Some(&sup), None);
     assert!(
         recs.as_array()
             .unwrap()
@@ -379,39 +327,18 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     );
 }
 
-fn finished_within(c: &mut Child, secs: u64) -> (std::process::ExitStatus, String) {
-    let status = (0..secs * 10)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            c.try_wait().unwrap()
-        })
-        .unwrap_or_else(|| {
-            let _ = c.kill();
-            c.wait().unwrap()
-        });
-    let mut err = String::new();
-    if let Some(mut e) = c.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
-    (status, err)
-}
-
 /// Queue `sales` sends its callers to the flow's callback node after 2 s (the node's
 /// queue is `support`); nobody is available.
 fn sales_overflowing_to_the_callback_node(p: &Parley, admin: &str) {
     bare_acd(p, admin);
-    http(
-        p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(admin),
         Some(
             json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
         ),
     );
-    http(
-        p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(admin),
         Some(json!({"name": "support"})),
@@ -420,32 +347,20 @@ fn sales_overflowing_to_the_callback_node(p: &Parley, admin: &str) {
 
 #[test]
 fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
-    let p = start("ivrcallback", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("ivrcallback", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     sales_overflowing_to_the_callback_node(&p, &admin);
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // The callback node's confirmation ("press 1 to confirm") comes after the max
     // wait; 1 is pressed a few times over ~10 s (the prompt allows barge-in or not).
     let presses: Vec<(u16, char)> = (1..8).map(|i| (i * 100, '1')).collect();
     until_bye(&uac, remote, &mut out, &presses);
-    let mut support = Value::Null;
-    for _ in 0..100 {
-        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        support = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "support")
-            .cloned()
-            .unwrap_or_default();
-        if support["callbacks"] == 1 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(support["callbacks"], 1, "{support}");
+    let support = eventually("a callback in queue support", Duration::from_secs(10), || {
+        let support = p.live_queue(&sup, "support");
+        (support["callbacks"] == 1).then_some(support)
+    });
     // It kept the caller's place: its wait counts from when they entered `sales`.
     assert!(
         support["longest_wait_s"].as_u64().unwrap_or(0) >= 2,
@@ -470,10 +385,10 @@ fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
 
 #[test]
 fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
-    let p = start("acdcbretry", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdcbretry", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     // The demo flow's `sales_queue` node asks for the skill `sales`.
     bare_acd(&p, &admin);
@@ -486,9 +401,7 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         &admin,
         json!({"proficiency": 3}),
     );
-    http(
-        &p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(&admin),
         Some(
@@ -498,9 +411,7 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
     );
     // The carrier is busy for every attempt; the agent answers each one.
     let carrier_port = free_port();
-    http(
-        &p,
-        "POST",
+    p.http("POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
@@ -520,13 +431,13 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
     let mut carrier = uas("uas_trunk_busy.xml", carrier_port, 3, &[]);
     std::thread::sleep(Duration::from_millis(300));
     available(&p, &admin, &a[0]);
-    let (status, err) = finished_within(&mut carrier, 90);
+    let (status, err) = finished(&mut carrier, Duration::from_secs(90));
     if !status.success() {
-        let live = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+        let live = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
         let tl: Vec<Value> = timeline_calls(&p, &sup, 1).iter().map(body).collect();
         panic!("the carrier saw 3 attempts: {status:?} {err}\n{live}\n{tl:?}");
     }
-    let (status, err) = finished_within(&mut phone, 20);
+    let (status, err) = finished(&mut phone, Duration::from_secs(20));
     assert!(status.success(), "1001's phone: {status:?} {err}");
     // The request and three attempts on the timeline, none connected; then the
     // callback is dropped as failed.
@@ -542,20 +453,15 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         .collect();
     attempts.sort_unstable();
     assert_eq!(attempts, [1, 2, 3]);
-    let mut v = Value::Null;
-    for _ in 0..50 {
-        v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        if v[0]["callbacks"] == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(v[0]["callbacks"], 0, "{v}");
+    eventually("no callback left in the queue", Duration::from_secs(5), || {
+        let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
+        (v[0]["callbacks"] == 0).then_some(())
+    });
 }
 
 /// The audit actions of the tenant, newest first.
 fn audit_actions(p: &Parley, admin: &str) -> Vec<String> {
-    let log = http(p, "GET", "/api/v1/audit?limit=200", Some(admin), None);
+    let log = p.http("GET", "/api/v1/audit?limit=200", Some(admin), None);
     log["items"]
         .as_array()
         .unwrap()
@@ -566,7 +472,7 @@ fn audit_actions(p: &Parley, admin: &str) -> Vec<String> {
 
 /// The (path, number, rule) of every dial refusal audited.
 fn dial_refusals(p: &Parley, admin: &str) -> Vec<(String, String, String)> {
-    let log = http(p, "GET", "/api/v1/audit?limit=200", Some(admin), None);
+    let log = p.http("GET", "/api/v1/audit?limit=200", Some(admin), None);
     log["items"]
         .as_array()
         .unwrap()
@@ -589,10 +495,10 @@ fn dial_refusals(p: &Parley, admin: &str) -> Vec<(String, String, String)> {
 /// typed number was stored, to be dialled later through the trunk.)
 #[test]
 fn ivr_callback_node_refuses_a_typed_premium_number() {
-    let p = start("cbpremium", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("cbpremium", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     sales_overflowing_to_the_callback_node(&p, &admin);
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // At the callback node (after the 2 s wait): 2 (another number), then the number,
@@ -618,10 +524,10 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
     assert!(nodes.contains(&"callback_refused"), "{nodes:?}");
     assert!(!nodes.contains(&"callback_ok"), "{nodes:?}");
     assert_eq!(
-        http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
+        p.http("GET", "/api/v1/callbacks", Some(&sup), None),
         json!([])
     );
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
     assert!(
         v.as_array().unwrap().iter().all(|q| q["callbacks"] == 0),
         "{v}"
@@ -642,40 +548,33 @@ fn ivr_callback_node_refuses_a_typed_premium_number() {
 /// dialled out through the trunk.)
 #[test]
 fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
-    let p = start("cbspoof", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("cbspoof", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     sales_with_callback_key(&p, &admin, &a[1].id, free_port());
     let (uac, mut dialog, remote, mut out) = call_as_and_wait_in_sales(&p, &sup, "+19005550100");
     let mut rx: Vec<Vec<u8>> = Vec::new();
     out.digit(&uac, remote, '*', &mut rx);
-    let mut refused = false;
-    for _ in 0..200 {
-        out.audio(&uac, remote, 0, &mut rx);
-        if audit_actions(&p, &admin)
-            .iter()
-            .any(|a| a == "dial.refused")
-        {
-            refused = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(refused, "the refusal audited");
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-    let sales = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "sales")
-        .cloned()
-        .unwrap_or_default();
+    wait_every(
+        "the refusal audited",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            out.audio(&uac, remote, 0, &mut rx);
+            audit_actions(&p, &admin)
+                .iter()
+                .any(|a| a == "dial.refused")
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let sales = p.live_queue(&sup, "sales");
     assert_eq!(sales["callbacks"], 0, "{sales}");
     assert_eq!(sales["waiting"], 1, "still waiting: {sales}");
     assert_eq!(
-        http(&p, "GET", "/api/v1/callbacks", Some(&sup), None),
+        p.http("GET", "/api/v1/callbacks", Some(&sup), None),
         json!([])
     );
     assert_eq!(
@@ -695,10 +594,10 @@ fn acd_callback_key_refuses_a_spoofed_premium_caller_number() {
 /// stays out of the router.
 #[test]
 fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
-    let mut p = start("acdcbcrash", NO_KEEPALIVE);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let mut p = Parley::start_with("acdcbcrash", NO_KEEPALIVE);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     sales_with_callback_key(&p, &admin, &a[1].id, free_port());
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
@@ -706,8 +605,7 @@ fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
     let before = callback_in(&p, &sup, "waiting");
     // Killed while the callback is being dialled (its state written as the ACD
     // writes it when an agent is offered the item).
-    p.child.kill().unwrap();
-    p.child.wait().unwrap();
+    p.kill();
     let db = p.dir.join("data/parley.db");
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -728,8 +626,7 @@ fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
             assert_eq!(n, 1);
             c.close().await.unwrap();
         });
-    p.child = spawn(&p.dir, &p.env);
-    p.wait_listening();
+    p.relaunch();
     let failed = callback_in(&p, &sup, "failed");
     assert_eq!(failed["id"], before["id"]);
     assert_eq!(failed["attempts"], 1, "not dialled again: {failed}");
@@ -740,7 +637,7 @@ fn acd_callback_being_dialled_at_a_kill_9_is_not_dialled_twice() {
             .contains("server_restart"),
         "{failed}"
     );
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
     let sales = v
         .as_array()
         .unwrap()

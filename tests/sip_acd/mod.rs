@@ -36,7 +36,7 @@ fn send(p: &Parley, method: &str, path: &str, token: &str, body: Value) {
 /// own ACD set-up in that tenant: this deletes the demo's queues, takes every skill off
 /// every user and sets everyone offline.
 pub(super) fn bare_acd(p: &Parley, admin: &str) {
-    let queues = http(p, "GET", "/api/v1/queues", Some(admin), None);
+    let queues = p.http("GET", "/api/v1/queues", Some(admin), None);
     for q in queues.as_array().unwrap() {
         let id = q["id"].as_str().unwrap();
         send(
@@ -47,12 +47,10 @@ pub(super) fn bare_acd(p: &Parley, admin: &str) {
             Value::Null,
         );
     }
-    let users = http(p, "GET", "/api/v1/users", Some(admin), None);
+    let users = p.http("GET", "/api/v1/users", Some(admin), None);
     for u in users.as_array().unwrap() {
         let uid = u["id"].as_str().unwrap();
-        let skills = http(
-            p,
-            "GET",
+        let skills = p.http("GET",
             &format!("/api/v1/users/{uid}/skills"),
             Some(admin),
             None,
@@ -79,7 +77,7 @@ pub(super) fn bare_acd(p: &Parley, admin: &str) {
 
 /// The id of skill `name`: the demo's, or a new one.
 fn skill_id(p: &Parley, admin: &str, name: &str) -> String {
-    let skills = http(p, "GET", "/api/v1/skills", Some(admin), None);
+    let skills = p.http("GET", "/api/v1/skills", Some(admin), None);
     if let Some(k) = skills
         .as_array()
         .unwrap()
@@ -88,9 +86,7 @@ fn skill_id(p: &Parley, admin: &str, name: &str) -> String {
     {
         return k["id"].as_str().unwrap().to_owned();
     }
-    let k = http(
-        p,
-        "POST",
+    let k = p.http("POST",
         "/api/v1/skills",
         Some(admin),
         Some(json!({"name": name})),
@@ -106,7 +102,7 @@ struct Agent {
 
 /// Users of the demo tenant by e-mail → id.
 fn user_id(p: &Parley, admin: &str, email: &str) -> String {
-    let users = http(p, "GET", "/api/v1/users", Some(admin), None);
+    let users = p.http("GET", "/api/v1/users", Some(admin), None);
     users
         .as_array()
         .unwrap()
@@ -124,16 +120,14 @@ fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
         .iter()
         .enumerate()
     {
-        let (ext, pw) = agent(p, i);
+        let (ext, pw) = p.agent(i);
         out.push(Agent {
             id: user_id(p, admin, email),
             ext,
             pw,
         });
     }
-    let u = http(
-        p,
-        "POST",
+    let u = p.http("POST",
         "/api/v1/users",
         Some(admin),
         Some(
@@ -141,9 +135,7 @@ fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
         ),
     );
     let id = u["id"].as_str().unwrap().to_owned();
-    http(
-        p,
-        "PUT",
+    p.http("PUT",
         &format!("/api/v1/users/{id}/sip"),
         Some(admin),
         Some(json!({"extension": "1003", "password": "third sip pw"})),
@@ -171,9 +163,7 @@ fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent])
             json!({"proficiency": 3}),
         );
     }
-    http(
-        p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(admin),
         Some(
@@ -185,9 +175,7 @@ fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent])
 }
 
 fn available(p: &Parley, admin: &str, a: &Agent) {
-    http(
-        p,
-        "PUT",
+    p.http("PUT",
         &format!("/api/v1/users/{}/presence", a.id),
         Some(admin),
         Some(json!({"status": "available"})),
@@ -198,14 +186,14 @@ fn available(p: &Parley, admin: &str, a: &Agent) {
 
 /// Waits until the router sees `n` available agents in the tenant's queues.
 fn wait_staffed(p: &Parley, token: &str, n: u64) {
-    for _ in 0..200 {
-        let v = http(p, "GET", "/api/v1/queues/live", Some(token), None);
-        if v[0]["agents_free"].as_u64() == Some(n) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the router never had {n} free agents");
+    eventually(
+        &format!("{n} free agents in the router"),
+        Duration::from_secs(20),
+        || {
+            let v = p.http("GET", "/api/v1/queues/live", Some(token), None);
+            (v[0]["agents_free"].as_u64() == Some(n)).then_some(())
+        },
+    );
 }
 
 /// Calls the demo number, presses 1 (sales) and talks until `want` of our frames came
@@ -247,72 +235,25 @@ fn call_sales_and_talk(p: &Parley, want: usize) -> usize {
     echoed
 }
 
-fn finished(phone: &mut Child) -> (std::process::ExitStatus, String) {
-    let status = (0..150)
-        .find_map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            phone.try_wait().unwrap()
-        })
-        .unwrap_or_else(|| {
-            let _ = phone.kill();
-            phone.wait().unwrap()
-        });
-    let mut err = String::new();
-    if let Some(mut e) = phone.stderr.take() {
-        let _ = std::io::Read::read_to_string(&mut e, &mut err);
-    }
-    (status, err)
-}
-
 /// The call record of the call, once stored.
 fn call_record(p: &Parley, sup: &str) -> Value {
-    for _ in 0..100 {
-        let v = http(p, "GET", "/api/v1/call-records", Some(sup), None);
-        if let Some(c) = v.as_array().and_then(|a| a.first()) {
-            return c.clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no call record");
+    eventually("the call record", Duration::from_secs(10), || {
+        let v = p.http("GET", "/api/v1/call-records", Some(sup), None);
+        v.as_array().and_then(|a| a.first()).cloned()
+    })
 }
 
 /// The caller's timeline entry for the call.
 fn timeline_call(p: &Parley, sup: &str) -> Value {
-    for _ in 0..100 {
-        let (s, c) = try_get(
-            p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            sup,
-        );
-        if s == 200 {
-            let id = c["id"].as_str().unwrap();
-            let t = http(
-                p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(sup),
-                None,
-            );
-            if let Some(e) = t["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|e| e["kind"] == "call")
-            {
-                return e.clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no call on the caller's timeline");
+    p.stored_call(sup, "%2B15550123", Duration::from_secs(10))
 }
 
 #[test]
 fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_timeline() {
-    let p = start("acdidle", &[]);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdidle", &[]);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     // 1001: idle longest but without the skill; 1002 and 1003 have it, 1002 idle longer.
     sales_queue(&p, &admin, 15, &[&a[1], &a[2]]);
@@ -340,7 +281,7 @@ fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_t
     wait_staffed(&p, &sup, 2);
     let echoed = call_sales_and_talk(&p, 25);
     assert!(echoed >= 25, "{echoed} frames came back through the agent");
-    let (status, err) = finished(&mut phones[1]);
+    let (status, err) = finished(&mut phones[1], Duration::from_secs(15));
     assert!(status.success(), "1002's phone: {status:?} {err}");
     let rec = call_record(&p, &sup);
     assert_eq!(rec["agent_id"], a[1].id.as_str(), "{rec}");
@@ -388,16 +329,16 @@ fn acd_the_longest_idle_agent_with_the_skill_gets_the_call_and_it_lands_on_the_t
         let _ = phones[i].wait();
     }
     // The router's latency histogram is served with the SIP counters.
-    assert!(counter(&p, &sup, "acd_offers_total") >= 1);
-    assert!(counter(&p, &sup, "acd_route_steps_total") >= 1);
+    assert!(p.counter(&sup, "acd_offers_total") >= 1);
+    assert!(p.counter(&sup, "acd_route_steps_total") >= 1);
 }
 
 #[test]
 fn acd_no_answer_re_routes_to_the_next_agent() {
-    let p = start("acdnoans", &[]);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdnoans", &[]);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     // 1002 (idle longest of the skilled) rings out after 3 s; 1003 answers.
     sales_queue(&p, &admin, 3, &[&a[1], &a[2]]);
@@ -417,12 +358,12 @@ fn acd_no_answer_re_routes_to_the_next_agent() {
     wait_staffed(&p, &sup, 2);
     let echoed = call_sales_and_talk(&p, 25);
     assert!(echoed >= 25, "{echoed} frames came back through 1003");
-    let (status, err) = finished(&mut ringing);
+    let (status, err) = finished(&mut ringing, Duration::from_secs(15));
     assert!(
         status.success(),
         "1002 was rung then cancelled: {status:?} {err}"
     );
-    let (status, err) = finished(&mut answering);
+    let (status, err) = finished(&mut answering, Duration::from_secs(15));
     assert!(status.success(), "1003 answered: {status:?} {err}");
     let rec = call_record(&p, &sup);
     let agents = rec["agents"].as_array().unwrap();
@@ -435,9 +376,7 @@ fn acd_no_answer_re_routes_to_the_next_agent() {
     // Waited at least one ring timeout.
     assert!(rec["wait_ms"].as_i64().unwrap() >= 3000, "{rec}");
     // Stats for the day: one answered call in the queue.
-    let stats = http(
-        &p,
-        "GET",
+    let stats = p.http("GET",
         "/api/v1/stats/queues?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
         Some(&sup),
         None,
@@ -447,30 +386,26 @@ fn acd_no_answer_re_routes_to_the_next_agent() {
 
 #[test]
 fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
-    let p = start("acdmaxwait", &[]);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdmaxwait", &[]);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     // A shorter voicemail in the demo flow; queue `sales` waits 3 s at most. Nobody is
     // available.
-    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let flow = p.http("GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
     };
     doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
-    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    http(
-        &p,
-        "POST",
+    p.http("PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    p.http("POST",
         "/api/v1/ivr/flows/demo/publish",
         Some(&admin),
         None,
     );
     bare_acd(&p, &admin);
-    http(
-        &p,
-        "POST",
+    p.http("POST",
         "/api/v1/queues",
         Some(&admin),
         Some(
@@ -488,17 +423,20 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
     out.digit(&uac, remote, '1', &mut rx);
     // Waiting (after the greeting and the menu): the live metrics show the call
     // (bounded: about 20 s).
-    let mut seen = false;
-    for _ in 0..600 {
-        let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
-        if v[0]["waiting"] == 1 {
-            seen = true;
-            break;
-        }
-        out.audio(&uac, remote, 0, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(seen, "the waiting call in the live metrics");
+    wait_every(
+        "the waiting call in the live metrics",
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || {
+            let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
+            if v[0]["waiting"] == 1 {
+                return Some(());
+            }
+            out.audio(&uac, remote, 0, &mut rx);
+            None
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let mut bye = None;
     uac.sip
         .set_read_timeout(Some(Duration::from_millis(20)))
@@ -540,22 +478,18 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
 
 /// Every call record once there are `n`, newest first.
 fn call_records(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
-    for _ in 0..150 {
-        let v = http(p, "GET", "/api/v1/call-records", Some(sup), None);
-        if v.as_array().is_some_and(|a| a.len() >= n) {
-            return v.as_array().unwrap().clone();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("fewer than {n} call records");
+    eventually(&format!("{n} call records"), Duration::from_secs(15), || {
+        let v = p.http("GET", "/api/v1/call-records", Some(sup), None);
+        v.as_array().filter(|a| a.len() >= n).cloned()
+    })
 }
 
 #[test]
 fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller() {
-    let p = start("acdconsent", &[]);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acdconsent", &[]);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     sales_queue(&p, &admin, 15, &[&a[1]]);
     let port = free_port();
@@ -585,15 +519,12 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
     assert_eq!(b["queue"]["recording_reason"], "no_consent", "{b}");
     // 2. The customer the call created opts in: their next call is recorded, without
     // the notice.
-    let (_, c) = try_get(
-        &p,
+    let (_, c) = p.try_get(
         "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
         &sup,
     );
     let cid = c["id"].as_str().unwrap().to_owned();
-    let c = http(
-        &p,
-        "PATCH",
+    let c = p.http("PATCH",
         &format!("/api/v1/customers/{cid}"),
         Some(&admin),
         Some(json!({"consent": {"recording": true, "marketing": false}})),
@@ -602,7 +533,7 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
     wait_staffed(&p, &sup, 1);
     let echoed = call_sales_and_talk(&p, 25);
     assert!(echoed >= 25, "{echoed} frames came back through 1002");
-    let (status, err) = finished(&mut phone);
+    let (status, err) = finished(&mut phone, Duration::from_secs(15));
     assert!(status.success(), "1002's phone: {status:?} {err}");
     let recs = call_records(&p, &sup, 2);
     let second = recs
@@ -614,9 +545,7 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
         .unwrap_or_else(|| panic!("the opted-in customer's call is recorded: {second}"));
     let wav = crate::recording::wav(&p.dir.join("data"), location);
     assert_eq!(wav.spec().channels, 2);
-    let t = http(
-        &p,
-        "GET",
+    let t = p.http("GET",
         &format!("/api/v1/customers/{cid}/timeline"),
         Some(&sup),
         None,
@@ -646,10 +575,10 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
 
 #[test]
 fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next_call() {
-    let p = start("acddeact", &[]);
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("acddeact", &[]);
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.open_all_week(&admin);
     let a = agents(&p, &admin);
     // 1002 is the only agent of `sales`; their phone would answer if rung.
     sales_queue(&p, &admin, 15, &[&a[1]]);
@@ -662,7 +591,7 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
     available(&p, &admin, &a[1]);
     wait_staffed(&p, &sup, 1);
     let routable = |p: &Parley| -> bool {
-        http(p, "GET", "/api/v1/agents/live", Some(&sup), None)
+        p.http("GET", "/api/v1/agents/live", Some(&sup), None)
             .as_array()
             .unwrap()
             .iter()
@@ -670,22 +599,16 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
     };
     assert!(routable(&p));
     // Deactivated over the API: the running router drops them (no restart).
-    http(
-        &p,
-        "PATCH",
+    p.http("PATCH",
         &format!("/api/v1/users/{}", a[1].id),
         Some(&admin),
         Some(json!({"active": false})),
     );
-    let mut gone = false;
-    for _ in 0..100 {
-        if !routable(&p) {
-            gone = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(gone, "the deactivated agent left the router");
+    eventually(
+        "the deactivated agent to leave the router",
+        Duration::from_secs(10),
+        || (!routable(&p)).then_some(()),
+    );
     // The next call waits with nobody staffed, and is offered to nobody.
     let (uac, mut dialog, remote, mut out) = callback::call_and_wait_in_sales(&p, &sup);
     let mut rx: Vec<Vec<u8>> = Vec::new();
@@ -693,7 +616,7 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
         out.audio(&uac, remote, k, &mut rx);
         std::thread::sleep(Duration::from_millis(20));
     }
-    let v = http(&p, "GET", "/api/v1/queues/live", Some(&sup), None);
+    let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
     assert_eq!(v[0]["waiting"], 1, "{v}");
     assert_eq!(v[0]["agents_staffed"], 0, "{v}");
     uac.hang_up(&mut dialog);
@@ -706,22 +629,16 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
     let _ = phone.kill();
     let _ = phone.wait();
     // Reactivated: back in the router at once.
-    http(
-        &p,
-        "PATCH",
+    p.http("PATCH",
         &format!("/api/v1/users/{}", a[1].id),
         Some(&admin),
         Some(json!({"active": true})),
     );
-    let mut back = false;
-    for _ in 0..100 {
-        if routable(&p) {
-            back = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert!(back, "the reactivated agent is routable again");
+    eventually(
+        "the reactivated agent to be routable again",
+        Duration::from_secs(10),
+        || routable(&p).then_some(()),
+    );
 }
 
 #[path = "callback.rs"]

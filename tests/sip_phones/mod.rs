@@ -20,7 +20,7 @@ const PHONE_CALL: &str = "PARLEY_TEST_NETNS_PHONE_CALL";
 
 /// A sipp command run inside `ns` from its address, to `target`.
 fn ns_sipp(ns: &NetNs, scenario_path: &str, port: u16, target: SocketAddr) -> Command {
-    let mut c = ns.command(SIPP);
+    let mut c = ns.command("sipp");
     c.args(["-sf", scenario_path])
         .args(["-i", &ns.ns_ip.to_string(), "-bind_local"])
         .args(["-p", &port.to_string()])
@@ -199,11 +199,11 @@ fn a_phone_in_another_network_namespace_registers_and_gets_echo_audio_both_ways(
     let Some(ns) = NetNs::create() else {
         return;
     };
-    let p = start("netns", &[("PARLEY_SIP_ADDR", "0.0.0.0:0")]);
+    let p = Parley::start_with("netns", &[("PARLEY_SIP_ADDR", "0.0.0.0:0")]);
     assert!(p.sip.ip().is_unspecified(), "bound to 0.0.0.0: {}", p.sip);
     let server = SocketAddr::from((ns.host_ip, p.sip.port()));
     assert!(ns.is_ours(server.ip()));
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     check(
         "REGISTER from the namespace",
         ns_sipp(&ns, &scenario("register.xml"), 5070, server)
@@ -212,8 +212,8 @@ fn a_phone_in_another_network_namespace_registers_and_gets_echo_audio_both_ways(
             .output()
             .unwrap(),
     );
-    let tok = supervisor_token(&p);
-    let regs = http(&p, "GET", "/api/v1/sip/registrations", Some(&tok), None);
+    let tok = p.supervisor_token();
+    let regs = p.http("GET", "/api/v1/sip/registrations", Some(&tok), None);
     assert!(
         regs.as_array().unwrap().iter().any(|r| r["source"]
             .as_str()
@@ -267,7 +267,7 @@ const BARESIP_1_0_DIGEST: (&str, &str) = ("PARLEY_SIP_DIGEST_ALGORITHMS", "MD5")
 
 /// A baresip for demo agent `i` on loopback, sending a tone of `tone_hz`.
 fn baresip_agent(p: &Parley, i: usize, tone_hz: u32, auto_answer: bool) -> Baresip {
-    let (ext, pw) = agent(p, i);
+    let (ext, pw) = p.agent(i);
     Baresip::start(
         Command::new("baresip"),
         &Phone {
@@ -292,11 +292,11 @@ fn baresip_registers_with_the_guides_settings_and_hears_its_tone_back_from_the_e
     if !have_baresip() {
         return;
     }
-    let p = start("baresip-echo", &[BARESIP_1_0_DIGEST]);
+    let p = Parley::start_with("baresip-echo", &[BARESIP_1_0_DIGEST]);
     let mut phone = baresip_agent(&p, 0, 1000, false);
     phone.wait_registered(15);
-    let tok = supervisor_token(&p);
-    let regs = http(&p, "GET", "/api/v1/sip/registrations", Some(&tok), None);
+    let tok = p.supervisor_token();
+    let regs = p.http("GET", "/api/v1/sip/registrations", Some(&tok), None);
     assert!(
         regs.as_array().unwrap().iter().any(|r| r["user_agent"]
             .as_str()
@@ -341,7 +341,7 @@ fn ulaw_samples(frames: &[Vec<u8>]) -> Vec<i16> {
 
 /// The user id of the demo user with `email`.
 fn demo_user(p: &Parley, admin: &str, email: &str) -> String {
-    let users = http(p, "GET", "/api/v1/users", Some(admin), None);
+    let users = p.http("GET", "/api/v1/users", Some(admin), None);
     users
         .as_array()
         .unwrap()
@@ -379,9 +379,9 @@ fn baresip_as_an_agents_phone_answers_a_queued_demo_call_with_audio_both_ways() 
     if !have_baresip() {
         return;
     }
-    let p = start("baresip-agent", &[BARESIP_1_0_DIGEST]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("baresip-agent", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     // The demo's sales queue: agent 1 (baresip) available, agent 2 away, so the
     // router offers the call to baresip.
     presence(&p, &admin, "agent2@demo.parley.test", "offline");
@@ -454,16 +454,16 @@ fn baresip_in_a_namespace_calls_the_demo_number_presses_1_and_talks_to_the_agent
     let Some(ns) = NetNs::create() else {
         return;
     };
-    let p = start(
+    let p = Parley::start_with(
         "baresip-walk",
         &[("PARLEY_SIP_ADDR", "0.0.0.0:0"), BARESIP_1_0_DIGEST],
     );
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     presence(&p, &admin, "agent2@demo.parley.test", "offline");
     presence(&p, &admin, "agent1@demo.parley.test", "available");
     let loopback = SocketAddr::from(([127, 0, 0, 1], p.sip.port()));
-    let (ext1, pw1) = agent(&p, 0);
+    let (ext1, pw1) = p.agent(0);
     let agent_phone = Baresip::start(
         Command::new("baresip"),
         &Phone {
@@ -477,7 +477,7 @@ fn baresip_in_a_namespace_calls_the_demo_number_presses_1_and_talks_to_the_agent
     );
     agent_phone.wait_registered(15);
     // The customer: agent 2's extension, on the other host.
-    let (ext2, pw2) = agent(&p, 1);
+    let (ext2, pw2) = p.agent(1);
     let server = SocketAddr::from((ns.host_ip, p.sip.port()));
     let mut customer = Baresip::start(
         ns.command("baresip"),

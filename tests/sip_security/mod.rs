@@ -75,8 +75,8 @@ fn guess_until_silent(ua: &mut RawUa, method: &str, uri: &str, ext: &str, tag: &
 // throttle and failures were only counted, so one challenge allowed unlimited guesses.
 #[test]
 fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewhere_keeps_working() {
-    let p = start("ban", &[("PARLEY_SIP_BAN_THRESHOLD", "5")]);
-    let (ext, pw) = agent(&p, 0);
+    let p = Parley::start_with("ban", &[("PARLEY_SIP_BAN_THRESHOLD", "5")]);
+    let (ext, pw) = p.agent(0);
     let uri = format!("sip:{}", p.sip);
 
     // REGISTER storm from 127.0.0.2 against a real extension: five 403s, then silence.
@@ -157,7 +157,7 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
     }
 
     // Admins see both bans and lift one; the lifted source is answered again.
-    let admin = admin_token(&p);
+    let admin = p.admin_token();
     let (s, bans) = call(&p, "GET", "/api/v1/sip/bans", &admin);
     assert_eq!(s, 200, "{bans}");
     let mut listed: Vec<&str> = bans
@@ -169,7 +169,7 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
     listed.sort_unstable();
     assert_eq!(listed, ["127.0.0.2", "127.0.0.3"], "{bans}");
     assert_eq!(bans[0]["last_user"], ext.as_str());
-    let sup = supervisor_token(&p);
+    let sup = p.supervisor_token();
     assert_eq!(call(&p, "GET", "/api/v1/sip/bans", &sup).0, 403);
     assert_eq!(
         call(&p, "DELETE", "/api/v1/sip/bans/127.0.0.2", &sup).0,
@@ -192,8 +192,8 @@ fn wrong_password_storm_with_one_nonce_bans_the_source_and_a_good_phone_elsewher
         audit.to_string().contains("sip.ban_lift"),
         "lifting is audited: {audit}"
     );
-    assert!(counter(&p, &sup, "sip_bans_total") >= 2);
-    assert!(counter(&p, &sup, "sip_banned_dropped_total") >= 2);
+    assert!(p.counter(&sup, "sip_bans_total") >= 2);
+    assert!(p.counter(&sup, "sip_banned_dropped_total") >= 2);
 }
 
 /// A TCP connection to `to` from the loopback address `from`.
@@ -206,7 +206,7 @@ fn tcp_from(from: &str, to: SocketAddr) -> std::io::Result<TcpStream> {
 
 /// Parley's open file descriptors.
 fn open_fds(p: &Parley) -> usize {
-    std::fs::read_dir(format!("/proc/{}/fd", p.child.id()))
+    std::fs::read_dir(format!("/proc/{}/fd", p.pid()))
         .map(|d| d.count())
         .unwrap_or(0)
 }
@@ -236,7 +236,7 @@ fn closed_by_server(s: &mut TcpStream, within: Duration) -> bool {
 // the peer kept it open, with no cap and no timeout.
 #[test]
 fn slowloris_on_sip_tcp_does_not_exhaust_descriptors_and_a_good_client_is_served() {
-    let p = start(
+    let p = Parley::start_with(
         "slowloris",
         &[
             ("PARLEY_SIP_TCP_MAX_PER_SOURCE", "8"),
@@ -293,9 +293,9 @@ fn slowloris_on_sip_tcp_does_not_exhaust_descriptors_and_a_good_client_is_served
         }
     }
     assert_eq!(still_open, 0, "slow connections left open");
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_tcp_refused_total") >= 50);
-    assert!(counter(&p, &tok, "sip_tcp_timeouts_total") >= 8);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_tcp_refused_total") >= 50);
+    assert!(p.counter(&tok, "sip_tcp_timeouts_total") >= 8);
 }
 
 /// The `host:port` of Parley's HTTP listener.
@@ -308,7 +308,7 @@ fn http_addr(p: &Parley) -> SocketAddr {
 // connection for as long as it liked.
 #[test]
 fn slowloris_on_http_does_not_exhaust_descriptors_and_the_api_stays_up() {
-    let p = start(
+    let p = Parley::start_with(
         "http-slowloris",
         &[
             ("PARLEY_HTTP_MAX_PER_SOURCE", "8"),
@@ -332,8 +332,8 @@ fn slowloris_on_http_does_not_exhaust_descriptors_and_the_api_stays_up() {
         "{before} descriptors before, {during} with 60 slow connections"
     );
     // The API answers others meanwhile.
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_requests_in_total") < u64::MAX);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_requests_in_total") < u64::MAX);
     // Trickled headers do not keep connections: all closed within the header timeout
     // (3 s, with margin for a loaded machine).
     let t0 = Instant::now();
@@ -356,7 +356,7 @@ fn slowloris_on_http_does_not_exhaust_descriptors_and_the_api_stays_up() {
 #[test]
 fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
     let p = start_b2bua("revoke", &[]);
-    let (ext, pw) = agent(&p, 0);
+    let (ext, pw) = p.agent(0);
     let uri = format!("sip:{}", p.sip);
     let mut phone = RawUa::new("127.0.0.1", p.sip);
     let r = phone.request(
@@ -422,17 +422,15 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
     let (offered, _) = ring(0);
     assert!(offered, "the registered phone is rung");
     // The admin gives the agent whose extension it is a new SIP password.
-    let admin = admin_token(&p);
-    let users = http(&p, "GET", "/api/v1/users", Some(&admin), None);
+    let admin = p.admin_token();
+    let users = p.http("GET", "/api/v1/users", Some(&admin), None);
     let id = users
         .as_array()
         .unwrap()
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .find(|id| {
-            http(
-                &p,
-                "GET",
+            p.http("GET",
                 &format!("/api/v1/users/{id}/sip"),
                 Some(&admin),
                 None,
@@ -440,9 +438,7 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
                 == ext.as_str()
         })
         .unwrap();
-    http(
-        &p,
-        "PUT",
+    p.http("PUT",
         &format!("/api/v1/users/{id}/sip"),
         Some(&admin),
         Some(json!({"password": "a brand new sip password"})),
@@ -465,7 +461,7 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
 // carrier address could flood the driver without bound).
 #[test]
 fn requests_from_a_trunk_address_are_rate_limited_too() {
-    let p = start(
+    let p = Parley::start_with(
         "trunk-flood",
         &[
             ("PARLEY_SIP_TRUNK_PER_SECOND", "1"),

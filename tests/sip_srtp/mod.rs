@@ -219,15 +219,15 @@ fn assert_srtp_echo(b: &Baresip, trace: &str) {
 
 #[test]
 fn baresip_with_mandatory_srtp_hears_its_audio_back_through_the_echo_test() {
-    let p = start("srtp-echo", &[]);
+    let p = Parley::start_with("srtp-echo", &[]);
     let b = Baresip::new("echo");
     let started = Instant::now();
     // From 127.0.0.1, the demo trunk's address: "43" is the echo test.
     let trace = b.call(&format!("sip:43@{}", p.sip), 6);
     assert!(started.elapsed() < Duration::from_secs(60));
     assert_srtp_echo(&b, &trace);
-    let tok = supervisor_token(&p);
-    assert!(counter(&p, &tok, "sip_calls_answered_total") >= 1);
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_calls_answered_total") >= 1);
 }
 
 /// A plain RTP/AVP INVITE to `number` from a raw UDP socket; the final status.
@@ -278,11 +278,11 @@ fn plain_invite_status(p: &Parley, number: &str) -> u16 {
 
 #[test]
 fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
-    let p = start("srtp-required", &[]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("srtp-required", &[]);
+    let admin = p.admin_token();
     // Plain RTP is fine while the demo trunk's policy is the default (optional).
     assert_eq!(plain_invite_status(&p, "43"), 200);
-    let trunks = http(&p, "GET", "/api/v1/trunks", Some(&admin), None);
+    let trunks = p.http("GET", "/api/v1/trunks", Some(&admin), None);
     let trunk = trunks
         .as_array()
         .unwrap()
@@ -308,9 +308,7 @@ fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
         input["outbound_target"] = json!(t);
     }
     let id = trunk["id"].as_str().unwrap();
-    let updated = http(
-        &p,
-        "PUT",
+    let updated = p.http("PUT",
         &format!("/api/v1/trunks/{id}"),
         Some(&admin),
         Some(input),

@@ -7,10 +7,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::VecDeque;
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,8 +18,6 @@ use parley_sip_proto::dialog::{Dialog, new_branch, random_token};
 use parley_sip_proto::message::{Headers, Method, Request, SipMessage, Via};
 use parley_sip_proto::offer_answer::{LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
 
 const CALLER_HZ: f32 = 350.0;
 const AGENT_HZ: f32 = 1000.0;
@@ -36,203 +31,16 @@ const HEARD: f32 = 1200.0;
 const NOT_HEARD: f32 = 250.0;
 
 // ---------------------------------------------------------------------------
-// Parley (copied from tests/sip.rs to keep the files independent).
+// Parley and sipp: the shared kit (tests/common/).
 
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    sip: SocketAddr,
-    http: String,
-    agents: Vec<(String, String)>,
-    /// (email, web password) of the agents with a phone.
-    agent_logins: Vec<(String, String)>,
-    supervisor_password: String,
-    admin_password: String,
-}
+mod common;
+use common::parley::Parley;
+use common::sipp::{check, register};
+use common::wait::eventually_true;
 
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-#[allow(clippy::zombie_processes)]
-fn start(tag: &str) -> Parley {
-    let dir = std::env::temp_dir().join(format!(
-        "parley-ctl-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo"])
-        .current_dir(&dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut sip = None;
-    let mut agents = Vec::new();
-    let mut agent_logins = Vec::new();
-    let (mut supervisor_password, mut admin_password) = (String::new(), String::new());
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("SIP extension ") {
-            let rest: Vec<&str> = line[i..].split_whitespace().collect();
-            agents.push((rest[2].to_owned(), rest[4].to_owned()));
-            let words: Vec<&str> = line.split_whitespace().collect();
-            let email = words.iter().find(|w| w.contains('@')).unwrap();
-            let pw = words[words.iter().position(|w| *w == "password:").unwrap() + 1];
-            agent_logins.push(((*email).to_owned(), pw.to_owned()));
-        }
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if line.contains("supervisor@demo.parley.test") {
-            supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on ") {
-            for part in rest.split_whitespace() {
-                if let Some(a) = part.strip_prefix("udp:") {
-                    sip = Some(a.parse().unwrap());
-                }
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Parley {
-                child,
-                dir,
-                sip: sip.expect("SIP line before the HTTP line"),
-                http,
-                agents,
-                agent_logins,
-                supervisor_password,
-                admin_password,
-            };
-        }
-    }
-}
-
-/// (status, body) of an API request.
-fn api(
-    p: &Parley,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new().request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", p.http),
-        );
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let (status, v) = api(p, method, path, token, body);
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {v}"
-    );
-    v
-}
-
-fn login(p: &Parley, email: &str, password: &str) -> String {
-    let v = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"tenant": "demo", "email": email, "password": password})),
-    );
-    v["token"].as_str().unwrap().to_owned()
-}
-
-/// The demo flow branches on the `main` calendar: open around the clock.
-fn open_all_week(p: &Parley, admin: &str) {
-    http(
-        p,
-        "PUT",
-        "/api/v1/ivr/calendars/main",
-        Some(admin),
-        Some(json!({
-            "time_zone": "UTC",
-            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
-                        "open": "00:00", "close": "23:59:59.999"}],
-            "holidays": []
-        })),
-    );
-}
-
-fn free_media_port() -> u16 {
-    use std::sync::atomic::AtomicU16;
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 500) * 40;
-    loop {
-        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
-        let port = u16::try_from(30_000 + (offset + n) % 10_000).unwrap();
-        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
-            return port;
-        }
-    }
-}
-
-/// Registers `ext` with sipp (digest auth), its Contact pointing at `contact_port`.
-fn register(p: &Parley, ext: &str, password: &str, contact_port: u16) {
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/register.xml");
-    let out: Output = Command::new("sipp")
-        .args(["-sf", &scenario.display().to_string()])
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
-        .args(["-s", ext, "-au", ext, "-ap", password])
-        .args(["-key", "contact_port", &contact_port.to_string()])
-        .arg(p.sip.to_string())
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "REGISTER {ext}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// How long a condition on live audio or call state may take (generous: the 2 shared
+/// cores of CI run several calls at once).
+const WAIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------
 // RTP: a tone sender / receiver per leg.
@@ -373,8 +181,9 @@ fn fresh(streams: &[&Rtp]) {
     for r in streams {
         r.clear();
     }
-    wait_until(
+    eventually_true(
         "a new second of audio",
+        WAIT,
         || streams.iter().all(|r| r.received() >= 8000),
         String::new,
     );
@@ -394,18 +203,6 @@ fn goertzel(x: &[i16], freq: f32) -> f32 {
     }
     let power = (s1 * s1 + s2 * s2 - coeff * s1 * s2).max(0.0);
     2.0 * power.sqrt() / x.len() as f32
-}
-
-/// Waits (bounded, generously) until `cond` holds; panics with `what` and `state()`.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool, state: impl Fn() -> String) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting for {what}: {}", state());
 }
 
 // ---------------------------------------------------------------------------
@@ -655,18 +452,17 @@ struct Setup {
 /// Parley, agent 1001's phone registered, a caller through the IVR (1: sales) bridged
 /// with it: the caller hears the agent's tone and the agent the caller's.
 fn bridged_call(tag: &str) -> Setup {
-    let p = start(tag);
-    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
-    open_all_week(&p, &admin);
-    let sup = login(&p, "supervisor@demo.parley.test", &p.supervisor_password);
-    let sup_id = http(&p, "GET", "/api/v1/me", Some(&sup), None)["id"]
+    let p = Parley::start(tag);
+    let admin = p.login("admin@demo.parley.test", &p.admin_password);
+    p.open_all_week(&admin);
+    let sup = p.login("supervisor@demo.parley.test", &p.supervisor_password);
+    let sup_id = p.http("GET", "/api/v1/me", Some(&sup), None)["id"]
         .as_str()
         .unwrap()
         .to_owned();
     // The supervisor's phone: extension 1900 (registered later, after the bridge, so
     // that the queue does not ring it as an agent).
-    http(
-        &p,
+    p.http(
         "PUT",
         &format!("/api/v1/users/{sup_id}/sip"),
         Some(&admin),
@@ -674,16 +470,21 @@ fn bridged_call(tag: &str) -> Setup {
     );
     let (ext, pw) = p.agents[0].clone();
     let agent = Phone::new(AGENT_HZ, 0xa9e0_0001);
-    register(&p, &ext, &pw, agent.port);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, agent.port, "register.xml"),
+    );
     let caller = Caller::call(p.sip, "+15550100");
-    wait_until(
+    eventually_true(
         "the greeting",
+        WAIT,
         || caller.rtp.rms() > 300.0,
         || format!("{} samples", caller.rtp.received()),
     );
     caller.press('1');
-    wait_until(
+    eventually_true(
         "the caller and the agent hearing each other",
+        WAIT,
         || caller.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CALLER_HZ) > HEARD,
         || {
             format!(
@@ -693,7 +494,7 @@ fn bridged_call(tag: &str) -> Setup {
             )
         },
     );
-    let calls = http(&p, "GET", "/api/v1/calls", Some(&sup), None);
+    let calls = p.http("GET", "/api/v1/calls", Some(&sup), None);
     let call = &calls[0];
     assert_eq!(call["state"], "talking", "{calls}");
     assert_eq!(call["customer_number"], "+15550177", "{calls}");
@@ -718,8 +519,7 @@ fn bridged_call(tag: &str) -> Setup {
 }
 
 fn act(s: &Setup, body: Value) -> Value {
-    http(
-        &s.p,
+    s.p.http(
         "POST",
         &format!("/api/v1/calls/{}/actions", s.call_id),
         Some(&s.sup),
@@ -728,8 +528,7 @@ fn act(s: &Setup, body: Value) -> Value {
 }
 
 fn audit_actions(s: &Setup) -> Vec<String> {
-    let v = http(
-        &s.p,
+    let v = s.p.http(
         "GET",
         &format!("/api/v1/audit?entity_id={}&limit=200", s.call_id),
         Some(&s.sup),
@@ -760,15 +559,25 @@ fn levels(what: &str, rtp: &Rtp) -> String {
 fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     let s = bridged_call("supervise");
     let supervisor = Phone::new(SUPERVISOR_HZ, 0x5e9e_0001);
-    register(&s.p, "1900", "supervisor-sip-secret", supervisor.port);
+    check(
+        "REGISTER",
+        register(
+            &s.p,
+            "1900",
+            "supervisor-sip-secret",
+            supervisor.port,
+            "register.xml",
+        ),
+    );
 
     // Listen: the supervisor's phone rings, answers and hears both parties; nobody
     // hears the supervisor.
     act(&s, json!({"action": "listen"}));
     let (caller, agent) = (&s.caller.rtp, &s.agent.rtp);
     let sup = &supervisor.rtp;
-    wait_until(
+    eventually_true(
         "the listening supervisor hearing both parties",
+        WAIT,
         || sup.level(CALLER_HZ) > HEARD && sup.level(AGENT_HZ) > HEARD,
         || levels("supervisor", sup),
     );
@@ -785,8 +594,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
         "{}",
         levels("agent", agent)
     );
-    let call = http(
-        &s.p,
+    let call = s.p.http(
         "GET",
         &format!("/api/v1/calls/{}", s.call_id),
         Some(&s.sup),
@@ -805,8 +613,9 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
 
     // Whisper: the agent hears the supervisor, the caller does not.
     act(&s, json!({"action": "whisper"}));
-    wait_until(
+    eventually_true(
         "the agent hearing the whisper",
+        WAIT,
         || agent.level(SUPERVISOR_HZ) > HEARD,
         || levels("agent", agent),
     );
@@ -831,8 +640,9 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
 
     // Barge: both hear the supervisor.
     act(&s, json!({"action": "barge"}));
-    wait_until(
+    eventually_true(
         "the caller hearing the barging supervisor",
+        WAIT,
         || caller.level(SUPERVISOR_HZ) > HEARD,
         || levels("caller", caller),
     );
@@ -845,15 +655,17 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     // Back to listening, then hold: the caller hears music (and not the agent), the
     // agent hears silence.
     act(&s, json!({"action": "listen"}));
-    wait_until(
+    eventually_true(
         "the supervisor silent again",
+        WAIT,
         || caller.level(SUPERVISOR_HZ) < NOT_HEARD && agent.level(SUPERVISOR_HZ) < NOT_HEARD,
         || levels("caller", caller) + &levels(" / agent", agent),
     );
     let held = act(&s, json!({"action": "hold"}));
     assert_eq!(held["held"], true, "{held}");
-    wait_until(
+    eventually_true(
         "hold music for the caller",
+        WAIT,
         || caller.level(MUSIC_HZ[0]) > HEARD / 2.0 && caller.level(MUSIC_HZ[1]) > HEARD / 2.0,
         || levels("caller", caller),
     );
@@ -870,16 +682,18 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     );
     assert!(agent.rms() < NOT_HEARD, "{}", levels("agent", agent));
     act(&s, json!({"action": "unhold"}));
-    wait_until(
+    eventually_true(
         "the caller hearing the agent again",
+        WAIT,
         || caller.level(AGENT_HZ) > HEARD,
         || levels("caller", caller),
     );
 
     // Mute: the caller no longer hears the agent.
     act(&s, json!({"action": "mute"}));
-    wait_until(
+    eventually_true(
         "the muted agent silent for the caller",
+        WAIT,
         || caller.level(AGENT_HZ) < NOT_HEARD,
         || levels("caller", caller),
     );
@@ -888,13 +702,15 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     // A disposition code, then the agent hangs up through the API: every leg ends.
     // Take over: the (listening) supervisor replaces the agent, who is hung up.
     act(&s, json!({"action": "take_over"}));
-    wait_until(
+    eventually_true(
         "the agent hung up",
+        WAIT,
         || s.agent.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
-    wait_until(
+    eventually_true(
         "the caller and the supervisor talking",
+        WAIT,
         || caller.level(SUPERVISOR_HZ) > HEARD && sup.level(CALLER_HZ) > HEARD,
         || levels("caller", caller) + &levels(" / supervisor", sup),
     );
@@ -904,8 +720,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
         "{}",
         levels("caller", caller)
     );
-    let call = http(
-        &s.p,
+    let call = s.p.http(
         "GET",
         &format!("/api/v1/calls/{}", s.call_id),
         Some(&s.sup),
@@ -917,8 +732,9 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     act(&s, json!({"action": "disposition", "code": "sale"}));
     act(&s, json!({"action": "hangup"}));
     s.caller.expect_bye();
-    wait_until(
+    eventually_true(
         "the agent's and the supervisor's phones hung up",
+        WAIT,
         || {
             s.agent.byes.load(Ordering::Relaxed) >= 1
                 && supervisor.byes.load(Ordering::Relaxed) >= 1
@@ -945,17 +761,18 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
     }
     // The call leaves the live list and lands on the caller's timeline with what the
     // controls did.
-    wait_until(
+    eventually_true(
         "the call gone from /calls",
-        || http(&s.p, "GET", "/api/v1/calls", Some(&s.sup), None) == json!([]),
+        WAIT,
+        || s.p.http("GET", "/api/v1/calls", Some(&s.sup), None) == json!([]),
         String::new,
     );
     let mut body = Value::Null;
-    wait_until(
+    eventually_true(
         "the call on the caller's timeline",
+        WAIT,
         || {
-            let (code, c) = api(
-                &s.p,
+            let (code, c) = s.p.request(
                 "GET",
                 "/api/v1/customers/lookup?kind=phone&value=%2B15550177",
                 Some(&s.sup),
@@ -965,8 +782,7 @@ fn supervisor_listens_whispers_and_barges_and_hold_gives_the_caller_music() {
                 return false;
             }
             let id = c["id"].as_str().unwrap();
-            let tl = http(
-                &s.p,
+            let tl = s.p.http(
                 "GET",
                 &format!("/api/v1/customers/{id}/timeline"),
                 Some(&s.sup),
@@ -1014,7 +830,10 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     let mut s = bridged_call("transfer");
     let (ext2, pw2) = s.p.agents[1].clone();
     let agent2 = Phone::new(AGENT2_HZ, 0xa9e0_0002);
-    register(&s.p, &ext2, &pw2, agent2.port);
+    check(
+        "REGISTER",
+        register(&s.p, &ext2, &pw2, agent2.port, "register.xml"),
+    );
     let caller = &s.caller.rtp;
 
     // Blind: agent 1 is hung up at once, agent 2 rings and talks with the caller.
@@ -1022,13 +841,15 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         &s,
         json!({"action": "transfer", "target": {"extension": ext2}}),
     );
-    wait_until(
+    eventually_true(
         "the first agent hung up",
+        WAIT,
         || s.agent.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
-    wait_until(
+    eventually_true(
         "the caller hearing the second agent",
+        WAIT,
         || caller.level(AGENT2_HZ) > HEARD && agent2.rtp.level(CALLER_HZ) > HEARD,
         || levels("caller", caller) + &levels(" / agent2", &agent2.rtp),
     );
@@ -1038,8 +859,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         "{}",
         levels("caller", caller)
     );
-    let call = http(
-        &s.p,
+    let call = s.p.http(
         "GET",
         &format!("/api/v1/calls/{}", s.call_id),
         Some(&s.sup),
@@ -1063,19 +883,22 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         &s,
         json!({"action": "consult", "target": {"extension": ext1}}),
     );
-    wait_until(
+    eventually_true(
         "agent 1 consulted",
+        WAIT,
         || s.agent.rtp.level(AGENT2_HZ) > HEARD && caller.level(MUSIC_HZ[0]) > HEARD / 2.0,
         || levels("agent1", &s.agent.rtp) + &levels(" / caller", caller),
     );
     act(&s, json!({"action": "cancel_consult"}));
-    wait_until(
+    eventually_true(
         "agent 1 hung up after the cancelled consultation",
+        WAIT,
         || s.agent.byes.load(Ordering::Relaxed) >= 2,
         String::new,
     );
-    wait_until(
+    eventually_true(
         "the caller back with agent 2",
+        WAIT,
         || caller.level(AGENT2_HZ) > HEARD && agent2.rtp.level(CALLER_HZ) > HEARD,
         || levels("caller", caller),
     );
@@ -1086,8 +909,9 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         &s,
         json!({"action": "consult", "target": {"extension": ext1}}),
     );
-    wait_until(
+    eventually_true(
         "agent 1 and agent 2 talking while the caller is held",
+        WAIT,
         || {
             s.agent.rtp.level(AGENT2_HZ) > HEARD
                 && agent2.rtp.level(AGENT_HZ) > HEARD
@@ -1107,13 +931,15 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         levels("caller", caller)
     );
     act(&s, json!({"action": "complete_transfer"}));
-    wait_until(
+    eventually_true(
         "agent 2 hung up",
+        WAIT,
         || agent2.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
-    wait_until(
+    eventually_true(
         "the caller talking with agent 1 again",
+        WAIT,
         || caller.level(AGENT_HZ) > HEARD && s.agent.rtp.level(CALLER_HZ) > HEARD,
         || levels("caller", caller),
     );
@@ -1126,8 +952,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     // Conference: an external party through the trunk joins; everyone hears everyone.
     const PARTY_HZ: f32 = 1600.0;
     let party = Phone::new(PARTY_HZ, 0x9a27_0001);
-    http(
-        &s.p,
+    s.p.http(
         "POST",
         "/api/v1/trunks",
         Some(&s.admin),
@@ -1140,8 +965,9 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         &s,
         json!({"action": "add_party", "target": {"number": "+15550188"}}),
     );
-    wait_until(
+    eventually_true(
         "a three-way conference",
+        WAIT,
         || {
             party.rtp.level(CALLER_HZ) > HEARD
                 && party.rtp.level(AGENT_HZ) > HEARD
@@ -1169,8 +995,9 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
         );
     }
     s.caller.hang_up();
-    wait_until(
+    eventually_true(
         "agent 1 and the party hung up after the caller",
+        WAIT,
         || s.agent.byes.load(Ordering::Relaxed) >= 3 && party.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
@@ -1179,13 +1006,12 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
 #[test]
 fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     const CUSTOMER_HZ: f32 = 700.0;
-    let p = start("c2c");
-    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
-    let sup = login(&p, "supervisor@demo.parley.test", &p.supervisor_password);
+    let p = Parley::start("c2c");
+    let admin = p.login("admin@demo.parley.test", &p.admin_password);
+    let sup = p.login("supervisor@demo.parley.test", &p.supervisor_password);
     // The carrier: a phone of ours behind the trunk's outbound target.
     let customer = Phone::new(CUSTOMER_HZ, 0xc057_0001);
-    http(
-        &p,
+    p.http(
         "POST",
         "/api/v1/trunks",
         Some(&admin),
@@ -1196,13 +1022,15 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     );
     let (ext, pw) = p.agents[0].clone();
     let agent = Phone::new(AGENT_HZ, 0xa9e0_0001);
-    register(&p, &ext, &pw, agent.port);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, agent.port, "register.xml"),
+    );
     let (email, web_pw) = p.agent_logins[0].clone();
-    let tok = login(&p, &email, &web_pw);
-    let me = http(&p, "GET", "/api/v1/me", Some(&tok), None);
+    let tok = p.login(&email, &web_pw);
+    let me = p.http("GET", "/api/v1/me", Some(&tok), None);
 
-    let call = http(
-        &p,
+    let call = p.http(
         "POST",
         "/api/v1/calls",
         Some(&tok),
@@ -1210,8 +1038,9 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     );
     assert_eq!(call["direction"], "outbound", "{call}");
     let id = call["id"].as_str().unwrap().to_owned();
-    wait_until(
+    eventually_true(
         "the agent and the customer hearing each other",
+        WAIT,
         || customer.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CUSTOMER_HZ) > HEARD,
         || levels("customer", &customer.rtp) + &levels(" / agent", &agent.rtp),
     );
@@ -1225,19 +1054,18 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
         "{to_carrier}"
     );
     assert!(to_carrier.contains("From: <sip:+15550100@"), "{to_carrier}");
-    let live = http(&p, "GET", &format!("/api/v1/calls/{id}"), Some(&tok), None);
+    let live = p.http("GET", &format!("/api/v1/calls/{id}"), Some(&tok), None);
     assert_eq!(live["state"], "talking", "{live}");
     assert_eq!(live["agent_user_id"], me["id"], "{live}");
     assert_eq!(live["customer_number"], "+15550199", "{live}");
     // Another agent does not see (or control) it.
     let (email2, web_pw2) = p.agent_logins[1].clone();
-    let other = login(&p, &email2, &web_pw2);
+    let other = p.login(&email2, &web_pw2);
     assert_eq!(
-        http(&p, "GET", "/api/v1/calls", Some(&other), None),
+        p.http("GET", "/api/v1/calls", Some(&other), None),
         json!([])
     );
-    let (code, _) = api(
-        &p,
+    let (code, _) = p.request(
         "POST",
         &format!("/api/v1/calls/{id}/actions"),
         Some(&other),
@@ -1245,8 +1073,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     );
     assert_eq!(code, 404);
     // An agent may not listen in.
-    let (code, _) = api(
-        &p,
+    let (code, _) = p.request(
         "POST",
         &format!("/api/v1/calls/{id}/actions"),
         Some(&tok),
@@ -1254,37 +1081,37 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     );
     assert_eq!(code, 403);
     // The agent holds the customer, then hangs up.
-    http(
-        &p,
+    p.http(
         "POST",
         &format!("/api/v1/calls/{id}/actions"),
         Some(&tok),
         Some(json!({"action": "hold"})),
     );
-    wait_until(
+    eventually_true(
         "hold music for the customer",
+        WAIT,
         || customer.rtp.level(MUSIC_HZ[0]) > HEARD / 2.0,
         || levels("customer", &customer.rtp),
     );
-    http(
-        &p,
+    p.http(
         "POST",
         &format!("/api/v1/calls/{id}/actions"),
         Some(&tok),
         Some(json!({"action": "hangup"})),
     );
-    wait_until(
+    eventually_true(
         "both phones hung up",
+        WAIT,
         || agent.byes.load(Ordering::Relaxed) >= 1 && customer.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
     // On the customer's timeline (the customer was created from the number).
     let mut found = Value::Null;
-    wait_until(
+    eventually_true(
         "the call on the customer's timeline",
+        WAIT,
         || {
-            let (code, c) = api(
-                &p,
+            let (code, c) = p.request(
                 "GET",
                 "/api/v1/customers/lookup?kind=phone&value=%2B15550199",
                 Some(&sup),
@@ -1294,8 +1121,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
                 return false;
             }
             let cid = c["id"].as_str().unwrap();
-            let tl = http(
-                &p,
+            let tl = p.http(
                 "GET",
                 &format!("/api/v1/customers/{cid}/timeline"),
                 Some(&sup),
@@ -1333,8 +1159,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     ] {
         assert!(events.contains(&e), "{e} missing from {events:?}");
     }
-    let audit = http(
-        &p,
+    let audit = p.http(
         "GET",
         &format!("/api/v1/audit?entity_id={id}"),
         Some(&sup),
@@ -1383,8 +1208,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
     let s = bridged_call("dialpolicy");
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
-    http(
-        &s.p,
+    s.p.http(
         "POST",
         "/api/v1/trunks",
         Some(&s.admin),
@@ -1402,8 +1226,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
         );
     };
     let action = |body: Value| {
-        api(
-            &s.p,
+        s.p.request(
             "POST",
             &format!("/api/v1/calls/{}/actions", s.call_id),
             Some(&s.sup),
@@ -1419,8 +1242,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
             let (code, v) = action(json!({"action": a, "target": {"number": number}}));
             refused(code, &v, rule);
         }
-        let (code, v) = api(
-            &s.p,
+        let (code, v) = s.p.request(
             "POST",
             "/api/v1/calls",
             Some(&s.sup),
@@ -1440,8 +1262,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
 
     // One concurrent outbound call for the tenant: a party rings (the carrier never
     // answers), and every other path is over the cap.
-    let (code, v) = api(
-        &s.p,
+    let (code, v) = s.p.request(
         "PUT",
         "/api/v1/dial-policy",
         Some(&s.admin),
@@ -1456,8 +1277,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
         let (code, v) = action(json!({"action": a, "target": {"number": "+12015550124"}}));
         refused(code, &v, "tenant_concurrency");
     }
-    let (code, v) = api(
-        &s.p,
+    let (code, v) = s.p.request(
         "POST",
         "/api/v1/calls",
         Some(&s.sup),
@@ -1469,7 +1289,8 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
     assert!(invites[0].starts_with("sip:+12015550123@"), "{invites:?}");
 
     // Audited, and the burst alerted the admins.
-    let log = http(&s.p, "GET", "/api/v1/audit?limit=200", Some(&s.admin), None);
+    let log =
+        s.p.http("GET", "/api/v1/audit?limit=200", Some(&s.admin), None);
     let actions: Vec<&str> = log["items"]
         .as_array()
         .unwrap()
@@ -1491,11 +1312,10 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
 #[test]
 fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
     const CUSTOMER_HZ: f32 = 700.0;
-    let p = start("dialmax");
-    let admin = login(&p, "admin@demo.parley.test", &p.admin_password);
+    let p = Parley::start("dialmax");
+    let admin = p.login("admin@demo.parley.test", &p.admin_password);
     let customer = Phone::new(CUSTOMER_HZ, 0xc057_0002);
-    http(
-        &p,
+    p.http(
         "POST",
         "/api/v1/trunks",
         Some(&admin),
@@ -1504,8 +1324,7 @@ fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
                     "caller_id": "+15550100"}),
         ),
     );
-    http(
-        &p,
+    p.http(
         "PUT",
         "/api/v1/dial-policy",
         Some(&admin),
@@ -1513,29 +1332,34 @@ fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
     );
     let (ext, pw) = p.agents[0].clone();
     let agent = Phone::new(AGENT_HZ, 0xa9e0_0002);
-    register(&p, &ext, &pw, agent.port);
+    check(
+        "REGISTER",
+        register(&p, &ext, &pw, agent.port, "register.xml"),
+    );
     let (email, web_pw) = p.agent_logins[0].clone();
-    let tok = login(&p, &email, &web_pw);
-    http(
-        &p,
+    let tok = p.login(&email, &web_pw);
+    p.http(
         "POST",
         "/api/v1/calls",
         Some(&tok),
         Some(json!({"number": "+1 201 555 0123"})),
     );
-    wait_until(
+    eventually_true(
         "the agent and the customer hearing each other",
+        WAIT,
         || customer.rtp.level(AGENT_HZ) > HEARD && agent.rtp.level(CUSTOMER_HZ) > HEARD,
         || levels("customer", &customer.rtp) + &levels(" / agent", &agent.rtp),
     );
-    wait_until(
+    eventually_true(
         "both hung up by Parley at the policy's limit",
+        WAIT,
         || customer.byes.load(Ordering::Relaxed) >= 1 && agent.byes.load(Ordering::Relaxed) >= 1,
         String::new,
     );
-    wait_until(
+    eventually_true(
         "the call gone from the live calls",
-        || http(&p, "GET", "/api/v1/calls", Some(&tok), None) == json!([]),
+        WAIT,
+        || p.http("GET", "/api/v1/calls", Some(&tok), None) == json!([]),
         String::new,
     );
 }

@@ -26,8 +26,16 @@ use common::wait::{eventually, wait_every, wait_until};
 fn start_b2bua(tag: &str, env: &[(&str, &str)]) -> Parley {
     let p = Parley::start_with(tag, env);
     let admin = p.admin_token();
-    let (status, v) = p.request("DELETE", "/api/v1/ivr/numbers/%2B15550100", Some(&admin), None);
-    assert!((200..300).contains(&status), "unroute the demo number: {status} {v}");
+    let (status, v) = p.request(
+        "DELETE",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        None,
+    );
+    assert!(
+        (200..300).contains(&status),
+        "unroute the demo number: {status} {v}"
+    );
     p
 }
 
@@ -67,7 +75,8 @@ fn rfc3665_registration_and_successful_session_through_the_b2bua() {
 
     // The ladder of the first call, across both legs, over the API.
     let tok = p.supervisor_token();
-    let trace = p.http("GET",
+    let trace = p.http(
+        "GET",
         "/api/v1/sip/calls/answered-1@parley.test/trace",
         Some(&tok),
         None,
@@ -800,7 +809,8 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
         ),
     );
     // International is off by default (the dial policy): Germany is allowed here.
-    p.http("PUT",
+    p.http(
+        "PUT",
         "/api/v1/dial-policy",
         Some(&admin),
         Some(json!({"allow_prefixes": ["+49"]})),
@@ -942,7 +952,8 @@ fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite
             json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
         ),
     );
-    let v = p.http("PUT",
+    let v = p.http(
+        "PUT",
         "/api/v1/dial-policy",
         Some(&admin),
         Some(json!({"max_concurrent_per_user": 1})),
@@ -1017,7 +1028,10 @@ fn sigterm_mid_call_byes_the_caller_with_a_reason_and_stores_the_call_as_shutdow
     // The IVR answered: the call is live.
     eventually("the call to go live", Duration::from_secs(20), || {
         let calls = p.http("GET", "/api/v1/calls", Some(&sup), None);
-        calls.as_array().is_some_and(|c| !c.is_empty()).then_some(())
+        calls
+            .as_array()
+            .is_some_and(|c| !c.is_empty())
+            .then_some(())
     });
     let exit = p.terminate();
     check(
@@ -1448,11 +1462,7 @@ fn ivr_option_1_without_agents_goes_to_voicemail_and_the_flow_hangs_up_at_max_le
     };
     doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
     p.http("PUT", "/api/v1/ivr/flows/demo", Some(&tok), Some(doc));
-    p.http("POST",
-        "/api/v1/ivr/flows/demo/publish",
-        Some(&tok),
-        None,
-    );
+    p.http("POST", "/api/v1/ivr/flows/demo/publish", Some(&tok), None);
     let uac = ProtoUac::new(p.sip);
     let (_dialog, remote) = uac.call("15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
@@ -1514,12 +1524,9 @@ fn ivr_transfer_to_an_extension_rings_only_that_phone_and_bridges_it() {
         }
     });
     p.http("POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
-    p.http("POST",
-        "/api/v1/ivr/flows/xfer/publish",
-        Some(&admin),
-        None,
-    );
-    p.http("PUT",
+    p.http("POST", "/api/v1/ivr/flows/xfer/publish", Some(&admin), None);
+    p.http(
+        "PUT",
         "/api/v1/ivr/numbers/%2B15550100",
         Some(&admin),
         Some(json!({"flow_id": "xfer"})),
@@ -1606,12 +1613,14 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
         }
     });
     p.http("POST", "/api/v1/ivr/import", Some(&admin), Some(flow));
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/ivr/flows/casey/publish",
         Some(&admin),
         None,
     );
-    p.http("PUT",
+    p.http(
+        "PUT",
         "/api/v1/ivr/numbers/%2B15550100",
         Some(&admin),
         Some(json!({"flow_id": "casey"})),
@@ -1647,11 +1656,7 @@ fn ivr_plays_an_uploaded_prompt_opens_a_case_and_files_the_call_under_it() {
     let tok = p.supervisor_token();
     let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(15));
     let case = call["case_id"].as_str().expect("filed under the new case");
-    let c = p.http("GET",
-        &format!("/api/v1/cases/{case}"),
-        Some(&tok),
-        None,
-    );
+    let c = p.http("GET", &format!("/api/v1/cases/{case}"), Some(&tok), None);
     assert_eq!(c["customer_id"], call["customer_id"], "{c:#}");
     assert!(call["attachments"][0]["location"].is_string(), "{call:#}");
 }
@@ -1870,7 +1875,8 @@ fn kill_9_mid_call_then_restart_closes_the_call_with_server_restart_and_keeps_it
     }
     // On the caller's timeline, playable: a WAV of what was said before the kill.
     let cid = customer["id"].as_str().unwrap();
-    let tl = p.http("GET",
+    let tl = p.http(
+        "GET",
         &format!("/api/v1/customers/{cid}/timeline"),
         Some(&sup),
         None,
@@ -1951,11 +1957,19 @@ fn backup_while_running_restore_refused_while_running_then_restored() {
         String::from_utf8_lossy(&out.stderr)
     );
     p.relaunch();
-    let (code, c) = p.request("GET", "/api/v1/customers/lookup?kind=phone&value=%2B15550160", Some(&sup,
-    ), None);
+    let (code, c) = p.request(
+        "GET",
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550160",
+        Some(&sup),
+        None,
+    );
     assert_eq!((code, &c["id"]), (200, &before["id"]));
-    let (code, _) = p.request("GET", "/api/v1/customers/lookup?kind=phone&value=%2B15550161", Some(&sup,
-    ), None);
+    let (code, _) = p.request(
+        "GET",
+        "/api/v1/customers/lookup?kind=phone&value=%2B15550161",
+        Some(&sup),
+        None,
+    );
     assert_eq!(code, 404, "the later customer is not in the backup");
 }
 

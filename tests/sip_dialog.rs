@@ -4,10 +4,8 @@
 //! REFER refusal, RFC 4028 session timers (422, refresh, expiry).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::{Duration, Instant};
 
 use parley_media_core::rtp::{RtpHeader, RtpPacket};
@@ -19,171 +17,34 @@ use parley_sip_proto::offer_answer::{
     Direction, LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
+mod common;
+use common::parley::Parley;
+use common::sipp::{check, free_port, register, sipp_within, uas};
+use common::wait::{eventually, eventually_true};
 
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    sip: SocketAddr,
-    tls: Option<SocketAddr>,
-    http: String,
-    /// (extension, SIP password) of the demo agents.
-    agents: Vec<(String, String)>,
-    admin_password: String,
-}
-
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts `parley serve` (fresh demo tenant, ephemeral ports) and waits for its SIP line.
-#[allow(clippy::zombie_processes)]
-fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
-    let dir = std::env::temp_dir().join(format!(
-        "parley-sipdlg-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--demo"])
-        .current_dir(&dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut sip = None;
-    let mut tls = None;
-    let mut agents = Vec::new();
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("SIP extension ") {
-            let rest: Vec<&str> = line[i..].split_whitespace().collect();
-            agents.push((rest[2].to_owned(), rest[4].to_owned()));
-        }
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on ") {
-            for part in rest.split_whitespace() {
-                if let Some(a) = part.strip_prefix("udp:") {
-                    sip = Some(a.parse().unwrap());
-                }
-                if let Some(a) = part.strip_prefix("tls:") {
-                    tls = Some(a.parse().unwrap());
-                }
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            // SIPDLG_LOG=1 shows Parley's log (with RUST_LOG in `env`).
-            let show = std::env::var_os("SIPDLG_LOG").is_some();
-            std::thread::spawn(move || {
-                for l in lines.map_while(Result::ok) {
-                    if show {
-                        eprintln!("parley: {l}");
-                    }
-                }
-            });
-            return Parley {
-                child,
-                dir,
-                sip: sip.expect("SIP line before the HTTP line"),
-                tls,
-                http,
-                agents,
-                admin_password,
-            };
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.local_addr().unwrap().port()
-}
-
-/// sipp binds the media port and the next three.
-fn free_media_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 500) * 40 + 7;
-    loop {
-        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
-        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
-        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
-            return port;
-        }
-    }
-}
-
-fn sipp_cmd(scenario: &str) -> Command {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let mut c = Command::new("sipp");
-    c.args(["-sf", &path.display().to_string()]);
-    c
-}
-
+/// One call from sipp to `service` at `target`.
 fn sipp(scenario: &str, target: SocketAddr, service: &str) -> Output {
-    sipp_cmd(scenario)
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &free_port().to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1", "-s", service])
-        .args(["-timeout", "40s", "-timeout_error"])
-        .arg("-nostdin")
-        .arg(target.to_string())
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
+    sipp_within(scenario, free_port(), 1, Some(target), 40)
+        .args(["-s", service])
         .output()
         .unwrap()
 }
 
-fn check(what: &str, out: Output) {
-    assert!(
-        out.status.success(),
-        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn sipp_holds_unholds_updates_and_uses_in_dialog_requests_on_the_echo_test() {
-    let p = start("hold", &[]);
+    let p = Parley::start_with("hold", &[]);
     check("hold/unhold", sipp("uac_hold.xml", p.sip, "43"));
 }
 
 #[test]
 fn sipp_session_interval_below_min_se_gets_422() {
-    let p = start("se422", &[]);
+    let p = Parley::start_with("se422", &[]);
     check("422", sipp("uac_session_422.xml", p.sip, "43"));
 }
 
 #[test]
 fn sipp_parley_refreshes_the_session_as_refresher() {
-    let p = start(
+    let p = Parley::start_with(
         "serefresh",
         &[
             ("PARLEY_SIP_MIN_SE_SECS", "2"),
@@ -195,7 +56,7 @@ fn sipp_parley_refreshes_the_session_as_refresher() {
 
 #[test]
 fn sipp_session_without_refresh_is_hung_up() {
-    let p = start(
+    let p = Parley::start_with(
         "seexpire",
         &[
             ("PARLEY_SIP_MIN_SE_SECS", "2"),
@@ -386,7 +247,7 @@ fn direction(sdp: &[u8]) -> String {
 
 #[test]
 fn a_held_caller_hears_nothing_and_media_resumes_on_unhold() {
-    let p = start("holdrtp", &[]);
+    let p = Parley::start_with("holdrtp", &[]);
     let ua = Ua::new(p.sip);
     let (mut d, _ok, remote) = ua.call("43", &[]);
     // The echo test returns our audio.
@@ -413,7 +274,7 @@ fn a_held_caller_hears_nothing_and_media_resumes_on_unhold() {
 
 #[test]
 fn glare_our_reinvite_during_parleys_refresh_gets_491_then_succeeds() {
-    let p = start(
+    let p = Parley::start_with(
         "glare",
         &[
             ("PARLEY_SIP_MIN_SE_SECS", "2"),
@@ -489,7 +350,7 @@ fn glare_our_reinvite_during_parleys_refresh_gets_491_then_succeeds() {
 
 #[test]
 fn out_of_dialog_options_lists_allow_accept_and_supported() {
-    let p = start("options", &[]);
+    let p = Parley::start_with("options", &[]);
     let ua = Ua::new(p.sip);
     let mut h = Headers::new();
     h.push("Via", ua.via().to_string());
@@ -516,52 +377,6 @@ fn out_of_dialog_options_lists_allow_accept_and_supported() {
     assert!(r.headers.get("Supported").unwrap().contains("timer"));
 }
 
-fn http(
-    p: &Parley,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<serde_json::Value>,
-) -> serde_json::Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut r = c.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", p.http),
-        );
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        assert!(
-            res.status().is_success(),
-            "{method} {path}: {}",
-            res.status()
-        );
-        res.json().await.unwrap()
-    })
-}
-
-fn admin_token(p: &Parley) -> String {
-    let v = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            serde_json::json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
-        ),
-    );
-    v["token"].as_str().unwrap().to_owned()
-}
-
 fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
     msg.lines()
         .filter_map(|l| l.split_once(':'))
@@ -584,26 +399,17 @@ fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
 #[test]
 fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
     use parley_sip_proto::auth::DigestChallenge;
-    let p = start("tcptrunk", &[]);
+    let p = Parley::start_with("tcptrunk", &[]);
     let (ext, pw) = p.agents[1].clone();
     // The carrier: sipp over TCP (it only listens; Parley must connect).
     let carrier_port = free_port();
-    let carrier = sipp_cmd("uas_trunk.xml")
-        .args(["-i", "127.0.0.1", "-bind_local", "-t", "t1"])
-        .args(["-p", &carrier_port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"])
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let carrier = sipp_within("uas_trunk.xml", carrier_port, 1, None, 40)
+        .args(["-t", "t1"])
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let admin = admin_token(&p);
-    http(
-        &p,
-        "POST",
+    let admin = p.admin_token();
+    p.http("POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
@@ -611,8 +417,7 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
         ),
     );
     // International is off by default (the dial policy): Germany is allowed here.
-    http(
-        &p,
+    p.http(
         "PUT",
         "/api/v1/dial-policy",
         Some(&admin),
@@ -664,36 +469,14 @@ fn an_outbound_call_opens_a_tcp_connection_to_a_tcp_trunk() {
     check("TCP carrier", carrier.wait_with_output().unwrap());
 }
 
-fn counter(p: &Parley, token: &str, name: &str) -> u64 {
-    let v = http(p, "GET", "/api/v1/sip/metrics", Some(token), None);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["value"].as_u64())
-        .unwrap()
-}
-
 #[test]
 fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
-    let p = start("keepalive", &[("PARLEY_SIP_TRUNK_KEEPALIVE_SECS", "1")]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("keepalive", &[("PARLEY_SIP_TRUNK_KEEPALIVE_SECS", "1")]);
+    let admin = p.admin_token();
     // A carrier that answers two pings (each sipp "call" is one OPTIONS), then exits.
     let carrier_port = free_port();
-    let carrier = sipp_cmd("uas_options.xml")
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &carrier_port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "2", "-timeout", "30s", "-timeout_error", "-nostdin"])
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    http(
-        &p,
-        "POST",
+    let carrier = uas("uas_options.xml", carrier_port, 2, &[]);
+    p.http("POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
@@ -701,68 +484,36 @@ fn trunk_keepalive_pings_are_answered_and_a_silent_trunk_is_marked_down() {
         ),
     );
     check("keep-alive carrier", carrier.wait_with_output().unwrap());
-    let pings = counter(&p, &admin, "sip_trunk_pings_total");
+    let pings = p.counter(&admin, "sip_trunk_pings_total");
     assert!(pings >= 2, "{pings} pings");
     // The carrier is gone: the next unanswered ping marks the trunk down.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if counter(&p, &admin, "sip_trunks_down") >= 1 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the silent trunk is never marked down"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    eventually_true(
+        "the silent trunk to be marked down",
+        Duration::from_secs(20),
+        || p.counter(&admin, "sip_trunks_down") >= 1,
+        || format!("{} trunks down", p.counter(&admin, "sip_trunks_down")),
+    );
 }
 
 #[test]
 fn hold_is_relayed_end_to_end_through_the_b2bua_when_sdp_passes_through() {
-    let p = start("relay", &[]);
+    let p = Parley::start_with("relay", &[]);
     // No flow on the demo number: the agents ring with the caller's SDP passed through.
-    let admin = admin_token(&p);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        reqwest::Client::new()
-            .delete(format!("{}/api/v1/ivr/numbers/%2B15550100", p.http))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
-    assert!(status.is_success(), "unroute the demo number: {status}");
+    let admin = p.admin_token();
+    p.http(
+        "DELETE",
+        "/api/v1/ivr/numbers/%2B15550100",
+        Some(&admin),
+        None,
+    );
     let (ext, pw) = p.agents[0].clone();
     let uas_port = free_port();
-    let phone = sipp_cmd("uas_reinvite.xml")
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &uas_port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1", "-timeout", "40s", "-timeout_error", "-nostdin"])
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let phone = sipp_within("uas_reinvite.xml", uas_port, 1, None, 40)
         .spawn()
         .unwrap();
     check(
         "REGISTER",
-        sipp_cmd("register.xml")
-            .args(["-i", "127.0.0.1", "-bind_local"])
-            .args(["-p", &free_port().to_string()])
-            .args(["-mp", &free_media_port().to_string()])
-            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
-            .args(["-s", &ext, "-au", &ext, "-ap", &pw])
-            .args(["-key", "contact_port", &uas_port.to_string()])
-            .arg(p.sip.to_string())
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap(),
+        register(&p, &ext, &pw, uas_port, "register.xml"),
     );
     check("caller", sipp("uac_relay_hold.xml", p.sip, "15550100"));
     check("agent", phone.wait_with_output().unwrap());
@@ -798,7 +549,7 @@ fn a_phone_registers_with_digest_auth_over_tls_with_the_generated_certificate() 
     use rustls_pki_types::pem::PemObject as _;
     use tokio::io::AsyncWriteExt as _;
     use tokio_rustls::rustls;
-    let p = start("tls", &[]);
+    let p = Parley::start_with("tls", &[]);
     let tls_addr = p
         .tls
         .expect("TLS listens by default (ephemeral port in tests)");
@@ -864,46 +615,20 @@ fn a_phone_registers_with_digest_auth_over_tls_with_the_generated_certificate() 
     });
 }
 
-#[allow(clippy::zombie_processes)] // waited for below
+// A phone child is waited for by its caller.
+#[allow(clippy::zombie_processes)]
 fn phone(scenario: &str, port: u16, service: &str) -> Child {
-    sipp_cmd(scenario)
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1", "-s", service])
-        .args(["-timeout", "60s", "-timeout_error", "-nostdin"])
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    sipp_within(scenario, port, 1, None, 60)
+        .args(["-s", service])
         .spawn()
         .unwrap()
 }
 
-fn register(p: &Parley, ext: &str, pw: &str, contact_port: u16) {
-    check(
-        "REGISTER",
-        sipp_cmd("register.xml")
-            .args(["-i", "127.0.0.1", "-bind_local"])
-            .args(["-p", &free_port().to_string()])
-            .args(["-mp", &free_media_port().to_string()])
-            .args(["-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin"])
-            .args(["-s", ext, "-au", ext, "-ap", pw])
-            .args(["-key", "contact_port", &contact_port.to_string()])
-            .arg(p.sip.to_string())
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap(),
-    );
-}
-
 #[test]
 fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
-    let p = start("refer", &[]);
-    let admin = admin_token(&p);
-    http(
-        &p,
+    let p = Parley::start_with("refer", &[]);
+    let admin = p.admin_token();
+    p.http(
         "PUT",
         "/api/v1/ivr/calendars/main",
         Some(&admin),
@@ -919,7 +644,10 @@ fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
     // Agent A answers and, after a pause, refers the caller to agent B's extension.
     let port_a = free_port();
     let a = phone("uas_refer.xml", port_a, &ext_b);
-    register(&p, &ext_a, &pw_a, port_a);
+    check(
+        "REGISTER",
+        register(&p, &ext_a, &pw_a, port_a, "register.xml"),
+    );
     let ua = Ua::new(p.sip);
     let (mut d, _ok, remote) = ua.call("+15550100", &[]);
     // The greeting plays; then "1" (sales) by INFO instead of RTP.
@@ -945,27 +673,32 @@ fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
     // Only A is registered while the flow rings agents; B registers once A talks (the
     // call's SIP ladder shows our ACK to A's 200).
     let acked_a = format!("ACK sip:127.0.0.1:{port_a}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let trace = http(
-            &p,
-            "GET",
-            &format!("/api/v1/sip/calls/{}/trace", d.id.call_id),
-            Some(&admin),
-            None,
-        );
-        let answered = trace.as_array().unwrap().iter().any(|e| {
-            e["direction"] == "out" && e["summary"].as_str().unwrap().starts_with(&acked_a)
-        });
-        if answered {
-            break;
-        }
-        assert!(Instant::now() < deadline, "agent A never answered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    eventually(
+        "agent A to answer (our ACK in the call's trace)",
+        Duration::from_secs(30),
+        || {
+            let trace = p.http(
+                "GET",
+                &format!("/api/v1/sip/calls/{}/trace", d.id.call_id),
+                Some(&admin),
+                None,
+            );
+            trace
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    e["direction"] == "out" && e["summary"].as_str().unwrap().starts_with(&acked_a)
+                })
+                .then_some(())
+        },
+    );
     let port_b = free_port();
     let b = phone("uas_bridge.xml", port_b, &ext_b);
-    register(&p, &ext_b, &pw_b, port_b);
+    check(
+        "REGISTER",
+        register(&p, &ext_b, &pw_b, port_b, "register.xml"),
+    );
     check("transferor (agent A)", a.wait_with_output().unwrap());
     // B rings and answers; then the caller hangs up and B gets Parley's BYE.
     std::thread::sleep(Duration::from_secs(3));
@@ -977,10 +710,9 @@ fn info_dtmf_drives_the_ivr_and_the_agents_refer_blind_transfers_the_caller() {
 
 #[test]
 fn the_bridged_agent_holds_and_unholds_the_ivr_caller_with_reinvites() {
-    let p = start("agenthold", &[]);
-    let admin = admin_token(&p);
-    http(
-        &p,
+    let p = Parley::start_with("agenthold", &[]);
+    let admin = p.admin_token();
+    p.http(
         "PUT",
         "/api/v1/ivr/calendars/main",
         Some(&admin),
@@ -994,7 +726,7 @@ fn the_bridged_agent_holds_and_unholds_the_ivr_caller_with_reinvites() {
     let (ext, pw) = p.agents[0].clone();
     let port = free_port();
     let agent = phone("uas_hold.xml", port, &ext);
-    register(&p, &ext, &pw, port);
+    check("REGISTER", register(&p, &ext, &pw, port, "register.xml"));
     let ua = Ua::new(p.sip);
     let (mut d, _ok, remote) = ua.call("+15550100", &[]);
     let mut heard = 0;

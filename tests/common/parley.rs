@@ -156,6 +156,7 @@ impl Options {
             tls: printed.tls,
             http: printed.http,
             agents: printed.agents,
+            agent_logins: printed.agent_logins,
             logins: printed.logins,
             admin_password: printed.admin_password,
             supervisor_password: printed.supervisor_password,
@@ -171,6 +172,7 @@ struct Printed {
     tls: Option<SocketAddr>,
     http: String,
     agents: Vec<(String, String)>,
+    agent_logins: Vec<(String, String)>,
     logins: Vec<(String, String)>,
     admin_password: String,
     supervisor_password: String,
@@ -191,6 +193,9 @@ impl Printed {
             }
             if email.starts_with("supervisor@") {
                 self.supervisor_password = pw.clone();
+            }
+            if line.contains("SIP extension") {
+                self.agent_logins.push((email.clone(), pw.clone()));
             }
             self.logins.push((email, pw));
         }
@@ -267,6 +272,8 @@ pub(crate) struct Parley {
     pub(crate) http: String,
     /// (extension, SIP password) of the demo agents, in the order printed.
     pub(crate) agents: Vec<(String, String)>,
+    /// (email, web password) of the demo agents, in the same order.
+    pub(crate) agent_logins: Vec<(String, String)>,
     /// (email, password) of every demo login printed.
     pub(crate) logins: Vec<(String, String)>,
     pub(crate) admin_password: String,
@@ -386,9 +393,18 @@ impl Parley {
     }
 
     /// Blocking: the body of a request that must succeed (2xx).
-    pub(crate) fn http(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    pub(crate) fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Value {
         let (status, v) = self.request(method, path, token, body);
-        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
         v
     }
 
@@ -432,9 +448,7 @@ impl Parley {
 
     /// Async: a token of the demo login `email`.
     pub(crate) async fn token_async(&self, email: &str) -> String {
-        self.api()
-            .login("demo", email, &self.password(email))
-            .await
+        self.api().login("demo", email, &self.password(email)).await
     }
 
     /// The demo agent `i` (0: 1001): (extension, SIP password).

@@ -42,7 +42,12 @@ pub(crate) fn scenario(name: &str) -> String {
 
 /// A sipp command with the bounds every run gets: loopback, an explicit signalling and
 /// media port, `calls` calls and a 30 s global timeout that fails the run.
-pub(crate) fn sipp(scenario_file: &str, port: u16, calls: u32, target: Option<SocketAddr>) -> Command {
+pub(crate) fn sipp(
+    scenario_file: &str,
+    port: u16,
+    calls: u32,
+    target: Option<SocketAddr>,
+) -> Command {
     sipp_within(scenario_file, port, calls, target, 30)
 }
 
@@ -110,13 +115,12 @@ pub(crate) fn uas(scenario_file: &str, port: u16, calls: u32, extra: &[&str]) ->
 /// Waits for a spawned sipp (or any child) to exit, `within` at most, and kills it
 /// after that: its exit status and what it wrote to stderr.
 pub(crate) fn finished(child: &mut Child, within: std::time::Duration) -> (ExitStatus, String) {
-    let status = super::wait::wait_until("the peer to finish", within, || {
-        child.try_wait().unwrap()
-    })
-    .unwrap_or_else(|_| {
-        let _ = child.kill();
-        child.wait().unwrap()
-    });
+    let status =
+        super::wait::wait_until("the peer to finish", within, || child.try_wait().unwrap())
+            .unwrap_or_else(|_| {
+                let _ = child.kill();
+                child.wait().unwrap()
+            });
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);

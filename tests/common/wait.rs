@@ -1,12 +1,12 @@
 //! Awaiting a condition with a deadline instead of a hand-written sleep loop: the
-//! condition is polled every 50 ms until it yields a value or the deadline passes; a
+//! condition is polled every 100 ms until it yields a value or the deadline passes; a
 //! timeout names what was awaited (and, where given, the state last seen).
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
 /// How often a condition is polled.
-pub(crate) const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(100);
 
 /// A condition that did not hold within its deadline.
 #[derive(Debug)]
@@ -19,7 +19,11 @@ pub(crate) struct TimedOut {
 
 impl fmt::Display for TimedOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "timed out after {:?} waiting for {}", self.within, self.what)
+        write!(
+            f,
+            "timed out after {:?} waiting for {}",
+            self.within, self.what
+        )
     }
 }
 

@@ -88,7 +88,12 @@ fn timeline_calls(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
                 return None;
             }
             let id = c["id"].as_str().unwrap();
-            let t = p.http("GET", &format!("/api/v1/customers/{id}/timeline"), Some(sup), None);
+            let t = p.http(
+                "GET",
+                &format!("/api/v1/customers/{id}/timeline"),
+                Some(sup),
+                None,
+            );
             let calls: Vec<Value> = t["items"]
                 .as_array()
                 .unwrap()
@@ -124,7 +129,8 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
         admin,
         json!({"proficiency": 3}),
     );
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/queues",
         Some(admin),
         Some(
@@ -133,7 +139,8 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
                     "callback_key": "*"}),
         ),
     );
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/trunks",
         Some(admin),
         Some(
@@ -165,12 +172,16 @@ fn acd_callback_key_keeps_the_place_and_is_dialled_out_through_the_trunk() {
     let (uac, _dialog, remote, mut out) = call_and_wait_in_sales(&p, &sup);
     // '*': a callback in place; Parley confirms and hangs up.
     until_bye(&uac, remote, &mut out, &[(5, '*')]);
-    eventually("the callback waiting in the queue", Duration::from_secs(10), || {
-        (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(())
-    });
+    eventually(
+        "the callback waiting in the queue",
+        Duration::from_secs(10),
+        || (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(()),
+    );
     let recs = eventually("a call record", Duration::from_secs(10), || {
         let recs = p.http("GET", "/api/v1/call-records", Some(&sup), None);
-        recs.as_array().is_some_and(|a| !a.is_empty()).then_some(recs)
+        recs.as_array()
+            .is_some_and(|a| !a.is_empty())
+            .then_some(recs)
     });
     assert_eq!(recs[0]["outcome"], "callback", "{recs}");
 
@@ -249,11 +260,15 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     assert_eq!(before["number"], "+15550123", "{before}");
     assert_eq!(before["attempts"], 0);
     // The request's call links to it once filed on the timeline.
-    eventually("the callback linked to its call", Duration::from_secs(10), || {
-        callback_in(&p, &sup, "waiting")["interaction_id"]
-            .is_string()
-            .then_some(())
-    });
+    eventually(
+        "the callback linked to its call",
+        Duration::from_secs(10),
+        || {
+            callback_in(&p, &sup, "waiting")["interaction_id"]
+                .is_string()
+                .then_some(())
+        },
+    );
 
     // Parley stops and starts again on the same database.
     p.restart();
@@ -263,9 +278,11 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
     assert_eq!(after["id"], before["id"]);
     assert_eq!(after["since"], before["since"], "the place is kept");
     // Back in the router, with its original wait.
-    eventually("the callback restored in the router", Duration::from_secs(10), || {
-        (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(())
-    });
+    eventually(
+        "the callback restored in the router",
+        Duration::from_secs(10),
+        || (p.live_queue(&sup, "sales")["callbacks"] == 1).then_some(()),
+    );
 
     // An agent becomes available: their phone rings, answers; the carrier gets the
     // caller's number with the trunk's caller ID, answers, talks and hangs up.
@@ -294,7 +311,8 @@ fn acd_callback_survives_a_restart_with_its_place_and_is_dialled_after_it() {
         .unwrap_or_else(|| panic!("the callback call on the timeline: {calls:?}"));
     assert_eq!(placed["controls"]["callback"]["outcome"], "connected");
     let customer = &done["customer_id"];
-    let t = p.http("GET",
+    let t = p.http(
+        "GET",
         &format!("/api/v1/customers/{}/timeline", customer.as_str().unwrap()),
         Some(&sup),
         None,
@@ -338,7 +356,8 @@ fn sales_overflowing_to_the_callback_node(p: &Parley, admin: &str) {
             json!({"name": "sales", "max_wait_s": 2, "max_wait_action": "callback", "announce_interval_s": 0}),
         ),
     );
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/queues",
         Some(admin),
         Some(json!({"name": "support"})),
@@ -357,10 +376,14 @@ fn ivr_callback_node_queues_a_callback_that_keeps_the_place() {
     // wait; 1 is pressed a few times over ~10 s (the prompt allows barge-in or not).
     let presses: Vec<(u16, char)> = (1..8).map(|i| (i * 100, '1')).collect();
     until_bye(&uac, remote, &mut out, &presses);
-    let support = eventually("a callback in queue support", Duration::from_secs(10), || {
-        let support = p.live_queue(&sup, "support");
-        (support["callbacks"] == 1).then_some(support)
-    });
+    let support = eventually(
+        "a callback in queue support",
+        Duration::from_secs(10),
+        || {
+            let support = p.live_queue(&sup, "support");
+            (support["callbacks"] == 1).then_some(support)
+        },
+    );
     // It kept the caller's place: its wait counts from when they entered `sales`.
     assert!(
         support["longest_wait_s"].as_u64().unwrap_or(0) >= 2,
@@ -401,7 +424,8 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         &admin,
         json!({"proficiency": 3}),
     );
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/queues",
         Some(&admin),
         Some(
@@ -411,7 +435,8 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
     );
     // The carrier is busy for every attempt; the agent answers each one.
     let carrier_port = free_port();
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/trunks",
         Some(&admin),
         Some(
@@ -453,10 +478,14 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
         .collect();
     attempts.sort_unstable();
     assert_eq!(attempts, [1, 2, 3]);
-    eventually("no callback left in the queue", Duration::from_secs(5), || {
-        let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
-        (v[0]["callbacks"] == 0).then_some(())
-    });
+    eventually(
+        "no callback left in the queue",
+        Duration::from_secs(5),
+        || {
+            let v = p.http("GET", "/api/v1/queues/live", Some(&sup), None);
+            (v[0]["callbacks"] == 0).then_some(())
+        },
+    );
 }
 
 /// The audit actions of the tenant, newest first.

@@ -50,7 +50,8 @@ pub(super) fn bare_acd(p: &Parley, admin: &str) {
     let users = p.http("GET", "/api/v1/users", Some(admin), None);
     for u in users.as_array().unwrap() {
         let uid = u["id"].as_str().unwrap();
-        let skills = p.http("GET",
+        let skills = p.http(
+            "GET",
             &format!("/api/v1/users/{uid}/skills"),
             Some(admin),
             None,
@@ -86,7 +87,8 @@ fn skill_id(p: &Parley, admin: &str, name: &str) -> String {
     {
         return k["id"].as_str().unwrap().to_owned();
     }
-    let k = p.http("POST",
+    let k = p.http(
+        "POST",
         "/api/v1/skills",
         Some(admin),
         Some(json!({"name": name})),
@@ -135,7 +137,8 @@ fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
         ),
     );
     let id = u["id"].as_str().unwrap().to_owned();
-    p.http("PUT",
+    p.http(
+        "PUT",
         &format!("/api/v1/users/{id}/sip"),
         Some(admin),
         Some(json!({"extension": "1003", "password": "third sip pw"})),
@@ -163,7 +166,8 @@ fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent])
             json!({"proficiency": 3}),
         );
     }
-    p.http("POST",
+    p.http(
+        "POST",
         "/api/v1/queues",
         Some(admin),
         Some(
@@ -175,7 +179,8 @@ fn sales_queue(p: &Parley, admin: &str, ring_timeout_s: u32, skilled: &[&Agent])
 }
 
 fn available(p: &Parley, admin: &str, a: &Agent) {
-    p.http("PUT",
+    p.http(
+        "PUT",
         &format!("/api/v1/users/{}/presence", a.id),
         Some(admin),
         Some(json!({"status": "available"})),
@@ -376,7 +381,8 @@ fn acd_no_answer_re_routes_to_the_next_agent() {
     // Waited at least one ring timeout.
     assert!(rec["wait_ms"].as_i64().unwrap() >= 3000, "{rec}");
     // Stats for the day: one answered call in the queue.
-    let stats = p.http("GET",
+    let stats = p.http(
+        "GET",
         "/api/v1/stats/queues?from=2000-01-01T00:00:00Z&to=2100-01-01T00:00:00Z",
         Some(&sup),
         None,
@@ -399,11 +405,7 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
     };
     doc["nodes"]["voicemail"]["max_length_s"] = json!(2);
     p.http("PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    p.http("POST",
-        "/api/v1/ivr/flows/demo/publish",
-        Some(&admin),
-        None,
-    );
+    p.http("POST", "/api/v1/ivr/flows/demo/publish", Some(&admin), None);
     bare_acd(&p, &admin);
     p.http("POST",
         "/api/v1/queues",
@@ -478,10 +480,14 @@ fn acd_max_wait_sends_the_caller_to_voicemail_and_records_the_timeout() {
 
 /// Every call record once there are `n`, newest first.
 fn call_records(p: &Parley, sup: &str, n: usize) -> Vec<Value> {
-    eventually(&format!("{n} call records"), Duration::from_secs(15), || {
-        let v = p.http("GET", "/api/v1/call-records", Some(sup), None);
-        v.as_array().filter(|a| a.len() >= n).cloned()
-    })
+    eventually(
+        &format!("{n} call records"),
+        Duration::from_secs(15),
+        || {
+            let v = p.http("GET", "/api/v1/call-records", Some(sup), None);
+            v.as_array().filter(|a| a.len() >= n).cloned()
+        },
+    )
 }
 
 #[test]
@@ -524,7 +530,8 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
         &sup,
     );
     let cid = c["id"].as_str().unwrap().to_owned();
-    let c = p.http("PATCH",
+    let c = p.http(
+        "PATCH",
         &format!("/api/v1/customers/{cid}"),
         Some(&admin),
         Some(json!({"consent": {"recording": true, "marketing": false}})),
@@ -545,7 +552,8 @@ fn acd_consent_policy_records_the_opted_in_customer_and_not_the_unknown_caller()
         .unwrap_or_else(|| panic!("the opted-in customer's call is recorded: {second}"));
     let wav = crate::recording::wav(&p.dir.join("data"), location);
     assert_eq!(wav.spec().channels, 2);
-    let t = p.http("GET",
+    let t = p.http(
+        "GET",
         &format!("/api/v1/customers/{cid}/timeline"),
         Some(&sup),
         None,
@@ -599,7 +607,8 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
     };
     assert!(routable(&p));
     // Deactivated over the API: the running router drops them (no restart).
-    p.http("PATCH",
+    p.http(
+        "PATCH",
         &format!("/api/v1/users/{}", a[1].id),
         Some(&admin),
         Some(json!({"active": false})),
@@ -629,7 +638,8 @@ fn acd_a_deactivated_agent_leaves_the_running_router_and_is_not_offered_the_next
     let _ = phone.kill();
     let _ = phone.wait();
     // Reactivated: back in the router at once.
-    p.http("PATCH",
+    p.http(
+        "PATCH",
         &format!("/api/v1/users/{}", a[1].id),
         Some(&admin),
         Some(json!({"active": true})),

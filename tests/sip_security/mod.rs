@@ -430,7 +430,8 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
         .iter()
         .map(|u| u["id"].as_str().unwrap().to_owned())
         .find(|id| {
-            p.http("GET",
+            p.http(
+                "GET",
                 &format!("/api/v1/users/{id}/sip"),
                 Some(&admin),
                 None,
@@ -438,7 +439,8 @@ fn a_new_sip_password_drops_the_phone_registered_with_the_old_one() {
                 == ext.as_str()
         })
         .unwrap();
-    p.http("PUT",
+    p.http(
+        "PUT",
         &format!("/api/v1/users/{id}/sip"),
         Some(&admin),
         Some(json!({"password": "a brand new sip password"})),

@@ -308,7 +308,8 @@ fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
         input["outbound_target"] = json!(t);
     }
     let id = trunk["id"].as_str().unwrap();
-    let updated = p.http("PUT",
+    let updated = p.http(
+        "PUT",
         &format!("/api/v1/trunks/{id}"),
         Some(&admin),
         Some(input),

@@ -4,10 +4,9 @@
 //! number +15550100 and reads the call back from the caller's timeline.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,136 +15,18 @@ use serde_json::{Value, json};
 #[path = "common/recording.rs"]
 mod recording;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
-
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    sip: SocketAddr,
-    http: String,
-    admin_password: String,
-}
-
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
-fn start(tag: &str) -> Parley {
-    start_with(tag, &[])
-}
-
-#[allow(clippy::zombie_processes)] // reaped by Parley's Drop
-fn start_with(tag: &str, env: &[(&str, &str)]) -> Parley {
-    let dir = std::env::temp_dir().join(format!(
-        "parley-ivrlive-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(BIN)
-        .envs(env.iter().copied())
-        .args(["serve", "--demo"])
-        .current_dir(&dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env(
-            "RUST_LOG",
-            std::env::var("PARLEY_TEST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut sip = None;
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on ") {
-            for part in rest.split_whitespace() {
-                if let Some(a) = part.strip_prefix("udp:") {
-                    sip = Some(a.parse().unwrap());
-                }
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || {
-                for l in lines.map_while(Result::ok) {
-                    if std::env::var_os("PARLEY_TEST_LOG").is_some() {
-                        eprintln!("parley: {l}");
-                    }
-                }
-            });
-            return Parley {
-                child,
-                dir,
-                sip: sip.expect("SIP line before the HTTP line"),
-                http,
-                admin_password,
-            };
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.local_addr().unwrap().port()
-}
-
-/// A media port for sipp (it binds the port and the next three). A per-process
-/// sequence in a range apart from tests/sip.rs's, so parallel runs do not collide.
-fn free_media_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 250) * 40;
-    loop {
-        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
-        let port = u16::try_from(20_000 + (offset + n) % 10_000).unwrap();
-        if (0..4).all(|i| UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
-            return port;
-        }
-    }
-}
-
-fn sipp(scenario_file: &str, port: u16, target: Option<SocketAddr>) -> Command {
-    let mut c = Command::new("sipp");
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario_file);
-    c.args(["-sf", &path.display().to_string()])
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1"])
-        .args(["-timeout", "40s", "-timeout_error"])
-        .arg("-nostdin")
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if let Some(t) = target {
-        c.arg(t.to_string());
-    }
-    c
-}
-
 /// A sipp caller dialling the demo number with `scenario_file`.
+mod common;
+use common::parley::{Parley, TempDir};
+use common::sipp::{check, free_port, sipp_within};
+use common::wait::{eventually, wait_until};
+
+/// sipp with the 40 s bound of these tests (IVR flows with prompts), one call.
+fn sipp(scenario_file: &str, port: u16, target: Option<SocketAddr>) -> Command {
+    sipp_within(scenario_file, port, 1, target, 40)
+}
+
+/// A sipp caller dialling the demo number.
 fn caller(p: &Parley, scenario_file: &str) -> Output {
     sipp(scenario_file, free_port(), Some(p.sip))
         .args(["-s", "15550100"])
@@ -153,80 +34,17 @@ fn caller(p: &Parley, scenario_file: &str) -> Output {
         .unwrap()
 }
 
-fn check(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn request(
-    p: &Parley,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut r = c.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", p.http),
-        );
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let (status, v) = request(p, method, path, token, body);
-    assert!(
-        (200..300).contains(&status),
-        "{method} {path}: {status} {v}"
-    );
-    v
-}
-
-fn admin_token(p: &Parley) -> String {
-    let login = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
-        ),
-    );
-    login["token"].as_str().unwrap().to_owned()
-}
-
 /// Imports, publishes and routes `flow` to +15550100.
 fn publish(p: &Parley, admin: &str, flow: Value) {
     let id = flow["id"].as_str().unwrap().to_owned();
-    http(p, "POST", "/api/v1/ivr/import", Some(admin), Some(flow));
-    http(
-        p,
+    p.http("POST", "/api/v1/ivr/import", Some(admin), Some(flow));
+    p.http(
         "POST",
         &format!("/api/v1/ivr/flows/{id}/publish"),
         Some(admin),
         None,
     );
-    http(
-        p,
+    p.http(
         "PUT",
         "/api/v1/ivr/numbers/%2B15550100",
         Some(admin),
@@ -238,18 +56,21 @@ fn publish(p: &Parley, admin: &str, flow: Value) {
 /// `n` of them (bounded wait).
 fn calls(p: &Parley, token: &str, n: usize) -> Vec<Value> {
     let mut last = Vec::new();
-    for _ in 0..150 {
-        let (code, c) = request(
-            p,
-            "GET",
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            Some(token),
-            None,
-        );
-        if code == 200 {
+    wait_until(
+        &format!("{n} calls on the caller's timeline"),
+        Duration::from_secs(15),
+        || {
+            let (code, c) = p.request(
+                "GET",
+                "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
+                Some(token),
+                None,
+            );
+            if code != 200 {
+                return None;
+            }
             let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                p,
+            let tl = p.http(
                 "GET",
                 &format!("/api/v1/customers/{id}/timeline"),
                 Some(token),
@@ -262,13 +83,10 @@ fn calls(p: &Parley, token: &str, n: usize) -> Vec<Value> {
                 .filter(|i| i["kind"] == "call")
                 .cloned()
                 .collect();
-            if last.len() >= n {
-                return last;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("{n} calls expected on the caller's timeline, found {last:#?}");
+            (last.len() >= n).then(|| last.clone())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}, found {last:#?}"))
 }
 
 fn trail(call: &Value) -> Vec<Value> {
@@ -357,8 +175,8 @@ fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
     let (addr, seen) = crm_server();
     // The test's server is on loopback: allowed as an administrator would allow an
     // internal service.
-    let p = start_with("webhook", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("webhook", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
+    let admin = p.admin_token();
     publish(
         &p,
         &admin,
@@ -388,8 +206,8 @@ fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
 #[test]
 fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
     let (addr, _) = crm_server();
-    let p = start_with("webhookslow", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("webhookslow", &[("PARLEY_HTTP_ALLOW", "127.0.0.1/32")]);
+    let admin = p.admin_token();
     publish(
         &p,
         &admin,
@@ -420,8 +238,8 @@ fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
 #[test]
 fn webhook_to_loopback_is_refused_without_an_allow_list() {
     let (addr, seen) = crm_server();
-    let p = start("webhookssrf");
-    let admin = admin_token(&p);
+    let p = Parley::start("webhookssrf");
+    let admin = p.admin_token();
     publish(
         &p,
         &admin,
@@ -447,8 +265,8 @@ fn webhook_to_loopback_is_refused_without_an_allow_list() {
 
 #[test]
 fn survey_answer_pressed_by_a_sipp_caller_is_stored_on_the_call() {
-    let p = start("survey");
-    let admin = admin_token(&p);
+    let p = Parley::start("survey");
+    let admin = p.admin_token();
     publish(
         &p,
         &admin,
@@ -490,8 +308,7 @@ fn transfer_flow(target: Value) -> Value {
 }
 
 fn add_trunk(p: &Parley, admin: &str, carrier_port: u16) {
-    http(
-        p,
+    p.http(
         "POST",
         "/api/v1/trunks",
         Some(admin),
@@ -512,8 +329,8 @@ fn transfer_outcomes(t: &[Value]) -> Vec<String> {
 
 #[test]
 fn transfer_to_a_number_dials_out_through_the_trunk_and_bridges() {
-    let p = start("xferout");
-    let admin = admin_token(&p);
+    let p = Parley::start("xferout");
+    let admin = p.admin_token();
     let carrier_port = free_port();
     // The carrier checks the number, the trunk's caller ID and Parley's own offer,
     // echoes the media, and hangs up after two seconds.
@@ -534,8 +351,8 @@ fn transfer_to_a_number_dials_out_through_the_trunk_and_bridges() {
 
 #[test]
 fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
-    let p = start("xferfail");
-    let admin = admin_token(&p);
+    let p = Parley::start("xferfail");
+    let admin = p.admin_token();
     let carrier_port = free_port();
     add_trunk(&p, &admin, carrier_port);
     // A SIP URI on the trunk's host and port is allowed; the carrier is busy.
@@ -603,8 +420,8 @@ fn transfer_detail(call: &Value) -> String {
 /// `refused` in the trail with the rule. (Regression: a flow could dial anything.)
 #[test]
 fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
-    let p = start("xferpolicy");
-    let admin = admin_token(&p);
+    let p = Parley::start("xferpolicy");
+    let admin = p.admin_token();
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
     add_trunk(&p, &admin, carrier_port);
@@ -625,8 +442,7 @@ fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
         Vec::<String>::new()
     );
 
-    http(
-        &p,
+    p.http(
         "PUT",
         "/api/v1/dial-policy",
         Some(&admin),
@@ -827,7 +643,7 @@ fn talk(
 
 #[test]
 fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
-    let p = start("opusecho");
+    let p = Parley::start("opusecho");
     let c = RawCaller::new(&p, "opus");
     let sdp = c.sdp(
         "96 97",
@@ -873,7 +689,7 @@ fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
     c.bye(&tag);
     // The echo call is on the caller's timeline with its quality figures (the final
     // report of a call shorter than the report interval).
-    let admin = admin_token(&p);
+    let admin = p.admin_token();
     let call = calls(&p, &admin, 1).remove(0);
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["service"], "echo", "{body:#}");
@@ -884,7 +700,7 @@ fn an_opus_only_offer_is_answered_with_opus_and_echoed() {
 
 #[test]
 fn an_invite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() {
-    let p = start("nosdp");
+    let p = Parley::start("nosdp");
     let c = RawCaller::new(&p, "nosdp");
     let (ok, tag) = c.invite("");
     let (remote, m) = media_of(&ok);
@@ -919,8 +735,8 @@ fn an_invite_without_sdp_gets_our_offer_and_the_ack_brings_the_answer() {
 
 #[test]
 fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
-    let p = start("anon");
-    let admin = admin_token(&p);
+    let p = Parley::start("anon");
+    let admin = p.admin_token();
     for (i, user) in ["anonymous", "Withheld"].iter().enumerate() {
         let mut c = RawCaller::new(&p, &format!("anon{i}"));
         c.from_user = (*user).to_owned();
@@ -928,32 +744,29 @@ fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
         c.send(&c.request("ACK", 1, &tag, ""));
         c.bye(&tag);
     }
-    let mut found = Vec::new();
-    for _ in 0..100 {
-        let list = http(&p, "GET", "/api/v1/customers?q=Unknown", Some(&admin), None);
-        let unknown: Vec<&Value> = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["name"] == "Unknown callers")
-            .collect();
-        assert!(unknown.len() <= 1, "one per tenant: {list:#}");
-        if let Some(u) = unknown.first() {
-            let id = u["id"].as_str().unwrap();
-            let tl = http(
-                &p,
+    let found = eventually(
+        "both calls on the unknown callers' timeline",
+        Duration::from_secs(10),
+        || {
+            let list = p.http("GET", "/api/v1/customers?q=Unknown", Some(&admin), None);
+            let unknown: Vec<&Value> = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["name"] == "Unknown callers")
+                .collect();
+            assert!(unknown.len() <= 1, "one per tenant: {list:#}");
+            let id = unknown.first()?["id"].as_str().unwrap();
+            let tl = p.http(
                 "GET",
                 &format!("/api/v1/customers/{id}/timeline"),
                 Some(&admin),
                 None,
             );
-            found = tl["items"].as_array().unwrap().clone();
-            if found.len() >= 2 {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            let found = tl["items"].as_array().unwrap().clone();
+            (found.len() >= 2).then_some(found)
+        },
+    );
     assert_eq!(found.len(), 2, "{found:#?}");
     for call in &found {
         assert_eq!(call["kind"], "call");
@@ -970,11 +783,10 @@ fn an_anonymous_caller_is_filed_on_the_unknown_callers_customer() {
 
 #[test]
 fn voicemail_is_recorded_as_ogg_opus_when_configured() {
-    let p = start_with("vmopus", &[("PARLEY_RECORDING_FORMAT", "opus")]);
-    let admin = admin_token(&p);
+    let p = Parley::start_with("vmopus", &[("PARLEY_RECORDING_FORMAT", "opus")]);
+    let admin = p.admin_token();
     // The demo flow, open around the clock: press 3 for voicemail.
-    http(
-        &p,
+    p.http(
         "PUT",
         "/api/v1/ivr/calendars/main",
         Some(&admin),
@@ -1053,8 +865,8 @@ fn spoken(dir: &Path, text: &str) -> Vec<i16> {
 
 #[test]
 fn a_caller_speaking_over_a_barge_in_prompt_stops_it() {
-    let p = start("speechbarge");
-    let admin = admin_token(&p);
+    let p = Parley::start("speechbarge");
+    let admin = p.admin_token();
     let long = "Welcome to the Parley test line. This announcement is deliberately long, \
                 so that a caller who starts to speak can be heard cutting it short. \
                 It goes on about opening hours, holidays, the weather, the many ways \
@@ -1072,13 +884,13 @@ fn a_caller_speaking_over_a_barge_in_prompt_stops_it() {
             }
         }),
     );
-    let dir = std::env::temp_dir().join(format!("parley-speechbarge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("speechbarge");
+    let dir = dir.path();
     // How long the prompt is, in 20 ms packets (the same espeak-ng voice Parley uses).
-    let prompt_packets = spoken(&dir, long).len() / 160;
+    let prompt_packets = spoken(dir, long).len() / 160;
     assert!(prompt_packets > 500, "prompt of {prompt_packets} packets");
     let speech = spoken(
-        &dir,
+        dir,
         "Hello, I would like to talk to somebody about my order.",
     );
 

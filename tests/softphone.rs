@@ -4,125 +4,19 @@
 //! tests is tests/browser/softphone.spec.mjs.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use futures_util::{SinkExt as _, StreamExt as _};
 use parley_media::webrtc::WebRtcConfig;
 use parley_media::webrtc::client::Client;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
-use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
-
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    sip: String,
-    http: String,
-    passwords: Vec<(String, String)>,
-}
-
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-// The child is owned by the returned Parley, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-fn start(tag: &str) -> Parley {
-    let dir = std::env::temp_dir().join(format!("parley-softphone-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--demo"])
-        .current_dir(&dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut sip, mut passwords) = (String::new(), Vec::new());
-    loop {
-        let line = lines.next().expect("parley exited").unwrap();
-        if let Some(i) = line.find("@demo.parley.test") {
-            let email = line[..i + 17].split_whitespace().last().unwrap().to_owned();
-            let pw = line[i..]
-                .split("password: ")
-                .nth(1)
-                .unwrap()
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_owned();
-            passwords.push((email, pw));
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on udp:") {
-            sip = rest.split_whitespace().next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Parley {
-                child,
-                dir,
-                sip,
-                http,
-                passwords,
-            };
-        }
-    }
-}
-
-async fn login(p: &Parley, email: &str) -> String {
-    let pw = &p.passwords.iter().find(|(e, _)| e == email).unwrap().1;
-    let r: Value = reqwest::Client::new()
-        .post(format!("{}/api/v1/auth/login", p.http))
-        .json(&json!({"tenant": "demo", "email": email, "password": pw}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["token"].as_str().unwrap().to_owned()
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_of(ws: &mut Ws, ty: &str) -> Value {
-    let fut = async {
-        while let Some(Ok(m)) = ws.next().await {
-            if let Message::Text(t) = m {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                if v["type"] == ty {
-                    return v;
-                }
-                assert_ne!(v["type"], "error", "{v}");
-            }
-        }
-        panic!("socket closed before {ty}");
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("no {ty} within 30 s"))
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
+mod common;
+use common::parley::Parley;
+use common::wait::{eventually_async, wait_until_async};
+use common::ws;
 
 /// Sends 20 ms Opus frames of a tone from the synthetic browser until stopped.
 fn talk(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>) {
@@ -156,34 +50,27 @@ fn talk_from(client: Arc<Client>, stop: Arc<std::sync::atomic::AtomicBool>, firs
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_requires_a_token() {
-    let p = start("auth");
-    let r = tokio_tungstenite::connect_async(format!(
-        "{}/api/v1/softphone?access_token=bogus",
-        p.http.replace("http://", "ws://")
-    ))
-    .await;
+    let p = Parley::start("auth");
+    let r = tokio_tungstenite::connect_async(p.ws_url("/api/v1/softphone", "bogus")).await;
     assert!(r.is_err(), "a bogus token must not open the softphone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_ways() {
-    let p = start("ivr");
-    let admin = login(&p, "admin@demo.parley.test").await;
-    let cal = reqwest::Client::new()
-        .put(format!("{}/api/v1/ivr/calendars/main", p.http))
-        .bearer_auth(&admin)
-        .json(&json!({"time_zone": "UTC", "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "open": "00:00", "close": "23:59:59.999"}], "holidays": []}))
-        .send()
-        .await
-        .unwrap();
-    assert!(cal.status().is_success());
-    let token = login(&p, "agent1@demo.parley.test").await;
-    let url = format!(
-        "{}/api/v1/softphone?access_token={token}",
-        p.http.replace("http://", "ws://")
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let ready = next_of(&mut ws, "ready").await;
+    let p = Parley::start("ivr");
+    let admin = p.token_async("admin@demo.parley.test").await;
+    let (code, cal) = api_send(
+        &p,
+        &admin,
+        "PUT",
+        "/ivr/calendars/main",
+        json!({"time_zone": "UTC", "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"], "open": "00:00", "close": "23:59:59.999"}], "holidays": []}),
+    )
+    .await;
+    assert_eq!(code, 200, "{cal}");
+    let token = p.token_async("agent1@demo.parley.test").await;
+    let mut ws = ws::connect(&p, "/api/v1/softphone", &token).await;
+    let ready = ws::next_of(&mut ws, "ready").await;
     assert_eq!(ready["extension"], "1001", "{ready}");
 
     // The caller: sipp for SIP, our RTP peer for media (PCMU + RFC 4733).
@@ -213,9 +100,9 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
             "-p",
         ])
         .arg(sip_port.to_string())
-        .arg(&p.sip)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .arg(p.sip.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // The greeting tells us Parley's RTP address (symmetric RTP).
@@ -243,20 +130,20 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
         rtp.send_to(&b, remote).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let incoming = next_of(&mut ws, "incoming").await;
+    let incoming = ws::next_of(&mut ws, "incoming").await;
     let call_id = incoming["call_id"].as_str().unwrap().to_owned();
     assert_eq!(incoming["to"], "1001");
 
     // The "browser" answers with its offer; the server answers it.
     let mut client = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws,
         json!({"type": "answer", "call_id": call_id, "sdp": client.offer_sdp()}),
     )
     .await;
-    let sdp = next_of(&mut ws, "sdp").await;
+    let sdp = ws::next_of(&mut ws, "sdp").await;
     client.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
-    next_of(&mut ws, "answered").await;
+    ws::next_of(&mut ws, "answered").await;
     assert!(client.connected(Duration::from_secs(20)).await);
     let client = Arc::new(client);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -289,14 +176,14 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
             n += 1;
         }
     });
-    for _ in 0..150 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if heard.load(Ordering::Relaxed) >= 25
-            && client.received.packets.load(Ordering::Relaxed) >= 100
-        {
-            break;
-        }
-    }
+    // A timeout is reported by the asserts below, with what each side received.
+    let (heard_ref, client_ref) = (&heard, &client);
+    let _ = wait_until_async("media both ways", Duration::from_secs(15), || async move {
+        (heard_ref.load(Ordering::Relaxed) >= 25
+            && client_ref.received.packets.load(Ordering::Relaxed) >= 100)
+            .then_some(())
+    })
+    .await;
     let got = client.received.packets.load(Ordering::Relaxed);
     let heard = heard.load(Ordering::Relaxed);
     assert!(
@@ -309,8 +196,8 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
     );
 
     // The browser hangs up: Parley gets BYE, the caller returns to the flow.
-    send(&mut ws, json!({"type": "hangup", "call_id": call_id})).await;
-    let h = next_of(&mut ws, "hungup").await;
+    ws::send(&mut ws, json!({"type": "hangup", "call_id": call_id})).await;
+    let h = ws::next_of(&mut ws, "hungup").await;
     assert_eq!(h["call_id"], call_id.as_str());
     stop.store(true, Ordering::Relaxed);
     client.close().await;
@@ -321,55 +208,29 @@ async fn sipp_caller_presses_1_and_the_browser_device_answers_with_media_both_wa
     assert!(out.success(), "sipp caller: {out:?}");
 }
 
-/// The next message, whatever its type.
-async fn next_msg(ws: &mut Ws) -> Value {
-    let fut = async {
-        while let Some(Ok(m)) = ws.next().await {
-            if let Message::Text(t) = m {
-                return serde_json::from_str::<Value>(t.as_str()).unwrap();
-            }
-        }
-        panic!("socket closed");
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .expect("a message within 30 s")
-}
-
 async fn api_get(p: &Parley, token: &str, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(format!("{}/api/v1{path}", p.http))
-        .bearer_auth(token)
-        .send()
+    p.api()
+        .call_as("GET", &format!("/api/v1{path}"), Some(token), None)
         .await
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them() {
-    let p = start("ext");
-    let admin = login(&p, "admin@demo.parley.test").await;
+    let p = Parley::start("ext");
+    let admin = p.token_async("admin@demo.parley.test").await;
     let customers = api_get(&p, &admin, "/customers?limit=100").await.1["items"]
         .as_array()
         .unwrap()
         .len();
-    let tok1 = login(&p, "agent1@demo.parley.test").await;
-    let tok2 = login(&p, "agent2@demo.parley.test").await;
-    let url = |t: &str| {
-        format!(
-            "{}/api/v1/softphone?access_token={t}",
-            p.http.replace("http://", "ws://")
-        )
-    };
-    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
-    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
-    let ext1 = next_of(&mut ws1, "ready").await["extension"]
+    let tok1 = p.token_async("agent1@demo.parley.test").await;
+    let tok2 = p.token_async("agent2@demo.parley.test").await;
+    let mut ws1 = ws::connect(&p, "/api/v1/softphone", &tok1).await;
+    let mut ws2 = ws::connect(&p, "/api/v1/softphone", &tok2).await;
+    let ext1 = ws::next_of(&mut ws1, "ready").await["extension"]
         .as_str()
         .unwrap()
         .to_owned();
-    let ext2 = next_of(&mut ws2, "ready").await["extension"]
+    let ext2 = ws::next_of(&mut ws2, "ready").await["extension"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -382,12 +243,12 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
         ("1999", "no user has extension 1999"),
     ] {
         let c = Client::offer(&WebRtcConfig::default()).await.unwrap();
-        send(
+        ws::send(
             &mut ws1,
             json!({"type": "dial", "number": number, "sdp": c.offer_sdp()}),
         )
         .await;
-        let e = next_msg(&mut ws1).await;
+        let e = ws::next_msg(&mut ws1).await;
         assert_eq!(e["type"], "error", "{e}");
         assert!(e["message"].as_str().unwrap().contains(why), "{e}");
         c.close().await;
@@ -396,46 +257,46 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
     // Agent 1's browser dials agent 2's extension: its device answers at once, then
     // agent 2's browser rings with the same live call.
     let mut c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws1,
         json!({"type": "dial", "number": ext2, "sdp": c1.offer_sdp()}),
     )
     .await;
-    let dialing = next_of(&mut ws1, "dialing").await;
+    let dialing = ws::next_of(&mut ws1, "dialing").await;
     let id1 = dialing["call_id"].as_str().unwrap().to_owned();
     let live = dialing["live_call_id"].as_str().unwrap().to_owned();
-    let sdp = next_of(&mut ws1, "sdp").await;
+    let sdp = ws::next_of(&mut ws1, "sdp").await;
     assert_eq!(sdp["call_id"], id1.as_str());
     c1.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
-    next_of(&mut ws1, "answered").await;
+    ws::next_of(&mut ws1, "answered").await;
     assert!(c1.connected(Duration::from_secs(20)).await);
-    let incoming = next_of(&mut ws2, "incoming").await;
+    let incoming = ws::next_of(&mut ws2, "incoming").await;
     assert_eq!(incoming["live_call_id"], live.as_str(), "{incoming}");
     assert_eq!(incoming["from"], ext1.as_str(), "{incoming}");
     let id2 = incoming["call_id"].as_str().unwrap().to_owned();
     let mut c2 = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws2,
         json!({"type": "answer", "call_id": id2, "sdp": c2.offer_sdp()}),
     )
     .await;
-    let sdp = next_of(&mut ws2, "sdp").await;
+    let sdp = ws::next_of(&mut ws2, "sdp").await;
     c2.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
-    next_of(&mut ws2, "answered").await;
+    ws::next_of(&mut ws2, "answered").await;
     assert!(c2.connected(Duration::from_secs(20)).await);
 
     // The live call: agent 1's, outbound, talking to the extension.
-    let mut state = Value::Null;
-    for _ in 0..100 {
-        let (code, c) = api_get(&p, &tok1, &format!("/calls/{live}")).await;
-        assert_eq!(code, 200, "{c}");
-        state = c;
-        if state["state"] == "talking" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(state["state"], "talking", "{state}");
+    let (pr, tok1r, liver) = (&p, &tok1, &live);
+    let state = eventually_async(
+        "the live call talking",
+        Duration::from_secs(10),
+        || async move {
+            let (code, c) = api_get(pr, tok1r, &format!("/calls/{liver}")).await;
+            assert_eq!(code, 200, "{c}");
+            (c["state"] == "talking").then_some(c)
+        },
+    )
+    .await;
     assert_eq!(state["direction"], "outbound", "{state}");
     assert_eq!(state["customer_number"], ext2.as_str(), "{state}");
     let (_, audit) = api_get(&p, &admin, &format!("/audit?entity_id={live}&limit=50")).await;
@@ -457,7 +318,7 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
         c1.send(110, k, 0, k == 0, &payload).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let digit = next_of(&mut ws2, "dtmf").await;
+    let digit = ws::next_of(&mut ws2, "dtmf").await;
     assert_eq!(digit["digit"], "5", "{digit}");
     assert_eq!(digit["call_id"], id2.as_str(), "{digit}");
 
@@ -466,31 +327,28 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     talk_from(c1.clone(), stop.clone(), 10);
     talk(c2.clone(), stop.clone());
-    for _ in 0..100 {
-        if c1.received.packets.load(Ordering::Relaxed) >= 100
-            && c2.received.packets.load(Ordering::Relaxed) >= 100
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (c1r, c2r) = (&c1, &c2);
+    let _ = wait_until_async("media both ways", Duration::from_secs(10), || async move {
+        (c1r.received.packets.load(Ordering::Relaxed) >= 100
+            && c2r.received.packets.load(Ordering::Relaxed) >= 100)
+            .then_some(())
+    })
+    .await;
     assert!(c1.received.packets.load(Ordering::Relaxed) >= 100);
     assert!(c2.received.packets.load(Ordering::Relaxed) >= 100);
 
     // Agent 1 hangs up: agent 2's browser hears it; a call between colleagues is on no
     // customer's timeline.
-    send(&mut ws1, json!({"type": "hangup", "call_id": id1})).await;
-    let h = next_of(&mut ws2, "hungup").await;
+    ws::send(&mut ws1, json!({"type": "hangup", "call_id": id1})).await;
+    let h = ws::next_of(&mut ws2, "hungup").await;
     assert_eq!(h["call_id"], id2.as_str());
     stop.store(true, Ordering::Relaxed);
     c1.close().await;
     c2.close().await;
-    for _ in 0..50 {
-        if api_get(&p, &tok1, &format!("/calls/{live}")).await.0 == 404 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually_async("the live call gone", Duration::from_secs(5), || async move {
+        (api_get(pr, tok1r, &format!("/calls/{liver}")).await.0 == 404).then_some(())
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = api_get(&p, &admin, "/customers?limit=100").await.1["items"]
         .as_array()
@@ -504,60 +362,45 @@ async fn the_browser_calls_a_colleague_by_extension_and_its_keypad_reaches_them(
 /// the browser is told `declined` (busy, no answer likewise).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_call_from_the_browser_ends_with_the_far_ends_reason() {
-    let p = start("declined");
-    let tok1 = login(&p, "agent1@demo.parley.test").await;
-    let tok2 = login(&p, "agent2@demo.parley.test").await;
-    let url = |t: &str| {
-        format!(
-            "{}/api/v1/softphone?access_token={t}",
-            p.http.replace("http://", "ws://")
-        )
-    };
-    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
-    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
-    next_of(&mut ws1, "ready").await;
-    let ext2 = next_of(&mut ws2, "ready").await["extension"]
+    let p = Parley::start("declined");
+    let tok1 = p.token_async("agent1@demo.parley.test").await;
+    let tok2 = p.token_async("agent2@demo.parley.test").await;
+    let mut ws1 = ws::connect(&p, "/api/v1/softphone", &tok1).await;
+    let mut ws2 = ws::connect(&p, "/api/v1/softphone", &tok2).await;
+    ws::next_of(&mut ws1, "ready").await;
+    let ext2 = ws::next_of(&mut ws2, "ready").await["extension"]
         .as_str()
         .unwrap()
         .to_owned();
 
     let c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws1,
         json!({"type": "dial", "number": ext2, "sdp": c1.offer_sdp()}),
     )
     .await;
-    let id1 = next_of(&mut ws1, "dialing").await["call_id"]
+    let id1 = ws::next_of(&mut ws1, "dialing").await["call_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let sdp = next_of(&mut ws1, "sdp").await;
+    let sdp = ws::next_of(&mut ws1, "sdp").await;
     c1.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
     // Agent 2's browser rings and declines (603).
-    let id2 = next_of(&mut ws2, "incoming").await["call_id"]
+    let id2 = ws::next_of(&mut ws2, "incoming").await["call_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    send(&mut ws2, json!({"type": "hangup", "call_id": id2})).await;
-    let h = next_of(&mut ws1, "hungup").await;
+    ws::send(&mut ws2, json!({"type": "hangup", "call_id": id2})).await;
+    let h = ws::next_of(&mut ws1, "hungup").await;
     assert_eq!(h["call_id"], id1.as_str(), "{h}");
     assert_eq!(h["cause"], "declined", "{h}");
     c1.close().await;
 }
 
 async fn api_send(p: &Parley, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}/api/v1{path}", p.http),
-        )
-        .bearer_auth(token)
-        .json(&body)
-        .send()
+    p.api()
+        .call_as(method, &format!("/api/v1{path}"), Some(token), Some(body))
         .await
-        .unwrap();
-    let code = r.status().as_u16();
-    (code, r.json().await.unwrap_or(Value::Null))
 }
 
 /// The INVITE request-URIs a silent carrier socket received (retransmissions folded),
@@ -585,8 +428,8 @@ async fn invites_at(carrier: &UdpSocket, wait: Duration) -> Vec<String> {
 /// too; the carrier sees no INVITE for them. (Regression: the browser dialled anything.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_softphone_is_refused_blocked_numbers_and_calls_over_the_cap() {
-    let p = start("dialpolicy");
-    let admin = login(&p, "admin@demo.parley.test").await;
+    let p = Parley::start("dialpolicy");
+    let admin = p.token_async("admin@demo.parley.test").await;
     let carrier = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
     let (code, v) = api_send(
@@ -599,26 +442,20 @@ async fn the_browser_softphone_is_refused_blocked_numbers_and_calls_over_the_cap
     )
     .await;
     assert_eq!(code, 201, "{v}");
-    let tok1 = login(&p, "agent1@demo.parley.test").await;
-    let tok2 = login(&p, "agent2@demo.parley.test").await;
-    let url = |t: &str| {
-        format!(
-            "{}/api/v1/softphone?access_token={t}",
-            p.http.replace("http://", "ws://")
-        )
-    };
-    let (mut ws1, _) = tokio_tungstenite::connect_async(url(&tok1)).await.unwrap();
-    let (mut ws2, _) = tokio_tungstenite::connect_async(url(&tok2)).await.unwrap();
-    next_of(&mut ws1, "ready").await;
-    next_of(&mut ws2, "ready").await;
+    let tok1 = p.token_async("agent1@demo.parley.test").await;
+    let tok2 = p.token_async("agent2@demo.parley.test").await;
+    let mut ws1 = ws::connect(&p, "/api/v1/softphone", &tok1).await;
+    let mut ws2 = ws::connect(&p, "/api/v1/softphone", &tok2).await;
+    ws::next_of(&mut ws1, "ready").await;
+    ws::next_of(&mut ws2, "ready").await;
 
     let c = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws1,
         json!({"type": "dial", "number": "+881612345678", "sdp": c.offer_sdp()}),
     )
     .await;
-    let e = next_msg(&mut ws1).await;
+    let e = ws::next_msg(&mut ws1).await;
     assert_eq!(e["type"], "error", "{e}");
     assert!(
         e["message"].as_str().unwrap().contains("blocked_prefix"),
@@ -640,24 +477,24 @@ async fn the_browser_softphone_is_refused_blocked_numbers_and_calls_over_the_cap
     .await;
     assert_eq!(code, 200, "{v}");
     let c2 = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws2,
         json!({"type": "dial", "number": "+12015550123", "sdp": c2.offer_sdp()}),
     )
     .await;
-    next_of(&mut ws2, "dialing").await;
-    let sdp = next_of(&mut ws2, "sdp").await;
+    ws::next_of(&mut ws2, "dialing").await;
+    let sdp = ws::next_of(&mut ws2, "sdp").await;
     c2.accept(sdp["sdp"].as_str().unwrap()).await.unwrap();
     let ringing = invites_at(&carrier, Duration::from_secs(20)).await;
     assert_eq!(ringing.len(), 1, "{ringing:?}");
     assert!(ringing[0].starts_with("sip:+12015550123@"), "{ringing:?}");
     let c1 = Client::offer(&WebRtcConfig::default()).await.unwrap();
-    send(
+    ws::send(
         &mut ws1,
         json!({"type": "dial", "number": "+12015550124", "sdp": c1.offer_sdp()}),
     )
     .await;
-    let e = next_msg(&mut ws1).await;
+    let e = ws::next_msg(&mut ws1).await;
     assert_eq!(e["type"], "error", "{e}");
     assert!(
         e["message"]

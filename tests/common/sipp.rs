@@ -78,7 +78,8 @@ pub(crate) fn sipp_within(
 }
 
 /// Panics with sipp's output unless the run succeeded.
-pub(crate) fn check(what: &str, out: Output) {
+pub(crate) fn check(what: &str, out: impl std::borrow::Borrow<Output>) {
+    let out = out.borrow();
     assert!(
         out.status.success(),
         "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",

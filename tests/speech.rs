@@ -6,18 +6,14 @@
 //! Without a model the tests warn loudly and skip (under CI=true they fail).
 #![allow(clippy::unwrap_used, missing_docs, dead_code)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use parley_media_core::rtp::RtpHeader;
 use parley_sip_proto::message::{Method, SipMessage};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
 
 /// The speech model, or a loud skip (a failure under CI=true).
 fn model() -> Option<String> {
@@ -119,99 +115,27 @@ impl Player {
     }
 }
 
-/// Collects the events WebSocket's frames (as `token`'s user) in the background.
-fn events(p: &Parley, token: &str) -> Arc<Mutex<Vec<Value>>> {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let url = format!(
-        "{}/api/v1/events?access_token={token}",
-        p.http.replacen("http://", "ws://", 1)
-    );
-    let out = Arc::clone(&seen);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            use futures_util::StreamExt as _;
-            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-            ready_tx.send(()).unwrap();
-            while let Some(Ok(m)) = ws.next().await {
-                if let Ok(t) = m.into_text()
-                    && let Ok(v) = serde_json::from_str::<Value>(&t)
-                {
-                    out.lock().unwrap().push(v);
-                }
-            }
-        });
-    });
-    ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
-    seen
-}
-
-fn transcript_events(seen: &Arc<Mutex<Vec<Value>>>, kind: &str) -> Vec<Value> {
-    seen.lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e["type"] == kind)
-        .cloned()
-        .collect()
-}
-
-/// The caller's (+15550123) call interaction, once stored.
-fn stored_call(p: &Parley, tok: &str) -> Value {
-    for _ in 0..1200 {
-        let (code, c) = try_get(
-            p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap().to_owned();
-            let tl = http(
-                p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(tok),
-                None,
-            );
-            if let Some(i) = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-            {
-                return i.clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no call interaction on the caller's timeline");
-}
-
 #[test]
 fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     let Some(model) = model() else { return };
-    let p = start(
+    let p = Parley::start_with(
         "speechlive",
         &[
             ("PARLEY_SPEECH_MODEL", &model),
             ("PARLEY_SPEECH_WORKERS", "1"),
         ],
     );
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
-    http(
-        &p,
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    p.http(
         "PUT",
         "/api/v1/speech/settings",
         Some(&admin),
         Some(json!({"transcription": true, "require_consent": false,
                     "alert_phrases": ["speak to a manager"]})),
     );
-    let sup = supervisor_token(&p);
-    let seen = events(&p, &sup);
+    let sup = p.supervisor_token();
+    let seen = ws::events(&p, &sup);
     let uac = ProtoUac::new(p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -223,11 +147,20 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     player.play(&uac, remote, &audio);
     // Live: both utterances arrive over the WebSocket while the call goes on (bounded
     // generously: the machine may be loaded), with the alert for supervisors.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline && transcript_events(&seen, "transcript.segment").len() < 2 {
-        player.play(&uac, remote, &silence(500));
-    }
-    let segs = transcript_events(&seen, "transcript.segment");
+    // A timeout is reported by the asserts below, with what was heard.
+    let _ = wait_every(
+        "two live transcript segments",
+        Duration::from_secs(90),
+        Duration::ZERO,
+        || {
+            if ws::of_type(&seen, "transcript.segment").len() >= 2 {
+                return Some(());
+            }
+            player.play(&uac, remote, &silence(500));
+            None
+        },
+    );
+    let segs = ws::of_type(&seen, "transcript.segment");
     let live: String = segs
         .iter()
         .map(|e| {
@@ -252,20 +185,17 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     assert!(first["end_ms"].as_i64() > first["start_ms"].as_i64());
     // The alert follows its segment on the WebSocket (bounded wait).
     let manager = |a: &Value| a["data"]["alert"]["phrase"] == "speak to a manager";
-    for _ in 0..100 {
-        if transcript_events(&seen, "transcript.alert")
+    let _ = wait_until("the alert", Duration::from_secs(10), || {
+        ws::of_type(&seen, "transcript.alert")
             .iter()
             .any(manager)
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let alerts = transcript_events(&seen, "transcript.alert");
+            .then_some(())
+    });
+    let alerts = ws::of_type(&seen, "transcript.alert");
     assert!(alerts.iter().any(manager), "{alerts:?} / {live}");
     uac.hang_up(&mut dialog);
     // Stored: transcript, summary, keywords, trend on the interaction; segments apart.
-    let call = stored_call(&p, &sup);
+    let call = p.stored_call(&sup, "%2B15550123", Duration::from_secs(120));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     let transcript = body["transcript"]
         .as_str()
@@ -303,16 +233,14 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
     );
     assert_eq!(call["intent"], "technical_support", "{call:#}");
     let id = call["id"].as_str().unwrap();
-    let stored = http(
-        &p,
+    let stored = p.http(
         "GET",
         &format!("/api/v1/interactions/{id}/transcript"),
         Some(&sup),
         None,
     );
     assert!(stored.as_array().unwrap().len() >= 2, "{stored}");
-    let hits = http(
-        &p,
+    let hits = p.http(
         "GET",
         "/api/v1/interactions/search?q=internet",
         Some(&sup),
@@ -324,8 +252,8 @@ fn a_live_call_is_transcribed_published_alerted_and_stored_searchable() {
         .unwrap_or_else(|| hits["items"].as_array().cloned().unwrap_or_default());
     assert!(hits.iter().any(|h| h["id"] == call["id"]), "{hits:?}");
     // Metrics: the engine reports its work; nothing was dropped on the media path.
-    assert!(counter(&p, &admin, "speech_live_segments_total") >= 2);
-    assert_eq!(counter(&p, &admin, "media_tap_dropped_total"), 0);
+    assert!(p.counter(&admin, "speech_live_segments_total") >= 2);
+    assert_eq!(p.counter(&admin, "media_tap_dropped_total"), 0);
 }
 
 /// The multilingual model, or a loud skip (a failure under CI=true); see
@@ -364,7 +292,7 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
     // A models directory holding base q8_0 (a link: installed means the pinned size).
     let models = temp_dir("speechmodels");
     std::os::unix::fs::symlink(&base, models.join("ggml-base-q8_0.bin")).unwrap();
-    let p = start(
+    let p = Parley::start_with(
         "speechtenant",
         &[
             ("PARLEY_SPEECH_MODEL", &model),
@@ -372,10 +300,9 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
             ("PARLEY_SPEECH_WORKERS", "1"),
         ],
     );
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
-    let set = http(
-        &p,
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    let set = p.http(
         "PUT",
         "/api/v1/speech/settings",
         Some(&admin),
@@ -383,7 +310,7 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
                     "alert_phrases": [], "model": "whisper-base-q8_0", "language": null})),
     );
     assert_eq!(set["model"], "whisper-base-q8_0", "{set}");
-    let ready = http(&p, "GET", "/readyz", None, None);
+    let ready = p.http("GET", "/readyz", None, None);
     assert!(
         ready["models"]
             .as_array()
@@ -392,7 +319,7 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
             .any(|m| m["id"] == "whisper-base-q8_0" && m["installed"] == true),
         "{ready:#}"
     );
-    let sup = supervisor_token(&p);
+    let sup = p.supervisor_token();
     let uac = ProtoUac::new(p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -404,7 +331,7 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
     audio.extend(silence(1500));
     player.play(&uac, remote, &audio);
     uac.hang_up(&mut dialog);
-    let call = stored_call(&p, &sup);
+    let call = p.stored_call(&sup, "%2B15550123", Duration::from_secs(120));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["language"], "es", "{call:#}");
     assert!(
@@ -421,20 +348,19 @@ fn a_tenant_set_to_the_multilingual_model_gets_its_spanish_call_tagged_es() {
 #[test]
 fn the_ivr_speech_node_branches_on_spoken_words() {
     let Some(model) = model() else { return };
-    let p = start("speechivr", &[("PARLEY_SPEECH_MODEL", &model)]);
-    let admin = admin_token(&p);
-    open_all_week(&p, &admin);
+    let p = Parley::start_with("speechivr", &[("PARLEY_SPEECH_MODEL", &model)]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
     // Transcription off for the tenant (the demo has it on): the IVR uses the engine
     // regardless.
-    http(
-        &p,
+    p.http(
         "PUT",
         "/api/v1/speech/settings",
         Some(&admin),
         Some(json!({"transcription": false, "require_consent": true, "alert_phrases": []})),
     );
     // The demo flow asks "how can we help" after its greeting.
-    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let flow = p.http("GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
@@ -457,14 +383,8 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
     });
     doc["nodes"]["billing_end"] = json!({"type": "hangup", "cause": "normal"});
     doc["nodes"]["tech_end"] = json!({"type": "hangup", "cause": "normal"});
-    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    http(
-        &p,
-        "POST",
-        "/api/v1/ivr/flows/demo/publish",
-        Some(&admin),
-        None,
-    );
+    p.http("PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    p.http("POST", "/api/v1/ivr/flows/demo/publish", Some(&admin), None);
     let uac = ProtoUac::new(p.sip);
     let (_dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -497,8 +417,8 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
         }
     }
     assert!(bye, "the flow did not hang up");
-    let tok = supervisor_token(&p);
-    let call = stored_call(&p, &tok);
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(120));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     let trail = body["ivr_trail"].as_array().unwrap();
     let nodes: Vec<&str> = trail.iter().filter_map(|e| e["node"].as_str()).collect();
@@ -517,155 +437,6 @@ fn the_ivr_speech_node_branches_on_spoken_words() {
     // Transcription is off for the tenant: nothing stored as a transcript.
     assert!(body.get("transcript").is_none());
 }
-struct Parley {
-    child: Child,
-    dir: PathBuf,
-    sip: SocketAddr,
-    sip_tcp: SocketAddr,
-    http: String,
-    /// (extension, SIP password) of the demo agents.
-    agents: Vec<(String, String)>,
-    supervisor_password: String,
-    admin_password: String,
-}
-
-impl Drop for Parley {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "parley-sip-{tag}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts `parley serve` with a fresh demo tenant and waits for its SIP and HTTP lines.
-// The child is owned by the returned Parley, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-fn start(tag: &str, env: &[(&str, &str)]) -> Parley {
-    let dir = temp_dir(tag);
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--demo"])
-        .current_dir(&dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let (mut sip, mut sip_tcp) = (None, None);
-    let mut agents = Vec::new();
-    let mut supervisor_password = String::new();
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("SIP extension ") {
-            let rest: Vec<&str> = line[i..].split_whitespace().collect();
-            // "SIP extension 1001 password: XXXX"
-            agents.push((rest[2].to_owned(), rest[4].to_owned()));
-        }
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if line.contains("supervisor@demo.parley.test") {
-            supervisor_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("SIP listening on ") {
-            for part in rest.split_whitespace() {
-                if let Some(a) = part.strip_prefix("udp:") {
-                    sip = Some(a.parse().unwrap());
-                }
-                if let Some(a) = part.strip_prefix("tcp:") {
-                    sip_tcp = Some(a.parse().unwrap());
-                }
-            }
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let http = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Parley {
-                child,
-                dir,
-                sip: sip.expect("SIP line before the HTTP line"),
-                sip_tcp: sip_tcp.unwrap(),
-                http,
-                agents,
-                supervisor_password,
-                admin_password,
-            };
-        }
-    }
-}
-
-fn http(p: &Parley, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let c = reqwest::Client::new();
-        let mut r = c.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", p.http),
-        );
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        assert!(
-            res.status().is_success(),
-            "{method} {path}: {}",
-            res.status()
-        );
-        res.json().await.unwrap()
-    })
-}
-
-fn supervisor_token(p: &Parley) -> String {
-    let v = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            json!({"tenant": "demo", "email": "supervisor@demo.parley.test", "password": p.supervisor_password}),
-        ),
-    );
-    v["token"].as_str().unwrap().to_owned()
-}
-
-fn counter(p: &Parley, token: &str, name: &str) -> u64 {
-    let v = http(p, "GET", "/api/v1/sip/metrics", Some(token), None);
-    v.as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .and_then(|c| c["value"].as_u64())
-        .unwrap()
-}
-
 #[path = "common/proto_uac.rs"]
 mod proto_uac;
 #[path = "common/recording.rs"]
@@ -673,18 +444,11 @@ mod recording;
 mod speech_acd;
 use proto_uac::ProtoUac;
 
-fn admin_token(p: &Parley) -> String {
-    let login = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(
-            json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": p.admin_password}),
-        ),
-    );
-    login["token"].as_str().unwrap().to_owned()
-}
+mod common;
+use common::parley::{Parley, temp_dir};
+use common::sipp::{check, free_port, sipp_within};
+use common::wait::{wait_every, wait_until};
+use common::ws;
 
 /// Drops the flow's nodes no longer reachable from its start (publishing refuses them):
 /// a node is reached when another reached node names it in any of its fields.
@@ -716,72 +480,33 @@ fn prune_unreachable(doc: &mut Value) {
         .retain(|k, _| reached.contains(k));
 }
 
-fn open_all_week(p: &Parley, admin: &str) {
-    http(
-        p,
-        "PUT",
-        "/api/v1/ivr/calendars/main",
-        Some(admin),
-        Some(json!({
-            "time_zone": "UTC",
-            "weekly": [{"days": ["mon","tue","wed","thu","fri","sat","sun"],
-                        "open": "00:00", "close": "23:59:59.999"}],
-            "holidays": []
-        })),
-    );
-}
-
-fn try_get(p: &Parley, path: &str, token: &str) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let res = reqwest::Client::new()
-            .get(format!("{}{path}", p.http))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    })
-}
-
 #[test]
 fn a_spoken_voicemail_is_transcribed_onto_the_timeline() {
     let Some(model) = model() else { return };
-    let p = start(
+    let p = Parley::start_with(
         "speechvm",
         &[
             ("PARLEY_SPEECH_MODEL", &model),
             ("PARLEY_SPEECH_WORKERS", "1"),
         ],
     );
-    let admin = admin_token(&p);
-    http(
-        &p,
+    let admin = p.admin_token();
+    p.http(
         "PUT",
         "/api/v1/speech/settings",
         Some(&admin),
         Some(json!({"transcription": true, "require_consent": false, "alert_phrases": []})),
     );
     // The flow's voicemail node right after the greeting.
-    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let flow = p.http("GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
     };
     doc["nodes"]["greeting"]["next"] = json!("voicemail");
     prune_unreachable(&mut doc);
-    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    http(
-        &p,
-        "POST",
-        "/api/v1/ivr/flows/demo/publish",
-        Some(&admin),
-        None,
-    );
+    p.http("PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    p.http("POST", "/api/v1/ivr/flows/demo/publish", Some(&admin), None);
     let uac = ProtoUac::new(p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -793,8 +518,8 @@ fn a_spoken_voicemail_is_transcribed_onto_the_timeline() {
     audio.extend(silence(1500));
     player.play(&uac, remote, &audio);
     uac.hang_up(&mut dialog);
-    let tok = supervisor_token(&p);
-    let call = stored_call(&p, &tok);
+    let tok = p.supervisor_token();
+    let call = p.stored_call(&tok, "%2B15550123", Duration::from_secs(120));
     let body: Value = serde_json::from_str(call["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["summary"], "Voicemail left in the IVR", "{body:#}");
     let vm = body["voicemail_transcript"]
@@ -816,8 +541,7 @@ fn a_spoken_voicemail_is_transcribed_onto_the_timeline() {
         "{call:#}"
     );
     // Searchable with the rest of the timeline.
-    let hits = http(
-        &p,
+    let hits = p.http(
         "GET",
         "/api/v1/interactions/search?q=washing",
         Some(&tok),

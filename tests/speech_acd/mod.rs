@@ -5,95 +5,15 @@
 //! span out of the transcript and the recording, and a queue can switch transcription
 //! off for its calls.
 
-use std::process::Output;
-
 use super::*;
+use common::wait::eventually;
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Four consecutive free UDP ports (sipp's media and RTP-stream ports), from a
-/// per-process sequence so that tests running in parallel do not pick the same ones.
-fn free_media_port() -> u16 {
-    use std::sync::atomic::{AtomicU16, Ordering};
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let offset = (std::process::id() % 500) * 40 + 20;
-    loop {
-        let n = u32::from(NEXT.fetch_add(4, Ordering::Relaxed));
-        let port = u16::try_from(40_000 + (offset + n) % 20_000).unwrap();
-        if (0..4).all(|i| std::net::UdpSocket::bind(("127.0.0.1", port + i)).is_ok()) {
-            return port;
-        }
-    }
-}
-
-/// A bounded sipp run (loopback, explicit ports, a global timeout that fails it) in `dir`.
-fn sipp(scenario: &str, port: u16, dir: &std::path::Path, timeout: &str) -> Command {
-    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(scenario);
-    let mut c = Command::new("sipp");
-    c.arg("-sf")
-        .arg(file)
-        .args(["-i", "127.0.0.1", "-bind_local"])
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &free_media_port().to_string()])
-        .args(["-m", "1"])
-        .args(["-timeout", timeout, "-timeout_error"])
-        .arg("-nostdin")
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+/// A bounded sipp run (loopback, explicit ports, a global timeout that fails it) in
+/// `dir` (where its audio files are).
+fn sipp(scenario: &str, port: u16, dir: &std::path::Path, timeout_s: u32) -> Command {
+    let mut c = sipp_within(scenario, port, 1, None, timeout_s);
+    c.current_dir(dir);
     c
-}
-
-fn check(what: &str, out: &Output) {
-    assert!(
-        out.status.success(),
-        "sipp {what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// `(status, body)` of a request that may fail.
-fn request(p: &Parley, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut r = reqwest::Client::new()
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}{path}", p.http),
-            )
-            .bearer_auth(token);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        let res = r.send().await.unwrap();
-        let status = res.status().as_u16();
-        (status, res.json().await.unwrap_or(Value::Null))
-    })
-}
-
-fn login(p: &Parley, email: &str, password: &str) -> String {
-    let v = http(
-        p,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"tenant": "demo", "email": email, "password": password})),
-    );
-    v["token"].as_str().unwrap().to_owned()
 }
 
 /// The agent phone: a sipp UAS that answers, streams `agent.ul` and waits for BYE.
@@ -127,21 +47,22 @@ struct Queued {
 impl Queued {
     /// The agent becomes available; returns once the router has them free.
     fn staff(&self) {
-        http(
-            &self.p,
+        self.p.http(
             "PUT",
             &format!("/api/v1/users/{}/presence", self.agent_id),
             Some(&self.admin),
             Some(json!({"status": "available"})),
         );
-        for i in 0..=200 {
-            let v = http(&self.p, "GET", "/api/v1/queues/live", Some(&self.sup), None);
-            if v[0]["agents_free"].as_u64() == Some(1) {
-                return;
-            }
-            assert!(i < 200, "the router never had the agent free: {v}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            "the agent free in the router",
+            Duration::from_secs(20),
+            || {
+                let v = self
+                    .p
+                    .http("GET", "/api/v1/queues/live", Some(&self.sup), None);
+                (v[0]["agents_free"].as_u64() == Some(1)).then_some(())
+            },
+        );
     }
 }
 
@@ -154,50 +75,61 @@ fn queued(tag: &str, model: &str, agent_says: &str) -> Queued {
 
 #[allow(clippy::zombie_processes)] // the AgentPhone's Drop kills and reaps it
 fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
-    let p = start(
+    let p = Parley::start_with(
         tag,
         &[
             ("PARLEY_SPEECH_MODEL", model),
             ("PARLEY_SPEECH_WORKERS", "1"),
         ],
     );
-    let admin = admin_token(&p);
-    let sup = supervisor_token(&p);
-    http(
-        &p,
+    let admin = p.admin_token();
+    let sup = p.supervisor_token();
+    p.http(
         "PUT",
         "/api/v1/speech/settings",
         Some(&admin),
         Some(json!({"transcription": true, "require_consent": false, "alert_phrases": []})),
     );
-    request(
-        &p,
+    p.request(
         "PUT",
         "/api/v1/acd/recording",
-        &admin,
+        Some(&admin),
         Some(json!({"recording": "on"})),
     );
     // The demo's own queues, skills and available agents (issue 14) make way for this
     // set-up.
-    for q in http(&p, "GET", "/api/v1/queues", Some(&admin), None)
+    for q in p
+        .http("GET", "/api/v1/queues", Some(&admin), None)
         .as_array()
         .unwrap()
     {
         let id = q["id"].as_str().unwrap();
         assert_eq!(
-            request(&p, "DELETE", &format!("/api/v1/queues/{id}"), &admin, None).0,
+            p.request(
+                "DELETE",
+                &format!("/api/v1/queues/{id}"),
+                Some(&admin),
+                None
+            )
+            .0,
             204
         );
     }
-    for u in http(&p, "GET", "/api/v1/users", Some(&admin), None)
+    for u in p
+        .http("GET", "/api/v1/users", Some(&admin), None)
         .as_array()
         .unwrap()
     {
         let uid = u["id"].as_str().unwrap();
         let path = format!("/api/v1/users/{uid}/presence");
-        request(&p, "PUT", &path, &admin, Some(json!({"status": "offline"})));
+        p.request(
+            "PUT",
+            &path,
+            Some(&admin),
+            Some(json!({"status": "offline"})),
+        );
     }
-    let skills = http(&p, "GET", "/api/v1/skills", Some(&admin), None);
+    let skills = p.http("GET", "/api/v1/skills", Some(&admin), None);
     let sid = skills
         .as_array()
         .unwrap()
@@ -205,8 +137,7 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
         .find(|k| k["name"] == "sales")
         .map(|k| k["id"].as_str().unwrap().to_owned())
         .unwrap_or_else(|| {
-            let k = http(
-                &p,
+            let k = p.http(
                 "POST",
                 "/api/v1/skills",
                 Some(&admin),
@@ -214,8 +145,7 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
             );
             k["id"].as_str().unwrap().to_owned()
         });
-    let q = http(
-        &p,
+    let q = p.http(
         "POST",
         "/api/v1/queues",
         Some(&admin),
@@ -225,8 +155,7 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
         ),
     );
     let queue_id = q["id"].as_str().unwrap().to_owned();
-    let u = http(
-        &p,
+    let u = p.http(
         "POST",
         "/api/v1/users",
         Some(&admin),
@@ -236,37 +165,29 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
         ),
     );
     let agent_id = u["id"].as_str().unwrap().to_owned();
-    http(
-        &p,
+    p.http(
         "PUT",
         &format!("/api/v1/users/{agent_id}/sip"),
         Some(&admin),
         Some(json!({"extension": "1009", "password": "agent sip pw"})),
     );
-    let (code, _) = request(
-        &p,
+    let (code, _) = p.request(
         "PUT",
         &format!("/api/v1/users/{agent_id}/skills/{sid}"),
-        &admin,
+        Some(&admin),
         Some(json!({"proficiency": 3})),
     );
     assert!(code < 300, "skill: {code}");
     // The flow: greeting, then the queue.
-    let flow = http(&p, "GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
+    let flow = p.http("GET", "/api/v1/ivr/flows/demo", Some(&admin), None);
     let mut doc = match &flow["draft"] {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
     };
     doc["nodes"]["greeting"]["next"] = json!("sales_queue");
     prune_unreachable(&mut doc);
-    http(&p, "PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
-    http(
-        &p,
-        "POST",
-        "/api/v1/ivr/flows/demo/publish",
-        Some(&admin),
-        None,
-    );
+    p.http("PUT", "/api/v1/ivr/flows/demo", Some(&admin), Some(doc));
+    p.http("POST", "/api/v1/ivr/flows/demo/publish", Some(&admin), None);
     // The agent's phone and what it will say (a second of silence first).
     let dir = temp_dir(&format!("{tag}-phone"));
     let mut audio = silence(1000);
@@ -274,18 +195,18 @@ fn unstaffed(tag: &str, model: &str, agent_says: &str) -> Queued {
     audio.extend(silence(500));
     std::fs::write(dir.join("agent.ul"), audio).unwrap();
     let port = free_port();
-    let child = sipp("uas_agent_speech.xml", port, &dir, "120s")
+    let child = sipp("uas_agent_speech.xml", port, &dir, 120)
         .spawn()
         .unwrap();
     let phone = AgentPhone { child, dir };
-    let out = sipp("register.xml", free_port(), &phone.dir, "30s")
+    let out = sipp("register.xml", free_port(), &phone.dir, 30)
         .args(["-s", "1009", "-au", "1009", "-ap", "agent sip pw"])
         .args(["-key", "contact_port", &port.to_string()])
         .arg(p.sip.to_string())
         .output()
         .unwrap();
     check("REGISTER 1009", &out);
-    let agent_token = login(&p, "speaker@demo.parley.test", "long enough pw");
+    let agent_token = p.login("speaker@demo.parley.test", "long enough pw");
     Queued {
         p,
         admin,
@@ -306,57 +227,33 @@ fn call_until_bridged(
     player: &mut Player,
 ) -> String {
     // Greeting, queue, ring, answer: bounded by 60 s of audio.
-    for _ in 0..300 {
-        player.play(uac, remote, &silence(200));
-        let calls = http(&q.p, "GET", "/api/v1/calls", Some(&q.sup), None);
-        if let Some(c) = calls
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["state"] == "talking")
-        {
-            return c["id"].as_str().unwrap().to_owned();
-        }
-    }
-    panic!("the agent was never bridged");
+    wait_every(
+        "the agent bridged",
+        Duration::from_secs(60),
+        Duration::ZERO,
+        || {
+            player.play(uac, remote, &silence(200));
+            let calls = q.p.http("GET", "/api/v1/calls", Some(&q.sup), None);
+            calls
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["state"] == "talking")
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The caller's stored call, waited for with a budget below the speech finish's
 /// 60 s safety net: it is stored as soon as the last segments are done.
 fn stored_promptly(p: &Parley, tok: &str) -> Value {
-    for _ in 0..300 {
-        let (code, c) = try_get(
-            p,
-            "/api/v1/customers/lookup?kind=phone&value=%2B15550123",
-            tok,
-        );
-        if code == 200 {
-            let id = c["id"].as_str().unwrap();
-            let tl = http(
-                p,
-                "GET",
-                &format!("/api/v1/customers/{id}/timeline"),
-                Some(tok),
-                None,
-            );
-            if let Some(i) = tl["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|i| i["kind"] == "call")
-            {
-                return i.clone();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("the call was not stored within 30 s of its end");
+    p.stored_call(tok, "%2B15550123", Duration::from_secs(30))
 }
 
 fn segments_of(p: &Parley, tok: &str, call: &Value) -> Vec<Value> {
     let id = call["id"].as_str().unwrap();
-    http(
-        p,
+    p.http(
         "GET",
         &format!("/api/v1/interactions/{id}/transcript"),
         Some(tok),
@@ -383,8 +280,8 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
         &model,
         "I can reset your router for you right now.",
     );
-    let seen = events(&q.p, &q.sup);
-    let seen_by_agent = events(&q.p, &q.agent_token);
+    let seen = ws::events(&q.p, &q.sup);
+    let seen_by_agent = ws::events(&q.p, &q.agent_token);
     let uac = ProtoUac::new(q.p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -395,7 +292,7 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
     player.play(&uac, remote, &audio);
     // Live: both speakers' segments over the WebSocket (bounded: 90 s of audio).
     let live_of = |speaker: &str| -> String {
-        transcript_events(&seen, "transcript.segment")
+        ws::of_type(&seen, "transcript.segment")
             .iter()
             .filter(|e| e["data"]["segment"]["speaker"] == speaker)
             .map(|e| {
@@ -407,12 +304,19 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
             .collect::<Vec<_>>()
             .join(" | ")
     };
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline
-        && !(live_of("caller").contains("connection") && live_of("agent").contains("router"))
-    {
-        player.play(&uac, remote, &silence(500));
-    }
+    // A timeout is reported by the asserts below, with what was heard.
+    let _ = wait_every(
+        "both speakers' live transcripts",
+        Duration::from_secs(90),
+        Duration::ZERO,
+        || {
+            if live_of("caller").contains("connection") && live_of("agent").contains("router") {
+                return Some(());
+            }
+            player.play(&uac, remote, &silence(500));
+            None
+        },
+    );
     let (caller, agent) = (live_of("caller"), live_of("agent"));
     assert!(
         caller.contains("connection") && caller.contains("working"),
@@ -426,13 +330,13 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
     assert!(!agent.contains("connection"), "{agent}");
     // Segments name the live call (as `GET /calls` does), and the agent on the call
     // receives them too.
-    let segs = transcript_events(&seen, "transcript.segment");
+    let segs = ws::of_type(&seen, "transcript.segment");
     assert!(
         segs.iter().all(|e| e["data"]["call_id"] == id.as_str()),
         "{segs:?}"
     );
     // (the agent desktop shows the segments of the calls `GET /calls` gives the agent)
-    let mine = http(&q.p, "GET", "/api/v1/calls", Some(&q.agent_token), None);
+    let mine = q.p.http("GET", "/api/v1/calls", Some(&q.agent_token), None);
     assert!(
         mine.as_array()
             .unwrap()
@@ -440,7 +344,7 @@ fn a_bridged_queue_call_attributes_caller_and_agent_live_and_stored() {
             .any(|c| c["id"] == id.as_str()),
         "{mine}"
     );
-    let agent_saw = transcript_events(&seen_by_agent, "transcript.segment");
+    let agent_saw = ws::of_type(&seen_by_agent, "transcript.segment");
     assert!(
         agent_saw
             .iter()
@@ -486,17 +390,15 @@ fn pci_pause_keeps_a_span_out_of_the_transcript_and_the_recording() {
     let mut player = Player { seq: 1, ts: 0 };
     let id = call_until_bridged(&q, &uac, remote, &mut player);
     let action = |tok: &str, what: &str| {
-        request(
-            &q.p,
+        q.p.request(
             "POST",
             &format!("/api/v1/calls/{id}/actions"),
-            tok,
+            Some(tok),
             Some(json!({ "action": what })),
         )
     };
     // Another agent, not on the call, cannot pause it.
-    http(
-        &q.p,
+    q.p.http(
         "POST",
         "/api/v1/users",
         Some(&q.admin),
@@ -505,7 +407,7 @@ fn pci_pause_keeps_a_span_out_of_the_transcript_and_the_recording() {
                     "password": "long enough pw"}),
         ),
     );
-    let other = login(&q.p, "other@demo.parley.test", "long enough pw");
+    let other = q.p.login("other@demo.parley.test", "long enough pw");
     assert_eq!(action(&other, "pause_recording").0, 404);
     // The agent on the call pauses (twice: idempotent).
     let (code, live) = action(&q.agent_token, "pause_recording");
@@ -576,8 +478,7 @@ fn pci_pause_keeps_a_span_out_of_the_transcript_and_the_recording() {
     let after = &samples[at(to + 300).min(samples.len())..];
     assert!(after.iter().step_by(2).any(|&s| s.abs() > 1000));
     // Every use was audited, the repeats too.
-    let log = http(
-        &q.p,
+    let log = q.p.http(
         "GET",
         &format!("/api/v1/audit?entity_id={id}"),
         Some(&q.sup),
@@ -601,28 +502,25 @@ fn a_queue_with_transcription_off_leaves_no_transcript_while_the_tenant_is_on() 
     let q = queued("speechqoff", &model, "I can reset your router for you.");
     let path = format!("/api/v1/queues/{}/speech", q.queue_id);
     assert_eq!(
-        http(&q.p, "GET", &path, Some(&q.sup), None)["transcription"],
+        q.p.http("GET", &path, Some(&q.sup), None)["transcription"],
         true
     );
     // Agents may not switch it; unknown queues are 404.
-    let (code, _) = request(
-        &q.p,
+    let (code, _) = q.p.request(
         "PUT",
         &path,
-        &q.agent_token,
+        Some(&q.agent_token),
         Some(json!({"transcription": false})),
     );
     assert_eq!(code, 403);
-    let (code, _) = request(
-        &q.p,
+    let (code, _) = q.p.request(
         "PUT",
         "/api/v1/queues/nope/speech",
-        &q.admin,
+        Some(&q.admin),
         Some(json!({"transcription": false})),
     );
     assert_eq!(code, 404);
-    let set = http(
-        &q.p,
+    let set = q.p.http(
         "PUT",
         &path,
         Some(&q.admin),
@@ -630,10 +528,10 @@ fn a_queue_with_transcription_off_leaves_no_transcript_while_the_tenant_is_on() 
     );
     assert_eq!(set["transcription"], false);
     assert_eq!(
-        http(&q.p, "GET", "/api/v1/speech/settings", Some(&q.sup), None)["transcription"],
+        q.p.http("GET", "/api/v1/speech/settings", Some(&q.sup), None)["transcription"],
         true
     );
-    let seen = events(&q.p, &q.sup);
+    let seen = ws::events(&q.p, &q.sup);
     let uac = ProtoUac::new(q.p.sip);
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
@@ -648,11 +546,10 @@ fn a_queue_with_transcription_off_leaves_no_transcript_while_the_tenant_is_on() 
     assert_eq!(body["queue"]["queue"], "sales", "{body:#}");
     assert!(body.get("transcript").is_none(), "{body:#}");
     assert!(segments_of(&q.p, &q.sup, &call).is_empty());
-    assert!(transcript_events(&seen, "transcript.segment").is_empty());
-    assert_eq!(counter(&q.p, &q.admin, "speech_live_segments_total"), 0);
+    assert!(ws::of_type(&seen, "transcript.segment").is_empty());
+    assert_eq!(q.p.counter(&q.admin, "speech_live_segments_total"), 0);
     // The switch is audited.
-    let log = http(
-        &q.p,
+    let log = q.p.http(
         "GET",
         &format!("/api/v1/audit?entity_id={}", q.queue_id),
         Some(&q.admin),
@@ -680,22 +577,26 @@ fn a_pci_pause_before_the_agent_answers_covers_the_agent_leg_and_the_recording()
     let (mut dialog, remote) = uac.call("15550100");
     let mut player = Player { seq: 1, ts: 0 };
     // The caller waits in the queue (nobody available); a supervisor pauses the call.
-    let mut id = None;
-    for _ in 0..150 {
-        player.play(&uac, remote, &silence(200));
-        let calls = http(&q.p, "GET", "/api/v1/calls", Some(&q.sup), None);
-        if let Some(c) = calls.as_array().unwrap().first() {
-            id = Some(c["id"].as_str().unwrap().to_owned());
-            break;
-        }
-    }
-    let id = id.expect("the call is listed");
+    let id = wait_every(
+        "the call listed",
+        Duration::from_secs(30),
+        Duration::ZERO,
+        || {
+            player.play(&uac, remote, &silence(200));
+            let calls = q.p.http("GET", "/api/v1/calls", Some(&q.sup), None);
+            calls
+                .as_array()
+                .unwrap()
+                .first()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let path = format!("/api/v1/calls/{id}/actions");
-    let (code, live) = request(
-        &q.p,
+    let (code, live) = q.p.request(
         "POST",
         &path,
-        &q.sup,
+        Some(&q.sup),
         Some(json!({"action": "pause_recording"})),
     );
     assert_eq!(code, 200, "{live}");
@@ -704,11 +605,10 @@ fn a_pci_pause_before_the_agent_answers_covers_the_agent_leg_and_the_recording()
     q.staff();
     call_until_bridged(&q, &uac, remote, &mut player);
     player.play(&uac, remote, &silence(6000));
-    let (code, live) = request(
-        &q.p,
+    let (code, live) = q.p.request(
         "POST",
         &path,
-        &q.sup,
+        Some(&q.sup),
         Some(json!({"action": "resume_recording"})),
     );
     assert_eq!(code, 200, "{live}");

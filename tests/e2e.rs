@@ -2,138 +2,16 @@
 //! only, on SQLite and on PostgreSQL. This is issue #2's "done when", as a test.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
-
-struct Server {
-    child: Child,
-    base: String,
-    admin_password: String,
-}
-
-fn parley(dir: &Path, db: Option<&str>) -> Command {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL");
-    if let Some(db) = db {
-        c.env("DATABASE_URL", db);
-    }
-    c
-}
-
-/// Starts `parley <args>` and waits for its "listening" line; the demo admin password
-/// is picked up if the demo was seeded on this start.
-// The child is owned by the returned Server, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-fn start(dir: &Path, db: Option<&str>, args: &[&str]) -> Server {
-    let mut child = parley(dir, db)
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let base = rest.split(' ').next().unwrap().to_owned();
-            // Keep draining stdout so the server never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                base,
-                admin_password,
-            };
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn cli(dir: &Path, db: Option<&str>, args: &[&str], stdin: &str) -> std::process::Output {
-    let mut child = parley(dir, db)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn login(&self, tenant: &str, email: &str, password: &str) -> String {
-        let (s, v) = self
-            .call(
-                reqwest::Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"tenant": tenant, "email": email, "password": password})),
-            )
-            .await;
-        assert_eq!(s, 200, "login {email}: {v}");
-        v["token"].as_str().unwrap().to_owned()
-    }
-}
+mod common;
+use common::parley::{Parley, cli, temp_dir};
+use common::ws;
 
 async fn scenario(db: Option<String>) {
-    use reqwest::Method as M;
-    let dir = tempdir();
+    let dir = temp_dir("e2e");
     let db = db.as_deref();
     // Operators can create users from the CLI; the password comes from stdin only.
     let out = cli(&dir, db, &["migrate"], "");
@@ -164,24 +42,25 @@ async fn scenario(db: Option<String>) {
         String::from_utf8_lossy(&out.stderr)
     );
     // The database is not empty any more, so the demo tenant needs --demo.
-    let mut server = start(&dir, db, &["serve", "--demo"]);
+    let mut server = Parley::options("e2e")
+        .dir(&dir)
+        .database(db)
+        .args(&["serve", "--demo"])
+        .start();
     assert!(
         !server.admin_password.is_empty(),
         "the demo admin password is printed once"
     );
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let api = server.api();
 
-    let (s, _) = api.call(M::GET, "/readyz", None, None).await;
+    let (s, _) = api.call_as("GET", "/readyz", None, None).await;
     assert_eq!(s, 200);
     let admin = api
         .login("demo", "admin@demo.parley.test", &server.admin_password)
         .await;
 
     // A customer with a phone and an email identity, found by either.
-    let (s, c) = api.call(M::POST, "/api/v1/customers", Some(&admin), Some(json!({"name": "Carla Caller", "identities": [{"kind": "phone", "value": "+1 555 0100 777"}, {"kind": "email", "value": "Carla@Example.com"}]}))).await;
+    let (s, c) = api.call_as("POST", "/api/v1/customers", Some(&admin), Some(json!({"name": "Carla Caller", "identities": [{"kind": "phone", "value": "+1 555 0100 777"}, {"kind": "email", "value": "Carla@Example.com"}]}))).await;
     assert_eq!(s, 201, "{c}");
     let id = c["id"].as_str().unwrap().to_owned();
     for q in [
@@ -189,8 +68,8 @@ async fn scenario(db: Option<String>) {
         "kind=email&value=carla%40example.com",
     ] {
         let (s, v) = api
-            .call(
-                M::GET,
+            .call_as(
+                "GET",
                 &format!("/api/v1/customers/lookup?{q}"),
                 Some(&admin),
                 None,
@@ -215,12 +94,12 @@ async fn scenario(db: Option<String>) {
         ),
         ("email", "email", "Refund confirmed", "2026-11-20T12:00:00Z"),
     ] {
-        let (s, v) = api.call(M::POST, &format!("/api/v1/customers/{id}/interactions"), Some(&admin), Some(json!({"kind": kind, "channel": channel, "direction": "inbound", "body": body, "occurred_at": at}))).await;
+        let (s, v) = api.call_as("POST", &format!("/api/v1/customers/{id}/interactions"), Some(&admin), Some(json!({"kind": kind, "channel": channel, "direction": "inbound", "body": body, "occurred_at": at}))).await;
         assert_eq!(s, 201, "{v}");
     }
     let (_, tl) = api
-        .call(
-            M::GET,
+        .call_as(
+            "GET",
             &format!("/api/v1/customers/{id}/timeline"),
             Some(&admin),
             None,
@@ -236,8 +115,8 @@ async fn scenario(db: Option<String>) {
 
     // A case through its statuses, with audit entries.
     let (s, case) = api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/cases",
             Some(&admin),
             Some(json!({"title": "Refund", "customer_id": id, "priority": "P1"})),
@@ -258,8 +137,8 @@ async fn scenario(db: Option<String>) {
         "closed",
     ] {
         let (s, v) = api
-            .call(
-                M::POST,
+            .call_as(
+                "POST",
                 &format!("/api/v1/cases/{cid}/transitions"),
                 Some(&admin),
                 Some(json!({"status": to})),
@@ -268,8 +147,8 @@ async fn scenario(db: Option<String>) {
         assert_eq!(s, 200, "{to}: {v}");
     }
     let (s, audit) = api
-        .call(
-            M::GET,
+        .call_as(
+            "GET",
             &format!("/api/v1/audit?entity_id={cid}"),
             Some(&admin),
             None,
@@ -287,47 +166,35 @@ async fn scenario(db: Option<String>) {
     );
 
     // An agent is refused an admin route; another tenant's customer is 404.
-    let (s, _) = api.call(M::POST, "/api/v1/users", Some(&admin), Some(json!({"email": "newagent@demo.test", "name": "New Agent", "role": "agent", "password": "agent password 1"}))).await;
+    let (s, _) = api.call_as("POST", "/api/v1/users", Some(&admin), Some(json!({"email": "newagent@demo.test", "name": "New Agent", "role": "agent", "password": "agent password 1"}))).await;
     assert_eq!(s, 201);
     let agent = api
         .login("demo", "newagent@demo.test", "agent password 1")
         .await;
-    let (s, v) = api.call(M::POST, "/api/v1/users", Some(&agent), Some(json!({"email": "x@demo.test", "name": "X", "role": "admin", "password": "0123456789"}))).await;
+    let (s, v) = api.call_as("POST", "/api/v1/users", Some(&agent), Some(json!({"email": "x@demo.test", "name": "X", "role": "admin", "password": "0123456789"}))).await;
     assert_eq!((s, v["error"]["code"].as_str()), (403, Some("forbidden")));
     let boss = api
         .login("globex", "boss@globex.test", "globex password 1")
         .await;
     let (s, _) = api
-        .call(
-            M::GET,
-            &format!("/api/v1/customers/{id}"),
-            Some(&boss),
-            None,
-        )
+        .call_as("GET", &format!("/api/v1/customers/{id}"), Some(&boss), None)
         .await;
     assert_eq!(s, 404);
 
     // SIGTERM: graceful stop, exit code 0.
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = wait_timeout(&mut server.child, Duration::from_secs(20));
+    let status = server.terminate();
     assert!(status.success(), "{status:?}");
     // Data survived the restart; the demo is not seeded twice.
-    let again = start(&dir, db, &["serve"]);
+    let again = Parley::options("e2e")
+        .dir(&dir)
+        .database(db)
+        .args(&["serve"])
+        .start();
     assert!(again.admin_password.is_empty(), "demo seeded only once");
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: again.base.clone(),
-    };
+    let api = again.api();
     let (s, v) = api
-        .call(
-            M::GET,
+        .call_as(
+            "GET",
             &format!("/api/v1/customers/{id}/timeline"),
             Some(&admin),
             None,
@@ -336,33 +203,6 @@ async fn scenario(db: Option<String>) {
     assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(3)));
     drop(again);
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("parley did not stop within {limit:?} of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "parley-e2e-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,7 +216,7 @@ async fn done_when_over_http_on_postgres() {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let name = format!("parley_e2e_{}", std::process::id());
     let psql = |sql: &str| {
-        Command::new("psql")
+        std::process::Command::new("psql")
             .args([admin.as_str(), "-qc", sql])
             .output()
     };
@@ -402,24 +242,19 @@ async fn done_when_over_http_on_postgres() {
 /// configured data directory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ivr_demo_flow_and_prompt_upload_over_http() {
-    use reqwest::Method as M;
-    let dir = tempdir();
+    let dir = temp_dir("e2e");
     // Not ./data (the default, and the working directory's): the flag must reach the API.
     let store = dir.join("store");
-    let server = start(
-        &dir,
-        None,
-        &["serve", "--demo", "--data-dir", store.to_str().unwrap()],
-    );
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let server = Parley::options("e2e")
+        .dir(&dir)
+        .args(&["serve", "--demo", "--data-dir", store.to_str().unwrap()])
+        .start();
+    let api = server.api();
     let admin = api
         .login("demo", "admin@demo.parley.test", &server.admin_password)
         .await;
     let (s, v) = api
-        .call(M::GET, "/api/v1/ivr/numbers", Some(&admin), None)
+        .call_as("GET", "/api/v1/ivr/numbers", Some(&admin), None)
         .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
@@ -428,8 +263,8 @@ async fn ivr_demo_flow_and_prompt_upload_over_http() {
     );
     let script = json!({"start_time": "2026-01-05T15:00:00Z", "steps": [{"digits": "3"}]});
     let (s, v) = api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/ivr/flows/demo/simulate",
             Some(&admin),
             Some(json!({"version": 1, "script": script})),
@@ -460,16 +295,13 @@ async fn ivr_demo_flow_and_prompt_upload_over_http() {
 /// `--demo` does. And every response carries the security headers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_server_has_no_demo_tenant_and_sends_security_headers() {
-    let dir = tempdir();
-    let server = start(&dir, None, &["serve"]);
+    let dir = temp_dir("e2e");
+    let server = Parley::options("e2e").dir(&dir).args(&["serve"]).start();
     assert!(server.admin_password.is_empty(), "no demo logins printed");
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let api = server.api();
     let (s, v) = api
-        .call(
-            reqwest::Method::POST,
+        .call_as(
+            "POST",
             "/api/v1/auth/login",
             None,
             Some(json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": "x"})),
@@ -485,7 +317,7 @@ async fn a_fresh_server_has_no_demo_tenant_and_sends_security_headers() {
     ] {
         let res = api
             .http
-            .get(format!("{}{path}", server.base))
+            .get(format!("{}{path}", server.http))
             .header("x-forwarded-proto", "https")
             .send()
             .await
@@ -508,28 +340,6 @@ async fn a_fresh_server_has_no_demo_tenant_and_sends_security_headers() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The next event of type `ty` on the event stream (30 s at most), skipping others.
-async fn next_event(ws: &mut Ws, ty: &str) -> Value {
-    use futures_util::StreamExt as _;
-    let fut = async {
-        while let Some(Ok(m)) = ws.next().await {
-            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                if v["type"] == ty {
-                    return v;
-                }
-            }
-        }
-        panic!("event stream closed before {ty}");
-    };
-    tokio::time::timeout(Duration::from_secs(30), fut)
-        .await
-        .unwrap_or_else(|_| panic!("no {ty} within 30 s"))
-}
-
 /// Issue #15's work items over HTTP: an integration creates tasks in a queue; the
 /// router offers each to an agent with capacity on the async channel (5), over the
 /// agent's event stream; the agent accepts and completes; items beyond the first
@@ -537,13 +347,12 @@ async fn next_event(ws: &mut Ws, ty: &str) -> Value {
 /// moves on to the other agent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
-    use reqwest::Method as M;
-    let dir = tempdir();
-    let server = start(&dir, None, &["serve", "--demo"]);
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let dir = temp_dir("e2e");
+    let server = Parley::options("e2e")
+        .dir(&dir)
+        .args(&["serve", "--demo"])
+        .start();
+    let api = server.api();
     let admin = api
         .login("demo", "admin@demo.parley.test", &server.admin_password)
         .await;
@@ -553,8 +362,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     };
     // A skill only our two agents have (the demo's agents stay out of it), and a queue.
     let skill = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/skills",
             Some(&admin),
             Some(json!({"name": "back office"})),
@@ -562,8 +371,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
         .await);
     let sid = skill["id"].as_str().unwrap().to_owned();
     ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/queues",
             Some(&admin),
             Some(
@@ -575,8 +384,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     let mut agents = Vec::new();
     for (name, ext) in [("ann", "2101"), ("bob", "2102")] {
         let u = ok(api
-            .call(
-                M::POST,
+            .call_as(
+                "POST",
                 "/api/v1/users",
                 Some(&admin),
                 Some(
@@ -587,16 +396,16 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
             .await);
         let id = u["id"].as_str().unwrap().to_owned();
         ok(api
-            .call(
-                M::PUT,
+            .call_as(
+                "PUT",
                 &format!("/api/v1/users/{id}/sip"),
                 Some(&admin),
                 Some(json!({"extension": ext, "password": "a sip password"})),
             )
             .await);
         ok(api
-            .call(
-                M::PUT,
+            .call_as(
+                "PUT",
                 &format!("/api/v1/users/{id}/skills/{sid}"),
                 Some(&admin),
                 Some(json!({"proficiency": 3})),
@@ -609,11 +418,7 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
                 "long enough pw",
             )
             .await;
-        let url = format!(
-            "{}/api/v1/events?access_token={token}",
-            server.base.replace("http://", "ws://")
-        );
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let ws = ws::connect(&server, "/api/v1/events", &token).await;
         agents.push((id, token, ws));
     }
     let (mut ann, mut bob) = {
@@ -622,8 +427,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     };
     let available = |id: &str| format!("/api/v1/users/{id}/presence");
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &available(&ann.0),
             Some(&ann.1),
             Some(json!({"status": "available"})),
@@ -634,8 +439,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     let mut ids = Vec::new();
     for n in 0..6 {
         let v = ok(api
-            .call(
-                M::POST,
+            .call_as(
+                "POST",
                 "/api/v1/work-items",
                 Some(&admin),
                 Some(json!({"kind": "task", "queue": "back", "priority": "P2",
@@ -647,12 +452,12 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     }
     let mut taken = Vec::new();
     for _ in 0..5 {
-        let offer = next_event(&mut ann.2, "work_item.offered").await;
+        let offer = ws::next_event(&mut ann.2, "work_item.offered").await;
         let id = offer["data"]["id"].as_str().unwrap().to_owned();
         assert_eq!(offer["data"]["agent_id"], ann.0.as_str());
         let v = ok(api
-            .call(
-                M::POST,
+            .call_as(
+                "POST",
                 &format!("/api/v1/work-items/{id}/accept"),
                 Some(&ann.1),
                 None,
@@ -662,12 +467,12 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
             (v["state"].as_str(), v["agent_id"].as_str()),
             (Some("assigned"), Some(ann.0.as_str()))
         );
-        let _ = next_event(&mut ann.2, "work_item.assigned").await;
+        let _ = ws::next_event(&mut ann.2, "work_item.assigned").await;
         taken.push(id);
     }
     taken.sort();
     let (s, mine) = api
-        .call(M::GET, "/api/v1/work-items?mine", Some(&ann.1), None)
+        .call_as("GET", "/api/v1/work-items?mine", Some(&ann.1), None)
         .await;
     assert_eq!(s, 200);
     let mut listed: Vec<String> = mine
@@ -681,8 +486,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     let sixth = ids.iter().find(|i| !taken.contains(i)).unwrap().clone();
     // At capacity: the sixth waits (not offered to Ann).
     let v = ok(api
-        .call(
-            M::GET,
+        .call_as(
+            "GET",
             &format!("/api/v1/work-items/{sixth}"),
             Some(&admin),
             None,
@@ -691,8 +496,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     assert_eq!(v["state"], "queued", "{v}");
     // Accepting what is not offered to you is refused.
     let (s, _) = api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             &format!("/api/v1/work-items/{sixth}/accept"),
             Some(&admin),
             None,
@@ -702,18 +507,18 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
 
     // Bob comes: the item beyond Ann's capacity is his.
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &available(&bob.0),
             Some(&bob.1),
             Some(json!({"status": "available"})),
         )
         .await);
-    let offer = next_event(&mut bob.2, "work_item.offered").await;
+    let offer = ws::next_event(&mut bob.2, "work_item.offered").await;
     assert_eq!(offer["data"]["id"], sixth.as_str());
     ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             &format!("/api/v1/work-items/{sixth}/accept"),
             Some(&bob.1),
             None,
@@ -722,20 +527,20 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
 
     // Ann completes one, freeing a slot.
     let done = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             &format!("/api/v1/work-items/{}/complete", taken[0]),
             Some(&ann.1),
             None,
         )
         .await);
     assert_eq!(done["state"], "completed");
-    let ev = next_event(&mut ann.2, "work_item.completed").await;
+    let ev = ws::next_event(&mut ann.2, "work_item.completed").await;
     assert_eq!(ev["data"]["id"], taken[0].as_str());
     // Completing it twice is refused.
     let (s, _) = api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             &format!("/api/v1/work-items/{}/complete", taken[0]),
             Some(&ann.1),
             None,
@@ -744,8 +549,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     assert_eq!(s, 409);
 
     let v = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/work-items",
             Some(&admin),
             Some(json!({"kind": "task", "queue": "back", "title": "One more"})),
@@ -754,8 +559,8 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     let extra = v["id"].as_str().unwrap().to_owned();
     // Both have capacity; whoever is offered it declines, and it moves on to the other.
     let (offer, who) = tokio::select! {
-        v = next_event(&mut ann.2, "work_item.offered") => (v, 0),
-        v = next_event(&mut bob.2, "work_item.offered") => (v, 1),
+        v = ws::next_event(&mut ann.2, "work_item.offered") => (v, 0),
+        v = ws::next_event(&mut bob.2, "work_item.offered") => (v, 1),
     };
     assert_eq!(offer["data"]["id"], extra.as_str());
     let (decliner, taker) = if who == 0 {
@@ -764,15 +569,15 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
         (&mut bob, &mut ann)
     };
     ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             &format!("/api/v1/work-items/{extra}/decline"),
             Some(&decliner.1),
             None,
         )
         .await);
-    let _ = next_event(&mut decliner.2, "work_item.revoked").await;
-    let offer = next_event(&mut taker.2, "work_item.offered").await;
+    let _ = ws::next_event(&mut decliner.2, "work_item.revoked").await;
+    let offer = ws::next_event(&mut taker.2, "work_item.offered").await;
     assert_eq!(offer["data"]["id"], extra.as_str());
     assert_eq!(offer["data"]["agent_id"], taker.0.as_str());
 
@@ -782,7 +587,7 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         let (s, live) = api
-            .call(M::GET, "/api/v1/queues/live", Some(&admin), None)
+            .call_as("GET", "/api/v1/queues/live", Some(&admin), None)
             .await;
         assert_eq!(s, 200);
         let back = live

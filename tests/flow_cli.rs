@@ -2,55 +2,17 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
+mod common;
+use common::parley::{TempDir, cli};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("ivr/tests/fixtures")
         .join(rel)
-}
-
-struct Dir(PathBuf);
-
-impl Dir {
-    fn new() -> Dir {
-        let d = std::env::temp_dir().join(format!(
-            "parley-flow-cli-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        Dir(d)
-    }
-
-    fn file(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn parley(dir: &Dir, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .current_dir(&dir.0)
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL")
-        .args(args)
-        .output()
-        .unwrap()
 }
 
 fn stdout(o: &Output) -> String {
@@ -59,11 +21,12 @@ fn stdout(o: &Output) -> String {
 
 #[test]
 fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
-    let dir = Dir::new();
+    let dir = TempDir::new("flow-cli");
     let demo = fixture("flows/demo.json");
     let cals = fixture("calendars.json");
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "validate",
@@ -71,6 +34,7 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
             "--calendars",
             cals.to_str().unwrap(),
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert!(
@@ -81,8 +45,9 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
 
     // With an empty calendar set, `main` is unknown: one error naming the node.
     let empty = dir.file("none.json", "{}");
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "validate",
@@ -90,6 +55,7 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
             "--calendars",
             empty.to_str().unwrap(),
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
@@ -105,7 +71,12 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
         }})
         .to_string(),
     );
-    let o = parley(&dir, &["flow", "validate", broken.to_str().unwrap()]);
+    let o = cli(
+        dir.path(),
+        None,
+        &["flow", "validate", broken.to_str().unwrap()],
+        "",
+    );
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);
     for expected in [
@@ -123,20 +94,26 @@ fn validate_accepts_the_demo_and_names_nodes_of_a_broken_flow() {
 
     // Not a flow at all: exit 1 with where it broke.
     let junk = dir.file("junk.json", "{\"version\": 1,\n \"id\": 5}");
-    let o = parley(&dir, &["flow", "validate", junk.to_str().unwrap()]);
+    let o = cli(
+        dir.path(),
+        None,
+        &["flow", "validate", junk.to_str().unwrap()],
+        "",
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("line 2"), "{}", stdout(&o));
 }
 
 #[test]
 fn simulate_prints_the_trace_for_digits_and_scripts() {
-    let dir = Dir::new();
+    let dir = TempDir::new("flow-cli");
     let demo = fixture("flows/demo.json");
     let cals = fixture("calendars.json");
     let (demo, cals) = (demo.to_str().unwrap(), cals.to_str().unwrap());
     // Monday 10:00 New York, press 3: voicemail.
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "simulate",
@@ -148,6 +125,7 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
             "--digits",
             "3",
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let out = stdout(&o);
@@ -169,8 +147,9 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
                 "steps": [{"digits": "1"}, {"queue": "answered"}]})
         .to_string(),
     );
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "simulate",
@@ -183,6 +162,7 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
             "5",
             "--json",
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let trace: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -209,8 +189,9 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
     );
 
     // Saturday: closed.
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "simulate",
@@ -220,13 +201,15 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
             "--at",
             "2026-01-10T15:00:00Z",
         ],
+        "",
     );
     assert!(stdout(&o).contains("node    demo/closed"), "{}", stdout(&o));
 
     // A bad script and an invalid flow fail with exit 1.
     let bad = dir.file("bad.json", r#"{"steps": [{"dance": 1}]}"#);
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "simulate",
@@ -236,14 +219,16 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
             "--script",
             bad.to_str().unwrap(),
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("dance"),
         "{o:?}"
     );
-    let o = parley(
-        &dir,
+    let o = cli(
+        dir.path(),
+        None,
         &[
             "flow",
             "simulate",
@@ -251,6 +236,7 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
             "--calendars",
             dir.file("e.json", "{}").to_str().unwrap(),
         ],
+        "",
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("node `hours`: unknown calendar `main`"));
@@ -260,9 +246,14 @@ fn simulate_prints_the_trace_for_digits_and_scripts() {
 /// saying that the flag was what it needed.
 #[test]
 fn simulate_without_calendars_names_the_flag_it_needs() {
-    let dir = Dir::new();
+    let dir = TempDir::new("flow-cli");
     let demo = fixture("flows/demo.json");
-    let o = parley(&dir, &["flow", "simulate", demo.to_str().unwrap()]);
+    let o = cli(
+        dir.path(),
+        None,
+        &["flow", "simulate", demo.to_str().unwrap()],
+        "",
+    );
     assert_eq!(o.status.code(), Some(1), "{o:?}");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("calendar \"main\""), "{err}");
@@ -274,12 +265,13 @@ fn simulate_without_calendars_names_the_flag_it_needs() {
 /// hour: Sunday 03:00 UTC reaches the menu and 1 the sales queue.
 #[test]
 fn the_demo_calendars_answer_at_any_hour() {
-    let dir = Dir::new();
+    let dir = TempDir::new("flow-cli");
     let demo = fixture("flows/demo.json");
     let cals = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases/src/demo_calendars.json");
     for at in ["2026-12-06T03:00:00Z", "2026-12-25T23:59:59Z"] {
-        let o = parley(
-            &dir,
+        let o = cli(
+            dir.path(),
+            None,
             &[
                 "flow",
                 "simulate",
@@ -291,6 +283,7 @@ fn the_demo_calendars_answer_at_any_hour() {
                 "--digits",
                 "1",
             ],
+            "",
         );
         assert_eq!(o.status.code(), Some(0), "{o:?}");
         let out = stdout(&o);

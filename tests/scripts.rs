@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+use common::parley::{TempDir, cli};
+
 fn packages(args: &[&str]) -> Vec<String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup.sh");
     let out = Command::new("bash")
@@ -42,36 +45,8 @@ fn the_run_setup_installs_what_the_demo_needs_to_speak() {
 /// but the database. `parley user reset-password --generate` sets and prints a new one.
 #[test]
 fn user_reset_password_recovers_a_demo_login() {
-    let dir = std::env::temp_dir().join(format!(
-        "parley-reset-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let parley = |args: &[&str], stdin: &str| {
-        use std::io::Write as _;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .args(args)
-            .current_dir(&dir)
-            .env("PARLEY_DATA_DIR", dir.join("data"))
-            .env("RUST_LOG", "warn")
-            .env_remove("DATABASE_URL")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let dir = TempDir::new("reset");
+    let parley = |args: &[&str], stdin: &str| cli(dir.path(), None, args, stdin);
     let add = parley(
         &[
             "user",
@@ -125,7 +100,7 @@ fn user_reset_password_recovers_a_demo_login() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let store = parley_cases::Store::open_sqlite_dir(&dir.join("data"))
+        let store = parley_cases::Store::open_sqlite_dir(&dir.path().join("data"))
             .await
             .unwrap();
         assert!(
@@ -142,5 +117,4 @@ fn user_reset_password_recovers_a_demo_login() {
         );
         store.close().await;
     });
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -78,7 +78,7 @@ pub(crate) fn block_on<T>(fut: impl Future<Output = T>) -> T {
 /// The async API client of one server, optionally as one user.
 #[derive(Clone)]
 pub(crate) struct Api {
-    pub(crate) client: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) token: Option<String>,
 }
@@ -86,7 +86,7 @@ pub(crate) struct Api {
 impl Api {
     pub(crate) fn new(base: &str) -> Api {
         Api {
-            client: reqwest::Client::new(),
+            http: reqwest::Client::new(),
             base: base.to_owned(),
             token: None,
         }
@@ -103,7 +103,7 @@ impl Api {
     /// Status and body of `method path` with `body`, as this client's user.
     pub(crate) async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         send(
-            &self.client,
+            &self.http,
             &self.base,
             method,
             path,
@@ -121,7 +121,7 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        send(&self.client, &self.base, method, path, token, body).await
+        send(&self.http, &self.base, method, path, token, body).await
     }
 
     /// The body of a request that must succeed (2xx).

@@ -44,6 +44,13 @@ impl TempDir {
     pub(crate) fn path(&self) -> &Path {
         &self.0
     }
+
+    /// Writes `content` to the file `name` in this directory; its path.
+    pub(crate) fn file(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, content).unwrap();
+        p
+    }
 }
 
 impl Drop for TempDir {

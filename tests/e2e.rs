@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 mod common;
 use common::parley::{Parley, cli, temp_dir};
+use common::wait::wait_until_async;
 use common::ws;
 
 async fn scenario(db: Option<String>) {
@@ -584,33 +585,37 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     // Live metrics split the queue by channel. They are a snapshot the routing task
     // publishes within 200 ms of a change, so read them until they show the work above
     // (the first version read once and saw the snapshot from before the accepts).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (s, live) = api
-            .call_as("GET", "/api/v1/queues/live", Some(&admin), None)
-            .await;
-        assert_eq!(s, 200);
-        let back = live
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|q| q["name"] == "back")
-            .unwrap()
-            .clone();
-        let in_progress = back["channels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["channel"] == "async")
-            .and_then(|c| c["in_progress"].as_u64());
-        if in_progress.is_some_and(|n| n >= 5) {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the async channel never showed 5 items in progress: {back}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let (api, admin) = (&api, &admin);
+    let back = std::sync::Mutex::new(Value::Null);
+    let back = &back;
+    let seen = wait_until_async(
+        "5 items in progress on the async channel",
+        Duration::from_secs(10),
+        || async move {
+            let (s, live) = api
+                .call_as("GET", "/api/v1/queues/live", Some(admin), None)
+                .await;
+            assert_eq!(s, 200);
+            let q = live
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|q| q["name"] == "back")
+                .unwrap()
+                .clone();
+            let in_progress = q["channels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["channel"] == "async")
+                .and_then(|c| c["in_progress"].as_u64());
+            *back.lock().unwrap() = q;
+            in_progress.filter(|n| *n >= 5)
+        },
+    )
+    .await;
+    if let Err(e) = seen {
+        panic!("{e}: {}", back.lock().unwrap());
     }
     drop(server);
     let _ = std::fs::remove_dir_all(dir);

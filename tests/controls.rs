@@ -35,7 +35,7 @@ const NOT_HEARD: f32 = 250.0;
 
 mod common;
 use common::parley::Parley;
-use common::sipp::{check, register};
+use common::sipp::{check, invites_at, register};
 use common::wait::eventually_true;
 
 /// How long a condition on live audio or call state may take (generous: the 2 shared
@@ -1176,28 +1176,6 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     }
 }
 
-/// Every INVITE request-URI a plain socket (a carrier that never answers) received so
-/// far, retransmissions folded.
-fn invites_at(carrier: &UdpSocket) -> Vec<String> {
-    carrier
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = vec![0u8; 65535];
-    let mut uris: Vec<String> = Vec::new();
-    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
-        let msg = String::from_utf8_lossy(&buf[..n]);
-        if let Some(line) = msg.lines().next()
-            && let Some(uri) = line.strip_prefix("INVITE ")
-        {
-            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
-            if !uris.contains(&uri) {
-                uris.push(uri);
-            }
-        }
-    }
-    uris
-}
-
 /// The dial policy (toll fraud) on the agent paths: transfer, consultation, conference
 /// party and click-to-call to a blocked prefix or a premium number are refused with
 /// 403 `dial_policy` naming the rule, and over the tenant's concurrency cap likewise;
@@ -1255,7 +1233,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
         action(json!({"action": "add_party", "target": {"number": "+44 20 7946 0000"}}));
     refused(code, &v, "international");
     assert_eq!(
-        invites_at(&carrier),
+        invites_at(&carrier, Duration::from_millis(300)),
         Vec::<String>::new(),
         "refused numbers dialled"
     );
@@ -1284,7 +1262,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
         Some(json!({"number": "+12015550124"})),
     );
     refused(code, &v, "tenant_concurrency");
-    let invites = invites_at(&carrier);
+    let invites = invites_at(&carrier, Duration::from_millis(300));
     assert_eq!(invites.len(), 1, "{invites:?}");
     assert!(invites[0].starts_with("sip:+12015550123@"), "{invites:?}");
 

@@ -18,7 +18,7 @@ mod recording;
 /// A sipp caller dialling the demo number with `scenario_file`.
 mod common;
 use common::parley::{Parley, TempDir};
-use common::sipp::{check, free_port, sipp_within};
+use common::sipp::{check, free_port, invites_at, sipp_within};
 use common::wait::{eventually, wait_until};
 
 /// sipp with the 40 s bound of these tests (IVR flows with prompts), one call.
@@ -185,7 +185,7 @@ fn webhook_node_posts_to_a_real_server_and_branches_on_its_answer() {
             5000,
         ),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 1).remove(0);
     let t = trail(&call);
     let n = nodes(&t);
@@ -213,7 +213,7 @@ fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
         &admin,
         webhook_flow(&format!("http://{addr}/slow"), 500),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 1).remove(0);
     let t = trail(&call);
     let n = nodes(&t);
@@ -222,7 +222,7 @@ fn webhook_timeout_and_a_refused_scheme_take_the_error_exit() {
     assert!(t.iter().any(|e| e["type"] == "webhook_failed"), "{t:#?}");
     // A scheme other than http(s) is refused the same way (error exit).
     publish(&p, &admin, webhook_flow("file:///etc/passwd", 2000));
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let newest = calls(&p, &admin, 2).remove(0);
     let t = trail(&newest);
     assert!(
@@ -245,7 +245,7 @@ fn webhook_to_loopback_is_refused_without_an_allow_list() {
         &admin,
         webhook_flow(&format!("http://{addr}/crm"), 5000),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 1).remove(0);
     let t = trail(&call);
     assert!(nodes(&t).contains(&"sorry".to_owned()), "{t:#?}");
@@ -283,7 +283,7 @@ fn survey_answer_pressed_by_a_sipp_caller_is_stored_on_the_call() {
             }
         }),
     );
-    check("caller", &caller(&p, "uac_ivr_survey.xml"));
+    check("caller", caller(&p, "uac_ivr_survey.xml"));
     let call = calls(&p, &admin, 1).remove(0);
     assert_eq!(
         call["csat"],
@@ -364,8 +364,8 @@ fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
         &admin,
         transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{carrier_port}")})),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
-    check("busy carrier", &carrier.wait_with_output().unwrap());
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
+    check("busy carrier", carrier.wait_with_output().unwrap());
     let call = calls(&p, &admin, 1).remove(0);
     assert_eq!(transfer_outcomes(&trail(&call)), ["busy"], "{call:#}");
     // A SIP URI anywhere else is refused without sending anything there.
@@ -376,33 +376,12 @@ fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
         &admin,
         transfer_flow(json!({"sip_uri": format!("sip:+15550199@127.0.0.1:{port}")})),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 2).remove(0);
     assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
     elsewhere.set_nonblocking(true).unwrap();
     let mut buf = [0u8; 2048];
     assert!(elsewhere.recv_from(&mut buf).is_err(), "nothing sent there");
-}
-
-/// The INVITE request-URIs a silent carrier socket received (retransmissions folded),
-/// waiting up to `wait` for the first.
-fn invites_at(carrier: &UdpSocket, wait: Duration) -> Vec<String> {
-    carrier.set_read_timeout(Some(wait)).unwrap();
-    let mut buf = vec![0u8; 65535];
-    let mut uris: Vec<String> = Vec::new();
-    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
-        carrier
-            .set_read_timeout(Some(Duration::from_millis(300)))
-            .unwrap();
-        let msg = String::from_utf8_lossy(&buf[..n]);
-        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
-            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
-            if !uris.contains(&uri) {
-                uris.push(uri);
-            }
-        }
-    }
-    uris
 }
 
 fn transfer_detail(call: &Value) -> String {
@@ -430,7 +409,7 @@ fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
         &admin,
         transfer_flow(json!({"number": "+881612345678"})),
     );
-    check("caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 1).remove(0);
     assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
     assert!(
@@ -456,7 +435,7 @@ fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
     let ringing = invites_at(&carrier, Duration::from_secs(20));
     assert_eq!(ringing.len(), 1, "{ringing:?}");
     assert!(ringing[0].starts_with("sip:+12015550123@"), "{ringing:?}");
-    check("second caller", &caller(&p, "uac_ivr_wait_bye.xml"));
+    check("second caller", caller(&p, "uac_ivr_wait_bye.xml"));
     let call = calls(&p, &admin, 2).remove(0);
     assert_eq!(transfer_outcomes(&trail(&call)), ["refused"], "{call:#}");
     assert!(

@@ -18,7 +18,10 @@ mod sip_srtp;
 
 mod common;
 use common::parley::{Parley, temp_dir};
-use common::sipp::{check, finished, free_media_port, free_port, register, scenario, sipp, uas};
+use common::sipp::{
+    check, finished, free_media_port, free_port, header, invites_at, recv_until, register,
+    scenario, sipp, try_recv_until, uas,
+};
 use common::wait::{eventually, wait_every, wait_until};
 
 /// Parley whose demo number rings the agents directly (B2BUA, SDP passed through):
@@ -374,30 +377,6 @@ fn calls_complete_when_packets_are_lost_both_ways() {
     );
 }
 
-/// Like [`recv_until`], `None` when the socket's read timeout passes first.
-fn try_recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> Option<String> {
-    let mut buf = [0u8; 65536];
-    loop {
-        let (n, _) = s.recv_from(&mut buf).ok()?;
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if done(&text) {
-            return Some(text);
-        }
-    }
-}
-
-/// Reads datagrams until one satisfies `done`; returns it.
-fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
-    let mut buf = [0u8; 65536];
-    loop {
-        let (n, _) = s.recv_from(&mut buf).expect("no reply from parley");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if done(&text) {
-            return text;
-        }
-    }
-}
-
 fn options(me: SocketAddr, to: SocketAddr, n: u32) -> String {
     format!(
         "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKopt{n}\r\nMax-Forwards: 70\r\n\
@@ -599,14 +578,6 @@ impl RawUa {
             !r.starts_with("SIP/2.0 1") && r.contains(&mine)
         })
     }
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
-    msg.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
 }
 
 /// Issue 14: an API lists each extension's registered devices (user agent, address,
@@ -915,25 +886,6 @@ fn dial_out(
     try_recv_until(s, |r| !r.starts_with("SIP/2.0 1"))
 }
 
-/// The INVITE request-URIs a silent carrier socket received (retransmissions folded).
-fn invites_at(carrier: &UdpSocket) -> Vec<String> {
-    carrier
-        .set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = vec![0u8; 65535];
-    let mut uris: Vec<String> = Vec::new();
-    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
-        let msg = String::from_utf8_lossy(&buf[..n]);
-        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
-            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
-            if !uris.contains(&uri) {
-                uris.push(uri);
-            }
-        }
-    }
-    uris
-}
-
 /// The dial policy on a registered phone dialling out through the trunk: satellite
 /// (+881) and premium-rate (+1 900) numbers, international, and a second concurrent
 /// call over the user's cap are refused with 403 and a Q.850 `Reason` naming the rule,
@@ -978,7 +930,10 @@ fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite
             "{reason}"
         );
     }
-    assert_eq!(invites_at(&carrier), Vec::<String>::new());
+    assert_eq!(
+        invites_at(&carrier, Duration::from_millis(300)),
+        Vec::<String>::new()
+    );
     // One call rings at the carrier (which never answers); a second is over the cap.
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     assert_eq!(dial_out(&p, &s, &ext, &pw, "+12015550123", "dpring"), None);
@@ -990,7 +945,7 @@ fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite
         reason.contains("cause=34") && reason.contains("user_concurrency"),
         "{reason}"
     );
-    let invites = invites_at(&carrier);
+    let invites = invites_at(&carrier, Duration::from_millis(300));
     assert_eq!(invites.len(), 1, "{invites:?}");
     assert!(invites[0].starts_with("sip:+12015550123@"), "{invites:?}");
 }

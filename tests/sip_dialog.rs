@@ -19,7 +19,7 @@ use parley_sip_proto::offer_answer::{
 
 mod common;
 use common::parley::Parley;
-use common::sipp::{check, free_port, register, sipp_within, uas};
+use common::sipp::{check, free_port, header, recv_until, register, sipp_within, uas};
 use common::wait::{eventually, eventually_true};
 
 /// One call from sipp to `service` at `target`.
@@ -375,25 +375,6 @@ fn out_of_dialog_options_lists_allow_accept_and_supported() {
     }
     assert!(r.headers.get("Accept").unwrap().contains("application/sdp"));
     assert!(r.headers.get("Supported").unwrap().contains("timer"));
-}
-
-fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
-    msg.lines()
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
-}
-
-fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
-    let mut buf = [0u8; 65536];
-    loop {
-        let (n, _) = s.recv_from(&mut buf).expect("no reply from parley");
-        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-        if done(&text) {
-            return text;
-        }
-    }
 }
 
 #[test]

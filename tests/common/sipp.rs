@@ -128,3 +128,55 @@ pub(crate) fn finished(child: &mut Child, within: std::time::Duration) -> (ExitS
     }
     (status, err)
 }
+
+// ---------------------------------------------------------------------------
+// Raw SIP over UDP: what tests that speak SIP from their own sockets share.
+
+/// The values of header `name` (case-insensitive) in the SIP message `msg`.
+pub(crate) fn header<'a>(msg: &'a str, name: &str) -> Vec<&'a str> {
+    msg.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// Reads datagrams until one satisfies `done` (None once the socket's read timeout
+/// passes without one).
+pub(crate) fn try_recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> Option<String> {
+    let mut buf = [0u8; 65536];
+    loop {
+        let (n, _) = s.recv_from(&mut buf).ok()?;
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if done(&text) {
+            return Some(text);
+        }
+    }
+}
+
+/// Reads datagrams until one satisfies `done`; returns it (panics at the socket's read
+/// timeout).
+pub(crate) fn recv_until(s: &UdpSocket, done: impl Fn(&str) -> bool) -> String {
+    try_recv_until(s, done).expect("no reply from parley")
+}
+
+/// The INVITE request-URIs a silent carrier socket received (retransmissions folded),
+/// waiting up to `first` for the first and 300 ms for each next one.
+pub(crate) fn invites_at(carrier: &UdpSocket, first: std::time::Duration) -> Vec<String> {
+    carrier.set_read_timeout(Some(first)).unwrap();
+    let mut buf = vec![0u8; 65535];
+    let mut uris: Vec<String> = Vec::new();
+    while let Ok((n, _)) = carrier.recv_from(&mut buf) {
+        carrier
+            .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let msg = String::from_utf8_lossy(&buf[..n]);
+        if let Some(uri) = msg.lines().next().and_then(|l| l.strip_prefix("INVITE ")) {
+            let uri = uri.trim_end_matches(" SIP/2.0").to_owned();
+            if !uris.contains(&uri) {
+                uris.push(uri);
+            }
+        }
+    }
+    uris
+}

@@ -1208,6 +1208,24 @@ impl RtpOut {
         uac.rtp.send_to(&out[..n], to).unwrap();
     }
 
+    /// 20 ms frames (numbered from 0) until `n` audible packets came back, 750 frames
+    /// (15 s) at most; the number of frames sent.
+    fn until_audible(
+        &mut self,
+        uac: &ProtoUac,
+        to: SocketAddr,
+        n: usize,
+        rx: &mut Vec<Vec<u8>>,
+    ) -> u16 {
+        let mut k = 0u16;
+        while rx.iter().filter(|p| audible(p)).count() < n && k < 750 {
+            self.audio(uac, to, k, rx);
+            std::thread::sleep(Duration::from_millis(20));
+            k += 1;
+        }
+        k
+    }
+
     /// 20 ms of audio; returns the packets received meanwhile (drained).
     fn audio(&mut self, uac: &ProtoUac, to: SocketAddr, k: u16, rx: &mut Vec<Vec<u8>>) {
         let ts = self.ts;
@@ -1260,12 +1278,7 @@ fn ivr_greets_takes_dtmf_3_and_stores_a_voicemail_on_the_callers_timeline() {
     let mut out = RtpOut { seq: 1, ts: 0 };
     let mut rx: Vec<Vec<u8>> = Vec::new();
     // The greeting: audible audio within a bounded number of frames (15 s of them).
-    let mut k = 0u16;
-    while rx.iter().filter(|p| audible(p)).count() < 25 && k < 750 {
-        out.audio(&uac, remote, k, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-        k += 1;
-    }
+    let k = out.until_audible(&uac, remote, 25, &mut rx);
     let heard = rx.iter().filter(|p| audible(p)).count();
     assert!(
         heard >= 25,
@@ -1330,12 +1343,7 @@ fn ivr_option_1_rings_the_registered_agent_and_bridges_the_media() {
     let mut out = RtpOut { seq: 1, ts: 0 };
     let mut rx: Vec<Vec<u8>> = Vec::new();
     // Some greeting first, then 1 (sales).
-    let mut k = 0u16;
-    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
-        out.audio(&uac, remote, k, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-        k += 1;
-    }
+    let k = out.until_audible(&uac, remote, 10, &mut rx);
     out.digit(&uac, remote, '1', &mut rx);
     // Once bridged, our frames travel caller → Parley → agent (echo) → Parley → caller.
     rx.clear();

@@ -208,12 +208,7 @@ fn call_sales_and_talk(p: &Parley, want: usize) -> usize {
     let (mut dialog, remote) = uac.call("+15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
     let mut rx: Vec<Vec<u8>> = Vec::new();
-    let mut k = 0u16;
-    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
-        out.audio(&uac, remote, k, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-        k += 1;
-    }
+    let k = out.until_audible(&uac, remote, 10, &mut rx);
     out.digit(&uac, remote, '1', &mut rx);
     rx.clear();
     let mut sent = Vec::new();

@@ -392,12 +392,7 @@ fn baresip_as_an_agents_phone_answers_a_queued_demo_call_with_audio_both_ways() 
     let (mut dialog, remote) = uac.call("+15550100");
     let mut out = RtpOut { seq: 1, ts: 0 };
     let mut rx: Vec<Vec<u8>> = Vec::new();
-    let mut k = 0u16;
-    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
-        out.audio(&uac, remote, k, &mut rx);
-        std::thread::sleep(Duration::from_millis(20));
-        k += 1;
-    }
+    out.until_audible(&uac, remote, 10, &mut rx);
     out.digit(&uac, remote, '1', &mut rx);
     // The caller speaks a 600 Hz tone until baresip has answered and 3 s more.
     let mut sample = 0u32;

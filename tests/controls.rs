@@ -952,15 +952,7 @@ fn blind_and_warm_transfer_then_a_conference_party_through_the_trunk() {
     // Conference: an external party through the trunk joins; everyone hears everyone.
     const PARTY_HZ: f32 = 1600.0;
     let party = Phone::new(PARTY_HZ, 0x9a27_0001);
-    s.p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(&s.admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", party.port),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    s.p.add_carrier(&s.admin, party.port);
     act(
         &s,
         json!({"action": "add_party", "target": {"number": "+15550188"}}),
@@ -1011,15 +1003,7 @@ fn click_to_call_rings_the_agent_then_dials_the_customer_through_the_trunk() {
     let sup = p.login("supervisor@demo.parley.test", &p.supervisor_password);
     // The carrier: a phone of ours behind the trunk's outbound target.
     let customer = Phone::new(CUSTOMER_HZ, 0xc057_0001);
-    p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", customer.port),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(&admin, customer.port);
     let (ext, pw) = p.agents[0].clone();
     let agent = Phone::new(AGENT_HZ, 0xa9e0_0001);
     check(
@@ -1186,15 +1170,7 @@ fn dial_policy_refuses_agent_paths_to_blocked_numbers_and_over_the_cap() {
     let s = bridged_call("dialpolicy");
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
-    s.p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(&s.admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    s.p.add_carrier(&s.admin, carrier_port);
     let refused = |code: u16, v: &Value, rule: &str| {
         assert_eq!(code, 403, "{v}");
         assert_eq!(v["error"]["code"], "dial_policy", "{v}");
@@ -1293,15 +1269,7 @@ fn dial_policy_max_call_secs_hangs_up_a_click_to_call() {
     let p = Parley::start("dialmax");
     let admin = p.login("admin@demo.parley.test", &p.admin_password);
     let customer = Phone::new(CUSTOMER_HZ, 0xc057_0002);
-    p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{}", customer.port),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(&admin, customer.port);
     p.http(
         "PUT",
         "/api/v1/dial-policy",

@@ -307,19 +307,6 @@ fn transfer_flow(target: Value) -> Value {
     })
 }
 
-fn add_trunk(p: &Parley, admin: &str, carrier_port: u16) {
-    p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(admin),
-        Some(json!({
-            "name": "carrier",
-            "outbound_target": format!("127.0.0.1:{carrier_port}"),
-            "caller_id": "+15550100"
-        })),
-    );
-}
-
 fn transfer_outcomes(t: &[Value]) -> Vec<String> {
     t.iter()
         .filter(|e| e["type"] == "transfer")
@@ -338,7 +325,7 @@ fn transfer_to_a_number_dials_out_through_the_trunk_and_bridges() {
         .arg("-rtp_echo")
         .spawn()
         .unwrap();
-    add_trunk(&p, &admin, carrier_port);
+    p.add_carrier(&admin, carrier_port);
     publish(&p, &admin, transfer_flow(json!({"number": "+15550199"})));
     let out = caller(&p, "uac_ivr_wait_bye.xml");
     let carrier = carrier.wait_with_output().unwrap();
@@ -354,7 +341,7 @@ fn transfers_to_a_busy_trunk_or_a_foreign_sip_uri_are_noted_and_end_the_call() {
     let p = Parley::start("xferfail");
     let admin = p.admin_token();
     let carrier_port = free_port();
-    add_trunk(&p, &admin, carrier_port);
+    p.add_carrier(&admin, carrier_port);
     // A SIP URI on the trunk's host and port is allowed; the carrier is busy.
     let carrier = sipp("uas_trunk_busy.xml", carrier_port, None)
         .spawn()
@@ -403,7 +390,7 @@ fn dial_policy_refuses_ivr_transfers_to_blocked_numbers_and_over_the_cap() {
     let admin = p.admin_token();
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
-    add_trunk(&p, &admin, carrier_port);
+    p.add_carrier(&admin, carrier_port);
     publish(
         &p,
         &admin,

@@ -772,13 +772,7 @@ fn an_agent_calls_out_through_the_trunk_with_its_caller_id() {
         ),
     );
     let admin = login["token"].as_str().unwrap().to_owned();
-    p.http("POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(&admin, carrier_port);
     // International is off by default (the dial policy): Germany is allowed here.
     p.http(
         "PUT",
@@ -897,13 +891,7 @@ fn an_extension_dialling_a_blocked_number_or_over_its_cap_gets_403_and_no_invite
     let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
     let carrier_port = carrier.local_addr().unwrap().port();
     let admin = p.admin_token();
-    p.http("POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"), "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(&admin, carrier_port);
     let v = p.http(
         "PUT",
         "/api/v1/dial-policy",

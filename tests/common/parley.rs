@@ -561,3 +561,20 @@ impl Parley {
             .unwrap_or_default()
     }
 }
+
+impl Parley {
+    /// Blocking: a trunk `carrier` to a carrier at 127.0.0.1:`port` whose calls out
+    /// show the demo number (+15550100) as caller ID; the trunk as created.
+    pub(crate) fn add_carrier(&self, admin: &str, port: u16) -> Value {
+        self.http(
+            "POST",
+            "/api/v1/trunks",
+            Some(admin),
+            Some(json!({
+                "name": "carrier",
+                "outbound_target": format!("127.0.0.1:{port}"),
+                "caller_id": "+15550100"
+            })),
+        )
+    }
+}

@@ -115,14 +115,14 @@ where
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Awaits `fut` for at most `within`; a timeout panics naming `what`.
-pub(crate) async fn within<T>(what: &str, within: Duration, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(within, fut).await.unwrap_or_else(|_| {
+/// Awaits `fut` for at most `limit`; a timeout panics naming `what`.
+pub(crate) async fn within<T>(what: &str, limit: Duration, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
         panic!(
             "{}",
             TimedOut {
                 what: what.to_owned(),
-                within
+                within: limit,
             }
         )
     })

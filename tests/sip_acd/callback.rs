@@ -139,15 +139,7 @@ fn sales_with_callback_key(p: &Parley, admin: &str, agent_id: &str, carrier_port
                     "callback_key": "*"}),
         ),
     );
-    p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(admin, carrier_port);
 }
 
 #[test]
@@ -435,15 +427,7 @@ fn acd_callback_to_a_busy_customer_is_retried_three_times_then_failed() {
     );
     // The carrier is busy for every attempt; the agent answers each one.
     let carrier_port = free_port();
-    p.http(
-        "POST",
-        "/api/v1/trunks",
-        Some(&admin),
-        Some(
-            json!({"name": "carrier", "outbound_target": format!("127.0.0.1:{carrier_port}"),
-                    "caller_id": "+15550100"}),
-        ),
-    );
+    p.add_carrier(&admin, carrier_port);
     let phone_port = free_port();
     let mut phone = uas("uas_bridge.xml", phone_port, 3, &[]);
     check(

@@ -578,3 +578,18 @@ impl Parley {
         )
     }
 }
+
+impl Parley {
+    /// Blocking: the id of the user with `email` (`GET /users` as `admin`).
+    pub(crate) fn user_id(&self, admin: &str, email: &str) -> String {
+        let users = self.http("GET", "/api/v1/users", Some(admin), None);
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["email"] == email)
+            .and_then(|u| u["id"].as_str())
+            .unwrap_or_else(|| panic!("no user {email}: {users}"))
+            .to_owned()
+    }
+}

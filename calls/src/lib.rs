@@ -79,7 +79,6 @@ mod transport {
     pub(crate) use parley_signaling::transport::Transport;
 }
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -291,11 +290,6 @@ impl CallServer {
             engine,
             webrtc,
         }
-    }
-
-    /// The bound UDP address of the SIP runtime.
-    pub fn udp_addr(&self) -> SocketAddr {
-        self.sip.udp_addr()
     }
 
     /// Graceful stop ([`CallServer::shutdown_within`] with [`SHUTDOWN_GRACE`]).

@@ -267,10 +267,10 @@ impl Config {
     }
 
     /// The outbound HTTP guard with the configured allow-list.
-    pub(crate) fn http_guard(&self) -> anyhow::Result<parley_signaling::HttpGuard> {
-        let allow = parley_signaling::Cidr::parse_list(&self.http_allow)
+    pub(crate) fn http_guard(&self) -> anyhow::Result<parley_calls::HttpGuard> {
+        let allow = parley_calls::Cidr::parse_list(&self.http_allow)
             .map_err(|e| anyhow::anyhow!("http_allow: {e}"))?;
-        Ok(parley_signaling::HttpGuard::new(allow))
+        Ok(parley_calls::HttpGuard::new(allow))
     }
 
     /// The WebRTC settings of the server's own ICE agent.
@@ -324,8 +324,8 @@ impl Config {
     }
 
     /// The ICE servers handed to browser softphones, and how they authenticate to TURN.
-    pub(crate) fn browser_ice(&self) -> anyhow::Result<crate::turn::BrowserIce> {
-        use crate::turn::TurnAuth;
+    pub(crate) fn browser_ice(&self) -> anyhow::Result<parley_calls::turn::BrowserIce> {
+        use parley_calls::turn::TurnAuth;
         let urls: Vec<String> = self
             .webrtc_ice_urls
             .as_deref()
@@ -362,7 +362,7 @@ impl Config {
                 credential: c.clone().unwrap_or_default(),
             },
         };
-        Ok(crate::turn::BrowserIce { urls, auth })
+        Ok(parley_calls::turn::BrowserIce { urls, auth })
     }
 
     /// The RTP port range, checked.
@@ -409,7 +409,10 @@ mod tests {
         };
         let ice = c.browser_ice().unwrap();
         assert_eq!(ice.urls.len(), 2);
-        assert!(matches!(ice.auth, crate::turn::TurnAuth::Secret { .. }));
+        assert!(matches!(
+            ice.auth,
+            parley_calls::turn::TurnAuth::Secret { .. }
+        ));
         // The server's own agent keeps to STUN when browsers get per-session credentials.
         assert_eq!(
             c.webrtc().unwrap().ice_servers[0].urls,

@@ -5,8 +5,6 @@ mod config;
 mod data;
 mod flow_cli;
 mod models_cli;
-mod softphone;
-mod turn;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -466,6 +464,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let shutdown = shutdown_signal();
     let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);
+    let mut call_cfg = parley_calls::CallConfig::default();
+    call_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
     sip_cfg.advertised_host = cfg.sip_advertised_host.clone();
     sip_cfg.unauth_per_second = cfg.sip_unauth_per_second;
     sip_cfg.unauth_burst = cfg.sip_unauth_burst;
@@ -486,7 +486,6 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         message_timeout: Duration::from_secs(cfg.sip_tcp_message_timeout_secs.max(1)),
         idle_timeout: Duration::from_secs(cfg.sip_tcp_idle_timeout_secs.max(1)),
     };
-    sip_cfg.ring_timeout = Duration::from_secs(cfg.sip_ring_timeout_secs);
     sip_cfg.session_timer = parley_signaling::SessionTimerConfig {
         session_expires: cfg.sip_session_expires_secs.max(cfg.sip_min_se_secs),
         min_se: cfg.sip_min_se_secs.max(1),
@@ -525,7 +524,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         .context("cannot start the media engine")?,
     );
     tracing::info!(ip = %cfg.sip_addr.ip(), port_min, port_max, "media engine started");
-    sip_cfg.media = Some(engine.clone());
+    call_cfg.media = Some(engine.clone());
     // Speech: whisper workers with the configured model, else the installed one.
     let models_dir = models_cli::models_dir(&cfg, None);
     let source = models_cli::speech_source(cfg.speech_model.as_deref(), &models_dir);
@@ -568,15 +567,15 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     for f in &ai.features {
         tracing::info!(feature = %f.feature, on = f.on, detail = %f.detail, "AI feature");
     }
-    sip_cfg.speech = speech.clone();
-    sip_cfg.data_dir = Some(cfg.data_dir.clone());
-    sip_cfg.http_guard = cfg.http_guard()?;
-    sip_cfg.rtp_timeout =
+    call_cfg.speech = speech.clone();
+    call_cfg.data_dir = Some(cfg.data_dir.clone());
+    call_cfg.http_guard = cfg.http_guard()?;
+    call_cfg.rtp_timeout =
         (cfg.rtp_timeout_secs > 0).then(|| Duration::from_secs(cfg.rtp_timeout_secs));
     // One ACD router for the process; IVR `enqueue` nodes put calls into it.
-    let acd = parley_signaling::Acd::start(store.clone());
-    sip_cfg.acd = Some(acd.clone());
-    sip_cfg.recording_format = parley_signaling::RecordingFormat::parse(&cfg.recording_format)
+    let acd = parley_calls::Acd::start(store.clone());
+    call_cfg.acd = Some(acd.clone());
+    call_cfg.recording_format = parley_calls::RecordingFormat::parse(&cfg.recording_format)
         .with_context(|| {
             format!(
                 "recording_format must be wav or opus, not {:?}",
@@ -598,9 +597,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "SRTP policy check failed"),
     }
-    let sip = parley_signaling::SipServer::start(sip_cfg, store.clone())
+    let calls = parley_calls::CallServer::start(sip_cfg, call_cfg, store.clone())
         .await
         .with_context(|| format!("cannot start SIP on {}", cfg.sip_addr))?;
+    let sip = calls.sip();
     // Printed before the HTTP line: tools waiting for "Parley listening" then know both.
     match sip.tls_addr() {
         Some(tls) => println!(
@@ -615,13 +615,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         ),
     }
     let webrtc = std::sync::Arc::new(cfg.webrtc()?);
-    let phone = softphone::Service {
+    let phone = parley_calls::softphone::Service {
         engine: engine.clone(),
         webrtc: webrtc.clone(),
         browser_ice: cfg.browser_ice()?,
         store: store.clone(),
-        devices: sip.browser_devices(engine.clone(), webrtc),
-        controls: sip.controls(),
+        devices: calls.browser_devices(engine.clone(), webrtc),
+        controls: calls.controls(),
     };
     let mut state = parley_web::AppState::new(store.clone(), web_cfg);
     if let Some(handle) = metrics_handle {
@@ -632,15 +632,19 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     }
     let app = parley_web::app(
         state
-            .with_sip(std::sync::Arc::new(SipView {
+            .with_sip(std::sync::Arc::new(parley_calls::views::SipView {
                 sip: sip.inspector(),
                 acd: acd.clone(),
                 media: engine.clone(),
                 speech,
             }))
-            .with_call_control(std::sync::Arc::new(CallsView(sip.controls())))
-            .with_sip_bans(std::sync::Arc::new(BansView(sip.bans())))
-            .with_acd(std::sync::Arc::new(AcdView(acd)))
+            .with_call_control(std::sync::Arc::new(parley_calls::views::CallsView(
+                calls.controls(),
+            )))
+            .with_sip_bans(std::sync::Arc::new(parley_calls::views::BansView(
+                sip.bans(),
+            )))
+            .with_acd(std::sync::Arc::new(parley_calls::views::AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone))
             .with_ai(ai),
     );
@@ -682,7 +686,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let mut stop_rx3 = stop_rx;
     let sip_stop = async move {
         let _ = stop_rx3.changed().await;
-        sip.shutdown().await;
+        calls.shutdown().await;
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
@@ -709,315 +713,6 @@ async fn purge_tokens(store: parley_cases::Store, every: Duration) {
             Ok(n) => tracing::info!(purged = n, "expired and revoked login tokens deleted"),
             Err(e) => tracing::warn!(error = %e, "login tokens not purged"),
         }
-    }
-}
-
-/// The ACD router seen from the HTTP API.
-struct AcdView(parley_signaling::Acd);
-
-impl parley_web::AcdView for AcdView {
-    fn queue_metrics(&self, tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics> {
-        self.0.queue_metrics(tenant_id)
-    }
-
-    fn agent_presence(&self, tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)> {
-        self.0.agent_presence(tenant_id)
-    }
-
-    fn work_item(
-        &self,
-        actor: parley_cases::Actor,
-        item: String,
-        action: parley_cases::work_items::WorkAction,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), parley_cases::Error>> + Send + 'static>,
-    > {
-        let acd = self.0.clone();
-        Box::pin(async move { acd.work_item(actor, item, action).await })
-    }
-}
-
-/// Live calls and their controls seen from the HTTP API.
-struct CallsView(parley_signaling::Controls);
-
-fn live_call(c: parley_signaling::LiveCall) -> parley_web::LiveCall {
-    let now = jiff::Timestamp::now().as_millisecond();
-    let secs = |from: i64| u64::try_from((now - from).max(0) / 1000).unwrap_or(0);
-    parley_web::LiveCall {
-        duration_s: secs(c.started_at_ms),
-        talk_s: c.answered_at_ms.map(secs),
-        id: c.id,
-        state: c.state.into(),
-        direction: c.direction.into(),
-        customer_number: c.customer_number,
-        started_at: parley_cases::Timestamp(c.started_at_ms),
-        answered_at: c.answered_at_ms.map(parley_cases::Timestamp),
-        agent_user_id: c.agent_user_id,
-        held: c.held,
-        muted: c.muted,
-        recording_paused: c.recording_paused,
-        disposition: c.disposition,
-        legs: c
-            .legs
-            .into_iter()
-            .map(|l| parley_web::LiveLeg {
-                role: l.role.into(),
-                user_id: l.user_id,
-                address: l.address,
-                state: l.state.into(),
-                mode: l.mode.into(),
-            })
-            .collect(),
-    }
-}
-
-fn call_target(t: parley_web::CallTarget) -> parley_signaling::CallTarget {
-    match t {
-        parley_web::CallTarget::Extension { extension, user_id } => {
-            parley_signaling::CallTarget::Extension { extension, user_id }
-        }
-        parley_web::CallTarget::Number(n) => parley_signaling::CallTarget::Number(n),
-    }
-}
-
-fn call_command(c: parley_web::CallCommand) -> parley_signaling::CallCommand {
-    use parley_signaling::CallCommand as S;
-    use parley_web::CallCommand as W;
-    match c {
-        W::Hold => S::Hold,
-        W::Unhold => S::Unhold,
-        W::Mute => S::Mute,
-        W::Unmute => S::Unmute,
-        W::Hangup => S::Hangup,
-        W::BlindTransfer(t) => S::BlindTransfer(call_target(t)),
-        W::Consult(t) => S::Consult(call_target(t)),
-        W::CompleteTransfer => S::CompleteTransfer,
-        W::CancelConsult => S::CancelConsult,
-        W::AddParty(t) => S::AddParty(call_target(t)),
-        W::Supervise {
-            user_id,
-            extension,
-            mode,
-        } => S::Supervise {
-            user_id,
-            extension,
-            mode: match mode {
-                parley_web::MonitorMode::Listen => parley_signaling::SupervisorMode::Listen,
-                parley_web::MonitorMode::Whisper => parley_signaling::SupervisorMode::Whisper,
-                parley_web::MonitorMode::Barge => parley_signaling::SupervisorMode::Barge,
-            },
-        },
-        W::TakeOver { user_id } => S::TakeOver { user_id },
-        W::Disposition { code } => S::Disposition { code },
-        W::PauseRecording => S::PauseRecording,
-        W::ResumeRecording => S::ResumeRecording,
-    }
-}
-
-impl parley_web::CallControl for CallsView {
-    fn list(&self, tenant_id: &str) -> Vec<parley_web::LiveCall> {
-        self.0.list(tenant_id).into_iter().map(live_call).collect()
-    }
-
-    fn get(&self, tenant_id: &str, call_id: &str) -> Option<parley_web::LiveCall> {
-        self.0.get(tenant_id, call_id).map(live_call)
-    }
-
-    fn originate<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        agent_user_id: &'a str,
-        agent_extension: &'a str,
-        number: &'a str,
-    ) -> std::pin::Pin<
-        Box<
-            dyn std::future::Future<Output = Result<String, parley_web::CallControlError>>
-                + Send
-                + 'a,
-        >,
-    > {
-        Box::pin(async move {
-            self.0
-                .originate(parley_signaling::Originate {
-                    tenant_id: tenant_id.into(),
-                    agent_user_id: agent_user_id.into(),
-                    agent_extension: agent_extension.into(),
-                    number: number.into(),
-                })
-                .await
-                .map_err(|e| match e {
-                    parley_signaling::Error::CallControl { reason } => {
-                        parley_web::CallControlError::Refused(reason)
-                    }
-                    parley_signaling::Error::DialPolicy(r) => {
-                        parley_web::CallControlError::DialPolicy(r)
-                    }
-                    other => parley_web::CallControlError::Refused(other.to_string()),
-                })
-        })
-    }
-
-    fn command<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        call_id: &'a str,
-        command: parley_web::CallCommand,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<(), parley_web::CallControlError>> + Send + 'a>,
-    > {
-        Box::pin(async move {
-            self.0
-                .command(tenant_id, call_id, call_command(command))
-                .await
-                .map_err(|e| match e {
-                    parley_signaling::Error::CallControl { reason } => {
-                        parley_web::CallControlError::Refused(reason)
-                    }
-                    parley_signaling::Error::DialPolicy(r) => {
-                        parley_web::CallControlError::DialPolicy(r)
-                    }
-                    _ => parley_web::CallControlError::NotFound,
-                })
-        })
-    }
-}
-
-/// The SIP ban list seen from the HTTP API.
-struct BansView(parley_signaling::Bans);
-
-impl parley_web::SipBans for BansView {
-    fn list(
-        &self,
-    ) -> std::pin::Pin<
-        Box<dyn std::future::Future<Output = Option<Vec<parley_web::SipBanRecord>>> + Send + '_>,
-    > {
-        Box::pin(async move {
-            let bans = self.0.list().await.ok()?;
-            let now = parley_cases::Clock::now(&parley_cases::SystemClock);
-            Some(
-                bans.into_iter()
-                    .map(|b| parley_web::SipBanRecord {
-                        address: b.address,
-                        expires_at: parley_cases::Timestamp(now.0.saturating_add(
-                            i64::try_from(b.remaining.as_millis()).unwrap_or(i64::MAX),
-                        )),
-                        failures: b.failures,
-                        tenants: b.tenants,
-                    })
-                    .collect(),
-            )
-        })
-    }
-
-    fn lift(
-        &self,
-        address: std::net::IpAddr,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<bool>> + Send + '_>> {
-        Box::pin(async move { self.0.lift(address).await.ok() })
-    }
-}
-
-/// The SIP stack (with its media and speech engines) seen from the HTTP API.
-struct SipView {
-    sip: parley_signaling::Inspector,
-    acd: parley_signaling::Acd,
-    media: std::sync::Arc<parley_media::Engine>,
-    speech: Option<std::sync::Arc<parley_speech::SpeechEngine>>,
-}
-
-impl parley_web::SipInspector for SipView {
-    fn call_trace(&self, tenant_id: &str, call_id: &str) -> Option<Vec<parley_web::SipTraceEntry>> {
-        self.sip.call_trace(tenant_id, call_id).map(|entries| {
-            entries
-                .into_iter()
-                .map(|e| parley_web::SipTraceEntry {
-                    at: parley_cases::Timestamp(e.at_ms),
-                    direction: if e.outgoing { "out" } else { "in" }.into(),
-                    transport: e.transport.to_string(),
-                    peer: e.peer.to_string(),
-                    summary: e.summary,
-                    message: e.message,
-                })
-                .collect()
-        })
-    }
-
-    fn registrations(&self, tenant_id: &str) -> Vec<parley_web::SipRegistration> {
-        self.sip
-            .registrations(tenant_id)
-            .into_iter()
-            .map(|r| parley_web::SipRegistration {
-                extension: r.extension,
-                contact: r.contact,
-                source: r.source.to_string(),
-                transport: r.transport,
-                user_agent: r.user_agent,
-                expires_in_s: r.expires_in_s,
-            })
-            .collect()
-    }
-
-    fn counters(&self) -> Vec<parley_web::SipCounter> {
-        let mut v: Vec<(&'static str, u64)> = self.sip.counters();
-        v.extend(self.acd.counters());
-        let workers = self.media.worker_stats();
-        v.push((
-            "media_late_ticks_total",
-            workers.iter().map(|w| w.late_ticks).sum(),
-        ));
-        v.push((
-            "media_tap_dropped_total",
-            workers.iter().map(|w| w.tap_dropped).sum(),
-        ));
-        v.extend([
-            (
-                "media_datagrams_in_total",
-                workers.iter().map(|w| w.datagrams_in).sum(),
-            ),
-            (
-                "media_datagrams_out_total",
-                workers.iter().map(|w| w.datagrams_out).sum(),
-            ),
-            (
-                "media_send_errors_total",
-                workers.iter().map(|w| w.send_errors).sum(),
-            ),
-            // RFC 3550 figures of every ended leg (callers, agents, trunks).
-            (
-                "media_ended_rtp_expected_total",
-                workers.iter().map(|w| w.ended_rtp_expected).sum(),
-            ),
-            (
-                "media_ended_rtp_lost_total",
-                workers.iter().map(|w| w.ended_rtp_lost).sum(),
-            ),
-        ]);
-        if let Some(s) = &self.speech {
-            let m = s.metrics();
-            v.extend([
-                ("speech_streams_open", m.open_streams),
-                ("speech_live_queue", m.live_queue),
-                ("speech_post_call_queue", m.post_call_queue),
-                ("speech_utterances_total", m.utterances),
-                ("speech_live_segments_total", m.live_segments),
-                ("speech_post_call_segments_total", m.post_call_segments),
-                ("speech_merged_total", m.merged),
-                ("speech_deferred_total", m.deferred),
-                ("speech_dropped_audio_ms_total", m.dropped_ms),
-                ("speech_paused_audio_ms_total", m.paused_ms),
-                ("speech_tap_dropped_total", m.tap_dropped),
-                ("speech_errors_total", m.errors),
-                ("speech_latency_p50_ms", m.latency_p50_ms),
-                ("speech_latency_p95_ms", m.latency_p95_ms),
-                ("speech_degradation_level", u64::from(m.level)),
-            ]);
-        }
-        v.into_iter()
-            .map(|(name, value)| parley_web::SipCounter {
-                name: name.into(),
-                value,
-            })
-            .collect()
     }
 }
 

@@ -23,7 +23,7 @@ const CALLER_HZ: f32 = 350.0;
 const AGENT_HZ: f32 = 1000.0;
 const AGENT2_HZ: f32 = 1300.0;
 const SUPERVISOR_HZ: f32 = 1900.0;
-/// The hold music's two tones (parley_signaling::HOLD_MUSIC).
+/// The hold music's two tones (parley_calls::HOLD_MUSIC).
 const MUSIC_HZ: [f32; 2] = [523.25, 659.25];
 /// A tone we send has amplitude 6000; heard means well above what leaks between
 /// frequencies, not heard means far below.

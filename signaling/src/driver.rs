@@ -12,59 +12,108 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
-use parley_cases::Store;
 use parley_sip_proto::message::{MessageExt as _, Method, Request, Response, SipMessage, Via};
 use parley_sip_proto::transaction::{Output, TransactionLayer, TuEvent, TxKey};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::SipConfig;
-use crate::call::{self, CallInput};
+use crate::directory::{CallHandler, Directory, IncomingCall};
 use crate::registrar::{Aor, Authenticator, Binding, ExpiryPolicy, Location, Verdict};
 use crate::trace::{Observability, bump, scan_call_id};
 use crate::transport::{Inbound, Transport, Transports};
 
 /// Methods we implement (for `Allow`).
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, UPDATE, INFO, REFER";
 /// What a request outside any dialog may be (the `Allow` of our out-of-dialog 405s,
 /// kept short: error replies to unauthenticated sources stay smaller than requests).
 const ALLOW_OUT_OF_DIALOG: &str = "INVITE, ACK, CANCEL, OPTIONS, REGISTER";
+/// Bodies we accept (OPTIONS, 415).
+pub const ACCEPT: &str =
+    "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
+/// Extensions we support.
+pub const SUPPORTED: &str = "timer";
+
+/// What the driver hands a call task.
+#[derive(Debug)]
+pub enum CallInput {
+    /// A request on one of the call's Call-IDs.
+    Request {
+        /// Its server transaction (`None`: an ACK).
+        key: Option<TxKey>,
+        /// The request.
+        request: Request,
+        /// Where it came from.
+        source: SocketAddr,
+        /// How.
+        transport: Transport,
+    },
+    /// A response to one of the call's client transactions.
+    Response {
+        /// The response.
+        response: Response,
+    },
+    /// A client transaction timed out or could not be sent.
+    Timeout {
+        /// The transaction.
+        key: TxKey,
+    },
+}
 
 /// Commands from call tasks and registrar tasks to the driver.
 #[derive(Debug)]
-pub(crate) enum Cmd {
+pub enum Cmd {
     /// Send a response through its server transaction.
     Respond(Response),
     /// Start a client transaction for a call's leg. The request's Call-ID is bound to
     /// the call so that responses reach it.
     Request {
+        /// The call.
         call_no: u64,
+        /// The request.
         request: Request,
+        /// Where to.
         dest: SocketAddr,
     },
     /// Send outside any transaction (ACK for a 2xx, 2xx retransmissions of a leg).
     Stateless {
+        /// Where to.
         dest: SocketAddr,
+        /// The message.
         message: SipMessage,
     },
     /// The live bindings of an AOR.
     Lookup {
+        /// (tenant id, extension).
         aor: Aor,
+        /// The answer.
         reply: oneshot::Sender<Vec<Binding>>,
     },
     /// A browser softphone becomes one of an agent's devices (see `crate::browser`).
     AddDevice {
+        /// (tenant id, extension).
         aor: Aor,
+        /// The device's Contact URI.
         contact: String,
+        /// Where its SIP goes.
         target: SocketAddr,
     },
     /// The browser softphone left.
-    RemoveDevice { aor: Aor, contact: String },
+    RemoveDevice {
+        /// (tenant id, extension).
+        aor: Aor,
+        /// The device's Contact URI.
+        contact: String,
+    },
     /// An authenticated REGISTER to apply (the driver owns the location service).
     Register {
+        /// The REGISTER.
         request: Request,
+        /// Where it came from.
         source: SocketAddr,
+        /// How.
         transport: Transport,
+        /// (tenant id, extension).
         aor: Aor,
         /// (user id, SHA-256 HA1) the REGISTER authenticated as.
         owner: (String, String),
@@ -72,105 +121,139 @@ pub(crate) enum Cmd {
     /// A user's SIP identity may have changed: drop their bindings that no longer
     /// match `current` (extension, SHA-256 HA1; `None`: deactivated).
     Revalidate {
+        /// The user's tenant.
         tenant_id: String,
+        /// The user.
         user_id: String,
+        /// Their SIP identity now.
         current: Option<(String, String)>,
     },
     /// A stateless reply to an unauthenticated request (see `Driver::reply`).
     Reply {
+        /// Where the request came from.
         source: SocketAddr,
+        /// How.
         transport: Transport,
+        /// The request's size (the anti-amplification limit).
         size: usize,
+        /// The reply.
         response: Response,
     },
     /// Forget an unanswered server transaction and reply statelessly instead.
     Discard {
+        /// The transaction.
         key: TxKey,
+        /// Where its request came from.
         source: SocketAddr,
+        /// How.
         transport: Transport,
+        /// The request's size (the anti-amplification limit).
         size: usize,
+        /// The reply.
         response: Response,
     },
     /// A request failed authentication: count it against its source (towards a ban)
     /// and the user name it claimed (for alerting).
     AuthFailed {
+        /// The source address.
         source: IpAddr,
+        /// The user name claimed.
         user: String,
         /// The tenant the attempt was against, when known (who may see the ban).
         tenant_id: Option<String>,
     },
     /// The bans in force.
     Bans {
+        /// The answer.
         reply: oneshot::Sender<Vec<crate::bans::Ban>>,
     },
     /// An admin lifts a ban; `reply` says whether there was one.
     LiftBan {
+        /// The banned address.
         address: IpAddr,
+        /// Whether it was banned.
         reply: oneshot::Sender<bool>,
     },
     /// The source addresses of all trunks (refreshed periodically).
     TrunkSources(HashSet<IpAddr>),
     /// The call's tenant (scopes its trace).
-    Tenant { call_no: u64, tenant_id: String },
+    Tenant {
+        /// The call.
+        call_no: u64,
+        /// Its tenant.
+        tenant_id: String,
+    },
     /// The call task is done.
-    Ended { call_no: u64 },
+    Ended {
+        /// The call.
+        call_no: u64,
+    },
     /// Parley shuts down: new calls are refused (503 with Retry-After) from now on.
     Drain,
     /// A call Parley places itself (click-to-call): a call number and the channel its
     /// task will read, with no INVITE received.
     Originate {
+        /// The call number and its channel.
         reply: oneshot::Sender<(u64, mpsc::Receiver<CallInput>)>,
     },
     /// Open (or reuse) a TCP connection to `dest`; `reply` says whether it is up.
     Connect {
+        /// Where to.
         dest: SocketAddr,
+        /// Whether it is up.
         reply: oneshot::Sender<bool>,
     },
     /// A round of trunk keep-alive pings (targets resolved).
     Pings(Vec<crate::keepalive::Target>),
     /// An outbound TCP connection opened for [`Cmd::Connect`].
     TcpUp {
+        /// The peer.
         dest: SocketAddr,
+        /// Its writer (`None`: it could not be opened).
         tx: Option<mpsc::Sender<Bytes>>,
+        /// Whether it is up.
         reply: oneshot::Sender<bool>,
     },
 }
 
 /// What call tasks get: the way to the driver and our own address.
 #[derive(Debug, Clone)]
-pub(crate) struct DriverHandle {
-    pub(crate) cmd: mpsc::Sender<Cmd>,
-    /// Our address as each peer is told it (see [`crate::advertise`]).
+pub struct DriverHandle {
+    /// Commands to the driver.
+    pub cmd: mpsc::Sender<Cmd>,
+    /// Our address as each peer is told it (see `advertise`).
     pub(crate) adv: Arc<crate::advertise::Advertiser>,
-    pub(crate) port: u16,
+    /// Our UDP and TCP port.
+    pub port: u16,
     /// Our TLS port, when TLS listens.
-    pub(crate) tls_port: Option<u16>,
+    pub tls_port: Option<u16>,
 }
 
 impl DriverHandle {
     /// Our host in SIP headers of messages to `peer`.
-    pub(crate) fn host_for(&self, peer: std::net::IpAddr) -> Arc<str> {
+    pub fn host_for(&self, peer: std::net::IpAddr) -> Arc<str> {
         self.adv.host_for(peer)
     }
 
     /// Our address in SDP of media offered or answered to `peer`.
-    pub(crate) fn media_ip_for(&self, peer: std::net::IpAddr) -> std::net::IpAddr {
+    pub fn media_ip_for(&self, peer: std::net::IpAddr) -> std::net::IpAddr {
         self.adv.media_ip_for(peer)
     }
 
     /// Our host where no peer is known.
-    pub(crate) fn default_host(&self) -> Arc<str> {
+    pub fn default_host(&self) -> Arc<str> {
         self.adv.default_host()
     }
 
-    pub(crate) async fn send(&self, c: Cmd) {
+    /// Sends a command to the driver.
+    pub async fn send(&self, c: Cmd) {
         // The driver outlives every call task unless shutting down; then nothing matters.
         let _ = self.cmd.send(c).await;
     }
 
     /// Makes sure a TCP connection to `dest` is open (opened if needed); requests
     /// sent after this returns true go over it.
-    pub(crate) async fn connect_tcp(&self, dest: SocketAddr) -> bool {
+    pub async fn connect_tcp(&self, dest: SocketAddr) -> bool {
         let (reply, rx) = oneshot::channel();
         self.send(Cmd::Connect { dest, reply }).await;
         rx.await.unwrap_or(false)
@@ -188,7 +271,9 @@ pub(crate) struct Driver {
     pub(crate) inbound: mpsc::Receiver<Inbound>,
     pub(crate) cmd_rx: mpsc::Receiver<Cmd>,
     pub(crate) handle: DriverHandle,
-    pub(crate) store: Store,
+    pub(crate) directory: Arc<dyn Directory>,
+    /// Starts a task for each new call.
+    pub(crate) app: Arc<dyn CallHandler>,
     pub(crate) config: Arc<SipConfig>,
     pub(crate) obs: Arc<Observability>,
     pub(crate) auth: Arc<Authenticator>,
@@ -231,7 +316,8 @@ impl Driver {
         inbound: mpsc::Receiver<Inbound>,
         cmd_rx: mpsc::Receiver<Cmd>,
         handle: DriverHandle,
-        store: Store,
+        directory: Arc<dyn Directory>,
+        app: Arc<dyn CallHandler>,
         config: Arc<SipConfig>,
         obs: Arc<Observability>,
         auth: Arc<Authenticator>,
@@ -252,7 +338,8 @@ impl Driver {
             inbound,
             cmd_rx,
             handle,
-            store,
+            directory,
+            app,
             config,
             obs,
             auth,
@@ -277,10 +364,10 @@ impl Driver {
 
     /// Reloads the trunk source addresses in a task of its own.
     fn refresh_trunk_sources(&self) {
-        let store = self.store.clone();
+        let directory = self.directory.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
-            match store.trunk_source_addresses().await {
+            match directory.trunk_source_addresses().await {
                 Ok(list) => {
                     let set = list.iter().filter_map(|a| a.parse().ok()).collect();
                     handle.send(Cmd::TrunkSources(set)).await;
@@ -290,40 +377,30 @@ impl Driver {
         });
     }
 
-    /// Follows user changes (deactivation, new SIP password or extension, published as
-    /// `agent.profile_changed`) and has the driver drop registrations that no longer
-    /// match: a phone whose password was changed must authenticate again.
+    /// Follows user changes (deactivation, new SIP password or extension: the
+    /// directory's [`Directory::identity_changes`]) and has the driver drop
+    /// registrations that no longer match: a phone whose password was changed must
+    /// authenticate again.
     fn watch_identities(&self) {
-        let store = self.store.clone();
+        let directory = self.directory.clone();
         let handle = self.handle.clone();
         let mut stop = self.stop.clone();
-        let mut events = store.subscribe();
+        let mut changes = directory.identity_changes();
         tokio::spawn(async move {
             loop {
-                let e = tokio::select! {
-                    e = events.recv() => e,
+                let change = tokio::select! {
+                    c = changes.recv() => c,
                     _ = stop.changed() => return,
                 };
-                let e = match e {
-                    Ok(e) => e,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                        tracing::warn!(missed = n, "user change events missed");
-                        continue;
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                let Some((tenant_id, user_id)) = change else {
+                    return;
                 };
-                if e.kind != "agent.profile_changed" {
-                    continue;
-                }
-                let Some(user_id) = e.data.get("user_id").and_then(|v| v.as_str()) else {
-                    continue;
-                };
-                match store.sip_binding_identity(&e.tenant_id, user_id).await {
+                match directory.sip_binding_identity(&tenant_id, &user_id).await {
                     Ok(current) => {
                         handle
                             .send(Cmd::Revalidate {
-                                tenant_id: e.tenant_id.clone(),
-                                user_id: user_id.to_owned(),
+                                tenant_id,
+                                user_id,
                                 current,
                             })
                             .await
@@ -360,7 +437,7 @@ impl Driver {
                 }
                 _ = trunks.tick() => self.refresh_trunk_sources(),
                 _ = pings.tick(), if ping_every.is_some() => {
-                    crate::keepalive::spawn_round(self.store.clone(), self.handle.clone());
+                    crate::keepalive::spawn_round(self.directory.clone(), self.handle.clone());
                 }
                 _ = purge.tick() => {
                     self.location.purge(Instant::now().into_std());
@@ -553,8 +630,8 @@ impl Driver {
                 None,
                 &[
                     ("Allow", ALLOW),
-                    ("Accept", call::ACCEPT),
-                    ("Supported", call::SUPPORTED),
+                    ("Accept", ACCEPT),
+                    ("Supported", SUPPORTED),
                 ],
             ),
             Method::Extension(_) => self.stateless(&req, source, transport, size, 501, None, &[]),
@@ -615,12 +692,12 @@ impl Driver {
         transport: Transport,
         size: usize,
     ) {
-        let store = self.store.clone();
+        let directory = self.directory.clone();
         let auth = self.auth.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
             if let AuthOutcome::Respond(response, _) =
-                authenticate(&store, &auth, &req, "Authorization").await
+                authenticate(&*directory, &auth, &req, "Authorization").await
             {
                 handle
                     .send(Cmd::Reply {
@@ -782,20 +859,15 @@ impl Driver {
         );
         bump(&self.obs.counters.calls_started);
         bump(&self.obs.counters.calls_active);
-        tokio::spawn(call::run(call::CallCtx {
+        self.app.incoming(IncomingCall {
             no,
             rx,
-            driver: self.handle.clone(),
-            store: self.store.clone(),
-            config: self.config.clone(),
-            obs: self.obs.clone(),
-            auth: self.auth.clone(),
             invite: request,
             key,
             size: bytes.len(),
             source,
             transport,
-        }));
+        });
     }
 
     fn forward(&mut self, no: u64, input: CallInput) {
@@ -809,11 +881,11 @@ impl Driver {
     /// REGISTER with credentials: the database lookup runs in its own task; the
     /// verdict comes back as [`Cmd::Register`] or a response.
     fn spawn_register(&mut self, request: Request, source: SocketAddr, transport: Transport) {
-        let store = self.store.clone();
+        let directory = self.directory.clone();
         let auth = self.auth.clone();
         let handle = self.handle.clone();
         tokio::spawn(async move {
-            let outcome = authenticate(&store, &auth, &request, "Authorization").await;
+            let outcome = authenticate(&*directory, &auth, &request, "Authorization").await;
             match outcome {
                 AuthOutcome::Ok {
                     tenant_id,
@@ -1135,7 +1207,7 @@ impl Driver {
 pub(crate) const AMPLIFICATION_LIMIT: usize = 3;
 
 /// To tag of responses that create no dialog (REGISTER, OPTIONS, errors).
-pub(crate) const STATELESS_TAG: &str = "parley";
+pub const STATELESS_TAG: &str = "parley";
 
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
@@ -1145,7 +1217,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 /// The host part of a SIP URI (`sip:user@host:port;params` → `host`).
-pub(crate) fn uri_host(uri: &str) -> Option<&str> {
+pub fn uri_host(uri: &str) -> Option<&str> {
     let rest = uri.split_once(':')?.1;
     let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
     let end = rest.find([';', '?', '>']).unwrap_or(rest.len());
@@ -1159,7 +1231,7 @@ pub(crate) fn uri_host(uri: &str) -> Option<&str> {
 }
 
 /// The user part of a SIP URI, if any.
-pub(crate) fn uri_user(uri: &str) -> Option<&str> {
+pub fn uri_user(uri: &str) -> Option<&str> {
     let rest = uri.split_once(':')?.1;
     let (user, _) = rest.split_once('@')?;
     let user = user.split(';').next().unwrap_or(user);
@@ -1167,11 +1239,15 @@ pub(crate) fn uri_user(uri: &str) -> Option<&str> {
 }
 
 /// Outcome of digest authentication of a request.
-pub(crate) enum AuthOutcome {
+#[derive(Debug)]
+pub enum AuthOutcome {
     /// Authenticated as this user.
     Ok {
+        /// The user's tenant.
         tenant_id: String,
+        /// Their extension.
         extension: String,
+        /// The user.
         user_id: String,
         /// The SHA-256 HA1 it authenticated against (binds registrations to it).
         ha1_sha256: String,
@@ -1187,28 +1263,17 @@ pub(crate) enum AuthOutcome {
 /// the claimed user's, else the tenant whose SIP domain the request named (never the
 /// decoy realm an unknown name is challenged with).
 #[derive(Debug)]
-pub(crate) struct AuthFailure {
-    pub(crate) user: String,
-    pub(crate) tenant_id: Option<String>,
-}
-
-/// The stored SRTP policy as offer/answer knows it.
-pub(crate) fn srtp_policy(
-    p: parley_cases::telephony::SrtpPolicy,
-) -> parley_sip_proto::sdes::SrtpPolicy {
-    use parley_cases::telephony::SrtpPolicy as Stored;
-    use parley_sip_proto::sdes::SrtpPolicy;
-    match p {
-        Stored::Off => SrtpPolicy::Off,
-        Stored::Optional => SrtpPolicy::Optional,
-        Stored::Required => SrtpPolicy::Required,
-    }
+pub struct AuthFailure {
+    /// The user name claimed.
+    pub user: String,
+    /// The tenant attempted, when known.
+    pub tenant_id: Option<String>,
 }
 
 /// Authenticates `req` by its `header` (`Authorization` or `Proxy-Authorization`)
 /// against the stored HA1 of the user it names.
-pub(crate) async fn authenticate(
-    store: &Store,
+pub async fn authenticate(
+    store: &dyn Directory,
     auth: &Authenticator,
     req: &Request,
     header: &str,
@@ -1307,7 +1372,7 @@ pub(crate) async fn authenticate(
                 extension: c.extension,
                 user_id: c.user_id,
                 ha1_sha256: c.ha1_sha256,
-                srtp: srtp_policy(c.srtp),
+                srtp: c.srtp,
             },
             None => AuthOutcome::Respond(
                 req.make_response(403, None, Some(STATELESS_TAG)),
@@ -1333,7 +1398,12 @@ pub(crate) async fn authenticate(
 /// request's domain names, else one of the tenants' realms chosen by a keyed hash of
 /// the name (stable for the name, unpredictable without the server's key). A scanner
 /// then sees the same kind of challenge for every name, known or not.
-async fn decoy_realm(store: &Store, auth: &Authenticator, domain: &str, user: &str) -> String {
+async fn decoy_realm(
+    store: &dyn Directory,
+    auth: &Authenticator,
+    domain: &str,
+    user: &str,
+) -> String {
     let realms = match store.sip_realms().await {
         Ok(r) if !r.is_empty() => r,
         _ => return domain.to_owned(),
@@ -1390,7 +1460,7 @@ pub(crate) fn raw_error_response(bytes: &[u8], code: u16, reason: &str) -> Optio
 }
 
 /// Our Via for a new request over `transport`.
-pub(crate) fn our_via(host: &str, port: u16, transport: Transport) -> Via {
+pub fn our_via(host: &str, port: u16, transport: Transport) -> Via {
     let mut v = Via::new(
         transport.via_name(),
         host,

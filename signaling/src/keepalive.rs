@@ -13,7 +13,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::SystemTime;
 
-use parley_cases::Store;
+use std::sync::Arc;
+
+use crate::directory::Directory;
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::{Headers, Method, Request};
 use parley_sip_proto::transaction::TxKey;
@@ -23,12 +25,15 @@ use crate::transport::Transport;
 
 /// One trunk to ping this round.
 #[derive(Debug)]
-pub(crate) struct Target {
-    pub(crate) id: String,
-    pub(crate) target: String,
+pub struct Target {
+    /// The trunk's id.
+    pub id: String,
+    /// Its `host:port`.
+    pub target: String,
     /// `None`: it did not resolve, or its TCP connection could not be opened.
-    pub(crate) dest: Option<SocketAddr>,
-    pub(crate) transport: Transport,
+    pub dest: Option<SocketAddr>,
+    /// How it is reached.
+    pub transport: Transport,
 }
 
 /// What is known of a trunk's reachability.
@@ -43,9 +48,9 @@ pub struct TrunkHealth {
 }
 
 /// Reads and resolves the targets, then hands them to the driver as [`Cmd::Pings`].
-pub(crate) fn spawn_round(store: Store, handle: DriverHandle) {
+pub(crate) fn spawn_round(directory: Arc<dyn Directory>, handle: DriverHandle) {
     tokio::spawn(async move {
-        let rows = match store.trunk_outbound_targets().await {
+        let rows = match directory.trunk_outbound_targets().await {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "trunk keep-alive: cannot list trunks");
@@ -53,7 +58,12 @@ pub(crate) fn spawn_round(store: Store, handle: DriverHandle) {
             }
         };
         let mut targets = Vec::with_capacity(rows.len());
-        for (id, target, transport) in rows {
+        for crate::directory::TrunkTarget {
+            id,
+            target,
+            transport,
+        } in rows
+        {
             let transport = if transport == "tcp" {
                 Transport::Tcp
             } else {

@@ -2,79 +2,56 @@
 //!
 //! Parley's SIP runtime: the thin tokio layer around the sans-IO protocol core in
 //! `parley-sip-proto`. It owns sockets, clocks and tasks; all SIP logic that can be
-//! pure lives in proto (parsing, transactions and timers, digest, dialogs).
+//! pure lives in proto (parsing, transactions and timers, digest, dialogs). It knows
+//! no database and no call logic: users, tenants and trunks come from a [`Directory`],
+//! and every new call is handed to a [`CallHandler`] — both implemented by the call
+//! application (`parley-calls`).
 //!
 //! # Layout
 //!
 //! - [`transport`]: a UDP receive loop, a TCP accept loop and one task per TCP
 //!   connection (framing with proto's `frame`). They only move bytes.
-//! - `driver`: **one task** owning proto's `TransactionLayer`, the location service,
+//! - [`driver`]: **one task** owning proto's `TransactionLayer`, the location service,
 //!   the call table (Call-ID → call task) and the per-source throttle. It feeds the
 //!   layer packets and `now`, sends its output, sleeps until its next timer and
-//!   dispatches transaction-user events.
-//! - `registrar`: location service (several contacts per AOR, expiry, un-register,
+//!   dispatches transaction-user events: REGISTERs to the registrar, new INVITEs to
+//!   the [`CallHandler`], every later message of a call to its task
+//!   ([`driver::CallInput`]); call tasks answer with [`driver::Cmd`]s.
+//! - [`registrar`]: location service (several contacts per AOR, expiry, un-register,
 //!   `Contact: *`) and digest authentication (MD5 and SHA-256, qop=auth, stale nonces,
-//!   nonce-count replay protection) against users' stored HA1 values.
-//! - `call`: **one task per call**, the B2BUA: it owns the caller's leg and the legs
-//!   it creates towards agents' phones (all their contacts, in parallel) or a trunk,
-//!   turns their messages into leg events and decides (ring, answer, cancel the other
-//!   forks, reject with a cause, hang up).
+//!   nonce-count replay protection) against users' HA1 values from the [`Directory`].
+//! - [`bans`]: sources that keep failing authentication are banned (fail2ban-style).
+//! - `keepalive`: OPTIONS pings to trunks' outbound targets.
+//! - `tls`: the SIP TLS listener.
 //! - [`trace`]: per-call SIP ladders and counters, read through [`Inspector`].
-//! - `call::control`: the live-call registry (a snapshot per call, published by its
-//!   task) and commands to call tasks — hold, mute, transfers, conference, supervisor
-//!   listen/whisper/barge/take over, hang-up, disposition, click-to-call — read and sent
-//!   through [`Controls`] ([`SipServer::controls`]).
-//! - [`Acd`]: **one task** owning the pure router (both in `parley-routing`, re-exported); IVR `enqueue`
-//!   nodes put calls into it (`call::queue`: music on hold, announcements, the chosen
-//!   agent rung, re-routing, bridging, recording, call records).
 //!
 //! ```no_run
-//! # async fn run(store: parley_cases::Store) -> parley_signaling::Result<()> {
+//! # use std::sync::Arc;
+//! # async fn run(
+//! #     directory: Arc<dyn parley_signaling::Directory>,
+//! #     calls: Arc<dyn parley_signaling::CallHandler>,
+//! # ) -> parley_signaling::Result<()> {
 //! let config = parley_signaling::SipConfig::new("127.0.0.1:0".parse().unwrap());
-//! let sip = parley_signaling::SipServer::start(config, store).await?;
+//! let sip = parley_signaling::SipServer::start(config, directory, |_handle| calls).await?;
 //! println!("SIP on udp:{} tcp:{}", sip.udp_addr(), sip.tcp_addr());
 //! let inspector = sip.inspector(); // traces and counters for the HTTP API
-//! sip.shutdown().await;
+//! sip.drain().await;
+//! sip.stop().await;
 //! # Ok(()) }
 //! ```
 //!
 //! # Non-goals (for now)
 //!
 //! DNS (RFC 3263 NAPTR/SRV) for outbound targets (a trunk's `host:port` is resolved
-//! with the system resolver), outbound TLS to trunks, attended transfer (REFER with
-//! Replaces), session timers on the legs Parley creates (they run on the caller's
-//! dialog only).
-//!
-//! # In dialog
-//!
-//! `call::indialog` handles re-INVITE/UPDATE (hold and unhold applied to media Parley
-//! anchors, relayed end to end when SDP passes through, 491 on glare), OPTIONS, INFO
-//! DTMF, REFER and RFC 4028 session timers; see its module documentation.
-//!
-//! # Media
-//!
-//! With a media engine in [`SipConfig::media`] a call task can terminate media
-//! itself: it answers the caller's offer with parley-sip-proto's offer/answer
-//! (PCMU/PCMA and telephone-event) on a leg of the engine, owns the leg's
-//! `CallHandle` (dropped, and so released, on BYE, CANCEL, an unacknowledged 2xx or
-//! shutdown) and hangs up with `Reason: Q.850;cause=16;text="media timeout: …"` when
-//! the engine reports RTP inactivity. Calls answered this way: the echo test (`*43`,
-//! or `43` from a trunk's inbound address) and numbers routed to a published IVR flow,
-//! which runs inside the call task (`call::ivr`: prompts, DTMF, timers, voicemail,
-//! agents rung with our own offer and bridged in a room; the call, its IVR trail and
-//! voicemail stored on the caller's timeline).
+//! with the system resolver), outbound TLS to trunks.
 
-pub use parley_routing::acd;
 mod advertise;
 pub mod bans;
-pub mod browser;
-mod call;
-mod dial;
-mod driver;
+mod directory;
+pub mod driver;
 mod error;
-pub mod http_guard;
-mod keepalive;
-mod registrar;
+pub mod keepalive;
+pub mod registrar;
 mod tls;
 pub mod trace;
 pub mod transport;
@@ -83,7 +60,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_cases::Store;
 pub use parley_sip_proto::auth::Algorithm;
 pub use parley_sip_proto::session_timer::SessionTimerConfig;
 use parley_sip_proto::transaction::{TimerConfig, TransactionLayer};
@@ -92,15 +68,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use acd::Acd;
-pub use browser::{BrowserDevice, BrowserDevices, DeviceEvent};
-pub use call::control::{
-    Command as CallCommand, Controls, DeviceOriginate, HOLD_MUSIC, LiveCall, LiveLeg, Originate,
-    SupervisorMode, Target as CallTarget,
+pub use directory::{
+    CallHandler, Directory, IncomingCall, Lookup, SipCredentials, SipHandle, TrunkTarget,
 };
-pub use call::{Cause, LegEvent};
 pub use error::{Error, Result};
-pub use http_guard::{Cidr, HttpGuard};
 pub use keepalive::TrunkHealth;
 pub use registrar::Binding;
 pub use tls::TlsSettings;
@@ -140,8 +111,6 @@ pub struct SipConfig {
     pub max_contacts_per_aor: usize,
     /// Limits on SIP TCP and TLS connections.
     pub connections: transport::ConnectionLimits,
-    /// How long agents' phones ring before the caller gets 480.
-    pub ring_timeout: Duration,
     /// Lifetime of digest nonces (then `stale=true`).
     pub nonce_lifetime: Duration,
     /// Shortest registration accepted (423 below).
@@ -166,12 +135,6 @@ pub struct SipConfig {
     /// older ones (sipp 3.6, many phones) only read the first challenge and fail on
     /// SHA-256. Put SHA-256 first where every phone supports it.
     pub digest_algorithms: Vec<Algorithm>,
-    /// The media engine that terminates calls Parley answers itself (echo test, IVR).
-    /// Without one such calls are refused with 503; calls to agents pass SDP through.
-    pub media: Option<Arc<parley_media::Engine>>,
-    /// Hang up a call Parley answers itself after this long without RTP from the
-    /// caller (`None`: never).
-    pub rtp_timeout: Option<Duration>,
     /// RFC 4028 session timers: the interval we accept at most and our Min-SE.
     pub session_timer: SessionTimerConfig,
     /// Interval of OPTIONS keep-alive pings to trunks' outbound targets (`None`: off);
@@ -181,54 +144,6 @@ pub struct SipConfig {
     pub tls_addr: Option<SocketAddr>,
     /// TLS certificate and key (a self-signed certificate is generated without them).
     pub tls: TlsSettings,
-    /// Where prompts, the TTS cache (`tts/`) and recordings (`recordings/`) live.
-    pub data_dir: Option<std::path::PathBuf>,
-    /// The ACD router that IVR `enqueue` nodes put calls into ([`Acd::start`]);
-    /// without it `enqueue` rings every registered agent.
-    pub acd: Option<Acd>,
-    /// File format of recordings (voicemail): stereo WAV or Ogg/Opus.
-    pub recording_format: RecordingFormat,
-    /// The local speech engine (live transcription, IVR speech input); `None`: off.
-    pub speech: Option<Arc<parley_speech::SpeechEngine>>,
-    /// Outbound HTTP (IVR webhooks): the SSRF guard and its allow-list.
-    pub http_guard: HttpGuard,
-}
-
-/// File format of call recordings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecordingFormat {
-    /// 16-bit PCM stereo WAV at the engine rate (default).
-    #[default]
-    Wav,
-    /// Ogg/Opus stereo (RFC 7845), about 32 kbit/s: a tenth of the size.
-    OggOpus,
-}
-
-impl RecordingFormat {
-    /// Parses `wav` or `opus` (also `ogg`).
-    pub fn parse(s: &str) -> Option<RecordingFormat> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "wav" => Some(RecordingFormat::Wav),
-            "opus" | "ogg" => Some(RecordingFormat::OggOpus),
-            _ => None,
-        }
-    }
-
-    /// File extension (the media recorder picks the format by it).
-    pub fn ext(self) -> &'static str {
-        match self {
-            RecordingFormat::Wav => "wav",
-            RecordingFormat::OggOpus => "opus",
-        }
-    }
-
-    /// MIME type of the files.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            RecordingFormat::Wav => "audio/wav",
-            RecordingFormat::OggOpus => "audio/ogg",
-        }
-    }
 }
 
 impl SipConfig {
@@ -246,7 +161,6 @@ impl SipConfig {
             bans: bans::BanPolicy::default(),
             max_contacts_per_aor: 10,
             connections: transport::ConnectionLimits::default(),
-            ring_timeout: Duration::from_secs(30),
             nonce_lifetime: Duration::from_secs(300),
             min_expires: 60,
             max_expires: 3600,
@@ -255,17 +169,10 @@ impl SipConfig {
             overload_retry_after: Duration::from_secs(5),
             trace_calls: 500,
             digest_algorithms: vec![Algorithm::Md5, Algorithm::Sha256],
-            media: None,
-            rtp_timeout: Some(Duration::from_secs(30)),
-            data_dir: None,
-            acd: None,
             session_timer: SessionTimerConfig::default(),
             trunk_keepalive: Some(Duration::from_secs(30)),
             tls_addr: None,
             tls: TlsSettings::default(),
-            recording_format: RecordingFormat::Wav,
-            speech: None,
-            http_guard: HttpGuard::default(),
         }
     }
 }
@@ -277,7 +184,6 @@ pub struct SipServer {
     tcp_addr: SocketAddr,
     tls_addr: Option<SocketAddr>,
     inspector: Inspector,
-    origin: call::control::Origin,
     devices: DriverHandle,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -317,7 +223,16 @@ async fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
 
 impl SipServer {
     /// Binds UDP and TCP on `config.addr` and starts the transports and the driver.
-    pub async fn start(config: SipConfig, store: Store) -> Result<SipServer> {
+    /// Users, tenants and trunks come from `directory`; `calls` is given the
+    /// runtime's handle and returns what starts a task for each new call.
+    pub async fn start<F>(
+        config: SipConfig,
+        directory: Arc<dyn Directory>,
+        calls: F,
+    ) -> Result<SipServer>
+    where
+        F: FnOnce(SipHandle) -> Arc<dyn CallHandler>,
+    {
         let (udp, tcp) = bind(config.addr).await?;
         let udp_addr = udp.local_addr().map_err(|source| Error::Bind {
             transport: "udp",
@@ -377,7 +292,6 @@ impl SipServer {
         let (in_tx, in_rx) = mpsc::channel(8192);
         let (cmd_tx, cmd_rx) = mpsc::channel(8192);
         let obs = Observability::new(config.trace_calls, 64);
-        dial::warm_up();
         let mut secret = [0u8; 32];
         rand::rng().fill_bytes(&mut secret);
         if config.digest_algorithms.is_empty() {
@@ -401,25 +315,20 @@ impl SipServer {
             tls_port: tls_addr.map(|a| a.port()),
         };
         let devices = handle.clone();
-        let origin = call::control::Origin {
+        let app = calls(SipHandle {
             driver: handle.clone(),
-            store: store.clone(),
-            config: config.clone(),
-            obs: obs.clone(),
-        };
-        if let Some(acd) = &config.acd {
-            acd.attach_dialer(Arc::new(Controls {
-                reg: obs.calls.clone(),
-                origin: origin.clone(),
-            }));
-        }
+            auth: auth.clone(),
+            directory: directory.clone(),
+            counters: obs.counters.clone(),
+        });
         let driver = Driver::new(
             TransactionLayer::new(config.timers),
             Transports::new(udp.clone()),
             in_rx,
             cmd_rx,
             handle,
-            store,
+            directory,
+            app,
             config,
             obs.clone(),
             auth,
@@ -454,7 +363,6 @@ impl SipServer {
             tcp_addr,
             tls_addr,
             inspector: Inspector { obs },
-            origin,
             devices,
             stop,
             tasks,
@@ -488,63 +396,21 @@ impl SipServer {
         }
     }
 
-    /// Live calls and their controls (hold, transfers, supervisor modes, …).
-    pub fn controls(&self) -> Controls {
-        Controls {
-            reg: self.inspector.obs.calls.clone(),
-            origin: self.origin.clone(),
-        }
+    /// A handle on the driver (what [`SipServer::start`] gave the call handler).
+    pub fn driver(&self) -> driver::DriverHandle {
+        self.devices.clone()
     }
 
-    /// Registers browser softphones as agents' devices (see [`browser`]); their calls'
-    /// media runs on `engine`, WebRTC with `webrtc`.
-    pub fn browser_devices(
-        &self,
-        engine: Arc<parley_media::Engine>,
-        webrtc: Arc<parley_media::webrtc::WebRtcConfig>,
-    ) -> BrowserDevices {
-        BrowserDevices {
-            driver: self.devices.clone(),
-            sip_addr: self.udp_addr,
-            engine,
-            webrtc,
-        }
-    }
-
-    /// Graceful stop ([`SipServer::shutdown_within`] with [`SHUTDOWN_GRACE`]).
-    pub async fn shutdown(self) {
-        self.shutdown_within(SHUTDOWN_GRACE).await;
-    }
-
-    /// Graceful stop: new calls are refused (503), every live call hangs up all its
-    /// legs with a BYE carrying `Reason: SIP;cause=503;text="shutting down"` and
-    /// stores its record (cause `shutdown`), for at most `grace`; then listening stops,
-    /// the driver ends (ending calls that were still finishing) and their tasks get a
-    /// last few seconds to store what they have. Callers close the database after.
-    pub async fn shutdown_within(self, grace: Duration) {
-        if let Some(acd) = &self.origin.config.acd {
-            acd.detach_dialer().await;
-        }
+    /// The first step of a graceful stop: new calls are refused (503 with
+    /// `Retry-After`) from now on; live calls go on (the application hangs them up).
+    pub async fn drain(&self) {
         self.devices.send(driver::Cmd::Drain).await;
-        let obs = self.inspector.obs.clone();
-        let deadline = tokio::time::Instant::now() + grace;
-        let mut told = std::collections::HashSet::new();
-        loop {
-            // Calls still being set up register later: they are told on a later round.
-            obs.calls.shut_down_calls(&mut told);
-            if obs.call_tasks.live() == 0 {
-                break;
-            }
-            let round = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
-            let _ = tokio::time::timeout_at(round, obs.call_tasks.wait_idle()).await;
-            if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(
-                    calls = obs.call_tasks.live(),
-                    "calls did not end within the shutdown grace period"
-                );
-                break;
-            }
-        }
+    }
+
+    /// Stops listening and ends the driver (the call tasks lose their way to it);
+    /// waits at most 5 s for the tasks. Call [`SipServer::drain`] and end the calls
+    /// first.
+    pub async fn stop(self) {
         let _ = self.stop.send(true);
         let all = futures_join(self.tasks);
         if tokio::time::timeout(Duration::from_secs(5), all)
@@ -553,22 +419,8 @@ impl SipServer {
         {
             tracing::warn!("SIP tasks did not stop within 5 s");
         }
-        // Calls the grace period did not end lost their driver: let them store what
-        // they have before the database closes.
-        if tokio::time::timeout(Duration::from_secs(3), obs.call_tasks.wait_idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                calls = obs.call_tasks.live(),
-                "call tasks did not store their records; they are closed at the next start"
-            );
-        }
     }
 }
-
-/// How long [`SipServer::shutdown`] lets live calls hang up and store their records.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(8);
 
 /// A handle on the SIP driver's ban list ([`SipServer::bans`]).
 #[derive(Debug, Clone)]

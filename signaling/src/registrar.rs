@@ -292,11 +292,14 @@ pub(crate) fn contact_addr(uri: &str) -> Option<SocketAddr> {
 
 /// The verdict on a request's digest credentials.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     /// Authenticated.
     Ok,
     /// Challenge (again); `stale` when only the nonce had expired.
-    Challenge { stale: bool },
+    Challenge {
+        /// Only the nonce had expired.
+        stale: bool,
+    },
     /// Wrong credentials.
     Forbidden,
 }
@@ -304,7 +307,7 @@ pub(crate) enum Verdict {
 /// Digest authentication shared by the registrar and call tasks. The nonce-count table
 /// is behind a `std` mutex held for one map operation, never across an `.await`.
 #[derive(Debug)]
-pub(crate) struct Authenticator {
+pub struct Authenticator {
     issuer: NonceIssuer,
     counter: Mutex<NonceCounter>,
     algorithms: Vec<Algorithm>,
@@ -342,7 +345,7 @@ impl Authenticator {
 
     /// Challenge header values, one per configured algorithm in order of preference
     /// (RFC 8760 §2.4), qop=auth, all with the same nonce.
-    pub(crate) fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
+    pub fn challenges(&self, realm: &str, stale: bool) -> Vec<String> {
         let nonce = self.issuer.issue_with_rng(unix_now(), &mut rand::rng());
         self.algorithms
             .iter()
@@ -372,7 +375,7 @@ impl Authenticator {
     /// against the stored HA1 values (`None` when the user is unknown: same verdict as a
     /// wrong password). The digest `uri` must be the Request-URI (RFC 2617 §3.2.2.5):
     /// credentials captured from another request do not authenticate this one.
-    pub(crate) fn verify(
+    pub fn verify(
         &self,
         creds: &DigestCredentials,
         method: &str,

@@ -91,9 +91,9 @@ impl TraceStore {
     }
 }
 
-/// Counters since start.
+/// Counters since start (read through [`Inspector::counters`]).
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub struct Counters {
     pub(crate) requests_in: AtomicU64,
     pub(crate) responses_in: AtomicU64,
     pub(crate) messages_out: AtomicU64,
@@ -110,22 +110,28 @@ pub(crate) struct Counters {
     pub(crate) tcp_timeouts: AtomicU64,
     pub(crate) contacts_refused: AtomicU64,
     pub(crate) calls_started: AtomicU64,
-    pub(crate) calls_answered: AtomicU64,
-    pub(crate) calls_failed: AtomicU64,
+    /// Calls answered.
+    pub calls_answered: AtomicU64,
+    /// Calls that failed.
+    pub calls_failed: AtomicU64,
     /// INVITEs answered with a digest challenge (407): the caller retries with
     /// credentials as a new INVITE, so these are neither calls nor failures.
-    pub(crate) calls_challenged: AtomicU64,
+    pub calls_challenged: AtomicU64,
     pub(crate) calls_active: AtomicU64,
     /// New calls refused with 503 because the call table was full or calls came
     /// in faster than the configured rate.
     pub(crate) overload_rejected: AtomicU64,
-    pub(crate) in_dialog_offers: AtomicU64,
-    pub(crate) info_dtmf: AtomicU64,
-    pub(crate) sessions_expired: AtomicU64,
+    /// re-INVITEs and UPDATEs with an offer.
+    pub in_dialog_offers: AtomicU64,
+    /// DTMF received in INFO requests.
+    pub info_dtmf: AtomicU64,
+    /// Dialogs ended by an RFC 4028 session timer.
+    pub sessions_expired: AtomicU64,
     pub(crate) trunk_pings: AtomicU64,
 }
 
-pub(crate) fn bump(c: &AtomicU64) {
+/// Adds one to a counter.
+pub fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -136,75 +142,20 @@ pub(crate) fn bump(c: &AtomicU64) {
 #[derive(Debug)]
 pub(crate) struct Observability {
     traces: Mutex<TraceStore>,
-    pub(crate) counters: Counters,
-    /// Live calls and their control channels (see `call::control`).
-    pub(crate) calls: crate::call::control::Registry,
-    /// Call tasks still running (shutdown waits for them to store their records).
-    pub(crate) call_tasks: CallTasks,
+    pub(crate) counters: Arc<Counters>,
     /// Trunk reachability from keep-alive pings, by trunk id.
     trunks: Mutex<std::collections::HashMap<String, crate::keepalive::TrunkHealth>>,
-    /// Outbound dial counters (the dial policy's caps), shared by every dialling path.
-    pub(crate) dial: crate::dial::DialGate,
     /// A copy of the registrar's bindings, replaced by the driver after each change
     /// (the location service itself stays owned by the driver task); read by the API.
     registrations: Mutex<Vec<(crate::registrar::Aor, crate::registrar::Binding)>>,
 }
 
-/// Counts the running call tasks, so that shutdown can wait until every call stored
-/// its record. Each task holds a [`CallTask`] from its start to its very end.
-#[derive(Debug, Default)]
-pub(crate) struct CallTasks {
-    live: std::sync::atomic::AtomicUsize,
-    idle: tokio::sync::Notify,
-}
-
-impl CallTasks {
-    /// How many call tasks run.
-    pub(crate) fn live(&self) -> usize {
-        self.live.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once no call task runs.
-    pub(crate) async fn wait_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.live() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// A running call task's share of [`CallTasks`] (released when the task ends).
-#[derive(Debug)]
-pub(crate) struct CallTask(Arc<Observability>);
-
-impl Drop for CallTask {
-    fn drop(&mut self) {
-        if self.0.call_tasks.live.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.call_tasks.idle.notify_waiters();
-        }
-    }
-}
-
 impl Observability {
-    /// Registers a call task; keep the value for as long as the task runs.
-    pub(crate) fn call_task(self: &Arc<Self>) -> CallTask {
-        self.call_tasks.live.fetch_add(1, Ordering::SeqCst);
-        CallTask(self.clone())
-    }
-
     pub(crate) fn new(max_calls: usize, max_entries: usize) -> Arc<Observability> {
         Arc::new(Observability {
             traces: Mutex::new(TraceStore::new(max_calls, max_entries)),
-            counters: Counters::default(),
-            calls: Default::default(),
-            call_tasks: CallTasks::default(),
+            counters: Arc::default(),
             trunks: Mutex::new(std::collections::HashMap::new()),
-            dial: Default::default(),
             registrations: Mutex::new(Vec::new()),
         })
     }

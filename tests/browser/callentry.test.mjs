@@ -12,7 +12,7 @@ function check(name, got, want) {
   else { failed++; console.log(`FAIL ${name}\n  got  ${g}\n  want ${w}`); }
 }
 
-// A body as signaling/src/call/ivr.rs stores it for an answered queue call.
+// A body as calls/src/call/ivr.rs stores it for an answered queue call.
 const body = {
   summary: 'Call through the IVR',
   flow: 'demo',

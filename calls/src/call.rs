@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 pub(crate) mod control;
 mod indialog;
-pub(crate) use indialog::{ACCEPT, SUPPORTED};
+pub(crate) use parley_signaling::driver::{ACCEPT, SUPPORTED};
 mod ivr;
 mod offer;
 mod queue;
@@ -36,27 +36,13 @@ mod speech;
 mod transfer;
 mod webhook;
 
-use crate::SipConfig;
+use crate::CallConfig;
 use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, srtp_policy, uri_user};
 use crate::registrar::{Authenticator, Binding, Verdict};
 use crate::trace::{Observability, bump};
 use crate::transport::Transport;
 
-/// What the driver hands a call task.
-#[derive(Debug)]
-pub(crate) enum CallInput {
-    /// A request on one of the call's Call-IDs.
-    Request {
-        key: Option<TxKey>,
-        request: Request,
-        source: SocketAddr,
-        transport: Transport,
-    },
-    /// A response to one of the call's client transactions.
-    Response { response: Response },
-    /// A client transaction timed out or could not be sent.
-    Timeout { key: TxKey },
-}
+pub(crate) use parley_signaling::driver::CallInput;
 
 /// Why a leg ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +163,7 @@ pub(crate) struct CallCtx {
     pub(crate) rx: mpsc::Receiver<CallInput>,
     pub(crate) driver: DriverHandle,
     pub(crate) store: Store,
-    pub(crate) config: Arc<SipConfig>,
+    pub(crate) config: Arc<CallConfig>,
     pub(crate) obs: Arc<Observability>,
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) invite: Request,
@@ -254,7 +240,7 @@ struct Call {
     /// rejections before that are stateless (see [`Call::reject_unauthenticated`]).
     unauth: Option<(TxKey, usize)>,
     driver: DriverHandle,
-    config: Arc<SipConfig>,
+    config: Arc<CallConfig>,
     obs: Arc<Observability>,
     inbound: InboundLeg,
     legs: Vec<OutboundLeg>,
@@ -481,7 +467,7 @@ impl Call {
     fn new(
         no: u64,
         driver: DriverHandle,
-        config: Arc<SipConfig>,
+        config: Arc<CallConfig>,
         obs: Arc<Observability>,
         store: Store,
         inbound: InboundLeg,

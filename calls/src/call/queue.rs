@@ -15,7 +15,7 @@
 //! every agent offered with their outcome and talk time, hang-up side and cause,
 //! recording — goes into the call's timeline entry and its call detail record.
 //!
-//! Without a router (tests that build a bare `SipServer`) or without a queue of the
+//! Without a router (tests that build a bare `CallServer`) or without a queue of the
 //! flow's name, `enqueue` rings every registered agent as before.
 
 use std::path::PathBuf;

@@ -41,11 +41,7 @@ use super::{Call, CallInput, LegState, Retx};
 use crate::driver::{Cmd, uri_user};
 use crate::transport::Transport;
 
-/// Bodies we accept (OPTIONS, 415).
-pub(crate) const ACCEPT: &str =
-    "application/sdp, application/dtmf-relay, application/dtmf, message/sipfrag";
-/// Extensions we support.
-pub(crate) const SUPPORTED: &str = "timer";
+use super::{ACCEPT, SUPPORTED};
 
 /// Which dialog of the call a message belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,16 +15,23 @@ use sha1::Sha1;
 
 /// How browsers authenticate to the TURN servers among the ICE URLs.
 #[derive(Clone)]
-pub(crate) enum TurnAuth {
+pub enum TurnAuth {
     /// No TURN credentials (STUN only, or TURN without authentication).
     None,
     /// One user name and credential for everybody.
     Static {
+        /// The user name.
         username: String,
+        /// The credential.
         credential: String,
     },
     /// Per-session credentials derived from a secret shared with the TURN server.
-    Secret { secret: String, ttl_secs: u64 },
+    Secret {
+        /// The secret shared with the TURN server.
+        secret: String,
+        /// How long a session's credential is valid.
+        ttl_secs: u64,
+    },
 }
 
 impl std::fmt::Debug for TurnAuth {
@@ -40,15 +47,16 @@ impl std::fmt::Debug for TurnAuth {
 
 /// The ICE servers handed to browsers.
 #[derive(Debug, Clone)]
-pub(crate) struct BrowserIce {
+pub struct BrowserIce {
     /// `stun:` / `turn:` / `turns:` URLs.
-    pub(crate) urls: Vec<String>,
-    pub(crate) auth: TurnAuth,
+    pub urls: Vec<String>,
+    /// How browsers authenticate to the TURN servers.
+    pub auth: TurnAuth,
 }
 
 impl BrowserIce {
     /// The servers for one session of `user_id`, at `now_unix` (seconds).
-    pub(crate) fn for_user(&self, user_id: &str, now_unix: u64) -> Vec<parley_web::IceServer> {
+    pub fn for_user(&self, user_id: &str, now_unix: u64) -> Vec<parley_web::IceServer> {
         if self.urls.is_empty() {
             return Vec::new();
         }
@@ -73,7 +81,7 @@ impl BrowserIce {
 }
 
 /// The TURN REST API credential of `username`: base64 of HMAC-SHA1 keyed by the secret.
-pub(crate) fn rest_credential(secret: &[u8], username: &str) -> String {
+pub fn rest_credential(secret: &[u8], username: &str) -> String {
     use base64::Engine as _;
     // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
     let mut mac = match <Hmac<Sha1> as Mac>::new_from_slice(secret) {

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::{Call, CallInput, InboundLeg, LegEvent, LegState, Media};
-use crate::SipConfig;
+use crate::CallConfig;
 use crate::driver::{Cmd, DriverHandle, our_via, uri_user};
 use crate::error::{Error, Result};
 use crate::trace::Observability;
@@ -258,7 +258,7 @@ impl Registry {
 pub(crate) struct Origin {
     pub(crate) driver: DriverHandle,
     pub(crate) store: Store,
-    pub(crate) config: Arc<SipConfig>,
+    pub(crate) config: Arc<CallConfig>,
     pub(crate) obs: Arc<Observability>,
 }
 

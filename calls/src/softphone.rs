@@ -3,18 +3,18 @@
 //! A call's media is an engine call whose WebRTC leg ([`WebRtcPeer`] relaying to an
 //! Opus leg) is either echoed (`*43`) or bridged in a room with a G.711 leg towards
 //! the SIP side (calls rung on the agent's browser device, see
-//! `parley_signaling::BrowserDevice`). Calls the browser places to an extension or a
+//! `crate::BrowserDevice`). Calls the browser places to an extension or a
 //! number take the click-to-call path (`Controls::originate_from_device`) with the
 //! browser device as the agent's phone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::{BrowserDevice, CallTarget, Controls, DeviceEvent, DeviceOriginate};
 use parley_cases::telephony::normalize_e164;
 use parley_cases::{Actor, Store};
 use parley_media::webrtc::{OfferInfo, PeerState, WebRtcConfig, WebRtcPeer};
 use parley_media::{Engine, Event};
-use parley_signaling::{BrowserDevice, CallTarget, Controls, DeviceEvent, DeviceOriginate};
 use parley_web::{SoftphoneCommand, SoftphoneEvent, SoftphoneSession};
 use tokio::sync::{mpsc, oneshot};
 
@@ -23,17 +23,20 @@ const ECHO: [&str; 2] = ["*43", "43"];
 
 /// The service: shared by every session.
 #[derive(Clone)]
-pub(crate) struct Service {
-    pub(crate) engine: Arc<Engine>,
-    pub(crate) webrtc: Arc<WebRtcConfig>,
+pub struct Service {
+    /// The media engine (the calls' WebRTC and G.711 legs).
+    pub engine: Arc<Engine>,
+    /// WebRTC settings.
+    pub webrtc: Arc<WebRtcConfig>,
     /// The STUN/TURN servers handed to each session (per-session TURN credentials
     /// when a shared secret is configured).
-    pub(crate) browser_ice: crate::turn::BrowserIce,
-    pub(crate) store: Store,
+    pub browser_ice: crate::turn::BrowserIce,
+    /// The store (users, numbers).
+    pub store: Store,
     /// Makes sessions of agents with an extension ring like their SIP phones.
-    pub(crate) devices: parley_signaling::BrowserDevices,
+    pub devices: crate::BrowserDevices,
     /// Places the calls the browser dials.
-    pub(crate) controls: Controls,
+    pub controls: Controls,
 }
 
 /// Whom a dialled string reaches: `+…` or 7 digits and more is a number through the

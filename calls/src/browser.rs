@@ -102,7 +102,7 @@ enum DeviceCmd {
     },
 }
 
-/// Registers browser devices; from [`crate::SipServer::browser_devices`].
+/// Registers browser devices; from [`crate::CallServer::browser_devices`].
 #[derive(Clone)]
 pub struct BrowserDevices {
     pub(crate) driver: DriverHandle,

@@ -19,6 +19,8 @@ use parley_sip_proto::offer_answer::{
     Direction, LocalCapabilities, build_offer, parse_sdp, sdp_to_bytes,
 };
 
+mod sip_guard;
+
 const BIN: &str = env!("CARGO_BIN_EXE_parley");
 
 struct Parley {

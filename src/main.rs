@@ -583,8 +583,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             )
         })?;
     // SDES-SRTP keys travel in the SDP: on UDP/TCP signalling anyone who sees the
-    // SIP can decrypt the media (SECURITY.md, "Media encryption"). Trunks have no TLS
-    // transport, and phones may register over UDP: say so at start.
+    // SIP can decrypt the media (SECURITY.md, "Media encryption"). Trunks not on TLS
+    // and phones that may register over UDP: say so at start.
     match store.srtp_required_peers().await {
         Ok((trunks, users)) if !trunks.is_empty() || users > 0 => tracing::warn!(
             ?trunks,

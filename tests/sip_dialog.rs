@@ -18,6 +18,7 @@ use parley_sip_proto::offer_answer::{
 };
 
 mod common;
+mod sip_guard;
 use common::parley::Parley;
 use common::sipp::{check, free_port, header, recv_until, register, sipp_within, uas};
 use common::wait::{eventually, eventually_true};

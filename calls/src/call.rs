@@ -274,6 +274,8 @@ struct Call {
     /// The dial policy's longest call: the call ends then (the earliest of its
     /// dialled-out legs' limits, counted from dialling).
     dial_deadline: Option<Instant>,
+    /// The next check of the daily spend cap, while a priced dialled-out leg runs.
+    spend_check: Option<Instant>,
     /// SRTP policy of the caller's side: its trunk's or its user's, set by routing
     /// (`required` also when a user dials out through a trunk that requires it).
     srtp: SrtpPolicy,
@@ -498,6 +500,7 @@ impl Call {
             media_call: None,
             speech: None,
             dial_deadline: None,
+            spend_check: None,
             srtp: SrtpPolicy::default(),
         }
     }
@@ -518,6 +521,7 @@ impl Call {
             self.inbound.retx.as_ref().map(|r| r.next.min(r.until)),
             self.in_dialog_deadline(),
             self.dial_deadline,
+            self.spend_check,
         ]
         .into_iter()
         .flatten()
@@ -962,13 +966,80 @@ impl Call {
         self.reject_unauthenticated(r).await;
     }
 
+    /// The dial policy's longest call was reached: everything is hung up.
+    async fn end_at_dial_limit(&mut self) {
+        self.dial_deadline = None;
+        if self.ended {
+            return;
+        }
+        tracing::warn!(call = self.no, "dial policy: maximum call duration reached");
+        self.ctl_note_dial_limit();
+        self.end_by_dial_policy("Q.850;cause=16;text=\"dial policy: max_call_secs\"")
+            .await;
+    }
+
+    /// Checks the daily spend cap for the call's priced dialled-out legs: over it, the
+    /// call is ended (BYE with a Reason naming `daily_spend`), audited and the tenant's
+    /// admins alerted; else checked again in `SPEND_CHECK_MS`.
+    async fn check_spend(&mut self) {
+        self.spend_check = None;
+        if self.ended {
+            return;
+        }
+        let mut priced = false;
+        let mut over = None;
+        for l in &self.legs {
+            let Some(p) = l.permit.as_ref().filter(|p| p.per_minute_milli > 0) else {
+                continue;
+            };
+            if l.state == LegState::Done {
+                continue;
+            }
+            priced = true;
+            if let Some(r) = crate::dial::over_spend_cap(&self.obs, &self.store, p).await {
+                crate::dial::record_cut(&self.store, p, &self.ctl_live_id(), &r).await;
+                over = Some(r);
+                break;
+            }
+        }
+        match over {
+            Some(r) => {
+                self.ctl_note_dial_cut(&r);
+                self.end_by_dial_policy(&r.sip_reason()).await;
+            }
+            None if priced => self.schedule_spend_check(),
+            None => {}
+        }
+    }
+
+    fn schedule_spend_check(&mut self) {
+        let every = u64::try_from(parley_cases::dialpolicy::SPEND_CHECK_MS).unwrap_or(5_000);
+        self.spend_check = Some(Instant::now() + Duration::from_millis(every));
+    }
+
+    /// Hangs up the caller and every leg with `reason` (a SIP Reason header value).
+    async fn end_by_dial_policy(&mut self, reason: &str) {
+        self.hang_up_caller(Some(reason)).await;
+        for i in 0..self.legs.len() {
+            if self.legs[i].state == LegState::Answered {
+                self.hang_up_leg_with(i, Some(reason)).await;
+            }
+        }
+        self.cancel_legs(None).await;
+        self.ctl_drop_all().await;
+        self.ended = true;
+    }
+
     /// Takes `permit` (the dial policy's admission) with leg `i`: its place in the caps
-    /// is given back when the leg is done, and the call ends at the policy's longest
-    /// call.
+    /// is given back when the leg is done, the call ends at the policy's longest call,
+    /// and a priced call is checked against the daily spend cap while it runs.
     fn attach_permit(&mut self, i: usize, permit: crate::dial::DialPermit) {
         if let Some(max) = permit.max_duration {
             let at = Instant::now() + max;
             self.dial_deadline = Some(self.dial_deadline.map_or(at, |d| d.min(at)));
+        }
+        if permit.per_minute_milli > 0 && self.spend_check.is_none() {
+            self.schedule_spend_check();
         }
         if let Some(leg) = self.legs.get_mut(i) {
             leg.permit = Some(permit);
@@ -984,36 +1055,16 @@ impl Call {
         }
     }
 
-    /// The dial policy's longest call was reached: everything is hung up.
-    async fn end_at_dial_limit(&mut self) {
-        self.dial_deadline = None;
-        if self.ended {
-            return;
-        }
-        tracing::warn!(call = self.no, "dial policy: maximum call duration reached");
-        let reason = "Q.850;cause=16;text=\"dial policy: max_call_secs\"";
-        self.ctl_note_dial_limit();
-        self.hang_up_caller(Some(reason)).await;
-        for i in 0..self.legs.len() {
-            if self.legs[i].state == LegState::Answered {
-                self.hang_up_leg_with(i, Some(reason)).await;
-            }
-        }
-        self.cancel_legs(None).await;
-        self.ctl_drop_all().await;
-        self.ended = true;
-    }
-
     /// An outbound leg to the trunk's target, with the trunk's caller ID.
     async fn call_trunk(&mut self, trunk: &Trunk, permit: crate::dial::DialPermit) {
         let number = permit.number.clone();
         let Some(target) = trunk.outbound_target.as_deref() else {
             return self.reject(404, "Not Found", None).await;
         };
-        let transport = if trunk.transport == "tcp" {
-            Transport::Tcp
-        } else {
-            Transport::Udp
+        let transport = match trunk.transport.as_str() {
+            "tcp" => Transport::Tcp,
+            "tls" => Transport::Tls,
+            _ => Transport::Udp,
         };
         let dest = match tokio::net::lookup_host(target).await {
             Ok(mut addrs) => addrs.next(),
@@ -1025,12 +1076,26 @@ impl Call {
         let Some(dest) = dest else {
             return self.reject(503, "Trunk Unreachable", None).await;
         };
-        // TCP: an open connection to the target is reused, else one is opened.
-        if transport == Transport::Tcp && !self.driver.connect_tcp(dest).await {
+        // TCP: an open connection to the target is reused, else one is opened. TLS: the
+        // same, with the trunk's certificate verified (its pinned CA or the system's
+        // roots); one that does not verify makes the trunk unreachable.
+        let connected = match transport {
+            Transport::Tcp => self.driver.connect_tcp(dest).await,
+            Transport::Tls => {
+                let tls = parley_signaling::tls::TlsTarget::for_target(
+                    target,
+                    trunk.tls_ca_pem.as_deref(),
+                );
+                self.driver.connect_tls(dest, tls).await
+            }
+            Transport::Udp => true,
+        };
+        if !connected {
             return self.reject(503, "Trunk Unreachable", None).await;
         }
         let uri = match transport {
-            Transport::Tcp | Transport::Tls => format!("sip:{number}@{target};transport=tcp"),
+            Transport::Tcp => format!("sip:{number}@{target};transport=tcp"),
+            Transport::Tls => format!("sip:{number}@{target};transport=tls"),
             Transport::Udp => format!("sip:{number}@{target}"),
         };
         let from_user = trunk.caller_id.clone();
@@ -1707,6 +1772,9 @@ impl Call {
     async fn on_timer(&mut self, now: Instant) {
         if self.dial_deadline.is_some_and(|d| now >= d) {
             self.end_at_dial_limit().await;
+        }
+        if self.spend_check.is_some_and(|d| now >= d) {
+            self.check_spend().await;
         }
         if let Some(d) = self.ring_deadline
             && now >= d

@@ -91,10 +91,11 @@ impl Directory for StoreDirectory {
             let rows = self.0.trunk_outbound_targets().await.map_err(lookup)?;
             Ok(rows
                 .into_iter()
-                .map(|(id, target, transport)| TrunkTarget {
+                .map(|(id, target, transport, ca)| TrunkTarget {
                     id,
                     target,
                     transport,
+                    ca,
                 })
                 .collect())
         })

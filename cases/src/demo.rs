@@ -447,6 +447,7 @@ pub async fn set_demo_mode(store: &Store, on: bool) -> Result<bool> {
                 inbound_password: None,
                 outbound_target: trunk.outbound_target,
                 transport: Some(trunk.transport),
+                tls_ca_pem: trunk.tls_ca_pem,
                 caller_id: trunk.caller_id,
                 srtp: Some(trunk.srtp),
             },

@@ -582,6 +582,36 @@ fn parse(country: &str, raw: &str) -> Result<(PhoneNumber, String), Refusal> {
     Ok((number, e164))
 }
 
+/// How often (ms) the runtime checks a running call with a price against the daily
+/// spend cap, and how far ahead the check looks.
+pub const SPEND_CHECK_MS: i64 = 5_000;
+
+/// The spend cap's decision for running calls, as a function of `now_ms`, the calls
+/// running (when each was dialled, ms, and its price per minute) and the day's tally of
+/// ended calls: over the cap when the estimate `SPEND_CHECK_MS` ahead exceeds it (see
+/// [`DialCounters::over_spend_cap`]). No cap (0): never.
+pub fn spend_over_cap(
+    policy: &DialPolicy,
+    day_spent_milli: u64,
+    running: impl IntoIterator<Item = (i64, u64)>,
+    now_ms: i64,
+) -> Option<Refusal> {
+    let cap = policy.daily_spend_cap_milli;
+    if cap == 0 {
+        return None;
+    }
+    let ahead = now_ms.saturating_add(SPEND_CHECK_MS);
+    let estimate_milli = running
+        .into_iter()
+        .map(|(at, rate)| call_cost_milli(rate, ahead - at))
+        .fold(day_spent_milli, u64::saturating_add);
+    (estimate_milli > cap).then(|| Refusal::DailySpend {
+        cap_milli: cap,
+        estimate_milli,
+        currency: policy.currency.clone(),
+    })
+}
+
 /// Concurrent and recent outbound calls, per tenant and user; the runtime owns one and
 /// feeds it `now` (ms). Every admitted dial must be followed by exactly one
 /// [`DialCounters::release`].
@@ -627,6 +657,31 @@ impl DialCounters {
                 .map(|(at, rate)| call_cost_milli(*rate, now_ms - at))
                 .fold(0, u64::saturating_add)
         })
+    }
+
+    /// The daily spend cap on running calls: whether the tenant's estimate (`day_spent_milli`,
+    /// the calls that ended today, plus its running calls as they will have cost at
+    /// `now_ms + SPEND_CHECK_MS`) exceeds the policy's cap. The runtime checks every
+    /// running call with a price at least every [`SPEND_CHECK_MS`] and ends those of a
+    /// tenant over its cap (so a call is cut before it starts the minute that would take
+    /// the estimate over, or at once when the cap was lowered below what is spent).
+    /// `Some` names the rule (a [`Refusal::DailySpend`] with the estimate).
+    pub fn over_spend_cap(
+        &self,
+        policy: &DialPolicy,
+        tenant_id: &str,
+        day_spent_milli: u64,
+        now_ms: i64,
+    ) -> Option<Refusal> {
+        spend_over_cap(
+            policy,
+            day_spent_milli,
+            self.tenants
+                .get(tenant_id)
+                .into_iter()
+                .flat_map(|t| t.running.values().copied()),
+            now_ms,
+        )
     }
 
     /// The caps alone, for a number [`DialPolicy::check_number`] already admitted (so
@@ -801,6 +856,8 @@ impl Store {
         let mut e = DomainEvent::new(&actor.tenant_id, "dial_policy.changed", &policy);
         e.min_role = Role::Admin;
         self.commit_audited(tx, audited, [e]).await?;
+        // The next dial reads the new policy (dials read it from the lookup cache).
+        self.lookups_changed();
         Ok(policy)
     }
 
@@ -873,6 +930,47 @@ impl Store {
         .await?;
         let event = audit::audit_event(&actor, "dial.refused", "dial", origin.path.as_str());
         self.commit_audited(tx, audited, [event]).await?;
+        Ok(())
+    }
+
+    /// Records that a running outbound call was ended by the policy (`rule`, e.g.
+    /// `daily_spend`): audited as `dial.cut` (entity `dial`, the call's id) with the
+    /// refusal's details, and published to the tenant's admins as `dial.cut` (the alert,
+    /// on the same path as the refusal-burst alert).
+    pub async fn record_dial_cut(
+        &self,
+        tenant_id: &str,
+        call_id: &str,
+        number: &str,
+        refusal: &Refusal,
+    ) -> Result<()> {
+        let data = serde_json::json!({
+            "call_id": call_id,
+            "number": number,
+            "rule": refusal.rule(),
+            "refusal": refusal,
+            "message": refusal.to_string(),
+        });
+        let now = self.now();
+        let actor = Actor::system(tenant_id);
+        let mut tx = self.write_tx().await?;
+        let audited = audit::write(
+            &mut tx,
+            &actor,
+            now,
+            Record {
+                action: "dial.cut",
+                entity_kind: "dial",
+                entity_id: call_id,
+                subject_customer_id: None,
+                before: None,
+                after: Some(data.clone()),
+            },
+        )
+        .await?;
+        let mut e = DomainEvent::new(tenant_id, "dial.cut", &data);
+        e.min_role = Role::Admin;
+        self.commit_audited(tx, audited, [e]).await?;
         Ok(())
     }
 
@@ -1035,6 +1133,79 @@ mod tests {
     /// #13: the daily spend estimate — the day's finished calls (the tally the runtime
     /// keeps) plus the running calls' started minutes plus the new call's first minute
     /// — is held against the cap; rates by longest prefix; in virtual time.
+    /// Running calls are cut at the daily spend cap, in virtual time: nothing before
+    /// the minute that would take the estimate over, every running call of the tenant
+    /// from the check before it, another tenant untouched, a lowered cap at once.
+    /// (Regression: the cap only refused new dials; running ones went on spending.)
+    #[test]
+    fn running_calls_are_over_the_spend_cap_before_the_minute_that_passes_it() {
+        let p = DialPolicy {
+            max_calls_per_minute: 0,
+            max_concurrent_per_user: 0,
+            rates: vec![DialRate {
+                prefix: "+1".into(),
+                per_minute_milli: 100,
+            }],
+            daily_spend_cap_milli: 1_000,
+            ..DialPolicy::default()
+        };
+        let other = DialOrigin {
+            tenant_id: "u".into(),
+            ..agent("x")
+        };
+        let mut c = DialCounters::default();
+        // 600 spent today; two calls dialled at 0 and 30 s: 800 with their first minutes.
+        let a = c.admit(&p, "+12015550123", &agent("a"), 0, 600).unwrap();
+        c.admit(&p, "+12015550124", &agent("b"), 30_000, 600)
+            .unwrap();
+        c.admit(&p, "+12015550125", &other, 0, 0).unwrap();
+        let over = |c: &DialCounters, t: &str, now: i64| c.over_spend_cap(&p, t, 600, now);
+        // Each check looks SPEND_CHECK_MS ahead; the first call's second minute (900)
+        // and the second call's (1000) fit under the cap.
+        for now in (0..=54_000).step_by(1_000) {
+            assert_eq!(over(&c, "t", now), None, "{now}");
+        }
+        // From 90 s minus the look-ahead the second call's second minute would make
+        // 1000 (allowed, not over); the first call's third minute at 120 s: 1100.
+        assert_eq!(over(&c, "t", 85_000), None);
+        assert_eq!(over(&c, "t", 115_000), None);
+        assert_eq!(
+            over(&c, "t", 115_001),
+            Some(Refusal::DailySpend {
+                cap_milli: 1_000,
+                estimate_milli: 1_100,
+                currency: "USD".into()
+            })
+        );
+        // The other tenant has no tally and one call: far from the cap.
+        assert_eq!(c.over_spend_cap(&p, "u", 0, 115_000), None);
+        // The first call cut: its two minutes go to the tally; the second call alone
+        // (800 + 200 at 150 s) fits until its third minute.
+        assert_eq!(c.release("t", Some("a"), a.call, 115_000), 200);
+        assert_eq!(c.over_spend_cap(&p, "t", 800, 115_000), None);
+        assert_eq!(c.over_spend_cap(&p, "t", 800, 145_000), None);
+        assert!(c.over_spend_cap(&p, "t", 800, 145_001).is_some());
+        // A cap lowered below what is spent: over at once.
+        let lowered = DialPolicy {
+            daily_spend_cap_milli: 500,
+            ..p.clone()
+        };
+        assert_eq!(
+            c.over_spend_cap(&lowered, "t", 600, 31_000)
+                .map(|r| r.rule()),
+            Some("daily_spend")
+        );
+        // No cap: never.
+        let free = DialPolicy {
+            daily_spend_cap_milli: 0,
+            ..p.clone()
+        };
+        assert_eq!(c.over_spend_cap(&free, "t", u64::MAX, 0), None);
+        // The pure function alone: no running calls, the tally decides.
+        assert!(spend_over_cap(&p, 1_001, [], 0).is_some());
+        assert!(spend_over_cap(&p, 1_000, [], 0).is_none());
+    }
+
     #[test]
     fn the_daily_spend_cap_counts_finished_and_running_calls() {
         let p = DialPolicy {

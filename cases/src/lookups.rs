@@ -10,6 +10,10 @@
 //! short time-to-live (by the store's clock) bounds how long a change made by another
 //! process on the same database (a second node; nothing in this one) can go unseen.
 //!
+//! Outbound dials read from here too: the tenant's dial policy and the dialling user's
+//! role (the policy's per-role overrides), so that admitting a dial makes no database
+//! round trip (`dial_policy.update` and user changes invalidate).
+//!
 //! Bounded: keys that a caller controls (the dialled number) are capped per map; when a
 //! map is full it is emptied rather than grown, so a scanner dialling random numbers
 //! costs at most one database round trip per number and a fixed amount of memory.
@@ -18,7 +22,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use crate::dialpolicy::DialPolicy;
 use crate::flows::{FlowVersion, IvrCalendar};
+use crate::types::Role;
 use crate::{Store, Timestamp, flows, telephony};
 
 /// How long an entry is trusted without an in-process invalidation (milliseconds), by
@@ -70,6 +76,9 @@ struct Maps {
     flow_sets: HashMap<String, Entry<Arc<FlowSet>>>,
     sip_users: HashMap<String, Entry<Agents>>,
     realms: HashMap<String, Entry<String>>,
+    dial_policies: HashMap<String, Entry<Arc<DialPolicy>>>,
+    /// By `tenant id \0 user id`; `None`: no such user.
+    user_roles: HashMap<String, Entry<Option<Role>>>,
 }
 
 /// The cache behind a [`Store`] and all its clones.
@@ -174,7 +183,8 @@ impl Store {
     }
 
     /// Drops every cached per-call lookup. Called by each mutation of numbers, trunks,
-    /// IVR routes, flows, calendars and SIP users after its transaction committed.
+    /// IVR routes, flows, calendars, users and dial policies after its transaction
+    /// committed.
     pub(crate) fn lookups_changed(&self) {
         self.lookups.invalidate();
     }
@@ -273,6 +283,54 @@ impl Store {
             v.clone(),
         );
         Ok(v.as_ref().clone())
+    }
+
+    /// The tenant's dial policy ([`Store::dial_policy`]), cached: what every outbound
+    /// dial reads. A change (`set_dial_policy`) is seen by the next dial.
+    pub async fn dial_policy_cached(&self, tenant_id: &str) -> crate::Result<Arc<DialPolicy>> {
+        let now = self.now();
+        if let Some(v) = self
+            .lookups
+            .fresh(&self.lookups.maps().dial_policies, tenant_id, now)
+        {
+            return Ok(v.clone());
+        }
+        let generation = self.lookups.read_started(1);
+        let v = Arc::new(timed(self.dial_policy(&crate::Actor::system(tenant_id))).await?);
+        self.lookups.put(
+            generation,
+            |m| &mut m.dial_policies,
+            tenant_id,
+            now,
+            v.clone(),
+        );
+        Ok(v)
+    }
+
+    /// A user's role (`None`: no such user in the tenant), cached: the dial policy's
+    /// per-role overrides are chosen with it.
+    pub async fn user_role_cached(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> crate::Result<Option<Role>> {
+        let now = self.now();
+        let key = format!("{tenant_id}\0{user_id}");
+        if let Some(v) = self
+            .lookups
+            .fresh(&self.lookups.maps().user_roles, &key, now)
+        {
+            return Ok(*v);
+        }
+        let generation = self.lookups.read_started(1);
+        let v = match timed(self.user(&crate::Actor::system(tenant_id), user_id)).await {
+            Ok(u) => Some(u.role),
+            Err(crate::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        self.lookups
+            .put(generation, |m| &mut m.user_roles, &key, now, v);
+        Ok(v)
     }
 
     /// [`Store::sip_realm`], cached.

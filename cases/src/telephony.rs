@@ -147,8 +147,11 @@ pub struct Trunk {
     pub has_inbound_password: bool,
     /// Where outbound calls go, `host:port`.
     pub outbound_target: Option<String>,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls` (SIP over TLS, certificate verified; port 5061 by default).
     pub transport: String,
+    /// With `tls`: the PEM certificate(s) of the CA the trunk's certificate must chain
+    /// to, instead of the system's roots.
+    pub tls_ca_pem: Option<String>,
     /// Caller-ID number (E.164) presented on outbound calls.
     pub caller_id: Option<String>,
     /// SRTP policy for calls from and to this trunk.
@@ -173,8 +176,12 @@ pub struct TrunkInput {
     pub inbound_password: Option<String>,
     /// Outbound target, `host:port`.
     pub outbound_target: Option<String>,
-    /// `udp` (default) or `tcp`.
+    /// `udp` (default), `tcp` or `tls`.
     pub transport: Option<String>,
+    /// With `tls`: PEM certificate(s) of the CA to verify the trunk's certificate with
+    /// instead of the system's roots (a private CA pinned for this trunk).
+    #[serde(default)]
+    pub tls_ca_pem: Option<String>,
     /// Outbound caller-ID number (E.164).
     pub caller_id: Option<String>,
     /// SRTP policy; absent: `optional` on create, unchanged on update.
@@ -261,8 +268,63 @@ fn check_transport(t: Option<&str>) -> Result<String> {
     match t.map(str::to_ascii_lowercase).as_deref() {
         None | Some("udp") => Ok("udp".into()),
         Some("tcp") => Ok("tcp".into()),
-        Some(_) => Err(Error::invalid("transport", "must be udp or tcp")),
+        Some("tls") => Ok("tls".into()),
+        Some(_) => Err(Error::invalid("transport", "must be udp, tcp or tls")),
     }
+}
+
+/// The default port of SIP over TLS (RFC 3261 §26.2).
+pub const SIPS_PORT: u16 = 5061;
+
+/// A CA pinned for a TLS trunk: PEM certificate blocks only (base64 bodies), at most
+/// 16 of them and 64 KiB. The certificates themselves are parsed by the SIP layer when
+/// it connects.
+fn check_tls_ca(transport: &str, pem: Option<&str>) -> Result<Option<String>> {
+    const FIELD: &str = "tls_ca_pem";
+    let Some(pem) = pem.map(str::trim).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    if transport != "tls" {
+        return Err(Error::invalid(FIELD, "is only for transport tls"));
+    }
+    if pem.len() > 64 * 1024 {
+        return Err(Error::invalid(FIELD, "must be at most 64 KiB"));
+    }
+    let mut blocks = 0;
+    let mut rest = pem;
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let body = &rest[start + "-----BEGIN CERTIFICATE-----".len()..];
+        let Some(end) = body.find("-----END CERTIFICATE-----") else {
+            return Err(Error::invalid(FIELD, "a certificate block is not closed"));
+        };
+        let b64: String = body[..end].split_whitespace().collect();
+        use base64::Engine as _;
+        if b64.is_empty()
+            || base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .is_err()
+        {
+            return Err(Error::invalid(FIELD, "a certificate block is not base64"));
+        }
+        blocks += 1;
+        rest = &body[end + "-----END CERTIFICATE-----".len()..];
+    }
+    if blocks == 0 || blocks > 16 {
+        return Err(Error::invalid(
+            FIELD,
+            "must hold 1 to 16 PEM certificates (-----BEGIN CERTIFICATE-----)",
+        ));
+    }
+    Ok(Some(pem.to_owned()))
+}
+
+fn check_target_for(t: &str, transport: &str) -> Result<String> {
+    let t = t.trim();
+    // TLS: a host alone means the sips default port.
+    if transport == "tls" && !t.is_empty() && !t.contains(':') {
+        return check_target(&format!("{t}:{SIPS_PORT}"));
+    }
+    check_target(t)
 }
 
 fn check_target(t: &str) -> Result<String> {
@@ -304,10 +366,23 @@ struct TrunkRow {
     caller_id: Option<String>,
     srtp: String,
     created_at: i64,
+    tls: i64,
+    tls_ca: Option<String>,
 }
 
 const TRUNK_COLS: &str = "id, tenant_id, name, inbound_addresses, inbound_username, inbound_realm, \
-     inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport, caller_id, srtp, created_at";
+     inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport, caller_id, srtp, created_at, \
+     tls, tls_ca";
+
+/// The stored form of a transport: (`transport` column, `tls` column). TLS is stored
+/// as `tcp` with `tls` set (migration 0023).
+fn transport_columns(transport: &str) -> (&str, i64) {
+    if transport == "tls" {
+        ("tcp", 1)
+    } else {
+        (transport, 0)
+    }
+}
 
 impl TrunkRow {
     fn split(self) -> Result<(Trunk, Option<TrunkCredentials>)> {
@@ -337,7 +412,12 @@ impl TrunkRow {
                 inbound_username: self.inbound_username,
                 has_inbound_password: creds.is_some(),
                 outbound_target: self.outbound_target,
-                transport: self.transport,
+                transport: if self.tls != 0 {
+                    "tls".to_owned()
+                } else {
+                    self.transport
+                },
+                tls_ca_pem: self.tls_ca,
                 caller_id: self.caller_id,
                 srtp: SrtpPolicy::from_db(&self.srtp),
                 created_at: Timestamp(self.created_at),
@@ -649,12 +729,13 @@ impl Store {
     pub async fn create_trunk(&self, actor: &Actor, input: TrunkInput) -> Result<Trunk> {
         let name = crate::directory::check_name("name", &input.name, 64)?;
         let addresses = check_addresses(&input.inbound_addresses)?;
+        let transport = check_transport(input.transport.as_deref())?;
         let target = input
             .outbound_target
             .as_deref()
-            .map(check_target)
+            .map(|t| check_target_for(t, &transport))
             .transpose()?;
-        let transport = check_transport(input.transport.as_deref())?;
+        let tls_ca = check_tls_ca(&transport, input.tls_ca_pem.as_deref())?;
         let caller_id = input
             .caller_id
             .as_deref()
@@ -674,8 +755,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO trunks (id, tenant_id, name, inbound_addresses, inbound_username, inbound_realm,
                                  inbound_ha1_md5, inbound_ha1_sha256, outbound_target, transport,
-                                 caller_id, srtp, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)",
+                                 caller_id, srtp, created_at, updated_at, tls, tls_ca)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15)",
         )
         .bind(&id)
         .bind(&actor.tenant_id)
@@ -686,10 +767,12 @@ impl Store {
         .bind(secret.as_ref().map(|s| s.1.as_str()))
         .bind(secret.as_ref().map(|s| s.2.as_str()))
         .bind(target.as_deref())
-        .bind(&transport)
+        .bind(transport_columns(&transport).0)
         .bind(caller_id.as_deref())
         .bind(srtp.as_str())
         .bind(now.0)
+        .bind(transport_columns(&transport).1)
+        .bind(tls_ca.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "trunk", "name"))?;
@@ -702,6 +785,7 @@ impl Store {
             has_inbound_password: secret.is_some(),
             outbound_target: target,
             transport,
+            tls_ca_pem: tls_ca,
             caller_id,
             srtp,
             created_at: now,
@@ -756,12 +840,13 @@ impl Store {
         let before = self.trunk(actor, id).await?;
         let name = crate::directory::check_name("name", &input.name, 64)?;
         let addresses = check_addresses(&input.inbound_addresses)?;
+        let transport = check_transport(input.transport.as_deref())?;
         let target = input
             .outbound_target
             .as_deref()
-            .map(check_target)
+            .map(|t| check_target_for(t, &transport))
             .transpose()?;
-        let transport = check_transport(input.transport.as_deref())?;
+        let tls_ca = check_tls_ca(&transport, input.tls_ca_pem.as_deref())?;
         let caller_id = input
             .caller_id
             .as_deref()
@@ -789,19 +874,22 @@ impl Store {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE trunks SET name = $1, inbound_addresses = $2, inbound_username = $3,
-                    outbound_target = $4, transport = $5, caller_id = $6, srtp = $7, updated_at = $8
+                    outbound_target = $4, transport = $5, caller_id = $6, srtp = $7, updated_at = $8,
+                    tls = $11, tls_ca = $12
              WHERE tenant_id = $9 AND id = $10",
         )
         .bind(&name)
         .bind(json_text(&addresses))
         .bind(username.as_deref())
         .bind(target.as_deref())
-        .bind(&transport)
+        .bind(transport_columns(&transport).0)
         .bind(caller_id.as_deref())
         .bind(srtp.as_str())
         .bind(now.0)
         .bind(&actor.tenant_id)
         .bind(id)
+        .bind(transport_columns(&transport).1)
+        .bind(tls_ca.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "trunk", "name"))?;
@@ -825,6 +913,7 @@ impl Store {
             has_inbound_password: keep_secret || secret.is_some(),
             outbound_target: target,
             transport,
+            tls_ca_pem: tls_ca,
             caller_id,
             srtp,
             ..before.clone()
@@ -1099,13 +1188,15 @@ impl Store {
         Ok(out)
     }
 
-    /// Trunks (names) and the number of active users whose SRTP policy is `required`
-    /// (system-wide): the server warns at start that their SDES keys need SIP over TLS.
+    /// Trunks (names) not on TLS and the number of active users whose SRTP policy is
+    /// `required` (system-wide): the server warns at start that their SDES keys need
+    /// SIP over TLS.
     pub async fn srtp_required_peers(&self) -> Result<(Vec<String>, i64)> {
-        let trunks: Vec<(String,)> =
-            sqlx::query_as("SELECT name FROM trunks WHERE srtp = 'required' ORDER BY name")
-                .fetch_all(self.pool())
-                .await?;
+        let trunks: Vec<(String,)> = sqlx::query_as(
+            "SELECT name FROM trunks WHERE srtp = 'required' AND tls = 0 ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
         let (users,): (i64,) =
             sqlx::query_as("SELECT COUNT(*) FROM users WHERE srtp = 'required' AND active = 1")
                 .fetch_one(self.pool())
@@ -1115,18 +1206,24 @@ impl Store {
 }
 
 impl Store {
-    /// Every trunk with an outbound target, system-wide, as (id, target, transport):
-    /// the SIP layer pings them with OPTIONS to know which are up.
-    pub async fn trunk_outbound_targets(&self) -> Result<Vec<(String, String, String)>> {
-        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
-            "SELECT id, outbound_target, transport FROM trunks \
+    /// Every trunk with an outbound target, system-wide, as (id, target, transport,
+    /// pinned TLS CA): the SIP layer pings them with OPTIONS to know which are up.
+    pub async fn trunk_outbound_targets(
+        &self,
+    ) -> Result<Vec<(String, String, String, Option<String>)>> {
+        type Row = (String, Option<String>, String, i64, Option<String>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, outbound_target, transport, tls, tls_ca FROM trunks \
              WHERE outbound_target IS NOT NULL ORDER BY id",
         )
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .into_iter()
-            .filter_map(|(id, t, tr)| t.map(|t| (id, t, tr)))
+            .filter_map(|(id, t, tr, tls, ca)| {
+                let tr = if tls != 0 { "tls".to_owned() } else { tr };
+                t.map(|t| (id, t, tr, ca))
+            })
             .collect())
     }
 

@@ -1461,6 +1461,7 @@ mod telephony {
                     inbound_password: Some("carrier secret 1".into()),
                     outbound_target: Some("127.0.0.1:5080".into()),
                     transport: Some("UDP".into()),
+                    tls_ca_pem: None,
                     caller_id: Some("+1 555 0100".into()),
                     srtp: None,
                 },
@@ -1555,7 +1556,12 @@ mod telephony {
         // Outbound targets, system-wide (keep-alive pings).
         assert_eq!(
             h.store.trunk_outbound_targets().await.unwrap(),
-            vec![(t.id.clone(), "127.0.0.1:5080".to_owned(), "udp".to_owned())]
+            vec![(
+                t.id.clone(),
+                "127.0.0.1:5080".to_owned(),
+                "udp".to_owned(),
+                None
+            )]
         );
         assert!(
             h.store
@@ -1675,3 +1681,106 @@ mod telephony {
         assert_eq!(h.store.sip_users(&actor).await.unwrap().len(), 2);
     });
 }
+
+// Issue #13: trunks over TLS — `tls` stored (migration 0023) and shown as the
+// transport, port 5061 by default, a pinned CA kept per trunk and validated, the
+// keep-alive's target list carries both.
+on_both!(a_trunk_over_tls_keeps_its_transport_and_pinned_ca, |h| {
+    use parley_cases::telephony::TrunkInput;
+    let acme = h.tenant("acme").await;
+    let ca = "-----BEGIN CERTIFICATE-----\nTUlJQmZha2VjZXJ0\n-----END CERTIFICATE-----\n";
+    let t = h
+        .store
+        .create_trunk(
+            &acme,
+            TrunkInput {
+                name: "secure".into(),
+                outbound_target: Some("sip.carrier.example".into()),
+                transport: Some("TLS".into()),
+                tls_ca_pem: Some(ca.into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.transport, "tls");
+    assert_eq!(
+        t.outbound_target.as_deref(),
+        Some("sip.carrier.example:5061")
+    );
+    assert_eq!(t.tls_ca_pem.as_deref(), Some(ca.trim()));
+    let read = h.store.trunk(&acme, &t.id).await.unwrap();
+    assert_eq!(read.transport, "tls");
+    assert_eq!(read.tls_ca_pem, t.tls_ca_pem);
+    assert_eq!(
+        h.store.trunk_outbound_targets().await.unwrap(),
+        vec![(
+            t.id.clone(),
+            "sip.carrier.example:5061".to_owned(),
+            "tls".to_owned(),
+            Some(ca.trim().to_owned())
+        )]
+    );
+    // A CA is only for TLS, and must be PEM certificates.
+    for (transport, pem, why) in [
+        ("udp", ca, "not tls"),
+        ("tls", "not a certificate", "no PEM"),
+        (
+            "tls",
+            "-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----",
+            "not base64",
+        ),
+        ("tls", "-----BEGIN CERTIFICATE-----\nTUlJ\n", "unclosed"),
+    ] {
+        let bad = h
+            .store
+            .update_trunk(
+                &acme,
+                &t.id,
+                TrunkInput {
+                    name: "secure".into(),
+                    outbound_target: Some("sip.carrier.example:5061".into()),
+                    transport: Some(transport.into()),
+                    tls_ca_pem: Some(pem.into()),
+                    ..Default::default()
+                },
+            )
+            .await;
+        assert!(
+            matches!(bad, Err(Error::Invalid { ref field, .. }) if field == "tls_ca_pem"),
+            "{why}: {bad:?}"
+        );
+    }
+    assert_eq!(h.store.trunk(&acme, &t.id).await.unwrap().transport, "tls");
+    // Back to TCP: the system roots question is gone with the CA.
+    let u = h
+        .store
+        .update_trunk(
+            &acme,
+            &t.id,
+            TrunkInput {
+                name: "secure".into(),
+                outbound_target: Some("sip.carrier.example:5060".into()),
+                transport: Some("tcp".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((u.transport.as_str(), u.tls_ca_pem), ("tcp", None));
+    let read = h.store.trunk(&acme, &t.id).await.unwrap();
+    assert_eq!((read.transport.as_str(), read.tls_ca_pem), ("tcp", None));
+    // A host alone is only completed for TLS.
+    let bad = h
+        .store
+        .create_trunk(
+            &acme,
+            TrunkInput {
+                name: "plain".into(),
+                outbound_target: Some("sip.carrier.example".into()),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(matches!(bad, Err(Error::Invalid { ref field, .. }) if field == "outbound_target"));
+});

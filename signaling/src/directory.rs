@@ -47,8 +47,10 @@ pub struct TrunkTarget {
     pub id: String,
     /// `host:port`.
     pub target: String,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls`.
     pub transport: String,
+    /// For `tls`: the trunk's pinned CA (PEM); `None` verifies against `webpki-roots`.
+    pub ca: Option<String>,
 }
 
 /// The application's users, tenants and trunks, as the SIP runtime needs them.

@@ -200,6 +200,8 @@ pub enum Cmd {
     Connect {
         /// Where to.
         dest: SocketAddr,
+        /// `Some`: over TLS, the certificate verified for this target.
+        tls: Option<crate::tls::TlsTarget>,
         /// Whether it is up.
         reply: oneshot::Sender<bool>,
     },
@@ -211,6 +213,8 @@ pub enum Cmd {
         dest: SocketAddr,
         /// Its writer (`None`: it could not be opened).
         tx: Option<mpsc::Sender<Bytes>>,
+        /// TCP or TLS.
+        transport: Transport,
         /// Whether it is up.
         reply: oneshot::Sender<bool>,
     },
@@ -255,7 +259,25 @@ impl DriverHandle {
     /// sent after this returns true go over it.
     pub async fn connect_tcp(&self, dest: SocketAddr) -> bool {
         let (reply, rx) = oneshot::channel();
-        self.send(Cmd::Connect { dest, reply }).await;
+        self.send(Cmd::Connect {
+            dest,
+            tls: None,
+            reply,
+        })
+        .await;
+        rx.await.unwrap_or(false)
+    }
+
+    /// Makes sure a TLS connection to `dest` whose certificate verified for `target` is
+    /// open (opened if needed); requests sent after this returns true go over it.
+    pub async fn connect_tls(&self, dest: SocketAddr, target: crate::tls::TlsTarget) -> bool {
+        let (reply, rx) = oneshot::channel();
+        self.send(Cmd::Connect {
+            dest,
+            tls: Some(target),
+            reply,
+        })
+        .await;
         rx.await.unwrap_or(false)
     }
 }
@@ -1087,25 +1109,49 @@ impl Driver {
                     self.end_call(no);
                 }
             }
-            Cmd::Connect { dest, reply } => {
-                if self.transports.transport_for(dest).reliable() {
-                    let _ = reply.send(true);
-                    return;
+            Cmd::Connect { dest, tls, reply } => {
+                // An open connection is reused: for TLS only one of ours that is TLS
+                // (a plain one from or to the same address never carries a TLS
+                // trunk's traffic).
+                let want = if tls.is_some() {
+                    Transport::Tls
+                } else {
+                    Transport::Tcp
+                };
+                match self.transports.connection_to(dest) {
+                    Some(t) if t == want || (tls.is_none() && t.reliable()) => {
+                        let _ = reply.send(true);
+                        return;
+                    }
+                    _ => {}
                 }
                 let (to_driver, handle) = (self.inbound_tx.clone(), self.handle.clone());
                 let (max, stop) = (self.config.max_message_size, self.stop.clone());
                 let timeout = 64 * self.config.timers.t1;
                 tokio::spawn(async move {
-                    let tx = match crate::transport::connect(dest, to_driver, max, stop, timeout)
-                        .await
-                    {
+                    let opened = match &tls {
+                        Some(target) => {
+                            crate::tls::connect(dest, target, to_driver, max, stop, timeout).await
+                        }
+                        None => {
+                            crate::transport::connect(dest, to_driver, max, stop, timeout).await
+                        }
+                    };
+                    let tx = match opened {
                         Ok(tx) => Some(tx),
                         Err(e) => {
-                            tracing::warn!(%dest, error = %e, "outbound TCP connection failed");
+                            tracing::warn!(%dest, error = %e, transport = %want, "outbound connection failed");
                             None
                         }
                     };
-                    handle.send(Cmd::TcpUp { dest, tx, reply }).await;
+                    handle
+                        .send(Cmd::TcpUp {
+                            dest,
+                            tx,
+                            transport: want,
+                            reply,
+                        })
+                        .await;
                 });
             }
             Cmd::Pings(targets) => {
@@ -1128,10 +1174,15 @@ impl Driver {
                     }
                 }
             }
-            Cmd::TcpUp { dest, tx, reply } => {
+            Cmd::TcpUp {
+                dest,
+                tx,
+                transport,
+                reply,
+            } => {
                 let up = tx.is_some();
                 if let Some(tx) = tx {
-                    self.transports.connected(dest, tx, Transport::Tcp);
+                    self.transports.connected(dest, tx, transport);
                 }
                 let _ = reply.send(up);
             }

@@ -2,7 +2,8 @@
 //! [`SipConfig::trunk_keepalive`](crate::SipConfig::trunk_keepalive)): a trunk is up
 //! while it answers (any final response but 408/503), and down when it does not
 //! answer before the next ping, its transaction times out, its target does not
-//! resolve or (TCP) no connection can be opened. The state is read through
+//! resolve or (TCP, TLS) no connection can be opened (TLS: or the trunk's certificate
+//! does not verify). The state is read through
 //! [`Inspector::trunk_status`](crate::Inspector::trunk_status) and the
 //! `sip_trunks_down` gauge.
 //!
@@ -62,22 +63,30 @@ pub(crate) fn spawn_round(directory: Arc<dyn Directory>, handle: DriverHandle) {
             id,
             target,
             transport,
+            ca,
         } in rows
         {
-            let transport = if transport == "tcp" {
-                Transport::Tcp
-            } else {
-                Transport::Udp
+            let transport = match transport.as_str() {
+                "tcp" => Transport::Tcp,
+                "tls" => Transport::Tls,
+                _ => Transport::Udp,
             };
             let mut dest = match tokio::net::lookup_host(target.as_str()).await {
                 Ok(mut a) => a.next(),
                 Err(_) => None,
             };
-            if let Some(d) = dest
-                && transport == Transport::Tcp
-                && !handle.connect_tcp(d).await
-            {
-                dest = None;
+            if let Some(d) = dest {
+                let up = match transport {
+                    Transport::Tcp => handle.connect_tcp(d).await,
+                    Transport::Tls => {
+                        let tls = crate::tls::TlsTarget::for_target(&target, ca.as_deref());
+                        handle.connect_tls(d, tls).await
+                    }
+                    Transport::Udp => true,
+                };
+                if !up {
+                    dest = None;
+                }
             }
             targets.push(Target {
                 id,
@@ -126,7 +135,8 @@ impl Keepalive {
         }
         let mut rng = rand::rng();
         let uri = match t.transport {
-            Transport::Tcp | Transport::Tls => format!("sip:{};transport=tcp", t.target),
+            Transport::Tcp => format!("sip:{};transport=tcp", t.target),
+            Transport::Tls => format!("sip:{};transport=tls", t.target),
             Transport::Udp => format!("sip:{}", t.target),
         };
         let mut h = Headers::new();

@@ -52,7 +52,7 @@ pub mod driver;
 mod error;
 pub mod keepalive;
 pub mod registrar;
-mod tls;
+pub mod tls;
 pub mod trace;
 pub mod transport;
 

@@ -4,21 +4,29 @@
 //! with rcgen at start-up and its PEM written next to the data so that clients can
 //! trust it. Accepted connections run exactly like TCP ones (framing, reuse), with
 //! [`Transport::Tls`].
+//!
+//! Outbound (trunks whose transport is `tls`): Parley opens the connection and verifies
+//! the trunk's certificate chain and name (the target's host, or its IP address) with
+//! rustls' webpki verifier against the trunk's pinned CA when it has one, else against
+//! the system's roots (Mozilla's set, `webpki-roots`). A certificate that does not
+//! verify fails the connection: the call gets 503 and nothing is sent.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::rustls::{self, ServerConfig};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::error::{Error, Result};
-use crate::transport::{Inbound, Transport, tcp_connection};
+use crate::transport::{Inbound, Transport, spawn_connection, tcp_connection};
 
 /// Where the certificate comes from.
 #[derive(Debug, Clone, Default)]
@@ -165,4 +173,118 @@ pub(crate) async fn bind(addr: SocketAddr) -> Result<TcpListener> {
         addr,
         source,
     })
+}
+
+/// Where an outbound TLS connection goes and how its certificate is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsTarget {
+    /// The name the certificate must carry: the target's host (or IP address).
+    pub server_name: String,
+    /// PEM certificate(s) of the CA pinned for the trunk; `None`: the system's roots.
+    pub ca_pem: Option<String>,
+}
+
+impl TlsTarget {
+    /// For a trunk's `host:port` target (`[v6]:port` too) and its pinned CA.
+    pub fn for_target(target: &str, ca_pem: Option<&str>) -> TlsTarget {
+        let host = target.rsplit_once(':').map_or(target, |(h, _)| h);
+        TlsTarget {
+            server_name: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            ca_pem: ca_pem.map(str::to_owned),
+        }
+    }
+}
+
+/// The client configuration for `target`: webpki verification against its pinned CA,
+/// or the system's roots.
+pub(crate) fn client_config(target: &TlsTarget) -> Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore::empty();
+    match &target.ca_pem {
+        Some(pem) => {
+            for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                let cert = cert.map_err(|e| tls_error(format!("pinned CA: {e}")))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| tls_error(format!("pinned CA: {e}")))?;
+            }
+            if roots.is_empty() {
+                return Err(tls_error("pinned CA: no certificate".into()));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// Opens a TLS connection to `dest` (a trunk over TLS), verifying its certificate for
+/// `target`, and runs it like an accepted one; returns the queue the driver writes
+/// through. TCP connect and handshake each within `timeout`.
+pub(crate) async fn connect(
+    dest: SocketAddr,
+    target: &TlsTarget,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    stop: watch::Receiver<bool>,
+    timeout: Duration,
+) -> std::io::Result<mpsc::Sender<Bytes>> {
+    let other = std::io::Error::other::<String>;
+    let config = client_config(target).map_err(|e| other(e.to_string()))?;
+    let name = ServerName::try_from(target.server_name.clone())
+        .map_err(|e| other(format!("TLS server name {:?}: {e}", target.server_name)))?;
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(dest))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
+        })??;
+    let _ = stream.set_nodelay(true);
+    let tls = tokio::time::timeout(timeout, TlsConnector::from(config).connect(name, stream))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+        })??;
+    Ok(spawn_connection(
+        tls,
+        dest,
+        Transport::Tls,
+        to_driver,
+        max_size,
+        stop,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_name_is_the_targets_host() {
+        let t = TlsTarget::for_target("sip.example.com:5061", None);
+        assert_eq!(t.server_name, "sip.example.com");
+        assert_eq!(
+            TlsTarget::for_target("[2001:db8::1]:5061", None).server_name,
+            "2001:db8::1"
+        );
+        assert_eq!(
+            TlsTarget::for_target("127.0.0.1:5061", Some("x"))
+                .ca_pem
+                .as_deref(),
+            Some("x")
+        );
+    }
+
+    #[test]
+    fn a_pinned_ca_that_is_not_pem_is_an_error_not_the_system_roots() {
+        let t = TlsTarget::for_target("h:5061", Some("not a certificate"));
+        assert!(client_config(&t).is_err());
+        assert!(client_config(&TlsTarget::for_target("h:5061", None)).is_ok());
+    }
 }

@@ -197,6 +197,11 @@ impl Transports {
         self.tcp.remove(&peer);
     }
 
+    /// The transport of the open connection to `dest`, if there is one.
+    pub(crate) fn connection_to(&self, dest: SocketAddr) -> Option<Transport> {
+        self.tcp.get(&dest).map(|(_, t)| *t)
+    }
+
     /// The transport to reach `dest`: an open TCP connection from or to it is reused
     /// (RFC 3261 §18.2.2: responses go back over the connection the request came on),
     /// anything else goes over UDP.
@@ -313,11 +318,34 @@ pub(crate) async fn connect(
             std::io::Error::new(std::io::ErrorKind::TimedOut, "TCP connect timed out")
         })??;
     let _ = stream.set_nodelay(true);
+    Ok(spawn_connection(
+        stream,
+        dest,
+        Transport::Tcp,
+        to_driver,
+        max_size,
+        stop,
+    ))
+}
+
+/// Runs a connection Parley opened (TCP or TLS to `dest`) in a task of its own;
+/// returns the queue the driver writes through.
+pub(crate) fn spawn_connection<S>(
+    stream: S,
+    dest: SocketAddr,
+    transport: Transport,
+    to_driver: mpsc::Sender<Inbound>,
+    max_size: usize,
+    stop: watch::Receiver<bool>,
+) -> mpsc::Sender<Bytes>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
+{
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run_connection(
         stream,
         dest,
-        Transport::Tcp,
+        transport,
         rx,
         tx.clone(),
         to_driver,
@@ -325,7 +353,7 @@ pub(crate) async fn connect(
         None,
         stop,
     ));
-    Ok(tx)
+    tx
 }
 
 /// One accepted TCP (or TLS) connection: announced to the driver, then run under

@@ -288,7 +288,19 @@ test('admin: users, teams, skills, trunks and numbers, business hours', async ()
   await page.waitForSelector('#admin-telephony td >> text=Loopback trunk');
   const trunks = await apiAs(ADMIN, 'GET', '/trunks');
   assert(trunks.body[0].inbound_addresses.join() === '127.0.0.1', 'trunk addresses kept');
+  // A trunk over TLS with its carrier's CA pinned (issue #13): port 5061 by default.
+  await page.fill('#new-trunk [name=name]', 'Secure carrier');
+  await page.fill('#new-trunk [name=outbound_target]', 'sip.carrier.example');
+  await page.selectOption('#new-trunk [name=transport]', 'tls');
+  await page.fill('#new-trunk [name=tls_ca_pem]', '-----BEGIN CERTIFICATE-----\nTUlJQmZha2VjZXJ0\n-----END CERTIFICATE-----');
+  await page.click('#new-trunk button[type=submit]');
+  await page.waitForSelector('#admin-telephony td >> text=tls (pinned CA)');
   await shot(page, '08-admin-telephony');
+  const tls = (await apiAs(ADMIN, 'GET', '/trunks')).body.find((t) => t.name === 'Secure carrier');
+  assert(tls && tls.transport === 'tls' && tls.outbound_target === 'sip.carrier.example:5061'
+    && tls.tls_ca_pem.includes('BEGIN CERTIFICATE'), 'TLS trunk stored: ' + JSON.stringify(tls));
+  // Gone again: the later tests' outbound calls use the loopback trunk.
+  await apiAs(ADMIN, 'DELETE', '/trunks/' + tls.id);
   // Business hours: the demo's `main` calendar, opened around the clock.
   await page.click('.tabs a[href="/admin/hours"]');
   await page.click('#admin-hours button.link >> text=main');

@@ -1536,6 +1536,17 @@ impl Call {
             .note("dial_policy.max_call_secs", serde_json::json!({}));
     }
 
+    /// The call was ended by the dial policy's rule `r` (the daily spend cap).
+    pub(super) fn ctl_note_dial_cut(&mut self, r: &parley_cases::dialpolicy::Refusal) {
+        self.ctl
+            .note(&format!("dial_policy.{}", r.rule()), serde_json::json!({}));
+    }
+
+    /// The call's id in the live calls (the API's `call_id`).
+    pub(super) fn ctl_live_id(&self) -> String {
+        self.ctl.id.clone()
+    }
+
     /// Ends every control leg.
     pub(super) async fn ctl_drop_all(&mut self) {
         let all = std::mem::take(&mut self.ctl.legs);

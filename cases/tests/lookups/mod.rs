@@ -218,3 +218,68 @@ on_both!(entries_expire_for_changes_made_elsewhere, |h| {
     call(s, "15550100").await;
     assert_eq!(s.lookup_db_reads() - before, 7);
 });
+
+// Issue #13: each outbound dial read the tenant's dial policy (and the dialling user's
+// role) from the database. Now from the cache: a second dial reads nothing, and a
+// policy or role change is seen by the next dial.
+on_both!(
+    a_dial_reads_its_policy_from_the_cache_and_sees_a_change_next,
+    |h| {
+        use parley_cases::dialpolicy::DialPolicy;
+        let s = &h.store;
+        let (acme, admin, _) = world(h).await;
+        let ann = user(s, &acme, "ann2@acme.test", Role::Agent).await;
+        let ann_id = ann.user_id.clone().unwrap();
+        let dial = || async {
+            let role = s.user_role_cached(&acme.tenant_id, &ann_id).await.unwrap();
+            let policy = s.dial_policy_cached(&acme.tenant_id).await.unwrap();
+            (role, policy.max_calls_per_minute)
+        };
+        let default_rate = DialPolicy::default().max_calls_per_minute;
+        assert_eq!(dial().await, (Some(Role::Agent), default_rate));
+        let before = s.lookup_db_reads();
+        for _ in 0..5 {
+            assert_eq!(dial().await, (Some(Role::Agent), default_rate));
+        }
+        assert_eq!(s.lookup_db_reads() - before, 0, "five more dials");
+        assert_eq!(
+            s.user_role_cached(&acme.tenant_id, "no-such-user")
+                .await
+                .unwrap(),
+            None
+        );
+
+        s.set_dial_policy(
+            &admin,
+            DialPolicy {
+                max_calls_per_minute: 7,
+                ..DialPolicy::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(dial().await, (Some(Role::Agent), 7), "policy changed");
+        s.update_user(
+            &acme,
+            &ann_id,
+            UserPatch {
+                name: None,
+                role: Some(Role::Supervisor),
+                active: None,
+                password: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(dial().await, (Some(Role::Supervisor), 7), "role changed");
+        // Another tenant's policy is its own.
+        let beta = h.tenant("beta").await;
+        assert_eq!(
+            s.dial_policy_cached(&beta.tenant_id)
+                .await
+                .unwrap()
+                .max_calls_per_minute,
+            default_rate
+        );
+    }
+);

@@ -149,7 +149,7 @@ async fn click_to_call(
     // Read with the tenant's country (national formats), like every dialled number.
     let number = s
         .store
-        .dial_policy(&a.actor)
+        .dial_policy_cached(&a.actor.tenant_id)
         .await?
         .normalize(&body.number)
         .map_err(|_| {
@@ -261,7 +261,7 @@ async fn resolve(s: &AppState, a: &Authed, t: TargetBody) -> ApiResult<CallTarge
         // is applied by the SIP stack when the target is dialled.
         (None, None, Some(number)) => Ok(CallTarget::Number(
             s.store
-                .dial_policy(&a.actor)
+                .dial_policy_cached(&a.actor.tenant_id)
                 .await?
                 .normalize(&number)
                 .map_err(|_| {

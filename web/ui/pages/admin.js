@@ -280,7 +280,8 @@ async function telephony(el) {
     field('Inbound username', h('input', { name: 'inbound_username' })),
     field('Inbound password', h('input', { name: 'inbound_password', type: 'password', autocomplete: 'new-password' })),
     field('Outbound target', h('input', { name: 'outbound_target', placeholder: 'sip.example.net:5060' })),
-    field('Transport', h('select', { name: 'transport' }, ['udp', 'tcp'].map((t) => h('option', { value: t }, t)))),
+    field('Transport', h('select', { name: 'transport' }, ['udp', 'tcp', 'tls'].map((t) => h('option', { value: t }, t))), 'tls: port 5061 when none is given'),
+    field('TLS CA (PEM)', h('textarea', { name: 'tls_ca_pem', rows: 2, placeholder: '-----BEGIN CERTIFICATE-----' }), 'tls only: the carrier\'s CA; empty: the system roots'),
     field('Caller ID', h('input', { name: 'caller_id', placeholder: '+15550100' })),
     field('SRTP', h('select', { name: 'srtp' }, ['optional', 'required', 'off'].map((m) => h('option', { value: m, selected: m === ('optional') }, m))), 'required: use SIP over TLS'),
     tBtn, tOut);
@@ -296,6 +297,7 @@ async function telephony(el) {
     f.inbound_password.placeholder = t.has_inbound_password ? 'unchanged' : '';
     f.outbound_target.value = t.outbound_target || '';
     f.transport.value = t.transport;
+    f.tls_ca_pem.value = t.tls_ca_pem || '';
     f.caller_id.value = t.caller_id || '';
     f.srtp.value = t.srtp || 'optional';
     tTitle.textContent = `Edit trunk ${t.name}`;
@@ -311,6 +313,7 @@ async function telephony(el) {
         inbound_addresses: v.inbound_addresses.split(',').map((s) => s.trim()).filter(Boolean),
         inbound_username: opt(v.inbound_username), inbound_password: opt(v.inbound_password),
         outbound_target: opt(v.outbound_target), transport: v.transport, caller_id: opt(v.caller_id),
+        tls_ca_pem: v.transport === 'tls' ? opt(v.tls_ca_pem) : null,
         srtp: v.srtp,
       });
       toast(editing ? 'Trunk saved' : 'Trunk added');
@@ -338,7 +341,7 @@ async function telephony(el) {
         { label: 'Inbound from', get: (t) => t.inbound_addresses.join(', ') || '—' },
         { label: 'Digest user', get: (t) => t.inbound_username || '—' },
         { label: 'Outbound', get: (t) => t.outbound_target || '—' },
-        { label: 'Transport', get: (t) => t.transport },
+        { label: 'Transport', get: (t) => t.transport + (t.tls_ca_pem ? ' (pinned CA)' : '') },
         { label: 'Caller ID', get: (t) => t.caller_id || '—' },
         { label: 'SRTP', get: (t) => t.srtp },
         { label: '', get: (t) => h('button', { type: 'button', class: 'ghost', onclick: rm('/trunks/' + enc(t.id), `trunk ${t.name} and its numbers`) }, 'Delete') },

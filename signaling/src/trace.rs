@@ -123,6 +123,9 @@ pub(crate) struct Counters {
     pub(crate) info_dtmf: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
     pub(crate) trunk_pings: AtomicU64,
+    /// Answers to Parley's own `RTP/SAVP` offers without usable SRTP (the leg is
+    /// hung up), and SRTP re-offers that could not be applied.
+    pub(crate) srtp_refused: AtomicU64,
 }
 
 pub(crate) fn bump(c: &AtomicU64) {
@@ -365,6 +368,7 @@ impl Inspector {
             ("sip_info_dtmf_total", v(&c.info_dtmf)),
             ("sip_sessions_expired_total", v(&c.sessions_expired)),
             ("sip_trunk_pings_total", v(&c.trunk_pings)),
+            ("sip_srtp_refused_total", v(&c.srtp_refused)),
             (
                 "sip_trunks_down",
                 self.obs.trunk_health().values().filter(|h| !h.up).count() as u64,

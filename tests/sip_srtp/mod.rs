@@ -324,3 +324,180 @@ fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
     let trace = b.call(&format!("sip:43@{}", p.sip), 6);
     assert_srtp_echo(&b, &trace);
 }
+
+// Legs Parley dials itself (issue #13: "SRTP ... required per trunk/phone"): a phone
+// whose user requires SRTP — baresip with `mediaenc=srtp-mand`, which refuses a plain
+// RTP/AVP offer — is rung with an RTP/SAVP offer of Parley's own, answers with its
+// key, and media flows encrypted both ways. Before, Parley's own offers were plain
+// RTP/AVP whatever the policy, and such a phone never answered.
+
+use super::sip_phones::baresip::{Baresip as Phone, Extra, Phone as PhoneSetup};
+use super::sip_phones::{
+    BARESIP_1_0_DIGEST, demo_user, have_baresip, presence, tone_blocks, tone_frame, ulaw_samples,
+};
+
+/// Sets the SRTP policy of the demo user `email`'s phones.
+fn user_srtp(p: &Parley, admin: &str, email: &str, srtp: &str) {
+    let id = demo_user(p, admin, email);
+    let acc = http(
+        p,
+        "PUT",
+        &format!("/api/v1/users/{id}/sip"),
+        Some(admin),
+        Some(json!({ "srtp": srtp })),
+    );
+    assert_eq!(acc["srtp"], srtp, "{acc}");
+}
+
+/// A baresip that accepts SRTP only, answering by itself, sending a tone of `hz`.
+fn srtp_phone(p: &Parley, ext: &str, password: &str, hz: u32, no_register: bool) -> Phone {
+    Phone::start_with(
+        Command::new("baresip"),
+        &PhoneSetup {
+            ext,
+            password,
+            server: p.sip,
+            listen: "127.0.0.1".parse().unwrap(),
+            tone_hz: hz,
+            auto_answer: true,
+        },
+        Extra {
+            srtp_mandatory: true,
+            no_register,
+        },
+    )
+}
+
+#[test]
+fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_ways() {
+    if !have_baresip() {
+        return;
+    }
+    let p = start("srtp-queue", &[BARESIP_1_0_DIGEST]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    presence(&p, &admin, "agent2@demo.parley.test", "offline");
+    presence(&p, &admin, "agent1@demo.parley.test", "available");
+    user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
+    let (ext, pw) = agent(&p, 0);
+    let phone = srtp_phone(&p, &ext, &pw, 1000, false);
+    phone.wait_registered(15);
+    // A plain caller (the demo trunk's policy is optional) presses 1 for sales.
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    let mut sample = 0u32;
+    let mut answered_at = None;
+    for i in 0..3000u32 {
+        let ts = out.ts;
+        out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+        out.ts = out.ts.wrapping_add(160);
+        sample += 160;
+        std::thread::sleep(Duration::from_millis(20));
+        if answered_at.is_none() && phone.saw("CALL_ESTABLISHED") {
+            answered_at = Some(i);
+            rx.clear();
+        }
+        drain(&uac, &mut rx);
+        if answered_at.is_some_and(|a| i >= a + 150) {
+            break;
+        }
+    }
+    assert!(
+        answered_at.is_some(),
+        "the SRTP-only phone never answered\n{}",
+        phone.log()
+    );
+    uac.hang_up(&mut dialog);
+    phone.wait_event("CALL_CLOSED", 10);
+    // baresip → (SRTP) → Parley → caller: its 1 kHz tone; the caller's 600 Hz the
+    // other way. Media that did not decrypt would be dropped (Parley) or noise.
+    let caller_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    let agent_heard = tone_blocks(&phone.received(), 600);
+    assert!(
+        caller_heard >= 50,
+        "the caller heard {caller_heard} blocks of the agent's tone ({} packets)",
+        rx.len()
+    );
+    assert!(
+        agent_heard >= 50,
+        "the SRTP agent heard {agent_heard} blocks of the caller's tone\n{}",
+        phone.log()
+    );
+    let tok = supervisor_token(&p);
+    assert_eq!(counter(&p, &tok, "sip_srtp_refused_total"), 0);
+}
+
+#[test]
+fn click_to_call_offers_srtp_to_an_srtp_only_agent_phone_and_to_a_trunk_that_requires_it() {
+    if !have_baresip() {
+        return;
+    }
+    let p = start("srtp-c2c", &[BARESIP_1_0_DIGEST]);
+    let admin = admin_token(&p);
+    // The supervisor gets an extension (click-to-call rings your own phone first)
+    // whose phone requires SRTP.
+    let sup_id = demo_user(&p, &admin, "supervisor@demo.parley.test");
+    let sip_pw = "srtp-phone-password-1";
+    http(
+        &p,
+        "PUT",
+        &format!("/api/v1/users/{sup_id}/sip"),
+        Some(&admin),
+        Some(json!({ "extension": "1777", "password": sip_pw, "srtp": "required" })),
+    );
+    let agent = srtp_phone(&p, "1777", sip_pw, 1000, false);
+    agent.wait_registered(15);
+    // The customer: an SRTP-only phone behind a trunk whose policy is required.
+    let customer = srtp_phone(&p, "+15550199", "unused-password", 700, true);
+    let trunk = http(
+        &p,
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(json!({
+            "name": "carrier",
+            "outbound_target": customer.sip.to_string(),
+            "caller_id": "+15550100",
+            "srtp": "required",
+        })),
+    );
+    assert_eq!(trunk["srtp"], "required", "{trunk}");
+    let sup = supervisor_token(&p);
+    let call = http(
+        &p,
+        "POST",
+        "/api/v1/calls",
+        Some(&sup),
+        Some(json!({"number": "+1 555 0199"})),
+    );
+    assert_eq!(call["direction"], "outbound", "{call}");
+    agent.wait_event("CALL_ESTABLISHED", 20);
+    customer.wait_event("CALL_ESTABLISHED", 20);
+    // Both talk for a while; each must hear the other's tone through Parley.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = tone_blocks(&agent.received(), 700);
+        let c = tone_blocks(&customer.received(), 1000);
+        if a >= 50 && c >= 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent heard {a} blocks of the customer, customer {c} of the agent\n\
+             agent:\n{}\ncustomer:\n{}",
+            agent.log(),
+            customer.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(counter(&p, &sup, "sip_srtp_refused_total"), 0);
+}

@@ -501,3 +501,49 @@ fn click_to_call_offers_srtp_to_an_srtp_only_agent_phone_and_to_a_trunk_that_req
     }
     assert_eq!(counter(&p, &sup, "sip_srtp_refused_total"), 0);
 }
+
+#[test]
+fn a_plain_answer_to_an_srtp_offer_hangs_the_agent_leg_up_and_is_counted() {
+    let p = start("srtp-plain-answer", &[]);
+    let admin = admin_token(&p);
+    open_all_week(&p, &admin);
+    presence(&p, &admin, "agent2@demo.parley.test", "offline");
+    presence(&p, &admin, "agent1@demo.parley.test", "available");
+    user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
+    let (ext, pw) = agent(&p, 0);
+    let uas_port = free_port();
+    let mut phone = uas("uas_plain_answer_to_srtp.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // The phone's scenario ends once it has had Parley's BYE for its plain answer.
+    let status = (0..300).find_map(|i| {
+        out.audio(&uac, remote, k.wrapping_add(i), &mut rx);
+        std::thread::sleep(Duration::from_millis(50));
+        phone.try_wait().unwrap()
+    });
+    let status = status.unwrap_or_else(|| {
+        let _ = phone.kill();
+        phone.wait().unwrap()
+    });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "agent phone: {status:?} {err}");
+    let tok = supervisor_token(&p);
+    assert!(counter(&p, &tok, "sip_srtp_refused_total") >= 1);
+    uac.hang_up(&mut dialog);
+}

@@ -380,7 +380,7 @@ fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_w
     presence(&p, &admin, "agent1@demo.parley.test", "available");
     user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
     let (ext, pw) = agent(&p, 0);
-    let phone = srtp_phone(&p, &ext, &pw, 1000, false);
+    let mut phone = srtp_phone(&p, &ext, &pw, 1000, false);
     phone.wait_registered(15);
     // A plain caller (the demo trunk's policy is optional) presses 1 for sales.
     let uac = ProtoUac::new(p.sip);
@@ -416,12 +416,44 @@ fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_w
         "the SRTP-only phone never answered\n{}",
         phone.log()
     );
-    uac.hang_up(&mut dialog);
-    phone.wait_event("CALL_CLOSED", 10);
     // baresip → (SRTP) → Parley → caller: its 1 kHz tone; the caller's 600 Hz the
     // other way. Media that did not decrypt would be dropped (Parley) or noise.
     let caller_heard = tone_blocks(&ulaw_samples(&rx), 1000);
     let agent_heard = tone_blocks(&phone.received(), 600);
+    // The agent holds (an RTP/SAVP re-INVITE, sendonly) and resumes: Parley answers
+    // both with SRTP (before, an RTP/SAVP re-offer got 488 and hold did nothing).
+    let mut talk = |secs: u32, rx: &mut Vec<Vec<u8>>| {
+        for _ in 0..secs * 50 {
+            let ts = out.ts;
+            out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+            out.ts = out.ts.wrapping_add(160);
+            sample += 160;
+            std::thread::sleep(Duration::from_millis(20));
+            drain(&uac, rx);
+        }
+    };
+    phone.command("hold", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let held_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    phone.command("resume", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let resumed_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    uac.hang_up(&mut dialog);
+    phone.wait_event("CALL_CLOSED", 10);
+    assert!(
+        held_heard < 10,
+        "the caller heard {held_heard} blocks of the agent while held\n{}",
+        phone.log()
+    );
+    assert!(
+        resumed_heard >= 40,
+        "the caller heard {resumed_heard} blocks of the agent after resume\n{}",
+        phone.log()
+    );
     assert!(
         caller_heard >= 50,
         "the caller heard {caller_heard} blocks of the agent's tone ({} packets)",
@@ -546,4 +578,121 @@ fn a_plain_answer_to_an_srtp_offer_hangs_the_agent_leg_up_and_is_counted() {
     let tok = supervisor_token(&p);
     assert!(counter(&p, &tok, "sip_srtp_refused_total") >= 1);
     uac.hang_up(&mut dialog);
+}
+
+/// An INVITE without SDP to `number` (the caller offers nothing; Parley must).
+fn offerless_invite(
+    uac: &ProtoUac,
+    p: &Parley,
+    number: &str,
+) -> (Request, parley_sip_proto::message::Response) {
+    let me = uac.me;
+    let mut h = Headers::new();
+    h.push("Via", uac.via().to_string());
+    h.push("Max-Forwards", "70");
+    let mut rng = rand::rng();
+    let tag = parley_sip_proto::dialog::random_token(&mut rng, 10);
+    let call_id = parley_sip_proto::dialog::random_token(&mut rng, 16);
+    h.push("From", format!("<sip:late@{}>;tag={tag}", me.ip()));
+    h.push("To", format!("<sip:{number}@{}>", p.sip));
+    h.push("Call-ID", format!("late-{call_id}@uac.test"));
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:late@{me}>"));
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:{number}@{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
+    uac.send(&invite);
+    loop {
+        if let SipMessage::Response(r) = uac.recv()
+            && r.code() >= 200
+        {
+            return (invite, r);
+        }
+    }
+}
+
+#[test]
+fn an_invite_without_sdp_from_a_required_trunk_gets_an_srtp_offer_and_a_plain_ack_a_bye() {
+    let p = start("srtp-late-offer", &[]);
+    let admin = admin_token(&p);
+    let trunks = http(&p, "GET", "/api/v1/trunks", Some(&admin), None);
+    let trunk = trunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["inbound_addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "127.0.0.1")
+        })
+        .unwrap()
+        .clone();
+    let mut input = json!({
+        "name": trunk["name"],
+        "inbound_addresses": trunk["inbound_addresses"],
+        "transport": trunk["transport"],
+        "caller_id": trunk["caller_id"],
+        "srtp": "required",
+    });
+    if let Some(t) = trunk["outbound_target"].as_str() {
+        input["outbound_target"] = json!(t);
+    }
+    let id = trunk["id"].as_str().unwrap();
+    http(
+        &p,
+        "PUT",
+        &format!("/api/v1/trunks/{id}"),
+        Some(&admin),
+        Some(input),
+    );
+    // The echo test answers with an RTP/SAVP offer of its own (before: 488).
+    let uac = ProtoUac::new(p.sip);
+    let (invite, ok) = offerless_invite(&uac, &p, "43");
+    assert_eq!(ok.code(), 200, "{ok:?}");
+    let offer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(offer.contains("RTP/SAVP"), "{offer}");
+    let crypto = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=crypto:1 "))
+        .unwrap_or_else(|| panic!("no a=crypto:1 in {offer}"));
+    assert!(
+        crypto.starts_with("AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
+    // A plain answer in the ACK does not do: Parley hangs up.
+    let me = uac.me;
+    let d = parley_sip_proto::dialog::Dialog::uac(&invite, &ok, &format!("sip:late@{me}")).unwrap();
+    let plain = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        uac.rtp.local_addr().unwrap().port()
+    );
+    let ack = d
+        .create_ack(
+            1,
+            &uac.via(),
+            Some(("application/sdp", bytes::Bytes::from(plain))),
+        )
+        .unwrap();
+    uac.send(&ack);
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("cause=88"), "{reason}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
 }

@@ -442,8 +442,34 @@ fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_w
     rx.clear();
     talk(2, &mut rx);
     let resumed_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    let call_id = dialog.id.call_id.clone();
     uac.hang_up(&mut dialog);
     phone.wait_event("CALL_CLOSED", 10);
+    // Both re-INVITEs reached Parley and got SRTP answers, none a 488 (baresip goes
+    // quiet on hold either way: the ladder, not the audio, tells).
+    let tok = supervisor_token(&p);
+    let trace = http(
+        &p,
+        "GET",
+        &format!("/api/v1/sip/calls/{call_id}/trace"),
+        Some(&tok),
+        None,
+    );
+    let ladder: Vec<String> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["direction"], e["summary"]))
+        .collect();
+    let reinvites = ladder
+        .iter()
+        .filter(|l| l.starts_with("\"in\" \"INVITE sip:parley@"))
+        .count();
+    assert!(reinvites >= 2, "no hold and resume re-INVITEs: {ladder:#?}");
+    assert!(
+        !ladder.iter().any(|l| l.contains("SIP/2.0 488")),
+        "{ladder:#?}"
+    );
     assert!(
         held_heard < 10,
         "the caller heard {held_heard} blocks of the agent while held\n{}",
@@ -464,7 +490,6 @@ fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_w
         "the SRTP agent heard {agent_heard} blocks of the caller's tone\n{}",
         phone.log()
     );
-    let tok = supervisor_token(&p);
     assert_eq!(counter(&p, &tok, "sip_srtp_refused_total"), 0);
 }
 

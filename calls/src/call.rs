@@ -232,6 +232,9 @@ struct OutboundLeg {
     /// A leg dialled out (trunk): its place in the dial policy's caps, given back when
     /// the leg is done.
     permit: Option<crate::dial::DialPermit>,
+    /// Our own offer on this leg (`None`: the caller's was passed through): the
+    /// media leg it was made for and what we offered (`offer::OwnOffer::caps`).
+    own_offer: Option<(LegId, LocalCapabilities)>,
 }
 
 struct Call {
@@ -256,7 +259,7 @@ struct Call {
     ivr: Option<ivr::IvrRun>,
     /// Our own SDP offer for agents' legs (IVR calls bridge media in a room);
     /// `None`: the caller's offer is passed through.
-    agent_offer: Option<LocalCapabilities>,
+    agent_offer: Option<offer::OwnOffer>,
     /// Live-call controls: registry snapshot, commands, extra legs.
     ctl: control::Ctl,
     /// The call's life in an ACD queue (`call::queue`).
@@ -335,7 +338,12 @@ pub(crate) async fn run(ctx: CallCtx) {
     } else {
         call.route(&store, &auth).await
     };
-    let plan = plan.and_then(|p| call.srtp_admits().map(|()| p));
+    // Without an offer, a call Parley may answer itself (echo, a flow) gets our
+    // SRTP offer in the 200; ringing phones without a flow is checked there.
+    let plan = plan.and_then(|p| {
+        let answerable = matches!(p, Plan::Echo { .. } | Plan::Agents(_));
+        call.srtp_admits(answerable).map(|()| p)
+    });
     match plan {
         Ok(Plan::Agents(route)) => {
             call.unauth = None;
@@ -732,6 +740,11 @@ impl Call {
             None => None,
         };
         let Some(run) = run else {
+            // The caller's offer goes to the phones as it is: without one, SRTP
+            // cannot be shown (see `srtp_admits`).
+            if let Err((code, reason)) = self.srtp_admits(false) {
+                return self.reject(code, reason, None).await;
+            }
             return self.ring_agents(store, &tenant_id).await;
         };
         let mut run = run;
@@ -747,11 +760,16 @@ impl Call {
     }
 
     /// The SRTP policy of the caller's side ([`Call::srtp`]) against the INVITE's
-    /// offer: `required` refuses an offer without usable SDES-SRTP (or no offer)
-    /// with 488, for every plan (answered here or passed through).
-    fn srtp_admits(&self) -> Result<(), (u16, &'static str)> {
+    /// offer: `required` refuses an offer without usable SDES-SRTP with 488, for
+    /// every plan (answered here or passed through); no offer at all is refused
+    /// too unless `no_offer_ok` (Parley answers the call itself and offers
+    /// `RTP/SAVP` in its 200: see `call::offer`).
+    fn srtp_admits(&self, no_offer_ok: bool) -> Result<(), (u16, &'static str)> {
         let body = self.inbound.invite.body();
         let offer = if body.iter().all(u8::is_ascii_whitespace) {
+            if no_offer_ok {
+                return Ok(());
+            }
             None
         } else {
             // An unparsable offer is refused by whoever reads it next.
@@ -1105,6 +1123,7 @@ impl Call {
             from_user.as_deref(),
             dest,
             transport,
+            srtp_policy(trunk.srtp),
         ) {
             Some(leg) => {
                 self.driver
@@ -1186,12 +1205,19 @@ impl Call {
                 return self.reject(500, "Server Internal Error", None).await;
             }
         };
-        let mut targets: Vec<(String, Binding)> = Vec::new();
+        let mut targets: Vec<(String, Binding, SrtpPolicy)> = Vec::new();
         for (user_id, ext) in users {
             if !pick(&user_id, &ext) {
                 continue;
             }
             self.ctl.agents.insert(ext.clone(), user_id.clone());
+            // Our own offer follows the user's SRTP policy (a passed-through offer
+            // is the caller's).
+            let srtp = if self.agent_offer.is_some() {
+                self.user_srtp(store, tenant_id, &user_id).await
+            } else {
+                SrtpPolicy::default()
+            };
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
@@ -1200,7 +1226,7 @@ impl Call {
                 })
                 .await;
             for b in rx.await.unwrap_or_default() {
-                targets.push((ext.clone(), b));
+                targets.push((ext.clone(), b, srtp));
             }
         }
         if targets.is_empty() {
@@ -1213,9 +1239,10 @@ impl Call {
             .sip_realm(&actor)
             .await
             .unwrap_or_else(|_| self.driver.default_host().to_string());
-        for (ext, b) in targets {
+        for (ext, b, srtp) in targets {
             let to = format!("<sip:{ext}@{realm}>");
-            if let Some(mut leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport) {
+            if let Some(mut leg) = self.new_leg(&b.contact, &to, None, b.target, b.transport, srtp)
+            {
                 tag_live_call(&mut leg.invite, self.ctl.id());
                 self.driver
                     .send(Cmd::Request {
@@ -1236,9 +1263,22 @@ impl Call {
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
     }
 
+    /// The SRTP policy of a user's phones (the default when the lookup fails).
+    async fn user_srtp(&self, store: &Store, tenant_id: &str, user_id: &str) -> SrtpPolicy {
+        match store.sip_account(&Actor::system(tenant_id), user_id).await {
+            Ok(a) => srtp_policy(a.srtp),
+            Err(e) => {
+                tracing::warn!(error = %e, user = user_id, "SRTP policy lookup failed");
+                SrtpPolicy::default()
+            }
+        }
+    }
+
     /// Our INVITE for a new leg (to a registered contact or a trunk): new Call-ID and
-    /// tags, the caller's SDP offer passed through unchanged. `from_user` replaces the
-    /// caller's user part (a trunk's caller ID).
+    /// tags, the caller's SDP offer passed through unchanged, or our own
+    /// ([`Call::agent_offer`]) for a target whose SRTP policy is `srtp` (the user's
+    /// for a phone, the trunk's for a number). `from_user` replaces the caller's
+    /// user part (a trunk's caller ID).
     fn new_leg(
         &self,
         request_uri: &str,
@@ -1246,6 +1286,7 @@ impl Call {
         from_user: Option<&str>,
         dest: SocketAddr,
         transport: Transport,
+        srtp: SrtpPolicy,
     ) -> Option<OutboundLeg> {
         let inv = &self.inbound.invite;
         let mut rng = rand::rng();
@@ -1283,8 +1324,9 @@ impl Call {
             format!("<{}>", self.local_contact(transport, dest)),
         );
         h.push("Allow", crate::driver::ALLOW);
-        let body = match &self.agent_offer {
-            Some(caps) => {
+        let own_offer = self.agent_offer.as_ref().map(|o| (o.leg, o.caps(srtp)));
+        let body = match &own_offer {
+            Some((_, caps)) => {
                 h.push("Content-Type", "application/sdp");
                 self.offer_sdp(caps, dest)
             }
@@ -1308,6 +1350,7 @@ impl Call {
                 cancel_pending: false,
                 cause: None,
                 permit: None,
+                own_offer,
             }),
             Err(e) => {
                 tracing::debug!(error = %e, %request_uri, "cannot build INVITE for a leg");
@@ -1489,8 +1532,56 @@ impl Call {
         }
     }
 
+    /// The answer on leg `i` to our own offer (if we made one): its SRTP keys and
+    /// address go to the media leg. `false`: unusable (an `RTP/SAVP` offer answered
+    /// without usable crypto, or any unreadable answer to it): logged and counted,
+    /// the leg must be torn down. An unreadable answer to a plain offer is left to
+    /// the bridging code as before.
+    fn take_own_answer(&mut self, i: usize, sdp: &[u8]) -> bool {
+        let Some((leg, caps)) = self.legs.get(i).and_then(|l| l.own_offer.as_ref()) else {
+            return true;
+        };
+        let required = caps.srtp.is_some_and(|s| s.policy == SrtpPolicy::Required);
+        let res = offer::read_own_answer(caps, sdp).and_then(|a| {
+            let Some(m) = &self.media else { return Ok(()) };
+            // The keys first, so that nothing goes out in clear.
+            if let Some(keys) = a.srtp {
+                m.handle
+                    .set_srtp(*leg, keys)
+                    .map_err(|_| parley_sip_proto::Error::SrtpRequired)?;
+            }
+            if let Some(remote) = a.remote {
+                let _ = m.handle.set_remote(*leg, remote);
+            }
+            Ok(())
+        });
+        match res {
+            Ok(()) => true,
+            Err(e) if required => {
+                tracing::warn!(call = self.no, error = %e, "SRTP required: answer to our offer refused; hanging up the leg");
+                bump(&self.obs.counters.srtp_refused);
+                false
+            }
+            Err(e) => {
+                tracing::debug!(call = self.no, error = %e, "answer to our plain offer not read");
+                true
+            }
+        }
+    }
+
     /// The B2BUA logic: what a leg's event means for the call.
     async fn on_leg_event(&mut self, i: usize, ev: LegEvent) {
+        let ev = match ev {
+            LegEvent::Answered(sdp) if !self.take_own_answer(i, &sdp) => {
+                self.hang_up_leg_with(
+                    i,
+                    Some("Q.850;cause=88;text=\"no usable SRTP in the SDP answer\""),
+                )
+                .await;
+                LegEvent::HungUp(Cause::Rejected(488))
+            }
+            ev => ev,
+        };
         if self.ctl_leg_event(i, &ev).await {
             return;
         }

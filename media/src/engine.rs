@@ -307,6 +307,13 @@ impl CallHandle {
         self.send(Op::SetRemote(leg, addr))
     }
 
+    /// SRTP keys agreed after the leg was created (the answer to our offer, or a
+    /// re-INVITE): see [`Leg::set_srtp`](crate::leg::Leg::set_srtp). Send it before
+    /// [`CallHandle::set_remote`] so that nothing goes out in clear.
+    pub fn set_srtp(&self, leg: LegId, keys: crate::srtp::SrtpKeys) -> Result<()> {
+        self.send(Op::SetSrtp(leg, Box::new(keys)))
+    }
+
     /// The leg's remote address is confirmed (see
     /// [`LegConfig::confirm_remote`](crate::LegConfig::confirm_remote)): the ACK
     /// of our 2xx came back with our tag, so the peer saw our answer.

@@ -328,6 +328,19 @@ impl Leg {
         self.timeout_reported = false;
     }
 
+    /// SRTP keys agreed after the leg was created: the answer to our own offer (a
+    /// leg Parley dialled) or a new offer/answer in the dialog (a re-INVITE). A plain
+    /// leg becomes an SRTP leg; on an SRTP leg only what changed is re-keyed (see
+    /// [`SrtpSession::rekey`]), so media goes on without a gap.
+    pub fn set_srtp(&mut self, keys: &crate::srtp::SrtpKeys) -> Result<()> {
+        match self.srtp.as_mut() {
+            Some(s) => s.rekey(keys)?,
+            None => self.srtp = Some(SrtpSession::new(keys)?),
+        }
+        self.cfg.srtp = Some(*keys);
+        Ok(())
+    }
+
     /// The remote address is confirmed (the ACK of our 2xx arrived, with our
     /// tag): media may be sent to it.
     pub fn confirm_remote(&mut self) {

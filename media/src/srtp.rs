@@ -70,8 +70,14 @@ pub enum Unprotect {
 
 /// Outbound and inbound SRTP contexts of one leg.
 pub struct SrtpSession {
+    keys: SrtpKeys,
     tx: Context,
     rx: Context,
+    /// The inbound context of the peer's previous key after a re-key
+    /// ([`SrtpSession::rekey`]): packets still sent with it are accepted until one
+    /// authenticates under the new key (RFC 4568 §7.1.4: a re-offer's key may
+    /// change; the switch is not synchronised with the signalling).
+    rx_old: Option<Context>,
 }
 
 impl std::fmt::Debug for SrtpSession {
@@ -89,22 +95,35 @@ fn invalid(_: impl std::fmt::Display) -> Error {
 impl SrtpSession {
     /// Builds both contexts (derives the session keys).
     pub fn new(keys: &SrtpKeys) -> Result<SrtpSession> {
-        let provider = rtc::srtp::crypto::default_provider().map_err(invalid)?;
-        let crypto = provider.crypto();
-        let p = keys.profile.profile();
-        let (lk, ls) = keys.local.split_at(16);
-        let (rk, rs) = keys.remote.split_at(16);
-        let tx = Context::new(lk, ls, p, None, None, crypto).map_err(invalid)?;
-        let rx = Context::new(
-            rk,
-            rs,
-            p,
-            Some(srtp_replay_protection(REPLAY_WINDOW)),
-            Some(srtcp_replay_protection(REPLAY_WINDOW)),
-            crypto,
-        )
-        .map_err(invalid)?;
-        Ok(SrtpSession { tx, rx })
+        Ok(SrtpSession {
+            keys: *keys,
+            tx: tx_context(keys)?,
+            rx: rx_context(keys)?,
+            rx_old: None,
+        })
+    }
+
+    /// The keys in use.
+    pub fn keys(&self) -> &SrtpKeys {
+        &self.keys
+    }
+
+    /// New keys from a new offer/answer in the same session (a re-INVITE). Only the
+    /// contexts whose key (or suite) changed are replaced: our own key usually stays,
+    /// and its context keeps counting packets (no index reuse); a changed peer key
+    /// gets a fresh inbound context, the old one is kept until a packet
+    /// authenticates under the new key.
+    pub fn rekey(&mut self, keys: &SrtpKeys) -> Result<()> {
+        let suite_changed = keys.profile != self.keys.profile;
+        if suite_changed || keys.local != self.keys.local {
+            self.tx = tx_context(keys)?;
+        }
+        if suite_changed || keys.remote != self.keys.remote {
+            let old = std::mem::replace(&mut self.rx, rx_context(keys)?);
+            self.rx_old = (!suite_changed).then_some(old);
+        }
+        self.keys = *keys;
+        Ok(())
     }
 
     /// Encrypts the RTP packet `buf[..len]` in place (the tag is appended); `None`
@@ -122,13 +141,51 @@ impl SrtpSession {
 
     /// Authenticates and decrypts an SRTP packet.
     pub fn unprotect_rtp(&mut self, buf: &[u8]) -> std::result::Result<BytesMut, Unprotect> {
-        self.rx.decrypt_rtp(buf).map_err(classify)
+        match self.rx.decrypt_rtp(buf).map_err(classify) {
+            Ok(p) => {
+                self.rx_old = None;
+                Ok(p)
+            }
+            Err(Unprotect::Auth) if self.rx_old.is_some() => {
+                self.rx_old.as_mut().map_or(Err(Unprotect::Auth), |old| {
+                    old.decrypt_rtp(buf).map_err(classify)
+                })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Authenticates and decrypts an SRTCP packet.
     pub fn unprotect_rtcp(&mut self, buf: &[u8]) -> std::result::Result<BytesMut, Unprotect> {
-        self.rx.decrypt_rtcp(buf).map_err(classify)
+        match self.rx.decrypt_rtcp(buf).map_err(classify) {
+            Err(Unprotect::Auth) if self.rx_old.is_some() => {
+                self.rx_old.as_mut().map_or(Err(Unprotect::Auth), |old| {
+                    old.decrypt_rtcp(buf).map_err(classify)
+                })
+            }
+            r => r,
+        }
     }
+}
+
+fn tx_context(keys: &SrtpKeys) -> Result<Context> {
+    let provider = rtc::srtp::crypto::default_provider().map_err(invalid)?;
+    let (k, s) = keys.local.split_at(16);
+    Context::new(k, s, keys.profile.profile(), None, None, provider.crypto()).map_err(invalid)
+}
+
+fn rx_context(keys: &SrtpKeys) -> Result<Context> {
+    let provider = rtc::srtp::crypto::default_provider().map_err(invalid)?;
+    let (k, s) = keys.remote.split_at(16);
+    Context::new(
+        k,
+        s,
+        keys.profile.profile(),
+        Some(srtp_replay_protection(REPLAY_WINDOW)),
+        Some(srtcp_replay_protection(REPLAY_WINDOW)),
+        provider.crypto(),
+    )
+    .map_err(invalid)
 }
 
 fn classify(e: rtc::shared::error::Error) -> Unprotect {
@@ -208,5 +265,48 @@ mod tests {
             // The key the peer sends with is not ours: our own packets do not decrypt.
             assert_eq!(a.unprotect_rtp(&buf[..n]).err(), Some(Unprotect::Auth));
         }
+    }
+
+    fn protect(s: &mut SrtpSession, seq: u16) -> Vec<u8> {
+        let plain = rtp(seq);
+        let mut buf = [0u8; 1500];
+        buf[..plain.len()].copy_from_slice(&plain);
+        let n = s.protect_rtp(&mut buf, plain.len()).unwrap();
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn rekey_takes_the_peers_new_key_keeps_ours_and_the_old_key_until_the_new_one_is_used() {
+        let profile = SrtpProfile::AesCm128HmacSha1_80;
+        let (mut ours, mut theirs) = pair(profile);
+        assert!(theirs.unprotect_rtp(&protect(&mut ours, 1)).is_ok());
+        assert!(ours.unprotect_rtp(&protect(&mut theirs, 1)).is_ok());
+        // The peer re-offers with a new key (RFC 4568 §7.1.4); ours stays.
+        let new = [3u8; KEY_SALT_LEN];
+        let mut rekeyed = *ours.keys();
+        rekeyed.remote = new;
+        ours.rekey(&rekeyed).unwrap();
+        let mut theirs_new = SrtpSession::new(&SrtpKeys {
+            profile,
+            local: new,
+            remote: [1u8; KEY_SALT_LEN],
+        })
+        .unwrap();
+        // A packet still in flight under the old key is accepted ...
+        assert!(ours.unprotect_rtp(&protect(&mut theirs, 2)).is_ok());
+        // ... the new key works ...
+        assert!(ours.unprotect_rtp(&protect(&mut theirs_new, 3)).is_ok());
+        // ... and once it has, the old key no longer does.
+        assert_eq!(
+            ours.unprotect_rtp(&protect(&mut theirs, 4)).err(),
+            Some(Unprotect::Auth)
+        );
+        // Our outbound context was kept: its packet index goes on (seq 2 after 1,
+        // accepted by the peer's replay window, never a reused index).
+        assert!(theirs.unprotect_rtp(&protect(&mut ours, 2)).is_ok());
+        assert_eq!(
+            theirs.unprotect_rtp(&protect(&mut ours, 2)).err(),
+            Some(Unprotect::Replay)
+        );
     }
 }

@@ -79,6 +79,7 @@ pub(crate) enum Op {
         lease: PortLease,
     },
     SetRemote(LegId, SocketAddr),
+    SetSrtp(LegId, Box<crate::srtp::SrtpKeys>),
     ConfirmRemote(LegId),
     SetInactivityTimeout(LegId, Option<Duration>),
     DestroyLeg(LegId),
@@ -108,6 +109,7 @@ impl Op {
             Op::EndCall => "end_call",
             Op::AddLeg { .. } => "create_leg",
             Op::SetRemote(..) => "set_remote",
+            Op::SetSrtp(..) => "set_srtp",
             Op::ConfirmRemote(_) => "confirm_remote",
             Op::SetInactivityTimeout(..) => "set_inactivity_timeout",
             Op::DestroyLeg(_) => "destroy_leg",
@@ -446,6 +448,7 @@ impl MediaCore {
                 // Handled by the worker loop, which owns the sockets.
             }
             Op::SetRemote(leg, addr) => self.slot_mut(call, leg)?.leg.set_remote(now, addr),
+            Op::SetSrtp(leg, keys) => self.slot_mut(call, leg)?.leg.set_srtp(&keys)?,
             Op::ConfirmRemote(leg) => self.slot_mut(call, leg)?.leg.confirm_remote(),
             Op::SetInactivityTimeout(leg, t) => {
                 self.slot_mut(call, leg)?.leg.set_inactivity_timeout(now, t);

@@ -128,6 +128,9 @@ pub struct Counters {
     /// Dialogs ended by an RFC 4028 session timer.
     pub sessions_expired: AtomicU64,
     pub(crate) trunk_pings: AtomicU64,
+    /// Answers to Parley's own `RTP/SAVP` offers without usable SRTP (the leg is
+    /// hung up), and SRTP re-offers that could not be applied.
+    pub srtp_refused: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -316,6 +319,7 @@ impl Inspector {
             ("sip_info_dtmf_total", v(&c.info_dtmf)),
             ("sip_sessions_expired_total", v(&c.sessions_expired)),
             ("sip_trunk_pings_total", v(&c.trunk_pings)),
+            ("sip_srtp_refused_total", v(&c.srtp_refused)),
             (
                 "sip_trunks_down",
                 self.obs.trunk_health().values().filter(|h| !h.up).count() as u64,

@@ -33,6 +33,17 @@ pub(crate) struct Phone<'a> {
     pub(crate) auto_answer: bool,
 }
 
+/// What else a baresip does (the default: plain RTP, registers).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extra {
+    /// SDES-SRTP only (`mediaenc=srtp-mand`, module `srtp`): plain RTP offers are
+    /// refused, its own offers are `RTP/SAVP`.
+    pub(crate) srtp_mandatory: bool,
+    /// No REGISTER (`regint=0`): a carrier's phone behind a trunk, reached at its
+    /// [`Baresip::sip`] address.
+    pub(crate) no_register: bool,
+}
+
 /// A running baresip; killed and its directory removed on drop.
 pub(crate) struct Baresip {
     child: Child,
@@ -44,6 +55,8 @@ pub(crate) struct Baresip {
     pub(crate) snd_dir: PathBuf,
     log: PathBuf,
     token: u32,
+    /// Its SIP address (UDP).
+    pub(crate) sip: SocketAddr,
 }
 
 /// A port free on `ip` for UDP and TCP, with the next one free too (baresip binds TLS
@@ -137,7 +150,12 @@ pub(crate) fn wav_samples(path: &Path) -> Vec<i16> {
 impl Baresip {
     /// Writes the configuration and starts `command` (`baresip`, or a wrapper such as
     /// `ip netns exec NS baresip`), then connects to its control port.
-    pub(crate) fn start(mut command: Command, phone: &Phone<'_>) -> Baresip {
+    pub(crate) fn start(command: Command, phone: &Phone<'_>) -> Baresip {
+        Baresip::start_with(command, phone, Extra::default())
+    }
+
+    /// [`Baresip::start`] with [`Extra`] settings.
+    pub(crate) fn start_with(mut command: Command, phone: &Phone<'_>, extra: Extra) -> Baresip {
         let dir = std::env::temp_dir().join(format!(
             "parley-baresip-{}-{}-{}",
             phone.ext,
@@ -163,7 +181,7 @@ impl Baresip {
             IpAddr::V4(v4) => v4.to_string(),
             IpAddr::V6(v6) => format!("[{v6}]"),
         };
-        let config = format!(
+        let mut config = format!(
             "poll_method epoll\n\
              sip_listen {listen}:{sip_port}\n\
              net_interface {listen}\n\
@@ -183,15 +201,24 @@ impl Baresip {
             tone = tone.display(),
             snd = snd_dir.display(),
         );
+        if extra.srtp_mandatory {
+            config.push_str("module srtp.so\n");
+        }
         std::fs::write(dir.join("config"), config).unwrap();
         // docs/phones.md, "baresip": the extension at the server's address, the SIP
         // password; answermode for a phone that picks up by itself.
         let mut account = format!(
-            "<sip:{}@{};transport=udp>;auth_pass={};regint=600",
-            phone.ext, phone.server, phone.password
+            "<sip:{}@{};transport=udp>;auth_pass={};regint={}",
+            phone.ext,
+            phone.server,
+            phone.password,
+            if extra.no_register { 0 } else { 600 }
         );
         if phone.auto_answer {
             account.push_str(";answermode=auto");
+        }
+        if extra.srtp_mandatory {
+            account.push_str(";mediaenc=srtp-mand");
         }
         std::fs::write(dir.join("accounts"), account + "\n").unwrap();
         std::fs::write(dir.join("contacts"), "").unwrap();
@@ -257,6 +284,7 @@ impl Baresip {
             snd_dir,
             log,
             token: 0,
+            sip: SocketAddr::new(phone.listen, sip_port),
         }
     }
 

@@ -6,7 +6,7 @@
 use super::*;
 
 #[path = "../common/baresip.rs"]
-mod baresip;
+pub(super) mod baresip;
 #[path = "../common/netns.rs"]
 mod netns;
 
@@ -241,7 +241,7 @@ fn a_phone_in_another_network_namespace_registers_and_gets_echo_audio_both_ways(
 
 /// baresip is installed (`scripts/setup.sh --test`); a loud skip without it, a
 /// failure under CI=true.
-fn have_baresip() -> bool {
+pub(super) fn have_baresip() -> bool {
     if Command::new("baresip")
         .arg("-h")
         .stdout(Stdio::null())
@@ -263,7 +263,7 @@ fn have_baresip() -> bool {
 /// on a 401 that also offers SHA-256 ("Register: Function not implemented"), as Parley
 /// does by default: docs/phones.md tells its users to offer MD5 alone, and so do these
 /// tests.
-const BARESIP_1_0_DIGEST: (&str, &str) = ("PARLEY_SIP_DIGEST_ALGORITHMS", "MD5");
+pub(super) const BARESIP_1_0_DIGEST: (&str, &str) = ("PARLEY_SIP_DIGEST_ALGORITHMS", "MD5");
 
 /// A baresip for demo agent `i` on loopback, sending a tone of `tone_hz`.
 fn baresip_agent(p: &Parley, i: usize, tone_hz: u32, auto_answer: bool) -> Baresip {
@@ -283,7 +283,7 @@ fn baresip_agent(p: &Parley, i: usize, tone_hz: u32, auto_answer: bool) -> Bares
 
 /// Blocks of 20 ms in `samples` where the tone `hz` carries at least 70 % of the
 /// power.
-fn tone_blocks(samples: &[i16], hz: u32) -> usize {
+pub(super) fn tone_blocks(samples: &[i16], hz: u32) -> usize {
     tone_share(samples, hz).iter().filter(|&&s| s > 0.7).count()
 }
 
@@ -320,7 +320,7 @@ fn baresip_registers_with_the_guides_settings_and_hears_its_tone_back_from_the_e
 }
 
 /// One 20 ms PCMU frame of a sine at `hz` (8 kHz), from sample `from` on.
-fn tone_frame(hz: u32, from: u32) -> Vec<u8> {
+pub(super) fn tone_frame(hz: u32, from: u32) -> Vec<u8> {
     (0..160u32)
         .map(|i| {
             let t = f64::from(from + i) / 8000.0;
@@ -331,7 +331,7 @@ fn tone_frame(hz: u32, from: u32) -> Vec<u8> {
         .collect()
 }
 
-fn ulaw_samples(frames: &[Vec<u8>]) -> Vec<i16> {
+pub(super) fn ulaw_samples(frames: &[Vec<u8>]) -> Vec<i16> {
     frames
         .iter()
         .flatten()
@@ -339,7 +339,7 @@ fn ulaw_samples(frames: &[Vec<u8>]) -> Vec<i16> {
         .collect()
 }
 
-fn presence(p: &Parley, admin: &str, email: &str, status: &str) {
+pub(super) fn presence(p: &Parley, admin: &str, email: &str, status: &str) {
     let id = p.user_id(admin, email);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

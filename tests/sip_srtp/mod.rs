@@ -323,3 +323,394 @@ fn a_trunk_that_requires_srtp_refuses_plain_rtp_with_488_and_takes_srtp() {
     let trace = b.call(&format!("sip:43@{}", p.sip), 6);
     assert_srtp_echo(&b, &trace);
 }
+
+// Legs Parley dials itself (issue #13: "SRTP ... required per trunk/phone"): a phone
+// whose user requires SRTP — baresip with `mediaenc=srtp-mand`, which refuses a plain
+// RTP/AVP offer — is rung with an RTP/SAVP offer of Parley's own, answers with its
+// key, and media flows encrypted both ways. Before, Parley's own offers were plain
+// RTP/AVP whatever the policy, and such a phone never answered.
+
+use super::sip_phones::baresip::{Baresip as Phone, Extra, Phone as PhoneSetup};
+use super::sip_phones::{
+    BARESIP_1_0_DIGEST, have_baresip, presence, tone_blocks, tone_frame, ulaw_samples,
+};
+
+/// Sets the SRTP policy of the demo user `email`'s phones.
+fn user_srtp(p: &Parley, admin: &str, email: &str, srtp: &str) {
+    let id = p.user_id(admin, email);
+    let acc = p.http(
+        "PUT",
+        &format!("/api/v1/users/{id}/sip"),
+        Some(admin),
+        Some(json!({ "srtp": srtp })),
+    );
+    assert_eq!(acc["srtp"], srtp, "{acc}");
+}
+
+/// A baresip that accepts SRTP only, answering by itself, sending a tone of `hz`.
+fn srtp_phone(p: &Parley, ext: &str, password: &str, hz: u32, no_register: bool) -> Phone {
+    Phone::start_with(
+        Command::new("baresip"),
+        &PhoneSetup {
+            ext,
+            password,
+            server: p.sip,
+            listen: "127.0.0.1".parse().unwrap(),
+            tone_hz: hz,
+            auto_answer: true,
+        },
+        Extra {
+            srtp_mandatory: true,
+            no_register,
+        },
+    )
+}
+
+#[test]
+fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_ways() {
+    if !have_baresip() {
+        return;
+    }
+    let p = Parley::start_with("srtp-queue", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    presence(&p, &admin, "agent2@demo.parley.test", "offline");
+    presence(&p, &admin, "agent1@demo.parley.test", "available");
+    user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
+    let (ext, pw) = p.agent(0);
+    let mut phone = srtp_phone(&p, &ext, &pw, 1000, false);
+    phone.wait_registered(15);
+    // A plain caller (the demo trunk's policy is optional) presses 1 for sales.
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    let mut sample = 0u32;
+    let mut answered_at = None;
+    for i in 0..3000u32 {
+        let ts = out.ts;
+        out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+        out.ts = out.ts.wrapping_add(160);
+        sample += 160;
+        std::thread::sleep(Duration::from_millis(20));
+        if answered_at.is_none() && phone.saw("CALL_ESTABLISHED") {
+            answered_at = Some(i);
+            rx.clear();
+        }
+        drain(&uac, &mut rx);
+        if answered_at.is_some_and(|a| i >= a + 150) {
+            break;
+        }
+    }
+    assert!(
+        answered_at.is_some(),
+        "the SRTP-only phone never answered\n{}",
+        phone.log()
+    );
+    // baresip → (SRTP) → Parley → caller: its 1 kHz tone; the caller's 600 Hz the
+    // other way. Media that did not decrypt would be dropped (Parley) or noise.
+    let caller_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    let agent_heard = tone_blocks(&phone.received(), 600);
+    // The agent holds (an RTP/SAVP re-INVITE, sendonly) and resumes: Parley answers
+    // both with SRTP (before, an RTP/SAVP re-offer got 488 and hold did nothing).
+    let mut talk = |secs: u32, rx: &mut Vec<Vec<u8>>| {
+        for _ in 0..secs * 50 {
+            let ts = out.ts;
+            out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+            out.ts = out.ts.wrapping_add(160);
+            sample += 160;
+            std::thread::sleep(Duration::from_millis(20));
+            drain(&uac, rx);
+        }
+    };
+    phone.command("hold", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let held_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    phone.command("resume", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let resumed_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    let call_id = dialog.id.call_id.clone();
+    uac.hang_up(&mut dialog);
+    phone.wait_event("CALL_CLOSED", 10);
+    // Both re-INVITEs reached Parley and got SRTP answers, none a 488 (baresip goes
+    // quiet on hold either way: the ladder, not the audio, tells).
+    let tok = p.supervisor_token();
+    let trace = p.http(
+        "GET",
+        &format!("/api/v1/sip/calls/{call_id}/trace"),
+        Some(&tok),
+        None,
+    );
+    let ladder: Vec<String> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["direction"], e["summary"]))
+        .collect();
+    let reinvites = ladder
+        .iter()
+        .filter(|l| l.starts_with("\"in\" \"INVITE sip:parley@"))
+        .count();
+    assert!(reinvites >= 2, "no hold and resume re-INVITEs: {ladder:#?}");
+    assert!(
+        !ladder.iter().any(|l| l.contains("SIP/2.0 488")),
+        "{ladder:#?}"
+    );
+    assert!(
+        held_heard < 10,
+        "the caller heard {held_heard} blocks of the agent while held\n{}",
+        phone.log()
+    );
+    assert!(
+        resumed_heard >= 40,
+        "the caller heard {resumed_heard} blocks of the agent after resume\n{}",
+        phone.log()
+    );
+    assert!(
+        caller_heard >= 50,
+        "the caller heard {caller_heard} blocks of the agent's tone ({} packets)",
+        rx.len()
+    );
+    assert!(
+        agent_heard >= 50,
+        "the SRTP agent heard {agent_heard} blocks of the caller's tone\n{}",
+        phone.log()
+    );
+    assert_eq!(p.counter(&tok, "sip_srtp_refused_total"), 0);
+}
+
+#[test]
+fn click_to_call_offers_srtp_to_an_srtp_only_agent_phone_and_to_a_trunk_that_requires_it() {
+    if !have_baresip() {
+        return;
+    }
+    let p = Parley::start_with("srtp-c2c", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    // The supervisor gets an extension (click-to-call rings your own phone first)
+    // whose phone requires SRTP.
+    let sup_id = p.user_id(&admin, "supervisor@demo.parley.test");
+    let sip_pw = "srtp-phone-password-1";
+    p.http(
+        "PUT",
+        &format!("/api/v1/users/{sup_id}/sip"),
+        Some(&admin),
+        Some(json!({ "extension": "1777", "password": sip_pw, "srtp": "required" })),
+    );
+    let agent = srtp_phone(&p, "1777", sip_pw, 1000, false);
+    agent.wait_registered(15);
+    // The customer: an SRTP-only phone behind a trunk whose policy is required.
+    let customer = srtp_phone(&p, "+15550199", "unused-password", 700, true);
+    let trunk = p.http(
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(json!({
+            "name": "carrier",
+            "outbound_target": customer.sip.to_string(),
+            "caller_id": "+15550100",
+            "srtp": "required",
+        })),
+    );
+    assert_eq!(trunk["srtp"], "required", "{trunk}");
+    let sup = p.supervisor_token();
+    let call = p.http(
+        "POST",
+        "/api/v1/calls",
+        Some(&sup),
+        Some(json!({"number": "+1 555 0199"})),
+    );
+    assert_eq!(call["direction"], "outbound", "{call}");
+    agent.wait_event("CALL_ESTABLISHED", 20);
+    customer.wait_event("CALL_ESTABLISHED", 20);
+    // Both talk for a while; each must hear the other's tone through Parley.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = tone_blocks(&agent.received(), 700);
+        let c = tone_blocks(&customer.received(), 1000);
+        if a >= 50 && c >= 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agent heard {a} blocks of the customer, customer {c} of the agent\n\
+             agent:\n{}\ncustomer:\n{}",
+            agent.log(),
+            customer.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(p.counter(&sup, "sip_srtp_refused_total"), 0);
+}
+
+#[test]
+fn a_plain_answer_to_an_srtp_offer_hangs_the_agent_leg_up_and_is_counted() {
+    let p = Parley::start("srtp-plain-answer");
+    let admin = p.admin_token();
+    p.open_all_week(&admin);
+    presence(&p, &admin, "agent2@demo.parley.test", "offline");
+    presence(&p, &admin, "agent1@demo.parley.test", "available");
+    user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
+    let (ext, pw) = p.agent(0);
+    let uas_port = free_port();
+    let mut phone = uas("uas_plain_answer_to_srtp.xml", uas_port, 1, &[]);
+    check(
+        "REGISTER 1001",
+        register(&p, &ext, &pw, uas_port, "register.xml"),
+    );
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut k = 0u16;
+    while rx.iter().filter(|p| audible(p)).count() < 10 && k < 750 {
+        out.audio(&uac, remote, k, &mut rx);
+        std::thread::sleep(Duration::from_millis(20));
+        k += 1;
+    }
+    out.digit(&uac, remote, '1', &mut rx);
+    // The phone's scenario ends once it has had Parley's BYE for its plain answer.
+    let status = (0..300).find_map(|i| {
+        out.audio(&uac, remote, k.wrapping_add(i), &mut rx);
+        std::thread::sleep(Duration::from_millis(50));
+        phone.try_wait().unwrap()
+    });
+    let status = status.unwrap_or_else(|| {
+        let _ = phone.kill();
+        phone.wait().unwrap()
+    });
+    let mut err = String::new();
+    if let Some(mut e) = phone.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    assert!(status.success(), "agent phone: {status:?} {err}");
+    let tok = p.supervisor_token();
+    assert!(p.counter(&tok, "sip_srtp_refused_total") >= 1);
+    uac.hang_up(&mut dialog);
+}
+
+/// An INVITE without SDP to `number` (the caller offers nothing; Parley must).
+fn offerless_invite(
+    uac: &ProtoUac,
+    p: &Parley,
+    number: &str,
+) -> (Request, parley_sip_proto::message::Response) {
+    let me = uac.me;
+    let mut h = Headers::new();
+    h.push("Via", uac.via().to_string());
+    h.push("Max-Forwards", "70");
+    let mut rng = rand::rng();
+    let tag = parley_sip_proto::dialog::random_token(&mut rng, 10);
+    let call_id = parley_sip_proto::dialog::random_token(&mut rng, 16);
+    h.push("From", format!("<sip:late@{}>;tag={tag}", me.ip()));
+    h.push("To", format!("<sip:{number}@{}>", p.sip));
+    h.push("Call-ID", format!("late-{call_id}@uac.test"));
+    h.push("CSeq", "1 INVITE");
+    h.push("Contact", format!("<sip:late@{me}>"));
+    let invite = Request::new(
+        Method::Invite,
+        &format!("sip:{number}@{}", p.sip),
+        h,
+        bytes::Bytes::new(),
+    )
+    .unwrap();
+    uac.send(&invite);
+    loop {
+        if let SipMessage::Response(r) = uac.recv()
+            && r.code() >= 200
+        {
+            return (invite, r);
+        }
+    }
+}
+
+#[test]
+fn an_invite_without_sdp_from_a_required_trunk_gets_an_srtp_offer_and_a_plain_ack_a_bye() {
+    let p = Parley::start("srtp-late-offer");
+    let admin = p.admin_token();
+    let trunks = p.http("GET", "/api/v1/trunks", Some(&admin), None);
+    let trunk = trunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["inbound_addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "127.0.0.1")
+        })
+        .unwrap()
+        .clone();
+    let mut input = json!({
+        "name": trunk["name"],
+        "inbound_addresses": trunk["inbound_addresses"],
+        "transport": trunk["transport"],
+        "caller_id": trunk["caller_id"],
+        "srtp": "required",
+    });
+    if let Some(t) = trunk["outbound_target"].as_str() {
+        input["outbound_target"] = json!(t);
+    }
+    let id = trunk["id"].as_str().unwrap();
+    p.http(
+        "PUT",
+        &format!("/api/v1/trunks/{id}"),
+        Some(&admin),
+        Some(input),
+    );
+    // The echo test answers with an RTP/SAVP offer of its own (before: 488).
+    let uac = ProtoUac::new(p.sip);
+    let (invite, ok) = offerless_invite(&uac, &p, "43");
+    assert_eq!(ok.code(), 200, "{ok:?}");
+    let offer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(offer.contains("RTP/SAVP"), "{offer}");
+    let crypto = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=crypto:1 "))
+        .unwrap_or_else(|| panic!("no a=crypto:1 in {offer}"));
+    assert!(
+        crypto.starts_with("AES_CM_128_HMAC_SHA1_80 inline:"),
+        "{offer}"
+    );
+    // A plain answer in the ACK does not do: Parley hangs up.
+    let me = uac.me;
+    let d = parley_sip_proto::dialog::Dialog::uac(&invite, &ok, &format!("sip:late@{me}")).unwrap();
+    let plain = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        uac.rtp.local_addr().unwrap().port()
+    );
+    let ack = d
+        .create_ack(
+            1,
+            &uac.via(),
+            Some(("application/sdp", bytes::Bytes::from(plain))),
+        )
+        .unwrap();
+    uac.send(&ack);
+    let bye = loop {
+        match uac.recv() {
+            SipMessage::Request(r) if r.method() == &Method::Bye => break r,
+            _ => {}
+        }
+    };
+    let reason = bye.headers.get("Reason").unwrap_or_default().to_owned();
+    assert!(reason.contains("cause=88"), "{reason}");
+    uac.sip
+        .send_to(
+            &SipMessage::Response(bye.make_response(200, None, None)).to_bytes(),
+            p.sip,
+        )
+        .unwrap();
+}

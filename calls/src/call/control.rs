@@ -27,7 +27,7 @@ use parley_media::{LegId, PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::{Headers, Method, Request};
-use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::offer_answer;
 use parley_sip_proto::transaction::build_cancel;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -1329,6 +1329,8 @@ impl Call {
         let actor = Actor::system(&tenant);
         let mut dials = Vec::new();
         let mut permit = None;
+        // The target's SRTP policy: the user's for a phone, the trunk's for a number.
+        let mut srtp = parley_sip_proto::sdes::SrtpPolicy::default();
         let (user_id, address) = match target {
             Target::Extension { extension, user_id } => {
                 let (tx, rx) = oneshot::channel();
@@ -1367,6 +1369,10 @@ impl Call {
                 let user_id = user_id
                     .clone()
                     .or_else(|| self.ctl.agents.get(extension).cloned());
+                if let Some(u) = &user_id {
+                    let store = self.store.clone();
+                    srtp = self.user_srtp(&store, &tenant, u).await;
+                }
                 (user_id, extension.clone())
             }
             Target::Number(number) => {
@@ -1404,6 +1410,7 @@ impl Call {
                     .into_iter()
                     .find(|t| t.outbound_target.is_some() && t.transport == "udp")
                     .ok_or("the tenant has no outbound UDP trunk")?;
+                srtp = crate::driver::srtp_policy(trunk.srtp);
                 let host = trunk.outbound_target.clone().unwrap_or_default();
                 let dest = tokio::net::lookup_host(host.as_str())
                     .await
@@ -1443,18 +1450,21 @@ impl Call {
             local_rtp: leg.1,
         };
         let fresh = reuse.is_none();
-        let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-        caps.codecs
-            .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
+        let own = super::offer::OwnOffer::new(leg.id, leg.local_rtp);
         let group = self.ctl.next_group;
         self.ctl.next_group += 1;
-        let saved = self.agent_offer.replace(caps);
+        let saved = self.agent_offer.replace(own);
         let mut sent = 0;
         let internal = matches!(target, Target::Extension { .. });
         for d in dials {
-            let Some(mut out) =
-                self.new_leg(&d.uri, &d.to, d.from_user.as_deref(), d.dest, d.transport)
-            else {
+            let Some(mut out) = self.new_leg(
+                &d.uri,
+                &d.to,
+                d.from_user.as_deref(),
+                d.dest,
+                d.transport,
+                srtp,
+            ) else {
                 continue;
             };
             if internal {

@@ -97,7 +97,10 @@ fn std_to_tokio(t: std::time::Instant) -> Instant {
 
 /// Our answer to a new offer on media we terminate: the address, port, codec and
 /// `o=` line of our previous SDP `prev` (version + 1); the offer's direction
-/// mirrored. `Err(status)` when it cannot be answered.
+/// mirrored. SRTP: a leg keyed by SDES stays keyed, with our key of `prev` (RFC 4568
+/// §7.1.4: we keep ours unless we must change it); the re-offer's key may be new
+/// (the returned [`NegotiatedMedia::srtp`] re-keys the leg). A re-offer cannot turn
+/// SRTP on or off mid-call (488). `Err(status)` when it cannot be answered.
 pub(super) fn reanswer(prev: &[u8], offer: &[u8]) -> Result<(Bytes, NegotiatedMedia), u16> {
     let prev = offer_answer::parse_sdp(prev).map_err(|_| 500u16)?;
     let offer = offer_answer::parse_sdp(offer).map_err(|_| 488u16)?;
@@ -119,6 +122,19 @@ pub(super) fn reanswer(prev: &[u8], offer: &[u8]) -> Result<(Bytes, NegotiatedMe
         (c.name.eq_ignore_ascii_case(&codec.name) && c.clock_rate == codec.clock_rate)
             || (c.name.eq_ignore_ascii_case("telephone-event") && c.clock_rate == 8000)
     });
+    caps.srtp = if offer_answer::is_savp(&m.media_name.protos.join("/")) {
+        let ours = m
+            .attribute("crypto")
+            .flatten()
+            .and_then(|v| parley_sip_proto::sdes::parse_crypto(v).ok())
+            .ok_or(500u16)?;
+        Some(parley_sip_proto::sdes::LocalSrtp {
+            policy: parley_sip_proto::sdes::SrtpPolicy::Required,
+            key: ours.key,
+        })
+    } else {
+        None
+    };
     caps.username = prev.origin.username.clone();
     caps.session_id = prev.origin.session_id;
     caps.session_version = prev.origin.session_version.wrapping_add(1);
@@ -357,9 +373,12 @@ impl Call {
                 .unwrap_or_default(),
             Side::Leg(cid) => match &self.dlg.leg_sdp {
                 Some((c, sdp)) if c == cid => sdp.clone(),
-                _ if self.ivr.is_some() => match (&self.agent_offer, self.leg_index(cid)) {
-                    (Some(caps), Some(i)) => self.offer_sdp(caps, self.legs[i].dest),
-                    _ => Bytes::new(),
+                _ if self.ivr.is_some() => match self.leg_index(cid) {
+                    Some(i) => match &self.legs[i].own_offer {
+                        Some((_, caps)) => self.offer_sdp(caps, self.legs[i].dest),
+                        None => Bytes::new(),
+                    },
+                    None => Bytes::new(),
                 },
                 _ => Bytes::new(),
             },
@@ -535,6 +554,13 @@ impl Call {
         let _ = m
             .handle
             .set_inactivity_timeout(leg, if peer_sends { timeout } else { None });
+        // New SRTP keys before the address, so that nothing goes out in clear.
+        if let Some(n) = &neg.srtp
+            && let Err(e) = m.handle.set_srtp(leg, super::offer::srtp_keys(n))
+        {
+            tracing::warn!(call = self.no, error = %e, "SRTP re-key failed");
+            crate::trace::bump(&self.obs.counters.srtp_refused);
+        }
         if let Some(remote) = neg.remote {
             let _ = m.handle.set_remote(leg, remote);
         }
@@ -1171,6 +1197,70 @@ mod tests {
         g722.codecs.retain(|c| c.name == "opus");
         assert_eq!(
             reanswer(&prev, &sdp_to_bytes(&build_offer(&g722))).unwrap_err(),
+            488
+        );
+    }
+
+    /// An `RTP/SAVP` offer of a phone (its key `key`), direction `dir`.
+    fn srtp_offer(key: parley_sip_proto::sdes::KeySalt, dir: Direction) -> Bytes {
+        use parley_sip_proto::sdes::{LocalSrtp, SrtpPolicy};
+        let mut caps = LocalCapabilities::new("127.0.0.1".parse().unwrap(), 4000);
+        caps.codecs.retain(|c| c.name == "PCMU");
+        caps.direction = dir;
+        caps.srtp = Some(LocalSrtp {
+            policy: SrtpPolicy::Required,
+            key,
+        });
+        sdp_to_bytes(&build_offer(&caps))
+    }
+
+    #[test]
+    fn a_reoffer_with_a_new_srtp_key_rekeys_the_peer_side_and_keeps_ours() {
+        use parley_sip_proto::sdes::{KeySalt, LocalSrtp, SrtpPolicy};
+        // Our answer to the phone's first SRTP offer (as `call::offer` makes it).
+        let first_key = KeySalt([1; 30]);
+        let our_key = KeySalt([9; 30]);
+        let mut ours = LocalCapabilities::new("127.0.0.1".parse().unwrap(), 30000);
+        ours.codecs.retain(|c| c.name == "PCMU");
+        ours.srtp = Some(LocalSrtp {
+            policy: SrtpPolicy::Optional,
+            key: our_key,
+        });
+        let first = parse_sdp(&srtp_offer(first_key, Direction::SendRecv)).unwrap();
+        let prev = sdp_to_bytes(&offer_answer::answer(&first, &ours).unwrap().sdp);
+        // Hold with a new key (RFC 4568 §7.1.4): answered with SRTP, our key kept.
+        let new_key = KeySalt([2; 30]);
+        let (sdp, neg) = reanswer(&prev, &srtp_offer(new_key, Direction::SendOnly)).unwrap();
+        let keys = neg.srtp.expect("the re-offer is answered with SRTP");
+        assert_eq!(keys.remote, new_key, "the phone's new key is taken");
+        assert_eq!(keys.local, our_key, "our own key stays");
+        assert_eq!(neg.direction, Direction::RecvOnly);
+        let text = String::from_utf8_lossy(&sdp).into_owned();
+        assert!(text.contains("RTP/SAVP"), "{text}");
+        let crypto = text
+            .lines()
+            .find_map(|l| l.strip_prefix("a=crypto:"))
+            .unwrap();
+        assert_eq!(
+            parley_sip_proto::sdes::parse_crypto(crypto).unwrap().key,
+            our_key
+        );
+        // Unhold with the same key: SRTP goes on, nothing changes.
+        let (sdp, neg) = reanswer(&sdp, &srtp_offer(new_key, Direction::SendRecv)).unwrap();
+        assert_eq!(neg.direction, Direction::SendRecv);
+        assert_eq!(neg.srtp.unwrap().remote, new_key);
+        assert_eq!(neg.srtp.unwrap().local, our_key);
+        // SRTP cannot be dropped mid-call: a plain re-offer is refused.
+        assert_eq!(
+            reanswer(&sdp, &offer(Direction::SendRecv)).unwrap_err(),
+            488
+        );
+        // Nor started on a plain leg.
+        let mut plain = LocalCapabilities::new("127.0.0.1".parse().unwrap(), 30000);
+        plain.codecs.retain(|c| c.name == "PCMU");
+        let plain = sdp_to_bytes(&build_offer(&plain));
+        assert_eq!(
+            reanswer(&plain, &srtp_offer(new_key, Direction::SendRecv)).unwrap_err(),
             488
         );
     }

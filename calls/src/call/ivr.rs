@@ -20,7 +20,7 @@ use parley_media::{PlayOptions, RoomMode, Source};
 use parley_media_core::tones::ToneSpec;
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::MessageExt as _;
-use parley_sip_proto::offer_answer::{self, LocalCapabilities};
+use parley_sip_proto::offer_answer;
 use tokio::time::Instant;
 
 use super::{Call, uri_user};
@@ -1026,27 +1026,18 @@ impl Call {
         let Some(tenant) = self.ivr.as_ref().map(|r| r.actor.tenant_id.clone()) else {
             return;
         };
-        let offer = self.media.as_ref().and_then(|m| {
-            let leg = m
-                .handle
-                .create_leg(parley_media::LegConfig {
-                    inactivity_timeout: None,
-                    ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-                })
-                .ok()?;
-            let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            caps.codecs
-                .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((leg.id, caps))
-        });
-        let Some((leg, caps)) = offer else {
+        let offer = self
+            .media
+            .as_ref()
+            .and_then(|m| super::offer::OwnOffer::create(&m.handle));
+        let Some(offer) = offer else {
             self.queue_result(parley_ivr::QueueOutcome::Timeout);
             return;
         };
         if let Some(run) = self.ivr.as_mut() {
-            run.agent_leg = Some(leg);
+            run.agent_leg = Some(offer.leg);
         }
-        self.agent_offer = Some(caps);
+        self.agent_offer = Some(offer);
         let store = self.store.clone();
         self.ring_agents_only(&store, &tenant, |user_id, ext| match &only {
             None => true,

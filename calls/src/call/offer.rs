@@ -11,14 +11,22 @@
 //!   UAS no other choice);
 //! - SDES-SRTP (RFC 4568) by the caller's side's policy: an `RTP/SAVP` offer with an
 //!   `a=crypto` line we accept is answered with a fresh random key of ours and the leg
-//!   encrypts and authenticates its media; `required` refuses a plain offer (488), and
-//!   an INVITE without SDP too (the leg's keys must be known when it is created).
+//!   encrypts and authenticates its media; `required` refuses a plain offer (488);
+//!   an INVITE without SDP from a `required` peer gets an `RTP/SAVP` offer in our 200
+//!   and the ACK's answer must carry usable crypto (else BYE), its keys going to the
+//!   leg then.
+//!
+//! And what Parley offers on the legs it originates itself ([`OwnOffer`]: queue and
+//! agent legs to phones, transfer, consultation and added-party legs, click-to-call,
+//! callbacks, IVR transfers to a trunk): [`OwnOffer::caps`] is the one place that
+//! decides, by the target's SRTP policy (the user's for a phone, the trunk's for a
+//! number); [`read_own_answer`] checks the answer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use parley_media::srtp::{SrtpKeys, SrtpProfile};
-use parley_media::{Codec, LegConfig, TelephoneEvent};
+use parley_media::{CallHandle, Codec, LegConfig, LegId, TelephoneEvent};
 use parley_sip_proto::message::Request;
 use parley_sip_proto::offer_answer::{self, LocalCapabilities, NegotiatedMedia};
 use parley_sip_proto::sdes::{KeySalt, LocalSrtp, NegotiatedSrtp, SrtpPolicy, SrtpSuite};
@@ -67,7 +75,7 @@ fn fmtp_flag(fmtp: Option<&str>, key: &str) -> bool {
 }
 
 /// The media engine's SRTP keys for what offer/answer agreed.
-fn srtp_keys(n: &NegotiatedSrtp) -> SrtpKeys {
+pub(super) fn srtp_keys(n: &NegotiatedSrtp) -> SrtpKeys {
     SrtpKeys {
         profile: match n.suite {
             SrtpSuite::AesCm128HmacSha1_80 => SrtpProfile::AesCm128HmacSha1_80,
@@ -114,6 +122,87 @@ fn leg_config(
     cfg
 }
 
+/// Parley's own offer on a media leg it dials out from: the leg, its address and
+/// the key it sends SRTP with (fresh per leg, from the OS RNG; forks of one dial
+/// share the leg and so the key).
+#[derive(Clone)]
+pub(super) struct OwnOffer {
+    pub(super) leg: LegId,
+    local_rtp: SocketAddr,
+    key: KeySalt,
+}
+
+impl OwnOffer {
+    /// Our offer for the leg `leg` bound at `local_rtp`, with a fresh key.
+    pub(super) fn new(leg: LegId, local_rtp: SocketAddr) -> OwnOffer {
+        OwnOffer {
+            leg,
+            local_rtp,
+            key: KeySalt::random(),
+        }
+    }
+
+    /// A new media leg on `handle` (PCMU, no inactivity timeout: the far end may
+    /// send nothing while it rings) and our offer for it.
+    pub(super) fn create(handle: &CallHandle) -> Option<OwnOffer> {
+        let leg = handle
+            .create_leg(LegConfig {
+                inactivity_timeout: None,
+                ..LegConfig::g711(Codec::Pcmu)
+            })
+            .ok()?;
+        Some(OwnOffer::new(leg.id, leg.local_rtp))
+    }
+
+    /// What we offer a target whose SRTP policy is `policy` — the one decision
+    /// for every leg Parley originates: PCMU and telephone-event/8000 (every phone
+    /// and carrier has them); `required`: `RTP/SAVP` with our `a=crypto` lines
+    /// (80- and 32-bit tags, the leg's key), and the answer must take one;
+    /// `optional`: plain `RTP/AVP` (an `RTP/SAVP` offer gets 488 from peers without
+    /// SRTP, `a=crypto` inside `RTP/AVP` is outside RFC 4568 and confuses peers
+    /// that do not expect it, and RFC 5939 capability negotiation is rarely
+    /// implemented; an SRTP answer is still taken); `off`: plain RTP only.
+    pub(super) fn caps(&self, policy: SrtpPolicy) -> LocalCapabilities {
+        let mut caps = LocalCapabilities::new(self.local_rtp.ip(), self.local_rtp.port());
+        caps.codecs
+            .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
+        caps.srtp = (policy != SrtpPolicy::Off).then_some(LocalSrtp {
+            policy,
+            key: self.key,
+        });
+        caps
+    }
+}
+
+/// What a peer's answer to our own offer agreed.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct OwnAnswer {
+    /// Its RTP address.
+    pub(super) remote: Option<SocketAddr>,
+    /// The leg's SRTP keys (`None`: plain RTP).
+    pub(super) srtp: Option<SrtpKeys>,
+}
+
+/// Reads the answer `sdp` to our offer `caps` ([`OwnOffer::caps`]). An answer
+/// without usable SRTP to an `RTP/SAVP` offer (plain, no `a=crypto`, a tag or
+/// suite we did not offer, a bad key) is an error: the leg must be torn down.
+pub(super) fn read_own_answer(
+    caps: &LocalCapabilities,
+    sdp: &[u8],
+) -> Result<OwnAnswer, parley_sip_proto::Error> {
+    let answer = offer_answer::parse_sdp(sdp)?;
+    let media = offer_answer::read_answer(&answer, caps)?;
+    let neg = media
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or(parley_sip_proto::Error::NoCommonCodec)?;
+    Ok(OwnAnswer {
+        remote: neg.remote,
+        srtp: neg.srtp.as_ref().map(srtp_keys),
+    })
+}
+
 /// Chooses the caller leg's codec from the INVITE (see the module docs).
 pub(super) fn choose(
     invite: &Request,
@@ -123,11 +212,14 @@ pub(super) fn choose(
 ) -> Result<Choice, (u16, &'static str)> {
     let body = invite.body();
     if body.iter().all(u8::is_ascii_whitespace) {
-        if srtp == SrtpPolicy::Required {
-            return Err((488, "Not Acceptable Here"));
-        }
+        // We offer in the 200: `RTP/SAVP` with our key when the caller's side
+        // requires SRTP (the ACK's answer must take it), plain otherwise.
         let mut caps = g711_caps(ip);
         caps.codecs.retain(|c| !c.name.eq_ignore_ascii_case("PCMA"));
+        caps.srtp = (srtp != SrtpPolicy::Off).then(|| LocalSrtp {
+            policy: srtp,
+            key: KeySalt::random(),
+        });
         let mut cfg = LegConfig::g711(Codec::Pcmu);
         cfg.inactivity_timeout = timeout;
         return Ok(Choice {
@@ -176,8 +268,13 @@ impl Call {
             .ok()
             .and_then(|sdp| offer_answer::read_answer(&sdp, &caps).ok())
             .and_then(|m| m.into_iter().flatten().next());
+        let keyed = |neg: &NegotiatedMedia, m: &super::Media| match &neg.srtp {
+            // The keys first, so that nothing goes out in clear.
+            Some(n) => m.handle.set_srtp(m.leg, srtp_keys(n)).is_ok(),
+            None => true,
+        };
         match (neg, &self.media) {
-            (Some(neg), Some(m)) => {
+            (Some(neg), Some(m)) if keyed(&neg, m) => {
                 if let Some(remote) = neg.remote {
                     let _ = m.handle.set_remote(m.leg, remote);
                 }
@@ -290,10 +387,123 @@ mod tests {
             choose(&invite(plain), LO, None, SrtpPolicy::Required).err(),
             Some((488, "Not Acceptable Here"))
         );
-        assert_eq!(
-            choose(&invite(""), LO, None, SrtpPolicy::Required).err(),
-            Some((488, "Not Acceptable Here"))
+    }
+
+    #[test]
+    fn no_sdp_from_a_required_peer_gets_an_srtp_offer_and_the_ack_answer_must_take_it() {
+        let c = choose(&invite(""), LO, None, SrtpPolicy::Required).unwrap();
+        assert!(c.offer.is_none());
+        let ours = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&c.caps));
+        let text = String::from_utf8_lossy(&ours).into_owned();
+        assert!(text.contains("RTP/SAVP"), "{text}");
+        assert!(
+            text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{text}"
         );
+        // A plain answer in the ACK is refused; an SRTP one gives the leg its keys.
+        let plain = offer_answer::parse_sdp(
+            b"v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+              m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        )
+        .unwrap();
+        assert!(offer_answer::read_answer(&plain, &c.caps).is_err());
+        let savp = offer_answer::parse_sdp(
+            "v=0\r\no=a 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let neg = offer_answer::read_answer(&savp, &c.caps).unwrap();
+        let keys = srtp_keys(neg[0].as_ref().unwrap().srtp.as_ref().unwrap());
+        assert_eq!(&keys.remote[..4], b"YS__");
+        // Optional: a plain offer as before; off: plain too.
+        for p in [SrtpPolicy::Optional, SrtpPolicy::Off] {
+            let c = choose(&invite(""), LO, None, p).unwrap();
+            let ours = offer_answer::sdp_to_bytes(&offer_answer::build_offer(&c.caps));
+            let text = String::from_utf8_lossy(&ours).into_owned();
+            assert!(
+                text.contains("RTP/AVP") && !text.contains("crypto"),
+                "{text}"
+            );
+        }
+    }
+
+    fn own() -> OwnOffer {
+        OwnOffer::new(LegId(7), "127.0.0.1:30000".parse().unwrap())
+    }
+
+    /// The answer of a peer to `offer`: PCMU, SRTP with `key` on tag `tag` when
+    /// `suite` is given.
+    fn answer_sdp(suite: Option<(u32, &str)>) -> Vec<u8> {
+        let mut s = String::from(
+            "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n",
+        );
+        match suite {
+            Some((tag, name)) => {
+                s.push_str("m=audio 5000 RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n");
+                s.push_str(&format!(
+                    "a=crypto:{tag} {name} inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+                ));
+            }
+            None => s.push_str("m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"),
+        }
+        s.into_bytes()
+    }
+
+    #[test]
+    fn own_offers_follow_the_targets_policy_and_required_refuses_answers_without_srtp() {
+        let o = own();
+        let offer = |p| {
+            String::from_utf8(
+                offer_answer::sdp_to_bytes(&offer_answer::build_offer(&o.caps(p))).to_vec(),
+            )
+            .unwrap()
+        };
+        // Required: RTP/SAVP, both suites, the leg's key on both lines.
+        let req = offer(SrtpPolicy::Required);
+        assert!(req.contains("m=audio 30000 RTP/SAVP 0 101"), "{req}");
+        let keys: Vec<KeySalt> = req
+            .lines()
+            .filter_map(|l| l.strip_prefix("a=crypto:"))
+            .map(|v| parley_sip_proto::sdes::parse_crypto(v).unwrap().key)
+            .collect();
+        assert_eq!(keys, [o.key, o.key]);
+        // Optional and off: plain RTP/AVP without a=crypto.
+        for p in [SrtpPolicy::Optional, SrtpPolicy::Off] {
+            let plain = offer(p);
+            assert!(plain.contains("m=audio 30000 RTP/AVP 0 101"), "{plain}");
+            assert!(!plain.contains("crypto"), "{plain}");
+        }
+        // A fresh key per leg.
+        assert_ne!(own().key, own().key);
+        // Required: an SRTP answer keys the leg; anything else is refused.
+        let caps = o.caps(SrtpPolicy::Required);
+        let a = read_own_answer(&caps, &answer_sdp(Some((1, "AES_CM_128_HMAC_SHA1_80")))).unwrap();
+        assert_eq!(a.remote, Some("127.0.0.1:5000".parse().unwrap()));
+        let keys = a.srtp.unwrap();
+        assert_eq!(keys.profile, SrtpProfile::AesCm128HmacSha1_80);
+        assert_eq!(keys.local, o.key.0);
+        assert_eq!(&keys.remote[..4], b"YS__");
+        let a = read_own_answer(&caps, &answer_sdp(Some((2, "AES_CM_128_HMAC_SHA1_32")))).unwrap();
+        assert_eq!(a.srtp.unwrap().profile, SrtpProfile::AesCm128HmacSha1_32);
+        for bad in [
+            answer_sdp(None),
+            // A tag we did not offer with that suite.
+            answer_sdp(Some((1, "AES_CM_128_HMAC_SHA1_32"))),
+            answer_sdp(Some((5, "AES_CM_128_HMAC_SHA1_80"))),
+            b"not sdp".to_vec(),
+            Vec::new(),
+        ] {
+            assert!(
+                read_own_answer(&caps, &bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(&bad)
+            );
+        }
+        // Optional: a plain answer is plain RTP.
+        let a = read_own_answer(&o.caps(SrtpPolicy::Optional), &answer_sdp(None)).unwrap();
+        assert_eq!(a.srtp, None);
     }
 
     #[test]

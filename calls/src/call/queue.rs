@@ -33,7 +33,6 @@ use parley_media_core::tones::ToneSpec;
 use parley_routing::{MaxWaitAction, Missed};
 use parley_sip_proto::dialog::random_token;
 use parley_sip_proto::message::MessageExt as _;
-use parley_sip_proto::offer_answer::LocalCapabilities;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -467,20 +466,11 @@ impl Call {
             .as_ref()
             .map(|q| q.item.clone())
             .unwrap_or_default();
-        let offer = self.media.as_ref().and_then(|m| {
-            let leg = m
-                .handle
-                .create_leg(parley_media::LegConfig {
-                    inactivity_timeout: None,
-                    ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-                })
-                .ok()?;
-            let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            caps.codecs
-                .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((leg.id, caps))
-        });
-        let Some((leg, caps)) = offer else {
+        let offer = self
+            .media
+            .as_ref()
+            .and_then(|m| super::offer::OwnOffer::create(&m.handle));
+        let Some(offer) = offer else {
             self.acd_tell(AcdMsg::Missed {
                 item,
                 why: Missed::Rejected,
@@ -489,9 +479,9 @@ impl Call {
             return;
         };
         if let Some(run) = self.ivr.as_mut() {
-            run.agent_leg = Some(leg);
+            run.agent_leg = Some(offer.leg);
         }
-        self.agent_offer = Some(caps);
+        self.agent_offer = Some(offer);
         let first_leg = self.legs.len();
         let store = self.store.clone();
         let target = agent.clone();

@@ -20,7 +20,6 @@ use parley_ivr::model::TransferTarget;
 use parley_ivr::{TrailEntry, TrailItem};
 use parley_media::{PlayOptions, Source};
 use parley_media_core::tones::ToneSpec;
-use parley_sip_proto::offer_answer::LocalCapabilities;
 use tokio::time::Instant;
 
 use super::{Call, Cause, LegState};
@@ -181,21 +180,13 @@ impl Call {
             .await
             .ok_or_else(|| refuse("no_trunk", "trunk target does not resolve", 3))?;
         // Our own offer from a second media leg, bridged with the caller's on answer.
-        let offer = self.media.as_ref().and_then(|m| {
-            let leg = m
-                .handle
-                .create_leg(parley_media::LegConfig {
-                    inactivity_timeout: None,
-                    ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-                })
-                .ok()?;
-            let mut caps = LocalCapabilities::new(leg.local_rtp.ip(), leg.local_rtp.port());
-            caps.codecs
-                .retain(|c| c.clock_rate == 8000 && !c.name.eq_ignore_ascii_case("PCMA"));
-            Some((leg.id, caps))
-        });
-        let (media_leg, caps) = offer.ok_or_else(|| refuse("failed", "no media", 47))?;
-        self.agent_offer = Some(caps);
+        let offer = self
+            .media
+            .as_ref()
+            .and_then(|m| super::offer::OwnOffer::create(&m.handle));
+        let offer = offer.ok_or_else(|| refuse("failed", "no media", 47))?;
+        let media_leg = offer.leg;
+        self.agent_offer = Some(offer);
         let uri = format!("sip:{user}@{target_hostport}");
         let Some(leg) = self.new_leg(
             &uri,
@@ -203,6 +194,7 @@ impl Call {
             trunk.caller_id.as_deref(),
             dest,
             Transport::Udp,
+            crate::driver::srtp_policy(trunk.srtp),
         ) else {
             if let Some(m) = &self.media {
                 let _ = m.handle.destroy_leg(media_leg);

@@ -296,8 +296,8 @@ pub fn remote_codecs(md: &MediaDescription) -> Vec<RemoteCodec> {
     out
 }
 
-/// Whether an m-line's transport is SDES-SRTP.
-fn is_savp(proto: &str) -> bool {
+/// Whether an m-line's transport is SDES-SRTP (`RTP/SAVP`).
+pub fn is_savp(proto: &str) -> bool {
     proto.eq_ignore_ascii_case("RTP/SAVP")
 }
 

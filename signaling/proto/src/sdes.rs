@@ -64,10 +64,14 @@ impl std::fmt::Debug for KeySalt {
 }
 
 impl KeySalt {
-    /// A fresh random key and salt.
+    /// A fresh random key and salt from the OS RNG (`getrandom`); should the OS
+    /// refuse, from the thread's CSPRNG (ChaCha, itself seeded from the OS).
     pub fn random() -> KeySalt {
+        use rand::TryRngCore as _;
         let mut k = [0u8; KEY_SALT_LEN];
-        rand::Rng::fill(&mut rand::rng(), &mut k[..]);
+        if rand::rngs::OsRng.try_fill_bytes(&mut k).is_err() {
+            rand::Rng::fill(&mut rand::rng(), &mut k[..]);
+        }
         KeySalt(k)
     }
 
@@ -242,7 +246,9 @@ pub struct NegotiatedSrtp {
 pub enum SrtpPolicy {
     /// Plain RTP only: `RTP/SAVP` m-lines are declined.
     Off,
-    /// SRTP answered when offered; our offers are plain `RTP/AVP`.
+    /// SRTP answered when offered; our offers are plain `RTP/AVP` (an `RTP/SAVP`
+    /// offer is refused by peers without SRTP, and `a=crypto` in an `RTP/AVP` offer
+    /// is outside RFC 4568).
     #[default]
     Optional,
     /// SRTP only: a plain offer gets 488, our offers are `RTP/SAVP`.

@@ -295,6 +295,12 @@ pub struct Router {
     seq: u64,
     /// (tenant, customer) → the agent who last handled one of their items, and when.
     last_agent: HashMap<(String, String), (String, Timestamp)>,
+    /// Tests: dispatch with the reference (unindexed) dispatcher.
+    #[cfg(test)]
+    naive: bool,
+    /// Tests: agents examined by the dispatcher (eligibility or skill checks).
+    #[cfg(test)]
+    examined: std::cell::Cell<u64>,
 }
 
 impl Router {
@@ -1040,10 +1046,200 @@ impl Router {
     }
 
     /// Offers waiting items to eligible agents until nothing more matches.
+    ///
+    /// Items are served in [`Router::waiting_order`]'s order, each by the agent its
+    /// queue's strategy (or stickiness) picks among the eligible ones — but the agents
+    /// examined come from an index built once per pass ([`Router::dispatch_plan`]):
+    /// the free agents by tenant and channel, narrowed once per distinct requirement
+    /// (queue, channel, item skills). An item nobody free can serve costs nothing, so a
+    /// pass is O(agents + waiting × candidates) instead of O(waiting × agents).
     fn dispatch(&mut self, now: Timestamp) {
         for it in self.items.values_mut() {
             it.tried.retain(|(_, until)| *until > now);
         }
+        #[cfg(test)]
+        if self.naive {
+            return self.dispatch_naive(now);
+        }
+        let (order, mut candidates) = self.dispatch_plan(now);
+        for (id, sig) in order {
+            let Some(it) = self.items.get(&id) else {
+                continue;
+            };
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            let ok = |a: &Agent| {
+                #[cfg(test)]
+                self.examined.set(self.examined.get() + 1);
+                eligible(a, now, it.channel) && !it.tried.iter().any(|(t, _)| *t == a.cfg.id)
+            };
+            let sticky = || -> Option<String> {
+                if q.sticky_window_s == 0 {
+                    return None;
+                }
+                let c = it.customer_id.as_ref()?;
+                let (agent, at) = self.last_agent.get(&(it.tenant_id.clone(), c.clone()))?;
+                let within = now.0 - at.0 <= i64::from(q.sticky_window_s) * 1000;
+                // Candidates hold the tenant's agents with the skills.
+                (within
+                    && candidates[sig].contains(agent)
+                    && self.agents.get(agent).is_some_and(ok))
+                .then(|| agent.clone())
+            };
+            let pick = || -> Option<String> {
+                let mut best: Option<(&Agent, i64)> = None;
+                for a in candidates[sig].iter().filter_map(|id| self.agents.get(id)) {
+                    if !ok(a) {
+                        continue;
+                    }
+                    let key = strategy_key(q, &it.skills, a);
+                    if best.is_none_or(|(_, k)| key > k) {
+                        best = Some((a, key));
+                    }
+                }
+                best.map(|(a, _)| a.cfg.id.clone())
+            };
+            let Some(agent) = sticky().or_else(pick) else {
+                continue;
+            };
+            let channel = it.channel;
+            self.route_to(now, id, &agent);
+            // Offered (or full on this channel): drop them from this requirement's
+            // candidates; other lists re-check eligibility as they go.
+            if !self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| eligible(a, now, channel))
+            {
+                candidates[sig].retain(|a| *a != agent);
+            }
+        }
+    }
+
+    /// The pass's plan: the waiting items someone free could serve, in service order,
+    /// each with the index of its requirement's candidate agents (the tenant's agents
+    /// free on the item's channel with the queue's and the item's skills, by id).
+    /// Routing within the pass only takes capacity, so these lists only grow stale,
+    /// never short.
+    fn dispatch_plan(&self, now: Timestamp) -> (Vec<(String, usize)>, Vec<Vec<String>>) {
+        let mut free: HashMap<(&str, Channel), Vec<&Agent>> = HashMap::new();
+        for a in self.agents.values() {
+            for c in Channel::ALL {
+                if eligible(a, now, c) {
+                    free.entry((a.cfg.tenant_id.as_str(), c))
+                        .or_default()
+                        .push(a);
+                }
+            }
+        }
+        if free.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        type Requirement<'a> = (&'a str, &'a str, Channel, &'a [String]);
+        let mut sigs: HashMap<Requirement<'_>, usize> = HashMap::new();
+        let mut candidates: Vec<Vec<String>> = Vec::new();
+        let mut order: Vec<(i64, i64, u64, &String, usize)> = Vec::new();
+        for (k, it) in &self.items {
+            if it.state != ItemState::Waiting {
+                continue;
+            }
+            let Some(pool) = free.get(&(it.tenant_id.as_str(), it.channel)) else {
+                continue;
+            };
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            let key = (
+                it.tenant_id.as_str(),
+                it.queue.as_str(),
+                it.channel,
+                it.skills.as_slice(),
+            );
+            let sig = match sigs.get(&key) {
+                Some(s) => *s,
+                None => {
+                    let list: Vec<String> = pool
+                        .iter()
+                        .filter(|a| {
+                            #[cfg(test)]
+                            self.examined.set(self.examined.get() + 1);
+                            has_skills(a, q, &it.skills)
+                        })
+                        .map(|a| a.cfg.id.clone())
+                        .collect();
+                    candidates.push(list);
+                    sigs.insert(key, candidates.len() - 1);
+                    candidates.len() - 1
+                }
+            };
+            if candidates[sig].is_empty() {
+                continue;
+            }
+            order.push((self.score(now, it), it.enqueued_at.0, it.seq, k, sig));
+        }
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let order = order
+            .into_iter()
+            .map(|(_, _, _, k, sig)| (k.clone(), sig))
+            .collect();
+        (order, candidates)
+    }
+
+    /// Offers `id` to `agent`, or assigns it in a queue with `auto_assign`.
+    fn route_to(&mut self, now: Timestamp, id: String, agent: &str) {
+        let Some(it) = self.items.get(&id) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&it.queue) else {
+            return;
+        };
+        let queue = it.queue.clone();
+        if q.auto_assign {
+            self.seq += 1;
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.last_offer_seq = self.seq;
+            }
+            self.assign(now, &id, agent);
+            self.out.push_back(Output::Assigned {
+                item: id,
+                agent: agent.to_owned(),
+                queue,
+            });
+            return;
+        }
+        let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
+        self.seq += 1;
+        let seq = self.seq;
+        let attempt = match self.items.get_mut(&id) {
+            Some(it) => {
+                it.state = ItemState::Offered {
+                    agent: agent.to_owned(),
+                    until,
+                };
+                it.attempts += 1;
+                it.attempts
+            }
+            None => return,
+        };
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.offer = Some(id.clone());
+            a.last_offer_seq = seq;
+        }
+        self.out.push_back(Output::Offer {
+            item: id,
+            agent: agent.to_owned(),
+            queue,
+            until,
+            attempt,
+        });
+        self.refresh(now, agent);
+    }
+
+    /// The dispatcher before the index (every waiting item against every agent): the
+    /// reference the indexed one must match decision for decision (tests only).
+    #[cfg(test)]
+    fn dispatch_naive(&mut self, now: Timestamp) {
         if !self.agents.values().any(|a| eligible_any(a, now)) {
             return;
         }
@@ -1055,6 +1251,7 @@ impl Router {
                 continue;
             };
             let ok = |a: &Agent| {
+                self.examined.set(self.examined.get() + 1);
                 a.cfg.tenant_id == it.tenant_id
                     && eligible(a, now, it.channel)
                     && has_skills(a, q, &it.skills)
@@ -1075,26 +1272,7 @@ impl Router {
                     if !ok(a) {
                         continue;
                     }
-                    let key = match q.strategy {
-                        Strategy::LongestIdle => -a.idle_since.0,
-                        Strategy::MostSkilled => {
-                            let p: i64 =
-                                q.skills
-                                    .iter()
-                                    .map(|s| {
-                                        i64::from(a.cfg.skills.get(&s.skill).copied().unwrap_or(0))
-                                    })
-                                    .chain(it.skills.iter().map(|s| {
-                                        i64::from(a.cfg.skills.get(s).copied().unwrap_or(0))
-                                    }))
-                                    .sum();
-                            // Proficiency first, then idle time (ms fit far below 2^40).
-                            p * (1 << 44) - a.idle_since.0.min(1 << 43)
-                        }
-                        Strategy::RoundRobin => {
-                            -i64::try_from(a.last_offer_seq).unwrap_or(i64::MAX)
-                        }
-                    };
+                    let key = strategy_key(q, &it.skills, a);
                     if best.is_none_or(|(_, k)| key > k) {
                         best = Some((a, key));
                     }
@@ -1104,48 +1282,30 @@ impl Router {
             let Some(agent) = sticky().or_else(pick) else {
                 continue;
             };
-            if q.auto_assign {
-                let queue = it.queue.clone();
-                self.seq += 1;
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    a.last_offer_seq = self.seq;
-                }
-                self.assign(now, &id, &agent);
-                self.out.push_back(Output::Assigned {
-                    item: id,
-                    agent,
-                    queue,
-                });
-                continue;
-            }
-            let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
-            let queue = it.queue.clone();
-            self.seq += 1;
-            let seq = self.seq;
-            let attempt = match self.items.get_mut(&id) {
-                Some(it) => {
-                    it.state = ItemState::Offered {
-                        agent: agent.clone(),
-                        until,
-                    };
-                    it.attempts += 1;
-                    it.attempts
-                }
-                None => continue,
-            };
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.offer = Some(id.clone());
-                a.last_offer_seq = seq;
-            }
-            self.out.push_back(Output::Offer {
-                item: id,
-                agent: agent.clone(),
-                queue,
-                until,
-                attempt,
-            });
-            self.refresh(now, &agent);
+            self.route_to(now, id, &agent);
         }
+    }
+}
+
+/// A strategy's preference for `a` (higher first; ties go to the lower id).
+fn strategy_key(q: &QueueConfig, item_skills: &[String], a: &Agent) -> i64 {
+    match q.strategy {
+        Strategy::LongestIdle => -a.idle_since.0,
+        Strategy::MostSkilled => {
+            let p: i64 = q
+                .skills
+                .iter()
+                .map(|s| i64::from(a.cfg.skills.get(&s.skill).copied().unwrap_or(0)))
+                .chain(
+                    item_skills
+                        .iter()
+                        .map(|s| i64::from(a.cfg.skills.get(s).copied().unwrap_or(0))),
+                )
+                .sum();
+            // Proficiency first, then idle time (ms fit far below 2^40).
+            p * (1 << 44) - a.idle_since.0.min(1 << 43)
+        }
+        Strategy::RoundRobin => -i64::try_from(a.last_offer_seq).unwrap_or(i64::MAX),
     }
 }
 
@@ -1161,6 +1321,7 @@ fn urgency(now: Timestamp, due: Option<Timestamp>) -> i64 {
     (60 - minutes_left).clamp(0, 120) * 50
 }
 
+#[cfg(test)]
 fn eligible_any(a: &Agent, now: Timestamp) -> bool {
     Channel::ALL.into_iter().any(|c| eligible(a, now, c))
 }

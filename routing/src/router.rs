@@ -75,7 +75,7 @@
 //! of the last 100 ended items abandoned by the caller. [`QueueMetrics::channels`]
 //! splits waiting, in-progress and free agents by channel.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use parley_cases::Timestamp;
 use parley_cases::routing::{
@@ -284,6 +284,10 @@ struct QueueStats {
 const WINDOW: usize = 100;
 const DEFAULT_AHT_MS: i64 = 180_000;
 
+/// What an item needs of an agent besides eligibility: tenant, queue (its skills),
+/// channel, the item's own skills.
+type Requirement = (String, String, Channel, Vec<String>);
+
 /// The router. See the module docs.
 #[derive(Debug, Default)]
 pub struct Router {
@@ -295,6 +299,12 @@ pub struct Router {
     seq: u64,
     /// (tenant, customer) → the agent who last handled one of their items, and when.
     last_agent: HashMap<(String, String), (String, Timestamp)>,
+    /// Agents whose eligibility may have grown since the last dispatch pass (anything
+    /// that recomputes their presence, or a new profile).
+    touched: HashSet<String>,
+    /// Requirements (tenant, queue, channel, item skills) that no free agent met at the
+    /// last pass: only agents touched since can meet them now.
+    blocked: HashSet<Requirement>,
     /// Tests: dispatch with the reference (unindexed) dispatcher.
     #[cfg(test)]
     naive: bool,
@@ -306,6 +316,7 @@ pub struct Router {
 impl Router {
     /// Adds or replaces a queue's settings.
     pub fn upsert_queue(&mut self, cfg: QueueConfig) {
+        self.blocked.retain(|r| r.1 != cfg.id);
         self.queues.insert(cfg.id.clone(), cfg);
     }
 
@@ -334,6 +345,7 @@ impl Router {
 
     /// Adds an agent (offline) or updates their skills and capacity.
     pub fn upsert_agent(&mut self, now: Timestamp, cfg: AgentConfig) {
+        self.touched.insert(cfg.id.clone());
         match self.agents.get_mut(&cfg.id) {
             Some(a) => a.cfg = cfg,
             None => {
@@ -996,6 +1008,9 @@ impl Router {
         let Some(a) = self.agents.get_mut(agent) else {
             return;
         };
+        if !self.touched.contains(agent) {
+            self.touched.insert(agent.to_owned());
+        }
         let p = if a.offer.is_some() {
             Presence::Ringing
         } else if a.active.get(&Channel::Voice).copied().unwrap_or(0) > 0
@@ -1061,7 +1076,9 @@ impl Router {
         if self.naive {
             return self.dispatch_naive(now);
         }
-        let (order, mut candidates) = self.dispatch_plan(now);
+        let (order, mut candidates, blocked) = self.dispatch_plan(now);
+        self.touched.clear();
+        self.blocked = blocked;
         for (id, sig) in order {
             let Some(it) = self.items.get(&id) else {
                 continue;
@@ -1119,34 +1136,37 @@ impl Router {
 
     /// The pass's plan: the waiting items someone free could serve, in service order,
     /// each with the index of its requirement's candidate agents (the tenant's agents
-    /// free on the item's channel with the queue's and the item's skills, by id).
-    /// Routing within the pass only takes capacity, so these lists only grow stale,
-    /// never short.
-    fn dispatch_plan(&self, now: Timestamp) -> (Vec<(String, usize)>, Vec<Vec<String>>) {
-        let mut free: HashMap<(&str, Channel), Vec<&Agent>> = HashMap::new();
+    /// free on the item's channel with the queue's and the item's skills, by id), and
+    /// the requirements nobody free meets (the next pass's `blocked`). A requirement
+    /// blocked at the last pass is only checked against the agents touched since (or
+    /// whose wrap-up ran out): no other agent can have started to meet it. Routing
+    /// within the pass only takes capacity, so the lists only grow stale, never short.
+    fn dispatch_plan(
+        &self,
+        now: Timestamp,
+    ) -> (Vec<(String, usize)>, Vec<Vec<String>>, HashSet<Requirement>) {
+        // Free agents by tenant and channel, in id order, each with whether they may
+        // have become free since the last pass.
+        let mut free: HashMap<(&str, Channel), Vec<(&Agent, bool)>> = HashMap::new();
         for a in self.agents.values() {
+            let fresh =
+                || self.touched.contains(&a.cfg.id) || a.wrap_until.is_some_and(|w| w <= now);
             for c in Channel::ALL {
                 if eligible(a, now, c) {
                     free.entry((a.cfg.tenant_id.as_str(), c))
                         .or_default()
-                        .push(a);
+                        .push((a, fresh()));
                 }
             }
         }
-        if free.is_empty() {
-            return (Vec::new(), Vec::new());
-        }
-        type Requirement<'a> = (&'a str, &'a str, Channel, &'a [String]);
-        let mut sigs: HashMap<Requirement<'_>, usize> = HashMap::new();
+        let mut blocked = HashSet::new();
+        let mut sigs: HashMap<(&str, &str, Channel, &[String]), usize> = HashMap::new();
         let mut candidates: Vec<Vec<String>> = Vec::new();
         let mut order: Vec<(i64, i64, u64, &String, usize)> = Vec::new();
         for (k, it) in &self.items {
             if it.state != ItemState::Waiting {
                 continue;
             }
-            let Some(pool) = free.get(&(it.tenant_id.as_str(), it.channel)) else {
-                continue;
-            };
             let Some(q) = self.queues.get(&it.queue) else {
                 continue;
             };
@@ -1159,15 +1179,28 @@ impl Router {
             let sig = match sigs.get(&key) {
                 Some(s) => *s,
                 None => {
+                    let req: Requirement = (
+                        it.tenant_id.clone(),
+                        it.queue.clone(),
+                        it.channel,
+                        it.skills.clone(),
+                    );
+                    let was_blocked = self.blocked.contains(&req);
+                    let pool = free.get(&(it.tenant_id.as_str(), it.channel));
                     let list: Vec<String> = pool
-                        .iter()
-                        .filter(|a| {
+                        .into_iter()
+                        .flatten()
+                        .filter(|(_, fresh)| !was_blocked || *fresh)
+                        .filter(|(a, _)| {
                             #[cfg(test)]
                             self.examined.set(self.examined.get() + 1);
                             has_skills(a, q, &it.skills)
                         })
-                        .map(|a| a.cfg.id.clone())
+                        .map(|(a, _)| a.cfg.id.clone())
                         .collect();
+                    if list.is_empty() {
+                        blocked.insert(req);
+                    }
                     candidates.push(list);
                     sigs.insert(key, candidates.len() - 1);
                     candidates.len() - 1
@@ -1183,7 +1216,7 @@ impl Router {
             .into_iter()
             .map(|(_, _, _, k, sig)| (k.clone(), sig))
             .collect();
-        (order, candidates)
+        (order, candidates, blocked)
     }
 
     /// Offers `id` to `agent`, or assigns it in a queue with `auto_assign`.

@@ -288,6 +288,10 @@ const DEFAULT_AHT_MS: i64 = 180_000;
 /// channel, the item's own skills.
 type Requirement = (String, String, Channel, Vec<String>);
 
+/// A dispatch pass's plan: the items to try in order (each with its requirement's
+/// index), each requirement's candidate agents, the requirements nobody free meets.
+type Plan = (Vec<(String, usize)>, Vec<Vec<String>>, HashSet<Requirement>);
+
 /// The router. See the module docs.
 #[derive(Debug, Default)]
 pub struct Router {
@@ -1141,10 +1145,7 @@ impl Router {
     /// blocked at the last pass is only checked against the agents touched since (or
     /// whose wrap-up ran out): no other agent can have started to meet it. Routing
     /// within the pass only takes capacity, so the lists only grow stale, never short.
-    fn dispatch_plan(
-        &self,
-        now: Timestamp,
-    ) -> (Vec<(String, usize)>, Vec<Vec<String>>, HashSet<Requirement>) {
+    fn dispatch_plan(&self, now: Timestamp) -> Plan {
         // Free agents by tenant and channel, in id order, each with whether they may
         // have become free since the last pass.
         let mut free: HashMap<(&str, Channel), Vec<(&Agent, bool)>> = HashMap::new();

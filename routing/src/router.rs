@@ -75,7 +75,7 @@
 //! of the last 100 ended items abandoned by the caller. [`QueueMetrics::channels`]
 //! splits waiting, in-progress and free agents by channel.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use parley_cases::Timestamp;
 use parley_cases::routing::{
@@ -303,6 +303,11 @@ pub struct Router {
     seq: u64,
     /// (tenant, customer) → the agent who last handled one of their items, and when.
     last_agent: HashMap<(String, String), (String, Timestamp)>,
+    /// The free index: by tenant and channel, the agents eligible on that channel apart
+    /// from a wrap-up (kept up to date on every change of an agent, in id order).
+    free: HashMap<(String, Channel), BTreeSet<String>>,
+    /// Agents in (or past the end of) a wrap-up: time alone frees them.
+    wrapping: BTreeSet<String>,
     /// Agents whose eligibility may have grown since the last dispatch pass (anything
     /// that recomputes their presence, or a new profile).
     touched: HashSet<String>,
@@ -350,6 +355,7 @@ impl Router {
     /// Adds an agent (offline) or updates their skills and capacity.
     pub fn upsert_agent(&mut self, now: Timestamp, cfg: AgentConfig) {
         self.touched.insert(cfg.id.clone());
+        let id_of_upsert = cfg.id.clone();
         match self.agents.get_mut(&cfg.id) {
             Some(a) => a.cfg = cfg,
             None => {
@@ -377,6 +383,8 @@ impl Router {
                 );
             }
         }
+        self.unindex(&id_of_upsert);
+        self.index(&id_of_upsert);
         self.dispatch(now);
     }
 
@@ -384,6 +392,7 @@ impl Router {
     /// them; an offer ringing them is revoked ([`Output::Revoke`], not a miss) and the
     /// item routed again; items they are handling finish normally.
     pub fn remove_agent(&mut self, now: Timestamp, agent: &str) {
+        self.unindex(agent);
         let Some(a) = self.agents.remove(agent) else {
             return;
         };
@@ -1007,14 +1016,46 @@ impl Router {
         self.refresh(now, agent);
     }
 
-    /// Recomputes an agent's visible presence and reports a change.
-    fn refresh(&mut self, _now: Timestamp, agent: &str) {
-        let Some(a) = self.agents.get_mut(agent) else {
+    /// Puts `agent` in (or out of) the free index by their state now, wrap-up aside.
+    fn index(&mut self, agent: &str) {
+        let Some(a) = self.agents.get(agent) else {
             return;
         };
+        for c in Channel::ALL {
+            let key = (a.cfg.tenant_id.clone(), c);
+            if eligible_apart_from_wrap_up(a, c) {
+                self.free.entry(key).or_default().insert(agent.to_owned());
+            } else if let Some(set) = self.free.get_mut(&key) {
+                set.remove(agent);
+            }
+        }
+        if a.wrap_until.is_some() {
+            self.wrapping.insert(agent.to_owned());
+        } else {
+            self.wrapping.remove(agent);
+        }
+    }
+
+    /// Takes `agent` out of the free index (before a removal or a tenant change).
+    fn unindex(&mut self, agent: &str) {
+        for set in self.free.values_mut() {
+            set.remove(agent);
+        }
+        self.wrapping.remove(agent);
+    }
+
+    /// Recomputes an agent's visible presence and reports a change.
+    fn refresh(&mut self, _now: Timestamp, agent: &str) {
+        if !self.agents.contains_key(agent) {
+            return;
+        }
         if !self.touched.contains(agent) {
             self.touched.insert(agent.to_owned());
         }
+        self.index(agent);
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
         let p = if a.offer.is_some() {
             Presence::Ringing
         } else if a.active.get(&Channel::Voice).copied().unwrap_or(0) > 0
@@ -1068,10 +1109,12 @@ impl Router {
     ///
     /// Items are served in [`Router::waiting_order`]'s order, each by the agent its
     /// queue's strategy (or stickiness) picks among the eligible ones — but the agents
-    /// examined come from an index built once per pass ([`Router::dispatch_plan`]):
-    /// the free agents by tenant and channel, narrowed once per distinct requirement
-    /// (queue, channel, item skills). An item nobody free can serve costs nothing, so a
-    /// pass is O(agents + waiting × candidates) instead of O(waiting × agents).
+    /// examined come from the free index (`free`: agents by tenant and channel, kept up
+    /// to date on every change of an agent), narrowed once per distinct requirement
+    /// (queue, channel, item skills) in [`Router::dispatch_plan`]; a requirement nobody
+    /// free met at the last pass is checked only against the agents changed since. An
+    /// item nobody free can serve costs next to nothing, so a pass is
+    /// O(waiting + changed agents + candidates) instead of O(waiting × agents).
     fn dispatch(&mut self, now: Timestamp) {
         for it in self.items.values_mut() {
             it.tried.retain(|(_, until)| *until > now);
@@ -1146,20 +1189,46 @@ impl Router {
     /// whose wrap-up ran out): no other agent can have started to meet it. Routing
     /// within the pass only takes capacity, so the lists only grow stale, never short.
     fn dispatch_plan(&self, now: Timestamp) -> Plan {
-        // Free agents by tenant and channel, in id order, each with whether they may
-        // have become free since the last pass.
-        let mut free: HashMap<(&str, Channel), Vec<(&Agent, bool)>> = HashMap::new();
-        for a in self.agents.values() {
-            let fresh =
-                || self.touched.contains(&a.cfg.id) || a.wrap_until.is_some_and(|w| w <= now);
-            for c in Channel::ALL {
-                if eligible(a, now, c) {
-                    free.entry((a.cfg.tenant_id.as_str(), c))
-                        .or_default()
-                        .push((a, fresh()));
-                }
+        // Agents whose wrap-up ran out by the clock (no input since): free too.
+        let unwrapped: Vec<&Agent> = self
+            .wrapping
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .filter(|a| a.wrap_until.is_some_and(|w| w <= now))
+            .collect();
+        // The pool of a tenant's channel, in id order: the index plus those.
+        let pool = |tenant: &str, c: Channel| -> Vec<&Agent> {
+            let mut v: Vec<&Agent> = self
+                .free
+                .get(&(tenant.to_owned(), c))
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.agents.get(id))
+                .collect();
+            let before = v.len();
+            v.extend(
+                unwrapped
+                    .iter()
+                    .filter(|a| a.cfg.tenant_id == tenant && eligible(a, now, c)),
+            );
+            if v.len() > before {
+                v.sort_by(|a, b| a.cfg.id.cmp(&b.cfg.id));
             }
-        }
+            v
+        };
+        // Since the last pass only these may have become free.
+        let fresh = |tenant: &str, c: Channel| -> Vec<&Agent> {
+            let mut v: Vec<&Agent> = self
+                .touched
+                .iter()
+                .filter_map(|id| self.agents.get(id))
+                .chain(unwrapped.iter().copied())
+                .filter(|a| a.cfg.tenant_id == tenant && eligible(a, now, c))
+                .collect();
+            v.sort_by(|a, b| a.cfg.id.cmp(&b.cfg.id));
+            v.dedup_by(|a, b| a.cfg.id == b.cfg.id);
+            v
+        };
         let mut blocked = HashSet::new();
         let mut sigs: HashMap<(&str, &str, Channel, &[String]), usize> = HashMap::new();
         let mut candidates: Vec<Vec<String>> = Vec::new();
@@ -1186,18 +1255,19 @@ impl Router {
                         it.channel,
                         it.skills.clone(),
                     );
-                    let was_blocked = self.blocked.contains(&req);
-                    let pool = free.get(&(it.tenant_id.as_str(), it.channel));
-                    let list: Vec<String> = pool
+                    let agents = if self.blocked.contains(&req) {
+                        fresh(&it.tenant_id, it.channel)
+                    } else {
+                        pool(&it.tenant_id, it.channel)
+                    };
+                    let list: Vec<String> = agents
                         .into_iter()
-                        .flatten()
-                        .filter(|(_, fresh)| !was_blocked || *fresh)
-                        .filter(|(a, _)| {
+                        .filter(|a| {
                             #[cfg(test)]
                             self.examined.set(self.examined.get() + 1);
                             has_skills(a, q, &it.skills)
                         })
-                        .map(|(a, _)| a.cfg.id.clone())
+                        .map(|a| a.cfg.id.clone())
                         .collect();
                     if list.is_empty() {
                         blocked.insert(req);
@@ -1362,6 +1432,12 @@ fn eligible_any(a: &Agent, now: Timestamp) -> bool {
 
 fn active(a: &Agent, c: Channel) -> u32 {
     a.active.get(&c).copied().unwrap_or(0)
+}
+
+/// [`eligible`] with any wrap-up counted as still running (the index's rule: time
+/// alone ends a wrap-up, so those agents are checked at each pass instead).
+fn eligible_apart_from_wrap_up(a: &Agent, c: Channel) -> bool {
+    a.wrap_until.is_none() && eligible(a, Timestamp(i64::MIN), c)
 }
 
 fn eligible(a: &Agent, now: Timestamp, c: Channel) -> bool {

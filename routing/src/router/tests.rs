@@ -1315,6 +1315,23 @@ fn the_indexed_dispatcher_decides_exactly_as_the_reference() {
             }
             let (a, b) = (drain(&mut routers[0]), drain(&mut routers[1]));
             assert_eq!(a, b, "seed {seed} step {step}");
+            // The free index is what a recomputation gives.
+            let r = &routers[0];
+            for ag in r.agents.values() {
+                for c in Channel::ALL {
+                    let indexed = r
+                        .free
+                        .get(&(ag.cfg.tenant_id.clone(), c))
+                        .is_some_and(|s| s.contains(&ag.cfg.id));
+                    assert_eq!(
+                        indexed,
+                        eligible_apart_from_wrap_up(ag, c),
+                        "seed {seed} step {step}: {} on {c:?}",
+                        ag.cfg.id
+                    );
+                }
+                assert_eq!(r.wrapping.contains(&ag.cfg.id), ag.wrap_until.is_some());
+            }
             for o in a {
                 match o {
                     Output::Offer { item, agent, .. } => {

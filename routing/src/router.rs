@@ -694,8 +694,8 @@ impl Router {
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let mut next: Option<Timestamp> = None;
         let mut at = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
-        for a in self.agents.values() {
-            if let Some(w) = a.wrap_until {
+        for id in &self.wrapping {
+            if let Some(w) = self.agents.get(id).and_then(|a| a.wrap_until) {
                 at(w);
             }
         }
@@ -729,10 +729,14 @@ impl Router {
     /// Runs what is due at `now`: ring timeouts, wrap-up ends, overflow, maximum wait.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let wrapped: Vec<String> = self
-            .agents
+            .wrapping
             .iter()
-            .filter(|(_, a)| a.wrap_until.is_some_and(|w| w <= now))
-            .map(|(k, _)| k.clone())
+            .filter(|id| {
+                self.agents
+                    .get(*id)
+                    .is_some_and(|a| a.wrap_until.is_some_and(|w| w <= now))
+            })
+            .cloned()
             .collect();
         for id in wrapped {
             if let Some(a) = self.agents.get_mut(&id) {

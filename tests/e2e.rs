@@ -620,3 +620,147 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue #15's routing settings reach the running router over the API: a queue created
+/// with `auto_assign` assigns tasks without an offer, up to the capacity an admin set for
+/// the agent (`PUT /users/{id}/capacity`, async 2); raising it to 3 reloads the agent at
+/// once and the waiting task is assigned — nothing waits forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
+    use reqwest::Method as M;
+    let dir = tempdir();
+    let server = start(&dir, None, &["serve", "--demo"]);
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: server.base.clone(),
+    };
+    let admin = api
+        .login("demo", "admin@demo.parley.test", &server.admin_password)
+        .await;
+    let ok = |(s, v): (u16, Value)| {
+        assert!((200..300).contains(&s), "{s} {v}");
+        v
+    };
+    let skill = ok(api
+        .call(
+            M::POST,
+            "/api/v1/skills",
+            Some(&admin),
+            Some(json!({"name": "mailroom"})),
+        )
+        .await);
+    let sid = skill["id"].as_str().unwrap().to_owned();
+    let q = ok(api
+        .call(
+            M::POST,
+            "/api/v1/queues",
+            Some(&admin),
+            Some(
+                json!({"name": "mail", "skills": [{"skill": sid, "min_proficiency": 1}],
+                        "auto_assign": true, "sticky_window_s": 600, "channel": "async"}),
+            ),
+        )
+        .await);
+    assert_eq!(
+        (&q["auto_assign"], &q["sticky_window_s"], &q["channel"]),
+        (&json!(true), &json!(600), &json!("async"))
+    );
+    let u = ok(api
+        .call(
+            M::POST,
+            "/api/v1/users",
+            Some(&admin),
+            Some(
+                json!({"email": "cat@demo.parley.test", "name": "cat", "role": "agent",
+                        "password": "long enough pw"}),
+            ),
+        )
+        .await);
+    let id = u["id"].as_str().unwrap().to_owned();
+    ok(api
+        .call(
+            M::PUT,
+            &format!("/api/v1/users/{id}/sip"),
+            Some(&admin),
+            Some(json!({"extension": "2201", "password": "a sip password"})),
+        )
+        .await);
+    ok(api
+        .call(
+            M::PUT,
+            &format!("/api/v1/users/{id}/skills/{sid}"),
+            Some(&admin),
+            Some(json!({"proficiency": 3})),
+        )
+        .await);
+    let cap = ok(api
+        .call(
+            M::PUT,
+            &format!("/api/v1/users/{id}/capacity"),
+            Some(&admin),
+            Some(json!({"async": 2})),
+        )
+        .await);
+    assert_eq!(
+        (cap["voice"].as_u64(), cap["async"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let token = api
+        .login("demo", "cat@demo.parley.test", "long enough pw")
+        .await;
+    let url = format!(
+        "{}/api/v1/events?access_token={token}",
+        server.base.replace("http://", "ws://")
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ok(api
+        .call(
+            M::PUT,
+            &format!("/api/v1/users/{id}/presence"),
+            Some(&token),
+            Some(json!({"status": "available"})),
+        )
+        .await);
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let v = ok(api
+            .call(
+                M::POST,
+                "/api/v1/work-items",
+                Some(&admin),
+                Some(json!({"kind": "email", "queue": "mail", "title": format!("Letter {n}")})),
+            )
+            .await);
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    // Two are assigned at once, with no offer to accept.
+    let mut assigned = Vec::new();
+    for _ in 0..2 {
+        let ev = next_event(&mut ws, "work_item.assigned").await;
+        assert_eq!(ev["data"]["agent_id"], id.as_str());
+        assigned.push(ev["data"]["id"].as_str().unwrap().to_owned());
+    }
+    let third = ids.iter().find(|i| !assigned.contains(i)).unwrap().clone();
+    let v = ok(api
+        .call(
+            M::GET,
+            &format!("/api/v1/work-items/{third}"),
+            Some(&admin),
+            None,
+        )
+        .await);
+    assert_eq!(v["state"], "queued", "at capacity the third waits: {v}");
+    // One more slot: the router reloads the agent and assigns the waiting one.
+    ok(api
+        .call(
+            M::PUT,
+            &format!("/api/v1/users/{id}/capacity"),
+            Some(&admin),
+            Some(json!({"async": 3})),
+        )
+        .await);
+    let ev = next_event(&mut ws, "work_item.assigned").await;
+    assert_eq!(ev["data"]["id"], third.as_str());
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

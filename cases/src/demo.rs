@@ -207,6 +207,9 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
                     priority_aging_per_min: Some(0),
                     announce_interval_s: Some(30),
                     callback_key: Some(DEMO_CALLBACK_KEY.into()),
+                    auto_assign: false,
+                    sticky_window_s: None,
+                    channel: None,
                 },
             )
             .await?;

@@ -34,6 +34,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod agent_capacity;
 pub mod audit;
 pub mod callbacks;
 pub mod callers;

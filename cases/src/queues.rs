@@ -17,7 +17,8 @@ use crate::audit::{self, Record, snapshot};
 use crate::events::DomainEvent;
 use crate::outbox::Audited;
 use crate::routing::{
-    AgentConfig, AgentStatus, MaxWaitAction, Presence, QueueConfig, SkillRequirement, Strategy,
+    AgentConfig, AgentStatus, Channel, MaxWaitAction, Presence, QueueConfig, SkillRequirement,
+    Strategy,
 };
 use crate::types::{Actor, Role, Timestamp, from_json_text, json_text, new_id};
 use crate::{Error, Result, Store};
@@ -58,6 +59,17 @@ pub struct Queue {
     pub announce_interval_s: u32,
     /// DTMF key for a callback that keeps the caller's place (none: no callbacks).
     pub callback_key: Option<String>,
+    /// Items are assigned at once, without an offer the agent accepts.
+    #[serde(default)]
+    pub auto_assign: bool,
+    /// A customer's item goes to the agent who last handled one of theirs within this
+    /// many seconds, when that agent is free (0: off).
+    #[serde(default)]
+    pub sticky_window_s: u32,
+    /// Items overflowing into this queue take this channel's capacity (a chat queue
+    /// overflowing into an `async` email queue); none keeps theirs.
+    #[serde(default)]
+    pub channel: Option<Channel>,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
@@ -81,7 +93,9 @@ impl Queue {
             ring_timeout_s: self.ring_timeout_s,
             max_missed_offers: self.max_missed_offers,
             priority_aging_per_min: self.priority_aging_per_min,
-            ..QueueConfig::new(&self.id, &self.tenant_id, &self.name)
+            auto_assign: self.auto_assign,
+            sticky_window_s: self.sticky_window_s,
+            channel: self.channel,
         }
     }
 }
@@ -123,6 +137,13 @@ pub struct QueueInput {
     pub announce_interval_s: Option<u32>,
     /// One of `0-9`, `*`, `#`.
     pub callback_key: Option<String>,
+    /// Assign without an offer; default false.
+    #[serde(default)]
+    pub auto_assign: bool,
+    /// Sticky routing window, seconds (at most 30 days); default 0 (off).
+    pub sticky_window_s: Option<u32>,
+    /// `voice`, `chat` or `async`: the channel items overflowing into this queue take.
+    pub channel: Option<Channel>,
 }
 
 /// An agent's stored presence (their own choice; what they are doing right now is the
@@ -355,6 +376,9 @@ pub struct CallStats {
     pub service_level: Option<f64>,
 }
 
+/// The longest sticky-routing window: 30 days.
+const MAX_STICKY_WINDOW_S: u32 = 30 * 86_400;
+
 fn check_queue(input: &QueueInput) -> Result<()> {
     let name = input.name.trim();
     if name.is_empty() || name.len() > 100 {
@@ -384,6 +408,15 @@ fn check_queue(input: &QueueInput) -> Result<()> {
     if input.ring_timeout_s == Some(0) {
         return Err(Error::invalid("ring_timeout_s", "must be at least 1"));
     }
+    if input
+        .sticky_window_s
+        .is_some_and(|s| s > MAX_STICKY_WINDOW_S)
+    {
+        return Err(Error::invalid(
+            "sticky_window_s",
+            "must be at most 2592000 (30 days)",
+        ));
+    }
     Ok(())
 }
 
@@ -405,13 +438,17 @@ struct QueueRow {
     priority_aging_per_min: i64,
     announce_interval_s: i64,
     callback_key: Option<String>,
+    auto_assign: i64,
+    sticky_window_s: i64,
+    channel: Option<String>,
     created_at: i64,
     updated_at: i64,
 }
 
 const QUEUE_COLS: &str = "id, tenant_id, name, strategy, skills, sl_threshold_s, overflow_queue_id, \
      overflow_after_s, max_wait_s, max_wait_action, wrap_up_s, ring_timeout_s, max_missed_offers, \
-     priority_aging_per_min, announce_interval_s, callback_key, created_at, updated_at";
+     priority_aging_per_min, announce_interval_s, callback_key, auto_assign, sticky_window_s, channel, \
+     created_at, updated_at";
 
 fn u32_of(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
@@ -431,6 +468,9 @@ impl QueueRow {
             max_missed_offers: u32_of(self.max_missed_offers),
             priority_aging_per_min: u32_of(self.priority_aging_per_min),
             announce_interval_s: u32_of(self.announce_interval_s),
+            auto_assign: self.auto_assign != 0,
+            sticky_window_s: u32_of(self.sticky_window_s),
+            channel: self.channel.as_deref().and_then(Channel::parse),
             id: self.id,
             tenant_id: self.tenant_id,
             name: self.name,
@@ -475,7 +515,7 @@ impl Store {
         let q = queue_of(new_id(), &actor.tenant_id, input, now, now);
         let mut tx = self.write_tx().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO queues ({QUEUE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+            "INSERT INTO queues ({QUEUE_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)"
         )))
         .bind(&q.id)
         .bind(&q.tenant_id)
@@ -493,6 +533,9 @@ impl Store {
         .bind(i64::from(q.priority_aging_per_min))
         .bind(i64::from(q.announce_interval_s))
         .bind(&q.callback_key)
+        .bind(i64::from(q.auto_assign))
+        .bind(i64::from(q.sticky_window_s))
+        .bind(q.channel.map(Channel::as_str))
         .bind(q.created_at.0)
         .bind(q.updated_at.0)
         .execute(&mut *tx)
@@ -594,7 +637,7 @@ impl Store {
                 overflow_queue_id = $7, overflow_after_s = $8, max_wait_s = $9, max_wait_action = $10,
                 wrap_up_s = $11, ring_timeout_s = $12, max_missed_offers = $13,
                 priority_aging_per_min = $14, announce_interval_s = $15, callback_key = $16,
-                updated_at = $17
+                auto_assign = $17, sticky_window_s = $18, channel = $19, updated_at = $20
              WHERE tenant_id = $1 AND id = $2",
         )
         .bind(&actor.tenant_id)
@@ -613,6 +656,9 @@ impl Store {
         .bind(i64::from(q.priority_aging_per_min))
         .bind(i64::from(q.announce_interval_s))
         .bind(&q.callback_key)
+        .bind(i64::from(q.auto_assign))
+        .bind(i64::from(q.sticky_window_s))
+        .bind(q.channel.map(Channel::as_str))
         .bind(now.0)
         .execute(&mut *tx)
         .await
@@ -821,9 +867,23 @@ impl Store {
         tenant_id: Option<&str>,
         user_id: Option<&str>,
     ) -> Result<Vec<(AgentConfig, AgentStatus)>> {
-        let users: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT u.id, u.tenant_id, p.status, p.reason FROM users u
+        // Id, tenant, stored status and reason, and the capacity row (voice, chat,
+        // async, call blocks other work) when set.
+        type UserRow = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        );
+        let users: Vec<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.tenant_id, p.status, p.reason, c.voice_capacity, c.chat_capacity,
+                c.async_capacity, c.call_blocks_other_work FROM users u
              LEFT JOIN agent_presence p ON p.user_id = u.id
+             LEFT JOIN agent_capacity c ON c.user_id = u.id
              WHERE u.active = 1 AND u.extension IS NOT NULL
                AND ($1 IS NULL OR u.tenant_id = $1) AND ($2 IS NULL OR u.id = $2)
              ORDER BY u.id",
@@ -851,17 +911,30 @@ impl Store {
         }
         Ok(users
             .into_iter()
-            .map(|(id, tenant, status, reason)| {
-                let mut cfg = AgentConfig::new(&id, &tenant);
-                cfg.skills = by_user.remove(&id).unwrap_or_default();
-                let p = AgentPresence {
-                    user_id: id,
-                    status: status.unwrap_or_else(|| "offline".into()),
-                    reason,
-                    updated_at: Timestamp(0),
-                };
-                (cfg, p.routing())
-            })
+            .map(
+                |(id, tenant, status, reason, voice, chat, async_items, blocks)| {
+                    let mut cfg = AgentConfig::new(&id, &tenant);
+                    cfg.skills = by_user.remove(&id).unwrap_or_default();
+                    if let (Some(voice), Some(chat), Some(async_items), Some(blocks)) =
+                        (voice, chat, async_items, blocks)
+                    {
+                        let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(0);
+                        cfg.capacity = BTreeMap::from([
+                            (Channel::Voice, n(voice)),
+                            (Channel::Chat, n(chat)),
+                            (Channel::Async, n(async_items)),
+                        ]);
+                        cfg.call_blocks_other_work = blocks != 0;
+                    }
+                    let p = AgentPresence {
+                        user_id: id,
+                        status: status.unwrap_or_else(|| "offline".into()),
+                        reason,
+                        updated_at: Timestamp(0),
+                    };
+                    (cfg, p.routing())
+                },
+            )
             .collect())
     }
 
@@ -1103,6 +1176,9 @@ fn queue_of(
         priority_aging_per_min: i.priority_aging_per_min.unwrap_or(0),
         announce_interval_s: i.announce_interval_s.unwrap_or(30),
         callback_key: i.callback_key,
+        auto_assign: i.auto_assign,
+        sticky_window_s: i.sticky_window_s.unwrap_or(0),
+        channel: i.channel,
         created_at: created,
         updated_at: updated,
     }

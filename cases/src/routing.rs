@@ -36,6 +36,11 @@ impl Channel {
             Channel::Async => "async",
         }
     }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// What a work item is. Each kind takes from one [`Channel`]'s capacity.

@@ -75,7 +75,7 @@
 //! of the last 100 ended items abandoned by the caller. [`QueueMetrics::channels`]
 //! splits waiting, in-progress and free agents by channel.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use parley_cases::Timestamp;
 use parley_cases::routing::{
@@ -284,6 +284,14 @@ struct QueueStats {
 const WINDOW: usize = 100;
 const DEFAULT_AHT_MS: i64 = 180_000;
 
+/// What an item needs of an agent besides eligibility: tenant, queue (its skills),
+/// channel, the item's own skills.
+type Requirement = (String, String, Channel, Vec<String>);
+
+/// A dispatch pass's plan: the items to try in order (each with its requirement's
+/// index), each requirement's candidate agents, the requirements nobody free meets.
+type Plan = (Vec<(String, usize)>, Vec<Vec<String>>, HashSet<Requirement>);
+
 /// The router. See the module docs.
 #[derive(Debug, Default)]
 pub struct Router {
@@ -295,11 +303,29 @@ pub struct Router {
     seq: u64,
     /// (tenant, customer) → the agent who last handled one of their items, and when.
     last_agent: HashMap<(String, String), (String, Timestamp)>,
+    /// The free index: by tenant and channel, the agents eligible on that channel apart
+    /// from a wrap-up (kept up to date on every change of an agent, in id order).
+    free: HashMap<(String, Channel), BTreeSet<String>>,
+    /// Agents in (or past the end of) a wrap-up: time alone frees them.
+    wrapping: BTreeSet<String>,
+    /// Agents whose eligibility may have grown since the last dispatch pass (anything
+    /// that recomputes their presence, or a new profile).
+    touched: HashSet<String>,
+    /// Requirements (tenant, queue, channel, item skills) that no free agent met at the
+    /// last pass: only agents touched since can meet them now.
+    blocked: HashSet<Requirement>,
+    /// Tests: dispatch with the reference (unindexed) dispatcher.
+    #[cfg(test)]
+    naive: bool,
+    /// Tests: agents examined by the dispatcher (eligibility or skill checks).
+    #[cfg(test)]
+    examined: std::cell::Cell<u64>,
 }
 
 impl Router {
     /// Adds or replaces a queue's settings.
     pub fn upsert_queue(&mut self, cfg: QueueConfig) {
+        self.blocked.retain(|r| r.1 != cfg.id);
         self.queues.insert(cfg.id.clone(), cfg);
     }
 
@@ -328,6 +354,8 @@ impl Router {
 
     /// Adds an agent (offline) or updates their skills and capacity.
     pub fn upsert_agent(&mut self, now: Timestamp, cfg: AgentConfig) {
+        self.touched.insert(cfg.id.clone());
+        let id_of_upsert = cfg.id.clone();
         match self.agents.get_mut(&cfg.id) {
             Some(a) => a.cfg = cfg,
             None => {
@@ -355,6 +383,8 @@ impl Router {
                 );
             }
         }
+        self.unindex(&id_of_upsert);
+        self.index(&id_of_upsert);
         self.dispatch(now);
     }
 
@@ -362,6 +392,7 @@ impl Router {
     /// them; an offer ringing them is revoked ([`Output::Revoke`], not a miss) and the
     /// item routed again; items they are handling finish normally.
     pub fn remove_agent(&mut self, now: Timestamp, agent: &str) {
+        self.unindex(agent);
         let Some(a) = self.agents.remove(agent) else {
             return;
         };
@@ -663,8 +694,8 @@ impl Router {
     pub fn poll_timeout(&self) -> Option<Timestamp> {
         let mut next: Option<Timestamp> = None;
         let mut at = |t: Timestamp| next = Some(next.map_or(t, |n| n.min(t)));
-        for a in self.agents.values() {
-            if let Some(w) = a.wrap_until {
+        for id in &self.wrapping {
+            if let Some(w) = self.agents.get(id).and_then(|a| a.wrap_until) {
                 at(w);
             }
         }
@@ -698,10 +729,14 @@ impl Router {
     /// Runs what is due at `now`: ring timeouts, wrap-up ends, overflow, maximum wait.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         let wrapped: Vec<String> = self
-            .agents
+            .wrapping
             .iter()
-            .filter(|(_, a)| a.wrap_until.is_some_and(|w| w <= now))
-            .map(|(k, _)| k.clone())
+            .filter(|id| {
+                self.agents
+                    .get(*id)
+                    .is_some_and(|a| a.wrap_until.is_some_and(|w| w <= now))
+            })
+            .cloned()
             .collect();
         for id in wrapped {
             if let Some(a) = self.agents.get_mut(&id) {
@@ -985,8 +1020,43 @@ impl Router {
         self.refresh(now, agent);
     }
 
+    /// Puts `agent` in (or out of) the free index by their state now, wrap-up aside.
+    fn index(&mut self, agent: &str) {
+        let Some(a) = self.agents.get(agent) else {
+            return;
+        };
+        for c in Channel::ALL {
+            let key = (a.cfg.tenant_id.clone(), c);
+            if eligible_apart_from_wrap_up(a, c) {
+                self.free.entry(key).or_default().insert(agent.to_owned());
+            } else if let Some(set) = self.free.get_mut(&key) {
+                set.remove(agent);
+            }
+        }
+        if a.wrap_until.is_some() {
+            self.wrapping.insert(agent.to_owned());
+        } else {
+            self.wrapping.remove(agent);
+        }
+    }
+
+    /// Takes `agent` out of the free index (before a removal or a tenant change).
+    fn unindex(&mut self, agent: &str) {
+        for set in self.free.values_mut() {
+            set.remove(agent);
+        }
+        self.wrapping.remove(agent);
+    }
+
     /// Recomputes an agent's visible presence and reports a change.
     fn refresh(&mut self, _now: Timestamp, agent: &str) {
+        if !self.agents.contains_key(agent) {
+            return;
+        }
+        if !self.touched.contains(agent) {
+            self.touched.insert(agent.to_owned());
+        }
+        self.index(agent);
         let Some(a) = self.agents.get_mut(agent) else {
             return;
         };
@@ -1040,10 +1110,244 @@ impl Router {
     }
 
     /// Offers waiting items to eligible agents until nothing more matches.
+    ///
+    /// Items are served in [`Router::waiting_order`]'s order, each by the agent its
+    /// queue's strategy (or stickiness) picks among the eligible ones — but the agents
+    /// examined come from the free index (`free`: agents by tenant and channel, kept up
+    /// to date on every change of an agent), narrowed once per distinct requirement
+    /// (queue, channel, item skills) in [`Router::dispatch_plan`]; a requirement nobody
+    /// free met at the last pass is checked only against the agents changed since. An
+    /// item nobody free can serve costs next to nothing, so a pass is
+    /// O(waiting + changed agents + candidates) instead of O(waiting × agents).
     fn dispatch(&mut self, now: Timestamp) {
         for it in self.items.values_mut() {
             it.tried.retain(|(_, until)| *until > now);
         }
+        #[cfg(test)]
+        if self.naive {
+            return self.dispatch_naive(now);
+        }
+        let (order, mut candidates, blocked) = self.dispatch_plan(now);
+        self.touched.clear();
+        self.blocked = blocked;
+        for (id, sig) in order {
+            let Some(it) = self.items.get(&id) else {
+                continue;
+            };
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            let ok = |a: &Agent| {
+                #[cfg(test)]
+                self.examined.set(self.examined.get() + 1);
+                eligible(a, now, it.channel) && !it.tried.iter().any(|(t, _)| *t == a.cfg.id)
+            };
+            let sticky = || -> Option<String> {
+                if q.sticky_window_s == 0 {
+                    return None;
+                }
+                let c = it.customer_id.as_ref()?;
+                let (agent, at) = self.last_agent.get(&(it.tenant_id.clone(), c.clone()))?;
+                let within = now.0 - at.0 <= i64::from(q.sticky_window_s) * 1000;
+                // Candidates hold the tenant's agents with the skills.
+                (within
+                    && candidates[sig].contains(agent)
+                    && self.agents.get(agent).is_some_and(ok))
+                .then(|| agent.clone())
+            };
+            let pick = || -> Option<String> {
+                let mut best: Option<(&Agent, i64)> = None;
+                for a in candidates[sig].iter().filter_map(|id| self.agents.get(id)) {
+                    if !ok(a) {
+                        continue;
+                    }
+                    let key = strategy_key(q, &it.skills, a);
+                    if best.is_none_or(|(_, k)| key > k) {
+                        best = Some((a, key));
+                    }
+                }
+                best.map(|(a, _)| a.cfg.id.clone())
+            };
+            let Some(agent) = sticky().or_else(pick) else {
+                continue;
+            };
+            let channel = it.channel;
+            self.route_to(now, id, &agent);
+            // Offered (or full on this channel): drop them from this requirement's
+            // candidates; other lists re-check eligibility as they go.
+            if !self
+                .agents
+                .get(&agent)
+                .is_some_and(|a| eligible(a, now, channel))
+            {
+                candidates[sig].retain(|a| *a != agent);
+            }
+        }
+    }
+
+    /// The pass's plan: the waiting items someone free could serve, in service order,
+    /// each with the index of its requirement's candidate agents (the tenant's agents
+    /// free on the item's channel with the queue's and the item's skills, by id), and
+    /// the requirements nobody free meets (the next pass's `blocked`). A requirement
+    /// blocked at the last pass is only checked against the agents touched since (or
+    /// whose wrap-up ran out): no other agent can have started to meet it. Routing
+    /// within the pass only takes capacity, so the lists only grow stale, never short.
+    fn dispatch_plan(&self, now: Timestamp) -> Plan {
+        // Agents whose wrap-up ran out by the clock (no input since): free too.
+        let unwrapped: Vec<&Agent> = self
+            .wrapping
+            .iter()
+            .filter_map(|id| self.agents.get(id))
+            .filter(|a| a.wrap_until.is_some_and(|w| w <= now))
+            .collect();
+        // The pool of a tenant's channel, in id order: the index plus those.
+        let pool = |tenant: &str, c: Channel| -> Vec<&Agent> {
+            let mut v: Vec<&Agent> = self
+                .free
+                .get(&(tenant.to_owned(), c))
+                .into_iter()
+                .flatten()
+                .filter_map(|id| self.agents.get(id))
+                .collect();
+            let before = v.len();
+            v.extend(
+                unwrapped
+                    .iter()
+                    .filter(|a| a.cfg.tenant_id == tenant && eligible(a, now, c)),
+            );
+            if v.len() > before {
+                v.sort_by(|a, b| a.cfg.id.cmp(&b.cfg.id));
+            }
+            v
+        };
+        // Since the last pass only these may have become free.
+        let fresh = |tenant: &str, c: Channel| -> Vec<&Agent> {
+            let mut v: Vec<&Agent> = self
+                .touched
+                .iter()
+                .filter_map(|id| self.agents.get(id))
+                .chain(unwrapped.iter().copied())
+                .filter(|a| a.cfg.tenant_id == tenant && eligible(a, now, c))
+                .collect();
+            v.sort_by(|a, b| a.cfg.id.cmp(&b.cfg.id));
+            v.dedup_by(|a, b| a.cfg.id == b.cfg.id);
+            v
+        };
+        let mut blocked = HashSet::new();
+        let mut sigs: HashMap<(&str, &str, Channel, &[String]), usize> = HashMap::new();
+        let mut candidates: Vec<Vec<String>> = Vec::new();
+        let mut order: Vec<(i64, i64, u64, &String, usize)> = Vec::new();
+        for (k, it) in &self.items {
+            if it.state != ItemState::Waiting {
+                continue;
+            }
+            let Some(q) = self.queues.get(&it.queue) else {
+                continue;
+            };
+            let key = (
+                it.tenant_id.as_str(),
+                it.queue.as_str(),
+                it.channel,
+                it.skills.as_slice(),
+            );
+            let sig = match sigs.get(&key) {
+                Some(s) => *s,
+                None => {
+                    let req: Requirement = (
+                        it.tenant_id.clone(),
+                        it.queue.clone(),
+                        it.channel,
+                        it.skills.clone(),
+                    );
+                    let agents = if self.blocked.contains(&req) {
+                        fresh(&it.tenant_id, it.channel)
+                    } else {
+                        pool(&it.tenant_id, it.channel)
+                    };
+                    let list: Vec<String> = agents
+                        .into_iter()
+                        .filter(|a| {
+                            #[cfg(test)]
+                            self.examined.set(self.examined.get() + 1);
+                            has_skills(a, q, &it.skills)
+                        })
+                        .map(|a| a.cfg.id.clone())
+                        .collect();
+                    if list.is_empty() {
+                        blocked.insert(req);
+                    }
+                    candidates.push(list);
+                    sigs.insert(key, candidates.len() - 1);
+                    candidates.len() - 1
+                }
+            };
+            if candidates[sig].is_empty() {
+                continue;
+            }
+            order.push((self.score(now, it), it.enqueued_at.0, it.seq, k, sig));
+        }
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+        let order = order
+            .into_iter()
+            .map(|(_, _, _, k, sig)| (k.clone(), sig))
+            .collect();
+        (order, candidates, blocked)
+    }
+
+    /// Offers `id` to `agent`, or assigns it in a queue with `auto_assign`.
+    fn route_to(&mut self, now: Timestamp, id: String, agent: &str) {
+        let Some(it) = self.items.get(&id) else {
+            return;
+        };
+        let Some(q) = self.queues.get(&it.queue) else {
+            return;
+        };
+        let queue = it.queue.clone();
+        if q.auto_assign {
+            self.seq += 1;
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.last_offer_seq = self.seq;
+            }
+            self.assign(now, &id, agent);
+            self.out.push_back(Output::Assigned {
+                item: id,
+                agent: agent.to_owned(),
+                queue,
+            });
+            return;
+        }
+        let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
+        self.seq += 1;
+        let seq = self.seq;
+        let attempt = match self.items.get_mut(&id) {
+            Some(it) => {
+                it.state = ItemState::Offered {
+                    agent: agent.to_owned(),
+                    until,
+                };
+                it.attempts += 1;
+                it.attempts
+            }
+            None => return,
+        };
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.offer = Some(id.clone());
+            a.last_offer_seq = seq;
+        }
+        self.out.push_back(Output::Offer {
+            item: id,
+            agent: agent.to_owned(),
+            queue,
+            until,
+            attempt,
+        });
+        self.refresh(now, agent);
+    }
+
+    /// The dispatcher before the index (every waiting item against every agent): the
+    /// reference the indexed one must match decision for decision (tests only).
+    #[cfg(test)]
+    fn dispatch_naive(&mut self, now: Timestamp) {
         if !self.agents.values().any(|a| eligible_any(a, now)) {
             return;
         }
@@ -1055,6 +1359,7 @@ impl Router {
                 continue;
             };
             let ok = |a: &Agent| {
+                self.examined.set(self.examined.get() + 1);
                 a.cfg.tenant_id == it.tenant_id
                     && eligible(a, now, it.channel)
                     && has_skills(a, q, &it.skills)
@@ -1075,26 +1380,7 @@ impl Router {
                     if !ok(a) {
                         continue;
                     }
-                    let key = match q.strategy {
-                        Strategy::LongestIdle => -a.idle_since.0,
-                        Strategy::MostSkilled => {
-                            let p: i64 =
-                                q.skills
-                                    .iter()
-                                    .map(|s| {
-                                        i64::from(a.cfg.skills.get(&s.skill).copied().unwrap_or(0))
-                                    })
-                                    .chain(it.skills.iter().map(|s| {
-                                        i64::from(a.cfg.skills.get(s).copied().unwrap_or(0))
-                                    }))
-                                    .sum();
-                            // Proficiency first, then idle time (ms fit far below 2^40).
-                            p * (1 << 44) - a.idle_since.0.min(1 << 43)
-                        }
-                        Strategy::RoundRobin => {
-                            -i64::try_from(a.last_offer_seq).unwrap_or(i64::MAX)
-                        }
-                    };
+                    let key = strategy_key(q, &it.skills, a);
                     if best.is_none_or(|(_, k)| key > k) {
                         best = Some((a, key));
                     }
@@ -1104,48 +1390,30 @@ impl Router {
             let Some(agent) = sticky().or_else(pick) else {
                 continue;
             };
-            if q.auto_assign {
-                let queue = it.queue.clone();
-                self.seq += 1;
-                if let Some(a) = self.agents.get_mut(&agent) {
-                    a.last_offer_seq = self.seq;
-                }
-                self.assign(now, &id, &agent);
-                self.out.push_back(Output::Assigned {
-                    item: id,
-                    agent,
-                    queue,
-                });
-                continue;
-            }
-            let until = Timestamp(now.0 + i64::from(q.ring_timeout_s.max(1)) * 1000);
-            let queue = it.queue.clone();
-            self.seq += 1;
-            let seq = self.seq;
-            let attempt = match self.items.get_mut(&id) {
-                Some(it) => {
-                    it.state = ItemState::Offered {
-                        agent: agent.clone(),
-                        until,
-                    };
-                    it.attempts += 1;
-                    it.attempts
-                }
-                None => continue,
-            };
-            if let Some(a) = self.agents.get_mut(&agent) {
-                a.offer = Some(id.clone());
-                a.last_offer_seq = seq;
-            }
-            self.out.push_back(Output::Offer {
-                item: id,
-                agent: agent.clone(),
-                queue,
-                until,
-                attempt,
-            });
-            self.refresh(now, &agent);
+            self.route_to(now, id, &agent);
         }
+    }
+}
+
+/// A strategy's preference for `a` (higher first; ties go to the lower id).
+fn strategy_key(q: &QueueConfig, item_skills: &[String], a: &Agent) -> i64 {
+    match q.strategy {
+        Strategy::LongestIdle => -a.idle_since.0,
+        Strategy::MostSkilled => {
+            let p: i64 = q
+                .skills
+                .iter()
+                .map(|s| i64::from(a.cfg.skills.get(&s.skill).copied().unwrap_or(0)))
+                .chain(
+                    item_skills
+                        .iter()
+                        .map(|s| i64::from(a.cfg.skills.get(s).copied().unwrap_or(0))),
+                )
+                .sum();
+            // Proficiency first, then idle time (ms fit far below 2^40).
+            p * (1 << 44) - a.idle_since.0.min(1 << 43)
+        }
+        Strategy::RoundRobin => -i64::try_from(a.last_offer_seq).unwrap_or(i64::MAX),
     }
 }
 
@@ -1161,12 +1429,19 @@ fn urgency(now: Timestamp, due: Option<Timestamp>) -> i64 {
     (60 - minutes_left).clamp(0, 120) * 50
 }
 
+#[cfg(test)]
 fn eligible_any(a: &Agent, now: Timestamp) -> bool {
     Channel::ALL.into_iter().any(|c| eligible(a, now, c))
 }
 
 fn active(a: &Agent, c: Channel) -> u32 {
     a.active.get(&c).copied().unwrap_or(0)
+}
+
+/// [`eligible`] with any wrap-up counted as still running (the index's rule: time
+/// alone ends a wrap-up, so those agents are checked at each pass instead).
+fn eligible_apart_from_wrap_up(a: &Agent, c: Channel) -> bool {
+    a.wrap_until.is_none() && eligible(a, Timestamp(i64::MIN), c)
 }
 
 fn eligible(a: &Agent, now: Timestamp, c: Channel) -> bool {

@@ -896,6 +896,23 @@ test('admin: queues — the demo has sales and support; create, edit skills, str
   assert(stored && stored.strategy === 'most_skilled' && stored.callback_key === '*' && stored.max_wait_s === 120
     && stored.skills.length === 1 && stored.skills[0].min_proficiency === 3, 'saved: ' + JSON.stringify(stored));
   await shot(page, '30-admin-queues');
+  // Routing for every kind of work (issue #15): auto-assign, a sticky window, and the
+  // channel items overflowing into the queue take.
+  await page.click('#admin-queues tr[data-queue="billing line"] button.link');
+  await page.check('#queue-form [name=auto_assign]');
+  await page.fill('#queue-form [name=sticky_window_s]', '600');
+  await page.selectOption('#queue-form [name=channel]', 'async');
+  await page.click('#queue-form button[type=submit]');
+  await page.waitForSelector('#admin-queues tr[data-queue="billing line"] >> text=assigned automatically, sticky 600 s, takes async');
+  const routed = (await apiAs(ADMIN, 'GET', '/queues')).body.find((q) => q.name === 'billing line');
+  assert(routed.auto_assign === true && routed.sticky_window_s === 600 && routed.channel === 'async'
+    && routed.strategy === 'most_skilled', 'routing settings saved: ' + JSON.stringify(routed));
+  // Editing again shows them.
+  await page.click('#admin-queues tr[data-queue="billing line"] button.link');
+  assert(await page.isChecked('#queue-form [name=auto_assign]'), 'auto-assign shown');
+  assert(await page.inputValue('#queue-form [name=sticky_window_s]') === '600', 'sticky window shown');
+  assert(await page.inputValue('#queue-form [name=channel]') === 'async', 'channel shown');
+  await shot(page, '30b-admin-queue-routing');
   page.on('dialog', (d) => d.accept());
   await page.click('#admin-queues tr[data-queue="billing line"] button.ghost');
   await until('the queue deleted', async () => !(await page.$('#admin-queues tr[data-queue="billing line"]')));
@@ -933,6 +950,40 @@ test('admin: users show each extension\'s phone connection details and its regis
   assert(page.errors.length === 0 && agent.errors.length === 0, 'no page errors: ' + page.errors.concat(agent.errors).join('; '));
   await page.context().close();
   await agent.context().close();
+});
+
+test('admin: an agent\'s capacity per channel and blending are set on their user page (issue #15)', async () => {
+  const page = await newPage();
+  await login(page, ADMIN);
+  await page.goto(server.http + '/admin/users');
+  const row = `#admin-users tr[data-email="${AGENT2}"]`;
+  await page.waitForSelector(row);
+  await page.click(row + ' button.link');
+  await page.waitForSelector('#user-capacity');
+  // The defaults: 1 call, 3 chats, 5 async items, a call blocks other work.
+  assert(await page.inputValue('#user-capacity [name=voice]') === '1'
+    && await page.inputValue('#user-capacity [name=chat]') === '3'
+    && await page.inputValue('#user-capacity [name=async]') === '5'
+    && await page.isChecked('#user-capacity [name=call_blocks_other_work]'), 'default capacity shown');
+  await page.fill('#user-capacity [name=chat]', '4');
+  await page.fill('#user-capacity [name=async]', '8');
+  await page.uncheck('#user-capacity [name=call_blocks_other_work]');
+  await page.click('#user-capacity button[type=submit]');
+  const users = await apiAs(ADMIN, 'GET', '/users');
+  const me = users.body.find((u) => u.email === AGENT2);
+  await until('the capacity saved', async () => {
+    const c = (await apiAs(ADMIN, 'GET', `/users/${me.id}/capacity`)).body;
+    return c.voice === 1 && c.chat === 4 && c.async === 8 && c.call_blocks_other_work === false;
+  });
+  // Over the maximum: the error names the field, nothing changes.
+  await page.fill('#user-capacity [name=chat]', '99');
+  await page.evaluate(() => document.querySelector('#user-capacity [name=chat]').removeAttribute('max'));
+  await page.click('#user-capacity button[type=submit]');
+  await page.waitForSelector('#user-capacity >> text=field chat');
+  assert((await apiAs(ADMIN, 'GET', `/users/${me.id}/capacity`)).body.chat === 4, 'refused value not stored');
+  await shot(page, '33-admin-user-capacity');
+  assert(page.errors.length === 0, 'no page errors: ' + page.errors.join('; '));
+  await page.context().close();
 });
 
 test('screen pop: a demo queue call opens the caller on the agent desktop while it rings', async () => {

@@ -482,3 +482,127 @@ on_both!(
         assert!(!e.visible_to_user(&outsider), "another tenant");
     }
 );
+
+// Issue #15: a queue's auto-assign, sticky window and overflow channel, and an agent's
+// capacity per channel (with blending), are stored, validated, audited and reach the
+// router's view (`Queue::routing`, `routing_agents`).
+on_both!(channel_settings_and_capacity_reach_the_router, |h| {
+    use parley_cases::agent_capacity::AgentCapacityInput;
+    use parley_cases::routing::Channel;
+    let acme = h.tenant("acme").await;
+    let other = h.tenant("other").await;
+    let mut input = queue("mail");
+    input.auto_assign = true;
+    input.sticky_window_s = Some(600);
+    input.channel = Some(Channel::Async);
+    let q = h.store.create_queue(&acme, input.clone()).await.unwrap();
+    assert!(q.auto_assign);
+    assert_eq!(h.store.queue(&acme, &q.id).await.unwrap(), q);
+    let r = q.routing();
+    assert!(r.auto_assign);
+    assert_eq!(r.sticky_window_s, 600);
+    assert_eq!(r.channel, Some(Channel::Async));
+    // A queue without them: offers, no stickiness, items keep their channel.
+    let plain = h.store.create_queue(&acme, queue("plain")).await.unwrap();
+    let r = plain.routing();
+    assert!(!r.auto_assign && r.sticky_window_s == 0 && r.channel.is_none());
+    input.auto_assign = false;
+    input.channel = Some(Channel::Chat);
+    let q = h.store.update_queue(&acme, &q.id, input).await.unwrap();
+    assert_eq!((q.auto_assign, q.channel), (false, Some(Channel::Chat)));
+    let mut bad = queue("bad");
+    bad.sticky_window_s = Some(30 * 86_400 + 1);
+    assert!(matches!(
+        h.store.create_queue(&acme, bad).await,
+        Err(Error::Invalid { field, .. }) if field == "sticky_window_s"
+    ));
+    let bad: Result<QueueInput, _> =
+        serde_json::from_value(serde_json::json!({"name": "x", "channel": "fax"}));
+    assert!(bad.is_err());
+
+    // Capacity: the defaults until set; a set one is what the router loads.
+    let ann = user(&h.store, &acme, "ann@acme.test", Role::Agent).await;
+    let uid = ann.user_id.clone().unwrap();
+    h.store
+        .set_sip_account(
+            &acme,
+            &uid,
+            SipAccountPatch {
+                extension: Some("1001".into()),
+                password: None,
+                current_password: None,
+                srtp: None,
+            },
+        )
+        .await
+        .unwrap();
+    let cap = h.store.agent_capacity(&acme, &uid).await.unwrap();
+    assert_eq!((cap.voice, cap.chat, cap.async_items), (1, 3, 5));
+    assert!(cap.call_blocks_other_work && cap.updated_at.is_none());
+    let agents = h.store.routing_agents(None, Some(&uid)).await.unwrap();
+    assert_eq!(agents[0].0.capacity.get(&Channel::Chat), Some(&3));
+    assert!(agents[0].0.call_blocks_other_work);
+    let mut events = h.store.subscribe();
+    let cap = h
+        .store
+        .set_agent_capacity(
+            &acme,
+            &uid,
+            AgentCapacityInput {
+                chat: Some(6),
+                async_items: Some(0),
+                call_blocks_other_work: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((cap.voice, cap.chat, cap.async_items), (1, 6, 0));
+    let e = events.recv().await.unwrap();
+    assert_eq!(e.kind, "agent.profile_changed");
+    assert_eq!(e.data["user_id"], uid.as_str());
+    assert_eq!(h.store.agent_capacity(&acme, &uid).await.unwrap(), cap);
+    let agents = h.store.routing_agents(None, Some(&uid)).await.unwrap();
+    let cfg = &agents[0].0;
+    assert_eq!(
+        cfg.capacity
+            .iter()
+            .map(|(c, n)| (*c, *n))
+            .collect::<Vec<_>>(),
+        vec![(Channel::Voice, 1), (Channel::Chat, 6), (Channel::Async, 0)]
+    );
+    assert!(!cfg.call_blocks_other_work);
+    // Over a channel's maximum: refused, naming the channel; nothing stored changes.
+    let too_many = AgentCapacityInput {
+        chat: Some(21),
+        ..Default::default()
+    };
+    assert!(matches!(
+        h.store.set_agent_capacity(&acme, &uid, too_many).await,
+        Err(Error::Invalid { field, .. }) if field == "chat"
+    ));
+    assert_eq!(h.store.agent_capacity(&acme, &uid).await.unwrap(), cap);
+    // Another tenant's user is not found.
+    assert!(matches!(
+        h.store.agent_capacity(&other, &uid).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        h.store
+            .set_agent_capacity(&other, &uid, AgentCapacityInput::default())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    let log = h
+        .store
+        .audit_log(
+            &acme,
+            &AuditFilter {
+                entity_id: Some(uid.clone()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(log.items.iter().any(|e| e.action == "agent.capacity"));
+});

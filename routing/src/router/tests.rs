@@ -1075,3 +1075,278 @@ fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
         "{total_offers} {total_assigned} {sticky_hits}"
     );
 }
+
+/// The dispatcher used to check every waiting item against every agent on every
+/// input (O(waiting × agents): p99 63 ms with 1,000 agents in BENCHMARKS.md). Now the
+/// free agents are indexed once per pass and narrowed once per requirement, so 300
+/// Spanish calls that none of 1,000 free agents can take cost at most one look at each
+/// agent, not 300; and once a requirement is known unmet, only agents whose state
+/// changed since are looked at again.
+#[test]
+fn items_nobody_free_can_serve_cost_one_look_per_agent_not_one_per_item() {
+    let build = |naive: bool| {
+        let mut r = Router {
+            naive,
+            ..Router::default()
+        };
+        r.upsert_queue(QueueConfig::new("q", T, "q"));
+        for a in 0..1000 {
+            available(
+                &mut r,
+                t(0),
+                AgentConfig::new(&format!("a{a:04}"), T).skill("lang:en", 3),
+            );
+        }
+        // Calls in Spanish, which nobody speaks: every agent stays free.
+        for i in 0..300 {
+            let new = NewItem {
+                language: Some("es".into()),
+                ..NewItem::call(&format!("c{i}"), T, "q")
+            };
+            r.enqueue(t(1), new).unwrap();
+        }
+        drain(&mut r);
+        r.examined.set(0);
+        let new = NewItem {
+            language: Some("es".into()),
+            ..NewItem::call("late", T, "q")
+        };
+        r.enqueue(t(2), new).unwrap();
+        assert!(offers(&drain(&mut r)).is_empty());
+        let after_arrival = r.examined.get();
+        // One agent takes a break and comes back: only they are looked at again.
+        r.examined.set(0);
+        r.set_status(
+            t(3),
+            "a0007",
+            AgentStatus::Away {
+                reason: "break".into(),
+            },
+        );
+        r.set_status(t(4), "a0007", AgentStatus::Available);
+        assert!(offers(&drain(&mut r)).is_empty());
+        (after_arrival, r.examined.get())
+    };
+    let (indexed, naive) = (build(false), build(true));
+    assert!(
+        indexed.0 <= 1_000,
+        "indexed pass examined {} agents",
+        indexed.0
+    );
+    assert!(
+        indexed.1 <= 2,
+        "a status change examined {} agents",
+        indexed.1
+    );
+    assert!(naive.0 >= 300_000, "the reference examines {}", naive.0);
+}
+
+/// The indexed dispatcher makes exactly the reference dispatcher's decisions (same
+/// offers, assignments, agents, order) over random mixed-channel scenarios with
+/// several tenants, skills, languages, stickiness, auto-assignment and overflow.
+#[test]
+fn the_indexed_dispatcher_decides_exactly_as_the_reference() {
+    let kinds = [
+        WorkKind::Call,
+        WorkKind::Chat,
+        WorkKind::Email,
+        WorkKind::Task,
+    ];
+    let mut decisions = 0;
+    for seed in 0..60u64 {
+        let mut rng = StdRng::seed_from_u64(7_000 + seed);
+        let mut routers = [
+            Router::default(),
+            Router {
+                naive: true,
+                ..Router::default()
+            },
+        ];
+        let mut queues = Vec::new();
+        for tenant in ["t1", "t2"] {
+            for (n, name) in ["voice", "chat", "mail"].into_iter().enumerate() {
+                let id = format!("{tenant}-{name}");
+                let mut q = QueueConfig::new(&id, tenant, name);
+                q.strategy = [
+                    Strategy::LongestIdle,
+                    Strategy::MostSkilled,
+                    Strategy::RoundRobin,
+                ][rng.random_range(0..3)];
+                if rng.random_bool(0.5) {
+                    q.skills = vec![SkillRequirement {
+                        skill: ["billing", "tech"][rng.random_range(0..2)].into(),
+                        min_proficiency: rng.random_range(1..=3),
+                    }];
+                }
+                q.ring_timeout_s = rng.random_range(5..20);
+                q.wrap_up_s = rng.random_range(0..10);
+                q.priority_aging_per_min = rng.random_range(0..2);
+                q.auto_assign = n > 0 && rng.random_bool(0.4);
+                q.sticky_window_s = if rng.random_bool(0.5) { 300 } else { 0 };
+                if name == "chat" {
+                    q.overflow = Some((format!("{tenant}-mail"), rng.random_range(20..90)));
+                }
+                if name == "mail" {
+                    q.channel = Some(Channel::Async);
+                }
+                for r in &mut routers {
+                    r.upsert_queue(q.clone());
+                }
+                queues.push((
+                    id,
+                    tenant,
+                    [Channel::Voice, Channel::Chat, Channel::Async][n],
+                ));
+            }
+        }
+        let n_agents = rng.random_range(1..25);
+        let mut agents = Vec::new();
+        for a in 0..n_agents {
+            let tenant = if a % 3 == 0 { "t2" } else { "t1" };
+            let mut cfg = AgentConfig::new(&format!("a{a:02}"), tenant);
+            cfg.capacity.insert(Channel::Chat, rng.random_range(0..=3));
+            cfg.capacity.insert(Channel::Async, rng.random_range(0..=5));
+            cfg.call_blocks_other_work = rng.random_bool(0.5);
+            for s in ["billing", "tech", "lang:en", "lang:es"] {
+                if rng.random_bool(0.6) {
+                    cfg = cfg.skill(s, rng.random_range(1..=5));
+                }
+            }
+            for r in &mut routers {
+                r.upsert_agent(t(0), cfg.clone());
+            }
+            agents.push(cfg.id.clone());
+        }
+        let mut offered: Vec<(String, String)> = Vec::new();
+        let mut held: Vec<String> = Vec::new();
+        let mut now = 0i64;
+        let mut next = 0;
+        for step in 0..300 {
+            now += rng.random_range(0..5_000);
+            let at = Timestamp(now);
+            let due = routers[0].poll_timeout();
+            assert_eq!(due, routers[1].poll_timeout(), "seed {seed} step {step}");
+            let timeout = due.is_some_and(|d| d <= at);
+            let pick = rng.random_range(0..12);
+            for r in &mut routers {
+                if timeout {
+                    r.handle_timeout(at);
+                    continue;
+                }
+                let mut rng = StdRng::seed_from_u64(seed * 1_000 + step);
+                match pick {
+                    0..=3 => {
+                        let (q, tenant, _) = &queues[rng.random_range(0..queues.len())];
+                        let kind = match queues.iter().find(|x| x.0 == *q).map(|x| x.2) {
+                            Some(Channel::Voice) => WorkKind::Call,
+                            Some(Channel::Chat) => WorkKind::Chat,
+                            _ => kinds[2 + rng.random_range(0..2)],
+                        };
+                        let new = NewItem {
+                            priority: rng.random_range(0..4),
+                            sla_due: rng
+                                .random_bool(0.4)
+                                .then(|| Timestamp(now + rng.random_range(-600_000..3_600_000))),
+                            language: rng
+                                .random_bool(0.4)
+                                .then(|| ["en", "es"][rng.random_range(0..2)].into()),
+                            skills: if rng.random_bool(0.2) {
+                                vec!["tech".into()]
+                            } else {
+                                Vec::new()
+                            },
+                            customer_id: Some(format!("c{}", rng.random_range(0..5))),
+                            ..NewItem::work(&format!("i{next}"), tenant, q, kind)
+                        };
+                        r.enqueue(at, new).unwrap();
+                    }
+                    4 | 5 => {
+                        let a = &agents[rng.random_range(0..agents.len())];
+                        let st = if rng.random_bool(0.75) {
+                            AgentStatus::Available
+                        } else {
+                            AgentStatus::Away {
+                                reason: "break".into(),
+                            }
+                        };
+                        r.set_status(at, a, st);
+                    }
+                    6 | 7 => {
+                        if let Some((item, agent)) = offered.first() {
+                            r.answered(at, item, agent).unwrap();
+                        }
+                    }
+                    8 | 9 => {
+                        if !held.is_empty() {
+                            r.completed(at, &held[rng.random_range(0..held.len())]);
+                        }
+                    }
+                    10 => {
+                        if let Some((item, _)) = offered.first() {
+                            r.missed(at, item, Missed::Rejected).unwrap();
+                        }
+                    }
+                    _ => {
+                        if let Some((item, _)) = offered.last() {
+                            r.abandoned(at, item);
+                        }
+                    }
+                }
+            }
+            if !timeout {
+                match pick {
+                    0..=3 => next += 1,
+                    6 | 7 if !offered.is_empty() => {
+                        held.push(offered.remove(0).0);
+                    }
+                    8 | 9 if !held.is_empty() => {
+                        let mut rng = StdRng::seed_from_u64(seed * 1_000 + step);
+                        let i = rng.random_range(0..held.len());
+                        held.remove(i);
+                    }
+                    10 if !offered.is_empty() => {
+                        offered.remove(0);
+                    }
+                    11 => {
+                        offered.pop();
+                    }
+                    _ => {}
+                }
+            }
+            let (a, b) = (drain(&mut routers[0]), drain(&mut routers[1]));
+            assert_eq!(a, b, "seed {seed} step {step}");
+            // The free index is what a recomputation gives.
+            let r = &routers[0];
+            for ag in r.agents.values() {
+                for c in Channel::ALL {
+                    let indexed = r
+                        .free
+                        .get(&(ag.cfg.tenant_id.clone(), c))
+                        .is_some_and(|s| s.contains(&ag.cfg.id));
+                    assert_eq!(
+                        indexed,
+                        eligible_apart_from_wrap_up(ag, c),
+                        "seed {seed} step {step}: {} on {c:?}",
+                        ag.cfg.id
+                    );
+                }
+                assert_eq!(r.wrapping.contains(&ag.cfg.id), ag.wrap_until.is_some());
+            }
+            for o in a {
+                match o {
+                    Output::Offer { item, agent, .. } => {
+                        decisions += 1;
+                        offered.push((item, agent));
+                    }
+                    Output::Assigned { item, .. } => {
+                        decisions += 1;
+                        held.push(item);
+                    }
+                    Output::Revoke { item, .. } => offered.retain(|(i, _)| *i != item),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(decisions > 2_000, "{decisions} decisions");
+}

@@ -6,6 +6,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use parley_cases::agent_capacity::{AgentCapacity, AgentCapacityInput};
 use parley_cases::callbacks::{Callback, CallbackFilter, CallbackState};
 use parley_cases::queues::{
     AgentPresence, CallRecord, CallRecordFilter, CallStats, PresenceInput, Queue, QueueInput,
@@ -27,6 +28,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(live_queues))
         .routes(routes!(live_agents))
         .routes(routes!(get_presence, set_presence))
+        .routes(routes!(get_capacity, set_capacity))
         .routes(routes!(list_calls))
         .routes(routes!(queue_stats))
         .routes(routes!(agent_stats))
@@ -234,6 +236,36 @@ async fn set_presence(
     may_touch(&a, &id)?;
     let p = s.store.set_presence(&a.actor, &id, body).await?;
     Ok(axum::Json(view(&s, &a.actor.tenant_id, p)))
+}
+
+/// An agent's routing capacity: items at once per channel (`voice` 0–1, `chat` 0–20,
+/// `async` 0–50; defaults 1, 3, 5) and whether a call blocks other work (the agent,
+/// or a supervisor).
+#[utoipa::path(get, path = "/users/{id}/capacity", tag = "acd", security(("bearer" = [])),
+    responses((status = 200, body = AgentCapacity), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_capacity(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AgentCapacity>> {
+    may_touch(&a, &id)?;
+    Ok(axum::Json(s.store.agent_capacity(&a.actor, &id).await?))
+}
+
+/// Sets an agent's routing capacity (admin; a full replacement, absent fields take the
+/// defaults). Audited; the router applies it at once.
+#[utoipa::path(put, path = "/users/{id}/capacity", tag = "acd", security(("bearer" = [])), request_body = AgentCapacityInput,
+    responses((status = 200, body = AgentCapacity), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn set_capacity(
+    State(s): State<AppState>,
+    Admin(a): Admin,
+    Path(id): Path<String>,
+    Json(body): Json<AgentCapacityInput>,
+) -> ApiResult<axum::Json<AgentCapacity>> {
+    Ok(axum::Json(
+        s.store.set_agent_capacity(&a.actor, &id, body).await?,
+    ))
 }
 
 /// Filters of the call list.

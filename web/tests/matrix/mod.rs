@@ -526,6 +526,8 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/agents/live", "/agents/live", json!(null), "UFAAO"),
         (M::GET, "/users/{id}/presence", "/users/{agent}/presence", json!(null), "UAAAN"),
         (M::PUT, "/users/{id}/presence", "/users/{agent}/presence", json!({"status": "available"}), "UAAAN"),
+        (M::GET, "/users/{id}/capacity", "/users/{agent}/capacity", json!(null), "UAAAN"),
+        (M::PUT, "/users/{id}/capacity", "/users/{agent}/capacity", json!({"chat": 4, "call_blocks_other_work": false}), "UFFAN"),
         (M::GET, "/call-records", "/call-records", json!(null), "UFAAO"),
         (M::GET, "/stats/queues", "/stats/queues", json!(null), "UFAAO"),
         (M::GET, "/stats/agents", "/stats/agents", json!(null), "UFAAO"),

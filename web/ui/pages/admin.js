@@ -1,5 +1,6 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
-// skills, queues (strategy, required skills, timers, callback key, overflow), trunks and numbers, business hours, speech settings (the AI toggle, consent,
+// skills, capacity per channel, queues (strategy, required skills, timers, callback key, overflow,
+// auto-assign, sticky window, overflow channel), trunks and numbers, business hours, speech settings (the AI toggle, consent,
 // alert phrases). One tab per area at /admin/<tab>.
 
 import { get, post, put, patch, del, enc, session } from '../api.js';
@@ -89,7 +90,7 @@ function connection(s, devices) {
 }
 
 async function editUser(el, u, s, skillList, reload, devices = []) {
-  const mine = await get('/users/' + enc(u.id) + '/skills');
+  const [mine, cap] = await Promise.all([get('/users/' + enc(u.id) + '/skills'), get('/users/' + enc(u.id) + '/capacity')]);
   const self = session.user && session.user.id === u.id;
   const out = h('div');
   const btn = h('button', { type: 'submit', class: 'primary' }, 'Save');
@@ -127,9 +128,27 @@ async function editUser(el, u, s, skillList, reload, devices = []) {
     await put(`/users/${enc(u.id)}/skills/${enc(skSel.value)}`, { proficiency: Number(prof.value) });
     await editUser(el, u, s, skillList, reload, devices);
   }));
+  // Items at once per channel, and blending (a call need not block chats and email).
+  const capOut = h('div');
+  const capBtn = h('button', { type: 'submit' }, 'Save capacity');
+  const capForm = h('form', { class: 'inline-form', id: 'user-capacity' },
+    field('Calls', h('input', { name: 'voice', type: 'number', min: 0, max: 1, value: cap.voice, class: 'narrow' })),
+    field('Chats', h('input', { name: 'chat', type: 'number', min: 0, max: 20, value: cap.chat, class: 'narrow' })),
+    field('Async items', h('input', { name: 'async', type: 'number', min: 0, max: 50, value: cap.async, class: 'narrow' }), 'emails, messages, tasks'),
+    field('A call blocks other work', h('input', { name: 'call_blocks_other_work', type: 'checkbox', checked: cap.call_blocks_other_work }), 'off: blended'),
+    capBtn, capOut);
+  capForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(capBtn, capOut, async () => {
+      const v = values(capForm);
+      await put('/users/' + enc(u.id) + '/capacity', { voice: num(v.voice), chat: num(v.chat), async: num(v.async), call_blocks_other_work: v.call_blocks_other_work });
+      toast('Capacity saved');
+    });
+  });
   mount(el, h('section', { class: 'card' },
     h('h2', {}, `Edit ${u.name}`), form,
     h('h3', {}, 'Phone connection'), connection(s, devices),
+    h('h3', {}, 'Capacity'), capForm,
     h('h3', {}, 'Skills'),
     mine.length ? h('ul', { class: 'list' }, mine.map((k) => h('li', {}, `${k.name} — ${k.proficiency}/5 `,
       h('button', { type: 'button', class: 'ghost', onclick: async () => { await del(`/users/${enc(u.id)}/skills/${enc(k.skill_id)}`); editUser(el, u, s, skillList, reload, devices); } }, 'Remove'))))
@@ -182,6 +201,7 @@ async function skills(el) {
 // --- queues (/queues: a full replacement on save; the IVR's `enqueue` names a queue)
 const STRATEGIES = [['longest_idle', 'Longest idle'], ['most_skilled', 'Most skilled'], ['round_robin', 'Round robin']];
 const num = (v) => (v === '' || v === undefined ? null : Number(v));
+const CHANNELS = [['', 'their own channel'], ['voice', 'voice'], ['chat', 'chat'], ['async', 'async (email, messages, tasks)']];
 
 async function queues(el) {
   const [list, skillList] = await Promise.all([get('/queues'), get('/skills')]);
@@ -211,6 +231,9 @@ async function queues(el) {
     field('Priority per minute waited', h('input', { name: 'priority_aging_per_min', type: 'number', min: 0, value: 0 })),
     field('Overflow to', overflowSel),
     field('Overflow after (s)', h('input', { name: 'overflow_after_s', type: 'number', min: 1, placeholder: 'none' })),
+    field('Items overflowing here take', h('select', { name: 'channel' }, CHANNELS.map(([v, l]) => h('option', { value: v }, l))), 'e.g. chats moved to an email queue'),
+    field('Assign automatically', h('input', { name: 'auto_assign', type: 'checkbox' }), 'no offer to accept'),
+    field('Sticky to the last agent (s)', h('input', { name: 'sticky_window_s', type: 'number', min: 0, max: 2592000, value: 0 }), 'a returning customer\'s item goes to their last agent when free; 0: off'),
     h('fieldset', { class: 'queue-skills' }, h('legend', {}, 'Required skills (minimum proficiency 1–5)'),
       skillRows.length ? skillRows.map((r) => h('label', { class: 'row' }, r.on, ' ', r.k.name, ' ', r.min))
         : h('p', { class: 'muted' }, 'No skills yet: any agent can take this queue\'s calls.')),
@@ -223,6 +246,9 @@ async function queues(el) {
     f.max_wait_s.value = q.max_wait_s ?? '';
     f.callback_key.value = q.callback_key || '';
     f.overflow_after_s.value = q.overflow_after_s ?? '';
+    f.channel.value = q.channel || '';
+    f.auto_assign.checked = !!q.auto_assign;
+    f.sticky_window_s.value = q.sticky_window_s ?? 0;
     overflowSel.value = q.overflow_queue_id || '';
     for (const r of skillRows) {
       const req = q.skills.find((s) => s.skill === r.k.id);
@@ -244,6 +270,7 @@ async function queues(el) {
         announce_interval_s: num(v.announce_interval_s), max_wait_s: num(v.max_wait_s), max_wait_action: v.max_wait_action,
         max_missed_offers: num(v.max_missed_offers), priority_aging_per_min: num(v.priority_aging_per_min),
         callback_key: opt(v.callback_key.trim()), overflow_queue_id: opt(v.overflow_queue_id), overflow_after_s: num(v.overflow_after_s),
+        channel: opt(v.channel), auto_assign: v.auto_assign, sticky_window_s: num(v.sticky_window_s),
       };
       const q = editing ? await put('/queues/' + enc(editing.id), body) : await post('/queues', body);
       toast(editing ? `Queue ${q.name} saved` : `Queue ${q.name} created`);
@@ -262,6 +289,7 @@ async function queues(el) {
         { label: 'Max wait', get: (q) => (q.max_wait_s ? `${q.max_wait_s} s, then ${q.max_wait_action}` : '—') },
         { label: 'Callback key', get: (q) => q.callback_key || '—' },
         { label: 'Overflow', get: (q) => (q.overflow_queue_id ? `${queueName(q.overflow_queue_id)} after ${q.overflow_after_s} s` : '—') },
+        { label: 'Routing', get: (q) => [q.auto_assign ? 'assigned automatically' : 'offered', q.sticky_window_s ? `sticky ${q.sticky_window_s} s` : null, q.channel ? `takes ${q.channel}` : null].filter(Boolean).join(', ') },
         { label: '', get: (q) => h('button', { type: 'button', class: 'ghost', onclick: () => { if (confirm(`Delete queue ${q.name}?`)) act(null, lOut, async () => { await del('/queues/' + enc(q.id)); toast(`Queue ${q.name} deleted`); await queues(el); }); } }, 'Delete') },
       ], { rowData: (q) => ({ queue: q.name }), empty: 'No queue yet: callers of an enqueue node ring every registered agent.' }), lOut),
     h('section', { class: 'card' }, title, form));

@@ -627,13 +627,12 @@ async fn tasks_are_offered_accepted_completed_and_overflow_to_a_second_agent() {
 /// once and the waiting task is assigned — nothing waits forgotten.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
-    use reqwest::Method as M;
-    let dir = tempdir();
-    let server = start(&dir, None, &["serve", "--demo"]);
-    let api = Api {
-        http: reqwest::Client::new(),
-        base: server.base.clone(),
-    };
+    let dir = temp_dir("e2e");
+    let server = Parley::options("e2e")
+        .dir(&dir)
+        .args(&["serve", "--demo"])
+        .start();
+    let api = server.api();
     let admin = api
         .login("demo", "admin@demo.parley.test", &server.admin_password)
         .await;
@@ -642,8 +641,8 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
         v
     };
     let skill = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/skills",
             Some(&admin),
             Some(json!({"name": "mailroom"})),
@@ -651,8 +650,8 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
         .await);
     let sid = skill["id"].as_str().unwrap().to_owned();
     let q = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/queues",
             Some(&admin),
             Some(
@@ -666,8 +665,8 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
         (&json!(true), &json!(600), &json!("async"))
     );
     let u = ok(api
-        .call(
-            M::POST,
+        .call_as(
+            "POST",
             "/api/v1/users",
             Some(&admin),
             Some(
@@ -678,24 +677,24 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
         .await);
     let id = u["id"].as_str().unwrap().to_owned();
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &format!("/api/v1/users/{id}/sip"),
             Some(&admin),
             Some(json!({"extension": "2201", "password": "a sip password"})),
         )
         .await);
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &format!("/api/v1/users/{id}/skills/{sid}"),
             Some(&admin),
             Some(json!({"proficiency": 3})),
         )
         .await);
     let cap = ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &format!("/api/v1/users/{id}/capacity"),
             Some(&admin),
             Some(json!({"async": 2})),
@@ -708,14 +707,10 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
     let token = api
         .login("demo", "cat@demo.parley.test", "long enough pw")
         .await;
-    let url = format!(
-        "{}/api/v1/events?access_token={token}",
-        server.base.replace("http://", "ws://")
-    );
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut ws = ws::connect(&server, "/api/v1/events", &token).await;
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &format!("/api/v1/users/{id}/presence"),
             Some(&token),
             Some(json!({"status": "available"})),
@@ -724,8 +719,8 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
     let mut ids = Vec::new();
     for n in 0..3 {
         let v = ok(api
-            .call(
-                M::POST,
+            .call_as(
+                "POST",
                 "/api/v1/work-items",
                 Some(&admin),
                 Some(json!({"kind": "email", "queue": "mail", "title": format!("Letter {n}")})),
@@ -736,14 +731,14 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
     // Two are assigned at once, with no offer to accept.
     let mut assigned = Vec::new();
     for _ in 0..2 {
-        let ev = next_event(&mut ws, "work_item.assigned").await;
+        let ev = ws::next_event(&mut ws, "work_item.assigned").await;
         assert_eq!(ev["data"]["agent_id"], id.as_str());
         assigned.push(ev["data"]["id"].as_str().unwrap().to_owned());
     }
     let third = ids.iter().find(|i| !assigned.contains(i)).unwrap().clone();
     let v = ok(api
-        .call(
-            M::GET,
+        .call_as(
+            "GET",
             &format!("/api/v1/work-items/{third}"),
             Some(&admin),
             None,
@@ -752,14 +747,14 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
     assert_eq!(v["state"], "queued", "at capacity the third waits: {v}");
     // One more slot: the router reloads the agent and assigns the waiting one.
     ok(api
-        .call(
-            M::PUT,
+        .call_as(
+            "PUT",
             &format!("/api/v1/users/{id}/capacity"),
             Some(&admin),
             Some(json!({"async": 3})),
         )
         .await);
-    let ev = next_event(&mut ws, "work_item.assigned").await;
+    let ev = ws::next_event(&mut ws, "work_item.assigned").await;
     assert_eq!(ev["data"]["id"], third.as_str());
     drop(server);
     let _ = std::fs::remove_dir_all(dir);

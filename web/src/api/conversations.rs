@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_message))
         .routes(routes!(set_status))
         .routes(routes!(assign))
+        .routes(routes!(download_attachment))
 }
 
 /// Filters of the conversation list.
@@ -204,4 +205,62 @@ async fn assign(
             .assign_conversation(&a.actor, &id, body.user_id.as_deref())
             .await?,
     ))
+}
+
+/// Downloads an attachment of a conversation the caller may see (as a file: never
+/// rendered by the browser as a page). Anything else: 404.
+#[utoipa::path(get, path = "/conversations/{id}/attachments/{attachment_id}", tag = "conversations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The file, with its stored content type", content_type = "application/octet-stream"),
+        (status = 404, body = ErrorBody)))]
+async fn download_attachment(
+    State(s): State<AppState>,
+    a: Authed,
+    Path((id, attachment_id)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse as _;
+    let (meta, path) = s
+        .store
+        .attachment_for_download(&a.actor, &id, &attachment_id)
+        .await?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(parley_cases::Error::NotFound {
+                entity: "attachment",
+            }
+            .into());
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "attachment not readable");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log",
+            ));
+        }
+    };
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&meta.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    // Only a plain name goes in the header; anything else downloads as "attachment".
+    let name: String = meta
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    let name = if name.is_empty() {
+        "attachment".to_owned()
+    } else {
+        name
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
 }

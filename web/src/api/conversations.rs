@@ -163,6 +163,7 @@ pub(crate) struct StatusBody {
 
 /// Moves the conversation to a status (`snoozed` needs `snoozed_until` in the future).
 /// A closed conversation is only reopened by the customer writing again: 409.
+/// Resolving or closing completes its routed work item when it is the caller's.
 #[utoipa::path(post, path = "/conversations/{id}/status", tag = "conversations", security(("bearer" = [])),
     request_body = StatusBody,
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -173,11 +174,30 @@ async fn set_status(
     Path(id): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    Ok(axum::Json(
-        s.store
-            .set_conversation_status(&a.actor, &id, body.status, body.snoozed_until)
-            .await?,
-    ))
+    let conv = s
+        .store
+        .set_conversation_status(&a.actor, &id, body.status, body.snoozed_until)
+        .await?;
+    // Resolving or closing finishes the routed work item, freeing the agent's chat
+    // capacity in the router (best effort: the router refuses when the item is not
+    // assigned to the caller; it stays for them to complete).
+    if matches!(
+        conv.status,
+        ConversationStatus::Resolved | ConversationStatus::Closed
+    ) && let (Some(acd), Some(item)) = (s.acd.as_ref(), conv.work_item_id.clone())
+        && let Ok(w) = s.store.work_item(&a.actor, &item).await
+        && w.state == parley_cases::work_items::WorkItemState::Assigned
+        && let Err(e) = acd
+            .work_item(
+                a.actor.clone(),
+                item,
+                parley_cases::work_items::WorkAction::Complete,
+            )
+            .await
+    {
+        tracing::info!(conversation = %conv.id, error = %e, "work item left for its agent to complete");
+    }
+    Ok(axum::Json(conv))
 }
 
 /// A new assignee.

@@ -387,3 +387,72 @@ async fn attachments_download_as_files_for_those_who_see_the_conversation() {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// A router that completes work items as the real one does (stores the new state).
+struct CompletingRouter(Store);
+
+impl parley_web::AcdView for CompletingRouter {
+    fn queue_metrics(&self, _tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics> {
+        vec![]
+    }
+    fn agent_presence(&self, _tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)> {
+        vec![]
+    }
+    fn work_item(
+        &self,
+        actor: Actor,
+        item: String,
+        action: parley_cases::work_items::WorkAction,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), parley_cases::Error>> + Send + 'static>,
+    > {
+        let store = self.0.clone();
+        Box::pin(async move {
+            store
+                .work_item_progress(&actor, &item, action.target(), actor.user_id.as_deref())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn resolving_a_routed_conversation_completes_its_work_item() {
+    use parley_cases::work_items::WorkItemState;
+    let mut t = T::new().await;
+    t.app = parley_web::app(
+        parley_web::AppState::new(t.store.clone(), parley_web::WebConfig::default())
+            .with_acd(std::sync::Arc::new(CompletingRouter(t.store.clone()))),
+    );
+    let agent = t.login("acme", Role::Agent).await;
+    let (a, _) = t.store.actor_for_token(&agent).await.unwrap();
+    let sys = Actor::system(&a.tenant_id);
+    let q: parley_cases::queues::QueueInput =
+        serde_json::from_value(json!({"name": "chat"})).unwrap();
+    t.store.create_queue(&sys, q).await.unwrap();
+    let conv = visitor_writes(&t.store, &a.tenant_id, "v1", "hello").await;
+    let item = t
+        .store
+        .conversation(&sys, &conv)
+        .await
+        .unwrap()
+        .work_item_id
+        .unwrap();
+    t.store
+        .work_item_progress(&sys, &item, WorkItemState::Assigned, a.user_id.as_deref())
+        .await
+        .unwrap();
+    let (st, v) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/status"),
+            Some(&agent),
+            Some(json!({"status": "resolved"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        t.store.work_item(&sys, &item).await.unwrap().state,
+        WorkItemState::Completed
+    );
+}

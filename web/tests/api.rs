@@ -5,6 +5,7 @@
 mod acd;
 mod bans;
 mod calls;
+mod conversations;
 mod flows;
 mod matrix;
 mod recordings;

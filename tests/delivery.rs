@@ -4,93 +4,26 @@
 //! delivered exactly once after the restart. The real binary on loopback, SQLite.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use parley_cases::conversations::{InboundMessage, MessageStatus, Sender};
 use parley_cases::customers::RawIdentity;
 use parley_cases::{Actor, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const BIN: &str = env!("CARGO_BIN_EXE_parley");
+mod common;
+use common::parley::{Parley, temp_dir};
 
-struct Server {
-    child: Child,
-    base: String,
-    admin_password: String,
-}
-
-// The child is owned by the returned Server, whose Drop kills and reaps it.
-#[allow(clippy::zombie_processes)]
-fn start(dir: &Path, args: &[&str], paused: bool) -> Server {
-    let mut c = Command::new(BIN);
-    c.current_dir(dir)
-        .env("PARLEY_DATA_DIR", dir.join("data"))
-        .env("PARLEY_HTTP_ADDR", "127.0.0.1:0")
-        .env("PARLEY_SIP_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "warn")
-        .env_remove("DATABASE_URL");
+/// `parley serve` (plus `--demo` the first time) on `dir`, its delivery worker held
+/// when `paused`.
+fn start(dir: &Path, args: &[&str], paused: bool) -> Parley {
+    let o = Parley::options("delivery").dir(dir).args(args);
     if paused {
-        c.env("PARLEY_DELIVERY_PAUSED", "true");
+        o.env("PARLEY_DELIVERY_PAUSED", "true").start()
     } else {
-        c.env_remove("PARLEY_DELIVERY_PAUSED");
+        o.start()
     }
-    let mut child = c.args(args).stdout(Stdio::piped()).spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut admin_password = String::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("parley exited before listening")
-            .unwrap();
-        if line.contains("admin@demo.parley.test") {
-            admin_password = line.rsplit(' ').next().unwrap().to_owned();
-        }
-        if let Some(rest) = line.strip_prefix("Parley listening on ") {
-            let base = rest.split(' ').next().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Server {
-                child,
-                base,
-                admin_password,
-            };
-        }
-    }
-}
-
-impl Server {
-    /// `kill -9`: no shutdown, no flush.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn call(base: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let mut req = http.post(format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let s = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    (
-        s,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
 }
 
 /// How many times each reply was made visible to the visitor, and its `sent` records.
@@ -144,11 +77,10 @@ async fn wait_all_sent(store: &Store, sys: &Actor, conv: &str, ids: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_are_delivered_exactly_once_across_kill_9() {
-    let dir = std::env::temp_dir().join(format!("parley-delivery-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("delivery");
 
     // 1. Replies are stored, then Parley dies before sending (its worker is held).
-    let server = start(&dir, &["serve", "--demo"], true);
+    let mut server = start(&dir, &["serve", "--demo"], true);
     let store = Store::connect(&format!(
         "sqlite://{}",
         dir.join("data/parley.db").display()
@@ -179,48 +111,46 @@ async fn replies_are_delivered_exactly_once_across_kill_9() {
         .unwrap()
         .conversation
         .id;
-    let (s, v) = call(
-        &server.base,
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"tenant": "demo", "email": "admin@demo.parley.test", "password": server.admin_password})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
+    let api = server.api();
+    let token = api
+        .login("demo", "admin@demo.parley.test", &server.admin_password)
+        .await;
     let path = format!("/api/v1/conversations/{conv}/messages");
-    let (s, r) = call(
-        &server.base,
-        &path,
-        Some(&token),
-        Some(json!({"text": "Yes, hello!"})),
-    )
-    .await;
+    let (s, r) = api
+        .call_as(
+            "POST",
+            &path,
+            Some(&token),
+            Some(json!({"text": "Yes, hello!"})),
+        )
+        .await;
     assert_eq!(s, 201, "{r}");
     let first = r["id"].as_str().unwrap().to_owned();
     assert_eq!(r["status"], "queued");
-    server.kill9();
+    server.kill();
     let due = store.due_deliveries(10).await.unwrap();
     assert_eq!(due.len(), 1, "stored, not sent, when killed");
     assert_eq!(deliveries(&store, &sys, &conv, &first).await, (0, 0, 0));
 
     // 2. The next start sends it, once.
-    let server = start(&dir, &["serve"], false);
+    let mut server = start(&dir, &["serve"], false);
+    let api = server.api();
     wait_all_sent(&store, &sys, &conv, std::slice::from_ref(&first)).await;
     assert_eq!(deliveries(&store, &sys, &conv, &first).await, (1, 1, 1));
 
     // 3. Replies in flight when Parley is killed mid-stream: each delivered once.
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (base, path, token) = (server.base.clone(), path.clone(), token.clone());
+        let (api, path, token) = (api.clone(), path.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let (s, r) = call(
-                &base,
-                &path,
-                Some(&token),
-                Some(json!({"text": format!("reply {i}"), "client_id": format!("k{i}")})),
-            )
-            .await;
+            let (s, r) = api
+                .call_as(
+                    "POST",
+                    &path,
+                    Some(&token),
+                    Some(json!({"text": format!("reply {i}"), "client_id": format!("k{i}")})),
+                )
+                .await;
             assert_eq!(s, 201, "{r}");
             r["id"].as_str().unwrap().to_owned()
         }));
@@ -229,7 +159,7 @@ async fn replies_are_delivered_exactly_once_across_kill_9() {
     for t in tasks {
         ids.push(t.await.unwrap());
     }
-    server.kill9();
+    server.kill();
     let server = start(&dir, &["serve"], false);
     wait_all_sent(&store, &sys, &conv, &ids).await;
     for id in &ids {

@@ -37,6 +37,7 @@
 pub mod audit;
 pub mod callbacks;
 pub mod callers;
+pub mod canned;
 pub mod case_types;
 pub mod cases;
 pub mod customers;

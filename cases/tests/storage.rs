@@ -3,6 +3,7 @@
 
 mod acd;
 mod callbacks;
+mod canned;
 mod common;
 mod flows;
 mod lookups;

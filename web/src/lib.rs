@@ -580,6 +580,7 @@ impl AppState {
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
+        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
     )
 )]
 struct ApiDoc;

@@ -51,6 +51,8 @@ static ASSETS: &[Asset] = assets![
     "pages/presence.js",
     "pages/transcript.js",
     "pages/callentry.js",
+    "pages/inbox.js",
+    "pages/inboxlib.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

@@ -5,6 +5,7 @@
 mod acd;
 mod bans;
 mod calls;
+mod canned;
 mod flows;
 mod matrix;
 mod recordings;

@@ -7,6 +7,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod calls;
+mod canned;
 mod cases;
 mod customers;
 mod dialpolicy;
@@ -35,6 +36,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(recordings::router())
         .merge(dialpolicy::router())
         .merge(work_items::router())
+        .merge(canned::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

@@ -302,6 +302,17 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
     )
     .await;
     ids.insert("case_type", id(&ct));
+    for (key, shortcut) in [("canned", "hello"), ("canned2", "bye")] {
+        let c = ok(
+            t,
+            Method::POST,
+            "/api/v1/canned-responses",
+            admin,
+            json!({"shortcut": shortcut, "title": "Hello", "body": "Hi {{customer.first_name}}"}),
+        )
+        .await;
+        ids.insert(key, id(&c));
+    }
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {
         let tr = ok(
             t,
@@ -467,6 +478,10 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/case-types", "/case-types", json!(null), "UAAAO"),
         (M::POST, "/case-types", "/case-types", json!({"name": "Question", "fields": []}), "UFFAO"),
         (M::PUT, "/case-types/{id}", "/case-types/{case_type}", json!({"name": "Bug", "fields": []}), "UFFAN"),
+        (M::GET, "/canned-responses", "/canned-responses", json!(null), "UAAAO"),
+        (M::POST, "/canned-responses", "/canned-responses", json!({"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.name}}."}), "UFFAO"),
+        (M::GET, "/canned-responses/{id}", "/canned-responses/{canned}", json!(null), "UAAAN"),
+        (M::PUT, "/canned-responses/{id}", "/canned-responses/{canned}", json!({"shortcut": "hello", "title": "Hello", "body": "Hello {{customer.name}}"}), "UFFAN"),
         (M::GET, "/sla-policies", "/sla-policies", json!(null), "UAAAO"),
         (M::PUT, "/sla-policies/{priority}", "/sla-policies/P1", json!({"first_response_minutes": 30, "resolution_minutes": 300}), "UFFAO"),
         (M::GET, "/audit", "/audit", json!(null), "UFAAO"),
@@ -576,6 +591,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::DELETE, "/numbers/{id}", "/numbers/{number2}", json!(null), "UFFAN"),
         (M::DELETE, "/trunks/{id}", "/trunks/{trunk2}", json!(null), "UFFAN"),
         (M::DELETE, "/queues/{id}", "/queues/{queue2}", json!(null), "UFFAN"),
+        (M::DELETE, "/canned-responses/{id}", "/canned-responses/{canned2}", json!(null), "UFFAN"),
         (M::POST, "/auth/logout", "/auth/logout", json!(null), "UAAAO"),
     ]
 }

@@ -40,6 +40,7 @@ pub mod callers;
 pub mod canned;
 pub mod case_types;
 pub mod cases;
+pub mod conversations;
 pub mod customers;
 pub mod demo;
 pub mod dialpolicy;

@@ -5,6 +5,7 @@ mod acd;
 mod callbacks;
 mod canned;
 mod common;
+mod conversations;
 mod flows;
 mod lookups;
 mod outbox;

@@ -8,6 +8,7 @@ mod common;
 mod conversations;
 mod flows;
 mod lookups;
+mod mentions;
 mod outbox;
 mod recordings;
 mod surveys;

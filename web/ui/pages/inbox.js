@@ -587,13 +587,16 @@ export async function render(main, params, { user }) {
         for (const u of (users.items || users)) directory.set(u.id, u);
       }
       const teams = await get('/teams');
+      const colleagues = new Set();
       for (const t of teams) {
+        for (const m of t.members) colleagues.add(m);
         if (!t.members.includes(me.id)) continue;
         me.teamIds.add(t.id);
         for (const m of t.members) me.teamMates.add(m);
       }
+      // Agents may not list users: their colleagues are the members of every team.
       if (!supervisor) {
-        await Promise.all([...me.teamMates].filter((id) => !directory.has(id)).map((id) =>
+        await Promise.all([...colleagues].filter((id) => !directory.has(id)).map((id) =>
           get('/users/' + enc(id)).then((u) => directory.set(u.id, u), () => {})));
       }
     } catch { /* names fall back to "another agent" */ }

@@ -58,6 +58,11 @@ export const EVENT_LABELS = {
   'queue.deleted': 'Queue deleted',
   'speech.settings_changed': 'Speech settings changed',
   'transcript.alert': 'Speech alert',
+  'conversation.opened': 'New conversation',
+  'conversation.message': 'Conversation message',
+  'conversation.assigned': 'Conversation assigned',
+  'conversation.status_changed': 'Conversation status changed',
+  'conversation.mentioned': 'Mentioned in a conversation note',
 };
 
 /** A human name for any event type: known ones from the table, others made readable. */
@@ -118,7 +123,7 @@ export const SOURCES = [
     id: 'chats',
     title: 'Conversations',
     every: 5000,
-    events: ['conversation.created', 'conversation.updated', 'conversation.assigned', 'conversation.status_changed', 'conversation.message'],
+    events: ['conversation.opened', 'conversation.updated', 'conversation.assigned', 'conversation.status_changed', 'conversation.message'],
     async load() {
       const all = [];
       for (const status of ['open', 'pending']) {

@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod canned;
 mod cases;
+mod conversations;
 mod customers;
 mod dialpolicy;
 mod directory;
@@ -27,6 +28,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(directory::router())
         .merge(customers::router())
         .merge(cases::router())
+        .merge(conversations::router())
         .merge(admin::router())
         .merge(flows::router())
         .merge(telephony::router())

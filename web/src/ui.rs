@@ -51,6 +51,7 @@ static ASSETS: &[Asset] = assets![
     "pages/presence.js",
     "pages/transcript.js",
     "pages/callentry.js",
+    "chat/widget.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

@@ -39,6 +39,7 @@ pub mod callbacks;
 pub mod callers;
 pub mod case_types;
 pub mod cases;
+pub mod conversations;
 pub mod customers;
 pub mod demo;
 pub mod dialpolicy;

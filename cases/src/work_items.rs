@@ -204,6 +204,39 @@ fn event(kind: &'static str, item: &WorkItem, agent: Option<&str>) -> DomainEven
     e
 }
 
+/// Inserts a work item inside the caller's transaction (a new item: `queued`).
+pub(crate) async fn insert_work_item(tx: &mut crate::store::Tx, item: &WorkItem) -> Result<()> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO work_items ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    )))
+    .bind(&item.id)
+    .bind(&item.tenant_id)
+    .bind(item.kind.as_str())
+    .bind(&item.queue_id)
+    .bind(item.priority.as_str())
+    .bind(&item.title)
+    .bind(&item.customer_id)
+    .bind(item.state.as_str())
+    .bind(&item.agent_id)
+    .bind(item.sla_due_at.map(|t| t.0))
+    .bind(item.created_at.0)
+    .bind(item.updated_at.0)
+    .bind(item.completed_at.map(|t| t.0))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `work_item.created` (supervisors; the router takes it from there).
+pub(crate) fn created_event(item: &WorkItem) -> DomainEvent {
+    let mut e = DomainEvent::new(&item.tenant_id, "work_item.created", item);
+    e.min_role = Role::Supervisor;
+    if let Some(c) = &item.customer_id {
+        e = e.customer(c);
+    }
+    e
+}
+
 impl Store {
     /// Creates a work item in state `queued` (audited) and publishes
     /// `work_item.created` (supervisors; the router takes it from there).
@@ -240,12 +273,7 @@ impl Store {
             self.require(actor, "customers", "customer", c).await?;
         }
         let now = self.now();
-        let sla_due_at = self
-            .list_sla_policies(actor)
-            .await?
-            .into_iter()
-            .find(|p| p.priority == priority)
-            .map(|p| Timestamp(now.0 + p.first_response_minutes.max(0) * 60_000));
+        let sla_due_at = self.first_response_due(actor, priority, now).await?;
         let item = WorkItem {
             id: new_id(),
             tenant_id: actor.tenant_id.clone(),
@@ -262,24 +290,7 @@ impl Store {
             completed_at: None,
         };
         let mut tx = self.write_tx().await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO work_items ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        )))
-        .bind(&item.id)
-        .bind(&item.tenant_id)
-        .bind(item.kind.as_str())
-        .bind(&item.queue_id)
-        .bind(item.priority.as_str())
-        .bind(&item.title)
-        .bind(&item.customer_id)
-        .bind(item.state.as_str())
-        .bind(&item.agent_id)
-        .bind(item.sla_due_at.map(|t| t.0))
-        .bind(item.created_at.0)
-        .bind(item.updated_at.0)
-        .bind(item.completed_at.map(|t| t.0))
-        .execute(&mut *tx)
-        .await?;
+        insert_work_item(&mut tx, &item).await?;
         let audited = audit::write(
             &mut tx,
             actor,
@@ -294,13 +305,24 @@ impl Store {
             },
         )
         .await?;
-        let mut e = DomainEvent::new(&item.tenant_id, "work_item.created", &item);
-        e.min_role = Role::Supervisor;
-        if let Some(c) = &item.customer_id {
-            e = e.customer(c);
-        }
-        self.commit_audited(tx, audited, [e]).await?;
+        self.commit_audited(tx, audited, [created_event(&item)])
+            .await?;
         Ok(item)
+    }
+
+    /// When a first response at `priority` is due by the tenant's SLA policy.
+    pub(crate) async fn first_response_due(
+        &self,
+        actor: &Actor,
+        priority: Priority,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        Ok(self
+            .list_sla_policies(actor)
+            .await?
+            .into_iter()
+            .find(|p| p.priority == priority)
+            .map(|p| Timestamp(now.0 + p.first_response_minutes.max(0) * 60_000)))
     }
 
     /// One work item of the tenant.
@@ -402,6 +424,19 @@ impl Store {
                 from: "closed".to_owned(),
                 to: state.as_str().to_owned(),
             });
+        }
+        if state == WorkItemState::Assigned {
+            // A conversation routed by this item is now the agent's (issue #17).
+            sqlx::query(
+                "UPDATE conversations SET assignee_id = $1, updated_at = $2
+                 WHERE tenant_id = $3 AND work_item_id = $4",
+            )
+            .bind(&after.agent_id)
+            .bind(now.0)
+            .bind(&actor.tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         }
         let audited = audit::write(
             &mut tx,

@@ -4,6 +4,7 @@
 mod acd;
 mod callbacks;
 mod common;
+mod conversations;
 mod flows;
 mod lookups;
 mod outbox;

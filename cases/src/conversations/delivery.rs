@@ -1,0 +1,307 @@
+//! The delivery outbox, the store's side: agents' replies wait in `message_deliveries`
+//! (written in the reply's transaction, [`Store::reply`]) until the delivery worker
+//! claims them ([`Store::due_deliveries`]), sends each through its channel's adapter
+//! and records the outcome: [`Store::delivery_sent`] (the row done, the message `sent`
+//! and its status event, in one transaction; a second call for the same message does
+//! nothing) or [`Store::delivery_failed`] (retried later with backoff, or `failed`
+//! with the reason shown on the message). Receipts from the channel move a message on
+//! with [`Store::message_status`] (`delivered`, `read`; never backwards).
+//!
+//! Exactly once: the worker sends a message only while its row is `pending`, and the
+//! adapter is given the message id as its idempotency key; for `web_chat` the send
+//! *is* [`Store::delivery_sent`] (the reply becomes visible on the visitor's stream in
+//! the transaction that marks the row done), so a crash anywhere leaves it either
+//! unsent (sent after the restart) or sent, never twice.
+
+use serde::Serialize;
+
+use super::{
+    CHANNEL_COLS, Channel, ChannelRow, MSG_COLS, Message, MessageRow, MessageStatus,
+    insert_status_event, visitor_event,
+};
+use crate::events::DomainEvent;
+use crate::outbox::Audited;
+use crate::types::{Actor, Timestamp};
+use crate::{Error, Result, Store};
+
+/// A reply due for delivery.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Tenant.
+    pub tenant_id: String,
+    /// The channel to send it through.
+    pub channel: Channel,
+    /// The conversation's thread key on the channel (where to send).
+    pub thread_key: String,
+    /// The customer.
+    pub customer_id: String,
+    /// The message.
+    pub message: Message,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// A message's status as agents see it change (`conversation.message_status`).
+#[derive(Debug, Clone, Serialize)]
+struct StatusChange<'a> {
+    conversation_id: &'a str,
+    message_id: &'a str,
+    seq: i64,
+    status: MessageStatus,
+    reason: Option<&'a str>,
+    at: Timestamp,
+}
+
+impl Store {
+    /// Replies due for delivery (every tenant), oldest first, at most `limit`.
+    pub async fn due_deliveries(&self, limit: u32) -> Result<Vec<Delivery>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT tenant_id, message_id, attempts FROM message_deliveries
+             WHERE state = 'pending' AND next_attempt_at <= $1
+             ORDER BY next_attempt_at, message_id LIMIT $2",
+        )
+        .bind(self.now().0)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (tenant_id, message_id, attempts) in rows {
+            let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {MSG_COLS} FROM messages m WHERE m.tenant_id = $1 AND m.id = $2"
+            )))
+            .bind(&tenant_id)
+            .bind(&message_id)
+            .fetch_optional(self.pool())
+            .await?;
+            let Some(row) = row else { continue };
+            let message = row.into_message()?;
+            let conv: (String, String, String) = sqlx::query_as(
+                "SELECT channel_id, thread_key, customer_id FROM conversations
+                 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(&tenant_id)
+            .bind(&message.conversation_id)
+            .fetch_one(self.pool())
+            .await?;
+            let ch: ChannelRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {CHANNEL_COLS} FROM channels WHERE tenant_id = $1 AND id = $2"
+            )))
+            .bind(&tenant_id)
+            .bind(&conv.0)
+            .fetch_one(self.pool())
+            .await?;
+            let actor = Actor::system(&tenant_id);
+            let message = self.with_attachments(&actor, message).await?;
+            out.push(Delivery {
+                tenant_id,
+                channel: ch.into_channel()?,
+                thread_key: conv.1,
+                customer_id: conv.2,
+                message,
+                attempts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Records a reply as sent (its delivery row done, the message `sent` with the
+    /// provider's id if any, a status event) and publishes it to the visitor's stream
+    /// and to agents, in one transaction. Returns false, changing nothing, when the row
+    /// was no longer pending (sent already).
+    pub async fn delivery_sent(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        provider_message_id: Option<&str>,
+    ) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE message_deliveries SET state = 'done', attempts = attempts + 1, updated_at = $1
+             WHERE tenant_id = $2 AND message_id = $3 AND state = 'pending'",
+        )
+        .bind(now.0)
+        .bind(tenant_id)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE messages SET status = 'sent', provider_message_id = COALESCE($1, provider_message_id),
+                    updated_at = $2
+             WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(provider_message_id)
+        .bind(now.0)
+        .bind(tenant_id)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_status_event(
+            &mut tx,
+            tenant_id,
+            message_id,
+            MessageStatus::Sent,
+            None,
+            now,
+        )
+        .await?;
+        let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.tenant_id = $1 AND m.id = $2"
+        )))
+        .bind(tenant_id)
+        .bind(message_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let m = row.into_message()?;
+        let events = [
+            status_event(tenant_id, &m, MessageStatus::Sent, None, now),
+            visitor_event(tenant_id, &m),
+        ];
+        // The status event row is the record of the delivery.
+        self.commit_audited(tx, Audited::own_record(), events)
+            .await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt: with `retry_at`, the reply is tried again then;
+    /// without, it is `failed` for good with `reason` (shown on the message).
+    pub async fn delivery_failed(
+        &self,
+        tenant_id: &str,
+        message_id: &str,
+        reason: &str,
+        retry_at: Option<Timestamp>,
+    ) -> Result<()> {
+        let now = self.now();
+        let reason: String = reason.chars().take(500).collect();
+        let mut tx = self.write_tx().await?;
+        let n = sqlx::query(
+            "UPDATE message_deliveries SET state = $1, attempts = attempts + 1, next_attempt_at = $2,
+                    last_error = $3, updated_at = $4
+             WHERE tenant_id = $5 AND message_id = $6 AND state = 'pending'",
+        )
+        .bind(if retry_at.is_some() { "pending" } else { "failed" })
+        .bind(retry_at.unwrap_or(now).0)
+        .bind(&reason)
+        .bind(now.0)
+        .bind(tenant_id)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        if retry_at.is_some() {
+            tx.commit().await?;
+            return Ok(());
+        }
+        sqlx::query(
+            "UPDATE messages SET status = 'failed', failure_reason = $1, updated_at = $2
+             WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(&reason)
+        .bind(now.0)
+        .bind(tenant_id)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_status_event(
+            &mut tx,
+            tenant_id,
+            message_id,
+            MessageStatus::Failed,
+            Some(&reason),
+            now,
+        )
+        .await?;
+        let row: MessageRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.tenant_id = $1 AND m.id = $2"
+        )))
+        .bind(tenant_id)
+        .bind(message_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let m = row.into_message()?;
+        let e = status_event(tenant_id, &m, MessageStatus::Failed, Some(&reason), now);
+        self.commit_audited(tx, Audited::own_record(), [e]).await?;
+        Ok(())
+    }
+
+    /// A receipt from the channel or the customer's browser: moves an outbound message
+    /// to `delivered` or `read` (never backwards; an older receipt changes nothing).
+    /// Returns the message.
+    pub async fn message_status(
+        &self,
+        actor: &Actor,
+        message_id: &str,
+        status: MessageStatus,
+    ) -> Result<Message> {
+        if !matches!(status, MessageStatus::Delivered | MessageStatus::Read) {
+            return Err(Error::invalid("status", "must be one of: delivered read"));
+        }
+        let row: Option<MessageRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {MSG_COLS} FROM messages m WHERE m.tenant_id = $1 AND m.id = $2"
+        )))
+        .bind(&actor.tenant_id)
+        .bind(message_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let m = row
+            .ok_or_else(|| Error::not_found("message"))?
+            .into_message()?;
+        if m.direction != crate::timeline::Direction::Outbound
+            || m.status == MessageStatus::Failed
+            || m.status.rank() >= status.rank()
+        {
+            return Ok(m);
+        }
+        let now = self.now();
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE messages SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(status.as_str())
+        .bind(now.0)
+        .bind(&actor.tenant_id)
+        .bind(message_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_status_event(&mut tx, &actor.tenant_id, message_id, status, None, now).await?;
+        let m = Message {
+            status,
+            updated_at: now,
+            ..m
+        };
+        let e = status_event(&actor.tenant_id, &m, status, None, now);
+        self.commit_audited(tx, Audited::own_record(), [e]).await?;
+        Ok(m)
+    }
+}
+
+fn status_event(
+    tenant_id: &str,
+    m: &Message,
+    status: MessageStatus,
+    reason: Option<&str>,
+    at: Timestamp,
+) -> DomainEvent {
+    DomainEvent::new(
+        tenant_id,
+        "conversation.message_status",
+        &StatusChange {
+            conversation_id: &m.conversation_id,
+            message_id: &m.id,
+            seq: m.seq,
+            status,
+            reason,
+            at,
+        },
+    )
+}

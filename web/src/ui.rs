@@ -53,6 +53,7 @@ static ASSETS: &[Asset] = assets![
     "pages/callentry.js",
     "pages/inbox.js",
     "pages/inboxlib.js",
+    "chat/widget.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

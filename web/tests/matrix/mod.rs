@@ -457,6 +457,15 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
     use Method as M;
     let flow = flow_doc("f1");
     vec![
+        // The public web chat (issue #17): opening a conversation is for anyone; the
+        // rest wants a visitor token, which no staff token is.
+        (M::POST, "/chat/v1/{tenant}/conversations", "/chat/v1/acme/conversations", json!({"name": "Vi"}), "AAAAA"),
+        (M::GET, "/chat/v1/{tenant}/config", "/chat/v1/acme/config", json!(null), "AAAAA"),
+        (M::POST, "/chat/v1/conversations/{id}/messages", "/chat/v1/conversations/c-1/messages", json!({"text": "hi"}), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}/messages", "/chat/v1/conversations/c-1/messages", json!(null), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}", "/chat/v1/conversations/c-1", json!(null), "UUUUU"),
+        (M::POST, "/chat/v1/conversations/{id}/csat", "/chat/v1/conversations/c-1/csat", json!({"score": 5}), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}/ws", "/chat/v1/conversations/c-1/ws", json!(null), "UUUUU"),
         (M::POST, "/auth/login", "/auth/login", json!({"tenant": "acme", "email": "agent@acme.test", "password": crate::PW}), "AAAAA"),
         (M::GET, "/me", "/me", json!(null), "UAAAO"),
         // Directory
@@ -654,7 +663,11 @@ async fn every_route_and_call_control_by_role() {
             tenant: acme.clone(),
             agent: agent_id,
         }))
-        .with_sip(Arc::new(FakeSip { tenant: acme })));
+        .with_sip(Arc::new(FakeSip { tenant: acme }))
+        .with_chat(
+            crate::chat::test_backend(&t.store).await.0,
+            parley_web::chat::ChatSecret::random(),
+        ));
     let admin = t.login("acme", Role::Admin).await;
     let agent = t.login("acme", Role::Agent).await;
     let sup = t.login("acme", Role::Supervisor).await;
@@ -751,7 +764,12 @@ async fn every_route_and_call_control_by_role() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (m, tmpl, path, body, code) in &rows {
-        let uri = format!("/api/v1{}", w.fill(path));
+        // The public chat API is not under /api/v1.
+        let uri = if path.starts_with("/chat/") {
+            w.fill(path)
+        } else {
+            format!("/api/v1{}", w.fill(path))
+        };
         let body = (!body.is_null()).then(|| fill_json(&w, body));
         let want = expects(code);
         for &i in &order {

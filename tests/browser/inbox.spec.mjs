@@ -160,6 +160,12 @@ async function main() {
     await login(a1, AGENT, '/inbox');
     await a1.click('#inbox-filters [data-view=all]');
     for (const v of [maria, evil, ken]) await a1.waitForSelector(rowOf(v.conversation_id));
+    // Last messages and customers' names fill in as they are read.
+    await a1.waitForFunction(([m, e]) => {
+      const last = (id) => (document.querySelector(`#conversations li.conv[data-id="${id}"] .conv-last`) || {}).textContent;
+      return /never arrived/.test(last(m) || '') && last(e) === '<img src=x onerror=alert(1)>'
+        && document.querySelector(`#conversations li.conv[data-id="${m}"] .conv-customer`).textContent === 'Maria Lopez';
+    }, [maria.conversation_id, evil.conversation_id]);
     const row = await a1.$eval(rowOf(maria.conversation_id), (li) => ({
       channel: li.querySelector('.ch-icon').getAttribute('aria-label'),
       customer: li.querySelector('.conv-customer').textContent,

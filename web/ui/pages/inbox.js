@@ -468,13 +468,17 @@ export async function render(main, params, { user }) {
   function drawThread() {
     const { conv: c, messages: msgs, customer: cust } = detail;
     const [icon, chName] = CHANNELS[c.channel] || ['•', label(c.channel)];
-    const statusSel = h('select', { id: 'conv-status', 'aria-label': 'Status' }, STATUSES.map((s) => h('option', { value: s, selected: s === c.status }, label(s))));
+    const statusSel = h('select', { id: 'conv-status', 'aria-label': 'Status' }, STATUSES.map((s) => h('option', { value: s, selected: s === c.status },
+      s === 'snoozed' && c.status !== 'snoozed' ? 'snooze 1 h' : label(s))));
     const headOut = h('div');
     statusSel.addEventListener('change', () => setStatus(statusSel.value, headOut));
     const assignSel = h('select', { id: 'conv-assignee', 'aria-label': 'Assignee' },
       h('option', { value: '', selected: !c.assignee }, 'Unassigned'),
-      [...directory.values()].map((u) => h('option', { value: u.id, selected: u.id === c.assignee }, u.id === me.id ? `${u.name} (me)` : u.name)),
-      c.assignee && !directory.has(c.assignee) ? h('option', { value: c.assignee, selected: true }, 'another agent') : null);
+      // Agents take a conversation or give theirs back; supervisors assign anyone.
+      [...directory.values()].filter((u) => supervisor || u.id === me.id)
+        .map((u) => h('option', { value: u.id, selected: u.id === c.assignee }, u.id === me.id ? `${u.name} (me)` : u.name)),
+      c.assignee && !supervisor && c.assignee !== me.id ? h('option', { value: c.assignee, selected: true }, nameOf(c.assignee)) : null,
+      c.assignee && supervisor && !directory.has(c.assignee) ? h('option', { value: c.assignee, selected: true }, 'another agent') : null);
     assignSel.addEventListener('change', () => assign(assignSel.value || null, headOut));
     const sla = slaCountdown(c, Date.now(), policies);
     const stick = nearBottom();
@@ -526,7 +530,8 @@ export async function render(main, params, { user }) {
   async function setStatus(status, out, btn) {
     if (!detail) return;
     await act(btn || null, out, async () => {
-      await post('/conversations/' + enc(detail.conv.id) + '/status', { status });
+      const body = status === 'snoozed' ? { status, snoozed_until: new Date(Date.now() + 3600000).toISOString() } : { status };
+      await post('/conversations/' + enc(detail.conv.id) + '/status', body);
       toast(`Conversation ${label(status)}`);
       await Promise.all([loadThread(), loadList()]);
     });

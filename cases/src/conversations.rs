@@ -1094,7 +1094,7 @@ impl Store {
     pub async fn create_channel(&self, actor: &Actor, new: NewChannel) -> Result<Channel> {
         if actor.role < Role::Admin {
             return Err(Error::Forbidden {
-                what: "creating channels",
+                what: "channel configuration",
             });
         }
         let kind = ChannelKind::parse(new.kind.trim())?;
@@ -2273,7 +2273,7 @@ impl Store {
             };
             if !ok {
                 return Err(Error::Forbidden {
-                    what: "agents assign conversations to themselves only",
+                    what: "conversation assignment to someone else",
                 });
             }
         }

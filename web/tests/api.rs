@@ -6,6 +6,7 @@ mod acd;
 mod bans;
 mod calls;
 mod chat;
+mod conversations;
 mod flows;
 mod matrix;
 mod recordings;

@@ -8,6 +8,7 @@ mod admin;
 mod auth;
 mod calls;
 mod cases;
+mod conversations;
 mod customers;
 mod dialpolicy;
 mod directory;
@@ -26,6 +27,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(directory::router())
         .merge(customers::router())
         .merge(cases::router())
+        .merge(conversations::router())
         .merge(admin::router())
         .merge(flows::router())
         .merge(telephony::router())

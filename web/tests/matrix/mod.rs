@@ -413,6 +413,26 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         .await
         .unwrap();
     ids.insert("work_item", wi.id);
+    let acme_sys = Actor::system(&acme_id.tenant_id);
+    let chat = t.store.web_chat_channel(&acme_sys).await.unwrap();
+    let conv = t
+        .store
+        .ingest(
+            &acme_sys,
+            parley_cases::conversations::InboundMessage {
+                channel_id: chat.id,
+                thread_key: "visitor-1".into(),
+                sender: parley_cases::conversations::Sender {
+                    customer_id: Some(c.clone()),
+                    ..Default::default()
+                },
+                text: "Where is my parcel?".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    ids.insert("conversation", conv.conversation.id);
     ids.insert("call", "call-1".into());
     ids.insert("sip_call", "sip-1".into());
     World { ids }
@@ -551,6 +571,13 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/work-items/{id}/accept", "/work-items/{work_item}/accept", json!(null), "UNAAN"),
         (M::POST, "/work-items/{id}/decline", "/work-items/{work_item}/decline", json!(null), "UNAAN"),
         (M::POST, "/work-items/{id}/complete", "/work-items/{work_item}/complete", json!(null), "UNAAN"),
+        // Conversations: the world's conversation is unassigned and has no team, so the
+        // agent sees it; agents assign only to themselves.
+        (M::GET, "/conversations", "/conversations", json!(null), "UAAAO"),
+        (M::GET, "/conversations/{id}", "/conversations/{conversation}", json!(null), "UAAAN"),
+        (M::POST, "/conversations/{id}/messages", "/conversations/{conversation}/messages", json!({"text": "On its way"}), "UAAAN"),
+        (M::POST, "/conversations/{id}/status", "/conversations/{conversation}/status", json!({"status": "pending"}), "UAAAN"),
+        (M::POST, "/conversations/{id}/assign", "/conversations/{conversation}/assign", json!({"user_id": "{agent}"}), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),

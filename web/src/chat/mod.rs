@@ -15,7 +15,8 @@
 //!   same message objects, one per text frame, in `seq` order; frames with a `type`
 //!   (`status`) are not messages.
 //! - `GET /chat/v1/{tenant}/config` (is an agent available), `GET
-//!   /chat/v1/conversations/{id}` (its status), `POST …/{id}/csat` (1–5 + comment).
+//!   /chat/v1/conversations/{id}` (its status), `POST …/{id}/csat` (1–5 + comment),
+//!   `POST …/{id}/read {"seq"}` (read receipt: agents' replies up to `seq` are `read`).
 //!
 //! Fan-out: every waiter (a long-poll or a WebSocket) subscribes to the backend's
 //! changes ([`ChatBackend::changes`], fed by the store's committed events) *before* it
@@ -53,8 +54,10 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Query, bearer};
 
+pub mod engine;
 pub mod token;
 
+pub use engine::StoreChat;
 pub use token::ChatSecret;
 use token::Visitor;
 
@@ -141,6 +144,14 @@ pub trait ChatBackend: Send + Sync + 'static {
         score: u8,
         comment: Option<String>,
     ) -> BoxFuture<'a, parley_cases::Result<()>>;
+    /// The visitor has seen every message up to `seq`: agents' and bots' delivered
+    /// replies up to it become `read` (a read receipt; never backwards).
+    fn read_up_to<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        conversation_id: &'a str,
+        seq: i64,
+    ) -> BoxFuture<'a, parley_cases::Result<()>>;
     /// Ids of conversations whose messages or status changed, sent after the change
     /// is committed (a lagging receiver re-reads everything it follows).
     fn changes(&self) -> broadcast::Receiver<String>;
@@ -185,6 +196,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_message, get_messages))
         .routes(routes!(get_conversation))
         .routes(routes!(rate))
+        .routes(routes!(read))
         .routes(routes!(ws))
         .route("/chat/widget.js", axum::routing::get(widget_js))
         .layer(cors)
@@ -497,7 +509,7 @@ async fn wait_for(
         tokio::select! {
             ev = events.recv() => match ev {
                 Ok(id) => {
-                    if id == v.conversation_id {
+                    if id == v.conversation_id || id == engine::EVERYTHING {
                         return true;
                     }
                 }
@@ -570,6 +582,36 @@ async fn rate(
     let comment = clean_optional(body.comment, "comment", 2000)?;
     c.backend
         .rate(&v.tenant_id, &v.conversation_id, body.score, comment)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A read receipt.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReadBody {
+    /// The visitor has seen every message up to this `seq`.
+    seq: i64,
+}
+
+/// The visitor has seen the conversation up to a `seq`: agents see their replies up to
+/// it as `read`.
+#[utoipa::path(post, path = "/chat/v1/conversations/{id}/read", tag = "chat",
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = ReadBody, security(("visitor" = [])),
+    responses((status = 204, description = "Recorded"), (status = 401, description = "Bad visitor token"),
+        (status = 404, description = "Not this token's conversation")))]
+async fn read(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: axum::body::Bytes,
+) -> ApiResult<StatusCode> {
+    let c = chat(&s)?;
+    let v = visitor(c, &parts, &id)?;
+    let body: ReadBody = crate::extract::parse_json(&body)?;
+    c.backend
+        .read_up_to(&v.tenant_id, &v.conversation_id, body.seq)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -674,7 +716,7 @@ pub(crate) async fn stream_conversation<Tx, Rx, E>(
         }
         tokio::select! {
             ev = events.recv() => match ev {
-                Ok(id) => dirty = id == v.conversation_id,
+                Ok(id) => dirty = id == v.conversation_id || id == engine::EVERYTHING,
                 Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -1,192 +1,76 @@
-//! The conversation engine behind the chat tests, and what an agent does to it.
+//! The conversation engine behind the chat tests (the real one, `StoreChat` over the
+//! test's store), and what an agent does to it.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use parley_cases::{Error, Store, Timestamp};
-use parley_web::chat::{BoxFuture, ChatBackend, ChatConversation, ChatMessage};
-use tokio::sync::broadcast;
+use parley_cases::conversations::{ConversationStatus, NewReply};
+use parley_cases::{Actor, Store};
+use parley_web::chat::{BoxFuture, ChatBackend, StoreChat};
 
 /// What the agent side does in the tests.
 pub(crate) trait AgentSide: Send + Sync {
+    /// Replies, and delivers the reply as the delivery worker does for web chat.
     fn reply<'a>(&'a self, id: &'a str, text: &'a str) -> BoxFuture<'a, ()>;
+    /// Resolves the conversation.
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()>;
 }
 
-/// The backend the chat tests run against, and its agent side.
-pub(crate) async fn test_backend(_store: &Store) -> (Arc<dyn ChatBackend>, Arc<dyn AgentSide>) {
-    let m = Arc::new(Mem::default());
-    (m.clone(), m)
+/// The backend the chat tests run against.
+pub(crate) fn test_backend(store: &Store) -> Arc<dyn ChatBackend> {
+    Arc::new(StoreChat::new(store.clone()))
 }
 
-#[derive(Default)]
-struct Conv {
-    tenant: String,
-    status: String,
-    csat: Option<u8>,
-    messages: Vec<(ChatMessage, Option<String>)>,
+/// `user` (a supervisor of `acme`, who sees every conversation) as the agent side.
+pub(crate) fn agent_side(store: &Store, user: Actor) -> Arc<dyn AgentSide> {
+    Arc::new(Agent {
+        store: store.clone(),
+        user,
+    })
 }
 
-/// An in-memory stand-in for the engine (this test file's double only).
-struct Mem {
-    convs: Mutex<HashMap<String, Conv>>,
-    tx: broadcast::Sender<String>,
+struct Agent {
+    store: Store,
+    user: Actor,
 }
 
-impl Default for Mem {
-    fn default() -> Self {
-        Mem {
-            convs: Mutex::default(),
-            tx: broadcast::channel(64).0,
-        }
+impl Agent {
+    async fn actor(&self) -> Actor {
+        self.user.clone()
     }
 }
 
-impl Mem {
-    fn push(&self, id: &str, author: &str, text: String, client_id: Option<String>) -> ChatMessage {
-        let mut convs = self.convs.lock().unwrap();
-        let c = convs.get_mut(id).unwrap();
-        if let Some(cid) = &client_id
-            && let Some((m, _)) = c.messages.iter().find(|(_, k)| k.as_ref() == Some(cid))
-        {
-            return m.clone();
-        }
-        let m = ChatMessage {
-            id: format!("{id}-m{}", c.messages.len() + 1),
-            seq: c.messages.len() as i64 + 1,
-            author: author.into(),
-            text,
-            created_at: Timestamp(0),
-        };
-        c.messages.push((m.clone(), client_id));
-        drop(convs);
-        let _ = self.tx.send(id.to_owned());
-        m
-    }
-}
-
-impl AgentSide for Mem {
+impl AgentSide for Agent {
     fn reply<'a>(&'a self, id: &'a str, text: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.push(id, "agent", text.into(), None);
+            let actor = self.actor().await;
+            let m = self
+                .store
+                .reply(
+                    &actor,
+                    id,
+                    NewReply {
+                        text: text.into(),
+                        ..NewReply::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(
+                self.store
+                    .delivery_sent(&actor.tenant_id, &m.id, None)
+                    .await
+                    .unwrap()
+            );
         })
     }
+
     fn resolve<'a>(&'a self, id: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.convs.lock().unwrap().get_mut(id).unwrap().status = "resolved".into();
-            let _ = self.tx.send(id.to_owned());
+            let actor = self.actor().await;
+            self.store
+                .set_conversation_status(&actor, id, ConversationStatus::Resolved, None)
+                .await
+                .unwrap();
         })
-    }
-}
-
-impl ChatBackend for Mem {
-    fn open<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        _name: Option<String>,
-        _email: Option<String>,
-    ) -> BoxFuture<'a, parley_cases::Result<String>> {
-        Box::pin(async move {
-            let mut convs = self.convs.lock().unwrap();
-            let id = format!("conv-{}", convs.len() + 1);
-            convs.insert(
-                id.clone(),
-                Conv {
-                    tenant: tenant_id.into(),
-                    status: "open".into(),
-                    ..Conv::default()
-                },
-            );
-            Ok(id)
-        })
-    }
-
-    fn send<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        conversation_id: &'a str,
-        text: String,
-        client_id: Option<String>,
-    ) -> BoxFuture<'a, parley_cases::Result<ChatMessage>> {
-        Box::pin(async move {
-            self.conversation(tenant_id, conversation_id).await?;
-            Ok(self.push(conversation_id, "customer", text, client_id))
-        })
-    }
-
-    fn after<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        conversation_id: &'a str,
-        after: i64,
-        limit: u32,
-    ) -> BoxFuture<'a, parley_cases::Result<Vec<ChatMessage>>> {
-        Box::pin(async move {
-            let convs = self.convs.lock().unwrap();
-            let c = convs
-                .get(conversation_id)
-                .filter(|c| c.tenant == tenant_id)
-                .ok_or(Error::NotFound {
-                    entity: "conversation",
-                })?;
-            Ok(c.messages
-                .iter()
-                .map(|(m, _)| m.clone())
-                .filter(|m| m.seq > after)
-                .take(limit as usize)
-                .collect())
-        })
-    }
-
-    fn conversation<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        conversation_id: &'a str,
-    ) -> BoxFuture<'a, parley_cases::Result<ChatConversation>> {
-        Box::pin(async move {
-            let convs = self.convs.lock().unwrap();
-            let c = convs
-                .get(conversation_id)
-                .filter(|c| c.tenant == tenant_id)
-                .ok_or(Error::NotFound {
-                    entity: "conversation",
-                })?;
-            Ok(ChatConversation {
-                id: conversation_id.into(),
-                status: c.status.clone(),
-                csat: c.csat,
-            })
-        })
-    }
-
-    fn rate<'a>(
-        &'a self,
-        tenant_id: &'a str,
-        conversation_id: &'a str,
-        score: u8,
-        _comment: Option<String>,
-    ) -> BoxFuture<'a, parley_cases::Result<()>> {
-        Box::pin(async move {
-            let mut convs = self.convs.lock().unwrap();
-            let c = convs
-                .get_mut(conversation_id)
-                .filter(|c| c.tenant == tenant_id)
-                .ok_or(Error::NotFound {
-                    entity: "conversation",
-                })?;
-            if c.status != "resolved" {
-                return Err(Error::InvalidTransition {
-                    entity: "conversation",
-                    from: c.status.clone(),
-                    to: "rated".into(),
-                });
-            }
-            c.csat = Some(score);
-            Ok(())
-        })
-    }
-
-    fn changes(&self) -> broadcast::Receiver<String> {
-        self.tx.subscribe()
     }
 }

@@ -16,12 +16,14 @@ pub(crate) mod backend;
 
 pub(crate) use backend::test_backend;
 
-/// The test's app with the web chat attached.
+/// The test's app with the web chat attached, and `acme`'s supervisor as the agent.
 pub(crate) async fn chat_t() -> (T, Arc<dyn backend::AgentSide>) {
     let mut t = T::new().await;
-    let (chat, agent) = test_backend(&t.store).await;
+    let sup = t.login("acme", parley_cases::Role::Supervisor).await;
+    let (user, _) = t.store.actor_for_token(&sup).await.unwrap();
+    let agent = backend::agent_side(&t.store, user);
     t.app = app(AppState::new(t.store.clone(), WebConfig::default())
-        .with_chat(chat, ChatSecret::new([1; 32])));
+        .with_chat(test_backend(&t.store), ChatSecret::new([1; 32])));
     (t, agent)
 }
 
@@ -455,4 +457,29 @@ async fn the_websocket_carries_history_then_new_messages_and_resumes_after_a_seq
     let (_, other_token) = open(&t, "acme", json!({})).await;
     let url = format!("ws://{addr}/chat/v1/conversations/{id}/ws?token={other_token}");
     assert!(tokio_tungstenite::connect_async(url).await.is_err());
+}
+
+#[tokio::test]
+async fn a_read_receipt_marks_the_agents_replies_read() {
+    let (t, agent) = chat_t().await;
+    let (id, token) = open(&t, "acme", json!({})).await;
+    send(&t, &id, &token, json!({"text": "hi"})).await;
+    agent.reply(&id, "hello!").await;
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &format!("/chat/v1/conversations/{id}/read"),
+            Some(&token),
+            Some(json!({"seq": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let t_id = t.store.tenant_by_name("acme").await.unwrap().unwrap().id;
+    let msgs = t
+        .store
+        .conversation_messages(&parley_cases::Actor::system(t_id), &id, 0, None)
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = msgs.iter().map(|m| m.status.as_str()).collect();
+    assert_eq!(statuses, ["received", "read"]);
 }

@@ -465,6 +465,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/chat/v1/conversations/{id}/messages", "/chat/v1/conversations/c-1/messages", json!(null), "UUUUU"),
         (M::GET, "/chat/v1/conversations/{id}", "/chat/v1/conversations/c-1", json!(null), "UUUUU"),
         (M::POST, "/chat/v1/conversations/{id}/csat", "/chat/v1/conversations/c-1/csat", json!({"score": 5}), "UUUUU"),
+        (M::POST, "/chat/v1/conversations/{id}/read", "/chat/v1/conversations/c-1/read", json!({"seq": 1}), "UUUUU"),
         (M::GET, "/chat/v1/conversations/{id}/ws", "/chat/v1/conversations/c-1/ws", json!(null), "UUUUU"),
         (M::POST, "/auth/login", "/auth/login", json!({"tenant": "acme", "email": "agent@acme.test", "password": crate::PW}), "AAAAA"),
         (M::GET, "/me", "/me", json!(null), "UAAAO"),
@@ -665,7 +666,7 @@ async fn every_route_and_call_control_by_role() {
         }))
         .with_sip(Arc::new(FakeSip { tenant: acme }))
         .with_chat(
-            crate::chat::test_backend(&t.store).await.0,
+            crate::chat::test_backend(&t.store),
             parley_web::chat::ChatSecret::random(),
         ));
     let admin = t.login("acme", Role::Admin).await;

@@ -32,13 +32,13 @@ button { cursor: pointer; }
 header { background: var(--accent); color: #fff; padding: 12px 14px; display: flex; align-items: center; gap: 8px; }
 header h2 { margin: 0; font-size: 16px; font-weight: 600; flex: 1; }
 header button { background: transparent; color: #fff; border: 0; font-size: 22px; line-height: 1; padding: 2px 8px; }
-.notice { background: #fff4d6; color: #4a3800; padding: 8px 14px; font-size: 14px; }
+.notice { margin: 0; background: #fff4d6; color: #4a3800; padding: 8px 14px; font-size: 14px; }
 .notice[hidden] { display: none; }
 .log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 8px; background: #f6f7f9; }
 .msg { max-width: 80%; padding: 8px 12px; border-radius: 14px; white-space: pre-wrap; overflow-wrap: anywhere; }
 .msg.customer { align-self: flex-end; background: var(--accent); color: #fff; border-bottom-right-radius: 4px; }
 .msg.agent, .msg.bot { align-self: flex-start; background: #fff; border: 1px solid #dde1e6; border-bottom-left-radius: 4px; }
-.msg.system { align-self: center; background: transparent; color: #555; font-size: 13px; }
+.msg.system { align-self: center; background: transparent; color: #555; font-size: 13px; text-align: center; }
 .msg .who { display: block; font-size: 12px; opacity: .75; margin-bottom: 2px; }
 form { margin: 0; }
 .prechat, .csat { padding: 14px; display: flex; flex-direction: column; gap: 8px; background: #fff; border-top: 1px solid #e3e6ea; }
@@ -145,7 +145,7 @@ class ChatWidget {
   toggle(open = this.panel.hidden) {
     this.panel.hidden = !open;
     this.launcher.setAttribute('aria-expanded', String(open));
-    if (open) (this.session ? this.text : this.prechat.querySelector('input')).focus();
+    if (open) { (this.session ? this.text : this.prechat.querySelector('input')).focus(); this.markRead(); }
     else this.launcher.focus();
   }
 
@@ -235,6 +235,14 @@ class ChatWidget {
   receive(m) {
     this.add(m);
     if (m.seq > this.lastSeq) this.lastSeq = m.seq;
+    if (m.author !== 'customer') this.markRead();
+  }
+
+  // Read receipt: the visitor has the panel open and has seen everything so far.
+  markRead() {
+    if (this.panel.hidden || !this.session || this.lastSeq <= (this.readSeq || 0)) return;
+    this.readSeq = this.lastSeq;
+    this.api('POST', `conversations/${this.session.id}/read`, { seq: this.lastSeq }).catch(() => {});
   }
 
   onStatus(status) {

@@ -1,10 +1,14 @@
-//! Canned responses: the tenant's library of reply templates (`{{customer.name}}` and
-//! the other placeholders of `parley_cases::canned::PLACEHOLDERS`). Every user reads
-//! it (the reply box of the inbox); admins write it.
+//! The inbox's supporting routes. Canned responses: the tenant's library of reply
+//! templates (`{{customer.name}}` and the other placeholders of
+//! `parley_cases::canned::PLACEHOLDERS`); every user reads it (the reply box of the
+//! inbox), admins write it. Colleagues: who can be @mentioned in a note or named as an
+//! assignee — names and mention handles only, for every signed-in user (agents may not
+//! list users).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parley_cases::canned::{CannedResponse, NewCannedResponse};
+use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
@@ -15,6 +19,42 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_canned, create_canned))
         .routes(routes!(get_canned, update_canned, delete_canned))
+        .routes(routes!(colleagues))
+}
+
+/// A user as their colleagues see them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Colleague {
+    /// User id.
+    id: String,
+    /// Display name.
+    name: String,
+    /// What follows `@` to mention them in a note: their email's local part.
+    handle: String,
+    /// `agent`, `supervisor` or `admin`.
+    role: parley_cases::Role,
+}
+
+/// The tenant's active users, by name: who can be @mentioned in a note (names and
+/// handles only, no email addresses).
+#[utoipa::path(get, path = "/colleagues", tag = "inbox", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Colleague>), (status = 401, body = ErrorBody)))]
+async fn colleagues(State(s): State<AppState>, a: Authed) -> ApiResult<axum::Json<Vec<Colleague>>> {
+    let mut out: Vec<Colleague> = s
+        .store
+        .list_users(&a.actor)
+        .await?
+        .into_iter()
+        .filter(|u| u.active)
+        .map(|u| Colleague {
+            handle: u.email.split('@').next().unwrap_or_default().to_owned(),
+            id: u.id,
+            name: u.name,
+            role: u.role,
+        })
+        .collect();
+    out.sort_by(|x, y| x.name.cmp(&y.name));
+    Ok(axum::Json(out))
 }
 
 /// The tenant's canned responses, by shortcut.

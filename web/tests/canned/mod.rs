@@ -141,3 +141,24 @@ async fn admins_write_canned_responses_agents_read_them_and_bad_ones_are_refused
         assert!(actions.contains(&a), "{a} in {actions:?}");
     }
 }
+
+#[tokio::test]
+async fn agents_see_their_colleagues_names_and_mention_handles_only() {
+    let t = T::new().await;
+    let agent = t.login("acme", Role::Agent).await;
+    let (s, v) = t
+        .call(Method::GET, "/api/v1/colleagues", Some(&agent), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 3, "{v}");
+    let sup = list.iter().find(|c| c["role"] == "supervisor").unwrap();
+    assert_eq!(sup["handle"], "supervisor");
+    assert_eq!(sup["name"], "supervisor of acme");
+    assert!(
+        !v.to_string().contains("@acme.test"),
+        "no email address: {v}"
+    );
+    // Users of another tenant are not colleagues.
+    assert!(!v.to_string().contains("globex"), "{v}");
+}

@@ -509,6 +509,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/case-types", "/case-types", json!({"name": "Question", "fields": []}), "UFFAO"),
         (M::PUT, "/case-types/{id}", "/case-types/{case_type}", json!({"name": "Bug", "fields": []}), "UFFAN"),
         (M::GET, "/canned-responses", "/canned-responses", json!(null), "UAAAO"),
+        (M::GET, "/colleagues", "/colleagues", json!(null), "UAAAO"),
         (M::POST, "/canned-responses", "/canned-responses", json!({"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.name}}."}), "UFFAO"),
         (M::GET, "/canned-responses/{id}", "/canned-responses/{canned}", json!(null), "UAAAN"),
         (M::PUT, "/canned-responses/{id}", "/canned-responses/{canned}", json!({"shortcut": "hello", "title": "Hello", "body": "Hello {{customer.name}}"}), "UFFAN"),

@@ -52,7 +52,7 @@ export async function render(main, params, { user }) {
   let detail = null; // { conv, messages, customer, cases, timeline }
   let canned = [];
   let policies = {};
-  const directory = new Map([[user.id, { id: user.id, name: user.name, email: user.email }]]);
+  const directory = new Map([[user.id, { id: user.id, name: user.name, handle: String(user.email || '').split('@')[0] }]]);
   const customers = new Map(); // id -> Promise<customer>
   const knownAssignee = new Map(); // conversation id -> assignee id, for "newly assigned to me"
   const selfAssigned = new Set(); // conversations I assigned to myself (no notification)
@@ -63,7 +63,7 @@ export async function render(main, params, { user }) {
   const listCount = badge('0');
   const listErr = h('div');
   const filterBar = h('div', { id: 'inbox-filters', class: 'inbox-filters' });
-  const notifyBtn = h('button', { type: 'button', id: 'notify-on', class: 'ghost small', hidden: true }, '🔔 Turn on desktop notifications');
+  const notifyBtn = h('button', { type: 'button', id: 'notify-on', class: 'ghost small', hidden: true }, 'Turn on desktop notifications');
   const listPane = h('section', { id: 'conv-pane', class: 'card inbox-list', 'aria-labelledby': 'inbox-h' },
     h('div', { class: 'row' }, h('h1', { id: 'inbox-h' }, 'Inbox ', listCount), h('span', { class: 'spacer' }),
       h('button', { type: 'button', class: 'ghost small', id: 'shortcuts-btn', 'aria-keyshortcuts': '?', title: 'Keyboard shortcuts (?)' }, '⌨ ?')),
@@ -135,7 +135,7 @@ export async function render(main, params, { user }) {
         onclick: () => { filters.view = v; saveFilters(filters); filterControls(); loadList(); },
       }, t))),
       h('div', { class: 'row' },
-        sel('channel', 'Channel', Object.entries(CHANNELS).map(([k, [icon, name]]) => [k, `${icon} ${name}`])),
+        sel('channel', 'Channel', Object.entries(CHANNELS).map(([k, [name]]) => [k, name])),
         sel('status', 'Status', STATUSES.map((s) => [s, label(s)])),
         sel('priority', 'Priority', PRIORITIES.map((p) => [p, p]))));
   }
@@ -230,7 +230,7 @@ export async function render(main, params, { user }) {
       return;
     }
     mount(listBox, shown.map((c) => {
-      const [icon, chName] = CHANNELS[c.channel] || ['•', label(c.channel)];
+      const chName = channelName(c.channel);
       const sla = slaCountdown(c, now, policies);
       const wait = ACTIVE.has(c.status) ? waiting(c, now) : null;
       const name = c.customerName || cachedName(c.customerId) || 'Customer';
@@ -238,15 +238,15 @@ export async function render(main, params, { user }) {
       const last = lastOf(c);
       return h('li', { class: 'conv' + (c.id === openId ? ' current' : '') + (c.status === 'resolved' || c.status === 'closed' ? ' done' : ''), dataset: { id: c.id, channel: c.channel, status: c.status, priority: c.priority } },
         h('a', { href: '/inbox/' + enc(c.id), 'aria-current': c.id === openId ? 'true' : null, onclick: (e) => { if (e.ctrlKey || e.metaKey || e.shiftKey) return; e.preventDefault(); open(c.id); } },
-          h('span', { class: 'ch-icon', role: 'img', 'aria-label': chName, title: chName }, icon),
+          h('span', { class: 'ch-icon', role: 'img', 'aria-label': chName, title: chName }, channelIcon(c.channel)),
           h('span', { class: 'conv-main' },
             h('span', { class: 'conv-top' },
               h('strong', { class: 'conv-customer' }, name),
               badge(c.priority, 'prio ' + c.priority.toLowerCase()),
               c.status !== 'open' ? badge(label(c.status), 'st-' + c.status) : null),
-            h('span', { class: 'conv-last' }, last.private ? '🔒 ' : '', last.text || c.subject || ''),
+            h('span', { class: 'conv-last' }, last.private ? h('em', {}, 'Note: ') : '', last.text || c.subject || ''),
             h('span', { class: 'conv-meta' },
-              wait ? h('span', { class: 'wait', title: 'Waiting for an answer' }, '⏱ ' + wait) : null,
+              wait ? h('span', { class: 'wait', title: 'The customer is waiting for an answer' }, 'Waiting ' + wait) : null,
               sla ? h('span', { class: 'sla ' + sla.kind, title: 'First response due ' + fmtTime(sla.due) }, sla.text) : null,
               h('span', { class: 'who' }, who)))));
     }));
@@ -321,7 +321,7 @@ export async function render(main, params, { user }) {
   const suggest = h('div', { id: 'reply-suggest', class: 'suggest', role: 'listbox', hidden: true });
   const replyHint = h('span', { class: 'muted small', id: 'reply-hint' });
   const sendBtn = h('button', { type: 'submit', class: 'primary', id: 'reply-send' }, 'Send');
-  const cannedBtn = h('button', { type: 'button', id: 'canned-btn', 'aria-keyshortcuts': 'c', title: 'Canned responses (c, or /shortcut in the reply box)' }, '⚡ Canned');
+  const cannedBtn = h('button', { type: 'button', id: 'canned-btn', 'aria-keyshortcuts': 'c', title: 'Canned responses (c, or /shortcut in the reply box)' }, 'Canned responses');
   let mode = 'reply'; // reply | note
   const modeBtns = [['reply', 'Reply'], ['note', 'Internal note']].map(([m, t]) => h('button', {
     type: 'button', role: 'tab', dataset: { mode: m }, 'aria-selected': String(mode === m), onclick: () => setMode(m, true),
@@ -340,7 +340,7 @@ export async function render(main, params, { user }) {
       ? 'Internal note, never sent to the customer. @name mentions a colleague. (Ctrl+Enter adds it)'
       : 'Reply to the customer… /shortcut for a canned response (Ctrl+Enter sends)';
     sendBtn.textContent = m === 'note' ? 'Add note' : 'Send';
-    replyHint.textContent = m === 'note' ? '🔒 Notes stay inside the team' : '';
+    replyHint.textContent = m === 'note' ? 'Notes are never sent to the customer' : '';
     closeSuggest();
     if (focus) replyText.focus();
   }
@@ -390,10 +390,10 @@ export async function render(main, params, { user }) {
     }
     const at = mode === 'note' ? mentionAt(replyText.value, caret) : null;
     if (at) {
-      const hits = [...directory.values()].filter((u) => u.id !== me.id && u.email &&
-        (u.email.toLowerCase().startsWith(at.word) || u.name.toLowerCase().includes(at.word))).slice(0, 8);
+      const hits = [...directory.values()].filter((u) => u.id !== me.id && u.handle &&
+        (u.handle.toLowerCase().startsWith(at.word) || u.name.toLowerCase().includes(at.word))).slice(0, 8);
       return showSuggest(hits.map((u) => {
-        const local = u.email.split('@')[0];
+        const local = u.handle;
         return ['@' + local, u.name, () => {
           const v = replyText.value;
           replyText.value = v.slice(0, at.start) + '@' + local + ' ' + v.slice(caret);
@@ -464,10 +464,13 @@ export async function render(main, params, { user }) {
     filter.focus();
   }
   cannedBtn.addEventListener('click', () => (picker.hidden ? openPicker() : closePicker()));
+  const headBox = h('header', { class: 'thread-head' });
+  const logBox = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' });
+  const replyWrap = h('div', { class: 'reply-wrap' }, picker, replyForm);
 
   function drawThread() {
     const { conv: c, messages: msgs, customer: cust } = detail;
-    const [icon, chName] = CHANNELS[c.channel] || ['•', label(c.channel)];
+    const chName = channelName(c.channel);
     const statusSel = h('select', { id: 'conv-status', 'aria-label': 'Status' }, STATUSES.map((s) => h('option', { value: s, selected: s === c.status },
       s === 'snoozed' && c.status !== 'snoozed' ? 'snooze 1 h' : label(s))));
     const headOut = h('div');
@@ -482,12 +485,13 @@ export async function render(main, params, { user }) {
     assignSel.addEventListener('change', () => assign(assignSel.value || null, headOut));
     const sla = slaCountdown(c, Date.now(), policies);
     const stick = nearBottom();
-    const log = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' },
-      msgs.length ? msgs.map(messageItem) : h('li', { class: 'muted' }, 'No messages yet.'));
-    mount(thread,
-      h('header', { class: 'thread-head' },
+    // The reply box and the picker are never taken out of the page while the thread
+    // redraws (a live message must not steal the focus or the caret from the agent).
+    if (!thread.contains(replyWrap)) mount(thread, headBox, logBox, replyWrap);
+    mount(logBox, msgs.length ? msgs.map(messageItem) : h('li', { class: 'muted' }, 'No messages yet.'));
+    mount(headBox,
         h('div', { class: 'row' },
-          h('span', { class: 'ch-icon big', role: 'img', 'aria-label': chName, title: chName }, icon),
+          h('span', { class: 'ch-icon big', role: 'img', 'aria-label': chName, title: chName }, channelIcon(c.channel)),
           h('h2', { id: 'conv-customer' }, (cust && cust.name) || c.customerName || 'Customer'),
           badge(c.priority, 'prio ' + c.priority.toLowerCase()),
           sla ? h('span', { class: 'sla ' + sla.kind }, sla.text) : null,
@@ -500,15 +504,13 @@ export async function render(main, params, { user }) {
           assignSel,
           c.assignee !== me.id ? h('button', { type: 'button', id: 'assign-me', 'aria-keyshortcuts': 'a', onclick: (e) => assign(me.id, headOut, e.target) }, 'Assign to me') : null,
           ACTIVE.has(c.status) ? h('button', { type: 'button', id: 'resolve', 'aria-keyshortcuts': 'e', onclick: (e) => setStatus('resolved', headOut, e.target) }, '✓ Resolve') : null),
-        headOut),
-      log,
-      h('div', { class: 'reply-wrap' }, picker, replyForm));
-    if (stick) log.scrollTop = log.scrollHeight;
+        headOut);
+    if (stick) logBox.scrollTop = logBox.scrollHeight;
   }
 
   function nearBottom() {
-    const log = thread.querySelector('#messages');
-    return !log || log.scrollHeight - log.scrollTop - log.clientHeight < 80;
+    if (!thread.contains(logBox)) return true;
+    return logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 80;
   }
 
   function messageItem(m) {
@@ -519,10 +521,10 @@ export async function render(main, params, { user }) {
     const failed = m.status === 'failed';
     return h('li', { class: `msg ${m.author}${m.private ? ' note' : ''}${failed ? ' failed' : ''}`, dataset: { id: m.id, author: m.author } },
       h('div', { class: 'msg-head' },
-        h('span', { class: 'msg-author' }, authorName), m.private ? badge('🔒 internal note', 'note') : null,
+        h('span', { class: 'msg-author' }, authorName), m.private ? badge('internal note', 'note') : null,
         h('time', { class: 'muted small' }, fmtTime(m.at))),
       h('div', { class: 'msg-text' }, m.text),
-      m.attachments.length ? h('div', { class: 'msg-files' }, m.attachments.map((a) => h('span', { class: 'chip' }, '📎 ', a.name || 'file'))) : null,
+      m.attachments.length ? h('div', { class: 'msg-files' }, m.attachments.map((a) => h('span', { class: 'chip' }, 'Attachment: ', a.name || 'file'))) : null,
       m.author === 'agent' && !m.private && m.status ? h('div', { class: 'msg-status small' + (failed ? ' late' : ' muted'), dataset: { status: m.status } },
         failed ? `Not delivered${m.failure ? ': ' + m.failure : ''}` : label(m.status)) : null);
   }
@@ -587,22 +589,14 @@ export async function render(main, params, { user }) {
   // --- supporting data: who is who, the canned library, SLA targets
   async function loadDirectory() {
     try {
-      if (supervisor) {
-        const users = await get('/users');
-        for (const u of (users.items || users)) directory.set(u.id, u);
-      }
-      const teams = await get('/teams');
-      const colleagues = new Set();
+      // Names and mention handles of every active user (GET /colleagues: agents may
+      // not list users), and my teams for the "my team" filter.
+      const [people, teams] = await Promise.all([get('/colleagues'), get('/teams')]);
+      for (const u of people) directory.set(u.id, u);
       for (const t of teams) {
-        for (const m of t.members) colleagues.add(m);
         if (!t.members.includes(me.id)) continue;
         me.teamIds.add(t.id);
         for (const m of t.members) me.teamMates.add(m);
-      }
-      // Agents may not list users: their colleagues are the members of every team.
-      if (!supervisor) {
-        await Promise.all([...colleagues].filter((id) => !directory.has(id)).map((id) =>
-          get('/users/' + enc(id)).then((u) => directory.set(u.id, u), () => {})));
       }
     } catch { /* names fall back to "another agent" */ }
   }
@@ -697,6 +691,21 @@ export async function render(main, params, { user }) {
     document.removeEventListener('keydown', unlock);
     if (audio) audio.close().catch(() => {});
   };
+}
+
+function channelName(kind) {
+  return (CHANNELS[kind] || [label(kind)])[0];
+}
+
+/** A channel's icon: a coloured tile with a speech bubble, an envelope or letters. */
+function channelIcon(kind) {
+  const [, colour, glyph] = CHANNELS[kind] || [kind, '#475569', String(kind).slice(0, 2).toUpperCase()];
+  const tile = h('rect', { x: 0, y: 0, width: 24, height: 24, rx: 6, fill: colour });
+  let mark;
+  if (glyph === 'chat') mark = h('path', { d: 'M6 6.5h12a1.5 1.5 0 0 1 1.5 1.5v7a1.5 1.5 0 0 1-1.5 1.5h-6.5l-4 3v-3H6A1.5 1.5 0 0 1 4.5 15V8A1.5 1.5 0 0 1 6 6.5z', fill: '#fff' });
+  else if (glyph === 'mail') mark = h('g', {}, h('rect', { x: 4.5, y: 7, width: 15, height: 10.5, rx: 1.5, fill: '#fff' }), h('path', { d: 'M5 8l7 5 7-5', fill: 'none', stroke: colour, 'stroke-width': 1.6 }));
+  else mark = h('text', { x: 12, y: 16, 'text-anchor': 'middle', 'font-size': glyph.length > 2 ? 7.5 : 10, 'font-weight': 700, fill: '#fff', 'font-family': 'system-ui, sans-serif' }, glyph);
+  return h('svg', { viewBox: '0 0 24 24', width: 24, height: 24, 'aria-hidden': 'true', focusable: 'false' }, tile, mark);
 }
 
 function loadFilters(supervisor) {

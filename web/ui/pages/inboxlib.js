@@ -2,17 +2,18 @@
 // objects, the list's filters, waiting times and SLA countdowns, canned-response
 // placeholders, @mentions. Tested with plain Node (tests/browser/inboxlib.test.mjs).
 
-/** Channel kinds (the timeline's channel names) → icon and label. */
+/** Channel kinds (the timeline's channel names) → label, colour and the glyph of its
+ * icon (`chat`, `mail`, or up to 3 letters): drawn as SVG, no emoji font needed. */
 export const CHANNELS = {
-  web_chat: ['💬', 'Web chat'],
-  email: ['✉️', 'Email'],
-  sms: ['📱', 'SMS'],
-  whatsapp: ['🟢', 'WhatsApp'],
-  messenger: ['🔵', 'Messenger'],
-  instagram: ['📷', 'Instagram'],
-  telegram: ['✈️', 'Telegram'],
-  x: ['𝕏', 'X'],
-  api: ['🔌', 'API'],
+  web_chat: ['Web chat', '#1f5eff', 'chat'],
+  email: ['Email', '#7c3aed', 'mail'],
+  sms: ['SMS', '#0f766e', 'SMS'],
+  whatsapp: ['WhatsApp', '#15803d', 'WA'],
+  messenger: ['Messenger', '#2563eb', 'FB'],
+  instagram: ['Instagram', '#be185d', 'IG'],
+  telegram: ['Telegram', '#0284c7', 'TG'],
+  x: ['X', '#111827', 'X'],
+  api: ['API', '#475569', 'API'],
 };
 export const STATUSES = ['open', 'pending', 'snoozed', 'resolved', 'closed'];
 export const PRIORITIES = ['P0', 'P1', 'P2', 'P3'];

@@ -124,7 +124,7 @@ const rowOf = (id) => `#conversations li.conv[data-id="${id}"]`;
 
 async function main() {
   mkdirSync(ARTIFACTS, { recursive: true });
-  for (const f of ['inbox-list', 'inbox-open', 'inbox-canned', 'inbox-note', 'inbox-wallboard', 'inbox-failure']) rmSync(join(ARTIFACTS, f + '.png'), { force: true });
+  for (const f of ['inbox-admin-canned', 'inbox-list', 'inbox-open', 'inbox-canned', 'inbox-note', 'inbox-wallboard', 'inbox-failure']) rmSync(join(ARTIFACTS, f + '.png'), { force: true });
   server = await startParley('inbox', { RUST_LOG: process.env.RUST_LOG || 'warn' });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -137,7 +137,21 @@ async function main() {
     await api(ADMIN, 'POST', '/canned-responses', {
       shortcut: 'hello', title: 'Greeting', body: 'Hi {{customer.first_name}}, this is {{agent.first_name}} from Parley. How can I help?',
     });
-    await api(ADMIN, 'POST', '/canned-responses', { shortcut: 'refund', title: 'Refund sent', body: 'Your refund is on its way, {{customer.name}}.' });
+    // The second one through the admin page; an unknown placeholder is refused there.
+    const adm = await newPage();
+    pages.push(adm);
+    await login(adm, ADMIN);
+    await adm.goto(server.http + '/admin/canned');
+    await adm.waitForSelector('#new-canned');
+    await adm.fill('#new-canned [name=shortcut]', 'refund');
+    await adm.fill('#new-canned [name=title]', 'Refund sent');
+    await adm.fill('#new-canned [name=body]', 'Your refund is on its way, {{customer.nickname}}.');
+    await adm.click('#new-canned button[type=submit]');
+    await adm.waitForSelector('#new-canned .error >> text=unknown placeholder');
+    await adm.fill('#new-canned [name=body]', 'Your refund is on its way, {{customer.name}}.');
+    await adm.click('#new-canned button[type=submit]');
+    await adm.waitForSelector('#admin-canned tr[data-shortcut=refund]');
+    await shot(adm, 'inbox-admin-canned');
 
     // Three visitors write.
     const maria = await visitor('Maria Lopez', 'maria.lopez@example.com');

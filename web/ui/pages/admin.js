@@ -499,10 +499,10 @@ const PLACEHOLDER_HINT = 'Placeholders: {{customer.name}}, {{customer.first_name
 async function canned(el) {
   const list = await get('/canned-responses');
   const out = h('div');
-  const form = cannedForm(null, out, () => canned(el));
+  const form = cannedForm(null, h('div'), () => canned(el));
   mount(el,
     h('section', { class: 'card' }, h('h2', {}, 'Canned responses'),
-      h('p', { class: 'muted' }, 'Agents insert these in the inbox\'s reply box (the ⚡ button, c, or /shortcut); placeholders are filled for the customer and the agent.'),
+      h('p', { class: 'muted' }, 'Agents insert these in the inbox\'s reply box (the Canned responses button, the c key, or /shortcut); placeholders are filled for the customer and the agent.'),
       table(list, [
         { label: 'Shortcut', get: (c) => h('code', {}, '/' + c.shortcut) },
         { label: 'Title', get: (c) => c.title },
@@ -527,7 +527,7 @@ function cannedForm(c, out, done) {
   const btn = h('button', { type: 'submit', class: 'primary' }, c ? 'Save' : 'Add');
   const form = h('form', { class: 'canned-form', id: c ? null : 'new-canned' },
     h('div', { class: 'inline-form' },
-      field('Shortcut', h('input', { name: 'shortcut', required: true, pattern: '[a-z0-9_-]{1,32}', value: c ? c.shortcut : '', placeholder: 'refund' })),
+      field('Shortcut', h('input', { name: 'shortcut', required: true, pattern: '[a-z0-9_\\-]{1,32}', value: c ? c.shortcut : '', placeholder: 'refund' })),
       field('Title', h('input', { name: 'title', required: true, value: c ? c.title : '', placeholder: 'Refund on its way' }))),
     field('Text', h('textarea', { name: 'body', rows: 4, required: true }, c ? c.body : ''), PLACEHOLDER_HINT),
     btn, out);

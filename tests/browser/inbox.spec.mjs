@@ -237,6 +237,15 @@ async function main() {
     // Its delivery status shows under it (queued until the channel has it, then sent…).
     const status = await a1.getAttribute('#messages li.msg.agent .msg-status', 'data-status');
     assert(['queued', 'sent', 'delivered', 'read'].includes(status), 'delivery status shown: ' + status);
+    // The delivery worker hands it to the web chat: the visitor's stream has it.
+    let got = [];
+    for (const until = Date.now() + 20000; Date.now() < until && !got.some((m) => m.author === 'agent');) {
+      got = await maria.messages();
+      if (!got.some((m) => m.author === 'agent')) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert(got.some((m) => m.author === 'agent' && m.text.includes('this is Alice')), 'the visitor got the reply: ' + JSON.stringify(got));
+    // …and the agent's page shows it delivered, live.
+    await a1.waitForSelector('#messages li.msg.agent .msg-status:not([data-status=queued])', { timeout: 15000 });
 
     // The picker (c) inserts the other response at the caret.
     await a1.click('#messages');

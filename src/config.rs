@@ -165,6 +165,9 @@ pub(crate) struct Config {
     /// trusted without an in-process change: how long a change made by another Parley
     /// on the same database can go unseen (`PARLEY_LOOKUP_TTL_SECS`).
     pub(crate) lookup_ttl_secs: u64,
+    /// Holds agents' replies in the delivery outbox instead of sending them (channel
+    /// maintenance; they go out once Parley runs without it) (`PARLEY_DELIVERY_PAUSED`).
+    pub(crate) delivery_paused: bool,
 }
 
 impl Default for Config {
@@ -227,6 +230,7 @@ impl Default for Config {
             speech_queue: 8,
             metrics_token: None,
             lookup_ttl_secs: 10,
+            delivery_paused: false,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod config;
 mod data;
+mod delivery;
 mod flow_cli;
 mod models_cli;
 mod softphone;
@@ -455,6 +456,17 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         }
     }
     let token_purge = tokio::spawn(purge_tokens(store.clone(), TOKEN_PURGE_EVERY));
+    // Agents' replies waiting in the delivery outbox go out (and those a crash left
+    // queued); held while `PARLEY_DELIVERY_PAUSED` is set.
+    let delivery_worker = if cfg.delivery_paused {
+        tracing::warn!("delivery paused (PARLEY_DELIVERY_PAUSED): replies stay queued");
+        None
+    } else {
+        Some(tokio::spawn(delivery::run(
+            store.clone(),
+            delivery::adapters(),
+        )))
+    };
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -690,6 +702,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    if let Some(w) = delivery_worker {
+        w.abort();
+    }
     // The engine's last owner stops its workers and flushes recordings (blocking joins).
     let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
     // Publishes what is left in the outbox, then closes the pool.

@@ -46,7 +46,10 @@
 //! WebSocket, meant for the web chat's fan-out), `conversation.status_changed`,
 //! `conversation.assigned`, `conversation.updated`, `conversation.message_status`.
 
+pub mod attachments;
 pub mod delivery;
+
+pub use attachments::attachment_location;
 
 use std::collections::HashMap;
 
@@ -1040,7 +1043,9 @@ fn interaction_of(
                 name: a.name.clone(),
                 content_type: a.content_type.clone(),
                 size: u64::try_from(a.size).unwrap_or(0),
-                location: Some(format!("sha256:{}", a.sha256)),
+                // The message holds the file (by content hash, shared within the
+                // tenant); erasure deletes it through the message.
+                location: None,
             })
             .collect(),
         sentiment: None,

@@ -82,6 +82,21 @@ pub enum Error {
         /// Which sink.
         sink: &'static str,
     },
+    /// An upload is larger than its limit.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// An upload's type is refused (not allowed on the channel, or its content is not
+    /// what it claims to be).
+    #[error("files of type {content_type} are not accepted")]
+    UnsupportedType {
+        /// The type given (or found).
+        content_type: String,
+    },
     /// Password hashing failed (not a wrong password: an internal failure).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),

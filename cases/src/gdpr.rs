@@ -46,6 +46,9 @@ pub struct ErasureReceipt {
     pub call_records: u64,
     /// Callbacks whose number was blanked (open ones cancelled).
     pub callbacks: u64,
+    /// Conversation messages whose text was blanked (attachments deleted, unsent
+    /// replies cancelled).
+    pub messages: u64,
     /// Recording and voicemail files deleted.
     pub files: u64,
     /// TTS cache files deleted (rendered prompts may have spoken their data).
@@ -129,7 +132,8 @@ impl Store {
         let mut subjects: Vec<String> = merged.into_iter().map(|(m,)| m).collect();
         subjects.push(id.to_owned());
         let (mut identities, mut interactions, mut cases, mut audit_records) = (0, 0, 0, 0);
-        let (mut call_records, mut callbacks) = (0, 0);
+        let (mut call_records, mut callbacks, mut messages) = (0, 0, 0);
+        let mut attachment_hashes: Vec<String> = Vec::new();
         let mut files: Vec<String> = Vec::new();
         let mut cancelled: Vec<(String, String)> = Vec::new();
         for s in &subjects {
@@ -303,6 +307,69 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Conversations (issue #17): messages lose their text, attachments their
+            // rows (the files go below when nothing else holds them), unsent replies
+            // are cancelled; the conversation loses its thread key (an address, a
+            // visitor id), subject, tags and CSAT comment.
+            let hashes: Vec<(String,)> = sqlx::query_as(
+                "SELECT a.sha256 FROM message_attachments a JOIN conversations c ON c.id = a.conversation_id
+                 WHERE c.tenant_id = $1 AND c.customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .fetch_all(&mut *tx)
+            .await?;
+            attachment_hashes.extend(hashes.into_iter().map(|(h,)| h));
+            sqlx::query(
+                "DELETE FROM message_attachments WHERE tenant_id = $1 AND conversation_id IN
+                   (SELECT id FROM conversations WHERE tenant_id = $1 AND customer_id = $2)",
+            )
+            .bind(t)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE message_deliveries SET state = 'failed', last_error = 'customer erased', updated_at = $3
+                 WHERE tenant_id = $1 AND state = 'pending' AND message_id IN
+                   (SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                    WHERE c.tenant_id = $1 AND c.customer_id = $2)",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE message_status_events SET reason = NULL WHERE tenant_id = $1 AND message_id IN
+                   (SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+                    WHERE c.tenant_id = $1 AND c.customer_id = $2)",
+            )
+            .bind(t)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+            messages += sqlx::query(
+                "UPDATE messages SET text = '', html = NULL, failure_reason = NULL,
+                        status = CASE WHEN status = 'queued' THEN 'failed' ELSE status END, updated_at = $3
+                 WHERE tenant_id = $1 AND conversation_id IN
+                   (SELECT id FROM conversations WHERE tenant_id = $1 AND customer_id = $2)",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE conversations SET thread_key = '[erased]:' || id, subject = NULL, tags = '[]',
+                        csat_comment = NULL, updated_at = $3
+                 WHERE tenant_id = $1 AND customer_id = $2",
+            )
+            .bind(t)
+            .bind(s)
+            .bind(now.0)
+            .execute(&mut *tx)
+            .await?;
             // Routed work items about them: the title (free text) goes.
             sqlx::query(
                 "UPDATE work_items SET title = '[erased]', updated_at = $3
@@ -314,6 +381,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        // Attachment files (stored once per tenant by content hash) that no other
+        // message of the tenant holds.
+        attachment_hashes.sort();
+        attachment_hashes.dedup();
+        for h in attachment_hashes {
+            let (held,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM message_attachments WHERE tenant_id = $1 AND sha256 = $2",
+            )
+            .bind(t)
+            .bind(&h)
+            .fetch_one(&mut *tx)
+            .await?;
+            if held == 0 {
+                files.push(crate::conversations::attachment_location(t, &h));
+            }
+        }
         let mut receipt = ErasureReceipt {
             customer_id: id.to_owned(),
             identities,
@@ -322,6 +405,7 @@ impl Store {
             audit_records,
             call_records,
             callbacks,
+            messages,
             files: 0,
             tts_cache_files: 0,
             erased_at: now,

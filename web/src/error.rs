@@ -167,6 +167,16 @@ impl From<CoreError> for ApiError {
                 "forbidden",
                 format!("your role may not access this {what}"),
             ),
+            CoreError::TooLarge { what, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("{what} is larger than the limit of {limit} bytes"),
+            ),
+            CoreError::UnsupportedType { content_type } => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_type",
+                format!("files of type {content_type} are not accepted"),
+            ),
             other => ApiError::internal(&other),
         }
     }

@@ -305,3 +305,89 @@ fn status_event(
         },
     )
 }
+
+/// What a channel adapter did with a reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Handed to the provider, which gave it this id (or none); the worker records it
+    /// with [`Store::delivery_sent`].
+    Provider(Option<String>),
+    /// The adapter recorded the delivery itself, in the store's transaction that made
+    /// it visible (web chat: [`Store::delivery_sent`] *is* the send).
+    Recorded,
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    /// Worth trying again later (a timeout, a 5xx), or not (a refused address).
+    pub retryable: bool,
+    /// What happened, shown on the message when it fails for good.
+    pub reason: String,
+}
+
+/// A future an adapter returns.
+pub type SendFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = std::result::Result<Sent, SendError>> + Send + 'a>,
+>;
+
+/// Sends replies out on one kind of channel. The message id is the idempotency key:
+/// an adapter whose provider accepts one must pass it, so that a send repeated after a
+/// crash (sent, but not yet recorded) is not delivered twice.
+pub trait ChannelAdapter: Send + Sync {
+    /// The channel kind it serves.
+    fn kind(&self) -> super::ChannelKind;
+    /// Sends `delivery`.
+    fn send<'a>(&'a self, store: &'a Store, delivery: &'a Delivery) -> SendFuture<'a>;
+}
+
+/// The web chat adapter: delivering a reply is making it visible on the visitor's
+/// stream (`visitor_messages`, and the `conversation.visitor_message` event the web
+/// chat fans out), in the one transaction that records it sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WebChatAdapter;
+
+impl ChannelAdapter for WebChatAdapter {
+    fn kind(&self) -> super::ChannelKind {
+        super::ChannelKind::WebChat
+    }
+
+    fn send<'a>(&'a self, store: &'a Store, d: &'a Delivery) -> SendFuture<'a> {
+        Box::pin(async move {
+            match store.delivery_sent(&d.tenant_id, &d.message.id, None).await {
+                Ok(_) => Ok(Sent::Recorded),
+                Err(e) => Err(SendError {
+                    retryable: true,
+                    reason: e.to_string(),
+                }),
+            }
+        })
+    }
+}
+
+/// Attempts before a reply is `failed` for good.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// When to try again after `attempts` failed attempts: 2 s doubling per attempt, at
+/// most 10 minutes; `None` once [`MAX_ATTEMPTS`] are spent.
+pub fn retry_after_ms(attempts: i64) -> Option<i64> {
+    if attempts >= MAX_ATTEMPTS {
+        return None;
+    }
+    let shift = u32::try_from(attempts.clamp(0, 20)).unwrap_or(20);
+    Some((2_000_i64 << shift).min(600_000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_gives_up() {
+        assert_eq!(retry_after_ms(0), Some(2_000));
+        assert_eq!(retry_after_ms(1), Some(4_000));
+        assert_eq!(retry_after_ms(7), Some(256_000));
+        assert_eq!(retry_after_ms(MAX_ATTEMPTS), None);
+        assert!((0..MAX_ATTEMPTS).all(|a| retry_after_ms(a).is_some_and(|ms| ms <= 600_000)));
+    }
+}

@@ -753,3 +753,144 @@ on_both!(bad_input_stores_nothing_and_failed_deliveries_show, |h| {
         Err(Error::Invalid { .. })
     ));
 });
+
+on_both!(
+    attachments_are_checked_stored_by_hash_and_erased_with_the_customer,
+    |h| {
+        let acme = h.tenant("acme").await;
+        let files = std::env::temp_dir().join(format!("parley-att-{}", uuid::Uuid::new_v4()));
+        let store = h.store.clone().with_files_dir(&files);
+        let q: QueueInput = serde_json::from_value(serde_json::json!({ "name": "chat" })).unwrap();
+        store.create_queue(&acme, q).await.unwrap();
+        let ch = store
+            .create_channel(
+                &acme,
+                NewChannel {
+                    kind: "web_chat".into(),
+                    name: "Small files".into(),
+                    queue: Some("chat".into()),
+                    team_id: None,
+                    settings: Some(serde_json::json!({"max_attachment_bytes": 64})),
+                },
+            )
+            .await
+            .unwrap();
+        let png = b"\x89PNG\r\n\x1a\n-a-tiny-picture";
+        // Too large, a refused type, content that is not its type: nothing stored.
+        assert!(matches!(
+            store
+                .store_attachment(&acme, &ch.id, "big.png", "image/png", &[0x89; 65])
+                .await,
+            Err(Error::TooLarge { limit: 64, .. })
+        ));
+        assert!(matches!(
+            store
+                .store_attachment(&acme, &ch.id, "a.zip", "application/zip", b"PK")
+                .await,
+            Err(Error::UnsupportedType { .. })
+        ));
+        assert!(matches!(
+            store
+                .store_attachment(
+                    &acme,
+                    &ch.id,
+                    "x.png",
+                    "image/png",
+                    b"<svg onload=alert(1)>"
+                )
+                .await,
+            Err(Error::UnsupportedType { .. })
+        ));
+        assert!(!files.exists());
+        let att = store
+            .store_attachment(&acme, &ch.id, "../../photo.png", "image/png; q=1", png)
+            .await
+            .unwrap();
+        assert_eq!(
+            (att.name.as_str(), att.content_type.as_str(), att.size),
+            ("photo.png", "image/png", png.len() as i64)
+        );
+        let path = files.join(parley_cases::conversations::attachment_location(
+            &acme.tenant_id,
+            &att.sha256,
+        ));
+        assert_eq!(std::fs::read(&path).unwrap(), png);
+        let mut m = inbound(&ch.id, "v1", "my screen", None);
+        m.attachments = vec![att];
+        let got = store.ingest(&acme, m).await.unwrap();
+        let conv = got.conversation.id.clone();
+        let att_id = got.message.attachments[0].id.clone();
+        let (meta, p) = store
+            .attachment_for_download(&acme, &conv, &att_id)
+            .await
+            .unwrap();
+        assert_eq!((meta.name.as_str(), p), ("photo.png", path.clone()));
+        assert!(
+            store
+                .visitor_attachment(&acme, &conv, &att_id)
+                .await
+                .is_ok()
+        );
+        let agent = user(&store, &acme, "ann@acme.test", Role::Agent).await;
+        let other = h.tenant("other").await;
+        assert!(matches!(
+            store.attachment_for_download(&other, &conv, &att_id).await,
+            Err(Error::NotFound { .. })
+        ));
+        // The agent's reply waits for delivery when the customer is erased.
+        store
+            .assign_conversation(&agent, &conv, agent.user_id.as_deref())
+            .await
+            .unwrap();
+        let r = store
+            .reply(
+                &agent,
+                &conv,
+                NewReply {
+                    text: "Thanks Ann".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+
+        let receipt = store
+            .erase_customer(&acme, &got.conversation.customer_id)
+            .await
+            .unwrap();
+        assert_eq!(receipt.messages, 2);
+        assert!(receipt.files >= 1);
+        assert!(!path.exists(), "the file is deleted");
+        let sys = Actor::system(&acme.tenant_id);
+        let after = store.conversation(&sys, &conv).await.unwrap();
+        assert!(after.thread_key.starts_with("[erased]"));
+        let msgs = store
+            .conversation_messages(&sys, &conv, 0, None)
+            .await
+            .unwrap();
+        assert!(
+            msgs.iter()
+                .all(|m| m.text.is_empty() && m.attachments.is_empty())
+        );
+        assert_eq!(
+            msgs.iter().find(|m| m.id == r.id).unwrap().status,
+            MessageStatus::Failed
+        );
+        assert!(
+            store.due_deliveries(10).await.unwrap().is_empty(),
+            "never sent to an erased customer"
+        );
+        assert!(
+            store
+                .search_interactions(&sys, "screen", None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            store.attachment_for_download(&sys, &conv, &att_id).await,
+            Err(Error::NotFound { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&files);
+    }
+);

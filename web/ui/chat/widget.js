@@ -235,7 +235,11 @@ class ChatWidget {
   receive(m) {
     this.add(m);
     if (m.seq > this.lastSeq) this.lastSeq = m.seq;
-    if (m.author !== 'customer') this.markRead();
+    if (m.author !== 'customer') {
+      // Someone answered: the "no agent" notice no longer holds.
+      if (m.author === 'agent') this.notice.hidden = true;
+      this.markRead();
+    }
   }
 
   // Read receipt: the visitor has the panel open and has seen everything so far.

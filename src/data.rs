@@ -52,6 +52,37 @@ pub(crate) fn load_keys(cfg: &Config) -> anyhow::Result<Arc<parley_vault::KeyRin
     Ok(Arc::new(ring))
 }
 
+/// The web chat's visitor-token secret: `<data>/chat-token.key` (32 random bytes,
+/// owner-only), generated at the first start. Replacing the file ends every visitor
+/// token (their widgets start a new conversation).
+pub(crate) fn load_chat_secret(data_dir: &Path) -> anyhow::Result<parley_web::chat::ChatSecret> {
+    use std::io::Write as _;
+    let path = data_dir.join("chat-token.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not 32 bytes", path.display()))?;
+            Ok(parley_web::chat::ChatSecret::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(parley_web::chat::ChatSecret::new(key))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// Calls left in progress by a crash: their recordings are recovered (a sealed file
 /// loses only its last unfinished chunk) and linked, and each becomes a call record
 /// with cause `server_restart`. Runs before SIP starts.

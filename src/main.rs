@@ -635,7 +635,11 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         devices: calls.browser_devices(engine.clone(), webrtc),
         controls: calls.controls(),
     };
-    let mut state = parley_web::AppState::new(store.clone(), web_cfg);
+    let chat_secret = data::load_chat_secret(&cfg.data_dir)?;
+    let mut state = parley_web::AppState::new(store.clone(), web_cfg).with_chat(
+        std::sync::Arc::new(parley_web::chat::StoreChat::new(store.clone())),
+        chat_secret,
+    );
     if let Some(handle) = metrics_handle {
         state = state.with_metrics(parley_web::metrics::MetricsExport::new(
             handle,

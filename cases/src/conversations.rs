@@ -1901,6 +1901,13 @@ impl Store {
                 ));
             }
         }
+        // A note's @mentions (the timeline's rule: `@` + the local part of a user's
+        // email): stored like a timeline note's, and told to the mentioned users only.
+        let mentioned = if new.private {
+            self.resolve_mentions(actor, &text).await?
+        } else {
+            vec![]
+        };
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let seq = next_seq(&mut tx, &actor.tenant_id, &conv.id).await?;
@@ -1933,12 +1940,25 @@ impl Store {
             created_at: now,
             updated_at: now,
         };
-        let interaction = interaction_of(conv.channel, &conv.customer_id, &message, None);
+        let interaction = Interaction {
+            mentions: mentioned.clone(),
+            ..interaction_of(conv.channel, &conv.customer_id, &message, None)
+        };
         let message = Message {
             interaction_id: Some(interaction.id.clone()),
             ..message
         };
         timeline::insert_interaction(&mut tx, &actor.tenant_id, &interaction).await?;
+        for user_id in &mentioned {
+            sqlx::query(
+                "INSERT INTO mentions (tenant_id, interaction_id, user_id) VALUES ($1, $2, $3)",
+            )
+            .bind(&actor.tenant_id)
+            .bind(&interaction.id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
         match insert_message(&mut tx, &actor.tenant_id, &conv.channel_id, &message).await {
             Ok(()) => {}
             Err(Error::Conflict { .. }) => {
@@ -2010,13 +2030,25 @@ impl Store {
             },
         )
         .await?;
-        let mut events = [
+        let mut events = vec![
             message_event(&actor.tenant_id, &conv, &message),
             DomainEvent::new(&actor.tenant_id, "timeline.appended", &interaction)
                 .customer(&conv.customer_id),
         ];
         self.restrict_to_team(&actor.tenant_id, &conv, &mut events)
             .await?;
+        if !mentioned.is_empty() {
+            // Agents receive it only when mentioned (supervisors receive every event:
+            // the inbox notifies a user only when `mentions` names them).
+            let mut e = DomainEvent::new(
+                &actor.tenant_id,
+                "conversation.mentioned",
+                &serde_json::json!({ "conversation": conv, "message": message, "mentions": mentioned }),
+            )
+            .customer(&conv.customer_id);
+            e.only_users = Some(mentioned);
+            events.push(e);
+        }
         self.commit_audited(tx, audited, events).await?;
         Ok(message)
     }

@@ -38,6 +38,7 @@ pub mod agent_capacity;
 pub mod audit;
 pub mod callbacks;
 pub mod callers;
+pub mod canned;
 pub mod case_types;
 pub mod cases;
 pub mod conversations;

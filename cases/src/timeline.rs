@@ -466,7 +466,7 @@ impl Store {
         Ok(interaction)
     }
 
-    async fn resolve_mentions(&self, actor: &Actor, body: &str) -> Result<Vec<String>> {
+    pub(crate) async fn resolve_mentions(&self, actor: &Actor, body: &str) -> Result<Vec<String>> {
         let tokens = mention_tokens(body);
         if tokens.is_empty() {
             return Ok(vec![]);

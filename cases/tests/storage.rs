@@ -3,10 +3,12 @@
 
 mod acd;
 mod callbacks;
+mod canned;
 mod common;
 mod conversations;
 mod flows;
 mod lookups;
+mod mentions;
 mod outbox;
 mod recordings;
 mod surveys;

@@ -39,6 +39,7 @@ use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
 
 mod api;
+pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod headers;
@@ -109,6 +110,9 @@ pub struct AppState {
     pub(crate) ai: Arc<AiStatus>,
     /// The Prometheus scrape, when enabled (see [`AppState::with_metrics`]).
     pub(crate) metrics: Option<metrics::MetricsExport>,
+    /// The public web chat, when a conversation engine is attached (see
+    /// [`AppState::with_chat`]).
+    pub(crate) chat: Option<chat::ChatState>,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -479,7 +483,19 @@ impl AppState {
             ws_open: Arc::default(),
             ai: Arc::new(AiStatus::default()),
             metrics: None,
+            chat: None,
         }
+    }
+
+    /// Serves the public web chat (`/chat/v1`, `/chat/widget.js`) over `backend`,
+    /// signing visitor tokens with `secret`.
+    pub fn with_chat(
+        mut self,
+        backend: Arc<dyn chat::ChatBackend>,
+        secret: chat::ChatSecret,
+    ) -> AppState {
+        self.chat = Some(chat::ChatState::new(backend, secret));
+        self
     }
 
     /// Serves Prometheus metrics at `/api/v1/metrics` and `/metrics` to the holder of
@@ -581,6 +597,10 @@ impl AppState {
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
+        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
+        (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
+            write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
+            on these routes only"),
     )
 )]
 struct ApiDoc;
@@ -595,6 +615,10 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "visitor",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -602,6 +626,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
+        .merge(chat::router())
         .split_for_parts()
         .1
 }
@@ -610,6 +635,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState) -> Router {
     let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
+        .merge(chat::router())
         .split_for_parts();
     let max_body = state.config.max_body_bytes;
     let hsts = state.config.hsts;

@@ -51,6 +51,9 @@ static ASSETS: &[Asset] = assets![
     "pages/presence.js",
     "pages/transcript.js",
     "pages/callentry.js",
+    "pages/inbox.js",
+    "pages/inboxlib.js",
+    "chat/widget.js",
 ];
 
 fn content_type(path: &str) -> &'static str {

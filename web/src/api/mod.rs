@@ -7,6 +7,7 @@ use crate::AppState;
 mod admin;
 mod auth;
 mod calls;
+mod canned;
 mod cases;
 mod conversations;
 mod customers;
@@ -37,6 +38,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(recordings::router())
         .merge(dialpolicy::router())
         .merge(work_items::router())
+        .merge(canned::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

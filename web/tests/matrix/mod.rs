@@ -302,6 +302,17 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
     )
     .await;
     ids.insert("case_type", id(&ct));
+    for (key, shortcut) in [("canned", "hello"), ("canned2", "bye")] {
+        let c = ok(
+            t,
+            Method::POST,
+            "/api/v1/canned-responses",
+            admin,
+            json!({"shortcut": shortcut, "title": "Hello", "body": "Hi {{customer.first_name}}"}),
+        )
+        .await;
+        ids.insert(key, id(&c));
+    }
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {
         let tr = ok(
             t,
@@ -446,6 +457,16 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
     use Method as M;
     let flow = flow_doc("f1");
     vec![
+        // The public web chat (issue #17): opening a conversation is for anyone; the
+        // rest wants a visitor token, which no staff token is.
+        (M::POST, "/chat/v1/{tenant}/conversations", "/chat/v1/acme/conversations", json!({"name": "Vi"}), "AAAAA"),
+        (M::GET, "/chat/v1/{tenant}/config", "/chat/v1/acme/config", json!(null), "AAAAA"),
+        (M::POST, "/chat/v1/conversations/{id}/messages", "/chat/v1/conversations/c-1/messages", json!({"text": "hi"}), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}/messages", "/chat/v1/conversations/c-1/messages", json!(null), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}", "/chat/v1/conversations/c-1", json!(null), "UUUUU"),
+        (M::POST, "/chat/v1/conversations/{id}/csat", "/chat/v1/conversations/c-1/csat", json!({"score": 5}), "UUUUU"),
+        (M::POST, "/chat/v1/conversations/{id}/read", "/chat/v1/conversations/c-1/read", json!({"seq": 1}), "UUUUU"),
+        (M::GET, "/chat/v1/conversations/{id}/ws", "/chat/v1/conversations/c-1/ws", json!(null), "UUUUU"),
         (M::POST, "/auth/login", "/auth/login", json!({"tenant": "acme", "email": "agent@acme.test", "password": crate::PW}), "AAAAA"),
         (M::GET, "/me", "/me", json!(null), "UAAAO"),
         // Directory
@@ -487,6 +508,11 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/case-types", "/case-types", json!(null), "UAAAO"),
         (M::POST, "/case-types", "/case-types", json!({"name": "Question", "fields": []}), "UFFAO"),
         (M::PUT, "/case-types/{id}", "/case-types/{case_type}", json!({"name": "Bug", "fields": []}), "UFFAN"),
+        (M::GET, "/canned-responses", "/canned-responses", json!(null), "UAAAO"),
+        (M::GET, "/colleagues", "/colleagues", json!(null), "UAAAO"),
+        (M::POST, "/canned-responses", "/canned-responses", json!({"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.name}}."}), "UFFAO"),
+        (M::GET, "/canned-responses/{id}", "/canned-responses/{canned}", json!(null), "UAAAN"),
+        (M::PUT, "/canned-responses/{id}", "/canned-responses/{canned}", json!({"shortcut": "hello", "title": "Hello", "body": "Hello {{customer.name}}"}), "UFFAN"),
         (M::GET, "/sla-policies", "/sla-policies", json!(null), "UAAAO"),
         (M::PUT, "/sla-policies/{priority}", "/sla-policies/P1", json!({"first_response_minutes": 30, "resolution_minutes": 300}), "UFFAO"),
         (M::GET, "/audit", "/audit", json!(null), "UFAAO"),
@@ -607,6 +633,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::DELETE, "/numbers/{id}", "/numbers/{number2}", json!(null), "UFFAN"),
         (M::DELETE, "/trunks/{id}", "/trunks/{trunk2}", json!(null), "UFFAN"),
         (M::DELETE, "/queues/{id}", "/queues/{queue2}", json!(null), "UFFAN"),
+        (M::DELETE, "/canned-responses/{id}", "/canned-responses/{canned2}", json!(null), "UFFAN"),
         (M::POST, "/auth/logout", "/auth/logout", json!(null), "UAAAO"),
     ]
 }
@@ -642,7 +669,11 @@ async fn every_route_and_call_control_by_role() {
             tenant: acme.clone(),
             agent: agent_id,
         }))
-        .with_sip(Arc::new(FakeSip { tenant: acme })));
+        .with_sip(Arc::new(FakeSip { tenant: acme }))
+        .with_chat(
+            crate::chat::test_backend(&t.store),
+            parley_web::chat::ChatSecret::random(),
+        ));
     let admin = t.login("acme", Role::Admin).await;
     let agent = t.login("acme", Role::Agent).await;
     let sup = t.login("acme", Role::Supervisor).await;
@@ -739,7 +770,12 @@ async fn every_route_and_call_control_by_role() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (m, tmpl, path, body, code) in &rows {
-        let uri = format!("/api/v1{}", w.fill(path));
+        // The public chat API is not under /api/v1.
+        let uri = if path.starts_with("/chat/") {
+            w.fill(path)
+        } else {
+            format!("/api/v1{}", w.fill(path))
+        };
         let body = (!body.is_null()).then(|| fill_json(&w, body));
         let want = expects(code);
         for &i in &order {

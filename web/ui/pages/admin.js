@@ -1,7 +1,8 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
 // skills, capacity per channel, queues (strategy, required skills, timers, callback key, overflow,
 // auto-assign, sticky window, overflow channel), trunks and numbers, business hours, speech settings (the AI toggle, consent,
-// alert phrases). One tab per area at /admin/<tab>.
+// alert phrases), canned responses (the inbox's reply templates). One tab per area at
+// /admin/<tab>.
 
 import { get, post, put, patch, del, enc, session } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
@@ -14,6 +15,7 @@ const TABS = [
   ['telephony', 'Trunks & numbers'],
   ['hours', 'Business hours'],
   ['speech', 'Speech & AI'],
+  ['canned', 'Canned responses'],
 ];
 
 export async function render(main, params, { navigate }) {
@@ -25,7 +27,7 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, queues, telephony, hours, speech })[tab](body);
+  await ({ users, teams, skills, queues, telephony, hours, speech, canned })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);
@@ -521,3 +523,55 @@ function calendarEditor(el, name, cal, reload) {
   tz.focus();
 }
 
+
+// --- canned responses (the inbox's reply templates, issue 17)
+const PLACEHOLDER_HINT = 'Placeholders: {{customer.name}}, {{customer.first_name}}, {{customer.email}}, {{customer.phone}}, {{agent.name}}, {{agent.first_name}}';
+
+async function canned(el) {
+  const list = await get('/canned-responses');
+  const out = h('div');
+  const form = cannedForm(null, h('div'), () => canned(el));
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Canned responses'),
+      h('p', { class: 'muted' }, 'Agents insert these in the inbox\'s reply box (the Canned responses button, the c key, or /shortcut); placeholders are filled for the customer and the agent.'),
+      table(list, [
+        { label: 'Shortcut', get: (c) => h('code', {}, '/' + c.shortcut) },
+        { label: 'Title', get: (c) => c.title },
+        { label: 'Text', get: (c) => h('span', { class: 'small' }, c.body) },
+        { label: '', get: (c) => h('div', { class: 'row' },
+          h('button', { type: 'button', onclick: (e) => {
+            const row = e.target.closest('tr');
+            const edit = h('td', { colspan: 4 }, cannedForm(c, h('div'), () => canned(el)));
+            row.replaceChildren(edit);
+          } }, 'Edit'),
+          h('button', { type: 'button', class: 'danger', onclick: (e) => act(e.target, out, async () => {
+            if (!confirm(`Delete the canned response /${c.shortcut}?`)) return;
+            await del('/canned-responses/' + enc(c.id));
+            toast(`/${c.shortcut} deleted`);
+            await canned(el);
+          }) }, 'Delete')) },
+      ], { empty: 'No canned response yet.', rowData: (c) => ({ shortcut: c.shortcut }) }), out),
+    h('section', { class: 'card' }, h('h2', {}, 'New canned response'), form));
+}
+
+function cannedForm(c, out, done) {
+  const btn = h('button', { type: 'submit', class: 'primary' }, c ? 'Save' : 'Add');
+  const form = h('form', { class: 'canned-form', id: c ? null : 'new-canned' },
+    h('div', { class: 'inline-form' },
+      field('Shortcut', h('input', { name: 'shortcut', required: true, pattern: '[a-z0-9_\\-]{1,32}', value: c ? c.shortcut : '', placeholder: 'refund' })),
+      field('Title', h('input', { name: 'title', required: true, value: c ? c.title : '', placeholder: 'Refund on its way' }))),
+    field('Text', h('textarea', { name: 'body', rows: 4, required: true }, c ? c.body : ''), PLACEHOLDER_HINT),
+    btn, out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(btn, out, async () => {
+      const v = values(form);
+      const body = { shortcut: v.shortcut, title: v.title, body: v.body };
+      if (c) await put('/canned-responses/' + enc(c.id), body);
+      else await post('/canned-responses', body);
+      toast(`/${v.shortcut} saved`);
+      await done();
+    });
+  });
+  return form;
+}

@@ -13,6 +13,7 @@ import { h, mount, fmtTime, errorBox, badge, table, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { clock } from './callbar.js';
 import { mountLiveTranscript } from './transcript.js';
+import { conversation, shortDuration } from './inboxlib.js';
 
 /** Queue and agent tiles poll the router's live view this often (no event carries
  * waiting times). */
@@ -57,6 +58,11 @@ export const EVENT_LABELS = {
   'queue.deleted': 'Queue deleted',
   'speech.settings_changed': 'Speech settings changed',
   'transcript.alert': 'Speech alert',
+  'conversation.opened': 'New conversation',
+  'conversation.message': 'Conversation message',
+  'conversation.assigned': 'Conversation assigned',
+  'conversation.status_changed': 'Conversation status changed',
+  'conversation.mentioned': 'Mentioned in a conversation note',
 };
 
 /** A human name for any event type: known ones from the table, others made readable. */
@@ -111,6 +117,37 @@ export const SOURCES = [
       { label: 'Agents free / staffed', get: (q) => `${q.agents_free} / ${q.agents_staffed}` },
       { label: 'In progress', get: (q) => String(q.in_progress) },
     ], { empty: h('span', { class: 'muted' }, 'No queue yet: create one in ', h('a', { href: '/admin/queues', 'data-link': '' }, 'Admin → Queues'), ' (an IVR enqueue node sends calls to a queue by its name).'), rowData: (q) => ({ queueId: q.queue_id, name: q.name }) }),
+  },
+  {
+    // Chats and every other text channel (issue 17): what waits in the unified inbox.
+    id: 'chats',
+    title: 'Conversations',
+    every: 5000,
+    events: ['conversation.opened', 'conversation.updated', 'conversation.assigned', 'conversation.status_changed', 'conversation.message'],
+    async load() {
+      const all = [];
+      for (const status of ['open', 'pending']) {
+        let cursor = null;
+        for (let i = 0; i < 10; i++) {
+          const page = await get('/conversations' + qs({ status, cursor }));
+          const items = Array.isArray(page) ? page : page.items || [];
+          all.push(...items.map(conversation));
+          cursor = Array.isArray(page) ? null : page.next_cursor;
+          if (!cursor) break;
+        }
+      }
+      const now = Date.now();
+      const waits = all.filter((c) => c.waitingSince).map((c) => now - c.waitingSince);
+      const longest = waits.length ? Math.max(...waits) : null;
+      return [
+        { label: 'Open', value: all.filter((c) => c.status === 'open').length, kind: 'big' },
+        { label: 'Pending', value: all.filter((c) => c.status === 'pending').length },
+        { label: 'Unassigned', value: all.filter((c) => !c.assignee).length, kind: all.some((c) => !c.assignee) ? 'late' : '' },
+        { label: 'Waiting for a reply', value: waits.length },
+        { label: 'Longest wait', value: longest === null ? '—' : shortDuration(longest) },
+        { label: 'Web chats', value: all.filter((c) => c.channel === 'web_chat').length },
+      ];
+    },
   },
   {
     id: 'agents',

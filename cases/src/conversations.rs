@@ -1093,6 +1093,36 @@ async fn insert_conversation_if_new(
 }
 
 impl Store {
+    /// Events about an unassigned conversation of a team go to that team's members
+    /// (and supervisors), not to every agent: those outside the team cannot open it.
+    async fn restrict_to_team(
+        &self,
+        tenant_id: &str,
+        conv: &Conversation,
+        events: &mut [DomainEvent],
+    ) -> Result<()> {
+        let (Some(team), None) = (conv.team_id.as_deref(), conv.assignee_id.as_deref()) else {
+            return Ok(());
+        };
+        let members: Vec<(String,)> = sqlx::query_as(
+            "SELECT user_id FROM team_members WHERE tenant_id = $1 AND team_id = $2 ORDER BY user_id",
+        )
+        .bind(tenant_id)
+        .bind(team)
+        .fetch_all(self.pool())
+        .await?;
+        let ids: Vec<String> = members.into_iter().map(|(u,)| u).collect();
+        for e in events
+            .iter_mut()
+            .filter(|e| e.only_users.is_none() && e.kind.starts_with("conversation."))
+        {
+            e.only_users = Some(ids.clone());
+        }
+        Ok(())
+    }
+}
+
+impl Store {
     // ---- channels ----
 
     /// Creates a channel (admins).
@@ -1420,8 +1450,14 @@ impl Store {
             },
         )
         .await?;
-        let e = conversation_event("conversation.opened", &actor.tenant_id, &conv);
-        self.commit_audited(tx, audited, [e]).await?;
+        let mut e = [conversation_event(
+            "conversation.opened",
+            &actor.tenant_id,
+            &conv,
+        )];
+        self.restrict_to_team(&actor.tenant_id, &conv, &mut e)
+            .await?;
+        self.commit_audited(tx, audited, e).await?;
         Ok((conv, true))
     }
 
@@ -1804,6 +1840,8 @@ impl Store {
             DomainEvent::new(&actor.tenant_id, "timeline.appended", &interaction)
                 .customer(&customer_id),
         );
+        self.restrict_to_team(&actor.tenant_id, &conv, &mut events)
+            .await?;
         if let Some(item) = &work_item {
             events.push(crate::work_items::created_event(item));
         }
@@ -1972,11 +2010,13 @@ impl Store {
             },
         )
         .await?;
-        let events = [
+        let mut events = [
             message_event(&actor.tenant_id, &conv, &message),
             DomainEvent::new(&actor.tenant_id, "timeline.appended", &interaction)
                 .customer(&conv.customer_id),
         ];
+        self.restrict_to_team(&actor.tenant_id, &conv, &mut events)
+            .await?;
         self.commit_audited(tx, audited, events).await?;
         Ok(message)
     }
@@ -2202,6 +2242,8 @@ impl Store {
                 last.data = serde_json::to_value(&after).unwrap_or_default();
             }
         }
+        self.restrict_to_team(&actor.tenant_id, &after, &mut events)
+            .await?;
         self.commit_audited(tx, audited, events).await?;
         Ok(after)
     }
@@ -2398,8 +2440,11 @@ impl Store {
             },
         )
         .await?;
-        let e = conversation_event("conversation.updated", &actor.tenant_id, &after).case(case_id);
-        self.commit_audited(tx, audited, [e]).await?;
+        let mut e =
+            [conversation_event("conversation.updated", &actor.tenant_id, &after).case(case_id)];
+        self.restrict_to_team(&actor.tenant_id, &after, &mut e)
+            .await?;
+        self.commit_audited(tx, audited, e).await?;
         Ok(after)
     }
 

@@ -454,11 +454,26 @@ on_both!(agents_see_theirs_and_unassigned_in_their_teams, |h| {
         .await
         .unwrap();
     h.clock.advance_minutes(1);
+    let mut events = h.store.subscribe();
     let b = h
         .store
         .ingest(&acme, inbound(&billing.id, "vb", "b", None))
         .await
         .unwrap();
+    // Its events go to the team (and supervisors), not to agents who cannot open it.
+    let mut told = 0;
+    while let Ok(e) = events.try_recv() {
+        if e.kind.starts_with("conversation.") && e.kind != "conversation.visitor_message" {
+            assert!(!e.visible_to_user(&ann), "{}", e.kind);
+            assert!(
+                e.visible_to_user(&bob) && e.visible_to_user(&sup),
+                "{}",
+                e.kind
+            );
+            told += 1;
+        }
+    }
+    assert_eq!(told, 2, "opened + message");
     h.clock.advance_minutes(1);
     let c = h
         .store

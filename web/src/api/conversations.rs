@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_message))
         .routes(routes!(set_status))
         .routes(routes!(assign))
+        .routes(routes!(download_attachment))
 }
 
 /// Filters of the conversation list.
@@ -162,6 +163,7 @@ pub(crate) struct StatusBody {
 
 /// Moves the conversation to a status (`snoozed` needs `snoozed_until` in the future).
 /// A closed conversation is only reopened by the customer writing again: 409.
+/// Resolving or closing completes its routed work item when it is the caller's.
 #[utoipa::path(post, path = "/conversations/{id}/status", tag = "conversations", security(("bearer" = [])),
     request_body = StatusBody,
     responses((status = 200, body = Conversation), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -172,11 +174,30 @@ async fn set_status(
     Path(id): Path<String>,
     Json(body): Json<StatusBody>,
 ) -> ApiResult<axum::Json<Conversation>> {
-    Ok(axum::Json(
-        s.store
-            .set_conversation_status(&a.actor, &id, body.status, body.snoozed_until)
-            .await?,
-    ))
+    let conv = s
+        .store
+        .set_conversation_status(&a.actor, &id, body.status, body.snoozed_until)
+        .await?;
+    // Resolving or closing finishes the routed work item, freeing the agent's chat
+    // capacity in the router (best effort: the router refuses when the item is not
+    // assigned to the caller; it stays for them to complete).
+    if matches!(
+        conv.status,
+        ConversationStatus::Resolved | ConversationStatus::Closed
+    ) && let (Some(acd), Some(item)) = (s.acd.as_ref(), conv.work_item_id.clone())
+        && let Ok(w) = s.store.work_item(&a.actor, &item).await
+        && w.state == parley_cases::work_items::WorkItemState::Assigned
+        && let Err(e) = acd
+            .work_item(
+                a.actor.clone(),
+                item,
+                parley_cases::work_items::WorkAction::Complete,
+            )
+            .await
+    {
+        tracing::info!(conversation = %conv.id, error = %e, "work item left for its agent to complete");
+    }
+    Ok(axum::Json(conv))
 }
 
 /// A new assignee.
@@ -204,4 +225,62 @@ async fn assign(
             .assign_conversation(&a.actor, &id, body.user_id.as_deref())
             .await?,
     ))
+}
+
+/// Downloads an attachment of a conversation the caller may see (as a file: never
+/// rendered by the browser as a page). Anything else: 404.
+#[utoipa::path(get, path = "/conversations/{id}/attachments/{attachment_id}", tag = "conversations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The file, with its stored content type", content_type = "application/octet-stream"),
+        (status = 404, body = ErrorBody)))]
+async fn download_attachment(
+    State(s): State<AppState>,
+    a: Authed,
+    Path((id, attachment_id)): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse as _;
+    let (meta, path) = s
+        .store
+        .attachment_for_download(&a.actor, &id, &attachment_id)
+        .await?;
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(parley_cases::Error::NotFound {
+                entity: "attachment",
+            }
+            .into());
+        }
+        Err(e) => {
+            tracing::error!(file = %path.display(), error = %e, "attachment not readable");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log",
+            ));
+        }
+    };
+    let mut res = bytes.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&meta.content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    // Only a plain name goes in the header; anything else downloads as "attachment".
+    let name: String = meta
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+        .collect();
+    let name = if name.is_empty() {
+        "attachment".to_owned()
+    } else {
+        name
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(res)
 }

@@ -310,3 +310,149 @@ async fn agents_list_read_reply_note_resolve_and_assign_conversations() {
         .await;
     assert!(v["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn attachments_download_as_files_for_those_who_see_the_conversation() {
+    let mut t = T::new().await;
+    let store = t.store.clone().with_files_dir(&t.dir);
+    t.app = parley_web::app(parley_web::AppState::new(
+        store.clone(),
+        parley_web::WebConfig::default(),
+    ));
+    let agent = t.login("acme", Role::Agent).await;
+    let other = t.login("globex", Role::Admin).await;
+    let (a, _) = t.store.actor_for_token(&agent).await.unwrap();
+    let sys = Actor::system(&a.tenant_id);
+    let ch = store.web_chat_channel(&sys).await.unwrap();
+    let png = b"\x89PNG\r\n\x1a\nnot really a picture";
+    let att = store
+        .store_attachment(&sys, &ch.id, "my <shot>.png", "image/png", png)
+        .await
+        .unwrap();
+    let got = store
+        .ingest(
+            &sys,
+            InboundMessage {
+                channel_id: ch.id,
+                thread_key: "v1".into(),
+                sender: Sender {
+                    identity: Some(RawIdentity {
+                        kind: "web_chat".into(),
+                        value: "v1".into(),
+                    }),
+                    ..Default::default()
+                },
+                attachments: vec![att],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let uri = format!(
+        "/api/v1/conversations/{}/attachments/{}",
+        got.conversation.id, got.message.attachments[0].id
+    );
+    let req = axum::http::Request::builder()
+        .uri(&uri)
+        .header("authorization", format!("Bearer {agent}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(t.app.clone(), req)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(
+        res.headers()["content-disposition"],
+        "attachment; filename=\"myshot.png\""
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&body[..], &png[..]);
+    let (st, _) = t.call(Method::GET, &uri, Some(&other), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = t
+        .call(
+            Method::GET,
+            &format!(
+                "/api/v1/conversations/{}/attachments/nope",
+                got.conversation.id
+            ),
+            Some(&agent),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+/// A router that completes work items as the real one does (stores the new state).
+struct CompletingRouter(Store);
+
+impl parley_web::AcdView for CompletingRouter {
+    fn queue_metrics(&self, _tenant_id: &str) -> Vec<parley_cases::routing::QueueMetrics> {
+        vec![]
+    }
+    fn agent_presence(&self, _tenant_id: &str) -> Vec<(String, parley_cases::routing::Presence)> {
+        vec![]
+    }
+    fn work_item(
+        &self,
+        actor: Actor,
+        item: String,
+        action: parley_cases::work_items::WorkAction,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), parley_cases::Error>> + Send + 'static>,
+    > {
+        let store = self.0.clone();
+        Box::pin(async move {
+            store
+                .work_item_progress(&actor, &item, action.target(), actor.user_id.as_deref())
+                .await?;
+            Ok(())
+        })
+    }
+}
+
+#[tokio::test]
+async fn resolving_a_routed_conversation_completes_its_work_item() {
+    use parley_cases::work_items::WorkItemState;
+    let mut t = T::new().await;
+    t.app = parley_web::app(
+        parley_web::AppState::new(t.store.clone(), parley_web::WebConfig::default())
+            .with_acd(std::sync::Arc::new(CompletingRouter(t.store.clone()))),
+    );
+    let agent = t.login("acme", Role::Agent).await;
+    let (a, _) = t.store.actor_for_token(&agent).await.unwrap();
+    let sys = Actor::system(&a.tenant_id);
+    let q: parley_cases::queues::QueueInput =
+        serde_json::from_value(json!({"name": "chat"})).unwrap();
+    t.store.create_queue(&sys, q).await.unwrap();
+    let conv = visitor_writes(&t.store, &a.tenant_id, "v1", "hello").await;
+    let item = t
+        .store
+        .conversation(&sys, &conv)
+        .await
+        .unwrap()
+        .work_item_id
+        .unwrap();
+    t.store
+        .work_item_progress(&sys, &item, WorkItemState::Assigned, a.user_id.as_deref())
+        .await
+        .unwrap();
+    let (st, v) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/status"),
+            Some(&agent),
+            Some(json!({"status": "resolved"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        t.store.work_item(&sys, &item).await.unwrap().state,
+        WorkItemState::Completed
+    );
+}

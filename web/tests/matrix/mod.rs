@@ -577,6 +577,8 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/conversations/{id}", "/conversations/{conversation}", json!(null), "UAAAN"),
         (M::POST, "/conversations/{id}/messages", "/conversations/{conversation}/messages", json!({"text": "On its way"}), "UAAAN"),
         (M::POST, "/conversations/{id}/status", "/conversations/{conversation}/status", json!({"status": "pending"}), "UAAAN"),
+        // The world's conversation has no attachment: "not found" for everyone signed in.
+        (M::GET, "/conversations/{id}/attachments/{attachment_id}", "/conversations/{conversation}/attachments/none", json!(null), "UNNNN"),
         (M::POST, "/conversations/{id}/assign", "/conversations/{conversation}/assign", json!({"user_id": "{agent}"}), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),

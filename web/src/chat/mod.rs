@@ -69,6 +69,8 @@ const MAX_CLIENT_ID: usize = 100;
 pub const MAX_WAIT_SECS: u64 = 30;
 /// Most messages in one answer (the client asks again after the last `seq`).
 const PAGE: u32 = 200;
+/// New conversations one source address may open per minute.
+pub const OPENS_PER_MINUTE: u32 = 60;
 /// How long a visitor token is good for.
 const TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 
@@ -164,6 +166,8 @@ pub(crate) struct ChatState {
     pub(crate) secret: ChatSecret,
     /// Messages per conversation (a visitor's flood slows only that visitor).
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// New conversations per source address.
+    opens: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
 
 impl ChatState {
@@ -171,10 +175,13 @@ impl ChatState {
         // 20 messages at once, then one a second: more than anyone types.
         let quota = Quota::per_second(NonZeroU32::MIN)
             .allow_burst(NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN));
+        // 60 new conversations a minute per address (visitors behind one NAT included).
+        let opens = Quota::per_minute(NonZeroU32::new(OPENS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
         ChatState {
             backend,
             secret,
             limiter: Arc::new(RateLimiter::keyed(quota)),
+            opens: Arc::new(RateLimiter::keyed(opens)),
         }
     }
 }
@@ -262,13 +269,29 @@ pub(crate) struct Opened {
     params(("tenant" = String, Path, description = "The tenant's short name, e.g. `demo`")),
     request_body = OpenBody,
     responses((status = 201, body = Opened), (status = 404, description = "No such tenant"),
-        (status = 422, description = "A field is too long or not an email")))]
+        (status = 422, description = "A field is too long or not an email"),
+        (status = 429, description = "Too many new conversations from this address")))]
 async fn open_conversation(
     State(s): State<AppState>,
     Path(tenant): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let c = chat(&s)?;
+    if let Some(axum::Extension(axum::extract::ConnectInfo(addr))) = peer {
+        if c.opens.len() > 100_000 {
+            c.opens.retain_recent();
+        }
+        if let Err(not_until) = c.opens.check_key(&addr.ip()) {
+            let wait = not_until
+                .wait_time_from(governor::clock::Clock::now(
+                    &governor::clock::DefaultClock::default(),
+                ))
+                .as_secs()
+                + 1;
+            return Err(ApiError::rate_limited(wait));
+        }
+    }
     // The body may be empty (no pre-chat form).
     let body: OpenBody = if body.iter().all(u8::is_ascii_whitespace) {
         OpenBody::default()

@@ -483,3 +483,29 @@ async fn a_read_receipt_marks_the_agents_replies_read() {
     let statuses: Vec<&str> = msgs.iter().map(|m| m.status.as_str()).collect();
     assert_eq!(statuses, ["received", "read"]);
 }
+
+#[tokio::test]
+async fn opening_conversations_is_limited_per_source_address() {
+    use axum::extract::ConnectInfo;
+    let (t, _) = chat_t().await;
+    let open_from = |ip: [u8; 4]| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/chat/v1/acme/conversations")
+            .extension(ConnectInfo(std::net::SocketAddr::from((ip, 40000))))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut refused = 0;
+    for _ in 0..parley_web::chat::OPENS_PER_MINUTE + 5 {
+        let (s, v) = t.raw(open_from([192, 0, 2, 1])).await;
+        match s {
+            StatusCode::CREATED => {}
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert!(refused >= 4, "only {refused} refused");
+    let (s, v) = t.raw(open_from([192, 0, 2, 2])).await;
+    assert_eq!(s, StatusCode::CREATED, "another address is not slowed: {v}");
+}

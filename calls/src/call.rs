@@ -282,6 +282,19 @@ struct Call {
     /// SRTP policy of the caller's side: its trunk's or its user's, set by routing
     /// (`required` also when a user dials out through a trunk that requires it).
     srtp: SrtpPolicy,
+    /// A call without a flow whose caller's offer disagrees with a rung target's
+    /// SRTP policy (`offer::passes_through`): Parley anchors its media like a queue
+    /// call's (caller's leg answered by us, targets offered `OwnOffer::caps`).
+    anchor: Option<Anchor>,
+}
+
+/// The media of an anchored call without a flow ([`Call::anchor`]).
+struct Anchor {
+    /// Our SDP for the caller (answer, or offer for an INVITE without one), sent in
+    /// the 200 when a target answers; `None` once sent.
+    answer: Option<Bytes>,
+    /// The room bridging the caller's leg with the answering target's.
+    room: Option<parley_media::RoomId>,
 }
 
 /// The caller's leg on the media engine, owned by the call task.
@@ -500,6 +513,7 @@ impl Call {
             store,
             ivr: None,
             agent_offer: None,
+            anchor: None,
             ctl,
             acd: None,
             started_ms: jiff::Timestamp::now().as_millisecond(),
@@ -793,6 +807,16 @@ impl Call {
     /// address in the SDP. On success the call owns the leg ([`Call::media`]) and the
     /// caller has its 200.
     async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
+        let sdp = self.media_leg_for_caller(false)?;
+        self.answer_caller(sdp).await;
+        Ok(())
+    }
+
+    /// The caller's leg on the media engine ([`Call::media`]) and our SDP for it (the
+    /// answer to its offer, or our offer), not sent yet. `ringing`: the leg has no
+    /// inactivity timeout until [`Call::answer_caller`] (the caller sends nothing
+    /// before it is answered).
+    fn media_leg_for_caller(&mut self, ringing: bool) -> Result<Bytes, (u16, &'static str)> {
         let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
         let offer::Choice {
             mut cfg,
@@ -810,6 +834,9 @@ impl Call {
         // a NATed caller is latched only from its own IP (SECURITY.md, "Media").
         cfg.confirm_remote = true;
         cfg.latch_from = Some(self.inbound.source.ip());
+        if ringing {
+            cfg.inactivity_timeout = None;
+        }
         let (handle, events) = engine
             .create_call()
             .map_err(|_| (503, "Media Not Available"))?;
@@ -845,6 +872,11 @@ impl Call {
             events,
             leg: leg.id,
         });
+        Ok(sdp)
+    }
+
+    /// Answers the caller (200) with our SDP `sdp` for its media leg.
+    async fn answer_caller(&mut self, sdp: Bytes) {
         bump(&self.obs.counters.calls_answered);
         let local_contact = self.local_contact(self.inbound.transport, self.inbound.source);
         self.inbound.dialog = Dialog::uas(
@@ -857,7 +889,6 @@ impl Call {
         .ok();
         self.respond(200, None, Some(("application/sdp", sdp)))
             .await;
-        Ok(())
     }
 
     /// What the media engine reports about the call's leg.
@@ -1211,13 +1242,6 @@ impl Call {
                 continue;
             }
             self.ctl.agents.insert(ext.clone(), user_id.clone());
-            // Our own offer follows the user's SRTP policy (a passed-through offer
-            // is the caller's).
-            let srtp = if self.agent_offer.is_some() {
-                self.user_srtp(store, tenant_id, &user_id).await
-            } else {
-                SrtpPolicy::default()
-            };
             let (tx, rx) = oneshot::channel();
             self.driver
                 .send(Cmd::Lookup {
@@ -1225,7 +1249,14 @@ impl Call {
                     reply: tx,
                 })
                 .await;
-            for b in rx.await.unwrap_or_default() {
+            let bindings = rx.await.unwrap_or_default();
+            if bindings.is_empty() {
+                continue;
+            }
+            // Our own offer follows the user's SRTP policy; so does whether the
+            // caller's may be passed through (see `anchor_for_srtp`).
+            let srtp = self.user_srtp(store, tenant_id, &user_id).await;
+            for b in bindings {
                 targets.push((ext.clone(), b, srtp));
             }
         }
@@ -1234,6 +1265,11 @@ impl Call {
                 return;
             }
             return self.reject(480, "Temporarily Unavailable", None).await;
+        }
+        if self.agent_offer.is_none()
+            && let Err((code, reason)) = self.anchor_for_srtp(targets.iter().map(|(_, _, p)| *p))
+        {
+            return self.reject(code, reason, None).await;
         }
         let realm = store
             .sip_realm(&actor)
@@ -1261,6 +1297,70 @@ impl Call {
             return self.reject(480, "Temporarily Unavailable", None).await;
         }
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
+    }
+
+    /// A call ringing targets with the caller's SDP passed through: when the offer
+    /// disagrees with one target's SRTP policy `policies` ([`offer::passes_through`]),
+    /// Parley anchors the media instead, as for a queue call: the caller's leg on the
+    /// media engine with our answer (sent when a target answers), and a second leg
+    /// whose [`offer::OwnOffer`] every target is offered by its policy; the answering
+    /// target's leg is bridged with the caller's in a room. Without a media engine
+    /// the offer goes through as before.
+    fn anchor_for_srtp(
+        &mut self,
+        mut policies: impl Iterator<Item = SrtpPolicy>,
+    ) -> Result<(), (u16, &'static str)> {
+        let body = self.inbound.invite.body();
+        if self.ivr.is_some()
+            || self.media.is_some()
+            || self.media_engine().is_none()
+            || policies.all(|p| offer::passes_through(body, p))
+        {
+            return Ok(());
+        }
+        tracing::info!(
+            call = self.no,
+            "the caller's offer does not meet a target's SRTP policy: anchoring the media"
+        );
+        let answer = self.media_leg_for_caller(true)?;
+        let own = self
+            .media
+            .as_ref()
+            .and_then(|m| offer::OwnOffer::create(&m.handle));
+        let Some(own) = own else {
+            self.media = None;
+            self.ack_offer = None;
+            return Err((503, "Media Not Available"));
+        };
+        self.agent_offer = Some(own);
+        self.anchor = Some(Anchor {
+            answer: Some(answer),
+            room: None,
+        });
+        Ok(())
+    }
+
+    /// A target of an anchored call ([`Call::anchor`]) answered: its leg (keyed by
+    /// `take_own_answer`) is bridged with the caller's, and the caller gets our 200.
+    async fn anchor_answered(&mut self) {
+        let (Some(m), Some(own), Some(anchor)) = (&self.media, &self.agent_offer, &mut self.anchor)
+        else {
+            return;
+        };
+        match m.handle.create_room() {
+            Ok(room) => {
+                let _ = m.handle.join(room, m.leg, parley_media::RoomMode::Full);
+                let _ = m.handle.join(room, own.leg, parley_media::RoomMode::Full);
+                anchor.room = Some(room);
+            }
+            Err(e) => tracing::warn!(call = self.no, error = %e, "cannot bridge an anchored call"),
+        }
+        let _ = m
+            .handle
+            .set_inactivity_timeout(m.leg, self.config.rtp_timeout);
+        if let Some(sdp) = anchor.answer.take() {
+            self.answer_caller(sdp).await;
+        }
     }
 
     /// The SRTP policy of a user's phones (the default when the lookup fails).
@@ -1620,6 +1720,13 @@ impl Call {
                     self.respond(180, None, None).await;
                 }
             }
+            LegEvent::EarlyMedia(_) if self.anchor.is_some() => {
+                // The target's early media is for our leg, not the caller's.
+                if self.inbound.sent_18x.is_none() {
+                    self.inbound.sent_18x = Some(180);
+                    self.respond(180, None, None).await;
+                }
+            }
             LegEvent::EarlyMedia(sdp) => {
                 if self.inbound.sent_18x != Some(183) {
                     self.inbound.sent_18x = Some(183);
@@ -1635,6 +1742,10 @@ impl Call {
                 }
                 self.winner = Some(i);
                 self.ring_deadline = None;
+                if self.anchor.is_some() {
+                    self.cancel_legs(Some(i)).await;
+                    return self.anchor_answered().await;
+                }
                 bump(&self.obs.counters.calls_answered);
                 self.cancel_legs(Some(i)).await;
                 let local_contact = self.local_contact(self.inbound.transport, self.inbound.source);

@@ -490,6 +490,57 @@ fn a_queued_call_rings_an_srtp_only_agent_phone_with_srtp_and_media_flows_both_w
     assert_eq!(p.counter(&tok, "sip_srtp_refused_total"), 0);
 }
 
+// A phone rung directly (no flow: the caller's SDP used to be passed through) whose
+// user requires SRTP: the plain caller's RTP/AVP offer went to baresip with
+// `mediaenc=srtp-mand` as it was, which refused it, and the call never reached the
+// phone. Now Parley anchors the media when the offer disagrees with the target's
+// policy: the phone is offered Parley's RTP/SAVP, the caller gets Parley's plain
+// answer, and the two legs are bridged.
+#[test]
+fn a_plain_caller_reaches_an_srtp_only_extension_rung_without_a_flow_and_media_flows() {
+    if !have_baresip() {
+        return;
+    }
+    let p = start_b2bua("srtp-direct", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
+    let (ext, pw) = p.agent(0);
+    let phone = srtp_phone(&p, &ext, &pw, 1000, false);
+    phone.wait_registered(15);
+    // A plain caller (the demo trunk's policy is optional) dials the number.
+    let uac = ProtoUac::new(p.sip);
+    let (mut dialog, remote) = uac.call("+15550100");
+    phone.wait_event("CALL_ESTABLISHED", 10);
+    let mut out = RtpOut { seq: 1, ts: 0 };
+    let mut rx: Vec<Vec<u8>> = Vec::new();
+    let mut sample = 0u32;
+    for _ in 0..200u32 {
+        let ts = out.ts;
+        out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+        out.ts = out.ts.wrapping_add(160);
+        sample += 160;
+        std::thread::sleep(Duration::from_millis(20));
+        drain(&uac, &mut rx);
+    }
+    let caller_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    uac.hang_up(&mut dialog);
+    phone.wait_event("CALL_CLOSED", 10);
+    let agent_heard = tone_blocks(&phone.received(), 600);
+    assert!(
+        caller_heard >= 50,
+        "the caller heard {caller_heard} blocks of the phone's tone ({} packets)\n{}",
+        rx.len(),
+        phone.log()
+    );
+    assert!(
+        agent_heard >= 50,
+        "the SRTP phone heard {agent_heard} blocks of the caller's tone\n{}",
+        phone.log()
+    );
+    let tok = p.supervisor_token();
+    assert_eq!(p.counter(&tok, "sip_srtp_refused_total"), 0);
+}
+
 #[test]
 fn click_to_call_offers_srtp_to_an_srtp_only_agent_phone_and_to_a_trunk_that_requires_it() {
     if !have_baresip() {

@@ -1177,6 +1177,10 @@ impl Call {
     pub(super) fn ivr_agent_media(
         &self,
     ) -> Option<(parley_media::LegId, Option<parley_media::RoomId>)> {
+        if let (Some(a), Some(own)) = (&self.anchor, &self.agent_offer) {
+            // An anchored call without a flow (`Call::anchor_for_srtp`).
+            return Some((own.leg, a.room));
+        }
         let run = self.ivr.as_ref()?;
         Some((run.agent_leg?, run.room))
     }

@@ -174,6 +174,30 @@ impl OwnOffer {
     }
 }
 
+/// Whether the caller's offer `body` may go as it is to a target whose SRTP
+/// policy is `policy` (a phone or trunk rung with the caller's SDP passed
+/// through). No: `required` and the offer has no usable SDES-SRTP (or there is no
+/// offer), or `off` and every audio m-line of the offer is `RTP/SAVP`. Parley then
+/// anchors the media and offers [`OwnOffer::caps`] instead. An unparsable offer
+/// passes (the target refuses it as before).
+pub(super) fn passes_through(body: &[u8], policy: SrtpPolicy) -> bool {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return policy != SrtpPolicy::Required;
+    }
+    let Ok(offer) = offer_answer::parse_sdp(body) else {
+        return true;
+    };
+    match policy {
+        SrtpPolicy::Required => offer_answer::check_srtp(Some(&offer), policy).is_ok(),
+        SrtpPolicy::Off => !offer
+            .media_descriptions
+            .iter()
+            .filter(|m| m.media_name.media == "audio" && m.media_name.port.value != 0)
+            .all(|m| offer_answer::is_savp(&m.media_name.protos.join("/"))),
+        SrtpPolicy::Optional => true,
+    }
+}
+
 /// What a peer's answer to our own offer agreed.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct OwnAnswer {
@@ -449,6 +473,28 @@ mod tests {
             None => s.push_str("m=audio 5000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"),
         }
         s.into_bytes()
+    }
+
+    #[test]
+    fn passed_through_offers_must_agree_with_the_targets_policy_else_parley_anchors() {
+        let plain = answer_sdp(None);
+        let savp = answer_sdp(Some((1, "AES_CM_128_HMAC_SHA1_80")));
+        let savp_no_crypto = b"v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/SAVP 0\r\n".to_vec();
+        // Required: only an offer with usable crypto passes; none at all does not.
+        assert!(!passes_through(&plain, SrtpPolicy::Required));
+        assert!(!passes_through(&savp_no_crypto, SrtpPolicy::Required));
+        assert!(!passes_through(b"", SrtpPolicy::Required));
+        assert!(passes_through(&savp, SrtpPolicy::Required));
+        // Off: an SRTP-only offer does not pass; plain and no offer do.
+        assert!(!passes_through(&savp, SrtpPolicy::Off));
+        assert!(passes_through(&plain, SrtpPolicy::Off));
+        assert!(passes_through(b"", SrtpPolicy::Off));
+        // Optional: everything passes, as before.
+        for o in [&plain, &savp, &Vec::new()] {
+            assert!(passes_through(o, SrtpPolicy::Optional));
+        }
+        // Unparsable: passes (the target refuses it, as before).
+        assert!(passes_through(b"not sdp", SrtpPolicy::Required));
     }
 
     #[test]

@@ -505,7 +505,7 @@ fn a_plain_caller_reaches_an_srtp_only_extension_rung_without_a_flow_and_media_f
     let admin = p.admin_token();
     user_srtp(&p, &admin, "agent1@demo.parley.test", "required");
     let (ext, pw) = p.agent(0);
-    let phone = srtp_phone(&p, &ext, &pw, 1000, false);
+    let mut phone = srtp_phone(&p, &ext, &pw, 1000, false);
     phone.wait_registered(15);
     // A plain caller (the demo trunk's policy is optional) dials the number.
     let uac = ProtoUac::new(p.sip);
@@ -523,9 +523,59 @@ fn a_plain_caller_reaches_an_srtp_only_extension_rung_without_a_flow_and_media_f
         drain(&uac, &mut rx);
     }
     let caller_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    // The phone holds (an RTP/SAVP re-INVITE) and resumes: Parley answers both on
+    // the anchored leg (it does not relay them to the plain caller).
+    let mut talk = |secs: u32, rx: &mut Vec<Vec<u8>>| {
+        for _ in 0..secs * 50 {
+            let ts = out.ts;
+            out.send(&uac, remote, 0, false, &tone_frame(600, sample), ts);
+            out.ts = out.ts.wrapping_add(160);
+            sample += 160;
+            std::thread::sleep(Duration::from_millis(20));
+            drain(&uac, rx);
+        }
+    };
+    phone.command("hold", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let held_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    phone.command("resume", "");
+    talk(1, &mut rx);
+    rx.clear();
+    talk(2, &mut rx);
+    let resumed_heard = tone_blocks(&ulaw_samples(&rx), 1000);
+    let call_id = dialog.id.call_id.clone();
     uac.hang_up(&mut dialog);
     phone.wait_event("CALL_CLOSED", 10);
     let agent_heard = tone_blocks(&phone.received(), 600);
+    let tok = p.supervisor_token();
+    let trace = p.http(
+        "GET",
+        &format!("/api/v1/sip/calls/{call_id}/trace"),
+        Some(&tok),
+        None,
+    );
+    let ladder: Vec<String> = trace
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} {}", e["direction"], e["summary"]))
+        .collect();
+    assert!(
+        !ladder.iter().any(|l| l.contains("SIP/2.0 488")),
+        "{ladder:#?}"
+    );
+    assert!(
+        held_heard < 10,
+        "the caller heard {held_heard} blocks of the phone while held\n{}",
+        phone.log()
+    );
+    assert!(
+        resumed_heard >= 40,
+        "the caller heard {resumed_heard} blocks of the phone after resume\n{}",
+        phone.log()
+    );
     assert!(
         caller_heard >= 50,
         "the caller heard {caller_heard} blocks of the phone's tone ({} packets)\n{}",
@@ -537,7 +587,6 @@ fn a_plain_caller_reaches_an_srtp_only_extension_rung_without_a_flow_and_media_f
         "the SRTP phone heard {agent_heard} blocks of the caller's tone\n{}",
         phone.log()
     );
-    let tok = p.supervisor_token();
     assert_eq!(p.counter(&tok, "sip_srtp_refused_total"), 0);
 }
 

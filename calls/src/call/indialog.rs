@@ -373,7 +373,7 @@ impl Call {
                 .unwrap_or_default(),
             Side::Leg(cid) => match &self.dlg.leg_sdp {
                 Some((c, sdp)) if c == cid => sdp.clone(),
-                _ if self.ivr.is_some() => match self.leg_index(cid) {
+                _ if self.ivr.is_some() || self.anchor.is_some() => match self.leg_index(cid) {
                     Some(i) => match &self.legs[i].own_offer {
                         Some((_, caps)) => self.offer_sdp(caps, self.legs[i].dest),
                         None => Bytes::new(),

@@ -959,12 +959,9 @@ impl Call {
                 let Some(trunk) = trunks.into_iter().find(|t| t.outbound_target.is_some()) else {
                     return Err((404, "Not Found"));
                 };
-                // The phone's offer goes to the trunk as it is: it must carry SRTP
-                // when either side requires it.
-                self.srtp = match srtp_policy(trunk.srtp) {
-                    SrtpPolicy::Required => SrtpPolicy::Required,
-                    _ => srtp,
-                };
+                // The phone's own policy; the trunk's is applied to its offer in
+                // `call_trunk` (passed through when it agrees, else anchored).
+                self.srtp = srtp;
                 // The dial policy, as the user who authenticated.
                 let origin =
                     crate::dial::origin(&tenant_id, Some(user_id.as_str()), DialPath::Extension);
@@ -1147,6 +1144,19 @@ impl Call {
             Transport::Tls => format!("sip:{number}@{target};transport=tls"),
             Transport::Udp => format!("sip:{number}@{target}"),
         };
+        // The phone's offer goes to the trunk as it is when it agrees with the
+        // trunk's SRTP policy; else Parley anchors the media (without a media engine,
+        // an offer a `required` trunk cannot take is refused).
+        let policy = srtp_policy(trunk.srtp);
+        if self.media_engine().is_none()
+            && policy == SrtpPolicy::Required
+            && !offer::passes_through(self.inbound.invite.body(), policy)
+        {
+            return self.reject(488, "Not Acceptable Here", None).await;
+        }
+        if let Err((code, reason)) = self.anchor_for_srtp(std::iter::once(policy)) {
+            return self.reject(code, reason, None).await;
+        }
         let from_user = trunk.caller_id.clone();
         match self.new_leg(
             &uri,
@@ -1154,7 +1164,7 @@ impl Call {
             from_user.as_deref(),
             dest,
             transport,
-            srtp_policy(trunk.srtp),
+            policy,
         ) {
             Some(leg) => {
                 self.driver

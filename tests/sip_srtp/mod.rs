@@ -653,6 +653,68 @@ fn click_to_call_offers_srtp_to_an_srtp_only_agent_phone_and_to_a_trunk_that_req
     assert_eq!(p.counter(&sup, "sip_srtp_refused_total"), 0);
 }
 
+// An extension dialling out through a trunk whose policy is `required`: the phone's
+// plain offer used to be refused with 488 (it was passed through, and the trunk's
+// policy asked for SRTP). Now Parley anchors the media: the carrier (baresip with
+// `mediaenc=srtp-mand`) gets Parley's RTP/SAVP offer, the phone Parley's plain
+// answer, and each hears the other.
+#[test]
+fn a_plain_phone_dials_out_through_a_trunk_that_requires_srtp_and_media_flows() {
+    if !have_baresip() {
+        return;
+    }
+    let p = Parley::start_with("srtp-out", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    let carrier = srtp_phone(&p, "+15550199", "unused-password", 700, true);
+    let trunk = p.http(
+        "POST",
+        "/api/v1/trunks",
+        Some(&admin),
+        Some(json!({
+            "name": "carrier",
+            "outbound_target": carrier.sip.to_string(),
+            "caller_id": "+15550100",
+            "srtp": "required",
+        })),
+    );
+    assert_eq!(trunk["srtp"], "required", "{trunk}");
+    // A plain phone (its user's policy is optional: it offers RTP/AVP).
+    let (ext, pw) = p.agent(0);
+    let mut phone = Phone::start(
+        Command::new("baresip"),
+        &PhoneSetup {
+            ext: &ext,
+            password: &pw,
+            server: p.sip,
+            listen: "127.0.0.1".parse().unwrap(),
+            tone_hz: 1000,
+            auto_answer: true,
+        },
+    );
+    phone.wait_registered(15);
+    phone.command("dial", &format!("sip:+15550199@{}", p.sip));
+    carrier.wait_event("CALL_ESTABLISHED", 20);
+    phone.wait_event("CALL_ESTABLISHED", 20);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let a = tone_blocks(&phone.received(), 700);
+        let c = tone_blocks(&carrier.received(), 1000);
+        if a >= 50 && c >= 50 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the phone heard {a} blocks of the carrier, the carrier {c} of the phone\n\
+             phone:\n{}\ncarrier:\n{}",
+            phone.log(),
+            carrier.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let tok = p.supervisor_token();
+    assert_eq!(p.counter(&tok, "sip_srtp_refused_total"), 0);
+}
+
 #[test]
 fn a_plain_answer_to_an_srtp_offer_hangs_the_agent_leg_up_and_is_counted() {
     let p = Parley::start("srtp-plain-answer");

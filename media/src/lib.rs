@@ -73,9 +73,11 @@
 //! * Mono audio; Opus at 48 kHz mono, 24 kbit/s VBR, FEC and DTX as
 //!   negotiated; no SRTP/DTLS/ICE here (WebRTC is a separate layer).
 //! * In-band DTMF detection only on 8 kHz codecs.
-//! * Latching trusts the first RTP source after `set_remote` (as symmetric
-//!   RTP does everywhere); later packets from other addresses are dropped
-//!   and counted until the next `set_remote`. No SRTP, so no authentication.
+//! * Latching (symmetric RTP) is bounded, not authenticated, on plain RTP legs:
+//!   a leg locks to the SDP address at once, or to a NATed source from the
+//!   SDP's or the SIP request's IP after 3 consecutive valid packets
+//!   (`LegConfig::latching` / `latch_from`); other sources are dropped and
+//!   counted. On SRTP legs only packets that authenticate can latch.
 //! * A room joins legs of one call (one worker); conferences across calls
 //!   need the owning call to create the other legs itself.
 //! * Timing is a sleeping loop on a general-purpose kernel: a tick can start

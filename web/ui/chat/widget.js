@@ -154,7 +154,7 @@ class ChatWidget {
       const res = await fetch(new URL(`${encodeURIComponent(cfg.tenant)}/config`, BASE));
       const c = await res.json();
       if (!c.agents_available) {
-        this.notice.textContent = 'No agent is available right now. Leave a message and we will get back to you (by email, if you give us your address).';
+        this.notice.textContent = 'No agent is available right now. Leave a message here and we will answer in this chat.';
         this.notice.hidden = false;
       }
     } catch { /* the chat still works without the notice */ }

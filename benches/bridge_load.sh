@@ -30,11 +30,8 @@ CALLS=${CALLS:-100}
 RATE=${RATE:-50}
 WINDOW=${WINDOW:-10}
 TIMEOUT=${TIMEOUT:-180}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${PARLEY_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/parley}
-[ -x "$BIN" ] || { echo "no parley binary at $BIN (cargo build --release --bin parley)" >&2; exit 2; }
-command -v sipp >/dev/null || { echo "sipp not installed (Debian package sip-tester)" >&2; exit 2; }
+. "$(dirname "$0")/lib.sh"
+bench_init bridge sipp curl
 CALLER=${BRIDGE_CALLER:-}
 if [ -z "$CALLER" ]; then
     CALLER=$(cd "$root" && cargo bench -p parley --bench bridge_caller --no-run --message-format=json 2>/dev/null \
@@ -46,43 +43,13 @@ for l in sys.stdin:
 fi
 [ -x "$CALLER" ] || { echo "could not build the caller (cargo bench --bench bridge_caller --no-run)" >&2; exit 2; }
 
-work=$(mktemp -d /tmp/parley-bridge-bench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-(cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
-    PARLEY_RTP_PORTS=30000-39999 RUST_LOG=error \
-    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
-pids+=($!)
-for _ in $(seq 100); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
-sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
-http=$(sed -n 's/^Parley listening on \([^ ]*\).*/\1/p' "$work/parley.out")
-admin_pw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
-[ -n "$sip" ] && [ -n "$http" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
-parley_pid=$(pgrep -n -f "^$BIN serve --demo")
-
-api() { # method path [json]
-    curl -sf -X "$1" "$http$2" -H "authorization: Bearer $token" -H 'content-type: application/json' ${3:+-d "$3"}
-}
-token=$(curl -sf "$http/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"tenant\":\"demo\",\"email\":\"admin@demo.parley.test\",\"password\":\"$admin_pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+start_parley PARLEY_RTP_PORTS=30000-39999
+login
 
 uas_port=$(free_port)
-api POST /api/v1/trunks "{\"name\":\"carrier\",\"outbound_target\":\"127.0.0.1:$uas_port\",\"caller_id\":\"+15550100\"}" > /dev/null
-api POST /api/v1/ivr/import '{"version":1,"id":"bridge","start":"go","nodes":{"go":{"type":"transfer","target":{"number":"+15550199"}}}}' > /dev/null
-api POST /api/v1/ivr/flows/bridge/publish > /dev/null
-api PUT /api/v1/ivr/numbers/%2B15550100 '{"flow_id":"bridge"}' > /dev/null
+bridge_flow "$uas_port"
 
-(cd "$work" && exec sipp -sf "$here/sipp/uas_bench.xml" -i 127.0.0.1 -bind_local -p "$uas_port" -mp "$(free_port)" \
-    -rtp_echo -m "$CALLS" -timeout "${TIMEOUT}s" -nostdin > uas.out 2>&1) &
-pids+=($!)
+start_uas "$uas_port" "$CALLS" "$TIMEOUT" -rtp_echo
 
 # Host-wide UDP receive-buffer overflows (any socket: Parley's, sipp's, the caller's).
 rcvbuf_errors() { awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
@@ -97,27 +64,11 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 drops=$(( $(rcvbuf_errors) - drops_before ))
 sleep 2
 
-cust=$(api GET "/api/v1/customers/lookup?kind=phone&value=%2B15550123" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 api GET /api/v1/sip/metrics > "$work/metrics.json"
-loss=$(python3 - "$http" "$token" "$cust" "$work/metrics.json" <<'PY'
-import json, sys, urllib.request
-http, token, cust, metrics = sys.argv[1:]
-lost = expected = calls = answered = 0
-cursor = None
-while True:
-    url = f"{http}/api/v1/customers/{cust}/timeline?limit=200" + (f"&cursor={cursor}" if cursor else "")
-    req = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
-    page = json.load(urllib.request.urlopen(req))
-    for i in page["items"]:
-        body = json.loads(i["body"])
-        calls += 1
-        answered += any(e.get("type") == "transfer" and e.get("outcome") == "answered" for e in body.get("ivr_trail", []))
-        q = body.get("quality") or {}
-        lost += max(q.get("cumulative_lost", 0), 0)
-        expected += q.get("packets_expected", 0)
-    cursor = page.get("next_cursor")
-    if not cursor:
-        break
+loss=$(python3 - "$work/metrics.json" $(caller_loss) <<'PY'
+import json, sys
+metrics = sys.argv[1]
+calls, answered, lost, expected = map(int, sys.argv[2:])
 m = {c["name"]: c["value"] for c in json.load(open(metrics))}
 all_exp, all_lost = m.get("media_ended_rtp_expected_total", 0), m.get("media_ended_rtp_lost_total", 0)
 far_exp, far_lost = all_exp - expected, all_lost - lost

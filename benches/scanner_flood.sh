@@ -19,47 +19,16 @@ SOURCES=${SOURCES:-100}
 TIMEOUT=${TIMEOUT:-120}
 # The flood lasts as long as the calls are offered, plus margins before and after.
 FLOOD_SECS=${FLOOD_SECS:-$((CALLS / RATE + 8))}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${PARLEY_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/parley}
-[ -x "$BIN" ] || { echo "no parley binary at $BIN (cargo build --release --bin parley)" >&2; exit 2; }
-command -v sipp >/dev/null || { echo "sipp not installed (Debian package sip-tester)" >&2; exit 2; }
-
-work=$(mktemp -d /tmp/parley-flood-bench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-(cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
-    RUST_LOG=error \
-    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
-parley_pid=$!
-pids+=($parley_pid)
-for _ in $(seq 300); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
-sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
-http=$(sed -n 's/^Parley listening on \(http:[^ ]*\).*/\1/p' "$work/parley.out")
-pw=$(sed -n 's/.*SIP extension 1001 password: \([^ ]*\).*/\1/p' "$work/parley.out")
-admin_pw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
-[ -n "$sip" ] && [ -n "$pw" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
+. "$(dirname "$0")/lib.sh"
+bench_init flood sipp curl
+start_parley
 # Calls to the demo number ring the agents directly (no IVR).
-tok=$(curl -s "$http/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"tenant\":\"demo\",\"email\":\"admin@demo.parley.test\",\"password\":\"$admin_pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-curl -s -o /dev/null -X DELETE -H "authorization: Bearer $tok" "$http/api/v1/ivr/numbers/%2B15550100"
+login
+unroute_demo_number
 
 uas_port=$(free_port)
-(cd "$work" && exec sipp -sf "$here/sipp/uas_bench.xml" -i 127.0.0.1 -bind_local -p "$uas_port" -mp "$(free_port)" \
-    -m "$CALLS" -timeout "${TIMEOUT}s" -nostdin > uas.out 2>&1) &
-uas=$!
-pids+=($uas)
-(cd "$work" && sipp -sf "$root/tests/sipp/register.xml" -i 127.0.0.1 -bind_local -p "$(free_port)" -mp "$(free_port)" \
-    -m 1 -s 1001 -au 1001 -ap "$pw" -key contact_port "$uas_port" -timeout 10s -timeout_error -nostdin "$sip" > reg.out 2>&1) \
-    || { echo "REGISTER failed"; cat "$work/reg.out"; exit 1; }
+start_uas "$uas_port" "$CALLS" "$TIMEOUT"
+register 1001 "$ext_pw" "$uas_port"
 
 # The scanner: round-robin over SOURCES sockets, paced to FLOOD_PPS, until stopped.
 cat > "$work/scanner.py" <<'PY'
@@ -118,7 +87,7 @@ sleep 2  # the flood is under way before the first legitimate call
 rss_peak=0
 ( while kill -0 "$parley_pid" 2>/dev/null; do awk '/VmRSS/ {print $2}' "/proc/$parley_pid/status"; sleep 0.5; done > "$work/rss.txt" ) &
 pids+=($!)
-cpu0=$(awk '{print $14 + $15}' "/proc/$parley_pid/stat")
+cpu0=$(cpu_ticks)
 start=$(date +%s.%N)
 set +e
 (cd "$work" && sipp -sf "$here/sipp/uac_bench.xml" -i 127.0.0.1 -bind_local -p "$(free_port)" -mp "$(free_port)" \
@@ -127,17 +96,14 @@ set +e
 uac_rc=$?
 set -e
 end=$(date +%s.%N)
-cpu1=$(awk '{print $14 + $15}' "/proc/$parley_pid/stat")
+cpu1=$(cpu_ticks)
 wait "$scanner" 2>/dev/null || true
-stats="$work/uac_stat.csv"
-last=$(tail -n 1 "$stats")
-col() { head -n 1 "$stats" | tr ';' '\n' | grep -n -x "$1" | head -n 1 | cut -d: -f1; }
-ok=$(echo "$last" | cut -d';' -f"$(col 'SuccessfulCall(C)')")
-failed=$(echo "$last" | cut -d';' -f"$(col 'FailedCall(C)')")
+ok=$(uac_stat 'SuccessfulCall(C)')
+failed=$(uac_stat 'FailedCall(C)')
 elapsed=$(echo "$end - $start" | bc -l)
 cpu_s=$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)
 rss_peak=$(sort -n "$work/rss.txt" | tail -n 1)
-metrics=$(curl -s -H "authorization: Bearer $tok" "$http/api/v1/sip/metrics")
+metrics=$(api GET /api/v1/sip/metrics)
 m() { echo "$metrics" | python3 -c "import json,sys; print({c['name']: c['value'] for c in json.load(sys.stdin)}.get('$1'))"; }
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); binary: $BIN"
 echo "legitimate: $CALLS calls at $RATE calls/s, sipp exit $uac_rc: $ok ok, $failed failed ($(echo "100 * $ok / $CALLS" | bc -l | xargs printf %.1f) %)"

@@ -19,54 +19,19 @@ CALLS=${CALLS:-2000}
 RATE=${RATE:-200}
 LIMIT=${LIMIT:-200}
 TIMEOUT=${TIMEOUT:-120}
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-BIN=${PARLEY_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/parley}
-[ -x "$BIN" ] || { echo "no parley binary at $BIN (cargo build --release --bin parley)" >&2; exit 2; }
-command -v sipp >/dev/null || { echo "sipp not installed (Debian package sip-tester)" >&2; exit 2; }
-
-work=$(mktemp -d /tmp/parley-sip-bench.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
+. "$(dirname "$0")/lib.sh"
+bench_init sip sipp curl
 # Default configuration: the load comes from the demo trunk's address (127.0.0.1), which
 # the unauthenticated-request throttle exempts.
-(cd "$work" && PARLEY_DATA_DIR="$work/data" PARLEY_HTTP_ADDR=127.0.0.1:0 PARLEY_SIP_ADDR=127.0.0.1:0 \
-    RUST_LOG=error \
-    exec "$BIN" serve --demo > "$work/parley.out" 2> "$work/parley.err") &
-pids+=($!)
-for _ in $(seq 100); do grep -q "Parley listening" "$work/parley.out" 2>/dev/null && break; sleep 0.1; done
-sip=$(sed -n 's/^SIP listening on udp:\([^ ]*\).*/\1/p' "$work/parley.out")
-pw=$(sed -n 's/.*SIP extension 1001 password: \([^ ]*\).*/\1/p' "$work/parley.out")
-[ -n "$sip" ] && [ -n "$pw" ] || { echo "parley did not start:"; cat "$work/parley.out" "$work/parley.err"; exit 1; }
-parley_pid=$(pgrep -n -f "^$BIN serve --demo" || true)
-
-# B2BUA: the demo number rings the agents directly (its IVR route removed), as in
-# tests/sip.rs start_b2bua.
-http=$(sed -n 's/^Parley listening on \([^ ]*\).*/\1/p' "$work/parley.out")
-admin_pw=$(sed -n 's/.*admin@demo.parley.test.* \([^ ]*\)$/\1/p' "$work/parley.out" | head -n 1)
-token=$(curl -sf "$http/api/v1/auth/login" -H 'content-type: application/json' \
-    -d "{\"tenant\":\"demo\",\"email\":\"admin@demo.parley.test\",\"password\":\"$admin_pw\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-curl -sf -X DELETE "$http/api/v1/ivr/numbers/%2B15550100" -H "authorization: Bearer $token" > /dev/null \
-    || { echo "could not unroute the demo number"; exit 1; }
+start_parley
+login
+unroute_demo_number
 
 uas_port=$(free_port)
-(cd "$work" && exec sipp -sf "$here/sipp/uas_bench.xml" -i 127.0.0.1 -bind_local -p "$uas_port" -mp "$(free_port)" \
-    -m "$CALLS" -timeout "${TIMEOUT}s" -nostdin > uas.out 2>&1) &
-uas=$!
-pids+=($uas)
-(cd "$work" && sipp -sf "$root/tests/sipp/register.xml" -i 127.0.0.1 -bind_local -p "$(free_port)" -mp "$(free_port)" \
-    -m 1 -s 1001 -au 1001 -ap "$pw" -key contact_port "$uas_port" -timeout 10s -timeout_error -nostdin "$sip" > reg.out 2>&1) \
-    || { echo "REGISTER failed"; cat "$work/reg.out"; exit 1; }
+start_uas "$uas_port" "$CALLS" "$TIMEOUT"
+register 1001 "$ext_pw" "$uas_port"
 
-cpu0=$( [ -n "$parley_pid" ] && awk '{print $14 + $15}' "/proc/$parley_pid/stat" || echo 0)
+cpu0=$(cpu_ticks)
 start=$(date +%s.%N)
 set +e
 (cd "$work" && sipp -sf "$here/sipp/uac_bench.xml" -i 127.0.0.1 -bind_local -p "$(free_port)" -mp "$(free_port)" \
@@ -75,14 +40,11 @@ set +e
 uac_rc=$?
 set -e
 end=$(date +%s.%N)
-cpu1=$( [ -n "$parley_pid" ] && awk '{print $14 + $15}' "/proc/$parley_pid/stat" || echo 0)
+cpu1=$(cpu_ticks)
 wait "$uas" 2>/dev/null || true
 
-stats="$work/uac_stat.csv"
-last=$(tail -n 1 "$stats")
-col() { head -n 1 "$stats" | tr ';' '\n' | grep -n -x "$1" | head -n 1 | cut -d: -f1; }
-ok=$(echo "$last" | cut -d';' -f"$(col 'SuccessfulCall(C)')")
-failed=$(echo "$last" | cut -d';' -f"$(col 'FailedCall(C)')")
+ok=$(uac_stat 'SuccessfulCall(C)')
+failed=$(uac_stat 'FailedCall(C)')
 elapsed=$(echo "$end - $start" | bc -l)
 cpu_s=$(echo "($cpu1 - $cpu0) / $(getconf CLK_TCK)" | bc -l)
 

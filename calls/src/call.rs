@@ -754,9 +754,10 @@ impl Call {
             None => None,
         };
         let Some(run) = run else {
-            // The caller's offer goes to the phones as it is: without one, SRTP
-            // cannot be shown (see `srtp_admits`).
-            if let Err((code, reason)) = self.srtp_admits(false) {
+            // The caller's offer goes to the phones as it is. A caller that requires
+            // SRTP and offers nothing gets the media anchored (`anchor_for_srtp`: our
+            // RTP/SAVP offer in the 200); without a media engine it is refused.
+            if let Err((code, reason)) = self.srtp_admits(self.media_engine().is_some()) {
                 return self.reject(code, reason, None).await;
             }
             return self.ring_agents(store, &tenant_id).await;
@@ -1321,10 +1322,14 @@ impl Call {
         mut policies: impl Iterator<Item = SrtpPolicy>,
     ) -> Result<(), (u16, &'static str)> {
         let body = self.inbound.invite.body();
+        // A caller that requires SRTP and sent no offer: the phones' offers (in their
+        // 200s) would reach it unchecked, so Parley offers to it itself.
+        let caller_needs_our_offer =
+            self.srtp == SrtpPolicy::Required && body.iter().all(u8::is_ascii_whitespace);
         if self.ivr.is_some()
             || self.media.is_some()
             || self.media_engine().is_none()
-            || policies.all(|p| offer::passes_through(body, p))
+            || (!caller_needs_our_offer && policies.all(|p| offer::passes_through(body, p)))
         {
             return Ok(());
         }
@@ -1375,8 +1380,8 @@ impl Call {
 
     /// The SRTP policy of a user's phones (the default when the lookup fails).
     async fn user_srtp(&self, store: &Store, tenant_id: &str, user_id: &str) -> SrtpPolicy {
-        match store.sip_account(&Actor::system(tenant_id), user_id).await {
-            Ok(a) => srtp_policy(a.srtp),
+        match store.user_srtp_cached(tenant_id, user_id).await {
+            Ok(p) => srtp_policy(p),
             Err(e) => {
                 tracing::warn!(error = %e, user = user_id, "SRTP policy lookup failed");
                 SrtpPolicy::default()

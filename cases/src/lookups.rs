@@ -79,6 +79,8 @@ struct Maps {
     dial_policies: HashMap<String, Entry<Arc<DialPolicy>>>,
     /// By `tenant id \0 user id`; `None`: no such user.
     user_roles: HashMap<String, Entry<Option<Role>>>,
+    /// By `tenant id \0 user id`: the SRTP policy of the user's phones.
+    user_srtp: HashMap<String, Entry<telephony::SrtpPolicy>>,
 }
 
 /// The cache behind a [`Store`] and all its clones.
@@ -330,6 +332,29 @@ impl Store {
         };
         self.lookups
             .put(generation, |m| &mut m.user_roles, &key, now, v);
+        Ok(v)
+    }
+
+    /// The SRTP policy of a user's phones ([`Store::sip_account`]'s `srtp`), cached:
+    /// every rung phone of a call passing the caller's SDP through reads it to decide
+    /// whether the media must be anchored. `set_sip_account` invalidates.
+    pub async fn user_srtp_cached(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+    ) -> crate::Result<telephony::SrtpPolicy> {
+        let now = self.now();
+        let key = format!("{tenant_id}\0{user_id}");
+        if let Some(v) = self
+            .lookups
+            .fresh(&self.lookups.maps().user_srtp, &key, now)
+        {
+            return Ok(*v);
+        }
+        let generation = self.lookups.read_started(1);
+        let v = timed(self.user_srtp_db(tenant_id, user_id)).await?;
+        self.lookups
+            .put(generation, |m| &mut m.user_srtp, &key, now, v);
         Ok(v)
     }
 

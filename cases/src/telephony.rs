@@ -494,6 +494,19 @@ impl Store {
         })
     }
 
+    /// The SRTP policy of a user's phones, from the database (see
+    /// [`Store::user_srtp_cached`]).
+    pub(crate) async fn user_srtp_db(&self, tenant_id: &str, user_id: &str) -> Result<SrtpPolicy> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT srtp FROM users WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(user_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let (srtp,) = row.ok_or_else(|| Error::not_found("user"))?;
+        Ok(SrtpPolicy::from_db(&srtp))
+    }
+
     /// Sets a user's extension and/or SIP password. The password is turned into HA1
     /// digests (MD5 and SHA-256) for `extension:realm:password` and discarded, so changing
     /// the extension requires the password again (the old HA1 would no longer match).

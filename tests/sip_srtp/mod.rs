@@ -761,6 +761,42 @@ fn a_plain_answer_to_an_srtp_offer_hangs_the_agent_leg_up_and_is_counted() {
     uac.hang_up(&mut dialog);
 }
 
+/// Sets the demo trunk whose inbound address is 127.0.0.1 (where the test callers send
+/// from) to SRTP `required`.
+fn require_srtp_from_local_trunk(p: &Parley, admin: &str) {
+    let trunks = p.http("GET", "/api/v1/trunks", Some(admin), None);
+    let trunk = trunks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| {
+            t["inbound_addresses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a == "127.0.0.1")
+        })
+        .unwrap()
+        .clone();
+    let mut input = json!({
+        "name": trunk["name"],
+        "inbound_addresses": trunk["inbound_addresses"],
+        "transport": trunk["transport"],
+        "caller_id": trunk["caller_id"],
+        "srtp": "required",
+    });
+    if let Some(t) = trunk["outbound_target"].as_str() {
+        input["outbound_target"] = json!(t);
+    }
+    let id = trunk["id"].as_str().unwrap();
+    p.http(
+        "PUT",
+        &format!("/api/v1/trunks/{id}"),
+        Some(admin),
+        Some(input),
+    );
+}
+
 /// An INVITE without SDP to `number` (the caller offers nothing; Parley must).
 fn offerless_invite(
     uac: &ProtoUac,
@@ -800,37 +836,7 @@ fn offerless_invite(
 fn an_invite_without_sdp_from_a_required_trunk_gets_an_srtp_offer_and_a_plain_ack_a_bye() {
     let p = Parley::start("srtp-late-offer");
     let admin = p.admin_token();
-    let trunks = p.http("GET", "/api/v1/trunks", Some(&admin), None);
-    let trunk = trunks
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| {
-            t["inbound_addresses"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|a| a == "127.0.0.1")
-        })
-        .unwrap()
-        .clone();
-    let mut input = json!({
-        "name": trunk["name"],
-        "inbound_addresses": trunk["inbound_addresses"],
-        "transport": trunk["transport"],
-        "caller_id": trunk["caller_id"],
-        "srtp": "required",
-    });
-    if let Some(t) = trunk["outbound_target"].as_str() {
-        input["outbound_target"] = json!(t);
-    }
-    let id = trunk["id"].as_str().unwrap();
-    p.http(
-        "PUT",
-        &format!("/api/v1/trunks/{id}"),
-        Some(&admin),
-        Some(input),
-    );
+    require_srtp_from_local_trunk(&p, &admin);
     // The echo test answers with an RTP/SAVP offer of its own (before: 488).
     let uac = ProtoUac::new(p.sip);
     let (invite, ok) = offerless_invite(&uac, &p, "43");
@@ -875,4 +881,123 @@ fn an_invite_without_sdp_from_a_required_trunk_gets_an_srtp_offer_and_a_plain_ac
             p.sip,
         )
         .unwrap();
+}
+
+// A caller that requires SRTP (its trunk's policy) sending an INVITE without SDP to a
+// number that rings phones without a flow used to get 488: the phones' offers would
+// have reached it unchecked in their 200s. Now Parley anchors the media: the caller gets
+// Parley's RTP/SAVP offer once a phone answers (a plain phone got Parley's plain
+// offer), answers it in the ACK, and each side hears the other through SRTP.
+#[test]
+fn an_srtp_caller_without_an_offer_reaches_a_plain_phone_without_a_flow_and_media_flows() {
+    use parley_media::srtp::{SrtpKeys, SrtpProfile, SrtpSession};
+    if !have_baresip() {
+        return;
+    }
+    let p = start_b2bua("srtp-late-direct", &[BARESIP_1_0_DIGEST]);
+    let admin = p.admin_token();
+    require_srtp_from_local_trunk(&p, &admin);
+    let (ext, pw) = p.agent(0);
+    let phone = Phone::start(
+        Command::new("baresip"),
+        &PhoneSetup {
+            ext: &ext,
+            password: &pw,
+            server: p.sip,
+            listen: "127.0.0.1".parse().unwrap(),
+            tone_hz: 1000,
+            auto_answer: true,
+        },
+    );
+    phone.wait_registered(15);
+    let uac = ProtoUac::new(p.sip);
+    let (invite, ok) = offerless_invite(&uac, &p, "+15550100");
+    assert_eq!(ok.code(), 200, "{ok:?}");
+    let offer = String::from_utf8_lossy(ok.body()).into_owned();
+    assert!(offer.contains("RTP/SAVP"), "{offer}");
+    let theirs = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("a=crypto:"))
+        .map(|v| parse_crypto(v).unwrap())
+        .unwrap_or_else(|| panic!("no a=crypto in {offer}"));
+    let port: u16 = offer
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio in {offer}"));
+    let remote = SocketAddr::from(([127, 0, 0, 1], port));
+    // Our answer, with our own key.
+    let ours = [7u8; 30];
+    let answer_crypto = parley_sip_proto::sdes::CryptoAttr {
+        key: parley_sip_proto::sdes::KeySalt(ours),
+        ..theirs
+    };
+    let me = uac.me;
+    let d = parley_sip_proto::dialog::Dialog::uac(&invite, &ok, &format!("sip:late@{me}")).unwrap();
+    let answer = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:{}\r\n",
+        uac.rtp.local_addr().unwrap().port(),
+        answer_crypto.to_value()
+    );
+    let ack = d
+        .create_ack(
+            1,
+            &uac.via(),
+            Some(("application/sdp", bytes::Bytes::from(answer))),
+        )
+        .unwrap();
+    uac.send(&ack);
+    phone.wait_event("CALL_ESTABLISHED", 10);
+    let mut srtp = SrtpSession::new(&SrtpKeys {
+        profile: SrtpProfile::AesCm128HmacSha1_80,
+        local: ours,
+        remote: theirs.key.0,
+    })
+    .unwrap();
+    // 4 s of a 600 Hz tone to the phone, reading what Parley sends back meanwhile.
+    let mut heard: Vec<Vec<u8>> = Vec::new();
+    let mut undecryptable = 0;
+    let mut buf = [0u8; 1500];
+    uac.rtp.set_nonblocking(true).unwrap();
+    for k in 0..200u16 {
+        let plain = tone_frame(600, u32::from(k) * 160);
+        let n = RtpHeader {
+            marker: k == 0,
+            payload_type: 0,
+            sequence: k + 1,
+            timestamp: u32::from(k) * 160,
+            ssrc: 0x5eed,
+            ..RtpHeader::default()
+        }
+        .write(&plain, &mut buf)
+        .unwrap();
+        let len = srtp.protect_rtp(&mut buf, n).unwrap();
+        uac.rtp.send_to(&buf[..len], remote).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let mut rx = [0u8; 1500];
+        while let Ok((n, _)) = uac.rtp.recv_from(&mut rx) {
+            match srtp.unprotect_rtp(&rx[..n]) {
+                Ok(p) => {
+                    if let Ok(pkt) = RtpPacket::parse(&p)
+                        && pkt.payload_type() == 0
+                    {
+                        heard.push(pkt.payload().to_vec());
+                    }
+                }
+                Err(_) => undecryptable += 1,
+            }
+        }
+    }
+    uac.rtp.set_nonblocking(false).unwrap();
+    let caller_heard = tone_blocks(&ulaw_samples(&heard), 1000);
+    let phone_heard = tone_blocks(&phone.received(), 600);
+    assert!(
+        caller_heard >= 50 && phone_heard >= 50,
+        "the caller heard {caller_heard} blocks of the phone ({undecryptable} packets did \
+         not authenticate), the phone {phone_heard} of the caller\nphone:\n{}",
+        phone.log()
+    );
+    assert_eq!(undecryptable, 0);
 }

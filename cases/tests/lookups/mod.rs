@@ -283,3 +283,46 @@ on_both!(
         );
     }
 );
+
+// Issue #13: a call passing the caller's SDP through read each rung phone's SRTP policy
+// from the database (one round trip per phone per call). Now from the cache: a second
+// call reads nothing, and an admin's change is seen by the next call.
+on_both!(
+    a_phones_srtp_policy_comes_from_the_cache_and_a_change_is_seen_next,
+    |h| {
+        use parley_cases::telephony::SrtpPolicy;
+        let s = &h.store;
+        let (acme, admin, _) = world(h).await;
+        let ann = user(s, &acme, "ann3@acme.test", Role::Agent).await;
+        let ann_id = ann.user_id.clone().unwrap();
+        let srtp = || s.user_srtp_cached(&acme.tenant_id, &ann_id);
+        let first = srtp().await.unwrap();
+        let before = s.lookup_db_reads();
+        for _ in 0..5 {
+            assert_eq!(srtp().await.unwrap(), first);
+        }
+        assert_eq!(s.lookup_db_reads() - before, 0, "five more calls");
+
+        s.set_sip_account(
+            &admin,
+            &ann_id,
+            SipAccountPatch {
+                srtp: Some(SrtpPolicy::Required),
+                ..SipAccountPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            srtp().await.unwrap(),
+            SrtpPolicy::Required,
+            "policy changed"
+        );
+        assert!(
+            s.user_srtp_cached(&acme.tenant_id, "no-such-user")
+                .await
+                .is_err(),
+            "an unknown user is an error, not a default"
+        );
+    }
+);

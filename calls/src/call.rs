@@ -32,6 +32,7 @@ mod ivr;
 mod offer;
 mod queue;
 mod record;
+mod refused;
 mod speech;
 mod transfer;
 mod webhook;
@@ -41,6 +42,7 @@ use crate::driver::{AuthOutcome, Cmd, DriverHandle, authenticate, our_via, srtp_
 use crate::registrar::{Authenticator, Binding, Verdict};
 use crate::trace::{Observability, bump};
 use crate::transport::Transport;
+use refused::Refused;
 
 pub(crate) use parley_signaling::driver::CallInput;
 
@@ -347,7 +349,7 @@ pub(crate) async fn run(ctx: CallCtx) {
     call.unauth = Some((key, size));
     call.respond(100, None, None).await;
     let plan = if call.reject_small_session_interval().await {
-        Err((0, ""))
+        Err(Refused::Answered)
     } else {
         call.route(&store, &auth).await
     };
@@ -389,7 +391,7 @@ pub(crate) async fn run(ctx: CallCtx) {
                         call.ended = true;
                     }
                 }
-                Err((code, reason)) => call.reject(code, reason, None).await,
+                Err(r) => call.reject(r, None).await,
             }
         }
         Ok(Plan::Trunk {
@@ -406,17 +408,18 @@ pub(crate) async fn run(ctx: CallCtx) {
                 .await;
             call.call_trunk(&trunk, permit).await;
         }
-        Err((0, _)) => call.ended = true,
-        Err((code @ (403 | 404), _)) => {
+        Err(Refused::Answered) => call.ended = true,
+        Err(refused) if refused.is_unauthenticated() => {
+            let code = refused.status().map_or(403, |(code, _)| code);
             let r = call
                 .inbound
                 .invite
                 .make_response(code, None, Some(&call.inbound.local_tag));
             call.reject_unauthenticated(r).await;
         }
-        Err((code, reason)) => {
+        Err(refused) => {
             call.unauth = None;
-            call.reject(code, reason, None).await;
+            call.reject(refused, None).await;
         }
     }
     drive(call, rx).await;
@@ -587,11 +590,7 @@ impl Call {
     /// (Proxy-Authorization) as the trunk or as a user of the number's tenant. Other
     /// E.164 numbers may only be dialled by an authenticated user; they go out through
     /// the first of the user's tenant's trunks that has an outbound target.
-    async fn route(
-        &mut self,
-        store: &Store,
-        auth: &Authenticator,
-    ) -> Result<Plan, (u16, &'static str)> {
+    async fn route(&mut self, store: &Store, auth: &Authenticator) -> Result<Plan, Refused> {
         let dialled = uri_user(self.inbound.invite.uri())
             .unwrap_or_default()
             .to_owned();
@@ -603,7 +602,7 @@ impl Call {
             Ok(None) => return self.route_out(store, auth, &dialled).await,
             Err(e) => {
                 tracing::warn!(error = %e, "number lookup failed");
-                return Err((500, "Server Internal Error"));
+                return Err(Refused::ServerError);
             }
         };
         let ip = self.inbound.source.ip().to_string();
@@ -630,7 +629,7 @@ impl Call {
                 }
                 Verdict::Challenge { stale } => {
                     self.challenge(auth, &tc.realm, stale).await;
-                    Err((0, ""))
+                    Err(Refused::Answered)
                 }
                 Verdict::Forbidden => {
                     self.driver
@@ -640,7 +639,7 @@ impl Call {
                             tenant_id: Some(route.trunk.tenant_id.clone()),
                         })
                         .await;
-                    Err((403, "Forbidden"))
+                    Err(Refused::Forbidden)
                 }
             };
         }
@@ -652,7 +651,7 @@ impl Call {
                 self.srtp = srtp;
                 Ok(Plan::Agents(route))
             }
-            AuthOutcome::Ok { .. } => Err((403, "Forbidden")),
+            AuthOutcome::Ok { .. } => Err(Refused::Forbidden),
             AuthOutcome::Respond(r, failed) => {
                 if let Some(f) = failed {
                     self.driver
@@ -664,7 +663,7 @@ impl Call {
                         .await;
                 }
                 self.reject_unauthenticated(r).await;
-                Err((0, ""))
+                Err(Refused::Answered)
             }
         }
     }
@@ -677,26 +676,26 @@ impl Call {
         store: &Store,
         auth: &Authenticator,
         dialled: &str,
-    ) -> Result<Plan, (u16, &'static str)> {
+    ) -> Result<Plan, Refused> {
         if self.media_engine().is_none() {
-            return Err((503, "Media Not Available"));
+            return Err(Refused::MediaUnavailable);
         }
         let ip = self.inbound.source.ip().to_string();
         let tenants = store
             .trunk_tenants_for_source(&ip)
             .await
-            .map_err(|_| (500, "Server Internal Error"))?;
+            .map_err(|_| Refused::ServerError)?;
         if let [tenant_id] = tenants.as_slice() {
             self.srtp = match store.trunk_srtp_for_source(&ip).await {
                 Ok(p) => p.map(srtp_policy).unwrap_or_default(),
-                Err(_) => return Err((500, "Server Internal Error")),
+                Err(_) => return Err(Refused::ServerError),
             };
             return Ok(Plan::Echo {
                 tenant_id: tenant_id.clone(),
             });
         }
         if dialled != "*43" {
-            return Err((404, "Not Found"));
+            return Err(Refused::NotFound);
         }
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok {
@@ -716,7 +715,7 @@ impl Call {
                         .await;
                 }
                 self.reject_unauthenticated(r).await;
-                Err((0, ""))
+                Err(Refused::Answered)
             }
         }
     }
@@ -757,17 +756,17 @@ impl Call {
             // The caller's offer goes to the phones as it is. A caller that requires
             // SRTP and offers nothing gets the media anchored (`anchor_for_srtp`: our
             // RTP/SAVP offer in the 200); without a media engine it is refused.
-            if let Err((code, reason)) = self.srtp_admits(self.media_engine().is_some()) {
-                return self.reject(code, reason, None).await;
+            if let Err(r) = self.srtp_admits(self.media_engine().is_some()) {
+                return self.reject(r, None).await;
             }
             return self.ring_agents(store, &tenant_id).await;
         };
         let mut run = run;
         run.set_speech_available(self.speech_available());
         self.ivr = Some(run);
-        if let Err((code, reason)) = self.answer_with_media().await {
+        if let Err(r) = self.answer_with_media().await {
             self.ivr = None;
-            return self.reject(code, reason, None).await;
+            return self.reject(r, None).await;
         }
         self.live_open(&route.number.number).await;
         self.speech_start().await;
@@ -779,7 +778,7 @@ impl Call {
     /// every plan (answered here or passed through); no offer at all is refused
     /// too unless `no_offer_ok` (Parley answers the call itself and offers
     /// `RTP/SAVP` in its 200: see `call::offer`).
-    fn srtp_admits(&self, no_offer_ok: bool) -> Result<(), (u16, &'static str)> {
+    fn srtp_admits(&self, no_offer_ok: bool) -> Result<(), Refused> {
         let body = self.inbound.invite.body();
         let offer = if body.iter().all(u8::is_ascii_whitespace) {
             if no_offer_ok {
@@ -795,7 +794,7 @@ impl Call {
         };
         offer_answer::check_srtp(offer.as_ref(), self.srtp).map_err(|e| {
             tracing::info!(call = self.no, error = %e, "SRTP required: offer refused");
-            (488, "Not Acceptable Here")
+            Refused::NotAcceptable
         })
     }
 
@@ -807,7 +806,7 @@ impl Call {
     /// else Opus; an INVITE without SDP gets our offer: see [`offer`]), our leg's
     /// address in the SDP. On success the call owns the leg ([`Call::media`]) and the
     /// caller has its 200.
-    async fn answer_with_media(&mut self) -> Result<(), (u16, &'static str)> {
+    async fn answer_with_media(&mut self) -> Result<(), Refused> {
         let sdp = self.media_leg_for_caller(false)?;
         self.answer_caller(sdp).await;
         Ok(())
@@ -817,8 +816,8 @@ impl Call {
     /// answer to its offer, or our offer), not sent yet. `ringing`: the leg has no
     /// inactivity timeout until [`Call::answer_caller`] (the caller sends nothing
     /// before it is answered).
-    fn media_leg_for_caller(&mut self, ringing: bool) -> Result<Bytes, (u16, &'static str)> {
-        let engine = self.media_engine().ok_or((503, "Media Not Available"))?;
+    fn media_leg_for_caller(&mut self, ringing: bool) -> Result<Bytes, Refused> {
+        let engine = self.media_engine().ok_or(Refused::MediaUnavailable)?;
         let offer::Choice {
             mut cfg,
             remote,
@@ -840,15 +839,15 @@ impl Call {
         }
         let (handle, events) = engine
             .create_call()
-            .map_err(|_| (503, "Media Not Available"))?;
+            .map_err(|_| Refused::MediaUnavailable)?;
         let leg = handle.create_leg(cfg).map_err(|e| {
             tracing::warn!(error = %e, "no media leg for a call");
-            (503, "Media Not Available")
+            Refused::MediaUnavailable
         })?;
         if let Some(remote) = remote {
             handle
                 .set_remote(leg.id, remote)
-                .map_err(|_| (503, "Media Not Available"))?;
+                .map_err(|_| Refused::MediaUnavailable)?;
         }
         caps.audio_port = leg.local_rtp.port();
         caps.address = if leg.local_rtp.ip().is_unspecified() {
@@ -859,7 +858,7 @@ impl Call {
         let sdp = match &offer {
             Some(offer) => offer_answer::sdp_to_bytes(
                 &offer_answer::answer(offer, &caps)
-                    .map_err(|_| (488, "Not Acceptable Here"))?
+                    .map_err(|_| Refused::NotAcceptable)?
                     .sdp,
             ),
             None => {
@@ -936,14 +935,14 @@ impl Call {
         store: &Store,
         auth: &Authenticator,
         dialled: &str,
-    ) -> Result<Plan, (u16, &'static str)> {
+    ) -> Result<Plan, Refused> {
         let plus = if dialled.starts_with('+') {
             dialled.to_owned()
         } else {
             format!("+{dialled}")
         };
         let Ok(number) = normalize_e164("number", &plus) else {
-            return Err((404, "Not Found"));
+            return Err(Refused::NotFound);
         };
         match authenticate(store, auth, &self.inbound.invite, "Proxy-Authorization").await {
             AuthOutcome::Ok {
@@ -956,9 +955,9 @@ impl Call {
                 let trunks = store
                     .list_trunks(&actor)
                     .await
-                    .map_err(|_| (500, "Server Internal Error"))?;
+                    .map_err(|_| Refused::ServerError)?;
                 let Some(trunk) = trunks.into_iter().find(|t| t.outbound_target.is_some()) else {
-                    return Err((404, "Not Found"));
+                    return Err(Refused::NotFound);
                 };
                 // The phone's own policy; the trunk's is applied to its offer in
                 // `call_trunk` (passed through when it agrees, else anchored).
@@ -974,7 +973,7 @@ impl Call {
                     }),
                     Err(refusal) => {
                         self.reject_dial(&refusal).await;
-                        Err((0, ""))
+                        Err(Refused::Answered)
                     }
                 }
             }
@@ -989,7 +988,7 @@ impl Call {
                         .await;
                 }
                 self.reject_unauthenticated(r).await;
-                Err((0, ""))
+                Err(Refused::Answered)
             }
         }
     }
@@ -1106,7 +1105,7 @@ impl Call {
     async fn call_trunk(&mut self, trunk: &Trunk, permit: crate::dial::DialPermit) {
         let number = permit.number.clone();
         let Some(target) = trunk.outbound_target.as_deref() else {
-            return self.reject(404, "Not Found", None).await;
+            return self.reject(Refused::NotFound, None).await;
         };
         let transport = match trunk.transport.as_str() {
             "tcp" => Transport::Tcp,
@@ -1121,7 +1120,7 @@ impl Call {
             }
         };
         let Some(dest) = dest else {
-            return self.reject(503, "Trunk Unreachable", None).await;
+            return self.reject(Refused::TrunkUnreachable, None).await;
         };
         // TCP: an open connection to the target is reused, else one is opened. TLS: the
         // same, with the trunk's certificate verified (its pinned CA or the system's
@@ -1138,7 +1137,7 @@ impl Call {
             Transport::Udp => true,
         };
         if !connected {
-            return self.reject(503, "Trunk Unreachable", None).await;
+            return self.reject(Refused::TrunkUnreachable, None).await;
         }
         let uri = match transport {
             Transport::Tcp => format!("sip:{number}@{target};transport=tcp"),
@@ -1153,10 +1152,10 @@ impl Call {
             && policy == SrtpPolicy::Required
             && !offer::passes_through(self.inbound.invite.body(), policy)
         {
-            return self.reject(488, "Not Acceptable Here", None).await;
+            return self.reject(Refused::NotAcceptable, None).await;
         }
-        if let Err((code, reason)) = self.anchor_for_srtp(std::iter::once(policy)) {
-            return self.reject(code, reason, None).await;
+        if let Err(r) = self.anchor_for_srtp(std::iter::once(policy)) {
+            return self.reject(r, None).await;
         }
         let from_user = trunk.caller_id.clone();
         match self.new_leg(
@@ -1179,7 +1178,7 @@ impl Call {
                 self.attach_permit(self.legs.len() - 1, permit);
                 self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
             }
-            None => self.reject(500, "Server Internal Error", None).await,
+            None => self.reject(Refused::ServerError, None).await,
         }
     }
 
@@ -1244,7 +1243,7 @@ impl Call {
             Ok(u) => u,
             Err(e) => {
                 tracing::warn!(error = %e, "agent lookup failed");
-                return self.reject(500, "Server Internal Error", None).await;
+                return self.reject(Refused::ServerError, None).await;
             }
         };
         let mut targets: Vec<(String, Binding, SrtpPolicy)> = Vec::new();
@@ -1275,12 +1274,12 @@ impl Call {
             if self.ivr.is_some() {
                 return;
             }
-            return self.reject(480, "Temporarily Unavailable", None).await;
+            return self.reject(Refused::Unavailable, None).await;
         }
         if self.agent_offer.is_none()
-            && let Err((code, reason)) = self.anchor_for_srtp(targets.iter().map(|(_, _, p)| *p))
+            && let Err(r) = self.anchor_for_srtp(targets.iter().map(|(_, _, p)| *p))
         {
-            return self.reject(code, reason, None).await;
+            return self.reject(r, None).await;
         }
         let realm = store
             .sip_realm(&actor)
@@ -1305,7 +1304,7 @@ impl Call {
             if self.ivr.is_some() {
                 return;
             }
-            return self.reject(480, "Temporarily Unavailable", None).await;
+            return self.reject(Refused::Unavailable, None).await;
         }
         self.ring_deadline = Some(Instant::now() + self.config.ring_timeout);
     }
@@ -1320,7 +1319,7 @@ impl Call {
     fn anchor_for_srtp(
         &mut self,
         mut policies: impl Iterator<Item = SrtpPolicy>,
-    ) -> Result<(), (u16, &'static str)> {
+    ) -> Result<(), Refused> {
         let body = self.inbound.invite.body();
         // A caller that requires SRTP and sent no offer: the phones' offers (in their
         // 200s) would reach it unchecked, so Parley offers to it itself.
@@ -1345,7 +1344,7 @@ impl Call {
         let Some(own) = own else {
             self.media = None;
             self.ack_offer = None;
-            return Err((503, "Media Not Available"));
+            return Err(Refused::MediaUnavailable);
         };
         self.agent_offer = Some(own);
         self.anchor = Some(Anchor {
@@ -1507,8 +1506,10 @@ impl Call {
     }
 
     /// Rejects the caller (if not answered yet) and ends the call.
-    async fn reject(&mut self, code: u16, reason: &str, _cause: Option<Cause>) {
-        if code != 0 && !self.inbound.final_sent {
+    async fn reject(&mut self, refused: Refused, _cause: Option<Cause>) {
+        if let Some((code, reason)) = refused.status()
+            && !self.inbound.final_sent
+        {
             bump(&self.obs.counters.calls_failed);
             self.respond(code, Some(reason), None).await;
         }
@@ -1794,7 +1795,8 @@ impl Call {
                 {
                     let causes: Vec<Cause> = self.legs.iter().filter_map(|l| l.cause).collect();
                     let (code, reason) = Cause::to_caller(&causes);
-                    self.reject(code, reason, Some(cause)).await;
+                    self.reject(Refused::ForkStatus(code, reason), Some(cause))
+                        .await;
                 }
             }
         }
@@ -2008,7 +2010,7 @@ impl Call {
                 self.queue_result(parley_ivr::QueueOutcome::Timeout);
                 self.ivr_run().await;
             } else {
-                self.reject(480, "Temporarily Unavailable", Some(Cause::NoAnswer))
+                self.reject(Refused::Unavailable, Some(Cause::NoAnswer))
                     .await;
             }
         }

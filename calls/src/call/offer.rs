@@ -33,6 +33,7 @@ use parley_sip_proto::sdes::{KeySalt, LocalSrtp, NegotiatedSrtp, SrtpPolicy, Srt
 use sdp::description::session::SessionDescription;
 
 use super::Call;
+use super::refused::Refused;
 
 /// The media chosen for the caller's leg.
 pub(super) struct Choice {
@@ -233,7 +234,7 @@ pub(super) fn choose(
     ip: IpAddr,
     timeout: Option<Duration>,
     srtp: SrtpPolicy,
-) -> Result<Choice, (u16, &'static str)> {
+) -> Result<Choice, Refused> {
     let body = invite.body();
     if body.iter().all(u8::is_ascii_whitespace) {
         // We offer in the 200: `RTP/SAVP` with our key when the caller's side
@@ -253,7 +254,7 @@ pub(super) fn choose(
             offer: None,
         });
     }
-    let offer = offer_answer::parse_sdp(body).map_err(|_| (488, "Not Acceptable Here"))?;
+    let offer = offer_answer::parse_sdp(body).map_err(|_| Refused::NotAcceptable)?;
     // One fresh key per call (never reused across calls or legs).
     let local = LocalSrtp {
         policy: srtp,
@@ -278,7 +279,7 @@ pub(super) fn choose(
             offer: Some(offer),
         });
     }
-    Err((488, "Not Acceptable Here"))
+    Err(Refused::NotAcceptable)
 }
 
 impl Call {
@@ -376,7 +377,7 @@ mod tests {
                     m=audio 4000 RTP/AVP 9\na=rtpmap:9 G722/8000\n";
         assert_eq!(
             choose(&invite(g722), LO, None, SrtpPolicy::Optional).err(),
-            Some((488, "Not Acceptable Here"))
+            Some(Refused::NotAcceptable)
         );
     }
 
@@ -396,7 +397,7 @@ mod tests {
         // Off: SAVP is declined.
         assert_eq!(
             choose(&invite(savp), LO, None, SrtpPolicy::Off).err(),
-            Some((488, "Not Acceptable Here"))
+            Some(Refused::NotAcceptable)
         );
         let plain = "v=0\no=a 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\n\
                     m=audio 4000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
@@ -409,7 +410,7 @@ mod tests {
         );
         assert_eq!(
             choose(&invite(plain), LO, None, SrtpPolicy::Required).err(),
-            Some((488, "Not Acceptable Here"))
+            Some(Refused::NotAcceptable)
         );
     }
 

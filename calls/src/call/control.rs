@@ -759,43 +759,81 @@ struct Dial {
     transport: Transport,
 }
 
-type CtlResult = std::result::Result<(), CtlError>;
+type CtlResult<T = ()> = std::result::Result<T, CtlError>;
 
-/// Why a call refused a command: in words, or the dial policy's rule.
-#[derive(Debug)]
+/// Why a call refused a command (the API shows the words; the dial policy's refusal
+/// names its rule).
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum CtlError {
-    /// E.g. "no agent is connected".
-    Refused(String),
+    /// The call has no media leg on the engine.
+    #[error("the call has no media")]
+    NoMedia,
+    /// No media engine is configured.
+    #[error("no media engine")]
+    NoMediaEngine,
+    /// The call did not reach an IVR/queue run that bridges it.
+    #[error("the call is not bridged")]
+    NotBridged,
+    /// No agent is connected to the call.
+    #[error("no agent is connected")]
+    NoAgent,
+    /// The call is ending.
+    #[error("the call is ending")]
+    Ending,
+    /// A consultation is already in progress.
+    #[error("a consultation is in progress")]
+    ConsultationInProgress,
+    /// A transfer is already in progress.
+    #[error("a transfer is already in progress")]
+    TransferInProgress,
+    /// Completing a consultation that was not answered.
+    #[error("no answered consultation")]
+    NoAnsweredConsultation,
+    /// Ending or completing a consultation that does not exist.
+    #[error("no consultation")]
+    NoConsultation,
+    /// Changing the mode of a supervisor who is not in the call.
+    #[error("the supervisor is not in the call")]
+    SupervisorNotInCall,
+    /// The control leg's SIP leg ended.
+    #[error("the leg is gone")]
+    LegGone,
+    /// The call has no tenant (it never reached a flow).
+    #[error("the call has no tenant")]
+    NoTenant,
+    /// Dialling out needs a trunk with an outbound UDP target.
+    #[error("the tenant has no outbound UDP trunk")]
+    NoOutboundTrunk,
+    /// The trunk's outbound target has no address.
+    #[error("the trunk's target does not resolve")]
+    TrunkTargetUnresolved,
+    /// The user or extension dialled has no registered phone.
+    #[error("{address} has no registered phone")]
+    NotRegistered {
+        /// What was dialled.
+        address: String,
+    },
+    /// The INVITE could not be built from what was given.
+    #[error("cannot build the INVITE")]
+    InviteNotBuilt,
+    /// The media engine refused an operation.
+    #[error("media: {0}")]
+    Media(#[from] parley_media::Error),
+    /// A database read failed.
+    #[error("storage: {0}")]
+    Store(#[from] parley_cases::Error),
     /// The dial policy refused the number.
+    #[error("dial policy: {rule}: {0}", rule = .0.rule())]
     Dial(parley_cases::dialpolicy::Refusal),
-}
-
-impl From<String> for CtlError {
-    fn from(s: String) -> Self {
-        CtlError::Refused(s)
-    }
-}
-
-impl From<&str> for CtlError {
-    fn from(s: &str) -> Self {
-        CtlError::Refused(s.to_owned())
-    }
 }
 
 impl From<CtlError> for Error {
     fn from(e: CtlError) -> Self {
         match e {
-            CtlError::Refused(reason) => Error::CallControl { reason },
             CtlError::Dial(r) => Error::DialPolicy(r),
-        }
-    }
-}
-
-impl std::fmt::Display for CtlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CtlError::Refused(s) => f.write_str(s),
-            CtlError::Dial(r) => write!(f, "dial policy: {}: {r}", r.rule()),
+            other => Error::CallControl {
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -806,12 +844,12 @@ impl Call {
     }
 
     /// The media of a bridged call: (caller leg, agent leg, room).
-    fn bridged(&self) -> std::result::Result<(LegId, LegId, parley_media::RoomId), String> {
-        let m = self.media.as_ref().ok_or("the call has no media")?;
-        let run = self.ivr.as_ref().ok_or("the call is not bridged")?;
+    fn bridged(&self) -> CtlResult<(LegId, LegId, parley_media::RoomId)> {
+        let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
+        let run = self.ivr.as_ref().ok_or(CtlError::NotBridged)?;
         match (self.winner, run.agent_leg, run.room) {
             (Some(_), Some(agent), Some(room)) if !self.ended => Ok((m.leg, agent, room)),
-            _ => Err("no agent is connected".into()),
+            _ => Err(CtlError::NoAgent),
         }
     }
 
@@ -1016,18 +1054,17 @@ impl Call {
             Command::Hold | Command::Unhold => {
                 let (caller, _, room) = self.bridged()?;
                 let hold = cmd == Command::Hold;
-                let m = self.media.as_ref().ok_or("no media")?;
+                let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
                 if hold {
                     m.handle
-                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)))
-                        .map_err(|e| e.to_string())?;
+                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)))?;
                 }
                 let mode = if hold || self.ctl.consult_hold {
                     RoomMode::Hold
                 } else {
                     RoomMode::Full
                 };
-                m.handle.set_mode(caller, mode).map_err(|e| e.to_string())?;
+                m.handle.set_mode(caller, mode)?;
                 self.ctl.held = hold;
                 self.ctl
                     .note(if hold { "hold" } else { "unhold" }, serde_json::json!({}));
@@ -1036,17 +1073,15 @@ impl Call {
             Command::Mute | Command::Unmute => {
                 let (_, agent, _) = self.bridged()?;
                 let mute = cmd == Command::Mute;
-                let m = self.media.as_ref().ok_or("no media")?;
-                m.handle
-                    .set_mode(
-                        agent,
-                        if mute {
-                            RoomMode::Muted
-                        } else {
-                            RoomMode::Full
-                        },
-                    )
-                    .map_err(|e| e.to_string())?;
+                let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
+                m.handle.set_mode(
+                    agent,
+                    if mute {
+                        RoomMode::Muted
+                    } else {
+                        RoomMode::Full
+                    },
+                )?;
                 self.ctl.muted = mute;
                 self.ctl
                     .note(if mute { "mute" } else { "unmute" }, serde_json::json!({}));
@@ -1054,7 +1089,7 @@ impl Call {
             }
             Command::Hangup => {
                 if self.ended {
-                    return Err("the call is ending".into());
+                    return Err(CtlError::Ending);
                 }
                 self.ctl.note("hangup", serde_json::json!({}));
                 self.hang_up_caller(Some("Q.850;cause=16;text=\"hung up by the agent\""))
@@ -1080,7 +1115,7 @@ impl Call {
             Command::BlindTransfer(target) => {
                 let (caller, agent, _) = self.bridged()?;
                 if self.ctl.legs.iter().any(|l| l.purpose == Purpose::Consult) {
-                    return Err("a consultation is in progress".into());
+                    return Err(CtlError::ConsultationInProgress);
                 }
                 self.ctl_dial(&target, Purpose::Blind, None).await?;
                 self.ctl.note(
@@ -1119,7 +1154,7 @@ impl Call {
                     .iter()
                     .any(|l| matches!(l.purpose, Purpose::Consult | Purpose::Blind))
                 {
-                    return Err("a transfer is already in progress".into());
+                    return Err(CtlError::TransferInProgress);
                 }
                 self.ctl_dial(&target, Purpose::Consult, None).await?;
                 if let Some(m) = &self.media {
@@ -1144,7 +1179,7 @@ impl Call {
                     .find(|l| l.purpose == Purpose::Consult && l.up)
                     .cloned()
                 else {
-                    return Err("no answered consultation".into());
+                    return Err(CtlError::NoAnsweredConsultation);
                 };
                 self.ctl.consult_hold = false;
                 self.ctl_promote(&c).await?;
@@ -1160,7 +1195,7 @@ impl Call {
                     .find(|l| l.purpose == Purpose::Consult)
                     .cloned()
                 else {
-                    return Err("no consultation".into());
+                    return Err(CtlError::NoConsultation);
                 };
                 self.ctl_remove(&c).await;
                 self.ctl
@@ -1189,8 +1224,7 @@ impl Call {
                     Some((up, media)) => {
                         if up && let Some(m) = &self.media {
                             m.handle
-                                .set_mode(media, supervisor_room_mode(mode, agent))
-                                .map_err(|e| e.to_string())?;
+                                .set_mode(media, supervisor_room_mode(mode, agent))?;
                         }
                     }
                     None => {
@@ -1211,7 +1245,7 @@ impl Call {
             Command::PauseRecording | Command::ResumeRecording => {
                 let pause = cmd == Command::PauseRecording;
                 if self.ended || self.media.is_none() {
-                    return Err("the call has no media".into());
+                    return Err(CtlError::NoMedia);
                 }
                 // Idempotent: a second pause (or resume) changes nothing.
                 if pause == self.ctl.paused_since.is_some() {
@@ -1247,7 +1281,7 @@ impl Call {
                     })
                     .cloned()
                 else {
-                    return Err("the supervisor is not in the call".into());
+                    return Err(CtlError::SupervisorNotInCall);
                 };
                 self.ctl_promote(&c).await?;
                 self.ctl.note(
@@ -1271,7 +1305,7 @@ impl Call {
 
     /// `c` (answered, in the room) becomes the call's agent; the current agent leaves.
     async fn ctl_promote(&mut self, c: &CtlLeg) -> CtlResult {
-        let idx = self.leg_index(&c.call_id).ok_or("the leg is gone")?;
+        let idx = self.leg_index(&c.call_id).ok_or(CtlError::LegGone)?;
         let old = self.ivr.as_ref().and_then(|r| r.agent_leg);
         if let Some(old) = old {
             self.speech_untap(old);
@@ -1325,7 +1359,7 @@ impl Call {
         purpose: Purpose,
         reuse: Option<(LegId, SocketAddr)>,
     ) -> CtlResult {
-        let tenant = self.tenant().ok_or("the call has no tenant")?;
+        let tenant = self.tenant().ok_or(CtlError::NoTenant)?;
         let actor = Actor::system(&tenant);
         let mut dials = Vec::new();
         let mut permit = None;
@@ -1401,22 +1435,18 @@ impl Call {
                 };
                 let number = &p.number.clone();
                 permit = Some(p);
-                let trunks = self
-                    .store
-                    .list_trunks(&actor)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let trunks = self.store.list_trunks(&actor).await?;
                 let trunk = trunks
                     .into_iter()
                     .find(|t| t.outbound_target.is_some() && t.transport == "udp")
-                    .ok_or("the tenant has no outbound UDP trunk")?;
+                    .ok_or(CtlError::NoOutboundTrunk)?;
                 srtp = crate::driver::srtp_policy(trunk.srtp);
                 let host = trunk.outbound_target.clone().unwrap_or_default();
                 let dest = tokio::net::lookup_host(host.as_str())
                     .await
                     .ok()
                     .and_then(|mut a| a.next())
-                    .ok_or("the trunk's target does not resolve")?;
+                    .ok_or(CtlError::TrunkTargetUnresolved)?;
                 let uri = format!("sip:{number}@{host}");
                 dials.push(Dial {
                     to: format!("<{uri}>"),
@@ -1429,19 +1459,18 @@ impl Call {
             }
         };
         if dials.is_empty() {
-            return Err(format!("{address} has no registered phone").into());
+            return Err(CtlError::NotRegistered {
+                address: address.to_string(),
+            });
         }
-        let m = self.media.as_ref().ok_or("the call has no media")?;
+        let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
         let leg = match reuse {
             Some(info) => info,
             None => {
-                let leg = m
-                    .handle
-                    .create_leg(parley_media::LegConfig {
-                        inactivity_timeout: None,
-                        ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-                    })
-                    .map_err(|e| e.to_string())?;
+                let leg = m.handle.create_leg(parley_media::LegConfig {
+                    inactivity_timeout: None,
+                    ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+                })?;
                 (leg.id, leg.local_rtp)
             }
         };
@@ -1500,7 +1529,7 @@ impl Call {
             if let (Some(m), true) = (&self.media, fresh) {
                 let _ = m.handle.destroy_leg(leg.id);
             }
-            return Err("cannot build the INVITE".into());
+            return Err(CtlError::InviteNotBuilt);
         }
         self.ctl.deadline = Some(Instant::now() + CONTROL_RING_TIMEOUT);
         Ok(())
@@ -1908,22 +1937,19 @@ async fn originate(call: &mut Call, req: &Originate) -> CtlResult {
         || call
             .store
             .list_trunks(&actor)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .iter()
             .any(|t| t.outbound_target.is_some() && t.transport == "udp");
     if !has_trunk {
-        return Err("the tenant has no outbound UDP trunk".into());
+        return Err(CtlError::NoOutboundTrunk);
     }
-    let engine = call.config.media.clone().ok_or("no media engine")?;
-    let (handle, events) = engine.create_call().map_err(|e| e.to_string())?;
+    let engine = call.config.media.clone().ok_or(CtlError::NoMediaEngine)?;
+    let (handle, events) = engine.create_call()?;
     // The RTP timeout starts when the customer answers (they may ring for a while).
-    let leg = handle
-        .create_leg(parley_media::LegConfig {
-            inactivity_timeout: None,
-            ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
-        })
-        .map_err(|e| e.to_string())?;
+    let leg = handle.create_leg(parley_media::LegConfig {
+        inactivity_timeout: None,
+        ..parley_media::LegConfig::g711(parley_media::Codec::Pcmu)
+    })?;
     call.ctl.customer_media = Some((leg.id, leg.local_rtp));
     call.media = Some(Media {
         handle,
@@ -2011,7 +2037,8 @@ async fn run_outbound(
     let invite = match invite {
         Ok(i) => i,
         Err(e) => {
-            let _ = ready.send(Err(CtlError::Refused(e.to_string())));
+            tracing::warn!(error = %e, "originate: INVITE not built");
+            let _ = ready.send(Err(CtlError::InviteNotBuilt));
             o.driver.send(Cmd::Ended { call_no: no }).await;
             return;
         }

@@ -1049,59 +1049,14 @@ impl Call {
         self.ring_deadline = None;
     }
 
+    /// One command from the API: each concern has its own function below.
     async fn ctl_command(&mut self, cmd: Command) -> CtlResult {
         match cmd {
-            Command::Hold | Command::Unhold => {
-                let (caller, _, room) = self.bridged()?;
-                let hold = cmd == Command::Hold;
-                let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
-                if hold {
-                    m.handle
-                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)))?;
-                }
-                let mode = if hold || self.ctl.consult_hold {
-                    RoomMode::Hold
-                } else {
-                    RoomMode::Full
-                };
-                m.handle.set_mode(caller, mode)?;
-                self.ctl.held = hold;
-                self.ctl
-                    .note(if hold { "hold" } else { "unhold" }, serde_json::json!({}));
-                Ok(())
-            }
-            Command::Mute | Command::Unmute => {
-                let (_, agent, _) = self.bridged()?;
-                let mute = cmd == Command::Mute;
-                let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
-                m.handle.set_mode(
-                    agent,
-                    if mute {
-                        RoomMode::Muted
-                    } else {
-                        RoomMode::Full
-                    },
-                )?;
-                self.ctl.muted = mute;
-                self.ctl
-                    .note(if mute { "mute" } else { "unmute" }, serde_json::json!({}));
-                Ok(())
-            }
-            Command::Hangup => {
-                if self.ended {
-                    return Err(CtlError::Ending);
-                }
-                self.ctl.note("hangup", serde_json::json!({}));
-                self.hang_up_caller(Some("Q.850;cause=16;text=\"hung up by the agent\""))
-                    .await;
-                if let Some(w) = self.winner {
-                    self.hang_up_leg(w).await;
-                }
-                self.cancel_legs(None).await;
-                self.ctl_drop_all().await;
-                self.ended = true;
-                Ok(())
-            }
+            Command::Hold => self.ctl_hold(true),
+            Command::Unhold => self.ctl_hold(false),
+            Command::Mute => self.ctl_mute(true),
+            Command::Unmute => self.ctl_mute(false),
+            Command::Hangup => self.ctl_hangup().await,
             Command::Disposition { code } => {
                 self.ctl
                     .note("disposition", serde_json::json!({ "code": code }));
@@ -1112,185 +1067,266 @@ impl Call {
                 self.bridged()?;
                 self.ctl_dial(&target, Purpose::Party, None).await
             }
-            Command::BlindTransfer(target) => {
-                let (caller, agent, _) = self.bridged()?;
-                if self.ctl.legs.iter().any(|l| l.purpose == Purpose::Consult) {
-                    return Err(CtlError::ConsultationInProgress);
-                }
-                self.ctl_dial(&target, Purpose::Blind, None).await?;
-                self.ctl.note(
-                    "transfer.blind",
-                    serde_json::json!({ "to": target_label(&target) }),
-                );
-                // The agent leaves now; the caller hears ringback.
-                if let Some(w) = self.winner.take() {
-                    self.hang_up_leg(w).await;
-                }
-                if let Some(run) = self.ivr.as_mut() {
-                    run.agent_leg = None;
-                }
-                if let Some(m) = &self.media {
-                    let _ = m.handle.destroy_leg(agent);
-                    let _ = m.handle.set_mode(caller, RoomMode::Full);
-                    let _ = m.handle.play(
-                        caller,
-                        Source::Tone(ToneSpec::US_RINGBACK),
-                        PlayOptions {
-                            looping: true,
-                            barge_in: false,
-                            speech_barge_in: false,
-                        },
-                    );
-                }
-                self.ctl.held = false;
-                self.ctl.muted = false;
-                Ok(())
-            }
-            Command::Consult(target) => {
-                let (caller, _, room) = self.bridged()?;
-                if self
-                    .ctl
-                    .legs
-                    .iter()
-                    .any(|l| matches!(l.purpose, Purpose::Consult | Purpose::Blind))
-                {
-                    return Err(CtlError::TransferInProgress);
-                }
-                self.ctl_dial(&target, Purpose::Consult, None).await?;
-                if let Some(m) = &self.media {
-                    let _ = m
-                        .handle
-                        .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)));
-                    let _ = m.handle.set_mode(caller, RoomMode::Hold);
-                }
-                self.ctl.consult_hold = true;
-                self.ctl.note(
-                    "transfer.consult",
-                    serde_json::json!({ "to": target_label(&target) }),
-                );
-                Ok(())
-            }
-            Command::CompleteTransfer => {
-                self.bridged()?;
-                let Some(c) = self
-                    .ctl
-                    .legs
-                    .iter()
-                    .find(|l| l.purpose == Purpose::Consult && l.up)
-                    .cloned()
-                else {
-                    return Err(CtlError::NoAnsweredConsultation);
-                };
-                self.ctl.consult_hold = false;
-                self.ctl_promote(&c).await?;
-                self.ctl
-                    .note("transfer.complete", serde_json::json!({ "to": c.address }));
-                Ok(())
-            }
-            Command::CancelConsult => {
-                let Some(c) = self
-                    .ctl
-                    .legs
-                    .iter()
-                    .find(|l| l.purpose == Purpose::Consult)
-                    .cloned()
-                else {
-                    return Err(CtlError::NoConsultation);
-                };
-                self.ctl_remove(&c).await;
-                self.ctl
-                    .note("transfer.cancel", serde_json::json!({ "to": c.address }));
-                Ok(())
-            }
+            Command::BlindTransfer(target) => self.ctl_blind_transfer(target).await,
+            Command::Consult(target) => self.ctl_consult(target).await,
+            Command::CompleteTransfer => self.ctl_complete_transfer().await,
+            Command::CancelConsult => self.ctl_cancel_consult().await,
             Command::Supervise {
                 user_id,
                 extension,
                 mode,
-            } => {
-                let (_, agent, _) = self.bridged()?;
-                let existing = self
-                    .ctl
-                    .legs
-                    .iter_mut()
-                    .find(|l| {
-                        matches!(l.purpose, Purpose::Supervisor(_))
-                            && l.user_id.as_deref() == Some(&user_id)
-                    })
-                    .map(|l| {
-                        l.purpose = Purpose::Supervisor(mode);
-                        (l.up, l.media)
-                    });
-                match existing {
-                    Some((up, media)) => {
-                        if up && let Some(m) = &self.media {
-                            m.handle
-                                .set_mode(media, supervisor_room_mode(mode, agent))?;
-                        }
-                    }
-                    None => {
-                        let target = Target::Extension {
-                            extension,
-                            user_id: Some(user_id.clone()),
-                        };
-                        self.ctl_dial(&target, Purpose::Supervisor(mode), None)
-                            .await?;
-                    }
+            } => self.ctl_supervise(user_id, extension, mode).await,
+            Command::PauseRecording => self.ctl_pause_recording(true),
+            Command::ResumeRecording => self.ctl_pause_recording(false),
+            Command::TakeOver { user_id } => self.ctl_take_over(user_id).await,
+        }
+    }
+
+    /// Holds the caller (music in the room) or takes it off hold.
+    fn ctl_hold(&mut self, hold: bool) -> CtlResult {
+        let (caller, _, room) = self.bridged()?;
+        let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
+        if hold {
+            m.handle
+                .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)))?;
+        }
+        let mode = if hold || self.ctl.consult_hold {
+            RoomMode::Hold
+        } else {
+            RoomMode::Full
+        };
+        m.handle.set_mode(caller, mode)?;
+        self.ctl.held = hold;
+        self.ctl
+            .note(if hold { "hold" } else { "unhold" }, serde_json::json!({}));
+        Ok(())
+    }
+
+    /// Mutes the agent towards the caller, or unmutes.
+    fn ctl_mute(&mut self, mute: bool) -> CtlResult {
+        let (_, agent, _) = self.bridged()?;
+        let m = self.media.as_ref().ok_or(CtlError::NoMedia)?;
+        m.handle.set_mode(
+            agent,
+            if mute {
+                RoomMode::Muted
+            } else {
+                RoomMode::Full
+            },
+        )?;
+        self.ctl.muted = mute;
+        self.ctl
+            .note(if mute { "mute" } else { "unmute" }, serde_json::json!({}));
+        Ok(())
+    }
+
+    /// The agent hangs the whole call up.
+    async fn ctl_hangup(&mut self) -> CtlResult {
+        if self.ended {
+            return Err(CtlError::Ending);
+        }
+        self.ctl.note("hangup", serde_json::json!({}));
+        self.hang_up_caller(Some("Q.850;cause=16;text=\"hung up by the agent\""))
+            .await;
+        if let Some(w) = self.winner {
+            self.hang_up_leg(w).await;
+        }
+        self.cancel_legs(None).await;
+        self.ctl_drop_all().await;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// Transfers the caller to `target` without consulting: the agent leaves at once.
+    async fn ctl_blind_transfer(&mut self, target: Target) -> CtlResult {
+        let (caller, agent, _) = self.bridged()?;
+        if self.ctl.legs.iter().any(|l| l.purpose == Purpose::Consult) {
+            return Err(CtlError::ConsultationInProgress);
+        }
+        self.ctl_dial(&target, Purpose::Blind, None).await?;
+        self.ctl.note(
+            "transfer.blind",
+            serde_json::json!({ "to": target_label(&target) }),
+        );
+        // The agent leaves now; the caller hears ringback.
+        if let Some(w) = self.winner.take() {
+            self.hang_up_leg(w).await;
+        }
+        if let Some(run) = self.ivr.as_mut() {
+            run.agent_leg = None;
+        }
+        if let Some(m) = &self.media {
+            let _ = m.handle.destroy_leg(agent);
+            let _ = m.handle.set_mode(caller, RoomMode::Full);
+            let _ = m.handle.play(
+                caller,
+                Source::Tone(ToneSpec::US_RINGBACK),
+                PlayOptions {
+                    looping: true,
+                    barge_in: false,
+                    speech_barge_in: false,
+                },
+            );
+        }
+        self.ctl.held = false;
+        self.ctl.muted = false;
+        Ok(())
+    }
+
+    /// Dials `target` for a consultation, the caller on hold meanwhile.
+    async fn ctl_consult(&mut self, target: Target) -> CtlResult {
+        let (caller, _, room) = self.bridged()?;
+        if self
+            .ctl
+            .legs
+            .iter()
+            .any(|l| matches!(l.purpose, Purpose::Consult | Purpose::Blind))
+        {
+            return Err(CtlError::TransferInProgress);
+        }
+        self.ctl_dial(&target, Purpose::Consult, None).await?;
+        if let Some(m) = &self.media {
+            let _ = m
+                .handle
+                .set_hold_music(room, Some(Source::Tone(HOLD_MUSIC)));
+            let _ = m.handle.set_mode(caller, RoomMode::Hold);
+        }
+        self.ctl.consult_hold = true;
+        self.ctl.note(
+            "transfer.consult",
+            serde_json::json!({ "to": target_label(&target) }),
+        );
+        Ok(())
+    }
+
+    /// Hands the caller to the answered consultation.
+    async fn ctl_complete_transfer(&mut self) -> CtlResult {
+        self.bridged()?;
+        let Some(c) = self
+            .ctl
+            .legs
+            .iter()
+            .find(|l| l.purpose == Purpose::Consult && l.up)
+            .cloned()
+        else {
+            return Err(CtlError::NoAnsweredConsultation);
+        };
+        self.ctl.consult_hold = false;
+        self.ctl_promote(&c).await?;
+        self.ctl
+            .note("transfer.complete", serde_json::json!({ "to": c.address }));
+        Ok(())
+    }
+
+    /// Ends the consultation; the caller stays with the agent.
+    async fn ctl_cancel_consult(&mut self) -> CtlResult {
+        let Some(c) = self
+            .ctl
+            .legs
+            .iter()
+            .find(|l| l.purpose == Purpose::Consult)
+            .cloned()
+        else {
+            return Err(CtlError::NoConsultation);
+        };
+        self.ctl_remove(&c).await;
+        self.ctl
+            .note("transfer.cancel", serde_json::json!({ "to": c.address }));
+        Ok(())
+    }
+
+    /// A supervisor listens, whispers or barges (dialled in, or their mode changed).
+    async fn ctl_supervise(
+        &mut self,
+        user_id: String,
+        extension: String,
+        mode: SupervisorMode,
+    ) -> CtlResult {
+        let (_, agent, _) = self.bridged()?;
+        let existing = self
+            .ctl
+            .legs
+            .iter_mut()
+            .find(|l| {
+                matches!(l.purpose, Purpose::Supervisor(_))
+                    && l.user_id.as_deref() == Some(&user_id)
+            })
+            .map(|l| {
+                l.purpose = Purpose::Supervisor(mode);
+                (l.up, l.media)
+            });
+        match existing {
+            Some((up, media)) => {
+                if up && let Some(m) = &self.media {
+                    m.handle
+                        .set_mode(media, supervisor_room_mode(mode, agent))?;
                 }
-                self.ctl.note(
-                    &format!("supervisor.{}", mode.as_str()),
-                    serde_json::json!({ "user_id": user_id }),
-                );
-                Ok(())
             }
-            Command::PauseRecording | Command::ResumeRecording => {
-                let pause = cmd == Command::PauseRecording;
-                if self.ended || self.media.is_none() {
-                    return Err(CtlError::NoMedia);
-                }
-                // Idempotent: a second pause (or resume) changes nothing.
-                if pause == self.ctl.paused_since.is_some() {
-                    return Ok(());
-                }
-                let now = jiff::Timestamp::now().as_millisecond();
-                if pause {
-                    self.ctl.paused_since = Some(now);
-                } else if let Some(from) = self.ctl.paused_since.take() {
-                    self.ctl.pauses.push((from, now));
-                }
-                self.pci_apply();
-                self.ctl.note(
-                    if pause {
-                        "recording.pause"
-                    } else {
-                        "recording.resume"
-                    },
-                    serde_json::json!({}),
-                );
-                Ok(())
-            }
-            Command::TakeOver { user_id } => {
-                self.bridged()?;
-                let Some(c) = self
-                    .ctl
-                    .legs
-                    .iter()
-                    .find(|l| {
-                        matches!(l.purpose, Purpose::Supervisor(_))
-                            && l.up
-                            && l.user_id.as_deref() == Some(&user_id)
-                    })
-                    .cloned()
-                else {
-                    return Err(CtlError::SupervisorNotInCall);
+            None => {
+                let target = Target::Extension {
+                    extension,
+                    user_id: Some(user_id.clone()),
                 };
-                self.ctl_promote(&c).await?;
-                self.ctl.note(
-                    "supervisor.take_over",
-                    serde_json::json!({ "user_id": user_id }),
-                );
-                Ok(())
+                self.ctl_dial(&target, Purpose::Supervisor(mode), None)
+                    .await?;
             }
         }
+        self.ctl.note(
+            &format!("supervisor.{}", mode.as_str()),
+            serde_json::json!({ "user_id": user_id }),
+        );
+        Ok(())
+    }
+
+    /// Pauses or resumes the recording (PCI); idempotent.
+    fn ctl_pause_recording(&mut self, pause: bool) -> CtlResult {
+        if self.ended || self.media.is_none() {
+            return Err(CtlError::NoMedia);
+        }
+        // Idempotent: a second pause (or resume) changes nothing.
+        if pause == self.ctl.paused_since.is_some() {
+            return Ok(());
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        if pause {
+            self.ctl.paused_since = Some(now);
+        } else if let Some(from) = self.ctl.paused_since.take() {
+            self.ctl.pauses.push((from, now));
+        }
+        self.pci_apply();
+        self.ctl.note(
+            if pause {
+                "recording.pause"
+            } else {
+                "recording.resume"
+            },
+            serde_json::json!({}),
+        );
+        Ok(())
+    }
+
+    /// A supervisor in the call takes it over from the agent.
+    async fn ctl_take_over(&mut self, user_id: String) -> CtlResult {
+        self.bridged()?;
+        let Some(c) = self
+            .ctl
+            .legs
+            .iter()
+            .find(|l| {
+                matches!(l.purpose, Purpose::Supervisor(_))
+                    && l.up
+                    && l.user_id.as_deref() == Some(&user_id)
+            })
+            .cloned()
+        else {
+            return Err(CtlError::SupervisorNotInCall);
+        };
+        self.ctl_promote(&c).await?;
+        self.ctl.note(
+            "supervisor.take_over",
+            serde_json::json!({ "user_id": user_id }),
+        );
+        Ok(())
     }
 
     /// The call's id in the live-call registry (`GET /calls/{id}`).

@@ -54,8 +54,7 @@ pub(crate) async fn run(store: Store, keys: Arc<parley_vault::KeyRing>) {
                 match events.recv().await {
                     Ok(e) if e.kind == "conversation.message" => {
                         let inbound = e.data["message"]["direction"] == "inbound";
-                        if let (true, Some(conv)) =
-                            (inbound, e.data["conversation"]["id"].as_str())
+                        if let (true, Some(conv)) = (inbound, e.data["conversation"]["id"].as_str())
                             && let Err(err) = store.incident_auto_status(&e.tenant_id, conv).await
                         {
                             tracing::warn!(error = %err, "incident status not sent");
@@ -139,7 +138,11 @@ async fn make_call(
                     if call.attempts > 0 {
                         // A channel made by an attempt that died before recording it
                         // holds the name: take another.
-                        name = format!("{}-{}", name.chars().take(76).collect::<String>(), call.attempts);
+                        name = format!(
+                            "{}-{}",
+                            name.chars().take(76).collect::<String>(),
+                            call.attempts
+                        );
                     }
                     let ch = slack.create_channel(&name).await?;
                     store
@@ -156,7 +159,8 @@ async fn make_call(
             }
             if !users.is_empty() {
                 match slack.invite(&channel_id, &users).await {
-                    Err(parley_slack::Error::Api { error, .. }) if error == "already_in_channel" => {}
+                    Err(parley_slack::Error::Api { error, .. })
+                        if error == "already_in_channel" => {}
                     other => other?,
                 }
             }

@@ -4,8 +4,8 @@
 mod config;
 mod data;
 mod delivery;
-mod incidents;
 mod flow_cli;
+mod incidents;
 mod models_cli;
 
 use std::io::{BufRead as _, IsTerminal as _};

@@ -90,7 +90,10 @@ async fn main() {
             .expect("ingest");
         convs.push(got.conversation.id);
     }
-    println!("setup: {n} customers with a web-chat conversation in {:.1?}", t.elapsed());
+    println!(
+        "setup: {n} customers with a web-chat conversation in {:.1?}",
+        t.elapsed()
+    );
     // The setup's own work items and events are not part of the measure.
     let inc = store
         .create_incident(

@@ -1216,7 +1216,9 @@ impl Store {
     /// incidents alerted. Run every minute by the binary; tests call it in virtual time.
     pub async fn check_incident_cadence(&self) -> Result<Vec<String>> {
         let now = self.now();
-        let rows: Vec<(
+        /// (tenant, id, severity, status, started, last public update, alerted for,
+        /// comms owner, title)
+        type CadenceRow = (
             String,
             String,
             String,
@@ -1226,7 +1228,8 @@ impl Store {
             Option<i64>,
             Option<String>,
             String,
-        )> = sqlx::query_as(
+        );
+        let rows: Vec<CadenceRow> = sqlx::query_as(
             "SELECT tenant_id, id, severity, status, started_at, last_public_update_at,
                         cadence_alerted_for, comms_owner_id, title
                  FROM incidents WHERE status IN ('investigating', 'identified', 'monitoring')",

@@ -135,7 +135,7 @@ fn mac(signing_secret: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

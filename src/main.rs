@@ -5,6 +5,7 @@ mod config;
 mod data;
 mod delivery;
 mod flow_cli;
+mod incidents;
 mod models_cli;
 
 use std::io::{BufRead as _, IsTerminal as _};
@@ -465,6 +466,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             delivery::adapters(),
         )))
     };
+    // Incidents: interrupted public updates finished, the Slack swarm's outbox, the
+    // automatic status reply, missed-update alerts.
+    let incidents_worker = tokio::spawn(incidents::run(store.clone(), keys.clone()));
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -709,6 +713,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     if let Some(w) = delivery_worker {
         w.abort();
     }
+    incidents_worker.abort();
     // The engine's last owner stops its workers and flushes recordings (blocking joins).
     let _ = tokio::task::spawn_blocking(move || drop(engine)).await;
     // Publishes what is left in the outbox, then closes the pool.

@@ -51,6 +51,7 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod incidents;
 pub mod lookups;
 pub mod outbox;
 pub mod queues;

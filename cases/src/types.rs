@@ -117,6 +117,11 @@ pub(crate) fn new_id() -> String {
 #[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Fixes problems (issue #21): sees incidents, their linked cases' technical fields
+    /// and internal notes; not customers' contact details or message bodies (unless the
+    /// tenant allows), and never messages customers. The lowest role: every API route
+    /// that does not name it refuses it.
+    Engineer,
     /// Handles calls, chats, cases.
     Agent,
     /// Watches and steers agents; reads the audit log.
@@ -129,6 +134,7 @@ impl Role {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Engineer => "engineer",
             Role::Agent => "agent",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
@@ -138,10 +144,14 @@ impl Role {
     /// Parses a stored or user-supplied name.
     pub fn parse(s: &str) -> Result<Role> {
         match s {
+            "engineer" => Ok(Role::Engineer),
             "agent" => Ok(Role::Agent),
             "supervisor" => Ok(Role::Supervisor),
             "admin" => Ok(Role::Admin),
-            _ => Err(Error::invalid("role", "must be admin, supervisor or agent")),
+            _ => Err(Error::invalid(
+                "role",
+                "must be admin, supervisor, agent or engineer",
+            )),
         }
     }
 }
@@ -274,6 +284,8 @@ mod tests {
     #[test]
     fn roles_are_ordered() {
         assert!(Role::Admin > Role::Supervisor && Role::Supervisor > Role::Agent);
+        assert!(Role::Agent > Role::Engineer);
+        assert_eq!(Role::parse("engineer").unwrap(), Role::Engineer);
         assert_eq!(Role::parse("supervisor").unwrap(), Role::Supervisor);
         assert!(Role::parse("root").is_err());
     }

@@ -4,12 +4,14 @@
 //! client (blocking and async); [`ws`] the events and softphone WebSockets; [`wait`]
 //! awaits a condition with a deadline and names what it awaited when it times out;
 //! [`sipp`] runs sipp scenarios from `tests/sipp/` on ports that parallel tests do not
-//! share. The older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
+//! share; [`slack`] a Slack-compatible Web API server that also sends signed Events
+//! API requests. The older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
 //! are still included by `#[path]` where they are used.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod http;
 pub(crate) mod parley;
 pub(crate) mod sipp;
+pub(crate) mod slack;
 pub(crate) mod wait;
 pub(crate) mod ws;

@@ -43,6 +43,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod headers;
+mod hooks;
 pub mod metrics;
 pub mod serve;
 pub mod softphone;
@@ -598,6 +599,8 @@ impl AppState {
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
         (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
+        (name = "incidents", description = "Incidents: problem records, links to cases and conversations, notes and public updates \
+            to every affected customer, status, recurrence suggestions, the Slack swarm (events at /hooks/v1/slack/{tenant})"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),
@@ -627,6 +630,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .merge(chat::router())
+        .merge(hooks::router())
         .split_for_parts()
         .1
 }
@@ -636,6 +640,7 @@ pub fn app(state: AppState) -> Router {
     let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .merge(chat::router())
+        .merge(hooks::router())
         .split_for_parts();
     let max_body = state.config.max_body_bytes;
     let hsts = state.config.hsts;

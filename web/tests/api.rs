@@ -42,7 +42,7 @@ impl T {
         store.migrate().await.unwrap();
         for tenant in ["acme", "globex"] {
             let t = store.create_tenant(tenant).await.unwrap();
-            for role in [Role::Admin, Role::Supervisor, Role::Agent] {
+            for role in [Role::Admin, Role::Supervisor, Role::Agent, Role::Engineer] {
                 store
                     .create_user(
                         &Actor::system(&t.id),

@@ -6,7 +6,7 @@ import { api, session, setUnauthorizedHandler } from './api.js';
 import { h, mount, errorBox } from './dom.js';
 import * as events from './events.js';
 
-const ROLE_RANK = { agent: 1, supervisor: 2, admin: 3 };
+const ROLE_RANK = { engineer: 1, agent: 2, supervisor: 3, admin: 4 };
 
 // path pattern -> [module, minimum role, nav label]
 const ROUTES = [
@@ -15,6 +15,8 @@ const ROUTES = [
   ['/agent/customers/:id', () => import('./pages/agent.js'), 'agent'],
   ['/inbox', () => import('./pages/inbox.js'), 'agent', 'Inbox'],
   ['/inbox/:id', () => import('./pages/inbox.js'), 'agent'],
+  ['/incidents', () => import('./pages/incidents.js'), 'engineer', 'Incidents'],
+  ['/incidents/:id', () => import('./pages/incidents.js'), 'engineer'],
   ['/supervisor', () => import('./pages/supervisor.js'), 'supervisor', 'Supervisor'],
   ['/admin', () => import('./pages/admin.js'), 'admin', 'Admin'],
   ['/admin/:tab', () => import('./pages/admin.js'), 'admin'],
@@ -46,6 +48,7 @@ export function navigate(path, { replace = false } = {}) {
 
 function home(user) {
   if (!user) return '/login';
+  if (user.role === 'engineer') return '/incidents';
   return user.role === 'agent' ? '/agent' : user.role === 'supervisor' ? '/supervisor' : '/admin';
 }
 

@@ -10,7 +10,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{Authed, Json};
+use crate::extract::{Json, Staff};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -78,7 +78,7 @@ async fn login(
 /// Revokes the token used for this request.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = ErrorBody)))]
-async fn logout(State(s): State<AppState>, a: Authed) -> ApiResult<StatusCode> {
+async fn logout(State(s): State<AppState>, Staff(a): Staff) -> ApiResult<StatusCode> {
     s.store.revoke_token(&a.token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -86,6 +86,6 @@ async fn logout(State(s): State<AppState>, a: Authed) -> ApiResult<StatusCode> {
 /// The user behind the token.
 #[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = User), (status = 401, body = ErrorBody)))]
-async fn me(a: Authed) -> axum::Json<User> {
+async fn me(Staff(a): Staff) -> axum::Json<User> {
     axum::Json(a.user)
 }

@@ -151,7 +151,8 @@ async fn agents_see_their_colleagues_names_and_mention_handles_only() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let list = v.as_array().unwrap();
-    assert_eq!(list.len(), 3, "{v}");
+    // Admin, supervisor, agent and engineer (engineers can be mentioned in notes).
+    assert_eq!(list.len(), 4, "{v}");
     let sup = list.iter().find(|c| c["role"] == "supervisor").unwrap();
     assert_eq!(sup["handle"], "supervisor");
     assert_eq!(sup["name"], "supervisor of acme");

@@ -444,6 +444,15 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         .await
         .unwrap();
     ids.insert("conversation", conv.conversation.id);
+    let inc = ok(
+        t,
+        Method::POST,
+        "/api/v1/incidents",
+        admin,
+        json!({"title": "Outage", "severity": "P2"}),
+    )
+    .await;
+    ids.insert("incident", id(&inc));
     ids.insert("call", "call-1".into());
     ids.insert("sip_call", "sip-1".into());
     World { ids }
@@ -622,6 +631,23 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/calls/{id}/actions", "/calls/{call}/actions", json!({"action": "barge"}), "UFAAN"),
         (M::POST, "/calls/{id}/actions", "/calls/{call}/actions", json!({"action": "take_over"}), "UFAAN"),
         (M::POST, "/calls/{id}/actions", "/calls/{call}/actions", json!({"action": "hangup"}), "UAAAN"),
+        // Incidents (issue #21): every signed-in role reads and works them (engineers
+        // too, see `engineer_expect`); public updates, suggestions and settling linked
+        // cases are for agents and above; Slack is the admins'. The world's incident is
+        // open, so settling its cases is refused (409) after the checks.
+        (M::GET, "/incidents", "/incidents", json!(null), "UAAAO"),
+        (M::POST, "/incidents", "/incidents", json!({"title": "Another outage", "severity": "P3"}), "UAAAO"),
+        (M::GET, "/incidents/suggestions", "/incidents/suggestions", json!(null), "UAAAO"),
+        (M::GET, "/incidents/{id}", "/incidents/{incident}", json!(null), "UAAAN"),
+        (M::POST, "/incidents/{id}/links", "/incidents/{incident}/links", json!({"case_ids": [], "conversation_ids": ["{conversation}"]}), "UAAAN"),
+        (M::POST, "/incidents/{id}/updates", "/incidents/{incident}/updates", json!({"text": "Looking into it", "public": false}), "UAAAN"),
+        (M::POST, "/incidents/{id}/status", "/incidents/{incident}/status", json!({"status": "identified"}), "UAAAN"),
+        (M::POST, "/incidents/{id}/cases", "/incidents/{incident}/cases", json!({"action": "resolve"}), "UAAAN"),
+        (M::POST, "/incidents/{id}/swarm", "/incidents/{incident}/swarm", json!(null), "UAAAN"),
+        (M::GET, "/conversations/{id}/incidents", "/conversations/{conversation}/incidents", json!(null), "UAAAN"),
+        (M::PUT, "/integrations/slack", "/integrations/slack", json!({"bot_token": "xoxb-test", "signing_secret": "shh"}), "UFFAO"),
+        // Slack's Events API: signed by Slack, never by a bearer token.
+        (M::POST, "/hooks/v1/slack/{tenant}", "/hooks/v1/slack/acme", json!({"type": "url_verification", "challenge": "x"}), "UUUUU"),
         // Destructive rows last, on fixtures of their own.
         (M::POST, "/cases/{id}/merge", "/cases/{case2}/merge", json!({"into": "{case}"}), "UFAAN"),
         (M::POST, "/customers/{id}/merge", "/customers/{customer2}/merge", json!({"into": "{customer}"}), "UFAAN"),
@@ -771,7 +797,7 @@ async fn every_route_and_call_control_by_role() {
     let mut checked = 0;
     for (m, tmpl, path, body, code) in &rows {
         // The public chat API is not under /api/v1.
-        let uri = if path.starts_with("/chat/") {
+        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
             w.fill(path)
         } else {
             format!("/api/v1{}", w.fill(path))
@@ -821,12 +847,72 @@ async fn every_route_and_call_control_by_role() {
             }
         }
     }
+    // The engineer (issue #21), a sixth column derived per row: the public routes
+    // answer them as anyone; of the staff API, only their own account and the
+    // incidents' routes (`engineer_expect`); everything else is 403. Run last: the
+    // engineer's logout ends their token.
+    let engineer = t.login("acme", Role::Engineer).await;
+    for (m, tmpl, path, body, code) in &rows {
+        let public =
+            path.starts_with("/chat/") || path.starts_with("/hooks/") || *tmpl == "/auth/login";
+        let want = if public {
+            expects(code)[0]
+        } else {
+            engineer_expect(m, tmpl)
+        };
+        if body.as_str() == Some(WAV_BODY) {
+            continue;
+        }
+        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
+            w.fill(path)
+        } else {
+            format!("/api/v1{}", w.fill(path))
+        };
+        let body = (!body.is_null()).then(|| fill_json(&w, body));
+        let (s, v) = t.call(m.clone(), &uri, Some(&engineer), body).await;
+        checked += 1;
+        let good = match want {
+            Expect::U => s == StatusCode::UNAUTHORIZED,
+            Expect::F => s == StatusCode::FORBIDDEN,
+            Expect::A => {
+                s.is_success() || s == StatusCode::CONFLICT || s == StatusCode::UNPROCESSABLE_ENTITY
+            }
+            other => panic!("no engineer expectation {other:?}"),
+        };
+        if !good {
+            failures.push(format!(
+                "{m} {tmpl} as engineer: want {want:?}, got {s} {}",
+                truncate(&v)
+            ));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {checked} checks failed:\n{}",
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// What an engineer gets on a staff route: their own account and the incidents'
+/// routes that are not about customers; 403 on everything else.
+fn engineer_expect(m: &Method, tmpl: &str) -> Expect {
+    const ALLOWED: [(&str, &str); 9] = [
+        ("GET", "/me"),
+        ("POST", "/auth/logout"),
+        ("GET", "/incidents"),
+        ("POST", "/incidents"),
+        ("GET", "/incidents/{id}"),
+        ("POST", "/incidents/{id}/links"),
+        ("POST", "/incidents/{id}/updates"),
+        ("POST", "/incidents/{id}/status"),
+        ("POST", "/incidents/{id}/swarm"),
+    ];
+    if ALLOWED.contains(&(m.as_str(), tmpl)) {
+        Expect::A
+    } else {
+        Expect::F
+    }
 }
 
 fn truncate(v: &Value) -> String {

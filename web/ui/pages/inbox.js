@@ -305,7 +305,9 @@ export async function render(main, params, { user }) {
       const cust = conv.customerId ? await customer(conv.customerId).catch(() => null) : null;
       if (mine !== threadSeq || disposed) return;
       noteAssignee(conv, listLoaded);
-      detail = { conv, messages: msgs, customer: cust };
+      const incidents = await get('/conversations/' + enc(openId) + '/incidents').catch(() => []);
+      if (mine !== threadSeq || disposed) return;
+      detail = { conv, messages: msgs, customer: cust, incidents };
       drawThread();
       loadContext(conv, cust);
     } catch (e) {
@@ -504,7 +506,11 @@ export async function render(main, params, { user }) {
           assignSel,
           c.assignee !== me.id ? h('button', { type: 'button', id: 'assign-me', 'aria-keyshortcuts': 'a', onclick: (e) => assign(me.id, headOut, e.target) }, 'Assign to me') : null,
           ACTIVE.has(c.status) ? h('button', { type: 'button', id: 'resolve', 'aria-keyshortcuts': 'e', onclick: (e) => setStatus('resolved', headOut, e.target) }, '✓ Resolve') : null),
-        headOut);
+        headOut,
+        // Issue #21: the open incidents this customer is affected by.
+        (detail.incidents || []).map((i) => h('div', { class: 'incident-banner', role: 'status' },
+          badge(i.severity), ' Incident: ', h('a', { href: '/incidents/' + enc(i.id), 'data-link': '' }, i.title),
+          ` — ${i.status.replace('_', ' ')}`)));
     if (stick) logBox.scrollTop = logBox.scrollHeight;
   }
 

@@ -1,6 +1,7 @@
 //! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
 //! migrations; `user add` creates a login. See README.md.
 
+mod analytics;
 mod config;
 mod data;
 mod delivery;
@@ -454,6 +455,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         }
     }
     let token_purge = tokio::spawn(purge_tokens(store.clone(), TOKEN_PURGE_EVERY));
+    // KPI rollups follow the outbox (from the checkpoint after a restart).
+    let analytics_fold = tokio::spawn(analytics::run(store.clone()));
     // Agents' replies waiting in the delivery outbox go out (and those a crash left
     // queued); held while `PARLEY_DELIVERY_PAUSED` is set.
     let delivery_worker = if cfg.delivery_paused {
@@ -706,6 +709,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    analytics_fold.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -198,8 +198,9 @@ pub(crate) async fn live_snapshot(s: &AppState, actor: &Actor) -> ApiResult<Live
 
 /// The live wallboard over all channels (supervisor): waiting contacts and the
 /// longest wait, queues with per-channel figures, agents by state and capacity,
-/// conversations with SLA at risk, today's KPIs. The events WebSocket pushes the same
-/// object to supervisors every 2 s as `{"type": "analytics.live", "data": …}`.
+/// conversations with SLA at risk, today's KPIs. The events WebSocket opened with
+/// `?live=1` pushes the same object to supervisors every 2 s as
+/// `{"type": "analytics.live", "data": …}`.
 #[utoipa::path(get, path = "/analytics/live", tag = "analytics", security(("bearer" = [])),
     responses((status = 200, body = LiveSnapshot), (status = 403, body = ErrorBody)))]
 async fn live(

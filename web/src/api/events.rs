@@ -5,8 +5,9 @@
 //! `{"type": "timeline.appended", "customer_id": …, "case_id": …, "data": {…}}`. A
 //! subscriber that falls behind gets `{"type": "lagged", "missed": N}` and should
 //! reload what it shows. The token is re-checked every 30 s; once expired or revoked the
-//! socket closes with code 4001. Supervisors and admins also get the live wallboard
-//! every 2 s: `{"type": "analytics.live", "data": …}` (as `GET /analytics/live`).
+//! socket closes with code 4001. Supervisors and admins who connect with `?live=1` also
+//! get the live wallboard every 2 s: `{"type": "analytics.live", "data": …}` (the
+//! object `GET /analytics/live` returns).
 
 use std::time::Duration;
 
@@ -59,8 +60,10 @@ pub(crate) async fn events(
         .max_frame_size(crate::MAX_WEBSOCKET_MESSAGE);
     let rx = s.store.subscribe();
     let store = s.store.clone();
-    // Supervisors get the live wallboard pushed (no polling).
-    let live = (actor.role >= Role::Supervisor).then(|| Live {
+    // Supervisors who ask (`?live=1`) get the live wallboard pushed (no polling).
+    let wants_live = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "live" && v == "1");
+    let live = (wants_live && actor.role >= Role::Supervisor).then(|| Live {
         state: s.clone(),
         every: LIVE_EVERY,
     });

@@ -423,6 +423,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     // The demo only on request: a fresh server on a public address has no tenant with
     // generated logins and no trunk that trusts 127.0.0.1.
     if demo && let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
+        let started = std::time::Instant::now();
+        let contacts = parley_cases::demo::seed_demo_history(&store, cfg.demo_history_days).await?;
+        tracing::info!(
+            contacts,
+            ms = started.elapsed().as_millis() as u64,
+            "demo history seeded"
+        );
         // Shown once: only hashes are stored.
         println!(
             "Demo tenant \"{}\" created. Logins (shown once, save them):",

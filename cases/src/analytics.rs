@@ -6,9 +6,10 @@
 //! (a fact already there is skipped: replays never count twice) and adds the new facts'
 //! measures to their 15-minute and day rollup rows ([`fold::fold_into`]), then moves
 //! the checkpoint — all in one transaction. A restart resumes from the checkpoint. It
-//! re-reads the last [`REREAD_MS`] before the checkpoint each round, because a
-//! transaction can commit after a later-stamped one; the fact keys make that harmless.
-//! The binary runs it on every committed event and every second (src/analytics.rs).
+//! re-reads the last [`REREAD_MS`] before the checkpoint, because a transaction can
+//! commit after a later-stamped one; the fact keys make that harmless. The binary runs
+//! [`Store::analytics_follow`] (no re-read) on every committed event and every second,
+//! and the catch-up at start-up and every 10 s (src/analytics.rs).
 //!
 //! **Reports read rollups only** ([`Store::analytics_kpis`]); drill-down lists the facts
 //! of a range ([`Store::analytics_drilldown`]). Saved reports are the report builder's
@@ -549,19 +550,30 @@ fn measure_cols() -> String {
 
 impl Store {
     /// Folds every committed event after the checkpoint into facts and rollups (see the
-    /// module). Returns how many new facts were counted.
+    /// module), first reading again the last [`REREAD_MS`] before the checkpoint (events
+    /// committed late). Run at start-up and every few seconds. Returns how many new
+    /// facts were counted.
     pub async fn analytics_catch_up(&self) -> Result<usize> {
-        let mut total = 0;
-        loop {
-            let (n, more) = self.analytics_round().await?;
-            total += n;
-            if !more {
-                return Ok(total);
-            }
-        }
+        self.analytics_rounds(true).await
     }
 
-    async fn analytics_round(&self) -> Result<(usize, bool)> {
+    /// Folds the events committed after the checkpoint, without reading any again (the
+    /// cheap step run on every event; [`Store::analytics_catch_up`] covers late commits).
+    pub async fn analytics_follow(&self) -> Result<usize> {
+        self.analytics_rounds(false).await
+    }
+
+    async fn analytics_rounds(&self, reread: bool) -> Result<usize> {
+        let (mut total, mut more) = self.analytics_round(reread).await?;
+        while more {
+            let (n, m) = self.analytics_round(false).await?;
+            total += n;
+            more = m;
+        }
+        Ok(total)
+    }
+
+    async fn analytics_round(&self, reread: bool) -> Result<(usize, bool)> {
         let mut tx = self.write_tx().await?;
         let cp: Option<(i64, String)> = sqlx::query_as(
             "SELECT created_at, event_id FROM analytics_checkpoint WHERE consumer = $1",
@@ -577,22 +589,22 @@ impl Store {
              ORDER BY created_at, id LIMIT $3",
             kinds.join(", ")
         );
-        // Read again from REREAD_MS before the checkpoint (late commits), skipping
-        // nothing: facts already counted are skipped by their keys.
-        let start = cp_at.saturating_sub(REREAD_MS);
+        // Re-reading starts REREAD_MS before the checkpoint (late commits; facts already
+        // counted are skipped by their keys) and may read up to 20 batches at once.
+        let (start, after_id, limit) = if reread {
+            (cp_at.saturating_sub(REREAD_MS), String::new(), BATCH * 20)
+        } else {
+            (cp_at, cp_id.clone(), BATCH)
+        };
         let mut q = sqlx::query_as::<_, (String, i64, String)>(sqlx::AssertSqlSafe(sql))
             .bind(start)
-            .bind("")
-            .bind(BATCH);
+            .bind(after_id)
+            .bind(limit);
         for k in KINDS {
             q = q.bind(k);
         }
         let rows = q.fetch_all(&mut *tx).await?;
-        let fresh = rows
-            .iter()
-            .filter(|r| r.1 > cp_at || (r.1 == cp_at && r.0 > cp_id))
-            .count();
-        let more = i64::try_from(rows.len()).unwrap_or(0) == BATCH && fresh > 0;
+        let more = i64::try_from(rows.len()).unwrap_or(0) == limit;
         let mut rollups: HashMap<(String, RollupKey), Measures> = HashMap::new();
         let mut teams: HashMap<(String, String), String> = HashMap::new();
         let mut counted = 0;

@@ -53,6 +53,12 @@ static ASSETS: &[Asset] = assets![
     "pages/callentry.js",
     "pages/inbox.js",
     "pages/inboxlib.js",
+    "pages/dashboards.js",
+    "pages/dashboards.css",
+    "vendor/uplot/uPlot.esm.js",
+    "vendor/uplot/uPlot.min.css",
+    "vendor/uplot/LICENSE",
+    "vendor/uplot/README",
     "chat/widget.js",
 ];
 

@@ -16,6 +16,7 @@ const ROUTES = [
   ['/inbox', () => import('./pages/inbox.js'), 'agent', 'Inbox'],
   ['/inbox/:id', () => import('./pages/inbox.js'), 'agent'],
   ['/supervisor', () => import('./pages/supervisor.js'), 'supervisor', 'Supervisor'],
+  ['/dashboards', () => import('./pages/dashboards.js'), 'supervisor', 'Dashboards'],
   ['/admin', () => import('./pages/admin.js'), 'admin', 'Admin'],
   ['/admin/:tab', () => import('./pages/admin.js'), 'admin'],
   ['/designer', () => import('./pages/designer.js'), 'supervisor', 'IVR designer'],

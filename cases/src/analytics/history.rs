@@ -60,6 +60,9 @@ pub struct ConversationSpec {
     pub channel: String,
     /// The customer's handle (its identity on the channel; a new customer).
     pub visitor: String,
+    /// The handle's identity kind (default `web_chat`; `email` for an address).
+    #[serde(default)]
+    pub identity_kind: Option<String>,
     /// The first message's time.
     pub open: Timestamp,
     /// What happens next, in time order.
@@ -133,7 +136,10 @@ impl Store {
                                 sender: Sender {
                                     customer_id: None,
                                     identity: Some(RawIdentity {
-                                        kind: "web_chat".into(),
+                                        kind: c
+                                            .identity_kind
+                                            .clone()
+                                            .unwrap_or_else(|| "web_chat".into()),
                                         value: c.visitor.clone(),
                                     }),
                                     name: Some(c.visitor.clone()),
@@ -193,7 +199,10 @@ impl Store {
                                         sender: Sender {
                                             customer_id: None,
                                             identity: Some(RawIdentity {
-                                                kind: "web_chat".into(),
+                                                kind: spec
+                                                    .identity_kind
+                                                    .clone()
+                                                    .unwrap_or_else(|| "web_chat".into()),
                                                 value: spec.visitor.clone(),
                                             }),
                                             name: None,
@@ -343,4 +352,161 @@ impl Lookups {
             sl_met: c.sl_met,
         })
     }
+}
+
+/// A deterministic pseudo-random stream (SplitMix64): the demo's history is the same
+/// on every fresh start.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `lo..=hi`.
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        let span = u64::try_from((hi - lo).max(0) + 1).unwrap_or(1);
+        lo + i64::try_from(self.next() % span).unwrap_or(0)
+    }
+
+    /// True with probability `p` percent.
+    fn pct(&mut self, p: i64) -> bool {
+        self.range(0, 99) < p
+    }
+}
+
+/// A plausible month (or `days` days) of contacts ending at `end` (exclusive, a UTC
+/// midnight): calls to `queues` answered by `agents` (the first agent mostly in the
+/// first queue), chats on `chat` and emails on `email`, more on weekdays and at the
+/// late-morning and afternoon peaks.
+pub fn demo_history(
+    end: Timestamp,
+    days: u32,
+    queues: [&str; 2],
+    agents: [&str; 2],
+    chat: &str,
+    email: &str,
+) -> History {
+    const DAY: i64 = 86_400_000;
+    let mut r = Rng(22);
+    let mut h = History::default();
+    let start = end.0 - i64::from(days) * DAY;
+    // Arrival weight per hour (UTC), 07:00-19:00.
+    const HOURS: [i64; 12] = [2, 5, 9, 10, 8, 5, 7, 9, 8, 6, 4, 2];
+    let pick_hour = |r: &mut Rng| {
+        let total: i64 = HOURS.iter().sum();
+        let mut x = r.range(0, total - 1);
+        for (i, w) in HOURS.iter().enumerate() {
+            if x < *w {
+                return 7 + i64::try_from(i).unwrap_or(0);
+            }
+            x -= w;
+        }
+        12
+    };
+    for d in 0..i64::from(days) {
+        let day = start + d * DAY;
+        // 1970-01-01 was a Thursday: weekday 0 = Monday.
+        let weekday = (day / DAY + 3).rem_euclid(7);
+        let busy = if weekday >= 5 { 40 } else { 100 };
+        let calls = r.range(12, 20) * busy / 100;
+        for _ in 0..calls {
+            let at = day + pick_hour(&mut r) * 3_600_000 + r.range(0, 3_599) * 1000;
+            let q = usize::from(r.pct(50));
+            let wait = if r.pct(70) {
+                r.range(2, 20)
+            } else {
+                r.range(20, 150)
+            };
+            let outcome = if wait > 60 && r.pct(45) {
+                "abandoned"
+            } else if wait < 6 && r.pct(8) {
+                "abandoned"
+            } else if wait > 40 && r.pct(15) {
+                "callback"
+            } else {
+                "answered"
+            };
+            let agent = if r.pct(80) { agents[q] } else { agents[1 - q] };
+            h.calls.push(CallSpec {
+                queue: queues[q].to_owned(),
+                agent: (outcome == "answered").then(|| agent.to_owned()),
+                transferred_to: if outcome == "answered" && r.pct(6) {
+                    vec![agents[1 - q].to_owned()]
+                } else {
+                    Vec::new()
+                },
+                start: Timestamp(at),
+                wait_s: wait,
+                talk_s: r.range(90, 540),
+                wrap_s: r.range(5, 60),
+                outcome: outcome.to_owned(),
+                sl_met: outcome == "answered" && wait <= 20,
+                caller: Some(format!("+1555{:07}", r.range(0, 9_999_999))),
+            });
+        }
+        let convs = r.range(5, 10) * busy / 100;
+        for n in 0..convs {
+            let is_email = r.pct(30);
+            let open = day + pick_hour(&mut r) * 3_600_000 + r.range(0, 3_599) * 1000;
+            let agent = agents[usize::from(r.pct(50))];
+            let mut t = open;
+            let mut steps = Vec::new();
+            let step = |t: i64, action: &str, by: Option<&str>, score: Option<u8>| Step {
+                at: Timestamp(t),
+                action: action.to_owned(),
+                by: by.map(str::to_owned),
+                score,
+            };
+            if !is_email && r.pct(40) {
+                steps.push(step(t + 3_000, "reply", None, None));
+            }
+            t += r.range(20, 240) * 1000;
+            steps.push(step(t, "assign", Some(agent), None));
+            t += if is_email {
+                r.range(600, 14_400)
+            } else {
+                r.range(20, 600)
+            } * 1000;
+            steps.push(step(t, "reply", Some(agent), None));
+            t += r.range(120, if is_email { 20_000 } else { 3_000 }) * 1000;
+            steps.push(step(t, "resolve", None, None));
+            if r.pct(8) {
+                t += r.range(600, 20_000) * 1000;
+                steps.push(step(t, "customer", None, None));
+                t += r.range(300, 3_600) * 1000;
+                steps.push(step(t, "reply", Some(agent), None));
+                t += r.range(300, 3_600) * 1000;
+                steps.push(step(t, "resolve", None, None));
+            }
+            if r.pct(55) {
+                let score = match r.range(0, 99) {
+                    0..=44 => 5,
+                    45..=74 => 4,
+                    75..=86 => 3,
+                    87..=94 => 2,
+                    _ => 1,
+                };
+                steps.push(step(t + 60_000, "csat", None, Some(score)));
+            }
+            // Nothing in the future.
+            steps.retain(|s| s.at.0 < end.0);
+            h.conversations.push(ConversationSpec {
+                channel: if is_email { email } else { chat }.to_owned(),
+                visitor: if is_email {
+                    format!("customer{d}x{n}@example.com")
+                } else {
+                    format!("history-visitor-{d}-{n}")
+                },
+                identity_kind: Some(if is_email { "email" } else { "web_chat" }.to_owned()),
+                open: Timestamp(open),
+                steps,
+            });
+        }
+    }
+    h
 }

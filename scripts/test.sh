@@ -71,8 +71,24 @@ else
   # chat.spec.mjs: the web chat widget embedded on another origin (WebSocket, long-poll, CSAT);
   # inboxlib.test.mjs: the inbox's filters, countdowns, placeholders, mentions (plain Node);
   # inbox.spec.mjs: the unified inbox with visitors writing through /chat/v1;
-  # incidents.spec.mjs: incidents (suggested from a burst, public update, banner).
-  browser_tests='node tests/browser/callentry.test.mjs && node tests/browser/flowlayout.test.mjs && node tests/browser/inboxlib.test.mjs && node tests/browser/softphone.spec.mjs && node tests/browser/phone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/designer.spec.mjs && node tests/browser/chat.spec.mjs && node tests/browser/inbox.spec.mjs && node tests/browser/incidents.spec.mjs && node tests/browser/run.mjs'
+  # incidents.spec.mjs: incidents (suggested from a burst, public update, banner);
+  # dashboards.spec.mjs: analytics dashboards on demo history (tiles = API, charts, drill-down, CSV).
+  # One file a line, run in this order (run.mjs, the broad walk, last).
+  browser_specs='
+    callentry.test.mjs
+    flowlayout.test.mjs
+    inboxlib.test.mjs
+    softphone.spec.mjs
+    phone.spec.mjs
+    transcript.spec.mjs
+    designer.spec.mjs
+    chat.spec.mjs
+    inbox.spec.mjs
+    incidents.spec.mjs
+    dashboards.spec.mjs
+    run.mjs
+  '
+  browser_tests=$(for f in $browser_specs; do printf 'node tests/browser/%s && ' "$f"; done)true
   run_browser="ip link set lo up && $browser_tests"
   if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
     unshare -n sh -c "$run_browser"

@@ -168,6 +168,9 @@ pub(crate) struct Config {
     /// Holds agents' replies in the delivery outbox instead of sending them (channel
     /// maintenance; they go out once Parley runs without it) (`PARLEY_DELIVERY_PAUSED`).
     pub(crate) delivery_paused: bool,
+    /// Days of contact history a new demo tenant gets for its dashboards; 0: none
+    /// (`PARLEY_DEMO_HISTORY_DAYS`, default 30).
+    pub(crate) demo_history_days: u32,
 }
 
 impl Default for Config {
@@ -231,6 +234,7 @@ impl Default for Config {
             metrics_token: None,
             lookup_ttl_secs: 10,
             delivery_paused: false,
+            demo_history_days: 30,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
 //! migrations; `user add` creates a login. See README.md.
 
+mod analytics;
 mod config;
 mod data;
 mod delivery;
@@ -423,6 +424,13 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     // The demo only on request: a fresh server on a public address has no tenant with
     // generated logins and no trunk that trusts 127.0.0.1.
     if demo && let Some(logins) = parley_cases::demo::seed_demo(&store).await? {
+        let started = std::time::Instant::now();
+        let contacts = parley_cases::demo::seed_demo_history(&store, cfg.demo_history_days).await?;
+        tracing::info!(
+            contacts,
+            ms = started.elapsed().as_millis() as u64,
+            "demo history seeded"
+        );
         // Shown once: only hashes are stored.
         println!(
             "Demo tenant \"{}\" created. Logins (shown once, save them):",
@@ -455,6 +463,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         }
     }
     let token_purge = tokio::spawn(purge_tokens(store.clone(), TOKEN_PURGE_EVERY));
+    // KPI rollups follow the outbox (from the checkpoint after a restart).
+    let analytics_fold = tokio::spawn(analytics::run(store.clone()));
     // Agents' replies waiting in the delivery outbox go out (and those a crash left
     // queued); held while `PARLEY_DELIVERY_PAUSED` is set.
     let delivery_worker = if cfg.delivery_paused {
@@ -710,6 +720,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    analytics_fold.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

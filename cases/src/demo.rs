@@ -409,6 +409,61 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     Ok(Some(logins))
 }
 
+/// `days` days of contact history before today for the demo tenant's dashboards
+/// (issue #22): calls to the demo queues answered by the demo agents, web chats and
+/// emails with replies, resolutions, reopens and CSAT, replayed through the store's own
+/// paths ([`crate::analytics::history`]) and folded into the analytics rollups. The
+/// conversations go to unrouted channels (no work item is left for the router). Run on
+/// a freshly seeded demo tenant only; 0 days: nothing.
+pub async fn seed_demo_history(store: &Store, days: u32) -> Result<usize> {
+    const DAY: i64 = 86_400_000;
+    if days == 0 {
+        return Ok(0);
+    }
+    let Some(tenant) = store.tenant_by_name(DEMO_TENANT).await? else {
+        return Ok(0);
+    };
+    let system = Actor::system(&tenant.id);
+    let chat = store.web_chat_channel(&system).await?;
+    let email = match store
+        .channels(&system)
+        .await?
+        .into_iter()
+        .find(|c| c.kind == crate::conversations::ChannelKind::Email)
+    {
+        Some(c) => c,
+        None => {
+            store
+                .create_channel(
+                    &system,
+                    crate::conversations::NewChannel {
+                        kind: "email".into(),
+                        name: "Support email".into(),
+                        queue: None,
+                        team_id: None,
+                        settings: None,
+                    },
+                )
+                .await?
+        }
+    };
+    let now = store.now().0;
+    let end = now - now.rem_euclid(DAY);
+    let history = crate::analytics::history::demo_history(
+        Timestamp(end),
+        days,
+        DEMO_QUEUES,
+        ["agent1@demo.parley.test", "agent2@demo.parley.test"],
+        &chat.name,
+        &email.name,
+    );
+    let clock = crate::ManualClock::new(Timestamp(end - i64::from(days) * DAY));
+    let n = store.replay_history(&system, &clock, &history).await?;
+    // Folded now: the relay prunes published outbox rows older than a week.
+    store.analytics_catch_up().await?;
+    Ok(n)
+}
+
 /// Demo mode on or off for an existing demo tenant: its trunk ([`DEMO_TRUNK`]) accepts
 /// unauthenticated calls from [`DEMO_TRUNK_SOURCE`] only in demo mode (`parley serve
 /// --demo`), so that on a server started without `--demo` nothing on the machine (any

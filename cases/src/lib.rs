@@ -35,6 +35,7 @@
 //! ```
 
 pub mod agent_capacity;
+pub mod analytics;
 pub mod audit;
 pub mod callbacks;
 pub mod callers;

@@ -110,6 +110,15 @@ impl Stored {
     }
 }
 
+/// An event as the outbox stored it (`outbox.event`), read back (the analytics fold).
+pub(crate) fn stored_event(text: &str) -> Result<DomainEvent> {
+    let s: Stored = serde_json::from_str(text).map_err(|source| Error::Corrupt {
+        what: "outbox.event",
+        source,
+    })?;
+    Ok(s.into_event())
+}
+
 /// Event kinds are `&'static str` constants in code; one read back from the outbox
 /// is interned. Kinds are a small closed set (every one was a constant of some
 /// version), so the interned strings are bounded.

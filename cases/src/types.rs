@@ -99,6 +99,11 @@ impl ManualClock {
     pub fn advance_minutes(&self, minutes: i64) {
         self.0.fetch_add(minutes * 60_000, Ordering::SeqCst);
     }
+
+    /// Sets the time (scripted history replays each step at its own time).
+    pub fn set(&self, at: Timestamp) {
+        self.0.store(at.0, Ordering::SeqCst);
+    }
 }
 
 impl Clock for ManualClock {

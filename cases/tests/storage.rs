@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acd;
+mod analytics;
 mod callbacks;
 mod canned;
 mod common;

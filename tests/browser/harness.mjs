@@ -36,6 +36,8 @@ export async function startParley(tag, env = {}) {
       PARLEY_HTTP_ADDR: '127.0.0.1:0',
       PARLEY_SIP_ADDR: '127.0.0.1:0',
       PARLEY_LOGIN_ATTEMPTS_PER_MINUTE: '1000',
+      // No demo history (dashboards.spec.mjs asks for it): its conversations would fill the inbox.
+      PARLEY_DEMO_HISTORY_DAYS: '0',
       RUST_LOG: process.env.RUST_LOG || 'warn,parley=info',
       ...env,
     },

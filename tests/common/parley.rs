@@ -80,7 +80,10 @@ pub(crate) fn command(dir: &Path, db: Option<&str>) -> Command {
         // on every call of these tests (regression: call entries were written late
         // under load, past the tests' deadlines).
         .env_remove("PARLEY_SPEECH_MODEL")
-        .env_remove("PARLEY_MODELS_DIR");
+        .env_remove("PARLEY_MODELS_DIR")
+        // No month of demo history (issue #22) unless a test asks for it: it takes
+        // seconds to seed and its conversations would fill the inbox.
+        .env("PARLEY_DEMO_HISTORY_DAYS", "0");
     if let Some(db) = db {
         cmd.env("DATABASE_URL", db);
     }

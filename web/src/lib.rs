@@ -594,6 +594,7 @@ impl AppState {
         (name = "telephony", description = "Extensions, SIP trunks, phone numbers, SIP traces"),
         (name = "calls", description = "Live calls: agent controls (hold, mute, transfers, conference, hang-up, disposition) and supervisor listen / whisper / barge / take over"),
         (name = "acd", description = "Queues, agent presence, live queue metrics, call detail records and statistics, recording policy"),
+        (name = "analytics", description = "KPIs from rollups (JSON, CSV), drill-down, the live wallboard, saved reports (docs/metrics.md)"),
         (name = "conversations", description = "Conversations of every text channel (the unified inbox): list with filters, messages, replies and private notes, status, assignment"),
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),

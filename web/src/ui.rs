@@ -54,6 +54,12 @@ static ASSETS: &[Asset] = assets![
     "pages/inbox.js",
     "pages/inboxlib.js",
     "pages/incidents.js",
+    "pages/dashboards.js",
+    "pages/dashboards.css",
+    "vendor/uplot/uPlot.esm.js",
+    "vendor/uplot/uPlot.min.css",
+    "vendor/uplot/LICENSE",
+    "vendor/uplot/README",
     "chat/widget.js",
 ];
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acd;
+mod analytics;
 mod bans;
 mod calls;
 mod canned;

@@ -18,6 +18,7 @@ const ROUTES = [
   ['/incidents', () => import('./pages/incidents.js'), 'engineer', 'Incidents'],
   ['/incidents/:id', () => import('./pages/incidents.js'), 'engineer'],
   ['/supervisor', () => import('./pages/supervisor.js'), 'supervisor', 'Supervisor'],
+  ['/dashboards', () => import('./pages/dashboards.js'), 'supervisor', 'Dashboards'],
   ['/admin', () => import('./pages/admin.js'), 'admin', 'Admin'],
   ['/admin/:tab', () => import('./pages/admin.js'), 'admin'],
   ['/designer', () => import('./pages/designer.js'), 'supervisor', 'IVR designer'],

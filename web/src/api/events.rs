@@ -5,7 +5,9 @@
 //! `{"type": "timeline.appended", "customer_id": …, "case_id": …, "data": {…}}`. A
 //! subscriber that falls behind gets `{"type": "lagged", "missed": N}` and should
 //! reload what it shows. The token is re-checked every 30 s; once expired or revoked the
-//! socket closes with code 4001.
+//! socket closes with code 4001. Supervisors and admins who connect with `?live=1` also
+//! get the live wallboard every 2 s: `{"type": "analytics.live", "data": …}` (the
+//! object `GET /analytics/live` returns).
 
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use parley_cases::{Actor, DomainEvent, Store};
+use parley_cases::{Actor, DomainEvent, Role, Store};
 use tokio::sync::broadcast;
 
 use crate::AppState;
@@ -58,6 +60,13 @@ pub(crate) async fn events(
         .max_frame_size(crate::MAX_WEBSOCKET_MESSAGE);
     let rx = s.store.subscribe();
     let store = s.store.clone();
+    // Supervisors who ask (`?live=1`) get the live wallboard pushed (no polling).
+    let wants_live = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+        .any(|(k, v)| k == "live" && v == "1");
+    let live = (wants_live && actor.role >= Role::Supervisor).then(|| Live {
+        state: s.clone(),
+        every: LIVE_EVERY,
+    });
     Ok(ws.on_upgrade(move |socket: WebSocket| async move {
         let _slot = slot;
         let (sink, stream) = socket.split();
@@ -71,9 +80,19 @@ pub(crate) async fn events(
                 token,
                 every: Duration::from_secs(30),
             },
+            live,
         )
         .await;
     }))
+}
+
+/// How often the live wallboard is pushed to a supervisor's socket.
+const LIVE_EVERY: Duration = Duration::from_secs(2);
+
+/// The live wallboard feed of a supervisor's socket (`analytics.live`).
+pub(crate) struct Live {
+    state: AppState,
+    every: Duration,
 }
 
 pub(crate) struct TokenCheck {
@@ -90,14 +109,25 @@ pub(crate) async fn pump<Tx, Rx, E>(
     mut events: broadcast::Receiver<DomainEvent>,
     actor: Actor,
     check: TokenCheck,
+    live: Option<Live>,
 ) where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
 {
     let mut recheck = tokio::time::interval(check.every);
     recheck.tick().await;
+    let mut live_tick = tokio::time::interval(live.as_ref().map_or(LIVE_EVERY, |l| l.every));
+    live_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = live_tick.tick(), if live.is_some() => {
+                let Some(l) = &live else { continue };
+                let Ok(snap) = crate::api::analytics::live_snapshot(&l.state, &actor).await else { continue };
+                let text = serde_json::json!({"type": "analytics.live", "data": snap}).to_string();
+                if sink.send(Message::Text(text.into())).await.is_err() {
+                    break;
+                }
+            }
             ev = events.recv() => {
                 let text = match ev {
                     Ok(e) if e.visible_to_user(&actor) => match serde_json::to_string(&e) {

@@ -5,6 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 mod admin;
+pub(crate) mod analytics;
 mod auth;
 mod calls;
 mod canned;
@@ -41,6 +42,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(work_items::router())
         .merge(canned::router())
         .merge(incidents::router())
+        .merge(analytics::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

@@ -589,6 +589,14 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/acd/recording", "/acd/recording", json!(null), "UFFAO"),
         (M::PUT, "/acd/recording", "/acd/recording", json!({"recording": "on"}), "UFFAO"),
         (M::GET, "/callbacks", "/callbacks", json!(null), "UFAAO"),
+        // Analytics (supervisors): no report of the world's is named, so deleting one is
+        // "not found" for those allowed to ask.
+        (M::GET, "/analytics/kpis", "/analytics/kpis?group_by=agent&format=csv", json!(null), "UFAAO"),
+        (M::GET, "/analytics/live", "/analytics/live", json!(null), "UFAAO"),
+        (M::GET, "/analytics/drilldown", "/analytics/drilldown?from=2026-01-05T00:00:00Z&to=2026-01-06T00:00:00Z", json!(null), "UFAAO"),
+        (M::GET, "/analytics/reports", "/analytics/reports", json!(null), "UFAAO"),
+        (M::POST, "/analytics/reports", "/analytics/reports", json!({"name": "Service level", "metrics": ["service_level"], "group_by": "queue"}), "UFAAO"),
+        (M::DELETE, "/analytics/reports/{id}", "/analytics/reports/none", json!(null), "UFNNN"),
         (M::POST, "/callbacks/{id}/cancel", "/callbacks/{callback}/cancel", json!(null), "UFAAN"),
         // Work items: no router runs here, so acting on one is refused (409) after the
         // checks; the agent sees only items offered or assigned to them.

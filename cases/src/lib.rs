@@ -53,6 +53,7 @@ pub mod gdpr;
 pub mod identity;
 pub mod lookups;
 pub mod outbox;
+pub mod portal;
 pub mod queues;
 pub mod recordings;
 pub mod routing;

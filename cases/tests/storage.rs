@@ -10,6 +10,7 @@ mod flows;
 mod lookups;
 mod mentions;
 mod outbox;
+mod portal;
 mod recordings;
 mod surveys;
 mod work_items;

@@ -761,3 +761,184 @@ async fn an_auto_assign_queue_fills_the_capacity_an_admin_sets() {
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Issue #17's demo path (regression: the demo had no `chat` queue, so demo chats
+/// waited unassigned forever): on a fresh `serve --demo`, a visitor's chat is offered
+/// to a demo agent over their event stream, accepted, and is theirs in the inbox; the
+/// agent's reply reaches the visitor; resolving frees the agent. Then issue #15's
+/// chat-only agent (no extension) takes the next chat while the demo agents are away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_chat_reaches_an_agent_and_a_chat_only_agent_takes_the_next() {
+    let dir = temp_dir("e2e-chat");
+    let server = Parley::options("e2e-chat")
+        .dir(&dir)
+        .args(&["serve", "--demo"])
+        .start();
+    let api = server.api();
+    let ok = |(s, v): (u16, Value)| {
+        assert!((200..300).contains(&s), "{s} {v}");
+        v
+    };
+    let mut agents = Vec::new();
+    for (email, pw) in server.agent_logins.clone() {
+        let token = api.login("demo", &email, &pw).await;
+        let me = ok(api.call_as("GET", "/api/v1/me", Some(&token), None).await);
+        let id = me["id"].as_str().unwrap().to_owned();
+        let ws = ws::connect(&server, "/api/v1/events", &token).await;
+        agents.push((id, token, ws));
+    }
+    assert_eq!(agents.len(), 2);
+    let (mut a1, mut a2) = {
+        let mut it = agents.into_iter();
+        (it.next().unwrap(), it.next().unwrap())
+    };
+
+    // A visitor writes.
+    let v = ok(api
+        .call_as(
+            "POST",
+            "/chat/v1/demo/conversations",
+            None,
+            Some(json!({"name": "Vera", "email": "vera@example.com"})),
+        )
+        .await);
+    let conv = v["conversation_id"].as_str().unwrap().to_owned();
+    let visitor = v["visitor_token"].as_str().unwrap().to_owned();
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/chat/v1/conversations/{conv}/messages"),
+            Some(&visitor),
+            Some(json!({"text": "Hello, is anyone there?"})),
+        )
+        .await);
+    let (offer, who) = tokio::select! {
+        v = ws::next_event(&mut a1.2, "work_item.offered") => (v, 0),
+        v = ws::next_event(&mut a2.2, "work_item.offered") => (v, 1),
+    };
+    let agent = if who == 0 { &mut a1 } else { &mut a2 };
+    assert_eq!(offer["data"]["kind"], "chat");
+    assert_eq!(offer["data"]["agent_id"], agent.0.as_str());
+    let item = offer["data"]["id"].as_str().unwrap().to_owned();
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/api/v1/work-items/{item}/accept"),
+            Some(&agent.1),
+            None,
+        )
+        .await);
+    let d = ok(api
+        .call_as(
+            "GET",
+            &format!("/api/v1/conversations/{conv}"),
+            Some(&agent.1),
+            None,
+        )
+        .await);
+    assert_eq!(d["assignee_id"], agent.0.as_str(), "{d}");
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/messages"),
+            Some(&agent.1),
+            Some(json!({"text": "Hi Vera, how can I help?"})),
+        )
+        .await);
+    let got = ok(api
+        .call_as(
+            "GET",
+            &format!("/chat/v1/conversations/{conv}/messages?after=1&wait=10"),
+            Some(&visitor),
+            None,
+        )
+        .await);
+    assert_eq!(got["messages"][0]["author"], "agent", "{got}");
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/api/v1/conversations/{conv}/status"),
+            Some(&agent.1),
+            Some(json!({"status": "resolved"})),
+        )
+        .await);
+    let done = ws::next_event(&mut agent.2, "work_item.completed").await;
+    assert_eq!(done["data"]["id"], item.as_str());
+
+    // A chat-only agent: no extension, the chat skill, available.
+    let admin = api
+        .login("demo", "admin@demo.parley.test", &server.admin_password)
+        .await;
+    let u = ok(api
+        .call_as(
+            "POST",
+            "/api/v1/users",
+            Some(&admin),
+            Some(
+                json!({"email": "carol@demo.parley.test", "name": "Carol Chat",
+                        "role": "agent", "password": "long enough pw"}),
+            ),
+        )
+        .await);
+    let carol = u["id"].as_str().unwrap().to_owned();
+    let skills = ok(api
+        .call_as("GET", "/api/v1/skills", Some(&admin), None)
+        .await);
+    let chat_skill = skills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "chat")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(api
+        .call_as(
+            "PUT",
+            &format!("/api/v1/users/{carol}/skills/{chat_skill}"),
+            Some(&admin),
+            Some(json!({"proficiency": 3})),
+        )
+        .await);
+    let carol_token = api
+        .login("demo", "carol@demo.parley.test", "long enough pw")
+        .await;
+    let mut carol_ws = ws::connect(&server, "/api/v1/events", &carol_token).await;
+    for (id, token) in [(&a1.0, &a1.1), (&a2.0, &a2.1)] {
+        ok(api
+            .call_as(
+                "PUT",
+                &format!("/api/v1/users/{id}/presence"),
+                Some(token),
+                Some(json!({"status": "away", "reason": "break"})),
+            )
+            .await);
+    }
+    ok(api
+        .call_as(
+            "PUT",
+            &format!("/api/v1/users/{carol}/presence"),
+            Some(&carol_token),
+            Some(json!({"status": "available"})),
+        )
+        .await);
+    let v = ok(api
+        .call_as("POST", "/chat/v1/demo/conversations", None, Some(json!({})))
+        .await);
+    let conv2 = v["conversation_id"].as_str().unwrap().to_owned();
+    let visitor2 = v["visitor_token"].as_str().unwrap().to_owned();
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/chat/v1/conversations/{conv2}/messages"),
+            Some(&visitor2),
+            Some(json!({"text": "Another question"})),
+        )
+        .await);
+    let offer = ws::next_event(&mut carol_ws, "work_item.offered").await;
+    assert_eq!(offer["data"]["agent_id"], carol.as_str());
+    assert_eq!(offer["data"]["kind"], "chat");
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

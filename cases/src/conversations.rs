@@ -1308,6 +1308,28 @@ impl Store {
         self.conversation_row(actor, id, true).await
     }
 
+    /// Publishes that someone is typing in conversation `id` (`conversation.typing`,
+    /// data `{conversation_id, author, user_id}`), to whoever sees the conversation's
+    /// events (its assignee, else its team, and supervisors). Never stored: a live
+    /// hint, throttled by the callers. `author` is `customer` (the visitor's widget) or
+    /// `agent` (`actor` must see the conversation: 404 otherwise).
+    pub async fn publish_typing(&self, actor: &Actor, id: &str, author: AuthorKind) -> Result<()> {
+        let conv = self.conversation(actor, id).await?;
+        let data = serde_json::json!({
+            "conversation_id": conv.id,
+            "author": author.as_str(),
+            "user_id": actor.user_id,
+        });
+        let mut e = DomainEvent::new(&actor.tenant_id, "conversation.typing", &data)
+            .customer(&conv.customer_id);
+        e.only_users = conv.assignee_id.as_ref().map(|a| vec![a.clone()]);
+        let mut events = [e];
+        self.restrict_to_team(&actor.tenant_id, &conv, &mut events)
+            .await?;
+        self.publish(events);
+        Ok(())
+    }
+
     async fn conversation_by_thread(
         &self,
         actor: &Actor,

@@ -42,6 +42,10 @@ pub const DEMO_NUMBER: &str = "+15550100";
 /// each requiring the skill of the same name.
 pub const DEMO_QUEUES: [&str; 2] = ["sales", "support"];
 
+/// The demo's chat queue: the web chat channel routes visitors' conversations through
+/// it to the demo agents (both hold its skill), so a demo chat reaches an agent's inbox.
+pub const DEMO_CHAT_QUEUE: &str = "chat";
+
 /// The key a caller waiting in a demo queue presses to be called back instead.
 pub const DEMO_CALLBACK_KEY: &str = "9";
 
@@ -64,7 +68,7 @@ pub const DEFAULT_SLA: [(Priority, i64, i64); 4] = [
 
 /// Creates the demo tenant with users, SLA policies, a case type, customers, cases,
 /// timeline entries, the `sales` and `support` queues with their skills (both agents in
-/// both, available) and the demo IVR open around the clock. Returns `None` if it already exists (seeding is idempotent).
+/// both, available), the `chat` queue and the web chat channel routed through it and the demo IVR open around the clock. Returns `None` if it already exists (seeding is idempotent).
 pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     if store.tenant_by_name(DEMO_TENANT).await?.is_some() {
         return Ok(None);
@@ -214,6 +218,43 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
             )
             .await?;
     }
+    // The chat queue, with both agents in it (they hold its skill), created before the
+    // web chat channel so the channel routes through it: a visitor's first message is
+    // offered to whichever agent is free (issue #17).
+    let chat_skill = store.create_skill(&system, DEMO_CHAT_QUEUE).await?;
+    for l in &logins[2..] {
+        store
+            .set_user_skill(&system, &l.user.id, &chat_skill.id, Some(3))
+            .await?;
+    }
+    store
+        .create_queue(
+            &system,
+            QueueInput {
+                name: DEMO_CHAT_QUEUE.into(),
+                strategy: Strategy::LongestIdle,
+                skills: vec![SkillRequirement {
+                    skill: chat_skill.id.clone(),
+                    min_proficiency: 1,
+                }],
+                sl_threshold_s: Some(60),
+                overflow_queue_id: None,
+                overflow_after_s: None,
+                max_wait_s: None,
+                max_wait_action: MaxWaitAction::Voicemail,
+                wrap_up_s: Some(0),
+                ring_timeout_s: Some(30),
+                max_missed_offers: Some(3),
+                priority_aging_per_min: Some(1),
+                announce_interval_s: None,
+                callback_key: None,
+                auto_assign: false,
+                sticky_window_s: Some(3600),
+                channel: None,
+            },
+        )
+        .await?;
+    store.web_chat_channel(&system).await?;
     // The agents start available, so the first call rings them as soon as they log in
     // (their browser is a phone) or register a SIP phone.
     for l in &logins[2..] {

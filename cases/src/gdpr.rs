@@ -193,6 +193,17 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Contacts they claimed, transcript requests (an address each) and portal
+            // sessions (issue #17).
+            for table in ["customer_claims", "transcript_requests", "portal_sessions"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE tenant_id = $1 AND customer_id = $2"
+                )))
+                .bind(t)
+                .bind(s)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "DELETE FROM transcript_segments WHERE tenant_id = $1 AND interaction_id IN
                    (SELECT id FROM interactions WHERE tenant_id = $1 AND customer_id = $2)",

@@ -55,6 +55,7 @@ pub mod identity;
 pub mod incidents;
 pub mod lookups;
 pub mod outbox;
+pub mod portal;
 pub mod queues;
 pub mod recordings;
 pub mod routing;

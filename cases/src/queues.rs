@@ -859,16 +859,20 @@ impl Store {
         rows.into_iter().map(QueueRow::into_queue).collect()
     }
 
-    /// The routing profile and stored status of every active user of `tenant_id` with
-    /// an extension (those whose phones can ring), or of one user. Skills are keyed by
-    /// both id and name.
+    /// The routing profile and stored status of every active user of `tenant_id` who
+    /// takes work, or of one user. Skills are keyed by both id and name.
+    ///
+    /// Who takes work: a user with an extension (their phone can ring), and every user
+    /// with the `agent` role — an agent without an extension is a chat-only agent
+    /// (issue #15): routable for chat, email and messaging work, with a voice capacity
+    /// of 0 whatever their capacity row says, so no call or callback is offered to them.
     pub async fn routing_agents(
         &self,
         tenant_id: Option<&str>,
         user_id: Option<&str>,
     ) -> Result<Vec<(AgentConfig, AgentStatus)>> {
-        // Id, tenant, stored status and reason, and the capacity row (voice, chat,
-        // async, call blocks other work) when set.
+        // Id, tenant, stored status and reason, the capacity row (voice, chat, async,
+        // call blocks other work) when set, and whether the user has an extension.
         type UserRow = (
             String,
             String,
@@ -878,13 +882,15 @@ impl Store {
             Option<i64>,
             Option<i64>,
             Option<i64>,
+            i64,
         );
         let users: Vec<UserRow> = sqlx::query_as(
             "SELECT u.id, u.tenant_id, p.status, p.reason, c.voice_capacity, c.chat_capacity,
-                c.async_capacity, c.call_blocks_other_work FROM users u
+                c.async_capacity, c.call_blocks_other_work,
+                CAST(CASE WHEN u.extension IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM users u
              LEFT JOIN agent_presence p ON p.user_id = u.id
              LEFT JOIN agent_capacity c ON c.user_id = u.id
-             WHERE u.active = 1 AND u.extension IS NOT NULL
+             WHERE u.active = 1 AND (u.extension IS NOT NULL OR u.role = 'agent')
                AND ($1 IS NULL OR u.tenant_id = $1) AND ($2 IS NULL OR u.id = $2)
              ORDER BY u.id",
         )
@@ -912,7 +918,7 @@ impl Store {
         Ok(users
             .into_iter()
             .map(
-                |(id, tenant, status, reason, voice, chat, async_items, blocks)| {
+                |(id, tenant, status, reason, voice, chat, async_items, blocks, phone)| {
                     let mut cfg = AgentConfig::new(&id, &tenant);
                     cfg.skills = by_user.remove(&id).unwrap_or_default();
                     if let (Some(voice), Some(chat), Some(async_items), Some(blocks)) =
@@ -925,6 +931,10 @@ impl Store {
                             (Channel::Async, n(async_items)),
                         ]);
                         cfg.call_blocks_other_work = blocks != 0;
+                    }
+                    if phone == 0 {
+                        // Chat-only: no phone to ring.
+                        cfg.capacity.insert(Channel::Voice, 0);
                     }
                     let p = AgentPresence {
                         user_id: id,

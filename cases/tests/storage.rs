@@ -12,6 +12,7 @@ mod incidents;
 mod lookups;
 mod mentions;
 mod outbox;
+mod portal;
 mod recordings;
 mod surveys;
 mod work_items;

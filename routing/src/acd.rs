@@ -1181,6 +1181,30 @@ impl Task {
                     self.router.remove_queue(id);
                 }
             }
+            "conversation.status_changed" => {
+                // A conversation resolved or closed frees what its work item held (an
+                // agent's chat capacity) or leaves the queue if nobody took it yet: the
+                // next waiting item may be offered at once (issue #17).
+                let done = matches!(
+                    e.data.get("status").and_then(|v| v.as_str()),
+                    Some("resolved" | "closed")
+                );
+                let Some(item) = e.data.get("work_item_id").and_then(|v| v.as_str()) else {
+                    return;
+                };
+                if !done || self.work.get(item) != Some(&e.tenant_id) {
+                    return;
+                }
+                let item = item.to_owned();
+                let agent = self.router.agent_of(&item).map(str::to_owned);
+                if agent.is_some() {
+                    self.router.completed(now, &item);
+                } else {
+                    self.router.abandoned(now, &item);
+                }
+                self.write_work(&item, WorkItemState::Completed, agent);
+                self.work.remove(&item);
+            }
             "agent.profile_changed" => {
                 // Active, extension or skills changed: reload (or remove) that agent.
                 if let Some(user) = e.data.get("user_id").and_then(|v| v.as_str()) {

@@ -4,7 +4,7 @@
 
 import {
   conversation, message, passes, compare, slaCountdown, waiting, renderCanned, placeholderValues,
-  mentionTokens, mentions, mentionAt, cannedAt, shortDuration,
+  mentionTokens, mentions, mentionAt, cannedAt, shortDuration, identityLabel, timelineMeta,
 } from '../../web/ui/pages/inboxlib.js';
 
 let failed = 0;
@@ -57,6 +57,12 @@ check('a reply is not a note', mentions(message({ text: '@agent2', private: fals
 check('mention at caret', mentionAt('hi @ag', 6), { start: 3, word: 'ag' });
 check('no mention in an address', mentionAt('mail@ex', 7), null);
 check('canned at caret', [cannedAt('/ref', 4), cannedAt('x /ref', 6)], ['ref', null]);
+
+// Regression (issue 17 review): the customer card showed a web chat visitor's raw token
+// hash, and a note's timeline row read "internal · internal".
+check('web chat identity label', identityLabel({ kind: 'web_chat', value: 'a1b2c3d4e5f6a7b8c9' }), { kind: 'web chat', value: 'Visitor a1b2c3', title: 'a1b2c3d4e5f6a7b8c9' });
+check('other identities as they are', identityLabel({ kind: 'email', value: 'x@y.z' }), { kind: 'email', value: 'x@y.z', title: 'x@y.z' });
+check('note meta once', [timelineMeta({ channel: 'internal', direction: 'internal' }), timelineMeta({ channel: 'web_chat', direction: 'inbound' })], [['internal'], ['web chat', 'inbound']]);
 
 if (failed) { console.log(`${failed} failed`); process.exit(1); }
 console.log('all passed');

@@ -45,6 +45,7 @@ pub mod extract;
 pub mod headers;
 mod hooks;
 pub mod metrics;
+pub mod portal;
 pub mod serve;
 pub mod softphone;
 mod ui;
@@ -114,6 +115,8 @@ pub struct AppState {
     /// The public web chat, when a conversation engine is attached (see
     /// [`AppState::with_chat`]).
     pub(crate) chat: Option<chat::ChatState>,
+    /// The customer portal (its sign-in link sender: see [`AppState::with_portal_sender`]).
+    pub(crate) portal: portal::PortalState,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -485,7 +488,15 @@ impl AppState {
             ai: Arc::new(AiStatus::default()),
             metrics: None,
             chat: None,
+            portal: portal::PortalState::new(Arc::new(portal::LogLinkSender)),
         }
+    }
+
+    /// Delivers the customer portal's sign-in links through `sender` (default: the
+    /// server log, [`portal::LogLinkSender`]).
+    pub fn with_portal_sender(mut self, sender: Arc<dyn portal::LinkSender>) -> AppState {
+        self.portal = portal::PortalState::new(sender);
+        self
     }
 
     /// Serves the public web chat (`/chat/v1`, `/chat/widget.js`) over `backend`,
@@ -605,6 +616,9 @@ impl AppState {
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),
+        (name = "portal", description = "The customer portal's API under /portal/v1: a customer signs in with a one-time \
+            link sent to their email address (`POST /portal/v1/{tenant}/login`, then `…/session` with the link's token) \
+            and reads their conversations and cases, and writes, with `Authorization: Bearer <session_token>`"),
     )
 )]
 struct ApiDoc;
@@ -623,6 +637,10 @@ impl utoipa::Modify for BearerAuth {
             "visitor",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "portal",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
     }
 }
 
@@ -632,6 +650,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .nest("/api/v1", api::router())
         .merge(chat::router())
         .merge(hooks::router())
+        .merge(portal::router())
         .split_for_parts()
         .1
 }
@@ -642,6 +661,7 @@ pub fn app(state: AppState) -> Router {
         .nest("/api/v1", api::router())
         .merge(chat::router())
         .merge(hooks::router())
+        .merge(portal::router())
         .split_for_parts();
     let max_body = state.config.max_body_bytes;
     let hsts = state.config.hsts;
@@ -652,6 +672,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api_router)
         .route("/api/v1/events", get(api::events::events))
         .route("/api/v1/softphone", get(api::softphone::softphone))
+        .route("/portal/{tenant}", get(ui::portal_page))
         .route("/softphone.js", get(softphone_js))
         .route("/softphone-test.html", get(softphone_test_page))
         .route("/softphone-test.js", get(softphone_test_js))

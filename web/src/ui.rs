@@ -60,7 +60,10 @@ static ASSETS: &[Asset] = assets![
     "vendor/uplot/uPlot.min.css",
     "vendor/uplot/LICENSE",
     "vendor/uplot/README",
+    "pages/offers.js",
     "chat/widget.js",
+    "portal/index.html",
+    "portal/portal.js",
 ];
 
 fn content_type(path: &str) -> &'static str {
@@ -106,6 +109,15 @@ fn serve(asset: &Asset, req_headers: &HeaderMap) -> Response {
         h.insert(header::ETAG, v);
     }
     res
+}
+
+/// The customer portal's page (`/portal/{tenant}`): its own small page, not the
+/// agents' app shell.
+pub(crate) async fn portal_page(req: Request) -> Response {
+    match ASSETS.iter().find(|a| a.path == "portal/index.html") {
+        Some(page) => serve(page, req.headers()),
+        None => ApiError::not_found("route").into_response(),
+    }
 }
 
 /// The router's fallback: UI files and pages, else a JSON 404.

@@ -5,7 +5,7 @@ use parley_cases::audit::AuditFilter;
 use parley_cases::queues::{
     AgentLeg, CallRecord, CallRecordFilter, PresenceInput, QueueInput, RecordingPolicy,
 };
-use parley_cases::routing::{AgentStatus, MaxWaitAction, SkillRequirement, Strategy};
+use parley_cases::routing::{AgentStatus, Channel, MaxWaitAction, SkillRequirement, Strategy};
 use parley_cases::telephony::SipAccountPatch;
 use parley_cases::{Error, Role, Timestamp};
 
@@ -147,14 +147,18 @@ on_both!(presence_is_stored_audited_and_published, |h| {
         h.store.presence(&acme, &uid).await.unwrap().status,
         "offline"
     );
-    // Without an extension the phone cannot ring: not a routing agent.
-    assert!(
-        h.store
-            .routing_agents(Some(&acme.tenant_id), None)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    // Without an extension the phone cannot ring: an agent is still routed, chat-only
+    // (issue #15), with no voice capacity; an admin without one is not routed.
+    user(&h.store, &acme, "adm@acme.test", Role::Admin).await;
+    let agents = h
+        .store
+        .routing_agents(Some(&acme.tenant_id), None)
+        .await
+        .unwrap();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].0.id, uid);
+    assert_eq!(agents[0].0.capacity.get(&Channel::Voice), Some(&0));
+    assert_eq!(agents[0].0.capacity.get(&Channel::Chat), Some(&3));
     h.store
         .set_sip_account(
             &acme,
@@ -408,10 +412,15 @@ on_both!(
         let sys = parley_cases::Actor::system(&t.id);
         let queues = h.store.list_queues(&sys).await.unwrap();
         let names: Vec<&str> = queues.iter().map(|q| q.name.as_str()).collect();
-        assert_eq!(names, ["sales", "support"]);
+        assert_eq!(names, ["chat", "sales", "support"]);
         let skills = h.store.list_skills(&sys).await.unwrap();
+        // The web chat channel routes through the chat queue (issue #17).
+        let web = h.store.web_chat_channel(&sys).await.unwrap();
+        assert_eq!(web.queue_id.as_deref(), Some(queues[0].id.as_str()));
         for q in &queues {
-            assert_eq!(q.callback_key.as_deref(), Some("9"));
+            if q.name != "chat" {
+                assert_eq!(q.callback_key.as_deref(), Some("9"));
+            }
             // Each queue requires the skill of its own name (what the flow's node asks for).
             let [req] = q.skills.as_slice() else {
                 panic!("{q:?}")
@@ -488,7 +497,6 @@ on_both!(
 // router's view (`Queue::routing`, `routing_agents`).
 on_both!(channel_settings_and_capacity_reach_the_router, |h| {
     use parley_cases::agent_capacity::AgentCapacityInput;
-    use parley_cases::routing::Channel;
     let acme = h.tenant("acme").await;
     let other = h.tenant("other").await;
     let mut input = queue("mail");

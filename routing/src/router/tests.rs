@@ -615,6 +615,36 @@ fn a_removed_agent_is_offered_nothing_and_their_ringing_offer_moves_on() {
     assert!(r.poll_timeout().is_none());
 }
 
+/// A chat-only agent (no extension: voice capacity 0, issue #15) takes chats and
+/// email but is never offered a call, which waits for an agent with a phone; a free
+/// chat-only agent does not count as free for the voice queue.
+#[test]
+fn a_chat_only_agent_takes_chats_and_email_never_calls() {
+    let mut r = Router::default();
+    r.upsert_queue(QueueConfig::new("q", T, "q"));
+    let mut cfg = AgentConfig::new("carol", T);
+    cfg.capacity.insert(Channel::Voice, 0);
+    available(&mut r, t(0), cfg);
+    r.enqueue(t(1), NewItem::call("call1", T, "q")).unwrap();
+    assert!(offers(&drain(&mut r)).is_empty(), "a call for carol");
+    r.enqueue(t(2), work("chat1", "q", WorkKind::Chat)).unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("chat1".into(), "carol".into())]);
+    r.answered(t(3), "chat1", "carol").unwrap();
+    r.enqueue(t(4), work("mail1", "q", WorkKind::Email))
+        .unwrap();
+    assert_eq!(offers(&drain(&mut r)), [("mail1".into(), "carol".into())]);
+    let m = &r.metrics(t(5), T)[0];
+    let voice = m
+        .channels
+        .iter()
+        .find(|c| c.channel == Channel::Voice)
+        .unwrap();
+    assert_eq!((voice.waiting, voice.agents_free), (1, 0));
+    // An agent with a phone takes the call.
+    available(&mut r, t(6), AgentConfig::new("dan", T));
+    assert_eq!(offers(&drain(&mut r)), [("call1".into(), "dan".into())]);
+}
+
 fn work(id: &str, queue: &str, kind: WorkKind) -> NewItem {
     NewItem::work(id, T, queue, kind)
 }
@@ -860,9 +890,11 @@ fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
         WorkKind::Task,
     ];
     let (mut total_offers, mut total_assigned, mut sticky_hits) = (0, 0, 0);
+    let mut chat_only_work = 0;
     for seed in 0..150u64 {
         let mut rng = StdRng::seed_from_u64(1_000 + seed);
         let mut r = Router::default();
+        let mut chat_only: std::collections::BTreeSet<String> = Default::default();
         for name in ["voice", "chat", "mail"] {
             let mut q = QueueConfig::new(name, T, name);
             q.ring_timeout_s = rng.random_range(5..20);
@@ -884,6 +916,11 @@ fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
         }
         for a in 0..6 {
             let mut cfg = AgentConfig::new(&format!("a{a}"), T);
+            if rng.random_bool(0.3) {
+                // A chat-only agent (no extension, issue #15): no voice capacity.
+                cfg.capacity.insert(Channel::Voice, 0);
+                chat_only.insert(format!("a{a}"));
+            }
             cfg.capacity.insert(Channel::Chat, rng.random_range(0..=3));
             cfg.capacity.insert(Channel::Async, rng.random_range(0..=5));
             cfg.call_blocks_other_work = rng.random_bool(0.5);
@@ -1021,6 +1058,14 @@ fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
                 } else if last.get(&customer[&item]).is_some_and(|(s, _)| *s == agent) {
                     sticky_hits += 1;
                 }
+                if chat_only.contains(&agent) {
+                    assert_ne!(
+                        r.items[&item].channel,
+                        Channel::Voice,
+                        "seed {seed}: a call went to the chat-only {agent}"
+                    );
+                    chat_only_work += 1;
+                }
                 if is_offer {
                     total_offers += 1;
                     offered.insert(item, agent);
@@ -1074,6 +1119,7 @@ fn random_mixed_channels_keep_capacity_offers_starvation_and_stickiness() {
         total_offers > 3_000 && total_assigned > 3_000 && sticky_hits > 200,
         "{total_offers} {total_assigned} {sticky_hits}"
     );
+    assert!(chat_only_work > 300, "{chat_only_work}");
 }
 
 /// The dispatcher used to check every waiting item against every agent on every

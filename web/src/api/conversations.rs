@@ -30,6 +30,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_message))
         .routes(routes!(set_status))
         .routes(routes!(assign))
+        .routes(routes!(typing))
         .routes(routes!(download_attachment))
 }
 
@@ -147,6 +148,27 @@ async fn post_message(
     }
     let m = s.store.reply(&a.actor, &id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(m)))
+}
+
+/// The agent is typing a reply: the customer's widget shows "typing…" for a few
+/// seconds (and colleagues who see the conversation get `conversation.typing`). Never
+/// stored; the inbox sends it at most every few seconds while the agent types a reply
+/// (never while writing an internal note).
+#[utoipa::path(post, path = "/conversations/{id}/typing", tag = "conversations", security(("bearer" = [])),
+    responses((status = 204, description = "Published"), (status = 404, body = ErrorBody)))]
+async fn typing(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.store
+        .publish_typing(
+            &a.actor,
+            &id,
+            parley_cases::conversations::AuthorKind::Agent,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new status.

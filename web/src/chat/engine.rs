@@ -20,6 +20,7 @@ pub(crate) const EVERYTHING: &str = "*";
 pub struct StoreChat {
     store: Store,
     changes: broadcast::Sender<String>,
+    agent_typing: broadcast::Sender<String>,
 }
 
 impl StoreChat {
@@ -27,14 +28,18 @@ impl StoreChat {
     /// events into conversation ids (it ends when the store's event stream closes).
     pub fn new(store: Store) -> StoreChat {
         let (tx, _) = broadcast::channel(4096);
+        let (typing_tx, _) = broadcast::channel(1024);
         let mut events = store.subscribe();
         let out = tx.clone();
+        let typing = typing_tx.clone();
         tokio::spawn(async move {
             loop {
                 match events.recv().await {
                     Ok(e) => {
                         if let Some(id) = concerns(&e) {
                             let _ = out.send(id);
+                        } else if let Some(id) = agent_typing(&e) {
+                            let _ = typing.send(id);
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(_)) => {
@@ -44,7 +49,11 @@ impl StoreChat {
                 }
             }
         });
-        StoreChat { store, changes: tx }
+        StoreChat {
+            store,
+            changes: tx,
+            agent_typing: typing_tx,
+        }
     }
 }
 
@@ -56,6 +65,14 @@ fn concerns(e: &DomainEvent) -> Option<String> {
         _ => return None,
     };
     e.data.get(key)?.as_str().map(str::to_owned)
+}
+
+/// The conversation where an agent is typing, from a `conversation.typing` event.
+fn agent_typing(e: &DomainEvent) -> Option<String> {
+    if e.kind != "conversation.typing" || e.data.get("author")?.as_str()? != "agent" {
+        return None;
+    }
+    e.data.get("conversation_id")?.as_str().map(str::to_owned)
 }
 
 fn to_chat(m: parley_cases::conversations::VisitorMessage) -> ChatMessage {
@@ -78,10 +95,12 @@ impl ChatBackend for StoreChat {
         &'a self,
         tenant_id: &'a str,
         name: Option<String>,
-        _email: Option<String>,
+        email: Option<String>,
     ) -> BoxFuture<'a, parley_cases::Result<String>> {
         // The typed email is an unverified claim: it never becomes an identity (that
-        // would merge the visitor into whoever owns the address).
+        // would merge the visitor into whoever owns the address). It is kept on the
+        // customer as a claim (the conversation can continue by email; the portal's
+        // emailed link proves it later).
         Box::pin(async move {
             let actor = Actor::system(tenant_id);
             let channel = self.store.web_chat_channel(&actor).await?;
@@ -98,6 +117,18 @@ impl ChatBackend for StoreChat {
                 .store
                 .find_or_open_conversation(&actor, &channel.id, &visitor, &sender)
                 .await?;
+            if let Some(email) = email {
+                self.store
+                    .claim_contact(
+                        &actor,
+                        &conv.customer_id,
+                        "email",
+                        &email,
+                        "web_chat",
+                        Some(&conv.id),
+                    )
+                    .await?;
+            }
             Ok(conv.id)
         })
     }
@@ -230,5 +261,38 @@ impl ChatBackend for StoreChat {
 
     fn changes(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
+    }
+
+    fn typing<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        conversation_id: &'a str,
+    ) -> BoxFuture<'a, parley_cases::Result<()>> {
+        Box::pin(async move {
+            let actor = Actor::system(tenant_id);
+            self.store
+                .publish_typing(&actor, conversation_id, AuthorKind::Customer)
+                .await
+        })
+    }
+
+    fn request_transcript<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        conversation_id: &'a str,
+        email: Option<String>,
+    ) -> BoxFuture<'a, parley_cases::Result<String>> {
+        Box::pin(async move {
+            let actor = Actor::system(tenant_id);
+            Ok(self
+                .store
+                .request_transcript(&actor, conversation_id, email.as_deref())
+                .await?
+                .email)
+        })
+    }
+
+    fn agent_typing(&self) -> broadcast::Receiver<String> {
+        self.agent_typing.subscribe()
     }
 }

@@ -157,6 +157,23 @@ pub trait ChatBackend: Send + Sync + 'static {
     /// Ids of conversations whose messages or status changed, sent after the change
     /// is committed (a lagging receiver re-reads everything it follows).
     fn changes(&self) -> broadcast::Receiver<String>;
+    /// The visitor is typing: agents who see the conversation are told (never stored).
+    fn typing<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        conversation_id: &'a str,
+    ) -> BoxFuture<'a, parley_cases::Result<()>>;
+    /// Records the visitor's request for the transcript by email (to `email`, or the
+    /// address they gave in the pre-chat form). Returns the address.
+    fn request_transcript<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        conversation_id: &'a str,
+        email: Option<String>,
+    ) -> BoxFuture<'a, parley_cases::Result<String>>;
+    /// Ids of conversations where an agent is typing a reply (live only; a lagging
+    /// receiver just misses hints).
+    fn agent_typing(&self) -> broadcast::Receiver<String>;
 }
 
 /// The web chat's own state in [`AppState`].
@@ -204,6 +221,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_conversation))
         .routes(routes!(rate))
         .routes(routes!(read))
+        .routes(routes!(transcript))
         .routes(routes!(ws))
         .route("/chat/widget.js", axum::routing::get(widget_js))
         .layer(cors)
@@ -609,6 +627,60 @@ async fn rate(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A transcript request.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TranscriptBody {
+    /// Where to send it; default: the email given in the pre-chat form.
+    email: Option<String>,
+}
+
+/// Where the transcript will go.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TranscriptQueued {
+    /// The address.
+    email: String,
+}
+
+/// The visitor asks for the conversation's transcript by email: recorded (the email
+/// channel sends it). No address given and none in the pre-chat form: 422.
+#[utoipa::path(post, path = "/chat/v1/conversations/{id}/transcript", tag = "chat",
+    params(("id" = String, Path, description = "Conversation id")),
+    request_body = TranscriptBody, security(("visitor" = [])),
+    responses((status = 202, body = TranscriptQueued), (status = 401, description = "Bad visitor token"),
+        (status = 404, description = "Not this token's conversation"),
+        (status = 422, description = "No address, or not an email address")))]
+async fn transcript(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    parts: Parts,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<TranscriptQueued>)> {
+    let c = chat(&s)?;
+    let v = visitor(c, &parts, &id)?;
+    let body: TranscriptBody = if body.iter().all(u8::is_ascii_whitespace) {
+        TranscriptBody::default()
+    } else {
+        crate::extract::parse_json(&body)?
+    };
+    let email = clean_optional(body.email, "email", 254)?;
+    if let Some(e) = &email
+        && !looks_like_email(e)
+    {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "email: not an email address",
+        )
+        .with_field("email"));
+    }
+    let email = c
+        .backend
+        .request_transcript(&v.tenant_id, &v.conversation_id, email)
+        .await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(TranscriptQueued { email })))
+}
+
 /// A read receipt.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -668,20 +740,27 @@ async fn ws(
     let upgrade =
         upgrade.map_err(|e| ApiError::new(e.status(), "websocket_required", e.body_text()))?;
     let events = c.backend.changes();
+    let typing = c.backend.agent_typing();
     let after = q.after.unwrap_or(0).max(0);
     let upgrade = upgrade.max_message_size(4096).max_frame_size(4096);
     Ok(upgrade.on_upgrade(move |socket: WebSocket| async move {
         let (sink, stream) = socket.split();
-        stream_conversation(sink, stream, events, c, v, after).await;
+        stream_conversation(sink, stream, (events, typing), c, v, after).await;
     }))
 }
 
+/// At most one typing hint per this interval, each way, per connection.
+const TYPING_EVERY: Duration = Duration::from_secs(2);
+
 /// Sends the conversation's messages after `after`, then each new one, until the
-/// client leaves or its token expires. Generic over the socket halves.
+/// client leaves or its token expires. Typing hints go both ways and are never
+/// stored: the visitor's `{"type": "typing"}` frames reach the agents (at most one
+/// every [`TYPING_EVERY`]), and an agent typing a reply comes as
+/// `{"type": "typing", "author": "agent"}`. Generic over the socket halves.
 pub(crate) async fn stream_conversation<Tx, Rx, E>(
     mut sink: Tx,
     mut stream: Rx,
-    mut events: broadcast::Receiver<String>,
+    (mut events, mut typing): (broadcast::Receiver<String>, broadcast::Receiver<String>),
     c: ChatState,
     v: Visitor,
     mut after: i64,
@@ -689,6 +768,8 @@ pub(crate) async fn stream_conversation<Tx, Rx, E>(
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
 {
+    let mut last_typing_in: Option<tokio::time::Instant> = None;
+    let mut last_typing_out: Option<tokio::time::Instant> = None;
     let mut status = String::new();
     let expires = v.expires_unix.saturating_sub(now_unix()).max(0);
     let expiry = tokio::time::sleep(Duration::from_secs(expires.unsigned_abs()));
@@ -743,10 +824,34 @@ pub(crate) async fn stream_conversation<Tx, Rx, E>(
                 Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
+            ev = typing.recv() => match ev {
+                Ok(id) if id == v.conversation_id => {
+                    let now = tokio::time::Instant::now();
+                    if last_typing_out.is_none_or(|t| now.duration_since(t) >= TYPING_EVERY) {
+                        last_typing_out = Some(now);
+                        let frame = serde_json::json!({"type": "typing", "author": "agent"});
+                        if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             msg = stream.next() => match msg {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                // Pings are answered by the WebSocket layer; the visitor writes over
-                // HTTP (POST …/messages), so other frames are ignored.
+                // The visitor types: agents are told, throttled. Pings are answered by
+                // the WebSocket layer; the visitor writes over HTTP (POST …/messages),
+                // so other frames are ignored.
+                Some(Ok(Message::Text(t))) if is_typing_frame(&t) => {
+                    let now = tokio::time::Instant::now();
+                    if last_typing_in.is_none_or(|t| now.duration_since(t) >= TYPING_EVERY) {
+                        last_typing_in = Some(now);
+                        if let Err(e) = c.backend.typing(&v.tenant_id, &v.conversation_id).await {
+                            tracing::debug!(error = %e, "web chat: typing hint not published");
+                        }
+                    }
+                }
                 Some(Ok(_)) => {}
             },
             _ = &mut expiry => {
@@ -756,6 +861,16 @@ pub(crate) async fn stream_conversation<Tx, Rx, E>(
             }
         }
     }
+}
+
+/// Whether a visitor's text frame is a typing hint (`{"type": "typing"}`).
+pub(crate) fn is_typing_frame(text: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(borrow, rename = "type")]
+        kind: &'a str,
+    }
+    serde_json::from_str::<Frame<'_>>(text).is_ok_and(|f| f.kind == "typing")
 }
 
 /// The embeddable widget: a plain ES module, loadable from any origin.

@@ -509,3 +509,95 @@ async fn opening_conversations_is_limited_per_source_address() {
     let (s, v) = t.raw(open_from([192, 0, 2, 2])).await;
     assert_eq!(s, StatusCode::CREATED, "another address is not slowed: {v}");
 }
+
+/// Typing hints both ways over the visitor's WebSocket, never stored: the visitor's
+/// `{"type": "typing"}` reaches the agents as `conversation.typing` (author
+/// `customer`), throttled to one per 2 s; an agent's `POST …/typing` reaches the
+/// widget as `{"type": "typing", "author": "agent"}`; no message is added.
+#[tokio::test]
+async fn typing_hints_go_both_ways_throttled_and_are_not_stored() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+    let (t, _agent) = chat_t().await;
+    let sup = t.login("acme", parley_cases::Role::Supervisor).await;
+    let (id, token) = open(&t, "acme", json!({})).await;
+    send(&t, &id, &token, json!({"text": "hello"})).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = t.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut events = t.store.subscribe();
+    let url = format!("ws://{addr}/chat/v1/conversations/{id}/ws?token={token}");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+
+    // Visitor → agents: three hints in a burst make one event.
+    for _ in 0..3 {
+        ws.send(WsMessage::Text(r#"{"type":"typing"}"#.into()))
+            .await
+            .unwrap();
+    }
+    let typing = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.kind == "conversation.typing" {
+                return e;
+            }
+        }
+    })
+    .await
+    .expect("no typing event");
+    assert_eq!(typing.data["conversation_id"], id.as_str());
+    assert_eq!(typing.data["author"], "customer");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut more = 0;
+    while let Ok(e) = events.try_recv() {
+        more += usize::from(e.kind == "conversation.typing");
+    }
+    assert_eq!(more, 0, "throttled: one hint per 2 s");
+
+    // Agent → visitor.
+    let (s, v) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/typing"),
+            Some(&sup),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let frame = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(Ok(WsMessage::Text(t))) = ws.next().await {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "typing" {
+                    return v;
+                }
+            }
+        }
+    })
+    .await
+    .expect("no typing frame");
+    assert_eq!(frame["author"], "agent");
+    // Nothing stored: the conversation still holds the one message.
+    let (_, msgs) = t
+        .call(
+            Method::GET,
+            &format!("/chat/v1/conversations/{id}/messages"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(msgs["messages"].as_array().unwrap().len(), 1, "{msgs}");
+    // Another tenant's agent cannot type into it.
+    let other = t.login("globex", parley_cases::Role::Supervisor).await;
+    let (s, _) = t
+        .call(
+            Method::POST,
+            &format!("/api/v1/conversations/{id}/typing"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

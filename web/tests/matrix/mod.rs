@@ -475,7 +475,15 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/chat/v1/conversations/{id}", "/chat/v1/conversations/c-1", json!(null), "UUUUU"),
         (M::POST, "/chat/v1/conversations/{id}/csat", "/chat/v1/conversations/c-1/csat", json!({"score": 5}), "UUUUU"),
         (M::POST, "/chat/v1/conversations/{id}/read", "/chat/v1/conversations/c-1/read", json!({"seq": 1}), "UUUUU"),
+        (M::POST, "/chat/v1/conversations/{id}/transcript", "/chat/v1/conversations/c-1/transcript", json!({}), "UUUUU"),
         (M::GET, "/chat/v1/conversations/{id}/ws", "/chat/v1/conversations/c-1/ws", json!(null), "UUUUU"),
+        // The customer portal: asking for a sign-in link is for anyone (202 whatever the
+        // address); the rest wants a portal session, which no staff token is.
+        (M::POST, "/portal/v1/{tenant}/login", "/portal/v1/acme/login", json!({"email": "someone@example.com"}), "AAAAA"),
+        (M::POST, "/portal/v1/{tenant}/session", "/portal/v1/acme/session", json!({"token": "pl_nope"}), "UUUUU"),
+        (M::GET, "/portal/v1/stream", "/portal/v1/stream", json!(null), "UUUUU"),
+        (M::POST, "/portal/v1/messages", "/portal/v1/messages", json!({"text": "hi"}), "UUUUU"),
+        (M::POST, "/portal/v1/logout", "/portal/v1/logout", json!(null), "UUUUU"),
         (M::POST, "/auth/login", "/auth/login", json!({"tenant": "acme", "email": "agent@acme.test", "password": crate::PW}), "AAAAA"),
         (M::GET, "/me", "/me", json!(null), "UAAAO"),
         // Directory
@@ -615,6 +623,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         // The world's conversation has no attachment: "not found" for everyone signed in.
         (M::GET, "/conversations/{id}/attachments/{attachment_id}", "/conversations/{conversation}/attachments/none", json!(null), "UNNNN"),
         (M::POST, "/conversations/{id}/assign", "/conversations/{conversation}/assign", json!({"user_id": "{agent}"}), "UAAAN"),
+        (M::POST, "/conversations/{id}/typing", "/conversations/{conversation}/typing", json!(null), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),
@@ -804,8 +813,11 @@ async fn every_route_and_call_control_by_role() {
     let mut failures = Vec::new();
     let mut checked = 0;
     for (m, tmpl, path, body, code) in &rows {
-        // The public chat API is not under /api/v1.
-        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
+        // The public chat, portal and provider-hook APIs are not under /api/v1.
+        let uri = if path.starts_with("/chat/")
+            || path.starts_with("/portal/")
+            || path.starts_with("/hooks/")
+        {
             w.fill(path)
         } else {
             format!("/api/v1{}", w.fill(path))

@@ -51,6 +51,8 @@ input, textarea { border: 1px solid #b8bec6; border-radius: 6px; padding: 8px; c
 .stars { display: flex; gap: 6px; border: 0; padding: 0; margin: 0; }
 .stars legend { font-size: 14px; margin-bottom: 6px; }
 .stars label { flex-direction: row; align-items: center; gap: 2px; border: 1px solid #b8bec6; border-radius: 6px; padding: 6px 10px; }
+.typing { font-size: 12px; color: #555; font-style: italic; padding: 4px 14px 0; background: #fff; }
+.typing[hidden] { display: none; }
 .status { font-size: 12px; color: #666; padding: 0 14px 6px; background: #fff; min-height: 1em; }
 .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
 @media (max-width: 480px) {
@@ -113,12 +115,14 @@ class ChatWidget {
     this.text.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); this.send(); }
     });
+    this.text.addEventListener('input', () => this.typing());
     this.composer = el('form', { class: 'composer', 'aria-label': 'Write a message', hidden: true, onsubmit: (e) => { e.preventDefault(); this.send(); } },
       this.text, el('button', { class: 'primary', type: 'submit', text: 'Send' }));
     this.statusLine = el('div', { class: 'status', 'aria-live': 'polite' });
+    this.typingLine = el('div', { class: 'typing', 'aria-live': 'polite', hidden: true, text: 'Agent is typing…' });
     this.csat = this.buildCsat();
     this.panel = el('section', { class: 'panel', id: 'panel', role: 'dialog', 'aria-labelledby': 'title', hidden: true },
-      el('header', {}, this.title, this.closeBtn), this.notice, this.log, this.statusLine, this.prechat, this.composer, this.csat);
+      el('header', {}, this.title, this.closeBtn), this.notice, this.log, this.typingLine, this.statusLine, this.prechat, this.composer, this.csat);
     this.panel.addEventListener('keydown', (e) => { if (e.key === 'Escape') this.toggle(false); });
     r.append(this.launcher, this.panel);
   }
@@ -219,6 +223,21 @@ class ChatWidget {
     this.say('Could not send; please try again.');
   }
 
+  // Typing hints over the WebSocket, never stored: mine at most every 2 s while I
+  // type; the agent's shown for 5 s after each of theirs.
+  typing() {
+    const now = Date.now();
+    if (!this.ws || this.ws.readyState !== 1 || now - (this.typedAt || 0) < 2000) return;
+    this.typedAt = now;
+    try { this.ws.send(JSON.stringify({ type: 'typing' })); } catch { /* closing */ }
+  }
+
+  agentTyping() {
+    this.typingLine.hidden = false;
+    clearTimeout(this.typingTimer);
+    this.typingTimer = setTimeout(() => { this.typingLine.hidden = true; }, 5000);
+  }
+
   add(m) {
     if (this.seen.has(m.id)) return;
     this.seen.add(m.id);
@@ -236,6 +255,7 @@ class ChatWidget {
     this.add(m);
     if (m.seq > this.lastSeq) this.lastSeq = m.seq;
     if (m.author !== 'customer') {
+      if (m.author === 'agent') { this.typingLine.hidden = true; clearTimeout(this.typingTimer); }
       // Someone answered: the "no agent" notice no longer holds.
       if (m.author === 'agent') this.notice.hidden = true;
       this.markRead();
@@ -281,6 +301,7 @@ class ChatWidget {
     ws.onmessage = (e) => {
       let m; try { m = JSON.parse(e.data); } catch { return; }
       if (m.type === 'status') this.onStatus(m.status);
+      else if (m.type === 'typing') this.agentTyping();
       else if (!m.type) { this.receive(m); this.wsFailures = 0; }
     };
     ws.onclose = () => {

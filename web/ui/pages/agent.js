@@ -12,6 +12,7 @@ import { mountCallBar, clickToCall } from './callbar.js';
 import { mountPresence } from './presence.js';
 import { mountLiveTranscript, callTranscript } from './transcript.js';
 import { callFacts, trailSteps } from './callentry.js';
+import { identityLabel, timelineMeta } from './inboxlib.js';
 
 const STATUSES = ['new', 'open', 'pending_customer', 'on_hold', 'resolved', 'closed'];
 const OPEN = new Set(['new', 'open', 'pending_customer', 'on_hold']);
@@ -150,8 +151,8 @@ export async function render(main, params, { user }) {
         h('strong', {}, 'Incoming call'), ` from ${pop.caller}`, pop.queue ? ` · queue ${pop.queue}` : '') : null,
       h('div', { class: 'card head' },
         h('h1', { id: 'customer-name' }, c.name || '(no name)'),
-        h('div', { class: 'ids' }, c.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value,
-          i.kind === 'phone' ? callButton(i.value) : null))),
+        h('div', { class: 'ids' }, c.identities.map((i) => { const l = identityLabel(i); return h('span', { class: 'chip', title: l.title }, h('small', {}, l.kind), ' ', l.value,
+          i.kind === 'phone' ? callButton(i.value) : null); })),
         callOut,
         c.merged_into ? h('p', { class: 'warn' }, 'Merged into another customer.') : null),
       h('div', { class: 'cols' },
@@ -193,7 +194,7 @@ export async function render(main, params, { user }) {
     return h('li', { class: 'item ' + i.kind + (fresh.has(i.id) ? ' fresh' : ''), dataset: { id: i.id, kind: i.kind } },
       h('div', { class: 'when' }, fmtTime(i.occurred_at)),
       h('div', { class: 'what' },
-        h('div', { class: 'meta' }, badge(i.kind), ' ', i.channel, ' · ', i.direction, i.case_id ? ' · on a case' : ''),
+        h('div', { class: 'meta' }, badge(i.kind), ' ', timelineMeta(i).join(' · '), i.case_id ? ' · on a case' : ''),
         h('div', { class: 'body' }, body),
         extra,
         attachments(i)));

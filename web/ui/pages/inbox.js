@@ -13,9 +13,10 @@
 import { get, post, qs, enc } from '../api.js';
 import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
+import { mountOffers } from './offers.js';
 import {
   CHANNELS, STATUSES, PRIORITIES, conversation, message, passes, listQuery, compare, waiting,
-  slaCountdown, placeholderValues, renderCanned, mentions, mentionAt, cannedAt,
+  slaCountdown, placeholderValues, renderCanned, mentions, mentionAt, cannedAt, identityLabel, timelineMeta,
 } from './inboxlib.js';
 
 const FILTERS_KEY = 'parley.inbox.filters';
@@ -74,6 +75,9 @@ export async function render(main, params, { user }) {
     h('h2', {}, 'Keyboard shortcuts'),
     h('dl', {}, SHORTCUTS.map(([k, v]) => h('div', {}, h('dt', {}, h('kbd', {}, k)), h('dd', {}, v)))),
     h('button', { type: 'button', onclick: () => { help.hidden = true; } }, 'Close'));
+  // Chats, emails and messages the router offers me: accept opens the conversation.
+  const offers = mountOffers({ me, onAccepted: (item) => acceptedOffer(item) });
+  listPane.insertBefore(offers.el, filterBar);
   mount(main, help, h('div', { class: 'inbox' }, listPane, thread, context));
   listPane.querySelector('#shortcuts-btn').addEventListener('click', () => { help.hidden = !help.hidden; });
 
@@ -121,6 +125,13 @@ export async function render(main, params, { user }) {
         n.onclick = () => { window.focus(); if (onclick) onclick(); n.close(); };
       } catch { /* not allowed here */ }
     }
+  }
+
+  /** An accepted offer: the conversation it routes (now mine) is opened. */
+  async function acceptedOffer(item) {
+    await loadList();
+    const c = list.find((x) => x.raw.work_item_id === item.id);
+    if (c) { selfAssigned.add(c.id); open(c.id); }
   }
 
   // --- filters
@@ -277,6 +288,7 @@ export async function render(main, params, { user }) {
     if (!id || id === openId) return;
     if (openId) drafts.set(openId, { text: replyText.value, mode });
     openId = id;
+    typingBox.hidden = true;
     history.pushState(null, '', '/inbox/' + enc(id));
     const d = drafts.get(id) || { text: '', mode: 'reply' };
     replyText.value = d.text;
@@ -307,6 +319,7 @@ export async function render(main, params, { user }) {
       noteAssignee(conv, listLoaded);
       const incidents = await get('/conversations/' + enc(openId) + '/incidents').catch(() => []);
       if (mine !== threadSeq || disposed) return;
+      if (detail && detail.conv.id === conv.id && msgs.length > detail.messages.length) typingBox.hidden = true;
       detail = { conv, messages: msgs, customer: cust, incidents };
       drawThread();
       loadContext(conv, cust);
@@ -364,7 +377,24 @@ export async function render(main, params, { user }) {
     }
     if (e.key === 'Escape') { e.preventDefault(); if (!suggest.hidden) closeSuggest(); else replyText.blur(); }
   });
-  replyText.addEventListener('input', () => updateSuggest());
+  replyText.addEventListener('input', () => { updateSuggest(); sendTyping(); });
+
+  // Typing hints, never stored: mine reach the customer at most every 3 s while I type
+  // a reply (never a note); theirs show for 5 s after each hint.
+  let typedAt = 0;
+  function sendTyping() {
+    const now = Date.now();
+    if (mode !== 'reply' || !detail || !replyText.value.trim() || now - typedAt < 3000) return;
+    typedAt = now;
+    post('/conversations/' + enc(detail.conv.id) + '/typing', {}).catch(() => {});
+  }
+  let typingTimer = null;
+  function customerTyping(convId) {
+    if (convId !== openId) return;
+    typingBox.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => { typingBox.hidden = true; }, 5000);
+  }
 
   async function send() {
     const text = replyText.value.trim();
@@ -468,7 +498,8 @@ export async function render(main, params, { user }) {
   cannedBtn.addEventListener('click', () => (picker.hidden ? openPicker() : closePicker()));
   const headBox = h('header', { class: 'thread-head' });
   const logBox = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' });
-  const replyWrap = h('div', { class: 'reply-wrap' }, picker, replyForm);
+  const typingBox = h('div', { id: 'customer-typing', class: 'typing muted small', 'aria-live': 'polite', hidden: true }, 'The customer is typing…');
+  const replyWrap = h('div', { class: 'reply-wrap' }, typingBox, picker, replyForm);
 
   function drawThread() {
     const { conv: c, messages: msgs, customer: cust } = detail;
@@ -569,7 +600,7 @@ export async function render(main, params, { user }) {
       mount(context,
         h('div', { class: 'card', id: 'conv-customer-card' },
           h('h2', {}, (cust && cust.name) || 'Customer'),
-          cust ? h('div', { class: 'ids' }, cust.identities.map((i) => h('span', { class: 'chip' }, h('small', {}, i.kind), ' ', i.value))) : null),
+          cust ? h('div', { class: 'ids' }, cust.identities.map((i) => { const l = identityLabel(i); return h('span', { class: 'chip', title: l.title, dataset: { kind: i.kind } }, h('small', {}, l.kind), ' ', l.value); })) : null),
         h('div', { class: 'card', id: 'conv-cases' }, h('h2', {}, 'Open cases ', badge(String(open.length))),
           open.length ? h('ul', { class: 'list' }, open.map((x) => h('li', {},
             h('strong', {}, `#${x.number} ${x.title}`),
@@ -577,7 +608,7 @@ export async function render(main, params, { user }) {
             : h('p', { class: 'muted' }, 'No open case.')),
         h('div', { class: 'card', id: 'conv-timeline' }, h('h2', {}, 'Timeline'),
           tl.items.length ? h('ol', { class: 'timeline compact' }, tl.items.map((i) => h('li', { class: 'item ' + i.kind, dataset: { kind: i.kind } },
-            h('div', { class: 'meta' }, fmtTime(i.occurred_at), ' · ', badge(i.kind), ' ', label(i.channel), ' · ', i.direction),
+            h('div', { class: 'meta' }, fmtTime(i.occurred_at), ' · ', badge(i.kind), ' ', timelineMeta(i).join(' · ')),
             h('div', { class: 'body' }, timelineText(i)))))
             : h('p', { class: 'muted' }, 'Nothing on the timeline yet.')));
     } catch (e) {
@@ -624,9 +655,15 @@ export async function render(main, params, { user }) {
   };
   const announced = new Set(); // notes whose mention was shown
   const off = onEvent((ev) => {
-    if (ev.type === 'connected' || ev.type === 'lagged') { loadList(); loadThread(); return; }
+    offers.handle(ev);
+    if (ev.type === 'connected' || ev.type === 'lagged') { loadList(); loadThread(); offers.reload(); return; }
+    if (ev.type.startsWith('work_item.')) { soon('list'); if (detail) soon('thread'); return; }
     if (ev.type.startsWith('canned_response.')) { loadCanned(); return; }
     const d = ev.data || {};
+    if (ev.type === 'conversation.typing') {
+      if (d.author === 'customer') customerTyping(d.conversation_id);
+      return;
+    }
     if (ev.type.startsWith('conversation.')) {
       // Data: a conversation, or `{conversation, message}` (a message, a mention), or a
       // message with its `conversation_id`.
@@ -685,13 +722,15 @@ export async function render(main, params, { user }) {
   }, TICK_MS);
 
   await Promise.all([loadDirectory(), loadCanned(), loadPolicies()]);
-  await Promise.all([loadList(), loadThread()]);
+  await Promise.all([loadList(), loadThread(), offers.reload()]);
   return () => {
     disposed = true;
     off();
+    offers.dispose();
     clearInterval(tick);
     clearTimeout(listTimer);
     clearTimeout(threadTimer);
+    clearTimeout(typingTimer);
     document.removeEventListener('keydown', onKey);
     document.removeEventListener('pointerdown', unlock);
     document.removeEventListener('keydown', unlock);

@@ -200,3 +200,23 @@ export function cannedAt(text, caret) {
   const m = /^\/([a-z0-9_-]*)$/.exec(text.slice(0, caret));
   return m ? m[1] : null;
 }
+
+/** What an identity chip shows: `{ kind, value, title }`. A web chat visitor's
+ * identity is an opaque token hash, meaningless to an agent: it reads "Web chat
+ * visitor" with a short reference (the full value stays in the tooltip). */
+export function identityLabel(i) {
+  const kind = String((i && i.kind) || '');
+  const value = String((i && i.value) || '');
+  if (kind === 'web_chat') {
+    return { kind: 'web chat', value: 'Visitor ' + value.replace(/[^0-9a-z]/gi, '').slice(0, 6), title: value };
+  }
+  return { kind: kind.replace(/_/g, ' '), value, title: value };
+}
+
+/** A timeline row's meta parts after its kind: the channel, then the direction unless
+ * it says the same thing (a note is `internal` on the `internal` channel: shown once). */
+export function timelineMeta(i) {
+  const channel = String((i && i.channel) || '').replace(/_/g, ' ');
+  const direction = String((i && i.direction) || '');
+  return direction && direction !== channel ? [channel, direction] : [channel];
+}

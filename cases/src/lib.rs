@@ -51,6 +51,7 @@ pub mod events;
 pub mod flows;
 pub mod gdpr;
 pub mod identity;
+pub mod kb;
 pub mod lookups;
 pub mod outbox;
 pub mod queues;

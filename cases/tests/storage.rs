@@ -7,6 +7,7 @@ mod canned;
 mod common;
 mod conversations;
 mod flows;
+mod kb;
 mod lookups;
 mod mentions;
 mod outbox;

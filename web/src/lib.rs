@@ -113,6 +113,9 @@ pub struct AppState {
     /// The public web chat, when a conversation engine is attached (see
     /// [`AppState::with_chat`]).
     pub(crate) chat: Option<chat::ChatState>,
+    /// Knowledge-base search and answers (per-tenant indexes; see
+    /// [`AppState::with_knowledge`]).
+    pub(crate) knowledge: Arc<parley_knowledge::Knowledge>,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -484,7 +487,14 @@ impl AppState {
             ai: Arc::new(AiStatus::default()),
             metrics: None,
             chat: None,
+            knowledge: Arc::new(parley_knowledge::Knowledge::new()),
         }
+    }
+
+    /// Shares `knowledge` (its indexes) with the web-chat bot the binary runs.
+    pub fn with_knowledge(mut self, knowledge: Arc<parley_knowledge::Knowledge>) -> AppState {
+        self.knowledge = knowledge;
+        self
     }
 
     /// Serves the public web chat (`/chat/v1`, `/chat/widget.js`) over `backend`,
@@ -597,7 +607,8 @@ impl AppState {
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
-        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
+        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders), conversation briefs and drafted replies"),
+        (name = "knowledge", description = "The knowledge base: articles (versions, draft/published), search, grounded answers with citations, the web-chat bot's switch"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

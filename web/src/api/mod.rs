@@ -15,6 +15,7 @@ mod dialpolicy;
 mod directory;
 pub(crate) mod events;
 mod flows;
+mod knowledge;
 mod queues;
 mod recordings;
 pub(crate) mod softphone;
@@ -39,6 +40,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(dialpolicy::router())
         .merge(work_items::router())
         .merge(canned::router())
+        .merge(knowledge::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

@@ -33,11 +33,21 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
     // The demo knowledge base is there, published.
     let articles = p.http("GET", "/api/v1/kb/articles", Some(&admin), None);
     assert_eq!(articles.as_array().unwrap().len(), 12, "{articles}");
-    let hits = p.http("GET", "/api/v1/kb/search?q=change%20wifi%20password", Some(&admin), None);
+    let hits = p.http(
+        "GET",
+        "/api/v1/kb/search?q=change%20wifi%20password",
+        Some(&admin),
+        None,
+    );
     assert_eq!(hits[0]["slug"], "wifi-password", "{hits}");
 
     // A visitor asks a how-to question: the bot answers from the article, cited.
-    let opened = p.http("POST", "/chat/v1/demo/conversations", None, Some(json!({"name": "Vic"})));
+    let opened = p.http(
+        "POST",
+        "/chat/v1/demo/conversations",
+        None,
+        Some(json!({"name": "Vic"})),
+    );
     let conv = opened["conversation_id"].as_str().unwrap().to_owned();
     let token = opened["visitor_token"].as_str().unwrap().to_owned();
     p.http(
@@ -56,7 +66,12 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
     assert!(text.contains("15 seconds"), "{text}");
     assert!(text.contains("/help/router-reset"), "{text}");
     // Not routed while the bot answers.
-    let c = p.http("GET", &format!("/api/v1/conversations/{conv}"), Some(&admin), None);
+    let c = p.http(
+        "GET",
+        &format!("/api/v1/conversations/{conv}"),
+        Some(&admin),
+        None,
+    );
     assert!(c["work_item_id"].is_null(), "{c}");
 
     // "agent": handed to the queue, with a brief naming what the bot tried.
@@ -67,16 +82,38 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
         Some(json!({"text": "that didn't help, I want an agent"})),
     );
     let brief = wait_until("the hand-off", Duration::from_secs(20), || {
-        let b = p.http("GET", &format!("/api/v1/conversations/{conv}/brief"), Some(&admin), None);
+        let b = p.http(
+            "GET",
+            &format!("/api/v1/conversations/{conv}/brief"),
+            Some(&admin),
+            None,
+        );
         (b["bot"]["state"] == "handed_off").then_some(b)
     })
     .unwrap();
-    assert_eq!(brief["bot"]["tried"][0]["articles"][0]["slug"], "router-reset", "{brief}");
-    assert!(brief["summary"].as_str().unwrap().contains("reset my router"), "{brief}");
-    assert_eq!(brief["suggested_articles"][0]["slug"], "router-reset", "{brief}");
+    assert_eq!(
+        brief["bot"]["tried"][0]["articles"][0]["slug"], "router-reset",
+        "{brief}"
+    );
+    assert!(
+        brief["summary"]
+            .as_str()
+            .unwrap()
+            .contains("reset my router"),
+        "{brief}"
+    );
+    assert_eq!(
+        brief["suggested_articles"][0]["slug"], "router-reset",
+        "{brief}"
+    );
     // Waiting for a person (the demo's chat channel has no queue: agents pick it up
     // from the inbox's unassigned list; with a queue it is routed, see the storage test).
-    let c = p.http("GET", &format!("/api/v1/conversations/{conv}"), Some(&admin), None);
+    let c = p.http(
+        "GET",
+        &format!("/api/v1/conversations/{conv}"),
+        Some(&admin),
+        None,
+    );
     assert!(c["waiting_since"].is_string(), "{c}");
     // The visitor was told; the bot said nothing else.
     let bot_msgs: Vec<Value> = visitor_messages(&p, &conv, &token)
@@ -87,15 +124,34 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
 
     // A draft for the agent: quoted from the article, not sent.
     let before = visitor_messages(&p, &conv, &token).len();
-    let draft = p.http("POST", &format!("/api/v1/conversations/{conv}/draft"), Some(&admin), Some(json!({})));
+    let draft = p.http(
+        "POST",
+        &format!("/api/v1/conversations/{conv}/draft"),
+        Some(&admin),
+        Some(json!({})),
+    );
     assert_eq!(draft["citations"][0]["slug"], "router-reset", "{draft}");
     assert!(draft["text"].as_str().unwrap().contains("Reset"), "{draft}");
     assert_eq!(visitor_messages(&p, &conv, &token).len(), before);
 
     // Grounded answers over the API; new articles count at once, drafts never.
-    let a = p.http("POST", "/api/v1/ai/answer", Some(&admin), Some(json!({"question": "How do I set up voicemail?"})));
-    assert_eq!((a["handoff"].as_bool(), a["citations"][0]["slug"].as_str()), (Some(false), Some("voicemail-setup")), "{a}");
-    let a = p.http("POST", "/api/v1/ai/answer", Some(&admin), Some(json!({"question": "How do I pair the TV remote control?"})));
+    let a = p.http(
+        "POST",
+        "/api/v1/ai/answer",
+        Some(&admin),
+        Some(json!({"question": "How do I set up voicemail?"})),
+    );
+    assert_eq!(
+        (a["handoff"].as_bool(), a["citations"][0]["slug"].as_str()),
+        (Some(false), Some("voicemail-setup")),
+        "{a}"
+    );
+    let a = p.http(
+        "POST",
+        "/api/v1/ai/answer",
+        Some(&admin),
+        Some(json!({"question": "How do I pair the TV remote control?"})),
+    );
     assert_eq!(a["handoff"], true, "{a}");
     let (status, _) = p.request(
         "POST",
@@ -104,7 +160,12 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
         Some(json!({"slug": "tv-remote", "title": "Pair the TV remote control", "body": "Hold OK and the red button together for 5 seconds until the remote's light blinks twice.", "tags": ["tv"]})),
     );
     assert_eq!(status, 201);
-    let a = p.http("POST", "/api/v1/ai/answer", Some(&admin), Some(json!({"question": "How do I pair the TV remote control?"})));
+    let a = p.http(
+        "POST",
+        "/api/v1/ai/answer",
+        Some(&admin),
+        Some(json!({"question": "How do I pair the TV remote control?"})),
+    );
     assert_eq!(a["citations"][0]["slug"], "tv-remote", "{a}");
     assert!(a["answer"].as_str().unwrap().contains("red button"), "{a}");
     p.http(
@@ -113,6 +174,11 @@ fn the_demo_bot_answers_with_a_citation_and_hands_off_with_a_brief() {
         Some(&admin),
         Some(json!({"slug": "secret-draft", "title": "Satellite dish alignment", "body": "Point the satellite dish south-east.", "tags": [], "status": "draft"})),
     );
-    let a = p.http("POST", "/api/v1/ai/answer", Some(&admin), Some(json!({"question": "How do I align my satellite dish?"})));
+    let a = p.http(
+        "POST",
+        "/api/v1/ai/answer",
+        Some(&admin),
+        Some(json!({"question": "How do I align my satellite dish?"})),
+    );
     assert_eq!(a["handoff"], true, "a draft answered: {a}");
 }

@@ -263,10 +263,7 @@ pub fn validate(new: &NewArticle) -> Result<NewArticle> {
         ));
     }
     if new.tags.len() > MAX_TAGS {
-        return Err(Error::invalid(
-            "tags",
-            format!("at most {MAX_TAGS} tags"),
-        ));
+        return Err(Error::invalid("tags", format!("at most {MAX_TAGS} tags")));
     }
     let mut tags: Vec<String> = Vec::new();
     for t in &new.tags {
@@ -459,8 +456,7 @@ impl Store {
         .fetch_one(self.pool())
         .await?;
         // Each term only grows; distinct states give distinct sums in practice.
-        Ok(n
-            .wrapping_mul(1_000_003)
+        Ok(n.wrapping_mul(1_000_003)
             .wrapping_add(v.unwrap_or(0).wrapping_mul(7919))
             .wrapping_add(p.unwrap_or(0)))
     }
@@ -580,7 +576,11 @@ impl Store {
                 Some(_) => ArticleStatus::Changed,
             },
             updated_at: now,
-            published_at: if publish { Some(now) } else { before.published_at },
+            published_at: if publish {
+                Some(now)
+            } else {
+                before.published_at
+            },
             ..before.clone()
         };
         let audited = audit::write(
@@ -710,12 +710,14 @@ impl Store {
     ) -> Result<Vec<Article>> {
         let mut parsed = Vec::with_capacity(files.len());
         for (name, text) in files {
-            let a = parse_markdown(text).and_then(|a| validate(&a)).map_err(|e| match e {
-                Error::Invalid { field, reason } => {
-                    Error::invalid(format!("{name}: {field}"), reason)
-                }
-                other => other,
-            })?;
+            let a = parse_markdown(text)
+                .and_then(|a| validate(&a))
+                .map_err(|e| match e {
+                    Error::Invalid { field, reason } => {
+                        Error::invalid(format!("{name}: {field}"), reason)
+                    }
+                    other => other,
+                })?;
             parsed.push(a);
         }
         let mut out = Vec::with_capacity(parsed.len());
@@ -870,17 +872,32 @@ pub(crate) async fn upsert_bot_state(
 /// The demo knowledge base (`cases/src/demo_kb/`, copied from the project's shared demo
 /// data), as `(file name, text)`.
 pub const DEMO_ARTICLES: [(&str, &str); 12] = [
-    ("call-forwarding.md", include_str!("demo_kb/call-forwarding.md")),
+    (
+        "call-forwarding.md",
+        include_str!("demo_kb/call-forwarding.md"),
+    ),
     ("data-usage.md", include_str!("demo_kb/data-usage.md")),
     ("dns-servers.md", include_str!("demo_kb/dns-servers.md")),
-    ("equipment-return.md", include_str!("demo_kb/equipment-return.md")),
+    (
+        "equipment-return.md",
+        include_str!("demo_kb/equipment-return.md"),
+    ),
     ("moving-house.md", include_str!("demo_kb/moving-house.md")),
-    ("parental-controls.md", include_str!("demo_kb/parental-controls.md")),
-    ("payment-methods.md", include_str!("demo_kb/payment-methods.md")),
+    (
+        "parental-controls.md",
+        include_str!("demo_kb/parental-controls.md"),
+    ),
+    (
+        "payment-methods.md",
+        include_str!("demo_kb/payment-methods.md"),
+    ),
     ("portal-login.md", include_str!("demo_kb/portal-login.md")),
     ("router-reset.md", include_str!("demo_kb/router-reset.md")),
     ("support-hours.md", include_str!("demo_kb/support-hours.md")),
-    ("voicemail-setup.md", include_str!("demo_kb/voicemail-setup.md")),
+    (
+        "voicemail-setup.md",
+        include_str!("demo_kb/voicemail-setup.md"),
+    ),
     ("wifi-password.md", include_str!("demo_kb/wifi-password.md")),
 ];
 

@@ -20,8 +20,7 @@ use crate::answer::{self, HandoffReason};
 use crate::{Answer, Knowledge, Result};
 
 /// What the bot says when it hands off.
-pub const HANDOFF_TEXT: &str =
-    "I'm passing you to a member of our team; they can see this conversation, so you won't need to repeat yourself.";
+pub const HANDOFF_TEXT: &str = "I'm passing you to a member of our team; they can see this conversation, so you won't need to repeat yourself.";
 
 /// Runs the bot until the store's event stream closes.
 pub async fn run(store: Store, knowledge: Arc<Knowledge>) {
@@ -102,26 +101,21 @@ pub async fn handle_message(
     Ok(())
 }
 
-
 /// The bot's message for an answer: the passage, then where it comes from.
 pub fn reply_text(a: &Answer) -> String {
     let mut out = a.answer.clone();
     for c in &a.citations {
-        out.push_str(&format!("\n\nFrom our help article \"{}\" (/help/{}).", c.title, c.slug));
+        out.push_str(&format!(
+            "\n\nFrom our help article \"{}\" (/help/{}).",
+            c.title, c.slug
+        ));
     }
     out.push_str("\n\nDid that help? If not, write \"agent\" and a person will take over.");
     out
 }
 
 async fn hand_off(store: &Store, actor: &Actor, conv: &Conversation, reason: &str) -> Result<()> {
-    store
-        .bot_reply(
-            actor,
-            &conv.id,
-            HANDOFF_TEXT,
-            None,
-        )
-        .await?;
+    store.bot_reply(actor, &conv.id, HANDOFF_TEXT, None).await?;
     store.bot_handoff(actor, &conv.id, reason).await?;
     Ok(())
 }

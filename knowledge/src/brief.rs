@@ -148,11 +148,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The extractive summary of the customer's messages and the bot's part.
-pub fn summarise(
-    customer_messages: &[&str],
-    bot: Option<&BotState>,
-    upset: bool,
-) -> String {
+pub fn summarise(customer_messages: &[&str], bot: Option<&BotState>, upset: bool) -> String {
     let mut parts = Vec::new();
     match customer_messages {
         [] => parts.push("The customer has not written yet.".to_owned()),
@@ -340,7 +336,11 @@ pub async fn draft(
             )
             .await?;
         if !a.handoff {
-            let title = a.citations.first().map(|c| c.title.clone()).unwrap_or_default();
+            let title = a
+                .citations
+                .first()
+                .map(|c| c.title.clone())
+                .unwrap_or_default();
             return Ok(Draft {
                 text: format!(
                     "Hi {first_name},\n\n{}\n\n(From our help article \"{title}\".)",

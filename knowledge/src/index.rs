@@ -18,14 +18,14 @@ use crate::{Error, Result};
 
 /// Words that carry no topic in a customer's question (on top of English stop words).
 const STOP: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is",
-    "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there",
-    "these", "they", "this", "to", "was", "will", "with", "i", "me", "my", "mine", "we", "our",
-    "you", "your", "how", "do", "does", "did", "can", "could", "would", "should", "what",
-    "where", "when", "which", "who", "why", "is", "am", "have", "has", "had", "please", "hi",
-    "hello", "help", "want", "need", "get", "so", "some", "any", "about", "from", "up", "out",
-    "s", "t", "m", "don", "dont", "im", "ive", "its", "there", "here", "just", "also", "much",
-    "many", "long", "find", "tell", "know", "way", "ways", "thank", "thanks",
+    "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+    "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these",
+    "they", "this", "to", "was", "will", "with", "i", "me", "my", "mine", "we", "our", "you",
+    "your", "how", "do", "does", "did", "can", "could", "would", "should", "what", "where", "when",
+    "which", "who", "why", "is", "am", "have", "has", "had", "please", "hi", "hello", "help",
+    "want", "need", "get", "so", "some", "any", "about", "from", "up", "out", "s", "t", "m", "don",
+    "dont", "im", "ive", "its", "there", "here", "just", "also", "much", "many", "long", "find",
+    "tell", "know", "way", "ways", "thank", "thanks",
 ];
 
 /// One article in the index.
@@ -200,7 +200,10 @@ impl ArticleIndex {
                     Term::from_field_text(field, t),
                     IndexRecordOption::WithFreqs,
                 );
-                clauses.push((Occur::Should, Box::new(BoostQuery::new(Box::new(tq), boost))));
+                clauses.push((
+                    Occur::Should,
+                    Box::new(BoostQuery::new(Box::new(tq), boost)),
+                ));
             }
         }
         let query = BooleanQuery::new(clauses);
@@ -247,8 +250,11 @@ impl ArticleIndex {
         let Some(d) = self.docs.get(doc) else {
             return vec![];
         };
-        let lines: Vec<&(String, HashSet<String>)> =
-            d.lines.iter().filter(|(l, _)| !crate::answer::looks_injected(l)).collect();
+        let lines: Vec<&(String, HashSet<String>)> = d
+            .lines
+            .iter()
+            .filter(|(l, _)| !crate::answer::looks_injected(l))
+            .collect();
         let total: usize = lines.iter().map(|(l, _)| l.len() + 1).sum();
         if total <= max_chars {
             return lines.iter().map(|(l, _)| l.clone()).collect();

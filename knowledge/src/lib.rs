@@ -124,7 +124,7 @@ impl Knowledge {
         limit: usize,
     ) -> Result<Vec<SearchResult>> {
         let idx = self.index(store, actor).await?;
-        Ok(search_index(&idx, q, limit)?)
+        search_index(&idx, q, limit)
     }
 
     /// A grounded answer to `question` from the tenant's published articles.

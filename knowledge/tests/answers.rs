@@ -119,9 +119,20 @@ fn bad_input_hands_off_or_answers_from_articles_only() {
     });
     let idx = ArticleIndex::build(arts).unwrap();
     let huge = "router ".repeat(150_000);
-    for q in ["", "   ", "🙂🙂🙂", &huge, "¿Cómo cambio la contraseña del wifi?", "路由器怎么重置"] {
+    for q in [
+        "",
+        "   ",
+        "🙂🙂🙂",
+        &huge,
+        "¿Cómo cambio la contraseña del wifi?",
+        "路由器怎么重置",
+    ] {
         let a = answer::answer(&idx, q, Signals::default(), None, DEFAULT_MIN_COVERAGE).unwrap();
-        assert!(a.handoff || !a.citations.is_empty(), "{:?}", &q[..q.len().min(40)]);
+        assert!(
+            a.handoff || !a.citations.is_empty(),
+            "{:?}",
+            &q[..q.len().min(40)]
+        );
     }
     // Instructions in the question are only ever searched for.
     let a = answer::answer(
@@ -133,13 +144,23 @@ fn bad_input_hands_off_or_answers_from_articles_only() {
     )
     .unwrap();
     assert!(!a.answer.to_lowercase().contains("ignore"), "{a:?}");
-    let a = answer::answer(&idx, "What does a green modem light mean?", Signals::default(), None, DEFAULT_MIN_COVERAGE).unwrap();
+    let a = answer::answer(
+        &idx,
+        "What does a green modem light mean?",
+        Signals::default(),
+        None,
+        DEFAULT_MIN_COVERAGE,
+    )
+    .unwrap();
     assert!(!a.handoff, "{a:?}");
     assert!(a.answer.contains("green modem light"));
     assert!(!a.answer.contains("reveal"), "{a:?}");
     // Upset, asking for a person, not how-to: hand-off with the reason.
     for (q, r) in [
-        ("This is RIDICULOUS, how do I reset the router?", HandoffReason::Upset),
+        (
+            "This is RIDICULOUS, how do I reset the router?",
+            HandoffReason::Upset,
+        ),
         ("I want to talk to a person", HandoffReason::AskedForPerson),
         ("I want a refund for last month", HandoffReason::NotHowTo),
     ] {

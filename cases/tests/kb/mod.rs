@@ -42,109 +42,152 @@ fn visitor_message(channel: &str, visitor: &str, text: &str) -> InboundMessage {
     }
 }
 
-on_both!(articles_are_versioned_published_and_audited_per_tenant, |h| {
-    let a = h.tenant("acme").await;
-    let other = h.tenant("globex").await;
-    let mut events = h.store.subscribe();
-    let rev0 = h.store.kb_revision(&a).await.unwrap();
-    let reset = h
-        .store
-        .create_kb_article(&a, article("Router-Reset", "Hold **Reset** for 15 s.", None))
-        .await
-        .unwrap();
-    // Published by default; slug lowercased, tags normalised and deduplicated.
-    assert_eq!(reset.slug, "router-reset");
-    assert_eq!(reset.status, ArticleStatus::Published);
-    assert_eq!(reset.tags, ["router", "wifi"]);
-    assert_eq!(events.recv().await.unwrap().kind, "kb_article.created");
-    let rev1 = h.store.kb_revision(&a).await.unwrap();
-    assert_ne!(rev0, rev1);
-    // A draft is not published; the same slug is a conflict in the tenant only.
-    let draft = h
-        .store
-        .create_kb_article(&a, article("dns", "Use 198.51.100.53.", Some(ArticleStatus::Draft)))
-        .await
-        .unwrap();
-    assert_eq!(draft.status, ArticleStatus::Draft);
-    assert!(matches!(
-        h.store
-            .create_kb_article(&a, article("dns", "again", None))
-            .await,
-        Err(Error::Conflict { .. })
-    ));
-    h.store
-        .create_kb_article(&other, article("dns", "Theirs", None))
-        .await
-        .unwrap();
-    let published = h.store.published_kb_articles(&a).await.unwrap();
-    assert_eq!(
-        published.iter().map(|p| p.slug.as_str()).collect::<Vec<_>>(),
-        ["router-reset"]
-    );
-    // Saving makes a new draft version; customers keep the published one.
-    let v2 = h
-        .store
-        .update_kb_article(&a, "router-reset", article("router-reset", "Hold Reset for 20 s.", None))
-        .await
-        .unwrap();
-    assert_eq!((v2.version, v2.published_version), (2, Some(1)));
-    assert_eq!(v2.status, ArticleStatus::Changed);
-    let p = h.store.published_kb_articles(&a).await.unwrap();
-    assert_eq!(p[0].body, "Hold **Reset** for 15 s.");
-    assert_ne!(h.store.kb_revision(&a).await.unwrap(), rev1);
-    // Publishing the latest, then rolling back to version 1.
-    let pub2 = h.store.publish_kb_article(&a, "router-reset", None).await.unwrap();
-    assert_eq!(pub2.status, ArticleStatus::Published);
-    assert_eq!(h.store.published_kb_articles(&a).await.unwrap()[0].version, 2);
-    h.store
-        .publish_kb_article(&a, "router-reset", Some(1))
-        .await
-        .unwrap();
-    assert_eq!(h.store.published_kb_articles(&a).await.unwrap()[0].body, "Hold **Reset** for 15 s.");
-    assert!(matches!(
-        h.store.publish_kb_article(&a, "router-reset", Some(9)).await,
-        Err(Error::Invalid { .. })
-    ));
-    // The slug is an address: it does not move.
-    assert!(matches!(
-        h.store
-            .update_kb_article(&a, "router-reset", article("other", "x", None))
-            .await,
-        Err(Error::Invalid { .. })
-    ));
-    let versions = h.store.kb_article_versions(&a, "router-reset").await.unwrap();
-    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
-    // Unpublished: gone for customers, kept for editors.
-    h.store.unpublish_kb_article(&a, "router-reset").await.unwrap();
-    assert!(h.store.published_kb_articles(&a).await.unwrap().is_empty());
-    assert_eq!(h.store.kb_articles(&a).await.unwrap().len(), 2);
-    // Another tenant's article does not exist for them.
-    assert!(matches!(
-        h.store.kb_article(&other, "router-reset").await,
-        Err(Error::NotFound { .. })
-    ));
-    // Bad input stores nothing.
-    for bad in [
-        article("", "x", None),
-        article("ok", "   ", None),
-        NewArticle {
-            tags: vec!["no spaces".into()],
-            ..article("ok", "x", None)
-        },
-    ] {
+on_both!(
+    articles_are_versioned_published_and_audited_per_tenant,
+    |h| {
+        let a = h.tenant("acme").await;
+        let other = h.tenant("globex").await;
+        let mut events = h.store.subscribe();
+        let rev0 = h.store.kb_revision(&a).await.unwrap();
+        let reset = h
+            .store
+            .create_kb_article(
+                &a,
+                article("Router-Reset", "Hold **Reset** for 15 s.", None),
+            )
+            .await
+            .unwrap();
+        // Published by default; slug lowercased, tags normalised and deduplicated.
+        assert_eq!(reset.slug, "router-reset");
+        assert_eq!(reset.status, ArticleStatus::Published);
+        assert_eq!(reset.tags, ["router", "wifi"]);
+        assert_eq!(events.recv().await.unwrap().kind, "kb_article.created");
+        let rev1 = h.store.kb_revision(&a).await.unwrap();
+        assert_ne!(rev0, rev1);
+        // A draft is not published; the same slug is a conflict in the tenant only.
+        let draft = h
+            .store
+            .create_kb_article(
+                &a,
+                article("dns", "Use 198.51.100.53.", Some(ArticleStatus::Draft)),
+            )
+            .await
+            .unwrap();
+        assert_eq!(draft.status, ArticleStatus::Draft);
         assert!(matches!(
-            h.store.create_kb_article(&a, bad).await,
+            h.store
+                .create_kb_article(&a, article("dns", "again", None))
+                .await,
+            Err(Error::Conflict { .. })
+        ));
+        h.store
+            .create_kb_article(&other, article("dns", "Theirs", None))
+            .await
+            .unwrap();
+        let published = h.store.published_kb_articles(&a).await.unwrap();
+        assert_eq!(
+            published
+                .iter()
+                .map(|p| p.slug.as_str())
+                .collect::<Vec<_>>(),
+            ["router-reset"]
+        );
+        // Saving makes a new draft version; customers keep the published one.
+        let v2 = h
+            .store
+            .update_kb_article(
+                &a,
+                "router-reset",
+                article("router-reset", "Hold Reset for 20 s.", None),
+            )
+            .await
+            .unwrap();
+        assert_eq!((v2.version, v2.published_version), (2, Some(1)));
+        assert_eq!(v2.status, ArticleStatus::Changed);
+        let p = h.store.published_kb_articles(&a).await.unwrap();
+        assert_eq!(p[0].body, "Hold **Reset** for 15 s.");
+        assert_ne!(h.store.kb_revision(&a).await.unwrap(), rev1);
+        // Publishing the latest, then rolling back to version 1.
+        let pub2 = h
+            .store
+            .publish_kb_article(&a, "router-reset", None)
+            .await
+            .unwrap();
+        assert_eq!(pub2.status, ArticleStatus::Published);
+        assert_eq!(
+            h.store.published_kb_articles(&a).await.unwrap()[0].version,
+            2
+        );
+        h.store
+            .publish_kb_article(&a, "router-reset", Some(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            h.store.published_kb_articles(&a).await.unwrap()[0].body,
+            "Hold **Reset** for 15 s."
+        );
+        assert!(matches!(
+            h.store
+                .publish_kb_article(&a, "router-reset", Some(9))
+                .await,
             Err(Error::Invalid { .. })
         ));
+        // The slug is an address: it does not move.
+        assert!(matches!(
+            h.store
+                .update_kb_article(&a, "router-reset", article("other", "x", None))
+                .await,
+            Err(Error::Invalid { .. })
+        ));
+        let versions = h
+            .store
+            .kb_article_versions(&a, "router-reset")
+            .await
+            .unwrap();
+        assert_eq!(
+            versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+            [2, 1]
+        );
+        // Unpublished: gone for customers, kept for editors.
+        h.store
+            .unpublish_kb_article(&a, "router-reset")
+            .await
+            .unwrap();
+        assert!(h.store.published_kb_articles(&a).await.unwrap().is_empty());
+        assert_eq!(h.store.kb_articles(&a).await.unwrap().len(), 2);
+        // Another tenant's article does not exist for them.
+        assert!(matches!(
+            h.store.kb_article(&other, "router-reset").await,
+            Err(Error::NotFound { .. })
+        ));
+        // Bad input stores nothing.
+        for bad in [
+            article("", "x", None),
+            article("ok", "   ", None),
+            NewArticle {
+                tags: vec!["no spaces".into()],
+                ..article("ok", "x", None)
+            },
+        ] {
+            assert!(matches!(
+                h.store.create_kb_article(&a, bad).await,
+                Err(Error::Invalid { .. })
+            ));
+        }
+        let audit = h
+            .store
+            .audit_log(&a, &AuditFilter::default())
+            .await
+            .unwrap()
+            .items;
+        let actions: Vec<&str> = audit
+            .iter()
+            .filter(|r| r.action.starts_with("kb_article."))
+            .map(|r| r.action.as_str())
+            .collect();
+        assert_eq!(actions.len(), 6, "{actions:?}");
     }
-    let audit = h.store.audit_log(&a, &AuditFilter::default()).await.unwrap().items;
-    let actions: Vec<&str> = audit
-        .iter()
-        .filter(|r| r.action.starts_with("kb_article."))
-        .map(|r| r.action.as_str())
-        .collect();
-    assert_eq!(actions.len(), 6, "{actions:?}");
-});
+);
 
 on_both!(a_folder_of_markdown_is_imported_once, |h| {
     let a = h.tenant("acme").await;
@@ -192,7 +235,10 @@ on_both!(the_bot_holds_a_chat_until_it_hands_off, |h| {
         .unwrap();
     let held = h
         .store
-        .ingest(&a, visitor_message(&ch, "v-bot", "How do I reset my router?"))
+        .ingest(
+            &a,
+            visitor_message(&ch, "v-bot", "How do I reset my router?"),
+        )
         .await
         .unwrap();
     assert!(held.work_item.is_none());
@@ -240,10 +286,19 @@ on_both!(the_bot_holds_a_chat_until_it_hands_off, |h| {
             break;
         }
     }
-    assert!(h.store.bot_handoff(&a, &conv, "again").await.unwrap().is_none());
+    assert!(
+        h.store
+            .bot_handoff(&a, &conv, "again")
+            .await
+            .unwrap()
+            .is_none()
+    );
     let state = h.store.conversation_bot(&a, &conv).await.unwrap().unwrap();
     assert_eq!(state.state, "handed_off");
-    assert_eq!(state.handoff_reason.as_deref(), Some("the customer asked for a person"));
+    assert_eq!(
+        state.handoff_reason.as_deref(),
+        Some("the customer asked for a person")
+    );
     assert_eq!(state.tried.len(), 1);
     let c = h.store.conversation(&a, &conv).await.unwrap();
     assert_eq!(c.work_item_id.as_deref(), Some(item.id.as_str()));
@@ -255,7 +310,15 @@ on_both!(the_bot_holds_a_chat_until_it_hands_off, |h| {
         .await
         .unwrap();
     assert!(later.work_item.is_none());
-    assert_eq!(later.conversation.work_item_id.as_deref(), Some(item.id.as_str()));
-    let audit = h.store.audit_log(&a, &AuditFilter::default()).await.unwrap().items;
+    assert_eq!(
+        later.conversation.work_item_id.as_deref(),
+        Some(item.id.as_str())
+    );
+    let audit = h
+        .store
+        .audit_log(&a, &AuditFilter::default())
+        .await
+        .unwrap()
+        .items;
     assert!(audit.iter().any(|r| r.action == "conversation.bot_handoff"));
 });

@@ -60,7 +60,10 @@ pub(crate) struct AnswerBody {
 /// The tenant's articles (latest versions, drafts included), by slug.
 #[utoipa::path(get, path = "/kb/articles", tag = "knowledge", security(("bearer" = [])),
     responses((status = 200, body = Vec<Article>), (status = 401, body = ErrorBody)))]
-async fn list_articles(State(s): State<AppState>, a: Authed) -> ApiResult<axum::Json<Vec<Article>>> {
+async fn list_articles(
+    State(s): State<AppState>,
+    a: Authed,
+) -> ApiResult<axum::Json<Vec<Article>>> {
     Ok(axum::Json(s.store.kb_articles(&a.actor).await?))
 }
 
@@ -113,7 +116,9 @@ async fn article_versions(
     a: Authed,
     Path(slug): Path<String>,
 ) -> ApiResult<axum::Json<Vec<ArticleVersion>>> {
-    Ok(axum::Json(s.store.kb_article_versions(&a.actor, &slug).await?))
+    Ok(axum::Json(
+        s.store.kb_article_versions(&a.actor, &slug).await?,
+    ))
 }
 
 /// Publishes a version of an article (admin; `{}`: the latest).
@@ -188,7 +193,9 @@ async fn ai_answer(
     Json(body): Json<AnswerBody>,
 ) -> ApiResult<axum::Json<Answer>> {
     Ok(axum::Json(
-        s.knowledge.answer(&s.store, &a.actor, &body.question).await?,
+        s.knowledge
+            .answer(&s.store, &a.actor, &body.question)
+            .await?,
     ))
 }
 

@@ -479,6 +479,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     // Incidents: interrupted public updates finished, the Slack swarm's outbox, the
     // automatic status reply, missed-update alerts.
     let incidents_worker = tokio::spawn(incidents::run(store.clone(), keys.clone()));
+    // The web-chat bot answers visitors from the knowledge base (tenants with it on),
+    // from the ingestion events; it shares the search indexes with the HTTP API.
+    let knowledge = std::sync::Arc::new(parley_knowledge::Knowledge::new());
+    let kb_bot = tokio::spawn(parley_knowledge::bot::run(store.clone(), knowledge.clone()));
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -650,10 +654,12 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         controls: calls.controls(),
     };
     let chat_secret = data::load_chat_secret(&cfg.data_dir)?;
-    let mut state = parley_web::AppState::new(store.clone(), web_cfg).with_chat(
-        std::sync::Arc::new(parley_web::chat::StoreChat::new(store.clone())),
-        chat_secret,
-    );
+    let mut state = parley_web::AppState::new(store.clone(), web_cfg)
+        .with_chat(
+            std::sync::Arc::new(parley_web::chat::StoreChat::new(store.clone())),
+            chat_secret,
+        )
+        .with_knowledge(knowledge);
     if let Some(handle) = metrics_handle {
         state = state.with_metrics(parley_web::metrics::MetricsExport::new(
             handle,
@@ -721,6 +727,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
     analytics_fold.abort();
+    kb_bot.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -1625,6 +1625,13 @@ impl Store {
             None => self.resolve_sender(actor, &inbound.sender).await?,
         };
         let decision = triage.triage(before.as_ref(), &inbound);
+        let bot_holds = crate::kb::bot_holds(
+            self,
+            actor,
+            channel.kind,
+            before.as_ref().map(|c| c.id.as_str()),
+        )
+        .await?;
         let decided_tags = timeline::normalize_tags(&decision.tags)?;
         let now = self.now();
         let mut tx = self.write_tx().await?;
@@ -1755,60 +1762,14 @@ impl Store {
                 conv.tags.push(t);
             }
         }
-        // Route it when it needs an agent and nothing routes it yet.
-        let mut work_item = None;
-        let routed_now = match &conv_before.work_item_id {
-            None => false,
-            Some(w) => {
-                let st: Option<(String,)> =
-                    sqlx::query_as("SELECT state FROM work_items WHERE tenant_id = $1 AND id = $2")
-                        .bind(&actor.tenant_id)
-                        .bind(w)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                st.is_some_and(|(s,)| matches!(s.as_str(), "queued" | "offered" | "assigned"))
-            }
+        // Route it when it needs an agent and nothing routes it yet (and the tenant's
+        // bot is not answering it: it routes the conversation when it hands off).
+        let work_item = if decision.skip_routing || bot_holds {
+            None
+        } else {
+            self.route_in_tx(&mut tx, actor, channel.kind, &mut conv, now)
+                .await?
         };
-        if let Some(queue_id) = conv.queue_id.clone()
-            && !decision.skip_routing
-            && !routed_now
-            && conv.assignee_id.is_none()
-        {
-            let customer_name: Option<(String,)> =
-                sqlx::query_as("SELECT name FROM customers WHERE tenant_id = $1 AND id = $2")
-                    .bind(&actor.tenant_id)
-                    .bind(&customer_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let mut title = format!(
-                "{} from {}",
-                match channel.kind {
-                    ChannelKind::WebChat => "Chat",
-                    ChannelKind::Email => "Email",
-                    _ => "Message",
-                },
-                customer_name.map_or_else(|| "a customer".to_owned(), |(n,)| n)
-            );
-            title.truncate(title.floor_char_boundary(200));
-            let item = WorkItem {
-                id: new_id(),
-                tenant_id: actor.tenant_id.clone(),
-                kind: channel.kind.work_kind(),
-                queue_id,
-                priority: conv.priority,
-                title,
-                customer_id: Some(customer_id.clone()),
-                state: WorkItemState::Queued,
-                agent_id: None,
-                sla_due_at: self.first_response_due(actor, conv.priority, now).await?,
-                created_at: now,
-                updated_at: now,
-                completed_at: None,
-            };
-            crate::work_items::insert_work_item(&mut tx, &item).await?;
-            conv.work_item_id = Some(item.id.clone());
-            work_item = Some(item);
-        }
         sqlx::query(
             "UPDATE conversations SET status = 'open', snoozed_until = NULL, assignee_id = $1,
                     priority = $2, tags = $3, work_item_id = $4, last_message_at = $5,
@@ -1888,6 +1849,18 @@ impl Store {
         conversation_id: &str,
         new: NewReply,
     ) -> Result<Message> {
+        self.reply_as(actor, conversation_id, new, None).await
+    }
+
+    /// [`Store::reply`], or the bot's message when `bot` is set: `Some(attempt)` an
+    /// answer it records, `None` its hand-off notice (the customer still waits).
+    async fn reply_as(
+        &self,
+        actor: &Actor,
+        conversation_id: &str,
+        new: NewReply,
+        bot: Option<Option<crate::kb::BotAttempt>>,
+    ) -> Result<Message> {
         let text = check_text(&new.text, 0)?;
         let client_id = new
             .client_id
@@ -1930,6 +1903,10 @@ impl Store {
         } else {
             vec![]
         };
+        let bot_before = match &bot {
+            Some(_) => self.conversation_bot(actor, &conv.id).await?,
+            None => None,
+        };
         let now = self.now();
         let mut tx = self.write_tx().await?;
         let seq = next_seq(&mut tx, &actor.tenant_id, &conv.id).await?;
@@ -1943,7 +1920,9 @@ impl Store {
             conversation_id: conv.id.clone(),
             seq,
             direction,
-            author: if actor.user_id.is_some() {
+            author: if bot.is_some() {
+                AuthorKind::Bot
+            } else if actor.user_id.is_some() {
                 AuthorKind::Agent
             } else {
                 AuthorKind::System
@@ -1999,6 +1978,19 @@ impl Store {
             Err(e) => return Err(e),
         }
         insert_status_event(&mut tx, &actor.tenant_id, &message.id, status, None, now).await?;
+        if let Some(attempt) = &bot {
+            let mut state = bot_before.unwrap_or(crate::kb::BotState {
+                state: "active".into(),
+                tried: vec![],
+                handoff_reason: None,
+                updated_at: now,
+            });
+            if let Some(a) = attempt {
+                state.tried.push(a.clone());
+            }
+            state.updated_at = now;
+            crate::kb::upsert_bot_state(&mut tx, &actor.tenant_id, &conv.id, &state).await?;
+        }
         if !message.private {
             sqlx::query(
                 "INSERT INTO message_deliveries (message_id, tenant_id, channel_id, state, attempts,
@@ -2012,7 +2004,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let waiting_since = if message.private {
+        let waiting_since = if message.private || matches!(bot, Some(None)) {
             conv.waiting_since
         } else {
             None
@@ -2537,6 +2529,162 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+impl Store {
+    /// Puts a conversation in its channel's queue (a work item of the channel's kind,
+    /// in the caller's transaction) when it needs an agent and nothing routes it yet:
+    /// it has a queue, no assignee, and no live work item. Sets `conv.work_item_id`.
+    async fn route_in_tx(
+        &self,
+        tx: &mut Tx,
+        actor: &Actor,
+        channel_kind: ChannelKind,
+        conv: &mut Conversation,
+        now: Timestamp,
+    ) -> Result<Option<WorkItem>> {
+        let routed_now = match &conv.work_item_id {
+            None => false,
+            Some(w) => {
+                let st: Option<(String,)> =
+                    sqlx::query_as("SELECT state FROM work_items WHERE tenant_id = $1 AND id = $2")
+                        .bind(&actor.tenant_id)
+                        .bind(w)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                st.is_some_and(|(s,)| matches!(s.as_str(), "queued" | "offered" | "assigned"))
+            }
+        };
+        let Some(queue_id) = conv.queue_id.clone() else {
+            return Ok(None);
+        };
+        if routed_now || conv.assignee_id.is_some() {
+            return Ok(None);
+        }
+        let customer_name: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM customers WHERE tenant_id = $1 AND id = $2")
+                .bind(&actor.tenant_id)
+                .bind(&conv.customer_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        let mut title = format!(
+            "{} from {}",
+            match channel_kind {
+                ChannelKind::WebChat => "Chat",
+                ChannelKind::Email => "Email",
+                _ => "Message",
+            },
+            customer_name.map_or_else(|| "a customer".to_owned(), |(n,)| n)
+        );
+        title.truncate(title.floor_char_boundary(200));
+        let item = WorkItem {
+            id: new_id(),
+            tenant_id: actor.tenant_id.clone(),
+            kind: channel_kind.work_kind(),
+            queue_id,
+            priority: conv.priority,
+            title,
+            customer_id: Some(conv.customer_id.clone()),
+            state: WorkItemState::Queued,
+            agent_id: None,
+            sla_due_at: self.first_response_due(actor, conv.priority, now).await?,
+            created_at: now,
+            updated_at: now,
+            completed_at: None,
+        };
+        crate::work_items::insert_work_item(tx, &item).await?;
+        conv.work_item_id = Some(item.id.clone());
+        Ok(Some(item))
+    }
+
+    /// The bot's message in a conversation it holds: stored like an agent's reply
+    /// (`queued`, author `bot`, its row in the delivery outbox — the delivery worker
+    /// sends it), with the answer's attempt (`None`: a hand-off notice, which leaves the
+    /// customer waiting) added to the conversation's bot state, in one audited
+    /// transaction.
+    pub async fn bot_reply(
+        &self,
+        actor: &Actor,
+        conversation_id: &str,
+        text: &str,
+        attempt: Option<crate::kb::BotAttempt>,
+    ) -> Result<Message> {
+        self.reply_as(
+            actor,
+            conversation_id,
+            NewReply {
+                text: text.to_owned(),
+                ..NewReply::default()
+            },
+            Some(attempt),
+        )
+        .await
+    }
+
+    /// The bot gives a conversation to the agents: its state becomes `handed_off`
+    /// (with `reason`), and the conversation is routed to its channel's queue like an
+    /// inbound message would be, in one audited transaction. Returns the work item, if
+    /// one was created (none when it is already routed or assigned). Idempotent.
+    pub async fn bot_handoff(
+        &self,
+        actor: &Actor,
+        conversation_id: &str,
+        reason: &str,
+    ) -> Result<Option<WorkItem>> {
+        let mut conv = self.conversation(actor, conversation_id).await?;
+        let before = self.conversation_bot(actor, conversation_id).await?;
+        if before.as_ref().is_some_and(|b| b.state == "handed_off") {
+            return Ok(None);
+        }
+        let now = self.now();
+        let state = crate::kb::BotState {
+            state: "handed_off".into(),
+            tried: before.as_ref().map(|b| b.tried.clone()).unwrap_or_default(),
+            handoff_reason: Some(reason.chars().take(500).collect()),
+            updated_at: now,
+        };
+        let mut tx = self.write_tx().await?;
+        crate::kb::upsert_bot_state(&mut tx, &actor.tenant_id, &conv.id, &state).await?;
+        let work_item = self
+            .route_in_tx(&mut tx, actor, conv.channel, &mut conv, now)
+            .await?;
+        sqlx::query(
+            "UPDATE conversations SET work_item_id = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(conv.work_item_id.as_deref())
+        .bind(now.0)
+        .bind(&actor.tenant_id)
+        .bind(&conv.id)
+        .execute(&mut *tx)
+        .await?;
+        conv.updated_at = now;
+        let audited = audit::write(
+            &mut tx,
+            actor,
+            now,
+            Record {
+                action: "conversation.bot_handoff",
+                entity_kind: "conversation",
+                entity_id: &conv.id,
+                subject_customer_id: Some(&conv.customer_id),
+                before: before.as_ref().and_then(snapshot),
+                after: snapshot(&state),
+            },
+        )
+        .await?;
+        let mut events = vec![conversation_event(
+            "conversation.updated",
+            &actor.tenant_id,
+            &conv,
+        )];
+        self.restrict_to_team(&actor.tenant_id, &conv, &mut events)
+            .await?;
+        if let Some(item) = &work_item {
+            events.push(crate::work_items::created_event(item));
+        }
+        self.commit_audited(tx, audited, events).await?;
+        Ok(work_item)
     }
 }
 

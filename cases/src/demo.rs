@@ -433,6 +433,8 @@ pub async fn seed_demo(store: &Store) -> Result<Option<Vec<DemoLogin>>> {
     }
     // The inbox's canned responses.
     crate::canned::seed_demo(store, &system).await?;
+    // The knowledge base (published) and its web-chat bot.
+    crate::kb::seed_demo(store, &system).await?;
     // The demo IVR: its flow published and routed from the demo number.
     crate::flows::seed_demo_ivr(store, &system).await?;
     // Speech: the first demo call shows a live transcript. The demo's callers consent

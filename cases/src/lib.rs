@@ -53,6 +53,7 @@ pub mod flows;
 pub mod gdpr;
 pub mod identity;
 pub mod incidents;
+pub mod kb;
 pub mod lookups;
 pub mod outbox;
 pub mod portal;

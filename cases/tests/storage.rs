@@ -9,6 +9,7 @@ mod common;
 mod conversations;
 mod flows;
 mod incidents;
+mod kb;
 mod lookups;
 mod mentions;
 mod outbox;

@@ -205,3 +205,12 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+impl From<parley_knowledge::Error> for ApiError {
+    fn from(e: parley_knowledge::Error) -> ApiError {
+        match e {
+            parley_knowledge::Error::Store(e) => e.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}

@@ -117,6 +117,9 @@ pub struct AppState {
     pub(crate) chat: Option<chat::ChatState>,
     /// The customer portal (its sign-in link sender: see [`AppState::with_portal_sender`]).
     pub(crate) portal: portal::PortalState,
+    /// Knowledge-base search and answers (per-tenant indexes; see
+    /// [`AppState::with_knowledge`]).
+    pub(crate) knowledge: Arc<parley_knowledge::Knowledge>,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -489,6 +492,7 @@ impl AppState {
             metrics: None,
             chat: None,
             portal: portal::PortalState::new(Arc::new(portal::LogLinkSender)),
+            knowledge: Arc::new(parley_knowledge::Knowledge::new()),
         }
     }
 
@@ -496,6 +500,12 @@ impl AppState {
     /// server log, [`portal::LogLinkSender`]).
     pub fn with_portal_sender(mut self, sender: Arc<dyn portal::LinkSender>) -> AppState {
         self.portal = portal::PortalState::new(sender);
+        self
+    }
+
+    /// Shares `knowledge` (its indexes) with the web-chat bot the binary runs.
+    pub fn with_knowledge(mut self, knowledge: Arc<parley_knowledge::Knowledge>) -> AppState {
+        self.knowledge = knowledge;
         self
     }
 
@@ -610,9 +620,10 @@ impl AppState {
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
-        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
+        (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders), conversation briefs and drafted replies"),
         (name = "incidents", description = "Incidents: problem records, links to cases and conversations, notes and public updates \
             to every affected customer, status, recurrence suggestions, the Slack swarm (events at /hooks/v1/slack/{tenant})"),
+        (name = "knowledge", description = "The knowledge base: articles (versions, draft/published), search, grounded answers with citations, the web-chat bot's switch"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

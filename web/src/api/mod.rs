@@ -17,6 +17,7 @@ mod directory;
 pub(crate) mod events;
 mod flows;
 mod incidents;
+mod knowledge;
 mod queues;
 mod recordings;
 pub(crate) mod softphone;
@@ -43,6 +44,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(canned::router())
         .merge(incidents::router())
         .merge(analytics::router())
+        .merge(knowledge::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

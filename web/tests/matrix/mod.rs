@@ -313,6 +313,14 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         .await;
         ids.insert(key, id(&c));
     }
+    ok(
+        t,
+        Method::POST,
+        "/api/v1/kb/articles",
+        admin,
+        json!({"slug": "router-reset", "title": "Reset the router", "body": "Hold the reset button for 15 seconds.", "tags": ["router"]}),
+    )
+    .await;
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {
         let tr = ok(
             t,
@@ -527,6 +535,17 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::PUT, "/case-types/{id}", "/case-types/{case_type}", json!({"name": "Bug", "fields": []}), "UFFAN"),
         (M::GET, "/canned-responses", "/canned-responses", json!(null), "UAAAO"),
         (M::GET, "/colleagues", "/colleagues", json!(null), "UAAAO"),
+        (M::GET, "/kb/articles", "/kb/articles", json!(null), "UAAAO"),
+        (M::POST, "/kb/articles", "/kb/articles", json!({"slug": "dns", "title": "DNS", "body": "Use 198.51.100.53.", "tags": []}), "UFFAO"),
+        (M::GET, "/kb/articles/{slug}", "/kb/articles/router-reset", json!(null), "UAAAN"),
+        (M::PUT, "/kb/articles/{slug}", "/kb/articles/router-reset", json!({"slug": "router-reset", "title": "Reset the router", "body": "Hold reset for 15 s.", "tags": ["router"]}), "UFFAN"),
+        (M::GET, "/kb/articles/{slug}/versions", "/kb/articles/router-reset/versions", json!(null), "UAAAN"),
+        (M::POST, "/kb/articles/{slug}/unpublish", "/kb/articles/router-reset/unpublish", json!(null), "UFFAN"),
+        (M::POST, "/kb/articles/{slug}/publish", "/kb/articles/router-reset/publish", json!({}), "UFFAN"),
+        (M::GET, "/kb/search", "/kb/search?q=router", json!(null), "UAAAO"),
+        (M::GET, "/kb/settings", "/kb/settings", json!(null), "UAAAO"),
+        (M::PUT, "/kb/settings", "/kb/settings", json!({"bot_enabled": false}), "UFFAO"),
+        (M::POST, "/ai/answer", "/ai/answer", json!({"question": "How do I reset the router?"}), "UAAAO"),
         (M::POST, "/canned-responses", "/canned-responses", json!({"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.name}}."}), "UFFAO"),
         (M::GET, "/canned-responses/{id}", "/canned-responses/{canned}", json!(null), "UAAAN"),
         (M::PUT, "/canned-responses/{id}", "/canned-responses/{canned}", json!({"shortcut": "hello", "title": "Hello", "body": "Hello {{customer.name}}"}), "UFFAN"),
@@ -618,6 +637,8 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         // agent sees it; agents assign only to themselves.
         (M::GET, "/conversations", "/conversations", json!(null), "UAAAO"),
         (M::GET, "/conversations/{id}", "/conversations/{conversation}", json!(null), "UAAAN"),
+        (M::GET, "/conversations/{id}/brief", "/conversations/{conversation}/brief", json!(null), "UAAAN"),
+        (M::POST, "/conversations/{id}/draft", "/conversations/{conversation}/draft", json!({}), "UAAAN"),
         (M::POST, "/conversations/{id}/messages", "/conversations/{conversation}/messages", json!({"text": "On its way"}), "UAAAN"),
         (M::POST, "/conversations/{id}/status", "/conversations/{conversation}/status", json!({"status": "pending"}), "UAAAN"),
         // The world's conversation has no attachment: "not found" for everyone signed in.

@@ -1,8 +1,9 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
 // skills, capacity per channel, queues (strategy, required skills, timers, callback key, overflow,
 // auto-assign, sticky window, overflow channel), trunks and numbers, business hours, speech settings (the AI toggle, consent,
-// alert phrases), canned responses (the inbox's reply templates). One tab per area at
-// /admin/<tab>.
+// alert phrases), canned responses (the inbox's reply templates), the knowledge base
+// (articles with versions, draft/published, and the web-chat bot's switch). One tab per
+// area at /admin/<tab>.
 
 import { get, post, put, patch, del, enc, session } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
@@ -16,6 +17,7 @@ const TABS = [
   ['hours', 'Business hours'],
   ['speech', 'Speech & AI'],
   ['canned', 'Canned responses'],
+  ['kb', 'Knowledge base'],
 ];
 
 export async function render(main, params, { navigate }) {
@@ -27,7 +29,7 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, queues, telephony, hours, speech, canned })[tab](body);
+  await ({ users, teams, skills, queues, telephony, hours, speech, canned, kb })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);
@@ -570,6 +572,89 @@ function cannedForm(c, out, done) {
       if (c) await put('/canned-responses/' + enc(c.id), body);
       else await post('/canned-responses', body);
       toast(`/${v.shortcut} saved`);
+      await done();
+    });
+  });
+  return form;
+}
+
+// --- knowledge base (issue 20): articles (Markdown, tags, versions, draft/published)
+// and the web-chat bot's switch. The editor saves a new version each time; "Save as
+// draft" keeps customers on the published version until "Publish".
+
+const KB_STATUS = { draft: 'draft', published: 'published', changed: 'published, newer draft' };
+
+async function kb(el) {
+  const [list, settings] = await Promise.all([get('/kb/articles'), get('/kb/settings')]);
+  const out = h('div');
+  const bot = h('input', { type: 'checkbox', name: 'bot_enabled', checked: settings.bot_enabled });
+  bot.addEventListener('change', () => act(bot, out, async () => {
+    await put('/kb/settings', { bot_enabled: bot.checked });
+    toast(bot.checked ? 'Bot on' : 'Bot off');
+  }));
+  const q = h('input', { type: 'search', name: 'q', placeholder: 'Try a customer question…' });
+  const results = h('div', { class: 'kb-try' });
+  const tryForm = h('form', { class: 'inline-form', id: 'kb-try' }, q,
+    h('button', { type: 'submit' }, 'Ask'), results);
+  tryForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    act(e.submitter || tryForm, out, async () => {
+      const a = await post('/ai/answer', { question: q.value });
+      results.replaceChildren(a.handoff
+        ? h('p', { class: 'muted' }, `Hand-off: ${(a.reason || '').replace(/_/g, ' ')} (confidence ${a.confidence.toFixed(2)})`)
+        : h('div', {}, h('pre', { class: 'kb-answer' }, a.answer),
+          h('p', { class: 'small' }, 'Cites: ', a.citations.map((c) => c.title + ' (' + c.slug + ')').join(', '),
+            ` — confidence ${a.confidence.toFixed(2)}`)));
+    });
+  });
+  mount(el,
+    h('section', { class: 'card' }, h('h2', {}, 'Knowledge base'),
+      h('label', { class: 'row' }, bot, ' Web-chat bot answers how-to questions from published articles (and hands off the rest with a brief)'),
+      table(list, [
+        { label: 'Slug', get: (a) => h('code', {}, a.slug) },
+        { label: 'Title', get: (a) => a.title },
+        { label: 'Tags', get: (a) => a.tags.join(', ') },
+        { label: 'Status', get: (a) => badge(KB_STATUS[a.status] || a.status) },
+        { label: 'Version', get: (a) => a.published_version && a.published_version !== a.version ? `${a.version} (live: ${a.published_version})` : String(a.version) },
+        { label: '', get: (a) => h('div', { class: 'row' },
+          h('button', { type: 'button', onclick: (e) => {
+            const row = e.target.closest('tr');
+            row.replaceChildren(h('td', { colspan: 6 }, kbForm(a, () => kb(el))));
+          } }, 'Edit'),
+          a.status !== 'published' ? h('button', { type: 'button', class: 'primary', onclick: (e) => act(e.target, out, async () => {
+            await post('/kb/articles/' + enc(a.slug) + '/publish', {});
+            toast(`${a.slug} published`);
+            await kb(el);
+          }) }, 'Publish') : h('button', { type: 'button', onclick: (e) => act(e.target, out, async () => {
+            await post('/kb/articles/' + enc(a.slug) + '/unpublish');
+            toast(`${a.slug} unpublished`);
+            await kb(el);
+          }) }, 'Unpublish')) },
+      ], { empty: 'No article yet.', rowData: (a) => ({ slug: a.slug }) }), out),
+    h('section', { class: 'card' }, h('h2', {}, 'Try the bot'), tryForm),
+    h('section', { class: 'card' }, h('h2', {}, 'New article'), kbForm(null, () => kb(el))));
+}
+
+function kbForm(a, done) {
+  const out = h('div');
+  const save = h('button', { type: 'submit', class: 'primary', value: 'published' }, a ? 'Save and publish' : 'Publish');
+  const draft = h('button', { type: 'submit', value: 'draft' }, 'Save as draft');
+  const form = h('form', { class: 'kb-form', id: a ? 'kb-edit' : 'new-kb' },
+    h('div', { class: 'inline-form' },
+      field('Slug', h('input', { name: 'slug', required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,63}', value: a ? a.slug : '', readonly: !!a, placeholder: 'router-reset' })),
+      field('Title', h('input', { name: 'title', required: true, value: a ? a.title : '', placeholder: 'Reset the router' })),
+      field('Tags', h('input', { name: 'tags', value: a ? a.tags.join(', ') : '', placeholder: 'router, wifi' }))),
+    field('Body (Markdown)', h('textarea', { name: 'body', rows: 8, required: true }, a ? a.body : '')),
+    h('div', { class: 'row' }, save, draft), out);
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const status = (e.submitter && e.submitter.value) || 'published';
+    act(e.submitter || save, out, async () => {
+      const v = values(form);
+      const body = { slug: v.slug, title: v.title, body: v.body, tags: v.tags.split(',').map((t) => t.trim()).filter(Boolean), status };
+      if (a) await put('/kb/articles/' + enc(a.slug), body);
+      else await post('/kb/articles', body);
+      toast(`${v.slug} saved${status === 'draft' ? ' as a draft' : ' and published'}`);
       await done();
     });
   });

@@ -323,6 +323,7 @@ export async function render(main, params, { user }) {
       detail = { conv, messages: msgs, customer: cust, incidents };
       drawThread();
       loadContext(conv, cust);
+      loadBrief(conv);
     } catch (e) {
       if (mine !== threadSeq) return;
       mount(thread, h('h2', {}, 'Conversation'), errorBox(e));
@@ -499,6 +500,9 @@ export async function render(main, params, { user }) {
   const headBox = h('header', { class: 'thread-head' });
   const logBox = h('ol', { id: 'messages', class: 'messages', 'aria-live': 'polite' });
   const typingBox = h('div', { id: 'customer-typing', class: 'typing muted small', 'aria-live': 'polite', hidden: true }, 'The customer is typing…');
+  // The hand-off brief (issue 20): who the customer is, what the bot tried, the summary
+  // in the customer's words, suggested articles, and a drafted reply on request.
+  const briefBox = h('section', { class: 'brief', id: 'conv-brief', 'aria-label': 'Brief' });
   const replyWrap = h('div', { class: 'reply-wrap' }, typingBox, picker, replyForm);
 
   function drawThread() {
@@ -520,7 +524,7 @@ export async function render(main, params, { user }) {
     const stick = nearBottom();
     // The reply box and the picker are never taken out of the page while the thread
     // redraws (a live message must not steal the focus or the caret from the agent).
-    if (!thread.contains(replyWrap)) mount(thread, headBox, logBox, replyWrap);
+    if (!thread.contains(replyWrap)) mount(thread, headBox, briefBox, logBox, replyWrap);
     mount(logBox, msgs.length ? msgs.map(messageItem) : h('li', { class: 'muted' }, 'No messages yet.'));
     mount(headBox,
         h('div', { class: 'row' },
@@ -583,6 +587,44 @@ export async function render(main, params, { user }) {
       toast(userId ? `Assigned to ${userId === me.id ? 'you' : nameOf(userId)}` : 'Unassigned');
       await Promise.all([loadThread(), loadList()]);
     });
+  }
+
+  // --- the brief at the top of the conversation, and the drafted reply
+  let briefSeq = 0;
+  async function loadBrief(c) {
+    const mine = ++briefSeq;
+    try {
+      const b = await get('/conversations/' + enc(c.id) + '/brief');
+      if (mine !== briefSeq || disposed) return;
+      const out = h('div');
+      const draftBtn = h('button', { type: 'button', id: 'draft-reply', title: 'Fills the reply box; nothing is sent' }, 'Draft reply');
+      draftBtn.addEventListener('click', () => act(draftBtn, out, async () => {
+        const d = await post('/conversations/' + enc(c.id) + '/draft', {});
+        setMode('reply', false);
+        replyText.value = d.text;
+        replyText.focus();
+        toast(d.citations.length ? 'Draft from "' + d.citations[0].title + '" — edit it before sending' : 'Draft started — complete it before sending');
+      }));
+      const bot = b.bot;
+      const facts = [
+        b.open_cases.length ? `${b.open_cases.length} open case${b.open_cases.length > 1 ? 's' : ''}` : 'no open case',
+        b.recent_contacts.length ? `${b.recent_contacts.length} earlier contact${b.recent_contacts.length > 1 ? 's' : ''}` : 'first contact',
+        b.csat_history.length ? 'CSAT ' + b.csat_history.join(', ') : null,
+        b.tags.length ? 'tags: ' + b.tags.join(', ') : null,
+      ].filter(Boolean).join(' · ');
+      mount(briefBox,
+        h('div', { class: 'row' }, h('strong', {}, 'Brief'), b.upset ? badge('upset', 'late') : null,
+          bot ? badge(bot.state === 'handed_off' ? 'bot handed off' : 'bot answering', 'note') : null,
+          h('span', { class: 'muted small' }, facts), h('span', { class: 'spacer' }), draftBtn),
+        h('p', { class: 'brief-summary' }, b.summary),
+        bot && bot.tried.length ? h('p', { class: 'small' }, 'Bot tried: ',
+          bot.tried.map((t) => t.articles.map((a) => a.title).join(', ')).filter(Boolean).join('; ') || 'nothing') : null,
+        b.suggested_articles.length ? h('div', { class: 'small', id: 'brief-articles' }, 'Suggested articles: ',
+          b.suggested_articles.map((a) => h('span', { class: 'chip', title: a.snippet, dataset: { slug: a.slug } }, a.title))) : null,
+        out);
+    } catch (e) {
+      if (mine === briefSeq) mount(briefBox);
+    }
   }
 
   // --- the customer beside it: open cases and timeline

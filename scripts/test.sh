@@ -70,8 +70,9 @@ else
   # flowlayout.test.mjs: the designer's layout algorithm (plain Node, no browser);
   # chat.spec.mjs: the web chat widget embedded on another origin (WebSocket, long-poll, CSAT);
   # inboxlib.test.mjs: the inbox's filters, countdowns, placeholders, mentions (plain Node);
-  # inbox.spec.mjs: the unified inbox with visitors writing through /chat/v1.
-  browser_tests='node tests/browser/callentry.test.mjs && node tests/browser/flowlayout.test.mjs && node tests/browser/inboxlib.test.mjs && node tests/browser/softphone.spec.mjs && node tests/browser/phone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/designer.spec.mjs && node tests/browser/chat.spec.mjs && node tests/browser/inbox.spec.mjs && node tests/browser/run.mjs'
+  # inbox.spec.mjs: the unified inbox with visitors writing through /chat/v1;
+  # rules.spec.mjs: an admin builds an automation rule that then acts on a live chat.
+  browser_tests='node tests/browser/callentry.test.mjs && node tests/browser/flowlayout.test.mjs && node tests/browser/inboxlib.test.mjs && node tests/browser/softphone.spec.mjs && node tests/browser/phone.spec.mjs && node tests/browser/transcript.spec.mjs && node tests/browser/designer.spec.mjs && node tests/browser/chat.spec.mjs && node tests/browser/inbox.spec.mjs && node tests/browser/rules.spec.mjs && node tests/browser/run.mjs'
   run_browser="ip link set lo up && $browser_tests"
   if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
     unshare -n sh -c "$run_browser"

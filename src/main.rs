@@ -3,6 +3,8 @@
 
 mod config;
 mod data;
+mod automation;
+mod webhooks;
 mod delivery;
 mod flow_cli;
 mod models_cli;
@@ -465,6 +467,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             delivery::adapters(),
         )))
     };
+    // Automation rules act on the event stream from its stored position.
+    let automation_worker = tokio::spawn(automation::run(store.clone()));
+    // Outbound webhooks: signed deliveries through the SSRF guard, retried.
+    let webhook_worker = tokio::spawn(webhooks::run(store.clone(), cfg.http_guard()?));
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -706,6 +712,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    automation_worker.abort();
+    webhook_worker.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -36,6 +36,7 @@
 
 pub mod agent_capacity;
 pub mod audit;
+pub mod automation;
 pub mod callbacks;
 pub mod callers;
 pub mod canned;
@@ -59,9 +60,11 @@ pub mod routing;
 pub mod sla;
 mod store;
 pub mod surveys;
+pub mod tasks;
 pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
+pub mod webhooks;
 mod types;
 pub mod work_items;
 

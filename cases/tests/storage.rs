@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod acd;
+mod automation;
 mod callbacks;
 mod canned;
 mod common;

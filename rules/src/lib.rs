@@ -29,10 +29,14 @@
 //! assert_eq!(out.fired.len(), 1);
 //! ```
 
+#[cfg(feature = "calendars")]
+mod calendars;
 mod error;
 mod eval;
 mod model;
 
+#[cfg(feature = "calendars")]
+pub use calendars::Calendars;
 pub use error::{Error, Result};
 pub use eval::{
     Blocked, Env, Evaluation, Fired, NoCalendars, RuleSet, SCHEDULE_TICK, evaluate, holds, validate,

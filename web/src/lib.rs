@@ -598,6 +598,7 @@ impl AppState {
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
         (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
+        (name = "automation", description = "Automation rules: triggers, conditions and actions as data; dry runs; execution logs"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

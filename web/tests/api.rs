@@ -4,6 +4,7 @@
 
 mod acd;
 mod bans;
+mod batch;
 mod calls;
 mod canned;
 mod chat;

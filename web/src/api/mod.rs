@@ -6,6 +6,7 @@ use crate::AppState;
 
 mod admin;
 mod auth;
+mod batch;
 mod calls;
 mod canned;
 mod cases;
@@ -16,10 +17,13 @@ mod directory;
 pub(crate) mod events;
 mod flows;
 mod queues;
+mod rules;
 mod recordings;
 pub(crate) mod softphone;
 mod speech;
+mod tasks;
 mod telephony;
+mod webhooks;
 mod work_items;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -39,6 +43,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(dialpolicy::router())
         .merge(work_items::router())
         .merge(canned::router())
+        .merge(rules::router())
+        .merge(batch::router())
+        .merge(tasks::router())
+        .merge(webhooks::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

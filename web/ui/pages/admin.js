@@ -1,11 +1,13 @@
 // Admin: users (role, active, extension, SIP password, skills, password reset), teams,
 // skills, capacity per channel, queues (strategy, required skills, timers, callback key, overflow,
 // auto-assign, sticky window, overflow channel), trunks and numbers, business hours, speech settings (the AI toggle, consent,
-// alert phrases), canned responses (the inbox's reply templates). One tab per area at
+// alert phrases), canned responses (the inbox's reply templates), automation rules
+// (pages/rules.js). One tab per area at
 // /admin/<tab>.
 
 import { get, post, put, patch, del, enc, session } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
+import { rules } from './rules.js';
 
 const TABS = [
   ['users', 'Users'],
@@ -16,6 +18,7 @@ const TABS = [
   ['hours', 'Business hours'],
   ['speech', 'Speech & AI'],
   ['canned', 'Canned responses'],
+  ['rules', 'Automation'],
 ];
 
 export async function render(main, params, { navigate }) {
@@ -27,7 +30,7 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, queues, telephony, hours, speech, canned })[tab](body);
+  await ({ users, teams, skills, queues, telephony, hours, speech, canned, rules })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);

@@ -16,9 +16,7 @@
 
 use std::time::Duration;
 
-use parley_cases::automation::{
-    NewRuleRun, StreamEvent, caused_by_rules, ignored_kind,
-};
+use parley_cases::automation::{NewRuleRun, StreamEvent, caused_by_rules, ignored_kind};
 use parley_cases::cases::CasePatch;
 use parley_cases::conversations::{ConversationStatus, NewReply};
 use parley_cases::sla::{CaseStatus, Priority};
@@ -498,16 +496,19 @@ mod tests {
         let mut rt = Runtime::load(&store).await.unwrap();
         rt.round(&store).await.unwrap(); // places the cursor
         let case = store
-            .create_case(&a, NewCase {
-                title: "Router down".into(),
-                customer_id: None,
-                case_type_id: None,
-                priority: Some(Priority::P2),
-                assignee_id: None,
-                team_id: None,
-                custom_fields: Default::default(),
-                tags: vec![],
-            })
+            .create_case(
+                &a,
+                NewCase {
+                    title: "Router down".into(),
+                    customer_id: None,
+                    case_type_id: None,
+                    priority: Some(Priority::P2),
+                    assignee_id: None,
+                    team_id: None,
+                    custom_fields: Default::default(),
+                    tags: vec![],
+                },
+            )
             .await
             .unwrap();
         // 60 minutes: 60 % of the resolution target, the first response breached.
@@ -532,7 +533,14 @@ mod tests {
         let log = store.automation_rule_runs(&a, &breach, 10).await.unwrap();
         assert_eq!(log.len(), 1, "{log:?}");
         assert_eq!(log[0].outcome, "applied");
-        assert_eq!(store.automation_rule_runs(&a, &warn, 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store
+                .automation_rule_runs(&a, &warn, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }
@@ -548,16 +556,19 @@ mod tests {
         let mut rt = Runtime::load(&store).await.unwrap();
         rt.round(&store).await.unwrap();
         let case = store
-            .create_case(&a, NewCase {
-                title: "Loop?".into(),
-                customer_id: None,
-                case_type_id: None,
-                priority: Some(Priority::P3),
-                assignee_id: None,
-                team_id: None,
-                custom_fields: Default::default(),
-                tags: vec![],
-            })
+            .create_case(
+                &a,
+                NewCase {
+                    title: "Loop?".into(),
+                    customer_id: None,
+                    case_type_id: None,
+                    priority: Some(Priority::P3),
+                    assignee_id: None,
+                    team_id: None,
+                    custom_fields: Default::default(),
+                    tags: vec![],
+                },
+            )
             .await
             .unwrap();
         for _ in 0..5 {
@@ -570,7 +581,11 @@ mod tests {
         let outcomes: Vec<&str> = log.iter().map(|r| r.outcome.as_str()).collect();
         assert!(outcomes.contains(&"applied"), "{outcomes:?}");
         assert!(outcomes.contains(&"self_triggered"), "{outcomes:?}");
-        assert_eq!(outcomes.iter().filter(|o| **o == "applied").count(), 1, "{outcomes:?}");
+        assert_eq!(
+            outcomes.iter().filter(|o| **o == "applied").count(),
+            1,
+            "{outcomes:?}"
+        );
         store.close().await;
         let _ = std::fs::remove_dir_all(dir);
     }

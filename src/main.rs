@@ -1,13 +1,13 @@
 //! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
 //! migrations; `user add` creates a login. See README.md.
 
+mod automation;
 mod config;
 mod data;
-mod automation;
-mod webhooks;
 mod delivery;
 mod flow_cli;
 mod models_cli;
+mod webhooks;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;

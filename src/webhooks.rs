@@ -61,7 +61,9 @@ pub(crate) async fn round(store: &Store, guard: &HttpGuard) -> parley_cases::Res
             Ok(s) => (Some(s), None),
             Err(e) => (None, Some(e)),
         };
-        store.webhook_attempted(&d.id, status, error.as_deref()).await?;
+        store
+            .webhook_attempted(&d.id, status, error.as_deref())
+            .await?;
     }
     Ok(due.len())
 }

@@ -35,19 +35,28 @@ fn chat(p: &Parley, name: &str, text: &str) -> String {
 
 /// The conversation once the rule has acted on it (assignee, tags and the reply).
 fn handled(p: &Parley, admin: &str, id: &str, assignee: &str) -> Value {
-    eventually("the rule acted on the chat", Duration::from_secs(20), || {
-        let (s, v) = p.request("GET", &format!("/api/v1/conversations/{id}"), Some(admin), None);
-        let replied = v["messages"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|m| m["author"] == "system"));
-        (s == 200
-            && v["assignee_id"] == assignee
-            && v["tags"]
+    eventually(
+        "the rule acted on the chat",
+        Duration::from_secs(20),
+        || {
+            let (s, v) = p.request(
+                "GET",
+                &format!("/api/v1/conversations/{id}"),
+                Some(admin),
+                None,
+            );
+            let replied = v["messages"]
                 .as_array()
-                .is_some_and(|t| t.iter().any(|t| t == "billing"))
-            && replied)
-            .then_some(v)
-    })
+                .is_some_and(|m| m.iter().any(|m| m["author"] == "system"));
+            (s == 200
+                && v["assignee_id"] == assignee
+                && v["tags"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "billing"))
+                && replied)
+                .then_some(v)
+        },
+    )
 }
 
 fn rule_replies(v: &Value) -> Vec<String> {
@@ -89,8 +98,10 @@ fn a_matching_chat_is_assigned_tagged_and_answered_and_the_runtime_resumes_after
         "POST",
         "/api/v1/rules",
         Some(&admin),
-        Some(json!({"name": "bad", "trigger": {"type": "event", "kinds": ["x"]},
-                    "actions": [{"type": "set_priority", "priority": "soon"}]})),
+        Some(
+            json!({"name": "bad", "trigger": {"type": "event", "kinds": ["x"]},
+                    "actions": [{"type": "set_priority", "priority": "soon"}]}),
+        ),
     );
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["error"]["field"], "actions[0].priority", "{v}");
@@ -101,16 +112,31 @@ fn a_matching_chat_is_assigned_tagged_and_answered_and_the_runtime_resumes_after
     // The template is filled in for the customer.
     assert_eq!(rule_replies(&v).len(), 1);
     assert!(rule_replies(&v)[0].starts_with("Hi Vera"), "{v}");
-    let log = p.http("GET", &format!("/api/v1/rules/{rule_id}/log"), Some(&admin), None);
+    let log = p.http(
+        "GET",
+        &format!("/api/v1/rules/{rule_id}/log"),
+        Some(&admin),
+        None,
+    );
     let log = log.as_array().unwrap();
     assert_eq!(log.len(), 1, "{log:?}");
     assert_eq!(log[0]["outcome"], "applied");
     assert_eq!(log[0]["subject"], format!("conversation:{first}"));
     // The chat that does not match is left alone.
-    let o = p.http("GET", &format!("/api/v1/conversations/{other}"), Some(&admin), None);
+    let o = p.http(
+        "GET",
+        &format!("/api/v1/conversations/{other}"),
+        Some(&admin),
+        None,
+    );
     assert!(o["assignee_id"].is_null(), "{o}");
     // A dry run over the last events finds the rule firing on the refund message.
-    let dry = p.http("POST", "/api/v1/rules/dry-run", Some(&admin), Some(json!({"limit": 200})));
+    let dry = p.http(
+        "POST",
+        "/api/v1/rules/dry-run",
+        Some(&admin),
+        Some(json!({"limit": 200})),
+    );
     assert!(
         dry["events"]
             .as_array()
@@ -128,9 +154,19 @@ fn a_matching_chat_is_assigned_tagged_and_answered_and_the_runtime_resumes_after
     let v = handled(&p, &admin, &third, &alice);
     assert_eq!(rule_replies(&v).len(), 1);
     // Nothing was applied twice to the first chat.
-    let v = p.http("GET", &format!("/api/v1/conversations/{first}"), Some(&admin), None);
+    let v = p.http(
+        "GET",
+        &format!("/api/v1/conversations/{first}"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(rule_replies(&v).len(), 1, "{v}");
-    let log = p.http("GET", &format!("/api/v1/rules/{rule_id}/log"), Some(&admin), None);
+    let log = p.http(
+        "GET",
+        &format!("/api/v1/rules/{rule_id}/log"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(log.as_array().unwrap().len(), 2, "{log}");
 }
 
@@ -150,8 +186,19 @@ async fn receiver() -> (String, Received) {
         headers: HeaderMap,
         body: String,
     ) -> StatusCode {
-        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-        got.lock().unwrap().push((uri.path().to_owned(), h("parley-signature"), h("parley-delivery"), body));
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        got.lock().unwrap().push((
+            uri.path().to_owned(),
+            h("parley-signature"),
+            h("parley-delivery"),
+            body,
+        ));
         if uri.path() == "/flaky" && flaky.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
@@ -169,15 +216,17 @@ async fn receiver() -> (String, Received) {
 
 fn verify(secret: &str, header: &str, body: &str) -> bool {
     use hmac::{Hmac, Mac};
-    let Some((t, v1)) = header
-        .strip_prefix("t=")
-        .and_then(|r| r.split_once(",v1="))
-    else {
+    let Some((t, v1)) = header.strip_prefix("t=").and_then(|r| r.split_once(",v1=")) else {
         return false;
     };
     let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(format!("{t}.{body}").as_bytes());
-    let want: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     want == v1
 }
 
@@ -203,7 +252,12 @@ fn webhook_subscribers_get_signed_events_and_a_failing_one_is_retried() {
     let secret = ok["secret"].as_str().unwrap().to_owned();
     assert!(secret.starts_with("whsec_"));
     // The secret is shown once.
-    let again = p.http("GET", &format!("/api/v1/webhooks/{}", ok["id"].as_str().unwrap()), Some(&admin), None);
+    let again = p.http(
+        "GET",
+        &format!("/api/v1/webhooks/{}", ok["id"].as_str().unwrap()),
+        Some(&admin),
+        None,
+    );
     assert!(again.get("secret").is_none(), "{again}");
 
     let conv = chat(&p, "Wendy", "hello");
@@ -218,27 +272,59 @@ fn webhook_subscribers_get_signed_events_and_a_failing_one_is_retried() {
     assert!(!verify("whsec_wrong", &first.1, &first.3));
     // The failing one is retried with backoff (2 s, then 4 s) until it takes it.
     let deliveries = |id: &Value| {
-        p.http("GET", &format!("/api/v1/webhooks/{}/deliveries", id.as_str().unwrap()), Some(&admin), None)
+        p.http(
+            "GET",
+            &format!("/api/v1/webhooks/{}/deliveries", id.as_str().unwrap()),
+            Some(&admin),
+            None,
+        )
     };
-    let log = eventually("the flaky subscriber served", Duration::from_secs(30), || {
-        let d = deliveries(&flaky["id"]);
-        (d[0]["status"] == "delivered").then_some(d)
-    });
+    let log = eventually(
+        "the flaky subscriber served",
+        Duration::from_secs(30),
+        || {
+            let d = deliveries(&flaky["id"]);
+            (d[0]["status"] == "delivered").then_some(d)
+        },
+    );
     assert_eq!(log[0]["attempts"], 3, "{log}");
     assert_eq!(
-        got.lock().unwrap().iter().filter(|r| r.0 == "/flaky").count(),
+        got.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "/flaky")
+            .count(),
         3
     );
     // The same delivery id on every attempt (receivers drop repeats).
-    let ids: std::collections::BTreeSet<String> =
-        got.lock().unwrap().iter().filter(|r| r.0 == "/flaky").map(|r| r.2.clone()).collect();
+    let ids: std::collections::BTreeSet<String> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.0 == "/flaky")
+        .map(|r| r.2.clone())
+        .collect();
     assert_eq!(ids.len(), 1);
     // Replay from the log: sent again, same delivery id.
     let d = deliveries(&ok["id"]);
     let id = d[0]["id"].as_str().unwrap().to_owned();
-    p.http("POST", &format!("/api/v1/webhooks/deliveries/{id}/replay"), Some(&admin), None);
+    p.http(
+        "POST",
+        &format!("/api/v1/webhooks/deliveries/{id}/replay"),
+        Some(&admin),
+        None,
+    );
     eventually("the replay delivered", Duration::from_secs(20), || {
-        (got.lock().unwrap().iter().filter(|r| r.0 == "/ok" && r.2 == id).count() == 2).then_some(())
+        (got.lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.0 == "/ok" && r.2 == id)
+            .count()
+            == 2)
+            .then_some(())
     });
-    assert_eq!(got.lock().unwrap().iter().filter(|r| r.0 == "/ok").count(), 2);
+    assert_eq!(
+        got.lock().unwrap().iter().filter(|r| r.0 == "/ok").count(),
+        2
+    );
 }

@@ -156,7 +156,9 @@ struct Definition {
 
 type Row = (String, String, String, i64, i64, String, i64, i64);
 
-fn from_row((id, tenant_id, name, enabled, position, def, created, updated): Row) -> Result<(String, AutomationRule)> {
+fn from_row(
+    (id, tenant_id, name, enabled, position, def, created, updated): Row,
+) -> Result<(String, AutomationRule)> {
     let d: Definition = from_json_text("automation_rules.definition", &def)?;
     Ok((
         tenant_id,
@@ -175,8 +177,7 @@ fn from_row((id, tenant_id, name, enabled, position, def, created, updated): Row
     ))
 }
 
-const COLS: &str =
-    "id, tenant_id, name, enabled, position, definition, created_at, updated_at";
+const COLS: &str = "id, tenant_id, name, enabled, position, definition, created_at, updated_at";
 
 /// One entry of a rule's execution log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -466,9 +467,12 @@ impl Store {
             },
         )
         .await?;
-        let event =
-            DomainEvent::new(&actor.tenant_id, "automation_rule.deleted", &json!({ "id": id }))
-                .min_role(Role::Admin);
+        let event = DomainEvent::new(
+            &actor.tenant_id,
+            "automation_rule.deleted",
+            &json!({ "id": id }),
+        )
+        .min_role(Role::Admin);
         self.commit_audited(tx, audited, [event]).await?;
         Ok(())
     }
@@ -480,30 +484,40 @@ impl Store {
         rule_id: &str,
         limit: u32,
     ) -> Result<Vec<RuleRun>> {
-        let rows: Vec<(String, String, String, String, Option<String>, String, String, i64)> =
-            sqlx::query_as(
-                "SELECT id, rule_id, event_id, event_kind, subject, outcome, detail, at
+        let rows: Vec<(
+            String,
+            String,
+            String,
+            String,
+            Option<String>,
+            String,
+            String,
+            i64,
+        )> = sqlx::query_as(
+            "SELECT id, rule_id, event_id, event_kind, subject, outcome, detail, at
                  FROM automation_rule_runs WHERE tenant_id = $1 AND rule_id = $2
                  ORDER BY at DESC, id DESC LIMIT $3",
-            )
-            .bind(&actor.tenant_id)
-            .bind(rule_id)
-            .bind(i64::from(limit.clamp(1, 500)))
-            .fetch_all(self.pool())
-            .await?;
+        )
+        .bind(&actor.tenant_id)
+        .bind(rule_id)
+        .bind(i64::from(limit.clamp(1, 500)))
+        .fetch_all(self.pool())
+        .await?;
         rows.into_iter()
-            .map(|(id, rule_id, event_id, event_kind, subject, outcome, detail, at)| {
-                Ok(RuleRun {
-                    id,
-                    rule_id,
-                    event_id,
-                    event_kind,
-                    subject,
-                    outcome,
-                    detail: from_json_text("automation_rule_runs.detail", &detail)?,
-                    at: Timestamp(at),
-                })
-            })
+            .map(
+                |(id, rule_id, event_id, event_kind, subject, outcome, detail, at)| {
+                    Ok(RuleRun {
+                        id,
+                        rule_id,
+                        event_id,
+                        event_kind,
+                        subject,
+                        outcome,
+                        detail: from_json_text("automation_rule_runs.detail", &detail)?,
+                        at: Timestamp(at),
+                    })
+                },
+            )
             .collect()
     }
 
@@ -530,10 +544,11 @@ impl Store {
     /// look-back), not yet finished, oldest first, at most `limit`. At the first start
     /// the cursor is placed at the end of the stream (history is not replayed).
     pub async fn automation_stream(&self, limit: u32) -> Result<Vec<StreamEvent>> {
-        let cursor: Option<(i64, String)> =
-            sqlx::query_as("SELECT created_at, event_id FROM automation_cursor WHERE name = 'rules'")
-                .fetch_optional(self.pool())
-                .await?;
+        let cursor: Option<(i64, String)> = sqlx::query_as(
+            "SELECT created_at, event_id FROM automation_cursor WHERE name = 'rules'",
+        )
+        .fetch_optional(self.pool())
+        .await?;
         let from = match cursor {
             Some((at, _)) => at - LOOKBACK_MS,
             None => {
@@ -558,7 +573,9 @@ impl Store {
         .bind(i64::from(limit.clamp(1, 1000)))
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(|(at, text)| stream_event(*at, text)).collect()
+        rows.iter()
+            .map(|(at, text)| stream_event(*at, text))
+            .collect()
     }
 
     /// Finishes an event for the rules runtime ([`Store::automation_finish_all`] of one).
@@ -571,8 +588,15 @@ impl Store {
     /// (once per rule and event), their webhook deliveries enqueued (once per
     /// subscription and event), the events marked seen, the cursor moved up to the
     /// last; seen marks older than twice the look-back are pruned.
-    pub async fn automation_finish_all(&self, done: &[(StreamEvent, Vec<NewRuleRun>)]) -> Result<()> {
-        let Some(last) = done.iter().map(|(e, _)| e).max_by_key(|e| (e.created_at, e.id.clone())) else {
+    pub async fn automation_finish_all(
+        &self,
+        done: &[(StreamEvent, Vec<NewRuleRun>)],
+    ) -> Result<()> {
+        let Some(last) = done
+            .iter()
+            .map(|(e, _)| e)
+            .max_by_key(|e| (e.created_at, e.id.clone()))
+        else {
             return Ok(());
         };
         let now = self.now();
@@ -644,13 +668,19 @@ impl Store {
         if let Some(c) = &event.customer_id
             && let Ok(customer) = self.customer(&actor, c).await
         {
-            facts.insert("customer".into(), serde_json::to_value(customer).unwrap_or_default());
+            facts.insert(
+                "customer".into(),
+                serde_json::to_value(customer).unwrap_or_default(),
+            );
         }
         if let Some(c) = &event.case_id
             && !facts.contains_key("case")
             && let Ok(case) = self.case(&actor, c).await
         {
-            facts.insert("case".into(), serde_json::to_value(case).unwrap_or_default());
+            facts.insert(
+                "case".into(),
+                serde_json::to_value(case).unwrap_or_default(),
+            );
         }
         facts.insert(
             "event".into(),
@@ -665,7 +695,10 @@ impl Store {
     pub async fn render_canned(&self, actor: &Actor, id: &str, shortcut: &str) -> Result<String> {
         let library = self.list_canned_responses(actor).await?;
         let Some(t) = library.iter().find(|c| c.shortcut == shortcut) else {
-            return Err(Error::invalid("shortcut", format!("no canned response /{shortcut}")));
+            return Err(Error::invalid(
+                "shortcut",
+                format!("no canned response /{shortcut}"),
+            ));
         };
         let conv = self.conversation(actor, id).await?;
         let customer = self.customer(actor, &conv.customer_id).await?;
@@ -713,8 +746,14 @@ impl Store {
             updated_at: self.now(),
             ..before.clone()
         };
-        self.change_conversation(actor, before, after, "conversation.priority", "conversation.updated")
-            .await
+        self.change_conversation(
+            actor,
+            before,
+            after,
+            "conversation.priority",
+            "conversation.updated",
+        )
+        .await
     }
 
     /// Adds and removes tags on a conversation (a no-op change writes nothing).
@@ -745,8 +784,14 @@ impl Store {
             updated_at: self.now(),
             ..before.clone()
         };
-        self.change_conversation(actor, before, after, "conversation.tag", "conversation.updated")
-            .await
+        self.change_conversation(
+            actor,
+            before,
+            after,
+            "conversation.tag",
+            "conversation.updated",
+        )
+        .await
     }
 }
 
@@ -765,27 +810,42 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let rows: Vec<(String, String, Option<String>, String, Option<i64>, Option<i64>, Option<i64>, Option<i64>)> =
-            sqlx::query_as(
-                "SELECT id, tenant_id, customer_id, priority, first_response_due_at, resolution_due_at,
+        let rows: Vec<(
+            String,
+            String,
+            Option<String>,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        )> = sqlx::query_as(
+            "SELECT id, tenant_id, customer_id, priority, first_response_due_at, resolution_due_at,
                         first_responded_at, sla_paused_at
                  FROM cases
                  WHERE status NOT IN ('resolved', 'closed') AND merged_into IS NULL
                    AND (resolution_due_at IS NOT NULL OR first_response_due_at IS NOT NULL)",
-            )
-            .fetch_all(self.pool())
-            .await?;
+        )
+        .fetch_all(self.pool())
+        .await?;
         let mut raised = 0;
         for (id, tenant, customer, priority, first_due, res_due, responded, paused) in rows {
             let Some(policy) = policies.iter().find(|p| p.0 == tenant && p.1 == priority) else {
                 continue;
             };
             let targets = [
-                ("first_response", first_due.filter(|_| responded.is_none()), policy.2, None),
+                (
+                    "first_response",
+                    first_due.filter(|_| responded.is_none()),
+                    policy.2,
+                    None,
+                ),
                 ("resolution", res_due, policy.3, paused.map(Timestamp)),
             ];
             for (target, due, minutes, paused_at) in targets {
-                let Some(due) = due.map(Timestamp) else { continue };
+                let Some(due) = due.map(Timestamp) else {
+                    continue;
+                };
                 let (percent, milestones) = sla_progress(&AlwaysOpen, due, minutes, now, paused_at);
                 for m in milestones {
                     let mut tx = self.write_tx().await?;

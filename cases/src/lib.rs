@@ -64,8 +64,8 @@ pub mod tasks;
 pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
-pub mod webhooks;
 mod types;
+pub mod webhooks;
 pub mod work_items;
 
 pub use error::{Error, Result};

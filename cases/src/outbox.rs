@@ -150,11 +150,12 @@ impl Store {
         let now = self.now();
         let caused_by = crate::automation::current_rule_chain();
         for e in &events {
-            let stored =
-                serde_json::to_string(&Stored::of(e, &caused_by)).map_err(|source| Error::Corrupt {
+            let stored = serde_json::to_string(&Stored::of(e, &caused_by)).map_err(|source| {
+                Error::Corrupt {
                     what: "outbox.event",
                     source,
-                })?;
+                }
+            })?;
             sqlx::query(
                 "INSERT INTO outbox (id, tenant_id, kind, event, created_at) VALUES ($1, $2, $3, $4, $5)",
             )

@@ -472,9 +472,18 @@ mod tests {
         assert_eq!(due, Timestamp(2 * day + 12 * 3_600_000));
         let at = |h: i64| Timestamp(day + h * 3_600_000);
         // 17:00: 25 %; all night long still 25 % (closed); 10:00 next day 50 %.
-        assert_eq!(sla_progress(&NineToFive, due, 240, at(17), None), (25, vec![]));
-        assert_eq!(sla_progress(&NineToFive, due, 240, at(24 + 8), None), (25, vec![]));
-        assert_eq!(sla_progress(&NineToFive, due, 240, at(24 + 10), None), (50, vec![Warning(50)]));
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(17), None),
+            (25, vec![])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 8), None),
+            (25, vec![])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 10), None),
+            (50, vec![Warning(50)])
+        );
         assert_eq!(
             sla_progress(&NineToFive, due, 240, at(24 + 11), None),
             (75, vec![Warning(50), Warning(75)])

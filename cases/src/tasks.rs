@@ -164,7 +164,8 @@ impl Store {
         let case = self.case(actor, case_id).await?;
         let title = check_title(&new.title)?;
         let description = check_description(&new.description)?;
-        self.check_assignee(actor, new.assignee_id.as_deref()).await?;
+        self.check_assignee(actor, new.assignee_id.as_deref())
+            .await?;
         let now = self.now();
         let task = Task {
             id: new_id(),
@@ -285,7 +286,10 @@ impl Store {
         }
         if let Some(s) = &patch.status {
             if !["open", "done", "cancelled"].contains(&s.as_str()) {
-                return Err(Error::invalid("status", "must be one of: open done cancelled"));
+                return Err(Error::invalid(
+                    "status",
+                    "must be one of: open done cancelled",
+                ));
             }
             after.completed_at = match s.as_str() {
                 "done" if before.status != "done" => Some(now),

@@ -71,13 +71,18 @@ fn validate(new: &NewWebhookSubscription) -> Result<()> {
         return Err(Error::invalid("url", "an http:// or https:// URL"));
     }
     if new.event_types.is_empty() || new.event_types.len() > 50 {
-        return Err(Error::invalid("event_types", "1 to 50 event kinds, or \"*\""));
+        return Err(Error::invalid(
+            "event_types",
+            "1 to 50 event kinds, or \"*\"",
+        ));
     }
     for (i, k) in new.event_types.iter().enumerate() {
         if k != "*"
             && (k.is_empty()
                 || k.len() > 64
-                || !k.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'))
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'))
         {
             return Err(Error::invalid(
                 format!("event_types[{i}]"),
@@ -396,7 +401,11 @@ impl Store {
 
     /// Sends a delivery again (any status): pending, due now, attempts from zero
     /// (audited).
-    pub async fn replay_webhook_delivery(&self, actor: &Actor, id: &str) -> Result<WebhookDelivery> {
+    pub async fn replay_webhook_delivery(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<WebhookDelivery> {
         admin_only(actor)?;
         let now = self.now();
         let mut tx = self.write_tx().await?;
@@ -454,14 +463,16 @@ impl Store {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, tenant_id, url, secret, payload, attempts)| DueDelivery {
-                id,
-                tenant_id,
-                url,
-                secret,
-                payload,
-                attempts,
-            })
+            .map(
+                |(id, tenant_id, url, secret, payload, attempts)| DueDelivery {
+                    id,
+                    tenant_id,
+                    url,
+                    secret,
+                    payload,
+                    attempts,
+                },
+            )
             .collect())
     }
 

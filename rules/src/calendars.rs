@@ -44,10 +44,22 @@ mod tests {
         let cals = Calendars::from_documents([("office", doc), ("broken", "{")]);
         let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap().as_millisecond();
         // 08:30 UTC is 09:30 in Paris (winter).
-        assert_eq!(cals.calendar_open("office", at("2026-12-07T08:30:00Z")), Some(true));
-        assert_eq!(cals.calendar_open("office", at("2026-12-07T16:30:00Z")), Some(false));
-        assert_eq!(cals.calendar_open("office", at("2026-12-25T10:00:00Z")), Some(false));
-        assert_eq!(cals.calendar_open("broken", at("2026-12-07T08:30:00Z")), None);
+        assert_eq!(
+            cals.calendar_open("office", at("2026-12-07T08:30:00Z")),
+            Some(true)
+        );
+        assert_eq!(
+            cals.calendar_open("office", at("2026-12-07T16:30:00Z")),
+            Some(false)
+        );
+        assert_eq!(
+            cals.calendar_open("office", at("2026-12-25T10:00:00Z")),
+            Some(false)
+        );
+        assert_eq!(
+            cals.calendar_open("broken", at("2026-12-07T08:30:00Z")),
+            None
+        );
         assert_eq!(cals.calendar_open("nope", 0), None);
     }
 }

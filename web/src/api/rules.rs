@@ -175,7 +175,10 @@ async fn dry_run(
         }
         None => {
             let stored = s.store.list_automation_rules(&a.actor).await?;
-            let names = stored.iter().map(|r| (r.id.clone(), r.name.clone())).collect();
+            let names = stored
+                .iter()
+                .map(|r| (r.id.clone(), r.name.clone()))
+                .collect();
             let rules = stored
                 .iter()
                 .filter_map(|r| r.to_rule(&tenant).ok())
@@ -185,7 +188,10 @@ async fn dry_run(
     };
     let set = RuleSet::new(rules);
     let cals = s.store.calendars(&a.actor).await?;
-    let env = Calendars::from_documents(cals.iter().map(|c| (c.name.as_str(), c.definition.as_str())));
+    let env = Calendars::from_documents(
+        cals.iter()
+            .map(|c| (c.name.as_str(), c.definition.as_str())),
+    );
     let events = s
         .store
         .recent_stream_events(&a.actor, body.limit.unwrap_or(100))

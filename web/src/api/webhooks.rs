@@ -65,7 +65,9 @@ async fn update_webhook(
     Path(id): Path<String>,
     Json(body): Json<NewWebhookSubscription>,
 ) -> ApiResult<axum::Json<WebhookSubscription>> {
-    Ok(axum::Json(s.store.update_webhook(&a.actor, &id, body).await?))
+    Ok(axum::Json(
+        s.store.update_webhook(&a.actor, &id, body).await?,
+    ))
 }
 
 /// Deletes a subscription (admin); its pending deliveries are dropped, its log stays.

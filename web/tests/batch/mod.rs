@@ -67,9 +67,15 @@ async fn a_batch_of_500_cases_is_applied_item_by_item() {
         assert_eq!(r["ok"], false);
         assert_eq!(r["error"]["code"], "not_found", "{r}");
     }
-    assert_eq!(t.store.case(&globex, &foreign).await.unwrap().priority, Priority::P3);
+    assert_eq!(
+        t.store.case(&globex, &foreign).await.unwrap().priority,
+        Priority::P3
+    );
     for id in [&ids[0], &ids[250], &ids[499]] {
-        assert_eq!(t.store.case(&acme, id).await.unwrap().priority, Priority::P1);
+        assert_eq!(
+            t.store.case(&acme, id).await.unwrap().priority,
+            Priority::P1
+        );
     }
     // Audited per item.
     let mut updates = 0;
@@ -77,10 +83,21 @@ async fn a_batch_of_500_cases_is_applied_item_by_item() {
     loop {
         let page = t
             .store
-            .audit_log(&acme, &AuditFilter { limit: Some(200), cursor: cursor.clone(), ..Default::default() })
+            .audit_log(
+                &acme,
+                &AuditFilter {
+                    limit: Some(200),
+                    cursor: cursor.clone(),
+                    ..Default::default()
+                },
+            )
             .await
             .unwrap();
-        updates += page.items.iter().filter(|e| e.action == "case.update").count();
+        updates += page
+            .items
+            .iter()
+            .filter(|e| e.action == "case.update")
+            .count();
         cursor = page.next_cursor;
         if cursor.is_none() {
             break;
@@ -89,22 +106,53 @@ async fn a_batch_of_500_cases_is_applied_item_by_item() {
     assert_eq!(updates, 500);
     // Tags and status the same way.
     let (s, v) = t
-        .call(Method::POST, "/api/v1/cases/batch", Some(&sup),
-              Some(json!({"ids": &ids[..10], "action": {"type": "tag", "add": ["outage"]}})))
+        .call(
+            Method::POST,
+            "/api/v1/cases/batch",
+            Some(&sup),
+            Some(json!({"ids": &ids[..10], "action": {"type": "tag", "add": ["outage"]}})),
+        )
         .await;
-    assert_eq!((s, v["succeeded"].clone()), (StatusCode::OK, json!(10)), "{v}");
-    assert!(t.store.case(&acme, &ids[3]).await.unwrap().tags.contains(&"outage".to_owned()));
+    assert_eq!(
+        (s, v["succeeded"].clone()),
+        (StatusCode::OK, json!(10)),
+        "{v}"
+    );
+    assert!(
+        t.store
+            .case(&acme, &ids[3])
+            .await
+            .unwrap()
+            .tags
+            .contains(&"outage".to_owned())
+    );
     // Bad batches are refused whole, naming the field.
     let (s, v) = t
-        .call(Method::POST, "/api/v1/cases/batch", Some(&sup),
-              Some(json!({"ids": vec!["x"; 1001], "action": {"type": "priority", "priority": "P1"}})))
+        .call(
+            Method::POST,
+            "/api/v1/cases/batch",
+            Some(&sup),
+            Some(json!({"ids": vec!["x"; 1001], "action": {"type": "priority", "priority": "P1"}})),
+        )
         .await;
-    assert_eq!((s, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("ids")), "{v}");
+    assert_eq!(
+        (s, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("ids")),
+        "{v}"
+    );
     let (s, v) = t
-        .call(Method::POST, "/api/v1/cases/batch", Some(&sup),
-              Some(json!({"ids": ["x"], "action": {"type": "message", "text": "hi"}})))
+        .call(
+            Method::POST,
+            "/api/v1/cases/batch",
+            Some(&sup),
+            Some(json!({"ids": ["x"], "action": {"type": "message", "text": "hi"}})),
+        )
         .await;
-    assert_eq!((s, v["error"]["field"].clone()), (StatusCode::UNPROCESSABLE_ENTITY, json!("action.type")), "{v}");
+    assert_eq!(
+        (s, v["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("action.type")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -131,7 +179,10 @@ async fn a_templated_message_goes_to_each_conversation_filled_for_its_customer()
                     thread_key: name.into(),
                     sender: Sender {
                         customer_id: None,
-                        identity: Some(RawIdentity { kind: "web_chat".into(), value: name.into() }),
+                        identity: Some(RawIdentity {
+                            kind: "web_chat".into(),
+                            value: name.into(),
+                        }),
                         name: Some(name.into()),
                     },
                     text: "Is the internet down?".into(),
@@ -144,18 +195,45 @@ async fn a_templated_message_goes_to_each_conversation_filled_for_its_customer()
     }
     let sup = t.login("acme", parley_cases::Role::Supervisor).await;
     let (s, v) = t
-        .call(Method::POST, "/api/v1/conversations/batch", Some(&sup),
-              Some(json!({"ids": convs, "action": {"type": "message", "shortcut": "outage"}})))
+        .call(
+            Method::POST,
+            "/api/v1/conversations/batch",
+            Some(&sup),
+            Some(json!({"ids": convs, "action": {"type": "message", "shortcut": "outage"}})),
+        )
         .await;
-    assert_eq!((s, v["succeeded"].clone()), (StatusCode::OK, json!(3)), "{v}");
+    assert_eq!(
+        (s, v["succeeded"].clone()),
+        (StatusCode::OK, json!(3)),
+        "{v}"
+    );
     for (id, first) in convs.iter().zip(["Ann", "Bo", "Cy"]) {
-        let (_, v) = t.call(Method::GET, &format!("/api/v1/conversations/{id}"), Some(&sup), None).await;
+        let (_, v) = t
+            .call(
+                Method::GET,
+                &format!("/api/v1/conversations/{id}"),
+                Some(&sup),
+                None,
+            )
+            .await;
         let last = v["messages"].as_array().unwrap().last().unwrap().clone();
-        assert_eq!(last["text"], format!("Hi {first}, the outage is fixed."), "{v}");
+        assert_eq!(
+            last["text"],
+            format!("Hi {first}, the outage is fixed."),
+            "{v}"
+        );
     }
     let (s, v) = t
-        .call(Method::POST, "/api/v1/conversations/batch", Some(&sup),
-              Some(json!({"ids": convs, "action": {"type": "tag", "add": ["outage"]}})))
+        .call(
+            Method::POST,
+            "/api/v1/conversations/batch",
+            Some(&sup),
+            Some(json!({"ids": convs, "action": {"type": "tag", "add": ["outage"]}})),
+        )
         .await;
-    assert_eq!((s, v["succeeded"].clone()), (StatusCode::OK, json!(3)), "{v}");
+    assert_eq!(
+        (s, v["succeeded"].clone()),
+        (StatusCode::OK, json!(3)),
+        "{v}"
+    );
 }

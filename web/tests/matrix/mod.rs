@@ -334,14 +334,7 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         ids.insert(key, id(&w));
     }
     for key in ["rule", "rule2"] {
-        let r = ok(
-            t,
-            Method::POST,
-            "/api/v1/rules",
-            admin,
-            rule_body(key),
-        )
-        .await;
+        let r = ok(t, Method::POST, "/api/v1/rules", admin, rule_body(key)).await;
         ids.insert(key, id(&r));
     }
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {

@@ -73,6 +73,7 @@ else
   # inbox.spec.mjs: the unified inbox with visitors writing through /chat/v1;
   # incidents.spec.mjs: incidents (suggested from a burst, public update, banner);
   # dashboards.spec.mjs: analytics dashboards on demo history (tiles = API, charts, drill-down, CSV).
+  # rules.spec.mjs: an admin builds an automation rule that then acts on a live chat.
   # One file a line, run in this order (run.mjs, the broad walk, last).
   browser_specs='
     callentry.test.mjs
@@ -86,6 +87,7 @@ else
     inbox.spec.mjs
     incidents.spec.mjs
     dashboards.spec.mjs
+    rules.spec.mjs
     run.mjs
   '
   browser_tests=$(for f in $browser_specs; do printf 'node tests/browser/%s && ' "$f"; done)true

@@ -2,12 +2,14 @@
 //! migrations; `user add` creates a login. See README.md.
 
 mod analytics;
+mod automation;
 mod config;
 mod data;
 mod delivery;
 mod flow_cli;
 mod incidents;
 mod models_cli;
+mod webhooks;
 
 use std::io::{BufRead as _, IsTerminal as _};
 use std::net::SocketAddr;
@@ -483,6 +485,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     // from the ingestion events; it shares the search indexes with the HTTP API.
     let knowledge = std::sync::Arc::new(parley_knowledge::Knowledge::new());
     let kb_bot = tokio::spawn(parley_knowledge::bot::run(store.clone(), knowledge.clone()));
+    // Automation rules act on the event stream from its stored position.
+    let automation_worker = tokio::spawn(automation::run(store.clone()));
+    // Outbound webhooks: signed deliveries through the SSRF guard, retried.
+    let webhook_worker = tokio::spawn(webhooks::run(store.clone(), cfg.http_guard()?));
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -728,6 +734,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     token_purge.abort();
     analytics_fold.abort();
     kb_bot.abort();
+    automation_worker.abort();
+    webhook_worker.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

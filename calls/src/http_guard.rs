@@ -247,6 +247,72 @@ impl HttpGuard {
     }
 }
 
+impl HttpGuard {
+    /// Parses and checks `url` before a request: `http` and `https` only; an IP
+    /// literal (which the guard's resolver never sees) must be public or allowed. (The
+    /// URL parser has already normalised `2130706433` and `0x7f.1` to `127.0.0.1`.)
+    /// The refusal is in words.
+    pub fn check_url(&self, url: &str) -> std::result::Result<reqwest::Url, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "scheme {:?} not allowed (http, https)",
+                url.scheme()
+            ));
+        }
+        let literal = url.host_str().and_then(|h| {
+            h.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .ok()
+        });
+        if let Some(ip) = literal {
+            self.check(ip).map_err(|e| e.to_string())?;
+        }
+        Ok(url)
+    }
+
+    /// POSTs `body` as `application/json` with `headers` to `url` through the guard
+    /// (outbound webhooks); the HTTP status, or the failure in words. The response
+    /// body is not read.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        headers: &[(&str, String)],
+        body: String,
+        timeout: Duration,
+    ) -> std::result::Result<u16, String> {
+        let url = self.check_url(url)?;
+        let client = self
+            .client()
+            .ok_or_else(|| "outbound HTTP client unavailable".to_owned())?;
+        let mut req = client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .timeout(timeout.max(Duration::from_millis(1)))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let res = req.send().await.map_err(describe)?;
+        Ok(res.status().as_u16())
+    }
+}
+
+/// A request's failure in words (the guard's refusal named; never the URL, which may
+/// carry a token in its query).
+pub(crate) fn describe(e: reqwest::Error) -> String {
+    if let Some((addr, class)) = refusal(&e) {
+        Error::OutboundRefused { addr, class }.to_string()
+    } else if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        e.without_url().to_string()
+    }
+}
+
 fn check(allow: &[Cidr], ip: IpAddr) -> Result<()> {
     match classify(ip) {
         Some(class) if !allow.iter().any(|c| c.contains(ip)) => {

@@ -2237,7 +2237,7 @@ impl Store {
     }
 
     /// Applies one audited change to a conversation and publishes `kind`.
-    async fn change_conversation(
+    pub(crate) async fn change_conversation(
         &self,
         actor: &Actor,
         before: Conversation,

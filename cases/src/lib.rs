@@ -37,6 +37,7 @@
 pub mod agent_capacity;
 pub mod analytics;
 pub mod audit;
+pub mod automation;
 pub mod callbacks;
 pub mod callers;
 pub mod canned;
@@ -63,10 +64,12 @@ pub mod routing;
 pub mod sla;
 mod store;
 pub mod surveys;
+pub mod tasks;
 pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
 mod types;
+pub mod webhooks;
 pub mod work_items;
 
 pub use error::{Error, Result};

@@ -80,10 +80,14 @@ struct Stored {
     customer_id: Option<String>,
     case_id: Option<String>,
     data: serde_json::Value,
+    /// The automation rules whose actions caused it, oldest first
+    /// (`crate::automation::caused_by_rules`); empty for everything else.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    caused_by: Vec<String>,
 }
 
 impl Stored {
-    fn of(e: &DomainEvent) -> Stored {
+    fn of(e: &DomainEvent, caused_by: &[String]) -> Stored {
         Stored {
             id: e.id.clone(),
             tenant_id: e.tenant_id.clone(),
@@ -93,6 +97,7 @@ impl Stored {
             customer_id: e.customer_id.clone(),
             case_id: e.case_id.clone(),
             data: e.data.clone(),
+            caused_by: caused_by.to_vec(),
         }
     }
 
@@ -152,12 +157,14 @@ impl Store {
     ) -> Result<()> {
         let events: Vec<DomainEvent> = events.into_iter().collect();
         let now = self.now();
+        let caused_by = crate::automation::current_rule_chain();
         for e in &events {
-            let stored =
-                serde_json::to_string(&Stored::of(e)).map_err(|source| Error::Corrupt {
+            let stored = serde_json::to_string(&Stored::of(e, &caused_by)).map_err(|source| {
+                Error::Corrupt {
                     what: "outbox.event",
                     source,
-                })?;
+                }
+            })?;
             sqlx::query(
                 "INSERT INTO outbox (id, tenant_id, kind, event, created_at) VALUES ($1, $2, $3, $4, $5)",
             )

@@ -260,6 +260,62 @@ impl SlaClock {
     }
 }
 
+/// An SLA milestone of one target (first response or resolution): a warning when a
+/// share of its time is used, or the breach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Milestone {
+    /// This percentage of the target's time is used ([`WARN_AT`]).
+    Warning(u8),
+    /// The due time passed.
+    Breached,
+}
+
+impl Milestone {
+    /// Stored name (`warning_75`, `breached`).
+    pub fn as_str(self) -> String {
+        match self {
+            Milestone::Warning(p) => format!("warning_{p}"),
+            Milestone::Breached => "breached".to_owned(),
+        }
+    }
+}
+
+/// The shares of a target's time at which a warning is raised (`sla.warning`, its
+/// `percent`); automation rules pick the ones they act on.
+pub const WARN_AT: [u8; 3] = [50, 75, 90];
+
+/// Where a target due at `due` (of `target_minutes` counted time) stands at `now`:
+/// the share of its time used, in percent (past 100 once breached), and the milestones
+/// passed. Time counts through `cal` (business hours), and a paused clock
+/// (`paused_at`, pending customer) stands still: a pause moves the due time out when
+/// it ends ([`SlaClock::on_transition`]), so the share is measured back from `due`.
+pub fn sla_progress(
+    cal: &impl Calendar,
+    due: Timestamp,
+    target_minutes: i64,
+    now: Timestamp,
+    paused_at: Option<Timestamp>,
+) -> (i64, Vec<Milestone>) {
+    let at = paused_at.map_or(now, |p| p.min(now));
+    let target = target_minutes.max(1).saturating_mul(60_000);
+    let remaining = if at <= due {
+        cal.counted_millis(at, due)
+    } else {
+        -cal.counted_millis(due, at)
+    };
+    let percent = (target - remaining).saturating_mul(100) / target;
+    let mut out: Vec<Milestone> = WARN_AT
+        .iter()
+        .filter(|&&p| percent >= i64::from(p))
+        .map(|&p| Milestone::Warning(p))
+        .collect();
+    if at >= due {
+        out.push(Milestone::Breached);
+    }
+    (percent, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,5 +424,81 @@ mod tests {
         assert_eq!(c.resolution_due_at, Some(Timestamp(0).plus_minutes(240)));
         let c = c.on_policy_change(Some(&p0), None, Timestamp(0), &AlwaysOpen);
         assert_eq!(c.resolution_due_at, None);
+    }
+
+    /// Open 09:00–17:00 every day (UTC), counted by the minute.
+    struct NineToFive;
+
+    impl NineToFive {
+        fn open(t: i64) -> bool {
+            let h = t.rem_euclid(86_400_000) / 3_600_000;
+            (9..17).contains(&h)
+        }
+    }
+
+    impl Calendar for NineToFive {
+        fn add_minutes(&self, start: Timestamp, minutes: i64) -> Timestamp {
+            let mut t = start.0;
+            let mut left = minutes;
+            while left > 0 {
+                if NineToFive::open(t) {
+                    left -= 1;
+                }
+                t += 60_000;
+            }
+            Timestamp(t)
+        }
+
+        fn counted_millis(&self, a: Timestamp, b: Timestamp) -> i64 {
+            let mut n = 0;
+            let mut t = a.0;
+            while t < b.0 {
+                if NineToFive::open(t) {
+                    n += 60_000;
+                }
+                t += 60_000;
+            }
+            n
+        }
+    }
+
+    #[test]
+    fn warnings_and_breach_follow_business_hours_in_virtual_time() {
+        use super::{Milestone::*, sla_progress};
+        let day = 86_400_000;
+        // Created 16:00 with a 4 hour target: due 12:00 the next day (1 h today, 3 h tomorrow).
+        let created = Timestamp(day + 16 * 3_600_000);
+        let due = NineToFive.add_minutes(created, 240);
+        assert_eq!(due, Timestamp(2 * day + 12 * 3_600_000));
+        let at = |h: i64| Timestamp(day + h * 3_600_000);
+        // 17:00: 25 %; all night long still 25 % (closed); 10:00 next day 50 %.
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(17), None),
+            (25, vec![])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 8), None),
+            (25, vec![])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 10), None),
+            (50, vec![Warning(50)])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 11), None),
+            (75, vec![Warning(50), Warning(75)])
+        );
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 12), None),
+            (100, vec![Warning(50), Warning(75), Warning(90), Breached])
+        );
+        // Pending customer since 10:00: the clock stands still at 50 %, however late.
+        assert_eq!(
+            sla_progress(&NineToFive, due, 240, at(24 + 16), Some(at(24 + 10))),
+            (50, vec![Warning(50)])
+        );
+        // Every minute counts without business hours.
+        let due = AlwaysOpen.add_minutes(created, 240);
+        assert_eq!(sla_progress(&AlwaysOpen, due, 240, at(19), None).0, 75);
     }
 }

@@ -3,6 +3,7 @@
 
 mod acd;
 mod analytics;
+mod automation;
 mod callbacks;
 mod canned;
 mod common;

@@ -25,7 +25,7 @@ pub struct ErrorBody {
 }
 
 /// Machine- and human-readable error details.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// Stable machine-readable code, e.g. `not_found`, `invalid`, `forbidden`.
     pub code: &'static str,
@@ -53,6 +53,16 @@ impl ApiError {
             field: None,
             details: None,
             retry_after_secs: None,
+        }
+    }
+
+    /// The error as it appears in a body (per-item results of batch operations).
+    pub(crate) fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code,
+            message: self.message.clone(),
+            field: self.field.clone(),
+            details: self.details.clone(),
         }
     }
 

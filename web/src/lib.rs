@@ -624,6 +624,7 @@ impl AppState {
         (name = "incidents", description = "Incidents: problem records, links to cases and conversations, notes and public updates \
             to every affected customer, status, recurrence suggestions, the Slack swarm (events at /hooks/v1/slack/{tenant})"),
         (name = "knowledge", description = "The knowledge base: articles (versions, draft/published), search, grounded answers with citations, the web-chat bot's switch"),
+        (name = "automation", description = "Automation rules: triggers, conditions and actions as data; dry runs; execution logs"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

@@ -61,6 +61,7 @@ static ASSETS: &[Asset] = assets![
     "vendor/uplot/LICENSE",
     "vendor/uplot/README",
     "pages/offers.js",
+    "pages/rules.js",
     "chat/widget.js",
     "portal/index.html",
     "portal/portal.js",

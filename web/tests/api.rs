@@ -5,6 +5,7 @@
 mod acd;
 mod analytics;
 mod bans;
+mod batch;
 mod calls;
 mod canned;
 mod chat;

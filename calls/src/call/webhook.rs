@@ -19,7 +19,7 @@ use parley_ivr::model::HttpMethod;
 use serde_json::Value;
 use tokio::task::JoinSet;
 
-use crate::http_guard::{HttpGuard, refusal};
+use crate::http_guard::HttpGuard;
 
 /// The largest response body read; a longer one fails the request.
 pub(crate) const MAX_RESPONSE: usize = 64 * 1024;
@@ -68,24 +68,7 @@ impl Webhooks {
 /// Sends one request: `(status, JSON body)` for any HTTP answer that could be read
 /// (`null` when empty or, on a non-2xx, not JSON); an error text otherwise.
 pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value), String> {
-    let url = reqwest::Url::parse(&req.url).map_err(|e| format!("bad URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "scheme {:?} not allowed (http, https)",
-            url.scheme()
-        ));
-    }
-    // An IP literal is not resolved, so the guard's resolver never sees it.
-    // (The URL parser has already normalised `2130706433` and `0x7f.1` to `127.0.0.1`.)
-    let literal = url.host_str().and_then(|h| {
-        h.trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .ok()
-    });
-    if let Some(ip) = literal {
-        guard.check(ip).map_err(|e| e.to_string())?;
-    }
+    let url = guard.check_url(&req.url)?;
     let client = guard
         .client()
         .ok_or_else(|| "outbound HTTP client unavailable".to_owned())?;
@@ -118,7 +101,7 @@ pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value)
         builder = builder.body(b);
     }
     let exchange = async {
-        let mut res = builder.send().await.map_err(describe)?;
+        let mut res = builder.send().await.map_err(crate::http_guard::describe)?;
         let status = res.status().as_u16();
         if res
             .content_length()
@@ -127,7 +110,7 @@ pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value)
             return Err(format!("response larger than {MAX_RESPONSE} bytes"));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(describe)? {
+        while let Some(chunk) = res.chunk().await.map_err(crate::http_guard::describe)? {
             if body.len() + chunk.len() > MAX_RESPONSE {
                 return Err(format!("response larger than {MAX_RESPONSE} bytes"));
             }
@@ -149,19 +132,6 @@ pub(crate) async fn send(guard: &HttpGuard, req: Request) -> Result<(u16, Value)
         }
     };
     Ok((status, json))
-}
-
-fn describe(e: reqwest::Error) -> String {
-    if let Some((addr, class)) = refusal(&e) {
-        crate::Error::OutboundRefused { addr, class }.to_string()
-    } else if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "connection failed".to_owned()
-    } else {
-        // Without the URL: it may carry a token in its query.
-        e.without_url().to_string()
-    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use crate::AppState;
 mod admin;
 pub(crate) mod analytics;
 mod auth;
+mod batch;
 mod calls;
 mod canned;
 mod cases;
@@ -20,9 +21,12 @@ mod incidents;
 mod knowledge;
 mod queues;
 mod recordings;
+mod rules;
 pub(crate) mod softphone;
 mod speech;
+mod tasks;
 mod telephony;
+mod webhooks;
 mod work_items;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -45,6 +49,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(incidents::router())
         .merge(analytics::router())
         .merge(knowledge::router())
+        .merge(rules::router())
+        .merge(batch::router())
+        .merge(tasks::router())
+        .merge(webhooks::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

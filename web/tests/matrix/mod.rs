@@ -321,6 +321,30 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
         json!({"slug": "router-reset", "title": "Reset the router", "body": "Hold the reset button for 15 seconds.", "tags": ["router"]}),
     )
     .await;
+    let task = ok(
+        t,
+        Method::POST,
+        &format!("/api/v1/cases/{}/tasks", ids["case"]),
+        admin,
+        json!({"title": "Send the engineer"}),
+    )
+    .await;
+    ids.insert("task", id(&task));
+    for key in ["webhook", "webhook2"] {
+        let w = ok(
+            t,
+            Method::POST,
+            "/api/v1/webhooks",
+            admin,
+            json!({"url": "https://hooks.example.com/parley", "event_types": ["conversation.opened"]}),
+        )
+        .await;
+        ids.insert(key, id(&w));
+    }
+    for key in ["rule", "rule2"] {
+        let r = ok(t, Method::POST, "/api/v1/rules", admin, rule_body(key)).await;
+        ids.insert(key, id(&r));
+    }
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {
         let tr = ok(
             t,
@@ -528,6 +552,15 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/cases/{id}/events", "/cases/{case}/events", json!(null), "UAAAN"),
         (M::GET, "/cases/{id}/interactions", "/cases/{case}/interactions", json!(null), "UAAAN"),
         (M::POST, "/cases/{id}/tags", "/cases/{case}/tags", json!({"add": ["vip"], "remove": []}), "UAAAN"),
+        // Batches answer 200 with an outcome per item: another tenant's admin gets the
+        // item refused as not found (its own id echoed, nothing else).
+        (M::GET, "/cases/{id}/tasks", "/cases/{case}/tasks", json!(null), "UAAAN"),
+        (M::POST, "/cases/{id}/tasks", "/cases/{case}/tasks", json!({"title": "Call back"}), "UAAAN"),
+        (M::GET, "/tasks", "/tasks", json!(null), "UAAAO"),
+        (M::GET, "/tasks/{id}", "/tasks/{task}", json!(null), "UAAAN"),
+        (M::PATCH, "/tasks/{id}", "/tasks/{task}", json!({"status": "done"}), "UAAAN"),
+        (M::POST, "/cases/batch", "/cases/batch", json!({"ids": ["{case}"], "action": {"type": "tag", "add": ["bulk"]}}), "UAAAA"),
+        (M::POST, "/conversations/batch", "/conversations/batch", json!({"ids": ["{conversation}"], "action": {"type": "tag", "add": ["bulk"]}}), "UAAAA"),
         (M::POST, "/cases/{id}/links", "/cases/{case}/links", json!({"case_id": "{case2}", "kind": "relates_to"}), "UAAAR"),
         // Administration
         (M::GET, "/case-types", "/case-types", json!(null), "UAAAO"),
@@ -549,6 +582,20 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/canned-responses", "/canned-responses", json!({"shortcut": "thanks", "title": "Thanks", "body": "Thank you, {{customer.name}}."}), "UFFAO"),
         (M::GET, "/canned-responses/{id}", "/canned-responses/{canned}", json!(null), "UAAAN"),
         (M::PUT, "/canned-responses/{id}", "/canned-responses/{canned}", json!({"shortcut": "hello", "title": "Hello", "body": "Hello {{customer.name}}"}), "UFFAN"),
+        // Automation rules (admins)
+        (M::GET, "/rules", "/rules", json!(null), "UFFAO"),
+        (M::POST, "/rules", "/rules", rule_body("new"), "UFFAO"),
+        (M::POST, "/rules/dry-run", "/rules/dry-run", json!({"limit": 10}), "UFFAO"),
+        (M::GET, "/rules/{id}", "/rules/{rule}", json!(null), "UFFAN"),
+        (M::PUT, "/rules/{id}", "/rules/{rule}", rule_body("renamed"), "UFFAN"),
+        (M::GET, "/rules/{id}/log", "/rules/{rule}/log", json!(null), "UFFAN"),
+        (M::GET, "/webhooks", "/webhooks", json!(null), "UFFAO"),
+        (M::POST, "/webhooks", "/webhooks", json!({"url": "https://hooks.example.com/x", "event_types": ["*"]}), "UFFAO"),
+        (M::GET, "/webhooks/{id}", "/webhooks/{webhook}", json!(null), "UFFAN"),
+        (M::PUT, "/webhooks/{id}", "/webhooks/{webhook}", json!({"url": "https://hooks.example.com/y", "event_types": ["case.created"]}), "UFFAN"),
+        (M::GET, "/webhooks/{id}/deliveries", "/webhooks/{webhook}/deliveries", json!(null), "UFFAN"),
+        // No delivery exists in this world: found by nobody.
+        (M::POST, "/webhooks/deliveries/{id}/replay", "/webhooks/deliveries/none/replay", json!(null), "UFFNN"),
         (M::GET, "/sla-policies", "/sla-policies", json!(null), "UAAAO"),
         (M::PUT, "/sla-policies/{priority}", "/sla-policies/P1", json!({"first_response_minutes": 30, "resolution_minutes": 300}), "UFFAO"),
         (M::GET, "/audit", "/audit", json!(null), "UFAAO"),
@@ -698,8 +745,20 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::DELETE, "/trunks/{id}", "/trunks/{trunk2}", json!(null), "UFFAN"),
         (M::DELETE, "/queues/{id}", "/queues/{queue2}", json!(null), "UFFAN"),
         (M::DELETE, "/canned-responses/{id}", "/canned-responses/{canned2}", json!(null), "UFFAN"),
+        (M::DELETE, "/rules/{id}", "/rules/{rule2}", json!(null), "UFFAN"),
+        (M::DELETE, "/webhooks/{id}", "/webhooks/{webhook2}", json!(null), "UFFAN"),
         (M::POST, "/auth/logout", "/auth/logout", json!(null), "UAAAO"),
     ]
+}
+
+/// An automation rule named `name` (tags refund messages).
+fn rule_body(name: &str) -> Value {
+    json!({
+        "name": name,
+        "trigger": {"type": "event", "kinds": ["conversation.message"]},
+        "conditions": [{"type": "field", "field": "message.text", "op": "contains", "value": "refund"}],
+        "actions": [{"type": "add_tags", "tags": ["billing"]}]
+    })
 }
 
 fn fill_json(w: &World, v: &Value) -> Value {

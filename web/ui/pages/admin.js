@@ -2,11 +2,12 @@
 // skills, capacity per channel, queues (strategy, required skills, timers, callback key, overflow,
 // auto-assign, sticky window, overflow channel), trunks and numbers, business hours, speech settings (the AI toggle, consent,
 // alert phrases), canned responses (the inbox's reply templates), the knowledge base
-// (articles with versions, draft/published, and the web-chat bot's switch). One tab per
-// area at /admin/<tab>.
+// (articles with versions, draft/published, and the web-chat bot's switch), automation
+// rules (pages/rules.js). One tab per area at /admin/<tab>.
 
 import { get, post, put, patch, del, enc, session } from '../api.js';
 import { h, mount, act, field, values, table, badge, toast, fmtTime } from '../dom.js';
+import { rules } from './rules.js';
 
 const TABS = [
   ['users', 'Users'],
@@ -18,6 +19,7 @@ const TABS = [
   ['speech', 'Speech & AI'],
   ['canned', 'Canned responses'],
   ['kb', 'Knowledge base'],
+  ['rules', 'Automation'],
 ];
 
 export async function render(main, params, { navigate }) {
@@ -29,7 +31,7 @@ export async function render(main, params, { navigate }) {
     h('nav', { class: 'tabs', 'aria-label': 'Admin sections' }, TABS.map(([t, l]) =>
       h('a', { href: '/admin/' + t, 'data-link': '', 'aria-current': t === tab ? 'page' : null }, l))),
     body);
-  await ({ users, teams, skills, queues, telephony, hours, speech, canned, kb })[tab](body);
+  await ({ users, teams, skills, queues, telephony, hours, speech, canned, kb, rules })[tab](body);
 }
 
 const opt = (v) => (v === '' ? null : v);

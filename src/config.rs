@@ -168,6 +168,14 @@ pub(crate) struct Config {
     /// Holds agents' replies in the delivery outbox instead of sending them (channel
     /// maintenance; they go out once Parley runs without it) (`PARLEY_DELIVERY_PAUSED`).
     pub(crate) delivery_paused: bool,
+    /// Parley's own SMTP/LMTP receiver for email channels with `smtp_in` (`PARLEY_SMTP_ADDR`,
+    /// e.g. `127.0.0.1:2525`); unset: off.
+    pub(crate) smtp_addr: Option<SocketAddr>,
+    /// Largest message the SMTP receiver accepts, bytes (`PARLEY_SMTP_MAX_BYTES`).
+    pub(crate) smtp_max_bytes: usize,
+    /// Seconds between polls of mailboxes whose server has no IDLE
+    /// (`PARLEY_EMAIL_POLL_SECS`).
+    pub(crate) email_poll_secs: u64,
 }
 
 impl Default for Config {
@@ -231,6 +239,9 @@ impl Default for Config {
             metrics_token: None,
             lookup_ttl_secs: 10,
             delivery_paused: false,
+            smtp_addr: None,
+            smtp_max_bytes: parley_email::smtp_in::DEFAULT_MAX_SIZE,
+            email_poll_secs: 60,
         }
     }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod data;
 mod delivery;
+mod email;
 mod flow_cli;
 mod models_cli;
 
@@ -465,6 +466,18 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             delivery::adapters(),
         )))
     };
+    // Email: a reader per mailbox, and the SMTP receiver when configured.
+    let mut email_tasks = vec![tokio::spawn(email::readers(
+        store.clone(),
+        Duration::from_secs(cfg.email_poll_secs.max(1)),
+    ))];
+    if let Some(addr) = cfg.smtp_addr {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        println!("SMTP listening on {}", l.local_addr()?);
+        let mut rx = parley_email::smtp_in::Receiver::new(store.clone());
+        rx.max_size = cfg.smtp_max_bytes;
+        email_tasks.push(tokio::spawn(rx.serve(l)));
+    }
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -706,6 +719,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    for t in email_tasks {
+        t.abort();
+    }
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -4,11 +4,12 @@
 //! client (blocking and async); [`ws`] the events and softphone WebSockets; [`wait`]
 //! awaits a condition with a deadline and names what it awaited when it times out;
 //! [`sipp`] runs sipp scenarios from `tests/sipp/` on ports that parallel tests do not
-//! share. The older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
+//! share; [`mail`] runs private Postfix and Dovecot instances (email tests). The older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
 //! are still included by `#[path]` where they are used.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod http;
+pub(crate) mod mail;
 pub(crate) mod parley;
 pub(crate) mod sipp;
 pub(crate) mod wait;

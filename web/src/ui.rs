@@ -53,6 +53,7 @@ static ASSETS: &[Asset] = assets![
     "pages/callentry.js",
     "pages/inbox.js",
     "pages/inboxlib.js",
+    "pages/mailthread.js",
     "chat/widget.js",
 ];
 

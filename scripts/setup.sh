@@ -34,6 +34,9 @@ if [ "$want_tests" = 1 ]; then
   # sox/espeak-ng make test audio; baresip is the real softphone of tests/sip_phones/
   # (iproute2 makes its network namespace).
   packages+=(sip-tester postgresql postgresql-client sox libsox-fmt-mp3 chromium iproute2 util-linux coturn baresip)
+  # Postfix and Dovecot: the email tests run private instances of them from tests/mail/
+  # on loopback ports (the system services are not configured or started).
+  packages+=(postfix dovecot-imapd dovecot-lmtpd)
   # The browser tests' driver (playwright-core, from npm) needs Node.js 20+; install
   # Debian's only when there is no node at all (a NodeSource node ships its own npm).
   command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
@@ -53,6 +56,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix unconfigured: the tests bring their own main.cf.
+  echo "postfix postfix/main_mailer_type select No configuration" | $sudo_cmd debconf-set-selections 2>/dev/null || true
   $sudo_cmd apt-get update -qq
   $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else

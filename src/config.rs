@@ -171,6 +171,14 @@ pub(crate) struct Config {
     /// Days of contact history a new demo tenant gets for its dashboards; 0: none
     /// (`PARLEY_DEMO_HISTORY_DAYS`, default 30).
     pub(crate) demo_history_days: u32,
+    /// Parley's own SMTP/LMTP receiver for email channels with `smtp_in` (`PARLEY_SMTP_ADDR`,
+    /// e.g. `127.0.0.1:2525`); unset: off.
+    pub(crate) smtp_addr: Option<SocketAddr>,
+    /// Largest message the SMTP receiver accepts, bytes (`PARLEY_SMTP_MAX_BYTES`).
+    pub(crate) smtp_max_bytes: usize,
+    /// Seconds between polls of mailboxes whose server has no IDLE
+    /// (`PARLEY_EMAIL_POLL_SECS`).
+    pub(crate) email_poll_secs: u64,
 }
 
 impl Default for Config {
@@ -235,6 +243,9 @@ impl Default for Config {
             lookup_ttl_secs: 10,
             delivery_paused: false,
             demo_history_days: 30,
+            smtp_addr: None,
+            smtp_max_bytes: parley_email::smtp_in::DEFAULT_MAX_SIZE,
+            email_poll_secs: 60,
         }
     }
 }

@@ -28,6 +28,8 @@ pub(crate) fn adapters() -> HashMap<ChannelKind, Arc<dyn ChannelAdapter>> {
     let mut m: HashMap<ChannelKind, Arc<dyn ChannelAdapter>> = HashMap::new();
     let web: Arc<dyn ChannelAdapter> = Arc::new(WebChatAdapter);
     m.insert(web.kind(), web);
+    let email: Arc<dyn ChannelAdapter> = Arc::new(parley_email::channel::EmailAdapter);
+    m.insert(email.kind(), email);
     m
 }
 

@@ -6,6 +6,7 @@ mod automation;
 mod config;
 mod data;
 mod delivery;
+mod email;
 mod flow_cli;
 mod incidents;
 mod models_cli;
@@ -489,6 +490,18 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let automation_worker = tokio::spawn(automation::run(store.clone()));
     // Outbound webhooks: signed deliveries through the SSRF guard, retried.
     let webhook_worker = tokio::spawn(webhooks::run(store.clone(), cfg.http_guard()?));
+    // Email: a reader per mailbox, and the SMTP receiver when configured.
+    let mut email_tasks = vec![tokio::spawn(email::readers(
+        store.clone(),
+        Duration::from_secs(cfg.email_poll_secs.max(1)),
+    ))];
+    if let Some(addr) = cfg.smtp_addr {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        println!("SMTP listening on {}", l.local_addr()?);
+        let mut rx = parley_email::smtp_in::Receiver::new(store.clone());
+        rx.max_size = cfg.smtp_max_bytes;
+        email_tasks.push(tokio::spawn(rx.serve(l)));
+    }
     let web_cfg = parley_web::WebConfig {
         token_ttl: Duration::from_secs(cfg.token_ttl_secs),
         login_attempts_per_minute: cfg.login_attempts_per_minute,
@@ -736,6 +749,9 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     kb_bot.abort();
     automation_worker.abort();
     webhook_worker.abort();
+    for t in email_tasks {
+        t.abort();
+    }
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -48,6 +48,7 @@
 
 pub mod attachments;
 pub mod delivery;
+pub mod email;
 
 pub use attachments::attachment_location;
 
@@ -514,6 +515,12 @@ pub struct NewReply {
     /// The message (id) it answers.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// Email conversations: copies to (addresses).
+    #[serde(default)]
+    pub cc: Vec<String>,
+    /// Email conversations: blind copies to (addresses).
+    #[serde(default)]
+    pub bcc: Vec<String>,
 }
 
 /// Filter of [`Store::list_conversations`].
@@ -1868,6 +1875,7 @@ impl Store {
             .map(|c| check_key("client_id", c))
             .transpose()?;
         let conv = self.conversation(actor, conversation_id).await?;
+        let copies = email::check_copies(&conv, &new.cc, &new.bcc)?;
         if let Some(m) = self
             .existing_message(
                 actor,
@@ -2003,6 +2011,9 @@ impl Store {
             .bind(now.0)
             .execute(&mut *tx)
             .await?;
+            if let Some((cc, bcc)) = &copies {
+                email::insert_copies(&mut tx, &actor.tenant_id, &message.id, cc, bcc).await?;
+            }
         }
         let waiting_since = if message.private || matches!(bot, Some(None)) {
             conv.waiting_since

@@ -5,11 +5,13 @@
 //! awaits a condition with a deadline and names what it awaited when it times out;
 //! [`sipp`] runs sipp scenarios from `tests/sipp/` on ports that parallel tests do not
 //! share; [`slack`] a Slack-compatible Web API server that also sends signed Events
-//! API requests. The older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
+//! API requests; [`mail`] runs private Postfix and Dovecot instances (email tests). The
+//! older helpers (`proto_uac.rs`, `recording.rs`, `baresip.rs`, `netns.rs`)
 //! are still included by `#[path]` where they are used.
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod http;
+pub(crate) mod mail;
 pub(crate) mod parley;
 pub(crate) mod sipp;
 pub(crate) mod slack;

@@ -164,6 +164,7 @@ impl Options {
             sip: printed.sip.expect("SIP line before the HTTP line"),
             sip_tcp: printed.sip_tcp.expect("SIP over TCP printed"),
             tls: printed.tls,
+            smtp: printed.smtp,
             http: printed.http,
             agents: printed.agents,
             agent_logins: printed.agent_logins,
@@ -180,6 +181,7 @@ struct Printed {
     sip: Option<SocketAddr>,
     sip_tcp: Option<SocketAddr>,
     tls: Option<SocketAddr>,
+    smtp: Option<SocketAddr>,
     http: String,
     agents: Vec<(String, String)>,
     agent_logins: Vec<(String, String)>,
@@ -215,6 +217,9 @@ impl Printed {
             && let (Some(ext), Some(pw)) = (words.get(i + 1), words.get(i + 3))
         {
             self.agents.push(((*ext).to_owned(), (*pw).to_owned()));
+        }
+        if let Some(rest) = line.strip_prefix("SMTP listening on ") {
+            self.smtp = rest.trim().parse().ok();
         }
         if let Some(rest) = line.strip_prefix("SIP listening on ") {
             for part in rest.split_whitespace() {
@@ -278,6 +283,8 @@ pub(crate) struct Parley {
     pub(crate) sip: SocketAddr,
     pub(crate) sip_tcp: SocketAddr,
     pub(crate) tls: Option<SocketAddr>,
+    /// Parley's SMTP receiver, when `PARLEY_SMTP_ADDR` is set.
+    pub(crate) smtp: Option<SocketAddr>,
     /// `http://127.0.0.1:<port>`.
     pub(crate) http: String,
     /// (extension, SIP password) of the demo agents, in the order printed.
@@ -369,6 +376,7 @@ impl Parley {
         self.sip = printed.sip.expect("SIP line before the HTTP line");
         self.sip_tcp = printed.sip_tcp.expect("SIP over TCP printed");
         self.tls = printed.tls;
+        self.smtp = printed.smtp;
         self.http = printed.http;
     }
 

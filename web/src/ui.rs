@@ -62,6 +62,7 @@ static ASSETS: &[Asset] = assets![
     "vendor/uplot/README",
     "pages/offers.js",
     "pages/rules.js",
+    "pages/mailthread.js",
     "chat/widget.js",
     "portal/index.html",
     "portal/portal.js",

@@ -35,13 +35,22 @@ pub fn attachment_location(tenant_id: &str, sha256: &str) -> String {
     format!("attachments/{tenant_id}/{sha256}")
 }
 
-/// The channel's limits: (largest size, accepted types).
+/// Largest attachment an email channel accepts by default (mail carries big files).
+pub const DEFAULT_MAX_EMAIL_ATTACHMENT_BYTES: u64 = 25 << 20;
+
+/// The channel's limits: (largest size, accepted types; `*` accepts any type). Email
+/// channels accept any type by default: a customer's mail is stored as it came.
 fn limits(channel: &Channel) -> (u64, Vec<String>) {
+    let email = channel.kind == super::ChannelKind::Email;
     let max = channel
         .settings
         .get("max_attachment_bytes")
         .and_then(serde_json::Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_ATTACHMENT_BYTES);
+        .unwrap_or(if email {
+            DEFAULT_MAX_EMAIL_ATTACHMENT_BYTES
+        } else {
+            DEFAULT_MAX_ATTACHMENT_BYTES
+        });
     let types = channel
         .settings
         .get("attachment_types")
@@ -52,6 +61,9 @@ fn limits(channel: &Channel) -> (u64, Vec<String>) {
                 .collect()
         })
         .unwrap_or_else(|| {
+            if email {
+                return vec!["*".to_owned()];
+            }
             DEFAULT_ATTACHMENT_TYPES
                 .iter()
                 .map(|s| (*s).to_owned())
@@ -102,7 +114,8 @@ impl Store {
             .unwrap_or_default()
             .trim()
             .to_ascii_lowercase();
-        if !types.contains(&ct) || !content_matches(&ct, bytes) {
+        let any = types.iter().any(|t| t == "*");
+        if !any && (!types.contains(&ct) || !content_matches(&ct, bytes)) {
             return Err(Error::UnsupportedType { content_type: ct });
         }
         let name = name.trim();

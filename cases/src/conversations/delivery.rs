@@ -285,7 +285,7 @@ impl Store {
     }
 }
 
-fn status_event(
+pub(super) fn status_event(
     tenant_id: &str,
     m: &Message,
     status: MessageStatus,

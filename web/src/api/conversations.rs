@@ -15,6 +15,7 @@ use parley_cases::conversations::{
     AssigneeFilter, ChannelKind, Conversation, ConversationFilter, ConversationStatus,
     MAX_TEXT_BYTES, Message, NewReply,
 };
+use parley_cases::conversations::email::EmailMessage;
 use parley_cases::sla::Priority;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -32,6 +33,22 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(assign))
         .routes(routes!(typing))
         .routes(routes!(download_attachment))
+        .routes(routes!(email_thread))
+}
+
+/// The mail thread of an email conversation, oldest first: every message's headers
+/// (Message-ID, From, To, Cc, Bcc of replies, subject), the full text with its quoted
+/// history (the timeline shows the folded text), the sanitised HTML (remote images
+/// removed), automatic-mail and malformed flags, and the raw .eml's hash (the message's
+/// `original.eml` attachment). Empty for other channels. Not visible to the caller: 404.
+#[utoipa::path(get, path = "/conversations/{id}/email", tag = "conversations", security(("bearer" = [])),
+    responses((status = 200, body = Vec<EmailMessage>), (status = 404, body = ErrorBody)))]
+async fn email_thread(
+    State(s): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Vec<EmailMessage>>> {
+    Ok(axum::Json(s.store.email_messages(&a.actor, &id).await?))
 }
 
 /// Filters of the conversation list.

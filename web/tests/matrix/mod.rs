@@ -692,6 +692,8 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/conversations/{id}/attachments/{attachment_id}", "/conversations/{conversation}/attachments/none", json!(null), "UNNNN"),
         (M::POST, "/conversations/{id}/assign", "/conversations/{conversation}/assign", json!({"user_id": "{agent}"}), "UAAAN"),
         (M::POST, "/conversations/{id}/typing", "/conversations/{conversation}/typing", json!(null), "UAAAN"),
+        // The mail thread (empty for the world's web chat conversation).
+        (M::GET, "/conversations/{id}/email", "/conversations/{conversation}/email", json!(null), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),

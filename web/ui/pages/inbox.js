@@ -14,6 +14,7 @@ import { get, post, qs, enc } from '../api.js';
 import { h, mount, fmtTime, act, errorBox, badge, toast } from '../dom.js';
 import { onEvent } from '../events.js';
 import { mountOffers } from './offers.js';
+import { copyFields, mailThreadButton } from './mailthread.js';
 import {
   CHANNELS, STATUSES, PRIORITIES, conversation, message, passes, listQuery, compare, waiting,
   slaCountdown, placeholderValues, renderCanned, mentions, mentionAt, cannedAt, identityLabel, timelineMeta,
@@ -342,9 +343,11 @@ export async function render(main, params, { user }) {
   const modeBtns = [['reply', 'Reply'], ['note', 'Internal note']].map(([m, t]) => h('button', {
     type: 'button', role: 'tab', dataset: { mode: m }, 'aria-selected': String(mode === m), onclick: () => setMode(m, true),
   }, t));
+  const copies = copyFields(); // Cc/Bcc, email conversations only
+  const mailPanel = h('div', { id: 'mail-panel', hidden: true });
   const replyForm = h('form', { id: 'reply-form', class: 'reply' },
     h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Reply or note' }, modeBtns),
-    replyText, suggest,
+    copies.row, replyText, suggest,
     h('div', { class: 'row' }, cannedBtn, replyHint, h('span', { class: 'spacer' }), sendBtn),
     replyOut);
 
@@ -352,6 +355,7 @@ export async function render(main, params, { user }) {
     mode = m;
     for (const b of modeBtns) b.setAttribute('aria-selected', String(b.dataset.mode === m));
     replyForm.classList.toggle('note-mode', m === 'note');
+    copies.show(m === 'reply' && !!detail && detail.conv.channel === 'email');
     replyText.placeholder = m === 'note'
       ? 'Internal note, never sent to the customer. @name mentions a colleague. (Ctrl+Enter adds it)'
       : 'Reply to the customer… /shortcut for a canned response (Ctrl+Enter sends)';
@@ -403,8 +407,9 @@ export async function render(main, params, { user }) {
     const id = detail.conv.id;
     const note = mode === 'note';
     await act(sendBtn, replyOut, async () => {
-      await post('/conversations/' + enc(id) + '/messages', note ? { text, private: true } : { text });
+      await post('/conversations/' + enc(id) + '/messages', note ? { text, private: true } : { text, ...copies.values() });
       replyText.value = '';
+      if (!note) copies.clear();
       closeSuggest();
       toast(note ? 'Note added' : 'Reply sent');
       await loadThread();
@@ -524,7 +529,9 @@ export async function render(main, params, { user }) {
     const stick = nearBottom();
     // The reply box and the picker are never taken out of the page while the thread
     // redraws (a live message must not steal the focus or the caret from the agent).
-    if (!thread.contains(replyWrap)) mount(thread, headBox, briefBox, logBox, replyWrap);
+    if (!thread.contains(replyWrap)) mount(thread, headBox, briefBox, mailPanel, logBox, replyWrap);
+    copies.show(c.channel === 'email' && mode === 'reply');
+    if (mailPanel.dataset.conv !== c.id) { mailPanel.hidden = true; mount(mailPanel); mailPanel.dataset.conv = c.id; }
     mount(logBox, msgs.length ? msgs.map(messageItem) : h('li', { class: 'muted' }, 'No messages yet.'));
     mount(headBox,
         h('div', { class: 'row' },
@@ -537,6 +544,7 @@ export async function render(main, params, { user }) {
         h('div', { class: 'row' },
           h('span', { class: 'muted small' }, chName, c.subject ? ' · ' + c.subject : ''),
           h('span', { class: 'spacer' }),
+          c.channel === 'email' ? mailThreadButton(c.id, mailPanel) : null,
           statusSel,
           assignSel,
           c.assignee !== me.id ? h('button', { type: 'button', id: 'assign-me', 'aria-keyshortcuts': 'a', onclick: (e) => assign(me.id, headOut, e.target) }, 'Assign to me') : null,

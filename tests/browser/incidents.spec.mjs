@@ -90,7 +90,10 @@ async function main() {
     const sup = await newPage();
     await login(sup, SUPERVISOR);
     await sup.click('#nav a[href="/incidents"]');
-    await sup.waitForSelector('#suggestions li.suggestion button');
+    await sup.waitForSelector('#suggestions li.suggestion button').catch(async (e) => {
+      await shot(sup, 'incidents-failure');
+      throw new Error(`${e.message}\npage: ${await sup.textContent('#view')}\nerrors: ${sup.errors.join('\n')}`);
+    });
     const sug = await sup.textContent('#suggestions');
     assert(sug.includes('3 customers'), 'the burst names its customers: ' + sug);
     await shot(sup, 'incidents-suggestions');

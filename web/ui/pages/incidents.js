@@ -186,7 +186,7 @@ async function detail(main, id, user) {
         h('ol', { class: 'incident-timeline' }, inc.timeline.map((e) => h('li', { 'data-kind': e.kind },
           h('span', { class: 'muted' }, fmtTime(e.created_at), ' '),
           badge(e.kind === 'update' ? (e.public ? 'public update' : 'update') : e.source === 'slack' ? 'Slack' : e.kind),
-          ' ', e.text)))),
+          ' ', e.text))),
         composer),
       h('section', { class: 'card' }, h('h2', {}, `Linked (${inc.links.length})`),
         table(inc.links, [

@@ -250,6 +250,7 @@ async fn apply(
                         private: false,
                         client_id: Some(key.to_owned()),
                         reply_to: None,
+                        ..Default::default()
                     },
                 )
                 .await
@@ -391,6 +392,7 @@ async fn note(
                 private: true,
                 client_id: Some(key.to_owned()),
                 reply_to: None,
+                ..Default::default()
             },
         )
         .await

@@ -1189,6 +1189,7 @@ impl Store {
                         private: false,
                         client_id: Some(update_client_id(entry_id, &customer)),
                         reply_to: None,
+                        ..Default::default()
                     },
                 )
                 .await?;
@@ -1408,6 +1409,7 @@ impl Store {
                         private: false,
                         client_id: Some(key),
                         reply_to: None,
+                        ..Default::default()
                     },
                 )
                 .await?;

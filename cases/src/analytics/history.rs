@@ -184,6 +184,7 @@ impl Store {
                                         private: s.action == "note",
                                         client_id: None,
                                         reply_to: None,
+                                        ..Default::default()
                                     },
                                 )
                                 .await?;

@@ -423,9 +423,8 @@ pub fn demo_history(
             } else {
                 r.range(20, 150)
             };
-            let outcome = if wait > 60 && r.pct(45) {
-                "abandoned"
-            } else if wait < 6 && r.pct(8) {
+            // Long waits give up often; a few callers hang up at once (short abandons).
+            let outcome = if (wait > 60 && r.pct(45)) || (wait < 6 && r.pct(8)) {
                 "abandoned"
             } else if wait > 40 && r.pct(15) {
                 "callback"

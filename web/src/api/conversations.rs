@@ -11,11 +11,11 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use parley_cases::Page;
+use parley_cases::conversations::email::EmailMessage;
 use parley_cases::conversations::{
     AssigneeFilter, ChannelKind, Conversation, ConversationFilter, ConversationStatus,
     MAX_TEXT_BYTES, Message, NewReply,
 };
-use parley_cases::conversations::email::EmailMessage;
 use parley_cases::sla::Priority;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};

@@ -119,21 +119,21 @@ impl EmailConfig {
                 message: "an address like support@example.com".into(),
             });
         }
-        if let Some(i) = &self.imap {
-            if i.host.trim().is_empty() || i.port == 0 || i.username.is_empty() {
-                return Err(Error::Config {
-                    field: "imap",
-                    message: "host, port and username are required".into(),
-                });
-            }
+        if let Some(i) = &self.imap
+            && (i.host.trim().is_empty() || i.port == 0 || i.username.is_empty())
+        {
+            return Err(Error::Config {
+                field: "imap",
+                message: "host, port and username are required".into(),
+            });
         }
-        if let Some(o) = &self.smtp_out {
-            if o.host.trim().is_empty() || o.port == 0 {
-                return Err(Error::Config {
-                    field: "smtp_out",
-                    message: "host and port are required".into(),
-                });
-            }
+        if let Some(o) = &self.smtp_out
+            && (o.host.trim().is_empty() || o.port == 0)
+        {
+            return Err(Error::Config {
+                field: "smtp_out",
+                message: "host and port are required".into(),
+            });
         }
         Ok(())
     }

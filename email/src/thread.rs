@@ -1,9 +1,14 @@
 //! Threading keys (pure). The store resolves a thread in the order issue #18 pins:
-//! 1. `In-Reply-To`, 2. `References` right to left, 3. the `reply+<token>@` address
-//! Parley put in Reply-To, 4. a case reference in the subject (`[#1234]`), 5. the same
-//! sender with an open conversation on the channel within a window and the same
-//! normalised subject; else a new conversation. This module extracts those keys from a
-//! parsed message ([`hints`]); `Store::email_thread_key` applies them.
+//!
+//! 1. `In-Reply-To`,
+//! 2. `References` right to left,
+//! 3. the `reply+<token>@` address Parley put in Reply-To,
+//! 4. a case reference in the subject (`[#1234]`),
+//! 5. the same sender with an open conversation on the channel within a window and the
+//!    same normalised subject;
+//!
+//! else a new conversation. This module extracts those keys from a parsed message
+//! ([`hints`]); `Store::email_thread_key` applies them.
 
 use parley_cases::conversations::email::ThreadHints;
 
@@ -43,10 +48,11 @@ pub fn case_reference(subject: &str) -> Option<i64> {
     while let Some(i) = rest.find("[#") {
         let after = &rest[i + 2..];
         let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-        if !digits.is_empty() && after[digits.len()..].starts_with(']') {
-            if let Ok(n) = digits.parse() {
-                return Some(n);
-            }
+        if !digits.is_empty()
+            && after[digits.len()..].starts_with(']')
+            && let Ok(n) = digits.parse()
+        {
+            return Some(n);
         }
         rest = after;
     }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{CHANNEL_COLS, Channel, ChannelRow, MSG_COLS, MessageRow, MessageStatus};
+use super::{Channel, MSG_COLS, MessageRow, MessageStatus};
 use crate::outbox::Audited;
 use crate::types::{Actor, Timestamp};
 use crate::{Result, Store};
@@ -132,19 +132,16 @@ fn token() -> String {
 impl Store {
     /// Every email channel of every tenant (the workers' list): (tenant, channel).
     pub async fn email_channels(&self) -> Result<Vec<(String, Channel)>> {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT tenant_id FROM channels WHERE kind = 'email' ORDER BY id")
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT tenant_id, id FROM channels WHERE kind = 'email' ORDER BY id")
                 .fetch_all(self.pool())
                 .await?;
-        let chans: Vec<ChannelRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {CHANNEL_COLS} FROM channels WHERE kind = 'email' ORDER BY id"
-        )))
-        .fetch_all(self.pool())
-        .await?;
-        rows.into_iter()
-            .zip(chans)
-            .map(|((t,), c)| Ok((t, c.into_channel()?)))
-            .collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for (tenant, id) in rows {
+            let ch = self.channel(&Actor::system(&tenant), &id).await?;
+            out.push((tenant, ch));
+        }
+        Ok(out)
     }
 
     /// The IMAP cursor of a channel's folder: (UIDVALIDITY, highest UID ingested).
@@ -253,10 +250,10 @@ impl Store {
             .bind(t)
             .fetch_optional(self.pool())
             .await?;
-            if let Some((c,)) = r {
-                if let Some(k) = self.thread_key_of(actor, &c).await? {
-                    return Ok(Some((k, ThreadRule::ReplyToken)));
-                }
+            if let Some((c,)) = r
+                && let Some(k) = self.thread_key_of(actor, &c).await?
+            {
+                return Ok(Some((k, ThreadRule::ReplyToken)));
             }
         }
         if let Some(n) = hints.case_number {

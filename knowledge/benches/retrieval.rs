@@ -64,7 +64,8 @@ fn main() {
     for _ in 0..50 {
         for q in &qs {
             let t = Instant::now();
-            let _ = answer::answer(&idx, q, Signals::default(), None, DEFAULT_MIN_COVERAGE).unwrap();
+            let _ =
+                answer::answer(&idx, q, Signals::default(), None, DEFAULT_MIN_COVERAGE).unwrap();
             pure.push(t.elapsed());
         }
     }

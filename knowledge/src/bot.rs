@@ -4,7 +4,9 @@
 //! — a `bot` message through the same reply path and delivery outbox as an agent's
 //! ([`Store::bot_reply`]) — or hands the conversation to its queue with the reason
 //! ([`Store::bot_handoff`]; ingestion did not route it while the bot held it). The
-//! customer saying it did not help, or asking for a person, hands off too.
+//! customer saying it did not help, or asking for a person, hands off too. The bot says
+//! it hands off only when it spoke before or the customer asked for a person; on a first
+//! message it cannot answer it stays silent (the customer simply waits for a person).
 //!
 //! It never runs inside an HTTP request: the visitor's message is stored and
 //! acknowledged first (`Store::ingest`), the bot answers from the event.
@@ -74,17 +76,28 @@ pub async fn handle_message(
     if conv.assignee_id.is_some() || state.as_ref().is_some_and(|s| s.state != "active") {
         return Ok(());
     }
+    // Whether the bot has answered here before (then it says when it steps back; on a
+    // first message that it hands off, the customer simply waits for a person).
+    let spoke = state.as_ref().is_some_and(|s| !s.tried.is_empty());
     let answer = match knowledge.answer(store, actor, text).await {
         Ok(a) => a,
         Err(err) => {
             // Unsure is a hand-off, never silence.
             tracing::warn!(error = %err, "knowledge bot: answering failed; handing off");
-            return hand_off(store, actor, &conv, "the bot could not search the articles").await;
+            return hand_off(
+                store,
+                actor,
+                &conv,
+                "the bot could not search the articles",
+                spoke,
+            )
+            .await;
         }
     };
     if answer.handoff {
         let reason = answer.reason.unwrap_or(HandoffReason::NoArticle);
-        return hand_off(store, actor, &conv, reason.describe()).await;
+        let notify = spoke || reason == HandoffReason::AskedForPerson;
+        return hand_off(store, actor, &conv, reason.describe(), notify).await;
     }
     store
         .bot_reply(
@@ -114,8 +127,16 @@ pub fn reply_text(a: &Answer) -> String {
     out
 }
 
-async fn hand_off(store: &Store, actor: &Actor, conv: &Conversation, reason: &str) -> Result<()> {
-    store.bot_reply(actor, &conv.id, HANDOFF_TEXT, None).await?;
+async fn hand_off(
+    store: &Store,
+    actor: &Actor,
+    conv: &Conversation,
+    reason: &str,
+    notify: bool,
+) -> Result<()> {
+    if notify {
+        store.bot_reply(actor, &conv.id, HANDOFF_TEXT, None).await?;
+    }
     store.bot_handoff(actor, &conv.id, reason).await?;
     Ok(())
 }

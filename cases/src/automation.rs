@@ -177,6 +177,30 @@ fn from_row(
     ))
 }
 
+/// An execution log row.
+type RunRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+);
+
+/// An open case's SLA state, as the scan reads it.
+type ScanRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
 const COLS: &str = "id, tenant_id, name, enabled, position, definition, created_at, updated_at";
 
 /// One entry of a rule's execution log.
@@ -484,16 +508,7 @@ impl Store {
         rule_id: &str,
         limit: u32,
     ) -> Result<Vec<RuleRun>> {
-        let rows: Vec<(
-            String,
-            String,
-            String,
-            String,
-            Option<String>,
-            String,
-            String,
-            i64,
-        )> = sqlx::query_as(
+        let rows: Vec<RunRow> = sqlx::query_as(
             "SELECT id, rule_id, event_id, event_kind, subject, outcome, detail, at
                  FROM automation_rule_runs WHERE tenant_id = $1 AND rule_id = $2
                  ORDER BY at DESC, id DESC LIMIT $3",
@@ -810,16 +825,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        let rows: Vec<(
-            String,
-            String,
-            Option<String>,
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        )> = sqlx::query_as(
+        let rows: Vec<ScanRow> = sqlx::query_as(
             "SELECT id, tenant_id, customer_id, priority, first_response_due_at, resolution_due_at,
                         first_responded_at, sla_paused_at
                  FROM cases

@@ -160,7 +160,7 @@ pub fn evaluate(now: Millis, rules: &RuleSet, event: &Event<'_>, env: &dyn Env) 
         if !rule.conditions.iter().all(|c| holds(c, event, now, env)) {
             continue;
         }
-        if event.caused_by.iter().any(|id| *id == rule.id) {
+        if event.caused_by.contains(&rule.id) {
             out.blocked.push((rule.id.clone(), Blocked::SelfTriggered));
             continue;
         }

@@ -939,6 +939,17 @@ async fn a_demo_chat_reaches_an_agent_and_a_chat_only_agent_takes_the_next() {
     let offer = ws::next_event(&mut carol_ws, "work_item.offered").await;
     assert_eq!(offer["data"]["agent_id"], carol.as_str());
     assert_eq!(offer["data"]["kind"], "chat");
+    // Taking it from the list ("Assign to me") while it rings counts as accepting.
+    ok(api
+        .call_as(
+            "POST",
+            &format!("/api/v1/conversations/{conv2}/assign"),
+            Some(&carol_token),
+            Some(json!({"user_id": carol})),
+        )
+        .await);
+    let taken = ws::next_event(&mut carol_ws, "work_item.assigned").await;
+    assert_eq!(taken["data"]["id"], offer["data"]["id"]);
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -1196,7 +1196,12 @@ impl Task {
                     return;
                 }
                 let item = item.to_owned();
-                let agent = self.router.agent_of(&item).map(str::to_owned);
+                // `agent_of` also names an agent the item only rings.
+                let agent = self
+                    .router
+                    .agent_of(&item)
+                    .filter(|_| self.router.offered_to(&item).is_none())
+                    .map(str::to_owned);
                 if agent.is_some() {
                     self.router.completed(now, &item);
                 } else {
@@ -1204,6 +1209,39 @@ impl Task {
                 }
                 self.write_work(&item, WorkItemState::Completed, agent);
                 self.work.remove(&item);
+            }
+            "conversation.assigned" => {
+                // Assigned by hand (a supervisor, or an agent taking it from the
+                // list) while its work item waited or rang: it is that person's now,
+                // and nobody else is offered it. An offer to that same agent counts as
+                // accepted; otherwise the item leaves the queue (it stays known here
+                // until the conversation is resolved, which completes it).
+                let (Some(item), Some(user)) = (
+                    e.data.get("work_item_id").and_then(|v| v.as_str()),
+                    e.data.get("assignee_id").and_then(|v| v.as_str()),
+                ) else {
+                    return;
+                };
+                // Already someone's (not merely ringing): left as it is.
+                if self.work.get(item) != Some(&e.tenant_id)
+                    || (self.router.agent_of(item).is_some()
+                        && self.router.offered_to(item).is_none())
+                {
+                    return;
+                }
+                let item = item.to_owned();
+                if self.router.offered_to(&item) == Some(user)
+                    && self.router.answered(now, &item, user).is_ok()
+                {
+                    self.write_work(&item, WorkItemState::Assigned, Some(user.to_owned()));
+                    return;
+                }
+                if self.router.position(now, &item).is_some()
+                    || self.router.offered_to(&item).is_some()
+                {
+                    self.router.abandoned(now, &item);
+                    self.write_work(&item, WorkItemState::Assigned, Some(user.to_owned()));
+                }
             }
             "agent.profile_changed" => {
                 // Active, extension or skills changed: reload (or remove) that agent.

@@ -173,7 +173,7 @@ class ChatWidget {
     });
     const v = await res.json().catch(() => ({}));
     if (!res.ok) { this.say(v.error?.message || 'Could not start the chat.'); return; }
-    this.session = { id: v.conversation_id, token: v.visitor_token };
+    this.session = { id: v.conversation_id, token: v.visitor_token, email: !!body.email };
     save(this.session);
     this.resume();
     this.text.focus();
@@ -275,6 +275,14 @@ class ChatWidget {
     const done = status === 'resolved' || status === 'closed';
     this.csat.hidden = !done || !!this.session?.rated;
     if (done) this.say('This conversation was resolved. Write again any time.');
+    if (done && this.session?.email && !this.transcriptBtn) {
+      // The transcript by email, to the address given in the pre-chat form.
+      this.transcriptBtn = el('button', { type: 'button', class: 'primary', text: 'Email me the transcript', onclick: async () => {
+        const ok = await this.api('POST', `conversations/${this.session.id}/transcript`, {});
+        if (ok) { this.transcriptBtn.disabled = true; this.say(`The transcript is on its way to ${ok.email}.`); }
+      } });
+      this.panel.insertBefore(this.transcriptBtn, this.csat);
+    }
   }
 
   stop() {

@@ -1,6 +1,7 @@
 //! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
 //! migrations; `user add` creates a login. See README.md.
 
+mod ai;
 mod config;
 mod data;
 mod delivery;
@@ -407,6 +408,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
     let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    // Triage: the local model's (or rules only), the hook of every channel's ingestion.
+    let triage = ai::start_triage(&cfg, &store).await?;
+    let store = store.with_triage(triage.triager.clone());
+    let transcript_triage = ai::spawn_transcript_triage(store.clone(), triage.triager.clone());
     // Events committed but not published when Parley last stopped (a crash between
     // commit and publish) go out now: at-least-once, consumers dedupe by event id.
     match store.relay_outbox().await {
@@ -575,7 +580,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             (None, why.clone())
         }
     };
-    let ai = models_cli::ai_status(&models_dir, speech.is_some(), &speech_detail);
+    let mut ai = models_cli::ai_status(&models_dir, speech.is_some(), &speech_detail);
+    ai.features.push(triage.feature.clone());
     for f in &ai.features {
         tracing::info!(feature = %f.feature, on = f.on, detail = %f.detail, "AI feature");
     }
@@ -662,7 +668,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             )))
             .with_acd(std::sync::Arc::new(parley_calls::views::AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone))
-            .with_ai(ai),
+            .with_ai(ai)
+            .with_triager(triage.triager.clone()),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -706,6 +713,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     };
     let (served, ()) = tokio::join!(http, sip_stop);
     token_purge.abort();
+    transcript_triage.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

@@ -62,6 +62,7 @@ pub mod surveys;
 pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
+pub mod triage;
 mod types;
 pub mod work_items;
 

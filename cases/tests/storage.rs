@@ -6,6 +6,7 @@ mod callbacks;
 mod canned;
 mod common;
 mod conversations;
+mod triage;
 mod flows;
 mod lookups;
 mod mentions;

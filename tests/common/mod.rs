@@ -9,6 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub(crate) mod http;
+pub(crate) mod models;
 pub(crate) mod parley;
 pub(crate) mod sipp;
 pub(crate) mod wait;

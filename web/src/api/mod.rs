@@ -5,6 +5,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 mod admin;
+mod ai;
 mod auth;
 mod calls;
 mod canned;
@@ -39,6 +40,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(dialpolicy::router())
         .merge(work_items::router())
         .merge(canned::router())
+        .merge(ai::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

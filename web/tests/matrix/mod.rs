@@ -598,6 +598,14 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         // The world's conversation has no attachment: "not found" for everyone signed in.
         (M::GET, "/conversations/{id}/attachments/{attachment_id}", "/conversations/{conversation}/attachments/none", json!(null), "UNNNN"),
         (M::POST, "/conversations/{id}/assign", "/conversations/{conversation}/assign", json!({"user_id": "{agent}"}), "UAAAN"),
+        // Triage (issue #20): anyone signed in triages a text and corrects what they
+        // see; supervisors and admins define intents and read corrections.
+        (M::POST, "/ai/triage", "/ai/triage", json!({"text": "My internet is down", "channel": "web_chat"}), "UAAAO"),
+        (M::GET, "/ai/intents", "/ai/intents", json!(null), "UAAAO"),
+        (M::POST, "/ai/intents", "/ai/intents", json!({"name": "solar", "description": "Solar panels", "examples": ["My solar panels stopped"]}), "UFAAO"),
+        (M::GET, "/ai/corrections", "/ai/corrections", json!(null), "UFAAO"),
+        (M::GET, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!(null), "UAAAN"),
+        (M::POST, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!({"intent": "sales", "priority": "P3"}), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),

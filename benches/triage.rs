@@ -10,17 +10,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use parley_ai::Embedder;
 use parley_ai::eval::{HELDOUT_TSV, evaluate};
 use parley_ai::triage::{IntentDef, Triager, parse_tsv};
-use parley_ai::Embedder;
 
 fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
         })
         .map_or(0.0, |kib| kib / 1024.0)
 }
@@ -112,7 +114,8 @@ fn main() {
     // A tenant intent from 5 examples + a description, on 10 paraphrases.
     let solar = IntentDef {
         name: "solar_panels".into(),
-        description: "Questions about our rooftop solar panel installations and feed-in tariffs".into(),
+        description: "Questions about our rooftop solar panel installations and feed-in tariffs"
+            .into(),
         examples: vec![
             "When will the solar panels be installed on my roof?".into(),
             "My solar inverter shows a red light".into(),

@@ -75,7 +75,9 @@ pub(crate) async fn start_triage(cfg: &Config, store: &Store) -> anyhow::Result<
                     (
                         Triager::rules_only(),
                         false,
-                        format!("rules-only triage: the installed embedding model does not load: {e}"),
+                        format!(
+                            "rules-only triage: the installed embedding model does not load: {e}"
+                        ),
                     )
                 }
             }
@@ -145,9 +147,12 @@ async fn learn_tenants(store: &Store, triager: &Arc<Triager>) {
             .collect();
         let t = triager.clone();
         let tn = tenant.clone();
-        match tokio::task::spawn_blocking(move || t.load_tenant(&tn, &intents, &corrections)).await {
+        match tokio::task::spawn_blocking(move || t.load_tenant(&tn, &intents, &corrections)).await
+        {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(tenant = %tenant, error = %e, "triage learning not loaded"),
+            Ok(Err(e)) => {
+                tracing::warn!(tenant = %tenant, error = %e, "triage learning not loaded")
+            }
             Err(e) => tracing::warn!(tenant = %tenant, error = %e, "triage learning task failed"),
         }
     }
@@ -155,7 +160,10 @@ async fn learn_tenants(store: &Store, triager: &Arc<Triager>) {
 
 /// Triages each call's transcript once stored (`transcript.stored`): the caller's words
 /// (all words when the caller said nothing), stored with the call's interaction.
-pub(crate) fn spawn_transcript_triage(store: Store, triager: Arc<Triager>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_transcript_triage(
+    store: Store,
+    triager: Arc<Triager>,
+) -> tokio::task::JoinHandle<()> {
     let mut rx = store.subscribe();
     tokio::spawn(async move {
         loop {

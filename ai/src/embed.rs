@@ -64,12 +64,11 @@ impl Embedder {
         let config_path = file("config.json")?;
         let weights_path = file("model.safetensors")?;
         let tokenizer_path = file("tokenizer.json")?;
-        let config: Config = serde_json::from_slice(&read(&config_path)?).map_err(|e| {
-            Error::ModelInvalid {
+        let config: Config =
+            serde_json::from_slice(&read(&config_path)?).map_err(|e| Error::ModelInvalid {
                 path: config_path.display().to_string(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let invalid = |p: &Path, e: &dyn std::fmt::Display| Error::ModelInvalid {
             path: p.display().to_string(),
             reason: e.to_string(),
@@ -136,14 +135,18 @@ impl Embedder {
         }
         // Very long inputs are cut in characters first: the tokenizer would otherwise
         // split megabytes into words only to keep 256 tokens.
-        let inputs: Vec<String> = texts.iter().map(|t| clip_chars(t, MAX_TOKENS * 16)).collect();
+        let inputs: Vec<String> = texts
+            .iter()
+            .map(|t| clip_chars(t, MAX_TOKENS * 16))
+            .collect();
         let encodings = {
             let tok = self.tokenizer.lock().map_err(|_| Error::Inference {
                 reason: "tokenizer lock poisoned".into(),
             })?;
-            tok.encode_batch(inputs, true).map_err(|e| Error::Inference {
-                reason: format!("tokenizer: {e}"),
-            })?
+            tok.encode_batch(inputs, true)
+                .map_err(|e| Error::Inference {
+                    reason: format!("tokenizer: {e}"),
+                })?
         };
         let n = encodings.len();
         let len = encodings.first().map_or(0, |e| e.get_ids().len());
@@ -165,7 +168,11 @@ impl Embedder {
             let summed = hidden.broadcast_mul(&m)?.sum(1)?; // (n, dim)
             let counts = m.sum(1)?.clamp(1e-9f32, f32::MAX)?; // (n, 1)
             let mean = summed.broadcast_div(&counts)?;
-            let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+            let norm = mean
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12f32, f32::MAX)?;
             mean.broadcast_div(&norm)?.to_vec2::<f32>()
         };
         run().map_err(|e| Error::Inference {

@@ -79,11 +79,7 @@ pub fn evaluate(t: &Triager, tenant: Option<&str>, set: &[Labelled]) -> Report {
         if !intent_ok || !priority_ok {
             r.misses.push((
                 l.text.clone(),
-                format!(
-                    "{}/{}",
-                    l.intent,
-                    l.priority.map_or("-", |p| p.as_str())
-                ),
+                format!("{}/{}", l.intent, l.priority.map_or("-", |p| p.as_str())),
                 format!("{}/{}", got.intent, got.priority.as_str()),
             ));
         }

@@ -35,8 +35,8 @@ pub fn language(text: &str) -> String {
 
 fn looks_english(text: &str) -> bool {
     const COMMON: &[&str] = &[
-        "the", "my", "i", "is", "to", "you", "it", "ok", "thanks", "thank", "please", "and",
-        "not", "no", "a", "yes", "hi", "hello", "great", "cheers", "bye", "of", "for", "in",
+        "the", "my", "i", "is", "to", "you", "it", "ok", "thanks", "thank", "please", "and", "not",
+        "no", "a", "yes", "hi", "hello", "great", "cheers", "bye", "of", "for", "in",
     ];
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -114,11 +114,7 @@ static ENTITY_RULES: LazyLock<Vec<EntityRule>> = LazyLock::new(|| {
         group,
     };
     vec![
-        r(
-            "email",
-            r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b",
-            0,
-        ),
+        r("email", r"(?i)\b[a-z0-9._%+-]+@[a-z0-9.-]+\.[a-z]{2,}\b", 0),
         r(
             "invoice_number",
             r"(?i)\b(?:invoice|inv|bill)(?:\s*(?:no\.?|number|nr\.?|#))?\s*[:#]?\s*((?:INV-?)?[A-Z]{0,4}-?\d[A-Z0-9-]{3,})\b",
@@ -152,11 +148,7 @@ static ENTITY_RULES: LazyLock<Vec<EntityRule>> = LazyLock::new(|| {
             r"(?i)\b(?:fib(?:re|er)(?:\s+broadband)?|broadband|set-top box|tv box|decoder|router|modem|wifi extender|mesh wifi|sim(?:\s+card)?|esim|landline|voicemail|iphone(?:\s+\d+)?|samsung galaxy(?:\s+\w+)?|tv package|sports channels|static ip|leased line|5g home internet|mobile plan|unlimited data)\b",
             0,
         ),
-        r(
-            "phone",
-            r"(?:\+|\b00)?\d[\d ()./-]{6,}\d\b",
-            0,
-        ),
+        r("phone", r"(?:\+|\b00)?\d[\d ()./-]{6,}\d\b", 0),
     ]
 });
 
@@ -182,7 +174,9 @@ pub fn entities(text: &str) -> Vec<Entity> {
             if rule.kind == "phone" {
                 let digits = value.chars().filter(char::is_ascii_digit).count();
                 // Dates, times, amounts and counts are not phone numbers.
-                if !(7..=15).contains(&digits) || value.contains(['.', '/']) && !value.starts_with('+') {
+                if !(7..=15).contains(&digits)
+                    || value.contains(['.', '/']) && !value.starts_with('+')
+                {
                     continue;
                 }
             }
@@ -234,57 +228,187 @@ pub(crate) fn has_any(norm: &str, phrases: &[&str]) -> bool {
 /// Critical: many people or a business/critical service fully down; fraud or
 /// account compromise causing ongoing loss.
 const P0_SCOPE: &[&str] = &[
-    "whole town", "whole area", "whole street", "whole building", "whole company",
-    "whole office", "entire", "everyone in", "everybody in", "all our", "all the shops",
-    "all sites", "all three sites", "all branches", "every branch", "every office",
-    "every store", "all stores", "all 40", "hundreds of", "thousands of", "nobody in our",
-    "nobody here", "no one in", "call center of", "call centre of", "agents have no",
-    "across every", "at all", "all of our", "our building",
+    "whole town",
+    "whole area",
+    "whole street",
+    "whole building",
+    "whole company",
+    "whole office",
+    "entire",
+    "everyone in",
+    "everybody in",
+    "all our",
+    "all the shops",
+    "all sites",
+    "all three sites",
+    "all branches",
+    "every branch",
+    "every office",
+    "every store",
+    "all stores",
+    "all 40",
+    "hundreds of",
+    "thousands of",
+    "nobody in our",
+    "nobody here",
+    "no one in",
+    "call center of",
+    "call centre of",
+    "agents have no",
+    "across every",
+    "at all",
+    "all of our",
+    "our building",
 ];
 const P0_CRITICAL: &[&str] = &[
-    "hospital", "clinic", "pharmacy", "emergency department", "ambulance", "patients",
-    "care home", "payment terminals", "card payments", "payment processing", "tills",
-    "booking system", "ordering system", "nobody can reach us", "customers cant reach us",
-    "cant reach us", "cannot reach us",
+    "hospital",
+    "clinic",
+    "pharmacy",
+    "emergency department",
+    "ambulance",
+    "patients",
+    "care home",
+    "payment terminals",
+    "card payments",
+    "payment processing",
+    "tills",
+    "booking system",
+    "ordering system",
+    "nobody can reach us",
+    "customers cant reach us",
+    "cant reach us",
+    "cannot reach us",
 ];
 const DOWN: &[&str] = &[
-    "down", "offline", "no service", "no phone service", "no internet", "no connection",
-    "lost connection", "lost all", "not working", "stopped working", "dead", "no phone",
-    "cant take", "cannot take", "has no", "have no", "is out", "are out", "outage",
-    "cant reach", "cannot reach", "unreachable",
+    "down",
+    "offline",
+    "no service",
+    "no phone service",
+    "no internet",
+    "no connection",
+    "lost connection",
+    "lost all",
+    "not working",
+    "stopped working",
+    "dead",
+    "no phone",
+    "cant take",
+    "cannot take",
+    "has no",
+    "have no",
+    "is out",
+    "are out",
+    "outage",
+    "cant reach",
+    "cannot reach",
+    "unreachable",
 ];
 const FRAUD: &[&str] = &[
-    "fraud*", "nobody here made", "nobody made", "we didnt make", "i didnt make",
-    "didnt make", "hacked", "hackers", "attackers", "premium numbers", "premium-rate",
-    "premium rate", "stolen", "scammed",
+    "fraud*",
+    "nobody here made",
+    "nobody made",
+    "we didnt make",
+    "i didnt make",
+    "didnt make",
+    "hacked",
+    "hackers",
+    "attackers",
+    "premium numbers",
+    "premium-rate",
+    "premium rate",
+    "stolen",
+    "scammed",
 ];
 const ONGOING: &[&str] = &[
-    "right now", "still going", "keep appearing", "keeps", "every hour", "by the minute",
-    "overnight", "last night", "already", "thousands", "is being used", "being used",
-    "growing", "porting", "still happening", "4000", "are inside",
+    "right now",
+    "still going",
+    "keep appearing",
+    "keeps",
+    "every hour",
+    "by the minute",
+    "overnight",
+    "last night",
+    "already",
+    "thousands",
+    "is being used",
+    "being used",
+    "growing",
+    "porting",
+    "still happening",
+    "4000",
+    "are inside",
 ];
 /// High: this customer's service down with no workaround or unusable because of us;
 /// legal or regulator threats; account taken over; angry immediate cancellation.
 const P1_DOWN: &[&str] = &[
-    "not working at all", "no internet at all", "no connection at all", "no service",
-    "dead", "no dial tone", "no tone", "no signal", "total outage", "completely down",
-    "nothing works", "zero internet", "no broadband", "no internet", "cant make calls",
-    "cannot make calls", "cant call", "no phone", "died", "all lights off", "cut off",
-    "barred", "suspended", "blocked", "cant work", "cannot work",
+    "not working at all",
+    "no internet at all",
+    "no connection at all",
+    "no service",
+    "dead",
+    "no dial tone",
+    "no tone",
+    "no signal",
+    "total outage",
+    "completely down",
+    "nothing works",
+    "zero internet",
+    "no broadband",
+    "no internet",
+    "cant make calls",
+    "cannot make calls",
+    "cant call",
+    "no phone",
+    "died",
+    "all lights off",
+    "cut off",
+    "barred",
+    "suspended",
+    "blocked",
+    "cant work",
+    "cannot work",
 ];
 const P1_LEGAL: &[&str] = &[
-    "ombudsman", "regulator", "lawyer", "solicitor", "legal action", "court", "sue",
-    "trading standards", "consumer protection", "attorney",
+    "ombudsman",
+    "regulator",
+    "lawyer",
+    "solicitor",
+    "legal action",
+    "court",
+    "sue",
+    "trading standards",
+    "consumer protection",
+    "attorney",
 ];
 const P1_TAKEOVER: &[&str] = &[
-    "hacked", "hijacked", "taken over", "took over", "someone logged", "somebody logged",
-    "logged into my account", "changed my password", "changed the password",
-    "didnt do this", "didnt ask for", "changed my email", "changed my pin",
-    "locked out", "someone changed", "somebody changed", "ordered a new sim",
+    "hacked",
+    "hijacked",
+    "taken over",
+    "took over",
+    "someone logged",
+    "somebody logged",
+    "logged into my account",
+    "changed my password",
+    "changed the password",
+    "didnt do this",
+    "didnt ask for",
+    "changed my email",
+    "changed my pin",
+    "locked out",
+    "someone changed",
+    "somebody changed",
+    "ordered a new sim",
 ];
 const P1_ANGRY_NOW: &[&str] = &[
-    "immediately", "right now", "today", "had enough", "im done", "i am done",
-    "done with", "terrible", "out today",
+    "immediately",
+    "right now",
+    "today",
+    "had enough",
+    "im done",
+    "i am done",
+    "done with",
+    "terrible",
+    "out today",
 ];
 
 /// The priority the wording alone demands, if any: `Some(0)` for P0, `Some(1)` for P1.
@@ -299,14 +423,31 @@ pub fn severity(text: &str, intent: &str) -> Option<u8> {
     let critical = has_any(&norm, P0_CRITICAL);
     let fraud = has_any(&norm, FRAUD);
     let ongoing = has_any(&norm, ONGOING);
-    let business = has_any(&norm, &["our company", "our business", "our account", "business account", "company account", "our numbers", "our network"]);
+    let business = has_any(
+        &norm,
+        &[
+            "our company",
+            "our business",
+            "our account",
+            "business account",
+            "company account",
+            "our numbers",
+            "our network",
+        ],
+    );
     if (down && (scope || critical)) || (critical && scope) {
         return Some(0);
     }
     if fraud && ongoing && (business || scope || has_any(&norm, &["calls", "charges", "bill"])) {
         return Some(0);
     }
-    if intent == "account_change" && business && has_any(&norm, &["hacked", "hackers", "took over", "taken over", "porting"]) {
+    if intent == "account_change"
+        && business
+        && has_any(
+            &norm,
+            &["hacked", "hackers", "took over", "taken over", "porting"],
+        )
+    {
         return Some(0);
     }
     if has_any(&norm, P1_LEGAL) {
@@ -322,7 +463,18 @@ pub fn severity(text: &str, intent: &str) -> Option<u8> {
     }
     if matches!(intent, "technical_support" | "billing") && has_any(&norm, P1_DOWN) {
         // "slow", "drops", "sometimes": degraded, not down.
-        if !has_any(&norm, &["slow", "sometimes", "drops", "dropping", "keeps dropping", "a few times", "upstairs"]) {
+        if !has_any(
+            &norm,
+            &[
+                "slow",
+                "sometimes",
+                "drops",
+                "dropping",
+                "keeps dropping",
+                "a few times",
+                "upstairs",
+            ],
+        ) {
             return Some(1);
         }
     }
@@ -331,56 +483,222 @@ pub fn severity(text: &str, intent: &str) -> Option<u8> {
 
 /// Keyword cues per default intent, for the rules-only triage (no embedding model).
 const INTENT_CUES: &[(&str, &[&str])] = &[
-    ("spam", &[
-        "click here", "win", "won", "winner", "prize", "free iphone", "crypto", "bitcoin",
-        "guaranteed", "invest", "get rich", "viagra", "pills", "unsubscribe", "seo",
-        "backlinks", "followers", "singles", "gift card", "lottery", "prince", "claim",
-        "customs", "pay the fee", "verify your password", "cheap", "loan", "reply yes",
-        "limited offer", "casino", "leads",
-    ]),
-    ("feedback_thanks", &[
-        "thank*", "thanks", "thx", "cheers", "great", "perfect", "sorted", "all good",
-        "works now", "working now", "appreciate*", "brilliant", "lovely", "ok", "okay",
-        "solved", "resolved", "awesome",
-    ]),
-    ("cancellation", &[
-        "cancel*", "terminate", "termination", "end my contract", "close my account",
-        "leave", "leaving", "notice period", "switch provider", "port my number",
-        "end my", "stop my service",
-    ]),
-    ("complaint", &[
-        "complain*", "rude", "unacceptable", "disgrace", "ombudsman", "nobody called",
-        "never called", "promised", "no one called", "waiting for hours", "on hold",
-        "poor service", "terrible service", "late", "different answer", "manager",
-        "lied", "disappointed", "regulator",
-    ]),
-    ("billing", &[
-        "bill", "billed", "invoice*", "charge*", "refund*", "payment*", "paid", "pay",
-        "fee*", "owe", "receipt", "direct debit", "overcharged", "card expired", "credit",
-        "debit", "price on", "premium numbers",
-    ]),
-    ("technical_support", &[
-        "not working", "doesnt work", "slow", "down", "outage", "no internet",
-        "no service", "error", "crackles", "dead", "restarts", "disconnect*", "buffer*",
-        "no signal", "dropping", "drops", "fails", "failing", "broken", "offline",
-        "lights", "router", "wifi", "connection",
-    ]),
-    ("account_change", &[
-        "change my address", "moving", "move", "update my", "change my", "add my",
-        "authorised", "authorized", "password", "locked", "log in", "login",
-        "downgrade", "reduce", "cheaper plan", "on hold", "pause", "name on the account",
-        "remove",
-    ]),
-    ("sales", &[
-        "price", "how much", "quote", "buy", "order", "upgrade", "offer*", "deal*",
-        "available", "availability", "bundle", "plan", "fastest", "new line",
-        "extra number", "discount",
-    ]),
-    ("how_to", &[
-        "how do i", "how can i", "how to", "where do i", "where can i", "what time",
-        "open", "opening hours", "is there an app", "find", "set up", "setup",
-        "what is my", "can i",
-    ]),
+    (
+        "spam",
+        &[
+            "click here",
+            "win",
+            "won",
+            "winner",
+            "prize",
+            "free iphone",
+            "crypto",
+            "bitcoin",
+            "guaranteed",
+            "invest",
+            "get rich",
+            "viagra",
+            "pills",
+            "unsubscribe",
+            "seo",
+            "backlinks",
+            "followers",
+            "singles",
+            "gift card",
+            "lottery",
+            "prince",
+            "claim",
+            "customs",
+            "pay the fee",
+            "verify your password",
+            "cheap",
+            "loan",
+            "reply yes",
+            "limited offer",
+            "casino",
+            "leads",
+        ],
+    ),
+    (
+        "feedback_thanks",
+        &[
+            "thank*",
+            "thanks",
+            "thx",
+            "cheers",
+            "great",
+            "perfect",
+            "sorted",
+            "all good",
+            "works now",
+            "working now",
+            "appreciate*",
+            "brilliant",
+            "lovely",
+            "ok",
+            "okay",
+            "solved",
+            "resolved",
+            "awesome",
+        ],
+    ),
+    (
+        "cancellation",
+        &[
+            "cancel*",
+            "terminate",
+            "termination",
+            "end my contract",
+            "close my account",
+            "leave",
+            "leaving",
+            "notice period",
+            "switch provider",
+            "port my number",
+            "end my",
+            "stop my service",
+        ],
+    ),
+    (
+        "complaint",
+        &[
+            "complain*",
+            "rude",
+            "unacceptable",
+            "disgrace",
+            "ombudsman",
+            "nobody called",
+            "never called",
+            "promised",
+            "no one called",
+            "waiting for hours",
+            "on hold",
+            "poor service",
+            "terrible service",
+            "late",
+            "different answer",
+            "manager",
+            "lied",
+            "disappointed",
+            "regulator",
+        ],
+    ),
+    (
+        "billing",
+        &[
+            "bill",
+            "billed",
+            "invoice*",
+            "charge*",
+            "refund*",
+            "payment*",
+            "paid",
+            "pay",
+            "fee*",
+            "owe",
+            "receipt",
+            "direct debit",
+            "overcharged",
+            "card expired",
+            "credit",
+            "debit",
+            "price on",
+            "premium numbers",
+        ],
+    ),
+    (
+        "technical_support",
+        &[
+            "not working",
+            "doesnt work",
+            "slow",
+            "down",
+            "outage",
+            "no internet",
+            "no service",
+            "error",
+            "crackles",
+            "dead",
+            "restarts",
+            "disconnect*",
+            "buffer*",
+            "no signal",
+            "dropping",
+            "drops",
+            "fails",
+            "failing",
+            "broken",
+            "offline",
+            "lights",
+            "router",
+            "wifi",
+            "connection",
+        ],
+    ),
+    (
+        "account_change",
+        &[
+            "change my address",
+            "moving",
+            "move",
+            "update my",
+            "change my",
+            "add my",
+            "authorised",
+            "authorized",
+            "password",
+            "locked",
+            "log in",
+            "login",
+            "downgrade",
+            "reduce",
+            "cheaper plan",
+            "on hold",
+            "pause",
+            "name on the account",
+            "remove",
+        ],
+    ),
+    (
+        "sales",
+        &[
+            "price",
+            "how much",
+            "quote",
+            "buy",
+            "order",
+            "upgrade",
+            "offer*",
+            "deal*",
+            "available",
+            "availability",
+            "bundle",
+            "plan",
+            "fastest",
+            "new line",
+            "extra number",
+            "discount",
+        ],
+    ),
+    (
+        "how_to",
+        &[
+            "how do i",
+            "how can i",
+            "how to",
+            "where do i",
+            "where can i",
+            "what time",
+            "open",
+            "opening hours",
+            "is there an app",
+            "find",
+            "set up",
+            "setup",
+            "what is my",
+            "can i",
+        ],
+    ),
 ];
 
 /// The rules-only intent: the default intent whose cues match most (ties: the order of

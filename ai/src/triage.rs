@@ -428,7 +428,11 @@ impl Triager {
                 share = s;
             } else {
                 let (i, c) = signals::rules_intent(text);
-                intent = if NOISE_INTENTS.contains(&i) { "how_to" } else { i };
+                intent = if NOISE_INTENTS.contains(&i) {
+                    "how_to"
+                } else {
+                    i
+                };
                 share = c * total;
             }
         }

@@ -934,7 +934,11 @@ pub(crate) fn visitor_event(tenant_id: &str, m: &Message) -> DomainEvent {
     .min_role(Role::Admin)
 }
 
-pub(crate) fn conversation_event(kind: &'static str, tenant_id: &str, conv: &Conversation) -> DomainEvent {
+pub(crate) fn conversation_event(
+    kind: &'static str,
+    tenant_id: &str,
+    conv: &Conversation,
+) -> DomainEvent {
     let mut e = DomainEvent::new(tenant_id, kind, conv).customer(&conv.customer_id);
     e.only_users = conv.assignee_id.as_ref().map(|a| vec![a.clone()]);
     e

@@ -384,13 +384,12 @@ impl Store {
         interaction_id: &str,
         result: &TriageResult,
     ) -> Result<()> {
-        let customer: Option<(String,)> = sqlx::query_as(
-            "SELECT customer_id FROM interactions WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(&actor.tenant_id)
-        .bind(interaction_id)
-        .fetch_optional(self.pool())
-        .await?;
+        let customer: Option<(String,)> =
+            sqlx::query_as("SELECT customer_id FROM interactions WHERE tenant_id = $1 AND id = $2")
+                .bind(&actor.tenant_id)
+                .bind(interaction_id)
+                .fetch_optional(self.pool())
+                .await?;
         let Some((customer_id,)) = customer else {
             return Err(Error::not_found("interaction"));
         };
@@ -444,17 +443,15 @@ impl Store {
         conversation_id: &str,
         input: TriageCorrectionInput,
     ) -> Result<(TriageCorrection, Conversation)> {
-        let intent = check_intent_name(&input.intent).map_err(|_| {
-            Error::invalid("intent", "1 to 64 lower-case letters, digits or _")
-        })?;
+        let intent = check_intent_name(&input.intent)
+            .map_err(|_| Error::invalid("intent", "1 to 64 lower-case letters, digits or _"))?;
         if !DEFAULT_INTENTS.contains(&intent.as_str()) {
-            let known: Option<(String,)> = sqlx::query_as(
-                "SELECT id FROM ai_intents WHERE tenant_id = $1 AND name = $2",
-            )
-            .bind(&actor.tenant_id)
-            .bind(&intent)
-            .fetch_optional(self.pool())
-            .await?;
+            let known: Option<(String,)> =
+                sqlx::query_as("SELECT id FROM ai_intents WHERE tenant_id = $1 AND name = $2")
+                    .bind(&actor.tenant_id)
+                    .bind(&intent)
+                    .fetch_optional(self.pool())
+                    .await?;
             if known.is_none() {
                 return Err(Error::invalid("intent", "not a known intent"));
             }
@@ -472,7 +469,9 @@ impl Store {
                 .iter()
                 .rev()
                 .find(|m| m.author == AuthorKind::Customer)
-                .ok_or_else(|| Error::invalid("message_id", "the conversation has no customer message"))?,
+                .ok_or_else(|| {
+                    Error::invalid("message_id", "the conversation has no customer message")
+                })?,
         };
         let previous = self
             .conversation_triage(actor, &before.id)
@@ -567,7 +566,9 @@ impl Store {
         .bind(limit.clamp(1, 100_000))
         .fetch_all(self.pool())
         .await?;
-        rows.into_iter().map(CorrectionRow::into_correction).collect()
+        rows.into_iter()
+            .map(CorrectionRow::into_correction)
+            .collect()
     }
 
     /// Creates (or replaces, by name) a tenant's own intent. Supervisors and admins.
@@ -579,7 +580,10 @@ impl Store {
         }
         let name = check_intent_name(&new.name)?;
         if DEFAULT_INTENTS.contains(&name.as_str()) {
-            return Err(Error::invalid("name", "is an intent of the default taxonomy"));
+            return Err(Error::invalid(
+                "name",
+                "is an intent of the default taxonomy",
+            ));
         }
         let description = new.description.trim().to_owned();
         if description.chars().count() > 1000 {

@@ -6,13 +6,13 @@ mod callbacks;
 mod canned;
 mod common;
 mod conversations;
-mod triage;
 mod flows;
 mod lookups;
 mod mentions;
 mod outbox;
 mod recordings;
 mod surveys;
+mod triage;
 mod work_items;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};

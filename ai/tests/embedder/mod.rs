@@ -2,20 +2,22 @@
 //! unit norm, paraphrases closer than unrelated texts, batching equal to one by one,
 //! bad input.
 
-
-use parley_ai::embed::{cosine, Embedder};
+use parley_ai::embed::{Embedder, cosine};
 
 #[test]
 fn embeddings_are_unit_vectors_and_paraphrases_are_close() {
-    let Some(dir) = crate::common::model_dir() else { return };
+    let Some(dir) = crate::common::model_dir() else {
+        return;
+    };
     let e = Embedder::load(&dir).expect("load");
     assert_eq!(e.dim(), 384);
+    // Pairs from sentence-transformers' own examples and of this domain.
     let texts = [
-        "My internet connection is not working.",
-        "The broadband is down at my house.",
-        "What time does your shop open on Saturday?",
-        "I would like to cancel my contract.",
-        "Please end my subscription.",
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The new movie is awesome.",
+        "How do I reset my password?",
+        "I forgot my password, how can I change it?",
     ];
     let v = e.embed(&texts).expect("embed");
     assert_eq!(v.len(), texts.len());
@@ -24,13 +26,17 @@ fn embeddings_are_unit_vectors_and_paraphrases_are_close() {
         let n: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
         assert!((n - 1.0).abs() < 1e-4, "norm {n}");
     }
-    let para = cosine(&v[0], &v[1]);
+    let food = cosine(&v[0], &v[1]);
     let unrelated = cosine(&v[0], &v[2]);
-    let cancel = cosine(&v[3], &v[4]);
-    assert!(para > 0.5, "paraphrase {para}");
-    assert!(cancel > 0.5, "paraphrase {cancel}");
-    assert!(unrelated < 0.3, "unrelated {unrelated}");
-    assert!(para > unrelated + 0.3);
+    let password = cosine(&v[3], &v[4]);
+    let cross = cosine(&v[3], &v[0]);
+    eprintln!("food {food:.3} unrelated {unrelated:.3} password {password:.3} cross {cross:.3}");
+    assert!(food > 0.6, "paraphrase {food}");
+    assert!(password > 0.6, "paraphrase {password}");
+    assert!(
+        unrelated < 0.2 && cross < 0.2,
+        "unrelated {unrelated} {cross}"
+    );
     // A batch (padded to its longest text) gives what one-by-one gives.
     for (i, t) in texts.iter().enumerate() {
         let one = e.embed_one(t).expect("one");
@@ -40,7 +46,9 @@ fn embeddings_are_unit_vectors_and_paraphrases_are_close() {
 
 #[test]
 fn bad_input_still_embeds() {
-    let Some(dir) = crate::common::model_dir() else { return };
+    let Some(dir) = crate::common::model_dir() else {
+        return;
+    };
     let e = Embedder::load(&dir).expect("load");
     let huge = "word ".repeat(200_000);
     for t in ["", "🙂🙂🙂", huge.as_str(), "\u{0}\u{feff}"] {
@@ -53,5 +61,8 @@ fn bad_input_still_embeds() {
 #[test]
 fn a_missing_model_is_a_typed_error() {
     let err = Embedder::load("/nonexistent/model").expect_err("missing");
-    assert!(matches!(err, parley_ai::Error::ModelMissing { .. }), "{err}");
+    assert!(
+        matches!(err, parley_ai::Error::ModelMissing { .. }),
+        "{err}"
+    );
 }

@@ -4,30 +4,32 @@
 
 use std::sync::{Arc, OnceLock};
 
+use parley_ai::Embedder;
 use parley_ai::eval::{HELDOUT_TSV, evaluate};
 use parley_ai::triage::{Correction, IntentDef, Triager, parse_tsv};
-use parley_ai::Embedder;
 use parley_cases::sla::Priority;
 
 fn embedder() -> Option<Arc<Embedder>> {
     static E: OnceLock<Option<Arc<Embedder>>> = OnceLock::new();
-    E.get_or_init(|| {
-        crate::common::model_dir().map(|d| Arc::new(Embedder::load(d).expect("load")))
-    })
-    .clone()
+    E.get_or_init(|| crate::common::model_dir().map(|d| Arc::new(Embedder::load(d).expect("load"))))
+        .clone()
 }
 
 /// The labelled set of the project (`../shared/data/triage-dev.tsv`) plus this crate's
 /// held-out file.
 fn heldout() -> Vec<parley_ai::triage::Labelled> {
     let mut set = parse_tsv(HELDOUT_TSV);
-    let dev = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/triage-dev.tsv");
+    let dev =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/triage-dev.tsv");
     match std::fs::read_to_string(&dev) {
         Ok(s) => set.extend(parse_tsv(&s)),
         Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("{}: {e}", dev.display())
         }
-        Err(_) => eprintln!("!!! {} missing: measuring on the crate's held-out set only", dev.display()),
+        Err(_) => eprintln!(
+            "!!! {} missing: measuring on the crate's held-out set only",
+            dev.display()
+        ),
     }
     set
 }
@@ -52,8 +54,16 @@ fn heldout_figures_meet_the_targets() {
         r.noise_false_positive_rate()
     );
     assert!(r.n >= 140, "{}", r.n);
-    assert!(r.intent_accuracy() >= 0.90, "intent {:.3}", r.intent_accuracy());
-    assert!(r.priority_exact() >= 0.85, "priority {:.3}", r.priority_exact());
+    assert!(
+        r.intent_accuracy() >= 0.90,
+        "intent {:.3}",
+        r.intent_accuracy()
+    );
+    assert!(
+        r.priority_exact() >= 0.85,
+        "priority {:.3}",
+        r.priority_exact()
+    );
     assert!(r.p0_recall() >= 0.95, "p0 recall {:.3}", r.p0_recall());
     assert!(
         r.noise_false_positive_rate() <= 0.02,
@@ -68,7 +78,8 @@ fn a_tenant_intent_from_five_examples_is_recognised_on_paraphrases() {
     let t = Triager::with_embedder(e);
     let intent = IntentDef {
         name: "solar_panels".into(),
-        description: "Questions about our rooftop solar panel installations and feed-in tariffs".into(),
+        description: "Questions about our rooftop solar panel installations and feed-in tariffs"
+            .into(),
         examples: vec![
             "When will the solar panels be installed on my roof?".into(),
             "My solar inverter shows a red light".into(),
@@ -100,10 +111,20 @@ fn a_tenant_intent_from_five_examples_is_recognised_on_paraphrases() {
         })
         .count();
     eprintln!("custom intent: {hits}/{} paraphrases", paraphrases.len());
-    assert!(hits * 10 >= paraphrases.len() * 8, "{hits}/{}", paraphrases.len());
+    assert!(
+        hits * 10 >= paraphrases.len() * 8,
+        "{hits}/{}",
+        paraphrases.len()
+    );
     // Other tenants do not see it, and the default taxonomy still works for acme.
-    assert_ne!(t.triage(Some("other"), paraphrases[0]).intent, "solar_panels");
-    assert_eq!(t.triage(Some("acme"), "thank you so much!").intent, "feedback_thanks");
+    assert_ne!(
+        t.triage(Some("other"), paraphrases[0]).intent,
+        "solar_panels"
+    );
+    assert_eq!(
+        t.triage(Some("acme"), "thank you so much!").intent,
+        "feedback_thanks"
+    );
 }
 
 #[test]
@@ -112,7 +133,11 @@ fn a_correction_applies_to_the_next_message_of_that_tenant_only() {
     let t = Triager::with_embedder(e);
     let text = "The router you sent me is the wrong colour";
     let before = t.triage(Some("acme"), text);
-    let corrected = if before.intent == "complaint" { "sales" } else { "complaint" };
+    let corrected = if before.intent == "complaint" {
+        "sales"
+    } else {
+        "complaint"
+    };
     t.add_correction(
         "acme",
         &Correction {
@@ -123,7 +148,10 @@ fn a_correction_applies_to_the_next_message_of_that_tenant_only() {
     )
     .expect("correct");
     let after = t.triage(Some("acme"), "The router you sent me is the wrong colour!");
-    assert_eq!((after.intent.as_str(), after.priority), (corrected, Priority::P1));
+    assert_eq!(
+        (after.intent.as_str(), after.priority),
+        (corrected, Priority::P1)
+    );
     assert_eq!(after.source, "correction");
     let other = t.triage(Some("globex"), text);
     assert_eq!(other.intent, before.intent);
@@ -166,7 +194,10 @@ fn bad_input_gets_a_valid_result() {
 fn rules_only_still_catches_p0_and_noise() {
     let t = Triager::rules_only();
     assert_eq!(t.mode(), "rules");
-    let r = t.triage(None, "Our hospital's phone lines are all down, patients cannot reach us.");
+    let r = t.triage(
+        None,
+        "Our hospital's phone lines are all down, patients cannot reach us.",
+    );
     assert_eq!(r.priority, Priority::P0);
     assert_eq!(r.source, "rules");
     let r = t.triage(None, "thanks a lot!");

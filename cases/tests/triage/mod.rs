@@ -7,15 +7,11 @@
 
 use std::sync::Arc;
 
-use parley_cases::conversations::{
-    Conversation, InboundMessage, Sender, Triage, TriageDecision,
-};
+use parley_cases::conversations::{Conversation, InboundMessage, Sender, Triage, TriageDecision};
 use parley_cases::customers::RawIdentity;
 use parley_cases::queues::QueueInput;
 use parley_cases::sla::Priority;
-use parley_cases::triage::{
-    Entity, NewAiIntent, Sentiment, TriageCorrectionInput, TriageResult,
-};
+use parley_cases::triage::{Entity, NewAiIntent, Sentiment, TriageCorrectionInput, TriageResult};
 use parley_cases::{Error, Role};
 
 use crate::common;
@@ -42,7 +38,12 @@ fn result(intent: &str, priority: Priority) -> TriageResult {
 }
 
 impl Triage for Fixed {
-    fn triage(&self, tenant_id: &str, _c: Option<&Conversation>, m: &InboundMessage) -> TriageDecision {
+    fn triage(
+        &self,
+        tenant_id: &str,
+        _c: Option<&Conversation>,
+        m: &InboundMessage,
+    ) -> TriageDecision {
         assert!(!tenant_id.is_empty());
         let r = if m.text.contains("down") {
             result("technical_support", Priority::P0)
@@ -84,12 +85,24 @@ on_both!(triage_results_corrections_and_intents_are_stored, |h| {
     let sue = user(&store, &acme, "sue@acme.test", Role::Supervisor).await;
 
     // A new conversation takes triage's priority, even a low one; its intent is kept.
-    let low = store.ingest(&acme, inbound(&ch, "v0", "where is the manual?")).await.unwrap();
+    let low = store
+        .ingest(&acme, inbound(&ch, "v0", "where is the manual?"))
+        .await
+        .unwrap();
     assert_eq!(low.conversation.priority, Priority::P3);
-    let got = store.ingest(&acme, inbound(&ch, "v1", "everything is down")).await.unwrap();
+    let got = store
+        .ingest(&acme, inbound(&ch, "v1", "everything is down"))
+        .await
+        .unwrap();
     assert_eq!(got.conversation.priority, Priority::P0);
-    assert_eq!(got.conversation.intent.as_deref(), Some("technical_support"));
-    assert_eq!(got.work_item.as_ref().map(|w| w.priority), Some(Priority::P0));
+    assert_eq!(
+        got.conversation.intent.as_deref(),
+        Some("technical_support")
+    );
+    assert_eq!(
+        got.work_item.as_ref().map(|w| w.priority),
+        Some(Priority::P0)
+    );
     let id = got.conversation.id.clone();
     let stored = store.conversation(&acme, &id).await.unwrap();
     assert_eq!(stored.intent.as_deref(), Some("technical_support"));
@@ -120,12 +133,24 @@ on_both!(triage_results_corrections_and_intents_are_stored, |h| {
     assert_eq!(c.intent_before.as_deref(), Some("technical_support"));
     assert_eq!(c.priority_before, Some(Priority::P0));
     assert_eq!(c.text, "everything is down");
-    assert_eq!((conv.intent.as_deref(), conv.priority), (Some("billing"), Priority::P2));
+    assert_eq!(
+        (conv.intent.as_deref(), conv.priority),
+        (Some("billing"), Priority::P2)
+    );
     let again = store.conversation(&acme, &id).await.unwrap();
-    assert_eq!((again.intent.as_deref(), again.priority), (Some("billing"), Priority::P2));
+    assert_eq!(
+        (again.intent.as_deref(), again.priority),
+        (Some("billing"), Priority::P2)
+    );
     let list = store.triage_corrections(&acme, 10).await.unwrap();
     assert_eq!(list, vec![c.clone()]);
-    assert!(store.triage_corrections(&other, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .triage_corrections(&other, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let unknown = store
         .correct_triage(
             &ann,
@@ -174,7 +199,10 @@ on_both!(triage_results_corrections_and_intents_are_stored, |h| {
         store.save_ai_intent(&sue, solar(vec![" "])).await,
         Err(Error::Invalid { .. })
     ));
-    let first = store.save_ai_intent(&sue, solar(vec!["my panels"])).await.unwrap();
+    let first = store
+        .save_ai_intent(&sue, solar(vec!["my panels"]))
+        .await
+        .unwrap();
     let second = store
         .save_ai_intent(&sue, solar(vec!["my panels", "the inverter"]))
         .await
@@ -197,11 +225,17 @@ on_both!(triage_results_corrections_and_intents_are_stored, |h| {
         )
         .await
         .unwrap();
-    assert_eq!(store.ai_learning_tenants().await.unwrap(), vec![acme.tenant_id.clone()]);
+    assert_eq!(
+        store.ai_learning_tenants().await.unwrap(),
+        vec![acme.tenant_id.clone()]
+    );
 
     // A call's triage, on its interaction (here the message's).
     let interaction = got.message.interaction_id.clone().unwrap();
-    assert_eq!(store.interaction_triage(&acme, &interaction).await.unwrap(), None);
+    assert_eq!(
+        store.interaction_triage(&acme, &interaction).await.unwrap(),
+        None
+    );
     let r = result("complaint", Priority::P1);
     store
         .record_interaction_triage(&acme, &interaction, &r)
@@ -211,6 +245,15 @@ on_both!(triage_results_corrections_and_intents_are_stored, |h| {
         .record_interaction_triage(&acme, &interaction, &r)
         .await
         .unwrap();
-    assert_eq!(store.interaction_triage(&acme, &interaction).await.unwrap(), Some(r));
-    assert_eq!(store.interaction_triage(&other, &interaction).await.unwrap(), None);
+    assert_eq!(
+        store.interaction_triage(&acme, &interaction).await.unwrap(),
+        Some(r)
+    );
+    assert_eq!(
+        store
+            .interaction_triage(&other, &interaction)
+            .await
+            .unwrap(),
+        None
+    );
 });

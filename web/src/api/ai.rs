@@ -121,7 +121,9 @@ async fn conversation_triage(
     a: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vec<MessageTriage>>> {
-    Ok(axum::Json(s.store.conversation_triage(&a.actor, &id).await?))
+    Ok(axum::Json(
+        s.store.conversation_triage(&a.actor, &id).await?,
+    ))
 }
 
 /// What a correction returns.

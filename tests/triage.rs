@@ -25,7 +25,8 @@ fn visitor_says(p: &Parley, text: &str) -> String {
 }
 
 fn feature<'a>(ready: &'a Value, name: &str) -> &'a Value {
-    ready["ai"]["features"]
+    // `/readyz` lists the AI features at its top level.
+    ready["features"]
         .as_array()
         .and_then(|f| f.iter().find(|f| f["feature"] == name))
         .unwrap_or_else(|| panic!("no {name} in {ready}"))

@@ -126,6 +126,9 @@ pub(crate) struct Config {
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
     /// transcription and no IVR speech input.
     pub(crate) speech_model: Option<PathBuf>,
+    /// Sentence-embedding model directory (the layout of all-MiniLM-L6-v2) for triage
+    /// (`PARLEY_EMBEDDING_MODEL`); unset: the installed one, else rules-only triage.
+    pub(crate) embedding_model: Option<PathBuf>,
     /// Where `parley models install` puts models and where the server looks for them
     /// when `speech_model` is unset (`PARLEY_MODELS_DIR`); default `<data_dir>/models`.
     pub(crate) models_dir: Option<PathBuf>,
@@ -228,6 +231,7 @@ impl Default for Config {
             http_allow: String::new(),
             log_format: "text".into(),
             speech_model: None,
+            embedding_model: None,
             models_dir: None,
             webrtc_ice_addrs: None,
             webrtc_public_ips: None,

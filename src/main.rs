@@ -3,6 +3,7 @@
 
 mod analytics;
 mod automation;
+mod ai;
 mod config;
 mod data;
 mod delivery;
@@ -412,6 +413,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
     let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    // Triage: the local model's (or rules only), the hook of every channel's ingestion.
+    let triage = ai::start_triage(&cfg, &store).await?;
+    let store = store.with_triage(triage.triager.clone());
+    let transcript_triage = ai::spawn_transcript_triage(store.clone(), triage.triager.clone());
     // Events committed but not published when Parley last stopped (a crash between
     // commit and publish) go out now: at-least-once, consumers dedupe by event id.
     match store.relay_outbox().await {
@@ -612,7 +617,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             (None, why.clone())
         }
     };
-    let ai = models_cli::ai_status(&models_dir, speech.is_some(), &speech_detail);
+    let mut ai = models_cli::ai_status(&models_dir, speech.is_some(), &speech_detail);
+    ai.features.push(triage.feature.clone());
     for f in &ai.features {
         tracing::info!(feature = %f.feature, on = f.on, detail = %f.detail, "AI feature");
     }
@@ -701,7 +707,8 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
             )))
             .with_acd(std::sync::Arc::new(parley_calls::views::AcdView(acd)))
             .with_softphone(std::sync::Arc::new(phone))
-            .with_ai(ai),
+            .with_ai(ai)
+            .with_triager(triage.triager.clone()),
     );
     let listener = tokio::net::TcpListener::bind(cfg.http_addr)
         .await
@@ -752,6 +759,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     for t in email_tasks {
         t.abort();
     }
+    transcript_triage.abort();
     if let Some(w) = delivery_worker {
         w.abort();
     }

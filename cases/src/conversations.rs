@@ -296,6 +296,8 @@ pub struct Conversation {
     pub queue_id: Option<String>,
     /// P0 (most urgent) to P3.
     pub priority: Priority,
+    /// The intent triage gave its latest inbound message (or an agent's correction).
+    pub intent: Option<String>,
     /// Tags.
     pub tags: Vec<String>,
     /// Subject (email), if any.
@@ -567,7 +569,7 @@ impl AssigneeFilter {
 }
 
 /// What the triage hook decides about an inbound message.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TriageDecision {
     /// A new priority for the conversation (only ever raised).
     pub priority: Option<Priority>,
@@ -575,15 +577,21 @@ pub struct TriageDecision {
     pub tags: Vec<String>,
     /// Do not route (a bot answers, spam): no work item is created.
     pub skip_routing: bool,
+    /// The classifier's findings (intent, noise, language, sentiment, entities), stored
+    /// with the message (`message_triage`) in its transaction; the intent also on the
+    /// conversation.
+    pub result: Option<crate::triage::TriageResult>,
 }
 
-/// The triage hook of the ingestion path: sees the conversation (before the message)
-/// and the message, decides priority, tags and routing. Pure and synchronous: it runs
-/// before the message's transaction.
+/// The triage hook of the ingestion path: sees the tenant, the conversation (before the
+/// message) and the message, decides priority, tags and routing. Synchronous: it runs
+/// before the message's transaction (a local model's inference, a few milliseconds).
 pub trait Triage: Send + Sync {
-    /// Decides about `message` (not yet stored) in `conversation` (`None`: it opens one).
+    /// Decides about `message` (not yet stored) for `tenant_id` in `conversation`
+    /// (`None`: it opens one).
     fn triage(
         &self,
+        tenant_id: &str,
         conversation: Option<&Conversation>,
         message: &InboundMessage,
     ) -> TriageDecision;
@@ -616,6 +624,7 @@ impl Default for RulesTriage {
 impl Triage for RulesTriage {
     fn triage(
         &self,
+        _tenant_id: &str,
         _conversation: Option<&Conversation>,
         message: &InboundMessage,
     ) -> TriageDecision {
@@ -785,6 +794,7 @@ struct ConversationRow {
     team_id: Option<String>,
     queue_id: Option<String>,
     priority: String,
+    intent: Option<String>,
     tags: String,
     subject: Option<String>,
     work_item_id: Option<String>,
@@ -800,7 +810,7 @@ struct ConversationRow {
 }
 
 const CONV_COLS: &str = "c.id, c.customer_id, c.channel_id, ch.kind AS channel_kind, c.thread_key, \
-     c.status, c.snoozed_until, c.assignee_id, c.team_id, c.queue_id, c.priority, c.tags, c.subject, \
+     c.status, c.snoozed_until, c.assignee_id, c.team_id, c.queue_id, c.priority, c.intent, c.tags, c.subject, \
      c.work_item_id, c.csat_score, c.csat_comment, c.csat_at, c.last_seq, c.last_message_at, \
      c.waiting_since, c.created_at, c.updated_at, c.resolved_at";
 
@@ -829,6 +839,7 @@ impl ConversationRow {
             assignee_id: self.assignee_id,
             team_id: self.team_id,
             queue_id: self.queue_id,
+            intent: self.intent,
             subject: self.subject,
             work_item_id: self.work_item_id,
             case_ids: vec![],
@@ -930,7 +941,11 @@ pub(crate) fn visitor_event(tenant_id: &str, m: &Message) -> DomainEvent {
     .min_role(Role::Admin)
 }
 
-fn conversation_event(kind: &'static str, tenant_id: &str, conv: &Conversation) -> DomainEvent {
+pub(crate) fn conversation_event(
+    kind: &'static str,
+    tenant_id: &str,
+    conv: &Conversation,
+) -> DomainEvent {
     let mut e = DomainEvent::new(tenant_id, kind, conv).customer(&conv.customer_id);
     e.only_users = conv.assignee_id.as_ref().map(|a| vec![a.clone()]);
     e
@@ -1102,7 +1117,7 @@ async fn insert_conversation_if_new(
 impl Store {
     /// Events about an unassigned conversation of a team go to that team's members
     /// (and supervisors), not to every agent: those outside the team cannot open it.
-    async fn restrict_to_team(
+    pub(crate) async fn restrict_to_team(
         &self,
         tenant_id: &str,
         conv: &Conversation,
@@ -1453,6 +1468,7 @@ impl Store {
             team_id: channel.team_id.clone(),
             queue_id: channel.queue_id.clone(),
             priority: Priority::P2,
+            intent: None,
             tags: vec![],
             subject: None,
             work_item_id: None,
@@ -1568,11 +1584,11 @@ impl Store {
         Ok(out)
     }
 
-    /// The one ingestion path of every channel, with the default triage
-    /// ([`RulesTriage`]). See [`Store::ingest_with`].
+    /// The one ingestion path of every channel, with the store's triage hook
+    /// ([`Store::with_triage`]; default [`RulesTriage`]). See [`Store::ingest_with`].
     pub async fn ingest(&self, actor: &Actor, inbound: InboundMessage) -> Result<Ingested> {
-        self.ingest_with(actor, inbound, &RulesTriage::default())
-            .await
+        let triage = self.triage();
+        self.ingest_with(actor, inbound, triage.as_ref()).await
     }
 
     /// The one ingestion path of every channel (see the module doc): stores a customer's
@@ -1631,7 +1647,7 @@ impl Store {
             Some(c) => c.customer_id.clone(),
             None => self.resolve_sender(actor, &inbound.sender).await?,
         };
-        let decision = triage.triage(before.as_ref(), &inbound);
+        let decision = triage.triage(&actor.tenant_id, before.as_ref(), &inbound);
         let bot_holds = crate::kb::bot_holds(
             self,
             actor,
@@ -1759,8 +1775,9 @@ impl Store {
             updated_at: now,
             ..conv_before.clone()
         };
+        // A new conversation takes triage's priority (P3 too); an open one only rises.
         if let Some(p) = decision.priority
-            && priority_rank(p) < priority_rank(conv.priority)
+            && (opened || priority_rank(p) < priority_rank(conv.priority))
         {
             conv.priority = p;
         }
@@ -1768,6 +1785,18 @@ impl Store {
             if !conv.tags.contains(&t) {
                 conv.tags.push(t);
             }
+        }
+        if let Some(r) = &decision.result {
+            conv.intent = Some(r.intent.clone());
+            crate::triage::insert_result(
+                &mut tx,
+                &actor.tenant_id,
+                crate::triage::Subject::Message(&message.id),
+                Some(&conv.id),
+                r,
+                now,
+            )
+            .await?;
         }
         // Route it when it needs an agent and nothing routes it yet (and the tenant's
         // bot is not answering it: it routes the conversation when it hands off).
@@ -1780,7 +1809,7 @@ impl Store {
         sqlx::query(
             "UPDATE conversations SET status = 'open', snoozed_until = NULL, assignee_id = $1,
                     priority = $2, tags = $3, work_item_id = $4, last_message_at = $5,
-                    waiting_since = $6, updated_at = $5
+                    waiting_since = $6, updated_at = $5, intent = $9
              WHERE tenant_id = $7 AND id = $8",
         )
         .bind(conv.assignee_id.as_deref())
@@ -1791,6 +1820,7 @@ impl Store {
         .bind(conv.waiting_since.map(|t| t.0))
         .bind(&actor.tenant_id)
         .bind(&conv.id)
+        .bind(conv.intent.as_deref())
         .execute(&mut *tx)
         .await?;
         conv.case_ids = self
@@ -2727,11 +2757,11 @@ mod tests {
             text: text.into(),
             ..Default::default()
         };
-        let d = t.triage(None, &m("URGENT: total outage, I want a refund!"));
+        let d = t.triage("t", None, &m("URGENT: total outage, I want a refund!"));
         assert_eq!(d.priority, Some(Priority::P0));
         assert_eq!(d.tags, vec!["urgent", "outage", "billing"]);
         assert_eq!(
-            t.triage(None, &m("downloads fine")),
+            t.triage("t", None, &m("downloads fine")),
             TriageDecision::default()
         );
     }

@@ -68,6 +68,7 @@ pub mod tasks;
 pub mod telephony;
 pub mod timeline;
 pub mod transcripts;
+pub mod triage;
 mod types;
 pub mod webhooks;
 pub mod work_items;

@@ -58,6 +58,8 @@ pub struct Store {
     sinks: Arc<std::sync::Mutex<Vec<Arc<dyn EventSink>>>>,
     clock: Arc<dyn Clock>,
     files: Option<Arc<Path>>,
+    /// The triage hook [`Store::ingest`] runs (default: keyword rules).
+    triage: TriageHook,
     /// The per-call lookup cache, shared by every clone (see [`crate::lookups`]).
     pub(crate) lookups: Arc<crate::lookups::Lookups>,
 }
@@ -113,6 +115,7 @@ impl Store {
             sinks: Arc::new(std::sync::Mutex::new(sinks)),
             clock: Arc::new(SystemClock),
             files: None,
+            triage: TriageHook::default(),
             lookups: Arc::default(),
         })
     }
@@ -152,6 +155,19 @@ impl Store {
             .migrator()
             .iter()
             .all(|m| applied.iter().any(|(v,)| *v == m.version)))
+    }
+
+    /// Sets the triage hook every channel's [`Store::ingest`] runs (the binary passes
+    /// the local AI's; default: [`crate::conversations::RulesTriage`]). The store itself
+    /// stays model-free.
+    pub fn with_triage(mut self, triage: Arc<dyn crate::conversations::Triage>) -> Store {
+        self.triage = TriageHook(triage);
+        self
+    }
+
+    /// The triage hook [`Store::ingest`] runs.
+    pub fn triage(&self) -> Arc<dyn crate::conversations::Triage> {
+        self.triage.0.clone()
     }
 
     /// Replaces the clock (tests drive SLA timers and token expiry in virtual time).
@@ -263,5 +279,21 @@ impl Store {
             let _ = self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await;
         }
         self.pool.close().await;
+    }
+}
+
+/// The configured triage hook (a newtype: `dyn Triage` is not `Debug`).
+#[derive(Clone)]
+struct TriageHook(Arc<dyn crate::conversations::Triage>);
+
+impl std::fmt::Debug for TriageHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TriageHook")
+    }
+}
+
+impl Default for TriageHook {
+    fn default() -> Self {
+        TriageHook(Arc::new(crate::conversations::RulesTriage::default()))
     }
 }

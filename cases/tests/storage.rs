@@ -17,6 +17,7 @@ mod outbox;
 mod portal;
 mod recordings;
 mod surveys;
+mod triage;
 mod work_items;
 
 use parley_cases::cases::{CaseFilter, CasePatch, NewCase};

@@ -12,6 +12,7 @@
 
 pub(crate) mod http;
 pub(crate) mod mail;
+pub(crate) mod models;
 pub(crate) mod parley;
 pub(crate) mod sipp;
 pub(crate) mod slack;

@@ -80,6 +80,9 @@ pub(crate) fn command(dir: &Path, db: Option<&str>) -> Command {
         // on every call of these tests (regression: call entries were written late
         // under load, past the tests' deadlines).
         .env_remove("PARLEY_SPEECH_MODEL")
+        // Rules-only triage unless a test asks for the model (loading it costs every
+        // start a second).
+        .env_remove("PARLEY_EMBEDDING_MODEL")
         .env_remove("PARLEY_MODELS_DIR")
         // No month of demo history (issue #22) unless a test asks for it: it takes
         // seconds to seed and its conversations would fill the inbox.

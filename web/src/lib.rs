@@ -110,6 +110,8 @@ pub struct AppState {
     ws_open: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
     /// The local AI features and models, for `/readyz` (see [`AppState::with_ai`]).
     pub(crate) ai: Arc<AiStatus>,
+    /// Message triage (see [`AppState::with_triager`]; default: rules only).
+    pub(crate) triager: Arc<parley_ai::Triager>,
     /// The Prometheus scrape, when enabled (see [`AppState::with_metrics`]).
     pub(crate) metrics: Option<metrics::MetricsExport>,
     /// The public web chat, when a conversation engine is attached (see
@@ -489,6 +491,7 @@ impl AppState {
             sip_bans: None,
             ws_open: Arc::default(),
             ai: Arc::new(AiStatus::default()),
+            triager: Arc::new(parley_ai::Triager::rules_only()),
             metrics: None,
             chat: None,
             portal: portal::PortalState::new(Arc::new(portal::LogLinkSender)),
@@ -553,6 +556,14 @@ impl AppState {
     /// Attaches what `/readyz` reports about the local AI features and models.
     pub fn with_ai(mut self, ai: AiStatus) -> AppState {
         self.ai = Arc::new(ai);
+        self
+    }
+
+    /// Sets the triage engine of `/api/v1/ai/*` and corrections: the same one the
+    /// store's ingestion hook runs ([`Store::with_triage`]), so that what it learns
+    /// applies to the next message.
+    pub fn with_triager(mut self, triager: Arc<parley_ai::Triager>) -> AppState {
+        self.triager = triager;
         self
     }
 
@@ -625,6 +636,7 @@ impl AppState {
             to every affected customer, status, recurrence suggestions, the Slack swarm (events at /hooks/v1/slack/{tenant})"),
         (name = "knowledge", description = "The knowledge base: articles (versions, draft/published), search, grounded answers with citations, the web-chat bot's switch"),
         (name = "automation", description = "Automation rules: triggers, conditions and actions as data; dry runs; execution logs"),
+        (name = "ai", description = "Local AI: triage (intent, P0-P3, noise, language, sentiment, entities), tenant intents, corrections"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

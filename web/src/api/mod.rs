@@ -6,6 +6,7 @@ use crate::AppState;
 
 mod admin;
 pub(crate) mod analytics;
+mod ai;
 mod auth;
 mod batch;
 mod calls;
@@ -53,6 +54,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(batch::router())
         .merge(tasks::router())
         .merge(webhooks::router())
+        .merge(ai::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

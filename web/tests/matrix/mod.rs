@@ -694,6 +694,14 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::POST, "/conversations/{id}/typing", "/conversations/{conversation}/typing", json!(null), "UAAAN"),
         // The mail thread (empty for the world's web chat conversation).
         (M::GET, "/conversations/{id}/email", "/conversations/{conversation}/email", json!(null), "UAAAN"),
+        // Triage (issue #20): anyone signed in triages a text and corrects what they
+        // see; supervisors and admins define intents and read corrections.
+        (M::POST, "/ai/triage", "/ai/triage", json!({"text": "My internet is down", "channel": "web_chat"}), "UAAAO"),
+        (M::GET, "/ai/intents", "/ai/intents", json!(null), "UAAAO"),
+        (M::POST, "/ai/intents", "/ai/intents", json!({"name": "solar", "description": "Solar panels", "examples": ["My solar panels stopped"]}), "UFAAO"),
+        (M::GET, "/ai/corrections", "/ai/corrections", json!(null), "UFAAO"),
+        (M::GET, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!(null), "UAAAN"),
+        (M::POST, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!({"intent": "sales", "priority": "P3"}), "UAAAN"),
         // Speech
         (M::GET, "/speech/settings", "/speech/settings", json!(null), "UAAAO"),
         (M::PUT, "/speech/settings", "/speech/settings", json!({"transcription": true, "require_consent": true, "alert_phrases": []}), "UFFAO"),

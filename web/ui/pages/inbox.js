@@ -16,7 +16,7 @@ import { onEvent } from '../events.js';
 import { mountOffers } from './offers.js';
 import { copyFields, mailThreadButton } from './mailthread.js';
 import {
-  CHANNELS, STATUSES, PRIORITIES, conversation, message, passes, listQuery, compare, waiting,
+  CHANNELS, STATUSES, PRIORITIES, DEFAULT_INTENTS, conversation, message, passes, listQuery, compare, waiting,
   slaCountdown, placeholderValues, renderCanned, mentions, mentionAt, cannedAt, identityLabel, timelineMeta,
 } from './inboxlib.js';
 
@@ -255,6 +255,7 @@ export async function render(main, params, { user }) {
             h('span', { class: 'conv-top' },
               h('strong', { class: 'conv-customer' }, name),
               badge(c.priority, 'prio ' + c.priority.toLowerCase()),
+              c.intent ? badge(label(c.intent), 'intent') : null,
               c.status !== 'open' ? badge(label(c.status), 'st-' + c.status) : null),
             h('span', { class: 'conv-last' }, last.private ? h('em', {}, 'Note: ') : '', last.text || c.subject || ''),
             h('span', { class: 'conv-meta' },
@@ -315,13 +316,16 @@ export async function render(main, params, { user }) {
       const conv = conversation(d.conversation || d);
       const msgs = (d.messages || (d.conversation && d.conversation.messages) || []).map(message)
         .sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0) || (a.at || 0) - (b.at || 0));
-      const cust = conv.customerId ? await customer(conv.customerId).catch(() => null) : null;
+      const [cust, triage] = await Promise.all([
+        conv.customerId ? customer(conv.customerId).catch(() => null) : null,
+        get('/conversations/' + enc(openId) + '/triage').catch(() => []),
+        loadIntents()]);
       if (mine !== threadSeq || disposed) return;
       noteAssignee(conv, listLoaded);
       const incidents = await get('/conversations/' + enc(openId) + '/incidents').catch(() => []);
       if (mine !== threadSeq || disposed) return;
       if (detail && detail.conv.id === conv.id && msgs.length > detail.messages.length) typingBox.hidden = true;
-      detail = { conv, messages: msgs, customer: cust, incidents };
+      detail = { conv, messages: msgs, customer: cust, incidents, triage: Array.isArray(triage) ? triage : [] };
       drawThread();
       loadContext(conv, cust);
       loadBrief(conv);
@@ -549,12 +553,48 @@ export async function render(main, params, { user }) {
           assignSel,
           c.assignee !== me.id ? h('button', { type: 'button', id: 'assign-me', 'aria-keyshortcuts': 'a', onclick: (e) => assign(me.id, headOut, e.target) }, 'Assign to me') : null,
           ACTIVE.has(c.status) ? h('button', { type: 'button', id: 'resolve', 'aria-keyshortcuts': 'e', onclick: (e) => setStatus('resolved', headOut, e.target) }, '✓ Resolve') : null),
+        triageRow(c, headOut),
         headOut,
         // Issue #21: the open incidents this customer is affected by.
         (detail.incidents || []).map((i) => h('div', { class: 'incident-banner', role: 'status' },
           badge(i.severity), ' Incident: ', h('a', { href: '/incidents/' + enc(i.id), 'data-link': '' }, i.title),
           ` — ${i.status.replace('_', ' ')}`)));
     if (stick) logBox.scrollTop = logBox.scrollHeight;
+  }
+
+  // --- triage (issue #20): what the classifier said, and a one-click correction
+  let intentNames = null;
+  async function loadIntents() {
+    if (intentNames) return;
+    const own = await get('/ai/intents').catch(() => []);
+    intentNames = DEFAULT_INTENTS.concat((Array.isArray(own) ? own : []).map((i) => i.name));
+  }
+  function triageRow(c, out) {
+    const last = detail.triage.length ? detail.triage[detail.triage.length - 1].triage : null;
+    const intentSel = h('select', { id: 'triage-intent', 'aria-label': 'Intent' },
+      !c.intent ? h('option', { value: '', selected: true }, 'intent?') : null,
+      (intentNames || DEFAULT_INTENTS).map((i) => h('option', { value: i, selected: i === c.intent }, label(i))));
+    const prioSel = h('select', { id: 'triage-priority', 'aria-label': 'Priority' },
+      PRIORITIES.map((p) => h('option', { value: p, selected: p === c.priority }, p)));
+    const save = h('button', { type: 'button', id: 'triage-correct', title: 'Correct the intent and priority: triage learns from it' }, 'Correct');
+    save.addEventListener('click', (e) => correctTriage(intentSel.value, prioSel.value, out, e.target));
+    const facts = last ? [
+      badge(last.sentiment, 'sentiment ' + last.sentiment),
+      last.language && last.language !== 'und' ? badge(last.language, 'lang') : null,
+      last.noise ? badge('no human needed', 'noise') : null,
+      h('span', { class: 'muted small', title: 'Triage source: ' + last.source }, Math.round((last.confidence || 0) * 100) + '% ' + last.source),
+      (last.entities || []).slice(0, 6).map((en) => h('span', { class: 'chip small', title: label(en.kind) }, en.value)),
+    ] : [h('span', { class: 'muted small' }, 'Not triaged')];
+    return h('div', { class: 'row triage', id: 'triage' },
+      h('span', { class: 'small' }, 'Triage:'), intentSel, prioSel, save, facts);
+  }
+  async function correctTriage(intent, priority, out, btn) {
+    if (!detail || !intent) return;
+    await act(btn || null, out, async () => {
+      await post('/conversations/' + enc(detail.conv.id) + '/triage', { intent, priority });
+      toast(`Triage corrected: ${label(intent)}, ${priority}`);
+      await Promise.all([loadThread(), loadList()]);
+    });
   }
 
   function nearBottom() {

@@ -17,6 +17,9 @@ export const CHANNELS = {
 };
 export const STATUSES = ['open', 'pending', 'snoozed', 'resolved', 'closed'];
 export const PRIORITIES = ['P0', 'P1', 'P2', 'P3'];
+/** The default triage taxonomy (issue #20); tenants add their own (`/ai/intents`). */
+export const DEFAULT_INTENTS = ['billing', 'technical_support', 'how_to', 'account_change', 'cancellation',
+  'sales', 'complaint', 'feedback_thanks', 'spam'];
 
 const ms = (t) => (t === null || t === undefined || t === '' ? null : typeof t === 'number' ? t : Date.parse(t));
 
@@ -41,6 +44,7 @@ export function conversation(c) {
     assignee: c.assignee_id !== undefined ? c.assignee_id : (c.assignee && typeof c.assignee === 'object' ? c.assignee.id : c.assignee || null),
     teamId: c.team_id || null,
     priority: c.priority || 'P2',
+    intent: c.intent || null,
     subject: c.subject || null,
     lastText: last ? last.text : (typeof c.last_message === 'string' ? c.last_message : c.last_message_text || c.preview || ''),
     lastPrivate: !!(last && last.private),

@@ -5,6 +5,7 @@ mod config;
 mod data;
 mod delivery;
 mod flow_cli;
+mod messaging;
 mod models_cli;
 
 use std::io::{BufRead as _, IsTerminal as _};
@@ -406,7 +407,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let metrics_handle = parley_web::metrics::install_recorder();
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
-    let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    let store = open_store(&cfg)
+        .await?
+        .with_files_dir(&cfg.data_dir)
+        .with_secret_keys(keys.clone());
     // Events committed but not published when Parley last stopped (a crash between
     // commit and publish) go out now: at-least-once, consumers dedupe by event id.
     match store.relay_outbox().await {
@@ -473,6 +477,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         max_prompt_bytes: cfg.max_prompt_bytes,
         hsts: cfg.hsts()?,
         recording_keys: Some(keys.clone()),
+        public_url: cfg.public_url.clone(),
     };
     let shutdown = shutdown_signal();
     let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);

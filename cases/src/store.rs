@@ -58,6 +58,8 @@ pub struct Store {
     sinks: Arc<std::sync::Mutex<Vec<Arc<dyn EventSink>>>>,
     clock: Arc<dyn Clock>,
     files: Option<Arc<Path>>,
+    /// The key ring channel secrets are sealed under (see [`Store::with_secret_keys`]).
+    secret_keys: Arc<parley_vault::KeyRing>,
     /// The per-call lookup cache, shared by every clone (see [`crate::lookups`]).
     pub(crate) lookups: Arc<crate::lookups::Lookups>,
 }
@@ -113,6 +115,7 @@ impl Store {
             sinks: Arc::new(std::sync::Mutex::new(sinks)),
             clock: Arc::new(SystemClock),
             files: None,
+            secret_keys: Arc::new(ephemeral_ring()),
             lookups: Arc::default(),
         })
     }
@@ -165,6 +168,19 @@ impl Store {
     pub fn with_files_dir(mut self, dir: impl AsRef<Path>) -> Store {
         self.files = Some(Arc::from(dir.as_ref()));
         self
+    }
+
+    /// Seals channel secrets (access tokens, passwords) under `keys` (the data
+    /// directory's key ring). Without it a store seals them under a random key that
+    /// lives as long as the process: fine for tests, lost at a restart.
+    pub fn with_secret_keys(mut self, keys: Arc<parley_vault::KeyRing>) -> Store {
+        self.secret_keys = keys;
+        self
+    }
+
+    /// The key ring channel secrets are sealed under.
+    pub(crate) fn secret_keys(&self) -> &parley_vault::KeyRing {
+        &self.secret_keys
     }
 
     /// The root of the stored files, when set.
@@ -264,4 +280,9 @@ impl Store {
         }
         self.pool.close().await;
     }
+}
+
+/// A key ring of one random key, for a store given none.
+fn ephemeral_ring() -> parley_vault::KeyRing {
+    parley_vault::KeyRing::new(1, rand::random())
 }

@@ -4,6 +4,7 @@
 mod acd;
 mod callbacks;
 mod canned;
+mod channels;
 mod common;
 mod conversations;
 mod flows;

@@ -43,6 +43,7 @@ pub mod chat;
 pub mod error;
 pub mod extract;
 pub mod headers;
+mod hooks;
 pub mod metrics;
 pub mod serve;
 pub mod softphone;
@@ -70,6 +71,9 @@ pub struct WebConfig {
     /// The key ring recordings are sealed under (to stream them decrypted); `None`:
     /// stored recordings are plain files.
     pub recording_keys: Option<Arc<parley_vault::KeyRing>>,
+    /// Parley's public base URL as providers reach it (`PARLEY_PUBLIC_URL`), for
+    /// channels' webhook URLs; `None`: the address a request came to.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -82,6 +86,7 @@ impl Default for WebConfig {
             max_prompt_bytes: 10 << 20,
             hsts: Hsts::Auto,
             recording_keys: None,
+            public_url: None,
         }
     }
 }
@@ -113,6 +118,8 @@ pub struct AppState {
     /// The public web chat, when a conversation engine is attached (see
     /// [`AppState::with_chat`]).
     pub(crate) chat: Option<chat::ChatState>,
+    /// The messaging providers' API client (webhook media downloads).
+    pub(crate) messaging: parley_messaging::client::Client,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -484,6 +491,7 @@ impl AppState {
             ai: Arc::new(AiStatus::default()),
             metrics: None,
             chat: None,
+            messaging: parley_messaging::client::Client::new(Duration::from_secs(15)),
         }
     }
 
@@ -597,6 +605,7 @@ impl AppState {
         (name = "routing", description = "Work items (tasks, chats, emails, messages) routed to agents by capacity: create, list, accept, decline, complete"),
         (name = "speech", description = "Transcription settings (the AI toggle), call transcripts"),
         (name = "recordings", description = "Call recordings and voicemail: authorised audio (Range), retention"),
+        (name = "channels", description = "Channels (web chat, email, SMS, WhatsApp, Messenger, Instagram, Telegram, X, api): provider configuration with write-only secrets, webhook URLs"),
         (name = "inbox", description = "The unified inbox's canned responses (reply templates with placeholders)"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
@@ -627,6 +636,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .merge(chat::router())
+        .merge(hooks::router())
         .split_for_parts()
         .1
 }
@@ -636,6 +646,7 @@ pub fn app(state: AppState) -> Router {
     let (api_router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", api::router())
         .merge(chat::router())
+        .merge(hooks::router())
         .split_for_parts();
     let max_body = state.config.max_body_bytes;
     let hsts = state.config.hsts;

@@ -6,6 +6,7 @@ mod acd;
 mod bans;
 mod calls;
 mod canned;
+mod channels;
 mod chat;
 mod conversations;
 mod flows;

@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod canned;
 mod cases;
+pub(crate) mod channels;
 mod conversations;
 mod customers;
 mod dialpolicy;
@@ -39,6 +40,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(dialpolicy::router())
         .merge(work_items::router())
         .merge(canned::router())
+        .merge(channels::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

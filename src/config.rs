@@ -121,6 +121,10 @@ pub(crate) struct Config {
     /// private, link-local, metadata or unspecified addresses, comma-separated
     /// `ip[/prefix]` (`PARLEY_HTTP_ALLOW`). Default: none.
     pub(crate) http_allow: String,
+    /// Parley's public base URL as messaging providers reach it, e.g.
+    /// `https://parley.example.com` (`PARLEY_PUBLIC_URL`): channels' webhook URLs
+    /// start with it. Unset: the address each API request came to.
+    pub(crate) public_url: Option<String>,
     /// `text` or `json` logs (`PARLEY_LOG_FORMAT`); the level comes from `RUST_LOG`.
     pub(crate) log_format: String,
     /// Whisper model (ggml) used by transcription (`PARLEY_SPEECH_MODEL`); unset: no
@@ -229,6 +233,7 @@ impl Default for Config {
             max_prompt_bytes: 10 << 20,
             http_hsts: "auto".into(),
             http_allow: String::new(),
+            public_url: None,
             log_format: "text".into(),
             speech_model: None,
             embedding_model: None,

@@ -30,6 +30,10 @@ pub(crate) fn adapters() -> HashMap<ChannelKind, Arc<dyn ChannelAdapter>> {
     m.insert(web.kind(), web);
     let email: Arc<dyn ChannelAdapter> = Arc::new(parley_email::channel::EmailAdapter);
     m.insert(email.kind(), email);
+    // Messaging providers (issue #19).
+    for a in crate::messaging::ProviderAdapter::all() {
+        m.insert(a.kind(), a);
+    }
     m
 }
 
@@ -94,7 +98,14 @@ pub(crate) async fn round(
                         .await?;
                 }
                 Err(e) => {
-                    let retry = if e.retryable {
+                    // A channel may give up sooner (`max_attempts` in its settings).
+                    let max = d
+                        .channel
+                        .settings
+                        .get("max_attempts")
+                        .and_then(serde_json::Value::as_i64)
+                        .unwrap_or(i64::MAX);
+                    let retry = if e.retryable && d.attempts + 1 < max {
                         retry_after_ms(d.attempts).map(|ms| Timestamp(store.now().0 + ms))
                     } else {
                         None

@@ -10,6 +10,7 @@ mod delivery;
 mod email;
 mod flow_cli;
 mod incidents;
+mod messaging;
 mod models_cli;
 mod webhooks;
 
@@ -412,7 +413,10 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
     let metrics_handle = parley_web::metrics::install_recorder();
     let _lock = data::lock_data_dir(&cfg.data_dir)?;
     let keys = data::load_keys(&cfg)?;
-    let store = open_store(&cfg).await?.with_files_dir(&cfg.data_dir);
+    let store = open_store(&cfg)
+        .await?
+        .with_files_dir(&cfg.data_dir)
+        .with_secret_keys(keys.clone());
     // Triage: the local model's (or rules only), the hook of every channel's ingestion.
     let triage = ai::start_triage(&cfg, &store).await?;
     let store = store.with_triage(triage.triager.clone());
@@ -515,6 +519,7 @@ async fn serve(cfg: Config, demo: bool) -> anyhow::Result<()> {
         max_prompt_bytes: cfg.max_prompt_bytes,
         hsts: cfg.hsts()?,
         recording_keys: Some(keys.clone()),
+        public_url: cfg.public_url.clone(),
     };
     let shutdown = shutdown_signal();
     let mut sip_cfg = parley_signaling::SipConfig::new(cfg.sip_addr);

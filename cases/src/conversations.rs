@@ -47,8 +47,11 @@
 //! `conversation.assigned`, `conversation.updated`, `conversation.message_status`.
 
 pub mod attachments;
+pub mod channel_config;
+pub mod channels;
 pub mod delivery;
 pub mod email;
+pub mod receipts;
 
 pub use attachments::attachment_location;
 
@@ -112,8 +115,12 @@ pub enum ChannelKind {
     Instagram,
     /// X DMs.
     X,
+    /// Telegram (a bot).
+    Telegram,
+    /// A custom integration over signed webhooks.
+    Api,
 }
-str_enum!(ChannelKind, "kind", { WebChat => "web_chat", Email => "email", Sms => "sms", Whatsapp => "whatsapp", Messenger => "messenger", Instagram => "instagram", X => "x" });
+str_enum!(ChannelKind, "kind", { WebChat => "web_chat", Email => "email", Sms => "sms", Whatsapp => "whatsapp", Messenger => "messenger", Instagram => "instagram", X => "x", Telegram => "telegram", Api => "api" });
 
 impl ChannelKind {
     /// The channel on the customer's timeline.
@@ -126,6 +133,8 @@ impl ChannelKind {
             ChannelKind::Messenger => timeline::Channel::Messenger,
             ChannelKind::Instagram => timeline::Channel::Instagram,
             ChannelKind::X => timeline::Channel::X,
+            ChannelKind::Telegram => timeline::Channel::Telegram,
+            ChannelKind::Api => timeline::Channel::Api,
         }
     }
 
@@ -160,12 +169,21 @@ pub struct Channel {
     pub queue_id: Option<String>,
     /// The team new conversations belong to.
     pub team_id: Option<String>,
-    /// Per-channel settings (greeting, colours, limits), a JSON object.
+    /// Per-channel settings (greeting, colours, limits, the provider configuration
+    /// without its secrets), a JSON object.
     pub settings: serde_json::Value,
+    /// The paths of the secrets set (`access_token`, `imap.password`); their values
+    /// are sealed and never shown ([`channel_config`]).
+    pub secret_fields: Vec<String>,
+    /// Receives and sends; a removed channel that has conversations is disabled.
+    pub enabled: bool,
     /// Created.
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
+    /// The sealed secrets (base64), opened by [`Store::channel_config`].
+    #[serde(skip)]
+    pub(crate) sealed_secrets: Option<String>,
 }
 
 /// Input of [`Store::create_channel`].
@@ -183,8 +201,10 @@ pub struct NewChannel {
     /// The team its conversations belong to.
     #[serde(default)]
     pub team_id: Option<String>,
-    /// Settings (a JSON object).
-    #[serde(default)]
+    /// Settings (a JSON object): the provider configuration of the kind
+    /// ([`channel_config::fields`]), secrets included (they are sealed). Also read
+    /// as `config`.
+    #[serde(default, alias = "config")]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -523,6 +543,10 @@ pub struct NewReply {
     /// Email conversations: blind copies to (addresses).
     #[serde(default)]
     pub bcc: Vec<String>,
+    /// Send as this approved template (WhatsApp, outside the 24-hour window); `text`
+    /// is what agents see of it.
+    #[serde(default)]
+    pub template: Option<receipts::TemplateRef>,
 }
 
 /// Filter of [`Store::list_conversations`].
@@ -762,12 +786,19 @@ struct ChannelRow {
     settings: String,
     created_at: i64,
     updated_at: i64,
+    secrets: Option<String>,
+    disabled_at: Option<i64>,
 }
 
-const CHANNEL_COLS: &str = "id, kind, name, queue_id, team_id, settings, created_at, updated_at";
+const CHANNEL_COLS: &str =
+    "id, kind, name, queue_id, team_id, settings, created_at, updated_at, secrets, disabled_at";
 
 impl ChannelRow {
     fn into_channel(self) -> Result<Channel> {
+        let stored: Option<channels::StoredSecrets> = match &self.secrets {
+            Some(s) => Some(from_json_text("channels.secrets", s)?),
+            None => None,
+        };
         Ok(Channel {
             id: self.id,
             kind: ChannelKind::parse(&self.kind)?,
@@ -775,8 +806,14 @@ impl ChannelRow {
             queue_id: self.queue_id,
             team_id: self.team_id,
             settings: from_json_text("channels.settings", &self.settings)?,
+            secret_fields: stored
+                .as_ref()
+                .map(|s| s.fields.clone())
+                .unwrap_or_default(),
+            enabled: self.disabled_at.is_none(),
             created_at: Timestamp(self.created_at),
             updated_at: Timestamp(self.updated_at),
+            sealed_secrets: stored.map(|s| s.sealed),
         })
     }
 }
@@ -1173,10 +1210,10 @@ impl Store {
         if let Some(t) = &new.team_id {
             self.require(actor, "teams", "team", t).await?;
         }
-        let settings = new.settings.unwrap_or_else(|| serde_json::json!({}));
-        if !settings.is_object() {
-            return Err(Error::invalid("settings", "must be a JSON object"));
-        }
+        let config = new.settings.unwrap_or_else(|| serde_json::json!({}));
+        channel_config::validate(kind, &config)?;
+        let (settings, secrets) = channel_config::split_secrets(&config)?;
+        let stored = self.seal_channel_secrets(&secrets)?;
         let now = self.now();
         let channel = Channel {
             id: new_id(),
@@ -1185,12 +1222,15 @@ impl Store {
             queue_id,
             team_id: new.team_id,
             settings,
+            secret_fields: secrets.keys().cloned().collect(),
+            enabled: true,
             created_at: now,
             updated_at: now,
+            sealed_secrets: stored.as_ref().map(|s| s.sealed.clone()),
         };
         let mut tx = self.write_tx().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO channels (tenant_id, {CHANNEL_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO channels (tenant_id, {CHANNEL_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL)"
         )))
         .bind(&actor.tenant_id)
         .bind(&channel.id)
@@ -1201,6 +1241,7 @@ impl Store {
         .bind(json_text(&channel.settings))
         .bind(now.0)
         .bind(now.0)
+        .bind(stored.as_ref().map(json_text))
         .execute(&mut *tx)
         .await
         .map_err(|e| Error::from_unique(e, "channel", "name"))?;
@@ -1617,6 +1658,9 @@ impl Store {
             .map(|p| check_key("client_id", p))
             .transpose()?;
         let channel = self.channel(actor, &inbound.channel_id).await?;
+        if !channel.enabled {
+            return Err(Error::invalid("channel_id", "the channel is disabled"));
+        }
         let before = self
             .conversation_by_thread(actor, &channel.id, &thread_key)
             .await?;
@@ -1918,6 +1962,21 @@ impl Store {
         {
             return Ok(m);
         }
+        if !new.private {
+            // The channel's reply window and length limit (issue #19).
+            let channel = self.channel(actor, &conv.channel_id).await?;
+            let last = self.last_inbound_at(&actor.tenant_id, &conv.id).await?;
+            receipts::check_reply(
+                channel.kind,
+                &channel.settings,
+                last,
+                self.now(),
+                &text,
+                new.template.as_ref(),
+            )?;
+        } else if new.template.is_some() {
+            return Err(Error::invalid("template", "a private note is not sent"));
+        }
         if let Some(r) = &new.reply_to {
             let found: Option<(String,)> = sqlx::query_as(
                 "SELECT id FROM messages WHERE tenant_id = $1 AND conversation_id = $2 AND id = $3",
@@ -2043,6 +2102,16 @@ impl Store {
             .await?;
             if let Some((cc, bcc)) = &copies {
                 email::insert_copies(&mut tx, &actor.tenant_id, &message.id, cc, bcc).await?;
+            }
+            if let Some(t) = &new.template {
+                sqlx::query(
+                    "INSERT INTO message_templates (message_id, tenant_id, template) VALUES ($1, $2, $3)",
+                )
+                .bind(&message.id)
+                .bind(&actor.tenant_id)
+                .bind(json_text(t))
+                .execute(&mut *tx)
+                .await?;
             }
         }
         let waiting_since = if message.private || matches!(bot, Some(None)) {

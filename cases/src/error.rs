@@ -100,6 +100,34 @@ pub enum Error {
     /// Password hashing failed (not a wrong password: an internal failure).
     #[error("password hashing failed: {0}")]
     PasswordHash(String),
+    /// The channel's reply window is closed: free text may not be sent until the
+    /// customer writes again (templates may, where `templates`).
+    #[error("the {channel} reply window is closed ({hours} hours after the customer's last message){}", window_hint(.templates))]
+    ReplyWindowClosed {
+        /// The channel kind.
+        channel: &'static str,
+        /// The window's length.
+        hours: i64,
+        /// Whether a template may be sent instead.
+        templates: bool,
+    },
+    /// Channel secrets could not be sealed or opened (a key missing from the key ring,
+    /// tampered data).
+    #[error("channel secrets could not be {what}: {source}")]
+    Secrets {
+        /// `sealed` or `opened`.
+        what: &'static str,
+        /// The vault's error.
+        source: parley_vault::Error,
+    },
+}
+
+fn window_hint(templates: &bool) -> &'static str {
+    if *templates {
+        "; send an approved template"
+    } else {
+        ""
+    }
 }
 
 impl Error {

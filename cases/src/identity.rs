@@ -26,6 +26,8 @@ pub enum IdentityKind {
     X,
     /// An SMS number, E.164.
     Sms,
+    /// A Telegram user or chat id.
+    Telegram,
 }
 
 impl IdentityKind {
@@ -40,6 +42,7 @@ impl IdentityKind {
             IdentityKind::Instagram => "instagram",
             IdentityKind::X => "x",
             IdentityKind::Sms => "sms",
+            IdentityKind::Telegram => "telegram",
         }
     }
 
@@ -54,10 +57,11 @@ impl IdentityKind {
             "instagram" => IdentityKind::Instagram,
             "x" => IdentityKind::X,
             "sms" => IdentityKind::Sms,
+            "telegram" => IdentityKind::Telegram,
             _ => {
                 return Err(Error::invalid(
                     field.to_owned(),
-                    "must be one of phone, email, web_chat, whatsapp, messenger, instagram, x, sms",
+                    "must be one of phone, email, web_chat, whatsapp, messenger, instagram, x, sms, telegram",
                 ));
             }
         })
@@ -88,9 +92,10 @@ impl IdentityKind {
                 let h = v.trim_start_matches('@').to_lowercase();
                 plain_id(field, &h)
             }
-            IdentityKind::WebChat | IdentityKind::Messenger | IdentityKind::Instagram => {
-                plain_id(field, v)
-            }
+            IdentityKind::WebChat
+            | IdentityKind::Messenger
+            | IdentityKind::Instagram
+            | IdentityKind::Telegram => plain_id(field, v),
         }
     }
 }

@@ -60,6 +60,8 @@ pub struct Store {
     files: Option<Arc<Path>>,
     /// The triage hook [`Store::ingest`] runs (default: keyword rules).
     triage: TriageHook,
+    /// The key ring channel secrets are sealed under (see [`Store::with_secret_keys`]).
+    secret_keys: Arc<parley_vault::KeyRing>,
     /// The per-call lookup cache, shared by every clone (see [`crate::lookups`]).
     pub(crate) lookups: Arc<crate::lookups::Lookups>,
 }
@@ -116,6 +118,7 @@ impl Store {
             clock: Arc::new(SystemClock),
             files: None,
             triage: TriageHook::default(),
+            secret_keys: Arc::new(ephemeral_ring()),
             lookups: Arc::default(),
         })
     }
@@ -181,6 +184,19 @@ impl Store {
     pub fn with_files_dir(mut self, dir: impl AsRef<Path>) -> Store {
         self.files = Some(Arc::from(dir.as_ref()));
         self
+    }
+
+    /// Seals channel secrets (access tokens, passwords) under `keys` (the data
+    /// directory's key ring). Without it a store seals them under a random key that
+    /// lives as long as the process: fine for tests, lost at a restart.
+    pub fn with_secret_keys(mut self, keys: Arc<parley_vault::KeyRing>) -> Store {
+        self.secret_keys = keys;
+        self
+    }
+
+    /// The key ring channel secrets are sealed under.
+    pub(crate) fn secret_keys(&self) -> &parley_vault::KeyRing {
+        &self.secret_keys
     }
 
     /// The root of the stored files, when set.
@@ -296,4 +312,9 @@ impl Default for TriageHook {
     fn default() -> Self {
         TriageHook(Arc::new(crate::conversations::RulesTriage::default()))
     }
+}
+
+/// A key ring of one random key, for a store given none.
+fn ephemeral_ring() -> parley_vault::KeyRing {
+    parley_vault::KeyRing::new(1, rand::random())
 }

@@ -48,6 +48,10 @@ pub enum Channel {
     Instagram,
     /// X (Twitter) DMs.
     X,
+    /// Telegram.
+    Telegram,
+    /// A custom integration (the `api` channel).
+    Api,
     /// Inside Parley (notes, system events).
     Internal,
 }
@@ -82,7 +86,7 @@ macro_rules! str_enum {
     };
 }
 str_enum!(InteractionKind, "kind", { Call => "call", Message => "message", Email => "email", Note => "note", System => "system" });
-str_enum!(Channel, "channel", { Voice => "voice", WebChat => "web_chat", Email => "email", Sms => "sms", Whatsapp => "whatsapp", Messenger => "messenger", Instagram => "instagram", X => "x", Internal => "internal" });
+str_enum!(Channel, "channel", { Voice => "voice", WebChat => "web_chat", Email => "email", Sms => "sms", Whatsapp => "whatsapp", Messenger => "messenger", Instagram => "instagram", X => "x", Telegram => "telegram", Api => "api", Internal => "internal" });
 str_enum!(Direction, "direction", { Inbound => "inbound", Outbound => "outbound", Internal => "internal" });
 
 /// Metadata of an attached file (the bytes live in the storage root, not the database).

@@ -6,6 +6,7 @@ mod analytics;
 mod automation;
 mod callbacks;
 mod canned;
+mod channels;
 mod common;
 mod conversations;
 mod flows;

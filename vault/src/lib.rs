@@ -386,6 +386,23 @@ pub fn create(path: &Path, ring: &KeyRing) -> Result<SealedWriter<BufWriter<File
     SealedWriter::new(BufWriter::new(f), ring)
 }
 
+/// Seals a short value (a channel's access token, a password) in memory: the same
+/// format as a sealed file, so a value sealed under an older key still opens after a
+/// rotation.
+pub fn seal_bytes(plain: &[u8], ring: &KeyRing) -> Result<Vec<u8>> {
+    let mut w = SealedWriter::new(Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN), ring)?;
+    w.write_all(plain)?;
+    w.finish()
+}
+
+/// Opens what [`seal_bytes`] sealed.
+pub fn open_bytes(sealed: &[u8], ring: &KeyRing) -> Result<Vec<u8>> {
+    let mut r = SealedReader::new(io::Cursor::new(sealed), ring)?;
+    let mut out = Vec::with_capacity(usize::try_from(r.len()).unwrap_or(0));
+    r.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Creates `dir` and its missing parents with mode 0700.
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new()

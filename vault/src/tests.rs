@@ -229,3 +229,22 @@ fn throughput() {
         (sealed.len() - data.len()) as f64 * 100.0 / data.len() as f64
     );
 }
+
+#[test]
+fn short_values_seal_and_open_and_tampering_fails() {
+    let ring = ring();
+    let sealed = seal_bytes(b"EAAG-secret-token", &ring).unwrap();
+    assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    assert_eq!(open_bytes(&sealed, &ring).unwrap(), b"EAAG-secret-token");
+    let mut bad = sealed.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(open_bytes(&bad, &ring).is_err());
+    let rotated = ring.clone().with_key(2, [9; 32]);
+    assert_eq!(open_bytes(&sealed, &rotated).unwrap(), b"EAAG-secret-token");
+    assert!(open_bytes(&sealed, &KeyRing::new(5, [1; 32])).is_err());
+    assert_eq!(
+        open_bytes(&seal_bytes(b"", &ring).unwrap(), &ring).unwrap(),
+        b""
+    );
+}

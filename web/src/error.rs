@@ -187,6 +187,12 @@ impl From<CoreError> for ApiError {
                 "unsupported_type",
                 format!("files of type {content_type} are not accepted"),
             ),
+            e @ CoreError::ReplyWindowClosed { .. } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "reply_window_closed",
+                e.to_string(),
+            )
+            .with_field("text"),
             other => ApiError::internal(&other),
         }
     }

@@ -72,6 +72,9 @@ pub struct WebConfig {
     /// The key ring recordings are sealed under (to stream them decrypted); `None`:
     /// stored recordings are plain files.
     pub recording_keys: Option<Arc<parley_vault::KeyRing>>,
+    /// Parley's public base URL as providers reach it (`PARLEY_PUBLIC_URL`), for
+    /// channels' webhook URLs; `None`: the address a request came to.
+    pub public_url: Option<String>,
 }
 
 impl Default for WebConfig {
@@ -84,6 +87,7 @@ impl Default for WebConfig {
             max_prompt_bytes: 10 << 20,
             hsts: Hsts::Auto,
             recording_keys: None,
+            public_url: None,
         }
     }
 }
@@ -122,6 +126,8 @@ pub struct AppState {
     /// Knowledge-base search and answers (per-tenant indexes; see
     /// [`AppState::with_knowledge`]).
     pub(crate) knowledge: Arc<parley_knowledge::Knowledge>,
+    /// The messaging providers' API client (webhook media downloads).
+    pub(crate) messaging: parley_messaging::client::Client,
 }
 
 /// Which local AI features are on, and why not; which models are installed.
@@ -496,6 +502,7 @@ impl AppState {
             chat: None,
             portal: portal::PortalState::new(Arc::new(portal::LogLinkSender)),
             knowledge: Arc::new(parley_knowledge::Knowledge::new()),
+            messaging: parley_messaging::client::Client::new(Duration::from_secs(15)),
         }
     }
 
@@ -637,6 +644,7 @@ impl AppState {
         (name = "knowledge", description = "The knowledge base: articles (versions, draft/published), search, grounded answers with citations, the web-chat bot's switch"),
         (name = "automation", description = "Automation rules: triggers, conditions and actions as data; dry runs; execution logs"),
         (name = "ai", description = "Local AI: triage (intent, P0-P3, noise, language, sentiment, entities), tenant intents, corrections"),
+        (name = "channels", description = "Channels (web chat, email, SMS, WhatsApp, Messenger, Instagram, Telegram, X, api): provider configuration with write-only secrets, webhook URLs"),
         (name = "chat", description = "The public web-chat API under /chat/v1 (not /api/v1): visitors open a conversation, \
             write and read with the signed visitor token it returns (`Authorization: Bearer <visitor_token>`); CORS is open \
             on these routes only"),

@@ -8,6 +8,7 @@ mod bans;
 mod batch;
 mod calls;
 mod canned;
+mod channels;
 mod chat;
 mod conversations;
 mod flows;

@@ -165,6 +165,17 @@ impl Store {
         // The status event row is the record of the delivery.
         self.commit_audited(tx, Audited::own_record(), events)
             .await?;
+        // Receipts the provider sent before its id was recorded here (issue #19).
+        if let Some(pid) = provider_message_id {
+            let (channel_id,): (String,) =
+                sqlx::query_as("SELECT channel_id FROM messages WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(message_id)
+                    .fetch_one(self.pool())
+                    .await?;
+            self.apply_pending_receipts(tenant_id, &channel_id, pid)
+                .await?;
+        }
         Ok(true)
     }
 

@@ -12,6 +12,7 @@ mod batch;
 mod calls;
 mod canned;
 mod cases;
+pub(crate) mod channels;
 mod conversations;
 mod customers;
 mod dialpolicy;
@@ -55,6 +56,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(tasks::router())
         .merge(webhooks::router())
         .merge(ai::router())
+        .merge(channels::router())
         .routes(utoipa_axum::routes!(crate::metrics::metrics))
 }
 

@@ -344,6 +344,17 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
     for key in ["rule", "rule2"] {
         let r = ok(t, Method::POST, "/api/v1/rules", admin, rule_body(key)).await;
         ids.insert(key, id(&r));
+    // Channels (issue #19).
+    for (key, name) in [("channel", "Support bot"), ("channel2", "Old bot")] {
+        let c = ok(
+            t,
+            Method::POST,
+            "/api/v1/channels",
+            admin,
+            json!({"kind": "telegram", "name": name, "config": {"bot_token": "1:x", "secret_token": "s"}}),
+        )
+        .await;
+        ids.insert(key, id(&c));
     }
     for (key, name) in [("trunk", "carrier"), ("trunk2", "old carrier")] {
         let tr = ok(
@@ -596,6 +607,15 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/webhooks/{id}/deliveries", "/webhooks/{webhook}/deliveries", json!(null), "UFFAN"),
         // No delivery exists in this world: found by nobody.
         (M::POST, "/webhooks/deliveries/{id}/replay", "/webhooks/deliveries/none/replay", json!(null), "UFFNN"),
+        // Channels (issue #19): everyone lists them (the inbox filter), admins write.
+        (M::GET, "/channels", "/channels", json!(null), "UAAAO"),
+        (M::POST, "/channels", "/channels", json!({"kind": "api", "name": "Shop", "config": {"signing_secret": "k"}}), "UFFAO"),
+        (M::GET, "/channels/{id}", "/channels/{channel}", json!(null), "UAAAN"),
+        (M::PATCH, "/channels/{id}", "/channels/{channel}", json!({"name": "Support bot"}), "UFFAN"),
+        // Provider webhooks (issue #19): no staff token counts; Telegram has no GET
+        // check, and a POST without the provider's signature is refused.
+        (M::GET, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!(null), "NNNNN"),
+        (M::POST, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!({"update_id": 1}), "UUUUU"),
         (M::GET, "/sla-policies", "/sla-policies", json!(null), "UAAAO"),
         (M::PUT, "/sla-policies/{priority}", "/sla-policies/P1", json!({"first_response_minutes": 30, "resolution_minutes": 300}), "UFFAO"),
         (M::GET, "/audit", "/audit", json!(null), "UFAAO"),
@@ -757,6 +777,7 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::DELETE, "/canned-responses/{id}", "/canned-responses/{canned2}", json!(null), "UFFAN"),
         (M::DELETE, "/rules/{id}", "/rules/{rule2}", json!(null), "UFFAN"),
         (M::DELETE, "/webhooks/{id}", "/webhooks/{webhook2}", json!(null), "UFFAN"),
+        (M::DELETE, "/channels/{id}", "/channels/{channel2}", json!(null), "UFFAN"),
         (M::POST, "/auth/logout", "/auth/logout", json!(null), "UAAAO"),
     ]
 }
@@ -908,6 +929,8 @@ async fn every_route_and_call_control_by_role() {
             || path.starts_with("/portal/")
             || path.starts_with("/hooks/")
         {
+        // The public chat API and provider webhooks are not under /api/v1.
+        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
             w.fill(path)
         } else {
             format!("/api/v1{}", w.fill(path))

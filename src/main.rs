@@ -1,9 +1,9 @@
 //! `parley`: the one binary. `serve` runs the contact center; `migrate` applies schema
 //! migrations; `user add` creates a login. See README.md.
 
+mod ai;
 mod analytics;
 mod automation;
-mod ai;
 mod config;
 mod data;
 mod delivery;

@@ -7,8 +7,8 @@ use parley_cases::conversations::delivery::{
 };
 use parley_cases::conversations::email::{EmailRecord, ThreadRule};
 use parley_cases::conversations::{
-    Channel, ChannelKind, Conversation, InboundMessage, MAX_ATTACHMENTS, MAX_TEXT_BYTES,
-    RulesTriage, Sender, Triage, TriageDecision,
+    Channel, ChannelKind, Conversation, InboundMessage, MAX_ATTACHMENTS, MAX_TEXT_BYTES, Sender,
+    Triage, TriageDecision,
 };
 use parley_cases::customers::RawIdentity;
 use parley_cases::{Actor, Store};
@@ -44,15 +44,22 @@ pub enum Outcome {
     Unreadable(String),
 }
 
-/// Automatic mail is tagged and never gets an automatic acknowledgement; it is still
-/// stored and routed like any other message (a person may need to read it).
+/// The store's triage (the local model's, or rules), plus: automatic mail is tagged and
+/// never gets an automatic acknowledgement; it is still stored and routed like any other
+/// message (a person may need to read it).
 struct EmailTriage {
+    inner: std::sync::Arc<dyn Triage>,
     auto: Option<AutoKind>,
 }
 
 impl Triage for EmailTriage {
-    fn triage(&self, c: Option<&Conversation>, m: &InboundMessage) -> TriageDecision {
-        let mut d = RulesTriage::default().triage(c, m);
+    fn triage(
+        &self,
+        tenant_id: &str,
+        c: Option<&Conversation>,
+        m: &InboundMessage,
+    ) -> TriageDecision {
+        let mut d = self.inner.triage(tenant_id, c, m);
         if let Some(a) = self.auto {
             d.tags.push(
                 match a {
@@ -201,7 +208,14 @@ pub async fn ingest_raw(
         subject: p.subject.clone(),
     };
     let ing = store
-        .ingest_with(&actor, inbound, &EmailTriage { auto: p.auto })
+        .ingest_with(
+            &actor,
+            inbound,
+            &EmailTriage {
+                inner: store.triage(),
+                auto: p.auto,
+            },
+        )
         .await?;
     store
         .record_email(

@@ -5,8 +5,8 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::AppState;
 
 mod admin;
-pub(crate) mod analytics;
 mod ai;
+pub(crate) mod analytics;
 mod auth;
 mod batch;
 mod calls;

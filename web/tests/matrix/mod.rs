@@ -344,6 +344,7 @@ async fn world(t: &T, admin: &str, agent: &str) -> World {
     for key in ["rule", "rule2"] {
         let r = ok(t, Method::POST, "/api/v1/rules", admin, rule_body(key)).await;
         ids.insert(key, id(&r));
+    }
     // Channels (issue #19).
     for (key, name) in [("channel", "Support bot"), ("channel2", "Old bot")] {
         let c = ok(
@@ -607,15 +608,6 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/webhooks/{id}/deliveries", "/webhooks/{webhook}/deliveries", json!(null), "UFFAN"),
         // No delivery exists in this world: found by nobody.
         (M::POST, "/webhooks/deliveries/{id}/replay", "/webhooks/deliveries/none/replay", json!(null), "UFFNN"),
-        // Channels (issue #19): everyone lists them (the inbox filter), admins write.
-        (M::GET, "/channels", "/channels", json!(null), "UAAAO"),
-        (M::POST, "/channels", "/channels", json!({"kind": "api", "name": "Shop", "config": {"signing_secret": "k"}}), "UFFAO"),
-        (M::GET, "/channels/{id}", "/channels/{channel}", json!(null), "UAAAN"),
-        (M::PATCH, "/channels/{id}", "/channels/{channel}", json!({"name": "Support bot"}), "UFFAN"),
-        // Provider webhooks (issue #19): no staff token counts; Telegram has no GET
-        // check, and a POST without the provider's signature is refused.
-        (M::GET, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!(null), "NNNNN"),
-        (M::POST, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!({"update_id": 1}), "UUUUU"),
         (M::GET, "/sla-policies", "/sla-policies", json!(null), "UAAAO"),
         (M::PUT, "/sla-policies/{priority}", "/sla-policies/P1", json!({"first_response_minutes": 30, "resolution_minutes": 300}), "UFFAO"),
         (M::GET, "/audit", "/audit", json!(null), "UFAAO"),
@@ -720,6 +712,15 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::GET, "/ai/intents", "/ai/intents", json!(null), "UAAAO"),
         (M::POST, "/ai/intents", "/ai/intents", json!({"name": "solar", "description": "Solar panels", "examples": ["My solar panels stopped"]}), "UFAAO"),
         (M::GET, "/ai/corrections", "/ai/corrections", json!(null), "UFAAO"),
+        // Channels (issue #19): everyone lists them (the inbox filter), admins write.
+        (M::GET, "/channels", "/channels", json!(null), "UAAAO"),
+        (M::POST, "/channels", "/channels", json!({"kind": "api", "name": "Shop", "config": {"signing_secret": "k"}}), "UFFAO"),
+        (M::GET, "/channels/{id}", "/channels/{channel}", json!(null), "UAAAN"),
+        (M::PATCH, "/channels/{id}", "/channels/{channel}", json!({"name": "Support bot"}), "UFFAN"),
+        // Provider webhooks (issue #19): no staff token counts; Telegram has no GET
+        // check, and a POST without the provider's signature is refused.
+        (M::GET, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!(null), "NNNNN"),
+        (M::POST, "/hooks/v1/{kind}/{id}", "/hooks/v1/telegram/{channel}", json!({"update_id": 1}), "UUUUU"),
         (M::GET, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!(null), "UAAAN"),
         (M::POST, "/conversations/{id}/triage", "/conversations/{conversation}/triage", json!({"intent": "sales", "priority": "P3"}), "UAAAN"),
         // Speech
@@ -775,9 +776,9 @@ fn table() -> Vec<(Method, &'static str, &'static str, Value, &'static str)> {
         (M::DELETE, "/trunks/{id}", "/trunks/{trunk2}", json!(null), "UFFAN"),
         (M::DELETE, "/queues/{id}", "/queues/{queue2}", json!(null), "UFFAN"),
         (M::DELETE, "/canned-responses/{id}", "/canned-responses/{canned2}", json!(null), "UFFAN"),
+        (M::DELETE, "/channels/{id}", "/channels/{channel2}", json!(null), "UFFAN"),
         (M::DELETE, "/rules/{id}", "/rules/{rule2}", json!(null), "UFFAN"),
         (M::DELETE, "/webhooks/{id}", "/webhooks/{webhook2}", json!(null), "UFFAN"),
-        (M::DELETE, "/channels/{id}", "/channels/{channel2}", json!(null), "UFFAN"),
         (M::POST, "/auth/logout", "/auth/logout", json!(null), "UAAAO"),
     ]
 }
@@ -929,8 +930,6 @@ async fn every_route_and_call_control_by_role() {
             || path.starts_with("/portal/")
             || path.starts_with("/hooks/")
         {
-        // The public chat API and provider webhooks are not under /api/v1.
-        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
             w.fill(path)
         } else {
             format!("/api/v1{}", w.fill(path))

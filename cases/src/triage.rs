@@ -644,7 +644,7 @@ impl Store {
                 entity_kind: "ai_intent",
                 entity_id: &after.id,
                 subject_customer_id: None,
-                before: before.as_ref().and_then(|b| snapshot(b)),
+                before: before.as_ref().and_then(snapshot),
                 after: snapshot(&after),
             },
         )

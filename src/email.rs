@@ -23,13 +23,23 @@ pub(crate) async fn readers(store: Store, poll: Duration) {
             Ok(list) => {
                 let mut seen = Vec::new();
                 for (tenant, ch) in list {
-                    let Ok(cfg) = EmailConfig::from_json(&ch.settings) else {
+                    // The whole configuration: the mailbox password is a sealed secret.
+                    let Ok(full) = store.channel_config(&ch) else {
+                        tracing::warn!(channel = %ch.id, "email: the channel's secrets cannot be opened");
+                        continue;
+                    };
+                    let Ok(cfg) = EmailConfig::from_json(&full) else {
                         continue;
                     };
                     if cfg.imap.is_none() {
                         continue;
                     }
-                    let fingerprint = ch.settings.to_string();
+                    // A change of settings or of a secret restarts the reader.
+                    let fingerprint = {
+                        use sha2::Digest as _;
+                        let d = sha2::Sha256::digest(full.to_string().as_bytes());
+                        d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                    };
                     seen.push(ch.id.clone());
                     if running.get(&ch.id).is_some_and(|(f, _)| *f == fingerprint) {
                         continue;

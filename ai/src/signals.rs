@@ -25,22 +25,38 @@ pub fn language(text: &str) -> String {
         return "und".into();
     };
     // Short texts are mostly English here, and whatlang guesses wildly on them: trust
-    // a non-English guess only when it is confident.
+    // a non-English guess only when it is confident — and not at all for a text whose
+    // function words are English (whatlang took "Our hospital's phone lines are all
+    // down, patients cannot reach us." for French, from its Latin-rooted nouns).
     let code = info.lang().code();
-    if code != "eng" && (letters < 20 || info.confidence() < 0.5) && looks_english(text) {
+    if code != "eng"
+        && (english_words(text) >= 3
+            || ((letters < 20 || info.confidence() < 0.5) && english_words(text) >= 1))
+    {
         return "en".into();
     }
     iso639_1(code).map_or_else(|| code.to_owned(), str::to_owned)
 }
 
-fn looks_english(text: &str) -> bool {
+/// How many distinct English function words the text has.
+fn english_words(text: &str) -> usize {
     const COMMON: &[&str] = &[
         "the", "my", "i", "is", "to", "you", "it", "ok", "thanks", "thank", "please", "and", "not",
-        "no", "a", "yes", "hi", "hello", "great", "cheers", "bye", "of", "for", "in",
+        "no", "a", "yes", "hi", "hello", "great", "cheers", "bye", "of", "for", "in", "our", "are",
+        "all", "us", "we", "cannot", "can", "have", "has", "was", "be", "this", "that", "with",
+        "on", "at", "your", "me", "what", "how", "why", "when", "there",
     ];
-    text.split(|c: char| !c.is_alphanumeric())
+    let mut seen: Vec<String> = Vec::new();
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .any(|w| COMMON.contains(&w.to_lowercase().as_str()))
+    {
+        let w = w.to_lowercase();
+        if COMMON.contains(&w.as_str()) && !seen.contains(&w) {
+            seen.push(w);
+        }
+    }
+    seen.len()
 }
 
 fn iso639_1(code: &str) -> Option<&'static str> {

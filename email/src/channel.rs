@@ -277,7 +277,8 @@ fn send_error(e: &Error) -> SendError {
 
 impl EmailAdapter {
     async fn send_one(&self, store: &Store, d: &Delivery) -> Result<String> {
-        let cfg = EmailConfig::from_json(&d.channel.settings)?;
+        // The whole configuration: the relay's password is a sealed secret.
+        let cfg = EmailConfig::from_json(&store.channel_config(&d.channel)?)?;
         let out = cfg.smtp_out.clone().ok_or(Error::Config {
             field: "smtp_out",
             message: "the channel has no outgoing relay".into(),

@@ -66,7 +66,12 @@ impl Receiver {
 
     async fn target(&self, rcpt: &str) -> Result<Option<Target>> {
         for (tenant, ch) in self.store.email_channels().await? {
-            let Ok(cfg) = EmailConfig::from_json(&ch.settings) else {
+            // The whole configuration (its secrets opened).
+            let Ok(Ok(cfg)) = self
+                .store
+                .channel_config(&ch)
+                .map(|c| EmailConfig::from_json(&c))
+            else {
                 continue;
             };
             if !cfg.smtp_in {

@@ -41,6 +41,11 @@ fn languages() {
             "fr",
         ),
         ("ok thanks", "en"),
+        // Regression: whatlang took this for French (Latin-rooted nouns).
+        (
+            "Our hospital's phone lines are all down, patients cannot reach us.",
+            "en",
+        ),
         ("👍", "und"),
         ("", "und"),
     ] {

@@ -142,12 +142,16 @@ const API: &[Field] = &[
     opt("max_attempts", Integer),
 ];
 
+/// The email channel's fields (`parley_email::config::EmailConfig` reads them).
 const EMAIL: &[Field] = &[
     opt("address", Text),
     opt("imap", Object),
-    opt("smtp_in", Object),
+    opt("smtp_in", Bool),
     opt("smtp_out", Object),
     opt("signature", Text),
+    opt("aliases", List),
+    opt("thread_window_minutes", Integer),
+    opt("auto_replies_per_hour", Integer),
 ];
 
 /// The fields of `kind`, or `None` where the configuration is free-form (web chat's

@@ -985,8 +985,10 @@ async fn every_route_and_call_control_by_role() {
     // engineer's logout ends their token.
     let engineer = t.login("acme", Role::Engineer).await;
     for (m, tmpl, path, body, code) in &rows {
-        let public =
-            path.starts_with("/chat/") || path.starts_with("/hooks/") || *tmpl == "/auth/login";
+        let public = path.starts_with("/chat/")
+            || path.starts_with("/portal/")
+            || path.starts_with("/hooks/")
+            || *tmpl == "/auth/login";
         let want = if public {
             expects(code)[0]
         } else {
@@ -995,7 +997,10 @@ async fn every_route_and_call_control_by_role() {
         if body.as_str() == Some(WAV_BODY) {
             continue;
         }
-        let uri = if path.starts_with("/chat/") || path.starts_with("/hooks/") {
+        let uri = if path.starts_with("/chat/")
+            || path.starts_with("/portal/")
+            || path.starts_with("/hooks/")
+        {
             w.fill(path)
         } else {
             format!("/api/v1{}", w.fill(path))
@@ -1009,6 +1014,7 @@ async fn every_route_and_call_control_by_role() {
             Expect::A => {
                 s.is_success() || s == StatusCode::CONFLICT || s == StatusCode::UNPROCESSABLE_ENTITY
             }
+            Expect::N => s == StatusCode::NOT_FOUND,
             other => panic!("no engineer expectation {other:?}"),
         };
         if !good {
